@@ -1,0 +1,159 @@
+"""The observed world, as frozen values. Nothing here talks to AWS or reads a clock."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+# Tag keys are the operator-facing contract (SPEC: "Tags on EC2 instances").
+TAG_CLUSTER = "lbf:cluster"
+TAG_ROLE = "lbf:role"
+TAG_NAME = "lbf:name"
+TAG_PORT = "lbf:port"
+TAG_MAINTENANCE = "lbf:maintenance"
+TAG_HEALTH = "lbf:health"
+TAG_PROBE = "lbf:probe"
+TAG_STATE = "lbf:state"
+TAG_BACKENDS = "lbf:backends"
+
+# The only tags the controller ever writes; the IAM policy allows exactly these.
+CONTROLLER_TAGS = (TAG_NAME, TAG_HEALTH, TAG_PROBE, TAG_STATE, TAG_BACKENDS)
+
+
+class Role(enum.Enum):
+    LB = "lb"
+    WEB = "web"
+
+
+class Health(enum.Enum):
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+    UNKNOWN = "unknown"
+
+
+class LbState(enum.Enum):
+    ACTIVE = "active"
+    STANDBY = "standby"
+
+
+# EC2 instance states in which an instance cannot serve: unhealthy at once, no rounds needed.
+DOWN_STATES = frozenset({"stopping", "stopped", "shutting-down", "terminated"})
+# States in which a per-LB record is removed (the instance has given up its address).
+GONE_STATES = frozenset({"stopped", "shutting-down", "terminated"})
+
+
+@dataclass(frozen=True)
+class ProbeRun:
+    """A run of equal probe results (`lbf:probe` = `ok:N` / `fail:N`)."""
+
+    ok: bool
+    count: int
+
+    def render(self) -> str:
+        return f"{'ok' if self.ok else 'fail'}:{self.count}"
+
+
+@dataclass(frozen=True)
+class Damping:
+    """What the controller carries per target across rounds and invocations."""
+
+    health: Health = Health.UNKNOWN
+    run: ProbeRun | None = None
+
+
+@dataclass(frozen=True)
+class Instance:
+    """An instance of the cluster whose tags all parsed."""
+
+    instance_id: str
+    role: Role
+    state: str  # EC2 state name: pending, running, stopping, stopped, shutting-down, terminated
+    launch_time: float  # epoch seconds; the older of two LBs with one name keeps it
+    address: str | None  # the address that is probed and published (per LBF_*_ADDRESS)
+    name: str | None = None  # LBs: lbf:name, None until assigned
+    port: int | None = None  # web: backend port
+    draining: bool = False
+    damping: Damping = field(default_factory=Damping)
+    lb_state: LbState | None = None  # lbf:state
+    backends_checksum: str | None = None  # lbf:backends
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def down(self) -> bool:
+        return self.state in DOWN_STATES
+
+    @property
+    def health(self) -> Health:
+        return self.damping.health
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An instance of the cluster whose tags did not parse: never rendered anywhere, frozen."""
+
+    instance_id: str
+    reason: str
+    role: str | None  # raw lbf:role, only for display after escaping
+    name: str | None  # raw lbf:name if it is a valid label (protects that record), else None
+    address: str | None  # its address if it parsed, so an active record on it is recognised
+    state: str
+
+
+@dataclass(frozen=True)
+class Record:
+    """A Route 53 record set as read: name without the trailing dot, lower case."""
+
+    name: str
+    type: str
+    ttl: int
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    key: str  # instance id
+    url: str
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    detail: str  # "200", "timeout", "connection refused", ...
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Command:
+    """The last backend push to one LB, as SSM reports it."""
+
+    command_id: str
+    instance_id: str
+    checksum: str
+    status: str  # Pending, InProgress, Delayed, Success, Failed, TimedOut, Cancelled, Undeliverable
+    requested_at: float
+
+    IN_FLIGHT = frozenset({"Pending", "InProgress", "Delayed"})
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status in self.IN_FLIGHT
+
+
+@dataclass(frozen=True)
+class World:
+    """Everything one run reads once: the inventory, the records, the parameters."""
+
+    lbs: tuple[Instance, ...]
+    webs: tuple[Instance, ...]
+    skipped: tuple[Skipped, ...]
+    records: tuple[Record, ...]
+    backends_parameter: str | None  # <prefix>/backends as stored
+    lbs_parameter: str | None  # <prefix>/lbs as stored
+    paused: bool = False
+    commands: tuple[Command, ...] = ()
+    # EIP mode: the instance the Elastic IP is associated with, and its public address.
+    eip_instance_id: str | None = None
+    eip_address: str | None = None
