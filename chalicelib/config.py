@@ -1,0 +1,534 @@
+"""Settings from the environment, validated once, before any AWS call (SPEC: "Configuration").
+
+Every value is checked here, so the rest of the code can trust it: several of them end up in DNS
+names, Parameter Store names or probe URLs, where a stray character would do damage far from the
+cause. Reading rules, the same for every variable:
+
+- Surrounding spaces and tabs are stripped; nothing else is changed. A newline or any other control
+  character anywhere in a value is an error (a value pasted with a line break is a mistake, and it
+  must never reach a log line or a record unescaped).
+- A required variable that is unset or empty is an error. An optional variable that is set to the
+  empty string (or only spaces) is treated as unset and takes its default, because deployment
+  templates commonly render an unused variable as "".
+- Everything is validated on every call, in one fixed order: the required variables, then the
+  SPEC table's order, then the variables added after it (LBF_ACTIVE_MODE, LBF_PROBER_FAULT_PERCENT,
+  LBF_LB_MIN_BACKENDS, LBF_ROUTE53_HEALTH_CHECKS). The first bad variable raises ConfigError, so the
+  same environment always reports the same error.
+
+Pure: the environment comes in as a mapping; nothing here reads os.environ, the clock or the network.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+# Shown in errors; longer values are cut so one bad variable cannot flood a log line.
+_SHOWN_CHARS = 60
+
+# Lambda's hard maximum run time: a probe schedule longer than this can never finish.
+_LAMBDA_MAX_SECONDS = 900
+
+_CLUSTER = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# Leaves room for "<label>.<domain>" with the longest label: 63 + 1 + 189 = 253, DNS's limit for a
+# whole name, so no LB name that passes as a label can make a record Route 53 refuses.
+_DOMAIN_MAX_CHARS = 189
+# Route 53 returns ids as "/hostedzone/Z..."; the API takes the bare id.
+_HOSTED_ZONE_PREFIX = "/hostedzone/"
+# Real ids start with "Z"; moto's do not, so only the character set is checked.
+_HOSTED_ZONE_ID = re.compile(r"[A-Z0-9]{1,32}")
+_EIP_ALLOCATION_ID = re.compile(r"eipalloc-[0-9a-f]{8,32}")
+_SSM_DOCUMENT_NAME = re.compile(r"[A-Za-z0-9_.-]{3,128}")
+_SSM_DOCUMENT_ARN = re.compile(
+    r"arn:aws[a-z-]*:ssm:[a-z]{2}(?:-[a-z]+)+-[0-9]+:[0-9]{12}:document/[A-Za-z0-9_.-]{3,128}"
+)
+_SNS_TOPIC_ARN = re.compile(
+    r"arn:aws[a-z-]*:sns:[a-z]{2}(?:-[a-z]+)+-[0-9]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(?:\.fifo)?"
+)
+_PARAMETER_PREFIX = re.compile(r"(?:/[A-Za-z0-9_.-]+)+")
+# "<prefix>/backends" must stay under Parameter Store's 1011-character name limit.
+_PARAMETER_PREFIX_MAX_CHARS = 900
+# Parameter Store allows 15 levels; the prefix leaves one for "backends", "lbs", "paused".
+_PARAMETER_PREFIX_MAX_LEVELS = 14
+# Parameter Store reserves names whose first level starts with these (case-insensitive).
+_PARAMETER_RESERVED_STARTS = ("aws", "ssm")
+
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,10}")
+# Plain decimals only: no sign, exponent, nan or inf, so "1e3" cannot mean 1000 by accident.
+_DECIMAL = re.compile(r"(?:[0-9]{1,6}(?:\.[0-9]{0,6})?|\.[0-9]{1,6})")
+_TRUE_WORDS = frozenset({"true", "1", "yes"})
+_FALSE_WORDS = frozenset({"false", "0", "no"})
+
+_CHECK_SCHEMES = ("http", "https", "tcp")
+_ADDRESS_FIELD = "{address}"
+_PORT_FIELD = "{port}"
+# RFC 3986's characters plus the two placeholders' braces: nothing a URL parser might read two ways.
+_CHECK_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%{}]+")
+_TCP_CHECK = re.compile(r"tcp://\{address\}:(?:\{port\}|[0-9]{1,5})")
+# Rendered once with each address family to prove the template puts the address in the host.
+_SAMPLE_IPV4 = "192.0.2.10"
+_SAMPLE_IPV6 = "2001:db8::10"
+_SAMPLE_PORT = 8080
+
+_CHECK_FORM = (
+    "an http://, https:// or tcp:// URL template with {address} as the host, "
+    "e.g. http://{address}:80/health"
+)
+
+
+class ConfigError(Exception):
+    """One bad or missing variable: names it and the form it should take."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
+        self.message = message
+
+
+@dataclass(frozen=True)
+class CheckTemplate:
+    """A validated probe URL template; `{address}` is the target's address, `{port}` its port."""
+
+    scheme: str
+    template: str
+
+    @property
+    def needs_port(self) -> bool:
+        return _PORT_FIELD in self.template
+
+    def render(self, address: str, port: int | None = None) -> str:
+        if self.needs_port and port is None:
+            raise ValueError(f"check {self.template!r} needs a port")
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError(f"port {port} is not in 1..65535")
+        # An IPv6 literal in a URL must be bracketed, or its colons read as a port separator.
+        host = f"[{address}]" if ":" in address else address
+        url = self.template.replace(_ADDRESS_FIELD, host)
+        if port is not None:
+            url = url.replace(_PORT_FIELD, str(port))
+        return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run is configured with; build it with `Settings.from_env`."""
+
+    cluster: str
+    domain: str
+    hosted_zone_id: str
+    active_name: str
+    ttl: int
+    mode: str  # "dns" | "eip"
+    eip_allocation_id: str | None  # set exactly when mode is "eip"
+    active_mode: str  # "single" | "all"
+    lb_address: str  # "public" | "private"
+    pool_address: str  # "private" | "public"
+    lb_check: CheckTemplate
+    pool_check: CheckTemplate
+    pool_port: int
+    probe_timeout: float
+    probe_interval: float
+    probe_rounds: int
+    rise: int
+    fall: int
+    ssm_document: str
+    parameter_prefix: str
+    sns_topic_arn: str | None
+    dry_run: bool
+    max_pool_drop: int  # percent
+    # A round in which at least this percent of its targets (two or more) fail is the prober's fault.
+    prober_fault_percent: int
+    lb_min_backends: int
+    route53_health_checks: bool
+
+    @property
+    def active_record_name(self) -> str:
+        return self.record_name(self.active_name)
+
+    def record_name(self, label: str) -> str:
+        return f"{label}.{self.domain}"
+
+    @property
+    def ownership_record_name(self) -> str:
+        return f"_lbf.{self.domain}"
+
+    @property
+    def backends_parameter(self) -> str:
+        return f"{self.parameter_prefix}/backends"
+
+    @property
+    def lbs_parameter(self) -> str:
+        return f"{self.parameter_prefix}/lbs"
+
+    @property
+    def paused_parameter(self) -> str:
+        return f"{self.parameter_prefix}/paused"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Validate every variable; raise ConfigError for the first bad one (see module doc)."""
+        cluster = _cluster(environ)
+        domain = _domain(environ)
+        hosted_zone_id = _hosted_zone_id(environ)
+        active_name = _active_name(environ)
+        ttl = _integer(environ, "LBF_TTL", 60, 1, 86400, unit="seconds")
+        mode = _choice(environ, "LBF_MODE", "dns", ("dns", "eip"))
+        eip_allocation_id = _eip_allocation_id(environ, mode)
+        lb_address = _choice(environ, "LBF_LB_ADDRESS", "public", ("public", "private"))
+        pool_address = _choice(environ, "LBF_POOL_ADDRESS", "private", ("private", "public"))
+        lb_check = _check(environ, "LBF_LB_CHECK", "http://{address}:80/health", port_allowed=False)
+        pool_check = _check(
+            environ, "LBF_POOL_CHECK", "http://{address}:{port}/health", port_allowed=True
+        )
+        pool_port = _integer(environ, "LBF_POOL_PORT", 80, 1, 65535)
+        # One probe outlasting the one-minute schedule is never what was meant.
+        probe_timeout = _seconds(environ, "LBF_PROBE_TIMEOUT", 2.0, high=60.0)
+        probe_interval = _seconds(environ, "LBF_PROBE_INTERVAL", 10.0, high=_LAMBDA_MAX_SECONDS)
+        _require_timeout_below_interval(probe_timeout, probe_interval)
+        probe_rounds = _integer(environ, "LBF_PROBE_ROUNDS", 6, 1, 60)
+        _require_schedule_fits_lambda(probe_rounds, probe_interval, probe_timeout)
+        rise = _integer(environ, "LBF_RISE", 2, 1, 10)
+        fall = _integer(environ, "LBF_FALL", 3, 1, 10)
+        ssm_document = _ssm_document(environ)
+        parameter_prefix = _parameter_prefix(environ, cluster)
+        sns_topic_arn = _sns_topic_arn(environ)
+        dry_run = _boolean(environ, "LBF_DRY_RUN", default=False)
+        max_pool_drop = _integer(environ, "LBF_MAX_POOL_DROP", 50, 0, 100, unit="percent")
+        active_mode = _active_mode(environ, mode)
+        prober_fault_percent = _integer(
+            environ, "LBF_PROBER_FAULT_PERCENT", 100, 1, 100, unit="percent"
+        )
+        lb_min_backends = _integer(environ, "LBF_LB_MIN_BACKENDS", 0, 0, 10000)
+        route53_health_checks = _boolean(environ, "LBF_ROUTE53_HEALTH_CHECKS", default=False)
+        return cls(
+            cluster=cluster,
+            domain=domain,
+            hosted_zone_id=hosted_zone_id,
+            active_name=active_name,
+            ttl=ttl,
+            mode=mode,
+            eip_allocation_id=eip_allocation_id,
+            active_mode=active_mode,
+            lb_address=lb_address,
+            pool_address=pool_address,
+            lb_check=lb_check,
+            pool_check=pool_check,
+            pool_port=pool_port,
+            probe_timeout=probe_timeout,
+            probe_interval=probe_interval,
+            probe_rounds=probe_rounds,
+            rise=rise,
+            fall=fall,
+            ssm_document=ssm_document,
+            parameter_prefix=parameter_prefix,
+            sns_topic_arn=sns_topic_arn,
+            dry_run=dry_run,
+            max_pool_drop=max_pool_drop,
+            prober_fault_percent=prober_fault_percent,
+            lb_min_backends=lb_min_backends,
+            route53_health_checks=route53_health_checks,
+        )
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def _shown(value: str) -> str:
+    """The value as it goes into an error: quoted, escaped, and cut to a readable length."""
+    if len(value) > _SHOWN_CHARS:
+        value = value[: _SHOWN_CHARS - 3] + "..."
+    return repr(value)
+
+
+def _bad(name: str, expected: str, value: str) -> ConfigError:
+    return ConfigError(name, f"expected {expected}, got {_shown(value)}")
+
+
+def _optional(environ: Mapping[str, str], name: str) -> str | None:
+    """The stripped value, or None when unset or empty."""
+    raw = environ.get(name)
+    if raw is None:
+        return None
+    value = raw.strip(" \t")
+    if any(unicodedata.category(char).startswith("C") for char in value):
+        raise ConfigError(
+            name, f"must not contain a newline or control character, got {_shown(value)}"
+        )
+    return value or None
+
+
+def _required(environ: Mapping[str, str], name: str, expected: str) -> str:
+    value = _optional(environ, name)
+    if value is None:
+        raise ConfigError(name, f"required but not set; expected {expected}")
+    return value
+
+
+# --- generic parsers ----------------------------------------------------------------------------
+
+
+def _integer(
+    environ: Mapping[str, str],
+    name: str,
+    default: int,
+    low: int,
+    high: int,
+    *,
+    unit: str = "",
+) -> int:
+    value = _optional(environ, name)
+    if value is None:
+        return default
+    expected = f"a whole number{' of ' + unit if unit else ''} from {low} to {high}"
+    if not _WHOLE_NUMBER.fullmatch(value):
+        raise _bad(name, expected, value)
+    number = int(value)
+    if not low <= number <= high:
+        raise _bad(name, expected, value)
+    return number
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: float, *, high: float) -> float:
+    value = _optional(environ, name)
+    if value is None:
+        return default
+    expected = f"a number of seconds above 0 and at most {high:g}, e.g. 2 or 0.5"
+    if not _DECIMAL.fullmatch(value):
+        raise _bad(name, expected, value)
+    seconds = float(value)
+    if not (math.isfinite(seconds) and 0 < seconds <= high):
+        raise _bad(name, expected, value)
+    return seconds
+
+
+def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _optional(environ, name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered not in choices:
+        raise _bad(name, " or ".join(choices), value)
+    return lowered
+
+
+def _boolean(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
+    value = _optional(environ, name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in _TRUE_WORDS:
+        return True
+    if lowered in _FALSE_WORDS:
+        return False
+    raise _bad(name, "true or false (also 1/0, yes/no)", value)
+
+
+# --- one parser per variable with its own form --------------------------------------------------
+
+
+def _cluster(environ: Mapping[str, str]) -> str:
+    expected = "1-128 characters of A-Z a-z 0-9 . _ -"
+    value = _required(environ, "LBF_CLUSTER", expected)
+    if not _CLUSTER.fullmatch(value):
+        raise _bad("LBF_CLUSTER", expected, value)
+    return value
+
+
+def _domain(environ: Mapping[str, str]) -> str:
+    expected = (
+        f"a domain name of at least two labels and at most {_DOMAIN_MAX_CHARS} characters, "
+        "each label 1-63 of a-z 0-9 - (no leading or trailing -), e.g. lb.example.com"
+    )
+    value = _required(environ, "LBF_DOMAIN", expected)
+    # Route 53 answers with fully qualified names ("example.com."); one trailing dot is the same name.
+    domain = value.lower().removesuffix(".")
+    labels = domain.split(".")
+    if (
+        len(domain) > _DOMAIN_MAX_CHARS
+        or len(labels) < 2
+        or not all(_DNS_LABEL.fullmatch(label) for label in labels)
+    ):
+        raise _bad("LBF_DOMAIN", expected, value)
+    return domain
+
+
+def _hosted_zone_id(environ: Mapping[str, str]) -> str:
+    expected = "a Route 53 hosted zone id such as Z0123456789ABC or /hostedzone/Z0123456789ABC"
+    value = _required(environ, "LBF_HOSTED_ZONE_ID", expected)
+    zone_id = value.removeprefix(_HOSTED_ZONE_PREFIX)
+    if not _HOSTED_ZONE_ID.fullmatch(zone_id):
+        raise _bad("LBF_HOSTED_ZONE_ID", expected, value)
+    return zone_id
+
+
+def _active_name(environ: Mapping[str, str]) -> str:
+    value = _optional(environ, "LBF_ACTIVE_NAME")
+    if value is None:
+        return "lb"
+    name = value.lower()
+    if not _DNS_LABEL.fullmatch(name):
+        raise _bad(
+            "LBF_ACTIVE_NAME", "a DNS label: 1-63 of a-z 0-9 - (no leading or trailing -)", value
+        )
+    return name
+
+
+def _eip_allocation_id(environ: Mapping[str, str], mode: str) -> str | None:
+    name = "LBF_EIP_ALLOCATION_ID"
+    expected = "an Elastic IP allocation id such as eipalloc-0123456789abcdef0"
+    value = _optional(environ, name)
+    if value is None:
+        if mode == "eip":
+            raise ConfigError(name, f"required when LBF_MODE is eip; expected {expected}")
+        return None
+    if mode != "eip":
+        # Set but unused means the operator expects the EIP to follow the active LB, and it would not.
+        raise ConfigError(name, "set, but LBF_MODE is dns; set LBF_MODE=eip or unset it")
+    allocation_id = value.lower()
+    if not _EIP_ALLOCATION_ID.fullmatch(allocation_id):
+        raise _bad(name, expected, value)
+    return allocation_id
+
+
+def _active_mode(environ: Mapping[str, str], mode: str) -> str:
+    active_mode = _choice(environ, "LBF_ACTIVE_MODE", "single", ("single", "all"))
+    if active_mode == "all" and mode == "eip":
+        # One Elastic IP can be attached to one instance only.
+        raise ConfigError(
+            "LBF_ACTIVE_MODE", "all cannot be used with LBF_MODE=eip (one EIP, one LB); use single"
+        )
+    return active_mode
+
+
+def _check(
+    environ: Mapping[str, str], name: str, default: str, *, port_allowed: bool
+) -> CheckTemplate:
+    value = _optional(environ, name)
+    template = default if value is None else value
+    problem = _check_problem(template, port_allowed=port_allowed)
+    if problem is not None:
+        raise ConfigError(name, f"{problem}; expected {_CHECK_FORM}, got {_shown(template)}")
+    scheme, rest = template.split("://", 1)
+    return CheckTemplate(scheme=scheme.lower(), template=f"{scheme.lower()}://{rest}")
+
+
+def _check_problem(template: str, *, port_allowed: bool) -> str | None:
+    """Why a check template is unusable, or None. Every rule here guards the probe URL."""
+    if any(char.isspace() for char in template):
+        return "whitespace is not allowed"
+    if not _CHECK_CHARACTERS.fullmatch(template):
+        return "only URL characters are allowed"
+    scheme, separator, _ = template.partition("://")
+    scheme = scheme.lower()
+    if not separator or scheme not in _CHECK_SCHEMES:
+        return "the scheme must be http, https or tcp"
+    leftover = template.replace(_ADDRESS_FIELD, "").replace(_PORT_FIELD, "")
+    if "{" in leftover or "}" in leftover:
+        # Also refuses format specs ("{address!r}"): the template is substituted, never .format()ed.
+        return "the only placeholders are {address} and {port}, written exactly so"
+    if template.count(_ADDRESS_FIELD) != 1:
+        return "{address} must appear exactly once"
+    if _PORT_FIELD in template and not port_allowed:
+        return "{port} is not allowed: a load balancer has no backend port, write the number"
+    if template.count(_PORT_FIELD) > 1:
+        return "{port} may appear at most once"
+    normalised = f"{scheme}://{template.partition('://')[2]}"
+    if scheme == "tcp" and not _TCP_CHECK.fullmatch(normalised):
+        return "a tcp:// check is exactly tcp://{address}:PORT, with no path"
+    for sample in (_SAMPLE_IPV4, _SAMPLE_IPV6):
+        rendered = CheckTemplate(scheme, normalised).render(sample, _SAMPLE_PORT)
+        problem = _rendered_url_problem(rendered, sample, needs_port=scheme == "tcp")
+        if problem is not None:
+            return problem
+    return None
+
+
+def _rendered_url_problem(url: str, address: str, *, needs_port: bool) -> str | None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        # urlsplit refuses a malformed bracketed host, e.g. a template that adds its own [ ].
+        return "{address} must be the whole host, without brackets"
+    try:
+        port = parts.port
+    except ValueError:
+        return "the port must be a number from 1 to 65535"
+    if parts.username is not None or parts.password is not None:
+        return "credentials are not allowed in a check URL"
+    if parts.hostname != address:
+        return "{address} must be the whole host, without brackets"
+    # "host:" with no digits parses as no port at all; it is a typo, not a request for the default.
+    if port == 0 or parts.netloc.endswith(":") or (needs_port and port is None):
+        return "the port must be a number from 1 to 65535"
+    return None
+
+
+def _require_timeout_below_interval(timeout: float, interval: float) -> None:
+    # A probe still running when the next round starts would overlap it and skew rise/fall.
+    if timeout >= interval:
+        raise ConfigError(
+            "LBF_PROBE_TIMEOUT",
+            f"expected less than LBF_PROBE_INTERVAL ({interval:g} s), got {timeout:g}",
+        )
+
+
+def _require_schedule_fits_lambda(rounds: int, interval: float, timeout: float) -> None:
+    last_round_ends = (rounds - 1) * interval + timeout
+    if last_round_ends >= _LAMBDA_MAX_SECONDS:
+        raise ConfigError(
+            "LBF_PROBE_ROUNDS",
+            f"expected rounds that end within Lambda's {_LAMBDA_MAX_SECONDS} s limit, "
+            f"got {rounds} rounds {interval:g} s apart (last ends at {last_round_ends:g} s)",
+        )
+
+
+def _ssm_document(environ: Mapping[str, str]) -> str:
+    value = _optional(environ, "LBF_SSM_DOCUMENT")
+    if value is None:
+        return "LbFailover-UpdateBackends"
+    if not (_SSM_DOCUMENT_NAME.fullmatch(value) or _SSM_DOCUMENT_ARN.fullmatch(value)):
+        raise _bad(
+            "LBF_SSM_DOCUMENT",
+            "an SSM document name of 3-128 characters of A-Z a-z 0-9 _ . - or a document ARN",
+            value,
+        )
+    return value
+
+
+def _parameter_prefix(environ: Mapping[str, str], cluster: str) -> str:
+    name = "LBF_PARAMETER_PREFIX"
+    value = _optional(environ, name)
+    if value is None:
+        return f"/lbf/{cluster}"
+    expected = (
+        f"a Parameter Store path such as /lbf/{cluster}: starting with /, no trailing / or //, "
+        f"only A-Z a-z 0-9 _ . - /, at most {_PARAMETER_PREFIX_MAX_CHARS} characters "
+        f"and {_PARAMETER_PREFIX_MAX_LEVELS} levels"
+    )
+    if (
+        len(value) > _PARAMETER_PREFIX_MAX_CHARS
+        or not _PARAMETER_PREFIX.fullmatch(value)
+        or value.count("/") > _PARAMETER_PREFIX_MAX_LEVELS
+    ):
+        raise _bad(name, expected, value)
+    if value[1:].lower().startswith(_PARAMETER_RESERVED_STARTS):
+        raise _bad(
+            name, "a path whose first level does not start with aws or ssm (reserved)", value
+        )
+    return value
+
+
+def _sns_topic_arn(environ: Mapping[str, str]) -> str | None:
+    value = _optional(environ, "LBF_SNS_TOPIC_ARN")
+    if value is not None and not _SNS_TOPIC_ARN.fullmatch(value):
+        raise _bad(
+            "LBF_SNS_TOPIC_ARN",
+            "an SNS topic ARN such as arn:aws:sns:eu-west-1:123456789012:lb-failover",
+            value,
+        )
+    return value

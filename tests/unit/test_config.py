@@ -1,0 +1,616 @@
+"""Settings.from_env: the SPEC's defaults, every accepted form, and a named error for every bad one."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from chalicelib.config import CheckTemplate, ConfigError, Settings
+
+REQUIRED = {
+    "LBF_CLUSTER": "prod",
+    "LBF_DOMAIN": "example.com",
+    "LBF_HOSTED_ZONE_ID": "Z0123456789ABC",
+}
+
+OPTIONAL_VARIABLES = (
+    "LBF_ACTIVE_NAME",
+    "LBF_TTL",
+    "LBF_MODE",
+    "LBF_EIP_ALLOCATION_ID",
+    "LBF_ACTIVE_MODE",
+    "LBF_LB_ADDRESS",
+    "LBF_POOL_ADDRESS",
+    "LBF_LB_CHECK",
+    "LBF_POOL_CHECK",
+    "LBF_POOL_PORT",
+    "LBF_PROBE_TIMEOUT",
+    "LBF_PROBE_INTERVAL",
+    "LBF_PROBE_ROUNDS",
+    "LBF_RISE",
+    "LBF_FALL",
+    "LBF_SSM_DOCUMENT",
+    "LBF_PARAMETER_PREFIX",
+    "LBF_SNS_TOPIC_ARN",
+    "LBF_DRY_RUN",
+    "LBF_MAX_POOL_DROP",
+    "LBF_PROBER_FAULT_PERCENT",
+    "LBF_LB_MIN_BACKENDS",
+    "LBF_ROUTE53_HEALTH_CHECKS",
+)
+ALL_VARIABLES = (*REQUIRED, *OPTIONAL_VARIABLES)
+
+EIP = "eipalloc-0123456789abcdef0"
+SNS = "arn:aws:sns:eu-west-1:123456789012:lb-failover"
+
+DEFAULTS = Settings(
+    cluster="prod",
+    domain="example.com",
+    hosted_zone_id="Z0123456789ABC",
+    active_name="lb",
+    ttl=60,
+    mode="dns",
+    eip_allocation_id=None,
+    active_mode="single",
+    lb_address="public",
+    pool_address="private",
+    lb_check=CheckTemplate("http", "http://{address}:80/health"),
+    pool_check=CheckTemplate("http", "http://{address}:{port}/health"),
+    pool_port=80,
+    probe_timeout=2.0,
+    probe_interval=10.0,
+    probe_rounds=6,
+    rise=2,
+    fall=3,
+    ssm_document="LbFailover-UpdateBackends",
+    parameter_prefix="/lbf/prod",
+    sns_topic_arn=None,
+    dry_run=False,
+    max_pool_drop=50,
+    prober_fault_percent=100,
+    lb_min_backends=0,
+    route53_health_checks=False,
+)
+
+
+def settings(**overrides: str) -> Settings:
+    return Settings.from_env({**REQUIRED, **overrides})
+
+
+def raised(environ: dict[str, str]) -> ConfigError:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(environ)
+    return caught.value
+
+
+def assert_names(error: ConfigError, variable: str) -> None:
+    assert error.variable == variable
+    assert str(error).startswith(f"{variable}: ")
+    # An error is one log line: control characters in a value are shown escaped.
+    assert "\n" not in str(error)
+    assert "\r" not in str(error)
+
+
+# --- defaults and derived names -------------------------------------------------------------------
+
+
+def test_only_the_required_variables_give_the_spec_defaults() -> None:
+    assert settings() == DEFAULTS
+
+
+def test_derived_names_follow_domain_active_name_and_prefix() -> None:
+    result = settings(LBF_ACTIVE_NAME="www", LBF_PARAMETER_PREFIX="/ops/lbf")
+    assert result.active_record_name == "www.example.com"
+    assert result.record_name("lb2") == "lb2.example.com"
+    assert result.ownership_record_name == "_lbf.example.com"
+    assert result.backends_parameter == "/ops/lbf/backends"
+    assert result.lbs_parameter == "/ops/lbf/lbs"
+    assert result.paused_parameter == "/ops/lbf/paused"
+
+
+def test_default_names_use_lb_and_the_cluster_prefix() -> None:
+    assert DEFAULTS.active_record_name == "lb.example.com"
+    assert DEFAULTS.backends_parameter == "/lbf/prod/backends"
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        DEFAULTS.ttl = 5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("variable", OPTIONAL_VARIABLES)
+@pytest.mark.parametrize("empty", ["", "   ", "\t"])
+def test_an_optional_variable_set_to_empty_takes_its_default(variable: str, empty: str) -> None:
+    assert settings(**{variable: empty}) == DEFAULTS
+
+
+def test_unrelated_variables_are_ignored() -> None:
+    assert Settings.from_env({**REQUIRED, "PATH": "/bin", "LBF_UNKNOWN": "$(id)"}) == DEFAULTS
+
+
+# --- accepted forms -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "field", "expected"),
+    [
+        ("LBF_CLUSTER", "prod", "cluster", "prod"),
+        ("LBF_CLUSTER", "  Team_A.web-1  ", "cluster", "Team_A.web-1"),
+        ("LBF_CLUSTER", "x" * 128, "cluster", "x" * 128),
+        ("LBF_DOMAIN", "example.com", "domain", "example.com"),
+        ("LBF_DOMAIN", "Example.COM", "domain", "example.com"),
+        ("LBF_DOMAIN", "example.com.", "domain", "example.com"),
+        ("LBF_DOMAIN", " lb.prod.example.com. ", "domain", "lb.prod.example.com"),
+        ("LBF_DOMAIN", "xn--bcher-kva.example", "domain", "xn--bcher-kva.example"),
+        ("LBF_DOMAIN", "a-1.b2.example.com", "domain", "a-1.b2.example.com"),
+        ("LBF_HOSTED_ZONE_ID", "Z0123456789ABC", "hosted_zone_id", "Z0123456789ABC"),
+        ("LBF_HOSTED_ZONE_ID", "/hostedzone/Z0123456789ABC", "hosted_zone_id", "Z0123456789ABC"),
+        # moto's zone ids need not start with Z.
+        (
+            "LBF_HOSTED_ZONE_ID",
+            "4LQ7VZ3S1IEM9KD2XGHTWA",
+            "hosted_zone_id",
+            "4LQ7VZ3S1IEM9KD2XGHTWA",
+        ),
+        ("LBF_ACTIVE_NAME", "www", "active_name", "www"),
+        ("LBF_ACTIVE_NAME", "Edge-A", "active_name", "edge-a"),
+        ("LBF_ACTIVE_NAME", "a" * 63, "active_name", "a" * 63),
+        ("LBF_TTL", "1", "ttl", 1),
+        ("LBF_TTL", "86400", "ttl", 86400),
+        ("LBF_TTL", " 300 ", "ttl", 300),
+        ("LBF_MODE", "dns", "mode", "dns"),
+        ("LBF_MODE", "DNS", "mode", "dns"),
+        ("LBF_ACTIVE_MODE", "all", "active_mode", "all"),
+        ("LBF_ACTIVE_MODE", "Single", "active_mode", "single"),
+        ("LBF_LB_ADDRESS", "private", "lb_address", "private"),
+        ("LBF_LB_ADDRESS", "PUBLIC", "lb_address", "public"),
+        ("LBF_POOL_ADDRESS", "public", "pool_address", "public"),
+        ("LBF_POOL_PORT", "1", "pool_port", 1),
+        ("LBF_POOL_PORT", "8080", "pool_port", 8080),
+        ("LBF_POOL_PORT", "65535", "pool_port", 65535),
+        ("LBF_PROBE_TIMEOUT", "0.5", "probe_timeout", 0.5),
+        ("LBF_PROBE_TIMEOUT", ".25", "probe_timeout", 0.25),
+        ("LBF_PROBE_TIMEOUT", "9.999", "probe_timeout", 9.999),
+        ("LBF_PROBE_INTERVAL", "2.5", "probe_interval", 2.5),
+        ("LBF_PROBE_INTERVAL", "30", "probe_interval", 30.0),
+        ("LBF_PROBE_ROUNDS", "1", "probe_rounds", 1),
+        ("LBF_PROBE_ROUNDS", "60", "probe_rounds", 60),
+        ("LBF_RISE", "1", "rise", 1),
+        ("LBF_RISE", "10", "rise", 10),
+        ("LBF_FALL", "1", "fall", 1),
+        ("LBF_FALL", "10", "fall", 10),
+        ("LBF_SSM_DOCUMENT", "My.Doc_1-x", "ssm_document", "My.Doc_1-x"),
+        (
+            "LBF_SSM_DOCUMENT",
+            "arn:aws:ssm:eu-west-1:123456789012:document/LbFailover-UpdateBackends",
+            "ssm_document",
+            "arn:aws:ssm:eu-west-1:123456789012:document/LbFailover-UpdateBackends",
+        ),
+        ("LBF_PARAMETER_PREFIX", "/ops/lbf", "parameter_prefix", "/ops/lbf"),
+        ("LBF_PARAMETER_PREFIX", "/a", "parameter_prefix", "/a"),
+        ("LBF_PARAMETER_PREFIX", "/x_y/z.1-2", "parameter_prefix", "/x_y/z.1-2"),
+        ("LBF_PARAMETER_PREFIX", "/a" * 14, "parameter_prefix", "/a" * 14),
+        ("LBF_SNS_TOPIC_ARN", SNS, "sns_topic_arn", SNS),
+        (
+            "LBF_SNS_TOPIC_ARN",
+            "arn:aws-us-gov:sns:us-gov-west-1:123456789012:alerts.fifo",
+            "sns_topic_arn",
+            "arn:aws-us-gov:sns:us-gov-west-1:123456789012:alerts.fifo",
+        ),
+        ("LBF_DRY_RUN", "true", "dry_run", True),
+        ("LBF_DRY_RUN", "TRUE", "dry_run", True),
+        ("LBF_DRY_RUN", "1", "dry_run", True),
+        ("LBF_DRY_RUN", "Yes", "dry_run", True),
+        ("LBF_DRY_RUN", "false", "dry_run", False),
+        ("LBF_DRY_RUN", "0", "dry_run", False),
+        ("LBF_DRY_RUN", "no", "dry_run", False),
+        ("LBF_ROUTE53_HEALTH_CHECKS", "true", "route53_health_checks", True),
+        ("LBF_ROUTE53_HEALTH_CHECKS", "No", "route53_health_checks", False),
+        ("LBF_MAX_POOL_DROP", "0", "max_pool_drop", 0),
+        ("LBF_MAX_POOL_DROP", "100", "max_pool_drop", 100),
+        ("LBF_PROBER_FAULT_PERCENT", "1", "prober_fault_percent", 1),
+        ("LBF_PROBER_FAULT_PERCENT", "80", "prober_fault_percent", 80),
+        ("LBF_LB_MIN_BACKENDS", "0", "lb_min_backends", 0),
+        ("LBF_LB_MIN_BACKENDS", "10000", "lb_min_backends", 10000),
+    ],
+)
+def test_accepted_value(variable: str, raw: str, field: str, expected: object) -> None:
+    assert getattr(settings(**{variable: raw}), field) == expected
+
+
+def test_eip_mode_takes_the_allocation_id() -> None:
+    result = settings(LBF_MODE="eip", LBF_EIP_ALLOCATION_ID=EIP)
+    assert (result.mode, result.eip_allocation_id, result.active_mode) == ("eip", EIP, "single")
+
+
+def test_eip_allocation_id_is_lower_cased() -> None:
+    assert settings(LBF_MODE="EIP", LBF_EIP_ALLOCATION_ID=EIP.upper()).eip_allocation_id == EIP
+
+
+def test_default_parameter_prefix_follows_the_cluster() -> None:
+    assert settings(LBF_CLUSTER="Team_A.web-1").parameter_prefix == "/lbf/Team_A.web-1"
+
+
+def test_longest_domain_still_leaves_room_for_a_full_label() -> None:
+    domain = ".".join(["a" * 63, "b" * 63, "c" * 61])  # 189 characters
+    result = settings(LBF_DOMAIN=domain)
+    assert len(result.record_name("x" * 63)) == 253
+
+
+# --- rejected forms -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variable", list(REQUIRED))
+@pytest.mark.parametrize("missing", [None, "", "   "])
+def test_missing_required_variable(variable: str, missing: str | None) -> None:
+    environ = dict(REQUIRED)
+    if missing is None:
+        del environ[variable]
+    else:
+        environ[variable] = missing
+    error = raised(environ)
+    assert_names(error, variable)
+    assert "required" in str(error)
+
+
+# Values that must never reach DNS, a parameter name, a URL or a command, whatever the variable.
+HOSTILE = ["a\nb", "prod\n", "\nprod", "a\rb", "a\x00b", "a\x1bb", "$(id)", "`id`", "x;rm -rf /"]
+
+
+@pytest.mark.parametrize("variable", ALL_VARIABLES)
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_value_is_rejected_by_every_variable(variable: str, value: str) -> None:
+    # In eip mode the allocation id is read rather than refused as unused.
+    environ = {**REQUIRED, "LBF_MODE": "eip", "LBF_EIP_ALLOCATION_ID": EIP}
+    if variable == "LBF_MODE":
+        del environ["LBF_EIP_ALLOCATION_ID"]
+    environ[variable] = value
+    assert_names(raised(environ), variable)
+
+
+BAD_VALUES = [
+    # LBF_CLUSTER
+    ("LBF_CLUSTER", "prod cluster"),
+    ("LBF_CLUSTER", "prod/x"),
+    ("LBF_CLUSTER", "x" * 129),
+    ("LBF_CLUSTER", "prød"),
+    # LBF_DOMAIN
+    ("LBF_DOMAIN", "com"),
+    ("LBF_DOMAIN", "com."),
+    ("LBF_DOMAIN", "example.com.."),
+    ("LBF_DOMAIN", ".example.com"),
+    ("LBF_DOMAIN", "example..com"),
+    ("LBF_DOMAIN", "-example.com"),
+    ("LBF_DOMAIN", "example-.com"),
+    ("LBF_DOMAIN", "ex_ample.com"),
+    ("LBF_DOMAIN", "exa mple.com"),
+    ("LBF_DOMAIN", "*.example.com"),
+    ("LBF_DOMAIN", "bücher.example"),
+    ("LBF_DOMAIN", "a" * 64 + ".com"),
+    ("LBF_DOMAIN", ".".join(["a" * 63, "b" * 63, "c" * 62])),  # 190 characters
+    # LBF_HOSTED_ZONE_ID
+    ("LBF_HOSTED_ZONE_ID", "z0123456789abc"),
+    ("LBF_HOSTED_ZONE_ID", "/hostedzone/"),
+    ("LBF_HOSTED_ZONE_ID", "hostedzone/Z0123"),
+    ("LBF_HOSTED_ZONE_ID", "/hostedzone//hostedzone/Z0123"),
+    ("LBF_HOSTED_ZONE_ID", "Z0123-456"),
+    ("LBF_HOSTED_ZONE_ID", "Z" * 33),
+    # LBF_ACTIVE_NAME
+    ("LBF_ACTIVE_NAME", "lb.example"),
+    ("LBF_ACTIVE_NAME", "-lb"),
+    ("LBF_ACTIVE_NAME", "lb-"),
+    ("LBF_ACTIVE_NAME", "_lbf"),
+    ("LBF_ACTIVE_NAME", "a" * 64),
+    ("LBF_ACTIVE_NAME", "l b"),
+    # whole numbers
+    ("LBF_TTL", "-1"),
+    ("LBF_TTL", "0"),
+    ("LBF_TTL", "86401"),
+    ("LBF_TTL", "60s"),
+    ("LBF_TTL", "1e3"),
+    ("LBF_TTL", "60.0"),
+    ("LBF_TTL", "+60"),
+    ("LBF_TTL", "6 0"),
+    ("LBF_TTL", "٦٠"),
+    ("LBF_TTL", "9" * 5000),
+    ("LBF_POOL_PORT", "0"),
+    ("LBF_POOL_PORT", "65536"),
+    ("LBF_POOL_PORT", "-80"),
+    ("LBF_POOL_PORT", "http"),
+    ("LBF_PROBE_ROUNDS", "0"),
+    ("LBF_PROBE_ROUNDS", "61"),
+    ("LBF_PROBE_ROUNDS", "1.5"),
+    ("LBF_RISE", "0"),
+    ("LBF_RISE", "11"),
+    ("LBF_FALL", "0"),
+    ("LBF_FALL", "11"),
+    ("LBF_FALL", "three"),
+    ("LBF_MAX_POOL_DROP", "-1"),
+    ("LBF_MAX_POOL_DROP", "101"),
+    ("LBF_MAX_POOL_DROP", "50%"),
+    ("LBF_PROBER_FAULT_PERCENT", "0"),
+    ("LBF_PROBER_FAULT_PERCENT", "101"),
+    ("LBF_LB_MIN_BACKENDS", "-1"),
+    ("LBF_LB_MIN_BACKENDS", "10001"),
+    # seconds
+    ("LBF_PROBE_TIMEOUT", "0"),
+    ("LBF_PROBE_TIMEOUT", "0.0"),
+    ("LBF_PROBE_TIMEOUT", "-1"),
+    ("LBF_PROBE_TIMEOUT", "nan"),
+    ("LBF_PROBE_TIMEOUT", "inf"),
+    ("LBF_PROBE_TIMEOUT", "1e0"),
+    ("LBF_PROBE_TIMEOUT", "2s"),
+    ("LBF_PROBE_TIMEOUT", "1,5"),
+    ("LBF_PROBE_TIMEOUT", "."),
+    ("LBF_PROBE_TIMEOUT", "61"),
+    ("LBF_PROBE_TIMEOUT", "0.0000001"),
+    ("LBF_PROBE_INTERVAL", "0"),
+    ("LBF_PROBE_INTERVAL", "-10"),
+    ("LBF_PROBE_INTERVAL", "NaN"),
+    ("LBF_PROBE_INTERVAL", "Infinity"),
+    ("LBF_PROBE_INTERVAL", "ten"),
+    ("LBF_PROBE_INTERVAL", "901"),
+    # choices
+    ("LBF_MODE", "elastic"),
+    ("LBF_MODE", "dns,eip"),
+    ("LBF_ACTIVE_MODE", "both"),
+    ("LBF_LB_ADDRESS", "ipv6"),
+    ("LBF_POOL_ADDRESS", "elastic"),
+    # booleans
+    ("LBF_DRY_RUN", "maybe"),
+    ("LBF_DRY_RUN", "on"),
+    ("LBF_DRY_RUN", "2"),
+    ("LBF_DRY_RUN", "t"),
+    ("LBF_ROUTE53_HEALTH_CHECKS", "enabled"),
+    # names and ARNs
+    ("LBF_SSM_DOCUMENT", "ab"),
+    ("LBF_SSM_DOCUMENT", "x" * 129),
+    ("LBF_SSM_DOCUMENT", "My Doc"),
+    ("LBF_SSM_DOCUMENT", "doc/name"),
+    ("LBF_SSM_DOCUMENT", "arn:aws:ssm:eu-west-1:1234:document/Doc"),
+    ("LBF_PARAMETER_PREFIX", "lbf/prod"),
+    ("LBF_PARAMETER_PREFIX", "/lbf/prod/"),
+    ("LBF_PARAMETER_PREFIX", "/"),
+    ("LBF_PARAMETER_PREFIX", "/lbf//prod"),
+    ("LBF_PARAMETER_PREFIX", "/lbf/pr od"),
+    ("LBF_PARAMETER_PREFIX", "/lbf/prod*"),
+    ("LBF_PARAMETER_PREFIX", "/" + "a" * 900),
+    ("LBF_PARAMETER_PREFIX", "/a" * 15),
+    ("LBF_PARAMETER_PREFIX", "/aws/lbf"),
+    ("LBF_PARAMETER_PREFIX", "/SSM-x/lbf"),
+    ("LBF_SNS_TOPIC_ARN", "lb-failover"),
+    ("LBF_SNS_TOPIC_ARN", "arn:aws:sns:eu-west-1:12345678901:lb-failover"),
+    ("LBF_SNS_TOPIC_ARN", "arn:aws:sqs:eu-west-1:123456789012:lb-failover"),
+    ("LBF_SNS_TOPIC_ARN", "arn:aws:sns:eu-west-1:123456789012:"),
+    ("LBF_SNS_TOPIC_ARN", "arn:aws:sns:eu-west-1:123456789012:lb failover"),
+    ("LBF_SNS_TOPIC_ARN", "arn:aws:sns::123456789012:lb-failover"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value"), BAD_VALUES)
+def test_rejected_value(variable: str, value: str) -> None:
+    error = raised({**REQUIRED, variable: value})
+    assert_names(error, variable)
+    assert "expected" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable", "phrase"),
+    [
+        ({"LBF_MODE": "eip"}, "LBF_EIP_ALLOCATION_ID", "required when LBF_MODE is eip"),
+        ({"LBF_MODE": "eip", "LBF_EIP_ALLOCATION_ID": "  "}, "LBF_EIP_ALLOCATION_ID", "required"),
+        (
+            {"LBF_MODE": "eip", "LBF_EIP_ALLOCATION_ID": "eip-0123"},
+            "LBF_EIP_ALLOCATION_ID",
+            "eipalloc-",
+        ),
+        (
+            {"LBF_MODE": "eip", "LBF_EIP_ALLOCATION_ID": "eipalloc-xyz12345"},
+            "LBF_EIP_ALLOCATION_ID",
+            "eipalloc-",
+        ),
+        # Set without eip mode: the operator expects the EIP to move, and it would not.
+        ({"LBF_EIP_ALLOCATION_ID": EIP}, "LBF_EIP_ALLOCATION_ID", "LBF_MODE=eip"),
+        (
+            {"LBF_MODE": "eip", "LBF_EIP_ALLOCATION_ID": EIP, "LBF_ACTIVE_MODE": "all"},
+            "LBF_ACTIVE_MODE",
+            "LBF_MODE=eip",
+        ),
+        ({"LBF_PROBE_TIMEOUT": "10"}, "LBF_PROBE_TIMEOUT", "LBF_PROBE_INTERVAL"),
+        (
+            {"LBF_PROBE_TIMEOUT": "5", "LBF_PROBE_INTERVAL": "4.5"},
+            "LBF_PROBE_TIMEOUT",
+            "LBF_PROBE_INTERVAL",
+        ),
+        (
+            {"LBF_PROBE_INTERVAL": "60", "LBF_PROBE_ROUNDS": "16"},
+            "LBF_PROBE_ROUNDS",
+            "900 s",
+        ),
+    ],
+)
+def test_rejected_combination(environ: dict[str, str], variable: str, phrase: str) -> None:
+    error = raised({**REQUIRED, **environ})
+    assert_names(error, variable)
+    assert phrase in str(error)
+
+
+def test_error_message_names_the_variable_and_the_expected_form() -> None:
+    error = raised({**REQUIRED, "LBF_TTL": "-1"})
+    assert str(error) == "LBF_TTL: expected a whole number of seconds from 1 to 86400, got '-1'"
+
+
+def test_error_shows_a_long_value_cut_short() -> None:
+    error = raised({**REQUIRED, "LBF_CLUSTER": "x" * 5000})
+    assert len(str(error)) < 200
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        ({}, "LBF_CLUSTER"),
+        ({"LBF_TTL": "x", "LBF_CLUSTER": "a b", "LBF_DOMAIN": ""}, "LBF_CLUSTER"),
+        ({**REQUIRED, "LBF_TTL": "x", "LBF_DOMAIN": "com"}, "LBF_DOMAIN"),
+        ({**REQUIRED, "LBF_TTL": "x", "LBF_HOSTED_ZONE_ID": ""}, "LBF_HOSTED_ZONE_ID"),
+        (
+            {**REQUIRED, "LBF_DRY_RUN": "x", "LBF_TTL": "x", "LBF_ACTIVE_NAME": "-"},
+            "LBF_ACTIVE_NAME",
+        ),
+        ({**REQUIRED, "LBF_DRY_RUN": "x", "LBF_TTL": "x"}, "LBF_TTL"),
+        ({**REQUIRED, "LBF_POOL_CHECK": "x", "LBF_LB_CHECK": "x"}, "LBF_LB_CHECK"),
+        ({**REQUIRED, "LBF_PROBE_INTERVAL": "x", "LBF_PROBE_TIMEOUT": "99"}, "LBF_PROBE_TIMEOUT"),
+        # The variables added after SPEC's table come after all of it.
+        ({**REQUIRED, "LBF_ACTIVE_MODE": "x", "LBF_DRY_RUN": "x"}, "LBF_DRY_RUN"),
+        ({**REQUIRED, "LBF_ROUTE53_HEALTH_CHECKS": "x", "LBF_ACTIVE_MODE": "x"}, "LBF_ACTIVE_MODE"),
+    ],
+)
+def test_the_first_bad_variable_in_fixed_order_is_reported(
+    environ: dict[str, str], variable: str
+) -> None:
+    assert raised(environ).variable == variable
+
+
+# --- check templates ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("http://{address}:80/health", CheckTemplate("http", "http://{address}:80/health")),
+        ("http://{address}/", CheckTemplate("http", "http://{address}/")),
+        ("http://{address}", CheckTemplate("http", "http://{address}")),
+        (
+            "HTTPS://{address}:8443/ready?x=1",
+            CheckTemplate("https", "https://{address}:8443/ready?x=1"),
+        ),
+        ("https://{address}/status", CheckTemplate("https", "https://{address}/status")),
+        ("tcp://{address}:443", CheckTemplate("tcp", "tcp://{address}:443")),
+        ("Tcp://{address}:1", CheckTemplate("tcp", "tcp://{address}:1")),
+    ],
+)
+@pytest.mark.parametrize("variable", ["LBF_LB_CHECK", "LBF_POOL_CHECK"])
+def test_accepted_check(variable: str, raw: str, expected: CheckTemplate) -> None:
+    field = variable.removeprefix("LBF_").lower()
+    assert getattr(settings(**{variable: raw}), field) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("http://{address}:{port}/", CheckTemplate("http", "http://{address}:{port}/")),
+        ("tcp://{address}:{port}", CheckTemplate("tcp", "tcp://{address}:{port}")),
+        (
+            "https://{address}:{port}/h?p=x",
+            CheckTemplate("https", "https://{address}:{port}/h?p=x"),
+        ),
+    ],
+)
+def test_pool_check_may_use_the_port(raw: str, expected: CheckTemplate) -> None:
+    assert settings(LBF_POOL_CHECK=raw).pool_check == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["http://{address}:{port}/health", "tcp://{address}:{port}", "http://{address}/?p={port}"],
+)
+def test_lb_check_may_not_use_the_port(raw: str) -> None:
+    error = raised({**REQUIRED, "LBF_LB_CHECK": raw})
+    assert_names(error, "LBF_LB_CHECK")
+    assert "{port} is not allowed" in str(error)
+
+
+BAD_CHECKS = [
+    "ftp://{address}/",
+    "{address}:80",
+    "//{address}/health",
+    "http:/{address}/",
+    "http://example.com/health",
+    "http://{address}/{address}",
+    "http://{address!r}/",
+    "http://{address:>10}/",
+    "http://{Address}/",
+    "http://{ address }/",
+    "http://{address}/{}",
+    "http://{address}/{{x}}",
+    "http://{address}/{0}",
+    "http://{address}/}",
+    "http://{address}/health check",
+    'http://{address}/"x"',
+    "http://{address}/<x>",
+    "http://{address}/a\\b",
+    "http://[{address}]/",
+    "http://{address}.example.com/",
+    "http://x{address}/",
+    "http://example.com/{address}",
+    "http://user:secret@{address}/",
+    "http://{address}:0/",
+    "http://{address}:65536/",
+    "http://{address}:http/",
+    "http://{address}:/",
+    "tcp://{address}",
+    "tcp://{address}:",
+    "tcp://{address}:80/",
+    "tcp://{address}:80/health",
+    "tcp://{address}:80?x",
+    "tcp://{address}:0",
+    "tcp://{address}:65536",
+    "tcp://[{address}]:80",
+]
+
+
+@pytest.mark.parametrize("raw", BAD_CHECKS)
+@pytest.mark.parametrize("variable", ["LBF_LB_CHECK", "LBF_POOL_CHECK"])
+def test_rejected_check(variable: str, raw: str) -> None:
+    error = raised({**REQUIRED, variable: raw})
+    assert_names(error, variable)
+    assert "expected an http://, https:// or tcp:// URL template" in str(error)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "http://{address}:{port}/{port}",
+        "http://{address}:{port}:{port}/",
+        "http://{address}:{port}{port}/",
+    ],
+)
+def test_pool_check_rejects_repeated_or_misplaced_port(raw: str) -> None:
+    assert_names(raised({**REQUIRED, "LBF_POOL_CHECK": raw}), "LBF_POOL_CHECK")
+
+
+@pytest.mark.parametrize(
+    ("template", "address", "port", "expected"),
+    [
+        ("http://{address}:80/health", "10.0.0.5", None, "http://10.0.0.5:80/health"),
+        ("http://{address}:80/health", "10.0.0.5", 8080, "http://10.0.0.5:80/health"),
+        ("http://{address}:{port}/health", "10.0.0.5", 8080, "http://10.0.0.5:8080/health"),
+        ("http://{address}:{port}/health", "2001:db8::5", 81, "http://[2001:db8::5]:81/health"),
+        ("https://{address}/", "fe80::1", None, "https://[fe80::1]/"),
+        ("tcp://{address}:443", "192.0.2.1", None, "tcp://192.0.2.1:443"),
+        ("tcp://{address}:{port}", "2001:db8::5", 443, "tcp://[2001:db8::5]:443"),
+        ("tcp://{address}:{port}", "127.0.0.2", 65535, "tcp://127.0.0.2:65535"),
+    ],
+)
+def test_render(template: str, address: str, port: int | None, expected: str) -> None:
+    scheme = template.partition("://")[0]
+    assert CheckTemplate(scheme, template).render(address, port) == expected
+
+
+def test_render_of_a_port_template_needs_a_port() -> None:
+    check = CheckTemplate("http", "http://{address}:{port}/health")
+    assert check.needs_port
+    with pytest.raises(ValueError, match="needs a port"):
+        check.render("10.0.0.5")
+
+
+@pytest.mark.parametrize("port", [0, -1, 65536])
+def test_render_refuses_a_port_out_of_range(port: int) -> None:
+    with pytest.raises(ValueError, match="port"):
+        CheckTemplate("tcp", "tcp://{address}:{port}").render("10.0.0.5", port)
+
+
+def test_default_checks_render_as_the_spec_says() -> None:
+    assert DEFAULTS.lb_check.render("198.51.100.7") == "http://198.51.100.7:80/health"
+    assert DEFAULTS.pool_check.render("10.0.1.9", 8080) == "http://10.0.1.9:8080/health"
+    assert not DEFAULTS.lb_check.needs_port
