@@ -169,6 +169,11 @@ class Settings:
     def paused_parameter(self) -> str:
         return f"{self.parameter_prefix}/paused"
 
+    @property
+    def notices_parameter(self) -> str:
+        """The conditions already notified, so a notice goes out on a change, not every run."""
+        return f"{self.parameter_prefix}/notices"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Validate every variable; raise ConfigError for the first bad one (see module doc)."""

@@ -71,11 +71,13 @@ class Instance:
     launch_time: float  # epoch seconds; the older of two LBs with one name keeps it
     address: str | None  # the address that is probed and published (per LBF_*_ADDRESS)
     name: str | None = None  # LBs: lbf:name, None until assigned
+    name_assigned: bool = False  # the name was chosen this run and its tag is yet to be written
     port: int | None = None  # web: backend port
     draining: bool = False
     damping: Damping = field(default_factory=Damping)
     lb_state: LbState | None = None  # lbf:state
     backends_checksum: str | None = None  # lbf:backends
+    written: tuple[tuple[str, str], ...] = ()  # the controller's own tags as EC2 holds them
 
     @property
     def running(self) -> bool:
@@ -154,6 +156,19 @@ class World:
     lbs_parameter: str | None  # <prefix>/lbs as stored
     paused: bool = False
     commands: tuple[Command, ...] = ()
+    notices: frozenset[str] = frozenset()  # conditions already notified (notices go out on change)
     # EIP mode: the instance the Elastic IP is associated with, and its public address.
     eip_instance_id: str | None = None
     eip_address: str | None = None
+
+
+@dataclass(frozen=True)
+class RawInstance:
+    """An instance as EC2 describes it, before any tag is trusted."""
+
+    instance_id: str
+    state: str
+    launch_time: float
+    private_ip: str | None
+    public_ip: str | None
+    tags: tuple[tuple[str, str], ...]

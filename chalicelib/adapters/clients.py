@@ -1,0 +1,68 @@
+"""boto3 clients, made in one place: explicit timeouts, botocore's standard retries.
+
+boto3 honours AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_<SERVICE>), so the same code runs against a
+local moto server. Clients are made lazily, once per process, and shared: creating one costs
+150-450 ms, and a client made before moto starts would not be mocked.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import boto3
+import botocore.config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.errors import AwsError, StaleView
+
+CONFIG = botocore.config.Config(
+    connect_timeout=3,
+    read_timeout=10,
+    retries={"mode": "standard", "max_attempts": 5},
+)
+
+_lock = threading.Lock()
+_clients: dict[str, Any] = {}
+
+
+def client(service: str) -> Any:
+    with _lock:
+        made = _clients.get(service)
+        if made is None:
+            made = boto3.session.Session().client(service, config=CONFIG)  # type: ignore[call-overload]
+            _clients[service] = made
+        return made
+
+
+def forget_clients() -> None:
+    """Tests start a fresh moto server per module; clients bound to an old one must go."""
+    with _lock:
+        _clients.clear()
+
+
+T = TypeVar("T")
+
+# Route 53 names a rejected batch InvalidChangeBatch: for a compare-and-swap, a stale view.
+STALE_CODES = frozenset({"InvalidChangeBatch"})
+
+
+@contextmanager
+def translated(service: str, operation: str) -> Iterator[None]:
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        message = str(error.get("Message", exc))
+        kind = StaleView if code in STALE_CODES else AwsError
+        raise kind(service, operation, code, message) from exc
+    except BotoCoreError as exc:
+        raise AwsError(service, operation, type(exc).__name__, str(exc)) from exc
+
+
+def call(service: str, operation: str, function: Callable[..., T], **kwargs: Any) -> T:
+    with translated(service, operation):
+        return function(**kwargs)

@@ -1,0 +1,86 @@
+"""Route 53: the records under the cluster's domain, and change batches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from chalicelib.adapters.clients import translated
+from chalicelib.core.dns import RecordChange
+from chalicelib.core.model import Record
+
+
+def _absolute(name: str) -> str:
+    return name + "."
+
+
+def _relative(name: str) -> str:
+    # Route 53 returns names with the trailing dot and escapes some characters as \NNN octal;
+    # the controller's names are plain labels, so only the dot and case need undoing.
+    return name.rstrip(".").lower()
+
+
+class Route53Records:
+    def __init__(self, client: Any, zone_id: str) -> None:
+        self._client = client
+        self._zone_id = zone_id
+
+    def read(self, domain: str) -> tuple[Record, ...]:
+        """Every A and TXT record at or below the domain, all pages.
+
+        Route 53 lists names in DNS order (labels compared right to left), so everything below the
+        domain follows it directly: start there and stop at the first name outside it.
+        """
+        records: list[Record] = []
+        suffix = "." + domain
+        kwargs: dict[str, Any] = {
+            "HostedZoneId": self._zone_id,
+            "StartRecordName": _absolute(domain),
+        }
+        with translated("route53", "ListResourceRecordSets"):
+            while True:
+                page = self._client.list_resource_record_sets(**kwargs)
+                for item in page.get("ResourceRecordSets", []):
+                    name = _relative(item["Name"])
+                    if name != domain and not name.endswith(suffix):
+                        return tuple(records)
+                    if item["Type"] in ("A", "TXT") and "ResourceRecords" in item:
+                        records.append(
+                            Record(
+                                name=name,
+                                type=item["Type"],
+                                ttl=int(item.get("TTL", 0)),
+                                values=tuple(r["Value"] for r in item["ResourceRecords"]),
+                            )
+                        )
+                if not page.get("IsTruncated"):
+                    return tuple(records)
+                kwargs["StartRecordName"] = page["NextRecordName"]
+                kwargs["StartRecordType"] = page["NextRecordType"]
+
+    def change(self, changes: Sequence[RecordChange], comment: str) -> str:
+        """One change batch, applied atomically by Route 53; returns the change id."""
+        batch = {
+            "Comment": comment[:256],
+            "Changes": [
+                {
+                    "Action": change.action,
+                    "ResourceRecordSet": {
+                        "Name": _absolute(change.record.name),
+                        "Type": change.record.type,
+                        "TTL": change.record.ttl,
+                        "ResourceRecords": [{"Value": v} for v in change.record.values],
+                    },
+                }
+                for change in changes
+            ],
+        }
+        with translated("route53", "ChangeResourceRecordSets"):
+            response = self._client.change_resource_record_sets(
+                HostedZoneId=self._zone_id, ChangeBatch=batch
+            )
+        return str(response["ChangeInfo"]["Id"])
+
+    def change_status(self, change_id: str) -> str:
+        with translated("route53", "GetChange"):
+            return str(self._client.get_change(Id=change_id)["ChangeInfo"]["Status"])

@@ -1,0 +1,141 @@
+"""The backend list every LB serves, its checksum, and the guards that keep a bad list out."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from chalicelib.core.model import Health, Instance
+
+# Parameter Store: 4 KB for a standard parameter, 8 KB for an advanced one. The list is written
+# with intelligent tiering; past 8 KB it cannot be stored, and a truncated list would be a lie.
+MAX_LIST_BYTES = 8192
+
+
+class BackendListTooLong(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Backend:
+    address: str  # compressed form, as ipaddress renders it
+    port: int
+    instance_id: str
+
+    def render(self) -> str:
+        parsed = ipaddress.ip_address(self.address)
+        host = f"[{parsed.compressed}]" if parsed.version == 6 else parsed.compressed
+        return f"{host}:{self.port}"
+
+    def sort_key(self) -> tuple[int, int, int]:
+        parsed = ipaddress.ip_address(self.address)
+        return (parsed.version, int(parsed), self.port)
+
+
+@dataclass(frozen=True)
+class BackendList:
+    entries: tuple[str, ...]  # rendered `address:port`, sorted
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.entries)
+
+    @property
+    def checksum(self) -> str:
+        return checksum(self.text)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def checksum(text: str) -> str:
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def serving(web: Instance) -> bool:
+    """A web server that belongs in the list: running, healthy, not draining, renderable."""
+    return (
+        web.running
+        and web.health is Health.HEALTHY
+        and not web.draining
+        and web.address is not None
+        and web.port is not None
+    )
+
+
+def build_list(webs: Sequence[Instance]) -> BackendList:
+    backends = [
+        Backend(address=web.address or "", port=web.port or 0, instance_id=web.instance_id)
+        for web in webs
+        if serving(web)
+    ]
+    unique = {b.render(): b for b in backends}
+    ordered = sorted(unique.values(), key=Backend.sort_key)
+    result = BackendList(tuple(b.render() for b in ordered))
+    if len(result.text.encode("ascii")) > MAX_LIST_BYTES:
+        raise BackendListTooLong(
+            f"backend list of {len(result)} entries is {len(result.text)} bytes, "
+            f"more than Parameter Store's {MAX_LIST_BYTES}"
+        )
+    return result
+
+
+def parse_list(text: str | None) -> tuple[str, ...]:
+    """A stored list, split into entries; a stored value that does not parse counts as none."""
+    if not text:
+        return ()
+    entries = tuple(text.split(" "))
+    for entry in entries:
+        host, _, port = entry.rpartition(":")
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return ()
+        if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+            return ()
+    return entries
+
+
+@dataclass(frozen=True)
+class Held:
+    """A guard kept the last list: which, and why (for the notice)."""
+
+    guard: str
+    reason: str
+
+
+def guard_not_empty(wanted: BackendList) -> Held | None:
+    """Never push or publish an empty list: HAProxy with no servers serves nothing."""
+    if len(wanted) == 0:
+        return Held("empty", "no web server is healthy and in service; the last list stays")
+    return None
+
+
+def guard_pool_drop(
+    published: Sequence[str], wanted: BackendList, webs: Sequence[Instance], max_drop_percent: int
+) -> Held | None:
+    """Too many servers failing probes at once is more likely the prober's fault than theirs."""
+    if not published:
+        return None
+    failed = {
+        rendered
+        for web in webs
+        if web.running
+        and not web.draining
+        and web.health is Health.UNHEALTHY
+        and web.address is not None
+        and web.port is not None
+        for rendered in [
+            Backend(web.address, web.port, web.instance_id).render(),
+        ]
+    }
+    removed = (set(published) - set(wanted.entries)) & failed
+    if len(removed) * 100 > max_drop_percent * len(published):
+        return Held(
+            "pool-drop",
+            f"{len(removed)} of {len(published)} backends failed probes at once, more than "
+            f"LBF_MAX_POOL_DROP={max_drop_percent}%; the last list stays",
+        )
+    return None

@@ -1,0 +1,278 @@
+"""Which records should exist, and the one compare-and-swap change that gets there.
+
+Names here are fully qualified, lower case, without Route 53's trailing dot; the adapter adds and
+strips it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from chalicelib.core.inventory import natural_key
+from chalicelib.core.model import GONE_STATES, Health, Instance, Record, Skipped
+
+
+@dataclass(frozen=True)
+class RecordChange:
+    action: str  # CREATE | DELETE | UPSERT
+    record: Record
+
+
+@dataclass(frozen=True)
+class RecordRules:
+    domain: str
+    ttl: int
+    active_name: str
+    active_mode: str = "single"  # "single" | "all"
+
+    @property
+    def active_fqdn(self) -> str:
+        return f"{self.active_name}.{self.domain}"
+
+    @property
+    def ownership_fqdn(self) -> str:
+        return f"_lbf.{self.domain}"
+
+    def fqdn(self, label: str) -> str:
+        return f"{label}.{self.domain}"
+
+
+@dataclass(frozen=True)
+class ActiveDecision:
+    """Where the active record should point after this plan, and why."""
+
+    values: tuple[str, ...] | None  # None: leave the record as it is
+    holders: tuple[str, ...]  # instance ids the record points at afterwards (lbf:state=active)
+    reason: str
+    moved_from: str | None = None  # LB name the record left, for a failover
+    moved_to: str | None = None
+    no_eligible: bool = False  # no LB can take the record (a notice, unless nothing is known yet)
+    repaired: bool = False  # the record pointed at no LB of the cluster
+
+
+def is_eligible(lb: Instance) -> bool:
+    """SPEC: running, tags parse (it is an Instance), not draining, verdict healthy."""
+    return (
+        lb.running
+        and not lb.draining
+        and lb.health is Health.HEALTHY
+        and lb.name is not None
+        and lb.address is not None
+    )
+
+
+def by_name(lbs: Iterable[Instance]) -> list[Instance]:
+    return sorted(lbs, key=lambda lb: natural_key(lb.name or ""))
+
+
+def _a_record(name: str, values: Sequence[str], ttl: int) -> Record:
+    return Record(name=name, type="A", ttl=ttl, values=tuple(values))
+
+
+def decide_active(
+    current: Record | None,
+    lbs: Sequence[Instance],
+    skipped: Sequence[Skipped],
+    rules: RecordRules,
+) -> ActiveDecision:
+    if rules.active_mode == "all":
+        return _decide_active_all(current, lbs)
+    eligible = by_name(lb for lb in lbs if is_eligible(lb))
+    values = set(current.values) if current is not None else set()
+    pointed = [lb for lb in lbs if lb.address is not None and lb.address in values]
+    if current is None:
+        if not eligible:
+            return ActiveDecision(None, (), "no active record and no eligible LB", no_eligible=True)
+        first = eligible[0]
+        return ActiveDecision(
+            (first.address or "",),
+            (first.instance_id,),
+            f"created on {first.name}",
+            moved_to=first.name,
+        )
+
+    frozen = [s for s in skipped if s.address is not None and s.address in values]
+    if frozen and not pointed:
+        return ActiveDecision(
+            None, (), f"left as is: it points at skipped instance {frozen[0].instance_id}"
+        )
+
+    holder: Instance | None = pointed[0] if pointed else None
+    followed = False
+    if holder is None:
+        # The record holds no current LB address: either the active LB came back with a new IP
+        # (it still carries lbf:state=active), or someone pointed the record elsewhere.
+        tagged = [lb for lb in lbs if lb.lb_state is not None and lb.lb_state.value == "active"]
+        if len(tagged) == 1 and tagged[0].address is not None:
+            holder, followed = tagged[0], True
+
+    if holder is not None and is_eligible(holder):
+        if not followed and len(current.values) == 1:
+            return ActiveDecision(None, (holder.instance_id,), f"kept on {holder.name}")
+        return ActiveDecision(
+            (holder.address or "",),
+            (holder.instance_id,),
+            f"follows {holder.name} to its address {holder.address}",
+        )
+
+    if (
+        holder is not None
+        and holder.running
+        and not holder.draining
+        and holder.health is Health.UNKNOWN
+    ):
+        # Unknown is never a reason to move (SPEC): no verdict yet after a start or an edit.
+        return ActiveDecision(None, (holder.instance_id,), f"kept on {holder.name} (unknown)")
+
+    candidates = [lb for lb in eligible if holder is None or lb.instance_id != holder.instance_id]
+    if not candidates:
+        held = (holder.instance_id,) if holder is not None and not followed else ()
+        what = holder.name if holder is not None else ", ".join(sorted(values))
+        return ActiveDecision(None, held, f"left on {what}: no eligible LB", no_eligible=True)
+    target = candidates[0]
+    if holder is None:
+        reason = f"repaired: pointed at {', '.join(sorted(values))}, no LB of the cluster"
+    else:
+        reason = f"moved off {holder.name} ({_why_not(holder)}) to {target.name}"
+    return ActiveDecision(
+        (target.address or "",),
+        (target.instance_id,),
+        reason,
+        moved_from=holder.name if holder is not None else None,
+        moved_to=target.name,
+        repaired=holder is None,
+    )
+
+
+def _why_not(lb: Instance) -> str:
+    if not lb.running:
+        return lb.state
+    if lb.draining:
+        return "draining"
+    return lb.health.value
+
+
+def _decide_active_all(current: Record | None, lbs: Sequence[Instance]) -> ActiveDecision:
+    """Active-active: every eligible LB, plus those in the record that have no verdict yet."""
+    values = set(current.values) if current is not None else set()
+    keep = [
+        lb
+        for lb in lbs
+        if is_eligible(lb)
+        or (lb.address in values and lb.running and not lb.draining and lb.health is Health.UNKNOWN)
+    ]
+    if not any(is_eligible(lb) for lb in keep):
+        return ActiveDecision(None, (), "no eligible LB", no_eligible=current is not None)
+    ordered = by_name(keep)
+    wanted = tuple(sorted({lb.address or "" for lb in ordered}, key=_address_key))
+    holders = tuple(lb.instance_id for lb in ordered)
+    if current is not None and tuple(sorted(current.values, key=_address_key)) == wanted:
+        return ActiveDecision(None, holders, "kept")
+    gone = sorted(values - set(wanted))
+    return ActiveDecision(
+        wanted,
+        holders,
+        f"now {' '.join(wanted)}" + (f" (removed {' '.join(gone)})" if gone else ""),
+        moved_from=" ".join(gone) or None,
+    )
+
+
+def _address_key(address: str) -> tuple[int, ...]:
+    parsed = ipaddress.ip_address(address)
+    return (parsed.version, int(parsed))
+
+
+def active_change(
+    current: Record | None, values: Sequence[str], ttl: int, name: str
+) -> list[RecordChange]:
+    """Compare-and-swap: DELETE the exact record we read and CREATE the new one, in one batch.
+
+    Route 53 rejects the whole batch if the DELETE does not match the current record, so a stale
+    or concurrent run fails instead of overwriting; clients never see the name missing.
+    """
+    new = _a_record(name, values, ttl)
+    if current is None:
+        return [RecordChange("CREATE", new)]
+    return [RecordChange("DELETE", current), RecordChange("CREATE", new)]
+
+
+def plan_records(
+    records: Sequence[Record],
+    lbs: Sequence[Instance],
+    skipped: Sequence[Skipped],
+    decision: ActiveDecision,
+    rules: RecordRules,
+) -> list[RecordChange]:
+    """Every record change of this round, for one change batch (Route 53: 5 requests/s)."""
+    current = {(r.name, r.type): r for r in records}
+    changes: list[RecordChange] = []
+    existing_after: set[str] = {name for (name, kind) in current if kind == "A"}
+
+    # Names an instance of the cluster still answers for; a skipped LB's record is frozen.
+    known_names: set[str] = {rules.fqdn(s.name) for s in skipped if s.name is not None}
+    for lb in lbs:
+        if lb.name is None:
+            continue
+        fqdn = rules.fqdn(lb.name)
+        known_names.add(fqdn)
+        record = current.get((fqdn, "A"))
+        if lb.running and lb.address is not None:
+            wanted = _a_record(fqdn, [lb.address], rules.ttl)
+            if record != wanted:
+                changes.append(RecordChange("UPSERT", wanted))
+                existing_after.add(fqdn)
+        elif lb.state in GONE_STATES and record is not None:
+            changes.append(RecordChange("DELETE", record))
+            existing_after.discard(fqdn)
+
+    owned = _owned_names(current.get((rules.ownership_fqdn, "TXT")), rules)
+    # A record we created for an LB that has since vanished while no run was looking.
+    for fqdn in sorted(owned - known_names - {rules.active_fqdn}):
+        record = current.get((fqdn, "A"))
+        if record is not None:
+            changes.append(RecordChange("DELETE", record))
+        existing_after.discard(fqdn)
+
+    active = current.get((rules.active_fqdn, "A"))
+    if decision.values is not None:
+        changes.extend(active_change(active, decision.values, rules.ttl, rules.active_fqdn))
+        existing_after.add(rules.active_fqdn)
+
+    mine = {rules.fqdn(lb.name) for lb in lbs if lb.name is not None} | {rules.active_fqdn}
+    owned_after = {name for name in existing_after if name in owned or name in mine}
+    labels = sorted(
+        (name.removesuffix("." + rules.domain) for name in owned_after), key=natural_key
+    )
+    ownership = current.get((rules.ownership_fqdn, "TXT"))
+    if labels and _owned_names(ownership, rules) != owned_after:
+        record = Record(
+            name=rules.ownership_fqdn,
+            type="TXT",
+            ttl=rules.ttl,
+            values=tuple(f'"{label}"' for label in labels),
+        )
+        changes.append(RecordChange("UPSERT", record))
+    return changes
+
+
+def _owned_names(record: Record | None, rules: RecordRules) -> set[str]:
+    """The TXT record lists the labels the controller owns, one quoted string each."""
+    if record is None:
+        return set()
+    return {rules.fqdn(value.strip('"')) for value in record.values}
+
+
+def apply_record_changes(
+    records: Sequence[Record], changes: Sequence[RecordChange]
+) -> tuple[Record, ...]:
+    """The records after a change batch that succeeded: what the next round plans against."""
+    current = {(r.name, r.type): r for r in records}
+    for change in changes:
+        key = (change.record.name, change.record.type)
+        if change.action == "DELETE":
+            current.pop(key, None)
+        else:
+            current[key] = change.record
+    return tuple(current.values())

@@ -1,0 +1,60 @@
+"""Rise/fall damping: a verdict changes only after RISE (or FALL) equal probe results in a row.
+
+The run of equal results is stored in the `lbf:probe` tag so that damping carries across
+invocations. Counts are capped at RISE/FALL: once a verdict is settled the tag stops changing, so a
+steady world writes no tag at all.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from chalicelib.core.model import Damping, Health, ProbeRun
+
+_PROBE_RUN = re.compile(r"(ok|fail):([0-9]{1,3})")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    rise: int
+    fall: int
+
+
+def advance(damping: Damping, ok: bool, thresholds: Thresholds) -> Damping:
+    """One probe result folded into the carried state."""
+    previous = damping.run
+    count = previous.count + 1 if previous is not None and previous.ok == ok else 1
+    needed = thresholds.rise if ok else thresholds.fall
+    run = ProbeRun(ok=ok, count=min(count, needed))
+    health = damping.health
+    if run.count >= needed:
+        health = Health.HEALTHY if ok else Health.UNHEALTHY
+    return Damping(health=health, run=run)
+
+
+def down_at_once(damping: Damping, thresholds: Thresholds) -> Damping:
+    """EC2 says the instance is stopping or gone: unhealthy now, no rounds needed."""
+    return Damping(health=Health.UNHEALTHY, run=ProbeRun(ok=False, count=thresholds.fall))
+
+
+def parse_health(value: str | None) -> Health:
+    if value is None:
+        return Health.UNKNOWN
+    # Anything but the two written values (a hand edit, a typo) means: no verdict yet.
+    if value == Health.HEALTHY.value:
+        return Health.HEALTHY
+    if value == Health.UNHEALTHY.value:
+        return Health.UNHEALTHY
+    return Health.UNKNOWN
+
+
+def parse_probe_run(value: str | None) -> ProbeRun | None:
+    """`ok:N` / `fail:N`; anything else means no carried run (counting starts afresh)."""
+    if value is None:
+        return None
+    match = _PROBE_RUN.fullmatch(value)
+    if match is None:
+        return None
+    count = int(match[2])
+    return ProbeRun(ok=match[1] == "ok", count=count) if count > 0 else None

@@ -1,0 +1,219 @@
+"""Tags in, trusted instances out. EC2 tag values are free text: treat every one as hostile.
+
+An instance whose operator-set tags do not parse is skipped with a reason and never rendered into
+DNS, a configuration file or a command. Controller-written tags that do not parse are read as
+absent: the controller owns them and rewrites them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from chalicelib.core.health import parse_health, parse_probe_run
+from chalicelib.core.model import (
+    CONTROLLER_TAGS,
+    TAG_BACKENDS,
+    TAG_HEALTH,
+    TAG_MAINTENANCE,
+    TAG_NAME,
+    TAG_PORT,
+    TAG_PROBE,
+    TAG_ROLE,
+    TAG_STATE,
+    Damping,
+    Instance,
+    LbState,
+    RawInstance,
+    Role,
+    Skipped,
+)
+
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_CHECKSUM = re.compile(r"[0-9a-f]{64}")
+_LB_NAME = re.compile(r"lb([1-9][0-9]{0,5})")
+
+
+@dataclass(frozen=True)
+class Inventory:
+    lbs: tuple[Instance, ...]
+    webs: tuple[Instance, ...]
+    skipped: tuple[Skipped, ...]
+
+
+@dataclass(frozen=True)
+class ParseRules:
+    active_name: str
+    lb_address: str  # "public" | "private"
+    pool_address: str
+    pool_port: int
+
+
+def show(value: str, limit: int = 40) -> str:
+    """A hostile value made safe to log or print: escaped, quoted, shortened."""
+    shortened = value if len(value) <= limit else value[:limit] + "..."
+    return ascii(shortened)
+
+
+def is_label(value: str) -> bool:
+    return _LABEL.fullmatch(value) is not None
+
+
+def parse_address(value: str | None) -> str | None:
+    """The compressed form of a valid IP address, or None."""
+    if value is None:
+        return None
+    try:
+        return ipaddress.ip_address(value).compressed
+    except ValueError:
+        return None
+
+
+def parse_port(value: str) -> int | None:
+    if not value.isascii() or not value.isdigit() or len(value) > 5:
+        return None
+    port = int(value)
+    return port if 1 <= port <= 65535 else None
+
+
+def _checksum(value: str | None) -> str | None:
+    return value if value is not None and _CHECKSUM.fullmatch(value) else None
+
+
+def _lb_state(value: str | None) -> LbState | None:
+    return LbState(value) if value in (LbState.ACTIVE.value, LbState.STANDBY.value) else None
+
+
+def parse_instance(raw: RawInstance, rules: ParseRules) -> Instance | Skipped:
+    tags = dict(raw.tags)
+    role_value = tags.get(TAG_ROLE)
+
+    raw_name = tags.get(TAG_NAME)
+
+    def skip(reason: str, *, address: str | None = None) -> Skipped:
+        # A valid name protects its record: a skipped LB is frozen, not forgotten.
+        return Skipped(
+            instance_id=raw.instance_id,
+            reason=reason,
+            role=role_value if role_value in ("lb", "web") else None,
+            name=raw_name if raw_name is not None and is_label(raw_name) else None,
+            address=address,
+            state=raw.state,
+        )
+
+    if role_value not in (Role.LB.value, Role.WEB.value):
+        shown = "missing" if role_value is None else show(role_value)
+        return skip(f"{TAG_ROLE} {shown} is not 'lb' or 'web'")
+    role = Role(role_value)
+
+    which = rules.lb_address if role is Role.LB else rules.pool_address
+    raw_address = raw.public_ip if which == "public" else raw.private_ip
+    address = parse_address(raw_address)
+    if raw_address is not None and address is None:
+        return skip(f"{which} address {show(raw_address)} is not an IP address")
+
+    maintenance = tags.get(TAG_MAINTENANCE)
+    if maintenance not in (None, "drain"):
+        return skip(f"{TAG_MAINTENANCE} {show(maintenance or '')} is not 'drain'", address=address)
+
+    name: str | None = None
+    port: int | None = None
+    if role is Role.LB:
+        if raw_name is not None:
+            if not is_label(raw_name):
+                return skip(f"{TAG_NAME} {show(raw_name)} is not a DNS label", address=address)
+            if raw_name == rules.active_name:
+                return skip(
+                    f"{TAG_NAME} {show(raw_name)} is the active record's name",
+                    address=address,
+                )
+            name = raw_name
+    else:
+        raw_port = tags.get(TAG_PORT)
+        if raw_port is None:
+            port = rules.pool_port
+        else:
+            port = parse_port(raw_port)
+            if port is None:
+                return skip(f"{TAG_PORT} {show(raw_port)} is not a port 1-65535", address=address)
+
+    return Instance(
+        instance_id=raw.instance_id,
+        role=role,
+        state=raw.state,
+        launch_time=raw.launch_time,
+        address=address,
+        name=name,
+        port=port,
+        draining=maintenance == "drain",
+        damping=Damping(
+            health=parse_health(tags.get(TAG_HEALTH)),
+            run=parse_probe_run(tags.get(TAG_PROBE)),
+        ),
+        lb_state=_lb_state(tags.get(TAG_STATE)) if role is Role.LB else None,
+        backends_checksum=_checksum(tags.get(TAG_BACKENDS)) if role is Role.LB else None,
+        written=tuple(sorted((k, v) for k, v in tags.items() if k in CONTROLLER_TAGS)),
+    )
+
+
+def natural_key(name: str) -> tuple[str | int, ...]:
+    """`lb2` before `lb10`: digits compare as numbers."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"([0-9]+)", name))
+
+
+def lowest_free_name(taken: Iterable[str]) -> str:
+    numbers = {int(m[1]) for m in map(_LB_NAME.fullmatch, taken) if m is not None}
+    number = 1
+    while number in numbers:
+        number += 1
+    return f"lb{number}"
+
+
+def build_inventory(raws: Iterable[RawInstance], rules: ParseRules) -> Inventory:
+    """Parse, then settle names: duplicates go to the older LB, missing names get `lbN`."""
+    lbs: list[Instance] = []
+    webs: list[Instance] = []
+    skipped: list[Skipped] = []
+    for raw in sorted(raws, key=lambda r: (r.launch_time, r.instance_id)):
+        parsed = parse_instance(raw, rules)
+        if isinstance(parsed, Skipped):
+            skipped.append(parsed)
+        elif parsed.role is Role.LB:
+            lbs.append(parsed)
+        else:
+            webs.append(parsed)
+
+    # A name is held by the oldest LB that still has a use for it; terminated ones give it up.
+    holders: dict[str, Instance] = {}
+    kept: list[Instance] = []
+    for lb in lbs:
+        if lb.name is None or lb.state == "terminated":
+            kept.append(lb)
+            continue
+        holder = holders.get(lb.name)
+        if holder is None:
+            holders[lb.name] = lb
+            kept.append(lb)
+        else:
+            skipped.append(
+                Skipped(
+                    instance_id=lb.instance_id,
+                    reason=f"{TAG_NAME} {lb.name!r} is already held by older {holder.instance_id}",
+                    role=Role.LB.value,
+                    name=None,  # the record belongs to the holder
+                    address=lb.address,
+                    state=lb.state,
+                )
+            )
+
+    taken = {name for name in holders} | {s.name for s in skipped if s.name is not None}
+    taken.add(rules.active_name)
+    named: list[Instance] = []
+    for lb in kept:
+        if lb.name is None and lb.state != "terminated":
+            lb = replace(lb, name=lowest_free_name(taken), name_assigned=True)
+            taken.add(lb.name or "")
+        named.append(lb)
+    return Inventory(lbs=tuple(named), webs=tuple(webs), skipped=tuple(skipped))

@@ -1,0 +1,446 @@
+"""Observed world in, Plan out: the whole decision of one round, as values.
+
+`decide` is pure. The job probes, folds the results in (`fold_probes`), asks `decide` for a Plan,
+hands it to an executor, and folds what was applied back into its view (`after`), so the next round
+plans against what is now true without reading AWS again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from chalicelib.config import Settings
+from chalicelib.core import backends as backend_lists
+from chalicelib.core import dns
+from chalicelib.core.health import Thresholds, advance, down_at_once
+from chalicelib.core.model import (
+    TAG_BACKENDS,
+    TAG_HEALTH,
+    TAG_NAME,
+    TAG_PROBE,
+    TAG_STATE,
+    Command,
+    Health,
+    Instance,
+    LbState,
+    ProbeResult,
+    ProbeTarget,
+    Record,
+    Role,
+    World,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Changes: each one is one AWS write call.
+
+
+@dataclass(frozen=True)
+class SetTags:
+    """One CreateTags call: the same tag set on every instance listed."""
+
+    instance_ids: tuple[str, ...]
+    tags: tuple[tuple[str, str], ...]
+    after_records: bool = False  # lbf:state follows the record: skipped if the batch failed
+
+    def describe(self) -> str:
+        pairs = ", ".join(f"{k}={v}" for k, v in self.tags)
+        return f"tag {' '.join(self.instance_ids)}: {pairs}"
+
+
+@dataclass(frozen=True)
+class ChangeRecords:
+    """One Route 53 change batch."""
+
+    changes: tuple[dns.RecordChange, ...]
+    reason: str
+
+    def describe(self) -> str:
+        parts = [
+            f"{c.action} {c.record.name} {c.record.type} {' '.join(c.record.values)}"
+            for c in self.changes
+        ]
+        return f"records ({self.reason}): " + "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class PutParameter:
+    name: str
+    value: str
+
+    def describe(self) -> str:
+        shown = self.value if len(self.value) <= 120 else self.value[:117] + "..."
+        return f"parameter {self.name} = {shown}"
+
+
+@dataclass(frozen=True)
+class SendBackends:
+    """One SendCommand per LB, so that one bad instance cannot fail the others."""
+
+    instance_id: str
+    lb_name: str
+    backends: str
+    checksum: str
+
+    def describe(self) -> str:
+        count = len(self.backends.split(" "))
+        return f"push {count} backends ({self.checksum[:12]}) to {self.lb_name} {self.instance_id}"
+
+
+@dataclass(frozen=True)
+class MoveAddress:
+    """EIP mode: associate the Elastic IP with the new active LB, if it is still where we saw it."""
+
+    allocation_id: str
+    instance_id: str
+    expected_instance_id: str | None
+    lb_name: str
+
+    def describe(self) -> str:
+        return f"move Elastic IP {self.allocation_id} to {self.lb_name} {self.instance_id}"
+
+
+Change = SetTags | ChangeRecords | PutParameter | SendBackends | MoveAddress
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]
+    active: dns.ActiveDecision
+    backends: backend_lists.BackendList | None  # the list LBs should serve after this plan
+    held: backend_lists.Held | None
+    conditions: Mapping[str, str] = field(default_factory=dict)  # key -> notice text
+    notes: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+
+# ---------------------------------------------------------------------------------------------
+# Folding observations into the view.
+
+
+def thresholds_of(settings: Settings) -> Thresholds:
+    return Thresholds(rise=settings.rise, fall=settings.fall)
+
+
+def fold_down_states(world: World, thresholds: Thresholds) -> World:
+    """EC2 reports the instance stopping or gone: unhealthy at once, no rounds needed."""
+
+    def fold(instances: tuple[Instance, ...]) -> tuple[Instance, ...]:
+        return tuple(
+            replace(i, damping=down_at_once(i.damping, thresholds)) if i.down else i
+            for i in instances
+        )
+
+    return replace(world, lbs=fold(world.lbs), webs=fold(world.webs))
+
+
+def probe_targets(world: World, settings: Settings) -> list[ProbeTarget]:
+    """Running instances with an address; skipped ones are frozen and never probed."""
+    targets = [
+        ProbeTarget(lb.instance_id, settings.lb_check.render(lb.address))
+        for lb in world.lbs
+        if lb.running and lb.address is not None
+    ]
+    targets += [
+        ProbeTarget(web.instance_id, settings.pool_check.render(web.address, web.port))
+        for web in world.webs
+        if web.running and web.address is not None
+    ]
+    return targets
+
+
+def is_prober_fault(results: Mapping[str, ProbeResult], fault_percent: int) -> bool:
+    """Every target failing at once says more about the prober's network than about them."""
+    if len(results) < 2:
+        return False
+    failed = sum(1 for r in results.values() if not r.ok)
+    return failed * 100 >= fault_percent * len(results)
+
+
+def fold_probes(world: World, results: Mapping[str, ProbeResult], thresholds: Thresholds) -> World:
+    def fold(instances: tuple[Instance, ...]) -> tuple[Instance, ...]:
+        return tuple(
+            replace(i, damping=advance(i.damping, results[i.instance_id].ok, thresholds))
+            if i.instance_id in results and not i.down
+            else i
+            for i in instances
+        )
+
+    return replace(world, lbs=fold(world.lbs), webs=fold(world.webs))
+
+
+# ---------------------------------------------------------------------------------------------
+# Deciding.
+
+
+def decide(world: World, settings: Settings, *, run_started_at: float) -> Plan:
+    rules = record_rules(settings)
+    conditions: dict[str, str] = {}
+    notes: list[str] = [f"skipped {s.instance_id}: {s.reason}" for s in world.skipped]
+    for s in world.skipped:
+        conditions[f"skipped:{s.instance_id}"] = f"instance {s.instance_id} skipped: {s.reason}"
+
+    current_active = _record(world, rules.active_fqdn, "A")
+    if settings.mode == "eip":
+        active = _decide_eip(world, settings)
+    else:
+        active = dns.decide_active(current_active, world.lbs, world.skipped, rules)
+    if active.no_eligible and any(lb.health is not Health.UNKNOWN for lb in world.lbs):
+        conditions["no-eligible-lb"] = f"no load balancer is eligible to be active: {active.reason}"
+    if active.repaired:
+        conditions["active-repaired"] = f"active record {active.reason}"
+
+    changes: list[Change] = []
+    record_changes = dns.plan_records(
+        world.records, world.lbs, world.skipped, _record_part(active, settings), rules
+    )
+    if record_changes:
+        changes.append(ChangeRecords(tuple(record_changes), active.reason))
+    if settings.mode == "eip" and active.values is not None and active.holders:
+        target = _lb(world, active.holders[0])
+        changes.append(
+            MoveAddress(
+                allocation_id=settings.eip_allocation_id or "",
+                instance_id=target.instance_id,
+                expected_instance_id=world.eip_instance_id,
+                lb_name=target.name or "",
+            )
+        )
+
+    wanted, held, list_changes, list_conditions = _plan_backends(world, settings, run_started_at)
+    changes += list_changes
+    conditions.update(list_conditions)
+    if held is not None:
+        conditions[f"backends-held:{held.guard}"] = held.reason
+
+    changes += _plan_tags(world, active, wanted, run_started_at)
+    return Plan(
+        changes=tuple(changes),
+        active=active,
+        backends=wanted,
+        held=held,
+        conditions=conditions,
+        notes=tuple(notes),
+    )
+
+
+def record_rules(settings: Settings) -> dns.RecordRules:
+    return dns.RecordRules(
+        domain=settings.domain,
+        ttl=settings.ttl,
+        active_name=settings.active_name,
+        active_mode=settings.active_mode,
+    )
+
+
+def _record(world: World, name: str, kind: str) -> Record | None:
+    return next((r for r in world.records if r.name == name and r.type == kind), None)
+
+
+def _lb(world: World, instance_id: str) -> Instance:
+    return next(lb for lb in world.lbs if lb.instance_id == instance_id)
+
+
+def _record_part(active: dns.ActiveDecision, settings: Settings) -> dns.ActiveDecision:
+    """In EIP mode the active record holds the Elastic IP and never moves."""
+    if settings.mode != "eip":
+        return active
+    return replace(active, values=None)
+
+
+def _decide_eip(world: World, settings: Settings) -> dns.ActiveDecision:
+    """The Elastic IP plays the active record's part; the active record holds the EIP itself."""
+    rules = record_rules(settings)
+    holder = next((lb for lb in world.lbs if lb.instance_id == world.eip_instance_id), None)
+    # Reuse the DNS rules by viewing the association as a record pointing at the holder.
+    pseudo = (
+        Record(rules.active_fqdn, "A", settings.ttl, (holder.address or "",))
+        if holder is not None and holder.address is not None
+        else None
+    )
+    decision = dns.decide_active(pseudo, world.lbs, world.skipped, rules)
+    if (
+        decision.values is not None
+        and holder is not None
+        and decision.holders == (holder.instance_id,)
+    ):
+        # The holder's own address changed: the association follows the instance, nothing to do.
+        return replace(decision, values=None)
+    return decision
+
+
+def _plan_backends(
+    world: World, settings: Settings, run_started_at: float
+) -> tuple[
+    backend_lists.BackendList | None, backend_lists.Held | None, list[Change], dict[str, str]
+]:
+    changes: list[Change] = []
+    conditions: dict[str, str] = {}
+    published = backend_lists.parse_list(world.backends_parameter)
+    try:
+        wanted: backend_lists.BackendList | None = backend_lists.build_list(world.webs)
+    except backend_lists.BackendListTooLong as exc:
+        conditions["backends-too-long"] = str(exc)
+        wanted = None
+    held = None
+    if wanted is not None:
+        held = backend_lists.guard_not_empty(wanted) or backend_lists.guard_pool_drop(
+            published, wanted, world.webs, settings.max_pool_drop
+        )
+    serving = wanted if wanted is not None and held is None else None
+    if serving is None and published:
+        serving = backend_lists.BackendList(published)
+
+    if serving is not None and len(serving) > 0:
+        if serving.text != world.backends_parameter:
+            changes.append(PutParameter(settings.backends_parameter, serving.text))
+        changes += _plan_pushes(world, serving, run_started_at, conditions)
+
+    lbs_text = " ".join(
+        lb.address for lb in dns.by_name(world.lbs) if lb.running and lb.address is not None
+    )
+    # SSM rejects an empty parameter value; with no LB running the last value stays.
+    if lbs_text and lbs_text != world.lbs_parameter:
+        changes.append(PutParameter(settings.lbs_parameter, lbs_text))
+    return serving, held, changes, conditions
+
+
+def _plan_pushes(
+    world: World,
+    serving: backend_lists.BackendList,
+    run_started_at: float,
+    conditions: dict[str, str],
+) -> list[Change]:
+    last = latest_commands(world.commands)
+    pushes: list[Change] = []
+    for lb in dns.by_name(world.lbs):
+        if not lb.running or lb.backends_checksum == serving.checksum:
+            continue
+        command = last.get(lb.instance_id)
+        if command is not None and command.checksum == serving.checksum:
+            if command.in_flight or command.status == "Success":
+                continue  # in flight: wait; Success: the tag is written in _plan_tags
+            if command.requested_at >= run_started_at:
+                # Failed in this run: retried on the next run, not hammered every round.
+                conditions[f"push-failed:{lb.instance_id}"] = (
+                    f"backend push to {lb.name} {lb.instance_id} ended {command.status}; "
+                    "retried next run"
+                )
+                continue
+        pushes.append(
+            SendBackends(
+                instance_id=lb.instance_id,
+                lb_name=lb.name or lb.instance_id,
+                backends=serving.text,
+                checksum=serving.checksum,
+            )
+        )
+    return pushes
+
+
+def latest_commands(commands: Iterable[Command]) -> dict[str, Command]:
+    latest: dict[str, Command] = {}
+    for command in commands:
+        seen = latest.get(command.instance_id)
+        if seen is None or command.requested_at >= seen.requested_at:
+            latest[command.instance_id] = command
+    return latest
+
+
+def _plan_tags(
+    world: World,
+    active: dns.ActiveDecision,
+    serving: backend_lists.BackendList | None,
+    run_started_at: float,
+) -> list[Change]:
+    del run_started_at
+    wanted: dict[str, dict[str, str]] = {}
+    holders = set(active.holders)
+    last = latest_commands(world.commands)
+    for instance in (*world.lbs, *world.webs):
+        tags: dict[str, str] = {}
+        if instance.health is not Health.UNKNOWN:
+            tags[TAG_HEALTH] = instance.health.value
+        if instance.damping.run is not None:
+            tags[TAG_PROBE] = instance.damping.run.render()
+        if instance.role is Role.LB:
+            if instance.name is not None and instance.name_assigned:
+                tags[TAG_NAME] = instance.name
+            state = LbState.ACTIVE if instance.instance_id in holders else LbState.STANDBY
+            if active.holders or instance.lb_state is not None:
+                tags[TAG_STATE] = state.value
+            command = last.get(instance.instance_id)
+            if command is not None and command.status == "Success":
+                tags[TAG_BACKENDS] = command.checksum
+        written = dict(instance.written)
+        diff = {k: v for k, v in tags.items() if written.get(k) != v}
+        if diff:
+            wanted[instance.instance_id] = diff
+
+    grouped: dict[tuple[tuple[str, str], ...], list[str]] = defaultdict(list)
+    for instance_id, diff in wanted.items():
+        grouped[tuple(sorted(diff.items()))].append(instance_id)
+    return [
+        SetTags(
+            instance_ids=tuple(sorted(ids)),
+            tags=tags,
+            after_records=any(key == TAG_STATE for key, _ in tags),
+        )
+        for tags, ids in sorted(grouped.items())
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Folding what was applied back into the view.
+
+
+def after(world: World, applied: Sequence[Change]) -> World:
+    """The view after these changes succeeded: the next round plans against it."""
+    records = world.records
+    lbs, webs = world.lbs, world.webs
+    backends_parameter, lbs_parameter = world.backends_parameter, world.lbs_parameter
+    eip_instance_id = world.eip_instance_id
+    for change in applied:
+        if isinstance(change, ChangeRecords):
+            records = dns.apply_record_changes(records, change.changes)
+        elif isinstance(change, SetTags):
+            lbs = _with_tags(lbs, change)
+            webs = _with_tags(webs, change)
+        elif isinstance(change, PutParameter):
+            if change.name.endswith("/backends"):
+                backends_parameter = change.value
+            elif change.name.endswith("/lbs"):
+                lbs_parameter = change.value
+        elif isinstance(change, MoveAddress):
+            eip_instance_id = change.instance_id
+    return replace(
+        world,
+        records=records,
+        lbs=lbs,
+        webs=webs,
+        backends_parameter=backends_parameter,
+        lbs_parameter=lbs_parameter,
+        eip_instance_id=eip_instance_id,
+    )
+
+
+def _with_tags(instances: tuple[Instance, ...], change: SetTags) -> tuple[Instance, ...]:
+    ids = set(change.instance_ids)
+    result = []
+    for instance in instances:
+        if instance.instance_id in ids:
+            written = dict(instance.written) | dict(change.tags)
+            tags = dict(change.tags)
+            instance = replace(
+                instance,
+                written=tuple(sorted(written.items())),
+                name_assigned=False if TAG_NAME in tags else instance.name_assigned,
+                lb_state=LbState(tags[TAG_STATE]) if TAG_STATE in tags else instance.lb_state,
+                backends_checksum=tags.get(TAG_BACKENDS, instance.backends_checksum),
+            )
+        result.append(instance)
+    return tuple(result)

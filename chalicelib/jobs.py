@@ -1,0 +1,329 @@
+"""The jobs: observe -> decide -> apply, in rounds, and a Report of what happened.
+
+A run reads the inventory, the records and the parameters once. Then it probes in rounds,
+LBF_PROBE_INTERVAL apart start to start, and after each round plans and applies at once, so a
+verdict that changes in round 3 moves the record in round 3, not at the end of the minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from chalicelib.config import Settings
+from chalicelib.core import dns
+from chalicelib.core.inventory import ParseRules, build_inventory
+from chalicelib.core.model import Command, World
+from chalicelib.core.plan import (
+    ChangeRecords,
+    MoveAddress,
+    Plan,
+    after,
+    decide,
+    fold_down_states,
+    fold_probes,
+    is_prober_fault,
+    latest_commands,
+    probe_targets,
+    thresholds_of,
+)
+from chalicelib.errors import AwsError, ViewNotLoaded
+from chalicelib.executor import DryRunExecutor, Executor, Outcome, applied
+from chalicelib.services import Services
+
+log = logging.getLogger(__name__)
+
+# Pushes older than this are not looked up again: an LB that never answered is pushed anew.
+COMMAND_LOOKBACK_SECONDS = 3600
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class Failover:
+    moved_from: str | None
+    moved_to: str | None
+    reason: str
+    round: int
+    seconds: float  # since the run started
+
+
+@dataclass
+class Report:
+    job: str
+    run_id: str
+    dry_run: bool = False
+    rounds: int = 0
+    applied: list[str] = field(default_factory=list)
+    planned: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    failovers: list[Failover] = field(default_factory=list)
+    probe_failures: int = 0
+    healthy_lbs: int = 0
+    seconds: float = 0.0
+    plan: Plan | None = None
+    world: World | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def observe(settings: Settings, services: Services, *, now: float) -> World:
+    """One read of everything. If any part fails the run stops: never act on half a view."""
+    try:
+        raws = services.inventory.describe(settings.cluster)
+        inventory = build_inventory(
+            raws,
+            ParseRules(
+                active_name=settings.active_name,
+                lb_address=settings.lb_address,
+                pool_address=settings.pool_address,
+                pool_port=settings.pool_port,
+            ),
+        )
+        records = services.records.read(settings.domain)
+        names = [
+            settings.backends_parameter,
+            settings.lbs_parameter,
+            settings.paused_parameter,
+            settings.notices_parameter,
+        ]
+        parameters = services.parameters.read(names)
+        commands = services.commands.recent(since=now - COMMAND_LOOKBACK_SECONDS)
+        eip_instance_id = eip_address = None
+        if settings.mode == "eip" and settings.eip_allocation_id:
+            eip_instance_id, eip_address = services.inventory.address_holder(
+                settings.eip_allocation_id
+            )
+    except AwsError as exc:
+        raise ViewNotLoaded(f"could not read the world, acting on nothing: {exc}") from exc
+    notices = parameters.get(settings.notices_parameter, "")
+    return World(
+        lbs=inventory.lbs,
+        webs=inventory.webs,
+        skipped=inventory.skipped,
+        records=records,
+        backends_parameter=parameters.get(settings.backends_parameter),
+        lbs_parameter=parameters.get(settings.lbs_parameter),
+        paused=parameters.get(settings.paused_parameter, "").strip().lower() == "true",
+        commands=tuple(commands),
+        notices=frozenset(line for line in notices.splitlines() if line and line != "none"),
+        eip_instance_id=eip_instance_id,
+        eip_address=eip_address,
+    )
+
+
+def reconcile(
+    settings: Settings,
+    services: Services,
+    clock: Clock,
+    *,
+    rounds: int | None = None,
+    probe: bool = True,
+    dry_run: bool = False,
+    job: str = "reconcile",
+) -> Report:
+    """One invocation's work: `rounds` probe rounds (default LBF_PROBE_ROUNDS), acting each round.
+
+    With probe=False (the event-triggered run) no probe is made: it acts on EC2's states and the
+    stored verdicts only, and leaves the rise/fall counts to the scheduled rounds.
+    """
+    started = clock.now()
+    report = Report(job=job, run_id=uuid.uuid4().hex[:12])
+    try:
+        world = observe(settings, services, now=started)
+    except ViewNotLoaded as exc:
+        report.errors.append(str(exc))
+        report.seconds = clock.now() - started
+        return report
+
+    report.dry_run = dry_run or settings.dry_run or world.paused
+    if world.paused:
+        report.notes.append(f"paused: {settings.paused_parameter} is true; planning only")
+    executor: Executor = (
+        DryRunExecutor(now=clock.now) if report.dry_run else Executor(services, now=clock.now)
+    )
+    thresholds = thresholds_of(settings)
+    world = fold_down_states(world, thresholds)
+    count = settings.probe_rounds if rounds is None else rounds
+
+    for number in range(count):
+        if number > 0:
+            wait = started + number * settings.probe_interval - clock.now()
+            if wait > 0:
+                clock.sleep(wait)
+        conditions: dict[str, str] = {}
+        if probe:
+            results = services.prober.probe_round(probe_targets(world, settings))
+            failed = [key for key, result in results.items() if not result.ok]
+            report.probe_failures += len(failed)
+            if is_prober_fault(results, settings.prober_fault_percent):
+                conditions["prober-fault"] = (
+                    f"{len(failed)} of {len(results)} probes failed in one round: taken as a "
+                    "fault on the prober's side; no verdict changed"
+                )
+            else:
+                world = fold_probes(world, results, thresholds)
+        world = _refresh_commands(world, services, report)
+        world, plan = _plan_and_apply(world, settings, services, executor, report, clock, started)
+        conditions.update(plan.conditions)
+        report.rounds = number + 1
+        _notify(world, settings, services, report, conditions, executor)
+        world = replace(world, notices=frozenset(conditions))
+
+    report.world = world
+    report.healthy_lbs = sum(1 for lb in world.lbs if dns.is_eligible(lb))
+    report.seconds = clock.now() - started
+    return report
+
+
+def _plan_and_apply(
+    world: World,
+    settings: Settings,
+    services: Services,
+    executor: Executor,
+    report: Report,
+    clock: Clock,
+    started: float,
+) -> tuple[World, Plan]:
+    plan = decide(world, settings, run_started_at=started)
+    outcomes = executor.apply(plan)
+    world = _fold_outcomes(world, outcomes)
+    if any(o.stale for o in outcomes):
+        # Someone changed the record since we read it: read it again and plan once more. The
+        # new plan starts from what is there now, so two runs never undo each other.
+        try:
+            records = services.records.read(settings.domain)
+            holder = world.eip_instance_id
+            if settings.mode == "eip" and settings.eip_allocation_id:
+                holder, _ = services.inventory.address_holder(settings.eip_allocation_id)
+        except AwsError as exc:
+            report.errors.append(f"re-reading after a stale change failed: {exc}")
+        else:
+            world = replace(world, records=records, eip_instance_id=holder)
+            report.notes.append("a change met a newer view; re-read and planned again")
+            first = outcomes
+            plan = decide(world, settings, run_started_at=started)
+            outcomes = executor.apply(plan)
+            world = _fold_outcomes(world, outcomes)
+            outcomes = [o for o in first if not o.stale] + outcomes
+    failed = _record(plan, outcomes, report, executor.dry_run, clock.now() - started)
+    return world, replace(plan, conditions={**plan.conditions, **failed})
+
+
+def _fold_outcomes(world: World, outcomes: list[Outcome]) -> World:
+    world = after(world, applied(outcomes))
+    sent = tuple(o.command for o in outcomes if o.command is not None)
+    return replace(world, commands=world.commands + sent) if sent else world
+
+
+def _record(
+    plan: Plan, outcomes: list[Outcome], report: Report, dry_run: bool, elapsed: float
+) -> dict[str, str]:
+    """Adds the round to the report; returns its failed actions as conditions to notify."""
+    report.plan = plan
+    failed: dict[str, str] = {}
+    for outcome in outcomes:
+        if not outcome.ok and not outcome.skipped:
+            failed[f"failed:{outcome.change.describe()[:120]}"] = (
+                f"action failed, retried next round or run: {outcome.change.describe()}: "
+                f"{outcome.error}"
+            )
+    for outcome in outcomes:
+        text = outcome.change.describe()
+        if outcome.ok:
+            (report.planned if dry_run else report.applied).append(text)
+        elif outcome.skipped:
+            report.notes.append(f"not attempted (records did not change): {text}")
+        elif outcome.stale:
+            report.errors.append(f"{text}: still stale after a re-read; the next run retries")
+        else:
+            report.errors.append(f"{text}: {outcome.error}")
+    records_ok = all(o.ok for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress))
+    active = plan.active
+    if records_ok and active.values is not None and active.moved_from is not None:
+        report.failovers.append(
+            Failover(
+                moved_from=active.moved_from,
+                moved_to=active.moved_to,
+                reason=active.reason,
+                round=report.rounds + 1,
+                seconds=elapsed,
+            )
+        )
+    for note in plan.notes:
+        if note not in report.notes:
+            report.notes.append(note)
+    return failed
+
+
+def _refresh_commands(world: World, services: Services, report: Report) -> World:
+    """Ask SSM how the pushes in flight are doing; their outcome decides lbf:backends."""
+    updated: list[Command] = []
+    for command in latest_commands(world.commands).values():
+        if not command.in_flight or command.command_id == "dry-run":
+            continue
+        try:
+            status = services.commands.status(command)
+        except AwsError as exc:
+            report.errors.append(f"reading push {command.command_id}: {exc}")
+            continue
+        if status != command.status:
+            updated.append(replace(command, status=status))
+    if not updated:
+        return world
+    changed = {c.command_id for c in updated}
+    kept = tuple(c for c in world.commands if c.command_id not in changed)
+    return replace(world, commands=kept + tuple(updated))
+
+
+def _notify(
+    world: World,
+    settings: Settings,
+    services: Services,
+    report: Report,
+    conditions: dict[str, str],
+    executor: Executor,
+) -> None:
+    """Notices go out when something changes: a failover, a new condition, a failed action."""
+    messages = [
+        f"active record moved: {f.reason}" for f in report.failovers if f.round == report.rounds
+    ]
+    new = {key: text for key, text in conditions.items() if key not in world.notices}
+    messages += list(new.values())
+    if not messages and set(conditions) == set(world.notices):
+        return
+    if executor.dry_run:
+        report.notes.extend(f"would notify: {m}" for m in messages)
+        return
+    subject = f"lb-failover {settings.cluster}"
+    for message in messages:
+        report.notices.append(message)
+        if services.notifier is not None:
+            try:
+                services.notifier.publish(subject, message)
+            except AwsError as exc:
+                report.errors.append(f"notice not sent: {exc}")
+        log.warning("notice: %s", message)
+    stored = "\n".join(sorted(conditions)) or "none"
+    try:
+        services.parameters.put(settings.notices_parameter, stored)
+    except AwsError as exc:
+        report.errors.append(f"storing notified conditions: {exc}")

@@ -1,0 +1,78 @@
+"""What a job needs from the outside world, as interfaces, and the real AWS-backed set.
+
+Jobs depend on these protocols only, so tests hand them in-memory fakes and the local stand-in
+hands them the same adapters pointed at a moto server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from chalicelib.config import Settings
+from chalicelib.core.dns import RecordChange
+from chalicelib.core.model import Command, ProbeResult, ProbeTarget, RawInstance, Record
+
+
+class Inventory(Protocol):
+    def describe(self, cluster: str) -> list[RawInstance]: ...
+    def create_tags(self, instance_ids: Sequence[str], tags: Sequence[tuple[str, str]]) -> None: ...
+    def address_holder(self, allocation_id: str) -> tuple[str | None, str | None]: ...
+    def associate_address(self, allocation_id: str, instance_id: str) -> None: ...
+
+
+class Records(Protocol):
+    def read(self, domain: str) -> tuple[Record, ...]: ...
+    def change(self, changes: Sequence[RecordChange], comment: str) -> str: ...
+    def change_status(self, change_id: str) -> str: ...
+
+
+class Parameters(Protocol):
+    def read(self, names: Sequence[str]) -> dict[str, str]: ...
+    def put(self, name: str, value: str) -> None: ...
+
+
+class Commands(Protocol):
+    def send(self, instance_id: str, backends: str, checksum: str, *, now: float) -> Command: ...
+    def recent(self, *, since: float) -> list[Command]: ...
+    def status(self, command: Command) -> str: ...
+
+
+class Notifier(Protocol):
+    def publish(self, subject: str, message: str) -> None: ...
+
+
+class Prober(Protocol):
+    def probe_round(self, targets: Sequence[ProbeTarget]) -> dict[str, ProbeResult]: ...
+
+
+@dataclass(frozen=True)
+class Services:
+    inventory: Inventory
+    records: Records
+    parameters: Parameters
+    commands: Commands
+    notifier: Notifier | None
+    prober: Prober
+
+
+def aws_services(settings: Settings) -> Services:
+    """The real adapters. Imported lazily so that the pure core never pulls in boto3."""
+    from chalicelib.adapters.clients import client
+    from chalicelib.adapters.ec2 import Ec2Inventory
+    from chalicelib.adapters.notify import SnsNotifier
+    from chalicelib.adapters.probe import Prober as AsyncProber
+    from chalicelib.adapters.route53 import Route53Records
+    from chalicelib.adapters.ssm import SsmCommands, SsmParameters
+
+    return Services(
+        inventory=Ec2Inventory(client("ec2")),
+        records=Route53Records(client("route53"), settings.hosted_zone_id),
+        parameters=SsmParameters(client("ssm")),
+        commands=SsmCommands(client("ssm"), settings.ssm_document),
+        notifier=(
+            SnsNotifier(client("sns"), settings.sns_topic_arn) if settings.sns_topic_arn else None
+        ),
+        prober=AsyncProber(timeout=settings.probe_timeout),
+    )
