@@ -139,11 +139,13 @@ def reconcile(
     probe: bool = True,
     dry_run: bool = False,
     job: str = "reconcile",
+    concerning: str | None = None,
 ) -> Report:
     """One invocation's work: `rounds` probe rounds (default LBF_PROBE_ROUNDS), acting each round.
 
     With probe=False (the event-triggered run) no probe is made: it acts on EC2's states and the
-    stored verdicts only, and leaves the rise/fall counts to the scheduled rounds.
+    stored verdicts only, and leaves the rise/fall counts to the scheduled rounds. With
+    `concerning`, a run about an instance outside the cluster stops after the inventory read.
     """
     started = clock.now()
     report = Report(job=job, run_id=uuid.uuid4().hex[:12])
@@ -151,6 +153,12 @@ def reconcile(
         world = observe(settings, services, now=started)
     except ViewNotLoaded as exc:
         report.errors.append(str(exc))
+        report.seconds = clock.now() - started
+        return report
+
+    if concerning is not None and concerning not in _instance_ids(world):
+        report.notes.append(f"{concerning} is not an instance of cluster {settings.cluster}")
+        report.world = world
         report.seconds = clock.now() - started
         return report
 
@@ -192,6 +200,11 @@ def reconcile(
     report.healthy_lbs = sum(1 for lb in world.lbs if dns.is_eligible(lb))
     report.seconds = clock.now() - started
     return report
+
+
+def _instance_ids(world: World) -> set[str]:
+    ids = {i.instance_id for i in (*world.lbs, *world.webs)}
+    return ids | {s.instance_id for s in world.skipped}
 
 
 def _plan_and_apply(

@@ -1,0 +1,114 @@
+"""Chalice wiring only: read settings, build the services, run one job, report.
+
+Settings are read inside each handler, never at import: chalice's test client (and a warm Lambda
+after a configuration change) hands the stage's variables to the invocation, not the import.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Rate
+
+from chalicelib import jobs
+from chalicelib.config import Settings
+from chalicelib.services import aws_services
+
+app = Chalice(app_name="lb-failover")
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "lb-failover"))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "LbFailover"))
+copy_config_to_registered_loggers(source_logger=logger, include={"chalicelib"})
+
+app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
+app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
+
+
+def _tracing_enabled() -> bool:
+    return os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in ("1", "true")
+
+
+if _tracing_enabled():  # pragma: no cover - needs the X-Ray SDK from Powertools' Lambda layer
+    # Imported only when tracing is on: the X-Ray SDK costs ~400 ms of cold start.
+    from aws_lambda_powertools import Tracer
+
+    app.register_middleware(ConvertToMiddleware(Tracer().capture_lambda_handler))
+
+# Leave this much of the Lambda timeout for the last round's apply and the report.
+_SAFETY_SECONDS = 8.0
+_INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
+_EC2_STATES = frozenset(
+    {"pending", "running", "stopping", "stopped", "shutting-down", "terminated"}
+)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def reconcile(event: CloudWatchEvent) -> dict[str, Any]:
+    settings = Settings.from_env(os.environ)
+    rounds = _rounds_that_fit(settings, event.context)
+    report = jobs.reconcile(settings, aws_services(settings), jobs.SystemClock(), rounds=rounds)
+    return _finish(report)
+
+
+@app.on_cw_event({"source": ["aws.ec2"], "detail-type": ["EC2 Instance State-change Notification"]})
+def on_instance_change(event: CloudWatchEvent) -> dict[str, Any]:
+    detail = event.detail if isinstance(event.detail, dict) else {}
+    instance_id = detail.get("instance-id")
+    state = detail.get("state")
+    if not isinstance(instance_id, str) or not _INSTANCE_ID.fullmatch(instance_id):
+        logger.error("ignored event: detail.instance-id is not an EC2 instance id")
+        return {"ignored": "detail.instance-id is not an EC2 instance id"}
+    if state not in _EC2_STATES:
+        logger.error("ignored event: detail.state is not an EC2 instance state")
+        return {"ignored": "detail.state is not an EC2 instance state"}
+    settings = Settings.from_env(os.environ)
+    logger.append_keys(instance_id=instance_id, instance_state=state)
+    report = jobs.reconcile(
+        settings,
+        aws_services(settings),
+        jobs.SystemClock(),
+        rounds=1,
+        probe=False,
+        job="on_instance_change",
+        concerning=instance_id,
+    )
+    return _finish(report)
+
+
+def _rounds_that_fit(settings: Settings, context: Any) -> int:
+    """Never start a round the Lambda timeout would cut short."""
+    remaining_ms = context.get_remaining_time_in_millis() if context is not None else None
+    if remaining_ms is None:
+        return settings.probe_rounds
+    usable = remaining_ms / 1000 - _SAFETY_SECONDS - settings.probe_timeout
+    fitting = int(usable // settings.probe_interval) + 1 if usable > 0 else 1
+    return max(1, min(settings.probe_rounds, fitting))
+
+
+def _finish(report: jobs.Report) -> dict[str, Any]:
+    logger.append_keys(run_id=report.run_id)
+    metrics.add_metric(name="HealthyLBs", unit=MetricUnit.Count, value=report.healthy_lbs)
+    metrics.add_metric(name="Failovers", unit=MetricUnit.Count, value=len(report.failovers))
+    metrics.add_metric(name="ProbeFailures", unit=MetricUnit.Count, value=report.probe_failures)
+    metrics.add_metric(name="ActionErrors", unit=MetricUnit.Count, value=len(report.errors))
+    metrics.add_metric(name="RunSeconds", unit=MetricUnit.Seconds, value=report.seconds)
+    summary = {
+        "job": report.job,
+        "run_id": report.run_id,
+        "ok": report.ok,
+        "dry_run": report.dry_run,
+        "rounds": report.rounds,
+        "applied": report.applied,
+        "planned": report.planned,
+        "errors": report.errors,
+        "notes": report.notes,
+        "failovers": [f.reason for f in report.failovers],
+    }
+    # A failed action is not raised: Lambda would re-run the whole job twice, overlapping the
+    # next scheduled run. It is counted (ActionErrors, alarmed) and retried by the next run.
+    (logger.info if report.ok else logger.error)("run finished", extra=summary)
+    return summary

@@ -1,0 +1,102 @@
+"""The command line: `python -m chalicelib status | plan | reconcile`. Wiring only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from chalicelib import jobs, render
+from chalicelib.config import ConfigError, Settings
+from chalicelib.core.plan import probe_targets
+from chalicelib.errors import ViewNotLoaded
+from chalicelib.services import Services, aws_services
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def stage_environment(stage: str, config_path: Path) -> dict[str, str]:
+    """The variables chalice gives a stage: the top level's, overridden by the stage's."""
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError("--stage", f"cannot read {config_path}: {exc}") from exc
+    stages = config.get("stages", {})
+    if stage not in stages:
+        known = ", ".join(sorted(stages)) or "none"
+        raise ConfigError("--stage", f"no stage {stage!r} in {config_path} (stages: {known})")
+    merged = dict(config.get("environment_variables", {}))
+    merged.update(stages[stage].get("environment_variables", {}))
+    return {key: str(value) for key, value in merged.items()}
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m chalicelib", description="lb-failover: load balancer failover on EC2"
+    )
+    parser.add_argument(
+        "--stage", help="take the environment from .chalice/config.json's stage NAME"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    status = commands.add_parser("status", help="LBs and web servers from the stored state")
+    status.add_argument("--probe", action="store_true", help="add a live probe column")
+    status.add_argument("--json", action="store_true")
+    plan = commands.add_parser("plan", help="one probe round, then every change it would make")
+    plan.add_argument("--json", action="store_true")
+    run = commands.add_parser("reconcile", help="exactly the work of one scheduled invocation")
+    run.add_argument("--json", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    services: Services | None = None,
+    clock: jobs.Clock | None = None,
+) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    environment = dict(os.environ if environ is None else environ)
+    try:
+        if args.stage:
+            environment.update(stage_environment(args.stage, Path(".chalice/config.json")))
+        settings = Settings.from_env(environment)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.stage:
+        # boto3 reads its own variables (region, endpoint) from the process environment.
+        os.environ.update({k: v for k, v in environment.items() if k.startswith("AWS_")})
+    services = services or aws_services(settings)
+    clock = clock or jobs.SystemClock()
+
+    if args.command == "status":
+        try:
+            world = jobs.observe(settings, services, now=clock.now())
+        except ViewNotLoaded as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        probes = services.prober.probe_round(probe_targets(world, settings)) if args.probe else None
+        if args.json:
+            print(json.dumps(render.status_json(world, settings, probes), indent=2))
+        else:
+            print(render.status_text(world, settings, probes))
+        return EXIT_OK
+
+    if args.command == "plan":
+        report = jobs.reconcile(settings, services, clock, rounds=1, dry_run=True, job="plan")
+    else:
+        report = jobs.reconcile(settings, services, clock)
+    if args.json:
+        print(json.dumps(render.report_json(report), indent=2))
+    else:
+        print(render.report_text(report))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

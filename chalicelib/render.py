@@ -1,0 +1,206 @@
+"""What the command line prints: tables for people, JSON for scripts. Pure functions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from chalicelib.config import Settings
+from chalicelib.core import backends as backend_lists
+from chalicelib.core import dns
+from chalicelib.core.model import Instance, ProbeResult, World
+from chalicelib.core.plan import latest_commands
+from chalicelib.jobs import Report
+
+
+def status_rows(
+    world: World, settings: Settings, probes: Mapping[str, ProbeResult] | None = None
+) -> list[dict[str, Any]]:
+    records = {(r.name, r.type): r for r in world.records}
+    active = records.get((settings.active_record_name, "A"))
+    active_values = set(active.values) if active is not None else set()
+    published = set(backend_lists.parse_list(world.backends_parameter))
+    stored = world.backends_parameter
+    published_checksum = backend_lists.checksum(stored) if published and stored else None
+    last = latest_commands(world.commands)
+    rows: list[dict[str, Any]] = []
+    for lb in dns.by_name(world.lbs):
+        record = records.get((settings.record_name(lb.name), "A")) if lb.name else None
+        notes = _notes(lb)
+        if lb.name_assigned:
+            notes.append(f"name {lb.name} to be assigned")
+        if lb.backends_checksum is not None and lb.backends_checksum == published_checksum:
+            notes.append("backends current")
+        elif published_checksum is not None and lb.running:
+            command = last.get(lb.instance_id)
+            pending = f" (push {command.status})" if command is not None else ""
+            notes.append("backends stale" + pending)
+        if lb.address is not None and lb.address in active_values:
+            notes.append(f"holds {settings.active_record_name}")
+        rows.append(
+            _row("lb", lb, record.values if record else (), notes, probes) | {"name": lb.name or ""}
+        )
+    for web in sorted(world.webs, key=lambda w: (w.address or "", w.port or 0)):
+        entry = (
+            backend_lists.Backend(web.address, web.port, web.instance_id).render()
+            if web.address is not None and web.port is not None
+            else None
+        )
+        notes = _notes(web)
+        if entry is not None and entry in published:
+            notes.append("in backend list")
+        rows.append(_row("web", web, (), notes, probes) | {"name": entry or ""})
+    for skipped in world.skipped:
+        rows.append(
+            {
+                "role": skipped.role or "?",
+                "name": skipped.name or "",
+                "instance": skipped.instance_id,
+                "address": skipped.address or "",
+                "ec2": skipped.state,
+                "health": "skipped",
+                "state": "",
+                "record": "",
+                "probe": "",
+                "notes": f"skipped: {skipped.reason}",
+            }
+        )
+    return rows
+
+
+def _notes(instance: Instance) -> list[str]:
+    notes = []
+    if instance.draining:
+        notes.append("draining")
+    if instance.damping.run is not None:
+        notes.append(f"probe {instance.damping.run.render()}")
+    return notes
+
+
+def _row(
+    role: str,
+    instance: Instance,
+    record: Sequence[str],
+    notes: list[str],
+    probes: Mapping[str, ProbeResult] | None,
+) -> dict[str, Any]:
+    probe = ""
+    if probes is not None:
+        result = probes.get(instance.instance_id)
+        probe = "-" if result is None else ("ok " if result.ok else "FAIL ") + result.detail
+    return {
+        "role": role,
+        "instance": instance.instance_id,
+        "address": instance.address or "",
+        "ec2": instance.state,
+        "health": instance.health.value,
+        "state": instance.lb_state.value if instance.lb_state else "",
+        "record": " ".join(record),
+        "probe": probe,
+        "notes": ", ".join(notes),
+    }
+
+
+def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """A plain aligned table; every cell was escaped or came from a parsed value."""
+    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+STATUS_COLUMNS = (
+    "role",
+    "name",
+    "instance",
+    "address",
+    "ec2",
+    "health",
+    "state",
+    "record",
+    "notes",
+)
+
+
+def status_text(
+    world: World, settings: Settings, probes: Mapping[str, ProbeResult] | None = None
+) -> str:
+    columns = list(STATUS_COLUMNS)
+    if probes is not None:
+        columns.insert(-1, "probe")
+    rows = status_rows(world, settings, probes)
+    records = {(r.name, r.type): r for r in world.records}
+    active = records.get((settings.active_record_name, "A"))
+    header = [
+        f"cluster {settings.cluster}  domain {settings.domain}  mode {settings.mode}",
+        f"{settings.active_record_name} -> "
+        + (" ".join(active.values) if active is not None else "(no record)"),
+        f"backends ({settings.backends_parameter}): "
+        + (world.backends_parameter or "(none published)"),
+    ]
+    if world.paused:
+        header.append(f"PAUSED: {settings.paused_parameter} is true")
+    return "\n".join(header) + "\n\n" + table(rows, columns)
+
+
+def status_json(
+    world: World, settings: Settings, probes: Mapping[str, ProbeResult] | None = None
+) -> dict[str, Any]:
+    records = {(r.name, r.type): r for r in world.records}
+    active = records.get((settings.active_record_name, "A"))
+    return {
+        "cluster": settings.cluster,
+        "active_record": settings.active_record_name,
+        "active": list(active.values) if active is not None else [],
+        "backends": world.backends_parameter,
+        "paused": world.paused,
+        "instances": status_rows(world, settings, probes),
+    }
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    plan = report.plan
+    return {
+        "job": report.job,
+        "run_id": report.run_id,
+        "ok": report.ok,
+        "dry_run": report.dry_run,
+        "rounds": report.rounds,
+        "applied": report.applied,
+        "planned": report.planned,
+        "errors": report.errors,
+        "notes": report.notes,
+        "notices": report.notices,
+        "failovers": [
+            {"from": f.moved_from, "to": f.moved_to, "reason": f.reason, "round": f.round}
+            for f in report.failovers
+        ],
+        "active": plan.active.reason if plan is not None else None,
+        "backends": plan.backends.text if plan is not None and plan.backends else None,
+        "held": plan.held.reason if plan is not None and plan.held else None,
+        "seconds": round(report.seconds, 3),
+    }
+
+
+def report_text(report: Report) -> str:
+    data = report_json(report)
+    verb = "would change" if report.dry_run else "changed"
+    lines = [
+        f"{report.job} {report.run_id}: {data['rounds']} round(s), "
+        f"{'ok' if report.ok else 'FAILED'}, {data['seconds']} s"
+    ]
+    if data["active"]:
+        lines.append(f"active record: {data['active']}")
+    if data["backends"] is not None:
+        count = len(data["backends"].split(" "))
+        lines.append(f"backend list: {count} entries")
+    if data["held"]:
+        lines.append(f"backend list held: {data['held']}")
+    changes = report.planned if report.dry_run else report.applied
+    lines.append(f"{verb}: {len(changes)}" + ("" if changes else " (nothing to do)"))
+    lines += [f"  {c}" for c in changes]
+    lines += [f"error: {e}" for e in report.errors]
+    lines += [f"note: {n}" for n in report.notes]
+    lines += [f"notice: {n}" for n in report.notices]
+    return "\n".join(lines)
