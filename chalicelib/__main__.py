@@ -80,6 +80,7 @@ def main(
         except ViewNotLoaded as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
+        assert world is not None  # only None for a run about one instance
         probes = services.prober.probe_round(probe_targets(world, settings)) if args.probe else None
         if args.json:
             print(json.dumps(render.status_json(world, settings, probes), indent=2))

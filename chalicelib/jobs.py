@@ -85,8 +85,13 @@ class Report:
         return not self.errors
 
 
-def observe(settings: Settings, services: Services, *, now: float) -> World:
-    """One read of everything. If any part fails the run stops: never act on half a view."""
+def observe(
+    settings: Settings, services: Services, *, now: float, concerning: str | None = None
+) -> World | None:
+    """One read of everything. If any part fails the run stops: never act on half a view.
+
+    With `concerning`, None when that instance is not in the cluster (nothing more is read).
+    """
     try:
         raws = services.inventory.describe(settings.cluster)
         inventory = build_inventory(
@@ -98,6 +103,8 @@ def observe(settings: Settings, services: Services, *, now: float) -> World:
                 pool_port=settings.pool_port,
             ),
         )
+        if concerning is not None and concerning not in {r.instance_id for r in raws}:
+            return None
         records = services.records.read(settings.domain)
         names = [
             settings.backends_parameter,
@@ -150,17 +157,16 @@ def reconcile(
     started = clock.now()
     report = Report(job=job, run_id=uuid.uuid4().hex[:12])
     try:
-        world = observe(settings, services, now=started)
+        observed = observe(settings, services, now=started, concerning=concerning)
     except ViewNotLoaded as exc:
         report.errors.append(str(exc))
         report.seconds = clock.now() - started
         return report
-
-    if concerning is not None and concerning not in _instance_ids(world):
+    if observed is None:
         report.notes.append(f"{concerning} is not an instance of cluster {settings.cluster}")
-        report.world = world
         report.seconds = clock.now() - started
         return report
+    world = observed
 
     report.dry_run = dry_run or settings.dry_run or world.paused
     if world.paused:
@@ -200,11 +206,6 @@ def reconcile(
     report.healthy_lbs = sum(1 for lb in world.lbs if dns.is_eligible(lb))
     report.seconds = clock.now() - started
     return report
-
-
-def _instance_ids(world: World) -> set[str]:
-    ids = {i.instance_id for i in (*world.lbs, *world.webs)}
-    return ids | {s.instance_id for s in world.skipped}
 
 
 def _plan_and_apply(

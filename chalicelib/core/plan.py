@@ -214,7 +214,7 @@ def decide(world: World, settings: Settings, *, run_started_at: float) -> Plan:
     wanted, held, list_changes, list_conditions = _plan_backends(world, settings, run_started_at)
     changes += list_changes
     conditions.update(list_conditions)
-    if held is not None:
+    if held is not None and not _pool_still_unknown(world):
         conditions[f"backends-held:{held.guard}"] = held.reason
 
     changes += _plan_tags(world, active, wanted, run_started_at)
@@ -226,6 +226,12 @@ def decide(world: World, settings: Settings, *, run_started_at: float) -> Plan:
         conditions=conditions,
         notes=tuple(notes),
     )
+
+
+def _pool_still_unknown(world: World) -> bool:
+    """Right after start no web server has a verdict yet: not a reason to notify (SPEC)."""
+    candidates = [w for w in world.webs if w.running and not w.draining]
+    return bool(candidates) and all(w.health is Health.UNKNOWN for w in candidates)
 
 
 def record_rules(settings: Settings) -> dns.RecordRules:

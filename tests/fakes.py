@@ -1,0 +1,298 @@
+"""In-memory stand-ins for AWS and the prober, faithful where moto is not.
+
+FakeRoute53 applies a change batch atomically and rejects a DELETE that does not match the current
+record exactly, or a CREATE over an existing one, as Route 53 does (moto accepts both). FakeSsm
+lets a test decide each command's status, which moto always reports as Success.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from chalicelib.core.dns import RecordChange
+from chalicelib.core.model import Command, ProbeResult, ProbeTarget, RawInstance, Record
+from chalicelib.errors import AwsError, StaleView
+from chalicelib.services import Services
+
+
+class FakeClock:
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.time = start
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.time
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.time += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.time += seconds
+
+
+@dataclass
+class Calls:
+    """Every call made, by operation name, so tests can count writes."""
+
+    log: list[tuple[str, object]] = field(default_factory=list)
+
+    def add(self, operation: str, detail: object = None) -> None:
+        self.log.append((operation, detail))
+
+    def count(self, operation: str) -> int:
+        return sum(1 for op, _ in self.log if op == operation)
+
+    def writes(self) -> list[tuple[str, object]]:
+        reads = {"DescribeInstances", "ListResourceRecordSets", "GetParameters", "ListCommands"}
+        reads |= {"GetCommandInvocation", "DescribeAddresses", "GetChange"}
+        return [(op, d) for op, d in self.log if op not in reads]
+
+
+class FakeEc2:
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+        self.instances: dict[str, RawInstance] = {}
+        self.fail_describe: AwsError | None = None
+        self.fail_tags: AwsError | None = None
+        self.eip_holder: str | None = None
+        self._ids = itertools.count(1)
+
+    def add(
+        self,
+        role: str,
+        address: str,
+        *,
+        name: str | None = None,
+        state: str = "running",
+        cluster: str = "demo",
+        launch_time: float | None = None,
+        tags: dict[str, str] | None = None,
+        public: str | None = None,
+    ) -> str:
+        number = next(self._ids)
+        instance_id = f"i-{number:017x}"
+        all_tags = {"lbf:cluster": cluster, "lbf:role": role}
+        if name is not None:
+            all_tags["lbf:name"] = name
+        all_tags.update(tags or {})
+        self.instances[instance_id] = RawInstance(
+            instance_id=instance_id,
+            state=state,
+            launch_time=float(number) if launch_time is None else launch_time,
+            private_ip=address,
+            public_ip=public if public is not None else address,
+            tags=tuple(all_tags.items()),
+        )
+        return instance_id
+
+    def set_state(self, instance_id: str, state: str, *, address: str | None = None) -> None:
+        raw = self.instances[instance_id]
+        self.instances[instance_id] = replace(
+            raw,
+            state=state,
+            private_ip=address or raw.private_ip,
+            public_ip=address or raw.public_ip,
+        )
+
+    def tag(self, instance_id: str, key: str) -> str | None:
+        return dict(self.instances[instance_id].tags).get(key)
+
+    def set_tag(self, instance_id: str, key: str, value: str | None) -> None:
+        raw = self.instances[instance_id]
+        tags = dict(raw.tags)
+        if value is None:
+            tags.pop(key, None)
+        else:
+            tags[key] = value
+        self.instances[instance_id] = replace(raw, tags=tuple(tags.items()))
+
+    # Inventory protocol
+    def describe(self, cluster: str) -> list[RawInstance]:
+        self.calls.add("DescribeInstances")
+        if self.fail_describe is not None:
+            raise self.fail_describe
+        return [r for r in self.instances.values() if ("lbf:cluster", cluster) in r.tags]
+
+    def create_tags(self, instance_ids: Sequence[str], tags: Sequence[tuple[str, str]]) -> None:
+        self.calls.add("CreateTags", (tuple(instance_ids), tuple(tags)))
+        if self.fail_tags is not None:
+            raise self.fail_tags
+        for instance_id in instance_ids:
+            for key, value in tags:
+                self.set_tag(instance_id, key, value)
+
+    def address_holder(self, allocation_id: str) -> tuple[str | None, str | None]:
+        self.calls.add("DescribeAddresses")
+        return self.eip_holder, "198.51.100.7" if self.eip_holder else None
+
+    def associate_address(self, allocation_id: str, instance_id: str) -> None:
+        self.calls.add("AssociateAddress", instance_id)
+        self.eip_holder = instance_id
+
+
+class FakeRoute53:
+    def __init__(self, calls: Calls, clock: FakeClock) -> None:
+        self.calls = calls
+        self.clock = clock
+        self.history: list[tuple[float, tuple[RecordChange, ...]]] = []
+        self.records: dict[tuple[str, str], Record] = {}
+        self.fail_next: list[AwsError] = []
+        self.batches: list[tuple[RecordChange, ...]] = []
+        self.before_change: Callable[[], None] | None = None  # to race another run in
+
+    def value(self, name: str) -> tuple[str, ...] | None:
+        record = self.records.get((name, "A"))
+        return record.values if record else None
+
+    def read(self, domain: str) -> tuple[Record, ...]:
+        self.calls.add("ListResourceRecordSets")
+        return tuple(
+            r
+            for (name, _), r in self.records.items()
+            if name == domain or name.endswith("." + domain)
+        )
+
+    def change(self, changes: Sequence[RecordChange], comment: str) -> str:
+        self.calls.add("ChangeResourceRecordSets", tuple(changes))
+        if self.before_change is not None:
+            hook, self.before_change = self.before_change, None
+            hook()
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        staged = dict(self.records)
+        for change in changes:
+            key = (change.record.name, change.record.type)
+            present = staged.get(key)
+            if change.action == "DELETE":
+                if present != change.record:
+                    raise StaleView(
+                        "route53",
+                        "ChangeResourceRecordSets",
+                        "InvalidChangeBatch",
+                        f"Tried to delete resource record set {key} but the values do not match",
+                    )
+                del staged[key]
+            elif change.action == "CREATE":
+                if present is not None:
+                    raise StaleView(
+                        "route53",
+                        "ChangeResourceRecordSets",
+                        "InvalidChangeBatch",
+                        f"Tried to create resource record set {key} but it already exists",
+                    )
+                staged[key] = change.record
+            else:
+                staged[key] = change.record
+        self.records = staged  # atomic: all or nothing
+        self.batches.append(tuple(changes))
+        self.history.append((self.clock.now(), tuple(changes)))
+        return f"/change/C{len(self.batches)}"
+
+    def change_status(self, change_id: str) -> str:
+        self.calls.add("GetChange")
+        return "INSYNC"
+
+
+class FakeSsm:
+    """Parameters and commands. `outcome` decides what each sent command ends as."""
+
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+        self.parameters: dict[str, str] = {}
+        self.commands: list[Command] = []
+        self.outcome: Callable[[Command], str] = lambda command: "Success"
+        self.fail_send_for: set[str] = set()
+        self._ids = itertools.count(1)
+
+    def read(self, names: Sequence[str]) -> dict[str, str]:
+        self.calls.add("GetParameters")
+        return {n: self.parameters[n] for n in names if n in self.parameters}
+
+    def put(self, name: str, value: str) -> None:
+        self.calls.add("PutParameter", (name, value))
+        self.parameters[name] = value
+
+    def send(self, instance_id: str, backends: str, checksum: str, *, now: float) -> Command:
+        self.calls.add("SendCommand", (instance_id, backends, checksum))
+        if instance_id in self.fail_send_for:
+            raise AwsError("ssm", "SendCommand", "InvalidInstanceId", f"{instance_id} not ready")
+        command = Command(f"cmd-{next(self._ids)}", instance_id, checksum, "Pending", now)
+        self.commands.append(command)
+        return command
+
+    def recent(self, *, since: float) -> list[Command]:
+        self.calls.add("ListCommands")
+        return [c for c in self.commands if c.requested_at >= since]
+
+    def status(self, command: Command) -> str:
+        self.calls.add("GetCommandInvocation", command.command_id)
+        status = self.outcome(command)
+        self.commands = [
+            replace(c, status=status) if c.command_id == command.command_id else c
+            for c in self.commands
+        ]
+        return status
+
+
+class FakeSns:
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+        self.messages: list[str] = []
+
+    def publish(self, subject: str, message: str) -> None:
+        self.calls.add("Publish", message)
+        self.messages.append(message)
+
+
+class FakeProber:
+    """Healthy unless the address is listed as dead (or `dead(address, now)` says so)."""
+
+    def __init__(self, clock: FakeClock, ec2: FakeEc2, timeout: float = 2.0) -> None:
+        self.clock = clock
+        self.ec2 = ec2
+        self.timeout = timeout
+        self.dead: set[str] = set()
+        self.dead_when: Callable[[str, float], bool] | None = None
+        self.rounds: list[float] = []
+
+    def probe_round(self, targets: Sequence[ProbeTarget]) -> dict[str, ProbeResult]:
+        self.rounds.append(self.clock.now())
+        results = {}
+        for target in targets:
+            address = self.ec2.instances[target.key].private_ip or ""
+            dead = address in self.dead or (
+                self.dead_when is not None and self.dead_when(address, self.clock.now())
+            )
+            results[target.key] = ProbeResult(
+                ok=not dead, detail="timeout" if dead else "200", seconds=0.01
+            )
+        if any(not r.ok for r in results.values()):
+            # Probes run concurrently: a round with dead targets costs one timeout.
+            self.clock.advance(self.timeout)
+        return results
+
+
+@dataclass
+class FakeCloud:
+    clock: FakeClock = field(default_factory=FakeClock)
+    calls: Calls = field(default_factory=Calls)
+
+    def __post_init__(self) -> None:
+        self.ec2 = FakeEc2(self.calls)
+        self.route53 = FakeRoute53(self.calls, self.clock)
+        self.ssm = FakeSsm(self.calls)
+        self.sns = FakeSns(self.calls)
+        self.prober = FakeProber(self.clock, self.ec2)
+
+    def services(self) -> Services:
+        return Services(
+            inventory=self.ec2,
+            records=self.route53,
+            parameters=self.ssm,
+            commands=self.ssm,
+            notifier=self.sns,
+            prober=self.prober,
+        )

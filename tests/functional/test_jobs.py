@@ -1,0 +1,312 @@
+"""The reconcile job against in-memory AWS: what an operator sees after each run.
+
+These use tests/fakes.py rather than moto because the behaviour under test depends on Route 53
+rejecting a stale compare-and-swap and on SSM command statuses, both of which moto gets wrong.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from chalicelib import jobs
+from chalicelib.config import Settings
+from chalicelib.errors import AwsError, StaleView
+from tests.fakes import FakeCloud
+
+DOMAIN = "prod.example.com"
+ACTIVE = f"lb.{DOMAIN}"
+
+
+def settings(**overrides: str) -> Settings:
+    environ = {
+        "LBF_CLUSTER": "demo",
+        "LBF_DOMAIN": DOMAIN,
+        "LBF_HOSTED_ZONE_ID": "Z123",
+        "LBF_LB_ADDRESS": "private",
+        "LBF_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:lbf",
+    }
+    environ.update(overrides)
+    return Settings.from_env(environ)
+
+
+def run(cloud: FakeCloud, config: Settings, **kwargs: object) -> jobs.Report:
+    return jobs.reconcile(config, cloud.services(), cloud.clock, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def cloud() -> FakeCloud:
+    cloud = FakeCloud()
+    cloud.ec2.add("lb", "127.0.0.11", name="lb1")
+    cloud.ec2.add("lb", "127.0.0.12", name="lb2")
+    for host in (21, 22, 23):
+        cloud.ec2.add("web", f"127.0.1.{host}")
+    return cloud
+
+
+def converge(cloud: FakeCloud, config: Settings) -> jobs.Report:
+    report = run(cloud, config)
+    assert report.ok, report.errors
+    return report
+
+
+def ids(cloud: FakeCloud, role: str) -> list[str]:
+    return [i for i, raw in cloud.ec2.instances.items() if ("lbf:role", role) in raw.tags]
+
+
+def test_first_run_creates_records_after_rise_and_pushes_backends(cloud: FakeCloud) -> None:
+    config = settings()
+    report = converge(cloud, config)
+
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
+    assert cloud.route53.value(f"lb1.{DOMAIN}") == ("127.0.0.11",)
+    assert cloud.route53.value(f"lb2.{DOMAIN}") == ("127.0.0.12",)
+    owned = cloud.route53.records[(f"_lbf.{DOMAIN}", "TXT")].values
+    assert owned == ('"lb"', '"lb1"', '"lb2"')
+    expected = "127.0.1.21:80 127.0.1.22:80 127.0.1.23:80"
+    assert cloud.ssm.parameters["/lbf/demo/backends"] == expected
+    assert cloud.ssm.parameters["/lbf/demo/lbs"] == "127.0.0.11 127.0.0.12"
+    lb1, lb2 = ids(cloud, "lb")
+    assert cloud.ec2.tag(lb1, "lbf:state") == "active"
+    assert cloud.ec2.tag(lb2, "lbf:state") == "standby"
+    # The push succeeded, so each LB's lbf:backends holds the checksum it confirmed.
+    assert cloud.ec2.tag(lb1, "lbf:backends") == cloud.ec2.tag(lb2, "lbf:backends")
+    assert cloud.calls.count("SendCommand") == 2
+    # Nothing is healthy before RISE=2 rounds: the record appears in round 2, not round 1.
+    created = next(at for at, b in cloud.route53.history if any(c.record.name == ACTIVE for c in b))
+    assert created - cloud.prober.rounds[0] == pytest.approx(config.probe_interval)
+    assert cloud.sns.messages == []  # unknown verdicts at start are never a reason to notify
+    # Creating the record is not a failover.
+    assert report.failovers == []
+
+
+def test_a_steady_run_writes_nothing_and_reads_each_thing_once(cloud: FakeCloud) -> None:
+    config = settings()
+    converge(cloud, config)
+    converge(cloud, config)  # lets the probe counts settle at their caps
+    cloud.calls.log.clear()
+
+    report = converge(cloud, config)
+
+    assert cloud.calls.writes() == []
+    assert report.applied == []
+    for read in ("DescribeInstances", "ListResourceRecordSets", "GetParameters", "ListCommands"):
+        assert cloud.calls.count(read) == 1, read
+
+
+def test_dead_active_lb_is_replaced_after_fall_rounds(cloud: FakeCloud) -> None:
+    config = settings()
+    converge(cloud, config)
+    converge(cloud, config)
+    cloud.prober.dead.add("127.0.0.11")
+
+    report = converge(cloud, config)
+
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.12",)
+    [failover] = report.failovers
+    assert (failover.moved_from, failover.moved_to) == ("lb1", "lb2")
+    assert failover.round == config.fall
+    # Exactly one batch moved it, as a compare-and-swap of the exact record that was there.
+    moves = [b for _, b in cloud.route53.history if any(c.record.name == ACTIVE for c in b)]
+    last = moves[-1]
+    actions = [(c.action, c.record.values) for c in last if c.record.name == ACTIVE]
+    assert actions == [("DELETE", ("127.0.0.11",)), ("CREATE", ("127.0.0.12",))]
+    assert any("moved" in m for m in cloud.sns.messages)
+    lb1, lb2 = ids(cloud, "lb")
+    assert cloud.ec2.tag(lb1, "lbf:health") == "unhealthy"
+    assert cloud.ec2.tag(lb2, "lbf:state") == "active"
+
+
+def test_a_single_failed_probe_does_not_move_the_record(cloud: FakeCloud) -> None:
+    config = settings()
+    converge(cloud, config)
+    converge(cloud, config)
+    flaps = iter([True, False, True, False, True, False] * 3)
+    cloud.prober.dead_when = lambda address, now: address == "127.0.0.11" and next(flaps)
+
+    converge(cloud, config)
+
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
+
+
+def test_stopped_active_lb_is_replaced_in_the_first_round(cloud: FakeCloud) -> None:
+    config = settings()
+    converge(cloud, config)
+    lb1, _ = ids(cloud, "lb")
+    cloud.ec2.set_state(lb1, "stopped")
+
+    report = converge(cloud, config)
+
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.12",)
+    assert report.failovers[0].round == 1
+    # Its own record is removed and the ownership record no longer lists it.
+    assert cloud.route53.value(f"lb1.{DOMAIN}") is None
+    assert cloud.route53.records[(f"_lbf.{DOMAIN}", "TXT")].values == ('"lb"', '"lb2"')
+
+
+def test_the_event_run_acts_on_state_without_advancing_counts(cloud: FakeCloud) -> None:
+    config = settings()
+    converge(cloud, config)
+    lb1, lb2 = ids(cloud, "lb")
+    probe_before = cloud.ec2.tag(lb2, "lbf:probe")
+    cloud.ec2.set_state(lb1, "stopping")
+    rounds_before = len(cloud.prober.rounds)
+
+    report = run(cloud, config, rounds=1, probe=False, job="on_instance_change", concerning=lb1)
+
+    assert report.ok
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.12",)
+    assert len(cloud.prober.rounds) == rounds_before
+    assert cloud.ec2.tag(lb2, "lbf:probe") == probe_before
+
+
+def test_an_event_for_an_instance_outside_the_cluster_changes_nothing(cloud: FakeCloud) -> None:
+    config = settings()
+    converge(cloud, config)
+    cloud.calls.log.clear()
+
+    report = run(cloud, config, rounds=1, probe=False, concerning="i-0123456789abcdef0")
+
+    assert cloud.calls.writes() == []
+    assert cloud.calls.count("ListResourceRecordSets") == 0
+    assert "not an instance of cluster demo" in report.notes[0]
+
+
+def test_detection_bound_holds_across_invocations() -> None:
+    """The record leaves a dead LB within (FALL + 1) x INTERVAL + TIMEOUT of its death.
+
+    Scheduled invocations start every 60 s; each first round is delayed by a cold start and the
+    inventory read, so the gap between the last round of one run and the first of the next is
+    longer than INTERVAL. Deaths are placed all over the minute, including in that gap.
+    """
+    config = settings()
+    bound = (config.fall + 1) * config.probe_interval + config.probe_timeout
+    rng = random.Random(7)
+    worst = 0.0
+    for trial in range(40):
+        cloud = FakeCloud()
+        cloud.prober.timeout = config.probe_timeout
+        cloud.ec2.add("lb", "127.0.0.11", name="lb1")
+        cloud.ec2.add("lb", "127.0.0.12", name="lb2")
+        cloud.ec2.add("web", "127.0.1.21")
+        start = cloud.clock.now()
+        cold_start = 5.0 if trial % 2 else 2.0
+        death = start + 120 + rng.uniform(0, 60)
+        cloud.prober.dead_when = lambda address, now, d=death: address == "127.0.0.11" and now >= d
+        for minute in range(6):
+            cloud.clock.time = max(cloud.clock.time, start + 60 * minute + cold_start)
+            run(cloud, config)
+            if cloud.route53.value(ACTIVE) == ("127.0.0.12",):
+                break
+        moved_at = next(
+            at
+            for at, batch in cloud.route53.history
+            if any(
+                c.record.name == ACTIVE
+                and c.action == "CREATE"
+                and c.record.values == ("127.0.0.12",)
+                for c in batch
+            )
+        )
+        worst = max(worst, moved_at - death)
+        assert moved_at - death <= bound, (trial, moved_at - death, bound)
+    # The bound is not vacuous: the worst case uses most of it.
+    assert worst > config.fall * config.probe_interval
+
+
+def test_two_runs_from_one_view_change_the_record_once(cloud: FakeCloud) -> None:
+    """Run B planned the same failover as run A; A's batch lands first, B's CAS fails and
+    B re-plans from the fresh record instead of overwriting it."""
+    config = settings()
+    converge(cloud, config)
+    converge(cloud, config)
+    lb1, _ = ids(cloud, "lb")
+    cloud.ec2.set_state(lb1, "stopped")
+
+    def other_run() -> None:
+        report_a = run(cloud, config, rounds=1)
+        assert report_a.ok
+
+    cloud.route53.before_change = other_run
+    report_b = run(cloud, config, rounds=1)
+
+    assert report_b.ok, report_b.errors
+    assert any("re-read" in note for note in report_b.notes)
+    moves = [
+        batch for _, batch in cloud.route53.history if any(c.record.name == ACTIVE for c in batch)
+    ]
+    assert len(moves) == 2  # the creation in the first run, and exactly one failover
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.12",)
+
+
+def test_a_record_still_stale_after_one_re_read_fails_the_run(cloud: FakeCloud) -> None:
+    config = settings()
+    converge(cloud, config)
+    lb1, _ = ids(cloud, "lb")
+    cloud.ec2.set_state(lb1, "stopped")
+    cloud.route53.fail_next = [
+        StaleView("route53", "ChangeResourceRecordSets", "InvalidChangeBatch", "changed"),
+        StaleView("route53", "ChangeResourceRecordSets", "InvalidChangeBatch", "changed again"),
+    ]
+    report = run(cloud, config, rounds=1)
+
+    assert not report.ok
+    assert any("still stale" in e for e in report.errors)
+    # Nothing was half-applied: the record is where it was, and lbf:state did not move.
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
+    assert cloud.ec2.tag(lb1, "lbf:state") == "active"
+
+
+def test_inventory_failure_acts_on_nothing(cloud: FakeCloud) -> None:
+    config = settings()
+    converge(cloud, config)
+    cloud.calls.log.clear()
+    cloud.ec2.fail_describe = AwsError("ec2", "DescribeInstances", "RequestLimitExceeded", "slow")
+
+    report = run(cloud, config)
+
+    assert not report.ok
+    assert "acting on nothing" in report.errors[0]
+    assert cloud.calls.writes() == []
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
+
+
+@pytest.mark.parametrize("how", ["dry_run", "paused"])
+def test_dry_run_and_pause_plan_but_write_nothing(cloud: FakeCloud, how: str) -> None:
+    config = settings(LBF_DRY_RUN="true") if how == "dry_run" else settings()
+    if how == "paused":
+        cloud.ssm.parameters["/lbf/demo/paused"] = "true"
+
+    report = run(cloud, config)
+
+    assert report.dry_run
+    assert cloud.calls.writes() == []
+    assert any("CREATE lb.prod.example.com A 127.0.0.11" in p for p in report.planned)
+
+
+def test_no_eligible_lb_leaves_the_record_and_notifies_once(cloud: FakeCloud) -> None:
+    config = settings()
+    converge(cloud, config)
+    cloud.prober.dead |= {"127.0.0.11", "127.0.0.12"}
+    cloud.sns.messages.clear()
+
+    converge(cloud, config)
+    converge(cloud, config)
+
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
+    no_lb = [m for m in cloud.sns.messages if "no load balancer is eligible" in m]
+    assert len(no_lb) == 1
+
+
+def test_the_prober_failing_everything_at_once_moves_nothing(cloud: FakeCloud) -> None:
+    config = settings()
+    converge(cloud, config)
+    cloud.prober.dead |= {"127.0.0.11", "127.0.0.12", "127.0.1.21", "127.0.1.22", "127.0.1.23"}
+    cloud.sns.messages.clear()
+
+    converge(cloud, config)
+
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
+    assert cloud.ssm.parameters["/lbf/demo/backends"].count(":80") == 3
+    assert any("fault on the prober's side" in m for m in cloud.sns.messages)
