@@ -59,12 +59,15 @@ def on_instance_change(event: CloudWatchEvent) -> dict[str, Any]:
     detail = event.detail if isinstance(event.detail, dict) else {}
     instance_id = detail.get("instance-id")
     state = detail.get("state")
+    problem = None
     if not isinstance(instance_id, str) or not _INSTANCE_ID.fullmatch(instance_id):
-        logger.error("ignored event: detail.instance-id is not an EC2 instance id")
-        return {"ignored": "detail.instance-id is not an EC2 instance id"}
-    if state not in _EC2_STATES:
-        logger.error("ignored event: detail.state is not an EC2 instance state")
-        return {"ignored": "detail.state is not an EC2 instance state"}
+        problem = "detail.instance-id is not an EC2 instance id"
+    elif state not in _EC2_STATES:
+        problem = "detail.state is not an EC2 instance state"
+    if problem is not None:
+        logger.error("ignored event", extra={"problem": problem})
+        metrics.add_metric(name="IgnoredEvents", unit=MetricUnit.Count, value=1)
+        return {"ignored": problem}
     settings = Settings.from_env(os.environ)
     logger.append_keys(instance_id=instance_id, instance_state=state)
     report = jobs.reconcile(

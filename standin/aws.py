@@ -1,0 +1,146 @@
+"""moto's server on 127.0.0.1, set up as an account the controller can manage.
+
+The VPC is 127.0.0.0/16 so that every instance's private address is a loopback address a real
+local server can bind to; public addresses (which moto invents) are never used or probed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+import requests
+from moto.server import ThreadedMotoServer
+
+from chalicelib.adapters.clients import forget_clients
+
+REGION = "us-east-1"
+SUBNET_CIDR = "127.0.1.0/24"
+_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+
+
+def free_port(address: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalAws:
+    """One moto server; `environment()` is what a controller process needs to use it."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.zone_id = ""
+        self.subnet_id = ""
+        self.image_id = ""
+
+    def environment(self) -> dict[str, str]:
+        return {**_ENV, "AWS_ENDPOINT_URL": self.endpoint}
+
+    def start(self) -> None:
+        self._server.start()
+        os.environ.update(self.environment())
+        forget_clients()
+
+    def stop(self) -> None:
+        self._server.stop()
+        forget_clients()
+
+    def reset(self) -> None:
+        requests.post(f"{self.endpoint}/moto-api/reset", timeout=5)
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)  # type: ignore[call-overload]
+
+    def prepare(self, domain: str) -> None:
+        """A hosted zone for the domain and a loopback VPC to launch instances into."""
+        route53 = self.client("route53")
+        zone = route53.create_hosted_zone(Name=domain + ".", CallerReference=domain)
+        self.zone_id = zone["HostedZone"]["Id"].split("/")[-1]
+        ec2 = self.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="127.0.0.0/16")["Vpc"]["VpcId"]
+        self.subnet_id = ec2.create_subnet(VpcId=vpc, CidrBlock=SUBNET_CIDR)["Subnet"]["SubnetId"]
+        images = ec2.describe_images(Owners=["amazon"])["Images"]
+        self.image_id = images[0]["ImageId"]
+
+    def launch(self, address: str, tags: dict[str, str]) -> str:
+        ec2 = self.client("ec2")
+        reservation = ec2.run_instances(
+            ImageId=self.image_id,
+            MinCount=1,
+            MaxCount=1,
+            InstanceType="t3.micro",
+            SubnetId=self.subnet_id,
+            PrivateIpAddress=address,
+            TagSpecifications=[
+                {
+                    "ResourceType": "instance",
+                    "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+                }
+            ],
+        )
+        return str(reservation["Instances"][0]["InstanceId"])
+
+    def set_state(self, instance_id: str, state: str) -> None:
+        ec2 = self.client("ec2")
+        if state == "stopped":
+            ec2.stop_instances(InstanceIds=[instance_id])
+        elif state == "running":
+            ec2.start_instances(InstanceIds=[instance_id])
+        elif state == "terminated":
+            ec2.terminate_instances(InstanceIds=[instance_id])
+        else:
+            raise ValueError(f"cannot move an instance to {state!r}")
+
+    def tags(self, instance_id: str) -> dict[str, str]:
+        reservations = self.client("ec2").describe_instances(InstanceIds=[instance_id])
+        instance = reservations["Reservations"][0]["Instances"][0]
+        return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+
+    def a_record(self, name: str) -> tuple[str, ...]:
+        """The values of an A record, as Route 53 (moto) holds them now."""
+        found = self.client("route53").list_resource_record_sets(
+            HostedZoneId=self.zone_id, StartRecordName=name + ".", StartRecordType="A"
+        )["ResourceRecordSets"]
+        values: list[str] = []
+        for item in found:
+            if item["Name"].rstrip(".") == name and item["Type"] == "A":
+                # moto can hold two record sets for one name after a CREATE over an existing
+                # one; report every value so a duplicate shows up instead of hiding.
+                values += [r["Value"] for r in item.get("ResourceRecords", [])]
+        return tuple(values)
+
+    def parameter(self, name: str) -> str | None:
+        try:
+            return str(self.client("ssm").get_parameter(Name=name)["Parameter"]["Value"])
+        except self.client("ssm").exceptions.ParameterNotFound:
+            return None
+
+
+@contextmanager
+def local_aws(domain: str) -> Iterator[LocalAws]:
+    aws = LocalAws()
+    saved = {k: os.environ.get(k) for k in (*_ENV, "AWS_ENDPOINT_URL")}
+    aws.start()
+    try:
+        aws.prepare(domain)
+        yield aws
+    finally:
+        aws.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

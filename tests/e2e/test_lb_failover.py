@@ -1,0 +1,166 @@
+"""The load-balancer story end to end: moto's server, real HTTP servers on loopback as the LBs.
+
+The job runs with the real adapters (boto3 through AWS_ENDPOINT_URL, the real prober); only the
+clock is injected, so rounds are counted, never timed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chalicelib import jobs
+from chalicelib.config import Settings
+from chalicelib.services import aws_services
+from standin.aws import LocalAws, local_aws
+from standin.web import LocalWebServer
+from tests.fakes import FakeClock
+
+pytestmark = pytest.mark.e2e
+
+DOMAIN = "e2e.example.com"
+ACTIVE = f"lb.{DOMAIN}"
+LB_PORT = 18080
+WEB_PORT = 18081
+
+
+@pytest.fixture(scope="module")
+def aws() -> Iterator[LocalAws]:
+    with local_aws(DOMAIN) as aws:
+        yield aws
+
+
+@pytest.fixture
+def servers() -> Iterator[dict[str, LocalWebServer]]:
+    started: dict[str, LocalWebServer] = {}
+    yield started
+    for server in started.values():
+        server.stop()
+
+
+def environment(aws: LocalAws, cluster: str) -> dict[str, str]:
+    return {
+        "LBF_CLUSTER": cluster,
+        "LBF_DOMAIN": DOMAIN,
+        "LBF_HOSTED_ZONE_ID": aws.zone_id,
+        "LBF_LB_ADDRESS": "private",
+        "LBF_LB_CHECK": f"http://{{address}}:{LB_PORT}/health",
+        "LBF_POOL_PORT": str(WEB_PORT),
+        "LBF_PROBE_TIMEOUT": "0.5",
+        "LBF_PROBE_INTERVAL": "1",
+        "LBF_PROBE_ROUNDS": "3",
+    }
+
+
+def start(servers: dict[str, LocalWebServer], address: str, port: int) -> None:
+    servers[address] = LocalWebServer(address, port).start()
+
+
+def test_active_record_moves_off_a_dead_lb_and_follows_a_replacement(
+    aws: LocalAws, servers: dict[str, LocalWebServer]
+) -> None:
+    cluster = "lbstory"
+    settings = Settings.from_env(environment(aws, cluster))
+    lb1 = aws.launch("127.0.1.11", {"lbf:cluster": cluster, "lbf:role": "lb", "lbf:name": "lb1"})
+    lb2 = aws.launch("127.0.1.12", {"lbf:cluster": cluster, "lbf:role": "lb"})
+    aws.launch("127.0.1.21", {"lbf:cluster": cluster, "lbf:role": "web"})
+    start(servers, "127.0.1.11", LB_PORT)
+    start(servers, "127.0.1.12", LB_PORT)
+    start(servers, "127.0.1.21", WEB_PORT)
+    clock = FakeClock()
+
+    def reconcile() -> jobs.Report:
+        report = jobs.reconcile(settings, aws_services(settings), clock)
+        assert report.ok, report.errors
+        clock.advance(60)
+        return report
+
+    reconcile()
+    assert aws.a_record(ACTIVE) == ("127.0.1.11",)
+    assert aws.a_record(f"lb1.{DOMAIN}") == ("127.0.1.11",)
+    # The LB without a name got the lowest free one, as a tag and as a record.
+    assert aws.tags(lb2)["lbf:name"] == "lb2"
+    assert aws.a_record(f"lb2.{DOMAIN}") == ("127.0.1.12",)
+    assert aws.tags(lb1)["lbf:state"] == "active"
+    assert aws.parameter(settings.backends_parameter) == f"127.0.1.21:{WEB_PORT}"
+
+    servers.pop("127.0.1.11").stop()
+    report = reconcile()
+    assert aws.a_record(ACTIVE) == ("127.0.1.12",)
+    [failover] = report.failovers
+    assert (failover.moved_from, failover.moved_to, failover.round) == ("lb1", "lb2", 3)
+    assert aws.tags(lb1)["lbf:health"] == "unhealthy"
+    assert aws.tags(lb2)["lbf:state"] == "active"
+
+    # lb1 is replaced: a new instance with the same name and a new address.
+    aws.set_state(lb1, "terminated")
+    aws.launch("127.0.1.13", {"lbf:cluster": cluster, "lbf:role": "lb", "lbf:name": "lb1"})
+    start(servers, "127.0.1.13", LB_PORT)
+    reconcile()
+    assert aws.a_record(f"lb1.{DOMAIN}") == ("127.0.1.13",)
+    # Non-preemptive: the healthy lb2 keeps the active record.
+    assert aws.a_record(ACTIVE) == ("127.0.1.12",)
+    assert aws.parameter(settings.lbs_parameter) == "127.0.1.13 127.0.1.12"
+
+
+def test_chalice_functions_run_the_job(
+    aws: LocalAws, servers: dict[str, LocalWebServer], tmp_path: Path
+) -> None:
+    from chalice.test import Client
+
+    import app
+
+    cluster = "viachalice"
+    lb = aws.launch("127.0.1.31", {"lbf:cluster": cluster, "lbf:role": "lb", "lbf:name": "lb1"})
+    aws.launch("127.0.1.41", {"lbf:cluster": cluster, "lbf:role": "web"})
+    start(servers, "127.0.1.31", LB_PORT)
+    start(servers, "127.0.1.41", WEB_PORT)
+    variables = environment(aws, cluster) | {
+        "LBF_DOMAIN": f"chalice.{DOMAIN}",
+        "LBF_RISE": "1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "LbFailover",
+    }
+    # A project of its own: the repository's stages hold an operator's placeholder values.
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text(
+        json.dumps(
+            {
+                "version": "2.0",
+                "app_name": "lb-failover",
+                "stages": {"test": {"environment_variables": variables}},
+            }
+        )
+    )
+    with Client(app.app, stage_name="test", project_dir=str(tmp_path)) as client:
+        event = client.events.generate_cw_event(
+            source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
+        )
+        result = client.lambda_.invoke("reconcile", event)
+        assert result.payload["ok"], result.payload
+        assert aws.a_record(f"lb.chalice.{DOMAIN}") == ("127.0.1.31",)
+
+        # The instance stops: the event-triggered function removes its record at once.
+        aws.set_state(lb, "stopped")
+        stopped = client.events.generate_cw_event(
+            source="aws.ec2",
+            detail_type="EC2 Instance State-change Notification",
+            detail={"instance-id": lb, "state": "stopped"},
+            resources=[],
+        )
+        result = client.lambda_.invoke("on_instance_change", stopped)
+        assert result.payload["ok"], result.payload
+        assert aws.a_record(f"lb1.chalice.{DOMAIN}") == ()
+        assert aws.tags(lb)["lbf:health"] == "unhealthy"
+
+        bad = client.events.generate_cw_event(
+            source="aws.ec2",
+            detail_type="EC2 Instance State-change Notification",
+            detail={"instance-id": "i-1; rm -rf /", "state": "stopped"},
+            resources=[],
+        )
+        result = client.lambda_.invoke("on_instance_change", bad)
+        assert result.payload == {"ignored": "detail.instance-id is not an EC2 instance id"}
