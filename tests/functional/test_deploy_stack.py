@@ -1,0 +1,729 @@
+"""The deployable stack: templates lint clean, the functions' policies are least privilege and
+agree with the stage settings, the package stays small, and the alarms watch what matters.
+
+Nothing here calls AWS: cfn-lint and parliament run locally, `chalice package` builds offline
+(requirements.txt holds nothing to download), and the optional stack test runs in moto.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any, NamedTuple
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHALICE_DIR = ROOT / ".chalice"
+CFN_DIR = ROOT / "infra" / "cloudformation"
+MERGE_TEMPLATE = CFN_DIR / "merge" / "monitoring.yaml"
+DOCUMENT_SOURCE = ROOT / "infra" / "render_document.py"
+DEPLOY_DOC = ROOT / "infra" / "DEPLOY.md"
+CONFIG: dict[str, Any] = json.loads((CHALICE_DIR / "config.json").read_text(encoding="utf-8"))
+STAGES = ("dev", "prod")
+STANDALONE_TEMPLATES = sorted([*CFN_DIR.glob("*.yaml"), *CFN_DIR.glob("*.json")])
+
+# What the controller writes on instances (SPEC, "Written by the controller"). Never lbf:role or
+# lbf:cluster: with those it could make any instance a target of its own SendCommand.
+CONTROLLER_TAG_KEYS = {"lbf:name", "lbf:health", "lbf:probe", "lbf:state", "lbf:backends"}
+OPERATOR_TAG_KEYS = {"lbf:cluster", "lbf:role", "lbf:port", "lbf:maintenance"}
+
+# Every API call the functions make (chalicelib/adapters), and nothing else. Adding a call means
+# adding it here, in the policies, and saying why in the commit.
+CONTROLLER_ACTIONS = {
+    "ec2:DescribeInstances",
+    "ec2:DescribeAddresses",
+    "ec2:CreateTags",
+    "ec2:AssociateAddress",
+    "route53:ListResourceRecordSets",
+    "route53:ChangeResourceRecordSets",
+    "route53:GetChange",
+    "ssm:SendCommand",
+    "ssm:ListCommands",
+    "ssm:GetCommandInvocation",
+    "ssm:GetParameter",
+    "ssm:GetParameters",
+    "ssm:PutParameter",
+    "sns:Publish",
+    # Writing the function's own logs (the log groups are made by the stack, with retention).
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    # Lambda attaching the function to the VPC with the execution role (subnet_ids).
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+}
+XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+# Actions that IAM cannot scope to a resource: `"Resource": "*"` is the only form that works.
+UNSCOPABLE_ACTIONS = {
+    "ec2:DescribeInstances",
+    "ec2:DescribeAddresses",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ssm:ListCommands",
+    "ssm:GetCommandInvocation",
+    "route53:CreateHealthCheck",
+    "route53:ListHealthChecks",
+    *XRAY_ACTIONS,
+}
+
+# parliament findings accepted on purpose, keyed by (issue, actions named in the finding).
+# Every entry must still be produced by some policy, so a fixed database retires its entry.
+PARLIAMENT_ALLOWED: dict[tuple[str, frozenset[str]], str] = {
+    ("RESOURCE_MISMATCH", frozenset({"ssm:SendCommand"})): (
+        "parliament's action database knows only the document resource of SendCommand. IAM "
+        "authorises SendCommand on the document AND on every target instance; the instance "
+        "statement, with its ssm:resourceTag/lbf:role and lbf:cluster conditions, is exactly "
+        "what keeps the controller's commands on its own load balancers."
+    ),
+    ("RESOURCE_MISMATCH", frozenset({"route53:ChangeTagsForResource"})): (
+        "parliament's action database predates health-check resources for "
+        "ChangeTagsForResource; IAM accepts arn:aws:route53:::healthcheck/* for it (only in "
+        "the optional LBF_ROUTE53_HEALTH_CHECKS statement that infra/DEPLOY.md shows)."
+    ),
+}
+
+HEALTH_CHECK_ACTIONS = {
+    "route53:CreateHealthCheck",
+    "route53:ListHealthChecks",
+    "route53:GetHealthCheckStatus",
+    "route53:UpdateHealthCheck",
+    "route53:DeleteHealthCheck",
+    "route53:ChangeTagsForResource",
+}
+
+
+# --- reading the configuration --------------------------------------------------------------
+
+
+def stage_setting(stage: str, key: str, default: Any = None) -> Any:
+    """A chalice setting as the stage sees it: the stage's value, else the top-level one."""
+    return CONFIG["stages"][stage].get(key, CONFIG.get(key, default))
+
+
+def stage_env(stage: str) -> dict[str, str]:
+    return {
+        **CONFIG.get("environment_variables", {}),
+        **CONFIG["stages"][stage].get("environment_variables", {}),
+    }
+
+
+def region_and_account(stage: str) -> tuple[str, str]:
+    """Read from the topic ARN: the stack's predictable output that the operator pastes."""
+    topic = stage_env(stage)["LBF_SNS_TOPIC_ARN"]
+    _arn, _partition, _service, region, account, _name = topic.split(":")
+    return region, account
+
+
+def document_name(stage: str) -> str:
+    return stage_env(stage).get("LBF_SSM_DOCUMENT", "LbFailover-UpdateBackends")
+
+
+def parameter_prefix(stage: str) -> str:
+    env = stage_env(stage)
+    return env.get("LBF_PARAMETER_PREFIX", f"/lbf/{env['LBF_CLUSTER']}")
+
+
+def load_policy(stage: str) -> dict[str, Any]:
+    path = CHALICE_DIR / stage_setting(stage, "iam_policy_file")
+    policy: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return policy
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    return as_list(policy["Statement"])
+
+
+def granting(policy: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in statements(policy) if action in as_list(s["Action"])]
+
+
+def policy_actions(policy: dict[str, Any]) -> set[str]:
+    return {a for s in statements(policy) for a in as_list(s["Action"])}
+
+
+def deploy_doc_health_check_statements() -> list[dict[str, Any]]:
+    """The statements infra/DEPLOY.md tells operators to add for LBF_ROUTE53_HEALTH_CHECKS."""
+    text = DEPLOY_DOC.read_text(encoding="utf-8")
+    match = re.search(r"<!-- health-check-statements -->\s*```json\n(.*?)```", text, re.S)
+    assert match, "infra/DEPLOY.md lost its marked health-check statements"
+    found: list[dict[str, Any]] = json.loads(match.group(1))
+    return found
+
+
+# --- CloudFormation templates ------------------------------------------------------------------
+
+
+def cfn_lint(path: Path) -> list[str]:
+    from cfnlint.api import lint_file
+
+    return [
+        f"{m.rule.id} {m.message} ({Path(m.filename).name}:{m.linenumber})" for m in lint_file(path)
+    ]
+
+
+def test_infra_has_the_templates() -> None:
+    names = {p.name for p in STANDALONE_TEMPLATES}
+    assert {"cluster.yaml", "network.yaml"} <= names
+    if DOCUMENT_SOURCE.exists():
+        assert "ssm-document.json" in names
+
+
+@pytest.mark.parametrize("template", STANDALONE_TEMPLATES, ids=lambda p: p.name)
+def test_template_passes_cfn_lint(template: Path) -> None:
+    # No finding is waived: a template that needs one gets a justified Metadata exception.
+    assert cfn_lint(template) == []
+
+
+def load_render() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("lbf_cfn_render", CFN_DIR / "render.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+needs_document = pytest.mark.skipif(
+    not DOCUMENT_SOURCE.exists(), reason="infra/render_document.py is not written yet"
+)
+
+
+@needs_document
+def test_ssm_document_template_is_the_rendering_of_render_document() -> None:
+    render = load_render()
+    committed = (CFN_DIR / "ssm-document.json").read_text(encoding="utf-8")
+    assert committed == render.render(), "run: python infra/cloudformation/render.py"
+    resource = json.loads(committed)["Resources"]["UpdateBackendsDocument"]
+    assert resource["Properties"]["Content"] == render.load_document()
+
+
+@needs_document
+def test_ssm_document_resource_is_the_one_the_policies_allow() -> None:
+    template = json.loads((CFN_DIR / "ssm-document.json").read_text(encoding="utf-8"))
+    properties = template["Resources"]["UpdateBackendsDocument"]["Properties"]
+    assert properties["DocumentType"] == "Command"
+    assert properties["DocumentFormat"] == "JSON"
+    assert properties["Content"]["schemaVersion"] == "2.2"
+    assert {"Backends", "Checksum"} <= set(properties["Content"]["parameters"])
+    for stage in STAGES:
+        assert properties["Name"] == document_name(stage)
+
+
+# --- the functions' IAM policies ----------------------------------------------------------------
+
+
+def parliament_findings(policy_text: str) -> list[tuple[str, frozenset[str]]]:
+    import parliament
+
+    found = []
+    for finding in parliament.analyze_policy_string(
+        policy_text, include_community_auditors=True
+    ).findings:
+        details = finding.detail if isinstance(finding.detail, list) else [finding.detail]
+        actions = frozenset(
+            d["action"] for d in details if isinstance(d, dict) and "action" in d
+        ) or frozenset(str(d) for d in details)
+        found.append((finding.issue, actions))
+    return found
+
+
+def all_policy_texts() -> dict[str, str]:
+    texts = {
+        stage: (CHALICE_DIR / stage_setting(stage, "iam_policy_file")).read_text(encoding="utf-8")
+        for stage in STAGES
+    }
+    texts["DEPLOY.md health checks"] = json.dumps(
+        {"Version": "2012-10-17", "Statement": deploy_doc_health_check_statements()}
+    )
+    return texts
+
+
+@pytest.mark.parametrize("name", [*STAGES, "DEPLOY.md health checks"])
+def test_policy_passes_parliament_but_for_justified_findings(name: str) -> None:
+    unexpected = [
+        f for f in parliament_findings(all_policy_texts()[name]) if f not in PARLIAMENT_ALLOWED
+    ]
+    assert unexpected == []
+
+
+def test_every_parliament_exception_is_still_needed() -> None:
+    seen = {f for text in all_policy_texts().values() for f in parliament_findings(text)}
+    assert set(PARLIAMENT_ALLOWED) <= seen
+
+
+def test_each_stage_has_its_own_hand_written_policy() -> None:
+    assert set(CONFIG["stages"]) == set(STAGES)
+    assert CONFIG["autogen_policy"] is False
+    files = set()
+    for stage in STAGES:
+        assert stage_setting(stage, "autogen_policy") is False
+        name = stage_setting(stage, "iam_policy_file")
+        assert (CHALICE_DIR / name).is_file()
+        files.add(name)
+    assert len(files) == len(STAGES)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_policy_is_allow_only_without_wildcard_actions(stage: str) -> None:
+    for statement in statements(load_policy(stage)):
+        assert statement["Effect"] == "Allow"
+        assert not {"NotAction", "NotResource", "Principal"} & set(statement)
+        for action in as_list(statement["Action"]):
+            assert "*" not in action, (statement["Sid"], action)
+            assert "?" not in action, (statement["Sid"], action)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_policy_grants_exactly_the_controllers_calls(stage: str) -> None:
+    expected = CONTROLLER_ACTIONS | (XRAY_ACTIONS if stage_setting(stage, "xray") else set())
+    assert policy_actions(load_policy(stage)) == expected
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_star_resource_only_where_iam_has_no_resource_level_permission(stage: str) -> None:
+    for statement in statements(load_policy(stage)):
+        if "*" in as_list(statement["Resource"]):
+            assert set(as_list(statement["Action"])) <= UNSCOPABLE_ACTIONS, statement["Sid"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_route53_changes_only_the_clusters_records_in_its_zone(stage: str) -> None:
+    env = stage_env(stage)
+    domain = env["LBF_DOMAIN"].lower().rstrip(".")
+    zone = f"arn:aws:route53:::hostedzone/{env['LBF_HOSTED_ZONE_ID'].removeprefix('/hostedzone/')}"
+    policy = load_policy(stage)
+    for action in ("route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"):
+        for statement in granting(policy, action):
+            assert as_list(statement["Resource"]) == [zone]
+    (change,) = granting(policy, "route53:ChangeResourceRecordSets")
+    condition = change["Condition"]
+    patterns = as_list(
+        condition["ForAllValues:StringLike"][
+            "route53:ChangeResourceRecordSetsNormalizedRecordNames"
+        ]
+    )
+    assert as_list(
+        condition["ForAllValues:StringEquals"]["route53:ChangeResourceRecordSetsRecordTypes"]
+    ) == ["A", "TXT"]
+
+    def allowed(name: str) -> bool:  # StringLike: `*` and `?` as in fnmatch, case-sensitive
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+    # Route 53 compares normalized names: lower case, no trailing dot.
+    active = env.get("LBF_ACTIVE_NAME", "lb")
+    for name in (f"{active}.{domain}", f"lb1.{domain}", f"edge-a.{domain}", f"_lbf.{domain}"):
+        assert allowed(name), name
+    for name in (domain, "www.example.com", f"lb1.other-{domain}", f"{domain}.evil.example"):
+        assert not allowed(name), name
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_send_command_only_the_document_on_the_clusters_lbs(stage: str) -> None:
+    region, account = region_and_account(stage)
+    cluster = stage_env(stage)["LBF_CLUSTER"]
+    document_arn = f"arn:aws:ssm:{region}:{account}:document/{document_name(stage)}"
+    grants = granting(load_policy(stage), "ssm:SendCommand")
+    resources = {r for s in grants for r in as_list(s["Resource"])}
+    assert resources == {document_arn, f"arn:aws:ec2:{region}:{account}:instance/*"}
+    for statement in grants:
+        assert as_list(statement["Action"]) == ["ssm:SendCommand"]
+        if as_list(statement["Resource"]) != [document_arn]:
+            assert statement["Condition"] == {
+                "StringEquals": {
+                    "ssm:resourceTag/lbf:role": "lb",
+                    "ssm:resourceTag/lbf:cluster": cluster,
+                }
+            }
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_create_tags_only_the_controllers_keys_on_the_clusters_instances(stage: str) -> None:
+    region, account = region_and_account(stage)
+    cluster = stage_env(stage)["LBF_CLUSTER"]
+    grants = granting(load_policy(stage), "ec2:CreateTags")
+    assert grants
+    for statement in grants:
+        assert as_list(statement["Action"]) == ["ec2:CreateTags"]
+        assert as_list(statement["Resource"]) == [f"arn:aws:ec2:{region}:{account}:instance/*"]
+        condition = statement["Condition"]
+        assert condition["StringEquals"]["ec2:ResourceTag/lbf:cluster"] == cluster
+        keys = set(as_list(condition["ForAllValues:StringEquals"]["aws:TagKeys"]))
+        assert keys <= CONTROLLER_TAG_KEYS
+        assert not keys & OPERATOR_TAG_KEYS
+        # ForAllValues is true for a request without tags; Null keeps the statement honest.
+        assert condition["Null"] == {"aws:TagKeys": "false"}
+        if keys & {"lbf:name", "lbf:state", "lbf:backends"}:  # LB-only tags
+            assert condition["StringEquals"]["ec2:ResourceTag/lbf:role"] == "lb"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_elastic_ip_moves_only_between_the_clusters_lbs(stage: str) -> None:
+    region, account = region_and_account(stage)
+    cluster = stage_env(stage)["LBF_CLUSTER"]
+    for statement in granting(load_policy(stage), "ec2:AssociateAddress"):
+        (resource,) = as_list(statement["Resource"])
+        tags = statement["Condition"]["StringEquals"]
+        assert tags["ec2:ResourceTag/lbf:cluster"] == cluster
+        if resource == f"arn:aws:ec2:{region}:{account}:instance/*":
+            assert tags["ec2:ResourceTag/lbf:role"] == "lb"
+        else:
+            assert resource == f"arn:aws:ec2:{region}:{account}:elastic-ip/*"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_parameters_only_under_the_prefix_and_never_writes_paused(stage: str) -> None:
+    region, account = region_and_account(stage)
+    base = f"arn:aws:ssm:{region}:{account}:parameter{parameter_prefix(stage)}/"
+    policy = load_policy(stage)
+    for action in ("ssm:GetParameter", "ssm:GetParameters"):
+        (statement,) = granting(policy, action)
+        assert set(as_list(statement["Resource"])) == {
+            base + name for name in ("backends", "lbs", "notices", "paused")
+        }
+    (put,) = granting(policy, "ssm:PutParameter")
+    # `paused` is the operator's switch: the controller reads it and never writes it.
+    assert set(as_list(put["Resource"])) == {base + n for n in ("backends", "lbs", "notices")}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_rest_of_the_policy_matches_the_stage(stage: str) -> None:
+    region, account = region_and_account(stage)
+    env = stage_env(stage)
+    policy = load_policy(stage)
+    (publish,) = granting(policy, "sns:Publish")
+    assert as_list(publish["Resource"]) == [env["LBF_SNS_TOPIC_ARN"]]
+    (logs,) = granting(policy, "logs:PutLogEvents")
+    # Function names are "lb-failover-<stage>-..." from both `chalice deploy` and the
+    # CloudFormation stack named lb-failover-<stage> (infra/DEPLOY.md).
+    assert as_list(logs["Resource"]) == [
+        f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{CONFIG['app_name']}-{stage}-*:*"
+    ]
+    (create_eni,) = granting(policy, "ec2:CreateNetworkInterface")
+    ec2 = f"arn:aws:ec2:{region}:{account}"
+    assert set(as_list(create_eni["Resource"])) == {
+        f"{ec2}:network-interface/*",
+        *(f"{ec2}:subnet/{s}" for s in stage_setting(stage, "subnet_ids", [])),
+        *(f"{ec2}:security-group/{g}" for g in stage_setting(stage, "security_group_ids", [])),
+    }
+    # Every ARN names the stage's own account and region.
+    for statement in statements(policy):
+        for resource in as_list(statement["Resource"]):
+            parts = resource.split(":")
+            if resource != "*" and parts[2] not in ("route53",):
+                assert parts[3:5] == [region, account], resource
+
+
+def test_the_health_check_statements_in_deploy_doc_grant_only_health_checks() -> None:
+    for statement in deploy_doc_health_check_statements():
+        assert set(as_list(statement["Action"])) <= HEALTH_CHECK_ACTIONS
+        for resource in as_list(statement["Resource"]):
+            if resource == "*":
+                assert set(as_list(statement["Action"])) <= UNSCOPABLE_ACTIONS
+            else:
+                assert resource == "arn:aws:route53:::healthcheck/*"
+
+
+# --- .chalice/config.json ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_stage_settings_are_valid_for_the_controller(stage: str) -> None:
+    from chalicelib.config import Settings
+
+    settings = Settings.from_env(stage_env(stage))
+    assert settings.cluster == stage_env(stage)["LBF_CLUSTER"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_lambda_timeout_covers_the_probe_rounds_with_slack(stage: str) -> None:
+    env = stage_env(stage)
+    rounds = int(env.get("LBF_PROBE_ROUNDS", "6"))
+    interval = float(env.get("LBF_PROBE_INTERVAL", "10"))
+    timeout = stage_setting(stage, "lambda_timeout")
+    # Slack: the cold start, the inventory read before the first round, the last round's
+    # actions and the report after it.
+    assert rounds * interval + 20 <= timeout <= 900
+
+
+def test_no_reserved_concurrency_by_default() -> None:
+    # Reserving needs 100 unreserved executions left in the account, which new accounts lack;
+    # overlapping runs are safe without it (infra/DEPLOY.md shows how to turn it on).
+    def keys(node: Any) -> Iterator[str]:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield key
+                yield from keys(value)
+
+    assert "reserved_concurrency" not in set(keys(CONFIG))
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_powertools_comes_from_its_official_layer(stage: str) -> None:
+    region, _account = region_and_account(stage)
+    # chalice picks the runtime from the interpreter that packages: the layer must match it.
+    runtime = f"python{sys.version_info.major}{sys.version_info.minor}"
+    layer = re.compile(
+        rf"arn:aws:lambda:{region}:017000801446:layer:"
+        rf"AWSLambdaPowertoolsPythonV3-{runtime}-x86_64:[0-9]+"
+    )
+    layers = stage_setting(stage, "layers", [])
+    assert len(layers) == 1
+    assert layer.fullmatch(layers[0]), layers
+    env = stage_env(stage)
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "LbFailover"
+    assert env["POWERTOOLS_SERVICE_NAME"].startswith("lb-failover")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_tracing_is_on_in_prod_and_costs_nothing_in_dev(stage: str) -> None:
+    traced = stage == "prod"
+    assert stage_setting(stage, "xray") is traced
+    assert stage_env(stage)["POWERTOOLS_TRACE_DISABLED"] == ("false" if traced else "true")
+
+
+# --- chalice package ------------------------------------------------------------------------
+
+
+def chalice_package(project: Path, stage: str, out: Path) -> Path:
+    chalice = Path(sys.executable).with_name("chalice")
+    command = [str(chalice) if chalice.exists() else "chalice", "package", "--stage", stage]
+    env = {**os.environ, "AWS_DEFAULT_REGION": region_and_account(stage)[0]}
+    subprocess.run(
+        [*command, "--merge-template", str(MERGE_TEMPLATE), str(out)],
+        cwd=project,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return out / "sam.yaml"  # YAML because the merge template is YAML
+
+
+def copy_chalice_settings(project: Path) -> None:
+    (project / ".chalice").mkdir(parents=True)
+    for path in CHALICE_DIR.glob("*.json"):
+        shutil.copy(path, project / ".chalice" / path.name)
+
+
+class Packaged(NamedTuple):
+    stage: str
+    template: Path
+
+
+@pytest.fixture(scope="module", params=STAGES)
+def packaged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Packaged:
+    """The real app packaged from a copy, so no cache lands in the work tree."""
+    if not (ROOT / "app.py").exists():
+        pytest.skip("app.py is not written yet")
+    stage: str = request.param
+    project = tmp_path_factory.mktemp(f"project-{stage}")
+    shutil.copy(ROOT / "app.py", project / "app.py")
+    shutil.copy(ROOT / "requirements.txt", project / "requirements.txt")
+    shutil.copytree(
+        ROOT / "chalicelib", project / "chalicelib", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    copy_chalice_settings(project)
+    return Packaged(stage, chalice_package(project, stage, project / "out"))
+
+
+def test_chalice_package_passes_cfn_lint(packaged: Packaged) -> None:
+    assert cfn_lint(packaged.template) == []
+
+
+def test_package_is_small_and_leaves_powertools_to_the_layer(packaged: Packaged) -> None:
+    with zipfile.ZipFile(packaged.template.parent / "deployment.zip") as package:
+        entries = package.infolist()
+    names = {e.filename for e in entries}
+    assert "app.py" in names
+    assert any(n.startswith("chalicelib/") for n in names)
+    # The runtime brings boto3/botocore and the layer Powertools; a copy in the package would
+    # shadow the layer (/var/task comes first on sys.path) and add ~20 MB with the X-Ray SDK.
+    for provided in ("aws_lambda_powertools/", "aws_xray_sdk/", "botocore/", "boto3/"):
+        assert not any(n.startswith(provided) for n in names), provided
+    assert sum(e.file_size for e in entries) < 10 * 1024 * 1024
+
+
+def load_yaml_template(path: Path) -> dict[str, Any]:
+    from cfnlint.decode import decode
+
+    template, matches = decode(str(path))
+    assert not matches
+    assert template is not None
+    return dict(template)
+
+
+def test_packaged_functions_use_the_stage_settings(packaged: Packaged) -> None:
+    stage = packaged.stage
+    resources = load_yaml_template(packaged.template)["Resources"]
+    policy = load_policy(stage)
+    for name in ("Reconcile", "OnInstanceChange"):
+        properties = resources[name]["Properties"]
+        assert properties["Timeout"] == stage_setting(stage, "lambda_timeout")
+        assert properties["Layers"] == stage_setting(stage, "layers")
+        assert properties["Tracing"] == (
+            "Active" if stage_setting(stage, "xray") else "PassThrough"
+        )
+        assert "ReservedConcurrentExecutions" not in properties
+        role = resources[f"{name}Role"]["Properties"]
+        (inline,) = role["Policies"]
+        assert inline["PolicyDocument"] == policy
+        assert "ManagedPolicyArns" not in role
+    schedule = resources["Reconcile"]["Properties"]["Events"]["ReconcileEvent"]
+    assert schedule["Properties"]["Schedule"] == "rate(1 minute)"
+
+
+def test_monitoring_merges_into_the_app_and_lints(tmp_path: Path) -> None:
+    """Runs without app.py: a stub with the same two handlers stands in for it."""
+    project = tmp_path / "stub"
+    project.mkdir()
+    (project / "app.py").write_text(
+        "from chalice import Chalice, Rate\n"
+        "app = Chalice(app_name='lb-failover')\n"
+        "@app.schedule(Rate(1, unit=Rate.MINUTES))\n"
+        "def reconcile(event):\n    return None\n"
+        "@app.on_cw_event({'source': ['aws.ec2'], "
+        "'detail-type': ['EC2 Instance State-change Notification']})\n"
+        "def on_instance_change(event):\n    return None\n",
+        encoding="utf-8",
+    )
+    (project / "requirements.txt").write_text("", encoding="utf-8")
+    copy_chalice_settings(project)
+    assert cfn_lint(chalice_package(project, "prod", tmp_path / "out")) == []
+
+
+# --- alarms and dashboard -------------------------------------------------------------------
+
+
+def alarms() -> dict[str, dict[str, Any]]:
+    resources = load_yaml_template(MERGE_TEMPLATE)["Resources"]
+    return {
+        name: dict(r["Properties"])
+        for name, r in resources.items()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+
+
+def emf_metric(alarm: dict[str, Any]) -> str:
+    assert alarm["Namespace"] == {"Ref": "MetricsNamespace"}
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": {"Ref": "MetricsService"}}]
+    name: str = alarm["MetricName"]
+    return name
+
+
+def test_monitoring_parameters_default_to_the_prod_metrics() -> None:
+    parameters = load_yaml_template(MERGE_TEMPLATE)["Parameters"]
+    env = stage_env("prod")
+    assert parameters["MetricsNamespace"]["Default"] == env["POWERTOOLS_METRICS_NAMESPACE"]
+    assert parameters["MetricsService"]["Default"] == env["POWERTOOLS_SERVICE_NAME"]
+
+
+def test_alarm_when_no_lb_is_healthy() -> None:
+    alarm = alarms()["NoHealthyLoadBalancer"]
+    assert emf_metric(alarm) == "HealthyLBs"
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "Minimum",
+        1,
+        "LessThanThreshold",
+    )
+
+
+def test_alarm_when_backend_pushes_keep_failing() -> None:
+    alarm = alarms()["BackendPushFailures"]
+    assert emf_metric(alarm) == "ActionErrors"
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["Threshold"] == 1
+
+
+def test_alarm_on_run_errors_of_both_functions() -> None:
+    metrics = alarms()["RunErrors"]["Metrics"]
+    watched = {
+        m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]
+        for m in metrics
+        if "MetricStat" in m and m["MetricStat"]["Metric"]["MetricName"] == "Errors"
+    }
+    assert watched == {"Reconcile", "OnInstanceChange"}
+
+
+def test_alarm_when_the_controller_is_not_running() -> None:
+    alarm = alarms()["ControllerNotRunning"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", "Invocations")
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "Reconcile"}}]
+    assert alarm["TreatMissingData"] == "breaching"
+    assert alarm["Period"] * alarm["EvaluationPeriods"] == 180
+    assert alarm["DatapointsToAlarm"] == alarm["EvaluationPeriods"]
+
+
+def test_every_alarm_notifies_the_topic() -> None:
+    for name, alarm in alarms().items():
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopicArn"}], name
+
+
+def test_dashboard_and_alarms_use_the_metrics_app_py_emits() -> None:
+    body = load_yaml_template(MERGE_TEMPLATE)["Resources"]["Dashboard"]["Properties"]
+    text = json.dumps(body["DashboardBody"])
+    names = ("HealthyLBs", "Failovers", "ProbeFailures", "ActionErrors", "RunSeconds")
+    for name in names:
+        assert f'\\"{name}\\"' in text, name
+    if (ROOT / "app.py").exists():
+        source = (ROOT / "app.py").read_text(encoding="utf-8")
+        for name in names:
+            assert f'name="{name}"' in source, name
+
+
+# --- the stacks in moto -------------------------------------------------------------------
+
+
+def test_cluster_and_document_stacks_create_their_resources_in_moto(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    boto3 = pytest.importorskip("boto3")
+    moto = pytest.importorskip("moto")
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with moto.mock_aws():
+        cloudformation = boto3.client("cloudformation", region_name="eu-west-1")
+        cloudformation.create_stack(
+            StackName="lbf-web",
+            TemplateBody=(CFN_DIR / "cluster.yaml").read_text(encoding="utf-8"),
+            Parameters=[{"ParameterKey": "Cluster", "ParameterValue": "web"}],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+        )
+        topics = boto3.client("sns", region_name="eu-west-1").list_topics()["Topics"]
+        assert [t["TopicArn"].rsplit(":", 1)[1] for t in topics] == ["lb-failover-web"]
+        iam = boto3.client("iam", region_name="eu-west-1")
+        profile = iam.get_instance_profile(InstanceProfileName="lb-failover-web-lb")
+        assert len(profile["InstanceProfile"]["Roles"]) == 1
+
+        if DOCUMENT_SOURCE.exists():
+            template = json.loads((CFN_DIR / "ssm-document.json").read_text(encoding="utf-8"))
+            properties = template["Resources"]["UpdateBackendsDocument"]["Properties"]
+            # moto takes Content only as a JSON string; CloudFormation takes both forms.
+            properties["Content"] = json.dumps(properties["Content"])
+            cloudformation.create_stack(StackName="lbf-document", TemplateBody=json.dumps(template))
+            ssm = boto3.client("ssm", region_name="eu-west-1")
+            described = ssm.describe_document(Name="LbFailover-UpdateBackends")["Document"]
+            assert described["DocumentType"] == "Command"
