@@ -6,6 +6,7 @@ local server can bind to; public addresses (which moto invents) are never used o
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -50,6 +51,8 @@ class LocalAws:
         return {**_ENV, "AWS_ENDPOINT_URL": self.endpoint}
 
     def start(self) -> None:
+        # moto's server logs every request through werkzeug; the demo prints its own timeline.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server.start()
         os.environ.update(self.environment())
         forget_clients()

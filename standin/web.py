@@ -30,6 +30,10 @@ class _Server(ThreadingHTTPServer):
     label = ""
     healthy = True
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client (a probe at its deadline, HAProxy on reload) hanging up mid-answer is normal.
+        return
+
 
 class LocalWebServer:
     """Answers `GET /` with its label and `GET /health` with 200 (or 503 when unhealthy)."""

@@ -212,18 +212,23 @@ def plan_records(
 
     # Names an instance of the cluster still answers for; a skipped LB's record is frozen.
     known_names: set[str] = {rules.fqdn(s.name) for s in skipped if s.name is not None}
+    # Several instances can carry one name (a replacement and the one it replaced): the record
+    # follows the running one, and is removed only when every one of them is gone.
+    by_label: dict[str, list[Instance]] = {}
     for lb in lbs:
-        if lb.name is None:
-            continue
-        fqdn = rules.fqdn(lb.name)
+        if lb.name is not None:
+            by_label.setdefault(lb.name, []).append(lb)
+    for label, holders in by_label.items():
+        fqdn = rules.fqdn(label)
         known_names.add(fqdn)
         record = current.get((fqdn, "A"))
-        if lb.running and lb.address is not None:
-            wanted = _a_record(fqdn, [lb.address], rules.ttl)
+        live = [lb for lb in holders if lb.running and lb.address is not None]
+        if live:
+            wanted = _a_record(fqdn, [live[0].address or ""], rules.ttl)
             if record != wanted:
                 changes.append(RecordChange("UPSERT", wanted))
                 existing_after.add(fqdn)
-        elif lb.state in GONE_STATES and record is not None:
+        elif record is not None and all(lb.state in GONE_STATES for lb in holders):
             changes.append(RecordChange("DELETE", record))
             existing_after.discard(fqdn)
 

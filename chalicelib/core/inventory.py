@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from chalicelib.core.health import parse_health, parse_probe_run
 from chalicelib.core.model import (
     CONTROLLER_TAGS,
+    GONE_STATES,
     TAG_BACKENDS,
     TAG_HEALTH,
     TAG_MAINTENANCE,
@@ -185,11 +186,12 @@ def build_inventory(raws: Iterable[RawInstance], rules: ParseRules) -> Inventory
         else:
             webs.append(parsed)
 
-    # A name is held by the oldest LB that still has a use for it; terminated ones give it up.
+    # A name is held by the oldest LB that can still answer for it. A stopped or terminated LB
+    # never holds it against a live one: that is how a replacement takes over its name.
     holders: dict[str, Instance] = {}
     kept: list[Instance] = []
     for lb in lbs:
-        if lb.name is None or lb.state == "terminated":
+        if lb.name is None or lb.state in GONE_STATES:
             kept.append(lb)
             continue
         holder = holders.get(lb.name)
@@ -208,11 +210,12 @@ def build_inventory(raws: Iterable[RawInstance], rules: ParseRules) -> Inventory
                 )
             )
 
-    taken = {name for name in holders} | {s.name for s in skipped if s.name is not None}
+    taken = {lb.name for lb in kept if lb.name is not None}
+    taken |= {s.name for s in skipped if s.name is not None}
     taken.add(rules.active_name)
     named: list[Instance] = []
     for lb in kept:
-        if lb.name is None and lb.state != "terminated":
+        if lb.name is None and lb.state not in GONE_STATES:
             lb = replace(lb, name=lowest_free_name(taken), name_assigned=True)
             taken.add(lb.name or "")
         named.append(lb)

@@ -1,0 +1,384 @@
+"""`make demo`: the whole story on one machine, every address on loopback.
+
+AWS is moto's server; two load balancers are real HAProxy processes running the project's own
+configuration and apply script; the web servers are real HTTP servers. The controller is the very
+job the Lambda runs (`chalicelib.jobs.reconcile`), scheduled back to back with short intervals.
+Each step checks its outcome with real requests to the address the active record resolves to, and
+the demo exits non-zero if any outcome does not hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from chalicelib import jobs
+from chalicelib.config import Settings
+from chalicelib.services import aws_services
+from standin.aws import LocalAws, local_aws
+from standin.haproxy import HaproxyError, LocalHaproxy
+from standin.ssm_agent import LocalSsmAgent
+from standin.web import LocalWebServer
+
+DOMAIN = "demo.example.com"
+CLUSTER = "demo"
+LB_PORT = 8080
+WEB_PORT = 8081
+INTERVAL, TIMEOUT, ROUNDS, RISE, FALL = 1.0, 0.5, 5, 2, 2
+STEP_DEADLINE = 45.0  # a step whose outcome does not hold by then has failed
+
+
+class StepFailed(Exception):
+    pass
+
+
+@dataclass
+class Timeline:
+    started: float = field(default_factory=time.monotonic)
+    lines: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def add(self, event: str, detail: str = "") -> None:
+        line = f"{self.elapsed():7.2f}s  {event:<10} {detail}"
+        with self.lock:
+            self.lines.append(line)
+        print(line, flush=True)
+
+
+class _ChangeLog(logging.Handler):
+    """Puts every change the controller applies on the timeline, as it happens."""
+
+    def __init__(self, timeline: Timeline, changes: list[tuple[float, str]]) -> None:
+        super().__init__(level=logging.INFO)
+        self.timeline = timeline
+        self.changes = changes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith(("applied: ", "failed: ")):
+            self.changes.append((time.monotonic(), message))
+            self.timeline.add("controller", message)
+
+
+@dataclass
+class Failover:
+    what: str
+    detection: float
+    total: float
+
+
+def _alive(haproxy: LocalHaproxy) -> bool:
+    try:
+        haproxy.pid  # noqa: B018 - raises when the process was stopped
+    except HaproxyError:
+        return False
+    return True
+
+
+class Demo:
+    def __init__(self, aws: LocalAws, workdir: Path, timeline: Timeline) -> None:
+        self.aws = aws
+        self.workdir = workdir
+        self.timeline = timeline
+        self.lbs: dict[str, tuple[str, LocalHaproxy]] = {}  # name -> (instance id, haproxy)
+        self.webs: dict[str, tuple[str, LocalWebServer]] = {}  # address -> (id, server)
+        self.changes: list[tuple[float, str]] = []
+        self.failovers: list[Failover] = []
+        self.settings = Settings.from_env(self.environment())
+        self.agent = LocalSsmAgent(self.settings.ssm_document)
+        self._stop = threading.Event()
+        self._controller: threading.Thread | None = None
+        self.controller_errors: list[str] = []
+
+    def environment(self) -> dict[str, str]:
+        topic = self.aws.client("sns").create_topic(Name="lb-failover-demo")["TopicArn"]
+        return {
+            "LBF_CLUSTER": CLUSTER,
+            "LBF_DOMAIN": DOMAIN,
+            "LBF_HOSTED_ZONE_ID": self.aws.zone_id,
+            "LBF_LB_ADDRESS": "private",  # moto's public addresses are not on this machine
+            "LBF_LB_CHECK": f"http://{{address}}:{LB_PORT}/health",
+            "LBF_POOL_PORT": str(WEB_PORT),
+            "LBF_TTL": "5",
+            "LBF_PROBE_INTERVAL": str(INTERVAL),
+            "LBF_PROBE_TIMEOUT": str(TIMEOUT),
+            "LBF_PROBE_ROUNDS": str(ROUNDS),
+            "LBF_RISE": str(RISE),
+            "LBF_FALL": str(FALL),
+            "LBF_SNS_TOPIC_ARN": topic,
+        }
+
+    # --- the world -----------------------------------------------------------------------------
+
+    def add_web(self, address: str) -> None:
+        tags = {"lbf:cluster": CLUSTER, "lbf:role": "web"}
+        instance_id = self.aws.launch(address, tags)
+        server = LocalWebServer(address, WEB_PORT).start()
+        self.webs[address] = (instance_id, server)
+        self.timeline.add("world", f"web {address} started ({instance_id})")
+
+    def add_lb(self, name: str, address: str, *, boot_pull: bool = False) -> None:
+        tags = {"lbf:cluster": CLUSTER, "lbf:role": "lb", "lbf:name": name}
+        instance_id = self.aws.launch(address, tags)
+        haproxy = LocalHaproxy(self.workdir / f"{name}-{address}", address, LB_PORT)
+        haproxy.start()
+        if boot_pull:
+            # What infra/lb/user-data.sh does at boot: pull the current list and apply it.
+            current = self.aws.parameter(self.settings.backends_parameter)
+            if current:
+                checksum = hashlib.sha256(current.encode()).hexdigest()
+                result = haproxy.apply(current, checksum)
+                if result.returncode != 0:
+                    raise StepFailed(f"boot pull failed on {name}: {result.stdout}{result.stderr}")
+
+        def apply(backends: str, checksum: str) -> tuple[bool, str]:
+            result = haproxy.apply(backends, checksum)
+            return result.returncode == 0, result.stdout + result.stderr
+
+        self.agent.register(instance_id, apply)
+        self.lbs[name] = (instance_id, haproxy)
+        self.timeline.add("world", f"LB {name} HAProxy started on {address} ({instance_id})")
+
+    # --- the controller ------------------------------------------------------------------------
+
+    def start_controller(self) -> None:
+        self.agent.install().start()
+        handler = _ChangeLog(self.timeline, self.changes)
+        executor_log = logging.getLogger("chalicelib.executor")
+        executor_log.addHandler(handler)
+        executor_log.setLevel(logging.INFO)
+        executor_log.propagate = False
+        self._controller = threading.Thread(target=self._schedule, daemon=True)
+        self._controller.start()
+
+    def _schedule(self) -> None:
+        """Invocations back to back, as a 1-minute schedule is to 6 rounds of 10 s."""
+        period = ROUNDS * INTERVAL
+        services = aws_services(self.settings)
+        start = time.monotonic()
+        number = 0
+        while not self._stop.is_set():
+            report = jobs.reconcile(self.settings, services, jobs.SystemClock())
+            if not report.ok:
+                self.controller_errors += report.errors
+            number += 1
+            wait = start + number * period - time.monotonic()
+            if wait > 0:
+                self._stop.wait(wait)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._controller is not None:
+            self._controller.join(timeout=30)
+        self.agent.uninstall()
+        for _, haproxy in self.lbs.values():
+            haproxy.stop()
+        for _, server in self.webs.values():
+            server.stop()
+
+    # --- checks through real requests ----------------------------------------------------------
+
+    def active_address(self) -> str | None:
+        values = self.aws.a_record(self.settings.active_record_name)
+        return values[0] if len(values) == 1 else None
+
+    def served_by_active(self, tries: int = 8) -> set[str]:
+        """Which web servers answer through the LB the active record resolves to."""
+        address = self.active_address()
+        if address is None:
+            return set()
+        seen: set[str] = set()
+        for _ in range(tries):
+            try:
+                response = requests.get(f"http://{address}:{LB_PORT}/", timeout=1)
+            except requests.RequestException:
+                continue
+            if response.status_code == 200:
+                seen.add(response.text.strip().removeprefix("web ").split(":")[0])
+        return seen
+
+    def backend_list(self) -> str:
+        return " ".join(
+            f"{address}:{WEB_PORT}"
+            for address in sorted(self.healthy_webs(), key=lambda a: tuple(map(int, a.split("."))))
+        )
+
+    def healthy_webs(self) -> list[str]:
+        return [a for a, (_, server) in self.webs.items() if server.running]
+
+    def lbs_serving(self, expected: str) -> list[str]:
+        """LBs whose HAProxy applied the expected list (its checksum is on file)."""
+        checksum = hashlib.sha256(expected.encode()).hexdigest()
+        return [
+            name
+            for name, (_, haproxy) in self.lbs.items()
+            if haproxy.applied_checksum() == checksum
+        ]
+
+    def wait_for(self, what: str, condition: Callable[[], bool]) -> float:
+        deadline = time.monotonic() + STEP_DEADLINE
+        while time.monotonic() < deadline:
+            if condition():
+                return time.monotonic()
+            time.sleep(0.1)
+        raise StepFailed(f"did not hold within {STEP_DEADLINE:.0f} s: {what}")
+
+    # --- the scenario --------------------------------------------------------------------------
+
+    def step_start(self) -> None:
+        for address in ("127.0.1.21", "127.0.1.22", "127.0.1.23"):
+            self.add_web(address)
+        self.add_lb("lb1", "127.0.1.11")
+        self.add_lb("lb2", "127.0.1.12")
+        self.start_controller()
+        wanted = self.backend_list()
+        self.wait_for("the active record exists", lambda: self.active_address() is not None)
+        self.wait_for(
+            "both LBs serve all three web servers", lambda: len(self.lbs_serving(wanted)) == 2
+        )
+        self.wait_for(
+            "clients reach all three web servers through the active record",
+            lambda: self.served_by_active() == set(self.healthy_webs()),
+        )
+        self.check("start", f"lb -> {self.active_address()}, serving {wanted}")
+
+    def step_kill_active(self) -> None:
+        before = self.active_address()
+        name = next(n for n, (_, h) in self.lbs.items() if h.bind_address == before)
+        self.lbs[name][1].stop()
+        killed = time.monotonic()
+        self.timeline.add("world", f"killed HAProxy of active LB {name} ({before})")
+        moved = self.wait_for(
+            "the active record leaves the dead LB",
+            lambda: self.active_address() not in (None, before),
+        )
+        served = self.wait_for(
+            "clients are served through the new active LB",
+            lambda: self.served_by_active() == set(self.healthy_webs()),
+        )
+        self.failovers.append(Failover(f"kill {name}", moved - killed, served - killed))
+        self.check("failover", f"lb -> {self.active_address()}")
+
+    def step_stop_web(self) -> None:
+        address = "127.0.1.23"
+        self.webs[address][1].stop()
+        self.timeline.add("world", f"stopped web server {address}")
+        wanted = self.backend_list()
+        live = [n for n, (_, h) in self.lbs.items() if _alive(h)]
+        self.wait_for(
+            f"every live LB ({', '.join(live)}) serves the shrunk list",
+            lambda: set(live) <= set(self.lbs_serving(wanted)),
+        )
+        self.wait_for(
+            "clients no longer reach the stopped web server",
+            lambda: self.served_by_active() == set(self.healthy_webs()),
+        )
+        self.check("pool", f"list is now {wanted}")
+
+    def step_add_web(self) -> None:
+        self.add_web("127.0.1.24")
+        wanted = self.backend_list()
+        live = [n for n, (_, h) in self.lbs.items() if _alive(h)]
+        self.wait_for(
+            "the new web server joins every live LB's list after RISE probes",
+            lambda: set(live) <= set(self.lbs_serving(wanted)),
+        )
+        self.wait_for(
+            "clients reach the new web server",
+            lambda: "127.0.1.24" in self.served_by_active(),
+        )
+        self.check("pool", f"list is now {wanted}")
+
+    def step_replace_lb(self) -> None:
+        dead = next(n for n, (_, h) in self.lbs.items() if not _alive(h))
+        old_id = self.lbs[dead][0]
+        self.aws.set_state(old_id, "terminated")
+        self.agent.forget(old_id)
+        self.timeline.add("world", f"terminated {dead} ({old_id}); starting a new {dead}")
+        self.add_lb(dead, "127.0.1.13", boot_pull=True)
+        record = f"{dead}.{DOMAIN}"
+        self.wait_for(
+            f"{record} follows the new address",
+            lambda: self.aws.a_record(record) == ("127.0.1.13",),
+        )
+        wanted = self.backend_list()
+        self.wait_for("both LBs serve the current list", lambda: len(self.lbs_serving(wanted)) == 2)
+        self.check("replace", f"{record} -> 127.0.1.13")
+
+    def step_all_healthy(self) -> None:
+        def healthy() -> bool:
+            lb_tags = [self.aws.tags(i) for i, _ in self.lbs.values()]
+            web_tags = [self.aws.tags(i) for i, server in self.webs.values() if server.running]
+            return all(t.get("lbf:health") == "healthy" for t in lb_tags + web_tags)
+
+        self.wait_for("every LB and running web server is healthy", healthy)
+        self.wait_for(
+            "clients are served by every running web server",
+            lambda: self.served_by_active() == set(self.healthy_webs()),
+        )
+        self.check("healthy", "all LBs and web servers healthy")
+
+    def check(self, event: str, detail: str) -> None:
+        if self.controller_errors:
+            raise StepFailed("the controller reported errors: " + "; ".join(self.controller_errors))
+        self.timeline.add(event, "OK " + detail)
+
+
+def summary(failovers: list[Failover]) -> str:
+    bound = (FALL + 1) * INTERVAL + TIMEOUT
+    lines = [
+        "",
+        f"failover bound (FALL + 1) x INTERVAL + TIMEOUT = {bound:.1f} s"
+        f" (INTERVAL {INTERVAL:g} s, TIMEOUT {TIMEOUT:g} s, FALL {FALL}), record TTL 5 s",
+        f"{'failover':<14}{'detection':>10}{'total':>8}{'bound':>8}  held",
+    ]
+    for f in failovers:
+        held = "yes" if f.detection <= bound else "NO"
+        lines.append(f"{f.what:<14}{f.detection:>9.2f}s{f.total:>7.2f}s{bound:>7.1f}s  {held}")
+    lines.append("detection: kill -> active record changed; total: kill -> clients served anew")
+    return "\n".join(lines)
+
+
+def run(*, short: bool = False) -> int:
+    timeline = Timeline()
+    steps = ["step_start", "step_kill_active", "step_stop_web"]
+    if not short:
+        steps += ["step_add_web", "step_replace_lb", "step_all_healthy"]
+    with tempfile.TemporaryDirectory(prefix="lbf-demo-") as workdir, local_aws(DOMAIN) as aws:
+        demo = Demo(aws, Path(workdir), timeline)
+        timeline.add("setup", f"moto on {aws.endpoint}, zone {DOMAIN}, VPC 127.0.0.0/16")
+        try:
+            for step in steps:
+                getattr(demo, step)()
+        except StepFailed as exc:
+            timeline.add("FAILED", str(exc))
+            return 1
+        finally:
+            demo.stop()
+        print(summary(demo.failovers))
+    print(f"\nall {len(steps)} steps held in {timeline.elapsed():.1f} s")
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--short", action="store_true", help="only the first three steps")
+    args = parser.parse_args()
+    sys.exit(run(short=args.short))
+
+
+if __name__ == "__main__":
+    main()
