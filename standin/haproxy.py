@@ -1,0 +1,177 @@
+"""A real HAProxy on a loopback address, run the way an lb-failover load balancer runs it.
+
+It uses the project's own `infra/lb/haproxy.cfg` and applies lists with the real
+`infra/lb/apply-backends.sh`, so the tests and the demo exercise exactly what an EC2 load
+balancer runs; only the bind address, the paths and the reload signal differ (master-worker mode,
+SIGUSR2 to the master, as systemd's reload does).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+INFRA_LB = Path(__file__).resolve().parent.parent / "infra" / "lb"
+HAPROXY_CONFIG = INFRA_LB / "haproxy.cfg"
+APPLY_SCRIPT = INFRA_LB / "apply-backends.sh"
+
+# What HAProxy loads before any list has been applied: a backend with no server, so the monitor
+# URI answers 503 and the LB counts as unable to serve.
+EMPTY_BACKENDS = "# lbf-checksum none\nbackend web\n"
+
+
+class HaproxyError(RuntimeError):
+    pass
+
+
+def haproxy_binary() -> str | None:
+    """The haproxy on PATH, or in /usr/sbin (Debian installs it there, off a user's PATH)."""
+    return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
+
+
+class LocalHaproxy:
+    """One HAProxy master (and its worker) serving `bind_address:port`, configured in `workdir`."""
+
+    def __init__(self, workdir: Path, bind_address: str, port: int) -> None:
+        self.workdir = workdir
+        self.bind_address = bind_address
+        self.port = port
+        self.config_path = workdir / "haproxy.cfg"
+        self.backends_path = workdir / "backends.cfg"
+        self.pidfile = workdir / "haproxy.pid"
+        self.log_path = workdir / "haproxy.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        binary = haproxy_binary()
+        if binary is None:
+            raise HaproxyError("haproxy is not installed (make system installs Debian's haproxy)")
+        self.binary = binary
+
+    @property
+    def pid(self) -> int:
+        """The master's pid: it stays the same across reloads."""
+        if self._process is None:
+            raise HaproxyError("HAProxy is not running")
+        return self._process.pid
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.bind_address}:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        """What HAProxy and apply-backends.sh see: this instance's paths and address."""
+        env = dict(os.environ)
+        env.update(
+            LBF_LOCAL="1",
+            LBF_BIND=f"{self.bind_address}:{self.port}",
+            LBF_HAPROXY_CONFIG=str(self.config_path),
+            LBF_BACKENDS_FILE=str(self.backends_path),
+            LBF_HAPROXY_PIDFILE=str(self.pidfile),
+            LBF_HAPROXY_BIN=self.binary,
+        )
+        return env
+
+    def start(self, *, timeout: float = 10.0) -> None:
+        if self._process is not None:
+            raise HaproxyError("HAProxy is already running")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(HAPROXY_CONFIG, self.config_path)
+        if not self.backends_path.exists():
+            self.backends_path.write_text(EMPTY_BACKENDS)
+        command = [
+            self.binary,
+            "-W",
+            "-f",
+            str(self.config_path),
+            "-f",
+            str(self.backends_path),
+            "-p",
+            str(self.pidfile),
+        ]
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                command,
+                env=self.environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                self._process = None
+                raise HaproxyError(f"HAProxy exited at start; see {self.log_path}")
+            if self.pidfile.exists() and self._accepts_connections():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise HaproxyError(f"HAProxy did not listen on {self.url} within {timeout}s")
+
+    def _accepts_connections(self) -> bool:
+        try:
+            with socket.create_connection((self.bind_address, self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def apply(
+        self, backends: str, checksum: str, *, extra_env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real apply script against this HAProxy, as the SSM document would.
+
+        `extra_env` overrides the script's environment (tests use it to make a step fail).
+        """
+        env = self.environment()
+        env.update(extra_env or {})
+        env["SSM_Backends"] = backends
+        env["SSM_Checksum"] = checksum
+        return subprocess.run(
+            ["bash", str(APPLY_SCRIPT)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def applied_checksum(self) -> str | None:
+        """The checksum recorded in the backends file, None before any list was applied."""
+        try:
+            first_line = self.backends_path.read_text().split("\n", 1)[0]
+        except FileNotFoundError:
+            return None
+        prefix = "# lbf-checksum "
+        value = first_line.removeprefix(prefix) if first_line.startswith(prefix) else None
+        return None if value in (None, "none") else value
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        # SIGTERM to the master stops it and its workers at once (a hard stop: this is teardown).
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=timeout)
+
+    def __enter__(self) -> LocalHaproxy:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
