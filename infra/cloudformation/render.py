@@ -15,29 +15,38 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 INFRA = Path(__file__).resolve().parent.parent
 DOCUMENT_SOURCE = INFRA / "render_document.py"
 TEMPLATE = Path(__file__).resolve().parent / "ssm-document.json"
 
-# LBF_SSM_DOCUMENT's default. The name is explicit because the functions' policy grants
-# ssm:SendCommand on exactly this document ARN.
-DOCUMENT_NAME = "LbFailover-UpdateBackends"
 
-
-def load_document() -> dict[str, Any]:
-    """The SSM document as infra/render_document.py renders it (loaded by path: infra/ is no package)."""
+def load_source() -> ModuleType:
+    """infra/render_document.py, loaded by path: infra/ is no package."""
     spec = importlib.util.spec_from_file_location("lbf_render_document", DOCUMENT_SOURCE)
     if spec is None or spec.loader is None:
         raise FileNotFoundError(DOCUMENT_SOURCE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    document: dict[str, Any] = module.document()
+    return module
+
+
+def load_document() -> dict[str, Any]:
+    """The SSM document as infra/render_document.py renders it."""
+    document: dict[str, Any] = load_source().document()
     return document
 
 
-def template(document: dict[str, Any]) -> dict[str, Any]:
+def document_name() -> str:
+    """LBF_SSM_DOCUMENT's default. Explicit, because the functions' policies grant
+    ssm:SendCommand on exactly this document's ARN."""
+    name: str = load_source().DOCUMENT_NAME
+    return name
+
+
+def template(document: dict[str, Any], name: str) -> dict[str, Any]:
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": (
@@ -50,7 +59,7 @@ def template(document: dict[str, Any]) -> dict[str, Any]:
             "UpdateBackendsDocument": {
                 "Type": "AWS::SSM::Document",
                 "Properties": {
-                    "Name": DOCUMENT_NAME,
+                    "Name": name,
                     "DocumentType": "Command",
                     "DocumentFormat": "JSON",
                     # With a fixed name, the default "Replace" would make every content change
@@ -71,7 +80,7 @@ def template(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def render() -> str:
-    return json.dumps(template(load_document()), indent=2, sort_keys=False) + "\n"
+    return json.dumps(template(load_document(), document_name()), indent=2) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
