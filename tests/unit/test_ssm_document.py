@@ -1,0 +1,183 @@
+"""The SSM document LbFailover-UpdateBackends: its parameter patterns, and that it is the rendering.
+
+SSM checks `allowedPattern` with Java's regex; the patterns keep to what Java and Python's `re`
+read alike, and every case is tried both ways SSM might apply it: as a search and as a full match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import re
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = ROOT / "infra" / "ssm" / "LbFailover-UpdateBackends.json"
+
+
+def _load_renderer() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "lbf_render_document", ROOT / "infra" / "render_document.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+render = _load_renderer()
+DOCUMENT: dict[str, Any] = render.document()
+PARAMETERS: dict[str, Any] = DOCUMENT["parameters"]
+
+
+def admitted(parameter: str, value: str) -> bool:
+    """Whether SSM would accept the value, whichever way it applies the pattern."""
+    pattern = re.compile(PARAMETERS[parameter]["allowedPattern"])
+    searched = pattern.search(value) is not None
+    matched = pattern.fullmatch(value) is not None
+    assert searched == matched, f"search and full match disagree on {value!r}"
+    return matched and len(value) <= PARAMETERS[parameter]["maxChars"]
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _longest_list() -> str:
+    """As many entries as fit in the 8 KB the controller may write to Parameter Store."""
+    entries: list[str] = []
+    for i in range(10_000):
+        candidate = " ".join([*entries, f"10.0.{i // 250}.{i % 250}:8080"])
+        if len(candidate) > 8192:
+            break
+        entries = candidate.split(" ")
+    return " ".join(entries)
+
+
+LONGEST = _longest_list()
+
+GOOD_LISTS = [
+    "10.0.1.23:8080",
+    "10.0.1.23:80 10.0.1.24:80 10.0.2.5:8443",
+    "0.0.0.0:1 255.255.255.255:65535",
+    "[2001:db8::1]:80",
+    "10.0.0.1:80 [2001:db8::1]:80 [::1]:65535",
+    "[::ffff:10.0.0.1]:80",
+    LONGEST,
+]
+
+HOSTILE_LISTS = {
+    "semicolon": "10.0.0.1:80;reboot",
+    "semicolon-spaced": "10.0.0.1:80 ; reboot",
+    "command substitution": "$(id)",
+    "command substitution in entry": "10.0.0.1:80 $(touch /tmp/pwned)",
+    "backticks": "10.0.0.1:80 `id`",
+    "newline": "10.0.0.1:80\n10.0.0.2:80",
+    "trailing newline": "10.0.0.1:80\n",
+    "double quote": '10.0.0.1:80" ; id ; "',
+    "ten thousand entries": " ".join(
+        f"10.{i // 62500}.{i // 250 % 250}.{i % 250}:80" for i in range(10_000)
+    ),
+    "IPv6 without brackets": "2001:db8::1:80",
+    "IPv6 loopback without brackets": "::1:80",
+    "port 0": "10.0.0.1:0",
+    "port 70000": "10.0.0.1:70000",
+    "port 65536": "10.0.0.1:65536",
+    "port with leading zero": "10.0.0.1:080",
+    "no port": "10.0.0.1",
+    "octet 256": "10.0.0.256:80",
+    "hostname": "web1.internal:80",
+    "empty": "",
+    "double space": "10.0.0.1:80  10.0.0.2:80",
+    "leading space": " 10.0.0.1:80",
+    "trailing space": "10.0.0.1:80 ",
+    "tab": "10.0.0.1:80\t10.0.0.2:80",
+    "brace": "{{Checksum}}",
+}
+
+
+@pytest.mark.parametrize("backends", GOOD_LISTS, ids=lambda value: value[:40])
+def test_pattern_admits_backend_lists(backends: str) -> None:
+    assert admitted("Backends", backends)
+    assert admitted("Checksum", sha256(backends))
+
+
+@pytest.mark.parametrize("backends", HOSTILE_LISTS.values(), ids=HOSTILE_LISTS.keys())
+def test_pattern_rejects_hostile_lists(backends: str) -> None:
+    assert not admitted("Backends", backends)
+
+
+def test_admitted_lists_hold_no_shell_syntax() -> None:
+    # The old-agent fallback pastes the value between double quotes: only characters that are
+    # inert there may pass, whatever the list looks like.
+    inert = set("0123456789abcdefABCDEF.:[] ")
+    probes = [*GOOD_LISTS, *HOSTILE_LISTS.values(), "[$(id)]:80", "[`id`]:80", '[";id;"]:80']
+    for value in probes:
+        if admitted("Backends", value):
+            assert set(value) <= inert, value
+
+
+@pytest.mark.parametrize(
+    "checksum",
+    [
+        "",
+        "0" * 63,
+        "0" * 65,
+        "A" * 64,  # uppercase: sha256sum prints lowercase
+        "g" * 64,
+        "0" * 64 + "\n",
+        "0" * 32 + ";" + "0" * 31,
+        "$(id)" + "0" * 59,
+    ],
+)
+def test_pattern_rejects_bad_checksums(checksum: str) -> None:
+    assert not admitted("Checksum", checksum)
+
+
+def test_parameters_reach_the_script_as_environment_variables() -> None:
+    assert set(PARAMETERS) == {"Backends", "Checksum"}
+    for parameter in PARAMETERS.values():
+        assert parameter["type"] == "String"
+        assert parameter["interpolationType"] == "ENV_VAR"
+
+
+def test_document_runs_the_apply_script() -> None:
+    assert DOCUMENT["schemaVersion"] == "2.2"
+    (step,) = DOCUMENT["mainSteps"]
+    assert step["action"] == "aws:runShellScript"
+    lines = step["inputs"]["runCommand"]
+    script = (ROOT / "infra" / "lb" / "apply-backends.sh").read_text().splitlines()
+    # SSM runs the commands as a file: the shebang must be the first line, or sh runs it.
+    assert lines[0] == script[0] == "#!/usr/bin/env bash"
+    assert lines[-len(script) + 1 :] == script[1:]
+    # Parameter references appear only in the fallback for old agents, inside double quotes.
+    references = [line for line in lines if "{{" in line]
+    assert references == [
+        'if [ -z "${SSM_Backends+x}" ]; then export SSM_Backends="{{Backends}}"; fi',
+        'if [ -z "${SSM_Checksum+x}" ]; then export SSM_Checksum="{{Checksum}}"; fi',
+    ]
+
+
+def test_committed_document_is_the_rendering() -> None:
+    assert COMMITTED.read_text() == render.document_json(), (
+        "infra/ssm/LbFailover-UpdateBackends.json is stale: "
+        "python infra/render_document.py > infra/ssm/LbFailover-UpdateBackends.json"
+    )
+    assert json.loads(COMMITTED.read_text()) == DOCUMENT
+
+
+def test_document_is_within_ssm_limits() -> None:
+    # SSM Command documents may be up to 64 KB.
+    assert len(render.document_json().encode()) < 64 * 1024
+
+
+def test_user_data_fits_ec2_limit() -> None:
+    user_data = render.user_data()
+    assert user_data.startswith("#!/bin/bash\n")
+    assert len(user_data.encode()) <= 16384
