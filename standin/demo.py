@@ -71,6 +71,8 @@ class _ChangeLog(logging.Handler):
         if message.startswith(("applied: ", "failed: ")):
             self.changes.append((time.monotonic(), message))
             self.timeline.add("controller", message)
+        elif message.startswith("notice: "):
+            self.timeline.add("notice", message.removeprefix("notice: "))
 
 
 @dataclass
@@ -157,10 +159,11 @@ class Demo:
     def start_controller(self) -> None:
         self.agent.install().start()
         handler = _ChangeLog(self.timeline, self.changes)
-        executor_log = logging.getLogger("chalicelib.executor")
-        executor_log.addHandler(handler)
-        executor_log.setLevel(logging.INFO)
-        executor_log.propagate = False
+        for name in ("chalicelib.executor", "chalicelib.jobs"):
+            controller_log = logging.getLogger(name)
+            controller_log.addHandler(handler)
+            controller_log.setLevel(logging.INFO)
+            controller_log.propagate = False
         self._controller = threading.Thread(target=self._schedule, daemon=True)
         self._controller.start()
 
@@ -178,6 +181,22 @@ class Demo:
             wait = start + number * period - time.monotonic()
             if wait > 0:
                 self._stop.wait(wait)
+
+    def instance_event(self, instance_id: str) -> None:
+        """What EventBridge does when an instance changes state: the event-triggered run, which
+        may overlap a scheduled one (compare-and-swap keeps that safe)."""
+        self.timeline.add("event", f"EC2 state-change event for {instance_id}")
+        report = jobs.reconcile(
+            self.settings,
+            aws_services(self.settings),
+            jobs.SystemClock(),
+            rounds=1,
+            probe=False,
+            job="on_instance_change",
+            concerning=instance_id,
+        )
+        if not report.ok:
+            self.controller_errors += report.errors
 
     def stop(self) -> None:
         self._stop.set()
@@ -309,6 +328,7 @@ class Demo:
         self.agent.forget(old_id)
         self.timeline.add("world", f"terminated {dead} ({old_id}); starting a new {dead}")
         self.add_lb(dead, "127.0.1.13", boot_pull=True)
+        self.instance_event(self.lbs[dead][0])
         record = f"{dead}.{DOMAIN}"
         self.wait_for(
             f"{record} follows the new address",

@@ -1,0 +1,24 @@
+"""`make demo` runs in the suite: the whole scenario, judged on outcomes, never on seconds.
+
+Each step waits (with a generous deadline that only stops a hang) for what an operator would
+check: the record, the lists HAProxy applied, and real requests through the active record.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from standin import demo
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_demo_scenario_holds(capsys: pytest.CaptureFixture[str]) -> None:
+    assert demo.run() == 0
+    out = capsys.readouterr().out
+    for step in ("start", "failover", "pool", "replace", "healthy"):
+        assert f"  {step:<10} OK" in out, step
+    assert "all 6 steps held" in out
+    # The summary shows the failover against its bound.
+    assert "kill lb1" in out
+    assert "FAILED" not in out
