@@ -105,8 +105,10 @@ def decide_active(
         # The record holds no current LB address: either the active LB came back with a new IP
         # (it still carries lbf:state=active), or someone pointed the record elsewhere.
         tagged = [lb for lb in lbs if lb.lb_state is not None and lb.lb_state.value == "active"]
-        if len(tagged) == 1 and tagged[0].address is not None:
-            holder, followed = tagged[0], True
+        if len(tagged) == 1:
+            # A stopped LB has no public address, but the record is still its: moving off it is a
+            # failover (with its notice), not the repair of a record no LB of the cluster holds.
+            holder, followed = tagged[0], tagged[0].address is not None
 
     if holder is not None and is_eligible(holder):
         if not followed and len(current.values) == 1:
