@@ -432,6 +432,17 @@ def test_the_rest_of_the_policy_matches_the_stage(stage: str) -> None:
                 assert parts[3:5] == [region, account], resource
 
 
+@pytest.mark.parametrize("stage", STAGES)
+def test_stage_names_what_the_cluster_stack_creates(stage: str) -> None:
+    """cluster.yaml fixes the topic's name, so the ARN can be written before the stack exists."""
+    resources = load_yaml_template(CFN_DIR / "cluster.yaml")["Resources"]
+    assert resources["NoticeTopic"]["Properties"]["TopicName"] == {
+        "Fn::Sub": "lb-failover-${Cluster}"
+    }
+    topic = stage_env(stage)["LBF_SNS_TOPIC_ARN"].rsplit(":", 1)[1]
+    assert topic == f"lb-failover-{stage_env(stage)['LBF_CLUSTER']}"
+
+
 def test_the_health_check_statements_in_deploy_doc_grant_only_health_checks() -> None:
     for statement in deploy_doc_health_check_statements():
         assert set(as_list(statement["Action"])) <= HEALTH_CHECK_ACTIONS
