@@ -177,10 +177,18 @@ def build_inventory(raws: Iterable[RawInstance], rules: ParseRules) -> Inventory
     lbs: list[Instance] = []
     webs: list[Instance] = []
     skipped: list[Skipped] = []
+    # A skipped LB is frozen, its record left as it is: it keeps its name against newer LBs too.
+    frozen_claims: dict[str, tuple[float, str]] = {}  # name -> (launch time, id) of the oldest
     for raw in sorted(raws, key=lambda r: (r.launch_time, r.instance_id)):
         parsed = parse_instance(raw, rules)
         if isinstance(parsed, Skipped):
             skipped.append(parsed)
+            if (
+                parsed.name is not None
+                and parsed.role != Role.WEB.value
+                and parsed.state not in GONE_STATES
+            ):
+                frozen_claims.setdefault(parsed.name, (raw.launch_time, raw.instance_id))
         elif parsed.role is Role.LB:
             lbs.append(parsed)
         else:
@@ -195,14 +203,18 @@ def build_inventory(raws: Iterable[RawInstance], rules: ParseRules) -> Inventory
             kept.append(lb)
             continue
         holder = holders.get(lb.name)
-        if holder is None:
+        holder_id = holder.instance_id if holder is not None else None
+        claim = frozen_claims.get(lb.name)
+        if holder_id is None and claim is not None and claim < (lb.launch_time, lb.instance_id):
+            holder_id = claim[1]
+        if holder_id is None:
             holders[lb.name] = lb
             kept.append(lb)
         else:
             skipped.append(
                 Skipped(
                     instance_id=lb.instance_id,
-                    reason=f"{TAG_NAME} {lb.name!r} is already held by older {holder.instance_id}",
+                    reason=f"{TAG_NAME} {lb.name!r} is already held by older {holder_id}",
                     role=Role.LB.value,
                     name=None,  # the record belongs to the holder
                     address=lb.address,
