@@ -1,0 +1,696 @@
+"""Which records should exist, and how the active record moves (SPEC: "DNS records").
+
+Each case is one bullet of the SPEC, seen the way an operator would: where `lb.example.com` points
+after the round, and which change batch Route 53 receives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from chalicelib.core.dns import (
+    ActiveDecision,
+    RecordChange,
+    RecordRules,
+    active_change,
+    apply_record_changes,
+    decide_active,
+    plan_records,
+)
+from chalicelib.core.inventory import build_inventory
+from chalicelib.core.model import Instance, RawInstance, Record, Skipped
+from tests.builders import TTL, a_record, fqdn, lb, ownership, parse_rules, raw, skipped
+
+RULES = RecordRules(domain="example.com", ttl=TTL, active_name="lb")
+ALL = RecordRules(domain="example.com", ttl=TTL, active_name="lb", active_mode="all")
+
+A1, A2, A3, A10 = "203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.10"
+NEW1 = "203.0.113.101"  # lb1 after a stop/start
+FOREIGN = "198.51.100.7"  # an address no instance of the cluster has
+
+
+def decide(
+    current: Sequence[str] | None,
+    lbs: Sequence[Instance],
+    frozen: Sequence[Skipped] = (),
+    rules: RecordRules = RULES,
+) -> ActiveDecision:
+    record = a_record("lb", *current) if current is not None else None
+    return decide_active(record, lbs, frozen, rules)
+
+
+def holder_names(decision: ActiveDecision, lbs: Sequence[Instance]) -> list[str | None]:
+    by_id = {x.instance_id: x.name for x in lbs}
+    return [by_id[i] for i in decision.holders]
+
+
+# --- the active record, one SPEC bullet at a time ----------------------------------------------
+
+# (current record values or None, LBs, skipped, values afterwards or None = left as it is,
+#  the LB names it points at afterwards, the LB it left)
+ACTIVE_CASES = [
+    # absent: created, pointing at a healthy LB (lowest name first)
+    pytest.param(
+        None,
+        [lb("lb10", A10), lb("lb2", A2), lb("lb1", A1, "unhealthy")],
+        [],
+        (A2,),
+        ["lb2"],
+        None,
+        id="absent-created-on-lowest-healthy-lb2-before-lb10",
+    ),
+    pytest.param(
+        None,
+        [lb("lb1", A1, draining=True), lb("lb2", A2)],
+        [],
+        (A2,),
+        ["lb2"],
+        None,
+        id="absent-never-created-on-a-draining-lb",
+    ),
+    pytest.param(
+        None,
+        [lb("lb1", A1, "unknown"), lb("lb2", A2)],
+        [],
+        (A2,),
+        ["lb2"],
+        None,
+        id="absent-never-created-on-an-unknown-lb",
+    ),
+    pytest.param(
+        None,
+        [lb("lb1", A1, state="stopped"), lb("lb2", A2)],
+        [],
+        (A2,),
+        ["lb2"],
+        None,
+        id="absent-never-created-on-a-stopped-lb",
+    ),
+    # points at a healthy LB: left alone (non-preemptive)
+    pytest.param(
+        (A2,),
+        [lb("lb1", A1), lb("lb2", A2)],
+        [],
+        None,
+        ["lb2"],
+        None,
+        id="healthy-holder-kept-though-lb1-is-healthy",
+    ),
+    pytest.param(
+        (A2,),
+        [lb("lb1", A1, "unhealthy"), lb("lb2", A2)],
+        [],
+        None,
+        ["lb2"],
+        None,
+        id="healthy-holder-kept",
+    ),
+    # its LB is unhealthy or draining (or stopped) and a healthy LB exists: moved
+    pytest.param(
+        (A1,),
+        [lb("lb1", A1, "unhealthy"), lb("lb2", A2), lb("lb3", A3)],
+        [],
+        (A2,),
+        ["lb2"],
+        "lb1",
+        id="unhealthy-holder-moved-to-lowest-healthy",
+    ),
+    pytest.param(
+        (A1,),
+        [lb("lb1", A1, draining=True), lb("lb2", A2)],
+        [],
+        (A2,),
+        ["lb2"],
+        "lb1",
+        id="draining-holder-moved",
+    ),
+    pytest.param(
+        (A1,),
+        [lb("lb1", A1, "unknown", draining=True), lb("lb2", A2)],
+        [],
+        (A2,),
+        ["lb2"],
+        "lb1",
+        id="draining-holder-moved-even-without-verdict",
+    ),
+    pytest.param(
+        (A1,),
+        [lb("lb1", A1, "unhealthy", state="stopping"), lb("lb2", A2)],
+        [],
+        (A2,),
+        ["lb2"],
+        "lb1",
+        id="stopping-holder-moved",
+    ),
+    pytest.param(
+        (A1,),
+        [
+            lb("lb1", None, "unhealthy", state="stopped", lb_state="active"),
+            lb("lb2", A2, lb_state="standby"),
+        ],
+        [],
+        (A2,),
+        ["lb2"],
+        "lb1",
+        id="stopped-holder-that-lost-its-public-ip-moved",
+    ),
+    pytest.param(
+        (A1,),
+        [lb("lb1", A1, "unhealthy"), lb("lb2", A2, draining=True), lb("lb3", A3, "unknown")],
+        [],
+        None,
+        ["lb1"],
+        None,
+        id="only-draining-or-unknown-standbys-left-as-is",
+    ),
+    # unknown is never a reason to move
+    pytest.param(
+        (A1,),
+        [lb("lb1", A1, "unknown"), lb("lb2", A2)],
+        [],
+        None,
+        ["lb1"],
+        None,
+        id="unknown-holder-never-moved",
+    ),
+    # the active LB's IP changed: follows it
+    pytest.param(
+        (A1,),
+        [lb("lb1", NEW1, lb_state="active"), lb("lb2", A2, lb_state="standby")],
+        [],
+        (NEW1,),
+        ["lb1"],
+        None,
+        id="ip-changed-record-follows-the-active-lb",
+    ),
+    pytest.param(
+        (A1,),
+        [lb("lb1", NEW1, "unhealthy", lb_state="active"), lb("lb2", A2, lb_state="standby")],
+        [],
+        (A2,),
+        ["lb2"],
+        "lb1",
+        id="ip-changed-but-unhealthy-moved-instead",
+    ),
+    pytest.param(
+        (A1,),
+        [lb("lb1", NEW1, "unknown", lb_state="active"), lb("lb2", A2, lb_state="standby")],
+        [],
+        None,
+        ["lb1"],
+        None,
+        id="ip-changed-but-unknown-waits",
+    ),
+    # no LB is healthy: left as it is
+    pytest.param(
+        (A1,),
+        [lb("lb1", A1, "unhealthy"), lb("lb2", A2, "unhealthy")],
+        [],
+        None,
+        ["lb1"],
+        None,
+        id="no-healthy-lb-left-as-is",
+    ),
+    # the record points at no LB of the cluster: repaired
+    pytest.param(
+        (FOREIGN,),
+        [lb("lb2", A2), lb("lb1", A1)],
+        [],
+        (A1,),
+        ["lb1"],
+        None,
+        id="foreign-address-repaired-to-lowest-healthy",
+    ),
+    # a skipped LB is frozen
+    pytest.param(
+        (A1,),
+        [lb("lb2", A2)],
+        [skipped("i-frozen", name="lb1", address=A1)],
+        None,
+        [],
+        None,
+        id="points-at-a-skipped-lb-left-as-is",
+    ),
+    pytest.param(
+        None,
+        [lb("lb2", A2, "unhealthy")],
+        [skipped("i-frozen", name="lb1", address=A1)],
+        None,
+        [],
+        None,
+        id="skipped-lb-never-chosen-when-absent",
+    ),
+    pytest.param(
+        (A2,),
+        [lb("lb2", A2, "unhealthy"), lb("lb3", A3)],
+        [skipped("i-frozen", name="lb1", address=A1)],
+        (A3,),
+        ["lb3"],
+        "lb2",
+        id="skipped-lb-never-chosen-on-failover",
+    ),
+    # a single-LB record left with two addresses (say, by an active-active setup) is narrowed
+    pytest.param(
+        (A1, A2),
+        [lb("lb1", A1), lb("lb2", A2)],
+        [],
+        (A1,),
+        ["lb1"],
+        None,
+        id="two-addresses-narrowed-to-the-holder",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("current", "lbs", "frozen", "values", "holders", "moved_from"), ACTIVE_CASES
+)
+def test_the_active_record(
+    current: tuple[str, ...] | None,
+    lbs: list[Instance],
+    frozen: list[Skipped],
+    values: tuple[str, ...] | None,
+    holders: list[str],
+    moved_from: str | None,
+) -> None:
+    decision = decide(current, lbs, frozen)
+    assert decision.values == values, decision.reason
+    assert holder_names(decision, lbs) == holders, decision.reason
+    assert decision.moved_from == moved_from, decision.reason
+
+
+@pytest.mark.parametrize(
+    ("current", "lbs"),
+    [
+        pytest.param(None, [lb("lb1", A1, "unhealthy"), lb("lb2", A2, "unknown")], id="absent"),
+        pytest.param((A1,), [lb("lb1", A1, "unhealthy"), lb("lb2", A2, "unhealthy")], id="present"),
+    ],
+)
+def test_no_eligible_lb_is_flagged_for_a_notice(
+    current: tuple[str, ...] | None, lbs: list[Instance]
+) -> None:
+    decision = decide(current, lbs)
+    assert (decision.values, decision.no_eligible) == (None, True)
+
+
+def test_a_failover_says_where_from_and_where_to() -> None:
+    decision = decide((A1,), [lb("lb1", A1, "unhealthy"), lb("lb2", A2)])
+    assert (decision.moved_from, decision.moved_to) == ("lb1", "lb2")
+    assert "lb1" in decision.reason
+    assert "unhealthy" in decision.reason
+    assert not decision.repaired
+
+
+def test_a_record_pointing_nowhere_is_flagged_repaired() -> None:
+    decision = decide((FOREIGN,), [lb("lb1", A1)])
+    assert decision.repaired
+    assert FOREIGN in decision.reason
+
+
+def test_a_kept_record_is_not_a_failover() -> None:
+    decision = decide((A1,), [lb("lb1", A1), lb("lb2", A2)])
+    assert (decision.moved_from, decision.no_eligible, decision.repaired) == (None, False, False)
+
+
+# --- compare-and-swap ------------------------------------------------------------------------
+
+
+def test_an_absent_active_record_is_created() -> None:
+    assert active_change(None, [A1], TTL, fqdn("lb")) == [
+        RecordChange("CREATE", a_record("lb", A1))
+    ]
+
+
+@pytest.mark.parametrize(
+    "current",
+    [
+        pytest.param(a_record("lb", A1), id="same-ttl"),
+        pytest.param(a_record("lb", A1, ttl=300), id="other-ttl"),
+        pytest.param(a_record("lb", A1, A3), id="two-values"),
+    ],
+)
+def test_an_active_record_moves_by_deleting_exactly_what_was_read(current: Record) -> None:
+    """One batch: DELETE the exact current record, CREATE the new one. Never an UPSERT."""
+    assert active_change(current, [A2], TTL, fqdn("lb")) == [
+        RecordChange("DELETE", current),
+        RecordChange("CREATE", a_record("lb", A2)),
+    ]
+
+
+# --- every record of a round -----------------------------------------------------------------
+
+
+def records_plan(
+    records: Sequence[Record],
+    lbs: Sequence[Instance],
+    frozen: Sequence[Skipped] = (),
+    rules: RecordRules = RULES,
+) -> list[RecordChange]:
+    active = next((r for r in records if r.name == fqdn("lb") and r.type == "A"), None)
+    decision = decide_active(active, lbs, frozen, rules)
+    return plan_records(records, lbs, frozen, decision, rules)
+
+
+def changes_of(changes: list[RecordChange]) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    return [(c.action, c.record.name, c.record.type, c.record.values) for c in changes]
+
+
+STEADY_LBS = [lb("lb1", A1, lb_state="active"), lb("lb2", A2, lb_state="standby")]
+STEADY_RECORDS = [
+    a_record("lb1", A1),
+    a_record("lb2", A2),
+    a_record("lb", A1),
+    ownership("lb", "lb1", "lb2"),
+]
+OTHERS = [
+    a_record("www", FOREIGN),
+    Record(fqdn("www"), "TXT", TTL, ('"v=spf1 -all"',)),
+    a_record("lb7", FOREIGN),  # an A record the TXT does not list: not ours
+    Record(fqdn("lb1"), "AAAA", TTL, ("2001:db8::1",)),
+]
+
+
+def test_a_steady_world_changes_no_record() -> None:
+    assert records_plan(STEADY_RECORDS, STEADY_LBS) == []
+
+
+def test_records_the_controller_does_not_own_are_never_touched() -> None:
+    changes = records_plan(
+        [*STEADY_RECORDS, *OTHERS], [lb("lb1", A1, "unhealthy"), lb("lb2", A2, state="stopped")]
+    )
+    touched = {(c.record.name, c.record.type) for c in changes}
+    assert touched.isdisjoint({(r.name, r.type) for r in OTHERS})
+    assert changes  # the case does change records: lb2 is removed, the active record stays
+
+
+@pytest.mark.parametrize(
+    ("records", "lbs", "frozen", "expected"),
+    [
+        pytest.param(
+            STEADY_RECORDS,
+            [lb("lb1", NEW1, lb_state="active"), lb("lb2", A2, lb_state="standby")],
+            [],
+            [
+                ("UPSERT", fqdn("lb1"), "A", (NEW1,)),
+                ("DELETE", fqdn("lb"), "A", (A1,)),
+                ("CREATE", fqdn("lb"), "A", (NEW1,)),
+            ],
+            id="ip-change-updates-the-lb-record-and-the-active-one-follows",
+        ),
+        pytest.param(
+            STEADY_RECORDS,
+            [lb("lb1", A1, lb_state="active"), lb("lb2", NEW1, lb_state="standby")],
+            [],
+            [("UPSERT", fqdn("lb2"), "A", (NEW1,))],
+            id="standby-ip-change-updates-only-its-record",
+        ),
+        pytest.param(
+            [a_record("lb1", A1, ttl=300), *STEADY_RECORDS[1:]],
+            STEADY_LBS,
+            [],
+            [("UPSERT", fqdn("lb1"), "A", (A1,))],
+            id="ttl-brought-to-LBF_TTL",
+        ),
+        pytest.param(
+            STEADY_RECORDS,
+            [*STEADY_LBS, lb("lb3", A3)],
+            [],
+            [
+                ("UPSERT", fqdn("lb3"), "A", (A3,)),
+                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"', '"lb3"')),
+            ],
+            id="new-lb-gets-its-record-and-is-listed",
+        ),
+        pytest.param(
+            STEADY_RECORDS,
+            [lb("lb1", A1, lb_state="active"), lb("lb2", None, "unhealthy", state="stopped")],
+            [],
+            [
+                ("DELETE", fqdn("lb2"), "A", (A2,)),
+                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"')),
+            ],
+            id="stopped-lb-record-removed",
+        ),
+        pytest.param(
+            STEADY_RECORDS,
+            [lb("lb1", A1, lb_state="active"), lb("lb2", None, "unhealthy", state="terminated")],
+            [],
+            [
+                ("DELETE", fqdn("lb2"), "A", (A2,)),
+                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"')),
+            ],
+            id="terminated-lb-record-removed",
+        ),
+        pytest.param(
+            STEADY_RECORDS,
+            [lb("lb1", A1, lb_state="active"), lb("lb2", A2, "unhealthy", state="stopping")],
+            [],
+            [],
+            id="stopping-lb-keeps-its-record-until-stopped",
+        ),
+        pytest.param(
+            [*STEADY_RECORDS[:3], a_record("lb3", A3), ownership("lb", "lb1", "lb2", "lb3")],
+            STEADY_LBS,
+            [],
+            [
+                ("DELETE", fqdn("lb3"), "A", (A3,)),
+                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"')),
+            ],
+            id="vanished-lb-listed-in-txt-record-removed",
+        ),
+        pytest.param(
+            [*STEADY_RECORDS[:3], ownership("lb", "lb1", "lb2", "lb3")],
+            STEADY_LBS,
+            [],
+            [("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"'))],
+            id="vanished-lb-without-record-only-unlisted",
+        ),
+        pytest.param(
+            STEADY_RECORDS[:3],
+            STEADY_LBS,
+            [],
+            [("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"'))],
+            id="missing-txt-record-written",
+        ),
+        pytest.param(
+            [*STEADY_RECORDS[:3], ownership("lb2", "lb", "lb1")],
+            STEADY_LBS,
+            [],
+            [],
+            id="txt-order-does-not-matter",
+        ),
+        pytest.param(
+            [*STEADY_RECORDS[:3], a_record("lb3", FOREIGN), ownership("lb", "lb1", "lb2", "lb3")],
+            STEADY_LBS,
+            [skipped("i-frozen", name="lb3", address=A3)],
+            [],
+            id="skipped-lb-record-left-as-is-and-still-listed",
+        ),
+        pytest.param(
+            [],
+            [lb("lb1", A1), lb("lb2", A2)],
+            [],
+            [
+                ("UPSERT", fqdn("lb1"), "A", (A1,)),
+                ("UPSERT", fqdn("lb2"), "A", (A2,)),
+                ("CREATE", fqdn("lb"), "A", (A1,)),
+                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"')),
+            ],
+            id="empty-zone-gets-everything",
+        ),
+        pytest.param(
+            [a_record("lb1", A1), a_record("lb2", A2), ownership("lb1", "lb2")],
+            [lb("lb1", A1, "unknown"), lb("lb2", A2, "unknown")],
+            [],
+            [],
+            id="no-verdict-yet-no-active-record-created",
+        ),
+        pytest.param(
+            [*STEADY_RECORDS[:2], a_record("lb", FOREIGN), ownership("lb", "lb1", "lb2")],
+            [lb("lb1", A1), lb("lb2", A2)],
+            [],
+            [("DELETE", fqdn("lb"), "A", (FOREIGN,)), ("CREATE", fqdn("lb"), "A", (A1,))],
+            id="foreign-active-record-repaired-by-compare-and-swap",
+        ),
+    ],
+)
+def test_the_records_of_a_round(
+    records: list[Record],
+    lbs: list[Instance],
+    frozen: list[Skipped],
+    expected: list[tuple[str, str, str, tuple[str, ...]]],
+) -> None:
+    assert changes_of(records_plan(records, lbs, frozen)) == expected
+
+
+def test_a_failover_is_one_batch_deleting_the_exact_record_and_creating_the_new() -> None:
+    current = a_record("lb", A1, ttl=300)  # whatever was read, TTL included, is what is deleted
+    records = [*STEADY_RECORDS[:2], current, ownership("lb", "lb1", "lb2")]
+    changes = records_plan(records, [lb("lb1", A1, "unhealthy"), lb("lb2", A2)])
+    active = [c for c in changes if c.record.name == fqdn("lb")]
+    assert active == [
+        RecordChange("DELETE", current),
+        RecordChange("CREATE", a_record("lb", A2)),
+    ]
+    assert all(c.action != "UPSERT" for c in active)
+
+
+@pytest.mark.parametrize(
+    "raws",
+    [
+        pytest.param(
+            [
+                raw("i-old", name="lb1", state="terminated", launched=100.0, public_ip=None),
+                raw("i-new", name="lb1", launched=200.0, public_ip=NEW1),
+            ],
+            id="replacement-reuses-the-name-of-a-terminated-lb",
+        ),
+        pytest.param(
+            [
+                raw("i-old", name="lb1", launched=100.0, public_ip=NEW1),
+                raw("i-dup", name="lb1", state="terminated", launched=200.0, public_ip=None),
+            ],
+            id="a-terminated-duplicate-of-the-holder",
+        ),
+        pytest.param(
+            [
+                raw("i-old", name="lb1", state="stopped", launched=100.0, public_ip=None),
+                raw("i-new", name="lb1", launched=200.0, public_ip=NEW1),
+            ],
+            id="replacement-of-a-stopped-lb",
+        ),
+    ],
+)
+def test_a_terminated_lb_never_removes_the_record_of_the_lb_that_holds_its_name(
+    raws: list[RawInstance],
+) -> None:
+    """SPEC: every running LB has its record; a gap would be cached by clients as NXDOMAIN."""
+    inventory = build_inventory([*raws, raw("i-lb2", name="lb2", public_ip=A2)], parse_rules())
+    records = [a_record("lb1", A1), a_record("lb2", A2), ownership("lb1", "lb2")]
+    changes = records_plan(records, inventory.lbs, inventory.skipped)
+    assert [c for c in changes if c.record.name == fqdn("lb1")] == [
+        RecordChange("UPSERT", a_record("lb1", NEW1))
+    ]
+
+
+def test_a_frozen_lb_record_is_not_taken_by_a_newer_lb_with_its_name() -> None:
+    """The older keeps the name; a skipped LB is frozen: its record is left as it is."""
+    raws = [
+        raw("i-old", name="lb1", maintenance="Drain", launched=100.0, public_ip=A1),
+        raw("i-new", name="lb1", launched=200.0, public_ip=NEW1),
+        raw("i-lb2", name="lb2", launched=300.0, public_ip=A2),
+    ]
+    inventory = build_inventory(raws, parse_rules())
+    records = [a_record("lb1", A1), a_record("lb2", A2), ownership("lb1", "lb2")]
+    changes = records_plan(records, inventory.lbs, inventory.skipped)
+    assert [c for c in changes if c.record.name == fqdn("lb1")] == []
+
+
+# --- active-active mode ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("current", "lbs", "values"),
+    [
+        pytest.param(
+            None,
+            [lb("lb2", A2), lb("lb1", A1), lb("lb3", A3, "unhealthy")],
+            (A1, A2),
+            id="absent-holds-every-eligible-lb",
+        ),
+        pytest.param(
+            (A1, A2),
+            [lb("lb1", A1), lb("lb2", A2)],
+            None,
+            id="steady-left-alone",
+        ),
+        pytest.param(
+            (A2, A1),
+            [lb("lb1", A1), lb("lb2", A2)],
+            None,
+            id="order-in-the-record-does-not-matter",
+        ),
+        pytest.param(
+            (A1, A2),
+            [lb("lb1", A1), lb("lb2", A2, "unhealthy")],
+            (A1,),
+            id="failed-lb-dropped",
+        ),
+        pytest.param(
+            (A1, A2),
+            [lb("lb1", A1), lb("lb2", A2, draining=True)],
+            (A1,),
+            id="draining-lb-dropped",
+        ),
+        pytest.param(
+            (A1,),
+            [lb("lb1", A1), lb("lb2", A2)],
+            (A1, A2),
+            id="recovered-lb-added",
+        ),
+        pytest.param(
+            (A1, A2),
+            [lb("lb1", A1, "unhealthy"), lb("lb2", A2, "unhealthy")],
+            None,
+            id="never-empty-when-all-fail",
+        ),
+        pytest.param(
+            (A1, A2),
+            [lb("lb1", A1), lb("lb2", A2, "unknown")],
+            None,
+            id="unknown-lb-in-the-record-kept",
+        ),
+        pytest.param(
+            (A1,),
+            [lb("lb1", A1), lb("lb2", A2, "unknown")],
+            None,
+            id="unknown-lb-not-added",
+        ),
+        pytest.param(
+            (A1, FOREIGN),
+            [lb("lb1", A1), lb("lb2", A2)],
+            (A1, A2),
+            id="foreign-address-dropped",
+        ),
+        pytest.param(
+            (A10, A2),
+            [lb("lb2", A2), lb("lb10", A10)],
+            None,
+            id="addresses-compared-numerically",
+        ),
+    ],
+)
+def test_active_active_record(
+    current: tuple[str, ...] | None, lbs: list[Instance], values: tuple[str, ...] | None
+) -> None:
+    decision = decide(current, lbs, rules=ALL)
+    assert decision.values == values, decision.reason
+    if decision.values is not None:
+        assert decision.values  # never an empty record
+
+
+def test_active_active_record_moves_by_compare_and_swap() -> None:
+    records = [*STEADY_RECORDS[:2], a_record("lb", A1, A2), ownership("lb", "lb1", "lb2")]
+    changes = records_plan(records, [lb("lb1", A1), lb("lb2", A2, "unhealthy")], rules=ALL)
+    assert changes_of(changes) == [
+        ("DELETE", fqdn("lb"), "A", (A1, A2)),
+        ("CREATE", fqdn("lb"), "A", (A1,)),
+    ]
+
+
+# --- applying a batch ------------------------------------------------------------------------
+
+
+def test_applied_changes_give_the_records_the_next_round_plans_against() -> None:
+    lbs = [lb("lb1", A1, "unhealthy"), lb("lb2", A2), lb("lb3", None, state="terminated")]
+    records = [*STEADY_RECORDS[:3], a_record("lb3", A3), ownership("lb", "lb1", "lb2", "lb3")]
+    changes = records_plan(records, lbs)
+    after = apply_record_changes(records, changes)
+    assert {(r.name, r.values) for r in after if r.type == "A"} == {
+        (fqdn("lb1"), (A1,)),
+        (fqdn("lb2"), (A2,)),
+        (fqdn("lb"), (A2,)),
+    }
+    assert records_plan(after, lbs) == []
