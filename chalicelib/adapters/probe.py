@@ -108,6 +108,9 @@ class _StatusLineReader(asyncio.BufferedProtocol):
 
     def __init__(self, max_bytes: int) -> None:
         self.status_line: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        # After a timeout nobody awaits the answer any more; a connection lost later must not
+        # be logged as "Future exception was never retrieved".
+        self.status_line.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._transport: asyncio.BaseTransport | None = None
         self._buffer = bytearray(max_bytes)
         self._filled = 0
