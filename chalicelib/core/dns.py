@@ -216,6 +216,8 @@ def plan_records(
     known_names: set[str] = {rules.fqdn(s.name) for s in skipped if s.name is not None}
     # Several instances can carry one name (a replacement and the one it replaced): the record
     # follows the running one, and is removed only when every one of them is gone.
+    # A skipped LB that still runs is frozen: the record of its name stays as it is.
+    frozen_labels = {s.name for s in skipped if s.name is not None and s.state not in GONE_STATES}
     by_label: dict[str, list[Instance]] = {}
     for lb in lbs:
         if lb.name is not None:
@@ -230,7 +232,11 @@ def plan_records(
             if record != wanted:
                 changes.append(RecordChange("UPSERT", wanted))
                 existing_after.add(fqdn)
-        elif record is not None and all(lb.state in GONE_STATES for lb in holders):
+        elif (
+            record is not None
+            and all(lb.state in GONE_STATES for lb in holders)
+            and label not in frozen_labels
+        ):
             changes.append(RecordChange("DELETE", record))
             existing_after.discard(fqdn)
 

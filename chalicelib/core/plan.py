@@ -368,6 +368,8 @@ def _plan_tags(
     holders = set(active.holders)
     last = latest_commands(world.commands)
     for instance in (*world.lbs, *world.webs):
+        if instance.state in ("shutting-down", "terminated"):
+            continue  # nothing left to describe, and EC2 may refuse tags on it
         tags: dict[str, str] = {}
         if instance.health is not Health.UNKNOWN:
             tags[TAG_HEALTH] = instance.health.value

@@ -694,3 +694,13 @@ def test_applied_changes_give_the_records_the_next_round_plans_against() -> None
         (fqdn("lb"), (A2,)),
     }
     assert records_plan(after, lbs) == []
+
+
+def test_a_stopped_lb_does_not_remove_the_record_a_frozen_lb_of_its_name_answers_for() -> None:
+    """A running LB whose tags do not parse is frozen: its record stays, even when a stopped LB
+    that parses carries the same name."""
+    lbs = [lb("lb1", None, "unhealthy", "stopped", instance_id="i-stopped"), lb("lb2", A2)]
+    frozen = [skipped("i-frozen", name="lb1", address=A1)]
+    records = [a_record("lb1", A1), a_record("lb2", A2), ownership("lb1", "lb2")]
+    changes = records_plan(records, lbs, frozen)
+    assert [c for c in changes if c.record.name == fqdn("lb1")] == []

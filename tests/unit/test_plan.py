@@ -675,3 +675,17 @@ def test_the_backend_text_builder_agrees_with_the_spec_example() -> None:
     assert backend_text([web("127.0.1.10"), web("127.0.1.9"), web("::1")]) == (
         "127.0.1.9:80 127.0.1.10:80 [::1]:80"
     )
+
+
+@pytest.mark.parametrize("state", ["shutting-down", "terminated"])
+def test_no_tag_is_written_to_an_instance_that_is_going_away(state: str) -> None:
+    """EC2 may refuse tags on a terminated instance; one refusal would fail the shared call."""
+    view = settled([lb("lb1", "127.0.0.11"), lb("lb2", "127.0.0.12")], [web("127.0.1.21")])
+    going = retag(view.lbs[1], state=state)
+    plan = decide(
+        fold_down_states(replace(view, lbs=(view.lbs[0], going)), thresholds_of(settings())),
+        settings(),
+        run_started_at=0.0,
+    )
+    tagged = {i for c in plan.changes if isinstance(c, SetTags) for i in c.instance_ids}
+    assert going.instance_id not in tagged
