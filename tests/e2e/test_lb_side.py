@@ -1,0 +1,592 @@
+"""The load-balancer side of the backend push, against a real HAProxy on loopback.
+
+Every test runs the real infra/lb/apply-backends.sh against a real HAProxy (Debian's 2.6) started
+from the real infra/lb/haproxy.cfg by standin/haproxy.py, in front of real HTTP servers. Load
+balancers listen on 127.0.0.6x, web servers on 127.0.1.6x: nothing leaves 127.0.0.0/8.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import importlib.util
+import itertools
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from standin.haproxy import APPLY_SCRIPT, LocalHaproxy, haproxy_binary
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        haproxy_binary() is None,
+        reason="haproxy is not installed (make system installs Debian's haproxy)",
+    ),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+
+
+def _load_renderer() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "lbf_render_document_e2e", INFRA / "render_document.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+render = _load_renderer()
+
+
+# --- web servers --------------------------------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: WebServer
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        if self.path == "/health":
+            status, body = (200, b"ok\n") if self.server.healthy else (503, b"down\n")
+        else:
+            status, body = 200, self.server.entry.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+class WebServer(ThreadingHTTPServer):
+    """Answers `GET /` with its own `address:port`, `GET /health` with 200 (503 when unhealthy)."""
+
+    daemon_threads = True
+    # Python's default accept backlog is 5; real web servers use hundreds (nginx 511). At 5, a
+    # burst of connections overflows the queue, the kernel drops SYNs, and what is measured is
+    # the toy server, not the reload (HAProxy's retries absorb even that; 128 keeps it honest).
+    request_queue_size = 128
+    healthy = True
+
+    def __init__(self, address: str) -> None:
+        super().__init__((address, 0), _Handler)
+        self.entry = f"{address}:{self.server_address[1]}"
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        return  # HAProxy's checks and reloads close connections mid-way; that is not an error
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def webs() -> Iterator[list[WebServer]]:
+    servers = [WebServer(f"127.0.1.{61 + i}") for i in range(4)]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def entries(servers: Sequence[WebServer]) -> set[str]:
+    return {server.entry for server in servers}
+
+
+def backend_list(servers: Sequence[WebServer]) -> tuple[str, str]:
+    """The list and checksum exactly as the controller writes them (SPEC: sorted, numerically)."""
+
+    def key(entry: str) -> tuple[int, ...]:
+        address, port = entry.rsplit(":", 1)
+        return (*map(int, address.split(".")), int(port))
+
+    text = " ".join(sorted(entries(servers), key=key))
+    return text, sha256(text)
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- load balancers -----------------------------------------------------------------------------
+
+_lb_addresses = itertools.count(61)
+
+
+def free_port(address: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def new_lb(tmp_path: Path) -> Iterator[Callable[[], LocalHaproxy]]:
+    """Starts LocalHaproxy instances on fresh loopback addresses; stops them after the test."""
+    started: list[LocalHaproxy] = []
+
+    def start() -> LocalHaproxy:
+        address = f"127.0.0.{next(_lb_addresses)}"
+        lb = LocalHaproxy(tmp_path / f"lb-{address}", address, free_port(address))
+        lb.start()
+        started.append(lb)
+        return lb
+
+    yield start
+    for lb in started:
+        lb.stop()
+
+
+def get(lb: LocalHaproxy, path: str = "/") -> tuple[int, str]:
+    """One request on a new connection."""
+    connection = http.client.HTTPConnection(lb.bind_address, lb.port, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+def served_by(lb: LocalHaproxy, requests: int = 24) -> Counter[str]:
+    answers: Counter[str] = Counter()
+    for _ in range(requests):
+        status, body = get(lb)
+        answers[body if status == 200 else f"HTTP {status}"] += 1
+    return answers
+
+
+def wait_until_served_by(lb: LocalHaproxy, expected: set[str], *, timeout: float = 10.0) -> None:
+    """A reload is asynchronous: wait (bounded) until one batch of requests reaches exactly `expected`."""
+    deadline = time.monotonic() + timeout
+    seen: Counter[str] = Counter()
+    while time.monotonic() < deadline:
+        seen = served_by(lb, requests=6 * len(expected))
+        if set(seen) == expected:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"served by {dict(seen)}, expected exactly {sorted(expected)}")
+
+
+def apply_ok(lb: LocalHaproxy, servers: Sequence[WebServer]) -> None:
+    result = lb.apply(*backend_list(servers))
+    assert result.returncode == 0, result.stdout + result.stderr
+    wait_until_served_by(lb, entries(servers))
+
+
+# --- applying a list ----------------------------------------------------------------------------
+
+
+def test_apply_sends_traffic_to_exactly_the_new_backends(new_lb, webs) -> None:
+    lb = new_lb()
+    assert get(lb, "/health")[0] == 503  # no list yet: this LB cannot serve
+
+    apply_ok(lb, webs[:2])
+    text, checksum = backend_list(webs[2:])
+    result = lb.apply(text, checksum)
+
+    assert result.returncode == 0, result.stderr
+    assert f"serving: {text}" in result.stdout
+    wait_until_served_by(lb, entries(webs[2:]))
+    assert lb.applied_checksum() == checksum
+    assert get(lb, "/health")[0] == 200
+
+
+def test_reapplying_the_same_checksum_is_a_no_op(new_lb, webs) -> None:
+    lb = new_lb()
+    apply_ok(lb, webs[:2])
+    before = lb.backends_path.read_bytes()
+
+    result = lb.apply(*backend_list(webs[:2]))
+
+    assert result.returncode == 0, result.stderr
+    assert "already applied" in result.stdout
+    assert lb.backends_path.read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def steady_lb(tmp_path_factory, webs) -> Iterator[LocalHaproxy]:
+    """One LB serving webs[0] and webs[1], for the cases that must change nothing."""
+    address = f"127.0.0.{next(_lb_addresses)}"
+    lb = LocalHaproxy(tmp_path_factory.mktemp("steady"), address, free_port(address))
+    lb.start()
+    apply_ok(lb, webs[:2])
+    yield lb
+    lb.stop()
+
+
+def _hostile_cases(good: str, marker: Path) -> dict[str, tuple[str, str]]:
+    """name -> (Backends, Checksum); every checksum but one matches its list, so the content is
+    what must be refused, not the hash."""
+    first = good.split(" ")[0]
+    lists = {
+        "semicolon": f"{first};touch {marker}",
+        "command substitution": f"$(touch {marker})",
+        "command substitution in an entry": f"{first} $(touch {marker})",
+        "backticks": f"{first} `touch {marker}`",
+        "newline": good.replace(" ", "\n"),
+        "trailing newline": good + "\n",
+        # (A short entry: Linux refuses one environment string over 128 KiB, SSM's limit
+        # comes far earlier, and the script's 8 KB bound is what is tested.)
+        "ten thousand entries": " ".join(["10.0.0.1:80"] * 10_000),
+        "IPv6 without brackets": "2001:db8::1:80",
+        "IPv6 loopback without brackets": "::1:80",
+        "IPv6 with too many groups": "[1:2:3:4:5:6:7:8:9]:80",
+        "IPv6 with two double colons": "[2001::db8::1]:80",
+        "port 0": f"{first.rsplit(':', 1)[0]}:0",
+        "port 70000": f"{first.rsplit(':', 1)[0]}:70000",
+        "port with a leading zero": f"{first.rsplit(':', 1)[0]}:080",
+        "octet 256": "127.0.1.256:80",
+        "hostname": "localhost:80",
+        "empty list": "",
+        "double space": good.replace(" ", "  "),
+        "tab": good.replace(" ", "\t"),
+        "listed twice": f"{first} {first}",
+        "double quote": f'{first}";touch {marker};"',
+    }
+    cases = {name: (value, sha256(value)) for name, value in lists.items()}
+    cases["checksum mismatch"] = (good, sha256(good + " "))
+    cases["checksum in uppercase"] = (good, sha256(good).upper())
+    cases["checksum with shell syntax"] = (good, f"$(touch {marker})")
+    return cases
+
+
+HOSTILE_NAMES = list(_hostile_cases("127.0.0.1:1 127.0.0.1:2", Path("/nonexistent")))
+
+
+@pytest.mark.parametrize("case", HOSTILE_NAMES)
+def test_hostile_input_is_rejected_and_changes_nothing(case, steady_lb, webs, tmp_path) -> None:
+    marker = tmp_path / "pwned"
+    good, _ = backend_list(webs[2:])
+    backends, checksum = _hostile_cases(good, marker)[case]
+    before = steady_lb.backends_path.read_bytes()
+
+    result = steady_lb.apply(backends, checksum)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "rejected" in result.stderr
+    assert steady_lb.backends_path.read_bytes() == before
+    assert not marker.exists(), "the input was executed"
+    assert set(served_by(steady_lb, requests=8)) == entries(webs[:2])
+
+
+def test_missing_parameters_are_rejected(steady_lb, webs) -> None:
+    env = {k: v for k, v in steady_lb.environment().items() if not k.startswith("SSM_")}
+    before = steady_lb.backends_path.read_bytes()
+
+    result = subprocess.run(
+        ["bash", str(APPLY_SCRIPT)], env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 2
+    assert "SSM_Backends is not set" in result.stderr
+    assert steady_lb.backends_path.read_bytes() == before
+
+
+def test_a_configuration_haproxy_refuses_is_never_installed(new_lb, webs, tmp_path) -> None:
+    lb = new_lb()
+    apply_ok(lb, webs[:2])
+    before = lb.backends_path.read_bytes()
+    broken = tmp_path / "broken.cfg"
+    broken.write_text(lb.config_path.read_text() + "\nfrontend broken\n    no-such-keyword\n")
+
+    result = lb.apply(*backend_list(webs[2:]), extra_env={"LBF_HAPROXY_CONFIG": str(broken)})
+
+    assert result.returncode != 0
+    assert "haproxy -c refused" in result.stderr
+    assert lb.backends_path.read_bytes() == before
+    assert set(served_by(lb)) == entries(webs[:2])
+
+
+def test_a_failed_reload_restores_the_last_good_file(new_lb, webs, tmp_path) -> None:
+    lb = new_lb()
+    apply_ok(lb, webs[:2])
+    before = lb.backends_path.read_bytes()
+    dead_pidfile = tmp_path / "dead.pid"
+    dead_pidfile.write_text(f"{_exited_pid()}\n")  # the reload signals a master that is gone
+
+    result = lb.apply(*backend_list(webs[2:]), extra_env={"LBF_HAPROXY_PIDFILE": str(dead_pidfile)})
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "restored the last good" in result.stdout
+    assert lb.backends_path.read_bytes() == before
+    assert set(served_by(lb)) == entries(webs[:2])
+    # And the next push, with a working reload, applies normally.
+    apply_ok(lb, webs[2:])
+
+
+def _exited_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+# --- the health endpoint the controller probes ---------------------------------------------------
+
+
+def test_monitor_uri_answers_whether_the_lb_can_serve(new_lb) -> None:
+    servers = [WebServer(f"127.0.1.{71 + i}") for i in range(2)]
+    try:
+        lb = new_lb()
+        apply_ok(lb, servers)
+        assert get(lb, "/health")[0] == 200
+
+        for server in servers:
+            server.healthy = False
+        # HAProxy's checks: first failure within `inter` (2 s), then `fastinter` until `fall`.
+        _wait_for_status(lb, 503, timeout=10)
+        assert get(lb, "/")[0] == 503
+
+        servers[0].healthy = True
+        _wait_for_status(lb, 200, timeout=10)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def _wait_for_status(lb: LocalHaproxy, status: int, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    seen = 0
+    while time.monotonic() < deadline:
+        seen = get(lb, "/health")[0]
+        if seen == status:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"/health answered {seen}, expected {status} within {timeout}s")
+
+
+# --- the same script, as SSM and the boot script run it ------------------------------------------
+
+
+def _run_script(
+    lb: LocalHaproxy, script: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(script)], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_document_script_applies_a_list_on_an_old_agent(new_lb, webs, tmp_path) -> None:
+    # SSM Agent < 3.3.2746.0: no SSM_* variables, the references in the text substituted.
+    lb = new_lb()
+    text, checksum = backend_list(webs[1:3])
+    lines = render.document()["mainSteps"][0]["inputs"]["runCommand"]
+    script = tmp_path / "_script.sh"
+    substituted = "\n".join(lines).replace("{{Backends}}", text).replace("{{Checksum}}", checksum)
+    script.write_text(substituted + "\n")
+    env = {k: v for k, v in lb.environment().items() if not k.startswith("SSM_")}
+
+    result = _run_script(lb, script, env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    wait_until_served_by(lb, entries(webs[1:3]))
+
+
+def test_document_script_applies_a_list_from_environment_variables(new_lb, webs, tmp_path) -> None:
+    # SSM Agent with interpolationType ENV_VAR: the values arrive as SSM_Backends / SSM_Checksum.
+    lb = new_lb()
+    text, checksum = backend_list(webs[:3])
+    lines = render.document()["mainSteps"][0]["inputs"]["runCommand"]
+    script = tmp_path / "_script.sh"
+    script.write_text("\n".join(lines) + "\n")
+    env = lb.environment() | {"SSM_Backends": text, "SSM_Checksum": checksum}
+
+    result = _run_script(lb, script, env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    wait_until_served_by(lb, entries(webs[:3]))
+
+
+def test_user_data_installs_a_working_apply_script(new_lb, webs, tmp_path) -> None:
+    # The boot script embeds apply-backends.sh without its comments: that copy must work too.
+    lb = new_lb()
+    user_data = render.user_data()
+    embedded = re.search(
+        r"<<'LBF_EOF_APPLY_BACKENDS_SH'\n(.*?)\nLBF_EOF_APPLY_BACKENDS_SH\n", user_data, re.S
+    )
+    assert embedded is not None
+    script = tmp_path / "apply-backends.sh"
+    script.write_text(embedded.group(1) + "\n")
+    text, checksum = backend_list(webs[2:])
+    env = lb.environment() | {"SSM_Backends": text, "SSM_Checksum": checksum}
+
+    result = _run_script(lb, script, env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    wait_until_served_by(lb, entries(webs[2:]))
+    rejected = _run_script(
+        lb, script, env | {"SSM_Backends": "$(id)", "SSM_Checksum": sha256("$(id)")}
+    )
+    assert rejected.returncode == 2
+
+
+def test_scripts_are_shellcheck_clean(tmp_path) -> None:
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is not installed (make system installs Debian's shellcheck)"
+    document_script = tmp_path / "document-runCommand.sh"
+    document_script.write_text(
+        "\n".join(render.document()["mainSteps"][0]["inputs"]["runCommand"]) + "\n"
+    )
+    user_data = tmp_path / "user-data-rendered.sh"
+    user_data.write_text(render.user_data())
+    scripts = [*sorted(INFRA.rglob("*.sh")), document_script, user_data]
+    assert len(scripts) >= 4
+
+    result = subprocess.run(
+        [shellcheck, "--external-sources", *map(str, scripts)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+
+
+# --- reloads under load -------------------------------------------------------------------------
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ok = 0
+        self.retried = 0
+        self.failures: list[str] = []
+
+    def success(self, *, retried: bool = False) -> None:
+        with self.lock:
+            self.ok += 1
+            self.retried += retried
+
+    def failure(self, what: str) -> None:
+        with self.lock:
+            self.failures.append(what)
+
+
+def _answer(connection: http.client.HTTPConnection, known: set[str]) -> str | None:
+    """None when the request succeeded, else what went wrong."""
+    connection.request("GET", "/")
+    response = connection.getresponse()
+    body = response.read().decode()
+    if response.status != 200:
+        return f"HTTP {response.status}"
+    if body not in known:
+        return f"unknown body {body!r}"
+    return None
+
+
+def _new_connection_client(
+    lb: LocalHaproxy, known: set[str], stop: threading.Event, tally: Tally
+) -> None:
+    # A new connection per request: any failure is a dropped request.
+    while not stop.is_set():
+        connection = http.client.HTTPConnection(lb.bind_address, lb.port, timeout=15)
+        try:
+            problem = _answer(connection, known)
+        except (OSError, http.client.HTTPException) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        finally:
+            connection.close()
+        if problem is None:
+            tally.success()
+        else:
+            tally.failure(problem)
+
+
+def _keep_alive_client(
+    lb: LocalHaproxy, known: set[str], stop: threading.Event, tally: Tally
+) -> None:
+    # A reused connection may be closed by the worker a reload retires: like any HTTP client, an
+    # idempotent GET that fails on a reused connection is retried once on a new one.
+    connection = http.client.HTTPConnection(lb.bind_address, lb.port, timeout=15)
+    used = False
+    try:
+        while not stop.is_set():
+            try:
+                problem = _answer(connection, known)
+            except (OSError, http.client.HTTPException) as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            if problem is not None and used:
+                connection.close()
+                connection = http.client.HTTPConnection(lb.bind_address, lb.port, timeout=15)
+                try:
+                    retry = _answer(connection, known)
+                except (OSError, http.client.HTTPException) as exc:
+                    retry = f"{type(exc).__name__}: {exc}"
+                if retry is None:
+                    tally.success(retried=True)
+                else:
+                    tally.failure(f"{problem}, then on retry {retry}")
+                used = retry is None
+                continue
+            if problem is None:
+                tally.success()
+                used = True
+            else:
+                tally.failure(problem)
+                connection.close()
+                connection = http.client.HTTPConnection(lb.bind_address, lb.port, timeout=15)
+                used = False
+    finally:
+        connection.close()
+
+
+def test_reloads_that_change_the_servers_drop_no_request(new_lb, webs) -> None:
+    lb = new_lb()
+    apply_ok(lb, webs)
+    # Each apply adds and removes servers; checks stay on (haproxy.cfg: default-server check).
+    sequence = [webs[:3], webs[1:], webs[:2], webs[2:]]
+    known = entries(webs)
+    stop = threading.Event()
+    tally = Tally()
+    clients = [
+        *(
+            threading.Thread(target=_new_connection_client, args=(lb, known, stop, tally))
+            for _ in range(8)
+        ),
+        *(
+            threading.Thread(target=_keep_alive_client, args=(lb, known, stop, tally))
+            for _ in range(4)
+        ),
+    ]
+    for client in clients:
+        client.start()
+    try:
+        time.sleep(0.5)
+        for i in range(20):
+            servers = sequence[i % len(sequence)]
+            result = lb.apply(*backend_list(servers))
+            assert result.returncode == 0, result.stdout + result.stderr
+            time.sleep(0.25)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(timeout=30)
+
+    print(
+        f"reloads: 20, requests: {tally.ok}, retried on a reused connection: "
+        f"{tally.retried}, failed: {len(tally.failures)}"
+    )
+    assert not any(client.is_alive() for client in clients)
+    assert tally.failures == [], Counter(tally.failures).most_common(5)
+    assert tally.ok >= 500, f"only {tally.ok} requests ran: the test measured too little"
+    wait_until_served_by(lb, entries(sequence[19 % len(sequence)]))
