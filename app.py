@@ -19,7 +19,9 @@ from chalicelib import jobs
 from chalicelib.config import Settings
 from chalicelib.services import aws_services
 
-app = Chalice(app_name="lb-failover")
+# Powertools writes the logs (JSON); chalice would add a second, plain handler to the same
+# "lb-failover" logger and every line would appear twice.
+app = Chalice(app_name="lb-failover", configure_logs=False)
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "lb-failover"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "LbFailover"))
 copy_config_to_registered_loggers(source_logger=logger, include={"chalicelib"})
@@ -48,9 +50,13 @@ _EC2_STATES = frozenset(
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def reconcile(event: CloudWatchEvent) -> dict[str, Any]:
+    run_id = jobs.new_run_id()
+    logger.append_keys(run_id=run_id)
     settings = Settings.from_env(os.environ)
     rounds = _rounds_that_fit(settings, event.context)
-    report = jobs.reconcile(settings, aws_services(settings), jobs.SystemClock(), rounds=rounds)
+    report = jobs.reconcile(
+        settings, aws_services(settings), jobs.SystemClock(), rounds=rounds, run_id=run_id
+    )
     return _finish(report)
 
 
@@ -68,8 +74,9 @@ def on_instance_change(event: CloudWatchEvent) -> dict[str, Any]:
         logger.error("ignored event", extra={"problem": problem})
         metrics.add_metric(name="IgnoredEvents", unit=MetricUnit.Count, value=1)
         return {"ignored": problem}
+    run_id = jobs.new_run_id()
+    logger.append_keys(run_id=run_id, instance_id=instance_id, instance_state=state)
     settings = Settings.from_env(os.environ)
-    logger.append_keys(instance_id=instance_id, instance_state=state)
     report = jobs.reconcile(
         settings,
         aws_services(settings),
@@ -78,6 +85,7 @@ def on_instance_change(event: CloudWatchEvent) -> dict[str, Any]:
         probe=False,
         job="on_instance_change",
         concerning=instance_id,
+        run_id=run_id,
     )
     return _finish(report)
 
@@ -93,7 +101,6 @@ def _rounds_that_fit(settings: Settings, context: Any) -> int:
 
 
 def _finish(report: jobs.Report) -> dict[str, Any]:
-    logger.append_keys(run_id=report.run_id)
     metrics.add_metric(name="HealthyLBs", unit=MetricUnit.Count, value=report.healthy_lbs)
     metrics.add_metric(name="Failovers", unit=MetricUnit.Count, value=len(report.failovers))
     metrics.add_metric(name="ProbeFailures", unit=MetricUnit.Count, value=report.probe_failures)

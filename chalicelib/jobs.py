@@ -18,9 +18,12 @@ from chalicelib.core import dns
 from chalicelib.core.inventory import ParseRules, build_inventory
 from chalicelib.core.model import Command, World
 from chalicelib.core.plan import (
+    Change,
     ChangeRecords,
     MoveAddress,
     Plan,
+    PutParameter,
+    SetTags,
     after,
     decide,
     fold_down_states,
@@ -85,6 +88,10 @@ class Report:
         return not self.errors
 
 
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
 def observe(
     settings: Settings, services: Services, *, now: float, concerning: str | None = None
 ) -> World | None:
@@ -147,6 +154,7 @@ def reconcile(
     dry_run: bool = False,
     job: str = "reconcile",
     concerning: str | None = None,
+    run_id: str | None = None,
 ) -> Report:
     """One invocation's work: `rounds` probe rounds (default LBF_PROBE_ROUNDS), acting each round.
 
@@ -155,7 +163,7 @@ def reconcile(
     `concerning`, a run about an instance outside the cluster stops after the inventory read.
     """
     started = clock.now()
-    report = Report(job=job, run_id=uuid.uuid4().hex[:12])
+    report = Report(job=job, run_id=run_id or new_run_id())
     try:
         observed = observe(settings, services, now=started, concerning=concerning)
     except ViewNotLoaded as exc:
@@ -243,9 +251,41 @@ def _plan_and_apply(
 
 
 def _fold_outcomes(world: World, outcomes: list[Outcome]) -> World:
+    for change in applied(outcomes):
+        before, now = before_and_after(world, change)
+        log.info("changed", extra={"change": change.describe(), "before": before, "after": now})
     world = after(world, applied(outcomes))
     sent = tuple(o.command for o in outcomes if o.command is not None)
     return replace(world, commands=world.commands + sent) if sent else world
+
+
+def before_and_after(world: World, change: Change) -> tuple[object, object]:
+    """What one applied change replaced, for the log: operators ask "what was it before?"."""
+    if isinstance(change, SetTags):
+        written = {i.instance_id: dict(i.written) for i in (*world.lbs, *world.webs)}
+        keys = [key for key, _ in change.tags]
+        before = {
+            instance_id: {key: written.get(instance_id, {}).get(key) for key in keys}
+            for instance_id in change.instance_ids
+        }
+        return before, dict(change.tags)
+    if isinstance(change, ChangeRecords):
+        names = {(c.record.name, c.record.type) for c in change.changes}
+        before_records = {
+            f"{r.name} {r.type}": list(r.values) for r in world.records if (r.name, r.type) in names
+        }
+        after_records = {
+            f"{c.record.name} {c.record.type}": list(c.record.values)
+            for c in change.changes
+            if c.action != "DELETE"
+        }
+        return before_records, after_records
+    if isinstance(change, PutParameter):
+        stored = {"backends": world.backends_parameter, "lbs": world.lbs_parameter}
+        return stored.get(change.name.rsplit("/", 1)[-1]), change.value
+    if isinstance(change, MoveAddress):
+        return world.eip_instance_id, change.instance_id
+    return None, change.describe()
 
 
 def _record(

@@ -7,6 +7,7 @@ clock is injected, so rounds are counted, never timed.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,12 +108,20 @@ def test_active_record_moves_off_a_dead_lb_and_follows_a_replacement(
 
 
 def test_chalice_functions_run_the_job(
-    aws: LocalAws, servers: dict[str, LocalWebServer], tmp_path: Path
+    aws: LocalAws,
+    servers: dict[str, LocalWebServer],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from chalice.test import Client
 
     import app
 
+    # app.py hands the chalicelib loggers to Powertools' JSON handler (no propagation); let
+    # caplog see the records too.
+    monkeypatch.setattr(logging.getLogger("chalicelib"), "propagate", True)
     cluster = "viachalice"
     lb = aws.launch("127.0.1.31", {"lbf:cluster": cluster, "lbf:role": "lb", "lbf:name": "lb1"})
     aws.launch("127.0.1.41", {"lbf:cluster": cluster, "lbf:role": "web"})
@@ -139,9 +148,27 @@ def test_chalice_functions_run_the_job(
         event = client.events.generate_cw_event(
             source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
         )
-        result = client.lambda_.invoke("reconcile", event)
+        with caplog.at_level(logging.INFO, logger="chalicelib"):
+            result = client.lambda_.invoke("reconcile", event)
         assert result.payload["ok"], result.payload
         assert aws.a_record(f"lb.chalice.{DOMAIN}") == ("127.0.1.31",)
+        # CloudWatch gets the run's figures as EMF on stdout, in the namespace the alarms use.
+        emf = [
+            json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line
+        ]
+        [metrics] = [m for m in emf if "HealthyLBs" in m]
+        assert metrics["HealthyLBs"] == [1.0] or metrics["HealthyLBs"] == 1.0
+        assert metrics["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "LbFailover"
+        names = {d["Name"] for d in metrics["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+        assert {"HealthyLBs", "Failovers", "ProbeFailures", "ActionErrors", "RunSeconds"} <= names
+        # Every change is logged with what it replaced.
+        created = [
+            r
+            for r in caplog.records
+            if r.getMessage() == "changed" and "lb.chalice" in str(r.after)
+        ]
+        assert created, [r.getMessage() for r in caplog.records]
+        assert created[0].before == {}
 
         # The instance stops: the event-triggered function removes its record at once.
         aws.set_state(lb, "stopped")
