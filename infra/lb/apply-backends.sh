@@ -181,7 +181,16 @@ master_pid() {
 	[[ $pid =~ ^[1-9][0-9]*$ ]] && kill -0 "$pid" 2>/dev/null && printf '%s' "$pid"
 }
 
-workers_of() { pgrep -P "$1" | sort || true; }
+# The master's children (its workers), from /proc: no dependency on procps.
+workers_of() {
+	local stat line state parent
+	for stat in /proc/[0-9]*/stat; do
+		IFS= read -r line 2>/dev/null <"$stat" || continue
+		# pid (comm) state ppid ...: comm may hold spaces and parentheses, so cut after the last ')'.
+		read -r state parent _ <<<"${line##*) }"
+		[[ $parent == "$1" && $state != Z ]] && printf '%s\n' "${line%% *}"
+	done | sort
+}
 
 # A graceful reload in master-worker mode: the master re-reads both files and starts a new worker,
 # the old one finishes its connections. Done once the master has a worker it did not have before.
