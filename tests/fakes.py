@@ -38,9 +38,13 @@ class Calls:
     """Every call made, by operation name, so tests can count writes."""
 
     log: list[tuple[str, object]] = field(default_factory=list)
+    # Called with each call before it takes effect: a test can raise here to kill a run mid-apply.
+    before: Callable[[str, object], None] | None = None
 
     def add(self, operation: str, detail: object = None) -> None:
         self.log.append((operation, detail))
+        if self.before is not None:
+            self.before(operation, detail)
 
     def count(self, operation: str) -> int:
         return sum(1 for op, _ in self.log if op == operation)
@@ -126,7 +130,8 @@ class FakeEc2:
 
     def address_holder(self, allocation_id: str) -> tuple[str | None, str | None]:
         self.calls.add("DescribeAddresses")
-        return self.eip_holder, "198.51.100.7" if self.eip_holder else None
+        # An allocated Elastic IP has its address whether or not it is associated.
+        return self.eip_holder, "198.51.100.7"
 
     def associate_address(self, allocation_id: str, instance_id: str) -> None:
         self.calls.add("AssociateAddress", instance_id)
@@ -140,6 +145,7 @@ class FakeRoute53:
         self.history: list[tuple[float, tuple[RecordChange, ...]]] = []
         self.records: dict[tuple[str, str], Record] = {}
         self.fail_next: list[AwsError] = []
+        self.fail_read: AwsError | None = None
         self.batches: list[tuple[RecordChange, ...]] = []
         self.before_change: Callable[[], None] | None = None  # to race another run in
 
@@ -149,6 +155,8 @@ class FakeRoute53:
 
     def read(self, domain: str) -> tuple[Record, ...]:
         self.calls.add("ListResourceRecordSets")
+        if self.fail_read is not None:
+            raise self.fail_read
         return tuple(
             r
             for (name, _), r in self.records.items()
@@ -205,10 +213,15 @@ class FakeSsm:
         self.commands: list[Command] = []
         self.outcome: Callable[[Command], str] = lambda command: "Success"
         self.fail_send_for: set[str] = set()
+        self.fail_read: AwsError | None = None  # GetParameters
+        self.fail_recent: AwsError | None = None  # ListCommands
+        self.fail_status: AwsError | None = None  # GetCommandInvocation
         self._ids = itertools.count(1)
 
     def read(self, names: Sequence[str]) -> dict[str, str]:
         self.calls.add("GetParameters")
+        if self.fail_read is not None:
+            raise self.fail_read
         return {n: self.parameters[n] for n in names if n in self.parameters}
 
     def put(self, name: str, value: str) -> None:
@@ -225,10 +238,14 @@ class FakeSsm:
 
     def recent(self, *, since: float) -> list[Command]:
         self.calls.add("ListCommands")
+        if self.fail_recent is not None:
+            raise self.fail_recent
         return [c for c in self.commands if c.requested_at >= since]
 
     def status(self, command: Command) -> str:
         self.calls.add("GetCommandInvocation", command.command_id)
+        if self.fail_status is not None:
+            raise self.fail_status
         status = self.outcome(command)
         self.commands = [
             replace(c, status=status) if c.command_id == command.command_id else c

@@ -7,7 +7,7 @@ strips it.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from chalicelib.core.inventory import natural_key
@@ -71,27 +71,27 @@ def _a_record(name: str, values: Sequence[str], ttl: int) -> Record:
     return Record(name=name, type="A", ttl=ttl, values=tuple(values))
 
 
+def anyone(lb: Instance) -> bool:
+    return True
+
+
 def decide_active(
     current: Record | None,
     lbs: Sequence[Instance],
     skipped: Sequence[Skipped],
     rules: RecordRules,
+    *,
+    can_take_over: Callable[[Instance], bool] = anyone,
 ) -> ActiveDecision:
+    """Where the active record should point. `can_take_over` narrows which eligible LBs may be
+    newly chosen (LBF_LB_MIN_BACKENDS); the LB that holds the record is judged on health alone."""
+    candidates = by_name(lb for lb in lbs if is_eligible(lb) and can_take_over(lb))
     if rules.active_mode == "all":
-        return _decide_active_all(current, lbs)
-    eligible = by_name(lb for lb in lbs if is_eligible(lb))
+        return _decide_active_all(current, lbs, candidates)
     values = set(current.values) if current is not None else set()
     pointed = [lb for lb in lbs if lb.address is not None and lb.address in values]
     if current is None:
-        if not eligible:
-            return ActiveDecision(None, (), "no active record and no eligible LB", no_eligible=True)
-        first = eligible[0]
-        return ActiveDecision(
-            (first.address or "",),
-            (first.instance_id,),
-            f"created on {first.name}",
-            moved_to=first.name,
-        )
+        return _create(candidates)
 
     frozen = [s for s in skipped if s.address is not None and s.address in values]
     if frozen and not pointed:
@@ -118,7 +118,41 @@ def decide_active(
             (holder.instance_id,),
             f"follows {holder.name} to its address {holder.address}",
         )
+    return _off_holder(holder, candidates, pointed_at=", ".join(sorted(values)), followed=followed)
 
+
+def decide_holder(
+    holder_id: str | None,
+    lbs: Sequence[Instance],
+    *,
+    can_take_over: Callable[[Instance], bool] = anyone,
+) -> ActiveDecision:
+    """EIP mode: the same rules, applied to the instance the Elastic IP is associated with."""
+    candidates = by_name(lb for lb in lbs if is_eligible(lb) and can_take_over(lb))
+    if holder_id is None:
+        return _create(candidates)
+    holder = next((lb for lb in lbs if lb.instance_id == holder_id), None)
+    if holder is not None and is_eligible(holder):
+        return ActiveDecision(None, (holder.instance_id,), f"kept on {holder.name}")
+    return _off_holder(holder, candidates, pointed_at=holder_id, followed=False)
+
+
+def _create(candidates: Sequence[Instance]) -> ActiveDecision:
+    if not candidates:
+        return ActiveDecision(None, (), "nothing active yet and no eligible LB", no_eligible=True)
+    first = candidates[0]
+    return ActiveDecision(
+        (first.address or "",),
+        (first.instance_id,),
+        f"created on {first.name}",
+        moved_to=first.name,
+    )
+
+
+def _off_holder(
+    holder: Instance | None, candidates: Sequence[Instance], *, pointed_at: str, followed: bool
+) -> ActiveDecision:
+    """The holder is not eligible (or there is none): move to the first candidate, if any."""
     if (
         holder is not None
         and holder.running
@@ -128,14 +162,14 @@ def decide_active(
         # Unknown is never a reason to move (SPEC): no verdict yet after a start or an edit.
         return ActiveDecision(None, (holder.instance_id,), f"kept on {holder.name} (unknown)")
 
-    candidates = [lb for lb in eligible if holder is None or lb.instance_id != holder.instance_id]
-    if not candidates:
+    others = [lb for lb in candidates if holder is None or lb.instance_id != holder.instance_id]
+    if not others:
         held = (holder.instance_id,) if holder is not None and not followed else ()
-        what = holder.name if holder is not None else ", ".join(sorted(values))
+        what = holder.name if holder is not None else pointed_at
         return ActiveDecision(None, held, f"left on {what}: no eligible LB", no_eligible=True)
-    target = candidates[0]
+    target = others[0]
     if holder is None:
-        reason = f"repaired: pointed at {', '.join(sorted(values))}, no LB of the cluster"
+        reason = f"repaired: pointed at {pointed_at}, no LB of the cluster"
     else:
         reason = f"moved off {holder.name} ({_why_not(holder)}) to {target.name}"
     return ActiveDecision(
@@ -156,16 +190,21 @@ def _why_not(lb: Instance) -> str:
     return lb.health.value
 
 
-def _decide_active_all(current: Record | None, lbs: Sequence[Instance]) -> ActiveDecision:
+def _decide_active_all(
+    current: Record | None, lbs: Sequence[Instance], candidates: Sequence[Instance]
+) -> ActiveDecision:
     """Active-active: every eligible LB, plus those in the record that have no verdict yet."""
     values = set(current.values) if current is not None else set()
+    chosen = {lb.instance_id for lb in candidates}
     keep = [
         lb
         for lb in lbs
-        if is_eligible(lb)
+        if lb.instance_id in chosen
+        or (lb.address in values and is_eligible(lb))
         or (lb.address in values and lb.running and not lb.draining and lb.health is Health.UNKNOWN)
     ]
     if not any(is_eligible(lb) for lb in keep):
+        # Never an empty record: with no eligible LB it stays as it is.
         return ActiveDecision(None, (), "no eligible LB", no_eligible=current is not None)
     ordered = by_name(keep)
     wanted = tuple(sorted({lb.address or "" for lb in ordered}, key=_address_key))

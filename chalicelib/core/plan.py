@@ -8,7 +8,7 @@ plans against what is now true without reading AWS again.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from chalicelib.config import Settings
@@ -185,10 +185,13 @@ def decide(world: World, settings: Settings, *, run_started_at: float) -> Plan:
         conditions[f"skipped:{s.instance_id}"] = f"instance {s.instance_id} skipped: {s.reason}"
 
     current_active = _record(world, rules.active_fqdn, "A")
+    can_take_over = serves_current_list(world, settings.lb_min_backends)
     if settings.mode == "eip":
-        active = _decide_eip(world, settings)
+        active = dns.decide_holder(world.eip_instance_id, world.lbs, can_take_over=can_take_over)
     else:
-        active = dns.decide_active(current_active, world.lbs, world.skipped, rules)
+        active = dns.decide_active(
+            current_active, world.lbs, world.skipped, rules, can_take_over=can_take_over
+        )
     if active.no_eligible and any(lb.health is not Health.UNKNOWN for lb in world.lbs):
         conditions["no-eligible-lb"] = f"no load balancer is eligible to be active: {active.reason}"
     if active.repaired:
@@ -196,7 +199,7 @@ def decide(world: World, settings: Settings, *, run_started_at: float) -> Plan:
 
     changes: list[Change] = []
     record_changes = dns.plan_records(
-        world.records, world.lbs, world.skipped, _record_part(active, settings), rules
+        world.records, world.lbs, world.skipped, _record_part(active, world, settings), rules
     )
     if record_changes:
         changes.append(ChangeRecords(tuple(record_changes), active.reason))
@@ -251,32 +254,36 @@ def _lb(world: World, instance_id: str) -> Instance:
     return next(lb for lb in world.lbs if lb.instance_id == instance_id)
 
 
-def _record_part(active: dns.ActiveDecision, settings: Settings) -> dns.ActiveDecision:
-    """In EIP mode the active record holds the Elastic IP and never moves."""
+def _record_part(
+    active: dns.ActiveDecision, world: World, settings: Settings
+) -> dns.ActiveDecision:
+    """In EIP mode the active record holds the Elastic IP itself and never moves."""
     if settings.mode != "eip":
         return active
-    return replace(active, values=None)
+    current = _record(world, record_rules(settings).active_fqdn, "A")
+    eip = world.eip_address
+    if eip is None or (current is not None and current.values == (eip,)):
+        return replace(active, values=None)
+    return replace(active, values=(eip,))
 
 
-def _decide_eip(world: World, settings: Settings) -> dns.ActiveDecision:
-    """The Elastic IP plays the active record's part; the active record holds the EIP itself."""
-    rules = record_rules(settings)
-    holder = next((lb for lb in world.lbs if lb.instance_id == world.eip_instance_id), None)
-    # Reuse the DNS rules by viewing the association as a record pointing at the holder.
-    pseudo = (
-        Record(rules.active_fqdn, "A", settings.ttl, (holder.address or "",))
-        if holder is not None and holder.address is not None
-        else None
-    )
-    decision = dns.decide_active(pseudo, world.lbs, world.skipped, rules)
-    if (
-        decision.values is not None
-        and holder is not None
-        and decision.holders == (holder.instance_id,)
-    ):
-        # The holder's own address changed: the association follows the instance, nothing to do.
-        return replace(decision, values=None)
-    return decision
+def serves_current_list(world: World, min_backends: int) -> Callable[[Instance], bool]:
+    """LBF_LB_MIN_BACKENDS: an LB may take over only once it confirmed the current list
+    (`lbf:backends`) and that list has at least that many backends. Never fail over to an LB
+    that would serve a stale or empty list."""
+    if min_backends <= 0:
+        return dns.anyone
+    published = backend_lists.parse_list(world.backends_parameter)
+    current = backend_lists.checksum(" ".join(published)) if published else None
+
+    def serves(lb: Instance) -> bool:
+        return (
+            current is not None
+            and lb.backends_checksum == current
+            and len(published) >= min_backends
+        )
+
+    return serves
 
 
 def _plan_backends(
