@@ -67,7 +67,7 @@ def test_eip_mode_associates_the_address_and_the_active_record_holds_it(cloud: F
 def test_eip_mode_moves_the_address_not_the_record(cloud: FakeCloud) -> None:
     config = settings(**EIP_MODE)
     run(cloud, config)
-    lb1, lb2 = lb_ids(cloud)
+    _, lb2 = lb_ids(cloud)
     batches_before = len(cloud.route53.batches)
     cloud.prober.dead.add("127.0.0.11")
 
