@@ -49,6 +49,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     plan.add_argument("--json", action="store_true")
     run = commands.add_parser("reconcile", help="exactly the work of one scheduled invocation")
     run.add_argument("--json", action="store_true")
+    move = commands.add_parser(
+        "move-active",
+        help="planned failover: move the active record (or the Elastic IP) and wait for INSYNC",
+    )
+    move.add_argument("--to", metavar="NAME", help="the LB to make active (default: lowest name)")
+    move.add_argument(
+        "--drain", metavar="NAME", help="tag this LB lbf:maintenance=drain and move off it"
+    )
+    move.add_argument("--no-wait", action="store_true", help="do not wait for Route 53's INSYNC")
+    move.add_argument("--json", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -88,7 +98,14 @@ def main(
             print(render.status_text(world, settings, probes))
         return EXIT_OK
 
-    if args.command == "plan":
+    if args.command == "move-active":
+        if args.to is None and args.drain is None:
+            print("move-active: give --to NAME, --drain NAME, or both", file=sys.stderr)
+            return EXIT_CONFIG
+        report = jobs.move_active(
+            settings, services, clock, to=args.to, drain=args.drain, wait=not args.no_wait
+        )
+    elif args.command == "plan":
         report = jobs.reconcile(settings, services, clock, rounds=1, dry_run=True, job="plan")
     else:
         report = jobs.reconcile(settings, services, clock)

@@ -180,6 +180,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "backends": plan.backends.text if plan is not None and plan.backends else None,
         "held": plan.held.reason if plan is not None and plan.held else None,
         "seconds": round(report.seconds, 3),
+        "timeline": [{"seconds": round(t, 3), "event": e} for t, e in report.timeline],
     }
 
 
@@ -197,6 +198,7 @@ def report_text(report: Report) -> str:
         lines.append(f"backend list: {count} entries")
     if data["held"]:
         lines.append(f"backend list held: {data['held']}")
+    lines += [f"  {t:7.1f}s  {event}" for t, event in report.timeline]
     changes = report.planned if report.dry_run else report.applied
     lines.append(f"{verb}: {len(changes)}" + ("" if changes else " (nothing to do)"))
     lines += [f"  {c}" for c in changes]
