@@ -67,9 +67,14 @@ def parse_address(value: str | None) -> str | None:
     if value is None:
         return None
     try:
-        return ipaddress.ip_address(value).compressed
+        parsed = ipaddress.ip_address(value)
     except ValueError:
         return None
+    # ipaddress accepts an IPv6 scope id (`fe80::1%<anything but %>`) and keeps it in the
+    # compressed form: free text that would reach records, backend lists and commands.
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.scope_id is not None:
+        return None
+    return parsed.compressed
 
 
 def parse_port(value: str) -> int | None:
