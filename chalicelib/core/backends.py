@@ -83,19 +83,32 @@ def build_list(webs: Sequence[Instance]) -> BackendList:
 
 
 def parse_list(text: str | None) -> tuple[str, ...]:
-    """A stored list, split into entries; a stored value that does not parse counts as none."""
+    """A stored list, split into entries; a stored value that does not parse counts as none.
+
+    Each entry must be exactly what `Backend.render` would write: this value is pushed verbatim
+    while a guard keeps the last list, so a hand-edited `080`, `[10.0.0.1]`, an unbracketed IPv6
+    address or an IPv6 scope id (`%` and free text after it) must never pass for a list.
+    """
     if not text:
         return ()
     entries = tuple(text.split(" "))
-    for entry in entries:
-        host, _, port = entry.rpartition(":")
-        try:
-            ipaddress.ip_address(host.strip("[]"))
-        except ValueError:
-            return ()
-        if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
-            return ()
+    if not all(_canonical_entry(entry) == entry for entry in entries):
+        return ()
     return entries
+
+
+def _canonical_entry(entry: str) -> str | None:
+    host, _, port = entry.rpartition(":")
+    if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return None
+    bracketed = host.startswith("[") and host.endswith("]")
+    try:
+        parsed = ipaddress.ip_address(host[1:-1] if bracketed else host)
+    except ValueError:
+        return None
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.scope_id is not None:
+        return None
+    return Backend(parsed.compressed, int(port), "").render()
 
 
 @dataclass(frozen=True)
