@@ -68,7 +68,8 @@ def on_instance_change(event: CloudWatchEvent) -> dict[str, Any]:
     problem = None
     if not isinstance(instance_id, str) or not _INSTANCE_ID.fullmatch(instance_id):
         problem = "detail.instance-id is not an EC2 instance id"
-    elif state not in _EC2_STATES:
+    # isinstance first: a list or an object in the field is unhashable, and `in` would raise.
+    elif not isinstance(state, str) or state not in _EC2_STATES:
         problem = "detail.state is not an EC2 instance state"
     if problem is not None:
         logger.error("ignored event", extra={"problem": problem})
