@@ -9,7 +9,7 @@ from chalicelib.config import Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core import dns
 from chalicelib.core.model import Instance, ProbeResult, World
-from chalicelib.core.plan import latest_commands
+from chalicelib.core.plan import latest_commands, serves_current_list
 from chalicelib.jobs import Report
 
 
@@ -133,15 +133,37 @@ def status_text(
     records = {(r.name, r.type): r for r in world.records}
     active = records.get((settings.active_record_name, "A"))
     header = [
-        f"cluster {settings.cluster}  domain {settings.domain}  mode {settings.mode}",
+        f"cluster {settings.cluster}  domain {settings.domain}  mode {settings.mode}"
+        f"  active {settings.active_mode}",
         f"{settings.active_record_name} -> "
         + (" ".join(active.values) if active is not None else "(no record)"),
         f"backends ({settings.backends_parameter}): "
         + (world.backends_parameter or "(none published)"),
     ]
+    header += feature_lines(world, settings)
     if world.paused:
         header.append(f"PAUSED: {settings.paused_parameter} is true")
     return "\n".join(header) + "\n\n" + table(rows, columns)
+
+
+def feature_lines(world: World, settings: Settings) -> list[str]:
+    """What the optional features are doing, in the operator's words."""
+    lines = []
+    names = {lb.instance_id: lb.name or lb.instance_id for lb in world.lbs}
+    if settings.mode == "eip":
+        holder = world.eip_instance_id
+        where = names.get(holder or "", holder or "no instance")
+        lines.append(
+            f"Elastic IP {settings.eip_allocation_id} ({world.eip_address or '?'}) is on {where}"
+        )
+    if settings.lb_min_backends > 0:
+        serves = serves_current_list(world, settings.lb_min_backends)
+        ready = [lb.name or lb.instance_id for lb in dns.by_name(world.lbs) if serves(lb)]
+        lines.append(
+            f"LBF_LB_MIN_BACKENDS={settings.lb_min_backends}: may take over: "
+            + (", ".join(ready) or "none (no LB confirmed the current list)")
+        )
+    return lines
 
 
 def status_json(
@@ -155,6 +177,9 @@ def status_json(
         "active": list(active.values) if active is not None else [],
         "backends": world.backends_parameter,
         "paused": world.paused,
+        "mode": settings.mode,
+        "active_mode": settings.active_mode,
+        "features": feature_lines(world, settings),
         "instances": status_rows(world, settings, probes),
     }
 

@@ -191,3 +191,44 @@ def test_chalice_functions_run_the_job(
         )
         result = client.lambda_.invoke("on_instance_change", bad)
         assert result.payload == {"ignored": "detail.instance-id is not an EC2 instance id"}
+
+
+def test_eip_mode_moves_the_elastic_ip_in_moto(
+    aws: LocalAws, servers: dict[str, LocalWebServer]
+) -> None:
+    cluster = "eipstory"
+    ec2 = aws.client("ec2")
+    allocation = ec2.allocate_address(Domain="vpc")
+    variables = environment(aws, cluster) | {
+        "LBF_DOMAIN": f"eip.{DOMAIN}",
+        "LBF_MODE": "eip",
+        "LBF_EIP_ALLOCATION_ID": allocation["AllocationId"],
+    }
+    settings = Settings.from_env(variables)
+    lb1 = aws.launch("127.0.1.51", {"lbf:cluster": cluster, "lbf:role": "lb", "lbf:name": "lb1"})
+    lb2 = aws.launch("127.0.1.52", {"lbf:cluster": cluster, "lbf:role": "lb", "lbf:name": "lb2"})
+    aws.launch("127.0.1.61", {"lbf:cluster": cluster, "lbf:role": "web"})
+    for address, port in (
+        ("127.0.1.51", LB_PORT),
+        ("127.0.1.52", LB_PORT),
+        ("127.0.1.61", WEB_PORT),
+    ):
+        start(servers, address, port)
+    clock = FakeClock()
+
+    def holder() -> str | None:
+        found = ec2.describe_addresses(AllocationIds=[allocation["AllocationId"]])["Addresses"]
+        return found[0].get("InstanceId")
+
+    assert jobs.reconcile(settings, aws_services(settings), clock).ok
+    assert holder() == lb1
+    # The active record holds the Elastic IP (never probed: only the LBs' loopback addresses are).
+    assert aws.a_record(f"lb.eip.{DOMAIN}") == (allocation["PublicIp"],)
+
+    servers.pop("127.0.1.51").stop()
+    clock.advance(60)
+    report = jobs.reconcile(settings, aws_services(settings), clock)
+    assert report.ok, report.errors
+    assert holder() == lb2
+    assert aws.a_record(f"lb.eip.{DOMAIN}") == (allocation["PublicIp"],)
+    assert aws.tags(lb2)["lbf:state"] == "active"

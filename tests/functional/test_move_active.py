@@ -109,3 +109,23 @@ def test_a_stale_view_fails_and_changes_nothing(cloud: FakeCloud) -> None:
 
 def test_move_active_needs_a_target(cloud: FakeCloud) -> None:
     assert move(cloud) == 2
+
+
+def test_status_shows_the_optional_features(capsys: pytest.CaptureFixture[str]) -> None:
+    cloud = FakeCloud()
+    cloud.ec2.add("lb", "127.0.0.11", name="lb1")
+    cloud.ec2.add("web", "127.0.1.21")
+    env = ENV | {
+        "LBF_MODE": "eip",
+        "LBF_EIP_ALLOCATION_ID": "eipalloc-0123456789abcdef0",
+        "LBF_LB_MIN_BACKENDS": "1",
+    }
+    for _ in range(2):
+        assert main(["reconcile"], environ=env, services=cloud.services(), clock=cloud.clock) == 0
+    capsys.readouterr()
+
+    assert main(["status"], environ=env, services=cloud.services(), clock=cloud.clock) == 0
+
+    out = capsys.readouterr().out
+    assert "Elastic IP eipalloc-0123456789abcdef0 (198.51.100.7) is on lb1" in out
+    assert "LBF_LB_MIN_BACKENDS=1: may take over: lb1" in out
