@@ -18,7 +18,7 @@
 #                        `-f` file (HAProxy 2.6 has no include)   (default /etc/haproxy/backends.cfg)
 #   LBF_HAPROXY_PIDFILE  set: reload by SIGUSR2 to the master pid in that file (master-worker mode)
 #                        unset: `systemctl reload-or-restart haproxy`
-#   LBF_HAPROXY_BIN      the haproxy binary used for `haproxy -c`       (default haproxy)
+#   LBF_HAPROXY_BIN      the haproxy binary used for `haproxy -c`  (default: haproxy on PATH)
 #   LBF_RELOAD_TIMEOUT   seconds to wait for the new worker after a reload (default 10)
 #
 # The applied checksum is recorded in the first line of the backends file; applying the same
@@ -35,7 +35,8 @@ readonly MAX_ENTRIES=1000
 config="${LBF_HAPROXY_CONFIG:-/etc/haproxy/haproxy.cfg}"
 backends_file="${LBF_BACKENDS_FILE:-/etc/haproxy/backends.cfg}"
 pidfile="${LBF_HAPROXY_PIDFILE:-}"
-haproxy_bin="${LBF_HAPROXY_BIN:-haproxy}"
+# SSM Agent runs commands with its own PATH; Debian and Amazon Linux install haproxy in /usr/sbin.
+haproxy_bin="${LBF_HAPROXY_BIN:-$(command -v haproxy || printf /usr/sbin/haproxy)}"
 reload_timeout="${LBF_RELOAD_TIMEOUT:-10}"
 
 log() { printf 'apply-backends: %s\n' "$*"; }
