@@ -12,7 +12,16 @@ from typing import Protocol
 
 from chalicelib.config import Settings
 from chalicelib.core.dns import RecordChange
-from chalicelib.core.model import Command, ProbeResult, ProbeTarget, RawInstance, Record
+from chalicelib.core.model import (
+    Command,
+    HealthCheck,
+    HealthCheckSpec,
+    ProbeResult,
+    ProbeTarget,
+    RawInstance,
+    Record,
+)
+from chalicelib.core.second_opinion import CheckerObservation
 
 
 class Inventory(Protocol):
@@ -47,6 +56,18 @@ class Prober(Protocol):
     def probe_round(self, targets: Sequence[ProbeTarget]) -> dict[str, ProbeResult]: ...
 
 
+class HealthChecks(Protocol):
+    """Route 53 health checks, the second opinion (LBF_ROUTE53_HEALTH_CHECKS)."""
+
+    def read(self, cluster: str) -> tuple[HealthCheck, ...]: ...
+    def create(
+        self, spec: HealthCheckSpec, caller_reference: str, tags: Sequence[tuple[str, str]]
+    ) -> str: ...
+    def update(self, health_check_id: str, version: int, spec: HealthCheckSpec) -> None: ...
+    def delete(self, health_check_id: str) -> None: ...
+    def status(self, health_check_id: str) -> tuple[CheckerObservation, ...]: ...
+
+
 @dataclass(frozen=True)
 class Services:
     inventory: Inventory
@@ -55,12 +76,15 @@ class Services:
     commands: Commands
     notifier: Notifier | None
     prober: Prober
+    # Only with LBF_ROUTE53_HEALTH_CHECKS: without it no health-check call is made at all.
+    health_checks: HealthChecks | None = None
 
 
 def aws_services(settings: Settings) -> Services:
     """The real adapters. Imported lazily so that the pure core never pulls in boto3."""
-    from chalicelib.adapters.clients import client
+    from chalicelib.adapters.clients import client, quick_client
     from chalicelib.adapters.ec2 import Ec2Inventory
+    from chalicelib.adapters.healthchecks import Route53HealthChecks
     from chalicelib.adapters.notify import SnsNotifier
     from chalicelib.adapters.probe import Prober as AsyncProber
     from chalicelib.adapters.route53 import Route53Records
@@ -75,4 +99,9 @@ def aws_services(settings: Settings) -> Services:
             SnsNotifier(client("sns"), settings.sns_topic_arn) if settings.sns_topic_arn else None
         ),
         prober=AsyncProber(timeout=settings.probe_timeout),
+        health_checks=(
+            Route53HealthChecks(client("route53"), quick_client("route53"))
+            if settings.route53_health_checks
+            else None
+        ),
     )

@@ -37,6 +37,25 @@ def client(service: str) -> Any:
         return made
 
 
+# For a read that must answer quickly or not at all: the second opinion's status read happens in a
+# round where the controller's own network may be failing, and must not eat the round.
+QUICK_CONFIG = botocore.config.Config(
+    connect_timeout=2,
+    read_timeout=3,
+    retries={"mode": "standard", "max_attempts": 2},
+)
+
+
+def quick_client(service: str) -> Any:
+    with _lock:
+        key = f"{service} quick"
+        made = _clients.get(key)
+        if made is None:
+            made = boto3.session.Session().client(service, config=QUICK_CONFIG)  # type: ignore[call-overload]
+            _clients[key] = made
+        return made
+
+
 def forget_clients() -> None:
     """Tests start a fresh moto server per module; clients bound to an old one must go."""
     with _lock:

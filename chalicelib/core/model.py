@@ -115,6 +115,26 @@ class Record:
 
 
 @dataclass(frozen=True)
+class HealthCheckSpec:
+    """What a Route 53 health check probes (LBF_ROUTE53_HEALTH_CHECKS)."""
+
+    kind: str  # HTTP | HTTPS | TCP
+    address: str
+    port: int
+    resource_path: str | None  # None for TCP
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """One of the controller's Route 53 health checks, as read; `version` guards an update."""
+
+    health_check_id: str
+    instance_id: str  # the LB it belongs to, from its CallerReference
+    version: int
+    spec: HealthCheckSpec
+
+
+@dataclass(frozen=True)
 class ProbeTarget:
     key: str  # instance id
     url: str
@@ -160,6 +180,10 @@ class World:
     # EIP mode: the instance the Elastic IP is associated with, and its public address.
     eip_instance_id: str | None = None
     eip_address: str | None = None
+    # LBF_ROUTE53_HEALTH_CHECKS: the cluster's health checks; None when not read (the setting is
+    # off, or the read failed, and then `health_checks_error` says why).
+    health_checks: tuple[HealthCheck, ...] | None = None
+    health_checks_error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,383 @@
+"""Route 53 health checks as a second opinion (`LBF_ROUTE53_HEALTH_CHECKS`). Pure.
+
+The controller keeps one Route 53 health check per running LB, pointed at the LB's current address.
+They are consulted only in a round the controller takes as a fault on its own side (most of its
+probes failed at once, `is_prober_fault`): that round's results are discarded as before, and the
+checks say which LBs Route 53's checkers, probing from several regions, still see healthy. So the
+notice can say "your LB is fine, the prober is not" instead of only "the prober is not".
+
+Outside such a round the checks are never read: Route 53 needs 30 s x 3 to call an endpoint
+unhealthy, and a single dead LB must be failed over on the controller's own probes, never held
+back by that lag. Route 53's checkers cannot reach private, loopback, shared (100.64/10) or
+documentation addresses at all: such an LB gets no health check, and `status` says so.
+
+Which checks are the controller's: their CallerReference (set atomically when the check is made,
+unlike a tag written by a second call) is `lbf:<cluster digest>:<instance id>:<run start>`. The
+run start makes it unique, as Route 53 requires even for deleted checks, and makes a retried
+create in the same run idempotent (Route 53 returns the existing check for the same reference).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import ipaddress
+import re
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from chalicelib.config import Settings
+from chalicelib.core.dns import by_name
+from chalicelib.core.model import HealthCheck, HealthCheckSpec, Instance, World
+
+# Route 53's standard interval and threshold: the cheapest health check ($0.50 a month for an AWS
+# endpoint); a 10 s interval costs $1 more per check and the second opinion does not need it.
+REQUEST_INTERVAL = 30
+FAILURE_THRESHOLD = 3
+# A checker's report older than this (three intervals) says nothing about now.
+OBSERVATION_MAX_AGE = 3 * REQUEST_INTERVAL
+# Route 53 checks from at least three regions; fewer reporting is too thin to call a verdict.
+MIN_REGIONS = 3
+# Route 53 refuses a longer ResourcePath.
+RESOURCE_PATH_MAX_CHARS = 255
+
+_KINDS = {"http": "HTTP", "https": "HTTPS", "tcp": "TCP"}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_REFERENCE_PREFIX = "lbf"
+_INSTANCE_ID = re.compile(r"i-[0-9a-z]{1,17}")
+
+NOT_CHECKABLE_PRIVATE = "not possible for private address"
+
+
+# ---------------------------------------------------------------------------------------------
+# Which checks are ours.
+
+
+def cluster_digest(cluster: str) -> str:
+    """A cluster name is up to 128 characters; CallerReference holds 64. 64 bits tell them apart."""
+    return hashlib.sha256(cluster.encode()).hexdigest()[:16]
+
+
+def caller_reference(cluster: str, instance_id: str, run_started_at: float) -> str:
+    return f"{_REFERENCE_PREFIX}:{cluster_digest(cluster)}:{instance_id}:{int(run_started_at)}"
+
+
+def instance_of_reference(cluster: str, reference: str) -> str | None:
+    """The LB a health check belongs to, or None when it is not this cluster's."""
+    parts = reference.split(":")
+    if (
+        len(parts) != 4
+        or parts[0] != _REFERENCE_PREFIX
+        or parts[1] != cluster_digest(cluster)
+        or not _INSTANCE_ID.fullmatch(parts[2])
+        or not parts[3].isdigit()
+    ):
+        return None
+    return parts[2]
+
+
+# ---------------------------------------------------------------------------------------------
+# The health check an LB should have.
+
+
+@dataclass(frozen=True)
+class NotCheckable:
+    reason: str
+
+
+def checkable_by_route53(address: str) -> bool:
+    """Route 53's checkers are on the internet: they reach global unicast addresses only."""
+    parsed = ipaddress.ip_address(address)
+    return parsed.is_global and not parsed.is_multicast
+
+
+def desired_check(lb: Instance, settings: Settings) -> HealthCheckSpec | NotCheckable | None:
+    """The check `lb` should have; None when it should have none (not running, no address)."""
+    if not lb.running or lb.address is None:
+        return None
+    if not checkable_by_route53(lb.address):
+        return NotCheckable(NOT_CHECKABLE_PRIVATE)
+    scheme = settings.lb_check.scheme
+    parts = urlsplit(settings.lb_check.render(lb.address))
+    port = parts.port or _DEFAULT_PORTS[scheme]
+    path: str | None = None
+    if scheme != "tcp":
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if len(path) > RESOURCE_PATH_MAX_CHARS:
+            return NotCheckable(
+                f"not possible: the check path is longer than Route 53's "
+                f"{RESOURCE_PATH_MAX_CHARS} characters"
+            )
+    return HealthCheckSpec(kind=_KINDS[scheme], address=lb.address, port=port, resource_path=path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Changes: each one is one Route 53 write (a create also tags the check, for people).
+
+
+@dataclass(frozen=True)
+class CreateHealthCheck:
+    instance_id: str
+    lb_name: str
+    spec: HealthCheckSpec
+    caller_reference: str
+    tags: tuple[tuple[str, str], ...]
+
+    def describe(self) -> str:
+        return (
+            f"create Route 53 health check of {self.lb_name} {self.instance_id}: {_show(self.spec)}"
+        )
+
+
+@dataclass(frozen=True)
+class UpdateHealthCheck:
+    """Compare-and-swap: Route 53 refuses it if the check changed since its version was read."""
+
+    health_check_id: str
+    version: int
+    instance_id: str
+    lb_name: str
+    before: HealthCheckSpec
+    spec: HealthCheckSpec
+
+    def describe(self) -> str:
+        return (
+            f"update Route 53 health check {self.health_check_id} of {self.lb_name}: "
+            f"{_show(self.before)} -> {_show(self.spec)}"
+        )
+
+
+@dataclass(frozen=True)
+class DeleteHealthCheck:
+    health_check_id: str
+    instance_id: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"delete Route 53 health check {self.health_check_id} of {self.instance_id}: {self.reason}"
+
+
+HealthCheckChange = CreateHealthCheck | UpdateHealthCheck | DeleteHealthCheck
+
+
+def _show(spec: HealthCheckSpec) -> str:
+    host = f"[{spec.address}]" if ":" in spec.address else spec.address
+    return f"{spec.kind} {host}:{spec.port}{spec.resource_path or ''}"
+
+
+def plan_health_checks(
+    world: World, settings: Settings, *, run_started_at: float
+) -> tuple[HealthCheckChange, ...]:
+    """The writes that give each running, checkable LB exactly one check at its current address.
+
+    A frozen (skipped) LB's check is left as it is, like its record. A check of an instance that
+    is no longer a running LB of the cluster, or a second check of one LB, is deleted.
+    """
+    if world.health_checks is None:
+        return ()  # not read (setting off, or the read failed): never plan against a guess
+    by_instance: dict[str, list[HealthCheck]] = defaultdict(list)
+    for check in sorted(world.health_checks, key=lambda c: c.health_check_id):
+        by_instance[check.instance_id].append(check)
+    changes: list[HealthCheckChange] = []
+    for lb in by_name(world.lbs):
+        existing = by_instance.pop(lb.instance_id, [])
+        name = lb.name or lb.instance_id
+        wanted = desired_check(lb, settings)
+        if not isinstance(wanted, HealthCheckSpec):
+            reason = f"{name} is {lb.state}" if wanted is None else f"{name}: {wanted.reason}"
+            changes += [
+                DeleteHealthCheck(c.health_check_id, lb.instance_id, reason) for c in existing
+            ]
+            continue
+        kept = _best_match(existing, wanted)
+        if kept is None:
+            changes.append(
+                CreateHealthCheck(
+                    instance_id=lb.instance_id,
+                    lb_name=name,
+                    spec=wanted,
+                    caller_reference=caller_reference(
+                        settings.cluster, lb.instance_id, run_started_at
+                    ),
+                    tags=(
+                        ("Name", f"lbf {settings.cluster} {name}"),
+                        ("lbf:cluster", settings.cluster),
+                        ("lbf:instance", lb.instance_id),
+                    ),
+                )
+            )
+        elif kept.spec != wanted:
+            changes.append(
+                UpdateHealthCheck(
+                    health_check_id=kept.health_check_id,
+                    version=kept.version,
+                    instance_id=lb.instance_id,
+                    lb_name=name,
+                    before=kept.spec,
+                    spec=wanted,
+                )
+            )
+        changes += [
+            DeleteHealthCheck(c.health_check_id, lb.instance_id, f"a second check of {name}")
+            for c in existing
+            if c is not kept
+        ]
+    frozen = {s.instance_id for s in world.skipped}
+    for instance_id, checks in sorted(by_instance.items()):
+        if instance_id in frozen:
+            continue
+        changes += [
+            DeleteHealthCheck(c.health_check_id, instance_id, "no longer an LB of the cluster")
+            for c in checks
+        ]
+    return tuple(changes)
+
+
+def _best_match(existing: Sequence[HealthCheck], wanted: HealthCheckSpec) -> HealthCheck | None:
+    """The check to keep: one that is right already, else one an update can fix.
+
+    Route 53 cannot change a check's type, so a check of another type is replaced.
+    """
+    exact = next((c for c in existing if c.spec == wanted), None)
+    if exact is not None:
+        return exact
+    return next((c for c in existing if c.spec.kind == wanted.kind), None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Asking: which checks, and what their checkers say.
+
+
+@dataclass(frozen=True)
+class CheckerObservation:
+    """One Route 53 checker's last report (GetHealthCheckStatus returns one per checker)."""
+
+    region: str
+    healthy: bool  # its status report starts with "Success"
+    checked_at: float  # epoch seconds
+
+
+def checks_to_consult(world: World, failed: Collection[str]) -> dict[str, HealthCheck]:
+    """Per LB whose probe failed: its check, if that check probes the LB's current address.
+
+    A check still at an old address (it is updated after the round) would speak of another host.
+    """
+    if not world.health_checks:
+        return {}
+    at_address = {(c.instance_id, c.spec.address): c for c in world.health_checks}
+    consult: dict[str, HealthCheck] = {}
+    for lb in by_name(world.lbs):
+        if lb.instance_id not in failed or not lb.running or lb.address is None:
+            continue
+        check = at_address.get((lb.instance_id, lb.address))
+        if check is not None:
+            consult[lb.instance_id] = check
+    return consult
+
+
+class Verdict(enum.Enum):
+    HEALTHY = "healthy"  # most regions reporting see it healthy
+    DOWN = "down"  # no checker anywhere sees it healthy
+    SPLIT = "split"  # neither
+    SILENT = "silent"  # no recent report
+
+
+@dataclass(frozen=True)
+class Opinion:
+    instance_id: str
+    lb_name: str
+    verdict: Verdict
+    healthy_regions: int
+    reporting_regions: int
+
+    @property
+    def condition(self) -> str:
+        """The notice key: a new verdict for an LB is news, the same one again is not."""
+        return f"second-opinion:{self.instance_id}:{self.verdict.value}"
+
+    def describe(self) -> str:
+        counted = f"{self.healthy_regions} of {self.reporting_regions} regions"
+        if self.verdict is Verdict.HEALTHY:
+            return f"Route 53 checkers in {counted} still see {self.lb_name} healthy: holding"
+        if self.verdict is Verdict.DOWN:
+            return (
+                f"Route 53 checkers in {counted} see {self.lb_name} healthy: it may really be "
+                "down; holding while the prober is at fault"
+            )
+        if self.verdict is Verdict.SPLIT:
+            return (
+                f"Route 53 checkers in {counted} see {self.lb_name} healthy, not a majority: "
+                "holding"
+            )
+        return f"no recent report from Route 53 checkers on {self.lb_name}: holding"
+
+
+def judge(lb: Instance, observations: Iterable[CheckerObservation], *, now: float) -> Opinion:
+    """What Route 53's checkers say about one LB.
+
+    A region sees it healthy when most of its checkers' recent reports are successes; the LB is
+    held healthy when most reporting regions do. DOWN needs every recent report to be a failure,
+    from at least MIN_REGIONS regions: Route 53 itself calls an endpoint healthy while more than
+    18% of its checkers do.
+    """
+    recent = [o for o in observations if now - o.checked_at <= OBSERVATION_MAX_AGE]
+    regions: dict[str, list[bool]] = defaultdict(list)
+    for observation in recent:
+        regions[observation.region].append(observation.healthy)
+    healthy = sum(1 for oks in regions.values() if sum(oks) * 2 > len(oks))
+    reporting = len(regions)
+    if reporting == 0:
+        verdict = Verdict.SILENT
+    elif healthy * 2 > reporting:
+        verdict = Verdict.HEALTHY
+    elif reporting >= MIN_REGIONS and not any(o.healthy for o in recent):
+        verdict = Verdict.DOWN
+    else:
+        verdict = Verdict.SPLIT
+    return Opinion(
+        instance_id=lb.instance_id,
+        lb_name=lb.name or lb.instance_id,
+        verdict=verdict,
+        healthy_regions=healthy,
+        reporting_regions=reporting,
+    )
+
+
+def opinions_of(
+    world: World,
+    statuses: Mapping[str, Sequence[CheckerObservation]],
+    *,
+    now: float,
+) -> tuple[Opinion, ...]:
+    """Opinions on the LBs whose checks' statuses were read (keyed by instance id)."""
+    return tuple(
+        judge(lb, statuses[lb.instance_id], now=now)
+        for lb in by_name(world.lbs)
+        if lb.instance_id in statuses
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# What `status` shows.
+
+
+def status_note(lb: Instance, world: World, settings: Settings) -> str | None:
+    if not settings.route53_health_checks or world.health_checks is None:
+        return None
+    wanted = desired_check(lb, settings)
+    if wanted is None:
+        return None
+    if isinstance(wanted, NotCheckable):
+        return f"second opinion: {wanted.reason}"
+    checks = [c for c in world.health_checks if c.instance_id == lb.instance_id]
+    current = next((c for c in checks if c.spec == wanted), None)
+    if current is not None:
+        return f"second opinion: Route 53 health check {current.health_check_id}"
+    if checks:
+        return (
+            f"second opinion: Route 53 health check {checks[0].health_check_id} "
+            f"probes {_show(checks[0].spec)}, updated on the next run"
+        )
+    return "second opinion: no Route 53 health check yet, made on the next run"
