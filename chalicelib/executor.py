@@ -50,8 +50,12 @@ class Executor:
         rest = [c for c in plan.changes if not isinstance(c, MoveAddress | ChangeRecords)]
         outcomes = [self._attempt(change) for change in first]
         moved = all(o.ok for o in outcomes)
+        # A stale compare-and-swap says the whole view is older than the world: pushes and tags
+        # planned from it may repeat what an overlapping run just did. None is attempted; the job
+        # reads everything again and plans once more.
+        stale = any(o.stale for o in outcomes)
         for later in rest:
-            if isinstance(later, SetTags) and later.after_records and not moved:
+            if stale or (isinstance(later, SetTags) and later.after_records and not moved):
                 outcomes.append(Outcome(later, ok=False, skipped=True))
             else:
                 outcomes.append(self._attempt(later))

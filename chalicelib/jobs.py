@@ -16,6 +16,7 @@ from typing import Protocol
 
 from chalicelib.config import Settings
 from chalicelib.core import dns
+from chalicelib.core.health import Thresholds
 from chalicelib.core.inventory import ParseRules, build_inventory, natural_key
 from chalicelib.core.model import TAG_MAINTENANCE, TAG_STATE, Command, Instance, World
 from chalicelib.core.plan import (
@@ -233,25 +234,58 @@ def _plan_and_apply(
     outcomes = executor.apply(plan)
     world = _fold_outcomes(world, outcomes)
     if any(o.stale for o in outcomes):
-        # Someone changed the record since we read it: read it again and plan once more. The
-        # new plan starts from what is there now, so two runs never undo each other.
+        # Someone changed the record since we read it, most likely an overlapping run. Its view
+        # is newer than ours in more than the record (the verdicts in its tags, its pushes), so
+        # read everything again and plan once more: re-planning from a fresh record alone would
+        # judge the LB it chose by our older verdicts, and move the record a second time.
         try:
-            records = services.records.read(settings.domain)
-            holder = world.eip_instance_id
-            if settings.mode == "eip" and settings.eip_allocation_id:
-                holder, _ = services.inventory.address_holder(settings.eip_allocation_id)
-        except AwsError as exc:
+            fresh = observe(settings, services, now=clock.now())
+        except ViewNotLoaded as exc:
             report.errors.append(f"re-reading after a stale change failed: {exc}")
         else:
-            world = replace(world, records=records, eip_instance_id=holder)
+            assert fresh is not None  # only a run `concerning` one instance can read None
+            world = merge_reread(world, fresh, thresholds_of(settings))
             report.notes.append("a change met a newer view; re-read and planned again")
             first = outcomes
             plan = decide(world, settings, run_started_at=started)
             outcomes = executor.apply(plan)
             world = _fold_outcomes(world, outcomes)
-            outcomes = [o for o in first if not o.stale] + outcomes
+            outcomes = [o for o in first if not o.stale and not o.skipped] + outcomes
     failed = _record(plan, outcomes, report, executor.dry_run, clock.now() - started)
     return world, replace(plan, conditions={**plan.conditions, **failed})
+
+
+def merge_reread(ours: World, fresh: World, thresholds: Thresholds) -> World:
+    """The world read again after a stale change, keeping what this run knows better.
+
+    An instance whose controller tags are still what this run last saw written has been counted
+    by nobody else since: its damping, with this run's rounds in it, is kept. Where another run
+    wrote them, that run's verdict is the newer one and is taken. Pushes: the union, each with
+    the most settled status either view has.
+    """
+    own = {i.instance_id: i for i in (*ours.lbs, *ours.webs)}
+
+    def keep_counts(instances: tuple[Instance, ...]) -> tuple[Instance, ...]:
+        merged = []
+        for instance in instances:
+            mine = own.get(instance.instance_id)
+            if mine is not None and mine.written == instance.written:
+                instance = replace(instance, damping=mine.damping)
+            merged.append(instance)
+        return tuple(merged)
+
+    commands = {c.command_id: c for c in fresh.commands}
+    for command in ours.commands:
+        known = commands.get(command.command_id)
+        if known is None or (known.in_flight and not command.in_flight):
+            commands[command.command_id] = command
+    world = replace(
+        fresh,
+        lbs=keep_counts(fresh.lbs),
+        webs=keep_counts(fresh.webs),
+        commands=tuple(commands.values()),
+    )
+    return fold_down_states(world, thresholds)
 
 
 def _fold_outcomes(world: World, outcomes: list[Outcome]) -> World:
