@@ -8,7 +8,7 @@ from typing import Any
 from chalicelib.config import Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core import dns
-from chalicelib.core.model import Instance, ProbeResult, World
+from chalicelib.core.model import GONE_STATES, Instance, ProbeResult, World
 from chalicelib.core.plan import latest_commands, serves_current_list
 from chalicelib.jobs import Report
 
@@ -25,7 +25,12 @@ def status_rows(
     last = latest_commands(world.commands)
     rows: list[dict[str, Any]] = []
     for lb in dns.by_name(world.lbs):
-        record = records.get((settings.record_name(lb.name), "A")) if lb.name else None
+        # A name's record belongs to the live instance carrying it, not to one it replaced.
+        record = (
+            records.get((settings.record_name(lb.name), "A"))
+            if lb.name and lb.state not in GONE_STATES
+            else None
+        )
         notes = _notes(lb)
         if lb.name_assigned:
             notes.append(f"name {lb.name} to be assigned")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from chalicelib import jobs
+from chalicelib import jobs, render
 from chalicelib.config import Settings
 from chalicelib.services import aws_services
 from standin.aws import LocalAws, local_aws
@@ -351,6 +351,11 @@ class Demo:
         )
         self.check("healthy", "all LBs and web servers healthy")
 
+    def status(self) -> str:
+        world = jobs.observe(self.settings, aws_services(self.settings), now=time.time())
+        assert world is not None
+        return render.status_text(world, self.settings)
+
     def check(self, event: str, detail: str) -> None:
         if self.controller_errors:
             raise StepFailed("the controller reported errors: " + "; ".join(self.controller_errors))
@@ -389,6 +394,8 @@ def run(*, short: bool = False) -> int:
         finally:
             demo.stop()
         print(summary(demo.failovers))
+        print("\nwhat `python -m chalicelib status` shows now:\n")
+        print(demo.status())
     print(f"\nall {len(steps)} steps held in {timeline.elapsed():.1f} s")
     return 0
 

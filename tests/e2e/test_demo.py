@@ -22,3 +22,8 @@ def test_the_demo_scenario_holds(capsys: pytest.CaptureFixture[str]) -> None:
     # The summary shows the failover against its bound.
     assert "kill lb1" in out
     assert "FAILED" not in out
+    # The operator's view at the end: both LBs current, the pool with who is in the list.
+    status = out.split("what `python -m chalicelib status` shows now:")[1]
+    assert status.count("backends current") == 2
+    assert status.count("in backend list") == 3
+    assert "holds lb.demo.example.com" in status
