@@ -18,7 +18,14 @@ from chalicelib.config import Settings
 from chalicelib.core import dns
 from chalicelib.core.health import Thresholds
 from chalicelib.core.inventory import ParseRules, build_inventory, natural_key
-from chalicelib.core.model import TAG_MAINTENANCE, TAG_STATE, Command, Instance, World
+from chalicelib.core.model import (
+    TAG_MAINTENANCE,
+    TAG_STATE,
+    Command,
+    HealthCheck,
+    Instance,
+    World,
+)
 from chalicelib.core.plan import (
     Change,
     ChangeRecords,
@@ -36,6 +43,14 @@ from chalicelib.core.plan import (
     record_rules,
     serves_current_list,
     thresholds_of,
+)
+from chalicelib.core.second_opinion import (
+    CheckerObservation,
+    CreateHealthCheck,
+    UpdateHealthCheck,
+    checks_to_consult,
+    opinions_of,
+    plan_health_checks,
 )
 from chalicelib.errors import AwsError, ViewNotLoaded
 from chalicelib.executor import DryRunExecutor, Executor, Outcome, applied
@@ -134,6 +149,7 @@ def observe(
     except AwsError as exc:
         raise ViewNotLoaded(f"could not read the world, acting on nothing: {exc}") from exc
     notices = parameters.get(settings.notices_parameter, "")
+    health_checks, health_checks_error = _read_health_checks(settings, services)
     return World(
         lbs=inventory.lbs,
         webs=inventory.webs,
@@ -146,6 +162,8 @@ def observe(
         notices=frozenset(line for line in notices.splitlines() if line and line != "none"),
         eip_instance_id=eip_instance_id,
         eip_address=eip_address,
+        health_checks=health_checks,
+        health_checks_error=health_checks_error,
     )
 
 
@@ -184,6 +202,9 @@ def reconcile(
     report.dry_run = dry_run or settings.dry_run or world.paused
     if world.paused:
         report.notes.append(f"paused: {settings.paused_parameter} is true; planning only")
+    if world.health_checks_error is not None:
+        report.errors.append(world.health_checks_error)
+    second_opinion = _SecondOpinion(services, clock)
     executor: Executor = (
         DryRunExecutor(now=clock.now) if report.dry_run else Executor(services, now=clock.now)
     )
@@ -206,10 +227,13 @@ def reconcile(
                     f"{len(failed)} of {len(results)} probes failed in one round: taken as a "
                     "fault on the prober's side; no verdict changed"
                 )
+                second_opinion.consult(world, failed, conditions, report)
             else:
                 world = fold_probes(world, results, thresholds)
         world = _refresh_commands(world, services, report)
         world, plan = _plan_and_apply(world, settings, services, executor, report, clock, started)
+        if number == 0:  # after the records: a failover never waits for a health check
+            _keep_health_checks(world, settings, services, report, executor.dry_run, started)
         conditions.update(plan.conditions)
         report.rounds = number + 1
         _notify(world, settings, services, report, conditions, executor)
@@ -564,3 +588,93 @@ def _wait_insync(
             report.errors.append(f"change {change_id} still {status} after {timeout:.0f} s")
             return
         clock.sleep(2.0)
+
+
+# --- the second opinion: Route 53 health checks (LBF_ROUTE53_HEALTH_CHECKS) --------------------
+
+
+def _read_health_checks(
+    settings: Settings, services: Services
+) -> tuple[tuple[HealthCheck, ...] | None, str | None]:
+    """The cluster's health checks, or why not. No call at all while the setting is off.
+
+    A failed read fails the run (reported) but stops nothing else: failover runs on the
+    controller's own probes, and a missing permission here must not take that away.
+    """
+    if not settings.route53_health_checks or services.health_checks is None:
+        return None, None
+    try:
+        return services.health_checks.read(settings.cluster), None
+    except AwsError as exc:
+        return None, f"Route 53 health checks not read; none changed or asked this run: {exc}"
+
+
+def _keep_health_checks(
+    world: World,
+    settings: Settings,
+    services: Services,
+    report: Report,
+    dry_run: bool,
+    started: float,
+) -> None:
+    """Once per run, as the inventory is read once: each LB's check follows its address."""
+    checks = services.health_checks
+    if checks is None:
+        return
+    for change in plan_health_checks(world, settings, run_started_at=started):
+        text = change.describe()
+        if dry_run:
+            report.planned.append(text)
+            continue
+        try:
+            if isinstance(change, CreateHealthCheck):
+                checks.create(change.spec, change.caller_reference, change.tags)
+            elif isinstance(change, UpdateHealthCheck):
+                checks.update(change.health_check_id, change.version, change.spec)
+            else:
+                checks.delete(change.health_check_id)
+        except AwsError as exc:
+            log.error("failed: %s: %s", text, exc)
+            report.errors.append(f"{text}: {exc}")
+        else:
+            log.info("changed", extra={"change": text})
+            report.applied.append(text)
+
+
+class _SecondOpinion:
+    """In a prober-fault round, asks Route 53's checkers about the LBs whose probes failed.
+
+    Their answer changes no verdict: the round's results are discarded as before, and the answer
+    goes into the notice and the report ("... still see lb1 healthy: holding"). A fault on the
+    prober's side is often the controller's own network, so a failed read is not tried again in
+    the same run: each try could cost seconds of the rounds.
+    """
+
+    def __init__(self, services: Services, clock: Clock) -> None:
+        self._services = services
+        self._clock = clock
+        self._unavailable: str | None = None
+
+    def consult(
+        self, world: World, failed: list[str], conditions: dict[str, str], report: Report
+    ) -> None:
+        checks = self._services.health_checks
+        if checks is None or not world.health_checks:
+            return
+        statuses: dict[str, tuple[CheckerObservation, ...]] = {}
+        if self._unavailable is None:
+            for instance_id, check in checks_to_consult(world, failed).items():
+                try:
+                    statuses[instance_id] = checks.status(check.health_check_id)
+                except AwsError as exc:
+                    self._unavailable = (
+                        f"Route 53's checkers could not be asked (not again this run): {exc}"
+                    )
+                    break
+        found = {
+            o.condition: o.describe() for o in opinions_of(world, statuses, now=self._clock.now())
+        }
+        if self._unavailable is not None:
+            found["second-opinion-unavailable"] = self._unavailable
+        conditions.update(found)
+        report.notes.extend(text for text in found.values() if text not in report.notes)
