@@ -7,7 +7,7 @@ strips it.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from chalicelib.core.inventory import natural_key
@@ -82,9 +82,16 @@ def decide_active(
     rules: RecordRules,
     *,
     can_take_over: Callable[[Instance], bool] = anyone,
+    former: Collection[str] | None = None,
 ) -> ActiveDecision:
     """Where the active record should point. `can_take_over` narrows which eligible LBs may be
-    newly chosen (LBF_LB_MIN_BACKENDS); the LB that holds the record is judged on health alone."""
+    newly chosen (LBF_LB_MIN_BACKENDS); the LB that holds the record is judged on health alone.
+
+    `former`: addresses LBs of the cluster are known to have held (their own records, the LB
+    list parameter). A record holding none of the current LB addresses follows the LB tagged
+    active only if it holds such a former address: that LB came back with a new IP. Anything
+    else was pointed there by hand and is repaired, with a notice. None: not known, follow.
+    """
     candidates = by_name(lb for lb in lbs if is_eligible(lb) and can_take_over(lb))
     if rules.active_mode == "all":
         return _decide_active_all(current, lbs, candidates)
@@ -105,10 +112,15 @@ def decide_active(
         # The record holds no current LB address: either the active LB came back with a new IP
         # (it still carries lbf:state=active), or someone pointed the record elsewhere.
         tagged = [lb for lb in lbs if lb.lb_state is not None and lb.lb_state.value == "active"]
-        if len(tagged) == 1:
+        if len(tagged) == 1 and tagged[0].address is None:
             # A stopped LB has no public address, but the record is still its: moving off it is a
             # failover (with its notice), not the repair of a record no LB of the cluster holds.
-            holder, followed = tagged[0], tagged[0].address is not None
+            holder = tagged[0]
+        elif len(tagged) == 1 and (former is None or values <= set(former)):
+            holder, followed = tagged[0], True
+        elif len(tagged) == 1 and tagged[0] in candidates:
+            # Pointed by hand at an address no LB ever had: repaired back to the active LB.
+            candidates = [tagged[0], *(lb for lb in candidates if lb is not tagged[0])]
 
     if holder is not None and is_eligible(holder):
         if not followed and len(current.values) == 1:

@@ -190,7 +190,12 @@ def decide(world: World, settings: Settings, *, run_started_at: float) -> Plan:
         active = dns.decide_holder(world.eip_instance_id, world.lbs, can_take_over=can_take_over)
     else:
         active = dns.decide_active(
-            current_active, world.lbs, world.skipped, rules, can_take_over=can_take_over
+            current_active,
+            world.lbs,
+            world.skipped,
+            rules,
+            can_take_over=can_take_over,
+            former=_former_lb_addresses(world, rules),
         )
     if active.no_eligible and any(lb.health is not Health.UNKNOWN for lb in world.lbs):
         conditions["no-eligible-lb"] = f"no load balancer is eligible to be active: {active.reason}"
@@ -244,6 +249,21 @@ def record_rules(settings: Settings) -> dns.RecordRules:
         active_name=settings.active_name,
         active_mode=settings.active_mode,
     )
+
+
+def _former_lb_addresses(world: World, rules: dns.RecordRules) -> set[str]:
+    """Addresses LBs held when they were last seen: their own records and `<prefix>/lbs`.
+
+    An active record on one of these followed an LB that has since changed its IP; on anything
+    else, someone pointed it there by hand.
+    """
+    own = {
+        value
+        for record in world.records
+        if record.type == "A" and record.name != rules.active_fqdn
+        for value in record.values
+    }
+    return own | set((world.lbs_parameter or "").split())
 
 
 def _record(world: World, name: str, kind: str) -> Record | None:
