@@ -10,6 +10,7 @@ from chalicelib.core import backends as backend_lists
 from chalicelib.core import dns
 from chalicelib.core.model import GONE_STATES, Instance, ProbeResult, World
 from chalicelib.core.plan import latest_commands, serves_current_list
+from chalicelib.core.second_opinion import status_note
 from chalicelib.jobs import Report
 
 
@@ -42,6 +43,9 @@ def status_rows(
             notes.append("backends stale" + pending)
         if lb.address is not None and lb.address in active_values:
             notes.append(f"holds {settings.active_record_name}")
+        second_opinion = status_note(lb, world, settings)
+        if second_opinion is not None:
+            notes.append(second_opinion)
         rows.append(
             _row("lb", lb, record.values if record else (), notes, probes) | {"name": lb.name or ""}
         )
@@ -168,6 +172,14 @@ def feature_lines(world: World, settings: Settings) -> list[str]:
             f"LBF_LB_MIN_BACKENDS={settings.lb_min_backends}: may take over: "
             + (", ".join(ready) or "none (no LB confirmed the current list)")
         )
+    if settings.route53_health_checks:
+        if world.health_checks is None:
+            lines.append(f"second opinion: {world.health_checks_error or 'checks not read'}")
+        else:
+            lines.append(
+                f"second opinion: {len(world.health_checks)} Route 53 health check(s), "
+                "asked only when most probes fail at once"
+            )
     return lines
 
 

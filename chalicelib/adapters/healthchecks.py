@@ -68,6 +68,8 @@ class Route53HealthChecks:
                 CallerReference=caller_reference, HealthCheckConfig=config
             )
         health_check_id = str(response["HealthCheck"]["Id"])
+        if not tags:
+            return health_check_id
         with translated("route53", "ChangeTagsForResource"):
             self._client.change_tags_for_resource(
                 ResourceType="healthcheck",
