@@ -1,0 +1,520 @@
+"""The command line as an operator uses it: exit codes, what it prints, what it leaves alone.
+
+`main` runs with an in-memory AWS (tests/fakes.py) and a fake clock, so every call it makes is
+counted: a bad configuration must make none, `plan` and `status` must write nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chalicelib.__main__ import main
+from chalicelib.errors import AwsError
+from tests.fakes import FakeCloud
+
+REPO = Path(__file__).resolve().parents[2]
+DOMAIN = "prod.example.com"
+ENV = {
+    "LBF_CLUSTER": "demo",
+    "LBF_DOMAIN": DOMAIN,
+    "LBF_HOSTED_ZONE_ID": "Z123",
+    "LBF_LB_ADDRESS": "private",
+}
+STATUS_COLUMNS = ["ROLE", "NAME", "INSTANCE", "ADDRESS", "EC2", "HEALTH", "STATE", "RECORD"]
+# A tag an operator (or an attacker with ec2:CreateTags) set with a line break and a command in it.
+HOSTILE_NAME = "lb3\nrm -rf /"
+
+
+@pytest.fixture
+def cloud() -> FakeCloud:
+    cloud = FakeCloud()
+    cloud.ec2.add("lb", "127.0.0.11", name="lb1")
+    cloud.ec2.add("lb", "127.0.0.12", name="lb2")
+    cloud.ec2.add("web", "127.0.1.21")
+    cloud.ec2.add("web", "127.0.1.22", tags={"lbf:port": "8080"})
+    return cloud
+
+
+def run(cloud: FakeCloud, *argv: str, environ: dict[str, str] | None = None) -> int:
+    return main(
+        list(argv),
+        environ=ENV if environ is None else environ,
+        services=cloud.services(),
+        clock=cloud.clock,
+    )
+
+
+def settle(cloud: FakeCloud) -> None:
+    """One scheduled run's worth of work, so the stored state has verdicts, records and tags."""
+    assert run(cloud, "reconcile") == 0
+    assert cloud.route53.value(f"lb.{DOMAIN}") == ("127.0.0.11",)
+
+
+def instance_id(cloud: FakeCloud, address: str) -> str:
+    return next(i for i, raw in cloud.ec2.instances.items() if raw.private_ip == address)
+
+
+def table(output: str) -> list[dict[str, str]]:
+    """The rows of the status table, cut at the header's column starts."""
+    lines = output.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith("ROLE "))
+    header = lines[start]
+    names = header.split()
+    starts = [header.index(name) for name in names]
+    rows = []
+    for line in lines[start + 1 :]:
+        cells = [
+            line[begin:end].strip() for begin, end in zip(starts, [*starts[1:], None], strict=True)
+        ]
+        rows.append(dict(zip(names, cells, strict=True)))
+    return rows
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "variable"),
+    [
+        ({"LBF_CLUSTER": None}, "LBF_CLUSTER"),
+        ({"LBF_DOMAIN": None}, "LBF_DOMAIN"),
+        ({"LBF_TTL": "sixty"}, "LBF_TTL"),
+        ({"LBF_MODE": "eip"}, "LBF_EIP_ALLOCATION_ID"),
+        ({"LBF_LB_CHECK": "http://example.net/health"}, "LBF_LB_CHECK"),
+    ],
+)
+@pytest.mark.parametrize("command", ["status", "plan", "reconcile"])
+def test_bad_configuration_exits_2_naming_the_variable_before_any_aws_call(
+    cloud: FakeCloud,
+    capsys: pytest.CaptureFixture[str],
+    change: dict[str, str | None],
+    variable: str,
+    command: str,
+) -> None:
+    environ = {k: v for k, v in {**ENV, **change}.items() if v is not None}
+
+    code = run(cloud, command, environ=environ)
+
+    assert code == 2
+    captured = capsys.readouterr()
+    assert variable in captured.err
+    assert captured.out == ""
+    assert cloud.calls.log == []
+    assert cloud.prober.rounds == []
+
+
+def write_stage_config(directory: Path, stages: dict[str, dict[str, str]]) -> None:
+    chalice = directory / ".chalice"
+    chalice.mkdir()
+    config = {
+        "version": "2.0",
+        "app_name": "lb-failover",
+        # The top level's variables apply to every stage; a stage's own override them.
+        "environment_variables": {"LBF_CLUSTER": "not-this-one", "LBF_LB_ADDRESS": "private"},
+        "stages": {
+            name: {"environment_variables": variables} for name, variables in stages.items()
+        },
+    }
+    (chalice / "config.json").write_text(json.dumps(config))
+
+
+def test_stage_takes_the_environment_from_chalice_config(
+    cloud: FakeCloud,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_stage_config(
+        tmp_path,
+        {
+            "dev": {"LBF_CLUSTER": "other", "LBF_DOMAIN": "dev.example.com"},
+            "prod": {
+                "LBF_CLUSTER": "demo",
+                "LBF_DOMAIN": DOMAIN,
+                "LBF_HOSTED_ZONE_ID": "Z123",
+                "AWS_DEFAULT_REGION": "eu-west-1",
+            },
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    # main hands the stage's AWS_ variables to boto3 through os.environ; put it back afterwards.
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    settle(cloud)
+    capsys.readouterr()
+
+    code = run(cloud, "--stage", "prod", "status", environ={})
+
+    assert code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"cluster demo  domain {DOMAIN}")
+    assert {row["NAME"] for row in table(out)} >= {"lb1", "lb2"}  # the demo cluster's LBs
+    assert os.environ["AWS_DEFAULT_REGION"] == "eu-west-1"
+
+
+def test_unknown_stage_exits_2_listing_the_known_ones(
+    cloud: FakeCloud,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_stage_config(tmp_path, {"dev": ENV, "prod": ENV})
+    monkeypatch.chdir(tmp_path)
+
+    code = run(cloud, "--stage", "staging", "status", environ=ENV)
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--stage" in err
+    assert "'staging'" in err
+    assert "dev, prod" in err
+    assert cloud.calls.log == []
+
+
+def test_stage_without_a_chalice_config_exits_2(
+    cloud: FakeCloud,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    code = run(cloud, "--stage", "prod", "plan", environ=ENV)
+
+    assert code == 2
+    assert ".chalice/config.json" in capsys.readouterr().err
+    assert cloud.calls.log == []
+
+
+# --- status -------------------------------------------------------------------------------------
+
+
+def test_status_shows_lbs_and_web_servers_from_the_stored_state(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settle(cloud)
+    capsys.readouterr()
+    writes = len(cloud.calls.writes())
+
+    code = run(cloud, "status")
+
+    assert code == 0
+    out = capsys.readouterr().out
+    assert f"lb.{DOMAIN} -> 127.0.0.11" in out
+    assert "127.0.1.21:80 127.0.1.22:8080" in out  # the published backend list
+    header = next(line for line in out.splitlines() if line.startswith("ROLE "))
+    assert header.split()[: len(STATUS_COLUMNS)] == STATUS_COLUMNS
+    rows = {row["NAME"]: row for row in table(out)}
+    assert set(rows) == {"lb1", "lb2", "127.0.1.21:80", "127.0.1.22:8080"}
+    lb1, lb2 = rows["lb1"], rows["lb2"]
+    assert lb1["ROLE"] == "lb"
+    assert lb1["INSTANCE"] == instance_id(cloud, "127.0.0.11")
+    assert (lb1["ADDRESS"], lb1["EC2"], lb1["HEALTH"]) == ("127.0.0.11", "running", "healthy")
+    assert (lb1["STATE"], lb1["RECORD"]) == ("active", "127.0.0.11")
+    assert f"holds lb.{DOMAIN}" in lb1["NOTES"]
+    assert (lb2["STATE"], lb2["RECORD"]) == ("standby", "127.0.0.12")
+    assert "holds" not in lb2["NOTES"]
+    web = rows["127.0.1.22:8080"]
+    assert (web["ROLE"], web["ADDRESS"], web["HEALTH"]) == ("web", "127.0.1.22", "healthy")
+    assert "in backend list" in web["NOTES"]
+    assert len(cloud.calls.writes()) == writes  # status reads; it never writes
+
+
+def test_status_shows_a_skipped_instance_with_its_reason_escaped(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hostile = cloud.ec2.add("lb", "127.0.0.13", tags={"lbf:name": HOSTILE_NAME})
+    drained = cloud.ec2.add("web", "127.0.1.23", tags={"lbf:maintenance": "drain\n\x1b[2J"})
+    settle(cloud)
+    capsys.readouterr()
+
+    code = run(cloud, "status")
+
+    assert code == 0
+    out = capsys.readouterr().out
+    rows = table(out)
+    # One line per instance: a newline in a tag did not split a row (nor clear the screen).
+    assert len(rows) == 6
+    assert "\x1b" not in out
+    assert all(not line.startswith(("rm -rf", "\x1b")) for line in out.splitlines())
+    skipped = {row["INSTANCE"]: row for row in rows if row["HEALTH"] == "skipped"}
+    assert set(skipped) == {hostile, drained}
+    assert skipped[hostile]["ROLE"] == "lb"
+    assert skipped[hostile]["NAME"] == ""  # an invalid name is never shown as a name
+    assert skipped[hostile]["ADDRESS"] == "127.0.0.13"
+    assert "skipped: lbf:name 'lb3\\nrm -rf /' is not a DNS label" in skipped[hostile]["NOTES"]
+    assert "lbf:maintenance 'drain\\n\\x1b[2J'" in skipped[drained]["NOTES"]
+
+
+def test_status_json_is_parseable_and_carries_the_same_rows(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hostile = cloud.ec2.add("lb", "127.0.0.13", tags={"lbf:name": HOSTILE_NAME})
+    settle(cloud)
+    capsys.readouterr()
+
+    code = run(cloud, "status", "--json")
+
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["cluster"] == "demo"
+    assert data["active"] == ["127.0.0.11"]
+    assert data["backends"] == "127.0.1.21:80 127.0.1.22:8080"
+    assert data["paused"] is False
+    rows = {row["instance"]: row for row in data["instances"]}
+    lb1 = rows[instance_id(cloud, "127.0.0.11")]
+    assert (lb1["role"], lb1["name"], lb1["health"], lb1["state"], lb1["record"]) == (
+        "lb",
+        "lb1",
+        "healthy",
+        "active",
+        "127.0.0.11",
+    )
+    assert rows[hostile]["health"] == "skipped"
+    assert "\n" not in rows[hostile]["notes"]
+    assert "'lb3\\nrm -rf /'" in rows[hostile]["notes"]
+
+
+def test_status_probe_adds_a_live_probe_column(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settle(cloud)
+    capsys.readouterr()
+    cloud.prober.dead.add("127.0.1.22")
+    rounds = len(cloud.prober.rounds)
+    writes = len(cloud.calls.writes())
+
+    code = run(cloud, "status", "--probe")
+
+    assert code == 0
+    rows = {row["NAME"]: row for row in table(capsys.readouterr().out)}
+    assert rows["lb1"]["PROBE"] == "ok 200"
+    assert rows["127.0.1.21:80"]["PROBE"] == "ok 200"
+    assert rows["127.0.1.22:8080"]["PROBE"] == "FAIL timeout"
+    # The stored verdict is shown as it is: a live probe is not a verdict.
+    assert rows["127.0.1.22:8080"]["HEALTH"] == "healthy"
+    assert len(cloud.prober.rounds) == rounds + 1
+    assert len(cloud.calls.writes()) == writes
+
+
+def test_status_without_probe_probes_nothing(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settle(cloud)
+    capsys.readouterr()
+    rounds = len(cloud.prober.rounds)
+
+    assert run(cloud, "status") == 0
+
+    assert "PROBE" not in capsys.readouterr().out
+    assert len(cloud.prober.rounds) == rounds
+
+
+def test_status_exits_1_when_the_state_cannot_be_read(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cloud.ec2.fail_describe = AwsError("ec2", "DescribeInstances", "RequestLimitExceeded", "slow")
+
+    code = run(cloud, "status")
+
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "RequestLimitExceeded" in captured.err
+    assert captured.out == ""
+
+
+# --- plan ---------------------------------------------------------------------------------------
+
+
+def test_plan_prints_the_failover_it_would_make_and_changes_nothing(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settle(cloud)
+    capsys.readouterr()
+    lb1 = instance_id(cloud, "127.0.0.11")
+    cloud.ec2.set_state(lb1, "stopped")
+    before = dict(cloud.ec2.instances)
+    records = dict(cloud.route53.records)
+    parameters = dict(cloud.ssm.parameters)
+    writes = len(cloud.calls.writes())
+
+    code = run(cloud, "plan")
+
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "would change:" in out
+    assert "moved off lb1 (stopped) to lb2" in out
+    assert f"DELETE lb.{DOMAIN} A 127.0.0.11; CREATE lb.{DOMAIN} A 127.0.0.12" in out
+    assert f"tag {lb1}: lbf:health=unhealthy" in out
+    # Nothing was written: no record, no parameter, no tag, no command, no notice.
+    assert len(cloud.calls.writes()) == writes
+    assert cloud.ec2.instances == before
+    assert cloud.route53.records == records
+    assert cloud.ssm.parameters == parameters
+    assert cloud.sns.messages == []
+
+
+def test_plan_of_a_settled_cluster_has_nothing_to_do(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settle(cloud)
+    capsys.readouterr()
+
+    assert run(cloud, "plan") == 0
+
+    assert "would change: 0 (nothing to do)" in capsys.readouterr().out
+
+
+def test_plan_json_lists_the_planned_changes_and_applies_none(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settle(cloud)
+    capsys.readouterr()
+    cloud.ec2.set_state(instance_id(cloud, "127.0.0.11"), "stopped")
+    writes = len(cloud.calls.writes())
+
+    code = run(cloud, "plan", "--json")
+
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["job"] == "plan"
+    assert data["dry_run"] is True
+    assert data["ok"] is True
+    assert data["rounds"] == 1
+    assert data["applied"] == []
+    assert any(f"CREATE lb.{DOMAIN} A 127.0.0.12" in change for change in data["planned"])
+    assert data["active"] == "moved off lb1 (stopped) to lb2"
+    assert len(cloud.calls.writes()) == writes
+
+
+def test_plan_probes_one_round(cloud: FakeCloud, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(cloud, "plan") == 0
+
+    assert len(cloud.prober.rounds) == 1
+    assert cloud.clock.sleeps == []
+    assert cloud.calls.writes() == []
+
+
+# --- reconcile ----------------------------------------------------------------------------------
+
+
+def test_reconcile_exits_0_and_prints_what_changed(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run(cloud, "reconcile")
+
+    assert code == 0
+    out = capsys.readouterr().out
+    assert ", ok," in out.splitlines()[0]
+    assert "changed:" in out
+    assert "would change" not in out
+    assert f"CREATE lb.{DOMAIN} A 127.0.0.11" in out
+    lb1, lb2 = instance_id(cloud, "127.0.0.11"), instance_id(cloud, "127.0.0.12")
+    # The backend pushes, one per LB.
+    assert f"to lb1 {lb1}" in out
+    assert f"to lb2 {lb2}" in out
+    assert "error:" not in out
+    assert cloud.route53.value(f"lb.{DOMAIN}") == ("127.0.0.11",)
+    assert cloud.ssm.parameters["/lbf/demo/backends"] == "127.0.1.21:80 127.0.1.22:8080"
+
+
+def test_reconcile_exits_1_when_a_push_fails(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lb2 = instance_id(cloud, "127.0.0.12")
+    cloud.ssm.fail_send_for.add(lb2)
+
+    code = run(cloud, "reconcile")
+
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out.splitlines()[0]
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert errors
+    assert all(lb2 in line for line in errors)
+    assert any("InvalidInstanceId" in line for line in errors)
+    # The rest of the run still happened: the failure is isolated to that LB.
+    assert cloud.route53.value(f"lb.{DOMAIN}") == ("127.0.0.11",)
+    assert f"to lb1 {instance_id(cloud, '127.0.0.11')}" in out
+
+
+def test_reconcile_exits_1_when_tags_cannot_be_written(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cloud.ec2.fail_tags = AwsError("ec2", "CreateTags", "UnauthorizedOperation", "denied")
+
+    code = run(cloud, "reconcile")
+
+    assert code == 1
+    out = capsys.readouterr().out
+    assert any(
+        line.startswith("error:") and "UnauthorizedOperation" in line for line in out.splitlines()
+    )
+
+
+def test_reconcile_json_reports_the_failure(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cloud.ssm.fail_send_for.add(instance_id(cloud, "127.0.0.12"))
+
+    code = run(cloud, "reconcile", "--json")
+
+    assert code == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] is False
+    assert data["dry_run"] is False
+    assert data["errors"]
+    assert data["applied"]
+
+
+def test_reconcile_exits_1_and_acts_on_nothing_when_the_view_fails_to_load(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cloud.ec2.fail_describe = AwsError("ec2", "DescribeInstances", "RequestLimitExceeded", "slow")
+
+    code = run(cloud, "reconcile")
+
+    assert code == 1
+    assert "RequestLimitExceeded" in capsys.readouterr().out
+    assert cloud.calls.writes() == []
+
+
+# --- as a process -------------------------------------------------------------------------------
+
+
+def test_help_as_a_process() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "chalicelib", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0
+    for command in ("status", "plan", "reconcile", "--stage"):
+        assert command in result.stdout
+
+
+def test_status_with_an_empty_environment_as_a_process() -> None:
+    """No variables at all: exit 2 naming the first required one, and no AWS client is made."""
+    result = subprocess.run(
+        [sys.executable, "-m", "chalicelib", "status"],
+        cwd=REPO,
+        env={},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert "LBF_CLUSTER" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
