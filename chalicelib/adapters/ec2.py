@@ -40,7 +40,8 @@ class Ec2Inventory:
         addresses = response.get("Addresses", [])
         if not addresses:
             return None, None
-        return addresses[0].get("InstanceId"), addresses[0].get("PublicIp")
+        # An unassociated address has no InstanceId (moto answers ""): both mean "on nothing".
+        return addresses[0].get("InstanceId") or None, addresses[0].get("PublicIp")
 
     def associate_address(self, allocation_id: str, instance_id: str) -> None:
         with translated("ec2", "AssociateAddress"):
