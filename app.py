@@ -15,7 +15,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit
 from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Rate
 
-from chalicelib import jobs
+from chalicelib import jobs, render
 from chalicelib.config import Settings
 from chalicelib.services import aws_services
 
@@ -107,18 +107,7 @@ def _finish(report: jobs.Report) -> dict[str, Any]:
     metrics.add_metric(name="ProbeFailures", unit=MetricUnit.Count, value=report.probe_failures)
     metrics.add_metric(name="ActionErrors", unit=MetricUnit.Count, value=len(report.errors))
     metrics.add_metric(name="RunSeconds", unit=MetricUnit.Seconds, value=report.seconds)
-    summary = {
-        "job": report.job,
-        "run_id": report.run_id,
-        "ok": report.ok,
-        "dry_run": report.dry_run,
-        "rounds": report.rounds,
-        "applied": report.applied,
-        "planned": report.planned,
-        "errors": report.errors,
-        "notes": report.notes,
-        "failovers": [f.reason for f in report.failovers],
-    }
+    summary = render.report_json(report)
     # A failed action is not raised: Lambda would re-run the whole job twice, overlapping the
     # next scheduled run. It is counted (ActionErrors, alarmed) and retried by the next run.
     (logger.info if report.ok else logger.error)("run finished", extra=summary)
