@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from chalicelib import jobs, render
+from chalicelib import jobs, planned, render
 from chalicelib.config import ConfigError, Settings
 from chalicelib.core.plan import probe_targets
 from chalicelib.errors import ViewNotLoaded
@@ -102,7 +102,7 @@ def main(
         if args.to is None and args.drain is None:
             print("move-active: give --to NAME, --drain NAME, or both", file=sys.stderr)
             return EXIT_CONFIG
-        report = jobs.move_active(
+        report = planned.move_active(
             settings, services, clock, to=args.to, drain=args.drain, wait=not args.no_wait
         )
     elif args.command == "plan":
