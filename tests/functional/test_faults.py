@@ -19,7 +19,7 @@ import itertools
 import threading
 import types
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -483,9 +483,10 @@ def test_two_overlapping_runs_push_each_list_once() -> None:
     cloud.ec2.set_state(instance(cloud, WEBS[0]), "stopped")
     cloud.calls.log.clear()
 
-    cloud.route53.before_change = lambda: jobs.reconcile(
-        config, cloud.services(), cloud.clock, rounds=1
-    )
+    def other_run() -> None:
+        jobs.reconcile(config, cloud.services(), cloud.clock, rounds=1)
+
+    cloud.route53.before_change = other_run
     event = jobs.reconcile(
         config,
         cloud.services(),
@@ -681,7 +682,7 @@ def test_every_kind_of_probe_failure_counts_as_a_failure(detail: str) -> None:
     inner = cloud.prober
 
     class Prober:
-        def probe_round(self, targets: list[ProbeTarget]) -> dict[str, ProbeResult]:
+        def probe_round(self, targets: Sequence[ProbeTarget]) -> dict[str, ProbeResult]:
             results = inner.probe_round(targets)
             lb1 = instance(cloud, LB1)
             if lb1 in results:

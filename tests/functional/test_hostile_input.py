@@ -569,7 +569,7 @@ def _invoke(module: Any, detail: Any) -> Any:
         return client.lambda_.invoke("on_instance_change", event).payload
 
 
-WRONG_DETAILS = [
+WRONG_DETAILS: list[Any] = [
     None,
     [],
     "i-0123456789abcdef0",

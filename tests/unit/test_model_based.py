@@ -1,0 +1,640 @@
+"""A model-based test: the reconcile job against a world that keeps changing under it.
+
+Hypothesis drives a state machine over the in-memory AWS (tests/fakes.py) and the real job loop
+(the pure core plus observe/apply, all in memory with a fake clock): load balancers and web servers
+die, recover, flap, stop, start with a new IP, drain, get a typo in a tag, appear and are
+terminated; AWS calls fail; the prober's own network fails; runs overlap and are killed mid-apply;
+an operator edits the active record. The model keeps its own account of rise/fall damping from the
+probe results the job actually got, and after every step the SPEC's promises are checked:
+
+- no backend list pushed or published is empty, and none holds anything but `address:port`
+  entries of web servers in their one written form, with the checksum of exactly that text;
+- no list is pushed twice to an LB that took it (or is still taking it);
+- the active record holds one address, and every record the controller writes points at an LB;
+- the record never leaves an LB the damping says is healthy while it runs and is not draining (no
+  false failover), and never moves to an LB that is down, draining, or that damping says failed;
+- after a run that met no fault: every verdict is what damping says (so a prober-side fault, a
+  round where every probe fails, changes none); the active record points at an eligible LB
+  whenever there is one (or at an LB with no verdict yet, never a reason to move), and never at a
+  draining LB while another is eligible;
+- once faults stop, records, tags and parameters converge within a few runs, and then a run
+  writes nothing.
+
+CI runs a fixed, bounded set of examples (derandomized, no example database). `make soak` sets
+LBF_SOAK=1 for many more, longer ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from chalicelib import jobs
+from chalicelib.config import Settings
+from chalicelib.core import backends as backend_lists
+from chalicelib.core.dns import RecordChange, is_eligible
+from chalicelib.core.inventory import natural_key
+from chalicelib.core.model import ProbeResult, ProbeTarget, Record
+from chalicelib.errors import AwsError
+from tests.fakes import FakeCloud
+
+SOAK = os.environ.get("LBF_SOAK", "") not in ("", "0")
+MAX_EXAMPLES = 5000 if SOAK else 400
+STEPS = 200 if SOAK else 60
+
+DOMAIN = "prod.example.com"
+ACTIVE = f"lb.{DOMAIN}"
+BACKENDS = "/lbf/demo/backends"
+LBS = "/lbf/demo/lbs"
+NOTICES = "/lbf/demo/notices"
+FOREIGN = "198.51.100.77"  # an address no instance ever has
+CONFIG = Settings.from_env(
+    {
+        "LBF_CLUSTER": "demo",
+        "LBF_DOMAIN": DOMAIN,
+        "LBF_HOSTED_ZONE_ID": "Z123",
+        "LBF_LB_ADDRESS": "private",
+        "LBF_PROBE_ROUNDS": "3",
+        "LBF_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:lbf",
+    }
+)
+RISE, FALL = CONFIG.rise, CONFIG.fall
+READS = frozenset(
+    {
+        "DescribeInstances",
+        "ListResourceRecordSets",
+        "GetParameters",
+        "ListCommands",
+        "GetCommandInvocation",
+        "DescribeAddresses",
+        "GetChange",
+    }
+)
+# Faults a run can meet. "prober-network" is not an AWS fault: every probe of the run fails.
+FAULTS = [
+    "route53-change",
+    "route53-read",
+    "ec2-describe",
+    "ec2-tags",
+    "ssm-read",
+    "ssm-list-commands",
+    "ssm-send",
+    "push-failed",
+    "push-timed-out",
+    "prober-network",
+]
+BAD_ENDINGS = frozenset({"Failed", "TimedOut", "Cancelled", "Undeliverable"})
+
+
+class Killed(BaseException):
+    """The Lambda runtime ending an invocation: nothing in the job may catch it."""
+
+
+class RecordingProber:
+    """The fake prober, reporting every round's results to the model; during a prober-network
+    fault every probe fails at once."""
+
+    def __init__(self, machine: ClusterMachine) -> None:
+        self.machine = machine
+
+    def probe_round(self, targets: Sequence[ProbeTarget]) -> dict[str, ProbeResult]:
+        cloud = self.machine.cloud
+        if self.machine.blackout:
+            cloud.prober.rounds.append(cloud.clock.now())
+            cloud.clock.advance(cloud.prober.timeout)
+            results = {t.key: ProbeResult(ok=False, detail="timeout", seconds=2.0) for t in targets}
+        else:
+            results = cloud.prober.probe_round(targets)
+        self.machine.observe_round(cloud.clock.now(), results)
+        return results
+
+
+class Damping:
+    """The model's own account of one target's verdict, from the SPEC's words: RISE equal good
+    results in a row make it healthy, FALL bad ones unhealthy. None: not known to the model
+    (after a fault a run may have persisted any part of its counts, so it starts afresh)."""
+
+    def __init__(self) -> None:
+        self.ok: bool | None = None
+        self.count = 0
+        self.verdict: str | None = None
+        self.timeline: list[tuple[float, str | None]] = []
+
+    def forget(self, now: float) -> None:
+        self.ok, self.count, self.verdict = None, 0, None
+        self.timeline.append((now, None))
+
+    def fold(self, now: float, ok: bool) -> None:
+        self.count = self.count + 1 if self.ok == ok else 1
+        self.ok = ok
+        if ok and self.count >= RISE:
+            self.verdict = "healthy"
+        elif not ok and self.count >= FALL:
+            self.verdict = "unhealthy"
+        self.timeline.append((now, self.verdict))
+
+    def at(self, when: float) -> str | None:
+        verdict = None
+        for time, value in self.timeline:
+            if time > when:
+                break
+            verdict = value
+        return verdict
+
+
+class ClusterMachine(RuleBasedStateMachine):
+    """The world, the faults, and the promises."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cloud = FakeCloud()
+        self.services = replace(self.cloud.services(), prober=RecordingProber(self))
+        self.next_lb = 11
+        self.next_web = 21
+        self.owner: dict[str, str] = {}  # every address ever given out -> its instance
+        self.roles: dict[str, str] = {}
+        self.draining: set[str] = set()
+        self.typo: set[str] = set()  # web servers whose lbf:port does not parse
+        self.flapping: set[str] = set()  # addresses whose probe alternates each round
+        self.flap_phase = 0
+        self.blackout = False
+        self.damping: dict[str, Damping] = {}
+        self.overlapped: set[str] = set()  # pushes sent by overlapping runs
+        self.last_report: jobs.Report | None = None
+        self.clean_run = False  # the last step was a run that met no fault
+        self.checked_batches = 0
+        self.checked_calls = 0
+        self.cloud.prober.dead_when = self._flaps
+
+    # --- the world ------------------------------------------------------------------------------
+
+    def _flaps(self, address: str, now: float) -> bool:
+        if address not in self.flapping:
+            return False
+        self.flap_phase += 1
+        return self.flap_phase % 2 == 0
+
+    def _ids(self, role: str, *, running: bool | None = None) -> list[str]:
+        ids = [i for i, r in self.roles.items() if r == role]
+        if running is not None:
+            ids = [i for i in ids if (self.state(i) == "running") is running]
+        return ids
+
+    def state(self, instance_id: str) -> str:
+        return self.cloud.ec2.instances[instance_id].state
+
+    def address(self, instance_id: str) -> str:
+        return self.cloud.ec2.instances[instance_id].private_ip or ""
+
+    def _new_address(self, role: str) -> str:
+        if role == "lb":
+            address, self.next_lb = f"127.0.0.{self.next_lb}", self.next_lb + 1
+        else:
+            address, self.next_web = f"127.0.1.{self.next_web}", self.next_web + 1
+        return address
+
+    def _add(self, role: str, tags: dict[str, str] | None = None) -> str:
+        address = self._new_address(role)
+        instance_id = self.cloud.ec2.add(role, address, tags=tags)
+        self.owner[address] = instance_id
+        self.roles[instance_id] = role
+        self.damping[instance_id] = Damping()
+        return instance_id
+
+    def _pick(self, role: str | None, index: int, *, running: bool | None = None) -> str | None:
+        ids = [i for i in self.roles if role is None or self.roles[i] == role]
+        if running is not None:
+            ids = [i for i in ids if (self.state(i) == "running") is running]
+        ids = [i for i in ids if self.state(i) != "terminated"]
+        return ids[index % len(ids)] if ids else None
+
+    def _changed(self) -> None:
+        """The world moved on: the last run's view no longer describes it."""
+        self.clean_run = False
+
+    @initialize(lbs=st.integers(1, 3), webs=st.integers(1, 4))
+    def start(self, lbs: int, webs: int) -> None:
+        for _ in range(lbs):
+            self._add("lb")
+        for number in range(webs):
+            self._add("web", {"lbf:port": "8080"} if number == 3 else None)
+
+    @precondition(lambda self: len(self.roles) < 12)
+    @rule(role=st.sampled_from(["lb", "web"]), port=st.sampled_from([None, "8080", "443"]))
+    def add_instance(self, role: str, port: str | None) -> None:
+        self._changed()
+        self._add(role, {"lbf:port": port} if role == "web" and port else None)
+
+    @rule(role=st.sampled_from(["lb", "web"]), index=st.integers(0, 20))
+    def dies(self, role: str, index: int) -> None:
+        self._changed()
+        picked = self._pick(role, index)
+        if picked is not None:
+            self.cloud.prober.dead.add(self.address(picked))
+
+    @rule(role=st.sampled_from(["lb", "web"]), index=st.integers(0, 20))
+    def recovers(self, role: str, index: int) -> None:
+        self._changed()
+        picked = self._pick(role, index)
+        if picked is not None:
+            self.cloud.prober.dead.discard(self.address(picked))
+            self.flapping.discard(self.address(picked))
+
+    @rule(role=st.sampled_from(["lb", "web"]), index=st.integers(0, 20))
+    def flaps(self, role: str, index: int) -> None:
+        self._changed()
+        picked = self._pick(role, index)
+        if picked is not None:
+            self.flapping.add(self.address(picked))
+
+    @rule(role=st.sampled_from(["lb", "web"]), index=st.integers(0, 20))
+    def stops(self, role: str, index: int) -> None:
+        self._changed()
+        picked = self._pick(role, index, running=True)
+        if picked is not None:
+            self.cloud.ec2.set_state(picked, "stopped")
+            # A run may or may not see it stopped (unhealthy at once): its damping is unknown.
+            self.damping[picked].forget(self.cloud.clock.now())
+
+    @rule(role=st.sampled_from(["lb", "web"]), index=st.integers(0, 20))
+    def starts_with_a_new_ip(self, role: str, index: int) -> None:
+        self._changed()
+        picked = self._pick(role, index, running=False)
+        if picked is not None:
+            address = self._new_address(self.roles[picked])
+            self.owner[address] = picked
+            self.cloud.ec2.set_state(picked, "running", address=address)
+
+    @precondition(lambda self: len(self._ids("lb", running=True)) > 1)
+    @rule(role=st.sampled_from(["lb", "web"]), index=st.integers(0, 20))
+    def is_terminated(self, role: str, index: int) -> None:
+        self._changed()
+        picked = self._pick(role, index)
+        if picked is not None:
+            self.cloud.ec2.set_state(picked, "terminated")
+            self.damping[picked].forget(self.cloud.clock.now())
+
+    @rule(role=st.sampled_from(["lb", "web"]), index=st.integers(0, 20), drain=st.booleans())
+    def drains(self, role: str, index: int, drain: bool) -> None:
+        self._changed()
+        picked = self._pick(role, index)
+        if picked is not None:
+            self.cloud.ec2.set_tag(picked, "lbf:maintenance", "drain" if drain else None)
+            (self.draining.add if drain else self.draining.discard)(picked)
+
+    @rule(index=st.integers(0, 20), typo=st.booleans())
+    def port_typo(self, index: int, typo: bool) -> None:
+        self._changed()
+        picked = self._pick("web", index)
+        if picked is not None:
+            self.cloud.ec2.set_tag(picked, "lbf:port", "80a" if typo else None)
+            (self.typo.add if typo else self.typo.discard)(picked)
+
+    @rule(to=st.one_of(st.just(FOREIGN), st.integers(0, 20)))
+    def operator_edits_the_active_record(self, to: str | int) -> None:
+        self._changed()
+        if isinstance(to, int):
+            picked = self._pick("lb", to, running=True)
+            if picked is None:
+                return
+            to = self.address(picked)
+        self.cloud.route53.records[(ACTIVE, "A")] = Record(ACTIVE, "A", CONFIG.ttl, (to,))
+
+    # --- faults -----------------------------------------------------------------------------------
+
+    def _arm(self, fault: str | None) -> bool:
+        """Sets the fault up in the fakes for one run; True if it can leave counts half-written."""
+        cloud = self.cloud
+        if fault is None:
+            return False
+        if fault == "prober-network":
+            self.blackout = True
+            return False
+        if fault == "route53-change":
+            cloud.route53.fail_next = [
+                AwsError("route53", "ChangeResourceRecordSets", "Throttling", "rate")
+            ]
+        elif fault == "route53-read":
+            cloud.route53.fail_read = AwsError("route53", "ListResourceRecordSets", "x", "x")
+        elif fault == "ec2-describe":
+            cloud.ec2.fail_describe = AwsError("ec2", "DescribeInstances", "Timeout", "x")
+        elif fault == "ec2-tags":
+            cloud.ec2.fail_tags = AwsError("ec2", "CreateTags", "RequestLimitExceeded", "x")
+        elif fault == "ssm-read":
+            cloud.ssm.fail_read = AwsError("ssm", "GetParameters", "ThrottlingException", "x")
+        elif fault == "ssm-list-commands":
+            cloud.ssm.fail_recent = AwsError("ssm", "ListCommands", "ThrottlingException", "x")
+        elif fault == "ssm-send":
+            cloud.ssm.fail_send_for = set(self._ids("lb")[:1])
+        else:
+            status = "Failed" if fault == "push-failed" else "TimedOut"
+            victims = set(self._ids("lb")[-1:])
+
+            def outcome(command: Any) -> str:
+                return status if command.instance_id in victims else "Success"
+
+            cloud.ssm.outcome = outcome
+        return True
+
+    def _disarm(self) -> None:
+        cloud = self.cloud
+        cloud.route53.fail_next = []
+        cloud.route53.fail_read = None
+        cloud.ec2.fail_describe = None
+        cloud.ec2.fail_tags = None
+        cloud.ssm.fail_read = None
+        cloud.ssm.fail_recent = None
+        cloud.ssm.fail_send_for = set()
+        cloud.ssm.outcome = lambda command: "Success"
+        cloud.route53.before_change = None
+        cloud.calls.before = None
+        self.blackout = False
+
+    # --- runs -------------------------------------------------------------------------------------
+
+    def observe_round(self, now: float, results: dict[str, ProbeResult]) -> None:
+        # A round in which every probe (of two or more) failed is the prober's fault, and the job
+        # counts nothing from it: neither does the model.
+        if len(results) >= 2 and not any(r.ok for r in results.values()):
+            return
+        for instance_id, result in results.items():
+            self.damping[instance_id].fold(now, result.ok)
+
+    def _run(self, *, fault: str | None = None, disturbed: bool = False, **kwargs: Any) -> None:
+        disturbed = self._arm(fault) or disturbed
+        batches = len(self.cloud.route53.history)
+        started = self.cloud.clock.now()
+        report: jobs.Report | None = None
+        try:
+            report = jobs.reconcile(CONFIG, self.services, self.cloud.clock, **kwargs)
+        except Killed:
+            disturbed = True
+        finally:
+            self._disarm()
+            # The schedule: the next invocation starts a minute after this one did.
+            self.cloud.clock.time = max(self.cloud.clock.time, started + 60)
+        self._check_moves(batches)
+        self.last_report = report
+        self.clean_run = report is not None and report.ok and not disturbed
+        if not self.clean_run:
+            for damping in self.damping.values():
+                damping.forget(self.cloud.clock.now())
+
+    @rule(fault=st.one_of(st.none(), st.none(), st.sampled_from(FAULTS)))
+    def scheduled_run(self, fault: str | None) -> None:
+        self._run(fault=fault)
+
+    @rule(index=st.integers(0, 20), fault=st.one_of(st.none(), st.sampled_from(FAULTS)))
+    def event_run(self, index: int, fault: str | None) -> None:
+        picked = self._pick(None, index) or "i-0123456789abcdef0"
+        self._run(fault=fault, rounds=1, probe=False, job="on_instance_change", concerning=picked)
+
+    @rule(inner_probes=st.booleans(), outer_probes=st.booleans())
+    def overlapping_runs(self, inner_probes: bool, outer_probes: bool) -> None:
+        """A second run starts and finishes while the first is about to change records."""
+
+        def other_run() -> None:
+            jobs.reconcile(CONFIG, self.services, self.cloud.clock, rounds=1, probe=inner_probes)
+
+        self.cloud.route53.before_change = other_run
+        sent = len(self.cloud.ssm.commands)
+        self._run(disturbed=True, rounds=2, probe=outer_probes)
+        # Both runs may push the same list when no compare-and-swap stood between them (the LB
+        # applies a checksum it already has as a no-op): the one duplicate that is allowed. Once
+        # the first run's change met the second's (stale), it must re-read and push nothing twice.
+        report = self.last_report
+        if report is not None and not any("re-read" in note for note in report.notes):
+            self.overlapped |= {c.command_id for c in self.cloud.ssm.commands[sent:]}
+
+    @rule(kill_at=st.integers(0, 12))
+    def killed_run(self, kill_at: int) -> None:
+        writes = 0
+
+        def kill(operation: str, detail: object) -> None:
+            nonlocal writes
+            if operation in READS:
+                return
+            if writes == kill_at:
+                raise Killed(operation)  # before the call takes effect
+            writes += 1
+
+        self.cloud.calls.before = kill
+        self._run(disturbed=True)
+
+    @rule()
+    def faults_stop_and_the_world_settles(self) -> None:
+        """No more faults, no flapping: within a few runs everything converges, then stays."""
+        self._changed()
+        self.flapping.clear()
+        for attempt in range(6):
+            mark = len(self.cloud.calls.log)
+            self._run()
+            assert self.last_report is not None
+            assert self.last_report.ok, self.last_report.errors
+            writes = [(op, d) for op, d in self.cloud.calls.log[mark:] if op not in READS]
+            if attempt >= 1 and not writes:
+                break
+        assert not writes, f"still writing after {attempt + 1} quiet runs: {writes}"
+        self._check_converged()
+
+    # --- promises --------------------------------------------------------------------------------
+
+    def _lb_of(self, address: str) -> str | None:
+        instance_id = self.owner.get(address)
+        return instance_id if instance_id is not None and self.roles[instance_id] == "lb" else None
+
+    def _check_moves(self, since: int) -> None:
+        """No false failover; never onto an LB that is down, draining or failing."""
+        for at, batch in self.cloud.route53.history[since:]:
+            deleted = [c for c in batch if c.record.name == ACTIVE and c.action == "DELETE"]
+            created = [c for c in batch if c.record.name == ACTIVE and c.action != "DELETE"]
+            if not created:
+                continue
+            [new] = created[0].record.values  # one address: no split brain
+            target = self._lb_of(new)
+            assert target is not None, f"active record moved to {new}, which is no LB"
+            assert self.state(target) == "running", f"moved to {target}, {self.state(target)}"
+            assert target not in self.draining, f"moved to draining {target}"
+            assert self.damping[target].at(at) != "unhealthy", f"moved to failing {target}"
+            if not deleted:
+                continue
+            source = next((self._lb_of(v) for v in deleted[0].record.values), None)
+            if source is None or source == target:
+                continue  # a repair, or following the same LB to its new address
+            if self.state(source) != "running" or source in self.draining:
+                continue
+            assert self.damping[source].at(at) != "healthy", f"false failover off {source}"
+
+    @invariant()
+    def every_list_written_is_whole_and_parsed(self) -> None:
+        web_addresses = {a for a, i in self.owner.items() if self.roles[i] == "web"}
+        log = self.cloud.calls.log
+        for operation, detail in log[self.checked_calls :]:
+            text: str | None = None
+            if operation == "SendCommand":
+                assert isinstance(detail, tuple)
+                _, text, checksum = detail
+                assert checksum == hashlib.sha256(text.encode()).hexdigest()
+            elif operation == "PutParameter":
+                assert isinstance(detail, tuple)
+                if detail[0] == BACKENDS:
+                    text = detail[1]
+            if text is None:
+                continue
+            assert text, "an empty backend list was written"
+            entries = text.split(" ")
+            assert backend_lists.parse_list(text) == tuple(entries), f"unparsed list {text!r}"
+            for entry in entries:
+                host = entry.rpartition(":")[0].strip("[]")
+                assert str(ipaddress.ip_address(host)) in web_addresses, entry
+        self.checked_calls = len(log)
+
+    @invariant()
+    def no_list_is_pushed_twice_to_an_lb_that_took_it(self) -> None:
+        last: dict[str, Any] = {}
+        for command in self.cloud.ssm.commands:
+            before = last.get(command.instance_id)
+            if (
+                before is not None
+                and before.checksum == command.checksum
+                and not {before.command_id, command.command_id} <= self.overlapped
+            ):
+                assert before.status in BAD_ENDINGS, f"pushed twice: {before} then {command}"
+            last[command.instance_id] = command
+
+    @invariant()
+    def every_record_written_points_at_an_lb(self) -> None:
+        for _, batch in self.cloud.route53.history[self.checked_batches :]:
+            for change in batch:
+                assert isinstance(change, RecordChange)
+                record = change.record
+                if change.action == "DELETE":
+                    continue
+                if record.type == "A":
+                    assert all(self._lb_of(v) for v in record.values), record
+                    if record.name == ACTIVE:
+                        assert len(record.values) == 1, f"split brain: {record}"
+                else:
+                    assert record.name == f"_lbf.{DOMAIN}", record
+        self.checked_batches = len(self.cloud.route53.history)
+
+    @invariant()
+    def after_a_clean_run_every_verdict_is_what_damping_says(self) -> None:
+        if not self.clean_run:
+            return
+        for instance_id, damping in self.damping.items():
+            if self.state(instance_id) != "running" or instance_id in self.typo:
+                continue
+            if damping.verdict is not None:
+                health = self.cloud.ec2.tag(instance_id, "lbf:health")
+                assert health == damping.verdict, f"{instance_id}: {health}, not {damping.verdict}"
+
+    @invariant()
+    def after_a_clean_run_the_record_is_on_an_eligible_lb_if_there_is_one(self) -> None:
+        report = self.last_report
+        if not self.clean_run or report is None or report.world is None:
+            return
+        world = report.world
+        eligible = [lb for lb in world.lbs if is_eligible(lb)]
+        if not eligible:
+            return
+        value = self.cloud.route53.value(ACTIVE)
+        assert value is not None, "no active record while an LB is eligible"
+        holder = next((lb for lb in world.lbs if lb.address in value), None)
+        assert holder is not None, f"active record {value} on no LB, {eligible[0].name} eligible"
+        if holder.draining:
+            assert [lb for lb in eligible if lb is not holder] == [], "on a draining LB"
+        unknown = holder.running and not holder.draining and holder.health.value == "unknown"
+        assert is_eligible(holder) or unknown, f"on {holder.name} ({holder.health.value})"
+
+    def _check_converged(self) -> None:
+        """The world an operator expects once nothing is failing any more."""
+        cloud = self.cloud
+        running_lbs = sorted(
+            self._ids("lb", running=True),
+            key=lambda i: natural_key(cloud.ec2.tag(i, "lbf:name") or ""),
+        )
+
+        def alive(instance_id: str) -> bool:
+            return self.address(instance_id) not in cloud.prober.dead
+
+        targets = self._ids("lb", running=True) + [
+            i for i in self._ids("web", running=True) if i not in self.typo
+        ]
+        prober_fault = len(targets) >= 2 and not any(alive(i) for i in targets)
+
+        # Records: one per running LB, at its address; the TXT record lists exactly those there.
+        a_names = {name for (name, kind) in cloud.route53.records if kind == "A"}
+        for lb in running_lbs:
+            name = cloud.ec2.tag(lb, "lbf:name")
+            assert name is not None, f"{lb} has no lbf:name"
+            assert cloud.route53.value(f"{name}.{DOMAIN}") == (self.address(lb),), lb
+        names = {cloud.ec2.tag(lb, "lbf:name") for lb in running_lbs}
+        assert a_names - {ACTIVE} == {f"{n}.{DOMAIN}" for n in names}
+        owned = cloud.route53.records.get((f"_lbf.{DOMAIN}", "TXT"))
+        if a_names:
+            assert owned is not None
+            labels = {v.strip('"') for v in owned.values}
+            assert labels == {n.removesuffix("." + DOMAIN) for n in a_names}
+
+        # The active record: on an LB that is up, whenever one is; lbf:state says which.
+        up = [i for i in running_lbs if alive(i) and i not in self.draining]
+        value = cloud.route53.value(ACTIVE)
+        if up and not prober_fault:
+            assert value is not None, up
+            assert self._lb_of(value[0]) in up, (value, up)
+        for lb in running_lbs:
+            holds = value is not None and self.address(lb) in value
+            state = cloud.ec2.tag(lb, "lbf:state")
+            assert state in (None, "active" if holds else "standby"), (lb, state)
+
+        # Verdicts follow the probes.
+        if not prober_fault:
+            for instance_id in targets:
+                expected = "healthy" if alive(instance_id) else "unhealthy"
+                assert cloud.ec2.tag(instance_id, "lbf:health") == expected, instance_id
+
+        # The backend list: every healthy web server, unless a guard keeps the last list.
+        def port(instance_id: str) -> int:
+            return int(cloud.ec2.tag(instance_id, "lbf:port") or CONFIG.pool_port)
+
+        serving = sorted(
+            (
+                i
+                for i in self._ids("web", running=True)
+                if alive(i) and i not in self.draining and i not in self.typo
+            ),
+            key=lambda i: (int(ipaddress.ip_address(self.address(i))), port(i)),
+        )
+        expected_list = " ".join(
+            backend_lists.Backend(self.address(i), port(i), i).render() for i in serving
+        )
+        published = cloud.ssm.parameters.get(BACKENDS)
+        notices = cloud.ssm.parameters.get(NOTICES, "").split("\n")
+        if expected_list and published != expected_list and not prober_fault:
+            assert any(n.startswith("backends-held:") for n in notices), (published, expected_list)
+        if published is not None:
+            checksum = backend_lists.checksum(published)
+            for lb in running_lbs:
+                assert cloud.ec2.tag(lb, "lbf:backends") == checksum, lb
+        if running_lbs:
+            assert cloud.ssm.parameters.get(LBS) == " ".join(self.address(i) for i in running_lbs)
+
+
+TestClusterMachine = ClusterMachine.TestCase
+TestClusterMachine.settings = settings(
+    max_examples=MAX_EXAMPLES,
+    stateful_step_count=STEPS,
+    derandomize=not SOAK,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
