@@ -75,6 +75,10 @@ _SAMPLE_IPV4 = "192.0.2.10"
 _SAMPLE_IPV6 = "2001:db8::10"
 _SAMPLE_PORT = 8080
 
+# The template becomes the probe's request line. Web servers refuse request lines past about
+# 8 KiB (414), which would fail every probe; a check URL has no reason to come near that.
+_CHECK_MAX_CHARS = 2048
+
 _CHECK_FORM = (
     "an http://, https:// or tcp:// URL template with {address} as the host, "
     "e.g. http://{address}:80/health"
@@ -424,6 +428,8 @@ def _check(
 
 def _check_problem(template: str, *, port_allowed: bool) -> str | None:
     """Why a check template is unusable, or None. Every rule here guards the probe URL."""
+    if len(template) > _CHECK_MAX_CHARS:
+        return f"at most {_CHECK_MAX_CHARS} characters"
     if any(char.isspace() for char in template):
         return "whitespace is not allowed"
     if not _CHECK_CHARACTERS.fullmatch(template):
