@@ -28,7 +28,7 @@ from chalicelib import jobs, render
 from chalicelib.adapters.clients import CONFIG
 from chalicelib.adapters.route53 import Route53Records
 from chalicelib.adapters.ssm import SsmCommands
-from chalicelib.config import Settings
+from chalicelib.config import ConfigError, Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import Damping, Health, Instance, Record, Role
@@ -357,6 +357,54 @@ def test_a_hand_edited_backend_parameter_is_never_pushed(stored: str) -> None:
     world = reports[-1].world
     assert world is not None
     assert render.status_text(world, config)  # and `status` can still show it
+
+
+# --- configuration variables: the two kinds tests/unit/test_config.py does not try everywhere -----
+
+# A valid value of every variable; each case below spoils one of them.
+VALID_VARIABLES = {
+    "LBF_CLUSTER": "demo",
+    "LBF_DOMAIN": DOMAIN,
+    "LBF_HOSTED_ZONE_ID": "Z123",
+    "LBF_ACTIVE_NAME": "lb",
+    "LBF_TTL": "60",
+    "LBF_MODE": "dns",
+    "LBF_LB_ADDRESS": "public",
+    "LBF_POOL_ADDRESS": "private",
+    "LBF_LB_CHECK": "http://{address}:80/health",
+    "LBF_POOL_CHECK": "http://{address}:{port}/health",
+    "LBF_POOL_PORT": "80",
+    "LBF_PROBE_TIMEOUT": "2",
+    "LBF_PROBE_INTERVAL": "10",
+    "LBF_PROBE_ROUNDS": "6",
+    "LBF_RISE": "2",
+    "LBF_FALL": "3",
+    "LBF_SSM_DOCUMENT": "LbFailover-UpdateBackends",
+    "LBF_PARAMETER_PREFIX": "/lbf/demo",
+    "LBF_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:lbf",
+    "LBF_DRY_RUN": "false",
+    "LBF_MAX_POOL_DROP": "50",
+    "LBF_PROBER_FAULT_PERCENT": "100",
+}
+
+
+def _look_alike(value: str) -> str:
+    """The value with its first letter or digit swapped for the fullwidth form that looks alike."""
+    index = next(i for i, char in enumerate(value) if char.isascii() and char.isalnum())
+    return value[:index] + chr(ord(value[index]) + 0xFEE0) + value[index + 1 :]
+
+
+@pytest.mark.parametrize("variable", list(VALID_VARIABLES))
+@pytest.mark.parametrize("kind", ["10-KiB", "look-alike"])
+def test_a_huge_or_look_alike_variable_is_a_named_error(variable: str, kind: str) -> None:
+    assert Settings.from_env(VALID_VARIABLES)  # the valid set is valid
+    value = VALID_VARIABLES[variable]
+    spoiled = value + "a" * 10240 if kind == "10-KiB" else _look_alike(value)
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({**VALID_VARIABLES, variable: spoiled})
+    assert raised.value.variable == variable
+    assert len(str(raised.value)) < 600  # the value is shown shortened, never whole
+    assert str(raised.value).isprintable()
 
 
 # --- the domain, as the operator may write it -----------------------------------------------------
