@@ -1,0 +1,27 @@
+"""What the deployed functions are configured with, read from `.chalice/config.json`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bench.report import REPO
+
+# Lambda allocates CPU in proportion to memory: 1,769 MB is the equivalent of one vCPU (AWS
+# Lambda developer guide, "Configuring function memory").
+MB_PER_VCPU = 1769
+
+
+def chalice_config() -> dict[str, Any]:
+    config: dict[str, Any] = json.loads((REPO / ".chalice" / "config.json").read_text())
+    return config
+
+
+def lambda_memory_mb(stage: str = "prod") -> int:
+    config = chalice_config()
+    stage_config = config.get("stages", {}).get(stage, {})
+    return int(stage_config.get("lambda_memory_size", config.get("lambda_memory_size", 128)))
+
+
+def vcpu_share(memory_mb: int) -> float:
+    return min(memory_mb / MB_PER_VCPU, 6.0)

@@ -1,0 +1,454 @@
+"""Failover time: stop the active LB at random points of the probe cycle, time the record move.
+
+The stand: moto's server, two real HAProxy load balancers running the project's own configuration
+and apply script (their `/health` is HAProxy's monitor URI: 503 without a usable web server, so
+"healthy" means "can serve"), three real web servers, all on 127.0.5.0/24. The controller is the
+job the Lambda runs, `jobs.reconcile` with the real adapters and the system clock, invoked back to
+back every ROUNDS x INTERVAL like the 1-minute schedule of 6 rounds of 10 s, scaled down 10 times.
+So a kill can land in any round of an invocation, or in the gap between two invocations.
+
+A kill is SIGTERM to HAProxy's master: the listener closes, probes are refused at once. A hang is
+SIGSTOP: the kernel still accepts connections, nobody answers, so every probe of it waits for the
+whole TIMEOUT, the slow case the bound's `+ TIMEOUT` is there for. Detection is timed from the
+signal to the moment the executor's change batch for the active record returned (a logging
+handler on `chalicelib.executor`, as the demo uses), so polling Route 53 adds nothing to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import random
+import re
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from bench.report import Figure, Progress, Section, table
+from bench.stats import median, percentile, ratio
+from bench.world import Observer, environment, quiet_controller, route53_moves_back, use_subnet
+from chalicelib import jobs
+from chalicelib.config import Settings
+from chalicelib.core.model import ProbeResult, ProbeTarget
+from chalicelib.services import Prober, aws_services
+from standin.aws import LocalAws, local_aws
+from standin.haproxy import LocalHaproxy
+from standin.ssm_agent import Applier, LocalSsmAgent
+from standin.web import LocalWebServer
+
+DOMAIN = "failover.bench.example.com"
+CLUSTER = "bench-failover"
+SUBNET = "127.0.5.0/24"
+LB_ADDRESSES = {"lb1": "127.0.5.11", "lb2": "127.0.5.12"}
+WEB_ADDRESSES = ("127.0.5.21", "127.0.5.22", "127.0.5.23")
+LB_PORT, WEB_PORT = 28080, 28081
+
+INTERVAL, TIMEOUT, FALL, RISE, ROUNDS = 1.0, 0.5, 2, 2, 6
+BOUND = (FALL + 1) * INTERVAL + TIMEOUT
+TTL = 60  # the default LBF_TTL: how long a resolver may keep the old answer after the change
+KILLS, HANGS = 20, 6
+SEED = 6  # fixed, so a rerun kills at the same offsets
+STEP_DEADLINE = 30.0  # a step that has not happened by then counts as failed
+
+
+@dataclass(frozen=True)
+class Event:
+    number: int
+    how: str  # "kill" or "hang"
+    lb: str
+    offset: float  # the random wait before the signal, seconds
+    since_round: float | None  # seconds since the last probe round began, at the signal
+    round_of_run: int | None  # that round's number within its invocation, from 1
+    detection: float | None  # signal -> active record changed; None: not within the deadline
+
+
+class _RoundTimes:
+    """Wraps the prober to note when each round starts, so each kill's phase can be reported."""
+
+    def __init__(self, prober: Prober) -> None:
+        self._prober = prober
+        self._lock = threading.Lock()
+        self.rounds: list[float] = []
+        self.runs: list[float] = []
+
+    def probe_round(self, targets: Sequence[ProbeTarget]) -> dict[str, ProbeResult]:
+        with self._lock:
+            self.rounds.append(time.monotonic())
+        return self._prober.probe_round(targets)
+
+    def run_started(self) -> None:
+        with self._lock:
+            self.runs.append(time.monotonic())
+
+    def phase(self, at: float) -> tuple[float | None, int | None]:
+        with self._lock:
+            rounds = [r for r in self.rounds if r <= at]
+            runs = [r for r in self.runs if r <= at]
+        if not rounds or not runs:
+            return None, None
+        return at - rounds[-1], sum(1 for r in rounds if r >= runs[-1])
+
+
+class _RecordMoves(logging.Handler):
+    """Timestamps each change of the active record when the executor has applied it."""
+
+    def __init__(self, active_name: str) -> None:
+        super().__init__(level=logging.INFO)
+        self._create = re.compile(rf"(?:CREATE|UPSERT) {re.escape(active_name)} A ([0-9.]+)")
+        self.moves: queue.Queue[tuple[float, str]] = queue.Queue()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        at = time.monotonic()
+        message = record.getMessage()
+        if message.startswith("applied: records"):
+            match = self._create.search(message)
+            if match is not None:
+                self.moves.put((at, match[1]))
+
+    def drain(self) -> None:
+        while True:
+            try:
+                self.moves.get_nowait()
+            except queue.Empty:
+                return
+
+
+@dataclass
+class _Lb:
+    name: str
+    address: str
+    instance_id: str
+    haproxy: LocalHaproxy
+
+
+@dataclass
+class _Stand:
+    aws: LocalAws
+    workdir: Path
+    settings: Settings
+    observer: Observer
+    agent: LocalSsmAgent
+    moves: _RecordMoves
+    times: _RoundTimes | None = None
+    lbs: dict[str, _Lb] = field(default_factory=dict)
+    webs: list[LocalWebServer] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    crashed: BaseException | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        use_subnet(self.aws, SUBNET)
+        for address in WEB_ADDRESSES:
+            self.aws.launch(address, {"lbf:cluster": CLUSTER, "lbf:role": "web"})
+            self.webs.append(LocalWebServer(address, WEB_PORT).start())
+        for name, address in LB_ADDRESSES.items():
+            tags = {"lbf:cluster": CLUSTER, "lbf:role": "lb", "lbf:name": name}
+            instance_id = self.aws.launch(address, tags)
+            haproxy = LocalHaproxy(self.workdir / name, address, LB_PORT)
+            haproxy.start()
+            self.agent.register(instance_id, _applier(haproxy))
+            self.lbs[name] = _Lb(name, address, instance_id, haproxy)
+        self.agent.install().start()
+        logging.getLogger("chalicelib.executor").addHandler(self.moves)
+        self._thread = threading.Thread(target=self._schedule, daemon=True)
+        self._thread.start()
+
+    def _schedule(self) -> None:
+        """Invocations back to back on a fixed grid, as EventBridge starts them every minute."""
+        services = aws_services(self.settings)
+        self.times = _RoundTimes(services.prober)
+        services = replace(services, prober=self.times)
+        period = ROUNDS * INTERVAL
+        start = time.monotonic()
+        number = 0
+        try:
+            while not self._stop.is_set():
+                self.times.run_started()
+                report = jobs.reconcile(self.settings, services, jobs.SystemClock())
+                self.errors += report.errors
+                number += 1
+                wait = start + number * period - time.monotonic()
+                if wait > 0:
+                    self._stop.wait(wait)
+        except Exception as exc:
+            self.crashed = exc  # the main thread reports it instead of waiting out deadlines
+            raise
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        logging.getLogger("chalicelib.executor").removeHandler(self.moves)
+        self.agent.uninstall()
+        for lb in self.lbs.values():
+            _resume(lb.haproxy)
+            lb.haproxy.stop()
+        for server in self.webs:
+            server.stop()
+
+    def health(self, lb: _Lb) -> str | None:
+        return self.observer.tags(lb.instance_id).get("lbf:health")
+
+    def active(self) -> _Lb | None:
+        values = self.observer.a_record(self.settings.active_record_name)
+        return next((lb for lb in self.lbs.values() if values == (lb.address,)), None)
+
+    def wait_for(self, what: str, condition: Callable[[], bool]) -> None:
+        def holds() -> bool:
+            if self.crashed is not None:
+                raise RuntimeError(f"the controller crashed: {self.crashed!r}")
+            return condition()
+
+        self.observer.wait_for(what, holds, deadline=STEP_DEADLINE)
+
+    def both_healthy_with_active(self) -> _Lb:
+        self.wait_for(
+            "an active record on a healthy LB, and the other LB healthy too",
+            lambda: (
+                self.active() is not None
+                and all(self.health(lb) == "healthy" for lb in self.lbs.values())
+            ),
+        )
+        active = self.active()
+        assert active is not None
+        return active
+
+    def fail_over_once(self, number: int, how: str, offset: float) -> Event:
+        victim = self.both_healthy_with_active()
+        time.sleep(offset)
+        self.moves.drain()
+        signalled = time.monotonic()
+        if how == "kill":
+            victim.haproxy.stop()
+        else:
+            os.killpg(victim.haproxy.pid, signal.SIGSTOP)
+        assert self.times is not None
+        since_round, round_of_run = self.times.phase(signalled)
+        detection = None
+        give_up = signalled + STEP_DEADLINE
+        while (left := give_up - time.monotonic()) > 0:
+            try:
+                at, address = self.moves.moves.get(timeout=left)
+            except queue.Empty:
+                break
+            if address != victim.address:
+                detection = at - signalled
+                break
+        # Restore: the victim must be seen unhealthy first (its tags follow the record change
+        # in the same round), else an old "healthy" tag would pass for its recovery.
+        if detection is not None:
+            self.wait_for(
+                f"{victim.name} tagged unhealthy", lambda: self.health(victim) != "healthy"
+            )
+        if how == "kill":
+            victim.haproxy.start()
+        else:
+            _resume(victim.haproxy)
+        return Event(number, how, victim.name, offset, since_round, round_of_run, detection)
+
+
+def _applier(haproxy: LocalHaproxy) -> Applier:
+    def apply(backends: str, checksum: str) -> tuple[bool, str]:
+        result = haproxy.apply(backends, checksum)
+        return result.returncode == 0, result.stdout + result.stderr
+
+    return apply
+
+
+def _resume(haproxy: LocalHaproxy) -> None:
+    """SIGCONT to a stopped (hung) HAProxy; a no-op for one that is not running."""
+    with contextlib.suppress(OSError, RuntimeError):
+        os.killpg(haproxy.pid, signal.SIGCONT)
+
+
+def run(progress: Progress, *, quick: bool = False) -> Section:
+    kills, hangs = (4, 2) if quick else (KILLS, HANGS)
+    rng = random.Random(SEED)
+    plan = ["kill"] * kills + ["hang"] * hangs
+    events: list[Event] = []
+    stopped = ""
+    with (
+        tempfile.TemporaryDirectory(prefix="lbf-bench-") as workdir,
+        local_aws(DOMAIN) as aws,
+        quiet_controller(),
+        route53_moves_back(),
+    ):
+        settings = Settings.from_env(
+            environment(
+                aws,
+                cluster=CLUSTER,
+                domain=DOMAIN,
+                lb_port=LB_PORT,
+                web_port=WEB_PORT,
+                extra={
+                    "LBF_PROBE_INTERVAL": str(INTERVAL),
+                    "LBF_PROBE_TIMEOUT": str(TIMEOUT),
+                    "LBF_PROBE_ROUNDS": str(ROUNDS),
+                    "LBF_RISE": str(RISE),
+                    "LBF_FALL": str(FALL),
+                    "LBF_TTL": str(TTL),
+                },
+            )
+        )
+        stand = _Stand(
+            aws=aws,
+            workdir=Path(workdir),
+            settings=settings,
+            observer=Observer(aws),
+            agent=LocalSsmAgent(settings.ssm_document),
+            moves=_RecordMoves(settings.active_record_name),
+        )
+        try:
+            stand.start()
+            progress("failover: stand up, waiting for both LBs to be healthy")
+            for number, how in enumerate(plan, start=1):
+                offset = rng.uniform(0, ROUNDS * INTERVAL)
+                try:
+                    event = stand.fail_over_once(number, how, offset)
+                except TimeoutError as exc:
+                    # The stand did not recover (or never came up): what was measured stands.
+                    stopped = f"stopped before {how} {number}: {exc}"
+                    progress(f"failover: {stopped}")
+                    break
+                events.append(event)
+                shown = "none" if event.detection is None else f"{event.detection:.2f} s"
+                progress(f"failover: {how} {number}/{len(plan)} of {event.lb}: {shown}")
+        finally:
+            stand.stop()
+    return _section(events, stand.errors, planned=(kills, hangs), stopped=stopped)
+
+
+def _section(
+    events: list[Event], errors: list[str], *, planned: tuple[int, int], stopped: str
+) -> Section:
+    killed = [e for e in events if e.how == "kill"]
+    hung = [e for e in events if e.how == "hang"]
+    section = Section(name="failover", title="Failover time")
+    figures = section.figures
+    _figures(figures, killed, "kill", planned=planned[0])
+    if planned[1]:
+        _figures(figures, hung, "hang", planned=planned[1], headline=False)
+    times = [e.detection for e in killed if e.detection is not None]
+    if times:
+        figures.append(
+            Figure(
+                "what clients see (record change + TTL)",
+                f"median {median(times) + TTL:.1f} s, worst {max(times) + TTL:.1f} s",
+                note=f"TTL {TTL} s (the default LBF_TTL): a resolver that cached the old answer "
+                "just before the change keeps it that long; a lower TTL shortens this 1:1",
+            )
+        )
+    rows = [
+        (
+            e.number,
+            e.how,
+            e.lb,
+            f"{e.offset:.2f}",
+            "-" if e.round_of_run is None else e.round_of_run,
+            "-" if e.since_round is None else f"{e.since_round:.2f}",
+            "-" if e.detection is None else f"{e.detection:.2f}",
+        )
+        for e in events
+    ]
+    section.details += [
+        f"Stand: 2 real HAProxy LBs (the project's haproxy.cfg; `/health` is the monitor URI), 3 real "
+        f"web servers, moto's server; the real job back to back, {ROUNDS} rounds of INTERVAL = "
+        f"{INTERVAL:g} s per invocation, TIMEOUT = {TIMEOUT:g} s, FALL = {FALL}, RISE = {RISE}. "
+        f"Bound (FALL + 1) x INTERVAL + TIMEOUT = {BOUND:g} s. Each event waits a random "
+        f"0-{ROUNDS * INTERVAL:g} s (seed {SEED}), then signals the active LB's HAProxy: "
+        "*kill* = SIGTERM (connections refused at once), *hang* = SIGSTOP (connections accepted, "
+        "never answered: every probe waits for TIMEOUT). Detection = signal until the change "
+        "batch for the active record returned. The victim is restored (restart / SIGCONT) and "
+        "the next event hits the new active LB, since the active record never moves back by "
+        "itself.",
+        table(
+            ("#", "how", "LB", "waited s", "round of run", "s since round began", "detection s"),
+            rows,
+        ),
+        (f"The series {stopped}. " if stopped else "")
+        + f"Controller errors during the run: {len(errors)}"
+        + ("" if not errors else " (" + "; ".join(sorted(set(errors))[:5]) + ")"),
+    ]
+    section.data = {
+        "settings": {
+            "interval": INTERVAL,
+            "timeout": TIMEOUT,
+            "fall": FALL,
+            "rise": RISE,
+            "rounds": ROUNDS,
+            "ttl": TTL,
+            "bound": BOUND,
+            "seed": SEED,
+        },
+        "events": [asdict(e) for e in events],
+        "controller_errors": errors,
+    }
+    return section
+
+
+def _figures(
+    figures: list[Figure],
+    events: list[Event],
+    how: str,
+    *,
+    planned: int,
+    headline: bool = True,
+) -> None:
+    times = [e.detection for e in events if e.detection is not None]
+    label = "LB killed" if how == "kill" else "LB hung"
+    moved = len(times) == planned
+    figures.append(
+        Figure(
+            f"{label}: failovers",
+            f"{len(times)} of {planned} moved the active record",
+            target=f"all {planned}",
+            met=moved,
+            note=""
+            if moved
+            else f"{len(events) - len(times)} did not move within {STEP_DEADLINE:g} s, "
+            f"{planned - len(events)} not attempted (the stand did not recover)",
+        )
+    )
+    if not times:
+        return
+    worst = max(times)
+    figures.append(
+        Figure(
+            f"{label}: detection max",
+            f"{worst:.2f} s = {ratio(worst, BOUND):.2f} x bound",
+            target=f"< bound {BOUND:g} s",
+            met=worst < BOUND,
+            note="" if worst < BOUND else "see the per-event table: which round the kill fell in",
+        )
+    )
+    figures.append(
+        Figure(
+            f"{label}: detection p95",
+            f"{percentile(times, 95):.2f} s = {ratio(percentile(times, 95), BOUND):.2f} x bound",
+        )
+    )
+    middle = median(times)
+    near = (FALL - 1) * INTERVAL <= middle <= FALL * INTERVAL + TIMEOUT
+    expected = FALL * INTERVAL
+    figures.append(
+        Figure(
+            f"{label}: detection median",
+            f"{middle:.2f} s = {ratio(middle, expected):.2f} x FALL x INTERVAL",
+            target=f"near FALL x INTERVAL = {expected:g} s" if headline else "",
+            met=near if headline else None,
+            note=(
+                "a kill lands on average half an INTERVAL before the next round, so FALL "
+                f"failed rounds take about (FALL - 0.5) x INTERVAL = {(FALL - 0.5) * INTERVAL:g} s "
+                "plus the round's probe and change batch"
+                if how == "kill"
+                else f"each of the FALL failed probes waits the TIMEOUT ({TIMEOUT:g} s) out"
+            ),
+        )
+    )

@@ -1,0 +1,172 @@
+"""Shared plumbing for the benchmarks that run the real job against moto's server.
+
+Each benchmark launches its instances into a /24 of its own (127.0.5.0/24, 127.0.6.0/24, ...),
+so its servers never collide with the tests' or the demo's on 127.0.1.0/24 while they run too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from moto.route53 import models as route53_models
+
+from standin.aws import LocalAws
+
+
+class FastForwardClock:
+    """Real time, except that sleeping skips ahead instead of waiting.
+
+    Used where a benchmark counts calls rather than timing them: a 6-round run with the default
+    10 s interval takes its real work time instead of a minute, and every timestamp the job
+    writes (ListCommands' InvokedAfter, when a push was requested) stays close to moto's clock.
+    """
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.skipped
+
+    def sleep(self, seconds: float) -> None:
+        self.skipped += max(0.0, seconds)
+
+
+def use_subnet(aws: LocalAws, cidr: str) -> None:
+    """Launch this benchmark's instances into `cidr` (inside the stand-in's 127.0.0.0/16 VPC)."""
+    ec2 = aws.client("ec2")
+    vpc = ec2.describe_subnets(SubnetIds=[aws.subnet_id])["Subnets"][0]["VpcId"]
+    aws.subnet_id = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr)["Subnet"]["SubnetId"]
+
+
+class Observer:
+    """Reads what the controller wrote, with clients made once.
+
+    `LocalAws.client` makes a new boto3 client per call (150-450 ms each); polling with it would
+    load the very process whose timing is measured.
+    """
+
+    def __init__(self, aws: LocalAws) -> None:
+        self._ec2: Any = aws.client("ec2")
+        self._route53: Any = aws.client("route53")
+        self._zone_id = aws.zone_id
+
+    def tags(self, instance_id: str) -> dict[str, str]:
+        found = self._ec2.describe_instances(InstanceIds=[instance_id])
+        instance = found["Reservations"][0]["Instances"][0]
+        return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+
+    def a_record(self, name: str) -> tuple[str, ...]:
+        found = self._route53.list_resource_record_sets(
+            HostedZoneId=self._zone_id, StartRecordName=name + ".", StartRecordType="A"
+        )["ResourceRecordSets"]
+        values: list[str] = []
+        for item in found:
+            if item["Name"].rstrip(".") == name and item["Type"] == "A":
+                values += [r["Value"] for r in item.get("ResourceRecords", [])]
+        return tuple(values)
+
+    def wait_for(
+        self, what: str, condition: Callable[[], bool], *, deadline: float, every: float = 0.2
+    ) -> float:
+        """Poll until `condition()` holds; the monotonic time it held. TimeoutError names `what`."""
+        give_up = time.monotonic() + deadline
+        while time.monotonic() < give_up:
+            if condition():
+                return time.monotonic()
+            time.sleep(every)
+        raise TimeoutError(f"did not hold within {deadline:.0f} s: {what}")
+
+
+def environment(
+    aws: LocalAws,
+    *,
+    cluster: str,
+    domain: str,
+    lb_port: int,
+    web_port: int,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The controller's settings for the stand-in: LBs probed on their loopback (private) address."""
+    env = {
+        "LBF_CLUSTER": cluster,
+        "LBF_DOMAIN": domain,
+        "LBF_HOSTED_ZONE_ID": aws.zone_id,
+        # moto invents public addresses that are not on this machine: probe the private ones.
+        "LBF_LB_ADDRESS": "private",
+        "LBF_LB_CHECK": f"http://{{address}}:{lb_port}/health",
+        "LBF_POOL_PORT": str(web_port),
+    }
+    env.update(extra or {})
+    return env
+
+
+@contextmanager
+def quiet_controller() -> Iterator[logging.Logger]:
+    """The controller's own log lines (every change, every notice) stay off the bench's output.
+
+    Yields the `chalicelib` logger at INFO: a benchmark may add a handler to it or below it.
+    """
+    controller = logging.getLogger("chalicelib")
+    saved = (controller.level, controller.propagate)
+    silence = logging.NullHandler()
+    controller.addHandler(silence)
+    controller.setLevel(logging.INFO)
+    controller.propagate = False
+    try:
+        yield controller
+    finally:
+        controller.removeHandler(silence)
+        controller.setLevel(saved[0])
+        controller.propagate = saved[1]
+
+
+def _record_key(change: dict[str, Any]) -> tuple[str, str, object, tuple[str, ...]]:
+    record = change["ResourceRecordSet"]
+    values = tuple(str(r["Value"]) for r in record.get("ResourceRecords", []))
+    return record["Name"].rstrip("."), record["Type"], record.get("TTL"), values
+
+
+@contextmanager
+def route53_moves_back() -> Iterator[None]:
+    """Let moto accept what Route 53 accepts: moving a record back to a value it held before.
+
+    moto 5.2.5 rejects a CREATE that equals any earlier CREATE in the zone's journal whenever a
+    record of that name exists *before* the batch, even when the same batch DELETEs it first, so
+    the second failover back to an LB fails there as "already exists" (Route 53 applies the batch
+    atomically and accepts it). This hides just those journal entries for the one call; every
+    other check of moto's stays. The server runs in this process, so patching its class works,
+    as standin/ssm_agent.py does for SSM.
+    """
+    backend_class = route53_models.Route53Backend
+    original = backend_class.change_resource_record_sets
+
+    def change_resource_record_sets(
+        backend: Any, zoneid: str, change_list: list[dict[str, Any]]
+    ) -> None:
+        zone = backend.get_hosted_zone(zoneid)
+        deleted = {_record_key(c)[:2] for c in change_list if c["Action"] == "DELETE"}
+        created = {_record_key(c) for c in change_list if c["Action"] == "CREATE"}
+        hidden = [
+            entry
+            for entry in zone.rr_changes
+            if entry["Action"] == "CREATE"
+            and _record_key(entry)[:2] in deleted
+            and _record_key(entry) in created
+        ]
+        for entry in hidden:
+            zone.rr_changes.remove(entry)
+        try:
+            original(backend, zoneid, change_list)
+        finally:
+            # Back into the journal (list.extend, not moto's append, which would rewrite them).
+            list.extend(zone.rr_changes, hidden)
+
+    backend_class.change_resource_record_sets = change_resource_record_sets  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        backend_class.change_resource_record_sets = original  # type: ignore[method-assign]

@@ -1,0 +1,186 @@
+"""The benchmarks' pure helpers: statistics, target layout, import-time parsing, cost arithmetic.
+
+No benchmark runs here and no wall-clock time is asserted: these check that the numbers `make
+bench` publishes are computed the way its report says they are.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.calls import Counted, is_write
+from bench.coldstart import parse_importtime
+from bench.fanout import black_holes, target_addresses
+from bench.prices import (
+    INVOCATIONS_PER_MONTH,
+    NAT_GATEWAY_HOUR,
+    PUBLIC_IPV4_HOUR,
+    Run,
+    controller_lines,
+    emf_metrics,
+    health_check_lines,
+    lambda_compute,
+    total,
+    usd,
+)
+from bench.report import Figure, replace_between, table
+from bench.stats import median, percentile, ratio
+
+
+@pytest.mark.parametrize(
+    ("values", "p", "expected"),
+    [
+        ([3.0], 95, 3.0),
+        ([1.0, 2.0, 3.0, 4.0], 50, 2.5),
+        ([4.0, 1.0, 3.0, 2.0], 0, 1.0),
+        ([4.0, 1.0, 3.0, 2.0], 100, 4.0),
+        # 20 kills: p95 lies between the 19th and the 20th value, not at the maximum.
+        ([float(i) for i in range(1, 21)], 95, 19.05),
+    ],
+)
+def test_percentile_interpolates_between_closest_ranks(
+    values: list[float], p: float, expected: float
+) -> None:
+    assert percentile(values, p) == pytest.approx(expected)
+
+
+def test_median_of_an_odd_count_is_the_middle_value() -> None:
+    assert median([5.0, 1.0, 3.0]) == 3.0
+
+
+@pytest.mark.parametrize(("values", "p"), [([], 50), ([1.0], -1), ([1.0], 101)])
+def test_percentile_rejects_what_has_no_answer(values: list[float], p: float) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - the message is not the contract
+        percentile(values, p)
+
+
+def test_ratio_needs_a_positive_reference() -> None:
+    assert ratio(3.0, 2.0) == 1.5
+    with pytest.raises(ValueError, match="positive"):
+        ratio(1.0, 0.0)
+
+
+def test_target_addresses_are_distinct_loopback_addresses_clear_of_the_tests_subnet() -> None:
+    addresses = target_addresses(2000)
+    assert len(set(addresses)) == 2000
+    assert addresses[0] == "127.0.8.1"
+    assert addresses[249] == "127.0.8.250"
+    assert addresses[250] == "127.0.9.1"
+    assert all(a.startswith("127.0.") and not a.startswith("127.0.1.") for a in addresses)
+
+
+def test_black_holes_are_exactly_the_share_and_the_same_every_run() -> None:
+    holes = black_holes(2000, 0.10)
+    assert len(holes) == 200
+    assert holes == black_holes(2000, 0.10)
+    assert all(0 <= i < 2000 for i in holes)
+
+
+IMPORTTIME = """\
+import time: self [us] | cumulative | imported package
+import time:       100 |        100 | _io
+import time:       300 |        500 | site
+import time:        50 |         50 |     chalice.compat
+import time:       900 |       1000 |   chalice
+import time:      2000 |      30000 |   aws_lambda_powertools
+import time:       700 |       4000 |   chalicelib.jobs
+import time:      1500 |      36500 | app
+"""
+
+
+def test_parse_importtime_reads_the_app_line_and_its_direct_imports() -> None:
+    run = parse_importtime(IMPORTTIME)
+    assert run.total_ms == 36.5
+    assert run.children == {"chalice": 1.0, "aws_lambda_powertools": 30.0, "chalicelib.jobs": 4.0}
+
+
+def test_parse_importtime_without_the_module_says_so() -> None:
+    with pytest.raises(ValueError, match="app"):
+        parse_importtime("import time:       100 |        100 | site\n")
+
+
+def test_reads_and_writes_are_told_apart_by_operation_name() -> None:
+    assert not is_write("DescribeInstances")
+    assert not is_write("ListResourceRecordSets")
+    assert not is_write("GetParameters")
+    assert is_write("ChangeResourceRecordSets")
+    assert is_write("CreateTags")
+    counted = Counted({"ec2.DescribeInstances": 1, "ec2.CreateTags": 2}, 3, 0, 0)
+    assert counted.writes == {"ec2.CreateTags": 2}
+    assert counted.total == 3
+
+
+def test_lambda_compute_is_gb_seconds_times_the_price() -> None:
+    # 1,024 MB for 1 s is one GB-second.
+    assert lambda_compute(1.0, 1024, 1) == pytest.approx(0.0000166667)
+    # The default schedule: 43,800 runs of 50 s at 256 MB = 547,500 GB-s.
+    assert lambda_compute(50.0, 256, INVOCATIONS_PER_MONTH) == pytest.approx(9.125, abs=0.001)
+
+
+def test_controller_cost_counts_the_nat_gateway_and_its_address_whatever_the_traffic() -> None:
+    idle = Run(seconds=0.0, calls=0, api_bytes=0, log_bytes=0, metrics=0, lb_probes=0)
+    lines = {line.item: line.dollars for line in controller_lines(idle, 256)}
+    assert lines["NAT gateway (VPC: private web addresses)"] == pytest.approx(
+        730 * NAT_GATEWAY_HOUR
+    )
+    assert lines["NAT gateway's public IPv4"] == pytest.approx(730 * PUBLIC_IPV4_HOUR)
+    assert lines["API calls"] == 0.0
+
+
+def test_controller_cost_grows_with_measured_traffic_logs_and_metrics() -> None:
+    small = Run(seconds=50.0, calls=4, api_bytes=10_000, log_bytes=1_000, metrics=5, lb_probes=12)
+    large = Run(seconds=50.0, calls=4, api_bytes=20_000, log_bytes=2_000, metrics=5, lb_probes=12)
+    assert total(controller_lines(large, 256)) > total(controller_lines(small, 256))
+    metrics = {line.item: line.dollars for line in controller_lines(small, 256)}
+    assert metrics["CloudWatch custom metrics (EMF)"] == pytest.approx(1.50)
+
+
+def test_route53_health_checks_cost_per_check_and_option() -> None:
+    lines = health_check_lines(22, 2)
+    assert [round(line.dollars, 2) for line in lines] == [11.00, 33.00, 77.00, 3.00]
+
+
+def test_emf_metrics_counts_each_name_and_dimension_set_once() -> None:
+    blob = {
+        "_aws": {
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": "LbFailover",
+                    "Dimensions": [["service"]],
+                    "Metrics": [{"Name": "HealthyLBs"}, {"Name": "Failovers"}],
+                }
+            ]
+        },
+        "service": "lb-failover",
+    }
+    log = "\n".join(["not json", json.dumps({"level": "INFO"}), json.dumps(blob), json.dumps(blob)])
+    assert emf_metrics(log) == 2
+
+
+def test_replace_between_keeps_the_markers_and_everything_outside() -> None:
+    text = "# Title\n<!-- a -->\nold\n<!-- b -->\ntail\n"
+    assert replace_between(text, "<!-- a -->", "<!-- b -->", "new\n") == (
+        "# Title\n<!-- a -->\nnew\n<!-- b -->\ntail\n"
+    )
+    assert replace_between("no markers", "<!-- a -->", "<!-- b -->", "new") is None
+
+
+def test_a_pipe_in_a_cell_cannot_split_the_table() -> None:
+    rendered = table(("a", "b"), [("x|y", "z")])
+    assert rendered.splitlines()[2] == "| x\\|y | z |"
+
+
+def test_a_figure_without_a_target_has_no_verdict() -> None:
+    assert Figure("f", "1 s").status == "-"
+    assert Figure("f", "1 s", target="< 2 s", met=True).status == "met"
+    assert Figure("f", "3 s", target="< 2 s", met=False).status == "MISSED"
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [(0.5, "$0.50"), (0.045, "$0.045"), (0.0000166667, "$0.0000166667"), (33.0, "$33.00")],
+)
+def test_prices_are_shown_as_aws_writes_them(amount: float, shown: str) -> None:
+    assert usd(amount) == shown
