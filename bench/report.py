@@ -135,18 +135,20 @@ def _memory_gib() -> float:
 
 
 def _commit() -> str:
+    """HEAD, and whether the measured code (app.py, chalicelib) differs from it in the work tree."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
+        head = _git("rev-parse", "--short", "HEAD")
+        changed = _git("status", "--porcelain", "--", "app.py", "chalicelib", "requirements.txt")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return out.stdout.strip()
+    return f"{head} + uncommitted changes to the measured code" if changed else head
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=True
+    )
+    return done.stdout.strip()
 
 
 def now_utc() -> str:
