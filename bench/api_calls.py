@@ -20,7 +20,6 @@ from bench.world import (
     Observer,
     environment,
     quiet_controller,
-    route53_moves_back,
     use_subnet,
 )
 from chalicelib import jobs
@@ -118,7 +117,7 @@ def addresses(prefix: str, first: int, count: int) -> list[str]:
 
 def run(progress: Progress, *, quick: bool = False) -> Section:
     web_count = 10 if quick else 50
-    with local_aws(DOMAIN) as aws, quiet_controller(), route53_moves_back():
+    with local_aws(DOMAIN) as aws, quiet_controller():
         use_subnet(aws, SUBNET)
         topic = aws.client("sns").create_topic(Name="lb-failover-bench")["TopicArn"]
         settings = Settings.from_env(

@@ -35,7 +35,6 @@ from bench.world import (
     FastForwardClock,
     environment,
     quiet_controller,
-    route53_moves_back,
     use_subnet,
 )
 from chalicelib.config import Settings
@@ -90,7 +89,7 @@ def _measure(settings_env: dict[str, str], quick: bool, workdir: Path) -> tuple[
 
 
 def run(progress: Progress, *, quick: bool = False) -> Section:
-    with local_aws(DOMAIN) as aws, quiet_controller(), route53_moves_back():
+    with local_aws(DOMAIN) as aws, quiet_controller():
         use_subnet(aws, SUBNET)
         topic = aws.client("sns").create_topic(Name="lb-failover-cost")["TopicArn"]
         settings_env = environment(

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from bench.report import Figure, Progress, Section, table
 from bench.stats import median, percentile, ratio
-from bench.world import Observer, environment, quiet_controller, route53_moves_back, use_subnet
+from bench.world import Observer, environment, quiet_controller, use_subnet
 from chalicelib import jobs
 from chalicelib.config import Settings
 from chalicelib.core.model import ProbeResult, ProbeTarget
@@ -278,7 +278,6 @@ def run(progress: Progress, *, quick: bool = False) -> Section:
         tempfile.TemporaryDirectory(prefix="lbf-bench-") as workdir,
         local_aws(DOMAIN) as aws,
         quiet_controller(),
-        route53_moves_back(),
     ):
         settings = Settings.from_env(
             environment(

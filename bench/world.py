@@ -12,8 +12,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from moto.route53 import models as route53_models
-
 from standin.aws import LocalAws
 
 
@@ -122,51 +120,3 @@ def quiet_controller() -> Iterator[logging.Logger]:
         controller.removeHandler(silence)
         controller.setLevel(saved[0])
         controller.propagate = saved[1]
-
-
-def _record_key(change: dict[str, Any]) -> tuple[str, str, object, tuple[str, ...]]:
-    record = change["ResourceRecordSet"]
-    values = tuple(str(r["Value"]) for r in record.get("ResourceRecords", []))
-    return record["Name"].rstrip("."), record["Type"], record.get("TTL"), values
-
-
-@contextmanager
-def route53_moves_back() -> Iterator[None]:
-    """Let moto accept what Route 53 accepts: moving a record back to a value it held before.
-
-    moto 5.2.5 rejects a CREATE that equals any earlier CREATE in the zone's journal whenever a
-    record of that name exists *before* the batch, even when the same batch DELETEs it first, so
-    the second failover back to an LB fails there as "already exists" (Route 53 applies the batch
-    atomically and accepts it). This hides just those journal entries for the one call; every
-    other check of moto's stays. The server runs in this process, so patching its class works,
-    as standin/ssm_agent.py does for SSM.
-    """
-    backend_class = route53_models.Route53Backend
-    original = backend_class.change_resource_record_sets
-
-    def change_resource_record_sets(
-        backend: Any, zoneid: str, change_list: list[dict[str, Any]]
-    ) -> None:
-        zone = backend.get_hosted_zone(zoneid)
-        deleted = {_record_key(c)[:2] for c in change_list if c["Action"] == "DELETE"}
-        created = {_record_key(c) for c in change_list if c["Action"] == "CREATE"}
-        hidden = [
-            entry
-            for entry in zone.rr_changes
-            if entry["Action"] == "CREATE"
-            and _record_key(entry)[:2] in deleted
-            and _record_key(entry) in created
-        ]
-        for entry in hidden:
-            zone.rr_changes.remove(entry)
-        try:
-            original(backend, zoneid, change_list)
-        finally:
-            # Back into the journal (list.extend, not moto's append, which would rewrite them).
-            list.extend(zone.rr_changes, hidden)
-
-    backend_class.change_resource_record_sets = change_resource_record_sets  # type: ignore[method-assign,assignment]
-    try:
-        yield
-    finally:
-        backend_class.change_resource_record_sets = original  # type: ignore[method-assign]

@@ -433,6 +433,8 @@ def _notify(
             except AwsError as exc:
                 report.errors.append(f"notice not sent: {exc}")
         log.warning("notice: %s", message)
+    if set(conditions) == set(world.notices):
+        return
     stored = "\n".join(sorted(conditions)) or "none"
     try:
         services.parameters.put(settings.notices_parameter, stored)

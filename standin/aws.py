@@ -18,6 +18,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from chalicelib.adapters.clients import forget_clients
+from standin.moto_fixes import route53_moves_back
 
 REGION = "us-east-1"
 SUBNET_CIDR = "127.0.1.0/24"
@@ -138,8 +139,9 @@ def local_aws(domain: str) -> Iterator[LocalAws]:
     saved = {k: os.environ.get(k) for k in (*_ENV, "AWS_ENDPOINT_URL")}
     aws.start()
     try:
-        aws.prepare(domain)
-        yield aws
+        with route53_moves_back():
+            aws.prepare(domain)
+            yield aws
     finally:
         aws.stop()
         for key, value in saved.items():

@@ -232,3 +232,42 @@ def test_eip_mode_moves_the_elastic_ip_in_moto(
     assert holder() == lb2
     assert aws.a_record(f"lb.eip.{DOMAIN}") == (allocation["PublicIp"],)
     assert aws.tags(lb2)["lbf:state"] == "active"
+
+
+def test_failing_back_to_an_address_the_record_held_before(
+    aws: LocalAws, servers: dict[str, LocalWebServer]
+) -> None:
+    """Two failovers, the second back to the first LB's address: Route 53 accepts that batch.
+
+    (moto 5.2.5 alone would refuse it as "already exists"; the stand-in patches just that.)
+    """
+    cluster = "failback"
+    settings = Settings.from_env(environment(aws, cluster) | {"LBF_DOMAIN": f"back.{DOMAIN}"})
+    aws.launch("127.0.1.71", {"lbf:cluster": cluster, "lbf:role": "lb", "lbf:name": "lb1"})
+    aws.launch("127.0.1.72", {"lbf:cluster": cluster, "lbf:role": "lb", "lbf:name": "lb2"})
+    aws.launch("127.0.1.81", {"lbf:cluster": cluster, "lbf:role": "web"})
+    for address, port in (
+        ("127.0.1.71", LB_PORT),
+        ("127.0.1.72", LB_PORT),
+        ("127.0.1.81", WEB_PORT),
+    ):
+        start(servers, address, port)
+    clock = FakeClock()
+    active = f"lb.back.{DOMAIN}"
+
+    def reconcile() -> None:
+        report = jobs.reconcile(settings, aws_services(settings), clock)
+        assert report.ok, report.errors
+        clock.advance(60)
+
+    reconcile()
+    assert aws.a_record(active) == ("127.0.1.71",)
+    servers.pop("127.0.1.71").stop()
+    reconcile()
+    assert aws.a_record(active) == ("127.0.1.72",)
+    start(servers, "127.0.1.71", LB_PORT)
+    reconcile()  # lb1 is healthy again; the record stays on lb2 (no failback by itself)
+    assert aws.a_record(active) == ("127.0.1.72",)
+    servers.pop("127.0.1.72").stop()
+    reconcile()
+    assert aws.a_record(active) == ("127.0.1.71",)
