@@ -130,7 +130,7 @@ def decide_active(
             (holder.instance_id,),
             f"follows {holder.name} to its address {holder.address}",
         )
-    return _off_holder(holder, candidates, pointed_at=", ".join(sorted(values)), followed=followed)
+    return _off_holder(holder, candidates, pointed_at=", ".join(sorted(values)))
 
 
 def decide_holder(
@@ -146,7 +146,7 @@ def decide_holder(
     holder = next((lb for lb in lbs if lb.instance_id == holder_id), None)
     if holder is not None and is_eligible(holder):
         return ActiveDecision(None, (holder.instance_id,), f"kept on {holder.name}")
-    return _off_holder(holder, candidates, pointed_at=holder_id, followed=False)
+    return _off_holder(holder, candidates, pointed_at=holder_id)
 
 
 def _create(candidates: Sequence[Instance]) -> ActiveDecision:
@@ -162,7 +162,7 @@ def _create(candidates: Sequence[Instance]) -> ActiveDecision:
 
 
 def _off_holder(
-    holder: Instance | None, candidates: Sequence[Instance], *, pointed_at: str, followed: bool
+    holder: Instance | None, candidates: Sequence[Instance], *, pointed_at: str
 ) -> ActiveDecision:
     """The holder is not eligible (or there is none): move to the first candidate, if any."""
     if (
@@ -176,7 +176,10 @@ def _off_holder(
 
     others = [lb for lb in candidates if holder is None or lb.instance_id != holder.instance_id]
     if not others:
-        held = (holder.instance_id,) if holder is not None and not followed else ()
+        # The record stays the holder's even when it holds the holder's former address (it came
+        # back with a new IP and has no verdict yet): lbf:state=active keeps that link, so that
+        # the record can follow it later instead of being repaired to whichever LB is lowest.
+        held = (holder.instance_id,) if holder is not None else ()
         what = holder.name if holder is not None else pointed_at
         return ActiveDecision(None, held, f"left on {what}: no eligible LB", no_eligible=True)
     target = others[0]
