@@ -816,6 +816,30 @@ def test_damping_allows_at_most_one_move_per_fall_plus_rise_rounds(
         assert cloud.route53.value(ACTIVE) == (LB2,)
 
 
+def test_the_active_lb_coming_back_with_a_new_ip_keeps_the_record_when_all_restart() -> None:
+    """Found by the model-based soak. lb2 held the record, every LB was stopped, then all started
+    with new IPs. While lb2 had no verdict yet its lbf:state was rewritten to standby, so once
+    healthy the record was 'repaired' to the lowest name, lb1: a switch of LB for no reason."""
+    cloud = make_cloud()
+    config = settings()
+    converge(cloud, config)
+    lb1, lb2 = instance(cloud, LB1), instance(cloud, LB2)
+    cloud.ec2.set_state(lb1, "stopped")
+    converge(cloud, config)
+    assert cloud.route53.value(ACTIVE) == (LB2,)
+    cloud.ec2.set_state(lb2, "stopped")
+    converge(cloud, config)
+    assert cloud.route53.value(ACTIVE) == (LB2,)  # nowhere better to go
+
+    cloud.ec2.set_state(lb1, "running", address="127.0.0.21")
+    cloud.ec2.set_state(lb2, "running", address="127.0.0.22")
+    converge(cloud, config)
+
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.22",)
+    assert cloud.ec2.tag(lb2, "lbf:state") == "active"
+    assert cloud.ec2.tag(lb1, "lbf:state") == "standby"
+
+
 # =================================================================================================
 # A run killed mid-apply.
 
