@@ -108,6 +108,7 @@ def decide_active(
 
     holder: Instance | None = pointed[0] if pointed else None
     followed = False
+    keeps: Instance | None = None  # keeps lbf:state=active while the record waits for it
     if holder is None:
         # The record holds no current LB address: either the active LB came back with a new IP
         # (it still carries lbf:state=active), or someone pointed the record elsewhere.
@@ -118,9 +119,12 @@ def decide_active(
             holder = tagged[0]
         elif len(tagged) == 1 and (former is None or values <= set(former)):
             holder, followed = tagged[0], True
-        elif len(tagged) == 1 and tagged[0] in candidates:
-            # Pointed by hand at an address no LB ever had: repaired back to the active LB.
-            candidates = [tagged[0], *(lb for lb in candidates if lb is not tagged[0])]
+        elif len(tagged) == 1:
+            # Pointed by hand at an address no LB ever had: repaired, back to the LB still tagged
+            # active as soon as it is eligible; until then it keeps the tag, and with it the claim.
+            keeps = tagged[0]
+            if keeps in candidates:
+                candidates = [keeps, *(lb for lb in candidates if lb is not keeps)]
 
     if holder is not None and is_eligible(holder):
         if not followed and len(current.values) == 1:
@@ -130,7 +134,7 @@ def decide_active(
             (holder.instance_id,),
             f"follows {holder.name} to its address {holder.address}",
         )
-    return _off_holder(holder, candidates, pointed_at=", ".join(sorted(values)))
+    return _off_holder(holder, candidates, pointed_at=", ".join(sorted(values)), keeps=keeps)
 
 
 def decide_holder(
@@ -162,7 +166,11 @@ def _create(candidates: Sequence[Instance]) -> ActiveDecision:
 
 
 def _off_holder(
-    holder: Instance | None, candidates: Sequence[Instance], *, pointed_at: str
+    holder: Instance | None,
+    candidates: Sequence[Instance],
+    *,
+    pointed_at: str,
+    keeps: Instance | None = None,
 ) -> ActiveDecision:
     """The holder is not eligible (or there is none): move to the first candidate, if any."""
     if (
@@ -179,7 +187,8 @@ def _off_holder(
         # The record stays the holder's even when it holds the holder's former address (it came
         # back with a new IP and has no verdict yet): lbf:state=active keeps that link, so that
         # the record can follow it later instead of being repaired to whichever LB is lowest.
-        held = (holder.instance_id,) if holder is not None else ()
+        claimant = holder or keeps
+        held = (claimant.instance_id,) if claimant is not None else ()
         what = holder.name if holder is not None else pointed_at
         return ActiveDecision(None, held, f"left on {what}: no eligible LB", no_eligible=True)
     target = others[0]
