@@ -840,6 +840,31 @@ def test_the_active_lb_coming_back_with_a_new_ip_keeps_the_record_when_all_resta
     assert cloud.ec2.tag(lb1, "lbf:state") == "standby"
 
 
+def test_a_record_pointed_nowhere_while_no_lb_is_eligible_is_repaired_to_the_active_lb() -> None:
+    """Found by the model-based soak. While no LB could take the record, the LB tagged active lost
+    its lbf:state; once LBs were healthy again, the repair went to the lowest name instead."""
+    cloud = make_cloud()
+    config = settings()
+    converge(cloud, config)
+    cloud.route53.records[(ACTIVE, "A")] = Record(ACTIVE, "A", 60, (LB2,))
+    converge(cloud, config)
+    lb1, lb2 = instance(cloud, LB1), instance(cloud, LB2)
+    assert cloud.ec2.tag(lb2, "lbf:state") == "active"
+    cloud.prober.dead |= {LB1, LB2}
+    converge(cloud, config)
+    cloud.route53.records[(ACTIVE, "A")] = Record(ACTIVE, "A", 60, ("203.0.113.50",))
+    converge(cloud, config, runs=1)
+    assert cloud.ec2.tag(lb2, "lbf:state") == "active"  # still its claim
+    cloud.sns.messages.clear()
+
+    cloud.prober.dead.clear()
+    converge(cloud, config)
+
+    assert cloud.route53.value(ACTIVE) == (LB2,)
+    assert cloud.ec2.tag(lb1, "lbf:state") == "standby"
+    assert [m for m in cloud.sns.messages if "repaired" in m]
+
+
 # =================================================================================================
 # A run killed mid-apply.
 
