@@ -35,7 +35,11 @@ CLUSTER = "demo"
 LB_PORT = 8080
 WEB_PORT = 8081
 INTERVAL, TIMEOUT, ROUNDS, RISE, FALL = 1.0, 0.5, 5, 2, 2
-STEP_DEADLINE = 45.0  # a step whose outcome does not hold by then has failed
+STEP_DEADLINE = 45.0
+_CONTROLLER_LOGS = (
+    "chalicelib.executor",
+    "chalicelib.jobs",
+)  # a step whose outcome does not hold by then has failed
 
 
 class StepFailed(Exception):
@@ -104,6 +108,8 @@ class Demo:
         self._stop = threading.Event()
         self._controller: threading.Thread | None = None
         self.controller_errors: list[str] = []
+        self._log_handler: logging.Handler | None = None
+        self._saved_logs: list[tuple[logging.Logger, int, bool]] = []
 
     def environment(self) -> dict[str, str]:
         topic = self.aws.client("sns").create_topic(Name="lb-failover-demo")["TopicArn"]
@@ -158,10 +164,13 @@ class Demo:
 
     def start_controller(self) -> None:
         self.agent.install().start()
-        handler = _ChangeLog(self.timeline, self.changes)
-        for name in ("chalicelib.executor", "chalicelib.jobs"):
+        self._log_handler = _ChangeLog(self.timeline, self.changes)
+        for name in _CONTROLLER_LOGS:
             controller_log = logging.getLogger(name)
-            controller_log.addHandler(handler)
+            self._saved_logs.append(
+                (controller_log, controller_log.level, controller_log.propagate)
+            )
+            controller_log.addHandler(self._log_handler)
             controller_log.setLevel(logging.INFO)
             controller_log.propagate = False
         self._controller = threading.Thread(target=self._schedule, daemon=True)
@@ -203,6 +212,13 @@ class Demo:
         if self._controller is not None:
             self._controller.join(timeout=30)
         self.agent.uninstall()
+        # Leave the process's logging as it was: the test suite runs on after the demo.
+        for controller_log, level, propagate in self._saved_logs:
+            if self._log_handler is not None:
+                controller_log.removeHandler(self._log_handler)
+            controller_log.setLevel(level)
+            controller_log.propagate = propagate
+        self._saved_logs.clear()
         for _, haproxy in self.lbs.values():
             haproxy.stop()
         for _, server in self.webs.values():
