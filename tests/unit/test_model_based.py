@@ -11,8 +11,9 @@ probe results the job actually got, and after every step the SPEC's promises are
   entries of web servers in their one written form, with the checksum of exactly that text;
 - no list is pushed twice to an LB that took it (or is still taking it);
 - the active record holds one address, and every record the controller writes points at an LB;
-- the record never leaves an LB the damping says is healthy while it runs and is not draining (no
-  false failover), and never moves to an LB that is down, draining, or that damping says failed;
+- the record never leaves an LB the damping says is healthy while it runs, is not draining and
+  the record holds its current address (no false failover), and never moves to an LB that is
+  down, draining, or that damping says failed;
 - after a run that met no fault: every verdict is what damping says (so a prober-side fault, a
   round where every probe fails, changes none); the active record points at an eligible LB
   whenever there is one (or at an LB with no verdict yet, never a reason to move), and never at a
