@@ -11,6 +11,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from chalicelib.config import Settings
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import Command, ProbeResult, ProbeTarget, RawInstance, Record
 from chalicelib.errors import AwsError, StaleView
@@ -313,3 +314,20 @@ class FakeCloud:
             notifier=self.sns,
             prober=self.prober,
         )
+
+
+FAKE_DOMAIN = "prod.example.com"
+
+
+def fake_settings(**overrides: str) -> Settings:
+    """Settings for a job run on FakeCloud: LBs probed and published at their private
+    (loopback) addresses, notices to a topic. Overrides by full variable name."""
+    environ = {
+        "LBF_CLUSTER": "demo",
+        "LBF_DOMAIN": FAKE_DOMAIN,
+        "LBF_HOSTED_ZONE_ID": "Z123",
+        "LBF_LB_ADDRESS": "private",
+        "LBF_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:lbf",
+    }
+    environ.update(overrides)
+    return Settings.from_env(environ)

@@ -10,23 +10,12 @@ import pytest
 
 from chalicelib import jobs
 from chalicelib.config import Settings
-from tests.fakes import FakeCloud
+from tests.fakes import FAKE_DOMAIN, FakeCloud
+from tests.fakes import fake_settings as settings
 
-DOMAIN = "prod.example.com"
+DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"
 EIP = "198.51.100.7"  # the in-memory EC2's Elastic IP (a documentation address, never probed)
-
-
-def settings(**overrides: str) -> Settings:
-    environ = {
-        "LBF_CLUSTER": "demo",
-        "LBF_DOMAIN": DOMAIN,
-        "LBF_HOSTED_ZONE_ID": "Z123",
-        "LBF_LB_ADDRESS": "private",
-        "LBF_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:lbf",
-    }
-    environ.update(overrides)
-    return Settings.from_env(environ)
 
 
 def run(cloud: FakeCloud, config: Settings, **kwargs: object) -> jobs.Report:
