@@ -42,26 +42,15 @@ from chalicelib.config import Settings
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
 from chalicelib.errors import AwsError, StaleView
-from tests.fakes import FakeCloud
+from tests.fakes import FAKE_DOMAIN, FakeCloud
+from tests.fakes import fake_settings as settings
 
-DOMAIN = "prod.example.com"
+DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"
 BACKENDS = "/lbf/demo/backends"
 LB1, LB2, LB3, LB4 = "127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14"
 WEBS = ("127.0.1.21", "127.0.1.22", "127.0.1.23")
 ALL_WEBS = "127.0.1.21:80 127.0.1.22:80 127.0.1.23:80"
-
-
-def settings(**overrides: str) -> Settings:
-    environ = {
-        "LBF_CLUSTER": "demo",
-        "LBF_DOMAIN": DOMAIN,
-        "LBF_HOSTED_ZONE_ID": "Z123",
-        "LBF_LB_ADDRESS": "private",
-        "LBF_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:lbf",
-    }
-    environ.update(overrides)
-    return Settings.from_env(environ)
 
 
 def run(cloud: FakeCloud, config: Settings, **kwargs: Any) -> jobs.Report:

@@ -32,9 +32,10 @@ from chalicelib.config import ConfigError, Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import Damping, Health, Instance, Record, Role
-from tests.fakes import FakeCloud
+from tests.fakes import FAKE_DOMAIN, FakeCloud
+from tests.fakes import fake_settings as settings
 
-DOMAIN = "prod.example.com"
+DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"
 BACKENDS = "/lbf/demo/backends"
 GOOD_LIST = "127.0.1.21:80 127.0.1.22:80"
@@ -46,18 +47,6 @@ _CLEAN = re.compile(r'[A-Za-z0-9 .:\[\]"_/-]*')
 
 TEN_KIB = "x" * 10240
 COMMAND_ID = "0b5e1c6a-1f2d-4c3b-9a8e-7d6c5b4a3f21"  # SSM ids are 36 characters
-
-
-def settings(**overrides: str) -> Settings:
-    environ = {
-        "LBF_CLUSTER": "demo",
-        "LBF_DOMAIN": DOMAIN,
-        "LBF_HOSTED_ZONE_ID": "Z123",
-        "LBF_LB_ADDRESS": "private",
-        "LBF_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:lbf",
-    }
-    environ.update(overrides)
-    return Settings.from_env(environ)
 
 
 def run(cloud: FakeCloud, config: Settings, **kwargs: Any) -> jobs.Report:
