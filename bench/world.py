@@ -10,7 +10,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from standin.aws import LocalAws
 
@@ -41,31 +40,16 @@ def use_subnet(aws: LocalAws, cidr: str) -> None:
 
 
 class Observer:
-    """Reads what the controller wrote, with clients made once.
-
-    `LocalAws.client` makes a new boto3 client per call (150-450 ms each); polling with it would
-    load the very process whose timing is measured.
-    """
+    """Reads what the controller wrote, through the stand-in's clients (made once each)."""
 
     def __init__(self, aws: LocalAws) -> None:
-        self._ec2: Any = aws.client("ec2")
-        self._route53: Any = aws.client("route53")
-        self._zone_id = aws.zone_id
+        self._aws = aws
 
     def tags(self, instance_id: str) -> dict[str, str]:
-        found = self._ec2.describe_instances(InstanceIds=[instance_id])
-        instance = found["Reservations"][0]["Instances"][0]
-        return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+        return self._aws.tags(instance_id)
 
     def a_record(self, name: str) -> tuple[str, ...]:
-        found = self._route53.list_resource_record_sets(
-            HostedZoneId=self._zone_id, StartRecordName=name + ".", StartRecordType="A"
-        )["ResourceRecordSets"]
-        values: list[str] = []
-        for item in found:
-            if item["Name"].rstrip(".") == name and item["Type"] == "A":
-                values += [r["Value"] for r in item.get("ResourceRecords", [])]
-        return tuple(values)
+        return self._aws.a_record(name)
 
     def wait_for(
         self, what: str, condition: Callable[[], bool], *, deadline: float, every: float = 0.2

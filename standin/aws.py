@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -47,6 +48,8 @@ class LocalAws:
         self.zone_id = ""
         self.subnet_id = ""
         self.image_id = ""
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     def environment(self) -> dict[str, str]:
         return {**_ENV, "AWS_ENDPOINT_URL": self.endpoint}
@@ -66,7 +69,14 @@ class LocalAws:
         requests.post(f"{self.endpoint}/moto-api/reset", timeout=5)
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)  # type: ignore[call-overload]
+        """One client per service, made once: each costs 150-450 ms, and the demo, the tests and
+        the benchmarks poll with them while the controller's timing matters."""
+        with self._lock:
+            made = self._clients.get(service)
+            if made is None:
+                made = boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)  # type: ignore[call-overload]
+                self._clients[service] = made
+            return made
 
     def prepare(self, domain: str) -> None:
         """A hosted zone for the domain and a loopback VPC to launch instances into."""
