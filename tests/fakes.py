@@ -34,6 +34,20 @@ class FakeClock:
         self.time += seconds
 
 
+# The calls that only read; everything else the fakes record is a write.
+READ_OPERATIONS = frozenset(
+    {
+        "DescribeInstances",
+        "ListResourceRecordSets",
+        "GetParameters",
+        "ListCommands",
+        "GetCommandInvocation",
+        "DescribeAddresses",
+        "GetChange",
+    }
+)
+
+
 @dataclass
 class Calls:
     """Every call made, by operation name, so tests can count writes."""
@@ -51,9 +65,7 @@ class Calls:
         return sum(1 for op, _ in self.log if op == operation)
 
     def writes(self) -> list[tuple[str, object]]:
-        reads = {"DescribeInstances", "ListResourceRecordSets", "GetParameters", "ListCommands"}
-        reads |= {"GetCommandInvocation", "DescribeAddresses", "GetChange"}
-        return [(op, d) for op, d in self.log if op not in reads]
+        return [(op, d) for op, d in self.log if op not in READ_OPERATIONS]
 
 
 class FakeEc2:

@@ -45,7 +45,7 @@ from chalicelib.core.dns import RecordChange, is_eligible
 from chalicelib.core.inventory import natural_key
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
 from chalicelib.errors import AwsError, StaleView
-from tests.fakes import FakeCloud
+from tests.fakes import READ_OPERATIONS, FakeCloud
 
 SOAK = os.environ.get("LBF_SOAK", "") not in ("", "0")
 MAX_EXAMPLES = 5000 if SOAK else 400
@@ -68,17 +68,6 @@ CONFIG = Settings.from_env(
     }
 )
 RISE, FALL = CONFIG.rise, CONFIG.fall
-READS = frozenset(
-    {
-        "DescribeInstances",
-        "ListResourceRecordSets",
-        "GetParameters",
-        "ListCommands",
-        "GetCommandInvocation",
-        "DescribeAddresses",
-        "GetChange",
-    }
-)
 # Faults a run can meet. "prober-network" is not an AWS fault: every probe of the run fails.
 FAULTS = [
     "route53-change",
@@ -464,7 +453,7 @@ class ClusterMachine(RuleBasedStateMachine):
 
         def kill(operation: str, detail: object) -> None:
             nonlocal writes
-            if operation in READS:
+            if operation in READ_OPERATIONS:
                 return
             if writes == kill_at:
                 raise Killed(operation)  # before the call takes effect
@@ -483,7 +472,7 @@ class ClusterMachine(RuleBasedStateMachine):
             self._run()
             assert self.last_report is not None
             assert self.last_report.ok, self.last_report.errors
-            writes = [(op, d) for op, d in self.cloud.calls.log[mark:] if op not in READS]
+            writes = [(op, d) for op, d in self.cloud.calls.log[mark:] if op not in READ_OPERATIONS]
             if attempt >= 1 and not writes:
                 break
         assert not writes, f"still writing after {attempt + 1} quiet runs: {writes}"
