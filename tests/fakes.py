@@ -329,17 +329,37 @@ class FakeCloud:
 
 
 FAKE_DOMAIN = "prod.example.com"
+# The variables every job test on FakeCloud needs: LBs probed and published at their private
+# (loopback) addresses.
+FAKE_ENV = {
+    "LBF_CLUSTER": "demo",
+    "LBF_DOMAIN": FAKE_DOMAIN,
+    "LBF_HOSTED_ZONE_ID": "Z123",
+    "LBF_LB_ADDRESS": "private",
+}
 
 
 def fake_settings(**overrides: str) -> Settings:
-    """Settings for a job run on FakeCloud: LBs probed and published at their private
-    (loopback) addresses, notices to a topic. Overrides by full variable name."""
-    environ = {
-        "LBF_CLUSTER": "demo",
-        "LBF_DOMAIN": FAKE_DOMAIN,
-        "LBF_HOSTED_ZONE_ID": "Z123",
-        "LBF_LB_ADDRESS": "private",
-        "LBF_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:lbf",
-    }
+    """FAKE_ENV with notices to a topic; overrides by full variable name."""
+    environ = FAKE_ENV | {"LBF_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:lbf"}
     environ.update(overrides)
     return Settings.from_env(environ)
+
+
+class Killed(BaseException):
+    """The Lambda runtime ending an invocation: nothing in the job may catch it."""
+
+
+def kill_at_write(kill_at: int) -> Callable[[str, object], None]:
+    """A `Calls.before` hook that kills the run just before its `kill_at`-th write (from 0)."""
+    writes = 0
+
+    def kill(operation: str, detail: object) -> None:
+        nonlocal writes
+        if operation in READ_OPERATIONS:
+            return
+        if writes == kill_at:
+            raise Killed(operation)  # before the call takes effect
+        writes += 1
+
+    return kill

@@ -16,16 +16,11 @@ import pytest
 
 from chalicelib.__main__ import main
 from chalicelib.errors import AwsError
-from tests.fakes import FakeCloud
+from tests.fakes import FAKE_DOMAIN, FAKE_ENV, FakeCloud
 
 REPO = Path(__file__).resolve().parents[2]
-DOMAIN = "prod.example.com"
-ENV = {
-    "LBF_CLUSTER": "demo",
-    "LBF_DOMAIN": DOMAIN,
-    "LBF_HOSTED_ZONE_ID": "Z123",
-    "LBF_LB_ADDRESS": "private",
-}
+DOMAIN = FAKE_DOMAIN
+ENV = FAKE_ENV
 STATUS_COLUMNS = ["ROLE", "NAME", "INSTANCE", "ADDRESS", "EC2", "HEALTH", "STATE", "RECORD"]
 # A tag an operator (or an attacker with ec2:CreateTags) set with a line break and a command in it.
 HOSTILE_NAME = "lb3\nrm -rf /"

@@ -42,7 +42,7 @@ from chalicelib.config import Settings
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
 from chalicelib.errors import AwsError, StaleView
-from tests.fakes import FAKE_DOMAIN, READ_OPERATIONS, FakeCloud
+from tests.fakes import FAKE_DOMAIN, FakeCloud, Killed, kill_at_write
 from tests.fakes import fake_settings as settings
 
 DOMAIN = FAKE_DOMAIN
@@ -858,10 +858,6 @@ def test_a_record_pointed_nowhere_while_no_lb_is_eligible_is_repaired_to_the_act
 # A run killed mid-apply.
 
 
-class Killed(BaseException):
-    """The Lambda runtime ending an invocation: nothing in the job may catch it."""
-
-
 def _failover_scenario() -> tuple[FakeCloud, Settings]:
     cloud = make_cloud(lbs=3)
     config = settings()
@@ -896,17 +892,7 @@ def test_a_run_killed_mid_apply_converges_without_duplicate_pushes_or_lost_tags(
 
     cloud, config = _failover_scenario()
     cloud.calls.log.clear()
-    writes = 0
-
-    def kill(operation: str, detail: object) -> None:
-        nonlocal writes
-        if operation in READ_OPERATIONS:
-            return
-        if writes == kill_at:
-            raise Killed(operation)  # before the call takes effect
-        writes += 1
-
-    cloud.calls.before = kill
+    cloud.calls.before = kill_at_write(kill_at)
     with pytest.raises(Killed):
         run(cloud, config)
     cloud.calls.before = None

@@ -5,16 +5,11 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.__main__ import main
-from tests.fakes import FakeCloud
+from tests.fakes import FAKE_DOMAIN, FAKE_ENV, FakeCloud
 
-DOMAIN = "prod.example.com"
+DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"
-ENV = {
-    "LBF_CLUSTER": "demo",
-    "LBF_DOMAIN": DOMAIN,
-    "LBF_HOSTED_ZONE_ID": "Z123",
-    "LBF_LB_ADDRESS": "private",
-}
+ENV = FAKE_ENV
 
 
 @pytest.fixture

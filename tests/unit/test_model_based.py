@@ -45,7 +45,7 @@ from chalicelib.core.dns import RecordChange, is_eligible
 from chalicelib.core.inventory import natural_key
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
 from chalicelib.errors import AwsError, StaleView
-from tests.fakes import READ_OPERATIONS, FakeCloud
+from tests.fakes import READ_OPERATIONS, FakeCloud, Killed, kill_at_write
 
 SOAK = os.environ.get("LBF_SOAK", "") not in ("", "0")
 MAX_EXAMPLES = 5000 if SOAK else 400
@@ -82,10 +82,6 @@ FAULTS = [
     "prober-network",
 ]
 BAD_ENDINGS = frozenset({"Failed", "TimedOut", "Cancelled", "Undeliverable"})
-
-
-class Killed(BaseException):
-    """The Lambda runtime ending an invocation: nothing in the job may catch it."""
 
 
 class RecordingProber:
@@ -449,17 +445,7 @@ class ClusterMachine(RuleBasedStateMachine):
 
     @rule(kill_at=st.integers(0, 12))
     def killed_run(self, kill_at: int) -> None:
-        writes = 0
-
-        def kill(operation: str, detail: object) -> None:
-            nonlocal writes
-            if operation in READ_OPERATIONS:
-                return
-            if writes == kill_at:
-                raise Killed(operation)  # before the call takes effect
-            writes += 1
-
-        self.cloud.calls.before = kill
+        self.cloud.calls.before = kill_at_write(kill_at)
         self._run(disturbed=True)
 
     @rule()
