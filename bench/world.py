@@ -72,18 +72,10 @@ def environment(
     web_port: int,
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """The controller's settings for the stand-in: LBs probed on their loopback (private) address."""
-    env = {
-        "LBF_CLUSTER": cluster,
-        "LBF_DOMAIN": domain,
-        "LBF_HOSTED_ZONE_ID": aws.zone_id,
-        # moto invents public addresses that are not on this machine: probe the private ones.
-        "LBF_LB_ADDRESS": "private",
-        "LBF_LB_CHECK": f"http://{{address}}:{lb_port}/health",
-        "LBF_POOL_PORT": str(web_port),
-    }
-    env.update(extra or {})
-    return env
+    """The controller's settings for a benchmark's cluster on the stand-in."""
+    return aws.controller_environment(
+        cluster=cluster, domain=domain, lb_port=lb_port, web_port=web_port, **(extra or {})
+    )
 
 
 @contextmanager

@@ -54,6 +54,21 @@ class LocalAws:
     def environment(self) -> dict[str, str]:
         return {**_ENV, "AWS_ENDPOINT_URL": self.endpoint}
 
+    def controller_environment(
+        self, *, cluster: str, domain: str, lb_port: int, web_port: int, **extra: str
+    ) -> dict[str, str]:
+        """The controller's settings against this stand-in; `extra` by full variable name."""
+        return {
+            "LBF_CLUSTER": cluster,
+            "LBF_DOMAIN": domain,
+            "LBF_HOSTED_ZONE_ID": self.zone_id,
+            # moto invents public addresses that are not on this machine: use the loopback ones.
+            "LBF_LB_ADDRESS": "private",
+            "LBF_LB_CHECK": f"http://{{address}}:{lb_port}/health",
+            "LBF_POOL_PORT": str(web_port),
+            **extra,
+        }
+
     def start(self) -> None:
         # moto's server logs every request through werkzeug; the demo prints its own timeline.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -113,21 +113,19 @@ class Demo:
 
     def environment(self) -> dict[str, str]:
         topic = self.aws.client("sns").create_topic(Name="lb-failover-demo")["TopicArn"]
-        return {
-            "LBF_CLUSTER": CLUSTER,
-            "LBF_DOMAIN": DOMAIN,
-            "LBF_HOSTED_ZONE_ID": self.aws.zone_id,
-            "LBF_LB_ADDRESS": "private",  # moto's public addresses are not on this machine
-            "LBF_LB_CHECK": f"http://{{address}}:{LB_PORT}/health",
-            "LBF_POOL_PORT": str(WEB_PORT),
-            "LBF_TTL": "5",
-            "LBF_PROBE_INTERVAL": str(INTERVAL),
-            "LBF_PROBE_TIMEOUT": str(TIMEOUT),
-            "LBF_PROBE_ROUNDS": str(ROUNDS),
-            "LBF_RISE": str(RISE),
-            "LBF_FALL": str(FALL),
-            "LBF_SNS_TOPIC_ARN": topic,
-        }
+        return self.aws.controller_environment(
+            cluster=CLUSTER,
+            domain=DOMAIN,
+            lb_port=LB_PORT,
+            web_port=WEB_PORT,
+            LBF_TTL="5",
+            LBF_PROBE_INTERVAL=str(INTERVAL),
+            LBF_PROBE_TIMEOUT=str(TIMEOUT),
+            LBF_PROBE_ROUNDS=str(ROUNDS),
+            LBF_RISE=str(RISE),
+            LBF_FALL=str(FALL),
+            LBF_SNS_TOPIC_ARN=topic,
+        )
 
     # --- the world -----------------------------------------------------------------------------
 

@@ -43,17 +43,15 @@ def servers() -> Iterator[dict[str, LocalWebServer]]:
 
 
 def environment(aws: LocalAws, cluster: str) -> dict[str, str]:
-    return {
-        "LBF_CLUSTER": cluster,
-        "LBF_DOMAIN": DOMAIN,
-        "LBF_HOSTED_ZONE_ID": aws.zone_id,
-        "LBF_LB_ADDRESS": "private",
-        "LBF_LB_CHECK": f"http://{{address}}:{LB_PORT}/health",
-        "LBF_POOL_PORT": str(WEB_PORT),
-        "LBF_PROBE_TIMEOUT": "0.5",
-        "LBF_PROBE_INTERVAL": "1",
-        "LBF_PROBE_ROUNDS": "3",
-    }
+    return aws.controller_environment(
+        cluster=cluster,
+        domain=DOMAIN,
+        lb_port=LB_PORT,
+        web_port=WEB_PORT,
+        LBF_PROBE_TIMEOUT="0.5",
+        LBF_PROBE_INTERVAL="1",
+        LBF_PROBE_ROUNDS="3",
+    )
 
 
 def start(servers: dict[str, LocalWebServer], address: str, port: int) -> None:
