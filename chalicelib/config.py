@@ -158,10 +158,6 @@ class Settings:
         return f"{label}.{self.domain}"
 
     @property
-    def ownership_record_name(self) -> str:
-        return f"_lbf.{self.domain}"
-
-    @property
     def backends_parameter(self) -> str:
         return f"{self.parameter_prefix}/backends"
 

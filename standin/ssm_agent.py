@@ -83,18 +83,6 @@ class LocalSsmAgent:
             self._thread.join(timeout=30)
             self._thread = None
 
-    def run_pending(self) -> int:
-        """Run every queued command now (for tests that step the world themselves)."""
-        ran = 0
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return ran
-            if item is not None:
-                self._run(*item)
-                ran += 1
-
     def _accept(self, command: Any, requested: list[str]) -> None:
         # moto may add every instance to a command; the agent answers only for the one asked.
         instance_ids = [i for i in requested if i in command.instance_ids] or command.instance_ids

@@ -10,10 +10,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def do_GET(self) -> None:
-        if self.path == "/health" and not self.server.healthy:
-            status, body = 503, b"unhealthy\n"
-        else:
-            status, body = 200, f"{self.server.label}\n".encode()
+        status, body = 200, f"{self.server.label}\n".encode()
         self.send_response(status)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
@@ -28,7 +25,6 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     label = ""
-    healthy = True
 
     def handle_error(self, request: object, client_address: object) -> None:
         # A client (a probe at its deadline, HAProxy on reload) hanging up mid-answer is normal.
@@ -36,7 +32,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class LocalWebServer:
-    """Answers `GET /` with its label and `GET /health` with 200 (or 503 when unhealthy)."""
+    """Answers every GET (`/`, `/health`) with 200 and its label; stopping it is how it fails."""
 
     def __init__(self, address: str, port: int, label: str | None = None) -> None:
         if not address.startswith("127."):
@@ -58,10 +54,6 @@ class LocalWebServer:
         self._thread = threading.Thread(target=server.serve_forever, daemon=True)
         self._thread.start()
         return self
-
-    def set_healthy(self, healthy: bool) -> None:
-        if self._server is not None:
-            self._server.healthy = healthy
 
     def stop(self) -> None:
         if self._server is not None:

@@ -103,7 +103,6 @@ def test_derived_names_follow_domain_active_name_and_prefix() -> None:
     result = settings(LBF_ACTIVE_NAME="www", LBF_PARAMETER_PREFIX="/ops/lbf")
     assert result.active_record_name == "www.example.com"
     assert result.record_name("lb2") == "lb2.example.com"
-    assert result.ownership_record_name == "_lbf.example.com"
     assert result.backends_parameter == "/ops/lbf/backends"
     assert result.lbs_parameter == "/ops/lbf/lbs"
     assert result.paused_parameter == "/ops/lbf/paused"
