@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -23,10 +24,12 @@ from chalicelib.core.model import (
     Instance,
     World,
 )
+from chalicelib.core.notices import Event, parse_notified, plan_notices, subject_of
 from chalicelib.core.plan import (
     Change,
     ChangeRecords,
     MoveAddress,
+    Notify,
     Plan,
     PutParameter,
     SetTags,
@@ -41,14 +44,12 @@ from chalicelib.core.plan import (
 )
 from chalicelib.core.second_opinion import (
     CheckerObservation,
-    CreateHealthCheck,
-    UpdateHealthCheck,
     checks_to_consult,
     opinions_of,
     plan_health_checks,
 )
 from chalicelib.errors import AwsError, ViewNotLoaded
-from chalicelib.executor import DryRunExecutor, Executor, Outcome, applied
+from chalicelib.executor import Executor, Outcome, applied, mode_of
 from chalicelib.services import Services
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class Failover:
     reason: str
     round: int
     seconds: float  # since the run started
+    applied: bool = True  # False: only planned (a dry run, or paused): the record did not move
 
 
 @dataclass
@@ -143,7 +145,6 @@ def observe(
             )
     except AwsError as exc:
         raise ViewNotLoaded(f"could not read the world, acting on nothing: {exc}") from exc
-    notices = parameters.get(settings.notices_parameter, "")
     health_checks, health_checks_error = _read_health_checks(settings, services)
     return World(
         lbs=inventory.lbs,
@@ -154,7 +155,7 @@ def observe(
         lbs_parameter=parameters.get(settings.lbs_parameter),
         paused=parameters.get(settings.paused_parameter, "").strip().lower() == "true",
         commands=tuple(commands),
-        notices=frozenset(line for line in notices.splitlines() if line and line != "none"),
+        notices=parse_notified(parameters.get(settings.notices_parameter)),
         eip_instance_id=eip_instance_id,
         eip_address=eip_address,
         health_checks=health_checks,
@@ -200,8 +201,12 @@ def reconcile(
     if world.health_checks_error is not None:
         report.errors.append(world.health_checks_error)
     second_opinion = _SecondOpinion(services, clock)
-    executor: Executor = (
-        DryRunExecutor(now=clock.now) if report.dry_run else Executor(services, now=clock.now)
+    # Every write of the run goes through this one executor: its mode decides what is written
+    # and what only printed, per kind of change (paused: notices still go out, marked paused).
+    executor = Executor(
+        services,
+        now=clock.now,
+        mode=mode_of(dry_run=dry_run or settings.dry_run, paused=world.paused),
     )
     thresholds = thresholds_of(settings)
     world = fold_down_states(world, thresholds)
@@ -228,10 +233,10 @@ def reconcile(
         world = _refresh_commands(world, services, report)
         world, plan = _plan_and_apply(world, settings, services, executor, report, clock, started)
         if number == 0:  # after the records: a failover never waits for a health check
-            _keep_health_checks(world, settings, services, report, executor.dry_run, started)
+            _keep_health_checks(world, settings, executor, report, started)
         conditions.update(plan.conditions)
         report.rounds = number + 1
-        _notify(world, settings, services, report, conditions, executor)
+        _notify(world, settings, report, conditions, executor)
         world = replace(world, notices=frozenset(conditions))
 
     report.world = world
@@ -270,7 +275,7 @@ def _plan_and_apply(
             outcomes = executor.apply(plan)
             world = _fold_outcomes(world, outcomes)
             outcomes = [o for o in first if not o.stale and not o.skipped] + outcomes
-    failed = _record(plan, outcomes, report, executor.dry_run, clock.now() - started)
+    failed = _record(plan, outcomes, report, clock.now() - started)
     return world, replace(plan, conditions={**plan.conditions, **failed})
 
 
@@ -345,9 +350,7 @@ def before_and_after(world: World, change: Change) -> tuple[object, object]:
     return None, change.describe()
 
 
-def _record(
-    plan: Plan, outcomes: list[Outcome], report: Report, dry_run: bool, elapsed: float
-) -> dict[str, str]:
+def _record(plan: Plan, outcomes: list[Outcome], report: Report, elapsed: float) -> dict[str, str]:
     """Adds the round to the report; returns its failed actions as conditions to notify."""
     report.plan = plan
     failed: dict[str, str] = {}
@@ -357,19 +360,10 @@ def _record(
                 f"action failed, retried next round or run: {outcome.change.describe()}: "
                 f"{outcome.error}"
             )
-    for outcome in outcomes:
-        text = outcome.change.describe()
-        if outcome.ok:
-            (report.planned if dry_run else report.applied).append(text)
-        elif outcome.skipped:
-            report.notes.append(f"not attempted (records did not change): {text}")
-        elif outcome.stale:
-            report.errors.append(f"{text}: still stale after a re-read; the next run retries")
-        else:
-            report.errors.append(f"{text}: {outcome.error}")
-    records_ok = all(o.ok for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress))
+    report_outcomes(outcomes, report)
+    moves = [o for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress)]
     active = plan.active
-    if records_ok and active.values is not None and active.moved_from is not None:
+    if all(o.ok for o in moves) and active.values is not None and active.moved_from is not None:
         report.failovers.append(
             Failover(
                 moved_from=active.moved_from,
@@ -377,6 +371,7 @@ def _record(
                 reason=active.reason,
                 round=report.rounds + 1,
                 seconds=elapsed,
+                applied=not any(o.printed for o in moves),
             )
         )
     for note in plan.notes:
@@ -405,41 +400,65 @@ def _refresh_commands(world: World, services: Services, report: Report) -> World
     return replace(world, commands=kept + tuple(updated))
 
 
+def report_outcomes(outcomes: Sequence[Outcome], report: Report) -> None:
+    """Each outcome in the report: applied or planned (printed only), failed, or not attempted."""
+    for outcome in outcomes:
+        text = outcome.change.describe()
+        if outcome.ok:
+            (report.planned if outcome.printed else report.applied).append(text)
+        elif outcome.skipped:
+            report.notes.append(f"not attempted (records did not change): {text}")
+        elif outcome.stale:
+            report.errors.append(f"{text}: still stale after a re-read; the next run retries")
+        else:
+            report.errors.append(f"{text}: {outcome.error}")
+
+
 def _notify(
     world: World,
     settings: Settings,
-    services: Services,
     report: Report,
     conditions: dict[str, str],
     executor: Executor,
 ) -> None:
-    """Notices go out when something changes: a failover, a new condition, a failed action."""
-    messages = [
-        f"active record moved: {f.reason}" for f in report.failovers if f.round == report.rounds
-    ]
-    new = {key: text for key, text in conditions.items() if key not in world.notices}
-    messages += list(new.values())
-    if not messages and set(conditions) == set(world.notices):
-        return
-    if executor.dry_run:
-        report.notes.extend(f"would notify: {m}" for m in messages)
-        return
-    subject = f"lb-failover {settings.cluster}"
-    for message in messages:
-        report.notices.append(message)
-        if services.notifier is not None:
-            try:
-                services.notifier.publish(subject, message)
-            except AwsError as exc:
-                report.errors.append(f"notice not sent: {exc}")
-        log.warning("notice: %s", message)
-    if set(conditions) == set(world.notices):
-        return
-    stored = "\n".join(sorted(conditions)) or "none"
-    try:
-        services.parameters.put(settings.notices_parameter, stored)
-    except AwsError as exc:
-        report.errors.append(f"storing notified conditions: {exc}")
+    """Notices go out when something changes: a failover, a new condition, a failed action.
+
+    A failover that was only planned (paused) is not an event: nothing moved. It is a condition
+    instead, told once while it lasts, so that a paused cluster does not repeat it every run.
+    """
+    events = []
+    for failover in report.failovers:
+        if failover.round != report.rounds:
+            continue
+        if failover.applied:
+            key = f"failover:{failover.moved_from}->{failover.moved_to}"
+            events.append(Event(key, f"active record moved: {failover.reason}"))
+        else:
+            conditions[f"would-move:{failover.moved_from}->{failover.moved_to}"] = (
+                f"active record would move, not moved: {failover.reason}"
+            )
+    changes = plan_notices(
+        notified=world.notices,
+        conditions=conditions,
+        events=events,
+        subject=subject_of(settings.cluster),
+        parameter=settings.notices_parameter,
+    )
+    for outcome in executor.apply_changes(changes):
+        change = outcome.change
+        if outcome.printed:
+            if isinstance(change, Notify):
+                report.notes.append(f"would notify: {change.message}")
+            else:
+                report.planned.append(change.describe())
+        elif isinstance(change, Notify):
+            report.notices.append(change.message)
+            if not outcome.ok:
+                report.errors.append(f"notice not sent: {outcome.error}")
+        elif outcome.ok:
+            report.applied.append(change.describe())
+        else:
+            report.errors.append(f"storing notified conditions: {outcome.error}")
 
 
 def _read_health_checks(
@@ -459,35 +478,11 @@ def _read_health_checks(
 
 
 def _keep_health_checks(
-    world: World,
-    settings: Settings,
-    services: Services,
-    report: Report,
-    dry_run: bool,
-    started: float,
+    world: World, settings: Settings, executor: Executor, report: Report, started: float
 ) -> None:
     """Once per run, as the inventory is read once: each LB's check follows its address."""
-    checks = services.health_checks
-    if checks is None:
-        return
-    for change in plan_health_checks(world, settings, run_started_at=started):
-        text = change.describe()
-        if dry_run:
-            report.planned.append(text)
-            continue
-        try:
-            if isinstance(change, CreateHealthCheck):
-                checks.create(change.spec, change.caller_reference, change.tags)
-            elif isinstance(change, UpdateHealthCheck):
-                checks.update(change.health_check_id, change.version, change.spec)
-            else:
-                checks.delete(change.health_check_id)
-        except AwsError as exc:
-            log.error("failed: %s: %s", text, exc)
-            report.errors.append(f"{text}: {exc}")
-        else:
-            log.info("changed", extra={"change": text})
-            report.applied.append(text)
+    changes = plan_health_checks(world, settings, run_started_at=started)
+    report_outcomes(executor.apply_changes(changes), report)
 
 
 class _SecondOpinion:
