@@ -202,10 +202,13 @@ def plan_move(
     else:
         target = next((lb for lb in resolved.candidates if answered(lb)), None)
         if target is None:
-            which = f"{resolved.target.name} " if resolved.target is not None else "no candidate "
+            which = (
+                f"{resolved.target.name} did not answer"
+                if resolved.target is not None
+                else "no candidate answered"
+            )
             return Refused(
-                f"{which}did not answer the live probe: "
-                + _probe_summary(resolved.candidates, probes)
+                f"{which} the live probe: " + _probe_summary(resolved.candidates, probes)
             )
         holders = (target.instance_id,)
         values = [target.address or ""]
