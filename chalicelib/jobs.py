@@ -24,7 +24,8 @@ from chalicelib.core.model import (
     Instance,
     World,
 )
-from chalicelib.core.notices import Event, parse_notified, plan_notices, subject_of
+from chalicelib.core.notices import Failover as FailoverNotice
+from chalicelib.core.notices import parse_notified, plan_notices, subject_of
 from chalicelib.core.plan import (
     Change,
     ChangeRecords,
@@ -49,7 +50,7 @@ from chalicelib.core.second_opinion import (
     plan_health_checks,
 )
 from chalicelib.errors import AwsError, ViewNotLoaded
-from chalicelib.executor import Executor, Outcome, applied, mode_of
+from chalicelib.executor import Executor, Mode, Outcome, applied, mode_of
 from chalicelib.services import Services
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,6 @@ class Failover:
     reason: str
     round: int
     seconds: float  # since the run started
-    applied: bool = True  # False: only planned (a dry run, or paused): the record did not move
 
 
 @dataclass
@@ -236,8 +236,7 @@ def reconcile(
             _keep_health_checks(world, settings, executor, report, started)
         conditions.update(plan.conditions)
         report.rounds = number + 1
-        _notify(world, settings, report, conditions, executor)
-        world = replace(world, notices=frozenset(conditions))
+        world = _notify(world, settings, report, conditions, executor)
 
     report.world = world
     report.healthy_lbs = sum(1 for lb in world.lbs if dns.is_eligible(lb))
@@ -371,7 +370,6 @@ def _record(plan: Plan, outcomes: list[Outcome], report: Report, elapsed: float)
                 reason=active.reason,
                 round=report.rounds + 1,
                 seconds=elapsed,
-                applied=not any(o.printed for o in moves),
             )
         )
     for note in plan.notes:
@@ -420,27 +418,17 @@ def _notify(
     report: Report,
     conditions: dict[str, str],
     executor: Executor,
-) -> None:
-    """Notices go out when something changes: a failover, a new condition, a failed action.
-
-    A failover that was only planned (paused) is not an event: nothing moved. It is a condition
-    instead, told once while it lasts, so that a paused cluster does not repeat it every run.
-    """
-    events = []
-    for failover in report.failovers:
-        if failover.round != report.rounds:
-            continue
-        if failover.applied:
-            key = f"failover:{failover.moved_from}->{failover.moved_to}"
-            events.append(Event(key, f"active record moved: {failover.reason}"))
-        else:
-            conditions[f"would-move:{failover.moved_from}->{failover.moved_to}"] = (
-                f"active record would move, not moved: {failover.reason}"
-            )
-    changes = plan_notices(
+) -> World:
+    """Notices go out when something changes: a failover, a new condition, a failed action."""
+    changes, remembered = plan_notices(
         notified=world.notices,
         conditions=conditions,
-        events=events,
+        failovers=[
+            FailoverNotice(f"{f.moved_from}->{f.moved_to}", f.reason)
+            for f in report.failovers
+            if f.round == report.rounds
+        ],
+        paused=executor.mode is Mode.PAUSED,
         subject=subject_of(settings.cluster),
         parameter=settings.notices_parameter,
     )
@@ -459,6 +447,7 @@ def _notify(
             report.applied.append(change.describe())
         else:
             report.errors.append(f"storing notified conditions: {outcome.error}")
+    return replace(world, notices=remembered)
 
 
 def _read_health_checks(

@@ -96,7 +96,6 @@ def move_active(
                 reason=active.reason,
                 round=1,
                 seconds=clock.now() - started,
-                applied=not any(o.printed for o in moves),
             )
         )
     if not moves:

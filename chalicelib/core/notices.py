@@ -21,11 +21,11 @@ NO_CONDITIONS = "none"
 
 
 @dataclass(frozen=True)
-class Event:
-    """Something that happened this round and is told once: a failover of the active record."""
+class Failover:
+    """A move of the active record (or the Elastic IP) this round: told once, when it happens."""
 
-    key: str
-    text: str
+    moved: str  # old -> new, what the notice is about
+    reason: str
 
 
 def subject_of(cluster: str) -> str:
@@ -41,17 +41,39 @@ def plan_notices(
     *,
     notified: Collection[str],
     conditions: Mapping[str, str],
-    events: Sequence[Event],
+    failovers: Sequence[Failover],
+    paused: bool,
     subject: str,
     parameter: str,
-) -> tuple[NoticeChange, ...]:
-    """One Notify per event and per condition not notified before; then, if the set of current
-    conditions changed, the parameter that remembers it (a cleared condition is forgotten, so it
-    is notified again if it comes back)."""
-    changes: list[NoticeChange] = [Notify(e.key, subject, e.text) for e in events]
-    changes += [
-        Notify(key, subject, text) for key, text in conditions.items() if key not in notified
+) -> tuple[tuple[NoticeChange, ...], frozenset[str]]:
+    """The notices of one round, and the condition keys remembered after it.
+
+    One Notify per failover and per condition not notified before; then, if what is remembered
+    changed, the parameter that keeps it. A condition that cleared is forgotten, so that it is
+    notified again if it comes back.
+
+    While paused nothing moves, so a failover is only planned: it is told as a condition ("would
+    move"), once. And nothing is forgotten: a paused run starts each minute from the same stored
+    verdicts, so a condition comes and goes within every run, and would otherwise be told anew
+    each minute. Unpausing forgets what no longer holds.
+    """
+    current = dict(conditions)
+    events: list[NoticeChange] = []
+    for failover in failovers:
+        if paused:
+            current[f"would-move:{failover.moved}"] = (
+                f"active record would move, not moved while paused: {failover.reason}"
+            )
+        else:
+            events.append(
+                Notify(
+                    f"failover:{failover.moved}", subject, f"active record moved: {failover.reason}"
+                )
+            )
+    remembered = frozenset(current) | (frozenset(notified) if paused else frozenset())
+    changes = events + [
+        Notify(key, subject, text) for key, text in current.items() if key not in notified
     ]
-    if set(conditions) != set(notified):
-        changes.append(StoreNotices(parameter, "\n".join(sorted(conditions)) or NO_CONDITIONS))
-    return tuple(changes)
+    if remembered != frozenset(notified):
+        changes.append(StoreNotices(parameter, "\n".join(sorted(remembered)) or NO_CONDITIONS))
+    return tuple(changes), remembered
