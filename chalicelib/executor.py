@@ -133,7 +133,8 @@ class Executor:
         except AwsError as exc:
             log.error("failed: %s: %s", change.describe(), exc)
             return Outcome(change, ok=False, error=str(exc))
-        log.info("applied: %s", change.describe())
+        if not isinstance(change, Notify):  # a notice is logged as "notice: ...", once
+            log.info("applied: %s", change.describe())
         return Outcome(change, ok=True, command=command, change_id=change_id)
 
     def _apply_one(self, change: Change) -> tuple[Command | None, str | None]:
