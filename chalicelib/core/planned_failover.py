@@ -178,7 +178,6 @@ def plan_move(
     names = {lb.instance_id: lb.name or lb.instance_id for lb in world.lbs}
     names |= {s.instance_id: s.instance_id for s in world.skipped}
     moved_from = " ".join(names.get(h, h) for h in resolved.holders) or None
-    reason_from = f"off {moved_from}" if moved_from else "created"
     drained_why = " (drained)" if resolved.drained is not None else ""
     rules = record_rules(settings)
     current = _active_record(world, rules)
@@ -213,7 +212,11 @@ def plan_move(
         holders = (target.instance_id,)
         values = [target.address or ""]
         moved_to = target.name or target.instance_id
-        reason = f"planned: moved {reason_from}{drained_why} to {moved_to}"
+        reason = (
+            f"planned: moved off {moved_from}{drained_why} to {moved_to}"
+            if moved_from
+            else f"planned: created on {moved_to}"
+        )
         if settings.mode == "eip":
             move = MoveAddress(
                 allocation_id=settings.eip_allocation_id or "",
@@ -226,10 +229,12 @@ def plan_move(
                 tuple(dns.active_change(current, values, settings.ttl, rules.active_fqdn)), reason
             )
     changes: tuple[Change, ...] = (move, *_state_tags(world, holders), *drain_tag)
+    # In Elastic IP mode the record holds the Elastic IP and does not change.
+    record_values = None if isinstance(move, MoveAddress) else tuple(values)
     return Plan(
         changes=changes,
         active=dns.ActiveDecision(
-            tuple(values), holders, reason, moved_from=moved_from, moved_to=moved_to
+            record_values, holders, reason, moved_from=moved_from, moved_to=moved_to
         ),
         backends=None,
         held=None,

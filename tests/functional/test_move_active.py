@@ -146,6 +146,18 @@ def test_to_the_lb_that_holds_the_record_is_nothing_to_move(
     assert "nothing to move: lb1 holds it already" in capsys.readouterr().out
 
 
+def test_to_with_no_active_record_creates_it(cloud: FakeCloud) -> None:
+    del cloud.route53.records[(ACTIVE, "A")]
+    cloud.calls.log.clear()
+
+    assert move(cloud, "--to", "lb2", "--no-wait") == 0
+
+    [batch] = [b for op, b in cloud.calls.log if op == "ChangeResourceRecordSets"]
+    assert [(c.action, c.record.values) for c in batch] == [("CREATE", ("127.0.0.12",))]  # type: ignore[attr-defined]
+    assert cloud.ec2.tag(lb_id(cloud, "lb2"), "lbf:state") == "active"
+    assert cloud.ec2.tag(lb_id(cloud, "lb1"), "lbf:state") == "standby"
+
+
 # --- --drain -----------------------------------------------------------------------------------
 
 
