@@ -6,8 +6,8 @@ a dry run or the pause switch was forgotten somewhere. It walks the syntax tree 
 
 - a write method of the services' protocols (`services.py`: `Inventory.create_tags`,
   `Records.change`, `Parameters.put`, `Commands.send`, `Notifier.publish`,
-  `HealthChecks.create/update/delete`, and any method added to them later that is not listed as
-  a read), reached through the services (`services.records.change`, `self._services...`), through
+  `HealthChecks.create/update/delete`, and any method added to them or to an adapter class later
+  that is not listed as a read), reached through the services (`services.records.change`, `self._services...`), through
   a local name bound to a service (`checks = services.health_checks`), through a parameter or
   variable annotated with a protocol or an adapter class, or taken as a bound method without a
   call (`send = services.commands.send`) or with `getattr`;
@@ -30,6 +30,12 @@ import pytest
 from botocore import xform_name
 
 from chalicelib import services as services_module
+from chalicelib.adapters.ec2 import Ec2Inventory
+from chalicelib.adapters.healthchecks import Route53HealthChecks
+from chalicelib.adapters.notify import SnsNotifier
+from chalicelib.adapters.probe import Prober as AsyncProber
+from chalicelib.adapters.route53 import Route53Records
+from chalicelib.adapters.ssm import SsmCommands, SsmParameters
 
 REPO = Path(__file__).resolve().parents[2]
 ALLOWED = {"chalicelib/executor.py"}
@@ -48,28 +54,31 @@ PROTOCOLS = (
     services_module.HealthChecks,
     services_module.Prober,
 )
+ADAPTER_CLASSES = (
+    Ec2Inventory,
+    Route53Records,
+    SsmParameters,
+    SsmCommands,
+    SnsNotifier,
+    Route53HealthChecks,
+    AsyncProber,
+)
 # Names under which the services are reached: the fields of Services.
 SERVICE_FIELDS = frozenset(services_module.Services.__dataclass_fields__)
 # Types that mark a name as a service: the protocols, Services, and the adapter classes.
 SERVICE_TYPES = frozenset(
     {p.__name__ for p in PROTOCOLS}
     | {"Services", "HealthChecks"}
-    | {
-        "Ec2Inventory",
-        "Route53Records",
-        "SsmParameters",
-        "SsmCommands",
-        "SnsNotifier",
-        "Route53HealthChecks",
-    }
+    | {cls.__name__ for cls in ADAPTER_CLASSES}
 )
 BOTO_SERVICES = ("ec2", "route53", "ssm", "sns", "lambda")
 READ_PREFIXES = ("describe_", "get_", "list_", "can_paginate", "generate_presigned")
 
 
 def protocol_write_methods() -> frozenset[str]:
+    """Every public method of a protocol or an adapter that is not a read."""
     methods: set[str] = set()
-    for protocol in PROTOCOLS:
+    for protocol in (*PROTOCOLS, *ADAPTER_CLASSES):
         for name, _ in inspect.getmembers(protocol, inspect.isfunction):
             if not name.startswith("_") and name not in READ_METHODS:
                 methods.add(name)
