@@ -26,19 +26,23 @@ MAX_CHARS = 8192
 MAX_ENTRIES = 1000
 CHECKSUM_CHARS = 64
 
-# The patterns keep to what Java's regex (which SSM validates with) and Python's `re` (which the
-# tests use) read alike: non-capturing groups, bounded repeats, a negative lookahead. `$` is not
-# the end in either: it also matches before a final newline, so the end is `(?![\s\S])`, "no
-# character follows". Whether SSM searches or matches the whole value, nothing else gets through.
+# The patterns are one character class with a length bound each: checking one takes time linear in
+# the value, whatever the engine. SSM validates parameters service-side with a regex engine it does
+# not document; a backtracking engine with a bounded stack (Java's recurses once per repetition of
+# a group) can fail on a nested pattern such as `ENTRY(?: ENTRY){0,999}` for lists of a few
+# hundred entries, and the whole push would be refused. A single character class repeated needs no
+# group. So the pattern only keeps shell syntax out (what the old-agent fallback below relies
+# on); the structure (address:port entries, octets, ports, single spaces, no duplicates) is
+# checked by apply-backends.sh, which rejects a bad list before it changes anything.
+# `$` is not the end in Java or Python: it also matches before a final newline, so the end is
+# `(?![\s\S])`, "no character follows" (a lookahead at one position, no repetition). Whether SSM
+# searches or matches the whole value, nothing else gets through.
 _END = r"(?![\s\S])"
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
-_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
-# The pattern keeps IPv6 to its characters and brackets; the script checks the groups.
-_IPV6 = r"\[[0-9A-Fa-f:.]{2,45}\]"
-_ENTRY = rf"(?:{_IPV4}|{_IPV6}):{_PORT}"
+# Hex digits (IPv6 groups, and the decimal digits of IPv4 and ports), '.', ':', the brackets
+# around an IPv6 address, and the space that joins entries.
+BACKENDS_CHARACTERS = r"[0-9A-Fa-f.:\[\] ]"
 
-BACKENDS_PATTERN = rf"^{_ENTRY}(?: {_ENTRY}){{0,{MAX_ENTRIES - 1}}}{_END}"
+BACKENDS_PATTERN = rf"^{BACKENDS_CHARACTERS}{{1,{MAX_CHARS}}}{_END}"
 CHECKSUM_PATTERN = rf"^[0-9a-f]{{{CHECKSUM_CHARS}}}{_END}"
 
 # SSM Agent older than 3.3.2746.0 ignores `interpolationType` and sets no SSM_* variable; it

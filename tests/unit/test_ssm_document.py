@@ -1,7 +1,10 @@
 """The SSM document LbFailover-UpdateBackends: its parameter patterns, and that it is the rendering.
 
-SSM checks `allowedPattern` with Java's regex; the patterns keep to what Java and Python's `re`
-read alike, and every case is tried both ways SSM might apply it: as a search and as a full match.
+SSM checks `allowedPattern` service-side with a regex engine it does not document; the patterns
+keep to what Java and Python's `re` read alike, and every case is tried both ways SSM might apply
+it: as a search and as a full match. The Backends pattern only keeps shell syntax out (one
+character class, linear to check); lists that are well-formed characters but wrong in structure
+are refused by apply-backends.sh itself, which these tests run on them.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import hashlib
 import importlib.util
 import json
 import re
+import subprocess
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -72,6 +76,8 @@ GOOD_LISTS = [
     LONGEST,
 ]
 
+# Refused by the pattern: anything with a character outside hex digits, '.', ':', brackets and
+# the space, and anything longer than a parameter can hold.
 HOSTILE_LISTS = {
     "semicolon": "10.0.0.1:80;reboot",
     "semicolon-spaced": "10.0.0.1:80 ; reboot",
@@ -84,6 +90,16 @@ HOSTILE_LISTS = {
     "ten thousand entries": " ".join(
         f"10.{i // 62500}.{i // 250 % 250}.{i % 250}:80" for i in range(10_000)
     ),
+    "one character too long": "1" * (render.MAX_CHARS + 1),
+    "hostname": "web1.internal:80",
+    "empty": "",
+    "tab": "10.0.0.1:80\t10.0.0.2:80",
+    "brace": "{{Checksum}}",
+}
+
+# Inert characters in the wrong structure: the pattern lets them through (it has no groups, so
+# that checking it stays linear), and the apply script refuses them before changing anything.
+MALFORMED_LISTS = {
     "IPv6 without brackets": "2001:db8::1:80",
     "IPv6 loopback without brackets": "::1:80",
     "port 0": "10.0.0.1:0",
@@ -92,13 +108,13 @@ HOSTILE_LISTS = {
     "port with leading zero": "10.0.0.1:080",
     "no port": "10.0.0.1",
     "octet 256": "10.0.0.256:80",
-    "hostname": "web1.internal:80",
-    "empty": "",
     "double space": "10.0.0.1:80  10.0.0.2:80",
     "leading space": " 10.0.0.1:80",
     "trailing space": "10.0.0.1:80 ",
-    "tab": "10.0.0.1:80\t10.0.0.2:80",
-    "brace": "{{Checksum}}",
+    "listed twice": "10.0.0.1:80 10.0.0.1:80",
+    "bad IPv6 group": "[2001:db8::12345]:80",
+    "two double colons": "[2001::db8::1]:80",
+    "brackets only": "[]:80",
 }
 
 
@@ -113,11 +129,52 @@ def test_pattern_rejects_hostile_lists(backends: str) -> None:
     assert not admitted("Backends", backends)
 
 
+def test_backends_pattern_is_one_character_class_with_a_length_bound() -> None:
+    """No group and no nested repetition: linear to check under any regex engine."""
+    pattern = PARAMETERS["Backends"]["allowedPattern"]
+    end = r"(?![\s\S])"
+    assert pattern == rf"^[0-9A-Fa-f.:\[\] ]{{1,{render.MAX_CHARS}}}{end}"
+    assert PARAMETERS["Backends"]["maxChars"] == render.MAX_CHARS
+
+
+@pytest.mark.parametrize("backends", MALFORMED_LISTS.values(), ids=MALFORMED_LISTS.keys())
+def test_apply_script_refuses_what_the_pattern_lets_through(backends: str, tmp_path: Path) -> None:
+    assert admitted("Backends", backends)
+    backends_file = tmp_path / "backends.cfg"
+    result = subprocess.run(
+        ["bash", str(ROOT / "infra" / "lb" / "apply-backends.sh")],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "SSM_Backends": backends,
+            "SSM_Checksum": sha256(backends),
+            "LBF_HAPROXY_CONFIG": str(tmp_path / "haproxy.cfg"),
+            "LBF_BACKENDS_FILE": str(backends_file),
+            # Never reached: the list is refused first.
+            "LBF_HAPROXY_BIN": "/bin/false",
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "rejected" in result.stderr
+    assert "nothing changed" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_admitted_lists_hold_no_shell_syntax() -> None:
     # The old-agent fallback pastes the value between double quotes: only characters that are
     # inert there may pass, whatever the list looks like.
     inert = set("0123456789abcdefABCDEF.:[] ")
-    probes = [*GOOD_LISTS, *HOSTILE_LISTS.values(), "[$(id)]:80", "[`id`]:80", '[";id;"]:80']
+    probes = [
+        *GOOD_LISTS,
+        *HOSTILE_LISTS.values(),
+        *MALFORMED_LISTS.values(),
+        "[$(id)]:80",
+        "[`id`]:80",
+        '[";id;"]:80',
+    ]
     for value in probes:
         if admitted("Backends", value):
             assert set(value) <= inert, value
