@@ -2,6 +2,7 @@
 
     python infra/render_document.py > infra/ssm/LbFailover-UpdateBackends.json
     python infra/render_document.py user-data > user-data.sh    # EC2 user data of an LB
+    python infra/render_document.py user-data --gzip > user-data.gz   # the same, as launched
 
 `document()` is also what the CloudFormation template embeds; importing this module (by path is
 fine) has no side effect, and it needs nothing beyond the standard library.
@@ -9,6 +10,7 @@ fine) has no side effect, and it needs nothing beyond the standard library.
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 LB_DIR = Path(__file__).resolve().parent / "lb"
 APPLY_SCRIPT = LB_DIR / "apply-backends.sh"
 HAPROXY_CONFIG = LB_DIR / "haproxy.cfg"
+READ_PARAMETER = LB_DIR / "read-parameter.py"
 USER_DATA = LB_DIR / "user-data.sh"
 
 DOCUMENT_NAME = "LbFailover-UpdateBackends"
@@ -114,15 +117,18 @@ def document_json() -> str:
     return json.dumps(document(), indent=2) + "\n"
 
 
-# EC2 takes at most 16 KB of user data (before base64).
+# EC2 takes at most 16 KB of user data (before base64). cloud-init, which runs user data on both
+# images DEPLOY.md names, unpacks gzip-compressed user data itself, so the limit is on the
+# compressed form: the plain text passed it only just once read-parameter.py was embedded.
 USER_DATA_LIMIT = 16384
 
 
 def _without_comments(path: Path) -> list[str]:
     """The file's lines less comment-only and blank lines, to fit the user-data limit.
 
-    Safe for these two files: neither has a heredoc or a multi-line string that a line starting
-    with '#' could belong to (tests/e2e/test_lb_side.py applies a list with the result).
+    Safe for these files: none has a heredoc or a multi-line string that a line starting with '#'
+    or a blank line could belong to (tests/e2e/test_lb_side.py applies a list with the result,
+    tests/unit/test_user_data.py runs the embedded read-parameter.py).
     """
     lines = path.read_text().splitlines()
     kept = [lines[0]] if lines[0].startswith("#!") else []
@@ -147,21 +153,27 @@ def _embedded(path: Path, destination: str, mode: str) -> list[str]:
 
 
 def user_data() -> str:
-    """user-data.sh with haproxy.cfg and apply-backends.sh embedded, ready to be EC2 user data."""
-    lines = USER_DATA.read_text().splitlines()
-    shebang, body = lines[0], lines[1:]
+    """user-data.sh with the files it installs embedded, ready to be EC2 user data."""
+    # The boot script loses its comments too (it has no heredoc either): with the three files it
+    # embeds it has to fit EC2's limit. Read the commented original in infra/lb/.
+    shebang, *body = _without_comments(USER_DATA)
     files = [
         "# Embedded by infra/render_document.py: the files user-data.sh installs.",
         "export LBF_FILES_DIR=/opt/lb-failover",
         *_embedded(HAPROXY_CONFIG, "/opt/lb-failover/haproxy.cfg", "0644"),
         *_embedded(APPLY_SCRIPT, "/opt/lb-failover/apply-backends.sh", "0755"),
+        *_embedded(READ_PARAMETER, "/opt/lb-failover/read-parameter.py", "0755"),
     ]
     rendered = "\n".join([shebang, *files, *body]) + "\n"
-    if len(rendered.encode()) > USER_DATA_LIMIT:
-        raise ValueError(
-            f"user data is {len(rendered.encode())} bytes, over EC2's {USER_DATA_LIMIT}"
-        )
+    size = len(compressed(rendered))
+    if size > USER_DATA_LIMIT:
+        raise ValueError(f"user data is {size} bytes gzip-compressed, over EC2's {USER_DATA_LIMIT}")
     return rendered
+
+
+def compressed(text: str) -> bytes:
+    """The user data as launched: gzip, byte for byte the same on every run (no timestamp)."""
+    return gzip.compress(text.encode(), compresslevel=9, mtime=0)
 
 
 def main(argv: list[str]) -> int:
@@ -169,8 +181,10 @@ def main(argv: list[str]) -> int:
         sys.stdout.write(document_json())
     elif argv == ["user-data"]:
         sys.stdout.write(user_data())
+    elif argv == ["user-data", "--gzip"]:
+        sys.stdout.buffer.write(compressed(user_data()))
     else:
-        sys.stderr.write("usage: python infra/render_document.py [user-data]\n")
+        sys.stderr.write("usage: python infra/render_document.py [user-data [--gzip]]\n")
         return 2
     return 0
 
