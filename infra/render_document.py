@@ -1,10 +1,11 @@
 """Renders what runs on a load balancer from the files in infra/lb/, so they never drift apart.
 
     python infra/render_document.py > infra/ssm/LbFailover-UpdateBackends.json
+    python infra/render_document.py update-config > infra/ssm/LbFailover-UpdateConfig.json
     python infra/render_document.py user-data > user-data.sh    # EC2 user data of an LB
     python infra/render_document.py user-data --gzip > user-data.gz   # the same, as launched
 
-`document()` is also what the CloudFormation template embeds; importing this module (by path is
+`document()` and `update_config_document()` are also what the CloudFormation template embeds; importing this module (by path is
 fine) has no side effect, and it needs nothing beyond the standard library.
 """
 
@@ -21,8 +22,10 @@ APPLY_SCRIPT = LB_DIR / "apply-backends.sh"
 HAPROXY_CONFIG = LB_DIR / "haproxy.cfg"
 READ_PARAMETER = LB_DIR / "read-parameter.py"
 USER_DATA = LB_DIR / "user-data.sh"
+UPDATE_CONFIG_SCRIPT = LB_DIR / "update-config.sh"
 
 DOCUMENT_NAME = "LbFailover-UpdateBackends"
+UPDATE_CONFIG_DOCUMENT_NAME = "LbFailover-UpdateConfig"
 
 # The same bounds as apply-backends.sh: Parameter Store holds at most 8 KB (advanced tier).
 MAX_CHARS = 8192
@@ -117,6 +120,80 @@ def document_json() -> str:
     return json.dumps(document(), indent=2) + "\n"
 
 
+# The configuration travels base64-encoded: whatever haproxy.cfg holds, the value is letters,
+# digits, '+', '/' and '=', inert between double quotes (the old-agent fallback below), with a
+# length bound and no group (linear to check, as the Backends pattern). 16 KB of base64 is a
+# 12 KB file; update-config.sh checks the same bound, and infra/update_config.py refuses a bigger
+# file before sending anything.
+CONFIG_MAX_CHARS = 16384
+CONFIG_PATTERN = rf"^[A-Za-z0-9+/=]{{1,{CONFIG_MAX_CHARS}}}{_END}"
+
+_UPDATE_CONFIG_FALLBACK = [
+    "# SSM Agent < 3.3.2746.0 sets no SSM_* variables: take the parameters, which the",
+    "# document's allowedPatterns keep free of shell syntax, from the command text instead.",
+    'if [ -z "${SSM_Config+x}" ]; then export SSM_Config="{{Config}}"; fi',
+    'if [ -z "${SSM_Checksum+x}" ]; then export SSM_Checksum="{{Checksum}}"; fi',
+]
+
+
+def _script_lines(path: Path, fallback: list[str]) -> list[str]:
+    lines = path.read_text().splitlines()
+    shebang, body = lines[0], lines[1:]
+    if not shebang.startswith("#!"):
+        raise ValueError(f"{path} must start with a shebang: SSM runs it with sh otherwise")
+    if any("{{" in line or "}}" in line for line in body):
+        raise ValueError(f"{path} must not contain double braces: SSM substitutes them")
+    return [shebang, *fallback, *body]
+
+
+def update_config_document() -> dict[str, Any]:
+    """The SSM Command document LbFailover-UpdateConfig, as a JSON-ready dict."""
+    return {
+        "schemaVersion": "2.2",
+        "description": (
+            "lb-failover: install a new haproxy.cfg on this load balancer. Checks it with "
+            "haproxy -c together with the backend section, installs it, reloads gracefully, "
+            "and puts the previous file back (exiting non-zero) if HAProxy does not start a "
+            "worker with it. Sent by infra/update_config.py, one LB at a time."
+        ),
+        "parameters": {
+            "Config": {
+                "type": "String",
+                "description": (
+                    f"the new haproxy.cfg, base64-encoded; at most {CONFIG_MAX_CHARS} characters."
+                ),
+                "allowedPattern": CONFIG_PATTERN,
+                "maxChars": CONFIG_MAX_CHARS,
+                "interpolationType": "ENV_VAR",
+            },
+            "Checksum": {
+                "type": "String",
+                "description": "sha256 hex (64 lowercase characters) of the decoded file.",
+                "allowedPattern": CHECKSUM_PATTERN,
+                "maxChars": CHECKSUM_CHARS,
+                "interpolationType": "ENV_VAR",
+            },
+        },
+        "mainSteps": [
+            {
+                "action": "aws:runShellScript",
+                "name": "updateConfig",
+                "precondition": {"StringEquals": ["platformType", "Linux"]},
+                "inputs": {
+                    "runCommand": _script_lines(UPDATE_CONFIG_SCRIPT, _UPDATE_CONFIG_FALLBACK),
+                    # A check, a reload and a rollback take seconds; never SSM's default hour.
+                    "timeoutSeconds": 300,
+                },
+            }
+        ],
+    }
+
+
+def update_config_json() -> str:
+    """The document exactly as committed in infra/ssm/."""
+    return json.dumps(update_config_document(), indent=2) + "\n"
+
+
 # EC2 takes at most 16 KB of user data (before base64). cloud-init, which runs user data on both
 # images DEPLOY.md names, unpacks gzip-compressed user data itself, so the limit is on the
 # compressed form: the plain text passed it only just once read-parameter.py was embedded.
@@ -179,12 +256,16 @@ def compressed(text: str) -> bytes:
 def main(argv: list[str]) -> int:
     if argv == []:
         sys.stdout.write(document_json())
+    elif argv == ["update-config"]:
+        sys.stdout.write(update_config_json())
     elif argv == ["user-data"]:
         sys.stdout.write(user_data())
     elif argv == ["user-data", "--gzip"]:
         sys.stdout.buffer.write(compressed(user_data()))
     else:
-        sys.stderr.write("usage: python infra/render_document.py [user-data [--gzip]]\n")
+        sys.stderr.write(
+            "usage: python infra/render_document.py [update-config | user-data [--gzip]]\n"
+        )
         return 2
     return 0
 

@@ -767,10 +767,12 @@ def test_cluster_and_document_stacks_create_their_resources_in_moto(
 
         if DOCUMENT_SOURCE.exists():
             template = json.loads((CFN_DIR / "ssm-document.json").read_text(encoding="utf-8"))
-            properties = template["Resources"]["UpdateBackendsDocument"]["Properties"]
-            # moto takes Content only as a JSON string; CloudFormation takes both forms.
-            properties["Content"] = json.dumps(properties["Content"])
+            for resource in template["Resources"].values():
+                # moto takes Content only as a JSON string; CloudFormation takes both forms.
+                properties = resource["Properties"]
+                properties["Content"] = json.dumps(properties["Content"])
             cloudformation.create_stack(StackName="lbf-document", TemplateBody=json.dumps(template))
             ssm = boto3.client("ssm", region_name="eu-west-1")
-            described = ssm.describe_document(Name="LbFailover-UpdateBackends")["Document"]
-            assert described["DocumentType"] == "Command"
+            for name in ("LbFailover-UpdateBackends", "LbFailover-UpdateConfig"):
+                described = ssm.describe_document(Name=name)["Document"]
+                assert described["DocumentType"] == "Command"
