@@ -9,6 +9,7 @@ are refused by apply-backends.sh itself, which these tests run on them.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import importlib.util
@@ -243,3 +244,64 @@ def test_user_data_fits_ec2_limit() -> None:
     launched = render.compressed(user_data)
     assert len(launched) <= 16384
     assert gzip.decompress(launched).decode() == user_data
+
+
+# --- LbFailover-UpdateConfig ---------------------------------------------------------------------
+
+UPDATE_CONFIG = render.update_config_document()
+CONFIG_PARAMETERS: dict[str, Any] = UPDATE_CONFIG["parameters"]
+
+
+def config_admitted(value: str) -> bool:
+    pattern = re.compile(CONFIG_PARAMETERS["Config"]["allowedPattern"])
+    searched = pattern.search(value) is not None
+    matched = pattern.fullmatch(value) is not None
+    assert searched == matched, f"search and full match disagree on {value!r}"
+    return matched and len(value) <= CONFIG_PARAMETERS["Config"]["maxChars"]
+
+
+def test_committed_update_config_document_is_the_rendering() -> None:
+    committed = ROOT / "infra" / "ssm" / "LbFailover-UpdateConfig.json"
+    assert committed.read_text() == render.update_config_json(), (
+        "infra/ssm/LbFailover-UpdateConfig.json is stale: "
+        "python infra/render_document.py update-config > infra/ssm/LbFailover-UpdateConfig.json"
+    )
+
+
+def test_the_project_configuration_fits_and_passes_the_config_pattern() -> None:
+    config = (ROOT / "infra" / "lb" / "haproxy.cfg").read_bytes()
+    assert config_admitted(base64.b64encode(config).decode())
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "$(id)", "Z2xvYmFs\n", 'Z2xvYmFs"; id; "', "Z2xv YmFs", "{{Checksum}}", "A" * 16385],
+    ids=["empty", "shell", "newline", "quote", "space", "brace", "too long"],
+)
+def test_the_config_pattern_admits_base64_only(value: str) -> None:
+    assert not config_admitted(value)
+
+
+def test_update_config_pattern_is_one_character_class_and_inert_in_double_quotes() -> None:
+    pattern = CONFIG_PARAMETERS["Config"]["allowedPattern"]
+    assert pattern == rf"^[A-Za-z0-9+/=]{{1,{render.CONFIG_MAX_CHARS}}}(?![\s\S])"
+    assert (
+        CONFIG_PARAMETERS["Checksum"]["allowedPattern"] == PARAMETERS["Checksum"]["allowedPattern"]
+    )
+    for parameter in CONFIG_PARAMETERS.values():
+        assert parameter["interpolationType"] == "ENV_VAR"
+
+
+def test_update_config_document_runs_the_script_with_a_short_timeout() -> None:
+    (step,) = UPDATE_CONFIG["mainSteps"]
+    assert step["action"] == "aws:runShellScript"
+    assert step["inputs"]["timeoutSeconds"] == 300
+    lines = step["inputs"]["runCommand"]
+    script = (ROOT / "infra" / "lb" / "update-config.sh").read_text().splitlines()
+    assert lines[0] == script[0] == "#!/usr/bin/env bash"
+    assert lines[-len(script) + 1 :] == script[1:]
+    references = [line for line in lines if "{{" in line]
+    assert references == [
+        'if [ -z "${SSM_Config+x}" ]; then export SSM_Config="{{Config}}"; fi',
+        'if [ -z "${SSM_Checksum+x}" ]; then export SSM_Checksum="{{Checksum}}"; fi',
+    ]
