@@ -52,8 +52,8 @@ base64_characters='^[A-Za-z0-9+/]+={0,2}$'
 [[ $encoded =~ $base64_characters ]] || reject "Config is not base64"
 [[ $checksum =~ ^[0-9a-f]{64}$ ]] || reject "Checksum is not 64 lowercase hex characters"
 
-config_dir=$(dirname "$config")
-[[ -d $config_dir ]] || die "no directory $config_dir"
+# It replaces a configuration; the first one comes with the boot script.
+[[ -f $config ]] || die "no $config to replace"
 candidate=$(mktemp "$config.new.XXXXXX")
 last_good="$config.last-good"
 cleanup() { rm -f "$candidate"; }
