@@ -384,7 +384,9 @@ def _plan_backends(
     if serving is not None and len(serving) > 0:
         if serving.text != world.backends_parameter:
             changes.append(PutParameter(settings.backends_parameter, serving.text))
-        changes += _plan_pushes(world, serving, run_started_at, conditions)
+        changes += _plan_pushes(
+            world, serving, run_started_at, conditions, log_group=settings.push_log_group
+        )
 
     lbs_text = " ".join(
         lb.address for lb in dns.by_name(world.lbs) if lb.running and lb.address is not None
@@ -400,6 +402,8 @@ def _plan_pushes(
     serving: backend_lists.BackendList,
     run_started_at: float,
     conditions: dict[str, str],
+    *,
+    log_group: str,
 ) -> list[Change]:
     last = latest_commands(world.commands)
     pushes: list[Change] = []
@@ -414,7 +418,7 @@ def _plan_pushes(
                 # Failed in this run: retried on the next run, not hammered every round.
                 conditions[f"push-failed:{lb.instance_id}"] = (
                     f"backend push to {lb.name} {lb.instance_id} ended {command.status}; "
-                    "retried next run"
+                    f"retried next run; {command.output_in(log_group)}"
                 )
                 continue
         pushes.append(

@@ -443,6 +443,38 @@ def test_stage_names_what_the_cluster_stack_creates(stage: str) -> None:
     assert topic == f"lb-failover-{stage_env(stage)['LBF_CLUSTER']}"
 
 
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_cluster_stack_keeps_the_push_log_the_controller_names(stage: str) -> None:
+    """SendCommand names the group by convention (Settings.push_log_group); the stack creates
+    exactly that group, with retention, and lets the LBs write to it. The controller's policy
+    needs nothing for it (test_policy_grants_exactly_the_controllers_calls): SSM Agent writes
+    the output with the LB's own role."""
+    from chalicelib.config import Settings
+
+    template = load_yaml_template(CFN_DIR / "cluster.yaml")
+    group = template["Resources"]["PushLogGroup"]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    cluster = stage_env(stage)["LBF_CLUSTER"]
+    name = group["Properties"]["LogGroupName"]["Fn::Sub"].replace("${Cluster}", cluster)
+    assert name == Settings.from_env(stage_env(stage)).push_log_group
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "PushLogRetentionDays"}
+    assert template["Parameters"]["PushLogRetentionDays"]["Default"] == 30
+
+    policies = template["Resources"]["LoadBalancerRole"]["Properties"]["Policies"]
+    statements = [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+    writes = [s for s in statements if "logs:PutLogEvents" in as_list(s["Action"])]
+    assert writes == [
+        {
+            "Sid": "WritePushOutput",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+            "Resource": {"Fn::GetAtt": ["PushLogGroup", "Arn"]},
+        }
+    ]
+    granted = {a for s in statements for a in as_list(s["Action"])}
+    assert "logs:CreateLogGroup" not in granted
+
+
 def test_the_health_check_statements_in_deploy_doc_grant_only_health_checks() -> None:
     for statement in deploy_doc_health_check_statements():
         assert set(as_list(statement["Action"])) <= HEALTH_CHECK_ACTIONS
@@ -728,13 +760,19 @@ def test_cluster_and_document_stacks_create_their_resources_in_moto(
         iam = boto3.client("iam", region_name="eu-west-1")
         profile = iam.get_instance_profile(InstanceProfileName="lb-failover-web-lb")
         assert len(profile["InstanceProfile"]["Roles"]) == 1
+        groups = boto3.client("logs", region_name="eu-west-1").describe_log_groups()["logGroups"]
+        assert [(g["logGroupName"], g.get("retentionInDays")) for g in groups] == [
+            ("/lbf/web/pushes", 30)
+        ]
 
         if DOCUMENT_SOURCE.exists():
             template = json.loads((CFN_DIR / "ssm-document.json").read_text(encoding="utf-8"))
-            properties = template["Resources"]["UpdateBackendsDocument"]["Properties"]
-            # moto takes Content only as a JSON string; CloudFormation takes both forms.
-            properties["Content"] = json.dumps(properties["Content"])
+            for resource in template["Resources"].values():
+                # moto takes Content only as a JSON string; CloudFormation takes both forms.
+                properties = resource["Properties"]
+                properties["Content"] = json.dumps(properties["Content"])
             cloudformation.create_stack(StackName="lbf-document", TemplateBody=json.dumps(template))
             ssm = boto3.client("ssm", region_name="eu-west-1")
-            described = ssm.describe_document(Name="LbFailover-UpdateBackends")["Document"]
-            assert described["DocumentType"] == "Command"
+            for name in ("LbFailover-UpdateBackends", "LbFailover-UpdateConfig"):
+                described = ssm.describe_document(Name=name)["Document"]
+                assert described["DocumentType"] == "Command"
