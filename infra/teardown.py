@@ -2,6 +2,7 @@
 
     python infra/teardown.py --stage prod --region eu-west-1 [--with-cluster-stack] \\
         [--with-network lbf-network] [--with-document] [--yes]
+    python infra/teardown.py --network-only lbf-network --region eu-west-1 [--yes]
 
 1. Stop the schedule: disable the stage stack's EventBridge rules (the minute schedule and the
    instance-change rule), then wait one controller timeout, so no run is left that could write a
@@ -17,6 +18,10 @@
    gone (Lambda releases them minutes after the function; the stack's deletion fails while they
    exist), and the document stack (shared by every cluster of the account and region).
 
+`--network-only STACK` removes just a network stack, the last step of an upgrade from the NAT
+design: it refuses while a function still runs in the stack's subnets (deploy the stage first),
+then waits for Lambda's interfaces and deletes the stack.
+
 Cluster, domain, zone and prefix come from the stage in .chalice/config.json; options override.
 Instances are the operator's: terminate them yourself (infra/DEPLOY.md). An operator tool under
 infra/, outside the controller's Plan; bad input stops it before any AWS call (exit 2).
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -138,8 +144,7 @@ class Teardown:
         if t.with_cluster_stack:
             self.delete_stack(f"lbf-{t.cluster}")
         if t.network_stack:
-            self.wait_for_lambda_interfaces(t.network_stack)
-            self.delete_stack(t.network_stack)
+            self.delete_network(t.network_stack)
         if t.with_document:
             self.delete_stack("lbf-document")
 
@@ -259,11 +264,35 @@ class Teardown:
         self._say(f"deleted {len(ours)} Route 53 health checks of {cluster}")
 
     # 6
+    def delete_network(self, network_stack: str) -> None:
+        self.refuse_while_functions_use(network_stack)
+        self.wait_for_lambda_interfaces(network_stack)
+        self.delete_stack(network_stack)
+
+    def refuse_while_functions_use(self, network_stack: str) -> None:
+        subnets = {
+            r["PhysicalResourceId"]
+            for r in self.stack_resources(network_stack)
+            if r["ResourceType"] == "AWS::EC2::Subnet"
+        }
+        users = [
+            f["FunctionName"]
+            for page in self.client("lambda").get_paginator("list_functions").paginate()
+            for f in page["Functions"]
+            if subnets & set((f.get("VpcConfig") or {}).get("SubnetIds", []))
+        ]
+        if users:
+            raise TeardownError(
+                f"{', '.join(sorted(users))} still run(s) in the subnets of {network_stack}: "
+                "deploy the stage that moves them out first (infra/DEPLOY.md, Upgrading)"
+            )
+
     def wait_for_lambda_interfaces(self, network_stack: str) -> None:
+        # Every group of the stack: the prober's, or the controller's of the NAT design.
         groups = [
             r["PhysicalResourceId"]
             for r in self.stack_resources(network_stack)
-            if r["LogicalResourceId"] == "ProberSecurityGroup"
+            if r["ResourceType"] == "AWS::EC2::SecurityGroup"
         ]
         if not groups:
             return
@@ -292,11 +321,22 @@ class Teardown:
             self._sleep(POLL_S)
 
 
+def ask(prompt: str) -> str:
+    """One line of standard input, read byte by byte: a script that pipes in its answers keeps
+    the next line for the next command (Python's buffered stdin would swallow it)."""
+    print(prompt, end="", flush=True)
+    line = bytearray()
+    while (byte := os.read(0, 1)) not in (b"", b"\n"):
+        line += byte
+    return line.decode(errors="replace").strip()
+
+
 def parse(argv: Sequence[str] | None, project: Path) -> tuple[Target, bool]:
     parser = argparse.ArgumentParser(
         prog="python infra/teardown.py", description=(__doc__ or "").splitlines()[0]
     )
-    parser.add_argument("--stage", required=True)
+    parser.add_argument("--stage", default="")
+    parser.add_argument("--network-only", default="", metavar="STACK")
     parser.add_argument("--region", required=True)
     parser.add_argument("--cluster", default="")
     parser.add_argument("--domain", default="")
@@ -313,6 +353,19 @@ def parse(argv: Sequence[str] | None, project: Path) -> tuple[Target, bool]:
     parser.add_argument("--yes", action="store_true", help="do not ask")
     parser.add_argument("--project", default=str(project))
     args = parser.parse_args(argv)
+    if args.network_only:
+        target = Target(
+            stage="",
+            region=args.region,
+            cluster="",
+            domain="",
+            zone_id="",
+            prefix="",
+            network_stack=args.network_only,
+        )
+        return target, args.yes
+    if not args.stage:
+        raise TeardownError("--stage: which stage to tear down (or --network-only STACK)")
     return from_config(args, Path(args.project)), args.yes
 
 
@@ -322,11 +375,16 @@ def main(argv: Sequence[str] | None = None, session: Any = None, **options: Any)
     except TeardownError as exc:
         print(f"teardown: {exc}", file=sys.stderr)
         return 2
-    print(
-        f"tearing down stage {target.stage} (cluster {target.cluster}, {target.domain} in "
-        f"{target.zone_id}, parameters {target.prefix}/) in {target.region}"
-    )
-    if not yes and input("type the cluster's name to go on: ").strip() != target.cluster:
+    if target.stage:
+        print(
+            f"tearing down stage {target.stage} (cluster {target.cluster}, {target.domain} in "
+            f"{target.zone_id}, parameters {target.prefix}/) in {target.region}"
+        )
+        confirm = target.cluster
+    else:
+        print(f"removing the network stack {target.network_stack} in {target.region}")
+        confirm = target.network_stack
+    if not yes and ask(f"type {confirm!r} to go on: ") != confirm:
         print("teardown: not confirmed; nothing changed", file=sys.stderr)
         return 2
     if session is None:
@@ -334,7 +392,11 @@ def main(argv: Sequence[str] | None = None, session: Any = None, **options: Any)
 
         session = boto3.Session(region_name=target.region)
     try:
-        Teardown(target, session, **options).run()
+        work = Teardown(target, session, **options)
+        if target.stage:
+            work.run()
+        else:
+            work.delete_network(target.network_stack)
     except TeardownError as exc:
         print(f"teardown: {exc}", file=sys.stderr)
         return 1

@@ -30,7 +30,10 @@ MERGE_TEMPLATE = CFN_DIR / "merge" / "monitoring.yaml"
 DOCUMENT_SOURCE = ROOT / "infra" / "render_document.py"
 DEPLOY_DOC = ROOT / "infra" / "DEPLOY.md"
 CONFIG: dict[str, Any] = json.loads((CHALICE_DIR / "config.json").read_text(encoding="utf-8"))
-STAGES = ("dev", "prod")
+# The committed examples are dev and prod; an operator's checkout holds the stages that
+# infra/configure.py wrote (one per cluster), and these tests check each of them.
+STAGES = tuple(sorted(CONFIG["stages"]))
+EXAMPLE_ACCOUNT = "111122223333"  # the committed examples' account
 STANDALONE_TEMPLATES = sorted([*CFN_DIR.glob("*.yaml"), *CFN_DIR.glob("*.json")])
 
 # What the controller writes on instances (SPEC, "Written by the controller"). Never lbf:role or
@@ -367,7 +370,7 @@ def test_every_parliament_exception_is_still_needed() -> None:
 
 def test_each_stage_has_its_own_hand_written_policies() -> None:
     """One for the controllers, one for the prober, per stage."""
-    assert set(CONFIG["stages"]) == set(STAGES)
+    assert STAGES
     assert CONFIG["autogen_policy"] is False
     files = set()
     for stage in STAGES:
@@ -705,12 +708,17 @@ def test_powertools_comes_from_its_official_layer(stage: str, function: str) -> 
     runtime = f"python{sys.version_info.major}{sys.version_info.minor}"
     architecture = function_setting(stage, function, "lambda_architecture")
     assert architecture == "arm64"  # Graviton: 20% less per GB-second than x86
-    version = configure.POWERTOOLS_LAYER_VERSIONS[pinned_powertools()]
     layers = function_setting(stage, function, "layers", [])
-    assert layers == [
+    (layer,) = layers
+    prefix, _, version = layer.rpartition(":")
+    assert prefix == (
         f"arn:aws:lambda:{region}:017000801446:layer:"
-        f"AWSLambdaPowertoolsPythonV3-{runtime}-{architecture}:{version}"
-    ]
+        f"AWSLambdaPowertoolsPythonV3-{runtime}-{architecture}"
+    )
+    if _account == EXAMPLE_ACCOUNT:
+        # The committed examples carry the table's version; a configured stage carries what
+        # AWS answered for the pinned release (infra/configure.py asks it).
+        assert int(version) == configure.POWERTOOLS_LAYER_VERSIONS[pinned_powertools()]
     assert configure.layer_parameter(pinned_powertools(), architecture, runtime) == (
         f"/aws/service/powertools/python/{architecture}/python{sys.version_info.major}."
         f"{sys.version_info.minor}/{pinned_powertools()}"
@@ -722,8 +730,9 @@ def test_powertools_comes_from_its_official_layer(stage: str, function: str) -> 
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_tracing_is_on_in_prod_and_costs_nothing_in_dev(stage: str) -> None:
-    traced = stage == "prod"
-    assert stage_setting(stage, "xray") is traced
+    traced = stage_setting(stage, "xray")
+    if stage in ("dev", "prod"):
+        assert traced is (stage == "prod")
     assert stage_env(stage)["POWERTOOLS_TRACE_DISABLED"] == ("false" if traced else "true")
 
 

@@ -525,3 +525,68 @@ def test_teardown_gives_up_on_interfaces_lambda_keeps(aws: LocalAws) -> None:
     with pytest.raises(teardown.TeardownError, match="still in"):
         work.wait_for_lambda_interfaces("lbf-network-kept")
     assert now[0] >= teardown.ENI_WAIT_S
+
+
+def test_the_old_network_goes_only_once_no_function_runs_in_it(
+    aws: LocalAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The upgrade's last step: a controller still in the old subnets keeps its network."""
+    import io
+    import zipfile
+
+    vpc = aws.client("ec2").create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    cloudformation = aws.client("cloudformation")
+    cloudformation.create_stack(
+        StackName="lbf-network-old",
+        TemplateBody=(ROOT / "infra" / "cloudformation" / "network.yaml").read_text(),
+        Parameters=[
+            {"ParameterKey": "VpcId", "ParameterValue": vpc},
+            {"ParameterKey": "VpcCidr", "ParameterValue": "10.40.0.0/16"},
+            {"ParameterKey": "PrivateSubnetCidrA", "ParameterValue": "10.40.1.0/24"},
+            {"ParameterKey": "PrivateSubnetCidrB", "ParameterValue": "10.40.2.0/24"},
+        ],
+    )
+    outputs = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in cloudformation.describe_stacks(StackName="lbf-network-old")["Stacks"][0]["Outputs"]
+    }
+    role = aws.client("iam").create_role(
+        RoleName="lbf-old-controller",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "def reconcile(event, context):\n    return None\n")
+    functions = boto3.client("lambda", endpoint_url=aws.endpoint, region_name="us-east-1")
+    functions.create_function(
+        FunctionName="lb-failover-old-Reconcile-1A2B",
+        Runtime="python3.11",
+        Role=role,
+        Handler="app.reconcile",
+        Code={"ZipFile": code.getvalue()},
+        VpcConfig={
+            "SubnetIds": outputs["ProberSubnetIds"].split(","),
+            "SecurityGroupIds": [outputs["ProberSecurityGroupId"]],
+        },
+    )
+    args = ["--network-only", "lbf-network-old", "--region", "us-east-1", "--yes"]
+    assert teardown.main(args, session(), sleep=lambda _s: None, say=lambda _m: None) == 1
+    assert "lb-failover-old-Reconcile-1A2B" in capsys.readouterr().err
+    stacks = {s["StackName"] for s in cloudformation.describe_stacks()["Stacks"]}
+    assert "lbf-network-old" in stacks
+
+    functions.delete_function(FunctionName="lb-failover-old-Reconcile-1A2B")
+    assert teardown.main(args, session(), sleep=lambda _s: None, say=lambda _m: None) == 0
+    stacks = {s["StackName"] for s in cloudformation.describe_stacks()["Stacks"]}
+    assert "lbf-network-old" not in stacks
