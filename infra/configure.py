@@ -39,11 +39,12 @@ PROBER = "probe_private"
 PROBER_LOGICAL_ID = "ProbePrivate"  # chalice's CloudFormation name for probe_private
 DOCUMENT = "LbFailover-UpdateBackends"
 POWERTOOLS_ACCOUNT = "017000801446"
-# The layer version that carries each Powertools release, for the pin in requirements-dev.txt.
-# Source: the "Lambda layer" table of Powertools' documentation (docs/index.md, whose last
-# recorded update set layer 27 for x86_64 and arm64 alike). configure.py itself asks AWS
-# (`layer_parameter`), which is the authority; the test suite checks the committed example
-# configuration against this table, so raising the pin without updating it fails there.
+# The layer version of each Powertools release, for the pin in requirements-dev.txt, as written
+# into the committed example stages. Source: the "Lambda layer" table of Powertools' documentation
+# (docs/index.md), whose newest entry found sets layer 27 for x86_64 and arm64 alike; that table
+# does not say which release a layer version carries. The authority is AWS's public parameter
+# `layer_parameter(version)`, which configure.py reads and writes into a real stage. The test
+# suite holds the examples to this table, so raising the pin without updating it fails there.
 POWERTOOLS_LAYER_VERSIONS = {"3.37.0": 27}
 # Sizes from bench/sizing.py on the committed measurements (cold start, probe CPU); kept when the
 # stage already has its own.

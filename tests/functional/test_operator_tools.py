@@ -590,3 +590,28 @@ def test_the_old_network_goes_only_once_no_function_runs_in_it(
     assert teardown.main(args, session(), sleep=lambda _s: None, say=lambda _m: None) == 0
     stacks = {s["StackName"] for s in cloudformation.describe_stacks()["Stacks"]}
     assert "lbf-network-old" not in stacks
+
+
+def test_a_new_stage_gets_the_measured_memory_sizes() -> None:
+    """Without an earlier stage to keep sizes from, configure writes the committed ones, which
+    test_deploy_stack.py holds to bench/sizing.py's reading of the measurements."""
+    committed = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]
+    for name in ("dev", "prod"):
+        inputs = configure.check(
+            configure.Inputs(
+                stage=name,
+                cluster="c",
+                domain="c.example.com",
+                region="eu-west-1",
+                zone_id="Z1",
+                subnets=("subnet-00000000000000001", "subnet-00000000000000002"),
+                security_group="sg-00000000000000001",
+            )
+        )
+        looked = configure.Looked("111122223333", "Z1", LAYER.format(py=PY))
+        fresh = json.loads(configure.render(inputs, looked, {})["config.json"])["stages"][name]
+        for function, settings in committed[name]["lambda_functions"].items():
+            assert (
+                fresh["lambda_functions"][function]["lambda_memory_size"]
+                == settings["lambda_memory_size"]
+            ), (name, function)
