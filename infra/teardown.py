@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:
 
 from botocore.exceptions import ClientError  # noqa: E402
 
+from chalicelib.core.dns import RecordRules  # noqa: E402
 from chalicelib.core.second_opinion import instance_of_reference  # noqa: E402
 
 APP_NAME = "lb-failover"
@@ -205,15 +206,17 @@ class Teardown:
             for record in page["ResourceRecordSets"]:
                 name = record["Name"].lower().rstrip(".")
                 records[(name, record["Type"])] = record
-        ownership = records.get((f"_lbf.{t.domain}", "TXT"))
+        # The controller's own naming: the TTL and active name play no part in it.
+        rules = RecordRules(domain=t.domain, ttl=60, active_name="lb")
+        ownership = records.get((rules.ownership_fqdn, "TXT"))
         if ownership is None:
-            self._say(f"no _lbf.{t.domain} TXT record: no records to delete")
+            self._say(f"no {rules.ownership_fqdn} TXT record: no records to delete")
             return
         labels = [r["Value"].strip('"') for r in ownership.get("ResourceRecords", [])]
         doomed = [
-            records[(f"{label}.{t.domain}", "A")]
+            records[(rules.fqdn(label), "A")]
             for label in labels
-            if (f"{label}.{t.domain}", "A") in records
+            if (rules.fqdn(label), "A") in records
         ]
         changes = [{"Action": "DELETE", "ResourceRecordSet": r} for r in [*doomed, ownership]]
         route53.change_resource_record_sets(
