@@ -193,8 +193,8 @@ def prober_design_lines(
         ),
         Line(
             "Lambda requests",
-            f"({n:,} runs + {invocations:,} prober invocations) x "
-            f"{usd(LAMBDA_PER_MILLION_REQUESTS)} / 1M",
+            f"(1 run + {prober.per_run} prober invocations a minute: {n:,} + {invocations:,}) "
+            f"x {usd(LAMBDA_PER_MILLION_REQUESTS)} / 1M",
             (n + invocations) * LAMBDA_PER_MILLION_REQUESTS / 1e6,
         ),
         Line(
