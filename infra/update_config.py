@@ -160,7 +160,9 @@ def update_cluster(
     encoded, checksum = encode(path)
     lbs = running_lbs(ec2, cluster)
     if not lbs:
-        raise UsageError(f"no running load balancer in cluster {cluster}")
+        # Nothing to update is not a failure: LBs launched later take the file from user data.
+        print(f"no running load balancer in cluster {cluster}: nothing to update", file=out)
+        return 0
     log_group = f"/lbf/{cluster}/pushes"
     print(
         f"installing {path} ({checksum[:12]}) on {len(lbs)} LB(s) of {cluster}, one at a time: "

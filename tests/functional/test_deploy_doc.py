@@ -36,9 +36,13 @@ REGION = "eu-west-1"  # the region DEPLOY.md's step 0 sets
 
 # `aws` calls the stand-in cannot make, by "service operation", with the reason.
 NOT_RUN = {
+    "ec2 describe-images": (
+        "looks up the pinned AMI by name among Amazon's and Canonical's public images, which "
+        "moto's catalogue does not carry"
+    ),
     "ec2 run-instances": (
-        "the AMI is resolved from AWS's public parameter (resolve:ssm:...), which moto lacks; "
-        "the instances' side is tested by tests/e2e with real HAProxy"
+        "needs the pinned AMI, which moto's catalogue does not carry; "
+        "the instances' side is tested by tests/e2e with real HAProxy and tests/unit/test_user_data.py"
     ),
     "cloudformation package": "uploads the code for the SAM stack, which moto cannot create",
     "cloudformation deploy lb-failover-*": (

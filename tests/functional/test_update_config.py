@@ -210,9 +210,12 @@ def test_a_file_the_document_cannot_take_is_refused_before_any_call(
     assert ssm.events == []
 
 
-def test_no_running_lb_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(tool.UsageError, match="no running load balancer in cluster web"):
-        run(FakeEc2(), FakeSsm(), tmp_path)
+def test_no_running_lb_is_nothing_to_update(tmp_path: Path) -> None:
+    ssm = FakeSsm()
+    code, out = run(FakeEc2(), ssm, tmp_path)
+    assert code == 0
+    assert "no running load balancer in cluster web: nothing to update" in out
+    assert ssm.events == []
 
 
 def test_the_requests_are_exactly_these(tmp_path: Path) -> None:
