@@ -81,7 +81,11 @@ def main(
     if args.stage:
         # boto3 reads its own variables (region, endpoint) from the process environment.
         os.environ.update({k: v for k, v in environment.items() if k.startswith("AWS_")})
-    services = services or aws_services(settings)
+    try:
+        services = services or aws_services(settings)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     clock = clock or jobs.SystemClock()
 
     if args.command == "status":

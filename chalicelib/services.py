@@ -81,8 +81,11 @@ class Services:
 
 
 def aws_services(settings: Settings) -> Services:
-    """The real adapters. Imported lazily so that the pure core never pulls in boto3."""
-    from chalicelib.adapters.clients import client, quick_client
+    """The real adapters. Imported lazily so that the pure core never pulls in boto3.
+
+    Raises ConfigError, before any client is made, when AWS's own settings (the region) are missing.
+    """
+    from chalicelib.adapters.clients import aws_region, client, quick_client
     from chalicelib.adapters.ec2 import Ec2Inventory
     from chalicelib.adapters.healthchecks import Route53HealthChecks
     from chalicelib.adapters.notify import SnsNotifier
@@ -90,17 +93,20 @@ def aws_services(settings: Settings) -> Services:
     from chalicelib.adapters.route53 import Route53Records
     from chalicelib.adapters.ssm import SsmCommands, SsmParameters
 
+    region = aws_region()
     return Services(
-        inventory=Ec2Inventory(client("ec2")),
-        records=Route53Records(client("route53"), settings.hosted_zone_id),
-        parameters=SsmParameters(client("ssm")),
-        commands=SsmCommands(client("ssm"), settings.ssm_document),
+        inventory=Ec2Inventory(client("ec2", region)),
+        records=Route53Records(client("route53", region), settings.hosted_zone_id),
+        parameters=SsmParameters(client("ssm", region)),
+        commands=SsmCommands(client("ssm", region), settings.ssm_document),
         notifier=(
-            SnsNotifier(client("sns"), settings.sns_topic_arn) if settings.sns_topic_arn else None
+            SnsNotifier(client("sns", region), settings.sns_topic_arn)
+            if settings.sns_topic_arn
+            else None
         ),
         prober=AsyncProber(timeout=settings.probe_timeout),
         health_checks=(
-            Route53HealthChecks(client("route53"), quick_client("route53"))
+            Route53HealthChecks(client("route53", region), quick_client("route53", region))
             if settings.route53_health_checks
             else None
         ),

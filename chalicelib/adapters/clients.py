@@ -7,6 +7,7 @@ local moto server. Clients are made lazily, once per process, and shared: creati
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,8 +15,10 @@ from typing import Any, TypeVar
 
 import boto3
 import botocore.config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, InvalidRegionError, ProfileNotFound
+from botocore.utils import validate_region_name
 
+from chalicelib.config import ConfigError
 from chalicelib.errors import AwsError, StaleView
 
 CONFIG = botocore.config.Config(
@@ -28,12 +31,48 @@ _lock = threading.Lock()
 _clients: dict[str, Any] = {}
 
 
-def client(service: str) -> Any:
+_REGION_FORM = (
+    "a region such as eu-west-1 in AWS_DEFAULT_REGION or AWS_REGION, or in the profile of the AWS "
+    "config file"
+)
+
+
+def aws_region() -> str:
+    """The region every client uses; a ConfigError, never botocore's traceback, when there is none.
+
+    boto3 reads AWS_DEFAULT_REGION and the config file; AWS_REGION (which Lambda sets too, and
+    which other SDKs read) is taken when those name none. Read on every run, before any client is
+    made or any call is sent, so a missing region stops the run as bad configuration does.
+    """
+    try:
+        region = boto3.session.Session().region_name
+    except ProfileNotFound as exc:
+        raise ConfigError(
+            "AWS_PROFILE", f"{exc}; expected a profile of the AWS config file"
+        ) from exc
+    source = "AWS_DEFAULT_REGION"
+    if not region:
+        region, source = os.environ.get("AWS_REGION", "").strip(), "AWS_REGION"
+    if not region:
+        raise ConfigError(
+            "AWS_DEFAULT_REGION", f"no AWS region is configured; expected {_REGION_FORM}"
+        )
+    try:
+        validate_region_name(region)
+    except InvalidRegionError as exc:
+        shown = repr(region if len(region) <= 60 else region[:57] + "...")
+        raise ConfigError(source, f"expected {_REGION_FORM}, got {shown}") from exc
+    return region
+
+
+def client(service: str, region: str | None = None) -> Any:
+    region = region or aws_region()
     with _lock:
-        made = _clients.get(service)
+        key = f"{service} {region}"
+        made = _clients.get(key)
         if made is None:
-            made = boto3.session.Session().client(service, config=CONFIG)  # type: ignore[call-overload]
-            _clients[service] = made
+            made = boto3.session.Session().client(service, region_name=region, config=CONFIG)  # type: ignore[call-overload]
+            _clients[key] = made
         return made
 
 
@@ -46,12 +85,15 @@ QUICK_CONFIG = botocore.config.Config(
 )
 
 
-def quick_client(service: str) -> Any:
+def quick_client(service: str, region: str | None = None) -> Any:
+    region = region or aws_region()
     with _lock:
-        key = f"{service} quick"
+        key = f"{service} {region} quick"
         made = _clients.get(key)
         if made is None:
-            made = boto3.session.Session().client(service, config=QUICK_CONFIG)  # type: ignore[call-overload]
+            made = boto3.session.Session().client(  # type: ignore[call-overload]
+                service, region_name=region, config=QUICK_CONFIG
+            )
             _clients[key] = made
         return made
 

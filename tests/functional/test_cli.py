@@ -10,11 +10,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chalicelib.__main__ import main
+from chalicelib.config import Settings
 from chalicelib.errors import AwsError
 from tests.fakes import FAKE_DOMAIN, FAKE_ENV, FakeCloud
 
@@ -513,3 +515,100 @@ def test_status_with_an_empty_environment_as_a_process() -> None:
     assert "LBF_CLUSTER" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+# --- missing AWS settings -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_aws_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """No region anywhere: not in the environment, not in a config file (an empty one)."""
+    from chalicelib.adapters.clients import forget_clients
+
+    empty = tmp_path / "aws-config"
+    empty.write_text("")
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    # A client made by an earlier test (with a region) must not hide the missing one.
+    forget_clients()
+    yield empty
+    forget_clients()
+
+
+@pytest.mark.parametrize("command", ["status", "plan", "reconcile", "move-active"])
+def test_no_region_is_a_configuration_error_not_a_traceback(
+    no_aws_settings: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    argv = [command, "--to", "lb1"] if command == "move-active" else [command]
+
+    code = main(argv, environ=ENV)
+
+    captured = capsys.readouterr()
+    assert code == 2
+    [line] = captured.err.splitlines()
+    assert line.startswith("configuration error: AWS_DEFAULT_REGION: ")
+    assert "AWS_REGION" in line
+    assert captured.out == ""
+
+
+def test_aws_region_alone_is_enough(
+    no_aws_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lambda sets both variables; an operator's shell often only AWS_REGION (as other SDKs read)."""
+    from chalicelib.services import aws_services
+
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    services = aws_services(Settings.from_env(ENV))
+
+    assert services.inventory._client.meta.region_name == "eu-west-1"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"AWS_DEFAULT_REGION": "eu west 1"}, "AWS_DEFAULT_REGION"),
+        ({"AWS_REGION": "eu-west-1; rm -rf /"}, "AWS_REGION"),
+        ({"AWS_DEFAULT_REGION": "eu-west-1", "AWS_PROFILE": "nobody"}, "AWS_PROFILE"),
+    ],
+)
+def test_bad_aws_settings_are_a_configuration_error(
+    no_aws_settings: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variables: dict[str, str],
+    named: str,
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+    code = main(["reconcile"], environ=ENV)
+
+    [line] = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert line.startswith(f"configuration error: {named}: ")
+
+
+def test_no_region_as_a_process(no_aws_settings: Path) -> None:
+    """As an operator meets it: one line on stderr, exit 2, no traceback."""
+    environment = {
+        **ENV,
+        "AWS_CONFIG_FILE": str(no_aws_settings),
+        "AWS_SHARED_CREDENTIALS_FILE": str(no_aws_settings),
+        "PATH": os.environ.get("PATH", ""),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "chalicelib", "status"],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "AWS_DEFAULT_REGION" in result.stderr
+    assert "Traceback" not in result.stderr
