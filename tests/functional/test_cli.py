@@ -553,9 +553,7 @@ def test_no_region_is_a_configuration_error_not_a_traceback(
     assert captured.out == ""
 
 
-def test_aws_region_alone_is_enough(
-    no_aws_settings: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_aws_region_alone_is_enough(no_aws_settings: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Lambda sets both variables; an operator's shell often only AWS_REGION (as other SDKs read)."""
     from chalicelib.services import aws_services
 
