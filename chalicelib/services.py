@@ -6,7 +6,8 @@ hands them the same adapters pointed at a moto server.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -111,3 +112,12 @@ def aws_services(settings: Settings) -> Services:
             else None
         ),
     )
+
+
+@contextmanager
+def aws_time_limit(time_left: Callable[[], float]) -> Iterator[None]:
+    """The real adapters' AWS calls take their timeouts from `time_left()` while inside."""
+    from chalicelib.adapters.clients import time_limit
+
+    with time_limit(time_left):
+        yield
