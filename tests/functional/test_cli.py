@@ -277,6 +277,61 @@ def test_status_json_is_parseable_and_carries_the_same_rows(
     assert "'lb3\\nrm -rf /'" in rows[hostile]["notes"]
 
 
+@pytest.mark.parametrize(
+    ("variables", "line"),
+    [
+        (
+            {},
+            "detection bound: 42 s + start-up = (FALL + 1) x INTERVAL [40 s] + TIMEOUT [2 s]"
+            " + (60 - ROUNDS x INTERVAL) [0 s] + start-up (FALL 3, INTERVAL 10, TIMEOUT 2, ROUNDS 6)",
+        ),
+        (
+            {"LBF_PROBE_ROUNDS": "3", "LBF_FALL": "2", "LBF_PROBE_TIMEOUT": "1.5"},
+            "detection bound: 61.5 s + start-up = (FALL + 1) x INTERVAL [30 s] + TIMEOUT [1.5 s]"
+            " + (60 - ROUNDS x INTERVAL) [30 s] + start-up"
+            " (FALL 2, INTERVAL 10, TIMEOUT 1.5, ROUNDS 3)",
+        ),
+    ],
+)
+def test_status_prints_the_detection_bound_with_its_terms(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str], variables: dict[str, str], line: str
+) -> None:
+    """The SPEC's bound of this configuration, each term with its value, in text and JSON."""
+    environ = {**ENV, **variables}
+    settle(cloud)
+    capsys.readouterr()
+
+    assert run(cloud, "status", environ=environ) == 0
+    assert line in capsys.readouterr().out.splitlines()
+
+    assert run(cloud, "status", "--json", environ=environ) == 0
+    bound = json.loads(capsys.readouterr().out)["detection_bound"]
+    total = float(line.split()[2])
+    assert bound["seconds"] == total
+    assert bound["formula"] == (
+        "(FALL + 1) x INTERVAL + TIMEOUT + (60 - ROUNDS x INTERVAL) + start-up"
+    )
+    assert [term["formula"] for term in bound["terms"]] == [
+        "(FALL + 1) x INTERVAL",
+        "TIMEOUT",
+        "(60 - ROUNDS x INTERVAL)",
+    ]
+    assert sum(term["seconds"] for term in bound["terms"]) == total
+    assert bound["plus"].startswith("start-up")
+
+
+def test_a_schedule_that_cannot_fit_the_minute_exits_2_before_any_aws_call(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run(cloud, "reconcile", environ={**ENV, "LBF_PROBE_ROUNDS": "7"})
+
+    assert code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("configuration error: LBF_PROBE_ROUNDS: ")
+    assert "LBF_PROBE_INTERVAL" in line
+    assert cloud.calls.log == []
+
+
 def test_status_probe_adds_a_live_probe_column(
     cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
 ) -> None:
