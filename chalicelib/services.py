@@ -84,9 +84,10 @@ class Services:
 def aws_services(settings: Settings) -> Services:
     """The real adapters. Imported lazily so that the pure core never pulls in boto3.
 
-    Raises ConfigError, before any client is made, when AWS's own settings (the region) are missing.
+    Raises ConfigError, before any client is made, when AWS's own settings (the region, the
+    credentials) are missing.
     """
-    from chalicelib.adapters.clients import aws_region, client, quick_client
+    from chalicelib.adapters.clients import aws_region, client, quick_client, require_credentials
     from chalicelib.adapters.ec2 import Ec2Inventory
     from chalicelib.adapters.healthchecks import Route53HealthChecks
     from chalicelib.adapters.notify import SnsNotifier
@@ -95,6 +96,7 @@ def aws_services(settings: Settings) -> Services:
     from chalicelib.adapters.ssm import SsmCommands, SsmParameters
 
     region = aws_region()
+    require_credentials()
     return Services(
         inventory=Ec2Inventory(client("ec2", region)),
         records=Route53Records(client("route53", region), settings.hosted_zone_id),

@@ -68,6 +68,24 @@ def aws_region() -> str:
     return region
 
 
+def require_credentials() -> None:
+    """A ConfigError when boto3 finds no credentials, before any call would fail for want of them.
+
+    Lambda's role puts them in the environment; an operator's shell has them from variables, a
+    profile, or an instance or task role.
+    """
+    try:
+        credentials = boto3.session.Session().get_credentials()
+    except BotoCoreError as exc:  # a key id without its secret, a broken credential process
+        raise ConfigError("AWS_ACCESS_KEY_ID", str(exc)) from exc
+    if credentials is None:
+        raise ConfigError(
+            "AWS_ACCESS_KEY_ID",
+            "no AWS credentials found; expected AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            "an AWS_PROFILE with credentials, or a role (Lambda, ECS, EC2)",
+        )
+
+
 # --- the invocation's time left -------------------------------------------------------------------
 #
 # Clients are shared by every run of a process, but each run has its own end (a Lambda's time left,

@@ -586,6 +586,12 @@ def no_aws_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    # Looking for an instance role would leave loopback: there is none here to find.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        monkeypatch.delenv(name, raising=False)
     # A client made by an earlier test (with a region) must not hide the missing one.
     forget_clients()
     yield empty
@@ -613,6 +619,8 @@ def test_aws_region_alone_is_enough(no_aws_settings: Path, monkeypatch: pytest.M
     from chalicelib.services import aws_services
 
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     services = aws_services(Settings.from_env(ENV))
 
     assert services.inventory._client.meta.region_name == "eu-west-1"  # type: ignore[attr-defined]
@@ -624,6 +632,10 @@ def test_aws_region_alone_is_enough(no_aws_settings: Path, monkeypatch: pytest.M
         ({"AWS_DEFAULT_REGION": "eu west 1"}, "AWS_DEFAULT_REGION"),
         ({"AWS_REGION": "eu-west-1; rm -rf /"}, "AWS_REGION"),
         ({"AWS_DEFAULT_REGION": "eu-west-1", "AWS_PROFILE": "nobody"}, "AWS_PROFILE"),
+        # A region, and no credentials anywhere.
+        ({"AWS_DEFAULT_REGION": "eu-west-1"}, "AWS_ACCESS_KEY_ID"),
+        # A key id without its secret.
+        ({"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIA0"}, "AWS_ACCESS_KEY_ID"),
     ],
 )
 def test_bad_aws_settings_are_a_configuration_error(
@@ -649,6 +661,7 @@ def test_no_region_as_a_process(no_aws_settings: Path) -> None:
         **ENV,
         "AWS_CONFIG_FILE": str(no_aws_settings),
         "AWS_SHARED_CREDENTIALS_FILE": str(no_aws_settings),
+        "AWS_EC2_METADATA_DISABLED": "true",
         "PATH": os.environ.get("PATH", ""),
     }
     result = subprocess.run(
