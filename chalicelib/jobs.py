@@ -188,7 +188,7 @@ def reconcile(
     round_needs = timing.round_seconds(probes=probe, probe_timeout=settings.probe_timeout)
     if not timing.round_fits(starts_at=started, deadline=deadline, needs=round_needs):
         # Not even one round fits: reading the world would only spend the time left.
-        report.errors.append(_no_time_for(1, started, deadline, round_needs))
+        report.errors.append(_no_time_for(1, started, deadline, round_needs, probes=probe))
         return report
     try:
         observed = observe(settings, services, now=started, concerning=concerning)
@@ -220,7 +220,7 @@ def reconcile(
         if not timing.round_fits(starts_at=starts_at, deadline=deadline, needs=round_needs):
             # A round cut short by the invocation's end could stop mid-change; the next run
             # starts within the minute and does this round's work.
-            text = _no_time_for(number + 1, starts_at, deadline, round_needs)
+            text = _no_time_for(number + 1, starts_at, deadline, round_needs, probes=probe)
             (report.notes if number > 0 else report.errors).append(text)
             log.warning(text)
             break
@@ -256,12 +256,16 @@ def reconcile(
     return report
 
 
-def _no_time_for(number: int, starts_at: float, deadline: float | None, needs: float) -> str:
-    left = (deadline or starts_at) - starts_at
+def _no_time_for(
+    number: int, starts_at: float, deadline: float | None, needs: float, *, probes: bool
+) -> str:
+    left = (starts_at if deadline is None else deadline) - starts_at
+    parts = f"{timing.ROUND_WRITE_SECONDS:g} s for its writes"
+    if probes:
+        parts = f"its probes' LBF_PROBE_TIMEOUT and {parts}"
     return (
         f"round {number} not started: {max(0.0, left):.1f} s of the invocation left when it "
-        f"would start, and a round needs {needs:g} s (its probes' LBF_PROBE_TIMEOUT and "
-        f"{timing.ROUND_WRITE_SECONDS:g} s for its writes)"
+        f"would start, and a round needs {needs:g} s ({parts})"
     )
 
 

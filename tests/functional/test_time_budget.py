@@ -189,6 +189,10 @@ def test_an_event_run_needs_only_its_writes(cloud: FakeCloud) -> None:
     report = event_run(ROUND_WRITE_SECONDS - 0.1)
     assert report.rounds == 0
     assert not report.ok
+    assert report.errors == [
+        "round 1 not started: 7.9 s of the invocation left when it would start, and a round "
+        "needs 8 s (8 s for its writes)"
+    ]
     assert cloud.calls.log == []
     assert cloud.clock.now() == started
 
