@@ -743,3 +743,14 @@ def test_a_malformed_interim_response_fails_the_probe(serve: ServerFactory) -> N
     result, _ = probe(serve(broken).url(), timeout=LONG_TIMEOUT)
 
     assert (result.ok, result.detail) == (False, "bad status line")
+
+
+@pytest.mark.parametrize(("final", "ok"), [("200 OK", True), ("503 Service Unavailable", False)])
+def test_interim_responses_over_https_are_skipped_too(
+    serve: ServerFactory, server_tls: ssl.SSLContext, final: str, ok: bool
+) -> None:
+    server = serve(interim_then(final, "100 Continue", "103 Early Hints"), tls=server_tls)
+
+    result, _ = probe(server.url("https"), timeout=LONG_TIMEOUT)
+
+    assert (result.ok, result.detail) == (ok, final[:3])
