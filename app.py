@@ -16,8 +16,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Rate
 
 from chalicelib import jobs, render
-from chalicelib.config import Settings
-from chalicelib.services import aws_services
+from chalicelib.config import ConfigError, Settings
+from chalicelib.services import Services, aws_services, aws_time_limit
 
 # Powertools writes the logs (JSON); chalice would add a second, plain handler to the same
 # "lb-failover" logger and every line would appear twice.
@@ -40,8 +40,8 @@ if _tracing_enabled():  # pragma: no cover - needs the X-Ray SDK from Powertools
 
     app.register_middleware(ConvertToMiddleware(Tracer().capture_lambda_handler))
 
-# Leave this much of the Lambda timeout for the last round's apply and the report.
-_SAFETY_SECONDS = 8.0
+# The runs' clock; tests hand in a fake one together with a Lambda context that follows it.
+clock: jobs.Clock = jobs.SystemClock()
 _INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
 _EC2_STATES = frozenset(
     {"pending", "running", "stopping", "stopped", "shutting-down", "terminated"}
@@ -52,11 +52,10 @@ _EC2_STATES = frozenset(
 def reconcile(event: CloudWatchEvent) -> dict[str, Any]:
     run_id = jobs.new_run_id()
     logger.append_keys(run_id=run_id)
-    settings = Settings.from_env(os.environ)
-    rounds = _rounds_that_fit(settings, event.context)
-    report = jobs.reconcile(
-        settings, aws_services(settings), jobs.SystemClock(), rounds=rounds, run_id=run_id
-    )
+    settings, services = _configured()
+    deadline = _deadline(event.context)
+    with aws_time_limit(lambda: deadline - clock.now()):
+        report = jobs.reconcile(settings, services, clock, run_id=run_id, deadline=deadline)
     return _finish(report)
 
 
@@ -77,32 +76,50 @@ def on_instance_change(event: CloudWatchEvent) -> dict[str, Any]:
         return {"ignored": problem}
     run_id = jobs.new_run_id()
     logger.append_keys(run_id=run_id, instance_id=instance_id, instance_state=state)
-    settings = Settings.from_env(os.environ)
-    report = jobs.reconcile(
-        settings,
-        aws_services(settings),
-        jobs.SystemClock(),
-        rounds=1,
-        probe=False,
-        job="on_instance_change",
-        concerning=instance_id,
-        run_id=run_id,
-    )
+    settings, services = _configured()
+    deadline = _deadline(event.context)
+    with aws_time_limit(lambda: deadline - clock.now()):
+        report = jobs.reconcile(
+            settings,
+            services,
+            clock,
+            rounds=1,
+            probe=False,
+            job="on_instance_change",
+            concerning=instance_id,
+            run_id=run_id,
+            deadline=deadline,
+        )
     return _finish(report)
 
 
-def _rounds_that_fit(settings: Settings, context: Any) -> int:
-    """Never start a round the Lambda timeout would cut short."""
+def _configured() -> tuple[Settings, Services]:
+    """The settings and the AWS services, or one clear error before any AWS call.
+
+    Raised, not returned: the invocation fails, and the functions' error alarm pages, as it must
+    for a controller that cannot run at all.
+    """
+    try:
+        settings = Settings.from_env(os.environ)
+        return settings, aws_services(settings)
+    except ConfigError as exc:
+        logger.error("configuration error, nothing done", extra={"error": str(exc)})
+        raise
+
+
+def _deadline(context: Any) -> float:
+    """When this invocation ends, on the runs' clock: Lambda stops it then, mid-call or not."""
     remaining_ms = context.get_remaining_time_in_millis() if context is not None else None
     if remaining_ms is None:
-        return settings.probe_rounds
-    usable = remaining_ms / 1000 - _SAFETY_SECONDS - settings.probe_timeout
-    fitting = int(usable // settings.probe_interval) + 1 if usable > 0 else 1
-    return max(1, min(settings.probe_rounds, fitting))
+        return float("inf")
+    return clock.now() + float(remaining_ms) / 1000
 
 
 def _finish(report: jobs.Report) -> dict[str, Any]:
-    metrics.add_metric(name="HealthyLBs", unit=MetricUnit.Count, value=report.healthy_lbs)
+    # HealthyLBs only from a view that was read and is about this cluster: an event about another
+    # cluster's instance, or a run that could not read, measured nothing, and a 0 would page.
+    if report.world is not None:
+        metrics.add_metric(name="HealthyLBs", unit=MetricUnit.Count, value=report.healthy_lbs)
     metrics.add_metric(name="Failovers", unit=MetricUnit.Count, value=len(report.failovers))
     metrics.add_metric(name="ProbeFailures", unit=MetricUnit.Count, value=report.probe_failures)
     metrics.add_metric(name="ActionErrors", unit=MetricUnit.Count, value=len(report.errors))

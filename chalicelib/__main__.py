@@ -13,8 +13,9 @@ from pathlib import Path
 from chalicelib import jobs, planned, render
 from chalicelib.config import ConfigError, Settings
 from chalicelib.core.plan import probe_targets
+from chalicelib.core.timing import SCHEDULE_SECONDS
 from chalicelib.errors import ViewNotLoaded
-from chalicelib.services import Services, aws_services
+from chalicelib.services import Services, aws_services, aws_time_limit
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -87,7 +88,11 @@ def main(
     if args.stage:
         # boto3 reads its own variables (region, endpoint) from the process environment.
         os.environ.update({k: v for k, v in environment.items() if k.startswith("AWS_")})
-    services = services or aws_services(settings)
+    try:
+        services = services or aws_services(settings)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     clock = clock or jobs.SystemClock()
 
     if args.command == "status":
@@ -114,7 +119,11 @@ def main(
     elif args.command == "plan":
         report = jobs.reconcile(settings, services, clock, rounds=1, dry_run=True, job="plan")
     else:
-        report = jobs.reconcile(settings, services, clock)
+        # The scheduled function's one-minute budget: a round that would end past it is not
+        # started, and AWS calls take their timeouts from what is left of it.
+        deadline = clock.now() + SCHEDULE_SECONDS
+        with aws_time_limit(lambda: deadline - clock.now()):
+            report = jobs.reconcile(settings, services, clock, deadline=deadline)
     if args.json:
         print(json.dumps(render.report_json(report), indent=2))
     else:

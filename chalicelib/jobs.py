@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from chalicelib.config import Settings
-from chalicelib.core import dns
+from chalicelib.core import dns, timing
 from chalicelib.core.health import Thresholds
 from chalicelib.core.inventory import ParseRules, build_inventory
 from chalicelib.core.model import (
@@ -174,15 +174,23 @@ def reconcile(
     job: str = "reconcile",
     concerning: str | None = None,
     run_id: str | None = None,
+    deadline: float | None = None,
 ) -> Report:
     """One invocation's work: `rounds` probe rounds (default LBF_PROBE_ROUNDS), acting each round.
 
     With probe=False (the event-triggered run) no probe is made: it acts on EC2's states and the
     stored verdicts only, and leaves the rise/fall counts to the scheduled rounds. With
     `concerning`, a run about an instance outside the cluster stops after the inventory read.
+    `deadline` (the clock's time when the invocation ends) lets a round start only if its probes
+    and its writes fit before it (SPEC "Where two rules meet", Time).
     """
     started = clock.now()
     report = Report(job=job, run_id=run_id or new_run_id())
+    round_needs = timing.round_seconds(probes=probe, probe_timeout=settings.probe_timeout)
+    if not timing.round_fits(starts_at=started, deadline=deadline, needs=round_needs):
+        # Not even one round fits: reading the world would only spend the time left.
+        report.errors.append(_no_time_for(1, started, deadline, round_needs, probes=probe))
+        return report
     try:
         observed = observe(settings, services, now=started, concerning=concerning)
     except ViewNotLoaded as exc:
@@ -213,8 +221,16 @@ def reconcile(
     count = settings.probe_rounds if rounds is None else rounds
 
     for number in range(count):
+        starts_at = max(clock.now(), started + number * settings.probe_interval)
+        if not timing.round_fits(starts_at=starts_at, deadline=deadline, needs=round_needs):
+            # A round cut short by the invocation's end could stop mid-change; the next run
+            # starts within the minute and does this round's work.
+            text = _no_time_for(number + 1, starts_at, deadline, round_needs, probes=probe)
+            (report.notes if number > 0 else report.errors).append(text)
+            log.warning(text)
+            break
         if number > 0:
-            wait = started + number * settings.probe_interval - clock.now()
+            wait = starts_at - clock.now()
             if wait > 0:
                 clock.sleep(wait)
         conditions: dict[str, str] = {}
@@ -242,6 +258,19 @@ def reconcile(
     report.healthy_lbs = sum(1 for lb in world.lbs if dns.is_eligible(lb))
     report.seconds = clock.now() - started
     return report
+
+
+def _no_time_for(
+    number: int, starts_at: float, deadline: float | None, needs: float, *, probes: bool
+) -> str:
+    left = (starts_at if deadline is None else deadline) - starts_at
+    parts = f"{timing.ROUND_WRITE_SECONDS:g} s for its writes"
+    if probes:
+        parts = f"its probes' LBF_PROBE_TIMEOUT and {parts}"
+    return (
+        f"round {number} not started: {max(0.0, left):.1f} s of the invocation left when it "
+        f"would start, and a round needs {needs:g} s ({parts})"
+    )
 
 
 def _plan_and_apply(

@@ -162,15 +162,17 @@ def test_an_event_for_an_instance_outside_the_cluster_changes_nothing(cloud: Fak
     assert "not an instance of cluster demo" in report.notes[0]
 
 
-def test_detection_bound_holds_across_invocations() -> None:
-    """The record leaves a dead LB within (FALL + 1) x INTERVAL + TIMEOUT of its death.
+@pytest.mark.parametrize("rounds", ["6", "3"])
+def test_detection_bound_holds_across_invocations(rounds: str) -> None:
+    """The record leaves a dead LB within the bound `status` prints, plus start-up:
+    (FALL + 1) x INTERVAL + TIMEOUT + (60 - ROUNDS x INTERVAL) + the cold start.
 
     Scheduled invocations start every 60 s; each first round is delayed by a cold start and the
     inventory read, so the gap between the last round of one run and the first of the next is
-    longer than INTERVAL. Deaths are placed all over the minute, including in that gap.
+    longer than INTERVAL (by 30 s more with 3 rounds). Deaths are placed all over the minute,
+    including in that gap.
     """
-    config = settings()
-    bound = (config.fall + 1) * config.probe_interval + config.probe_timeout
+    config = settings(LBF_PROBE_ROUNDS=rounds)
     rng = random.Random(7)
     worst = 0.0
     for trial in range(40):
@@ -181,6 +183,7 @@ def test_detection_bound_holds_across_invocations() -> None:
         cloud.ec2.add("web", "127.0.1.21")
         start = cloud.clock.now()
         cold_start = 5.0 if trial % 2 else 2.0
+        bound = config.detection_bound.seconds + cold_start
         death = start + 120 + rng.uniform(0, 60)
         cloud.prober.dead_when = lambda address, now, d=death: address == "127.0.0.11" and now >= d
         for minute in range(6):
@@ -201,7 +204,8 @@ def test_detection_bound_holds_across_invocations() -> None:
         worst = max(worst, moved_at - death)
         assert moved_at - death <= bound, (trial, moved_at - death, bound)
     # The bound is not vacuous: the worst case uses most of it.
-    assert worst > config.fall * config.probe_interval
+    gap = 60 - config.probe_rounds * config.probe_interval
+    assert worst > config.fall * config.probe_interval + gap, worst
 
 
 def test_two_runs_from_one_view_change_the_record_once(cloud: FakeCloud) -> None:

@@ -3,8 +3,8 @@
 Hypothesis drives a state machine over the in-memory AWS (tests/fakes.py) and the real job loop
 (the pure core plus observe/apply, all in memory with a fake clock): load balancers and web servers
 die, recover, flap, stop, start with a new IP, drain, get a typo in a tag, appear and are
-terminated; AWS calls fail; the prober's own network fails; runs overlap and are killed mid-apply;
-an operator edits the active record. The model keeps its own account of rise/fall damping from the
+terminated; AWS calls fail, or are slow against the invocation's time left; the prober's own
+network fails; runs overlap and are killed mid-apply; an operator edits the active record. The model keeps its own account of rise/fall damping from the
 probe results the job actually got, and after every step the SPEC's promises are checked:
 
 - no backend list pushed or published is empty, and none holds anything but `address:port`
@@ -18,6 +18,8 @@ probe results the job actually got, and after every step the SPEC's promises are
   round where every probe fails, changes none); the active record points at an eligible LB
   whenever there is one (or at an LB with no verdict yet, never a reason to move), and never at a
   draining LB while another is eligible;
+- no round starts that cannot finish its probes and writes in the invocation's time left, and no
+  run outlasts that time, however slow AWS is;
 - once faults stop, records, tags and parameters converge within a few runs, and then a run
   writes nothing.
 
@@ -41,11 +43,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from chalicelib import jobs
 from chalicelib.config import Settings
 from chalicelib.core import backends as backend_lists
+from chalicelib.core import timing
 from chalicelib.core.dns import RecordChange, is_eligible
 from chalicelib.core.inventory import natural_key
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
 from chalicelib.errors import AwsError, StaleView
 from tests.fakes import READ_OPERATIONS, FakeCloud, Killed, kill_at_write
+from tests.slow_aws import SlowAws
 
 SOAK = os.environ.get("LBF_SOAK", "") not in ("", "0")
 MAX_EXAMPLES = 5000 if SOAK else 400
@@ -447,6 +451,48 @@ class ClusterMachine(RuleBasedStateMachine):
     def killed_run(self, kill_at: int) -> None:
         self.cloud.calls.before = kill_at_write(kill_at)
         self._run(disturbed=True)
+
+    # --- slow AWS against the invocation's time left ---------------------------------------------
+
+    @rule(
+        seconds_left=st.sampled_from([90.0, 60.0, 35.0, 12.0, 5.0]),
+        slow=st.sampled_from(
+            ["ChangeResourceRecordSets", "CreateTags", "SendCommand", "DescribeInstances", "*"]
+        ),
+        delay=st.sampled_from([3.0, 12.0, 40.0]),
+        event=st.booleans(),
+        index=st.integers(0, 20),
+    )
+    def slow_aws_against_the_time_left(
+        self, seconds_left: float, slow: str, delay: float, event: bool, index: int
+    ) -> None:
+        """AWS calls take `delay` each while the invocation has `seconds_left`: no round starts
+        that could not finish its probes and writes, and the run never outlasts its time (a call
+        that would is cut at the end less the report's share, as botocore is)."""
+        started = self.cloud.clock.now()
+        deadline = started + seconds_left
+        slow_aws = SlowAws(self.cloud.clock, {slow: delay}, deadline=deadline)
+        self.cloud.calls.before = slow_aws
+        rounds_before = len(self.cloud.prober.rounds)
+        kwargs: dict[str, Any] = {"deadline": deadline}
+        if event:
+            picked = self._pick(None, index) or "i-0123456789abcdef0"
+            kwargs |= {"rounds": 1, "probe": False, "job": "on_instance_change"}
+            kwargs["concerning"] = picked
+        # A cut call may leave a round half-applied: the model forgets its counts, as after a fault.
+        self._run(disturbed=True, **kwargs)
+        report = self.last_report
+        assert report is not None
+        needs = timing.round_seconds(probes=not event, probe_timeout=CONFIG.probe_timeout)
+        for start in self.cloud.prober.rounds[rounds_before:]:
+            assert start + needs <= deadline + 1e-9, (
+                f"a round started {deadline - start:.1f} s from the end"
+            )
+        if not timing.round_fits(starts_at=started, deadline=deadline, needs=needs):
+            assert report.rounds == 0
+            assert not report.ok
+        ended = started + report.seconds
+        assert ended <= deadline + 1e-9, f"ran {ended - deadline:.1f} s past the invocation's end"
 
     @rule()
     def faults_stop_and_the_world_settles(self) -> None:
