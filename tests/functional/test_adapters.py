@@ -679,6 +679,8 @@ def test_the_controller_sends_pushes_to_the_log_group_of_its_cluster(
     from chalicelib.services import aws_services
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     config = Settings.from_env(
         {"LBF_CLUSTER": "web", "LBF_DOMAIN": "example.com", "LBF_HOSTED_ZONE_ID": "Z1"}
     )
