@@ -9,6 +9,8 @@ fine) has no side effect, and it needs nothing beyond the standard library.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import sys
 from pathlib import Path
@@ -71,9 +73,10 @@ def document() -> dict[str, Any]:
         "schemaVersion": "2.2",
         "description": (
             "lb-failover: apply a backend list to this load balancer's HAProxy. Validates the "
-            "list and its checksum, writes the backend section atomically, checks the whole "
-            "configuration with haproxy -c, reloads gracefully, and restores the last good "
-            "list (exiting non-zero) if any step fails."
+            "list and its checksum, compares it with what the running HAProxy serves, writes "
+            "the backend section atomically (checked with haproxy -c), changes the pool through "
+            "HAProxy's Runtime API (a graceful reload only when its server slots run out), and "
+            "restores the last good list (exiting non-zero) if any step fails."
         ),
         "parameters": {
             "Backends": {
@@ -129,14 +132,15 @@ def _without_comments(path: Path) -> list[str]:
 
 
 def _embedded(path: Path, destination: str, mode: str) -> list[str]:
+    """Lines that install `path` at `destination`: comments stripped, then gzip and base64, as
+    the two files in plain text do not fit EC2's 16 KB (`base64` and `gzip` are on every image)."""
     marker = f"LBF_EOF_{path.name.replace('-', '_').replace('.', '_').upper()}"
-    content = _without_comments(path)
-    if marker in content:
-        raise ValueError(f"{path} contains its heredoc marker {marker}")
+    content = "\n".join(_without_comments(path)) + "\n"
+    packed = base64.encodebytes(gzip.compress(content.encode(), mtime=0)).decode()
     return [
         f"install -d -m 0755 {Path(destination).parent}",
-        f"cat >{destination} <<'{marker}'",
-        *content,
+        f"base64 -d <<'{marker}' | gzip -dc >{destination}",
+        *packed.splitlines(),
         marker,
         f"chmod {mode} {destination}",
     ]
