@@ -168,7 +168,8 @@ done
 # Bash cannot open a Unix socket; Python 3 is on every image that runs cloud-init (both images
 # DEPLOY.md names), so it talks to the admin socket: one command per line on stdin, one
 # connection per command (the socket's non-interactive mode), the answers on stdout.
-python=$(command -v python3 || printf /usr/bin/python3)
+# The system's own Python first: a python3 earlier on PATH may be a slow wrapper (pyenv's shim).
+if [[ -x /usr/bin/python3 ]]; then python=/usr/bin/python3; else python=$(command -v python3); fi
 readonly cli_program='
 import socket, sys
 try:

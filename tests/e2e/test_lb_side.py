@@ -342,7 +342,9 @@ def test_a_running_haproxy_whose_state_cannot_be_read_is_left_alone(new_lb, webs
     apply_ok(lb, webs[:2])
     before = lb.backends_path.read_bytes()
 
-    result = lb.apply(*backend_list(webs[2:]), extra_env={"LBF_HAPROXY_SOCKET": str(tmp_path / "x")})
+    result = lb.apply(
+        *backend_list(webs[2:]), extra_env={"LBF_HAPROXY_SOCKET": str(tmp_path / "x")}
+    )
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "gave no state of backend web; nothing changed" in result.stderr
