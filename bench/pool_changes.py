@@ -126,6 +126,10 @@ class Outcome:
     reloads: int  # applies whose output says HAProxy reloaded
     failed_applies: list[str]
     undrained: int  # leaving servers still answering a request when the bound ran out
+    served_at_end: set[str] = field(
+        default_factory=set
+    )  # HAProxy's own state after the last change
+    pool_at_end: set[str] = field(default_factory=set)  # the last list pushed
 
 
 def _get(connection: http.client.HTTPConnection, known: set[str]) -> str | None:
@@ -203,6 +207,8 @@ def rolling_changes(
                 progress(f"{method}: {i + 1} of {changes} changes")
             time.sleep(gap)
         time.sleep(0.5)
+        outcome.served_at_end = lb.serving()
+        outcome.pool_at_end = {s.entry for s in pool}
     finally:
         stop.set()
         for client in clients:

@@ -2,7 +2,8 @@
 
 Every test runs the real infra/lb/apply-backends.sh against a real HAProxy (Debian's 2.6) started
 from the real infra/lb/haproxy.cfg by standin/haproxy.py, in front of real HTTP servers. Load
-balancers listen on 127.0.0.6x, web servers on 127.0.1.6x: nothing leaves 127.0.0.0/8.
+balancers listen on 127.0.0.6x, web servers on 127.0.1.6x to 127.0.1.8x: nothing leaves
+127.0.0.0/8.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import importlib.util
 import itertools
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -27,6 +29,7 @@ from types import ModuleType
 
 import pytest
 
+from bench.pool_changes import rolling_changes
 from standin.haproxy import APPLY_SCRIPT, LocalHaproxy, haproxy_binary
 
 pytestmark = [
@@ -358,6 +361,137 @@ def _exited_pid() -> int:
     return process.pid
 
 
+# --- what HAProxy serves, changed at run time -----------------------------------------------------
+
+
+def workers(lb: LocalHaproxy) -> set[int]:
+    """The master's live children: a reload replaces them, a Runtime API change does not."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == str(lb.pid) and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_a_pool_change_is_made_at_run_time_without_a_reload(new_lb, webs) -> None:
+    lb = new_lb()
+    apply_ok(lb, webs[:2])
+    before = workers(lb)
+    assert before
+
+    result = lb.apply(*backend_list(webs[1:]))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "changed at run time, no reload (2 added, 1 removed)" in result.stdout
+    assert lb.serving() == entries(webs[1:])
+    wait_until_served_by(lb, entries(webs[1:]))
+    assert workers(lb) == before
+    # The file says the same, so a restart serves the same list.
+    lb.stop()
+    lb.start()
+    assert lb.serving() == entries(webs[1:])
+
+
+def test_already_applied_means_haproxy_serves_it_not_that_the_file_says_so(new_lb, webs) -> None:
+    lb = new_lb()
+    apply_ok(lb, webs[:2])
+    file_before = lb.backends_path.read_bytes()
+    # Behind the script's back, one server leaves rotation (an operator, a half-done push): the
+    # file and its checksum still name the list.
+    (slot,) = re.findall(rf"server (s\d+) {re.escape(webs[0].entry)}\n", file_before.decode())
+    lb.runtime(f"set server web/{slot} state maint")
+    assert lb.serving() == {webs[1].entry}
+
+    result = lb.apply(*backend_list(webs[:2]))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "already serves" not in result.stdout
+    assert "(1 added, 0 removed)" in result.stdout
+    assert lb.serving() == entries(webs[:2])
+    assert lb.backends_path.read_bytes() == file_before
+
+
+# Each step the script can die at (LBF_APPLY_KILL_AT: SIGKILL, no cleanup), on both paths: a
+# change at run time, and the first list of a new LB, which HAProxy can only load by a reload.
+KILL_POINTS = [
+    *(("change", step) for step in ("planned", "file-written", "servers-added", "servers-removed")),
+    *(("first list", step) for step in ("planned", "file-written", "reloaded")),
+]
+
+
+@pytest.mark.parametrize(("path", "step"), KILL_POINTS, ids=[f"{p}-{s}" for p, s in KILL_POINTS])
+def test_a_push_killed_at_any_step_is_completed_by_the_next(path, step, new_lb, webs) -> None:
+    lb = new_lb()
+    if path == "change":
+        apply_ok(lb, webs[:2])
+    served_before = lb.serving()
+    wanted = backend_list(webs[1:])
+
+    killed = lb.apply(*wanted, extra_env={"LBF_APPLY_KILL_AT": step})
+
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    assert f"killed at {step}" in killed.stdout
+    if step in ("planned", "file-written"):
+        assert lb.serving() == served_before  # HAProxy was not touched yet
+    result = lb.apply(*wanted)
+    assert result.returncode == 0, result.stdout + result.stderr
+    if step == "file-written":
+        # The file already names the list: only HAProxy's own state shows it is not served.
+        assert "already serves" not in result.stdout
+    assert lb.serving() == entries(webs[1:])
+    wait_until_served_by(lb, entries(webs[1:]))
+    assert not list(lb.workdir.glob("backends.cfg.new.*"))
+    # And a restart serves the same list: the file matches what runs.
+    lb.stop()
+    lb.start()
+    assert lb.serving() == entries(webs[1:])
+
+
+def test_servers_added_at_run_time_are_health_checked(new_lb) -> None:
+    servers = [WebServer(f"127.0.1.{75 + i}") for i in range(2)]
+    try:
+        lb = new_lb()
+        apply_ok(lb, servers[:1])
+        result = lb.apply(*backend_list(servers))
+        assert "changed at run time" in result.stdout, result.stdout + result.stderr
+        wait_until_served_by(lb, entries(servers))
+
+        servers[1].healthy = False
+
+        # haproxy.cfg's checks (default-server): out within about 3 s, `fall` checks apart.
+        wait_until_served_by(lb, {servers[0].entry}, timeout=10)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_fifty_rolling_pool_changes_fail_no_request(new_lb) -> None:
+    # A rolling change, 50 times: a new web server joins, the oldest leaves and is stopped once it
+    # drained; keep-alive and new-connection clients meanwhile, no retry anywhere (the reload-based
+    # run of the same workload is in bench/pool_changes.py).
+    lb = new_lb()
+
+    outcome = rolling_changes(lb, "127.0.1.81", changes=50)
+
+    print(
+        f"changes: 50, requests: {dict(outcome.tally.ok)}, failed: "
+        f"{ {kind: len(problems) for kind, problems in outcome.tally.failures.items()} }"
+    )
+    assert outcome.failed_applies == []
+    assert outcome.reloads == 0
+    assert outcome.tally.failures == {}, {
+        kind: Counter(problems).most_common(3) for kind, problems in outcome.tally.failures.items()
+    }
+    for kind in ("keep-alive", "new connection"):
+        assert outcome.tally.ok[kind] >= 300, f"only {outcome.tally.ok[kind]} {kind} requests ran"
+    assert outcome.undrained == 0
+    assert outcome.served_at_end == outcome.pool_at_end
+
+
 # --- the health endpoint the controller probes ---------------------------------------------------
 
 
@@ -573,6 +707,7 @@ def _keep_alive_client(
 
 
 def test_reloads_that_change_the_servers_drop_no_request(new_lb, webs) -> None:
+    # The fallback when the slots run out, forced for every change (LBF_APPLY_METHOD=reload).
     lb = new_lb()
     apply_ok(lb, webs)
     # Each apply adds and removes servers; checks stay on (haproxy.cfg: default-server check).
@@ -596,8 +731,9 @@ def test_reloads_that_change_the_servers_drop_no_request(new_lb, webs) -> None:
         time.sleep(0.5)
         for i in range(20):
             servers = sequence[i % len(sequence)]
-            result = lb.apply(*backend_list(servers))
+            result = lb.apply(*backend_list(servers), extra_env={"LBF_APPLY_METHOD": "reload"})
             assert result.returncode == 0, result.stdout + result.stderr
+            assert "HAProxy reloaded" in result.stdout
             time.sleep(0.25)
         time.sleep(0.5)
     finally:
