@@ -6,8 +6,10 @@ start a new web server, push the pool with it in and the oldest one out, wait un
 server has no request in flight (it drained), stop it. Meanwhile keep-alive clients (one
 connection, reused) and new-connection clients (one connection per request) send GETs through the
 LB, none retried: a failed request is a request an application would have seen fail. The same
-run is done twice: with the apply script's default (Runtime API, no reload) and with
-LBF_APPLY_METHOD=reload (every change a graceful reload, as before).
+run is done three times: with the apply script's default (Runtime API, no reload); with
+LBF_APPLY_METHOD=reload (every change a graceful reload, the fallback when slots run out); and
+with reloads on haproxy.cfg without `option idle-close-on-response` (how every change was applied
+before the Runtime API).
 
 tests/e2e/test_lb_side.py runs `rolling_changes` with the Runtime API and asserts zero failures.
 """
@@ -28,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from bench.report import Figure, Progress, Section
-from standin.haproxy import LocalHaproxy
+from standin.haproxy import HAPROXY_CONFIG, LocalHaproxy
 
 LB_ADDRESS = "127.0.8.11"
 WEB_ADDRESS = "127.0.8.21"
@@ -232,9 +234,23 @@ def _free_port(address: str) -> int:
         return int(probe.getsockname()[1])
 
 
-def _measure(method: str, changes: int, progress: Progress) -> Outcome:
+# name -> (LBF_APPLY_METHOD, whether haproxy.cfg keeps `option idle-close-on-response`)
+RUNS = {
+    "Runtime API": ("runtime", True),
+    "reloads": ("reload", True),
+    "reloads, without idle-close-on-response": ("reload", False),
+}
+
+
+def _measure(method: str, idle_close: bool, changes: int, progress: Progress) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="lbf-bench-pool-") as workdir:
-        lb = LocalHaproxy(Path(workdir), LB_ADDRESS, _free_port(LB_ADDRESS))
+        config = HAPROXY_CONFIG
+        if not idle_close:
+            config = Path(workdir) / "haproxy-without-idle-close.cfg"
+            text = HAPROXY_CONFIG.read_text()
+            config.write_text(text.replace("    option idle-close-on-response\n", ""))
+            assert config.read_text() != text, "haproxy.cfg has no option idle-close-on-response"
+        lb = LocalHaproxy(Path(workdir) / "lb", LB_ADDRESS, _free_port(LB_ADDRESS), config=config)
         with lb:
             return rolling_changes(
                 lb, WEB_ADDRESS, method=method, changes=changes, progress=progress
@@ -250,19 +266,20 @@ def _failed(outcome: Outcome, kind: str) -> str:
 def run(progress: Progress, *, quick: bool = False) -> Section:
     changes = 10 if quick else CHANGES
     outcomes = {}
-    for method in ("runtime", "reload"):
-        progress(f"pool-changes: {changes} rolling changes by {method}")
-        outcomes[method] = _measure(method, changes, progress)
-    runtime, reload = outcomes["runtime"], outcomes["reload"]
+    for name, (method, idle_close) in RUNS.items():
+        progress(f"pool-changes: {changes} rolling changes, {name}")
+        outcomes[name] = _measure(method, idle_close, changes, progress)
+    runtime, reload, before = outcomes.values()
     section = Section(name="pool-changes", title="Pool changes under load")
     for kind in ("keep-alive", "new connection"):
         section.figures.append(
             Figure(
-                f"{kind} clients: failed requests, Runtime API vs reloads",
-                f"{_failed(runtime, kind)} vs {_failed(reload, kind)}",
+                f"{kind} clients: failed requests, Runtime API / reloads / reloads as before",
+                f"{_failed(runtime, kind)} / {_failed(reload, kind)} / {_failed(before, kind)}",
                 target="0 with the Runtime API",
                 met=runtime.tally.failed(kind) == 0,
-                note="no retry by the client: each failure is one an application would see",
+                note="no retry by the client: each failure is one an application would see; "
+                "as before = reloads without option idle-close-on-response",
             )
         )
     median_runtime = statistics.median(runtime.apply_seconds)
@@ -271,7 +288,7 @@ def run(progress: Progress, *, quick: bool = False) -> Section:
         Figure(
             "one pool change: apply time, Runtime API vs reload (median)",
             f"{median_runtime * 1000:.0f} ms vs {median_reload * 1000:.0f} ms "
-            f"= {median_reload / median_runtime:.1f} x",
+            f"= 1 : {median_reload / median_runtime:.1f}",
             note="script start to HAProxy serving the list, read back from its admin socket",
         )
     )
@@ -290,29 +307,38 @@ def run(progress: Progress, *, quick: bool = False) -> Section:
         "leaving server stops once it has no request in flight. 4 keep-alive and 4 "
         "new-connection clients send GETs through the LB meanwhile, never retried. Runtime API: "
         "the script's default (free slots filled, leaving servers put in maintenance, no "
-        "reload). Reloads: LBF_APPLY_METHOD=reload, the same file, then a graceful reload "
-        "(`option idle-close-on-response` on)."
+        "reload). Reloads: LBF_APPLY_METHOD=reload, the same file, then a graceful reload. "
+        "Reloads as before: the same, on haproxy.cfg less `option idle-close-on-response`."
     )
-    rows = ["| | Runtime API | reloads |", "|---|---|---|"]
+    rows = [f"| | {' | '.join(outcomes)} |", "|---|---|---|---|"]
     for kind in ("keep-alive", "new connection"):
-        rows.append(f"| {kind}: failed | {_failed(runtime, kind)} | {_failed(reload, kind)} |")
+        rows.append(
+            f"| {kind}: failed | {' | '.join(_failed(o, kind) for o in outcomes.values())} |"
+        )
     rows.append(
-        f"| applies that failed | {len(runtime.failed_applies)} | {len(reload.failed_applies)} |"
+        "| applies that failed | "
+        + " | ".join(str(len(o.failed_applies)) for o in outcomes.values())
+        + " |"
     )
     rows.append(
-        f"| leaving servers not drained in 10 s | {runtime.undrained} | {reload.undrained} |"
+        "| leaving servers not drained in 10 s | "
+        + " | ".join(str(o.undrained) for o in outcomes.values())
+        + " |"
     )
     section.details.append("\n".join(rows))
-    kinds_of_failure = Counter(
-        problem.split(":")[0] for problems in reload.tally.failures.values() for problem in problems
-    )
-    if kinds_of_failure:
-        section.details.append(
-            "Failures with reloads: "
-            + ", ".join(f"{what} x {n}" for what, n in kinds_of_failure.most_common())
+    for name, outcome in outcomes.items():
+        kinds_of_failure = Counter(
+            problem.split(":")[0]
+            for problems in outcome.tally.failures.values()
+            for problem in problems
         )
+        if kinds_of_failure:
+            section.details.append(
+                f"Failures, {name}: "
+                + ", ".join(f"{what} x {n}" for what, n in kinds_of_failure.most_common())
+            )
     section.data = {
-        method: {
+        name: {
             "changes": o.changes,
             "requests": dict(o.tally.ok),
             "failed": {k: len(v) for k, v in o.tally.failures.items()},
@@ -321,6 +347,6 @@ def run(progress: Progress, *, quick: bool = False) -> Section:
             "failed_applies": len(o.failed_applies),
             "undrained": o.undrained,
         }
-        for method, o in outcomes.items()
+        for name, o in outcomes.items()
     }
     return section

@@ -40,7 +40,11 @@ def haproxy_binary() -> str | None:
 class LocalHaproxy:
     """One HAProxy master (and its worker) serving `bind_address:port`, configured in `workdir`."""
 
-    def __init__(self, workdir: Path, bind_address: str, port: int) -> None:
+    def __init__(
+        self, workdir: Path, bind_address: str, port: int, *, config: Path = HAPROXY_CONFIG
+    ) -> None:
+        """`config` is the main configuration to run (a benchmark compares it with a variant)."""
+        self.source_config = config
         self.workdir = workdir
         self.bind_address = bind_address
         self.port = port
@@ -88,7 +92,7 @@ class LocalHaproxy:
             raise HaproxyError("HAProxy is already running")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._socket_dir.mkdir(mode=0o700, exist_ok=True)
-        shutil.copyfile(HAPROXY_CONFIG, self.config_path)
+        shutil.copyfile(self.source_config, self.config_path)
         if not self.backends_path.exists():
             self.backends_path.write_text(EMPTY_BACKENDS)
         command = [

@@ -194,12 +194,19 @@ import socket, sys
 for address in sys.argv[1:]:
     print(socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, address)))
 '
+v6=() v6_addresses=()
+for i in "${!entries[@]}"; do
+	if [[ ${entries[i]} == \[* ]]; then v6+=("$i") v6_addresses+=("${addresses[i]}"); fi
+done
+if ((${#v6[@]} > 0)); then
+	mapfile -t canonical < <("$python" -c "$canonical_program" "${v6_addresses[@]}" || true)
+	((${#canonical[@]} == ${#v6[@]})) || die "python3 is needed to compare IPv6 addresses with HAProxy's"
+	for j in "${!v6[@]}"; do addresses[v6[j]]=${canonical[j]}; done
+fi
 wanted=()
 declare -A want=()
 for i in "${!entries[@]}"; do
 	if [[ ${entries[i]} == \[* ]]; then
-		addresses[i]=$("$python" -c "$canonical_program" "${addresses[i]}") ||
-			die "python3 is needed to compare IPv6 addresses with HAProxy's"
 		entry="[${addresses[i]}]:${ports[i]}"
 	else
 		entry=${entries[i]}

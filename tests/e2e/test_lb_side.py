@@ -30,7 +30,7 @@ from types import ModuleType
 import pytest
 
 from bench.pool_changes import rolling_changes
-from standin.haproxy import APPLY_SCRIPT, LocalHaproxy, haproxy_binary
+from standin.haproxy import APPLY_SCRIPT, EMPTY_BACKENDS, LocalHaproxy, haproxy_binary
 
 pytestmark = [
     pytest.mark.e2e,
@@ -292,6 +292,25 @@ def test_hostile_input_is_rejected_and_changes_nothing(case, steady_lb, webs, tm
     assert set(served_by(steady_lb, requests=8)) == entries(webs[:2])
 
 
+@pytest.mark.parametrize("local", [True, False], ids=["stand-in", "EC2"])
+def test_haproxy_cfg_is_valid_alone_and_with_the_backends_file(local, steady_lb, tmp_path) -> None:
+    # Distributions' units check haproxy.cfg alone before starting HAProxy; the drop-in loads it
+    # with the backends file: before any list, and as the apply script writes it.
+    env = steady_lb.environment()
+    if not local:
+        env = {k: v for k, v in env.items() if k not in ("LBF_LOCAL", "LBF_ADMIN_SOCKET")}
+    empty = tmp_path / "empty-backends.cfg"
+    empty.write_text(EMPTY_BACKENDS)
+    config = INFRA / "lb" / "haproxy.cfg"
+    for extra in ([], [empty], [steady_lb.backends_path]):
+        files = [arg for path in (config, *extra) for arg in ("-f", str(path))]
+        result = subprocess.run(
+            [steady_lb.binary, "-c", *files], env=env, capture_output=True, text=True, timeout=30
+        )
+        assert result.returncode == 0, (extra, result.stdout + result.stderr)
+    assert "server s1 " in steady_lb.backends_path.read_text()
+
+
 def test_missing_parameters_are_rejected(steady_lb, webs) -> None:
     env = {k: v for k, v in steady_lb.environment().items() if not k.startswith("SSM_")}
     before = steady_lb.backends_path.read_bytes()
@@ -464,6 +483,27 @@ def test_servers_added_at_run_time_are_health_checked(new_lb) -> None:
 
         # haproxy.cfg's checks (default-server): out within about 3 s, `fall` checks apart.
         wait_until_served_by(lb, {servers[0].entry}, timeout=10)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_an_ipv6_entry_is_compared_in_the_form_haproxy_prints(new_lb) -> None:
+    # An IPv4-mapped IPv6 address: IPv6 through the Runtime API, traffic still to 127.0.1.79.
+    servers = [WebServer("127.0.1.78"), WebServer("127.0.1.79")]
+    try:
+        lb = new_lb()
+        apply_ok(lb, servers[:1])
+        port = servers[1].entry.rsplit(":", 1)[1]
+        text = f"[0:0:0:0:0:FFFF:7f00:14f]:{port}"  # 127.0.1.79, written the long way
+
+        result = lb.apply(text, sha256(text))
+
+        assert "changed at run time" in result.stdout, result.stdout + result.stderr
+        assert lb.serving() == {f"[::ffff:127.0.1.79]:{port}"}
+        wait_until_served_by(lb, {servers[1].entry})
+        again = lb.apply(text, sha256(text))
+        assert "already serves" in again.stdout, again.stdout + again.stderr
     finally:
         for server in servers:
             server.stop()
