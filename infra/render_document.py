@@ -2,6 +2,7 @@
 
     python infra/render_document.py > infra/ssm/LbFailover-UpdateBackends.json
     python infra/render_document.py user-data > user-data.sh    # EC2 user data of an LB
+    python infra/render_document.py user-data --gzip > user-data.gz   # the same, as launched
 
 `document()` is also what the CloudFormation template embeds; importing this module (by path is
 fine) has no side effect, and it needs nothing beyond the standard library.
@@ -9,7 +10,6 @@ fine) has no side effect, and it needs nothing beyond the standard library.
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 import sys
@@ -113,7 +113,9 @@ def document_json() -> str:
     return json.dumps(document(), indent=2) + "\n"
 
 
-# EC2 takes at most 16 KB of user data (before base64).
+# EC2 takes at most 16 KB of user data (before base64). cloud-init, which runs user data on both
+# images DEPLOY.md names, unpacks gzip-compressed user data itself, so the limit is on the
+# compressed form.
 USER_DATA_LIMIT = 16384
 
 
@@ -132,15 +134,14 @@ def _without_comments(path: Path) -> list[str]:
 
 
 def _embedded(path: Path, destination: str, mode: str) -> list[str]:
-    """Lines that install `path` at `destination`: comments stripped, then gzip and base64, as
-    the two files in plain text do not fit EC2's 16 KB (`base64` and `gzip` are on every image)."""
     marker = f"LBF_EOF_{path.name.replace('-', '_').replace('.', '_').upper()}"
-    content = "\n".join(_without_comments(path)) + "\n"
-    packed = base64.encodebytes(gzip.compress(content.encode(), mtime=0)).decode()
+    content = _without_comments(path)
+    if marker in content:
+        raise ValueError(f"{path} contains its heredoc marker {marker}")
     return [
         f"install -d -m 0755 {Path(destination).parent}",
-        f"base64 -d <<'{marker}' | gzip -dc >{destination}",
-        *packed.splitlines(),
+        f"cat >{destination} <<'{marker}'",
+        *content,
         marker,
         f"chmod {mode} {destination}",
     ]
@@ -157,11 +158,15 @@ def user_data() -> str:
         *_embedded(APPLY_SCRIPT, "/opt/lb-failover/apply-backends.sh", "0755"),
     ]
     rendered = "\n".join([shebang, *files, *body]) + "\n"
-    if len(rendered.encode()) > USER_DATA_LIMIT:
-        raise ValueError(
-            f"user data is {len(rendered.encode())} bytes, over EC2's {USER_DATA_LIMIT}"
-        )
+    size = len(compressed(rendered))
+    if size > USER_DATA_LIMIT:
+        raise ValueError(f"user data is {size} bytes gzip-compressed, over EC2's {USER_DATA_LIMIT}")
     return rendered
+
+
+def compressed(text: str) -> bytes:
+    """The user data as launched: gzip, byte for byte the same on every run (no timestamp)."""
+    return gzip.compress(text.encode(), compresslevel=9, mtime=0)
 
 
 def main(argv: list[str]) -> int:
@@ -169,8 +174,10 @@ def main(argv: list[str]) -> int:
         sys.stdout.write(document_json())
     elif argv == ["user-data"]:
         sys.stdout.write(user_data())
+    elif argv == ["user-data", "--gzip"]:
+        sys.stdout.buffer.write(compressed(user_data()))
     else:
-        sys.stderr.write("usage: python infra/render_document.py [user-data]\n")
+        sys.stderr.write("usage: python infra/render_document.py [user-data [--gzip]]\n")
         return 2
     return 0
 

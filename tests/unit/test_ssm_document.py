@@ -6,6 +6,7 @@ read alike, and every case is tried both ways SSM might apply it: as a search an
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib.util
 import json
@@ -178,6 +179,10 @@ def test_document_is_within_ssm_limits() -> None:
 
 
 def test_user_data_fits_ec2_limit() -> None:
+    # EC2 counts the bytes it is given; they are gzip-compressed (cloud-init unpacks them), as
+    # infra/DEPLOY.md launches them.
     user_data = render.user_data()
     assert user_data.startswith("#!/bin/bash\n")
-    assert len(user_data.encode()) <= 16384
+    launched = render.compressed(user_data)
+    assert len(launched) <= 16384
+    assert gzip.decompress(launched).decode() == user_data
