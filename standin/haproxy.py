@@ -23,8 +23,8 @@ INFRA_LB = Path(__file__).resolve().parent.parent / "infra" / "lb"
 HAPROXY_CONFIG = INFRA_LB / "haproxy.cfg"
 APPLY_SCRIPT = INFRA_LB / "apply-backends.sh"
 
-# What HAProxy loads before any list has been applied: a backend with no server, so the monitor
-# URI answers 503 and the LB counts as unable to serve.
+# What HAProxy loads before any list has been applied: a backend with no server, so `/health`
+# answers 503 and the LB counts as unable to serve.
 EMPTY_BACKENDS = "# lbf-checksum none\nbackend web\n"
 
 

@@ -533,7 +533,7 @@ def test_fifty_rolling_pool_changes_fail_no_request(new_lb) -> None:
 # --- the health endpoint the controller probes ---------------------------------------------------
 
 
-def test_monitor_uri_answers_whether_the_lb_can_serve(new_lb) -> None:
+def test_health_answers_whether_the_lb_can_serve(new_lb) -> None:
     servers = [WebServer(f"127.0.1.{71 + i}") for i in range(2)]
     try:
         lb = new_lb()
