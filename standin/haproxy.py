@@ -91,7 +91,11 @@ class LocalHaproxy:
         if self._process is not None:
             raise HaproxyError("HAProxy is already running")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._socket_dir.mkdir(mode=0o700, exist_ok=True)
+        # A new socket path per start: a process of the previous start that is still exiting
+        # unlinks its own socket path, which must not be this one's.
+        shutil.rmtree(self._socket_dir, ignore_errors=True)
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="lbf-haproxy-"))
+        self.admin_socket = self._socket_dir / "admin.sock"
         shutil.copyfile(self.source_config, self.config_path)
         if not self.backends_path.exists():
             self.backends_path.write_text(EMPTY_BACKENDS)
@@ -119,7 +123,7 @@ class LocalHaproxy:
             if self._process.poll() is not None:
                 self._process = None
                 raise HaproxyError(f"HAProxy exited at start; see {self.log_path}")
-            if self.pidfile.exists() and self._accepts_connections():
+            if self.pidfile.exists() and self.admin_socket.exists() and self._accepts_connections():
                 return
             time.sleep(0.05)
         self.stop()
