@@ -41,6 +41,7 @@ BENCHMARKS = {
     "api-calls": "bench.api_calls",
     "coldstart": "bench.coldstart",
     "cost": "bench.cost",
+    "pool-changes": "bench.pool_changes",
 }
 
 

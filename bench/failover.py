@@ -1,7 +1,7 @@
 """Failover time: stop the active LB at random points of the probe cycle, time the record move.
 
 The stand: moto's server, two real HAProxy load balancers running the project's own configuration
-and apply script (their `/health` is HAProxy's monitor URI: 503 without a usable web server, so
+and apply script (their `/health` is answered by HAProxy itself: 503 without a usable web server, so
 "healthy" means "can serve"), three real web servers, all on 127.0.5.0/24. The controller is the
 job the Lambda runs, `jobs.reconcile` with the real adapters and the system clock, invoked back to
 back every ROUNDS x INTERVAL like the 1-minute schedule of 6 rounds of 10 s, scaled down 10 times.
@@ -357,7 +357,7 @@ def _section(
         for e in events
     ]
     section.details += [
-        f"Stand: 2 real HAProxy LBs (the project's haproxy.cfg; `/health` is the monitor URI), 3 real "
+        f"Stand: 2 real HAProxy LBs (the project's haproxy.cfg answers `/health`), 3 real "
         f"web servers, moto's server; the real job back to back, {ROUNDS} rounds of INTERVAL = "
         f"{INTERVAL:g} s per invocation, TIMEOUT = {TIMEOUT:g} s, FALL = {FALL}, RISE = {RISE}. "
         f"Bound (FALL + 1) x INTERVAL + TIMEOUT = {BOUND:g} s. Each event waits a random "

@@ -81,9 +81,10 @@ def document() -> dict[str, Any]:
         "schemaVersion": "2.2",
         "description": (
             "lb-failover: apply a backend list to this load balancer's HAProxy. Validates the "
-            "list and its checksum, writes the backend section atomically, checks the whole "
-            "configuration with haproxy -c, reloads gracefully, and restores the last good "
-            "list (exiting non-zero) if any step fails."
+            "list and its checksum, compares it with what the running HAProxy serves, writes "
+            "the backend section atomically (checked with haproxy -c), changes the pool through "
+            "HAProxy's Runtime API (a graceful reload only when its server slots run out), and "
+            "restores the last good list (exiting non-zero) if any step fails."
         ),
         "parameters": {
             "Backends": {

@@ -305,16 +305,6 @@ def test_the_pre_start_check_still_stops_a_broken_configuration(tmp_path: Path) 
     assert _run_check(check, result.root).returncode != 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "haproxy.cfg's frontend names `backend web` (default_backend, nbsrv), which "
-        "apply-backends.sh writes into the second file; HAProxy 2.6 refuses a second "
-        "`backend web`, a section does not continue into the next -f file, and `.if` cannot "
-        "see a file loaded later, so haproxy.cfg cannot hold a placeholder while the second "
-        "file declares the backend"
-    ),
-)
 @pytest.mark.parametrize("distribution", sorted(DISTRIBUTION_PRE_START_CHECKS))
 def test_haproxy_cfg_alone_passes_each_distributions_own_check(
     tmp_path: Path, distribution: str
