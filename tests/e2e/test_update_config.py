@@ -74,7 +74,7 @@ def lb(tmp_path: Path) -> Iterator[LocalHaproxy]:
 def with_header(value: str) -> str:
     """The project's haproxy.cfg with one response header added, to see which one serves."""
     text = HAPROXY_CONFIG.read_text()
-    anchor = "    default_backend web\n"
+    anchor = "    use_backend %[str(web)]\n"
     assert anchor in text
     return text.replace(anchor, f"{anchor}    http-response set-header X-Lbf-Config {value}\n")
 
@@ -140,7 +140,9 @@ def test_a_good_configuration_is_installed_and_served(lb: LocalHaproxy) -> None:
 def test_a_configuration_haproxy_refuses_changes_nothing(lb: LocalHaproxy) -> None:
     before = lb.config_path.read_text()
     running = workers(lb)
-    broken = with_header("v2").replace("    default_backend web\n", "    default_backend nowhere\n")
+    anchor = "    use_backend %[str(web)]\n"
+    broken = with_header("v2").replace(anchor, f"{anchor}    default_backend nowhere\n")
+    assert "nowhere" in broken
 
     result = update(lb, broken)
 
