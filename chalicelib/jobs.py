@@ -15,6 +15,7 @@ from typing import Protocol
 
 from chalicelib.config import Settings
 from chalicelib.core import dns
+from chalicelib.core import notices as notice_policy
 from chalicelib.core.health import Thresholds
 from chalicelib.core.inventory import ParseRules, build_inventory
 from chalicelib.core.model import (
@@ -37,6 +38,7 @@ from chalicelib.core.plan import (
     is_prober_fault,
     latest_commands,
     probe_targets,
+    record_rules,
     thresholds_of,
 )
 from chalicelib.core.second_opinion import (
@@ -77,6 +79,9 @@ class Failover:
     reason: str
     round: int
     seconds: float  # since the run started
+    # The move, old values -> new values (core.notices.move_key): its notice goes out once, even
+    # when two overlapping runs made or recognised it.
+    move: str = ""
 
 
 @dataclass
@@ -154,7 +159,7 @@ def observe(
         lbs_parameter=parameters.get(settings.lbs_parameter),
         paused=parameters.get(settings.paused_parameter, "").strip().lower() == "true",
         commands=tuple(commands),
-        notices=frozenset(line for line in notices.splitlines() if line and line != "none"),
+        notices=notice_policy.parse_stored(notices),
         eip_instance_id=eip_instance_id,
         eip_address=eip_address,
         health_checks=health_checks,
@@ -231,8 +236,8 @@ def reconcile(
             _keep_health_checks(world, settings, services, report, executor.dry_run, started)
         conditions.update(plan.conditions)
         report.rounds = number + 1
-        _notify(world, settings, services, report, conditions, executor)
-        world = replace(world, notices=frozenset(conditions))
+        notified = _notify(world, settings, services, report, conditions, executor)
+        world = replace(world, notices=notified)
 
     report.world = world
     report.healthy_lbs = sum(1 for lb in world.lbs if dns.is_eligible(lb))
@@ -250,6 +255,7 @@ def _plan_and_apply(
     started: float,
 ) -> tuple[World, Plan]:
     plan = decide(world, settings, run_started_at=started)
+    move = move_of(world, plan, settings)
     outcomes = executor.apply(plan)
     world = _fold_outcomes(world, outcomes)
     if any(o.stale for o in outcomes):
@@ -267,10 +273,11 @@ def _plan_and_apply(
             report.notes.append("a change met a newer view; re-read and planned again")
             first = outcomes
             plan = decide(world, settings, run_started_at=started)
+            move = move_of(world, plan, settings)
             outcomes = executor.apply(plan)
             world = _fold_outcomes(world, outcomes)
             outcomes = [o for o in first if not o.stale and not o.skipped] + outcomes
-    failed = _record(plan, outcomes, report, executor.dry_run, clock.now() - started)
+    failed = _record(plan, outcomes, report, executor.dry_run, clock.now() - started, move)
     return world, replace(plan, conditions={**plan.conditions, **failed})
 
 
@@ -345,8 +352,32 @@ def before_and_after(world: World, change: Change) -> tuple[object, object]:
     return None, change.describe()
 
 
+def move_of(world: World, plan: Plan, settings: Settings) -> str:
+    """The key of the move this plan makes of the active role, "" if it makes none.
+
+    DNS mode: the active record's values before -> after. EIP mode: the instance holding the
+    Elastic IP before -> after.
+    """
+    if plan.active.values is None:
+        return ""
+    if settings.mode == "eip":
+        target = next((c for c in plan.changes if isinstance(c, MoveAddress)), None)
+        if target is None:
+            return ""
+        held = [world.eip_instance_id] if world.eip_instance_id else []
+        return notice_policy.move_key(held, [target.instance_id])
+    name = record_rules(settings).active_fqdn
+    current = next((r for r in world.records if r.name == name and r.type == "A"), None)
+    return notice_policy.move_key(current.values if current else (), plan.active.values)
+
+
 def _record(
-    plan: Plan, outcomes: list[Outcome], report: Report, dry_run: bool, elapsed: float
+    plan: Plan,
+    outcomes: list[Outcome],
+    report: Report,
+    dry_run: bool,
+    elapsed: float,
+    move: str,
 ) -> dict[str, str]:
     """Adds the round to the report; returns its failed actions as conditions to notify."""
     report.plan = plan
@@ -377,6 +408,7 @@ def _record(
                 reason=active.reason,
                 round=report.rounds + 1,
                 seconds=elapsed,
+                move=move,
             )
         )
     for note in plan.notes:
@@ -412,20 +444,25 @@ def _notify(
     report: Report,
     conditions: dict[str, str],
     executor: Executor,
-) -> None:
-    """Notices go out when something changes: a failover, a new condition, a failed action."""
-    messages = [
-        f"active record moved: {f.reason}" for f in report.failovers if f.round == report.rounds
+) -> frozenset[str]:
+    """Notices go out when something changes: a failover, a new condition, a failed action.
+
+    What goes out and what is remembered is `core.notices`' decision; this only carries it out.
+    Returns the keys now remembered, which the next round compares against.
+    """
+    moves = [
+        notice_policy.Move(f.move, f"active record moved: {f.reason}")
+        for f in report.failovers
+        if f.round == report.rounds and f.move
     ]
-    new = {key: text for key, text in conditions.items() if key not in world.notices}
-    messages += list(new.values())
-    if not messages and set(conditions) == set(world.notices):
-        return
+    decision = notice_policy.decide_notices(conditions, world.notices, moves)
+    if not decision.messages and decision.keys == world.notices:
+        return world.notices
     if executor.dry_run:
-        report.notes.extend(f"would notify: {m}" for m in messages)
-        return
+        report.notes.extend(f"would notify: {m}" for m in decision.messages)
+        return decision.keys
     subject = f"lb-failover {settings.cluster}"
-    for message in messages:
+    for message in decision.messages:
         report.notices.append(message)
         if services.notifier is not None:
             try:
@@ -433,13 +470,13 @@ def _notify(
             except AwsError as exc:
                 report.errors.append(f"notice not sent: {exc}")
         log.warning("notice: %s", message)
-    if set(conditions) == set(world.notices):
-        return
-    stored = "\n".join(sorted(conditions)) or "none"
+    if decision.keys == world.notices:
+        return world.notices
     try:
-        services.parameters.put(settings.notices_parameter, stored)
+        services.parameters.put(settings.notices_parameter, decision.text)
     except AwsError as exc:
         report.errors.append(f"storing notified conditions: {exc}")
+    return decision.keys
 
 
 def _read_health_checks(

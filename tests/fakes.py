@@ -34,6 +34,9 @@ class FakeClock:
         self.time += seconds
 
 
+STANDARD_PARAMETER_LIMIT = 4096
+ADVANCED_PARAMETER_LIMIT = 8192
+
 # The calls that only read; everything else the fakes record is a write.
 READ_OPERATIONS = frozenset(
     {
@@ -223,6 +226,9 @@ class FakeSsm:
     def __init__(self, calls: Calls) -> None:
         self.calls = calls
         self.parameters: dict[str, str] = {}
+        # Intelligent-Tiering as the adapter asks for it: past 4,096 characters a parameter becomes
+        # advanced (billed); past 8,192 Parameter Store refuses it. moto enforces neither.
+        self.tiers: dict[str, str] = {}
         self.commands: list[Command] = []
         self.outcome: Callable[[Command], str] = lambda command: "Success"
         self.fail_send_for: set[str] = set()
@@ -239,7 +245,15 @@ class FakeSsm:
 
     def put(self, name: str, value: str) -> None:
         self.calls.add("PutParameter", (name, value))
+        if len(value) > ADVANCED_PARAMETER_LIMIT:
+            raise AwsError(
+                "ssm",
+                "PutParameter",
+                "ValidationException",
+                f"Parameter value, {len(value)} characters, exceeds the maximum of 8192",
+            )
         self.parameters[name] = value
+        self.tiers[name] = "Standard" if len(value) <= STANDARD_PARAMETER_LIMIT else "Advanced"
 
     def send(self, instance_id: str, backends: str, checksum: str, *, now: float) -> Command:
         self.calls.add("SendCommand", (instance_id, backends, checksum))
