@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from chalicelib.config import Settings
-from chalicelib.core import dns
+from chalicelib.core import dns, rejections
 from chalicelib.core import notices as notice_policy
 from chalicelib.core.health import Thresholds
 from chalicelib.core.inventory import ParseRules, build_inventory
@@ -205,6 +205,7 @@ def reconcile(
     if world.health_checks_error is not None:
         report.errors.append(world.health_checks_error)
     second_opinion = _SecondOpinion(services, clock)
+    rejected: dict[str, str] = {}  # record names Route 53 rejects this run, left out after
     executor: Executor = (
         DryRunExecutor(now=clock.now) if report.dry_run else Executor(services, now=clock.now)
     )
@@ -231,7 +232,9 @@ def reconcile(
             else:
                 world = fold_probes(world, results, thresholds)
         world = _refresh_commands(world, services, report)
-        world, plan = _plan_and_apply(world, settings, services, executor, report, clock, started)
+        world, plan = _plan_and_apply(
+            world, settings, services, executor, report, clock, started, rejected
+        )
         if number == 0:  # after the records: a failover never waits for a health check
             _keep_health_checks(world, settings, services, report, executor.dry_run, started)
         conditions.update(plan.conditions)
@@ -253,32 +256,123 @@ def _plan_and_apply(
     report: Report,
     clock: Clock,
     started: float,
+    rejected: dict[str, str] | None = None,
 ) -> tuple[World, Plan]:
-    plan = decide(world, settings, run_started_at=started)
+    """One round's plan, applied; a rejected record batch is judged by a re-read.
+
+    `rejected` (record name -> Route 53's message) holds this run's permanent rejections: their
+    changes are left out of the later rounds' plans, and tried again by the next run.
+    """
+    rejected = {} if rejected is None else rejected
+    active_fqdn = record_rules(settings).active_fqdn
+    plan = rejections.without(
+        decide(world, settings, run_started_at=started), rejected, active_fqdn=active_fqdn
+    )
     move = move_of(world, plan, settings)
     outcomes = executor.apply(plan)
     world = _fold_outcomes(world, outcomes)
     if any(o.stale for o in outcomes):
-        # Someone changed the record since we read it, most likely an overlapping run. Its view
-        # is newer than ours in more than the record (the verdicts in its tags, its pushes), so
-        # read everything again and plan once more: re-planning from a fresh record alone would
-        # judge the LB it chose by our older verdicts, and move the record a second time.
+        # Route 53 says InvalidChangeBatch for a stale compare-and-swap, for a batch that can never
+        # go through, and for a batch that went through but whose answer was lost (botocore's
+        # retry then meets the changed record). Only a re-read tells them apart.
         try:
             fresh = observe(settings, services, now=clock.now())
         except ViewNotLoaded as exc:
-            report.errors.append(f"re-reading after a stale change failed: {exc}")
+            report.errors.append(f"re-reading after a rejected change failed: {exc}")
         else:
             assert fresh is not None  # only a run `concerning` one instance can read None
-            world = merge_reread(world, fresh, thresholds_of(settings))
-            report.notes.append("a change met a newer view; re-read and planned again")
-            first = outcomes
-            plan = decide(world, settings, run_started_at=started)
-            move = move_of(world, plan, settings)
-            outcomes = executor.apply(plan)
-            world = _fold_outcomes(world, outcomes)
-            outcomes = [o for o in first if not o.stale and not o.skipped] + outcomes
+            batch = _rejected_batch(outcomes)
+            if batch is not None and rejections.unchanged(
+                world.records, fresh.records, batch[0].changes
+            ):
+                world, plan, outcomes = _apply_without_rejected(
+                    world, plan, outcomes, batch, executor, report, rejected, active_fqdn
+                )
+            else:
+                if _recognised(plan, fresh, active_fqdn, settings):
+                    report.failovers.append(
+                        _failover(plan, report, clock.now() - started, move, recognised=True)
+                    )
+                world = merge_reread(world, fresh, thresholds_of(settings))
+                report.notes.append("a change met a newer view; re-read and planned again")
+                first = outcomes
+                plan = rejections.without(
+                    decide(world, settings, run_started_at=started),
+                    rejected,
+                    active_fqdn=active_fqdn,
+                )
+                move = move_of(world, plan, settings)
+                outcomes = executor.apply(plan)
+                world = _fold_outcomes(world, outcomes)
+                outcomes = [o for o in first if not o.stale and not o.skipped] + outcomes
     failed = _record(plan, outcomes, report, executor.dry_run, clock.now() - started, move)
+    if rejected:
+        # One condition, so one notice, however many names and rounds the rejection spans (a
+        # domain outside the zone rejects every name, some of them only in a later round).
+        failed["route53-rejected"] = (
+            "Route 53 rejects changes to "
+            + ", ".join(f"{names} ({message})" for names, message in _by_message(rejected).items())
+            + "; the runs go on without them and try again each run"
+        )
     return world, replace(plan, conditions={**plan.conditions, **failed})
+
+
+def _rejected_batch(outcomes: list[Outcome]) -> tuple[ChangeRecords, str] | None:
+    """The record batch Route 53 rejected, when it is the only rejected change."""
+    stale = [o for o in outcomes if o.stale]
+    if len(stale) == 1 and isinstance(stale[0].change, ChangeRecords):
+        return stale[0].change, stale[0].error or ""
+    return None
+
+
+def _apply_without_rejected(
+    world: World,
+    plan: Plan,
+    outcomes: list[Outcome],
+    batch: tuple[ChangeRecords, str],
+    executor: Executor,
+    report: Report,
+    rejected: dict[str, str],
+    active_fqdn: str,
+) -> tuple[World, Plan, list[Outcome]]:
+    """A permanent rejection: the rest of the plan, the other records in a second batch."""
+    change, message = batch
+    names = rejections.rejected_names(change.changes, message)
+    rejected.update(dict.fromkeys(names, message))
+    left_out = ChangeRecords(rejections.left_out(plan, names), change.reason)
+    report.errors.append(
+        f"Route 53 rejected {left_out.describe()}: {message}; the rest of the run went on "
+        "without it (a re-read shows the records unchanged: permanent, not a race)"
+    )
+    # What the first attempt skipped (everything after the rejected batch), less the rejected
+    # changes; what it applied already (the Elastic IP) is not applied twice.
+    remaining = rejections.without(plan, names, active_fqdn=active_fqdn)
+    attempted = [o for o in outcomes if not o.skipped and not o.stale]
+    done = {id(o.change) for o in attempted}
+    second = replace(remaining, changes=tuple(c for c in remaining.changes if id(c) not in done))
+    later = executor.apply(second)
+    world = _fold_outcomes(world, later)
+    return world, remaining, attempted + later
+
+
+def _by_message(rejected: dict[str, str]) -> dict[str, str]:
+    """Names rejected together share Route 53's message: one condition (one notice) each."""
+    grouped: dict[str, list[str]] = {}
+    for name, message in rejected.items():
+        grouped.setdefault(message, []).append(name)
+    return {",".join(sorted(names)): message for message, names in grouped.items()}
+
+
+def _recognised(plan: Plan, fresh: World, active_fqdn: str, settings: Settings) -> bool:
+    """The rejected change moved the active role, and the re-read shows it moved as planned: a
+    lost answer, or an overlapping run that made the same move. Either way, this run's failover."""
+    active = plan.active
+    if active.values is None or active.moved_from is None:
+        return False
+    if settings.mode == "eip":
+        target = next((c for c in plan.changes if isinstance(c, MoveAddress)), None)
+        return target is not None and fresh.eip_instance_id == target.instance_id
+    return rejections.holds(fresh.records, active_fqdn, active.values)
 
 
 def merge_reread(ours: World, fresh: World, thresholds: Thresholds) -> World:
@@ -401,20 +495,27 @@ def _record(
     records_ok = all(o.ok for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress))
     active = plan.active
     if records_ok and active.values is not None and active.moved_from is not None:
-        report.failovers.append(
-            Failover(
-                moved_from=active.moved_from,
-                moved_to=active.moved_to,
-                reason=active.reason,
-                round=report.rounds + 1,
-                seconds=elapsed,
-                move=move,
-            )
-        )
+        report.failovers.append(_failover(plan, report, elapsed, move))
     for note in plan.notes:
         if note not in report.notes:
             report.notes.append(note)
     return failed
+
+
+def _failover(
+    plan: Plan, report: Report, elapsed: float, move: str, *, recognised: bool = False
+) -> Failover:
+    reason = plan.active.reason
+    if recognised:
+        reason += " (its answer was lost, or an overlapping run made the same move: re-read)"
+    return Failover(
+        moved_from=plan.active.moved_from,
+        moved_to=plan.active.moved_to,
+        reason=reason,
+        round=report.rounds + 1,
+        seconds=elapsed,
+        move=move,
+    )
 
 
 def _refresh_commands(world: World, services: Services, report: Report) -> World:

@@ -164,6 +164,13 @@ class FakeRoute53:
         self.fail_read: AwsError | None = None
         self.batches: list[tuple[RecordChange, ...]] = []
         self.before_change: Callable[[], None] | None = None  # to race another run in
+        # Rejections that are not stale, with AWS's InvalidChangeBatch messages (moto enforces no
+        # CNAME conflict, and answers InvalidInput where AWS says InvalidChangeBatch).
+        self.cnames: set[str] = set()  # names holding a CNAME: no A record may join it
+        self.zone: str | None = None  # the hosted zone's name: nothing outside it is accepted
+        # Lost answers: the next N batches are applied, then their answer is lost and botocore's
+        # retry is rejected because the DELETE no longer matches.
+        self.lose_answers = 0
 
     def value(self, name: str) -> tuple[str, ...] | None:
         record = self.records.get((name, "A"))
@@ -186,6 +193,7 @@ class FakeRoute53:
             hook()
         if self.fail_next:
             raise self.fail_next.pop(0)
+        self._refuse_permanently(changes)
         staged = dict(self.records)
         for change in changes:
             key = (change.record.name, change.record.type)
@@ -213,7 +221,40 @@ class FakeRoute53:
         self.records = staged  # atomic: all or nothing
         self.batches.append(tuple(changes))
         self.history.append((self.clock.now(), tuple(changes)))
+        if self.lose_answers > 0 and any(c.action == "DELETE" for c in changes):
+            self.lose_answers -= 1
+            self.calls.add("ChangeResourceRecordSets", tuple(changes))  # botocore's retry
+            deleted = next(c.record for c in changes if c.action == "DELETE")
+            raise StaleView(
+                "route53",
+                "ChangeResourceRecordSets",
+                "InvalidChangeBatch",
+                f"[Tried to delete resource record set [name='{deleted.name}.', "
+                f"type='{deleted.type}'] but it was not found]",
+            )
         return f"/change/C{len(self.batches)}"
+
+    def _refuse_permanently(self, changes: Sequence[RecordChange]) -> None:
+        problems = []
+        for change in changes:
+            name = change.record.name
+            if self.zone is not None and name != self.zone and not name.endswith("." + self.zone):
+                problems.append(
+                    f"RRSet with DNS name {name}. is not permitted in zone {self.zone}."
+                )
+            elif change.action != "DELETE" and name in self.cnames:
+                problems.append(
+                    f"RRSet of type {change.record.type} with DNS name {name}. is not permitted "
+                    "because a conflicting RRSet of type  CNAME with the same DNS name already "
+                    f"exists in zone {self.zone or 'example.com'}."
+                )
+        if problems:
+            raise StaleView(
+                "route53",
+                "ChangeResourceRecordSets",
+                "InvalidChangeBatch",
+                "[" + ", ".join(problems) + "]",
+            )
 
     def change_status(self, change_id: str) -> str:
         self.calls.add("GetChange")

@@ -63,3 +63,151 @@ def test_a_flood_of_skipped_instances_is_one_notice_and_fits_a_standard_paramete
     again = run(cloud, config)
     assert cloud.sns.messages[sent:] == []
     assert again.notices == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Stale is not the only rejection.
+
+
+def converged(cloud: FakeCloud, config: Settings) -> None:
+    for _ in range(2):
+        report = run(cloud, config)
+        assert report.ok, report.errors
+
+
+def test_a_cname_at_the_active_name_is_reported_once_and_blocks_nothing_else() -> None:
+    cloud = make_cloud()
+    cloud.route53.cnames.add(ACTIVE)
+    config = settings(LBF_PROBE_ROUNDS="3")
+
+    first = run(cloud, config)
+    # Route 53's own message, once, and not taken for a stale view.
+    assert any("conflicting RRSet of type  CNAME" in e for e in first.errors), first.errors
+    assert not any("stale" in e for e in first.errors), first.errors
+    rejected = [m for m in cloud.sns.messages if "conflicting RRSet" in m]
+    assert len(rejected) == 1
+    # The per-LB records and the backend list went ahead, without the active record.
+    assert cloud.route53.value(f"lb1.{DOMAIN}") == (LB1,)
+    assert cloud.route53.value(f"lb2.{DOMAIN}") == (LB2,)
+    assert cloud.route53.value(ACTIVE) is None
+    assert cloud.ssm.parameters["/lbf/demo/backends"]
+    assert cloud.calls.count("SendCommand") == 2
+    # Tried once (then left out for the rest of the run), not once per round.
+    tries = [
+        d for op, d in cloud.calls.log if op == "ChangeResourceRecordSets" and ACTIVE in str(d)
+    ]
+    assert len(tries) == 1
+    assert cloud.calls.count("DescribeInstances") == 2  # the run's read and the one re-read
+    # The active role did not move: no LB claims it.
+    assert {cloud.ec2.tag(i, "lbf:state") for i in cloud.ec2.instances} <= {None, "standby"}
+
+    # The next runs: still reported, not notified again, and the per-LB records kept current.
+    lb2 = next(i for i in cloud.ec2.instances if cloud.ec2.tag(i, "lbf:name") == "lb2")
+    cloud.ec2.set_state(lb2, "running", address="127.0.0.32")
+    second = run(cloud, config)
+    assert any("conflicting RRSet" in e for e in second.errors)
+    assert [m for m in cloud.sns.messages if "conflicting RRSet" in m] == rejected
+    assert cloud.route53.value(f"lb2.{DOMAIN}") == ("127.0.0.32",)
+
+    # Once the operator removes the CNAME, the active record is created and the notice clears.
+    cloud.route53.cnames.clear()
+    third = run(cloud, config)
+    assert third.ok, third.errors
+    assert cloud.route53.value(ACTIVE) == (LB1,)
+    assert not any(
+        line.startswith("route53-rejected") for line in cloud.ssm.parameters[NOTICES].splitlines()
+    )
+
+
+def test_a_domain_outside_the_zone_still_keeps_the_backend_lists() -> None:
+    cloud = make_cloud()
+    cloud.route53.zone = "example.org"
+    config = settings()
+    report = run(cloud, config)
+    assert any("is not permitted in zone example.org" in e for e in report.errors)
+    assert not any("stale" in e for e in report.errors)
+    assert cloud.route53.records == {}
+    assert cloud.ssm.parameters["/lbf/demo/backends"] == " ".join(f"{w}:80" for w in WEBS)
+    assert cloud.calls.count("SendCommand") == 2
+    assert len([m for m in cloud.sns.messages if "not permitted" in m]) == 1
+    # Each name tried once in the run: lb1, lb2 and _lbf in round 1, the active record (created
+    # once a verdict exists) in round 2; no second batch when nothing is left to apply.
+    assert cloud.calls.count("ChangeResourceRecordSets") == 2
+    run(cloud, config)
+    assert len([m for m in cloud.sns.messages if "not permitted" in m]) == 1
+
+
+def test_a_rejected_active_record_in_eip_mode_still_moves_the_elastic_ip() -> None:
+    cloud = make_cloud()
+    config = settings(LBF_MODE="eip", LBF_EIP_ALLOCATION_ID="eipalloc-0123456789abcdef0")
+    converged(cloud, config)
+    lb1 = next(i for i in cloud.ec2.instances if cloud.ec2.tag(i, "lbf:name") == "lb1")
+    lb2 = next(i for i in cloud.ec2.instances if cloud.ec2.tag(i, "lbf:name") == "lb2")
+    assert cloud.ec2.eip_holder == lb1
+    # Someone replaces the active record with a CNAME; then lb1 stops.
+    del cloud.route53.records[(ACTIVE, "A")]
+    cloud.route53.cnames.add(ACTIVE)
+    cloud.ec2.set_state(lb1, "stopped")
+    report = run(cloud, config)
+    assert cloud.ec2.eip_holder == lb2
+    assert [f.moved_to for f in report.failovers] == ["lb2"]
+    assert cloud.ec2.tag(lb2, "lbf:state") == "active"
+    assert any("conflicting RRSet" in e for e in report.errors)
+    assert cloud.route53.value(f"lb1.{DOMAIN}") is None  # its record went with it
+
+
+# ---------------------------------------------------------------------------------------------
+# A change whose answer was lost is still this run's.
+
+
+def lb_id(cloud: FakeCloud, name: str) -> str:
+    return next(i for i in cloud.ec2.instances if cloud.ec2.tag(i, "lbf:name") == name)
+
+
+def test_a_failover_whose_answer_was_lost_is_reported_and_notified() -> None:
+    cloud = make_cloud()
+    config = settings()
+    converged(cloud, config)
+    cloud.ec2.set_state(lb_id(cloud, "lb1"), "stopped")
+    cloud.route53.lose_answers = 1
+    sent = len(cloud.sns.messages)
+
+    report = run(cloud, config)
+    assert cloud.route53.value(ACTIVE) == (LB2,)
+    assert [(f.moved_from, f.moved_to) for f in report.failovers] == [("lb1", "lb2")]
+    moved = [m for m in cloud.sns.messages[sent:] if m.startswith("active record moved")]
+    assert len(moved) == 1
+    assert report.ok, report.errors
+    assert cloud.ec2.tag(lb_id(cloud, "lb2"), "lbf:state") == "active"
+
+
+def test_two_overlapping_runs_that_make_the_same_move_notify_it_once() -> None:
+    cloud = make_cloud()
+    config = settings(LBF_PROBE_ROUNDS="1")
+    converged(cloud, config)
+    cloud.ec2.set_state(lb_id(cloud, "lb1"), "stopped")
+    sent = len(cloud.sns.messages)
+    reports: list[jobs.Report] = []
+
+    def overlap() -> None:  # a second run starts, reads the same world, and moves first
+        reports.append(jobs.reconcile(config, cloud.services(), cloud.clock))
+
+    cloud.route53.before_change = overlap
+    reports.append(run(cloud, config))
+    assert cloud.route53.value(ACTIVE) == (LB2,)
+    # Both runs count the failover (one made it, the other recognised it) ...
+    assert [[(f.moved_from, f.moved_to) for f in r.failovers] for r in reports] == [
+        [("lb1", "lb2")],
+        [("lb1", "lb2")],
+    ]
+    # ... and the notice keyed by the move goes out once.
+    moved = [m for m in cloud.sns.messages[sent:] if m.startswith("active record moved")]
+    assert len(moved) == 1
+    # A later move back is a new move, notified again.
+    cloud.ec2.set_state(lb_id(cloud, "lb1"), "running")
+    cloud.ec2.set_state(lb_id(cloud, "lb2"), "stopped")
+    for _ in range(3):
+        run(cloud, config)
+    assert cloud.route53.value(ACTIVE) == (LB1,)
+    moved = [m for m in cloud.sns.messages[sent:] if m.startswith("active record moved")]
+    assert len(moved) == 2
