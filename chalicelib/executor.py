@@ -34,6 +34,7 @@ class Outcome:
     stale: bool = False  # a compare-and-swap found the world changed: re-read and re-plan
     command: Command | None = None
     skipped: bool = False  # not attempted: it depended on a change that failed
+    code: str | None = None  # AWS's error code when the call failed
 
 
 class Executor:
@@ -69,7 +70,7 @@ class Executor:
             return Outcome(change, ok=False, error=str(exc), stale=True)
         except AwsError as exc:
             log.error("failed: %s: %s", change.describe(), exc)
-            return Outcome(change, ok=False, error=str(exc))
+            return Outcome(change, ok=False, error=str(exc), code=exc.code)
         log.info("applied: %s", change.describe())
         return Outcome(change, ok=True, command=command)
 

@@ -16,6 +16,7 @@ from typing import Protocol
 from chalicelib.config import Settings
 from chalicelib.core import dns, rejections
 from chalicelib.core import notices as notice_policy
+from chalicelib.core import pushes as push_rules
 from chalicelib.core.health import Thresholds
 from chalicelib.core.inventory import ParseRules, build_inventory
 from chalicelib.core.model import (
@@ -30,6 +31,7 @@ from chalicelib.core.plan import (
     MoveAddress,
     Plan,
     PutParameter,
+    SendBackends,
     SetTags,
     after,
     decide,
@@ -206,6 +208,7 @@ def reconcile(
         report.errors.append(world.health_checks_error)
     second_opinion = _SecondOpinion(services, clock)
     rejected: dict[str, str] = {}  # record names Route 53 rejects this run, left out after
+    unregistered: dict[str, str] = {}  # LBs SSM does not know this run -> their condition or ""
     executor: Executor = (
         DryRunExecutor(now=clock.now) if report.dry_run else Executor(services, now=clock.now)
     )
@@ -233,7 +236,7 @@ def reconcile(
                 world = fold_probes(world, results, thresholds)
         world = _refresh_commands(world, services, report)
         world, plan = _plan_and_apply(
-            world, settings, services, executor, report, clock, started, rejected
+            world, settings, services, executor, report, clock, started, rejected, unregistered
         )
         if number == 0:  # after the records: a failover never waits for a health check
             _keep_health_checks(world, settings, services, report, executor.dry_run, started)
@@ -257,17 +260,30 @@ def _plan_and_apply(
     clock: Clock,
     started: float,
     rejected: dict[str, str] | None = None,
+    unregistered: dict[str, str] | None = None,
 ) -> tuple[World, Plan]:
     """One round's plan, applied; a rejected record batch is judged by a re-read.
 
-    `rejected` (record name -> Route 53's message) holds this run's permanent rejections: their
-    changes are left out of the later rounds' plans, and tried again by the next run.
+    `rejected` (record name -> Route 53's message) holds this run's permanent rejections, and
+    `unregistered` the LBs whose SSM agent SendCommand did not know: their changes are left out
+    of the later rounds' plans, and tried again by the next run.
     """
     rejected = {} if rejected is None else rejected
+    unregistered = {} if unregistered is None else unregistered
     active_fqdn = record_rules(settings).active_fqdn
-    plan = rejections.without(
-        decide(world, settings, run_started_at=started), rejected, active_fqdn=active_fqdn
-    )
+
+    def decided(world: World) -> Plan:
+        plan = rejections.without(
+            decide(world, settings, run_started_at=started), rejected, active_fqdn=active_fqdn
+        )
+        kept = tuple(
+            c
+            for c in plan.changes
+            if not (isinstance(c, SendBackends) and c.instance_id in unregistered)
+        )
+        return replace(plan, changes=kept)
+
+    plan = decided(world)
     move = move_of(world, plan, settings)
     outcomes = executor.apply(plan)
     world = _fold_outcomes(world, outcomes)
@@ -296,16 +312,14 @@ def _plan_and_apply(
                 world = merge_reread(world, fresh, thresholds_of(settings))
                 report.notes.append("a change met a newer view; re-read and planned again")
                 first = outcomes
-                plan = rejections.without(
-                    decide(world, settings, run_started_at=started),
-                    rejected,
-                    active_fqdn=active_fqdn,
-                )
+                plan = decided(world)
                 move = move_of(world, plan, settings)
                 outcomes = executor.apply(plan)
                 world = _fold_outcomes(world, outcomes)
                 outcomes = [o for o in first if not o.stale and not o.skipped] + outcomes
+    outcomes = _agents_not_registered(outcomes, world, report, unregistered, now=clock.now())
     failed = _record(plan, outcomes, report, executor.dry_run, clock.now() - started, move)
+    failed.update({key: text for key, text in _conditions_of(unregistered)})
     if rejected:
         # One condition, so one notice, however many names and rounds the rejection spans (a
         # domain outside the zone rejects every name, some of them only in a later round).
@@ -315,6 +329,54 @@ def _plan_and_apply(
             + "; the runs go on without them and try again each run"
         )
     return world, replace(plan, conditions={**plan.conditions, **failed})
+
+
+def _agents_not_registered(
+    outcomes: list[Outcome],
+    world: World,
+    report: Report,
+    unregistered: dict[str, str],
+    *,
+    now: float,
+) -> list[Outcome]:
+    """Pushes SendCommand refused because SSM does not know the LB's agent (yet).
+
+    Not tried again this run; reported as a failure, and notified, only once the refusal outlasts
+    a grace period after the LB's launch: an LB that is still booting is not news. The other
+    outcomes are returned for the usual record.
+    """
+    launched = {lb.instance_id: lb.launch_time for lb in world.lbs}
+    rest = []
+    for outcome in outcomes:
+        change = outcome.change
+        if not (
+            isinstance(change, SendBackends) and outcome.code == push_rules.AGENT_NOT_REGISTERED
+        ):
+            rest.append(outcome)
+            continue
+        launch = launched.get(change.instance_id, 0.0)
+        if push_rules.agent_missing_is_news(launch, now=now):
+            text = (
+                f"{change.describe()}: SSM does not know the LB's agent {now - launch:.0f} s after "
+                f"its launch; tried again next run: {outcome.error}"
+            )
+            report.errors.append(text)
+        else:
+            text = ""
+            report.notes.append(
+                f"{change.describe()}: waits for the LB's SSM agent to register (launched "
+                f"{now - launch:.0f} s ago); tried again next run"
+            )
+        unregistered[change.instance_id] = text
+    return rest
+
+
+def _conditions_of(unregistered: dict[str, str]) -> list[tuple[str, str]]:
+    return [
+        (f"push-unregistered:{instance_id}", text)
+        for instance_id, text in unregistered.items()
+        if text
+    ]
 
 
 def _rejected_batch(outcomes: list[Outcome]) -> tuple[ChangeRecords, str] | None:

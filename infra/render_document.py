@@ -25,6 +25,9 @@ DOCUMENT_NAME = "LbFailover-UpdateBackends"
 MAX_CHARS = 8192
 MAX_ENTRIES = 1000
 CHECKSUM_CHARS = 64
+# The step's own timeout (SSM's default is an hour): a push still running after it is reported and
+# sent again by the controller, which counts the same number (chalicelib/core/pushes.py).
+STEP_TIMEOUT_SECONDS = 180
 
 # The patterns keep to what Java's regex (which SSM validates with) and Python's `re` (which the
 # tests use) read alike: non-capturing groups, bounded repeats, a negative lookahead. `$` is not
@@ -99,6 +102,7 @@ def document() -> dict[str, Any]:
                 "action": "aws:runShellScript",
                 "name": "applyBackends",
                 "precondition": {"StringEquals": ["platformType", "Linux"]},
+                "timeoutSeconds": STEP_TIMEOUT_SECONDS,
                 "inputs": {"runCommand": run_command()},
             }
         ],

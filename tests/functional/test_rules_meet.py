@@ -10,10 +10,17 @@ always succeeds, whatever the instance).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+import boto3
+from botocore.stub import Stubber
+
 from chalicelib import jobs
+from chalicelib.adapters.clients import CONFIG
+from chalicelib.adapters.ssm import SsmCommands
 from chalicelib.config import Settings
+from chalicelib.core.backends import checksum
 from tests.fakes import FAKE_DOMAIN, FakeCloud
 from tests.fakes import fake_settings as settings
 
@@ -211,3 +218,110 @@ def test_two_overlapping_runs_that_make_the_same_move_notify_it_once() -> None:
     assert cloud.route53.value(ACTIVE) == (LB1,)
     moved = [m for m in cloud.sns.messages[sent:] if m.startswith("active record moved")]
     assert len(moved) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Pushes: a step timeout, and an LB whose SSM agent is not registered.
+
+
+def sends_to(cloud: FakeCloud, instance_id: str) -> int:
+    return sum(1 for op, d in cloud.calls.log if op == "SendCommand" and d[0] == instance_id)  # type: ignore[index]
+
+
+def test_a_push_stuck_past_the_step_timeout_is_reported_and_sent_again() -> None:
+    cloud = make_cloud()
+    config = settings()
+    converged(cloud, config)
+    lb2 = lb_id(cloud, "lb2")
+    cloud.ssm.outcome = lambda command: "InProgress" if command.instance_id == lb2 else "Success"
+    web3 = next(i for i, r in cloud.ec2.instances.items() if r.private_ip == WEBS[2])
+    cloud.ec2.set_state(web3, "stopped")
+    cloud.calls.log.clear()
+    sent = len(cloud.sns.messages)
+
+    for _ in range(4):  # 0, 60, 120 and 180 s after the push: within the step's 180 s
+        run(cloud, config)
+    assert sends_to(cloud, lb2) == 1
+    run(cloud, config)  # 240 s: overdue
+    assert sends_to(cloud, lb2) == 2
+    overdue = [m for m in cloud.sns.messages[sent:] if "still InProgress" in m]
+    assert len(overdue) == 1
+    assert "sent again" in overdue[0]
+    # The push sent again finishes: lbf:backends follows, nothing more is sent.
+    cloud.ssm.outcome = lambda command: "Success"
+    for _ in range(2):
+        run(cloud, config)
+    assert sends_to(cloud, lb2) == 2
+    assert cloud.ec2.tag(lb2, "lbf:backends") == cloud.ec2.tag(lb_id(cloud, "lb1"), "lbf:backends")
+
+
+def test_an_lb_still_booting_whose_agent_is_unknown_is_retried_each_run_and_not_news() -> None:
+    cloud = make_cloud()
+    config = settings()
+    converged(cloud, config)
+    lb3 = cloud.ec2.add("lb", "127.0.0.13", name="lb3", launch_time=cloud.clock.now())
+    cloud.ssm.fail_send_for = {lb3}
+    cloud.calls.log.clear()
+    sent = len(cloud.sns.messages)
+
+    booting = run(cloud, config)
+    assert sends_to(cloud, lb3) == 1  # once in the run, not every round
+    assert booting.ok, booting.errors
+    assert any("waits for the LB's SSM agent" in n for n in booting.notes)
+    assert cloud.sns.messages[sent:] == []
+
+    for _ in range(9):  # ten minutes after launch: still booting as far as SSM can tell
+        run(cloud, config)
+    assert sends_to(cloud, lb3) == 10
+    assert cloud.sns.messages[sent:] == []
+
+    cloud.clock.advance(30)
+    late = [run(cloud, config) for _ in range(3)]  # past the grace period: news, once
+    assert sends_to(cloud, lb3) == 13
+    assert all(any("SSM does not know" in e for e in r.errors) for r in late)
+    assert len([m for m in cloud.sns.messages[sent:] if "SSM does not know" in m]) == 1
+
+    cloud.ssm.fail_send_for = set()
+    run(cloud, config)
+    final = run(cloud, config)
+    assert final.ok, final.errors
+    assert cloud.ec2.tag(lb3, "lbf:backends") == cloud.ec2.tag(lb_id(cloud, "lb1"), "lbf:backends")
+
+
+def test_sendcommand_refusing_a_booting_lbs_agent_is_pinned_with_the_stubber() -> None:
+    """The exact SendCommand and AWS's refusal, as botocore sees them: moto's send_command runs
+    any command on any instance and never answers InvalidInstanceId."""
+    cloud = make_cloud(lbs=1)
+    config = settings(LBF_PROBE_ROUNDS="3")
+    lb1 = lb_id(cloud, "lb1")
+    cloud.ec2.instances[lb1] = replace(cloud.ec2.instances[lb1], launch_time=cloud.clock.now())
+    client: Any = boto3.session.Session().client(  # type: ignore[call-overload]
+        "ssm",
+        region_name="eu-west-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=CONFIG,
+    )
+    stubber = Stubber(client)
+    stubber.add_response("list_commands", {"Commands": []})
+    backends = " ".join(f"{w}:80" for w in WEBS)
+    stubber.add_client_error(
+        "send_command",
+        service_error_code="InvalidInstanceId",
+        service_message="Instances [[" + lb1 + "]] not in a valid state for account 123456789012",
+        http_status_code=400,
+        expected_params={
+            "InstanceIds": [lb1],
+            "DocumentName": "LbFailover-UpdateBackends",
+            "Comment": f"lbf-backends {checksum(backends)}",
+            "Parameters": {"Backends": [backends], "Checksum": [checksum(backends)]},
+            "TimeoutSeconds": 600,
+        },
+    )
+    services = replace(cloud.services(), commands=SsmCommands(client, "LbFailover-UpdateBackends"))
+    with stubber:
+        report = jobs.reconcile(config, services, cloud.clock)
+        stubber.assert_no_pending_responses()  # one SendCommand in three rounds
+    assert report.ok, report.errors
+    assert any("waits for the LB's SSM agent" in n for n in report.notes)
+    assert not [m for m in cloud.sns.messages if lb1 in m]
