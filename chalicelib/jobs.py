@@ -614,7 +614,7 @@ def _notify(
     Returns the keys now remembered, which the next round compares against.
     """
     moves = [
-        notice_policy.Move(f.move, f"active record moved: {f.reason}")
+        notice_policy.Move(f.move, f"active record moved: {f.reason} ({f.move.split(':', 1)[1]})")
         for f in report.failovers
         if f.round == report.rounds and f.move
     ]
@@ -624,6 +624,17 @@ def _notify(
     if executor.dry_run:
         report.notes.extend(f"would notify: {m}" for m in decision.messages)
         return decision.keys
+    if decision.messages:
+        # An overlapping run may have seen the same condition or made the same move, and sent it,
+        # since this run read the parameter: what it stored counts as said. If the read fails,
+        # the notice goes out (better twice than never).
+        try:
+            stored = services.parameters.read([settings.notices_parameter])
+        except AwsError:
+            pass
+        else:
+            said = notice_policy.parse_stored(stored.get(settings.notices_parameter))
+            decision = notice_policy.decide_notices(conditions, world.notices | said, moves)
     subject = f"lb-failover {settings.cluster}"
     for message in decision.messages:
         report.notices.append(message)
