@@ -325,3 +325,23 @@ def test_sendcommand_refusing_a_booting_lbs_agent_is_pinned_with_the_stubber() -
     assert report.ok, report.errors
     assert any("waits for the LB's SSM agent" in n for n in report.notes)
     assert not [m for m in cloud.sns.messages if lb1 in m]
+
+
+def test_two_overlapping_runs_that_see_the_same_new_condition_notify_it_once() -> None:
+    """Found by the model-based test: the second run's batch held no compare-and-swap, so
+    nothing made it re-read, and it sent what the first had just sent."""
+    cloud = make_cloud()
+    config = settings(LBF_PROBE_ROUNDS="1")
+    converged(cloud, config)
+    cloud.ec2.add("web", "127.0.1.29", tags={"lbf:port": "80a"})
+    cloud.ec2.add("lb", "127.0.0.13", name="lb3")  # so that both runs write records
+    sent = len(cloud.sns.messages)
+
+    def overlap() -> None:
+        jobs.reconcile(config, cloud.services(), cloud.clock)
+
+    cloud.route53.before_change = overlap
+    run(cloud, config)
+    assert cloud.route53.value(f"lb3.{DOMAIN}") == ("127.0.0.13",)
+    skipped = [m for m in cloud.sns.messages[sent:] if "skipped" in m]
+    assert len(skipped) == 1, skipped
