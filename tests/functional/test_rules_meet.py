@@ -10,18 +10,21 @@ always succeeds, whatever the instance).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from typing import Any
 
 import boto3
+import pytest
 from botocore.stub import Stubber
 
 from chalicelib import jobs
+from chalicelib.__main__ import main
 from chalicelib.adapters.clients import CONFIG
 from chalicelib.adapters.ssm import SsmCommands
 from chalicelib.config import Settings
 from chalicelib.core.backends import checksum
-from tests.fakes import FAKE_DOMAIN, FakeCloud
+from tests.fakes import FAKE_DOMAIN, FAKE_ENV, FakeCloud, Killed, kill_at_write
 from tests.fakes import fake_settings as settings
 
 DOMAIN = FAKE_DOMAIN
@@ -345,3 +348,131 @@ def test_two_overlapping_runs_that_see_the_same_new_condition_notify_it_once() -
     assert cloud.route53.value(f"lb3.{DOMAIN}") == ("127.0.0.13",)
     skipped = [m for m in cloud.sns.messages[sent:] if "skipped" in m]
     assert len(skipped) == 1, skipped
+
+
+# ---------------------------------------------------------------------------------------------
+# The same rules across modes, kinds of run, dry run and pause, and a run that dies half-way.
+
+MODES = {
+    "dns": {},
+    "eip": {"LBF_MODE": "eip", "LBF_EIP_ALLOCATION_ID": "eipalloc-0123456789abcdef0"},
+    "active-active": {"LBF_ACTIVE_MODE": "all"},
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_overlapping_runs_and_a_lost_answer_notify_one_failover_per_move_in_every_mode(
+    mode: str,
+) -> None:
+    cloud = make_cloud(lbs=3)
+    config = settings(LBF_PROBE_ROUNDS="1", **MODES[mode])
+    converged(cloud, config)
+    sent = len(cloud.sns.messages)
+    reports: list[jobs.Report] = []
+
+    def overlap() -> None:
+        reports.append(jobs.reconcile(config, cloud.services(), cloud.clock))
+
+    if mode == "eip":
+        # The Elastic IP moves with AssociateAddress, not a batch: the other run moves it first.
+        original = cloud.ec2.address_holder
+        armed = [True]
+
+        def holder_after_overlap(allocation_id: str) -> tuple[str | None, str | None]:
+            # The outer run's second look (the executor's check before AssociateAddress).
+            if armed[0] and cloud.calls.count("DescribeAddresses") == 1:
+                armed[0] = False
+                overlap()
+            return original(allocation_id)
+
+        cloud.ec2.address_holder = holder_after_overlap  # type: ignore[method-assign]
+    else:
+        cloud.route53.before_change = overlap
+    cloud.calls.log.clear()
+    cloud.ec2.set_state(lb_id(cloud, "lb1"), "stopped")
+    reports.append(run(cloud, config))
+
+    assert len(reports) == 2
+    assert all(len(r.failovers) == 1 for r in reports), [r.failovers for r in reports]
+    moved = [m for m in cloud.sns.messages[sent:] if m.startswith("active record moved")]
+    assert len(moved) == 1, moved
+
+    # A lost answer for the next move (lb2 stops too): still one failover and one notice.
+    cloud.route53.before_change = None
+    if mode == "eip":
+        cloud.ec2.address_holder = original  # type: ignore[method-assign]
+    cloud.route53.lose_answers = 1
+    cloud.ec2.set_state(lb_id(cloud, "lb2"), "stopped")
+    report = run(cloud, config)
+    assert len(report.failovers) == 1
+    moved = [m for m in cloud.sns.messages[sent:] if m.startswith("active record moved")]
+    assert len(moved) == 2
+
+
+def test_an_event_run_and_the_cli_meet_a_cname_like_a_scheduled_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cloud = make_cloud()
+    config = settings()
+    converged(cloud, config)
+    del cloud.route53.records[(ACTIVE, "A")]
+    cloud.route53.cnames.add(ACTIVE)
+    lb1 = lb_id(cloud, "lb1")
+    cloud.ec2.set_state(lb1, "stopped")
+    event = jobs.reconcile(
+        config,
+        cloud.services(),
+        cloud.clock,
+        rounds=1,
+        probe=False,
+        job="on_instance_change",
+        concerning=lb1,
+    )
+    assert any("conflicting RRSet" in e for e in event.errors)
+    assert cloud.route53.value(f"lb1.{DOMAIN}") is None  # the stopped LB's record still goes
+    assert len([m for m in cloud.sns.messages if "conflicting RRSet" in m]) == 1
+
+    environ = {k: v for k, v in FAKE_ENV.items()} | {
+        "LBF_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:lbf"
+    }
+    code = main(["reconcile"], environ=environ, services=cloud.services(), clock=cloud.clock)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "conflicting RRSet of type  CNAME" in out
+    assert len([m for m in cloud.sns.messages if "conflicting RRSet" in m]) == 1
+
+
+@pytest.mark.parametrize("how", ["dry_run", "paused"])
+def test_dry_run_and_pause_meet_no_rejection_and_write_nothing(how: str) -> None:
+    cloud = make_cloud()
+    cloud.route53.cnames.add(ACTIVE)
+    config = settings(LBF_DRY_RUN="true") if how == "dry_run" else settings()
+    if how == "paused":
+        cloud.ssm.parameters["/lbf/demo/paused"] = "true"
+    report = run(cloud, config)
+    assert cloud.calls.writes() == []
+    assert any(ACTIVE in p for p in report.planned)
+    assert not any("rejected" in e for e in report.errors)
+
+
+@pytest.mark.parametrize("kill_at", range(0, 8))
+def test_a_run_killed_half_way_through_a_rejection_leaves_the_next_run_to_finish(
+    kill_at: int,
+) -> None:
+    cloud = make_cloud()
+    config = settings()
+    converged(cloud, config)
+    del cloud.route53.records[(ACTIVE, "A")]
+    cloud.route53.cnames.add(ACTIVE)
+    lb2 = lb_id(cloud, "lb2")
+    cloud.ec2.set_state(lb2, "running", address="127.0.0.32")
+    cloud.calls.before = kill_at_write(kill_at)
+    with contextlib.suppress(Killed):
+        run(cloud, config)
+    cloud.calls.before = None
+    report = run(cloud, config)
+    assert any("conflicting RRSet" in e for e in report.errors)
+    assert cloud.route53.value(f"lb2.{DOMAIN}") == ("127.0.0.32",)
+    run(cloud, config)
+    # Notified once (or, when the kill came between sending and storing, at most once more).
+    assert 1 <= len([m for m in cloud.sns.messages if "conflicting RRSet" in m]) <= 2
