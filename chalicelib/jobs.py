@@ -411,10 +411,21 @@ def _apply_without_rejected(
     remaining = rejections.without(plan, names, active_fqdn=active_fqdn)
     attempted = [o for o in outcomes if not o.skipped and not o.stale]
     done = {id(o.change) for o in attempted}
-    second = replace(remaining, changes=tuple(c for c in remaining.changes if id(c) not in done))
+    # lbf:state follows the Elastic IP too: if its move failed, the state tags wait as well.
+    role_failed = any(isinstance(o.change, MoveAddress) and not o.ok for o in attempted)
+    waiting = [
+        Outcome(c, ok=False, skipped=True)
+        for c in remaining.changes
+        if role_failed and isinstance(c, SetTags) and c.after_records
+    ]
+    held = {id(o.change) for o in waiting}
+    second = replace(
+        remaining,
+        changes=tuple(c for c in remaining.changes if id(c) not in done and id(c) not in held),
+    )
     later = executor.apply(second)
     world = _fold_outcomes(world, later)
-    return world, remaining, attempted + later
+    return world, remaining, attempted + later + waiting
 
 
 def _by_message(rejected: dict[str, str]) -> dict[str, str]:

@@ -78,6 +78,7 @@ class FakeEc2:
         self.fail_describe: AwsError | None = None
         self.fail_tags: AwsError | None = None
         self.eip_holder: str | None = None
+        self.fail_associate: AwsError | None = None
         self._ids = itertools.count(1)
 
     def add(
@@ -151,6 +152,8 @@ class FakeEc2:
 
     def associate_address(self, allocation_id: str, instance_id: str) -> None:
         self.calls.add("AssociateAddress", instance_id)
+        if self.fail_associate is not None:
+            raise self.fail_associate
         self.eip_holder = instance_id
 
 

@@ -14,6 +14,7 @@ botocore's retry met the changed record. Only a re-read tells these apart:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 
@@ -45,7 +46,12 @@ def rejected_names(changes: Sequence[dns.RecordChange], message: str) -> set[str
     permitted ..."), or every name of the batch when it names none of them."""
     text = message.lower()
     names = {c.record.name for c in changes}
-    named = {name for name in names if f"{name}." in text or f"'{name}'" in text}
+    # A whole name, absolute or not: lb1.example.com is not blamed for xlb1.example.com.
+    named = {
+        name
+        for name in names
+        if re.search(rf"(?<![\w.-]){re.escape(name)}\.?(?![\w-])", text) is not None
+    }
     return named or names
 
 

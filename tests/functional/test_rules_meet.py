@@ -24,6 +24,7 @@ from chalicelib.adapters.clients import CONFIG
 from chalicelib.adapters.ssm import SsmCommands
 from chalicelib.config import Settings
 from chalicelib.core.backends import checksum
+from chalicelib.errors import AwsError
 from tests.fakes import FAKE_DOMAIN, FAKE_ENV, FakeCloud, Killed, kill_at_write
 from tests.fakes import fake_settings as settings
 
@@ -164,6 +165,22 @@ def test_a_rejected_active_record_in_eip_mode_still_moves_the_elastic_ip() -> No
     assert cloud.ec2.tag(lb2, "lbf:state") == "active"
     assert any("conflicting RRSet" in e for e in report.errors)
     assert cloud.route53.value(f"lb1.{DOMAIN}") is None  # its record went with it
+
+
+def test_a_rejected_active_record_and_a_failed_elastic_ip_move_leave_lbf_state_alone() -> None:
+    cloud = make_cloud()
+    config = settings(LBF_MODE="eip", LBF_EIP_ALLOCATION_ID="eipalloc-0123456789abcdef0")
+    converged(cloud, config)
+    lb1, lb2 = lb_id(cloud, "lb1"), lb_id(cloud, "lb2")
+    del cloud.route53.records[(ACTIVE, "A")]
+    cloud.route53.cnames.add(ACTIVE)
+    cloud.ec2.fail_associate = AwsError("ec2", "AssociateAddress", "RequestLimitExceeded", "slow")
+    cloud.ec2.set_state(lb1, "stopped")
+    report = run(cloud, config, rounds=1)
+    assert cloud.ec2.eip_holder == lb1
+    assert report.failovers == []
+    assert cloud.ec2.tag(lb2, "lbf:state") == "standby"
+    assert cloud.route53.value(f"lb1.{DOMAIN}") is None  # the rest still went ahead
 
 
 # ---------------------------------------------------------------------------------------------

@@ -53,8 +53,12 @@ def test_unchanged(
         ),
         ("[something Route 53 never said before]", {ACTIVE, fqdn("lb1")}),
         (f"[RRSet with DNS name {fqdn('LB1')}. is not permitted in zone x.]", {fqdn("lb1")}),
+        (
+            f"[RRSet with DNS name x{fqdn('lb1')}. is not permitted in zone x.]",
+            {ACTIVE, fqdn("lb1")},
+        ),
     ],
-    ids=["cname", "quoted", "unknown-blames-all", "case"],
+    ids=["cname", "quoted", "unknown-blames-all", "case", "whole-names-only"],
 )
 def test_rejected_names(message: str, expected: set[str]) -> None:
     assert rejected_names(CAS + LB1_NEW, message) == expected
