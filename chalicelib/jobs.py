@@ -572,6 +572,10 @@ def _record(
     for note in plan.notes:
         if note not in report.notes:
             report.notes.append(note)
+    for key, text in plan.conditions.items():
+        # A push sent again past its step's timeout: in the report as well as the notice.
+        if key.startswith("push-overdue:") and text not in report.notes:
+            report.notes.append(text)
     return failed
 
 

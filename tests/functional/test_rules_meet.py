@@ -262,8 +262,9 @@ def test_a_push_stuck_past_the_step_timeout_is_reported_and_sent_again() -> None
     for _ in range(4):  # 0, 60, 120 and 180 s after the push: within the step's 180 s
         run(cloud, config)
     assert sends_to(cloud, lb2) == 1
-    run(cloud, config)  # 240 s: overdue
+    overdue_run = run(cloud, config)  # 240 s: overdue
     assert sends_to(cloud, lb2) == 2
+    assert any("still InProgress" in note for note in overdue_run.notes)
     overdue = [m for m in cloud.sns.messages[sent:] if "still InProgress" in m]
     assert len(overdue) == 1
     assert "sent again" in overdue[0]
