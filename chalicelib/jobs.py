@@ -305,6 +305,10 @@ def _plan_and_apply(
                     world, plan, outcomes, batch, executor, report, rejected, active_fqdn
                 )
             else:
+                # Stale: someone changed the record since we read it, most likely an overlapping
+                # run, whose view is newer than ours in more than the record (its verdicts, its
+                # pushes): plan once more from everything read again, or the LB it chose would be
+                # judged by our older verdicts and the record moved a second time.
                 if _recognised(plan, fresh, active_fqdn, settings):
                     report.failovers.append(
                         _failover(plan, report, clock.now() - started, move, recognised=True)
