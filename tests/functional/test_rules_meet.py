@@ -494,3 +494,19 @@ def test_a_run_killed_half_way_through_a_rejection_leaves_the_next_run_to_finish
     run(cloud, config)
     # Notified once (or, when the kill came between sending and storing, at most once more).
     assert 1 <= len([m for m in cloud.sns.messages if "conflicting RRSet" in m]) <= 2
+
+
+def test_a_cname_at_the_active_name_in_active_active_mode_blocks_nothing_else() -> None:
+    cloud = make_cloud()
+    cloud.route53.cnames.add(ACTIVE)
+    config = settings(LBF_ACTIVE_MODE="all")
+    report = run(cloud, config)
+    assert any("conflicting RRSet" in e for e in report.errors)
+    assert cloud.route53.value(f"lb1.{DOMAIN}") == (LB1,)
+    assert cloud.route53.value(f"lb2.{DOMAIN}") == (LB2,)
+    assert {cloud.ec2.tag(i, "lbf:state") for i in cloud.ec2.instances} <= {None, "standby"}
+    assert {cloud.ec2.tag(i, "lbf:health") for i in cloud.ec2.instances} == {"healthy"}
+    cloud.route53.cnames.clear()
+    run(cloud, config)
+    assert set(cloud.route53.value(ACTIVE) or ()) == {LB1, LB2}
+    assert len([m for m in cloud.sns.messages if "conflicting RRSet" in m]) == 1
