@@ -433,7 +433,7 @@ def _apply_without_rejected(
 
 
 def _by_message(rejected: dict[str, str]) -> dict[str, str]:
-    """Names rejected together share Route 53's message: one condition (one notice) each."""
+    """The rejected names grouped by Route 53's message, for the notice and the report."""
     grouped: dict[str, list[str]] = {}
     for name, message in rejected.items():
         grouped.setdefault(message, []).append(name)
@@ -633,9 +633,13 @@ def _notify(
     Returns the keys now remembered, which the next round compares against.
     """
     moves = [
-        notice_policy.Move(f.move, f"active record moved: {f.reason} ({f.move.split(':', 1)[1]})")
+        notice_policy.Move(
+            f.move or notice_policy.move_key([f.moved_from or ""], [f.moved_to or ""]),
+            f"active record moved: {f.reason}"
+            + (f" ({f.move.split(':', 1)[1]})" if f.move else ""),
+        )
         for f in report.failovers
-        if f.round == report.rounds and f.move
+        if f.round == report.rounds
     ]
     decision = notice_policy.decide_notices(conditions, world.notices, moves)
     if not decision.messages and decision.keys == world.notices:
