@@ -53,9 +53,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "move-active",
         help="planned failover: move the active record (or the Elastic IP) and wait for INSYNC",
     )
-    move.add_argument("--to", metavar="NAME", help="the LB to make active (default: lowest name)")
     move.add_argument(
-        "--drain", metavar="NAME", help="tag this LB lbf:maintenance=drain and move off it"
+        "--to",
+        metavar="NAME",
+        help="the LB to make active (default: the first candidate in natural order that answers)",
+    )
+    move.add_argument(
+        "--drain",
+        metavar="NAME",
+        help="move off this LB (a name, or an instance id), then tag it lbf:maintenance=drain",
     )
     move.add_argument("--no-wait", action="store_true", help="do not wait for Route 53's INSYNC")
     move.add_argument("--json", action="store_true")

@@ -170,6 +170,15 @@ class Settings:
         return f"{self.parameter_prefix}/paused"
 
     @property
+    def push_log_group(self) -> str:
+        """Where the LBs' SSM Agent sends the output of backend pushes (CloudWatch Logs).
+
+        A naming convention rather than a setting: infra/cloudformation/cluster.yaml creates the
+        group under this name (with retention) and lets the LBs' role write to it.
+        """
+        return f"/lbf/{self.cluster}/pushes"
+
+    @property
     def notices_parameter(self) -> str:
         """The conditions already notified, so a notice goes out on a change, not every run."""
         return f"{self.parameter_prefix}/notices"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -29,6 +30,8 @@ from chalicelib.core.plan import (
     Change,
     ChangeRecords,
     MoveAddress,
+    NoticeChange,
+    Notify,
     Plan,
     PutParameter,
     SendBackends,
@@ -45,14 +48,12 @@ from chalicelib.core.plan import (
 )
 from chalicelib.core.second_opinion import (
     CheckerObservation,
-    CreateHealthCheck,
-    UpdateHealthCheck,
     checks_to_consult,
     opinions_of,
     plan_health_checks,
 )
 from chalicelib.errors import AwsError, ViewNotLoaded
-from chalicelib.executor import DryRunExecutor, Executor, Outcome, applied
+from chalicelib.executor import Executor, Mode, Outcome, applied, mode_of
 from chalicelib.services import Services
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,6 @@ def observe(
             )
     except AwsError as exc:
         raise ViewNotLoaded(f"could not read the world, acting on nothing: {exc}") from exc
-    notices = parameters.get(settings.notices_parameter, "")
     health_checks, health_checks_error = _read_health_checks(settings, services)
     return World(
         lbs=inventory.lbs,
@@ -161,7 +161,7 @@ def observe(
         lbs_parameter=parameters.get(settings.lbs_parameter),
         paused=parameters.get(settings.paused_parameter, "").strip().lower() == "true",
         commands=tuple(commands),
-        notices=notice_policy.parse_stored(notices),
+        notices=notice_policy.parse_stored(parameters.get(settings.notices_parameter)),
         eip_instance_id=eip_instance_id,
         eip_address=eip_address,
         health_checks=health_checks,
@@ -209,8 +209,12 @@ def reconcile(
     second_opinion = _SecondOpinion(services, clock)
     rejected: dict[str, str] = {}  # record names Route 53 rejects this run, left out after
     unregistered: dict[str, str] = {}  # LBs SSM does not know this run -> their condition or ""
-    executor: Executor = (
-        DryRunExecutor(now=clock.now) if report.dry_run else Executor(services, now=clock.now)
+    # Every write of the run goes through this one executor: its mode decides what is written
+    # and what only printed, per kind of change (paused: notices still go out, marked paused).
+    executor = Executor(
+        services,
+        now=clock.now,
+        mode=mode_of(dry_run=dry_run or settings.dry_run, paused=world.paused),
     )
     thresholds = thresholds_of(settings)
     world = fold_down_states(world, thresholds)
@@ -239,11 +243,10 @@ def reconcile(
             world, settings, services, executor, report, clock, started, rejected, unregistered
         )
         if number == 0:  # after the records: a failover never waits for a health check
-            _keep_health_checks(world, settings, services, report, executor.dry_run, started)
+            _keep_health_checks(world, settings, executor, report, started)
         conditions.update(plan.conditions)
         report.rounds = number + 1
-        notified = _notify(world, settings, services, report, conditions, executor)
-        world = replace(world, notices=notified)
+        world = _notify(world, settings, services, report, conditions, executor)
 
     report.world = world
     report.healthy_lbs = sum(1 for lb in world.lbs if dns.is_eligible(lb))
@@ -322,7 +325,7 @@ def _plan_and_apply(
                 world = _fold_outcomes(world, outcomes)
                 outcomes = [o for o in first if not o.stale and not o.skipped] + outcomes
     outcomes = _agents_not_registered(outcomes, world, report, unregistered, now=clock.now())
-    failed = _record(plan, outcomes, report, executor.dry_run, clock.now() - started, move)
+    failed = _record(plan, outcomes, report, clock.now() - started, move)
     failed.update({key: text for key, text in _conditions_of(unregistered)})
     if rejected:
         # One condition, so one notice, however many names and rounds the rejection spans (a
@@ -546,7 +549,6 @@ def _record(
     plan: Plan,
     outcomes: list[Outcome],
     report: Report,
-    dry_run: bool,
     elapsed: float,
     move: str,
 ) -> dict[str, str]:
@@ -559,19 +561,10 @@ def _record(
                 f"action failed, retried next round or run: {outcome.change.describe()}: "
                 f"{outcome.error}"
             )
-    for outcome in outcomes:
-        text = outcome.change.describe()
-        if outcome.ok:
-            (report.planned if dry_run else report.applied).append(text)
-        elif outcome.skipped:
-            report.notes.append(f"not attempted (records did not change): {text}")
-        elif outcome.stale:
-            report.errors.append(f"{text}: still stale after a re-read; the next run retries")
-        else:
-            report.errors.append(f"{text}: {outcome.error}")
-    records_ok = all(o.ok for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress))
+    report_outcomes(outcomes, report)
+    moves = [o for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress)]
     active = plan.active
-    if records_ok and active.values is not None and active.moved_from is not None:
+    if all(o.ok for o in moves) and active.values is not None and active.moved_from is not None:
         report.failovers.append(_failover(plan, report, elapsed, move))
     for note in plan.notes:
         if note not in report.notes:
@@ -619,6 +612,20 @@ def _refresh_commands(world: World, services: Services, report: Report) -> World
     return replace(world, commands=kept + tuple(updated))
 
 
+def report_outcomes(outcomes: Sequence[Outcome], report: Report) -> None:
+    """Each outcome in the report: applied or planned (printed only), failed, or not attempted."""
+    for outcome in outcomes:
+        text = outcome.change.describe()
+        if outcome.ok:
+            (report.planned if outcome.printed else report.applied).append(text)
+        elif outcome.skipped:
+            report.notes.append(f"not attempted (records did not change): {text}")
+        elif outcome.stale:
+            report.errors.append(f"{text}: still stale after a re-read; the next run retries")
+        else:
+            report.errors.append(f"{text}: {outcome.error}")
+
+
 def _notify(
     world: World,
     settings: Settings,
@@ -626,54 +633,64 @@ def _notify(
     report: Report,
     conditions: dict[str, str],
     executor: Executor,
-) -> frozenset[str]:
+) -> World:
     """Notices go out when something changes: a failover, a new condition, a failed action.
 
-    What goes out and what is remembered is `core.notices`' decision; this only carries it out.
-    Returns the keys now remembered, which the next round compares against.
+    What goes out and what is remembered is `core.notices`' decision, applied as Plan changes by
+    the executor (paused: still sent, marked paused; dry run: printed only).
     """
-    moves = [
-        notice_policy.Move(
-            f.move or notice_policy.move_key([f.moved_from or ""], [f.moved_to or ""]),
-            f"active record moved: {f.reason}"
-            + (f" ({f.move.split(':', 1)[1]})" if f.move else ""),
+    failovers = [
+        notice_policy.Failover(
+            f.move.split(":", 1)[1] if f.move else f"{f.moved_from or ''}->{f.moved_to or ''}",
+            f.reason,
+            key=f.move,
         )
         for f in report.failovers
         if f.round == report.rounds
     ]
-    decision = notice_policy.decide_notices(conditions, world.notices, moves)
-    if not decision.messages and decision.keys == world.notices:
-        return world.notices
-    if executor.dry_run:
-        report.notes.extend(f"would notify: {m}" for m in decision.messages)
-        return decision.keys
-    if decision.messages:
+
+    def planned(
+        notified: frozenset[str], stored: frozenset[str]
+    ) -> tuple[tuple[NoticeChange, ...], frozenset[str]]:
+        return notice_policy.plan_notices(
+            notified=notified,
+            conditions=conditions,
+            failovers=failovers,
+            paused=executor.mode is Mode.PAUSED,
+            subject=notice_policy.subject_of(settings.cluster),
+            parameter=settings.notices_parameter,
+            stored=stored,
+        )
+
+    changes, remembered = planned(world.notices, world.notices)
+    if executor.mode is not Mode.DRY_RUN and any(isinstance(c, Notify) for c in changes):
         # An overlapping run may have seen the same condition or made the same move, and sent it,
-        # since this run read the parameter: what it stored counts as said. If the read fails,
-        # the notice goes out (better twice than never).
+        # since this run read the parameter: what it stored counts as said. A read, not a write;
+        # if it fails, the notice goes out (better twice than never).
         try:
             stored = services.parameters.read([settings.notices_parameter])
         except AwsError:
             pass
         else:
             said = notice_policy.parse_stored(stored.get(settings.notices_parameter))
-            decision = notice_policy.decide_notices(conditions, world.notices | said, moves)
-    subject = f"lb-failover {settings.cluster}"
-    for message in decision.messages:
-        report.notices.append(message)
-        if services.notifier is not None:
-            try:
-                services.notifier.publish(subject, message)
-            except AwsError as exc:
-                report.errors.append(f"notice not sent: {exc}")
-        log.warning("notice: %s", message)
-    if decision.keys == world.notices:
-        return world.notices
-    try:
-        services.parameters.put(settings.notices_parameter, decision.text)
-    except AwsError as exc:
-        report.errors.append(f"storing notified conditions: {exc}")
-    return decision.keys
+            if said != world.notices:
+                changes, remembered = planned(world.notices | said, said)
+    for outcome in executor.apply_changes(changes):
+        change = outcome.change
+        if outcome.printed:
+            if isinstance(change, Notify):
+                report.notes.append(f"would notify: {change.message}")
+            else:
+                report.planned.append(change.describe())
+        elif isinstance(change, Notify):
+            report.notices.append(change.message)
+            if not outcome.ok:
+                report.errors.append(f"notice not sent: {outcome.error}")
+        elif outcome.ok:
+            report.applied.append(change.describe())
+        else:
+            report.errors.append(f"storing notified conditions: {outcome.error}")
+    return replace(world, notices=remembered)
 
 
 def _read_health_checks(
@@ -693,35 +710,11 @@ def _read_health_checks(
 
 
 def _keep_health_checks(
-    world: World,
-    settings: Settings,
-    services: Services,
-    report: Report,
-    dry_run: bool,
-    started: float,
+    world: World, settings: Settings, executor: Executor, report: Report, started: float
 ) -> None:
     """Once per run, as the inventory is read once: each LB's check follows its address."""
-    checks = services.health_checks
-    if checks is None:
-        return
-    for change in plan_health_checks(world, settings, run_started_at=started):
-        text = change.describe()
-        if dry_run:
-            report.planned.append(text)
-            continue
-        try:
-            if isinstance(change, CreateHealthCheck):
-                checks.create(change.spec, change.caller_reference, change.tags)
-            elif isinstance(change, UpdateHealthCheck):
-                checks.update(change.health_check_id, change.version, change.spec)
-            else:
-                checks.delete(change.health_check_id)
-        except AwsError as exc:
-            log.error("failed: %s: %s", text, exc)
-            report.errors.append(f"{text}: {exc}")
-        else:
-            log.info("changed", extra={"change": text})
-            report.applied.append(text)
+    changes = plan_health_checks(world, settings, run_started_at=started)
+    report_outcomes(executor.apply_changes(changes), report)
 
 
 class _SecondOpinion:

@@ -39,7 +39,11 @@ def status_rows(
             notes.append("backends current")
         elif published_checksum is not None and lb.running:
             command = last.get(lb.instance_id)
-            pending = f" (push {command.status})" if command is not None else ""
+            pending = ""
+            if command is not None:
+                ended = not command.in_flight and command.status != "Success"
+                output = f", {command.output_in(settings.push_log_group)}" if ended else ""
+                pending = f" (push {command.status}{output})"
             notes.append("backends stale" + pending)
         if lb.address is not None and lb.address in active_values:
             notes.append(f"holds {settings.active_record_name}")

@@ -94,7 +94,9 @@ def aws_services(settings: Settings) -> Services:
         inventory=Ec2Inventory(client("ec2")),
         records=Route53Records(client("route53"), settings.hosted_zone_id),
         parameters=SsmParameters(client("ssm")),
-        commands=SsmCommands(client("ssm"), settings.ssm_document),
+        commands=SsmCommands(
+            client("ssm"), settings.ssm_document, log_group=settings.push_log_group
+        ),
         notifier=(
             SnsNotifier(client("sns"), settings.sns_topic_arn) if settings.sns_topic_arn else None
         ),

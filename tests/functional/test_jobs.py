@@ -285,6 +285,77 @@ def test_dry_run_and_pause_plan_but_write_nothing(cloud: FakeCloud, how: str) ->
     assert any("CREATE lb.prod.example.com A 127.0.0.11" in p for p in report.planned)
 
 
+def test_paused_still_sends_notices_marked_paused_and_writes_nothing_else(
+    cloud: FakeCloud,
+) -> None:
+    """SPEC: while paused an operator still hears about a dying LB; nothing else changes."""
+    config = settings()
+    converge(cloud, config)
+    converge(cloud, config)
+    cloud.ssm.parameters["/lbf/demo/paused"] = "true"
+    cloud.prober.dead.add("127.0.0.11")
+    cloud.calls.log.clear()
+
+    report = run(cloud, config)
+
+    assert report.ok, report.errors
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)  # planned, not moved
+    assert any("moved off lb1 (unhealthy) to lb2" in p for p in report.planned)
+    # The notice went out, saying it is paused and that nothing moved; and the notices
+    # parameter remembers it, so the next paused run does not send it again.
+    [notice] = cloud.sns.messages
+    assert notice.startswith("[paused] active record would move, not moved while paused: moved off")
+    writes = cloud.calls.writes()
+    assert [op for op, _ in writes] == ["Publish", "PutParameter"]
+    assert writes[1][1][0] == "/lbf/demo/notices"  # type: ignore[index]
+    assert report.notices == [notice]
+
+    cloud.calls.log.clear()
+    again = run(cloud, config)
+
+    assert again.ok, again.errors
+    assert cloud.calls.writes() == []
+    assert len(cloud.sns.messages) == 1
+
+
+def test_a_dry_run_with_a_failing_lb_sends_no_notice_and_stores_none(cloud: FakeCloud) -> None:
+    converge(cloud, settings())
+    converge(cloud, settings())
+    cloud.prober.dead.add("127.0.0.11")
+    cloud.ec2.add("web", "127.0.1.24", tags={"lbf:port": "x"})  # a new condition: skipped
+    notices_before = cloud.ssm.parameters.get("/lbf/demo/notices")
+    cloud.calls.log.clear()
+
+    report = run(cloud, settings(LBF_DRY_RUN="true"))
+
+    assert cloud.calls.writes() == []
+    assert cloud.sns.messages == []
+    assert cloud.ssm.parameters.get("/lbf/demo/notices") == notices_before
+    assert report.notices == []
+    assert any(
+        n.startswith("would notify: active record moved: moved off lb1") for n in report.notes
+    )
+    assert any("would notify: instance" in n and "skipped" in n for n in report.notes)
+    assert any(p.startswith("parameter /lbf/demo/notices = skipped:") for p in report.planned)
+
+
+def test_a_notice_that_cannot_be_sent_is_an_error_and_still_remembered(cloud: FakeCloud) -> None:
+    config = settings()
+    converge(cloud, config)
+    converge(cloud, config)
+    cloud.prober.dead |= {"127.0.0.11", "127.0.0.12"}
+
+    def refuse(subject: str, message: str) -> None:
+        raise AwsError("sns", "Publish", "AuthorizationError", "not allowed")
+
+    cloud.sns.publish = refuse  # type: ignore[method-assign]
+
+    report = run(cloud, config)
+
+    assert any("notice not sent: sns.Publish: AuthorizationError" in e for e in report.errors)
+    assert "no-eligible-lb" in cloud.ssm.parameters["/lbf/demo/notices"]
+
+
 def test_no_eligible_lb_leaves_the_record_and_notifies_once(cloud: FakeCloud) -> None:
     config = settings()
     converge(cloud, config)
