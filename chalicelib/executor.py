@@ -75,6 +75,7 @@ class Outcome:
     stale: bool = False  # a compare-and-swap found the world changed: re-read and re-plan
     command: Command | None = None
     skipped: bool = False  # not attempted: it depended on a change that failed
+    code: str | None = None  # AWS's error code when the call failed
     printed: bool = False  # planned and printed only (dry run, paused): nothing was written
     change_id: str | None = None  # a Route 53 change batch's id, to wait for INSYNC
 
@@ -132,7 +133,7 @@ class Executor:
             return Outcome(change, ok=False, error=str(exc), stale=True)
         except AwsError as exc:
             log.error("failed: %s: %s", change.describe(), exc)
-            return Outcome(change, ok=False, error=str(exc))
+            return Outcome(change, ok=False, error=str(exc), code=exc.code)
         if not isinstance(change, Notify):  # a notice is logged as "notice: ...", once
             log.info("applied: %s", change.describe())
         return Outcome(change, ok=True, command=command, change_id=change_id)

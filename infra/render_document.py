@@ -31,6 +31,9 @@ UPDATE_CONFIG_DOCUMENT_NAME = "LbFailover-UpdateConfig"
 MAX_CHARS = 8192
 MAX_ENTRIES = 1000
 CHECKSUM_CHARS = 64
+# The step's own timeout (SSM's default is an hour): a push still running after it is reported and
+# sent again by the controller, which counts the same number (chalicelib/core/pushes.py).
+STEP_TIMEOUT_SECONDS = 180
 
 # The patterns are one character class with a length bound each: checking one takes time linear in
 # the value, whatever the engine. SSM validates parameters service-side with a regex engine it does
@@ -110,6 +113,7 @@ def document() -> dict[str, Any]:
                 "action": "aws:runShellScript",
                 "name": "applyBackends",
                 "precondition": {"StringEquals": ["platformType", "Linux"]},
+                "timeoutSeconds": STEP_TIMEOUT_SECONDS,
                 "inputs": {"runCommand": run_command()},
             }
         ],

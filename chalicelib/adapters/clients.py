@@ -255,7 +255,8 @@ def forget_clients() -> None:
 
 T = TypeVar("T")
 
-# Route 53 names a rejected batch InvalidChangeBatch: for a compare-and-swap, a stale view.
+# Route 53 names a rejected batch InvalidChangeBatch: for a compare-and-swap, a stale view, until a
+# re-read shows otherwise (jobs._plan_and_apply: permanent, or this run's own lost answer).
 STALE_CODES = frozenset({"InvalidChangeBatch"})
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from chalicelib.config import Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core import dns
+from chalicelib.core import pushes as push_rules
 from chalicelib.core.health import Thresholds, advance, down_at_once
 from chalicelib.core.model import (
     TAG_BACKENDS,
@@ -412,7 +413,13 @@ def _plan_pushes(
             continue
         command = last.get(lb.instance_id)
         if command is not None and command.checksum == serving.checksum:
-            if command.in_flight or command.status == "Success":
+            if push_rules.overdue(command, now=run_started_at):
+                conditions[f"push-overdue:{lb.instance_id}"] = (
+                    f"backend push {command.command_id} to {lb.name} {lb.instance_id} still "
+                    f"{command.status} {run_started_at - command.requested_at:.0f} s after it was "
+                    f"sent (its step times out after {push_rules.STEP_TIMEOUT_SECONDS} s): sent again"
+                )
+            elif command.in_flight or command.status == "Success":
                 continue  # in flight: wait; Success: the tag is written in _plan_tags
             if command.requested_at >= run_started_at:
                 # Failed in this run: retried on the next run, not hammered every round.

@@ -12,7 +12,8 @@ import pytest
 
 from chalicelib import jobs
 from chalicelib.config import Settings
-from chalicelib.errors import AwsError, StaleView
+from chalicelib.core.model import Record
+from chalicelib.errors import AwsError
 from tests.fakes import FAKE_DOMAIN, FakeCloud
 from tests.fakes import fake_settings as settings
 
@@ -238,16 +239,26 @@ def test_a_record_still_stale_after_one_re_read_fails_the_run(cloud: FakeCloud) 
     converge(cloud, config)
     lb1, _ = ids(cloud, "lb")
     cloud.ec2.set_state(lb1, "stopped")
-    cloud.route53.fail_next = [
-        StaleView("route53", "ChangeResourceRecordSets", "InvalidChangeBatch", "changed"),
-        StaleView("route53", "ChangeResourceRecordSets", "InvalidChangeBatch", "changed again"),
-    ]
+    # Someone else changes the active record just before each of this run's batches: stale twice.
+    # (A rejection after which the records read unchanged is permanent, not stale: that is
+    # tests/functional/test_rules_meet.py.)
+    elsewhere = iter(["127.0.0.13", "127.0.0.14"])
+
+    def someone_else() -> None:
+        address = next(elsewhere, None)
+        if address is None:
+            return
+        cloud.route53.records[(ACTIVE, "A")] = Record(ACTIVE, "A", 60, (address,))
+        cloud.route53.before_change = someone_else
+
+    cloud.route53.before_change = someone_else
     report = run(cloud, config, rounds=1)
 
     assert not report.ok
     assert any("still stale" in e for e in report.errors)
-    # Nothing was half-applied: the record is where it was, and lbf:state did not move.
-    assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
+    # Nothing was half-applied: the record is where the other writer left it, and lbf:state
+    # did not move.
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.14",)
     assert cloud.ec2.tag(lb1, "lbf:state") == "active"
 
 
