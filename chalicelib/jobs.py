@@ -15,6 +15,7 @@ from typing import Protocol
 
 from chalicelib.config import Settings
 from chalicelib.core import dns
+from chalicelib.core.backends import parse_list
 from chalicelib.core.health import Thresholds
 from chalicelib.core.inventory import ParseRules, build_inventory
 from chalicelib.core.model import (
@@ -123,6 +124,7 @@ def observe(
                 lb_address=settings.lb_address,
                 pool_address=settings.pool_address,
                 pool_port=settings.pool_port,
+                mode=settings.mode,
             ),
         )
         if concerning is not None and concerning not in {r.instance_id for r in raws}:
@@ -206,6 +208,8 @@ def reconcile(
     thresholds = thresholds_of(settings)
     world = fold_down_states(world, thresholds)
     count = settings.probe_rounds if rounds is None else rounds
+    # LBF_MAX_POOL_DROP bounds the whole run against the list published when it started.
+    start_list = parse_list(world.backends_parameter)
 
     for number in range(count):
         if number > 0:
@@ -226,7 +230,9 @@ def reconcile(
             else:
                 world = fold_probes(world, results, thresholds)
         world = _refresh_commands(world, services, report)
-        world, plan = _plan_and_apply(world, settings, services, executor, report, clock, started)
+        world, plan = _plan_and_apply(
+            world, settings, services, executor, report, clock, started, start_list
+        )
         if number == 0:  # after the records: a failover never waits for a health check
             _keep_health_checks(world, settings, services, report, executor.dry_run, started)
         conditions.update(plan.conditions)
@@ -248,8 +254,9 @@ def _plan_and_apply(
     report: Report,
     clock: Clock,
     started: float,
+    start_list: tuple[str, ...] | None = None,
 ) -> tuple[World, Plan]:
-    plan = decide(world, settings, run_started_at=started)
+    plan = decide(world, settings, run_started_at=started, run_start_list=start_list)
     outcomes = executor.apply(plan)
     world = _fold_outcomes(world, outcomes)
     if any(o.stale for o in outcomes):
@@ -266,7 +273,7 @@ def _plan_and_apply(
             world = merge_reread(world, fresh, thresholds_of(settings))
             report.notes.append("a change met a newer view; re-read and planned again")
             first = outcomes
-            plan = decide(world, settings, run_started_at=started)
+            plan = decide(world, settings, run_started_at=started, run_start_list=start_list)
             outcomes = executor.apply(plan)
             world = _fold_outcomes(world, outcomes)
             outcomes = [o for o in first if not o.stale and not o.skipped] + outcomes
@@ -298,10 +305,19 @@ def merge_reread(ours: World, fresh: World, thresholds: Thresholds) -> World:
         known = commands.get(command.command_id)
         if known is None or (known.in_flight and not command.in_flight):
             commands[command.command_id] = command
+    # A skipped instance's tags are never written: its counts are this run's alone.
+    frozen = {s.instance_id: s.frozen for s in ours.skipped if s.frozen is not None}
+    skipped = tuple(
+        replace(s, frozen=replace(s.frozen, damping=frozen[s.instance_id].damping))
+        if s.frozen is not None and frozen.get(s.instance_id) is not None
+        else s
+        for s in fresh.skipped
+    )
     world = replace(
         fresh,
         lbs=keep_counts(fresh.lbs),
         webs=keep_counts(fresh.webs),
+        skipped=skipped,
         commands=tuple(commands.values()),
     )
     return fold_down_states(world, thresholds)

@@ -76,6 +76,7 @@ def parse_rules(config: Settings | None = None) -> ParseRules:
         lb_address=config.lb_address,
         pool_address=config.pool_address,
         pool_port=config.pool_port,
+        mode=config.mode,
     )
 
 

@@ -217,7 +217,6 @@ def test_drain_marks_the_instance_draining(role: str) -> None:
         pytest.param("web", "public", "public", "203.0.113.10", "10.0.0.10", "203.0.113.10", id="web-public"),
         pytest.param("lb", "public", "private", "2001:0db8:0000:0000:0000:0000:0000:0001", None, "2001:db8::1", id="ipv6-compressed"),
         pytest.param("lb", "public", "private", "2001:DB8::A", None, "2001:db8::a", id="ipv6-lower-case"),
-        pytest.param("lb", "public", "private", None, "10.0.0.10", None, id="stopped-lb-has-no-public-address"),
     ],
 )  # fmt: skip
 def test_the_address_is_the_configured_one_in_compressed_form(
