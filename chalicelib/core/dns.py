@@ -383,6 +383,7 @@ def plan_records(
         if record is not None and fqdn not in known_names:
             changes.append(RecordChange("DELETE", record))
             existing_after.discard(fqdn)
+            known_names.add(fqdn)  # deleted here, not again as a vanished name below
 
     # A record we created for an LB that has since vanished while no run was looking.
     for fqdn in sorted(owned - known_names - {rules.active_fqdn}):
