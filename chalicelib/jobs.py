@@ -38,6 +38,7 @@ from chalicelib.core.plan import (
     is_prober_fault,
     latest_commands,
     probe_targets,
+    record_rules,
     thresholds_of,
 )
 from chalicelib.core.second_opinion import (
@@ -147,7 +148,7 @@ def observe(
         raise ViewNotLoaded(f"could not read the world, acting on nothing: {exc}") from exc
     notices = parameters.get(settings.notices_parameter, "")
     health_checks, health_checks_error = _read_health_checks(settings, services)
-    return World(
+    world = World(
         lbs=inventory.lbs,
         webs=inventory.webs,
         skipped=inventory.skipped,
@@ -162,6 +163,7 @@ def observe(
         health_checks=health_checks,
         health_checks_error=health_checks_error,
     )
+    return dns.reserve_frozen_names(world, record_rules(settings))
 
 
 def reconcile(

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from chalicelib.core.inventory import natural_key
-from chalicelib.core.model import DOWN_STATES, GONE_STATES, Health, Instance, Record, Role, Skipped
+from chalicelib.core.inventory import lowest_free_name, natural_key
+from chalicelib.core.model import (
+    DOWN_STATES,
+    GONE_STATES,
+    Health,
+    Instance,
+    Record,
+    Role,
+    Skipped,
+    World,
+)
 
 
 @dataclass(frozen=True)
@@ -439,3 +448,35 @@ def apply_record_changes(
         else:
             current[key] = change.record
     return tuple(current.values())
+
+
+def reserve_frozen_names(world: World, rules: RecordRules) -> World:
+    """A name assigned this run never takes the record of a skipped LB that still has it.
+
+    A skipped LB whose lbf:name no longer parses is known to the inventory by no name, so the
+    lowest free `lbN` may be its own: its record (an owned name whose record holds its address)
+    would be rewritten to the newcomer. The newcomer gets the next free name instead.
+    """
+    current = {(r.name, r.type): r for r in world.records}
+    addresses = {
+        s.address for s in world.skipped if s.address is not None and s.state not in GONE_STATES
+    }
+    owned = _owned_names(current.get((rules.ownership_fqdn, "TXT")), rules)
+    reserved = {
+        name.removesuffix("." + rules.domain)
+        for name in owned
+        if (record := current.get((name, "A"))) is not None
+        and addresses.intersection(record.values)
+    }
+    if not any(lb.name_assigned and lb.name in reserved for lb in world.lbs):
+        return world
+    taken = {lb.name for lb in world.lbs if lb.name is not None}
+    taken |= {s.name for s in world.skipped if s.name is not None} | reserved
+    taken.add(rules.active_name)
+    lbs = []
+    for lb in world.lbs:
+        if lb.name_assigned and lb.name in reserved:
+            lb = replace(lb, name=lowest_free_name(taken))
+            taken.add(lb.name or "")
+        lbs.append(lb)
+    return replace(world, lbs=tuple(lbs))

@@ -527,3 +527,22 @@ def test_stopped_web_servers_are_not_bounded_by_max_pool_drop() -> None:
     assert cloud.ssm.parameters[f"/lbf/{CLUSTER}/backends"] == " ".join(
         f"{a}:80" for a in EIGHT[5:]
     )
+
+
+@pytest.mark.parametrize("kind", RUN_KINDS)
+def test_a_new_lb_is_never_given_the_name_of_a_skipped_lbs_own_record(
+    cloud: FakeCloud, runner: Callable[[str, dict[str, str]], Runner], kind: str
+) -> None:
+    """A skipped LB whose lbf:name does not parse has no name in the inventory; the lowest free
+    `lbN` for a newcomer must not be the one its own record has."""
+    env = env_of(ADDRESSING["private"])
+    settle(cloud, env)
+    lb1, _ = ids(cloud)
+    cloud.ec2.set_tag(lb1, "lbf:name", "lb1 ")
+    newcomer = cloud.ec2.add("lb", "127.0.0.13", cluster=CLUSTER)
+
+    runner(kind, env)("on_instance_change", newcomer)
+
+    assert cloud.route53.value(f"lb1.{DOMAIN}") == (LB1,)
+    assert cloud.ec2.tag(newcomer, "lbf:name") == "lb3"
+    assert cloud.route53.value(f"lb3.{DOMAIN}") == ("127.0.0.13",)
