@@ -405,8 +405,14 @@ def plan_records(
     if decision.values is not None:
         changes.extend(active_change(active, decision.values, rules.ttl, rules.active_fqdn))
         existing_after.add(rules.active_fqdn)
-    elif active is not None and active.ttl != rules.ttl:
+    elif (
+        active is not None
+        and active.ttl != rules.ttl
+        and set(active.values) <= _addresses(lbs, skipped)
+    ):
         # LBF_TTL changed: the same values with the new TTL, through the same compare-and-swap.
+        # Only while it holds the cluster's LBs: a record pointed by hand at no LB is rewritten
+        # when it is repaired, never restated as it is.
         changes.extend(active_change(active, active.values, rules.ttl, rules.active_fqdn))
 
     mine = {rules.fqdn(lb.name) for lb in lbs if lb.name is not None} | {rules.active_fqdn}
@@ -427,6 +433,12 @@ def plan_records(
         )
         changes.append(RecordChange("UPSERT", record))
     return changes
+
+
+def _addresses(lbs: Sequence[Instance], skipped: Sequence[Skipped]) -> set[str]:
+    return {lb.address for lb in lbs if lb.address is not None} | {
+        s.address for s in skipped if s.address is not None
+    }
 
 
 def _owned_names(record: Record | None, rules: RecordRules) -> set[str]:

@@ -325,9 +325,12 @@ def _record_part(
     """In EIP mode the active record holds the Elastic IP itself and never moves."""
     if settings.mode != "eip":
         return active
-    current = _record(world, record_rules(settings).active_fqdn, "A")
+    rules = record_rules(settings)
+    current = _record(world, rules.active_fqdn, "A")
     eip = world.eip_address
-    if eip is None or (current is not None and current.values == (eip,)):
+    if eip is None or (
+        current is not None and current.values == (eip,) and current.ttl == rules.ttl
+    ):
         return replace(active, values=None)
     return replace(active, values=(eip,))
 

@@ -546,3 +546,37 @@ def test_a_new_lb_is_never_given_the_name_of_a_skipped_lbs_own_record(
     assert cloud.route53.value(f"lb1.{DOMAIN}") == (LB1,)
     assert cloud.ec2.tag(newcomer, "lbf:name") == "lb3"
     assert cloud.route53.value(f"lb3.{DOMAIN}") == ("127.0.0.13",)
+
+
+# --- dry run and pause: the same decisions, nothing written ----------------------------------------
+
+
+@pytest.mark.parametrize("how", ["plan", "dry-run", "paused"])
+def test_a_skipped_stopped_lb_is_planned_off_and_nothing_is_written(
+    cloud: FakeCloud, how: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = env_of(ADDRESSING["private"], {"LBF_TTL": "30"})
+    settle(cloud, env_of(ADDRESSING["private"]))
+    lb1, _ = ids(cloud)
+    cloud.ec2.set_tag(lb1, "lbf:name", "lb1!")
+    stop(cloud, lb1, public=False)
+    if how == "paused":
+        cloud.ssm.parameters[f"/lbf/{CLUSTER}/paused"] = "true"
+    mark = len(cloud.calls.writes())
+    capsys.readouterr()
+
+    if how == "plan":
+        code = main(["plan"], environ=env, services=cloud.services(), clock=cloud.clock)
+        planned = capsys.readouterr().out
+    else:
+        extra = {"LBF_DRY_RUN": "true"} if how == "dry-run" else {}
+        report = scheduled(cloud, env | extra)
+        code, planned = (0 if report.ok else 1), "\n".join(report.planned)
+
+    assert code == 0
+    assert f"moved off {lb1} (stopped) to lb2" in planned
+    assert f"DELETE lb1.{DOMAIN} A {LB1}" in planned
+    assert f"CREATE lb.{DOMAIN} A {LB2}" in planned
+    writes = [w for w in cloud.calls.writes()[mark:] if w[0] != "Publish"]
+    assert writes == []
+    assert cloud.route53.value(ACTIVE) == (LB1,)
