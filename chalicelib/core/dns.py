@@ -337,8 +337,14 @@ def plan_records(
     skipped: Sequence[Skipped],
     decision: ActiveDecision,
     rules: RecordRules,
+    *,
+    former: Collection[str] = (),
 ) -> list[RecordChange]:
-    """Every record change of this round, for one change batch (Route 53: 5 requests/s)."""
+    """Every record change of this round, for one change batch (Route 53: 5 requests/s).
+
+    `former`: addresses the cluster's LBs are known to have held; an active record left on one
+    of them is still the cluster's, and takes a new LBF_TTL like the rest.
+    """
     current = {(r.name, r.type): r for r in records}
     changes: list[RecordChange] = []
     existing_after: set[str] = {name for (name, kind) in current if kind == "A"}
@@ -408,7 +414,7 @@ def plan_records(
     elif (
         active is not None
         and active.ttl != rules.ttl
-        and set(active.values) <= _addresses(lbs, skipped)
+        and set(active.values) <= _addresses(lbs, skipped) | set(former)
     ):
         # LBF_TTL changed: the same values with the new TTL, through the same compare-and-swap.
         # Only while it holds the cluster's LBs: a record pointed by hand at no LB is rewritten

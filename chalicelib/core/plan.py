@@ -242,7 +242,12 @@ def decide(
 
     changes: list[Change] = []
     record_changes = dns.plan_records(
-        world.records, world.lbs, world.skipped, _record_part(active, world, settings), rules
+        world.records,
+        world.lbs,
+        world.skipped,
+        _record_part(active, world, settings),
+        rules,
+        former=_former_lb_addresses(world, rules),
     )
     if record_changes:
         changes.append(ChangeRecords(tuple(record_changes), active.reason))

@@ -319,6 +319,9 @@ class ClusterMachine(RuleBasedStateMachine):
         if picked is not None:
             self.cloud.ec2.set_tag(picked, "lbf:maintenance", "drain" if drain else None)
             (self.draining.add if drain else self.draining.discard)(picked)
+            if self.skipped.get(picked, ("",))[0] == "lbf:maintenance":
+                del self.skipped[picked]  # the typo is overwritten: it parses again
+                self.damping[picked].forget(self.cloud.clock.now())
 
     @rule(index=st.integers(0, 20), typo=st.booleans())
     def port_typo(self, index: int, typo: bool) -> None:
