@@ -438,6 +438,10 @@ def plan_records(
             values=tuple(f'"{label}"' for label in labels),
         )
         changes.append(RecordChange("UPSERT", record))
+    elif not labels and ownership is not None and not owned_after:
+        # Every record it listed is gone: a TXT naming none of them is removed, not left stale
+        # (Route 53 has no empty TXT record).
+        changes.append(RecordChange("DELETE", ownership))
     return changes
 
 

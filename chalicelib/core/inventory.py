@@ -266,6 +266,8 @@ def build_inventory(raws: Iterable[RawInstance], rules: ParseRules) -> Inventory
                     name=None,  # the record belongs to the holder
                     address=lb.address,
                     state=lb.state,
+                    # Judged like any skipped LB (it may hold the active role), by no name.
+                    frozen=replace(lb, name=None, backends_checksum=None, written=()),
                 )
             )
 

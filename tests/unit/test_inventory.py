@@ -475,3 +475,21 @@ def test_an_instance_of_unknown_role_is_known_by_its_lb_address_only() -> None:
     parsed = parse_instance(raw(role="lb;reboot"), RULES)
     assert isinstance(parsed, Skipped)
     assert (parsed.frozen, parsed.address) == (None, "203.0.113.10")
+
+
+def test_the_newer_of_two_lbs_with_one_name_is_judged_by_no_name() -> None:
+    """It may hold the active role (a replacement that took over): it keeps it while healthy
+    and loses it when it fails, like any skipped LB, and its record stays the older one's."""
+    older = raw("i-old", name="lb1", launched=1.0, tags={"lbf:health": "healthy"})
+    newer = raw(
+        "i-new",
+        name="lb1",
+        launched=2.0,
+        public_ip="203.0.113.11",
+        tags={"lbf:health": "unhealthy", "lbf:probe": "fail:3", "lbf:state": "active"},
+    )
+    inventory = build_inventory([older, newer], RULES)
+    [skip] = inventory.skipped
+    assert skip.frozen is not None
+    assert (skip.name, skip.frozen.name, skip.frozen.address) == (None, None, "203.0.113.11")
+    assert (skip.frozen.health, skip.frozen.lb_state) == (Health.UNHEALTHY, LbState.ACTIVE)
