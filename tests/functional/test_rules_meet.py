@@ -269,6 +269,7 @@ def test_a_running_lb_whose_name_tag_stops_parsing_keeps_its_record_and_its_role
         assert_active_on(cloud, mode, lb1, LB1)
     assert tag_writes(cloud, lb1, mark) == []  # its tags are never written while skipped
     assert cloud.ec2.tag(lb2, "lbf:state") == ("active" if mode == "active-active" else "standby")
+    assert LB1 in cloud.ssm.parameters[f"/lbf/{CLUSTER}/lbs"].split()  # its place in the list
 
 
 @pytest.mark.parametrize("kind", ["scheduled", "cli"])
