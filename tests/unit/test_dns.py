@@ -964,3 +964,12 @@ def test_a_changed_ttl_reaches_the_active_record_and_the_txt_by_compare_and_swap
     ]
     assert changes[2].record == old[2]  # the exact record read: a stale view fails the batch
     assert changes[3].record.values == old[2].values
+
+
+def test_a_txt_naming_no_record_left_is_removed() -> None:
+    gone = [lb("lb1", A1, "unhealthy", "terminated"), lb("lb2", A2, "unhealthy", "terminated")]
+    records = [a_record("lb1", A1), ownership("lb1")]
+    assert changes_of(records_plan(records, gone)) == [
+        ("DELETE", fqdn("lb1"), "A", (A1,)),
+        ("DELETE", fqdn("_lbf"), "TXT", ('"lb1"',)),
+    ]
