@@ -374,6 +374,15 @@ def _plan_backends(
         if not web.running or web.draining:
             continue
         (failed if web.health is Health.UNHEALTHY else kept).extend(entries)
+    # No verdict (its tags were lost, say, by a run killed between the list and the tags) is
+    # never a reason to take a server out: it keeps the entry it has until probes decide, so
+    # that a removal is always one for failed probes, counted against LBF_MAX_POOL_DROP.
+    kept += [
+        entry
+        for web in world.webs
+        if web.running and not web.draining and web.health is Health.UNKNOWN
+        for entry in backend_lists.entries_of(web, published)
+    ]
     try:
         wanted: backend_lists.BackendList | None = backend_lists.build_list(world.webs, kept)
     except backend_lists.BackendListTooLong as exc:

@@ -581,3 +581,18 @@ def test_a_skipped_stopped_lb_is_planned_off_and_nothing_is_written(
     writes = [w for w in cloud.calls.writes()[mark:] if w[0] != "Publish"]
     assert writes == []
     assert cloud.route53.value(ACTIVE) == (LB1,)
+
+
+def test_a_listed_web_server_whose_verdict_is_lost_keeps_its_entry(cloud: FakeCloud) -> None:
+    """Unknown is never a reason to move: a server whose lbf:health tag is gone (a run killed
+    between the list and the tags) is not taken out of the list outside LBF_MAX_POOL_DROP."""
+    env = env_of(ADDRESSING["private"])
+    settle(cloud, env)
+    web = list(cloud.ec2.instances)[2]
+    cloud.ec2.set_tag(web, "lbf:health", None)
+    cloud.ec2.set_tag(web, "lbf:probe", None)
+    whole = " ".join(f"{w}:80" for w in WEBS)
+
+    scheduled(cloud, env, rounds=1, probe=False, concerning=web)
+
+    assert cloud.ssm.parameters[f"/lbf/{CLUSTER}/backends"] == whole

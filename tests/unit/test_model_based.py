@@ -348,6 +348,8 @@ class ClusterMachine(RuleBasedStateMachine):
             return
         self.skipped[picked] = (tag, self.cloud.ec2.tag(picked, tag))
         self.cloud.ec2.set_tag(picked, tag, "Drain" if tag == "lbf:maintenance" else "LB 1")
+        if tag == "lbf:maintenance":
+            self.draining.discard(picked)  # a drain the typo replaced is no longer known
         self.damping[picked].forget(self.cloud.clock.now())
 
     @rule(index=st.integers(0, 20))
@@ -361,6 +363,8 @@ class ClusterMachine(RuleBasedStateMachine):
     def _fix_typo(self, instance_id: str) -> None:
         tag, value = self.skipped.pop(instance_id)
         self.cloud.ec2.set_tag(instance_id, tag, value)
+        if tag == "lbf:maintenance" and value == "drain":
+            self.draining.add(instance_id)
         self.damping[instance_id].forget(self.cloud.clock.now())
 
     @rule(ttl=st.sampled_from(TTLS))
@@ -462,7 +466,7 @@ class ClusterMachine(RuleBasedStateMachine):
             self.cloud.clock.time = max(self.cloud.clock.time, started + 60)
         self._check_moves(batches, by_damping=not overlapping)
         if not overlapping:
-            self._check_pool_drop(start_list)
+            self._check_pool_drop(start_list, report)
         self._check_frozen_kept(frozen_before, report)
         self.last_report = report
         self.clean_run = report is not None and report.ok and not disturbed
@@ -565,6 +569,7 @@ class ClusterMachine(RuleBasedStateMachine):
                 or instance_id not in self.skipped
                 or self.state(instance_id) != "running"
                 or self.address(instance_id) != address
+                or instance_id in self.draining  # a draining LB is moved off, skipped or not
                 or address in self.cloud.prober.dead
                 or address in self.flapping
                 or view.health.value != "healthy"
@@ -575,15 +580,26 @@ class ClusterMachine(RuleBasedStateMachine):
                 assert value is not None, f"skipped {instance_id} lost its record {name}"
                 assert address in value, f"skipped {instance_id} lost {name}: now {value}"
 
-    def _check_pool_drop(self, start_list: str | None) -> None:
+    def _check_pool_drop(self, start_list: str | None, report: jobs.Report | None) -> None:
         """No run removes more than LBF_MAX_POOL_DROP percent of the list it started with for
-        failed probes: an entry gone whose server still runs, is not draining, has that entry."""
-        if not start_list:
+        failed probes: an entry gone whose server still runs, is not draining, has that entry,
+        and failed its probes (unhealthy when the run ended; unknown is not a failed probe)."""
+        if not start_list or report is None or report.world is None:
             return
+        failed = {w.instance_id for w in report.world.webs if w.health.value == "unhealthy"}
+        failed |= {
+            s.instance_id
+            for s in report.world.skipped
+            if s.frozen is not None and s.frozen.health.value == "unhealthy"
+        }
         final = set((self.cloud.ssm.parameters.get(BACKENDS) or "").split())
         entries = {}
         for instance_id in self._ids("web", running=True):
-            if instance_id in self.draining or instance_id in self.typo:
+            if (
+                instance_id in self.draining
+                or instance_id in self.typo
+                or instance_id not in failed
+            ):
                 continue
             port = self.cloud.ec2.tag(instance_id, "lbf:port") or str(self.config.pool_port)
             entries[f"{self.address(instance_id)}:{port}"] = instance_id
