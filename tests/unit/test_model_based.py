@@ -362,6 +362,15 @@ class ClusterMachine(RuleBasedStateMachine):
 
     def _fix_typo(self, instance_id: str) -> None:
         tag, value = self.skipped.pop(instance_id)
+        taken = {
+            self.cloud.ec2.tag(i, "lbf:name")
+            for i in self._ids("lb")
+            if i != instance_id and self.state(i) != "terminated"
+        }
+        if tag == "lbf:name" and value in taken:
+            # Another LB took the name while the typo hid it: the operator leaves the name to
+            # the controller rather than making two LBs share it.
+            value = None
         self.cloud.ec2.set_tag(instance_id, tag, value)
         if tag == "lbf:maintenance" and value == "drain":
             self.draining.add(instance_id)
