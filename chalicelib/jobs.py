@@ -18,6 +18,7 @@ from chalicelib.config import Settings
 from chalicelib.core import dns, rejections, timing
 from chalicelib.core import notices as notice_policy
 from chalicelib.core import pushes as push_rules
+from chalicelib.core.backends import parse_list
 from chalicelib.core.health import Thresholds
 from chalicelib.core.inventory import ParseRules, build_inventory
 from chalicelib.core.model import (
@@ -131,6 +132,7 @@ def observe(
                 lb_address=settings.lb_address,
                 pool_address=settings.pool_address,
                 pool_port=settings.pool_port,
+                mode=settings.mode,
             ),
         )
         if concerning is not None and concerning not in {r.instance_id for r in raws}:
@@ -152,7 +154,7 @@ def observe(
     except AwsError as exc:
         raise ViewNotLoaded(f"could not read the world, acting on nothing: {exc}") from exc
     health_checks, health_checks_error = _read_health_checks(settings, services)
-    return World(
+    world = World(
         lbs=inventory.lbs,
         webs=inventory.webs,
         skipped=inventory.skipped,
@@ -167,6 +169,7 @@ def observe(
         health_checks=health_checks,
         health_checks_error=health_checks_error,
     )
+    return dns.reserve_frozen_names(world, record_rules(settings))
 
 
 def reconcile(
@@ -227,6 +230,8 @@ def reconcile(
     thresholds = thresholds_of(settings)
     world = fold_down_states(world, thresholds)
     count = settings.probe_rounds if rounds is None else rounds
+    # LBF_MAX_POOL_DROP bounds the whole run against the list published when it started.
+    start_list = parse_list(world.backends_parameter)
 
     for number in range(count):
         starts_at = max(clock.now(), started + number * settings.probe_interval)
@@ -256,7 +261,16 @@ def reconcile(
                 world = fold_probes(world, results, thresholds)
         world = _refresh_commands(world, services, report)
         world, plan = _plan_and_apply(
-            world, settings, services, executor, report, clock, started, rejected, unregistered
+            world,
+            settings,
+            services,
+            executor,
+            report,
+            clock,
+            started,
+            rejected,
+            unregistered,
+            start_list,
         )
         if number == 0:  # after the records: a failover never waits for a health check
             _keep_health_checks(world, settings, executor, report, started)
@@ -293,12 +307,14 @@ def _plan_and_apply(
     started: float,
     rejected: dict[str, str] | None = None,
     unregistered: dict[str, str] | None = None,
+    start_list: tuple[str, ...] | None = None,
 ) -> tuple[World, Plan]:
     """One round's plan, applied; a rejected record batch is judged by a re-read.
 
     `rejected` (record name -> Route 53's message) holds this run's permanent rejections, and
     `unregistered` the LBs whose SSM agent SendCommand did not know: their changes are left out
-    of the later rounds' plans, and tried again by the next run.
+    of the later rounds' plans, and tried again by the next run. `start_list` is the backend
+    list published when the run started: LBF_MAX_POOL_DROP is counted against it.
     """
     rejected = {} if rejected is None else rejected
     unregistered = {} if unregistered is None else unregistered
@@ -306,7 +322,9 @@ def _plan_and_apply(
 
     def decided(world: World) -> Plan:
         plan = rejections.without(
-            decide(world, settings, run_started_at=started), rejected, active_fqdn=active_fqdn
+            decide(world, settings, run_started_at=started, run_start_list=start_list),
+            rejected,
+            active_fqdn=active_fqdn,
         )
         kept = tuple(
             c
@@ -508,10 +526,19 @@ def merge_reread(ours: World, fresh: World, thresholds: Thresholds) -> World:
         known = commands.get(command.command_id)
         if known is None or (known.in_flight and not command.in_flight):
             commands[command.command_id] = command
+    # A skipped instance's tags are never written: its counts are this run's alone.
+    frozen = {s.instance_id: s.frozen for s in ours.skipped if s.frozen is not None}
+    skipped = tuple(
+        replace(s, frozen=replace(s.frozen, damping=frozen[s.instance_id].damping))
+        if s.frozen is not None and frozen.get(s.instance_id) is not None
+        else s
+        for s in fresh.skipped
+    )
     world = replace(
         fresh,
         lbs=keep_counts(fresh.lbs),
         webs=keep_counts(fresh.webs),
+        skipped=skipped,
         commands=tuple(commands.values()),
     )
     return fold_down_states(world, thresholds)

@@ -64,6 +64,18 @@ def status_rows(
             notes.append("in backend list")
         rows.append(_row("web", web, (), notes, probes) | {"name": entry or ""})
     for skipped in world.skipped:
+        # Why it is skipped, and what it keeps while frozen (its tags are never written).
+        notes = [f"skipped: {skipped.reason}"]
+        frozen = skipped.frozen
+        if frozen is not None and frozen.address is not None:
+            if frozen.address in active_values or world.eip_instance_id == skipped.instance_id:
+                notes.append(f"holds {settings.active_record_name}")
+            if backend_lists.entries_of(frozen, tuple(published)):
+                notes.append("in backend list")
+        probe = ""
+        if probes is not None:
+            result = probes.get(skipped.instance_id)
+            probe = "-" if result is None else ("ok " if result.ok else "FAIL ") + result.detail
         rows.append(
             {
                 "role": skipped.role or "?",
@@ -74,8 +86,8 @@ def status_rows(
                 "health": "skipped",
                 "state": "",
                 "record": "",
-                "probe": "",
-                "notes": f"skipped: {skipped.reason}",
+                "probe": probe,
+                "notes": ", ".join(notes),
             }
         )
     return rows

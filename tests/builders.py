@@ -76,6 +76,7 @@ def parse_rules(config: Settings | None = None) -> ParseRules:
         lb_address=config.lb_address,
         pool_address=config.pool_address,
         pool_port=config.pool_port,
+        mode=config.mode,
     )
 
 
@@ -194,10 +195,36 @@ def skipped(
     state: str = "running",
     reason: str = "lbf:maintenance 'Drain' is not 'drain'",
     role: str | None = "lb",
+    health: str = "healthy",
+    lb_state: str | None = None,
+    port: int | None = None,
 ) -> Skipped:
-    """An instance whose tags did not parse: frozen, never rendered anywhere."""
+    """An instance whose tags did not parse: frozen, never rendered anywhere.
+
+    With a known role it carries what parsed of it (`frozen`): its EC2 state, its address and the
+    verdict in its own tags (`health`), so it can be probed and judged.
+    """
+    frozen = None
+    if role in ("lb", "web"):
+        frozen = Instance(
+            instance_id=instance_id,
+            role=Role(role),
+            state=state,
+            launch_time=1000.0,
+            address=address,
+            name=name if role == "lb" else None,
+            port=port,
+            damping=damping(health),
+            lb_state=LbState(lb_state) if lb_state is not None else None,
+        )
     return Skipped(
-        instance_id=instance_id, reason=reason, role=role, name=name, address=address, state=state
+        instance_id=instance_id,
+        reason=reason,
+        role=role,
+        name=name,
+        address=address,
+        state=state,
+        frozen=frozen,
     )
 
 

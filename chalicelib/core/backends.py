@@ -65,12 +65,17 @@ def serving(web: Instance) -> bool:
     )
 
 
-def build_list(webs: Sequence[Instance]) -> BackendList:
+def build_list(webs: Sequence[Instance], kept: Sequence[str] = ()) -> BackendList:
+    """The list of every serving web server, plus `kept`: entries of the published list that
+    skipped web servers keep while they answer (rendered already, and parsed from that list)."""
     backends = [
         Backend(address=web.address or "", port=web.port or 0, instance_id=web.instance_id)
         for web in webs
         if serving(web)
     ]
+    for entry in kept:
+        host, _, port = entry.rpartition(":")
+        backends.append(Backend(address=host.strip("[]"), port=int(port), instance_id=""))
     unique = {b.render(): b for b in backends}
     ordered = sorted(unique.values(), key=Backend.sort_key)
     result = BackendList(tuple(b.render() for b in ordered))
@@ -80,6 +85,18 @@ def build_list(webs: Sequence[Instance]) -> BackendList:
             f"more than Parameter Store's {MAX_LIST_BYTES}"
         )
     return result
+
+
+def entries_of(web: Instance, published: Sequence[str]) -> tuple[str, ...]:
+    """The entries of a published list that are this web server's: its address, and its port
+    when that is known (a skipped server whose lbf:port does not parse is known by address)."""
+    if web.address is None:
+        return ()
+    if web.port is not None:
+        entry = Backend(web.address, web.port, web.instance_id).render()
+        return (entry,) if entry in published else ()
+    host = Backend(web.address, 1, web.instance_id).render().rpartition(":")[0]
+    return tuple(e for e in published if e.rpartition(":")[0] == host)
 
 
 def parse_list(text: str | None) -> tuple[str, ...]:
@@ -127,12 +144,21 @@ def guard_not_empty(wanted: BackendList) -> Held | None:
 
 
 def guard_pool_drop(
-    published: Sequence[str], wanted: BackendList, webs: Sequence[Instance], max_drop_percent: int
+    published: Sequence[str],
+    wanted: BackendList,
+    webs: Sequence[Instance],
+    max_drop_percent: int,
+    *,
+    failed_entries: Sequence[str] = (),
 ) -> Held | None:
-    """Too many servers failing probes at once is more likely the prober's fault than theirs."""
+    """Too many servers failing probes at once is more likely the prober's fault than theirs.
+
+    `published` is the list published when the run started: the bound is per run, however many
+    rounds remove entries. `failed_entries`: entries of skipped web servers whose probes failed.
+    """
     if not published:
         return None
-    failed = {
+    failed = set(failed_entries) | {
         rendered
         for web in webs
         if web.running
@@ -148,7 +174,7 @@ def guard_pool_drop(
     if len(removed) * 100 > max_drop_percent * len(published):
         return Held(
             "pool-drop",
-            f"{len(removed)} of {len(published)} backends failed probes at once, more than "
+            f"{len(removed)} of {len(published)} backends failed probes in one run, more than "
             f"LBF_MAX_POOL_DROP={max_drop_percent}%; the last list stays",
         )
     return None

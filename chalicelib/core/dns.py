@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from chalicelib.core.inventory import natural_key
-from chalicelib.core.model import GONE_STATES, Health, Instance, Record, Skipped
+from chalicelib.core.inventory import lowest_free_name, natural_key
+from chalicelib.core.model import (
+    DOWN_STATES,
+    GONE_STATES,
+    Health,
+    Instance,
+    Record,
+    Role,
+    Skipped,
+    World,
+)
 
 
 @dataclass(frozen=True)
@@ -54,13 +63,41 @@ class ActiveDecision:
 
 def is_eligible(lb: Instance) -> bool:
     """SPEC: running, tags parse (it is an Instance), not draining, verdict healthy."""
-    return (
-        lb.running
-        and not lb.draining
-        and lb.health is Health.HEALTHY
-        and lb.name is not None
-        and lb.address is not None
+    return keeps_role(lb) and lb.name is not None
+
+
+def keeps_role(lb: Instance) -> bool:
+    """The LB that holds the active role keeps it: running, not draining, healthy, reachable.
+
+    A skipped LB is judged by this too (its tags are frozen, not its health), but it is never
+    newly chosen: only `is_eligible` LBs of the inventory are candidates.
+    """
+    return lb.running and not lb.draining and lb.health is Health.HEALTHY and lb.address is not None
+
+
+def frozen_lbs(skipped: Iterable[Skipped]) -> list[Instance]:
+    """The skipped LBs whose role is known, as far as they parsed: they can hold what they have."""
+    return [s.frozen for s in skipped if s.frozen is not None and s.frozen.role is Role.LB]
+
+
+def _unjudged(skipped: Iterable[Skipped], values: Collection[str]) -> Skipped | None:
+    """A running skipped instance of unknown role that a value points at: left as it is."""
+    return next(
+        (
+            s
+            for s in skipped
+            if s.frozen is None
+            and s.address is not None
+            and s.address in values
+            and s.state not in DOWN_STATES
+        ),
+        None,
     )
+
+
+def label(lb: Instance) -> str:
+    """How an LB is named in reasons: a skipped LB may have no valid name."""
+    return lb.name or lb.instance_id
 
 
 def by_name(lbs: Iterable[Instance]) -> list[Instance]:
@@ -87,23 +124,28 @@ def decide_active(
     """Where the active record should point. `can_take_over` narrows which eligible LBs may be
     newly chosen (LBF_LB_MIN_BACKENDS); the LB that holds the record is judged on health alone.
 
+    A skipped LB that holds the record is judged like any holder (EC2's state outranks its tags;
+    its probes still count) and is never newly chosen.
+
     `former`: addresses LBs of the cluster are known to have held (their own records, the LB
     list parameter). A record holding none of the current LB addresses follows the LB tagged
     active only if it holds such a former address: that LB came back with a new IP. Anything
     else was pointed there by hand and is repaired, with a notice. None: not known, follow.
     """
     candidates = by_name(lb for lb in lbs if is_eligible(lb) and can_take_over(lb))
+    frozen = frozen_lbs(skipped)
     if rules.active_mode == "all":
-        return _decide_active_all(current, lbs, candidates)
+        return _decide_active_all(current, lbs, candidates, frozen, skipped)
     values = set(current.values) if current is not None else set()
-    pointed = [lb for lb in lbs if lb.address is not None and lb.address in values]
+    known = [*lbs, *frozen]
+    pointed = [lb for lb in known if lb.address is not None and lb.address in values]
     if current is None:
         return _create(candidates)
 
-    frozen = [s for s in skipped if s.address is not None and s.address in values]
-    if frozen and not pointed:
+    unjudged = _unjudged(skipped, values)
+    if unjudged is not None and not pointed:
         return ActiveDecision(
-            None, (), f"left as is: it points at skipped instance {frozen[0].instance_id}"
+            None, (), f"left as is: it points at skipped instance {unjudged.instance_id}"
         )
 
     holder: Instance | None = pointed[0] if pointed else None
@@ -112,7 +154,7 @@ def decide_active(
     if holder is None:
         # The record holds no current LB address: either the active LB came back with a new IP
         # (it still carries lbf:state=active), or someone pointed the record elsewhere.
-        tagged = [lb for lb in lbs if lb.lb_state is not None and lb.lb_state.value == "active"]
+        tagged = [lb for lb in known if lb.lb_state is not None and lb.lb_state.value == "active"]
         if len(tagged) == 1 and tagged[0].address is None:
             # A stopped LB has no public address, but the record is still its: moving off it is a
             # failover (with its notice), not the repair of a record no LB of the cluster holds.
@@ -126,13 +168,13 @@ def decide_active(
             if keeps in candidates:
                 candidates = [keeps, *(lb for lb in candidates if lb is not keeps)]
 
-    if holder is not None and is_eligible(holder):
+    if holder is not None and keeps_role(holder):
         if not followed and len(current.values) == 1:
-            return ActiveDecision(None, (holder.instance_id,), f"kept on {holder.name}")
+            return ActiveDecision(None, (holder.instance_id,), f"kept on {label(holder)}")
         return ActiveDecision(
             (holder.address or "",),
             (holder.instance_id,),
-            f"follows {holder.name} to its address {holder.address}",
+            f"follows {label(holder)} to its address {holder.address}",
         )
     return _off_holder(holder, candidates, pointed_at=", ".join(sorted(values)), keeps=keeps)
 
@@ -140,6 +182,7 @@ def decide_active(
 def decide_holder(
     holder_id: str | None,
     lbs: Sequence[Instance],
+    skipped: Sequence[Skipped] = (),
     *,
     can_take_over: Callable[[Instance], bool] = anyone,
 ) -> ActiveDecision:
@@ -147,9 +190,15 @@ def decide_holder(
     candidates = by_name(lb for lb in lbs if is_eligible(lb) and can_take_over(lb))
     if holder_id is None:
         return _create(candidates)
-    holder = next((lb for lb in lbs if lb.instance_id == holder_id), None)
-    if holder is not None and is_eligible(holder):
-        return ActiveDecision(None, (holder.instance_id,), f"kept on {holder.name}")
+    holder = next((lb for lb in [*lbs, *frozen_lbs(skipped)] if lb.instance_id == holder_id), None)
+    if holder is None:
+        unknown = next((s for s in skipped if s.instance_id == holder_id), None)
+        if unknown is not None and unknown.state not in DOWN_STATES:
+            return ActiveDecision(
+                None, (), f"left as is: it is on skipped instance {unknown.instance_id}"
+            )
+    if holder is not None and keeps_role(holder):
+        return ActiveDecision(None, (holder.instance_id,), f"kept on {label(holder)}")
     return _off_holder(holder, candidates, pointed_at=holder_id)
 
 
@@ -180,7 +229,7 @@ def _off_holder(
         and holder.health is Health.UNKNOWN
     ):
         # Unknown is never a reason to move (SPEC): no verdict yet after a start or an edit.
-        return ActiveDecision(None, (holder.instance_id,), f"kept on {holder.name} (unknown)")
+        return ActiveDecision(None, (holder.instance_id,), f"kept on {label(holder)} (unknown)")
 
     others = [lb for lb in candidates if holder is None or lb.instance_id != holder.instance_id]
     if not others:
@@ -189,18 +238,18 @@ def _off_holder(
         # the record can follow it later instead of being repaired to whichever LB is lowest.
         claimant = holder or keeps
         held = (claimant.instance_id,) if claimant is not None else ()
-        what = holder.name if holder is not None else pointed_at
+        what = label(holder) if holder is not None else pointed_at
         return ActiveDecision(None, held, f"left on {what}: no eligible LB", no_eligible=True)
     target = others[0]
     if holder is None:
         reason = f"repaired: pointed at {pointed_at}, no LB of the cluster"
     else:
-        reason = f"moved off {holder.name} ({_why_not(holder)}) to {target.name}"
+        reason = f"moved off {label(holder)} ({_why_not(holder)}) to {target.name}"
     return ActiveDecision(
         (target.address or "",),
         (target.instance_id,),
         reason,
-        moved_from=holder.name if holder is not None else None,
+        moved_from=label(holder) if holder is not None else None,
         moved_to=target.name,
         repaired=holder is None,
     )
@@ -211,27 +260,46 @@ def _why_not(lb: Instance) -> str:
         return lb.state
     if lb.draining:
         return "draining"
+    if lb.address is None:
+        return "no address"
     return lb.health.value
 
 
 def _decide_active_all(
-    current: Record | None, lbs: Sequence[Instance], candidates: Sequence[Instance]
+    current: Record | None,
+    lbs: Sequence[Instance],
+    candidates: Sequence[Instance],
+    frozen: Sequence[Instance],
+    skipped: Sequence[Skipped],
 ) -> ActiveDecision:
-    """Active-active: every eligible LB, plus those in the record that have no verdict yet."""
+    """Active-active: every eligible LB, plus those in the record that have no verdict yet.
+
+    A skipped LB keeps its place in the record while it is running and not failing (never added);
+    an address of a running skipped instance of unknown role stays too.
+    """
     values = set(current.values) if current is not None else set()
     chosen = {lb.instance_id for lb in candidates}
-    keep = [
-        lb
-        for lb in lbs
-        if lb.instance_id in chosen
-        or (lb.address in values and is_eligible(lb))
-        or (lb.address in values and lb.running and not lb.draining and lb.health is Health.UNKNOWN)
-    ]
-    if not any(is_eligible(lb) for lb in keep):
+
+    def stays(lb: Instance) -> bool:
+        return lb.address in values and (
+            keeps_role(lb) or (lb.running and not lb.draining and lb.health is Health.UNKNOWN)
+        )
+
+    keep = [lb for lb in lbs if lb.instance_id in chosen or stays(lb)]
+    keep += [lb for lb in frozen if stays(lb)]
+    unjudged = {
+        s.address
+        for s in skipped
+        if s.frozen is None
+        and s.address is not None
+        and s.address in values
+        and s.state not in DOWN_STATES
+    }
+    if not any(keeps_role(lb) for lb in keep):
         # Never an empty record: with no eligible LB it stays as it is.
         return ActiveDecision(None, (), "no eligible LB", no_eligible=current is not None)
     ordered = by_name(keep)
-    wanted = tuple(sorted({lb.address or "" for lb in ordered}, key=_address_key))
+    wanted = tuple(sorted({lb.address or "" for lb in ordered} | unjudged, key=_address_key))
     holders = tuple(lb.instance_id for lb in ordered)
     if current is not None and tuple(sorted(current.values, key=_address_key)) == wanted:
         return ActiveDecision(None, holders, "kept")
@@ -269,24 +337,41 @@ def plan_records(
     skipped: Sequence[Skipped],
     decision: ActiveDecision,
     rules: RecordRules,
+    *,
+    former: Collection[str] = (),
 ) -> list[RecordChange]:
-    """Every record change of this round, for one change batch (Route 53: 5 requests/s)."""
+    """Every record change of this round, for one change batch (Route 53: 5 requests/s).
+
+    `former`: addresses the cluster's LBs are known to have held; an active record left on one
+    of them is still the cluster's, and takes a new LBF_TTL like the rest.
+    """
     current = {(r.name, r.type): r for r in records}
     changes: list[RecordChange] = []
     existing_after: set[str] = {name for (name, kind) in current if kind == "A"}
+    owned = _owned_names(current.get((rules.ownership_fqdn, "TXT")), rules)
 
-    # Names an instance of the cluster still answers for; a skipped LB's record is frozen.
-    known_names: set[str] = {rules.fqdn(s.name) for s in skipped if s.name is not None}
+    # Names an instance of the cluster still answers for. A skipped LB that has not given up its
+    # address is frozen: the record of its name stays as it is, and so does its own record found
+    # by address (an owned name whose record holds it) when its name tag no longer parses.
+    # EC2's state outranks a tag: a skipped LB that is gone loses its record like any other.
+    live_skipped = [s for s in skipped if s.state not in GONE_STATES]
+    frozen_labels = {s.name for s in live_skipped if s.name is not None}
+    known_names: set[str] = {rules.fqdn(label) for label in frozen_labels}
+    frozen_addresses = {s.address for s in live_skipped if s.address is not None}
+    known_names |= {
+        name
+        for name in owned
+        if (record := current.get((name, "A"))) is not None
+        and frozen_addresses.intersection(record.values)
+    }
     # Several instances can carry one name (a replacement and the one it replaced): the record
     # follows the running one, and is removed only when every one of them is gone.
-    # A skipped LB that still runs is frozen: the record of its name stays as it is.
-    frozen_labels = {s.name for s in skipped if s.name is not None and s.state not in GONE_STATES}
     by_label: dict[str, list[Instance]] = {}
     for lb in lbs:
         if lb.name is not None:
             by_label.setdefault(lb.name, []).append(lb)
-    for label, holders in by_label.items():
-        fqdn = rules.fqdn(label)
+    for label_, holders in by_label.items():
+        fqdn = rules.fqdn(label_)
         known_names.add(fqdn)
         record = current.get((fqdn, "A"))
         live = [lb for lb in holders if lb.running and lb.address is not None]
@@ -298,12 +383,23 @@ def plan_records(
         elif (
             record is not None
             and all(lb.state in GONE_STATES for lb in holders)
-            and label not in frozen_labels
+            and label_ not in frozen_labels
         ):
             changes.append(RecordChange("DELETE", record))
             existing_after.discard(fqdn)
+    gone_labels = (
+        {s.name for s in skipped if s.name is not None and s.state in GONE_STATES}
+        - frozen_labels
+        - set(by_label)
+    )
+    for label_ in sorted(gone_labels, key=natural_key):
+        fqdn = rules.fqdn(label_)
+        record = current.get((fqdn, "A"))
+        if record is not None and fqdn not in known_names:
+            changes.append(RecordChange("DELETE", record))
+            existing_after.discard(fqdn)
+            known_names.add(fqdn)  # deleted here, not again as a vanished name below
 
-    owned = _owned_names(current.get((rules.ownership_fqdn, "TXT")), rules)
     # A record we created for an LB that has since vanished while no run was looking.
     for fqdn in sorted(owned - known_names - {rules.active_fqdn}):
         record = current.get((fqdn, "A"))
@@ -315,6 +411,15 @@ def plan_records(
     if decision.values is not None:
         changes.extend(active_change(active, decision.values, rules.ttl, rules.active_fqdn))
         existing_after.add(rules.active_fqdn)
+    elif (
+        active is not None
+        and active.ttl != rules.ttl
+        and set(active.values) <= _addresses(lbs, skipped) | set(former)
+    ):
+        # LBF_TTL changed: the same values with the new TTL, through the same compare-and-swap.
+        # Only while it holds the cluster's LBs: a record pointed by hand at no LB is rewritten
+        # when it is repaired, never restated as it is.
+        changes.extend(active_change(active, active.values, rules.ttl, rules.active_fqdn))
 
     mine = {rules.fqdn(lb.name) for lb in lbs if lb.name is not None} | {rules.active_fqdn}
     owned_after = {name for name in existing_after if name in owned or name in mine}
@@ -322,7 +427,10 @@ def plan_records(
         (name.removesuffix("." + rules.domain) for name in owned_after), key=natural_key
     )
     ownership = current.get((rules.ownership_fqdn, "TXT"))
-    if labels and _owned_names(ownership, rules) != owned_after:
+    if labels and (
+        _owned_names(ownership, rules) != owned_after
+        or (ownership is not None and ownership.ttl != rules.ttl)
+    ):
         record = Record(
             name=rules.ownership_fqdn,
             type="TXT",
@@ -330,7 +438,17 @@ def plan_records(
             values=tuple(f'"{label}"' for label in labels),
         )
         changes.append(RecordChange("UPSERT", record))
+    elif not labels and ownership is not None and not owned_after:
+        # Every record it listed is gone: a TXT naming none of them is removed, not left stale
+        # (Route 53 has no empty TXT record).
+        changes.append(RecordChange("DELETE", ownership))
     return changes
+
+
+def _addresses(lbs: Sequence[Instance], skipped: Sequence[Skipped]) -> set[str]:
+    return {lb.address for lb in lbs if lb.address is not None} | {
+        s.address for s in skipped if s.address is not None
+    }
 
 
 def _owned_names(record: Record | None, rules: RecordRules) -> set[str]:
@@ -352,3 +470,35 @@ def apply_record_changes(
         else:
             current[key] = change.record
     return tuple(current.values())
+
+
+def reserve_frozen_names(world: World, rules: RecordRules) -> World:
+    """A name assigned this run never takes the record of a skipped LB that still has it.
+
+    A skipped LB whose lbf:name no longer parses is known to the inventory by no name, so the
+    lowest free `lbN` may be its own: its record (an owned name whose record holds its address)
+    would be rewritten to the newcomer. The newcomer gets the next free name instead.
+    """
+    current = {(r.name, r.type): r for r in world.records}
+    addresses = {
+        s.address for s in world.skipped if s.address is not None and s.state not in GONE_STATES
+    }
+    owned = _owned_names(current.get((rules.ownership_fqdn, "TXT")), rules)
+    reserved = {
+        name.removesuffix("." + rules.domain)
+        for name in owned
+        if (record := current.get((name, "A"))) is not None
+        and addresses.intersection(record.values)
+    }
+    if not any(lb.name_assigned and lb.name in reserved for lb in world.lbs):
+        return world
+    taken = {lb.name for lb in world.lbs if lb.name is not None}
+    taken |= {s.name for s in world.skipped if s.name is not None} | reserved
+    taken.add(rules.active_name)
+    lbs = []
+    for lb in world.lbs:
+        if lb.name_assigned and lb.name in reserved:
+            lb = replace(lb, name=lowest_free_name(taken))
+            taken.add(lb.name or "")
+        lbs.append(lb)
+    return replace(world, lbs=tuple(lbs))

@@ -50,6 +50,7 @@ class ParseRules:
     lb_address: str  # "public" | "private"
     pool_address: str
     pool_port: int
+    mode: str = "dns"  # LBF_MODE: says why an LB without its own public IPv4 cannot serve
 
 
 def show(value: str, limit: int = 40) -> str:
@@ -95,55 +96,85 @@ def _lb_state(value: str | None) -> LbState | None:
 def parse_instance(raw: RawInstance, rules: ParseRules) -> Instance | Skipped:
     tags = dict(raw.tags)
     role_value = tags.get(TAG_ROLE)
-
+    role = Role(role_value) if role_value in (Role.LB.value, Role.WEB.value) else None
     raw_name = tags.get(TAG_NAME)
+    valid_name = raw_name if raw_name is not None and is_label(raw_name) else None
 
-    def skip(reason: str, *, address: str | None = None) -> Skipped:
-        # A valid name protects its record: a skipped LB is frozen, not forgotten.
+    # An instance of unknown role is most likely an LB with a typo: an active record on its LB
+    # address is recognised as its, and left to it while it runs.
+    which = rules.pool_address if role is Role.WEB else rules.lb_address
+    raw_address = raw.public_ip if which == "public" else raw.private_ip
+    address = parse_address(raw_address)
+    maintenance = tags.get(TAG_MAINTENANCE)
+    raw_port = tags.get(TAG_PORT)
+    port: int | None = None
+    if role is Role.WEB:
+        port = rules.pool_port if raw_port is None else parse_port(raw_port)
+    damping = Damping(
+        health=parse_health(tags.get(TAG_HEALTH)), run=parse_probe_run(tags.get(TAG_PROBE))
+    )
+
+    def skip(reason: str, *, known_address: str | None = None) -> Skipped:
+        # A valid name protects its record: a skipped LB is frozen, not forgotten. What parsed of
+        # it is kept so it can be probed and judged; nothing that did not parse is.
+        frozen = None
+        if role is not None:
+            frozen = Instance(
+                instance_id=raw.instance_id,
+                role=role,
+                state=raw.state,
+                launch_time=raw.launch_time,
+                address=known_address,
+                name=valid_name if role is Role.LB and valid_name != rules.active_name else None,
+                port=port,
+                draining=maintenance == "drain",
+                damping=damping,
+                lb_state=_lb_state(tags.get(TAG_STATE)) if role is Role.LB else None,
+            )
         return Skipped(
             instance_id=raw.instance_id,
             reason=reason,
-            role=role_value if role_value in ("lb", "web") else None,
-            name=raw_name if raw_name is not None and is_label(raw_name) else None,
-            address=address,
+            role=role.value if role is not None else None,
+            name=valid_name,
+            address=known_address,
             state=raw.state,
+            frozen=frozen,
         )
 
-    if role_value not in (Role.LB.value, Role.WEB.value):
-        shown = "missing" if role_value is None else show(role_value)
-        return skip(f"{TAG_ROLE} {shown} is not 'lb' or 'web'")
-    role = Role(role_value)
-
-    which = rules.lb_address if role is Role.LB else rules.pool_address
-    raw_address = raw.public_ip if which == "public" else raw.private_ip
-    address = parse_address(raw_address)
     if raw_address is not None and address is None:
+        if role is None:
+            return skip(_bad_role(role_value))
         return skip(f"{which} address {show(raw_address)} is not an IP address")
+    if role is None:
+        return skip(_bad_role(role_value), known_address=address)
 
-    maintenance = tags.get(TAG_MAINTENANCE)
     if maintenance not in (None, "drain"):
-        return skip(f"{TAG_MAINTENANCE} {show(maintenance or '')} is not 'drain'", address=address)
+        return skip(
+            f"{TAG_MAINTENANCE} {show(maintenance or '')} is not 'drain'", known_address=address
+        )
 
     name: str | None = None
-    port: int | None = None
     if role is Role.LB:
         if raw_name is not None:
             if not is_label(raw_name):
-                return skip(f"{TAG_NAME} {show(raw_name)} is not a DNS label", address=address)
+                return skip(
+                    f"{TAG_NAME} {show(raw_name)} is not a DNS label", known_address=address
+                )
             if raw_name == rules.active_name:
                 return skip(
                     f"{TAG_NAME} {show(raw_name)} is the active record's name",
-                    address=address,
+                    known_address=address,
                 )
             name = raw_name
-    else:
-        raw_port = tags.get(TAG_PORT)
-        if raw_port is None:
-            port = rules.pool_port
-        else:
-            port = parse_port(raw_port)
-            if port is None:
-                return skip(f"{TAG_PORT} {show(raw_port)} is not a port 1-65535", address=address)
+    elif port is None:
+        return skip(
+            f"{TAG_PORT} {show(raw_port or '')} is not a port 1-65535", known_address=address
+        )
+
+    if address is None and raw.state == "running":
+        # Never silently left out: without the address the settings select it can be neither
+        # probed nor published, and an operator must hear why.
+        return skip(_no_address(role, which, rules))
 
     return Instance(
         instance_id=raw.instance_id,
@@ -154,14 +185,25 @@ def parse_instance(raw: RawInstance, rules: ParseRules) -> Instance | Skipped:
         name=name,
         port=port,
         draining=maintenance == "drain",
-        damping=Damping(
-            health=parse_health(tags.get(TAG_HEALTH)),
-            run=parse_probe_run(tags.get(TAG_PROBE)),
-        ),
+        damping=damping,
         lb_state=_lb_state(tags.get(TAG_STATE)) if role is Role.LB else None,
         backends_checksum=_checksum(tags.get(TAG_BACKENDS)) if role is Role.LB else None,
         written=tuple(sorted((k, v) for k, v in tags.items() if k in CONTROLLER_TAGS)),
     )
+
+
+def _bad_role(value: str | None) -> str:
+    shown = "missing" if value is None else show(value)
+    return f"{TAG_ROLE} {shown} is not 'lb' or 'web'"
+
+
+def _no_address(role: Role, which: str, rules: ParseRules) -> str:
+    variable = "LBF_LB_ADDRESS" if role is Role.LB else "LBF_POOL_ADDRESS"
+    kind = "public IPv4" if which == "public" else "private IPv4"
+    reason = f"running without a {kind} address ({variable}={which})"
+    if role is Role.LB and rules.mode == "eip" and which == "public":
+        reason += "; LBF_MODE=eip with LBF_LB_ADDRESS=public needs LBs with their own public IPv4"
+    return reason
 
 
 def natural_key(name: str) -> tuple[str | int, ...]:
@@ -224,6 +266,8 @@ def build_inventory(raws: Iterable[RawInstance], rules: ParseRules) -> Inventory
                     name=None,  # the record belongs to the holder
                     address=lb.address,
                     state=lb.state,
+                    # Judged like any skipped LB (it may hold the active role), by no name.
+                    frozen=replace(lb, name=None, backends_checksum=None, written=()),
                 )
             )
 

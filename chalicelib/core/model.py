@@ -94,7 +94,8 @@ class Instance:
 
 @dataclass(frozen=True)
 class Skipped:
-    """An instance of the cluster whose tags did not parse: never rendered anywhere, frozen."""
+    """An instance of the cluster that is skipped: a tag did not parse, or it has no address the
+    settings select. Its tags are frozen (never written, never rendered), not its health."""
 
     instance_id: str
     reason: str
@@ -102,6 +103,11 @@ class Skipped:
     name: str | None  # raw lbf:name if it is a valid label (protects that record), else None
     address: str | None  # its address if it parsed, so an active record on it is recognised
     state: str
+    # What parsed of it (role, EC2 state, address, the damping in its own lbf:probe/lbf:health):
+    # probed and judged like any instance, so that it can lose what it holds when it stops or
+    # fails, but never newly chosen. None when its role is not known. Its name is a valid label
+    # or None; no value here came from a tag that did not parse.
+    frozen: Instance | None = None
 
 
 @dataclass(frozen=True)

@@ -180,23 +180,48 @@ def thresholds_of(settings: Settings) -> Thresholds:
     return Thresholds(rise=settings.rise, fall=settings.fall)
 
 
+def _fold_all(world: World, fold: Callable[[Instance], Instance]) -> World:
+    """Applies `fold` to every instance a verdict is kept for, skipped ones included."""
+    skipped = tuple(
+        replace(s, frozen=fold(s.frozen)) if s.frozen is not None else s for s in world.skipped
+    )
+    return replace(
+        world,
+        lbs=tuple(fold(i) for i in world.lbs),
+        webs=tuple(fold(i) for i in world.webs),
+        skipped=skipped,
+    )
+
+
 def fold_down_states(world: World, thresholds: Thresholds) -> World:
-    """EC2 reports the instance stopping or gone: unhealthy at once, no rounds needed."""
+    """EC2 reports the instance stopping or gone: unhealthy at once, no rounds needed.
 
-    def fold(instances: tuple[Instance, ...]) -> tuple[Instance, ...]:
-        return tuple(
-            replace(i, damping=down_at_once(i.damping, thresholds)) if i.down else i
-            for i in instances
-        )
+    EC2's state outranks a tag: a skipped instance in such a state is unhealthy at once too.
+    """
 
-    return replace(world, lbs=fold(world.lbs), webs=fold(world.webs))
+    def fold(i: Instance) -> Instance:
+        return replace(i, damping=down_at_once(i.damping, thresholds)) if i.down else i
+
+    return _fold_all(world, fold)
+
+
+def frozen_webs(world: World) -> list[tuple[Instance, tuple[str, ...]]]:
+    """Skipped web servers, each with the entries it has in the published list."""
+    published = backend_lists.parse_list(world.backends_parameter)
+    return [
+        (s.frozen, backend_lists.entries_of(s.frozen, published))
+        for s in world.skipped
+        if s.frozen is not None and s.frozen.role is Role.WEB
+    ]
 
 
 def probe_targets(world: World, settings: Settings) -> list[ProbeTarget]:
-    """Running instances with an address; skipped ones are frozen and never probed."""
+    """Running instances with an address. A skipped one is probed too: its tags are frozen, not
+    its health; a skipped web server only through the entry it has (its port may not parse)."""
+    lbs = [*world.lbs, *dns.frozen_lbs(world.skipped)]
     targets = [
         ProbeTarget(lb.instance_id, settings.lb_check.render(lb.address))
-        for lb in world.lbs
+        for lb in lbs
         if lb.running and lb.address is not None
     ]
     targets += [
@@ -204,6 +229,12 @@ def probe_targets(world: World, settings: Settings) -> list[ProbeTarget]:
         for web in world.webs
         if web.running and web.address is not None
     ]
+    for web, entries in frozen_webs(world):
+        if web.running and web.address is not None and entries:
+            port = web.port or int(entries[0].rpartition(":")[2])
+            targets.append(
+                ProbeTarget(web.instance_id, settings.pool_check.render(web.address, port))
+            )
     return targets
 
 
@@ -216,22 +247,27 @@ def is_prober_fault(results: Mapping[str, ProbeResult], fault_percent: int) -> b
 
 
 def fold_probes(world: World, results: Mapping[str, ProbeResult], thresholds: Thresholds) -> World:
-    def fold(instances: tuple[Instance, ...]) -> tuple[Instance, ...]:
-        return tuple(
-            replace(i, damping=advance(i.damping, results[i.instance_id].ok, thresholds))
-            if i.instance_id in results and not i.down
-            else i
-            for i in instances
-        )
+    def fold(i: Instance) -> Instance:
+        if i.instance_id in results and not i.down:
+            return replace(i, damping=advance(i.damping, results[i.instance_id].ok, thresholds))
+        return i
 
-    return replace(world, lbs=fold(world.lbs), webs=fold(world.webs))
+    return _fold_all(world, fold)
 
 
 # ---------------------------------------------------------------------------------------------
 # Deciding.
 
 
-def decide(world: World, settings: Settings, *, run_started_at: float) -> Plan:
+def decide(
+    world: World,
+    settings: Settings,
+    *,
+    run_started_at: float,
+    run_start_list: Sequence[str] | None = None,
+) -> Plan:
+    """`run_start_list`: the backend list published when the run started, which bounds what the
+    whole run may remove for failed probes (LBF_MAX_POOL_DROP); None: the one in `world`."""
     rules = record_rules(settings)
     conditions: dict[str, str] = {}
     notes: list[str] = [f"skipped {s.instance_id}: {s.reason}" for s in world.skipped]
@@ -241,7 +277,9 @@ def decide(world: World, settings: Settings, *, run_started_at: float) -> Plan:
     current_active = _record(world, rules.active_fqdn, "A")
     can_take_over = serves_current_list(world, settings.lb_min_backends)
     if settings.mode == "eip":
-        active = dns.decide_holder(world.eip_instance_id, world.lbs, can_take_over=can_take_over)
+        active = dns.decide_holder(
+            world.eip_instance_id, world.lbs, world.skipped, can_take_over=can_take_over
+        )
     else:
         active = dns.decide_active(
             current_active,
@@ -258,7 +296,12 @@ def decide(world: World, settings: Settings, *, run_started_at: float) -> Plan:
 
     changes: list[Change] = []
     record_changes = dns.plan_records(
-        world.records, world.lbs, world.skipped, _record_part(active, world, settings), rules
+        world.records,
+        world.lbs,
+        world.skipped,
+        _record_part(active, world, settings),
+        rules,
+        former=_former_lb_addresses(world, rules),
     )
     if record_changes:
         changes.append(ChangeRecords(tuple(record_changes), active.reason))
@@ -273,7 +316,14 @@ def decide(world: World, settings: Settings, *, run_started_at: float) -> Plan:
             )
         )
 
-    wanted, held, list_changes, list_conditions = _plan_backends(world, settings, run_started_at)
+    start_list = (
+        backend_lists.parse_list(world.backends_parameter)
+        if run_start_list is None
+        else tuple(run_start_list)
+    )
+    wanted, held, list_changes, list_conditions = _plan_backends(
+        world, settings, run_started_at, start_list
+    )
     changes += list_changes
     conditions.update(list_conditions)
     if held is not None and not _pool_still_unknown(world):
@@ -334,9 +384,12 @@ def _record_part(
     """In EIP mode the active record holds the Elastic IP itself and never moves."""
     if settings.mode != "eip":
         return active
-    current = _record(world, record_rules(settings).active_fqdn, "A")
+    rules = record_rules(settings)
+    current = _record(world, rules.active_fqdn, "A")
     eip = world.eip_address
-    if eip is None or (current is not None and current.values == (eip,)):
+    if eip is None or (
+        current is not None and current.values == (eip,) and current.ttl == rules.ttl
+    ):
         return replace(active, values=None)
     return replace(active, values=(eip,))
 
@@ -361,22 +414,38 @@ def serves_current_list(world: World, min_backends: int) -> Callable[[Instance],
 
 
 def _plan_backends(
-    world: World, settings: Settings, run_started_at: float
+    world: World, settings: Settings, run_started_at: float, start_list: Sequence[str]
 ) -> tuple[
     backend_lists.BackendList | None, backend_lists.Held | None, list[Change], dict[str, str]
 ]:
     changes: list[Change] = []
     conditions: dict[str, str] = {}
     published = backend_lists.parse_list(world.backends_parameter)
+    # A skipped web server keeps the entry it has while it answers, and is never newly added.
+    kept: list[str] = []
+    failed: list[str] = []
+    for web, entries in frozen_webs(world):
+        if not web.running or web.draining:
+            continue
+        (failed if web.health is Health.UNHEALTHY else kept).extend(entries)
+    # No verdict (its tags were lost, say, by a run killed between the list and the tags) is
+    # never a reason to take a server out: it keeps the entry it has until probes decide, so
+    # that a removal is always one for failed probes, counted against LBF_MAX_POOL_DROP.
+    kept += [
+        entry
+        for web in world.webs
+        if web.running and not web.draining and web.health is Health.UNKNOWN
+        for entry in backend_lists.entries_of(web, published)
+    ]
     try:
-        wanted: backend_lists.BackendList | None = backend_lists.build_list(world.webs)
+        wanted: backend_lists.BackendList | None = backend_lists.build_list(world.webs, kept)
     except backend_lists.BackendListTooLong as exc:
         conditions["backends-too-long"] = str(exc)
         wanted = None
     held = None
     if wanted is not None:
         held = backend_lists.guard_not_empty(wanted) or backend_lists.guard_pool_drop(
-            published, wanted, world.webs, settings.max_pool_drop
+            start_list, wanted, world.webs, settings.max_pool_drop, failed_entries=failed
         )
     serving = wanted if wanted is not None and held is None else None
     if serving is None and published:
@@ -389,9 +458,17 @@ def _plan_backends(
             world, serving, run_started_at, conditions, log_group=settings.push_log_group
         )
 
-    lbs_text = " ".join(
+    addresses = [
         lb.address for lb in dns.by_name(world.lbs) if lb.running and lb.address is not None
-    )
+    ]
+    # A skipped LB keeps its place in the list while it runs; it is never newly added.
+    stored = (world.lbs_parameter or "").split()
+    addresses += [
+        lb.address
+        for lb in dns.frozen_lbs(world.skipped)
+        if lb.running and lb.address is not None and lb.address in stored
+    ]
+    lbs_text = " ".join(addresses)
     # SSM rejects an empty parameter value; with no LB running the last value stays.
     if lbs_text and lbs_text != world.lbs_parameter:
         changes.append(PutParameter(settings.lbs_parameter, lbs_text))

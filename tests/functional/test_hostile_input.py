@@ -211,7 +211,8 @@ def test_a_tag_that_does_not_parse_skips_the_instance_and_reaches_nothing(
     sent = [d for op, d in cloud.calls.log if op == "SendCommand"]
     assert sent
     assert {d[1] for d in sent} == {GOOD_LIST}  # type: ignore[index]
-    # The skipped instance is never probed, tagged or pushed to.
+    # The skipped instance is never tagged or pushed to (it may be probed: its tags are frozen,
+    # not its health; SPEC "Where two rules meet").
     assert all(hostile not in d for op, d in cloud.calls.log if op == "CreateTags")  # type: ignore[operator]
     assert_nothing_hostile_written(cloud, hostile_value)
     # `status` shows it as skipped, with the reason escaped onto one line.

@@ -276,3 +276,38 @@ def test_a_stored_list_that_does_not_parse_counts_as_none(
 def test_a_stored_list_round_trips() -> None:
     built = build_list([web("10.0.0.2"), web("2001:db8::1"), web("10.0.0.1", port=8080)])
     assert BackendList(parse_list(built.text)) == built
+
+
+# --- LBF_MAX_POOL_DROP is per run -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("failed_now", "max_drop", "held"),
+    [
+        # The run started with the four published; an earlier round already removed 10.0.0.1.
+        pytest.param(("10.0.0.1",), 25, False, id="first-removal-within-bound"),
+        pytest.param(("10.0.0.1", "10.0.0.2"), 25, True, id="second-round-over-the-run-bound"),
+        pytest.param(("10.0.0.1", "10.0.0.2"), 50, False, id="two-of-four-at-fifty"),
+        pytest.param(("10.0.0.1", "10.0.0.2", "10.0.0.3"), 50, True, id="three-of-four-at-fifty"),
+    ],
+)
+def test_the_bound_counts_against_the_list_the_run_started_with(
+    failed_now: tuple[str, ...], max_drop: int, held: bool
+) -> None:
+    webs = pool(*(web(address, "unhealthy") for address in failed_now))
+    result = guard_pool_drop(PUBLISHED, build_list(webs), webs, max_drop)
+    assert (result is not None) == held
+
+
+def test_a_skipped_server_failing_its_probes_counts_toward_the_bound() -> None:
+    webs = [w for w in pool(web("10.0.0.2", "unhealthy")) if w.address != "10.0.0.1"]
+    wanted = build_list(webs)
+    assert guard_pool_drop(PUBLISHED, wanted, webs, 25) is None
+    held = guard_pool_drop(PUBLISHED, wanted, webs, 25, failed_entries=("10.0.0.1:80",))
+    assert held is not None
+    assert held.guard == "pool-drop"
+
+
+def test_a_skipped_server_keeps_its_entry_in_the_list() -> None:
+    webs = [w for w in pool() if w.address != "10.0.0.3"]
+    assert build_list(webs, kept=("10.0.0.3:80",)).entries == PUBLISHED

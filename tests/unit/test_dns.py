@@ -17,6 +17,7 @@ from chalicelib.core.dns import (
     active_change,
     apply_record_changes,
     decide_active,
+    decide_holder,
     plan_records,
 )
 from chalicelib.core.inventory import build_inventory
@@ -41,8 +42,10 @@ def decide(
     return decide_active(record, lbs, frozen, rules)
 
 
-def holder_names(decision: ActiveDecision, lbs: Sequence[Instance]) -> list[str | None]:
-    by_id = {x.instance_id: x.name for x in lbs}
+def holder_names(
+    decision: ActiveDecision, lbs: Sequence[Instance], frozen: Sequence[Skipped] = ()
+) -> list[str | None]:
+    by_id = {x.instance_id: x.name for x in lbs} | {s.instance_id: s.name for s in frozen}
     return [by_id[i] for i in decision.holders]
 
 
@@ -229,9 +232,91 @@ ACTIVE_CASES = [
         [lb("lb2", A2)],
         [skipped("i-frozen", name="lb1", address=A1)],
         None,
-        [],
+        ["lb1"],
         None,
         id="points-at-a-skipped-lb-left-as-is",
+    ),
+    pytest.param(
+        (A1,),
+        [lb("lb2", A2)],
+        [skipped("i-frozen", name=None, address=A1, reason="lbf:name 'LB1' is not a DNS label")],
+        None,
+        [None],
+        None,
+        id="points-at-a-skipped-lb-without-a-valid-name-left-as-is",
+    ),
+    pytest.param(
+        (A1,),
+        [lb("lb2", A2)],
+        [skipped("i-frozen", name="lb1", address=A1, health="unknown")],
+        None,
+        ["lb1"],
+        None,
+        id="skipped-holder-without-a-verdict-left-as-is",
+    ),
+    pytest.param(
+        (A1,),
+        [lb("lb2", A2)],
+        [skipped("i-frozen", name=None, address=A1, role=None)],
+        None,
+        [],
+        None,
+        id="points-at-a-running-instance-of-unknown-role-left-as-is",
+    ),
+    # EC2's state outranks a tag; a skipped LB's health is not frozen
+    pytest.param(
+        (A1,),
+        [lb("lb2", A2)],
+        [skipped("i-frozen", name="lb1", address=A1, state="stopped", health="unhealthy")],
+        (A2,),
+        ["lb2"],
+        "lb1",
+        id="skipped-holder-stopped-moved-off",
+    ),
+    pytest.param(
+        (A1,),
+        [lb("lb2", A2)],
+        [skipped("i-frozen", address=A1, state="stopping", health="unhealthy")],
+        (A2,),
+        ["lb2"],
+        "i-frozen",
+        id="skipped-holder-without-a-name-stopping-moved-off",
+    ),
+    pytest.param(
+        (A1,),
+        [lb("lb2", A2)],
+        [skipped("i-frozen", name=None, address=A1, role=None, state="stopped")],
+        (A2,),
+        ["lb2"],
+        None,
+        id="stopped-instance-of-unknown-role-repaired",
+    ),
+    pytest.param(
+        (A1,),
+        [lb("lb2", A2)],
+        [skipped("i-frozen", name=None, address=None, state="stopped", lb_state="active")],
+        (A2,),
+        ["lb2"],
+        "i-frozen",
+        id="skipped-holder-stopped-without-its-public-address-moved-off",
+    ),
+    pytest.param(
+        (A1,),
+        [lb("lb2", A2)],
+        [skipped("i-frozen", name="lb1", address=A1, health="unhealthy")],
+        (A2,),
+        ["lb2"],
+        "lb1",
+        id="skipped-holder-unhealthy-moved-off",
+    ),
+    pytest.param(
+        (A1,),
+        [lb("lb2", A2, "unhealthy")],
+        [skipped("i-frozen", name="lb1", address=A1, health="unhealthy")],
+        None,
+        ["lb1"],
+        None,
+        id="skipped-holder-unhealthy-no-eligible-left-as-is",
     ),
     pytest.param(
         None,
@@ -277,7 +362,7 @@ def test_the_active_record(
 ) -> None:
     decision = decide(current, lbs, frozen)
     assert decision.values == values, decision.reason
-    assert holder_names(decision, lbs) == holders, decision.reason
+    assert holder_names(decision, lbs, frozen) == holders, decision.reason
     assert decision.moved_from == moved_from, decision.reason
 
 
@@ -704,3 +789,187 @@ def test_a_stopped_lb_does_not_remove_the_record_a_frozen_lb_of_its_name_answers
     records = [a_record("lb1", A1), a_record("lb2", A2), ownership("lb1", "lb2")]
     changes = records_plan(records, lbs, frozen)
     assert [c for c in changes if c.record.name == fqdn("lb1")] == []
+
+
+# --- where two rules meet: a skipped LB in every mode -----------------------------------------
+
+# (where the Elastic IP is, LBs, skipped, the LB it moves to or None = left, holders afterwards)
+EIP_CASES = [
+    pytest.param(
+        "i-frozen",
+        [lb("lb2", A2)],
+        [skipped("i-frozen", name="lb1", address=A1)],
+        None,
+        ["i-frozen"],
+        id="skipped-healthy-holder-keeps-the-address",
+    ),
+    pytest.param(
+        "i-frozen",
+        [lb("lb2", A2)],
+        [skipped("i-frozen", name="lb1", address=A1, health="unhealthy")],
+        "i-lb2",
+        ["i-lb2"],
+        id="skipped-unhealthy-holder-loses-it",
+    ),
+    pytest.param(
+        "i-frozen",
+        [lb("lb2", A2)],
+        [skipped("i-frozen", name="lb1", address=A1, state="stopped", health="unhealthy")],
+        "i-lb2",
+        ["i-lb2"],
+        id="skipped-stopped-holder-loses-it",
+    ),
+    pytest.param(
+        "i-frozen",
+        [lb("lb2", A2)],
+        [skipped("i-frozen", address=A1, role=None)],
+        None,
+        [],
+        id="running-instance-of-unknown-role-keeps-it",
+    ),
+    pytest.param(
+        "i-lb2",
+        [lb("lb2", A2, "unhealthy")],
+        [skipped("i-frozen", name="lb1", address=A1)],
+        None,
+        ["i-lb2"],
+        id="skipped-lb-never-newly-chosen",
+    ),
+]
+
+
+@pytest.mark.parametrize(("holder", "lbs", "frozen", "moved_to", "holders"), EIP_CASES)
+def test_the_elastic_ip_and_a_skipped_lb(
+    holder: str,
+    lbs: list[Instance],
+    frozen: list[Skipped],
+    moved_to: str | None,
+    holders: list[str],
+) -> None:
+    decision = decide_holder(holder, lbs, frozen)
+    assert (decision.holders[0] if decision.values else None) == moved_to, decision.reason
+    assert list(decision.holders) == holders, decision.reason
+
+
+# (record values, LBs, skipped, values afterwards or None = left as it is)
+ACTIVE_ACTIVE_CASES = [
+    pytest.param(
+        (A1, A2),
+        [lb("lb2", A2)],
+        [skipped("i-frozen", name="lb1", address=A1)],
+        None,
+        id="skipped-healthy-lb-keeps-its-place",
+    ),
+    pytest.param(
+        (A2,),
+        [lb("lb2", A2)],
+        [skipped("i-frozen", name="lb1", address=A1)],
+        None,
+        id="skipped-lb-never-added",
+    ),
+    pytest.param(
+        (A1, A2),
+        [lb("lb2", A2)],
+        [skipped("i-frozen", name="lb1", address=A1, health="unhealthy")],
+        (A2,),
+        id="skipped-unhealthy-lb-removed",
+    ),
+    pytest.param(
+        (A1, A2),
+        [lb("lb2", A2)],
+        [skipped("i-frozen", name="lb1", address=A1, state="stopped", health="unhealthy")],
+        (A2,),
+        id="skipped-stopped-lb-removed",
+    ),
+    pytest.param(
+        (A1, A2),
+        [lb("lb2", A2), lb("lb3", A3)],
+        [skipped("i-frozen", address=A1, role=None)],
+        (A1, A2, A3),
+        id="running-instance-of-unknown-role-keeps-its-place",
+    ),
+]
+
+
+@pytest.mark.parametrize(("current", "lbs", "frozen", "values"), ACTIVE_ACTIVE_CASES)
+def test_active_active_and_a_skipped_lb(
+    current: tuple[str, ...],
+    lbs: list[Instance],
+    frozen: list[Skipped],
+    values: tuple[str, ...] | None,
+) -> None:
+    assert decide(current, lbs, frozen, ALL).values == values
+
+
+@pytest.mark.parametrize(
+    ("records", "frozen", "expected"),
+    [
+        pytest.param(
+            [*STEADY_RECORDS[:3], a_record("lb3", A3), ownership("lb", "lb1", "lb2", "lb3")],
+            [skipped("i-frozen", name=None, address=A3, reason="lbf:name 'LB3' is not a label")],
+            [],
+            id="running-skipped-lb-keeps-its-own-record-found-by-address",
+        ),
+        pytest.param(
+            [*STEADY_RECORDS[:3], a_record("lb3", A3), ownership("lb", "lb1", "lb2", "lb3")],
+            [skipped("i-frozen", name="lb3", address=A3, state="stopped", health="unhealthy")],
+            [
+                ("DELETE", fqdn("lb3"), "A", (A3,)),
+                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"')),
+            ],
+            id="stopped-skipped-lb-loses-its-record",
+        ),
+        pytest.param(
+            [*STEADY_RECORDS[:3], a_record("lb3", A3), ownership("lb", "lb1", "lb2", "lb3")],
+            [skipped("i-frozen", name=None, address=A3, state="terminated", health="unhealthy")],
+            [
+                ("DELETE", fqdn("lb3"), "A", (A3,)),
+                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"')),
+            ],
+            id="terminated-skipped-lb-without-a-valid-name-loses-its-record",
+        ),
+        pytest.param(
+            [*STEADY_RECORDS[:3], a_record("lb3", A3), ownership("lb", "lb1", "lb2", "lb3")],
+            [skipped("i-frozen", name="lb3", address=A3, state="stopping", health="unhealthy")],
+            [],
+            id="stopping-skipped-lb-keeps-its-record-until-stopped",
+        ),
+    ],
+)
+def test_the_records_of_a_skipped_lb(
+    records: list[Record],
+    frozen: list[Skipped],
+    expected: list[tuple[str, str, str, tuple[str, ...]]],
+) -> None:
+    assert changes_of(records_plan(records, STEADY_LBS, frozen)) == expected
+
+
+@pytest.mark.parametrize("rules", [RULES, ALL], ids=["single", "active-active"])
+def test_a_changed_ttl_reaches_the_active_record_and_the_txt_by_compare_and_swap(
+    rules: RecordRules,
+) -> None:
+    old = [
+        a_record("lb1", A1, ttl=300),
+        a_record("lb2", A2, ttl=300),
+        a_record("lb", *((A1,) if rules is RULES else (A1, A2)), ttl=300),
+        ownership("lb", "lb1", "lb2", ttl=300),
+    ]
+    changes = records_plan(old, STEADY_LBS, rules=rules)
+    assert [(c.action, c.record.name, c.record.ttl) for c in changes] == [
+        ("UPSERT", fqdn("lb1"), TTL),
+        ("UPSERT", fqdn("lb2"), TTL),
+        ("DELETE", fqdn("lb"), 300),
+        ("CREATE", fqdn("lb"), TTL),
+        ("UPSERT", fqdn("_lbf"), TTL),
+    ]
+    assert changes[2].record == old[2]  # the exact record read: a stale view fails the batch
+    assert changes[3].record.values == old[2].values
+
+
+def test_a_txt_naming_no_record_left_is_removed() -> None:
+    gone = [lb("lb1", A1, "unhealthy", "terminated"), lb("lb2", A2, "unhealthy", "terminated")]
+    records = [a_record("lb1", A1), ownership("lb1")]
+    assert changes_of(records_plan(records, gone)) == [
+        ("DELETE", fqdn("lb1"), "A", (A1,)),
+        ("DELETE", fqdn("_lbf"), "TXT", ('"lb1"',)),
+    ]

@@ -217,7 +217,6 @@ def test_drain_marks_the_instance_draining(role: str) -> None:
         pytest.param("web", "public", "public", "203.0.113.10", "10.0.0.10", "203.0.113.10", id="web-public"),
         pytest.param("lb", "public", "private", "2001:0db8:0000:0000:0000:0000:0000:0001", None, "2001:db8::1", id="ipv6-compressed"),
         pytest.param("lb", "public", "private", "2001:DB8::A", None, "2001:db8::a", id="ipv6-lower-case"),
-        pytest.param("lb", "public", "private", None, "10.0.0.10", None, id="stopped-lb-has-no-public-address"),
     ],
 )  # fmt: skip
 def test_the_address_is_the_configured_one_in_compressed_form(
@@ -420,3 +419,77 @@ def test_natural_key_orders_names_as_an_operator_reads_them(
     names: list[str], expected: list[str]
 ) -> None:
     assert sorted(names, key=natural_key) == expected
+
+
+# --- a running instance without the address the settings select is skipped loudly --------------
+
+
+@pytest.mark.parametrize(
+    ("role", "state", "overrides", "public_ip", "private_ip", "reason"),
+    [
+        pytest.param("lb", "running", {}, None, "10.0.0.10", "running without a public IPv4 address (LBF_LB_ADDRESS=public)", id="lb-public-missing"),
+        pytest.param("lb", "running", {"lb_address": "private"}, "203.0.113.10", None, "running without a private IPv4 address (LBF_LB_ADDRESS=private)", id="lb-private-missing"),
+        pytest.param("web", "running", {}, "2001:db8::5", None, "running without a private IPv4 address (LBF_POOL_ADDRESS=private)", id="ipv6-only-web-private"),
+        pytest.param("web", "running", {"pool_address": "public"}, None, "10.0.0.10", "running without a public IPv4 address (LBF_POOL_ADDRESS=public)", id="web-public-missing"),
+        pytest.param("lb", "running", {"mode": "eip", "eip_allocation_id": "eipalloc-0123456789abcdef0"}, None, "10.0.0.10", "LBF_MODE=eip with LBF_LB_ADDRESS=public needs LBs with their own public IPv4", id="eip-mode-public"),
+        pytest.param("lb", "stopped", {}, None, "10.0.0.10", None, id="stopped-lb-parses-without-its-public-address"),
+        pytest.param("lb", "pending", {}, None, "10.0.0.10", None, id="pending-lb-parses-before-its-address"),
+    ],
+)  # fmt: skip
+def test_a_running_instance_without_the_selected_address_is_skipped(
+    role: str,
+    state: str,
+    overrides: dict[str, str],
+    public_ip: str | None,
+    private_ip: str | None,
+    reason: str | None,
+) -> None:
+    rules = parse_rules(settings(**overrides))
+    parsed = parse_instance(
+        raw(role=role, state=state, public_ip=public_ip, private_ip=private_ip), rules
+    )
+    if reason is None:
+        assert parsed_instance(parsed).address is None
+    else:
+        assert reason in skipped_reason(parsed)
+
+
+def test_a_skipped_instance_carries_what_parsed_of_it_and_nothing_else() -> None:
+    parsed = parse_instance(
+        raw(
+            name="lb1\n",
+            maintenance="drain",
+            tags={"lbf:health": "healthy", "lbf:probe": "ok:7", "lbf:state": "active"},
+        ),
+        RULES,
+    )
+    assert isinstance(parsed, Skipped)
+    assert parsed.frozen is not None
+    frozen = parsed.frozen
+    assert (frozen.role, frozen.address, frozen.name) == (Role.LB, "203.0.113.10", None)
+    assert (frozen.health, frozen.damping.run) == (Health.HEALTHY, ProbeRun(ok=True, count=7))
+    assert (frozen.draining, frozen.lb_state, frozen.written) == (True, LbState.ACTIVE, ())
+
+
+def test_an_instance_of_unknown_role_is_known_by_its_lb_address_only() -> None:
+    parsed = parse_instance(raw(role="lb;reboot"), RULES)
+    assert isinstance(parsed, Skipped)
+    assert (parsed.frozen, parsed.address) == (None, "203.0.113.10")
+
+
+def test_the_newer_of_two_lbs_with_one_name_is_judged_by_no_name() -> None:
+    """It may hold the active role (a replacement that took over): it keeps it while healthy
+    and loses it when it fails, like any skipped LB, and its record stays the older one's."""
+    older = raw("i-old", name="lb1", launched=1.0, tags={"lbf:health": "healthy"})
+    newer = raw(
+        "i-new",
+        name="lb1",
+        launched=2.0,
+        public_ip="203.0.113.11",
+        tags={"lbf:health": "unhealthy", "lbf:probe": "fail:3", "lbf:state": "active"},
+    )
+    inventory = build_inventory([older, newer], RULES)
+    [skip] = inventory.skipped
+    assert skip.frozen is not None
+    assert (skip.name, skip.frozen.name, skip.frozen.address) == (None, None, "203.0.113.11")
+    assert (skip.frozen.health, skip.frozen.lb_state) == (Health.UNHEALTHY, LbState.ACTIVE)

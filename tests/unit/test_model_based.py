@@ -2,10 +2,11 @@
 
 Hypothesis drives a state machine over the in-memory AWS (tests/fakes.py) and the real job loop
 (the pure core plus observe/apply, all in memory with a fake clock): load balancers and web servers
-die, recover, flap, stop, start with a new IP, drain, get a typo in a tag, appear and are
-terminated; AWS calls fail, or are slow against the invocation's time left; the prober's own
-network fails; runs overlap and are killed mid-apply; an operator edits the active record. The model keeps its own account of rise/fall damping from the
-probe results the job actually got, and after every step the SPEC's promises are checked:
+die, recover, flap, stop, start with a new IP, drain, get a typo in a tag (running or stopped, so
+they are skipped), appear and are terminated; LBF_TTL changes; AWS calls fail, or are slow against
+the invocation's time left; Route 53 rejects for good or loses an answer; the prober's own network
+fails; runs overlap and are killed mid-apply; an operator edits the active record. The model keeps
+its own account of rise/fall damping from the probe results the job actually got, and after every step the SPEC's promises are checked:
 
 - no backend list pushed or published is empty, and none holds anything but `address:port`
   entries of web servers in their one written form, with the checksum of exactly that text;
@@ -14,7 +15,12 @@ probe results the job actually got, and after every step the SPEC's promises are
 - the record never leaves an LB the damping says is healthy while it runs, is not draining and
   the record holds its current address (no false failover), and never moves to an LB that is
   down, draining, or that damping says failed;
-- after a run that met no fault: every verdict is what damping says (so a prober-side fault, a
+- the active record never stays on a stopped or unhealthy LB while an eligible LB exists; a
+  running, healthy skipped LB never loses its record or its place (SPEC: "Where two rules meet");
+- no run removes more than LBF_MAX_POOL_DROP percent of the list it started with for failed
+  probes, whatever number of rounds it takes;
+- after a run that met no fault: every record has the TTL of LBF_TTL; every verdict is what
+  damping says (so a prober-side fault, a
   round where every probe fails, changes none); the active record points at an eligible LB
   whenever there is one (or at an LB with no verdict yet, never a reason to move), and never at a
   draining LB while another is eligible;
@@ -49,7 +55,7 @@ from chalicelib import jobs
 from chalicelib.config import Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core import timing
-from chalicelib.core.dns import RecordChange, is_eligible
+from chalicelib.core.dns import RecordChange, frozen_lbs, is_eligible
 from chalicelib.core.inventory import natural_key
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
 from chalicelib.errors import AwsError, StaleView
@@ -77,6 +83,7 @@ CONFIG = Settings.from_env(
     }
 )
 RISE, FALL = CONFIG.rise, CONFIG.fall
+TTLS = [CONFIG.ttl, 10, 300]
 # Faults a run can meet. "prober-network" is not an AWS fault: every probe of the run fails.
 FAULTS = [
     "route53-change",
@@ -213,6 +220,10 @@ class ClusterMachine(RuleBasedStateMachine):
         self.roles: dict[str, str] = {}
         self.draining: set[str] = set()
         self.typo: set[str] = set()  # web servers whose lbf:port does not parse
+        # Instances with an operator tag that does not parse (skipped): the tag and its value
+        # before the typo, to put back when the operator fixes it.
+        self.skipped: dict[str, tuple[str, str | None]] = {}
+        self.config = CONFIG
         self.flapping: set[str] = set()  # addresses whose probe alternates each round
         self.flap_phase = 0
         self.blackout = False
@@ -339,6 +350,9 @@ class ClusterMachine(RuleBasedStateMachine):
         if picked is not None:
             self.cloud.ec2.set_tag(picked, "lbf:maintenance", "drain" if drain else None)
             (self.draining.add if drain else self.draining.discard)(picked)
+            if self.skipped.get(picked, ("",))[0] == "lbf:maintenance":
+                del self.skipped[picked]  # the typo is overwritten: it parses again
+                self.damping[picked].forget(self.cloud.clock.now())
 
     @rule(index=st.integers(0, 20), typo=st.booleans())
     def port_typo(self, index: int, typo: bool) -> None:
@@ -347,6 +361,56 @@ class ClusterMachine(RuleBasedStateMachine):
         if picked is not None:
             self.cloud.ec2.set_tag(picked, "lbf:port", "80a" if typo else None)
             (self.typo.add if typo else self.typo.discard)(picked)
+            # A skipped instance is probed but its counts are never written: they start afresh
+            # from its tags each run, and again once it parses. The model's count is unknown.
+            self.damping[picked].forget(self.cloud.clock.now())
+
+    @rule(
+        role=st.sampled_from(["lb", "web"]),
+        index=st.integers(0, 20),
+        tag=st.sampled_from(["lbf:maintenance", "lbf:name"]),
+        running=st.booleans(),
+    )
+    def tag_typo(self, role: str, index: int, tag: str, running: bool) -> None:
+        """An operator's typo makes a running or a stopped instance skipped."""
+        self._changed()
+        picked = self._pick(role, index, running=running)
+        if picked is None or picked in self.skipped or (role == "web" and tag == "lbf:name"):
+            return
+        self.skipped[picked] = (tag, self.cloud.ec2.tag(picked, tag))
+        self.cloud.ec2.set_tag(picked, tag, "Drain" if tag == "lbf:maintenance" else "LB 1")
+        if tag == "lbf:maintenance":
+            self.draining.discard(picked)  # a drain the typo replaced is no longer known
+        self.damping[picked].forget(self.cloud.clock.now())
+
+    @rule(index=st.integers(0, 20))
+    def typo_fixed(self, index: int) -> None:
+        self._changed()
+        if not self.skipped:
+            return
+        picked = sorted(self.skipped)[index % len(self.skipped)]
+        self._fix_typo(picked)
+
+    def _fix_typo(self, instance_id: str) -> None:
+        tag, value = self.skipped.pop(instance_id)
+        taken = {
+            self.cloud.ec2.tag(i, "lbf:name")
+            for i in self._ids("lb")
+            if i != instance_id and self.state(i) != "terminated"
+        }
+        if tag == "lbf:name" and value in taken:
+            # Another LB took the name while the typo hid it: the operator leaves the name to
+            # the controller rather than making two LBs share it.
+            value = None
+        self.cloud.ec2.set_tag(instance_id, tag, value)
+        if tag == "lbf:maintenance" and value == "drain":
+            self.draining.add(instance_id)
+        self.damping[instance_id].forget(self.cloud.clock.now())
+
+    @rule(ttl=st.sampled_from(TTLS))
+    def ttl_changes(self, ttl: int) -> None:
+        self._changed()
+        self.config = replace(self.config, ttl=ttl)
 
     @rule(to=st.one_of(st.just(FOREIGN), st.integers(0, 20)))
     def operator_edits_the_active_record(self, to: str | int) -> None:
@@ -356,7 +420,7 @@ class ClusterMachine(RuleBasedStateMachine):
             if picked is None:
                 return
             to = self.address(picked)
-        self.cloud.route53.records[(ACTIVE, "A")] = Record(ACTIVE, "A", CONFIG.ttl, (to,))
+        self.cloud.route53.records[(ACTIVE, "A")] = Record(ACTIVE, "A", self.config.ttl, (to,))
 
     # --- faults -----------------------------------------------------------------------------------
 
@@ -429,9 +493,11 @@ class ClusterMachine(RuleBasedStateMachine):
         disturbed = self._arm(fault) or disturbed
         batches = len(self.cloud.route53.history)
         started = self.cloud.clock.now()
+        start_list = self.cloud.ssm.parameters.get(BACKENDS)
+        frozen_before = self._frozen_holdings()
         report: jobs.Report | None = None
         try:
-            report = jobs.reconcile(CONFIG, self.services, self.cloud.clock, **kwargs)
+            report = jobs.reconcile(self.config, self.services, self.cloud.clock, **kwargs)
         except Killed:
             disturbed = True
         finally:
@@ -439,6 +505,9 @@ class ClusterMachine(RuleBasedStateMachine):
             # The schedule: the next invocation starts a minute after this one did.
             self.cloud.clock.time = max(self.cloud.clock.time, started + 60)
         self._check_moves(batches, by_damping=not overlapping)
+        if not overlapping:
+            self._check_pool_drop(start_list, report)
+        self._check_frozen_kept(frozen_before, report)
         self.last_report = report
         self.clean_run = report is not None and report.ok and not disturbed
         if not self.clean_run:
@@ -459,7 +528,9 @@ class ClusterMachine(RuleBasedStateMachine):
         """A second run starts and finishes while the first is about to change records."""
 
         def other_run() -> None:
-            jobs.reconcile(CONFIG, self.services, self.cloud.clock, rounds=1, probe=inner_probes)
+            jobs.reconcile(
+                self.config, self.services, self.cloud.clock, rounds=1, probe=inner_probes
+            )
 
         self.cloud.route53.before_change = other_run
         sent = len(self.cloud.ssm.commands)
@@ -538,7 +609,10 @@ class ClusterMachine(RuleBasedStateMachine):
         assert not any("still stale" in e for e in report.errors), report.errors
         if kind == "cname":
             # The other records' upkeep went on: every running LB's own record is current.
+            # A skipped LB's record is frozen, whatever it holds (SPEC: "Where two rules meet").
             for instance_id in self._ids("lb", running=True):
+                if instance_id in self.skipped:
+                    continue
                 name = self.cloud.ec2.tag(instance_id, "lbf:name")
                 if name is not None:
                     value = self.cloud.route53.value(f"{name}.{DOMAIN}")
@@ -603,6 +677,10 @@ class ClusterMachine(RuleBasedStateMachine):
         """No more faults, no flapping: within a few runs everything converges, then stays."""
         self._changed()
         self.flapping.clear()
+        for instance_id in sorted(self.skipped):  # the operator fixes the typos
+            self._fix_typo(instance_id)
+        for instance_id in sorted(self.typo):
+            self.port_typo_fixed(instance_id)
         for attempt in range(6):
             mark = len(self.cloud.calls.log)
             self._run()
@@ -614,7 +692,84 @@ class ClusterMachine(RuleBasedStateMachine):
         assert not writes, f"still writing after {attempt + 1} quiet runs: {writes}"
         self._check_converged()
 
+    def port_typo_fixed(self, instance_id: str) -> None:
+        self.cloud.ec2.set_tag(instance_id, "lbf:port", None)
+        self.typo.discard(instance_id)
+        self.damping[instance_id].forget(self.cloud.clock.now())
+
     # --- promises --------------------------------------------------------------------------------
+
+    def _frozen_holdings(self) -> dict[str, tuple[str, set[str]]]:
+        """Each running skipped LB: its address and the names whose records hold it now."""
+        held: dict[str, tuple[str, set[str]]] = {}
+        for instance_id in self.skipped:
+            if self.roles[instance_id] != "lb" or self.state(instance_id) != "running":
+                continue
+            address = self.address(instance_id)
+            names = {
+                name
+                for (name, kind), record in self.cloud.route53.records.items()
+                if kind == "A" and address in record.values
+            }
+            held[instance_id] = (address, names)
+        return held
+
+    def _check_frozen_kept(
+        self, before: dict[str, tuple[str, set[str]]], report: jobs.Report | None
+    ) -> None:
+        """A running, healthy skipped LB never loses its record or its place in the active one.
+
+        Healthy in the run's own judgement (its counts start from its frozen tags each run) and
+        in the prober's (not dead, not flapping).
+        """
+        if report is None or report.world is None:
+            return
+        frozen = {lb.instance_id: lb for lb in frozen_lbs(report.world.skipped)}
+        for instance_id, (address, names) in before.items():
+            view = frozen.get(instance_id)
+            if (
+                view is None
+                or instance_id not in self.skipped
+                or self.state(instance_id) != "running"
+                or self.address(instance_id) != address
+                or instance_id in self.draining  # a draining LB is moved off, skipped or not
+                or address in self.cloud.prober.dead
+                or address in self.flapping
+                or view.health.value != "healthy"
+            ):
+                continue
+            for name in names:
+                value = self.cloud.route53.value(name)
+                assert value is not None, f"skipped {instance_id} lost its record {name}"
+                assert address in value, f"skipped {instance_id} lost {name}: now {value}"
+
+    def _check_pool_drop(self, start_list: str | None, report: jobs.Report | None) -> None:
+        """No run removes more than LBF_MAX_POOL_DROP percent of the list it started with for
+        failed probes: an entry gone whose server still runs, is not draining, has that entry,
+        and failed its probes (unhealthy when the run ended; unknown is not a failed probe)."""
+        if not start_list or report is None or report.world is None:
+            return
+        failed = {w.instance_id for w in report.world.webs if w.health.value == "unhealthy"}
+        failed |= {
+            s.instance_id
+            for s in report.world.skipped
+            if s.frozen is not None and s.frozen.health.value == "unhealthy"
+        }
+        final = set((self.cloud.ssm.parameters.get(BACKENDS) or "").split())
+        entries = {}
+        for instance_id in self._ids("web", running=True):
+            if (
+                instance_id in self.draining
+                or instance_id in self.typo
+                or instance_id not in failed
+            ):
+                continue
+            port = self.cloud.ec2.tag(instance_id, "lbf:port") or str(self.config.pool_port)
+            entries[f"{self.address(instance_id)}:{port}"] = instance_id
+        started = start_list.split()
+        removed = [e for e in started if e not in final and e in entries]
+        limit = self.config.max_pool_drop * len(started)
+        assert len(removed) * 100 <= limit, f"one run removed {removed} of {started}"
 
     def _lb_of(self, address: str) -> str | None:
         instance_id = self.owner.get(address)
@@ -632,6 +787,8 @@ class ClusterMachine(RuleBasedStateMachine):
             if not created:
                 continue
             [new] = created[0].record.values  # one address: no split brain
+            if deleted and deleted[0].record.values == (new,):
+                continue  # the same address restated with a new TTL: not a move
             target = self._lb_of(new)
             assert target is not None, f"active record moved to {new}, which is no LB"
             assert self.state(target) == "running", f"moved to {target}, {self.state(target)}"
@@ -707,7 +864,11 @@ class ClusterMachine(RuleBasedStateMachine):
         if not self.clean_run:
             return
         for instance_id, damping in self.damping.items():
-            if self.state(instance_id) != "running" or instance_id in self.typo:
+            if (
+                self.state(instance_id) != "running"
+                or instance_id in self.typo
+                or instance_id in self.skipped
+            ):
                 continue
             if damping.verdict is not None:
                 health = self.cloud.ec2.tag(instance_id, "lbf:health")
@@ -724,12 +885,34 @@ class ClusterMachine(RuleBasedStateMachine):
             return
         value = self.cloud.route53.value(ACTIVE)
         assert value is not None, "no active record while an LB is eligible"
-        holder = next((lb for lb in world.lbs if lb.address in value), None)
+        # A skipped LB may hold the record (never newly chosen): judged like any holder.
+        holder = next(
+            (lb for lb in (*world.lbs, *frozen_lbs(world.skipped)) if lb.address in value), None
+        )
         assert holder is not None, f"active record {value} on no LB, {eligible[0].name} eligible"
         if holder.draining:
             assert [lb for lb in eligible if lb is not holder] == [], "on a draining LB"
         unknown = holder.running and not holder.draining and holder.health.value == "unknown"
-        assert is_eligible(holder) or unknown, f"on {holder.name} ({holder.health.value})"
+        holds = holder.running and not holder.draining and holder.health.value == "healthy"
+        assert holds or unknown, f"on {holder.instance_id} ({holder.state}, {holder.health.value})"
+
+    @invariant()
+    def after_a_clean_run_every_record_has_the_configured_ttl(self) -> None:
+        if not self.clean_run:
+            return
+        # A running skipped LB's own record is frozen, left as it is: not a record written.
+        frozen = {
+            self.address(i) for i in self.skipped if self.state(i) not in ("stopped", "terminated")
+        }
+        for (name, _), record in self.cloud.route53.records.items():
+            if frozen.intersection(record.values) and name != ACTIVE:
+                continue
+            current = {self.address(i) for i in self._ids("lb")}
+            if name == ACTIVE and not set(record.values) <= current:
+                # Left on an address no LB has now (pointed by hand, or an LB's old one while
+                # none was eligible): it waits as it is until it is moved or repaired.
+                continue
+            assert record.ttl == self.config.ttl, f"{name} has TTL {record.ttl}"
 
     def _check_converged(self) -> None:
         """The world an operator expects once nothing is failing any more."""
