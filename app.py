@@ -16,7 +16,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Rate
 
 from chalicelib import jobs, render
+from chalicelib.adapters.probe import Prober
 from chalicelib.config import Settings
+from chalicelib.core import probe_contract
 from chalicelib.services import aws_services
 
 # Powertools writes the logs (JSON); chalice would add a second, plain handler to the same
@@ -26,11 +28,21 @@ logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "lb-failover")
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "LbFailover"))
 copy_config_to_registered_loggers(source_logger=logger, include={"chalicelib"})
 
+# The controller's handlers: scheduled and event-triggered. The prober function (`probe_private`,
+# a "pure_lambda" handler) gets the logger only: it publishes no metrics and is never traced.
+_CONTROLLER_EVENTS = ("scheduled", "cloudwatch")
+# Lambda sets _HANDLER to the function's handler: the prober function is deployed from this same
+# module, and must not import the X-Ray SDK even if the stage turns tracing on for the controller.
+_PROBER_HANDLER = "app.probe_private"
+
 app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
-app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
+for _event_type in _CONTROLLER_EVENTS:
+    app.register_middleware(ConvertToMiddleware(metrics.log_metrics), _event_type)
 
 
 def _tracing_enabled() -> bool:
+    if os.environ.get("_HANDLER") == _PROBER_HANDLER:
+        return False
     return os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in ("1", "true")
 
 
@@ -38,7 +50,9 @@ if _tracing_enabled():  # pragma: no cover - needs the X-Ray SDK from Powertools
     # Imported only when tracing is on: the X-Ray SDK costs ~400 ms of cold start.
     from aws_lambda_powertools import Tracer
 
-    app.register_middleware(ConvertToMiddleware(Tracer().capture_lambda_handler))
+    _tracer = Tracer()
+    for _event_type in _CONTROLLER_EVENTS:
+        app.register_middleware(ConvertToMiddleware(_tracer.capture_lambda_handler), _event_type)
 
 # Leave this much of the Lambda timeout for the last round's apply and the report.
 _SAFETY_SECONDS = 8.0
@@ -89,6 +103,25 @@ def on_instance_change(event: CloudWatchEvent) -> dict[str, Any]:
         run_id=run_id,
     )
     return _finish(report)
+
+
+@app.lambda_function(name="probe_private")
+def probe_private(event: Any, context: Any) -> dict[str, Any]:
+    """The prober function: probes one round's private targets from inside the VPC.
+
+    It has no AWS client and no permission beyond its logs and network interfaces: it takes the
+    targets the controller sends (checked against the contract first: a refused request is
+    answered with the reason, never probed) and returns their results. Nothing here imports boto3.
+    """
+    try:
+        request = probe_contract.decode_request(event)
+    except probe_contract.ContractError as exc:
+        logger.error("refused a probe request", extra={"problem": str(exc)})
+        return probe_contract.error_response(str(exc))
+    results = Prober(timeout=request.timeout).probe_round(request.targets)
+    failed = sum(1 for result in results.values() if not result.ok)
+    logger.info("probed", extra={"targets": len(results), "failed": failed})
+    return probe_contract.encode_response(results)
 
 
 def _rounds_that_fit(settings: Settings, context: Any) -> int:

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from chalicelib import probing
 from chalicelib.config import Settings
 from chalicelib.core import dns
 from chalicelib.core.health import Thresholds
@@ -36,7 +37,6 @@ from chalicelib.core.plan import (
     fold_probes,
     is_prober_fault,
     latest_commands,
-    probe_targets,
     thresholds_of,
 )
 from chalicelib.core.second_opinion import (
@@ -214,17 +214,8 @@ def reconcile(
                 clock.sleep(wait)
         conditions: dict[str, str] = {}
         if probe:
-            results = services.prober.probe_round(probe_targets(world, settings))
-            failed = [key for key, result in results.items() if not result.ok]
-            report.probe_failures += len(failed)
-            if is_prober_fault(results, settings.prober_fault_percent):
-                conditions["prober-fault"] = (
-                    f"{len(failed)} of {len(results)} probes failed in one round: taken as a "
-                    "fault on the prober's side; no verdict changed"
-                )
-                second_opinion.consult(world, failed, conditions, report)
-            else:
-                world = fold_probes(world, results, thresholds)
+            for path in probing.probe_round(world, settings, services):
+                world = _judge_path(world, path, settings, conditions, report, second_opinion)
         world = _refresh_commands(world, services, report)
         world, plan = _plan_and_apply(world, settings, services, executor, report, clock, started)
         if number == 0:  # after the records: a failover never waits for a health check
@@ -238,6 +229,34 @@ def reconcile(
     report.healthy_lbs = sum(1 for lb in world.lbs if dns.is_eligible(lb))
     report.seconds = clock.now() - started
     return report
+
+
+def _judge_path(
+    world: World,
+    path: probing.PathRound,
+    settings: Settings,
+    conditions: dict[str, str],
+    report: Report,
+    second_opinion: _SecondOpinion,
+) -> World:
+    """Folds one probe path's round into the view, unless it is a fault on the prober's side."""
+    where = "" if path.condition == probing.IN_PROCESS else " of the prober function"
+    if path.fault is not None:
+        conditions[path.condition] = (
+            f"the prober function did not answer for {len(path.targets)} private target(s): "
+            f"{path.fault}; taken as a fault on the prober's side; no verdict changed from them"
+        )
+        return world
+    failed = [key for key, result in path.results.items() if not result.ok]
+    report.probe_failures += len(failed)
+    if is_prober_fault(path.results, settings.prober_fault_percent):
+        conditions[path.condition] = (
+            f"{len(failed)} of {len(path.results)} probes{where} failed in one round: taken as "
+            "a fault on the prober's side; no verdict changed"
+        )
+        second_opinion.consult(world, failed, conditions, report)
+        return world
+    return fold_probes(world, path.results, thresholds_of(settings))
 
 
 def _plan_and_apply(

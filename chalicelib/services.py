@@ -53,6 +53,9 @@ class Notifier(Protocol):
 
 
 class Prober(Protocol):
+    """One round's probes. The in-process prober always answers for every target; the prober
+    function's adapter raises ProberFault instead when it cannot (see chalicelib.probing)."""
+
     def probe_round(self, targets: Sequence[ProbeTarget]) -> dict[str, ProbeResult]: ...
 
 
@@ -76,17 +79,20 @@ class Services:
     commands: Commands
     notifier: Notifier | None
     prober: Prober
+    # Only with LBF_PROBER_FUNCTION: the private targets go there, once per round.
+    probe_function: Prober | None = None
     # Only with LBF_ROUTE53_HEALTH_CHECKS: without it no health-check call is made at all.
     health_checks: HealthChecks | None = None
 
 
 def aws_services(settings: Settings) -> Services:
     """The real adapters. Imported lazily so that the pure core never pulls in boto3."""
-    from chalicelib.adapters.clients import client, quick_client
+    from chalicelib.adapters.clients import client, invoke_client, quick_client
     from chalicelib.adapters.ec2 import Ec2Inventory
     from chalicelib.adapters.healthchecks import Route53HealthChecks
     from chalicelib.adapters.notify import SnsNotifier
     from chalicelib.adapters.probe import Prober as AsyncProber
+    from chalicelib.adapters.probe_function import ProbeFunction
     from chalicelib.adapters.route53 import Route53Records
     from chalicelib.adapters.ssm import SsmCommands, SsmParameters
 
@@ -99,6 +105,15 @@ def aws_services(settings: Settings) -> Services:
             SnsNotifier(client("sns"), settings.sns_topic_arn) if settings.sns_topic_arn else None
         ),
         prober=AsyncProber(timeout=settings.probe_timeout),
+        probe_function=(
+            ProbeFunction(
+                invoke_client(settings.probe_timeout),
+                settings.prober_function,
+                timeout=settings.probe_timeout,
+            )
+            if settings.prober_function
+            else None
+        ),
         health_checks=(
             Route53HealthChecks(client("route53"), quick_client("route53"))
             if settings.route53_health_checks

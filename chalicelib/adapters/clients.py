@@ -56,6 +56,29 @@ def quick_client(service: str) -> Any:
         return made
 
 
+def invoke_client(probe_timeout: float) -> Any:
+    """The Lambda client that invokes the prober function once per round.
+
+    Its read timeout is the probe timeout plus a second (the prober function's probes take at most
+    the timeout; the second is for the invoke itself), and it makes exactly one attempt:
+    `total_max_attempts` counts the first attempt too (`max_attempts` would count retries only).
+    A retried invoke would probe again and could run the round past its slot; a failed one is a
+    fault on the prober's side for that round, and the next round tries afresh.
+    """
+    config = botocore.config.Config(
+        connect_timeout=2,
+        read_timeout=probe_timeout + 1,
+        retries={"mode": "standard", "total_max_attempts": 1},
+    )
+    with _lock:
+        key = f"lambda invoke {probe_timeout:g}"
+        made = _clients.get(key)
+        if made is None:
+            made = boto3.session.Session().client("lambda", config=config)
+            _clients[key] = made
+        return made
+
+
 def forget_clients() -> None:
     """Tests start a fresh moto server per module; clients bound to an old one must go."""
     with _lock:
