@@ -119,8 +119,12 @@ def probe_private(event: Any, context: Any) -> dict[str, Any]:
         logger.error("refused a probe request", extra={"problem": str(exc)})
         return probe_contract.error_response(str(exc))
     results = Prober(timeout=request.timeout).probe_round(request.targets)
-    failed = sum(1 for result in results.values() if not result.ok)
-    logger.info("probed", extra={"targets": len(results), "failed": failed})
+    failed = sorted(key for key, result in results.items() if not result.ok)
+    # Which ones failed, named (a few): the log is where an operator sees the VPC's side.
+    logger.info(
+        "probed",
+        extra={"targets": len(results), "failed": len(failed), "failed_first": failed[:10]},
+    )
     return probe_contract.encode_response(results)
 
 
