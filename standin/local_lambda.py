@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 _PREFIX = "/2015-03-31/functions/"
 _SUFFIX = "/invocations"
 _START_SECONDS = 30.0
+# The local prober function's name: what the stand-in's LBF_PROBER_FUNCTION says.
+FUNCTION = "lb-failover-local-probe_private"
 
 
 def _context(function: str, timeout: float) -> Any:
@@ -100,7 +102,7 @@ def serve(port: int, function: str, handler: Callable[[Any, Any], Any]) -> None:
 class LocalLambda:
     """The prober function in a process of its own; `environment()` points boto3 at it."""
 
-    def __init__(self, function: str = "lb-failover-local-probe_private") -> None:
+    def __init__(self, function: str = FUNCTION) -> None:
         self.function = function
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -167,6 +169,22 @@ class LocalLambda:
                 time.sleep(0.05)
         raise RuntimeError(f"the local prober function did not listen within {_START_SECONDS} s")
 
+    def probed(self, count: int, *, deadline: float = 10.0) -> list[dict[str, Any]]:
+        """The next `count` "probed" log lines; fewer if they do not arrive before the deadline.
+
+        The handler logs before it answers, but the line crosses a pipe: it may trail the answer.
+        """
+        lines: list[dict[str, Any]] = []
+        give_up = time.monotonic() + deadline
+        while len(lines) < count and (left := give_up - time.monotonic()) > 0:
+            try:
+                line = self.logs.get(timeout=left)
+            except queue.Empty:
+                break
+            if line.get("message") == "probed":
+                lines.append(line)
+        return lines
+
     def stop(self) -> None:
         if self._process is not None:
             self._process.terminate()
@@ -186,7 +204,7 @@ class LocalLambda:
 
 def probed_lines(logs: queue.Queue[dict[str, Any]]) -> list[dict[str, Any]]:
     """The handler's "probed" log lines received so far (each invocation writes one)."""
-    lines = []
+    lines: list[dict[str, Any]] = []
     while True:
         try:
             line = logs.get_nowait()
@@ -206,10 +224,6 @@ def main() -> None:
     serve(args.port, args.function, app.probe_private)
 
 
-if __name__ == "__main__":
-    main()
-
-
 @contextmanager
 def local_prober_function() -> Iterator[LocalLambda]:
     """The prober function running, and this process's Lambda client pointed at it."""
@@ -227,3 +241,7 @@ def local_prober_function() -> Iterator[LocalLambda]:
             else:
                 os.environ["AWS_ENDPOINT_URL_LAMBDA"] = saved
             forget_clients()
+
+
+if __name__ == "__main__":
+    main()
