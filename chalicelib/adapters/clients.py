@@ -16,6 +16,7 @@ import boto3
 import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.core.detection import PROBER_INVOKE_MARGIN
 from chalicelib.errors import AwsError, StaleView
 
 CONFIG = botocore.config.Config(
@@ -60,14 +61,15 @@ def invoke_client(probe_timeout: float) -> Any:
     """The Lambda client that invokes the prober function once per round.
 
     Its read timeout is the probe timeout plus a second (the prober function's probes take at most
-    the timeout; the second is for the invoke itself), and it makes exactly one attempt:
+    the timeout; the second is for the invoke itself, a term of the detection bound: see
+    chalicelib/core/detection.py), and it makes exactly one attempt:
     `total_max_attempts` counts the first attempt too (`max_attempts` would count retries only).
     A retried invoke would probe again and could run the round past its slot; a failed one is a
     fault on the prober's side for that round, and the next round tries afresh.
     """
     config = botocore.config.Config(
         connect_timeout=2,
-        read_timeout=probe_timeout + 1,
+        read_timeout=probe_timeout + PROBER_INVOKE_MARGIN,
         retries={"mode": "standard", "total_max_attempts": 1},
     )
     with _lock:
