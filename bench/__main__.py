@@ -41,6 +41,7 @@ BENCHMARKS = {
     "fanout": "bench.fanout",
     "api-calls": "bench.api_calls",
     "coldstart": "bench.coldstart",
+    "prober": "bench.prober",
     "cost": "bench.cost",
 }
 
