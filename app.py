@@ -19,6 +19,7 @@ from chalicelib import jobs, render
 from chalicelib.adapters.probe import Prober
 from chalicelib.config import Settings
 from chalicelib.core import probe_contract
+from chalicelib.core.detection import PROBER_INVOKE_MARGIN, uses_prober_function
 from chalicelib.services import aws_services
 
 # Powertools writes the logs (JSON); chalice would add a second, plain handler to the same
@@ -133,7 +134,9 @@ def _rounds_that_fit(settings: Settings, context: Any) -> int:
     remaining_ms = context.get_remaining_time_in_millis() if context is not None else None
     if remaining_ms is None:
         return settings.probe_rounds
-    usable = remaining_ms / 1000 - _SAFETY_SECONDS - settings.probe_timeout
+    # A round on the prober function's path may take its invoke margin beyond the probe timeout.
+    margin = PROBER_INVOKE_MARGIN if uses_prober_function(settings) else 0.0
+    usable = remaining_ms / 1000 - _SAFETY_SECONDS - settings.probe_timeout - margin
     fitting = int(usable // settings.probe_interval) + 1 if usable > 0 else 1
     return max(1, min(settings.probe_rounds, fitting))
 

@@ -32,3 +32,12 @@ def test_rounds_fit_the_time_left(remaining_ms: int, rounds: int) -> None:
 
 def test_without_a_context_the_configured_rounds_run() -> None:
     assert app._rounds_that_fit(settings(probe_rounds=4), None) == 4
+
+
+def test_a_round_through_the_prober_function_is_given_its_invoke_margin() -> None:
+    # 50 s - 8 s safety - 2 s timeout = 40 s: the round at 40 s still fits in-process (5 rounds);
+    # with the prober function's 1 s invoke margin it would end past the time left (4 rounds).
+    in_process = settings()
+    with_function = settings(prober_function="lb-failover-prod-ProbePrivate-1A2B")
+    assert app._rounds_that_fit(in_process, _Context(50_000)) == 5
+    assert app._rounds_that_fit(with_function, _Context(50_000)) == 4
