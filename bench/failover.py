@@ -203,10 +203,10 @@ class _Stand:
     def start(self) -> None:
         use_subnet(self.aws, SUBNET)
         for address in WEB_ADDRESSES:
-            self.aws.launch(address, {"lbf:cluster": CLUSTER, "lbf:role": "web"})
+            self.aws.launch(address, {"lbf:cluster": self.settings.cluster, "lbf:role": "web"})
             self.webs.append(LocalWebServer(address, WEB_PORT).start())
         for name, address in LB_ADDRESSES.items():
-            tags = {"lbf:cluster": CLUSTER, "lbf:role": "lb", "lbf:name": name}
+            tags = {"lbf:cluster": self.settings.cluster, "lbf:role": "lb", "lbf:name": name}
             instance_id = self.aws.launch(address, tags)
             haproxy = LocalHaproxy(self.workdir / name, address, LB_PORT)
             haproxy.start()
@@ -401,9 +401,12 @@ def run_series(progress: Progress, *, mode: str, quick: bool = False) -> Section
     events: list[Event] = []
     stopped = ""
     label = "failover" if mode == "dns" else "failover-eip"
+    # moto's state outlives its server within one process (`make bench` runs both series): each
+    # series has a cluster and a zone of its own, so neither sees the other's instances.
+    cluster, domain = f"{CLUSTER}-{mode}", f"{mode}.{DOMAIN}"
     with (
         tempfile.TemporaryDirectory(prefix="lbf-bench-") as workdir,
-        local_aws(DOMAIN) as aws,
+        local_aws(domain) as aws,
         local_prober_function() as prober,
         quiet_controller(),
     ):
@@ -421,7 +424,7 @@ def run_series(progress: Progress, *, mode: str, quick: bool = False) -> Section
             extra |= {"LBF_MODE": "eip", "LBF_EIP_ALLOCATION_ID": allocation}
         settings = Settings.from_env(
             environment(
-                aws, cluster=CLUSTER, domain=DOMAIN, lb_port=LB_PORT, web_port=WEB_PORT, extra=extra
+                aws, cluster=cluster, domain=domain, lb_port=LB_PORT, web_port=WEB_PORT, extra=extra
             )
         )
         stand = _Stand(
