@@ -155,8 +155,12 @@ def _section(pools: list[Pool]) -> Section:
                 note=(
                     f"one warm round {pool.round_cpu * 1000:.0f} ms CPU here; a cold start "
                     f"({pool.cold_cpu * 1000:.0f} ms CPU: import {pool.import_cpu * 1000:.0f}, "
-                    f"first invocation {pool.first_cpu * 1000:.0f}) also fits from "
-                    + (f"{cold} MB" if cold else f"no size up to {SIZES_MB[-1]} MB")
+                    f"first invocation {pool.first_cpu * 1000:.0f}) "
+                    + (
+                        f"also fits from {cold} MB"
+                        if cold
+                        else f"fits no size up to {SIZES_MB[-1]} MB"
+                    )
                     + "; below that, a cold start voids one round once per environment"
                 ),
             )
