@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Rate
 
-from chalicelib import jobs, render
 from chalicelib.adapters.probe import Prober
 from chalicelib.config import Settings
 from chalicelib.core import probe_contract
 from chalicelib.core.detection import PROBER_INVOKE_MARGIN, uses_prober_function
-from chalicelib.services import aws_services
+
+if TYPE_CHECKING:
+    from chalicelib import jobs
+    from chalicelib.services import Services
 
 # Powertools writes the logs (JSON); chalice would add a second, plain handler to the same
 # "lb-failover" logger and every line would appear twice.
@@ -63,8 +65,18 @@ _EC2_STATES = frozenset(
 )
 
 
+def aws_services(settings: Settings) -> Services:
+    """The controller's AWS services, imported on first use, as the jobs are: the prober function
+    is deployed from this module too, needs neither, and would pay for them at every cold start."""
+    from chalicelib.services import aws_services as build
+
+    return build(settings)
+
+
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def reconcile(event: CloudWatchEvent) -> dict[str, Any]:
+    from chalicelib import jobs
+
     run_id = jobs.new_run_id()
     logger.append_keys(run_id=run_id)
     settings = Settings.from_env(os.environ)
@@ -90,6 +102,8 @@ def on_instance_change(event: CloudWatchEvent) -> dict[str, Any]:
         logger.error("ignored event", extra={"problem": problem})
         metrics.add_metric(name="IgnoredEvents", unit=MetricUnit.Count, value=1)
         return {"ignored": problem}
+    from chalicelib import jobs
+
     run_id = jobs.new_run_id()
     logger.append_keys(run_id=run_id, instance_id=instance_id, instance_state=state)
     settings = Settings.from_env(os.environ)
@@ -142,6 +156,8 @@ def _rounds_that_fit(settings: Settings, context: Any) -> int:
 
 
 def _finish(report: jobs.Report) -> dict[str, Any]:
+    from chalicelib import render
+
     metrics.add_metric(name="HealthyLBs", unit=MetricUnit.Count, value=report.healthy_lbs)
     metrics.add_metric(name="Failovers", unit=MetricUnit.Count, value=len(report.failovers))
     metrics.add_metric(name="ProbeFailures", unit=MetricUnit.Count, value=report.probe_failures)
