@@ -16,9 +16,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Rate
 
 from chalicelib.adapters.probe import Prober
-from chalicelib.config import Settings
+from chalicelib.config import ConfigError, Settings
 from chalicelib.core import probe_contract
-from chalicelib.core.detection import PROBER_INVOKE_MARGIN, uses_prober_function
 
 if TYPE_CHECKING:
     from chalicelib import jobs
@@ -57,8 +56,9 @@ if _tracing_enabled():  # pragma: no cover - needs the X-Ray SDK from Powertools
     for _event_type in _CONTROLLER_EVENTS:
         app.register_middleware(ConvertToMiddleware(_tracer.capture_lambda_handler), _event_type)
 
-# Leave this much of the Lambda timeout for the last round's apply and the report.
-_SAFETY_SECONDS = 8.0
+# The runs' clock; tests hand in a fake one together with a Lambda context that follows it.
+# None: the system clock, made on first use (the jobs module is imported only by the controller).
+clock: jobs.Clock | None = None
 _INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
 _EC2_STATES = frozenset(
     {"pending", "running", "stopping", "stopped", "shutting-down", "terminated"}
@@ -76,14 +76,15 @@ def aws_services(settings: Settings) -> Services:
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def reconcile(event: CloudWatchEvent) -> dict[str, Any]:
     from chalicelib import jobs
+    from chalicelib.services import aws_time_limit
 
     run_id = jobs.new_run_id()
     logger.append_keys(run_id=run_id)
-    settings = Settings.from_env(os.environ)
-    rounds = _rounds_that_fit(settings, event.context)
-    report = jobs.reconcile(
-        settings, aws_services(settings), jobs.SystemClock(), rounds=rounds, run_id=run_id
-    )
+    settings, services = _configured()
+    run_clock = _clock()
+    deadline = _deadline(event.context, run_clock)
+    with aws_time_limit(lambda: deadline - run_clock.now()):
+        report = jobs.reconcile(settings, services, run_clock, run_id=run_id, deadline=deadline)
     return _finish(report)
 
 
@@ -103,20 +104,25 @@ def on_instance_change(event: CloudWatchEvent) -> dict[str, Any]:
         metrics.add_metric(name="IgnoredEvents", unit=MetricUnit.Count, value=1)
         return {"ignored": problem}
     from chalicelib import jobs
+    from chalicelib.services import aws_time_limit
 
     run_id = jobs.new_run_id()
     logger.append_keys(run_id=run_id, instance_id=instance_id, instance_state=state)
-    settings = Settings.from_env(os.environ)
-    report = jobs.reconcile(
-        settings,
-        aws_services(settings),
-        jobs.SystemClock(),
-        rounds=1,
-        probe=False,
-        job="on_instance_change",
-        concerning=instance_id,
-        run_id=run_id,
-    )
+    settings, services = _configured()
+    run_clock = _clock()
+    deadline = _deadline(event.context, run_clock)
+    with aws_time_limit(lambda: deadline - run_clock.now()):
+        report = jobs.reconcile(
+            settings,
+            services,
+            run_clock,
+            rounds=1,
+            probe=False,
+            job="on_instance_change",
+            concerning=instance_id,
+            run_id=run_id,
+            deadline=deadline,
+        )
     return _finish(report)
 
 
@@ -143,22 +149,41 @@ def probe_private(event: Any, context: Any) -> dict[str, Any]:
     return probe_contract.encode_response(results)
 
 
-def _rounds_that_fit(settings: Settings, context: Any) -> int:
-    """Never start a round the Lambda timeout would cut short."""
+def _configured() -> tuple[Settings, Services]:
+    """The settings and the AWS services, or one clear error before any AWS call.
+
+    Raised, not returned: the invocation fails, and the functions' error alarm pages, as it must
+    for a controller that cannot run at all.
+    """
+    try:
+        settings = Settings.from_env(os.environ)
+        return settings, aws_services(settings)
+    except ConfigError as exc:
+        logger.error("configuration error, nothing done", extra={"error": str(exc)})
+        raise
+
+
+def _clock() -> jobs.Clock:
+    from chalicelib import jobs
+
+    return clock if clock is not None else jobs.SystemClock()
+
+
+def _deadline(context: Any, run_clock: jobs.Clock) -> float:
+    """When this invocation ends, on the runs' clock: Lambda stops it then, mid-call or not."""
     remaining_ms = context.get_remaining_time_in_millis() if context is not None else None
     if remaining_ms is None:
-        return settings.probe_rounds
-    # A round on the prober function's path may take its invoke margin beyond the probe timeout.
-    margin = PROBER_INVOKE_MARGIN if uses_prober_function(settings) else 0.0
-    usable = remaining_ms / 1000 - _SAFETY_SECONDS - settings.probe_timeout - margin
-    fitting = int(usable // settings.probe_interval) + 1 if usable > 0 else 1
-    return max(1, min(settings.probe_rounds, fitting))
+        return float("inf")
+    return run_clock.now() + float(remaining_ms) / 1000
 
 
 def _finish(report: jobs.Report) -> dict[str, Any]:
     from chalicelib import render
 
-    metrics.add_metric(name="HealthyLBs", unit=MetricUnit.Count, value=report.healthy_lbs)
+    # HealthyLBs only from a view that was read and is about this cluster: an event about another
+    # cluster's instance, or a run that could not read, measured nothing, and a 0 would page.
+    if report.world is not None:
+        metrics.add_metric(name="HealthyLBs", unit=MetricUnit.Count, value=report.healthy_lbs)
     metrics.add_metric(name="Failovers", unit=MetricUnit.Count, value=len(report.failovers))
     metrics.add_metric(name="ProbeFailures", unit=MetricUnit.Count, value=report.probe_failures)
     metrics.add_metric(name="ActionErrors", unit=MetricUnit.Count, value=len(report.errors))

@@ -43,6 +43,7 @@ BENCHMARKS = {
     "coldstart": "bench.coldstart",
     "prober": "bench.prober",
     "cost": "bench.cost",
+    "pool-changes": "bench.pool_changes",
 }
 
 

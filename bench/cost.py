@@ -1,15 +1,22 @@
-"""Cost: what the default schedule costs a month for 2 LBs and 20 web servers, measured inputs.
+"""Cost: what a month costs for 2 LBs + 20, 2 + 100 and 4 + 500 web servers, measured inputs.
 
 Measured on the stand-in: one scheduled invocation of the real handler (bench/handler_run.py:
 app.py's `reconcile` with its Powertools middleware, the default 6 rounds 10 s apart, after the
-world converged), its wall time (what Lambda bills), its AWS calls and their bytes (what a NAT
-gateway bills), its log output and its EMF metrics. Everything else is public list prices
-(us-east-1, in bench/prices.py), written out in the table so the arithmetic can be checked.
+world converged) with 2 LBs and 20 web servers: its wall time (what Lambda bills), its AWS calls
+and their bytes (what a NAT gateway bills), its log output and its EMF metrics. The memory sizes
+come from .chalice/config.json, which bench/sizing.py derives from the cold-start and fan-out
+measurements. The prober's duration per invocation comes from the fan-out benchmark's probe CPU
+per target. Everything else is public list prices (us-east-1, in bench/prices.py), before any
+free tier, written out in the tables so the arithmetic can be checked.
+
+Three designs side by side: this one (the controller outside any VPC, the prober in it, arm64),
+the previous one (one x86 controller in the VPC behind a NAT gateway) and Route 53 health checks.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -17,20 +24,26 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench import sizing
 from bench.api_calls import CallWorld, addresses
 from bench.deployment import chalice_config, lambda_memory_mb
 from bench.prices import (
-    ALARM_MONTH,
     HOURS_PER_MONTH,
     INVOCATIONS_PER_MONTH,
+    LAMBDA_PLATFORM_LOG_BYTES,
+    Line,
+    ProberRun,
     Run,
+    Size,
     controller_lines,
+    deployment_lines,
     emf_metrics,
     endpoints_instead_of_nat,
     health_check_lines,
+    prober_design_lines,
     total,
 )
-from bench.report import REPO, Figure, Progress, Section, table
+from bench.report import REPO, RESULTS, Figure, Progress, Section, table
 from bench.world import (
     FastForwardClock,
     environment,
@@ -41,6 +54,17 @@ from chalicelib.config import Settings
 from standin.aws import local_aws
 
 LBS, WEBS = 2, 20
+SIZES = (Size(2, 20), Size(2, 100), Size(4, 500))
+TARGET_DOLLARS = 6.00  # all in, 2 LBs + 20 web servers
+NAT_DESIGN_MB = 256  # the previous design's one x86 function
+# Bytes of API traffic per instance beyond the measured 22: DescribeInstances grows with the
+# fleet (the api-calls benchmark: 52 instances, 173,854 B a steady run; here 22, about 95 kB).
+API_BYTES_PER_INSTANCE = 2_640
+# Not measured: the prober's own work around the probes (decode the request, encode the answer)
+# and a round trip inside the VPC. Set generously; at these sizes they move no cent.
+PROBER_HANDLER_CPU_S = 0.002
+VPC_ROUND_TRIP_S = 0.002
+PROBER_LOG_BYTES = LAMBDA_PLATFORM_LOG_BYTES + 300  # Lambda's lines and one line of its own
 DOMAIN = "cost.bench.example.com"
 CLUSTER = "bench-cost"
 SUBNET = "127.0.7.0/24"
@@ -119,13 +143,67 @@ def run(progress: Progress, *, quick: bool = False) -> Section:
     return _section(measured_run, raw, quick=quick)
 
 
+def scaled_run(measured: Run, size: Size) -> Run:
+    """The measured 2 + 20 run at another size. Its duration stays: the rounds are INTERVAL
+    apart start to start, so a larger inventory read or more probes fill the wait, not the
+    bill. API bytes grow with the instances; LB probes with the LBs."""
+    extra = (size.lbs + size.webs) - (LBS + WEBS)
+    rounds = measured.lb_probes // LBS if LBS else 0
+    return Run(
+        seconds=measured.seconds,
+        calls=measured.calls,
+        api_bytes=measured.api_bytes + extra * API_BYTES_PER_INSTANCE,
+        log_bytes=measured.log_bytes,
+        metrics=measured.metrics,
+        lb_probes=size.lbs * rounds,
+    )
+
+
+def prober_run(size: Size, memory_mb: int, fanout: dict[str, Any], rounds: int) -> ProberRun:
+    """One round's private targets (the web pool, LBF_POOL_ADDRESS=private; the LBs are probed
+    at their public addresses by the controller) on the prober's share of a vCPU."""
+    cpu = PROBER_HANDLER_CPU_S + sizing.probe_cpu_per_target(fanout) * size.webs
+    billed = math.ceil((sizing.seconds_on(cpu, memory_mb) + VPC_ROUND_TRIP_S) * 1000) / 1000
+    return ProberRun(seconds=billed, log_bytes=PROBER_LOG_BYTES, per_run=rounds)
+
+
+def _stored(name: str) -> dict[str, Any]:
+    path = RESULTS / "latest.json"
+    stored: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    for section in stored.get("sections", []):
+        if section["name"] == name:
+            data: dict[str, Any] = section["data"]
+            return data
+    raise RuntimeError(f"bench/results/latest.json has no {name} section: run --only {name}")
+
+
+def _money(lines: list[Line]) -> str:
+    return f"${total(lines):,.2f}"
+
+
 def _section(measured: Run, raw: dict[str, Any], *, quick: bool) -> Section:
-    memory = lambda_memory_mb()
-    controller = controller_lines(measured, memory)
-    checks = health_check_lines(LBS + WEBS, LBS)
-    alternative = endpoints_instead_of_nat()
-    network = sum(line.dollars for line in controller if line.item.startswith("NAT"))
-    lambda_only = sum(line.dollars for line in controller if line.item.startswith("Lambda"))
+    controller_mb = lambda_memory_mb("prod", "reconcile")
+    prober_mb = lambda_memory_mb("prod", "probe_private")
+    untraced_mb = lambda_memory_mb("dev", "reconcile")
+    fanout, coldstart = _stored("fanout"), _stored("coldstart")
+    rounds = int(raw["summary"].get("rounds") or 6)
+    designs: dict[str, dict[str, list[Line]]] = {}
+    for size in SIZES:
+        run = scaled_run(measured, size)
+        prober = prober_run(size, prober_mb, fanout, rounds)
+        designs[size.short] = {
+            "this": prober_design_lines(run, controller_mb, prober, prober_mb, traced=True),
+            "untraced": prober_design_lines(run, untraced_mb, prober, prober_mb, traced=False),
+            "nat": [*controller_lines(run, NAT_DESIGN_MB), *deployment_lines(traced=True)],
+            "checks": health_check_lines(size.lbs + size.webs, size.lbs),
+        }
+    small = designs[SIZES[0].short]
+    this_small = total(small["this"])
+    controller = sizing.controller_need(coldstart, interval=10.0, tracing=True)
+    below = {
+        size.short: total(d["this"]) < d["checks"][0].dollars
+        for size, d in zip(SIZES, designs.values(), strict=True)
+    }
     section = Section(name="cost", title="Cost per month")
     section.figures += [
         Figure(
@@ -135,64 +213,128 @@ def _section(measured: Run, raw: dict[str, Any], *, quick: bool) -> Section:
             + (" (quick: 1 s interval)" if quick else ""),
         ),
         Figure(
-            f"controller, {LBS} LBs + {WEBS} web servers",
-            f"${total(controller):.2f}/month: Lambda ${lambda_only:.2f}, NAT ${network:.2f}, "
-            f"metrics and logs ${total(controller) - lambda_only - network:.2f}",
-            note="the NAT gateway, which probing private addresses from Lambda needs, is "
-            f"{network / total(controller):.0%} of it",
+            "memory (bench/sizing.py)",
+            f"controller {controller_mb} MB (prod, X-Ray) / {untraced_mb} MB (dev), "
+            f"prober {prober_mb} MB",
+            note=f"the cheapest sizes that keep the detection bound: {controller.why}; the "
+            "prober's cold start within half of the invoke's extra second",
         ),
         Figure(
-            f"Route 53 health checks, same {LBS + WEBS} targets",
-            f"${checks[0].dollars:.2f} (30 s) / ${checks[1].dollars:.2f} (10 s) / "
-            f"${checks[2].dollars:.2f} (HTTPS + string + 10 s) a month",
+            f"this design, {SIZES[0].label}, all in",
+            f"{_money(small['this'])}/month (prod); {_money(small['untraced'])} without X-Ray "
+            f"at {untraced_mb} MB",
+            target=f"< ${TARGET_DOLLARS:.2f}",
+            met=this_small < TARGET_DOLLARS,
+            note=(
+                ""
+                if this_small < TARGET_DOLLARS
+                else f"missed by ${this_small - TARGET_DOLLARS:.2f}: the detection bound wins. "
+                f"The controller bills ~{measured.seconds:.0f} s a minute (it waits between "
+                f"rounds), and its cold start needs {controller_mb} MB to stay within half an "
+                f"INTERVAL; at 128 MB it would cost "
+                f"${total(small['this']) - small['this'][0].dollars * (1 - 128 / controller_mb):.2f}"
+                f" but take {sizing.seconds_on(controller.cpu_seconds, 128):.1f} s to start"
+            ),
+        ),
+        Figure(
+            "this design vs Route 53 health checks (basic 30 s / fast 10 s)",
+            "; ".join(
+                f"{size.short}: {_money(d['this'])} vs ${d['checks'][0].dollars:,.2f} / "
+                f"${d['checks'][1].dollars:,.2f}"
+                for size, d in zip(SIZES, designs.values(), strict=True)
+            ),
+            target="below basic checks at every size",
+            met=all(below.values()),
             note="Route 53's checkers probe from the internet: they cannot reach private web "
             "addresses, and they do not push backend lists",
         ),
+        Figure(
+            "previous design (x86 controller in the VPC, NAT gateway)",
+            "; ".join(
+                f"{size.short}: {_money(d['nat'])}"
+                for size, d in zip(SIZES, designs.values(), strict=True)
+            ),
+            note=f"the NAT gateway and its address alone: "
+            f"${sum(x.dollars for x in small['nat'] if x.item.startswith('NAT gateway')):.2f}",
+        ),
     ]
-    rows = [(line.item, line.arithmetic, f"${line.dollars:,.2f}") for line in controller]
-    rows.append(("**total**", "", f"**${total(controller):,.2f}**"))
-    section.details += [
+    section.details.append(
         f"Inputs measured here: one steady invocation of app.py's `reconcile` handler (Powertools "
-        f"middleware included) with the default schedule ({raw['summary'].get('rounds')} rounds "
-        f"10 s apart), {LBS} LBs and {WEBS} web servers, {memory} MB as in "
-        f".chalice/config.json: {measured.seconds:.2f} s, {measured.calls} API calls "
+        f"middleware included) with the default schedule ({rounds} rounds 10 s apart), {LBS} LBs "
+        f"and {WEBS} web servers: {measured.seconds:.2f} s, {measured.calls} API calls "
         f"({', '.join(f'{k} {v}' for k, v in sorted(raw['calls'].items()))}), "
         f"{measured.api_bytes:,} bytes through the SDK, {measured.log_bytes:,} bytes of log "
-        f"output, {measured.metrics} EMF metrics. Prices: public us-east-1 list prices, a month "
-        f"of {HOURS_PER_MONTH} h = {INVOCATIONS_PER_MONTH:,} scheduled runs; before any free "
-        "tier (Lambda's 400,000 GB-s and 1M requests a month would cover the Lambda lines).",
-        table(("controller", "arithmetic", "per month"), rows),
+        f"output, {measured.metrics} EMF metrics. Memory from .chalice/config.json (chosen by "
+        f"bench/sizing.py from the cold-start and fan-out figures): controller {controller_mb} MB "
+        f"(prod), {untraced_mb} MB (dev), prober {prober_mb} MB. Other sizes scale the measured "
+        f"run: the same duration (the rounds are INTERVAL apart start to start), "
+        f"{API_BYTES_PER_INSTANCE:,} more API bytes per instance (the DescribeInstances answer), "
+        f"one LB probe per LB and round. The prober is invoked once per round ({rounds} per run) "
+        f"with the web pool's private addresses; its billed time is the fan-out benchmark's "
+        f"probe CPU per target ({sizing.probe_cpu_per_target(fanout) * 1e6:.0f} us) times the "
+        f"pool on {prober_mb} MB's share of a vCPU, plus {PROBER_HANDLER_CPU_S * 1000:g} ms of "
+        f"handler CPU and a {VPC_ROUND_TRIP_S * 1000:g} ms round trip (not measured). Prices: "
+        f"public us-east-1 list prices, a month of {HOURS_PER_MONTH} h = "
+        f"{INVOCATIONS_PER_MONTH:,} scheduled runs, before any free tier."
+    )
+    summary_rows = [
+        (
+            size.label,
+            _money(d["this"]),
+            _money(d["untraced"]),
+            _money(d["nat"]),
+            f"${d['checks'][0].dollars:,.2f}",
+            f"${d['checks'][1].dollars:,.2f}",
+        )
+        for size, d in zip(SIZES, designs.values(), strict=True)
+    ]
+    section.details.append(
         table(
-            ("alternative network", "arithmetic", "per month"),
-            [
-                (alternative.item, alternative.arithmetic, f"${alternative.dollars:,.2f}"),
-                (
-                    "Lambda outside the VPC (LBF_LB_ADDRESS and LBF_POOL_ADDRESS public)",
-                    "no NAT, no endpoints",
-                    "$0.00",
-                ),
-            ],
-        ),
+            (
+                "cluster",
+                "this design (prod)",
+                "this design, no X-Ray (dev)",
+                "NAT gateway design",
+                "Route 53 checks, 30 s",
+                "Route 53 checks, 10 s",
+            ),
+            summary_rows,
+        )
+    )
+    for key, title in (("this", "this design, prod"), ("nat", "previous design, NAT gateway")):
+        for size, d in zip(SIZES, designs.values(), strict=True):
+            rows = [(line.item, line.arithmetic, f"${line.dollars:,.2f}") for line in d[key]]
+            rows.append(("**total**", "", f"**{_money(d[key])}**"))
+            section.details.append(
+                table((f"{title}, {size.label}", "arithmetic", "per month"), rows)
+            )
+    alternative = endpoints_instead_of_nat()
+    section.details += [
         table(
-            ("Route 53 health checks", "arithmetic", "per month"),
-            [(line.item, line.arithmetic, f"${line.dollars:,.2f}") for line in checks],
+            ("Route 53 health checks, " + SIZES[0].label, "arithmetic", "per month"),
+            [(line.item, line.arithmetic, f"${line.dollars:,.2f}") for line in small["checks"]],
         ),
-        "Not counted on either side: the hosted zone ($0.50) and DNS queries (the same for "
-        f"both), the optional monitoring template (4 alarms x ${ALARM_MONTH:.2f}, a dashboard: 3 per account "
-        "are free), X-Ray traces on prod (43,800 a month, under the 100,000 free), "
+        "Not counted: the hosted zone ($0.50) and DNS queries (the same for every design), "
         "on_instance_change invocations (a few per instance start or stop), SNS notices (only "
-        "on changes). Interface endpoints replace the NAT only with LBF_LB_ADDRESS=private (the "
-        "LBs' public addresses need the internet) and only where Route 53's API is offered as "
-        "an endpoint; even then they cost more than one NAT gateway. Route 53 health checks "
-        "are the cheaper way to fail over between LBs alone; they do not maintain the web "
-        "pool, which is what needs the VPC.",
+        "on changes), the dashboard (3 per account are free). A web server that stops answering "
+        "keeps being probed until it is healthy again: each round then waits LBF_PROBE_TIMEOUT "
+        f"for it, which the prober bills (2 s x {rounds} x {INVOCATIONS_PER_MONTH:,} at "
+        f"{prober_mb} MB = ${2 * rounds * INVOCATIONS_PER_MONTH * prober_mb / 1024 * 0.0000133334:.2f} "
+        f"a month for as long as it lasts). Interface endpoints instead of the NAT gateway would "
+        f"have cost {alternative.arithmetic} = ${alternative.dollars:,.2f} a month; this design "
+        "needs neither, because the prober calls no AWS API.",
     ]
     section.data = {
         "run": measured.__dict__,
         "handler": raw,
-        "memory_mb": memory,
-        "controller": [line.__dict__ for line in controller],
-        "endpoints_instead_of_nat": alternative.__dict__,
-        "route53_health_checks": [line.__dict__ for line in checks],
+        "memory_mb": {
+            "controller": controller_mb,
+            "controller_dev": untraced_mb,
+            "prober": prober_mb,
+        },
+        "sizes": {
+            size.short: {key: [line.__dict__ for line in lines] for key, lines in d.items()}
+            for size, d in zip(SIZES, designs.values(), strict=True)
+        },
     }
     return section

@@ -17,10 +17,16 @@ def chalice_config() -> dict[str, Any]:
     return config
 
 
-def lambda_memory_mb(stage: str = "prod") -> int:
+def lambda_memory_mb(stage: str = "prod", function: str = "reconcile") -> int:
+    """A function's memory as chalice resolves it: the function's entry in the stage's
+    `lambda_functions`, else the stage's setting, else the top level's, else 128."""
     config = chalice_config()
     stage_config = config.get("stages", {}).get(stage, {})
-    return int(stage_config.get("lambda_memory_size", config.get("lambda_memory_size", 128)))
+    own = stage_config.get("lambda_functions", {}).get(function, {})
+    for level in (own, stage_config, config):
+        if level.get("lambda_memory_size") is not None:
+            return int(level["lambda_memory_size"])
+    return 128
 
 
 def vcpu_share(memory_mb: int) -> float:

@@ -1,7 +1,7 @@
 """Failover time: stop the active LB at random points of the probe cycle, time the record move.
 
 The stand: moto's server, two real HAProxy load balancers running the project's own configuration
-and apply script (their `/health` is HAProxy's monitor URI: 503 without a usable web server, so
+and apply script (their `/health` is answered by HAProxy itself: 503 without a usable web server, so
 "healthy" means "can serve"), three real web servers, all on 127.0.5.0/24. The controller is the
 job the Lambda runs, `jobs.reconcile` with the real adapters and the system clock, invoked back to
 back every ROUNDS x INTERVAL like the 1-minute schedule of 6 rounds of 10 s, scaled down 10 times.
@@ -17,7 +17,7 @@ Every target is private (loopback), so every round's probes go through the probe
 running as the separate function it is (standin/local_lambda.py) behind Lambda's Invoke API and
 reached with the real adapter: the invoke's latency is inside every detection time, and is
 measured on its own (invoke wall time less the slowest probe in it) to set beside the bound's
-named term for it (chalicelib/core/detection.py).
+named term for it (chalicelib/core/timing.py).
 
 Elastic IP mode (`python -m bench --only failover-eip`) runs the same series of kills with the
 Elastic IP moving instead of the record. The address itself has a stand-in: a loopback address
@@ -49,8 +49,8 @@ from bench.stats import median, percentile, ratio
 from bench.world import Observer, environment, quiet_controller, use_subnet
 from chalicelib import jobs
 from chalicelib.config import Settings
-from chalicelib.core.detection import PROBER_INVOKE_MARGIN
 from chalicelib.core.model import ProbeResult, ProbeTarget
+from chalicelib.core.timing import PROBER_INVOKE_SECONDS
 from chalicelib.errors import ProberFault
 from chalicelib.services import Prober, aws_services
 from standin.aws import LocalAws, local_aws
@@ -73,7 +73,7 @@ BOUND = (FALL + 1) * INTERVAL + TIMEOUT
 # puts on it (a slower answer voids the round instead of stretching it). AWS publishes no latency
 # figure for a synchronous invoke; its "Operating Lambda: Performance optimization - Part 1"
 # (AWS Compute Blog) puts cold starts, in under 1% of invocations, at under 100 ms to over 1 s.
-INVOKE_TERM = PROBER_INVOKE_MARGIN
+INVOKE_TERM = PROBER_INVOKE_SECONDS
 INVOKE_SOURCE = (
     "the invoke client's read timeout (TIMEOUT + 1 s) caps it: AWS publishes no latency figure "
     "for a synchronous invoke, and puts cold starts (under 1% of invocations) at under 100 ms to "
@@ -531,7 +531,7 @@ def _section(
         for e in events
     ]
     section.details += [
-        f"Stand: 2 real HAProxy LBs (the project's haproxy.cfg; `/health` is the monitor URI), 3 real "
+        f"Stand: 2 real HAProxy LBs (the project's haproxy.cfg answers `/health`), 3 real "
         f"web servers, moto's server; the real job back to back, {ROUNDS} rounds of INTERVAL = "
         f"{INTERVAL:g} s per invocation, TIMEOUT = {TIMEOUT:g} s, FALL = {FALL}, RISE = {RISE}; "
         "every target private, so every round's probes go through the prober function (a "

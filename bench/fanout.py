@@ -259,7 +259,7 @@ def _on_lambda(case: Case) -> Figure:
     holes cost only waiting. On a fraction of a vCPU that CPU time stretches in proportion, and
     the last black hole cannot start before the answering targets ahead of it are done.
     """
-    memory = lambda_memory_mb()
+    memory = lambda_memory_mb(function="probe_private")  # the function that probes the pool
     share = vcpu_share(memory)
     floor = case.cpu_seconds / share
     # Leave the CPU part at most the half timeout the target allows beyond one timeout.

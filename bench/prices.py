@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 HOURS_PER_MONTH = 730
 LAMBDA_GB_SECOND = 0.0000166667  # x86
+LAMBDA_GB_SECOND_ARM = 0.0000133334  # arm64 (Graviton)
 LAMBDA_PER_MILLION_REQUESTS = 0.20
 NAT_GATEWAY_HOUR = 0.045
 NAT_GATEWAY_GB = 0.045
@@ -18,6 +19,8 @@ ENDPOINT_HOUR_PER_AZ = 0.01  # an interface VPC endpoint, per Availability Zone
 CUSTOM_METRIC_MONTH = 0.30
 LOG_INGESTION_GB = 0.50
 ALARM_MONTH = 0.10
+XRAY_PER_MILLION_TRACES = 5.00  # traces recorded
+MONITORING_ALARMS = 4  # infra/cloudformation/merge/monitoring.yaml
 HEALTH_CHECK_AWS_ENDPOINT = 0.50
 HEALTH_CHECK_OPTION = 1.00  # each of HTTPS, string matching, 10 s interval (AWS endpoints)
 
@@ -55,12 +58,41 @@ def usd(amount: float) -> str:
     return f"${whole}.{fraction.ljust(2, '0')}"
 
 
-def lambda_compute(seconds: float, memory_mb: int, invocations: int) -> float:
+@dataclass(frozen=True)
+class Size:
+    """A cluster: its LBs and web servers."""
+
+    lbs: int
+    webs: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.lbs} LBs + {self.webs} web servers"
+
+    @property
+    def short(self) -> str:
+        return f"{self.lbs} + {self.webs}"
+
+
+@dataclass(frozen=True)
+class ProberRun:
+    """One invocation of the prober function: what it bills."""
+
+    seconds: float  # billed duration, at its memory size
+    log_bytes: int  # its own output plus Lambda's START/END/REPORT lines
+    per_run: int  # invocations per controller run: one per round with private targets
+
+
+def lambda_compute(
+    seconds: float, memory_mb: int, invocations: int, price: float = LAMBDA_GB_SECOND
+) -> float:
     """Lambda bills GB-seconds: memory in MB / 1,024 times the billed duration."""
-    return seconds * memory_mb / 1024 * invocations * LAMBDA_GB_SECOND
+    return seconds * memory_mb / 1024 * invocations * price
 
 
 def controller_lines(run: Run, memory_mb: int) -> list[Line]:
+    """The previous design: one x86 controller in the VPC, the AWS APIs and the LBs' public
+    addresses reached through a NAT gateway."""
     n = INVOCATIONS_PER_MONTH
     gb_seconds = run.seconds * memory_mb / 1024 * n
     nat_gb = (run.api_bytes + run.lb_probes * PROBE_BYTES) * n / GB
@@ -110,6 +142,86 @@ def controller_lines(run: Run, memory_mb: int) -> list[Line]:
             f"= {log_gb:.3f} GB x {usd(LOG_INGESTION_GB)}",
             log_gb * LOG_INGESTION_GB,
         ),
+    ]
+
+
+def deployment_lines(*, traced: bool) -> list[Line]:
+    """What every Lambda design deploys besides the functions: the alarms, and traces on a
+    traced stage (one trace per scheduled run)."""
+    n = INVOCATIONS_PER_MONTH
+    lines = [
+        Line(
+            "CloudWatch alarms (monitoring template)",
+            f"{MONITORING_ALARMS} x {usd(ALARM_MONTH)}",
+            MONITORING_ALARMS * ALARM_MONTH,
+        )
+    ]
+    if traced:
+        lines.append(
+            Line(
+                "X-Ray traces (prod)",
+                f"{n:,} x {usd(XRAY_PER_MILLION_TRACES)} / 1M",
+                n * XRAY_PER_MILLION_TRACES / 1e6,
+            )
+        )
+    return lines
+
+
+def prober_design_lines(
+    run: Run, controller_mb: int, prober: ProberRun, prober_mb: int, *, traced: bool
+) -> list[Line]:
+    """This design: the controller outside any VPC and the prober inside it, both on arm64.
+    No NAT gateway, no endpoint, no public IPv4 address: the controller uses Lambda's own
+    addresses and the prober has none."""
+    n = INVOCATIONS_PER_MONTH
+    invocations = n * prober.per_run
+    controller_gb_s = run.seconds * controller_mb / 1024 * n
+    prober_gb_s = prober.seconds * prober_mb / 1024 * invocations
+    log_gb = ((run.log_bytes + LAMBDA_PLATFORM_LOG_BYTES) * n + prober.log_bytes * invocations) / GB
+    return [
+        Line(
+            "Lambda duration, controller (arm64)",
+            f"{n:,} runs x {run.seconds:.1f} s x {controller_mb}/1024 GB = "
+            f"{controller_gb_s:,.0f} GB-s x {usd(LAMBDA_GB_SECOND_ARM)}",
+            lambda_compute(run.seconds, controller_mb, n, LAMBDA_GB_SECOND_ARM),
+        ),
+        Line(
+            "Lambda duration, prober (arm64)",
+            f"{invocations:,} invocations x {prober.seconds * 1000:.0f} ms x {prober_mb}/1024 GB "
+            f"= {prober_gb_s:,.0f} GB-s x {usd(LAMBDA_GB_SECOND_ARM)}",
+            lambda_compute(prober.seconds, prober_mb, invocations, LAMBDA_GB_SECOND_ARM),
+        ),
+        Line(
+            "Lambda requests",
+            f"(1 run + {prober.per_run} prober invocations a minute: {n:,} + {invocations:,}) "
+            f"x {usd(LAMBDA_PER_MILLION_REQUESTS)} / 1M",
+            (n + invocations) * LAMBDA_PER_MILLION_REQUESTS / 1e6,
+        ),
+        Line(
+            "API calls",
+            f"{run.calls} per run x {n:,}: EC2 describe, Route 53 record calls, SSM Run Command "
+            "and standard parameters are free",
+            0.0,
+        ),
+        Line(
+            "network",
+            "no NAT gateway, no endpoint, no public IPv4 (the controller uses Lambda's "
+            "addresses, the prober none)",
+            0.0,
+        ),
+        Line(
+            "CloudWatch custom metrics (EMF)",
+            f"{run.metrics} x {usd(CUSTOM_METRIC_MONTH)}",
+            run.metrics * CUSTOM_METRIC_MONTH,
+        ),
+        Line(
+            "CloudWatch Logs ingestion",
+            f"(({run.log_bytes:,} B + {LAMBDA_PLATFORM_LOG_BYTES} B) x {n:,} + "
+            f"{prober.log_bytes} B x {invocations:,}) = {log_gb:.3f} GB x "
+            f"{usd(LOG_INGESTION_GB)}",
+            log_gb * LOG_INGESTION_GB,
+        ),
+        *deployment_lines(traced=traced),
     ]
 
 

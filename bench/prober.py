@@ -3,7 +3,7 @@ the detection bound.
 
 Lambda gives a function CPU in proportion to its memory (1,769 MB = one vCPU), so a smaller
 prober function is cheaper per second but stretches its CPU-bound work. The bound counts the
-invoke at most PROBER_INVOKE_MARGIN (1 s) beyond the probe timeout: the invoke client waits no
+invoke at most PROBER_INVOKE_SECONDS (1 s) beyond the probe timeout: the invoke client waits no
 longer, and a later answer voids the round. So the size must let one warm round's CPU (the
 contract's decode and encode and the probes of the answering targets; black holes only wait)
 fit in that second, on its share of a vCPU, with the invoke's own latency beside it. A cold start
@@ -30,7 +30,7 @@ from bench.deployment import MB_PER_VCPU, vcpu_share
 from bench.fanout import target_addresses
 from bench.report import REPO, Figure, Progress, Section, table
 from bench.stats import median
-from chalicelib.core.detection import PROBER_INVOKE_MARGIN
+from chalicelib.core.timing import PROBER_INVOKE_SECONDS
 
 TIMEOUT = 2.0  # the default LBF_PROBE_TIMEOUT
 POOLS = ((2, 20), (2, 100), (4, 500))
@@ -140,7 +140,7 @@ def run(progress: Progress, *, quick: bool = False) -> Section:
 
 def _section(pools: list[Pool]) -> Section:
     section = Section(name="prober", title="Prober function size")
-    budget = PROBER_INVOKE_MARGIN - INVOKE_LATENCY_S
+    budget = PROBER_INVOKE_SECONDS - INVOKE_LATENCY_S
     rows = []
     for pool in pools:
         warm = cheapest(pool.round_cpu, budget=budget)
@@ -202,8 +202,8 @@ def _section(pools: list[Pool]) -> Section:
         f"addresses served by one process; TIMEOUT {TIMEOUT:g} s), {COLD_RUNS} processes per "
         "pool, medians shown. A size keeps the detection bound when a warm round's CPU, "
         f"stretched by Lambda's share of a vCPU (memory / {MB_PER_VCPU:,} MB), fits in the "
-        f"invoke term ({PROBER_INVOKE_MARGIN:g} s) less the invoke's own latency "
-        f"({INVOKE_LATENCY_S:g} s): the invoke client waits TIMEOUT + {PROBER_INVOKE_MARGIN:g} s "
+        f"invoke term ({PROBER_INVOKE_SECONDS:g} s) less the invoke's own latency "
+        f"({INVOKE_LATENCY_S:g} s): the invoke client waits TIMEOUT + {PROBER_INVOKE_SECONDS:g} s "
         "and no longer. Black holes add waiting (the TIMEOUT), not CPU. For a larger pool, "
         "take the smallest size whose row says yes, or measure that pool with this benchmark "
         "(`python -m bench --only prober`, POOLS in bench/prober.py).",
@@ -214,7 +214,7 @@ def _section(pools: list[Pool]) -> Section:
     ]
     section.data = {
         "timeout": TIMEOUT,
-        "invoke_margin": PROBER_INVOKE_MARGIN,
+        "invoke_margin": PROBER_INVOKE_SECONDS,
         "invoke_latency": INVOKE_LATENCY_S,
         "sizes_mb": list(SIZES_MB),
         "pools": [p.__dict__ | {"cold_cpu": p.cold_cpu} for p in pools],

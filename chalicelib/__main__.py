@@ -12,8 +12,9 @@ from pathlib import Path
 
 from chalicelib import deployed, jobs, planned, probing, render
 from chalicelib.config import ConfigError, Settings
+from chalicelib.core.timing import SCHEDULE_SECONDS
 from chalicelib.errors import ViewNotLoaded
-from chalicelib.services import Services, aws_services
+from chalicelib.services import Services, aws_services, aws_time_limit
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -72,9 +73,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "move-active",
         help="planned failover: move the active record (or the Elastic IP) and wait for INSYNC",
     )
-    move.add_argument("--to", metavar="NAME", help="the LB to make active (default: lowest name)")
     move.add_argument(
-        "--drain", metavar="NAME", help="tag this LB lbf:maintenance=drain and move off it"
+        "--to",
+        metavar="NAME",
+        help="the LB to make active (default: the first candidate in natural order that answers)",
+    )
+    move.add_argument(
+        "--drain",
+        metavar="NAME",
+        help="move off this LB (a name, or an instance id), then tag it lbf:maintenance=drain",
     )
     move.add_argument("--no-wait", action="store_true", help="do not wait for Route 53's INSYNC")
     move.add_argument("--json", action="store_true")
@@ -106,7 +113,11 @@ def main(
             except ConfigError as exc:
                 print(f"configuration error: {exc}", file=sys.stderr)
                 return EXIT_CONFIG
-    services = services or aws_services(settings)
+    try:
+        services = services or aws_services(settings)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     clock = clock or jobs.SystemClock()
 
     if args.command == "status":
@@ -133,7 +144,11 @@ def main(
     elif args.command == "plan":
         report = jobs.reconcile(settings, services, clock, rounds=1, dry_run=True, job="plan")
     else:
-        report = jobs.reconcile(settings, services, clock)
+        # The scheduled function's one-minute budget: a round that would end past it is not
+        # started, and AWS calls take their timeouts from what is left of it.
+        deadline = clock.now() + SCHEDULE_SECONDS
+        with aws_time_limit(lambda: deadline - clock.now()):
+            report = jobs.reconcile(settings, services, clock, deadline=deadline)
     if args.json:
         print(json.dumps(render.report_json(report), indent=2))
     else:

@@ -27,11 +27,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from chalicelib.core.timing import SCHEDULE_SECONDS, DetectionBound, detection_bound, schedule_fits
+
 # Shown in errors; longer values are cut so one bad variable cannot flood a log line.
 _SHOWN_CHARS = 60
-
-# Lambda's hard maximum run time: a probe schedule longer than this can never finish.
-_LAMBDA_MAX_SECONDS = 900
 
 _CLUSTER = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -178,6 +177,32 @@ class Settings:
         return f"{self.parameter_prefix}/paused"
 
     @property
+    def push_log_group(self) -> str:
+        """Where the LBs' SSM Agent sends the output of backend pushes (CloudWatch Logs).
+
+        A naming convention rather than a setting: infra/cloudformation/cluster.yaml creates the
+        group under this name (with retention) and lets the LBs' role write to it.
+        """
+        return f"/lbf/{self.cluster}/pushes"
+
+    @property
+    def uses_prober_function(self) -> bool:
+        """Whether some targets go to the prober function: it is set and something is private."""
+        private = "private" in (self.lb_address, self.pool_address)
+        return self.prober_function is not None and private
+
+    @property
+    def detection_bound(self) -> DetectionBound:
+        """How long a dead LB can hold the active role with these settings (`status` prints it)."""
+        return detection_bound(
+            fall=self.fall,
+            interval=self.probe_interval,
+            timeout=self.probe_timeout,
+            rounds=self.probe_rounds,
+            prober_invoke=self.uses_prober_function,
+        )
+
+    @property
     def notices_parameter(self) -> str:
         """The conditions already notified, so a notice goes out on a change, not every run."""
         return f"{self.parameter_prefix}/notices"
@@ -201,10 +226,10 @@ class Settings:
         pool_port = _integer(environ, "LBF_POOL_PORT", 80, 1, 65535)
         # One probe outlasting the one-minute schedule is never what was meant.
         probe_timeout = _seconds(environ, "LBF_PROBE_TIMEOUT", 2.0, high=60.0)
-        probe_interval = _seconds(environ, "LBF_PROBE_INTERVAL", 10.0, high=_LAMBDA_MAX_SECONDS)
+        probe_interval = _seconds(environ, "LBF_PROBE_INTERVAL", 10.0, high=SCHEDULE_SECONDS)
         _require_timeout_below_interval(probe_timeout, probe_interval)
         probe_rounds = _integer(environ, "LBF_PROBE_ROUNDS", 6, 1, 60)
-        _require_schedule_fits_lambda(probe_rounds, probe_interval, probe_timeout)
+        _require_rounds_fit_the_schedule(probe_rounds, probe_interval)
         rise = _integer(environ, "LBF_RISE", 2, 1, 10)
         fall = _integer(environ, "LBF_FALL", 3, 1, 10)
         ssm_document = _ssm_document(environ)
@@ -494,13 +519,14 @@ def _require_timeout_below_interval(timeout: float, interval: float) -> None:
         )
 
 
-def _require_schedule_fits_lambda(rounds: int, interval: float, timeout: float) -> None:
-    last_round_ends = (rounds - 1) * interval + timeout
-    if last_round_ends >= _LAMBDA_MAX_SECONDS:
+def _require_rounds_fit_the_schedule(rounds: int, interval: float) -> None:
+    # A run starts every minute: rounds that do not fit would overlap the next run's, and the
+    # detection bound's gap term would be negative, a promise no schedule can keep.
+    if not schedule_fits(rounds=rounds, interval=interval):
         raise ConfigError(
             "LBF_PROBE_ROUNDS",
-            f"expected rounds that end within Lambda's {_LAMBDA_MAX_SECONDS} s limit, "
-            f"got {rounds} rounds {interval:g} s apart (last ends at {last_round_ends:g} s)",
+            f"expected LBF_PROBE_ROUNDS x LBF_PROBE_INTERVAL of at most {SCHEDULE_SECONDS:g} s "
+            f"(the one-minute schedule), got {rounds} x {interval:g} s = {rounds * interval:g} s",
         )
 
 

@@ -18,7 +18,12 @@ class AwsError(LbfError):
 
 
 class StaleView(AwsError):
-    """Route 53 rejected a compare-and-swap: the record is no longer what this run read."""
+    """A compare-and-swap was rejected (Route 53's InvalidChangeBatch, or the Elastic IP moved).
+
+    Usually the record is no longer what this run read; Route 53 says the same for a batch it
+    will never take (a CNAME at the name) and for a retry of a batch that went through. The job
+    tells these apart by reading the records again.
+    """
 
 
 class ViewNotLoaded(LbfError):

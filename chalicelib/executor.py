@@ -1,13 +1,21 @@
 """Carries a Plan out, one AWS call per change, each failure isolated to its change.
 
-The dry-run executor takes the same plan and only reports it: `plan`, `LBF_DRY_RUN` and the
-`paused` switch all go through it.
+This is the only module that calls a write of the services (the suite checks it: tests/unit/
+test_write_path.py). What is written and what is only printed is decided here, per kind of
+change, by the executor's mode, so the safety switches hold for every write by construction:
+
+- LIVE: every change is applied.
+- PAUSED (`<prefix>/paused` is true): every change is printed, except notices and the notices
+  parameter: those are still sent, each notice marked paused, so that an operator who paused for
+  maintenance still hears about a dying LB.
+- DRY_RUN (`LBF_DRY_RUN`, `plan`): every change is printed, notices included; nothing is sent.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from chalicelib.core.model import Command
@@ -15,15 +23,48 @@ from chalicelib.core.plan import (
     Change,
     ChangeRecords,
     MoveAddress,
+    Notify,
     Plan,
     PutParameter,
     SendBackends,
     SetTags,
+    StoreNotices,
+)
+from chalicelib.core.second_opinion import (
+    CreateHealthCheck,
+    DeleteHealthCheck,
+    UpdateHealthCheck,
 )
 from chalicelib.errors import AwsError, StaleView
 from chalicelib.services import Services
 
 log = logging.getLogger(__name__)
+
+
+class Mode(enum.Enum):
+    LIVE = "live"
+    PAUSED = "paused"
+    DRY_RUN = "dry-run"
+
+
+def mode_of(*, dry_run: bool, paused: bool) -> Mode:
+    """LBF_DRY_RUN outranks the pause switch: a dry run sends nothing at all."""
+    if dry_run:
+        return Mode.DRY_RUN
+    return Mode.PAUSED if paused else Mode.LIVE
+
+
+def is_notice(change: Change) -> bool:
+    return isinstance(change, Notify | StoreNotices)
+
+
+def writes(mode: Mode, change: Change) -> bool:
+    """The policy: whether this change is applied in this mode, or only printed."""
+    if mode is Mode.LIVE:
+        return True
+    if mode is Mode.PAUSED:
+        return is_notice(change)
+    return False
 
 
 @dataclass(frozen=True)
@@ -34,20 +75,33 @@ class Outcome:
     stale: bool = False  # a compare-and-swap found the world changed: re-read and re-plan
     command: Command | None = None
     skipped: bool = False  # not attempted: it depended on a change that failed
+    code: str | None = None  # AWS's error code when the call failed
+    printed: bool = False  # planned and printed only (dry run, paused): nothing was written
+    change_id: str | None = None  # a Route 53 change batch's id, to wait for INSYNC
 
 
 class Executor:
-    dry_run = False
-
-    def __init__(self, services: Services, *, now: Callable[[], float]) -> None:
+    def __init__(
+        self, services: Services, *, now: Callable[[], float], mode: Mode = Mode.LIVE
+    ) -> None:
         self._services = services
         self._now = now
+        self.mode = mode
+
+    @property
+    def dry_run(self) -> bool:
+        """True when the world's changes are only printed (a dry run, or paused)."""
+        return self.mode is not Mode.LIVE
 
     def apply(self, plan: Plan) -> list[Outcome]:
+        return self.apply_changes(plan.changes)
+
+    def apply_changes(self, changes: Iterable[Change]) -> list[Outcome]:
         # Records (or the Elastic IP) first: a failover is what clients wait for. lbf:state
         # follows them, so it is written only if they went through.
-        first = [c for c in plan.changes if isinstance(c, MoveAddress | ChangeRecords)]
-        rest = [c for c in plan.changes if not isinstance(c, MoveAddress | ChangeRecords)]
+        ordered = list(changes)
+        first = [c for c in ordered if isinstance(c, MoveAddress | ChangeRecords)]
+        rest = [c for c in ordered if not isinstance(c, MoveAddress | ChangeRecords)]
         outcomes = [self._attempt(change) for change in first]
         moved = all(o.ok for o in outcomes)
         # A stale compare-and-swap says the whole view is older than the world: pushes and tags
@@ -62,30 +116,47 @@ class Executor:
         return outcomes
 
     def _attempt(self, change: Change) -> Outcome:
+        if not writes(self.mode, change):
+            log.info("would apply: %s", change.describe())
+            command = None
+            if isinstance(change, SendBackends):
+                command = Command(
+                    "dry-run", change.instance_id, change.checksum, "Pending", self._now()
+                )
+            return Outcome(change, ok=True, command=command, printed=True)
+        if self.mode is Mode.PAUSED and isinstance(change, Notify):
+            change = change.marked_paused()
         try:
-            command = self._apply_one(change)
+            command, change_id = self._apply_one(change)
         except StaleView as exc:
             log.warning("stale view, will re-read: %s: %s", change.describe(), exc)
             return Outcome(change, ok=False, error=str(exc), stale=True)
         except AwsError as exc:
             log.error("failed: %s: %s", change.describe(), exc)
-            return Outcome(change, ok=False, error=str(exc))
-        log.info("applied: %s", change.describe())
-        return Outcome(change, ok=True, command=command)
+            return Outcome(change, ok=False, error=str(exc), code=exc.code)
+        if not isinstance(change, Notify):  # a notice is logged as "notice: ...", once
+            log.info("applied: %s", change.describe())
+        return Outcome(change, ok=True, command=command, change_id=change_id)
 
-    def _apply_one(self, change: Change) -> Command | None:
+    def _apply_one(self, change: Change) -> tuple[Command | None, str | None]:
+        """The one place a write is called: (the push's command, the change batch's id)."""
         services = self._services
         if isinstance(change, ChangeRecords):
-            services.records.change(change.changes, comment=f"lb-failover: {change.reason}")
-        elif isinstance(change, SetTags):
+            change_id = services.records.change(
+                change.changes, comment=f"lb-failover: {change.reason}"
+            )
+            return None, change_id
+        if isinstance(change, SetTags):
             services.inventory.create_tags(change.instance_ids, change.tags)
-        elif isinstance(change, PutParameter):
+        elif isinstance(change, PutParameter | StoreNotices):
             services.parameters.put(change.name, change.value)
         elif isinstance(change, SendBackends):
-            return services.commands.send(
+            command = services.commands.send(
                 change.instance_id, change.backends, change.checksum, now=self._now()
             )
+            return command, None
         elif isinstance(change, MoveAddress):
+            # Check, then move: AssociateAddress has no condition of its own.
             holder, _ = services.inventory.address_holder(change.allocation_id)
             if holder != change.expected_instance_id:
                 # Someone (an overlapping run, an operator) moved it since we looked.
@@ -96,29 +167,29 @@ class Executor:
                     f"{change.allocation_id} is on {holder}, expected {change.expected_instance_id}",
                 )
             services.inventory.associate_address(change.allocation_id, change.instance_id)
-        return None
+        elif isinstance(change, Notify):
+            log.warning("notice: %s", change.message)
+            if services.notifier is not None:  # without a topic, notices are only logged
+                services.notifier.publish(change.subject, change.message)
+        else:
+            self._apply_health_check(change)
+        return None, None
 
-
-class DryRunExecutor(Executor):
-    """Reports the plan as if applied; makes no write call."""
-
-    dry_run = True
-
-    def __init__(self, *, now: Callable[[], float]) -> None:
-        self._now = now
-
-    def apply(self, plan: Plan) -> list[Outcome]:
-        outcomes = []
-        for change in plan.changes:
-            log.info("would apply: %s", change.describe())
-            command = None
-            if isinstance(change, SendBackends):
-                command = Command(
-                    "dry-run", change.instance_id, change.checksum, "Pending", self._now()
-                )
-            outcomes.append(Outcome(change, ok=True, command=command))
-        return outcomes
+    def _apply_health_check(
+        self, change: CreateHealthCheck | UpdateHealthCheck | DeleteHealthCheck
+    ) -> None:
+        checks = self._services.health_checks
+        if checks is None:
+            # Planned only from checks that were read, which needs the adapter: a bug if not.
+            raise AwsError("route53", "HealthCheck", "NotConfigured", "no health-check adapter")
+        if isinstance(change, CreateHealthCheck):
+            checks.create(change.spec, change.caller_reference, change.tags)
+        elif isinstance(change, UpdateHealthCheck):
+            checks.update(change.health_check_id, change.version, change.spec)
+        else:
+            checks.delete(change.health_check_id)
 
 
 def applied(outcomes: Sequence[Outcome]) -> list[Change]:
+    """The changes that hold now, or would (printed ones): what the next round plans against."""
     return [o.change for o in outcomes if o.ok]

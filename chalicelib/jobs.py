@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from chalicelib import probing
 from chalicelib.config import Settings
-from chalicelib.core import dns
+from chalicelib.core import dns, rejections, timing
+from chalicelib.core import notices as notice_policy
+from chalicelib.core import pushes as push_rules
 from chalicelib.core.health import Thresholds
 from chalicelib.core.inventory import ParseRules, build_inventory
 from chalicelib.core.model import (
@@ -28,8 +31,11 @@ from chalicelib.core.plan import (
     Change,
     ChangeRecords,
     MoveAddress,
+    NoticeChange,
+    Notify,
     Plan,
     PutParameter,
+    SendBackends,
     SetTags,
     after,
     decide,
@@ -37,18 +43,17 @@ from chalicelib.core.plan import (
     fold_probes,
     is_prober_fault,
     latest_commands,
+    record_rules,
     thresholds_of,
 )
 from chalicelib.core.second_opinion import (
     CheckerObservation,
-    CreateHealthCheck,
-    UpdateHealthCheck,
     checks_to_consult,
     opinions_of,
     plan_health_checks,
 )
 from chalicelib.errors import AwsError, ViewNotLoaded
-from chalicelib.executor import DryRunExecutor, Executor, Outcome, applied
+from chalicelib.executor import Executor, Mode, Outcome, applied, mode_of
 from chalicelib.services import Services
 
 log = logging.getLogger(__name__)
@@ -77,6 +82,9 @@ class Failover:
     reason: str
     round: int
     seconds: float  # since the run started
+    # The move, old values -> new values (core.notices.move_key): its notice goes out once, even
+    # when two overlapping runs made or recognised it.
+    move: str = ""
 
 
 @dataclass
@@ -143,7 +151,6 @@ def observe(
             )
     except AwsError as exc:
         raise ViewNotLoaded(f"could not read the world, acting on nothing: {exc}") from exc
-    notices = parameters.get(settings.notices_parameter, "")
     health_checks, health_checks_error = _read_health_checks(settings, services)
     return World(
         lbs=inventory.lbs,
@@ -154,7 +161,7 @@ def observe(
         lbs_parameter=parameters.get(settings.lbs_parameter),
         paused=parameters.get(settings.paused_parameter, "").strip().lower() == "true",
         commands=tuple(commands),
-        notices=frozenset(line for line in notices.splitlines() if line and line != "none"),
+        notices=notice_policy.parse_stored(parameters.get(settings.notices_parameter)),
         eip_instance_id=eip_instance_id,
         eip_address=eip_address,
         health_checks=health_checks,
@@ -173,15 +180,29 @@ def reconcile(
     job: str = "reconcile",
     concerning: str | None = None,
     run_id: str | None = None,
+    deadline: float | None = None,
 ) -> Report:
     """One invocation's work: `rounds` probe rounds (default LBF_PROBE_ROUNDS), acting each round.
 
     With probe=False (the event-triggered run) no probe is made: it acts on EC2's states and the
     stored verdicts only, and leaves the rise/fall counts to the scheduled rounds. With
     `concerning`, a run about an instance outside the cluster stops after the inventory read.
+    `deadline` (the clock's time when the invocation ends) lets a round start only if its probes
+    and its writes fit before it (SPEC "Where two rules meet", Time).
     """
     started = clock.now()
     report = Report(job=job, run_id=run_id or new_run_id())
+    # The prober function's invoke runs beside the public probes and may outlast them.
+    invoke = settings.uses_prober_function
+    round_needs = timing.round_seconds(
+        probes=probe, probe_timeout=settings.probe_timeout, prober_invoke=invoke
+    )
+    if not timing.round_fits(starts_at=started, deadline=deadline, needs=round_needs):
+        # Not even one round fits: reading the world would only spend the time left.
+        report.errors.append(
+            _no_time_for(1, started, deadline, round_needs, probes=probe, invoke=invoke)
+        )
+        return report
     try:
         observed = observe(settings, services, now=started, concerning=concerning)
     except ViewNotLoaded as exc:
@@ -200,16 +221,32 @@ def reconcile(
     if world.health_checks_error is not None:
         report.errors.append(world.health_checks_error)
     second_opinion = _SecondOpinion(services, clock)
-    executor: Executor = (
-        DryRunExecutor(now=clock.now) if report.dry_run else Executor(services, now=clock.now)
+    rejected: dict[str, str] = {}  # record names Route 53 rejects this run, left out after
+    unregistered: dict[str, str] = {}  # LBs SSM does not know this run -> their condition or ""
+    # Every write of the run goes through this one executor: its mode decides what is written
+    # and what only printed, per kind of change (paused: notices still go out, marked paused).
+    executor = Executor(
+        services,
+        now=clock.now,
+        mode=mode_of(dry_run=dry_run or settings.dry_run, paused=world.paused),
     )
     thresholds = thresholds_of(settings)
     world = fold_down_states(world, thresholds)
     count = settings.probe_rounds if rounds is None else rounds
 
     for number in range(count):
+        starts_at = max(clock.now(), started + number * settings.probe_interval)
+        if not timing.round_fits(starts_at=starts_at, deadline=deadline, needs=round_needs):
+            # A round cut short by the invocation's end could stop mid-change; the next run
+            # starts within the minute and does this round's work.
+            text = _no_time_for(
+                number + 1, starts_at, deadline, round_needs, probes=probe, invoke=invoke
+            )
+            (report.notes if number > 0 else report.errors).append(text)
+            log.warning(text)
+            break
         if number > 0:
-            wait = started + number * settings.probe_interval - clock.now()
+            wait = starts_at - clock.now()
             if wait > 0:
                 clock.sleep(wait)
         conditions: dict[str, str] = {}
@@ -217,13 +254,14 @@ def reconcile(
             for path in probing.probe_round(world, settings, services):
                 world = _judge_path(world, path, settings, conditions, report, second_opinion)
         world = _refresh_commands(world, services, report)
-        world, plan = _plan_and_apply(world, settings, services, executor, report, clock, started)
+        world, plan = _plan_and_apply(
+            world, settings, services, executor, report, clock, started, rejected, unregistered
+        )
         if number == 0:  # after the records: a failover never waits for a health check
-            _keep_health_checks(world, settings, services, report, executor.dry_run, started)
+            _keep_health_checks(world, settings, executor, report, started)
         conditions.update(plan.conditions)
         report.rounds = number + 1
-        _notify(world, settings, services, report, conditions, executor)
-        world = replace(world, notices=frozenset(conditions))
+        world = _notify(world, settings, services, report, conditions, executor)
 
     report.world = world
     report.healthy_lbs = sum(1 for lb in world.lbs if dns.is_eligible(lb))
@@ -259,6 +297,30 @@ def _judge_path(
     return fold_probes(world, path.results, thresholds_of(settings))
 
 
+def _no_time_for(
+    number: int,
+    starts_at: float,
+    deadline: float | None,
+    needs: float,
+    *,
+    probes: bool,
+    invoke: bool = False,
+) -> str:
+    left = (starts_at if deadline is None else deadline) - starts_at
+    parts = f"{timing.ROUND_WRITE_SECONDS:g} s for its writes"
+    if probes and invoke:
+        parts = (
+            f"its probes' LBF_PROBE_TIMEOUT, {timing.PROBER_INVOKE_SECONDS:g} s for the prober "
+            f"function's invoke and {parts}"
+        )
+    elif probes:
+        parts = f"its probes' LBF_PROBE_TIMEOUT and {parts}"
+    return (
+        f"round {number} not started: {max(0.0, left):.1f} s of the invocation left when it "
+        f"would start, and a round needs {needs:g} s ({parts})"
+    )
+
+
 def _plan_and_apply(
     world: World,
     settings: Settings,
@@ -267,30 +329,197 @@ def _plan_and_apply(
     report: Report,
     clock: Clock,
     started: float,
+    rejected: dict[str, str] | None = None,
+    unregistered: dict[str, str] | None = None,
 ) -> tuple[World, Plan]:
-    plan = decide(world, settings, run_started_at=started)
+    """One round's plan, applied; a rejected record batch is judged by a re-read.
+
+    `rejected` (record name -> Route 53's message) holds this run's permanent rejections, and
+    `unregistered` the LBs whose SSM agent SendCommand did not know: their changes are left out
+    of the later rounds' plans, and tried again by the next run.
+    """
+    rejected = {} if rejected is None else rejected
+    unregistered = {} if unregistered is None else unregistered
+    active_fqdn = record_rules(settings).active_fqdn
+
+    def decided(world: World) -> Plan:
+        plan = rejections.without(
+            decide(world, settings, run_started_at=started), rejected, active_fqdn=active_fqdn
+        )
+        kept = tuple(
+            c
+            for c in plan.changes
+            if not (isinstance(c, SendBackends) and c.instance_id in unregistered)
+        )
+        return replace(plan, changes=kept)
+
+    plan = decided(world)
+    move = move_of(world, plan, settings)
     outcomes = executor.apply(plan)
     world = _fold_outcomes(world, outcomes)
     if any(o.stale for o in outcomes):
-        # Someone changed the record since we read it, most likely an overlapping run. Its view
-        # is newer than ours in more than the record (the verdicts in its tags, its pushes), so
-        # read everything again and plan once more: re-planning from a fresh record alone would
-        # judge the LB it chose by our older verdicts, and move the record a second time.
+        # Route 53 says InvalidChangeBatch for a stale compare-and-swap, for a batch that can never
+        # go through, and for a batch that went through but whose answer was lost (botocore's
+        # retry then meets the changed record). Only a re-read tells them apart.
         try:
             fresh = observe(settings, services, now=clock.now())
         except ViewNotLoaded as exc:
-            report.errors.append(f"re-reading after a stale change failed: {exc}")
+            report.errors.append(f"re-reading after a rejected change failed: {exc}")
         else:
             assert fresh is not None  # only a run `concerning` one instance can read None
-            world = merge_reread(world, fresh, thresholds_of(settings))
-            report.notes.append("a change met a newer view; re-read and planned again")
-            first = outcomes
-            plan = decide(world, settings, run_started_at=started)
-            outcomes = executor.apply(plan)
-            world = _fold_outcomes(world, outcomes)
-            outcomes = [o for o in first if not o.stale and not o.skipped] + outcomes
-    failed = _record(plan, outcomes, report, executor.dry_run, clock.now() - started)
+            batch = _rejected_batch(outcomes)
+            if batch is not None and rejections.unchanged(
+                world.records, fresh.records, batch[0].changes
+            ):
+                world, plan, outcomes = _apply_without_rejected(
+                    world, plan, outcomes, batch, executor, report, rejected, active_fqdn
+                )
+            else:
+                # Stale: someone changed the record since we read it, most likely an overlapping
+                # run, whose view is newer than ours in more than the record (its verdicts, its
+                # pushes): plan once more from everything read again, or the LB it chose would be
+                # judged by our older verdicts and the record moved a second time.
+                if _recognised(plan, fresh, active_fqdn, settings):
+                    report.failovers.append(
+                        _failover(plan, report, clock.now() - started, move, recognised=True)
+                    )
+                world = merge_reread(world, fresh, thresholds_of(settings))
+                report.notes.append("a change met a newer view; re-read and planned again")
+                first = outcomes
+                plan = decided(world)
+                move = move_of(world, plan, settings)
+                outcomes = executor.apply(plan)
+                world = _fold_outcomes(world, outcomes)
+                outcomes = [o for o in first if not o.stale and not o.skipped] + outcomes
+    outcomes = _agents_not_registered(outcomes, world, report, unregistered, now=clock.now())
+    failed = _record(plan, outcomes, report, clock.now() - started, move)
+    failed.update({key: text for key, text in _conditions_of(unregistered)})
+    if rejected:
+        # One condition, so one notice, however many names and rounds the rejection spans (a
+        # domain outside the zone rejects every name, some of them only in a later round).
+        failed["route53-rejected"] = (
+            "Route 53 rejects changes to "
+            + ", ".join(f"{names} ({message})" for names, message in _by_message(rejected).items())
+            + "; the runs go on without them and try again each run"
+        )
     return world, replace(plan, conditions={**plan.conditions, **failed})
+
+
+def _agents_not_registered(
+    outcomes: list[Outcome],
+    world: World,
+    report: Report,
+    unregistered: dict[str, str],
+    *,
+    now: float,
+) -> list[Outcome]:
+    """Pushes SendCommand refused because SSM does not know the LB's agent (yet).
+
+    Not tried again this run; reported as a failure, and notified, only once the refusal outlasts
+    a grace period after the LB's launch: an LB that is still booting is not news. The other
+    outcomes are returned for the usual record.
+    """
+    launched = {lb.instance_id: lb.launch_time for lb in world.lbs}
+    rest = []
+    for outcome in outcomes:
+        change = outcome.change
+        if not (
+            isinstance(change, SendBackends) and outcome.code == push_rules.AGENT_NOT_REGISTERED
+        ):
+            rest.append(outcome)
+            continue
+        launch = launched.get(change.instance_id, 0.0)
+        if push_rules.agent_missing_is_news(launch, now=now):
+            text = (
+                f"{change.describe()}: SSM does not know the LB's agent {now - launch:.0f} s after "
+                f"its launch; tried again next run: {outcome.error}"
+            )
+            report.errors.append(text)
+        else:
+            text = ""
+            report.notes.append(
+                f"{change.describe()}: waits for the LB's SSM agent to register (launched "
+                f"{now - launch:.0f} s ago); tried again next run"
+            )
+        unregistered[change.instance_id] = text
+    return rest
+
+
+def _conditions_of(unregistered: dict[str, str]) -> list[tuple[str, str]]:
+    return [
+        (f"push-unregistered:{instance_id}", text)
+        for instance_id, text in unregistered.items()
+        if text
+    ]
+
+
+def _rejected_batch(outcomes: list[Outcome]) -> tuple[ChangeRecords, str] | None:
+    """The record batch Route 53 rejected, when it is the only rejected change."""
+    stale = [o for o in outcomes if o.stale]
+    if len(stale) == 1 and isinstance(stale[0].change, ChangeRecords):
+        return stale[0].change, stale[0].error or ""
+    return None
+
+
+def _apply_without_rejected(
+    world: World,
+    plan: Plan,
+    outcomes: list[Outcome],
+    batch: tuple[ChangeRecords, str],
+    executor: Executor,
+    report: Report,
+    rejected: dict[str, str],
+    active_fqdn: str,
+) -> tuple[World, Plan, list[Outcome]]:
+    """A permanent rejection: the rest of the plan, the other records in a second batch."""
+    change, message = batch
+    names = rejections.rejected_names(change.changes, message)
+    rejected.update(dict.fromkeys(names, message))
+    left_out = ChangeRecords(rejections.left_out(plan, names), change.reason)
+    report.errors.append(
+        f"Route 53 rejected {left_out.describe()}: {message}; the rest of the run went on "
+        "without it (a re-read shows the records unchanged: permanent, not a race)"
+    )
+    # What the first attempt skipped (everything after the rejected batch), less the rejected
+    # changes; what it applied already (the Elastic IP) is not applied twice.
+    remaining = rejections.without(plan, names, active_fqdn=active_fqdn)
+    attempted = [o for o in outcomes if not o.skipped and not o.stale]
+    done = {id(o.change) for o in attempted}
+    # lbf:state follows the Elastic IP too: if its move failed, the state tags wait as well.
+    role_failed = any(isinstance(o.change, MoveAddress) and not o.ok for o in attempted)
+    waiting = [
+        Outcome(c, ok=False, skipped=True)
+        for c in remaining.changes
+        if role_failed and isinstance(c, SetTags) and c.after_records
+    ]
+    held = {id(o.change) for o in waiting}
+    second = replace(
+        remaining,
+        changes=tuple(c for c in remaining.changes if id(c) not in done and id(c) not in held),
+    )
+    later = executor.apply(second)
+    world = _fold_outcomes(world, later)
+    return world, remaining, attempted + later + waiting
+
+
+def _by_message(rejected: dict[str, str]) -> dict[str, str]:
+    """The rejected names grouped by Route 53's message, for the notice and the report."""
+    grouped: dict[str, list[str]] = {}
+    for name, message in rejected.items():
+        grouped.setdefault(message, []).append(name)
+    return {",".join(sorted(names)): message for message, names in grouped.items()}
+
+
+def _recognised(plan: Plan, fresh: World, active_fqdn: str, settings: Settings) -> bool:
+    """The rejected change moved the active role, and the re-read shows it moved as planned: a
+    lost answer, or an overlapping run that made the same move. Either way, this run's failover."""
+    active = plan.active
+    if active.values is None or active.moved_from is None:
+        return False
+    if settings.mode == "eip":
+        target = next((c for c in plan.changes if isinstance(c, MoveAddress)), None)
+        return target is not None and fresh.eip_instance_id == target.instance_id
+    return rejections.holds(fresh.records, active_fqdn, active.values)
 
 
 def merge_reread(ours: World, fresh: World, thresholds: Thresholds) -> World:
@@ -364,8 +593,31 @@ def before_and_after(world: World, change: Change) -> tuple[object, object]:
     return None, change.describe()
 
 
+def move_of(world: World, plan: Plan, settings: Settings) -> str:
+    """The key of the move this plan makes of the active role, "" if it makes none.
+
+    DNS mode: the active record's values before -> after. EIP mode: the instance holding the
+    Elastic IP before -> after.
+    """
+    if plan.active.values is None:
+        return ""
+    if settings.mode == "eip":
+        target = next((c for c in plan.changes if isinstance(c, MoveAddress)), None)
+        if target is None:
+            return ""
+        held = [world.eip_instance_id] if world.eip_instance_id else []
+        return notice_policy.move_key(held, [target.instance_id])
+    name = record_rules(settings).active_fqdn
+    current = next((r for r in world.records if r.name == name and r.type == "A"), None)
+    return notice_policy.move_key(current.values if current else (), plan.active.values)
+
+
 def _record(
-    plan: Plan, outcomes: list[Outcome], report: Report, dry_run: bool, elapsed: float
+    plan: Plan,
+    outcomes: list[Outcome],
+    report: Report,
+    elapsed: float,
+    move: str,
 ) -> dict[str, str]:
     """Adds the round to the report; returns its failed actions as conditions to notify."""
     report.plan = plan
@@ -376,32 +628,35 @@ def _record(
                 f"action failed, retried next round or run: {outcome.change.describe()}: "
                 f"{outcome.error}"
             )
-    for outcome in outcomes:
-        text = outcome.change.describe()
-        if outcome.ok:
-            (report.planned if dry_run else report.applied).append(text)
-        elif outcome.skipped:
-            report.notes.append(f"not attempted (records did not change): {text}")
-        elif outcome.stale:
-            report.errors.append(f"{text}: still stale after a re-read; the next run retries")
-        else:
-            report.errors.append(f"{text}: {outcome.error}")
-    records_ok = all(o.ok for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress))
+    report_outcomes(outcomes, report)
+    moves = [o for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress)]
     active = plan.active
-    if records_ok and active.values is not None and active.moved_from is not None:
-        report.failovers.append(
-            Failover(
-                moved_from=active.moved_from,
-                moved_to=active.moved_to,
-                reason=active.reason,
-                round=report.rounds + 1,
-                seconds=elapsed,
-            )
-        )
+    if all(o.ok for o in moves) and active.values is not None and active.moved_from is not None:
+        report.failovers.append(_failover(plan, report, elapsed, move))
     for note in plan.notes:
         if note not in report.notes:
             report.notes.append(note)
+    for key, text in plan.conditions.items():
+        # A push sent again past its step's timeout: in the report as well as the notice.
+        if key.startswith("push-overdue:") and text not in report.notes:
+            report.notes.append(text)
     return failed
+
+
+def _failover(
+    plan: Plan, report: Report, elapsed: float, move: str, *, recognised: bool = False
+) -> Failover:
+    reason = plan.active.reason
+    if recognised:
+        reason += " (its answer was lost, or an overlapping run made the same move: re-read)"
+    return Failover(
+        moved_from=plan.active.moved_from,
+        moved_to=plan.active.moved_to,
+        reason=reason,
+        round=report.rounds + 1,
+        seconds=elapsed,
+        move=move,
+    )
 
 
 def _refresh_commands(world: World, services: Services, report: Report) -> World:
@@ -424,6 +679,20 @@ def _refresh_commands(world: World, services: Services, report: Report) -> World
     return replace(world, commands=kept + tuple(updated))
 
 
+def report_outcomes(outcomes: Sequence[Outcome], report: Report) -> None:
+    """Each outcome in the report: applied or planned (printed only), failed, or not attempted."""
+    for outcome in outcomes:
+        text = outcome.change.describe()
+        if outcome.ok:
+            (report.planned if outcome.printed else report.applied).append(text)
+        elif outcome.skipped:
+            report.notes.append(f"not attempted (records did not change): {text}")
+        elif outcome.stale:
+            report.errors.append(f"{text}: still stale after a re-read; the next run retries")
+        else:
+            report.errors.append(f"{text}: {outcome.error}")
+
+
 def _notify(
     world: World,
     settings: Settings,
@@ -431,34 +700,64 @@ def _notify(
     report: Report,
     conditions: dict[str, str],
     executor: Executor,
-) -> None:
-    """Notices go out when something changes: a failover, a new condition, a failed action."""
-    messages = [
-        f"active record moved: {f.reason}" for f in report.failovers if f.round == report.rounds
+) -> World:
+    """Notices go out when something changes: a failover, a new condition, a failed action.
+
+    What goes out and what is remembered is `core.notices`' decision, applied as Plan changes by
+    the executor (paused: still sent, marked paused; dry run: printed only).
+    """
+    failovers = [
+        notice_policy.Failover(
+            f.move.split(":", 1)[1] if f.move else f"{f.moved_from or ''}->{f.moved_to or ''}",
+            f.reason,
+            key=f.move,
+        )
+        for f in report.failovers
+        if f.round == report.rounds
     ]
-    new = {key: text for key, text in conditions.items() if key not in world.notices}
-    messages += list(new.values())
-    if not messages and set(conditions) == set(world.notices):
-        return
-    if executor.dry_run:
-        report.notes.extend(f"would notify: {m}" for m in messages)
-        return
-    subject = f"lb-failover {settings.cluster}"
-    for message in messages:
-        report.notices.append(message)
-        if services.notifier is not None:
-            try:
-                services.notifier.publish(subject, message)
-            except AwsError as exc:
-                report.errors.append(f"notice not sent: {exc}")
-        log.warning("notice: %s", message)
-    if set(conditions) == set(world.notices):
-        return
-    stored = "\n".join(sorted(conditions)) or "none"
-    try:
-        services.parameters.put(settings.notices_parameter, stored)
-    except AwsError as exc:
-        report.errors.append(f"storing notified conditions: {exc}")
+
+    def planned(
+        notified: frozenset[str], stored: frozenset[str]
+    ) -> tuple[tuple[NoticeChange, ...], frozenset[str]]:
+        return notice_policy.plan_notices(
+            notified=notified,
+            conditions=conditions,
+            failovers=failovers,
+            paused=executor.mode is Mode.PAUSED,
+            subject=notice_policy.subject_of(settings.cluster),
+            parameter=settings.notices_parameter,
+            stored=stored,
+        )
+
+    changes, remembered = planned(world.notices, world.notices)
+    if executor.mode is not Mode.DRY_RUN and any(isinstance(c, Notify) for c in changes):
+        # An overlapping run may have seen the same condition or made the same move, and sent it,
+        # since this run read the parameter: what it stored counts as said. A read, not a write;
+        # if it fails, the notice goes out (better twice than never).
+        try:
+            stored = services.parameters.read([settings.notices_parameter])
+        except AwsError:
+            pass
+        else:
+            said = notice_policy.parse_stored(stored.get(settings.notices_parameter))
+            if said != world.notices:
+                changes, remembered = planned(world.notices | said, said)
+    for outcome in executor.apply_changes(changes):
+        change = outcome.change
+        if outcome.printed:
+            if isinstance(change, Notify):
+                report.notes.append(f"would notify: {change.message}")
+            else:
+                report.planned.append(change.describe())
+        elif isinstance(change, Notify):
+            report.notices.append(change.message)
+            if not outcome.ok:
+                report.errors.append(f"notice not sent: {outcome.error}")
+        elif outcome.ok:
+            report.applied.append(change.describe())
+        else:
+            report.errors.append(f"storing notified conditions: {outcome.error}")
+    return replace(world, notices=remembered)
 
 
 def _read_health_checks(
@@ -478,35 +777,11 @@ def _read_health_checks(
 
 
 def _keep_health_checks(
-    world: World,
-    settings: Settings,
-    services: Services,
-    report: Report,
-    dry_run: bool,
-    started: float,
+    world: World, settings: Settings, executor: Executor, report: Report, started: float
 ) -> None:
     """Once per run, as the inventory is read once: each LB's check follows its address."""
-    checks = services.health_checks
-    if checks is None:
-        return
-    for change in plan_health_checks(world, settings, run_started_at=started):
-        text = change.describe()
-        if dry_run:
-            report.planned.append(text)
-            continue
-        try:
-            if isinstance(change, CreateHealthCheck):
-                checks.create(change.spec, change.caller_reference, change.tags)
-            elif isinstance(change, UpdateHealthCheck):
-                checks.update(change.health_check_id, change.version, change.spec)
-            else:
-                checks.delete(change.health_check_id)
-        except AwsError as exc:
-            log.error("failed: %s: %s", text, exc)
-            report.errors.append(f"{text}: {exc}")
-        else:
-            log.info("changed", extra={"change": text})
-            report.applied.append(text)
+    changes = plan_health_checks(world, settings, run_started_at=started)
+    report_outcomes(executor.apply_changes(changes), report)
 
 
 class _SecondOpinion:

@@ -39,7 +39,11 @@ def status_rows(
             notes.append("backends current")
         elif published_checksum is not None and lb.running:
             command = last.get(lb.instance_id)
-            pending = f" (push {command.status})" if command is not None else ""
+            pending = ""
+            if command is not None:
+                ended = not command.in_flight and command.status != "Success"
+                output = f", {command.output_in(settings.push_log_group)}" if ended else ""
+                pending = f" (push {command.status}{output})"
             notes.append("backends stale" + pending)
         if lb.address is not None and lb.address in active_values:
             notes.append(f"holds {settings.active_record_name}")
@@ -149,6 +153,7 @@ def status_text(
         f"backends ({settings.backends_parameter}): "
         + (world.backends_parameter or "(none published)"),
     ]
+    header.append(f"detection bound: {settings.detection_bound.describe()}")
     header += feature_lines(world, settings)
     if world.paused:
         header.append(f"PAUSED: {settings.paused_parameter} is true")
@@ -197,7 +202,22 @@ def status_json(
         "mode": settings.mode,
         "active_mode": settings.active_mode,
         "features": feature_lines(world, settings),
+        "detection_bound": detection_bound_json(settings),
         "instances": status_rows(world, settings, probes),
+    }
+
+
+def detection_bound_json(settings: Settings) -> dict[str, Any]:
+    bound = settings.detection_bound
+    return {
+        "seconds": bound.seconds,
+        "formula": bound.formula,
+        "terms": [
+            {"name": term.name, "formula": term.formula, "seconds": term.seconds}
+            for term in bound.terms
+        ],
+        "plus": bound.plus,
+        "inputs": dict(bound.inputs),
     }
 
 

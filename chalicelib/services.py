@@ -6,7 +6,8 @@ hands them the same adapters pointed at a moto server.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -86,8 +87,18 @@ class Services:
 
 
 def aws_services(settings: Settings) -> Services:
-    """The real adapters. Imported lazily so that the pure core never pulls in boto3."""
-    from chalicelib.adapters.clients import client, invoke_client, quick_client
+    """The real adapters. Imported lazily so that the pure core never pulls in boto3.
+
+    Raises ConfigError, before any client is made, when AWS's own settings (the region, the
+    credentials) are missing.
+    """
+    from chalicelib.adapters.clients import (
+        aws_region,
+        client,
+        invoke_client,
+        quick_client,
+        require_credentials,
+    )
     from chalicelib.adapters.ec2 import Ec2Inventory
     from chalicelib.adapters.healthchecks import Route53HealthChecks
     from chalicelib.adapters.notify import SnsNotifier
@@ -96,18 +107,24 @@ def aws_services(settings: Settings) -> Services:
     from chalicelib.adapters.route53 import Route53Records
     from chalicelib.adapters.ssm import SsmCommands, SsmParameters
 
+    region = aws_region()
+    require_credentials()
     return Services(
-        inventory=Ec2Inventory(client("ec2")),
-        records=Route53Records(client("route53"), settings.hosted_zone_id),
-        parameters=SsmParameters(client("ssm")),
-        commands=SsmCommands(client("ssm"), settings.ssm_document),
+        inventory=Ec2Inventory(client("ec2", region)),
+        records=Route53Records(client("route53", region), settings.hosted_zone_id),
+        parameters=SsmParameters(client("ssm", region)),
+        commands=SsmCommands(
+            client("ssm", region), settings.ssm_document, log_group=settings.push_log_group
+        ),
         notifier=(
-            SnsNotifier(client("sns"), settings.sns_topic_arn) if settings.sns_topic_arn else None
+            SnsNotifier(client("sns", region), settings.sns_topic_arn)
+            if settings.sns_topic_arn
+            else None
         ),
         prober=AsyncProber(timeout=settings.probe_timeout),
         probe_function=(
             ProbeFunction(
-                invoke_client(settings.probe_timeout),
+                invoke_client(settings.probe_timeout, region),
                 settings.prober_function,
                 timeout=settings.probe_timeout,
             )
@@ -115,8 +132,17 @@ def aws_services(settings: Settings) -> Services:
             else None
         ),
         health_checks=(
-            Route53HealthChecks(client("route53"), quick_client("route53"))
+            Route53HealthChecks(client("route53", region), quick_client("route53", region))
             if settings.route53_health_checks
             else None
         ),
     )
+
+
+@contextmanager
+def aws_time_limit(time_left: Callable[[], float]) -> Iterator[None]:
+    """The real adapters' AWS calls take their timeouts from `time_left()` while inside."""
+    from chalicelib.adapters.clients import time_limit
+
+    with time_limit(time_left):
+        yield

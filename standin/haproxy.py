@@ -2,8 +2,8 @@
 
 It uses the project's own `infra/lb/haproxy.cfg` and applies lists with the real
 `infra/lb/apply-backends.sh`, so the tests and the demo exercise exactly what an EC2 load
-balancer runs; only the bind address, the paths and the reload signal differ (master-worker mode,
-SIGUSR2 to the master, as systemd's reload does).
+balancer runs, the Runtime API on the admin socket included; only the bind address, the paths
+and the reload signal differ (master-worker mode, SIGUSR2 to the master, as systemd's reload does).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,8 +23,8 @@ INFRA_LB = Path(__file__).resolve().parent.parent / "infra" / "lb"
 HAPROXY_CONFIG = INFRA_LB / "haproxy.cfg"
 APPLY_SCRIPT = INFRA_LB / "apply-backends.sh"
 
-# What HAProxy loads before any list has been applied: a backend with no server, so the monitor
-# URI answers 503 and the LB counts as unable to serve.
+# What HAProxy loads before any list has been applied: a backend with no server, so `/health`
+# answers 503 and the LB counts as unable to serve.
 EMPTY_BACKENDS = "# lbf-checksum none\nbackend web\n"
 
 
@@ -39,7 +40,11 @@ def haproxy_binary() -> str | None:
 class LocalHaproxy:
     """One HAProxy master (and its worker) serving `bind_address:port`, configured in `workdir`."""
 
-    def __init__(self, workdir: Path, bind_address: str, port: int) -> None:
+    def __init__(
+        self, workdir: Path, bind_address: str, port: int, *, config: Path = HAPROXY_CONFIG
+    ) -> None:
+        """`config` is the main configuration to run (a benchmark compares it with a variant)."""
+        self.source_config = config
         self.workdir = workdir
         self.bind_address = bind_address
         self.port = port
@@ -47,6 +52,9 @@ class LocalHaproxy:
         self.backends_path = workdir / "backends.cfg"
         self.pidfile = workdir / "haproxy.pid"
         self.log_path = workdir / "haproxy.log"
+        # A Unix socket path holds at most 107 bytes; a test's tmp_path can be longer.
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="lbf-haproxy-"))
+        self.admin_socket = self._socket_dir / "admin.sock"
         self._process: subprocess.Popen[bytes] | None = None
         binary = haproxy_binary()
         if binary is None:
@@ -74,6 +82,8 @@ class LocalHaproxy:
             LBF_BACKENDS_FILE=str(self.backends_path),
             LBF_HAPROXY_PIDFILE=str(self.pidfile),
             LBF_HAPROXY_BIN=self.binary,
+            LBF_ADMIN_SOCKET=str(self.admin_socket),
+            LBF_HAPROXY_SOCKET=str(self.admin_socket),
         )
         return env
 
@@ -81,7 +91,12 @@ class LocalHaproxy:
         if self._process is not None:
             raise HaproxyError("HAProxy is already running")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(HAPROXY_CONFIG, self.config_path)
+        # A new socket path per start: a process of the previous start that is still exiting
+        # unlinks its own socket path, which must not be this one's.
+        shutil.rmtree(self._socket_dir, ignore_errors=True)
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="lbf-haproxy-"))
+        self.admin_socket = self._socket_dir / "admin.sock"
+        shutil.copyfile(self.source_config, self.config_path)
         if not self.backends_path.exists():
             self.backends_path.write_text(EMPTY_BACKENDS)
         command = [
@@ -108,7 +123,7 @@ class LocalHaproxy:
             if self._process.poll() is not None:
                 self._process = None
                 raise HaproxyError(f"HAProxy exited at start; see {self.log_path}")
-            if self.pidfile.exists() and self._accepts_connections():
+            if self.pidfile.exists() and self.admin_socket.exists() and self._accepts_connections():
                 return
             time.sleep(0.05)
         self.stop()
@@ -141,6 +156,33 @@ class LocalHaproxy:
             check=False,
         )
 
+    def runtime(self, command: str, *, timeout: float = 10.0) -> str:
+        """One Runtime API command on the admin socket, as apply-backends.sh sends it."""
+        with socket.socket(socket.AF_UNIX) as connection:
+            connection.settimeout(timeout)
+            connection.connect(str(self.admin_socket))
+            connection.sendall(command.encode() + b"\n")
+            chunks = []
+            while chunk := connection.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
+    def serving(self) -> set[str]:
+        """The entries the running HAProxy serves: its servers not in maintenance or drain."""
+        served = set()
+        columns: list[str] = []
+        for line in self.runtime("show servers state web").splitlines():
+            fields = line.split()
+            if fields[:1] == ["#"]:
+                columns = fields[1:]
+            elif columns and len(fields) == len(columns):
+                server = dict(zip(columns, fields, strict=True))
+                if int(server["srv_admin_state"]) & 0x3B == 0:
+                    address = server["srv_addr"]
+                    host = f"[{address}]" if ":" in address else address
+                    served.add(f"{host}:{server['srv_port']}")
+        return served
+
     def applied_checksum(self) -> str | None:
         """The checksum recorded in the backends file, None before any list was applied."""
         try:
@@ -163,6 +205,7 @@ class LocalHaproxy:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=timeout)
+        shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     def __enter__(self) -> LocalHaproxy:
         self.start()

@@ -34,6 +34,9 @@ class FakeClock:
         self.time += seconds
 
 
+STANDARD_PARAMETER_LIMIT = 4096
+ADVANCED_PARAMETER_LIMIT = 8192
+
 # The calls that only read; everything else the fakes record is a write.
 READ_OPERATIONS = frozenset(
     {
@@ -75,6 +78,7 @@ class FakeEc2:
         self.fail_describe: AwsError | None = None
         self.fail_tags: AwsError | None = None
         self.eip_holder: str | None = None
+        self.fail_associate: AwsError | None = None
         self._ids = itertools.count(1)
 
     def add(
@@ -148,6 +152,8 @@ class FakeEc2:
 
     def associate_address(self, allocation_id: str, instance_id: str) -> None:
         self.calls.add("AssociateAddress", instance_id)
+        if self.fail_associate is not None:
+            raise self.fail_associate
         self.eip_holder = instance_id
 
 
@@ -161,6 +167,13 @@ class FakeRoute53:
         self.fail_read: AwsError | None = None
         self.batches: list[tuple[RecordChange, ...]] = []
         self.before_change: Callable[[], None] | None = None  # to race another run in
+        # Rejections that are not stale, with AWS's InvalidChangeBatch messages (moto enforces no
+        # CNAME conflict, and answers InvalidInput where AWS says InvalidChangeBatch).
+        self.cnames: set[str] = set()  # names holding a CNAME: no A record may join it
+        self.zone: str | None = None  # the hosted zone's name: nothing outside it is accepted
+        # Lost answers: the next N batches are applied, then their answer is lost and botocore's
+        # retry is rejected because the DELETE no longer matches.
+        self.lose_answers = 0
 
     def value(self, name: str) -> tuple[str, ...] | None:
         record = self.records.get((name, "A"))
@@ -183,6 +196,7 @@ class FakeRoute53:
             hook()
         if self.fail_next:
             raise self.fail_next.pop(0)
+        self._refuse_permanently(changes)
         staged = dict(self.records)
         for change in changes:
             key = (change.record.name, change.record.type)
@@ -210,7 +224,40 @@ class FakeRoute53:
         self.records = staged  # atomic: all or nothing
         self.batches.append(tuple(changes))
         self.history.append((self.clock.now(), tuple(changes)))
+        if self.lose_answers > 0 and any(c.action == "DELETE" for c in changes):
+            self.lose_answers -= 1
+            self.calls.add("ChangeResourceRecordSets", tuple(changes))  # botocore's retry
+            deleted = next(c.record for c in changes if c.action == "DELETE")
+            raise StaleView(
+                "route53",
+                "ChangeResourceRecordSets",
+                "InvalidChangeBatch",
+                f"[Tried to delete resource record set [name='{deleted.name}.', "
+                f"type='{deleted.type}'] but it was not found]",
+            )
         return f"/change/C{len(self.batches)}"
+
+    def _refuse_permanently(self, changes: Sequence[RecordChange]) -> None:
+        problems = []
+        for change in changes:
+            name = change.record.name
+            if self.zone is not None and name != self.zone and not name.endswith("." + self.zone):
+                problems.append(
+                    f"RRSet with DNS name {name}. is not permitted in zone {self.zone}."
+                )
+            elif change.action != "DELETE" and name in self.cnames:
+                problems.append(
+                    f"RRSet of type {change.record.type} with DNS name {name}. is not permitted "
+                    "because a conflicting RRSet of type  CNAME with the same DNS name already "
+                    f"exists in zone {self.zone or 'example.com'}."
+                )
+        if problems:
+            raise StaleView(
+                "route53",
+                "ChangeResourceRecordSets",
+                "InvalidChangeBatch",
+                "[" + ", ".join(problems) + "]",
+            )
 
     def change_status(self, change_id: str) -> str:
         self.calls.add("GetChange")
@@ -223,6 +270,9 @@ class FakeSsm:
     def __init__(self, calls: Calls) -> None:
         self.calls = calls
         self.parameters: dict[str, str] = {}
+        # Intelligent-Tiering as the adapter asks for it: past 4,096 characters a parameter becomes
+        # advanced (billed); past 8,192 Parameter Store refuses it. moto enforces neither.
+        self.tiers: dict[str, str] = {}
         self.commands: list[Command] = []
         self.outcome: Callable[[Command], str] = lambda command: "Success"
         self.fail_send_for: set[str] = set()
@@ -239,7 +289,15 @@ class FakeSsm:
 
     def put(self, name: str, value: str) -> None:
         self.calls.add("PutParameter", (name, value))
+        if len(value) > ADVANCED_PARAMETER_LIMIT:
+            raise AwsError(
+                "ssm",
+                "PutParameter",
+                "ValidationException",
+                f"Parameter value, {len(value)} characters, exceeds the maximum of 8192",
+            )
         self.parameters[name] = value
+        self.tiers[name] = "Standard" if len(value) <= STANDARD_PARAMETER_LIMIT else "Advanced"
 
     def send(self, instance_id: str, backends: str, checksum: str, *, now: float) -> Command:
         self.calls.add("SendCommand", (instance_id, backends, checksum))

@@ -2,8 +2,9 @@
 
 Why asyncio and not `requests`: a `requests` timeout bounds each socket operation, not the probe, so
 a server that drips one byte every 100 ms keeps a probe alive indefinitely. Here one deadline
-(`asyncio.timeout`) covers connect, TLS, request and status line together, and the probes of a round
-run concurrently, so black-holed targets cost about one timeout per round rather than one each.
+(`asyncio.timeout`) covers connect, TLS, request and the final status line together (interim 1xx
+responses are skipped inside it), and the probes of a round run concurrently, so black-holed
+targets cost about one timeout per round rather than one each.
 """
 
 from __future__ import annotations
@@ -100,10 +101,13 @@ def _status_code(line: bytes) -> int:
 
 
 class _StatusLineReader(asyncio.BufferedProtocol):
-    """Receives into one buffer of `max_bytes` and stops reading once the status line is in.
+    """Receives into one buffer of `max_bytes` and stops reading once the final status line is in.
 
     Receiving straight into a fixed buffer is what bounds the read: the socket is never asked for
-    more than the room left, so a 10 MB body or endless headers cost at most `max_bytes`.
+    more than the room left, so a 10 MB body or endless headers cost at most `max_bytes`. Interim
+    responses (1xx: 100 Continue, 103 Early Hints) come before the final one and are skipped, as
+    HTTP clients do; they share the same buffer, so a flood of them is bounded too, and the probe's
+    one deadline bounds a server that sends them slowly forever.
     """
 
     def __init__(self, max_bytes: int) -> None:
@@ -114,6 +118,9 @@ class _StatusLineReader(asyncio.BufferedProtocol):
         self._transport: asyncio.BaseTransport | None = None
         self._buffer = bytearray(max_bytes)
         self._filled = 0
+        # Where the next unread line starts, and whether it is an interim response's header line.
+        self._line_start = 0
+        self._in_interim_headers = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
@@ -123,11 +130,28 @@ class _StatusLineReader(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self._filled += nbytes
-        end = self._buffer.find(b"\n", 0, self._filled)
-        if end >= 0:
-            self._finish(bytes(self._buffer[:end]))
-        elif self._filled == len(self._buffer):
-            self._finish(_ProbeFailed("bad status line"))
+        while not self.status_line.done():
+            end = self._buffer.find(b"\n", self._line_start, self._filled)
+            if end < 0:
+                if self._filled == len(self._buffer):
+                    self._finish(_ProbeFailed("bad status line"))
+                return
+            line = bytes(self._buffer[self._line_start : end])
+            self._line_start = end + 1
+            if self._in_interim_headers:
+                # An empty line ends the interim response; the next line is a status line again.
+                self._in_interim_headers = line not in (b"", b"\r")
+                continue
+            try:
+                status = _status_code(line)
+            except _ProbeFailed as exc:
+                self._finish(exc)
+                return
+            # 101 Switching Protocols ends the HTTP exchange: it is final (and not healthy).
+            if 100 <= status < 200 and status != 101:
+                self._in_interim_headers = True
+                continue
+            self._finish(line)
 
     def eof_received(self) -> bool:
         self._finish(_ProbeFailed("bad status line" if self._filled else "empty response"))

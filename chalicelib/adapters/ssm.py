@@ -34,11 +34,21 @@ class SsmParameters:
 
 
 class SsmCommands:
-    def __init__(self, client: Any, document: str) -> None:
+    def __init__(self, client: Any, document: str, *, log_group: str | None = None) -> None:
         self._client = client
         self._document = document
+        self._log_group = log_group
 
     def send(self, instance_id: str, backends: str, checksum: str, *, now: float) -> Command:
+        # The push's output also goes to CloudWatch Logs (streams <command>/<instance>/...): SSM
+        # keeps at most 24,000 characters of it, and only for a while, and reading it there
+        # needs the command's id. The LB's own role writes the log, not the caller.
+        extra: dict[str, Any] = {}
+        if self._log_group is not None:
+            extra["CloudWatchOutputConfig"] = {
+                "CloudWatchLogGroupName": self._log_group,
+                "CloudWatchOutputEnabled": True,
+            }
         with translated("ssm", "SendCommand"):
             response = self._client.send_command(
                 InstanceIds=[instance_id],
@@ -46,6 +56,7 @@ class SsmCommands:
                 Comment=COMMENT_PREFIX + checksum,
                 Parameters={"Backends": [backends], "Checksum": [checksum]},
                 TimeoutSeconds=600,
+                **extra,
             )
         return Command(
             command_id=response["Command"]["CommandId"],

@@ -163,6 +163,13 @@ class Command:
     def in_flight(self) -> bool:
         return self.status in self.IN_FLIGHT
 
+    def output_in(self, log_group: str) -> str:
+        """Where its output is, for an operator: SSM Agent names the streams
+        <command id>/<instance id>/<step>/stdout and .../stderr."""
+        return (
+            f"output in CloudWatch Logs {log_group}, streams {self.command_id}/{self.instance_id}/"
+        )
+
 
 @dataclass(frozen=True)
 class World:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from chalicelib.config import Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core import dns
+from chalicelib.core import pushes as push_rules
 from chalicelib.core.health import Thresholds, advance, down_at_once
 from chalicelib.core.model import (
     TAG_BACKENDS,
@@ -31,9 +32,15 @@ from chalicelib.core.model import (
     Role,
     World,
 )
+from chalicelib.core.second_opinion import (
+    CreateHealthCheck,
+    DeleteHealthCheck,
+    UpdateHealthCheck,
+)
 
 # ---------------------------------------------------------------------------------------------
-# Changes: each one is one AWS write call.
+# Changes: each one is one AWS write call. The executor is the only code that makes them; the
+# Route 53 health-check changes are defined with the rest of the second opinion.
 
 
 @dataclass(frozen=True)
@@ -101,7 +108,54 @@ class MoveAddress:
         return f"move Elastic IP {self.allocation_id} to {self.lb_name} {self.instance_id}"
 
 
-Change = SetTags | ChangeRecords | PutParameter | SendBackends | MoveAddress
+@dataclass(frozen=True)
+class Notify:
+    """One SNS publish (or, without a topic, one logged line): a notice to the operator.
+
+    `key` names what the notice is about (a condition, a failover), so that what was notified
+    can be remembered and deduplicated.
+    """
+
+    key: str
+    subject: str
+    message: str
+
+    def describe(self) -> str:
+        return f"notify: {self.message}"
+
+    def marked_paused(self) -> Notify:
+        """The same notice, saying that the controller is paused and changed nothing."""
+        return replace(self, subject=f"[paused] {self.subject}", message=f"[paused] {self.message}")
+
+
+@dataclass(frozen=True)
+class StoreNotices:
+    """The conditions already notified, kept in `<prefix>/notices` (one PutParameter)."""
+
+    name: str
+    value: str
+
+    def describe(self) -> str:
+        shown = self.value.replace("\n", " ")
+        shown = shown if len(shown) <= 120 else shown[:117] + "..."
+        return f"parameter {self.name} = {shown}"
+
+
+# What tells the operator: still sent while paused (marked so), never under LBF_DRY_RUN.
+NoticeChange = Notify | StoreNotices
+
+Change = (
+    SetTags
+    | ChangeRecords
+    | PutParameter
+    | SendBackends
+    | MoveAddress
+    | CreateHealthCheck
+    | UpdateHealthCheck
+    | DeleteHealthCheck
+    | Notify
+    | StoreNotices
+)
 
 
 @dataclass(frozen=True)
@@ -331,7 +385,9 @@ def _plan_backends(
     if serving is not None and len(serving) > 0:
         if serving.text != world.backends_parameter:
             changes.append(PutParameter(settings.backends_parameter, serving.text))
-        changes += _plan_pushes(world, serving, run_started_at, conditions)
+        changes += _plan_pushes(
+            world, serving, run_started_at, conditions, log_group=settings.push_log_group
+        )
 
     lbs_text = " ".join(
         lb.address for lb in dns.by_name(world.lbs) if lb.running and lb.address is not None
@@ -347,6 +403,8 @@ def _plan_pushes(
     serving: backend_lists.BackendList,
     run_started_at: float,
     conditions: dict[str, str],
+    *,
+    log_group: str,
 ) -> list[Change]:
     last = latest_commands(world.commands)
     pushes: list[Change] = []
@@ -355,13 +413,19 @@ def _plan_pushes(
             continue
         command = last.get(lb.instance_id)
         if command is not None and command.checksum == serving.checksum:
-            if command.in_flight or command.status == "Success":
+            if push_rules.overdue(command, now=run_started_at):
+                conditions[f"push-overdue:{lb.instance_id}"] = (
+                    f"backend push {command.command_id} to {lb.name} {lb.instance_id} still "
+                    f"{command.status} {run_started_at - command.requested_at:.0f} s after it was "
+                    f"sent (its step times out after {push_rules.STEP_TIMEOUT_SECONDS} s): sent again"
+                )
+            elif command.in_flight or command.status == "Success":
                 continue  # in flight: wait; Success: the tag is written in _plan_tags
             if command.requested_at >= run_started_at:
                 # Failed in this run: retried on the next run, not hammered every round.
                 conditions[f"push-failed:{lb.instance_id}"] = (
                     f"backend push to {lb.name} {lb.instance_id} ended {command.status}; "
-                    "retried next run"
+                    f"retried next run; {command.output_in(log_group)}"
                 )
                 continue
         pushes.append(

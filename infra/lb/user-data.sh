@@ -6,14 +6,26 @@
 # the same apply-backends.sh the SSM document runs, and serves the current web pool at once.
 #
 # Use the rendered form as user data: `python infra/render_document.py user-data` embeds
-# haproxy.cfg and apply-backends.sh (LBF_FILES_DIR points at them). Run as-is, it takes them from
-# its own directory.
+# haproxy.cfg, apply-backends.sh and read-parameter.py (LBF_FILES_DIR points at them). Run as-is,
+# it takes them from its own directory.
+#
+# Images (infra/DEPLOY.md pins both): Amazon Linux 2023 and Ubuntu 24.04 LTS. It asks the package
+# manager for haproxy and nothing else:
+# - AL2023 ships curl-minimal, which provides `curl`; `dnf install curl` conflicts with it and
+#   fails (amazon-linux-2023 issues #150 and #416), which under `set -e` stopped the boot.
+# - Ubuntu 24.04 has no `awscli` deb (the AWS CLI is a snap there), so the parameter is read by
+#   read-parameter.py with python3's standard library, which both images ship (cloud-init, which
+#   runs this script, is written in it).
+# - HAProxy older than 2.6 is refused before anything is configured or started: master-worker
+#   reloads (-Ws, SIGUSR2), `option idle-close-on-response` and the Runtime API's dynamic
+#   servers are 2.6 features the configuration and the apply script rely on.
 #
 # Inputs (environment, all optional):
 #   LBF_PARAMETER_PREFIX  Parameter Store prefix; default /lbf/<value of the lbf:cluster tag>,
 #                         read from instance metadata (the launch template must allow tags in
 #                         metadata: InstanceMetadataTags=enabled)
-#   LBF_FILES_DIR         where haproxy.cfg and apply-backends.sh are
+#   LBF_FILES_DIR         where haproxy.cfg, apply-backends.sh and read-parameter.py are
+#   LBF_ROOT              prefix of every path written (tests/unit/test_user_data.py); empty on an LB
 #
 # The instance role needs ssm:GetParameter on <prefix>/backends (and the SSM Agent's usual
 # permissions, AmazonSSMManagedInstanceCore, for the pushed commands).
@@ -21,13 +33,19 @@ set -euo pipefail
 
 files_dir="${LBF_FILES_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
 prefix="${LBF_PARAMETER_PREFIX:-}"
+root="${LBF_ROOT:-}"
 
 readonly APPLY=/usr/local/sbin/lbf-apply-backends
 readonly CONFIG=/etc/haproxy/haproxy.cfg
 readonly BACKENDS=/etc/haproxy/backends.cfg
 readonly DROP_IN=/etc/systemd/system/haproxy.service.d/lb-failover.conf
+readonly MINIMUM_MINOR=6 # of HAProxy 2.x
 
 log() { printf 'lbf-user-data: %s\n' "$*"; }
+die() {
+	printf 'lbf-user-data: %s\n' "$*" >&2
+	exit 1
+}
 
 # Instance metadata, IMDSv2 (a session token first).
 imds() {
@@ -38,46 +56,67 @@ imds() {
 }
 
 install_packages() {
-	if command -v haproxy >/dev/null && command -v aws >/dev/null && command -v curl >/dev/null; then
+	if command -v haproxy >/dev/null; then
 		return 0
 	fi
-	if command -v apt-get >/dev/null; then
+	if command -v dnf >/dev/null; then
+		dnf install -y -q haproxy
+	elif command -v apt-get >/dev/null; then
 		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy awscli curl
-	elif command -v dnf >/dev/null; then
-		dnf install -y -q haproxy awscli curl
-	elif command -v yum >/dev/null; then
-		yum install -y -q haproxy awscli curl
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy
+	else
+		die "neither dnf nor apt-get found: use an image infra/DEPLOY.md names"
 	fi
-	command -v haproxy >/dev/null || {
-		log "haproxy could not be installed"
-		exit 1
-	}
+	command -v haproxy >/dev/null || die "haproxy could not be installed"
+}
+
+# `haproxy -v` starts "HAProxy version 2.8.5-1ubuntu3 2024/..." on Debian, Ubuntu and Fedora alike.
+require_haproxy_version() {
+	local output first major minor
+	output=$(haproxy -v 2>&1) || die "haproxy -v failed: $output"
+	first=${output%%$'\n'*}
+	[[ $first =~ [Vv]ersion\ ([0-9]+)\.([0-9]+) ]] || die "cannot read HAProxy's version from: $first"
+	major=${BASH_REMATCH[1]} minor=${BASH_REMATCH[2]}
+	if ((major < 2 || (major == 2 && minor < MINIMUM_MINOR))); then
+		die "HAProxy $major.$minor is installed, lb-failover needs 2.$MINIMUM_MINOR or later;" \
+			"nothing was configured or started. Launch an image whose haproxy package is" \
+			"2.$MINIMUM_MINOR or later (infra/DEPLOY.md, \"Images\")."
+	fi
+	log "HAProxy $major.$minor"
 }
 
 install_files() {
-	local haproxy_bin
+	local haproxy_bin check
 	haproxy_bin=$(command -v haproxy)
-	install -m 0755 "$files_dir/apply-backends.sh" "$APPLY"
-	install -m 0644 "$files_dir/haproxy.cfg" "$CONFIG"
+	install -d -m 0755 "$root/usr/local/sbin" "$root/etc/haproxy" "$root${DROP_IN%/*}"
+	install -m 0755 "$files_dir/apply-backends.sh" "$root$APPLY"
+	install -m 0644 "$files_dir/haproxy.cfg" "$root$CONFIG"
 	# HAProxy loads the backend section as a second file; until a list is applied it is a
 	# backend without servers, so /health answers 503 and the controller sees "cannot serve".
-	if [[ ! -f $BACKENDS ]]; then
-		printf '# lbf-checksum none\nbackend web\n' >"$BACKENDS"
+	if [[ ! -f $root$BACKENDS ]]; then
+		printf '# lbf-checksum none\nbackend web\n' >"$root$BACKENDS"
 	fi
-	# Start, check and reload with both files, whatever the distribution's unit passes
-	# (Debian: CONFIG/EXTRAOPTS, Amazon Linux: OPTIONS): the drop-in replaces the commands.
-	install -d -m 0755 "$(dirname "$DROP_IN")"
-	cat >"$DROP_IN" <<EOF
-# Written by lb-failover's user data: haproxy.cfg + the backend section apply-backends.sh writes.
-[Service]
-RuntimeDirectory=haproxy
-ExecStart=
-ExecStart=$haproxy_bin -Ws -f $CONFIG -f $BACKENDS -p /run/haproxy.pid -S /run/haproxy-master.sock
-ExecReload=
-ExecReload=$haproxy_bin -Ws -f $CONFIG -f $BACKENDS -c -q
-ExecReload=/bin/kill -USR2 \$MAINPID
-EOF
+	# The distributions' units check, start and reload haproxy.cfg alone (Debian and Ubuntu:
+	# CONFIG, EXTRAOPTS; Fedora and Amazon Linux: CONFIG, CFGDIR, OPTIONS), and the Fedora-family
+	# and Ubuntu units check it before starting (ExecStartPre). The drop-in replaces every such
+	# line with one that names the same two files, so the pre-start check still runs, and checks
+	# exactly what ExecStart loads.
+	check="$haproxy_bin -c -q -f $CONFIG -f $BACKENDS"
+	{
+		printf '# Written by lb-failover'"'"'s user data: haproxy.cfg and the backend section that\n'
+		printf '# apply-backends.sh writes, in every line that checks, starts or reloads HAProxy.\n'
+		printf '[Service]\n'
+		printf 'RuntimeDirectory=haproxy\n'
+		printf 'ExecStartPre=\n'
+		printf 'ExecStartPre=%s\n' "$check"
+		printf 'ExecStart=\n'
+		printf 'ExecStart=%s -Ws -f %s -f %s -p /run/haproxy.pid -S /run/haproxy-master.sock\n' \
+			"$haproxy_bin" "$CONFIG" "$BACKENDS"
+		printf 'ExecReload=\n'
+		printf 'ExecReload=%s\n' "$check"
+		# $MAINPID is systemd's, expanded when the unit runs.
+		printf '%s\n' "ExecReload=/bin/kill -USR2 \$MAINPID"
+	} >"$root$DROP_IN"
 	systemctl daemon-reload
 	systemctl enable haproxy
 	systemctl restart haproxy
@@ -99,29 +138,30 @@ parameter_prefix() {
 # Prints the list; exit 3 when the parameter does not exist yet (a new cluster: the controller
 # pushes a list to this LB on its next run). Retries cover a role that is not usable yet.
 fetch_backends() {
-	local name=$1 region=$2 attempt output
+	local name=$1 attempt output status
 	for attempt in 1 2 3 4 5; do
-		if output=$(aws ssm get-parameter --region "$region" --name "$name" \
-			--query Parameter.Value --output text 2>&1); then
+		status=0
+		# Its errors go to stderr, into the boot log; only the value is captured.
+		output=$(python3 "$files_dir/read-parameter.py" "$name") || status=$?
+		if ((status == 0)); then
 			printf '%s' "$output"
 			return 0
-		fi
-		if [[ $output == *ParameterNotFound* ]]; then
+		elif ((status == 3)); then
 			return 3
 		fi
-		log "get-parameter $name failed (attempt $attempt): $output"
+		log "reading $name failed (attempt $attempt)"
 		sleep $((attempt * 3))
 	done
 	return 1
 }
 
 main() {
-	local name region backends checksum status=0
+	local name backends checksum status=0
 	install_packages
+	require_haproxy_version
 	install_files
 	name="$(parameter_prefix)/backends"
-	region=$(imds meta-data/placement/region)
-	backends=$(fetch_backends "$name" "$region") || status=$?
+	backends=$(fetch_backends "$name") || status=$?
 	if ((status == 3)); then
 		log "$name does not exist yet; the controller pushes a list on its next run"
 		return 0
@@ -132,7 +172,7 @@ main() {
 	checksum=$(printf '%s' "$backends" | sha256sum)
 	checksum=${checksum%% *}
 	log "applying $name (checksum $checksum)"
-	SSM_Backends=$backends SSM_Checksum=$checksum "$APPLY"
+	SSM_Backends=$backends SSM_Checksum=$checksum "$root$APPLY"
 }
 
 main "$@"

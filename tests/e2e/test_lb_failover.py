@@ -124,6 +124,8 @@ def test_chalice_functions_run_the_job(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import chalice.test
+    from chalice.local import LambdaContext
     from chalice.test import Client
 
     import app
@@ -152,6 +154,12 @@ def test_chalice_functions_run_the_job(
                 "stages": {"test": {"environment_variables": variables}},
             }
         )
+    )
+    # The stages' 90 s lambda_timeout: in chalice's own 3 s test context no round fits.
+    monkeypatch.setattr(
+        chalice.test,
+        "LambdaContext",
+        lambda name, memory_size: LambdaContext(name, memory_size, max_runtime_ms=90_000),
     )
     with Client(app.app, stage_name="test", project_dir=str(tmp_path)) as client:
         event = client.events.generate_cw_event(

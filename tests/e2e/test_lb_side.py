@@ -2,7 +2,8 @@
 
 Every test runs the real infra/lb/apply-backends.sh against a real HAProxy (Debian's 2.6) started
 from the real infra/lb/haproxy.cfg by standin/haproxy.py, in front of real HTTP servers. Load
-balancers listen on 127.0.0.6x, web servers on 127.0.1.6x: nothing leaves 127.0.0.0/8.
+balancers listen on 127.0.0.6x, web servers on 127.0.1.6x to 127.0.1.8x: nothing leaves
+127.0.0.0/8.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib.util
 import itertools
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -25,7 +27,8 @@ from types import ModuleType
 
 import pytest
 
-from standin.haproxy import APPLY_SCRIPT, LocalHaproxy, haproxy_binary
+from bench.pool_changes import rolling_changes
+from standin.haproxy import APPLY_SCRIPT, EMPTY_BACKENDS, LocalHaproxy, haproxy_binary
 
 pytestmark = [
     pytest.mark.e2e,
@@ -217,7 +220,7 @@ def test_reapplying_the_same_checksum_is_a_no_op(new_lb, webs) -> None:
     result = lb.apply(*backend_list(webs[:2]))
 
     assert result.returncode == 0, result.stderr
-    assert "already applied" in result.stdout
+    assert "already serves" in result.stdout
     assert lb.backends_path.read_bytes() == before
 
 
@@ -287,6 +290,25 @@ def test_hostile_input_is_rejected_and_changes_nothing(case, steady_lb, webs, tm
     assert set(served_by(steady_lb, requests=8)) == entries(webs[:2])
 
 
+@pytest.mark.parametrize("local", [True, False], ids=["stand-in", "EC2"])
+def test_haproxy_cfg_is_valid_alone_and_with_the_backends_file(local, steady_lb, tmp_path) -> None:
+    # Distributions' units check haproxy.cfg alone before starting HAProxy; the drop-in loads it
+    # with the backends file: before any list, and as the apply script writes it.
+    env = steady_lb.environment()
+    if not local:
+        env = {k: v for k, v in env.items() if k not in ("LBF_LOCAL", "LBF_ADMIN_SOCKET")}
+    empty = tmp_path / "empty-backends.cfg"
+    empty.write_text(EMPTY_BACKENDS)
+    config = INFRA / "lb" / "haproxy.cfg"
+    for extra in ([], [empty], [steady_lb.backends_path]):
+        files = [arg for path in (config, *extra) for arg in ("-f", str(path))]
+        result = subprocess.run(
+            [steady_lb.binary, "-c", *files], env=env, capture_output=True, text=True, timeout=30
+        )
+        assert result.returncode == 0, (extra, result.stdout + result.stderr)
+    assert "server s1 " in steady_lb.backends_path.read_text()
+
+
 def test_missing_parameters_are_rejected(steady_lb, webs) -> None:
     env = {k: v for k, v in steady_lb.environment().items() if not k.startswith("SSM_")}
     before = steady_lb.backends_path.read_bytes()
@@ -319,10 +341,13 @@ def test_a_failed_reload_restores_the_last_good_file(new_lb, webs, tmp_path) -> 
     lb = new_lb()
     apply_ok(lb, webs[:2])
     before = lb.backends_path.read_bytes()
+    # HAProxy as the script finds it after a crash: no admin socket, the master gone. It
+    # starts HAProxy with the new file by a reload, which fails here.
     dead_pidfile = tmp_path / "dead.pid"
-    dead_pidfile.write_text(f"{_exited_pid()}\n")  # the reload signals a master that is gone
+    dead_pidfile.write_text(f"{_exited_pid()}\n")
+    gone = {"LBF_HAPROXY_PIDFILE": str(dead_pidfile), "LBF_HAPROXY_SOCKET": str(tmp_path / "x")}
 
-    result = lb.apply(*backend_list(webs[2:]), extra_env={"LBF_HAPROXY_PIDFILE": str(dead_pidfile)})
+    result = lb.apply(*backend_list(webs[2:]), extra_env=gone)
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "restored the last good" in result.stdout
@@ -332,16 +357,183 @@ def test_a_failed_reload_restores_the_last_good_file(new_lb, webs, tmp_path) -> 
     apply_ok(lb, webs[2:])
 
 
+def test_a_running_haproxy_whose_state_cannot_be_read_is_left_alone(new_lb, webs, tmp_path):
+    lb = new_lb()
+    apply_ok(lb, webs[:2])
+    before = lb.backends_path.read_bytes()
+
+    result = lb.apply(
+        *backend_list(webs[2:]), extra_env={"LBF_HAPROXY_SOCKET": str(tmp_path / "x")}
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "gave no state of backend web; nothing changed" in result.stderr
+    assert lb.backends_path.read_bytes() == before
+    assert lb.serving() == entries(webs[:2])
+
+
 def _exited_pid() -> int:
     process = subprocess.Popen(["true"])
     process.wait()
     return process.pid
 
 
+# --- what HAProxy serves, changed at run time -----------------------------------------------------
+
+
+def workers(lb: LocalHaproxy) -> set[int]:
+    """The master's live children: a reload replaces them, a Runtime API change does not."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == str(lb.pid) and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_a_pool_change_is_made_at_run_time_without_a_reload(new_lb, webs) -> None:
+    lb = new_lb()
+    apply_ok(lb, webs[:2])
+    before = workers(lb)
+    assert before
+
+    result = lb.apply(*backend_list(webs[1:]))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "changed at run time, no reload (2 added, 1 removed)" in result.stdout
+    assert lb.serving() == entries(webs[1:])
+    wait_until_served_by(lb, entries(webs[1:]))
+    assert workers(lb) == before
+    # The file says the same, so a restart serves the same list.
+    lb.stop()
+    lb.start()
+    assert lb.serving() == entries(webs[1:])
+
+
+def test_already_applied_means_haproxy_serves_it_not_that_the_file_says_so(new_lb, webs) -> None:
+    lb = new_lb()
+    apply_ok(lb, webs[:2])
+    file_before = lb.backends_path.read_bytes()
+    # Behind the script's back, one server leaves rotation (an operator, a half-done push): the
+    # file and its checksum still name the list.
+    (slot,) = re.findall(rf"server (s\d+) {re.escape(webs[0].entry)}\n", file_before.decode())
+    lb.runtime(f"set server web/{slot} state maint")
+    assert lb.serving() == {webs[1].entry}
+
+    result = lb.apply(*backend_list(webs[:2]))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "already serves" not in result.stdout
+    assert "(1 added, 0 removed)" in result.stdout
+    assert lb.serving() == entries(webs[:2])
+    assert lb.backends_path.read_bytes() == file_before
+
+
+# Each step the script can die at (LBF_APPLY_KILL_AT: SIGKILL, no cleanup), on both paths: a
+# change at run time, and the first list of a new LB, which HAProxy can only load by a reload.
+KILL_POINTS = [
+    *(("change", step) for step in ("planned", "file-written", "servers-added", "servers-removed")),
+    *(("first list", step) for step in ("planned", "file-written", "reloaded")),
+]
+
+
+@pytest.mark.parametrize(("path", "step"), KILL_POINTS, ids=[f"{p}-{s}" for p, s in KILL_POINTS])
+def test_a_push_killed_at_any_step_is_completed_by_the_next(path, step, new_lb, webs) -> None:
+    lb = new_lb()
+    if path == "change":
+        apply_ok(lb, webs[:2])
+    served_before = lb.serving()
+    wanted = backend_list(webs[1:])
+
+    killed = lb.apply(*wanted, extra_env={"LBF_APPLY_KILL_AT": step})
+
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    assert f"killed at {step}" in killed.stdout
+    if step in ("planned", "file-written"):
+        assert lb.serving() == served_before  # HAProxy was not touched yet
+    result = lb.apply(*wanted)
+    assert result.returncode == 0, result.stdout + result.stderr
+    if step == "file-written":
+        # The file already names the list: only HAProxy's own state shows it is not served.
+        assert "already serves" not in result.stdout
+    assert lb.serving() == entries(webs[1:])
+    wait_until_served_by(lb, entries(webs[1:]))
+    assert not list(lb.workdir.glob("backends.cfg.new.*"))
+    # And a restart serves the same list: the file matches what runs.
+    lb.stop()
+    lb.start()
+    assert lb.serving() == entries(webs[1:])
+
+
+def test_servers_added_at_run_time_are_health_checked(new_lb) -> None:
+    servers = [WebServer(f"127.0.1.{75 + i}") for i in range(2)]
+    try:
+        lb = new_lb()
+        apply_ok(lb, servers[:1])
+        result = lb.apply(*backend_list(servers))
+        assert "changed at run time" in result.stdout, result.stdout + result.stderr
+        wait_until_served_by(lb, entries(servers))
+
+        servers[1].healthy = False
+
+        # haproxy.cfg's checks (default-server): out within about 3 s, `fall` checks apart.
+        wait_until_served_by(lb, {servers[0].entry}, timeout=10)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_an_ipv6_entry_is_compared_in_the_form_haproxy_prints(new_lb) -> None:
+    # An IPv4-mapped IPv6 address: IPv6 through the Runtime API, traffic still to 127.0.1.79.
+    servers = [WebServer("127.0.1.78"), WebServer("127.0.1.79")]
+    try:
+        lb = new_lb()
+        apply_ok(lb, servers[:1])
+        port = servers[1].entry.rsplit(":", 1)[1]
+        text = f"[0:0:0:0:0:FFFF:7f00:14f]:{port}"  # 127.0.1.79, written the long way
+
+        result = lb.apply(text, sha256(text))
+
+        assert "changed at run time" in result.stdout, result.stdout + result.stderr
+        assert lb.serving() == {f"[::ffff:127.0.1.79]:{port}"}
+        wait_until_served_by(lb, {servers[1].entry})
+        again = lb.apply(text, sha256(text))
+        assert "already serves" in again.stdout, again.stdout + again.stderr
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_fifty_rolling_pool_changes_fail_no_request(new_lb) -> None:
+    # A rolling change, 50 times: a new web server joins, the oldest leaves and is stopped once it
+    # drained; keep-alive and new-connection clients meanwhile, no retry anywhere (the reload-based
+    # run of the same workload is in bench/pool_changes.py).
+    lb = new_lb()
+
+    outcome = rolling_changes(lb, "127.0.1.81", changes=50)
+
+    print(
+        f"changes: 50, requests: {dict(outcome.tally.ok)}, failed: "
+        f"{ {kind: len(problems) for kind, problems in outcome.tally.failures.items()} }"
+    )
+    assert outcome.failed_applies == []
+    assert outcome.reloads == 0
+    assert outcome.tally.failures == {}, {
+        kind: Counter(problems).most_common(3) for kind, problems in outcome.tally.failures.items()
+    }
+    for kind in ("keep-alive", "new connection"):
+        assert outcome.tally.ok[kind] >= 300, f"only {outcome.tally.ok[kind]} {kind} requests ran"
+    assert outcome.undrained == 0
+    assert outcome.served_at_end == outcome.pool_at_end
+
+
 # --- the health endpoint the controller probes ---------------------------------------------------
 
 
-def test_monitor_uri_answers_whether_the_lb_can_serve(new_lb) -> None:
+def test_health_answers_whether_the_lb_can_serve(new_lb) -> None:
     servers = [WebServer(f"127.0.1.{71 + i}") for i in range(2)]
     try:
         lb = new_lb()
@@ -550,6 +742,7 @@ def _keep_alive_client(
 
 
 def test_reloads_that_change_the_servers_drop_no_request(new_lb, webs) -> None:
+    # The fallback when the slots run out, forced for every change (LBF_APPLY_METHOD=reload).
     lb = new_lb()
     apply_ok(lb, webs)
     # Each apply adds and removes servers; checks stay on (haproxy.cfg: default-server check).
@@ -573,8 +766,9 @@ def test_reloads_that_change_the_servers_drop_no_request(new_lb, webs) -> None:
         time.sleep(0.5)
         for i in range(20):
             servers = sequence[i % len(sequence)]
-            result = lb.apply(*backend_list(servers))
+            result = lb.apply(*backend_list(servers), extra_env={"LBF_APPLY_METHOD": "reload"})
             assert result.returncode == 0, result.stdout + result.stderr
+            assert "HAProxy reloaded" in result.stdout
             time.sleep(0.25)
         time.sleep(0.5)
     finally:

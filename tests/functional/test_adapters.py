@@ -644,6 +644,51 @@ def test_send_pushes_one_list_to_exactly_one_instance() -> None:
     )
 
 
+def test_send_asks_ssm_to_put_the_output_into_the_clusters_log_group() -> None:
+    """The exact request, pinned with the Stubber: moto accepts CloudWatchOutputConfig and
+    ignores it, so only the request shows that the LB's output reaches the group."""
+    backends = "127.0.1.21:80"
+    client, stubber = stubbed("ssm")
+    stubber.add_response(
+        "send_command",
+        {"Command": {"CommandId": COMMAND_ID, "Status": "Pending"}},
+        {
+            "InstanceIds": ["i-0000000000000000a"],
+            "DocumentName": DOCUMENT,
+            "Comment": f"lbf-backends {CHECKSUM}",
+            "Parameters": {"Backends": [backends], "Checksum": [CHECKSUM]},
+            "TimeoutSeconds": 600,
+            "CloudWatchOutputConfig": {
+                "CloudWatchLogGroupName": "/lbf/web/pushes",
+                "CloudWatchOutputEnabled": True,
+            },
+        },
+    )
+
+    with stubber:
+        SsmCommands(client, DOCUMENT, log_group="/lbf/web/pushes").send(
+            "i-0000000000000000a", backends, CHECKSUM, now=SINCE
+        )
+        stubber.assert_no_pending_responses()
+
+
+def test_the_controller_sends_pushes_to_the_log_group_of_its_cluster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chalicelib.config import Settings
+    from chalicelib.services import aws_services
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    config = Settings.from_env(
+        {"LBF_CLUSTER": "web", "LBF_DOMAIN": "example.com", "LBF_HOSTED_ZONE_ID": "Z1"}
+    )
+    commands = aws_services(config).commands
+    assert isinstance(commands, SsmCommands)
+    assert commands._log_group == config.push_log_group == "/lbf/web/pushes"
+
+
 @pytest.mark.parametrize("status", ["Success", "Failed", "InProgress", "TimedOut", "Delayed"])
 def test_status_passes_ssm_statuses_through(status: str) -> None:
     client, stubber = stubbed("ssm")

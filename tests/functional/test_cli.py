@@ -10,11 +10,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chalicelib.__main__ import main
+from chalicelib.config import Settings
 from chalicelib.errors import AwsError
 from tests.fakes import FAKE_DOMAIN, FAKE_ENV, FakeCloud
 
@@ -273,6 +275,86 @@ def test_status_json_is_parseable_and_carries_the_same_rows(
     assert rows[hostile]["health"] == "skipped"
     assert "\n" not in rows[hostile]["notes"]
     assert "'lb3\\nrm -rf /'" in rows[hostile]["notes"]
+
+
+@pytest.mark.parametrize(
+    ("variables", "line"),
+    [
+        (
+            {},
+            "detection bound: 42 s + start-up = (FALL + 1) x INTERVAL [40 s] + TIMEOUT [2 s]"
+            " + (60 - ROUNDS x INTERVAL) [0 s] + start-up (FALL 3, INTERVAL 10, TIMEOUT 2, ROUNDS 6)",
+        ),
+        (
+            {"LBF_PROBE_ROUNDS": "3", "LBF_FALL": "2", "LBF_PROBE_TIMEOUT": "1.5"},
+            "detection bound: 61.5 s + start-up = (FALL + 1) x INTERVAL [30 s] + TIMEOUT [1.5 s]"
+            " + (60 - ROUNDS x INTERVAL) [30 s] + start-up"
+            " (FALL 2, INTERVAL 10, TIMEOUT 1.5, ROUNDS 3)",
+        ),
+    ],
+)
+def test_status_prints_the_detection_bound_with_its_terms(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str], variables: dict[str, str], line: str
+) -> None:
+    """The SPEC's bound of this configuration, each term with its value, in text and JSON."""
+    environ = {**ENV, **variables}
+    settle(cloud)
+    capsys.readouterr()
+
+    assert run(cloud, "status", environ=environ) == 0
+    assert line in capsys.readouterr().out.splitlines()
+
+    assert run(cloud, "status", "--json", environ=environ) == 0
+    bound = json.loads(capsys.readouterr().out)["detection_bound"]
+    total = float(line.split()[2])
+    assert bound["seconds"] == total
+    assert bound["formula"] == (
+        "(FALL + 1) x INTERVAL + TIMEOUT + (60 - ROUNDS x INTERVAL) + start-up"
+    )
+    assert [term["formula"] for term in bound["terms"]] == [
+        "(FALL + 1) x INTERVAL",
+        "TIMEOUT",
+        "(60 - ROUNDS x INTERVAL)",
+    ]
+    assert sum(term["seconds"] for term in bound["terms"]) == total
+    assert bound["plus"].startswith("start-up")
+
+
+def test_status_prints_the_prober_function_s_invoke_as_a_term(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With LBF_PROBER_FUNCTION and private targets, the invoke's second is one more term."""
+    environ = {**ENV, "LBF_PROBER_FUNCTION": "lb-failover-prod-ProbePrivate-1A2B"}
+    settle(cloud)
+    capsys.readouterr()
+
+    assert run(cloud, "status", environ=environ) == 0
+    assert (
+        "detection bound: 43 s + start-up = (FALL + 1) x INTERVAL [40 s] + TIMEOUT [2 s]"
+        " + (60 - ROUNDS x INTERVAL) [0 s] + PROBER INVOKE [1 s] + start-up"
+        " (FALL 3, INTERVAL 10, TIMEOUT 2, ROUNDS 6)"
+    ) in capsys.readouterr().out.splitlines()
+
+    assert run(cloud, "status", "--json", environ=environ) == 0
+    bound = json.loads(capsys.readouterr().out)["detection_bound"]
+    assert bound["terms"][-1] == {
+        "name": "the prober function's invoke, beyond its probes' TIMEOUT",
+        "formula": "PROBER INVOKE",
+        "seconds": 1.0,
+    }
+    assert bound["seconds"] == 43.0
+
+
+def test_a_schedule_that_cannot_fit_the_minute_exits_2_before_any_aws_call(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run(cloud, "reconcile", environ={**ENV, "LBF_PROBE_ROUNDS": "7"})
+
+    assert code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("configuration error: LBF_PROBE_ROUNDS: ")
+    assert "LBF_PROBE_INTERVAL" in line
+    assert cloud.calls.log == []
 
 
 def test_status_probe_adds_a_live_probe_column(
@@ -596,3 +678,111 @@ def test_status_probe_without_a_stage_probes_from_this_machine(
 
     assert cloud.probe_function.invocations == []
     assert all(row["PROBE"] == "ok 200" for row in table(capsys.readouterr().out))
+
+
+# --- missing AWS settings -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_aws_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """No region anywhere: not in the environment, not in a config file (an empty one)."""
+    from chalicelib.adapters.clients import forget_clients
+
+    empty = tmp_path / "aws-config"
+    empty.write_text("")
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    # Looking for an instance role would leave loopback: there is none here to find.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        monkeypatch.delenv(name, raising=False)
+    # A client made by an earlier test (with a region) must not hide the missing one.
+    forget_clients()
+    yield empty
+    forget_clients()
+
+
+@pytest.mark.parametrize("command", ["status", "plan", "reconcile", "move-active"])
+def test_no_region_is_a_configuration_error_not_a_traceback(
+    no_aws_settings: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    argv = [command, "--to", "lb1"] if command == "move-active" else [command]
+
+    code = main(argv, environ=ENV)
+
+    captured = capsys.readouterr()
+    assert code == 2
+    [line] = captured.err.splitlines()
+    assert line.startswith("configuration error: AWS_DEFAULT_REGION: ")
+    assert "AWS_REGION" in line
+    assert captured.out == ""
+
+
+def test_aws_region_alone_is_enough(no_aws_settings: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lambda sets both variables; an operator's shell often only AWS_REGION (as other SDKs read)."""
+    from chalicelib.services import aws_services
+
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    services = aws_services(Settings.from_env(ENV))
+
+    assert services.inventory._client.meta.region_name == "eu-west-1"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"AWS_DEFAULT_REGION": "eu west 1"}, "AWS_DEFAULT_REGION"),
+        ({"AWS_REGION": "eu-west-1; rm -rf /"}, "AWS_REGION"),
+        ({"AWS_DEFAULT_REGION": "eu-west-1", "AWS_PROFILE": "nobody"}, "AWS_PROFILE"),
+        # A region, and no credentials anywhere.
+        ({"AWS_DEFAULT_REGION": "eu-west-1"}, "AWS_ACCESS_KEY_ID"),
+        # A key id without its secret.
+        ({"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIA0"}, "AWS_ACCESS_KEY_ID"),
+    ],
+)
+def test_bad_aws_settings_are_a_configuration_error(
+    no_aws_settings: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variables: dict[str, str],
+    named: str,
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+    code = main(["reconcile"], environ=ENV)
+
+    [line] = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert line.startswith(f"configuration error: {named}: ")
+
+
+def test_no_region_as_a_process(no_aws_settings: Path) -> None:
+    """As an operator meets it: one line on stderr, exit 2, no traceback."""
+    environment = {
+        **ENV,
+        "AWS_CONFIG_FILE": str(no_aws_settings),
+        "AWS_SHARED_CREDENTIALS_FILE": str(no_aws_settings),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "PATH": os.environ.get("PATH", ""),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "chalicelib", "status"],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "AWS_DEFAULT_REGION" in result.stderr
+    assert "Traceback" not in result.stderr

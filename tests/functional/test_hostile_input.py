@@ -594,9 +594,20 @@ def chalice_app(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, FakeCloud]:
 
 
 def _invoke(module: Any, detail: Any) -> Any:
-    from chalice.test import Client
+    import chalice.test
+    from chalice.local import LambdaContext
 
-    with Client(module.app, stage_name="dev", project_dir=str(ROOT)) as client:
+    # The stage's 90 s lambda_timeout: chalice's own test context has 3 s, in which no round of
+    # the event job (8 s for its writes) may start.
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        chalice.test.Client(module.app, stage_name="dev", project_dir=str(ROOT)) as client,
+    ):
+        patch.setattr(
+            chalice.test,
+            "LambdaContext",
+            lambda name, memory_size: LambdaContext(name, memory_size, max_runtime_ms=90_000),
+        )
         event = client.events.generate_cw_event(
             source="aws.ec2",
             detail_type="EC2 Instance State-change Notification",

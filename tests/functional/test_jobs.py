@@ -12,7 +12,8 @@ import pytest
 
 from chalicelib import jobs
 from chalicelib.config import Settings
-from chalicelib.errors import AwsError, StaleView
+from chalicelib.core.model import Record
+from chalicelib.errors import AwsError
 from tests.fakes import FAKE_DOMAIN, FakeCloud
 from tests.fakes import fake_settings as settings
 
@@ -162,15 +163,17 @@ def test_an_event_for_an_instance_outside_the_cluster_changes_nothing(cloud: Fak
     assert "not an instance of cluster demo" in report.notes[0]
 
 
-def test_detection_bound_holds_across_invocations() -> None:
-    """The record leaves a dead LB within (FALL + 1) x INTERVAL + TIMEOUT of its death.
+@pytest.mark.parametrize("rounds", ["6", "3"])
+def test_detection_bound_holds_across_invocations(rounds: str) -> None:
+    """The record leaves a dead LB within the bound `status` prints, plus start-up:
+    (FALL + 1) x INTERVAL + TIMEOUT + (60 - ROUNDS x INTERVAL) + the cold start.
 
     Scheduled invocations start every 60 s; each first round is delayed by a cold start and the
     inventory read, so the gap between the last round of one run and the first of the next is
-    longer than INTERVAL. Deaths are placed all over the minute, including in that gap.
+    longer than INTERVAL (by 30 s more with 3 rounds). Deaths are placed all over the minute,
+    including in that gap.
     """
-    config = settings()
-    bound = (config.fall + 1) * config.probe_interval + config.probe_timeout
+    config = settings(LBF_PROBE_ROUNDS=rounds)
     rng = random.Random(7)
     worst = 0.0
     for trial in range(40):
@@ -181,6 +184,7 @@ def test_detection_bound_holds_across_invocations() -> None:
         cloud.ec2.add("web", "127.0.1.21")
         start = cloud.clock.now()
         cold_start = 5.0 if trial % 2 else 2.0
+        bound = config.detection_bound.seconds + cold_start
         death = start + 120 + rng.uniform(0, 60)
         cloud.prober.dead_when = lambda address, now, d=death: address == "127.0.0.11" and now >= d
         for minute in range(6):
@@ -201,7 +205,8 @@ def test_detection_bound_holds_across_invocations() -> None:
         worst = max(worst, moved_at - death)
         assert moved_at - death <= bound, (trial, moved_at - death, bound)
     # The bound is not vacuous: the worst case uses most of it.
-    assert worst > config.fall * config.probe_interval
+    gap = 60 - config.probe_rounds * config.probe_interval
+    assert worst > config.fall * config.probe_interval + gap, worst
 
 
 def test_two_runs_from_one_view_change_the_record_once(cloud: FakeCloud) -> None:
@@ -234,16 +239,26 @@ def test_a_record_still_stale_after_one_re_read_fails_the_run(cloud: FakeCloud) 
     converge(cloud, config)
     lb1, _ = ids(cloud, "lb")
     cloud.ec2.set_state(lb1, "stopped")
-    cloud.route53.fail_next = [
-        StaleView("route53", "ChangeResourceRecordSets", "InvalidChangeBatch", "changed"),
-        StaleView("route53", "ChangeResourceRecordSets", "InvalidChangeBatch", "changed again"),
-    ]
+    # Someone else changes the active record just before each of this run's batches: stale twice.
+    # (A rejection after which the records read unchanged is permanent, not stale: that is
+    # tests/functional/test_rules_meet.py.)
+    elsewhere = iter(["127.0.0.13", "127.0.0.14"])
+
+    def someone_else() -> None:
+        address = next(elsewhere, None)
+        if address is None:
+            return
+        cloud.route53.records[(ACTIVE, "A")] = Record(ACTIVE, "A", 60, (address,))
+        cloud.route53.before_change = someone_else
+
+    cloud.route53.before_change = someone_else
     report = run(cloud, config, rounds=1)
 
     assert not report.ok
     assert any("still stale" in e for e in report.errors)
-    # Nothing was half-applied: the record is where it was, and lbf:state did not move.
-    assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
+    # Nothing was half-applied: the record is where the other writer left it, and lbf:state
+    # did not move.
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.14",)
     assert cloud.ec2.tag(lb1, "lbf:state") == "active"
 
 
@@ -272,6 +287,77 @@ def test_dry_run_and_pause_plan_but_write_nothing(cloud: FakeCloud, how: str) ->
     assert report.dry_run
     assert cloud.calls.writes() == []
     assert any("CREATE lb.prod.example.com A 127.0.0.11" in p for p in report.planned)
+
+
+def test_paused_still_sends_notices_marked_paused_and_writes_nothing_else(
+    cloud: FakeCloud,
+) -> None:
+    """SPEC: while paused an operator still hears about a dying LB; nothing else changes."""
+    config = settings()
+    converge(cloud, config)
+    converge(cloud, config)
+    cloud.ssm.parameters["/lbf/demo/paused"] = "true"
+    cloud.prober.dead.add("127.0.0.11")
+    cloud.calls.log.clear()
+
+    report = run(cloud, config)
+
+    assert report.ok, report.errors
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)  # planned, not moved
+    assert any("moved off lb1 (unhealthy) to lb2" in p for p in report.planned)
+    # The notice went out, saying it is paused and that nothing moved; and the notices
+    # parameter remembers it, so the next paused run does not send it again.
+    [notice] = cloud.sns.messages
+    assert notice.startswith("[paused] active record would move, not moved while paused: moved off")
+    writes = cloud.calls.writes()
+    assert [op for op, _ in writes] == ["Publish", "PutParameter"]
+    assert writes[1][1][0] == "/lbf/demo/notices"  # type: ignore[index]
+    assert report.notices == [notice]
+
+    cloud.calls.log.clear()
+    again = run(cloud, config)
+
+    assert again.ok, again.errors
+    assert cloud.calls.writes() == []
+    assert len(cloud.sns.messages) == 1
+
+
+def test_a_dry_run_with_a_failing_lb_sends_no_notice_and_stores_none(cloud: FakeCloud) -> None:
+    converge(cloud, settings())
+    converge(cloud, settings())
+    cloud.prober.dead.add("127.0.0.11")
+    cloud.ec2.add("web", "127.0.1.24", tags={"lbf:port": "x"})  # a new condition: skipped
+    notices_before = cloud.ssm.parameters.get("/lbf/demo/notices")
+    cloud.calls.log.clear()
+
+    report = run(cloud, settings(LBF_DRY_RUN="true"))
+
+    assert cloud.calls.writes() == []
+    assert cloud.sns.messages == []
+    assert cloud.ssm.parameters.get("/lbf/demo/notices") == notices_before
+    assert report.notices == []
+    assert any(
+        n.startswith("would notify: active record moved: moved off lb1") for n in report.notes
+    )
+    assert any("would notify: instance" in n and "skipped" in n for n in report.notes)
+    assert any(p.startswith("parameter /lbf/demo/notices = skipped:") for p in report.planned)
+
+
+def test_a_notice_that_cannot_be_sent_is_an_error_and_still_remembered(cloud: FakeCloud) -> None:
+    config = settings()
+    converge(cloud, config)
+    converge(cloud, config)
+    cloud.prober.dead |= {"127.0.0.11", "127.0.0.12"}
+
+    def refuse(subject: str, message: str) -> None:
+        raise AwsError("sns", "Publish", "AuthorizationError", "not allowed")
+
+    cloud.sns.publish = refuse  # type: ignore[method-assign]
+
+    report = run(cloud, config)
+
+    assert any("notice not sent: sns.Publish: AuthorizationError" in e for e in report.errors)
+    assert "no-eligible-lb" in cloud.ssm.parameters["/lbf/demo/notices"]
 
 
 def test_no_eligible_lb_leaves_the_record_and_notifies_once(cloud: FakeCloud) -> None:

@@ -656,3 +656,101 @@ def test_no_socket_outlives_its_round(
 def test_nonsense_settings_are_refused(timeout: float, concurrency: int, max_body: int) -> None:
     with pytest.raises(ValueError, match="must"):
         Prober(timeout=timeout, concurrency=concurrency, max_body=max_body)
+
+
+# --- interim (1xx) responses ------------------------------------------------------------------------
+
+
+def interim_then(final: str, *interim: str) -> Callable[[Server, socket.socket], None]:
+    """Interim responses (each with its headers), then the final one, as an HTTP server sends them."""
+
+    def handle(server: Server, conn: socket.socket) -> None:
+        server.read_request(conn)
+        for status in interim:
+            conn.sendall(f"HTTP/1.1 {status}\r\n".encode())
+            if status.startswith("103"):
+                conn.sendall(b"Link: </style.css>; rel=preload; as=style\r\n")
+            conn.sendall(b"\r\n")
+        conn.sendall(f"HTTP/1.1 {final}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+
+    return handle
+
+
+@pytest.mark.parametrize(
+    ("interim", "final", "ok"),
+    [
+        (("100 Continue",), "200 OK", True),
+        (("103 Early Hints",), "200 OK", True),
+        (("100 Continue", "103 Early Hints", "102 Processing"), "204 No Content", True),
+        (("103 Early Hints",), "301 Moved Permanently", True),
+        (("100 Continue",), "503 Service Unavailable", False),
+        (("103 Early Hints", "103 Early Hints"), "503 Service Unavailable", False),
+    ],
+)
+def test_interim_responses_are_skipped_and_the_final_status_counts(
+    serve: ServerFactory, interim: tuple[str, ...], final: str, ok: bool
+) -> None:
+    result, _ = probe(serve(interim_then(final, *interim)).url(), timeout=LONG_TIMEOUT)
+
+    assert (result.ok, result.detail) == (ok, final[:3])
+
+
+def test_interim_responses_in_one_packet_with_the_final_one(serve: ServerFactory) -> None:
+    def one_packet(server: Server, conn: socket.socket) -> None:
+        server.read_request(conn)
+        conn.sendall(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+            b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n"
+        )
+
+    result, _ = probe(serve(one_packet).url(), timeout=LONG_TIMEOUT)
+
+    assert (result.ok, result.detail) == (False, "503")
+
+
+def test_interim_responses_forever_cannot_stretch_the_deadline(serve: ServerFactory) -> None:
+    # A 100 Continue every 50 ms: each one is a complete response, so a client that waited for
+    # "the next response" with a per-read timeout would wait as long as the server likes.
+    def forever(server: Server, conn: socket.socket) -> None:
+        server.read_request(conn)
+        while not server.stopping.is_set():
+            conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            time.sleep(0.05)
+
+    result, elapsed = probe(serve(forever).url())
+
+    assert (result.ok, result.detail) == (False, "timeout")
+    assert elapsed < BOUND
+
+
+def test_a_flood_of_interim_responses_stops_at_max_body(serve: ServerFactory) -> None:
+    def flood(server: Server, conn: socket.socket) -> None:
+        server.read_request(conn)
+        while not server.stopping.is_set():
+            conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" * 64)
+
+    result, elapsed = probe(serve(flood).url(), timeout=LONG_TIMEOUT, max_body=256)
+
+    assert (result.ok, result.detail) == (False, "bad status line")
+    assert elapsed < LONG_TIMEOUT
+
+
+def test_a_malformed_interim_response_fails_the_probe(serve: ServerFactory) -> None:
+    def broken(server: Server, conn: socket.socket) -> None:
+        server.read_request(conn)
+        conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\nnot a status line\r\n\r\n")
+
+    result, _ = probe(serve(broken).url(), timeout=LONG_TIMEOUT)
+
+    assert (result.ok, result.detail) == (False, "bad status line")
+
+
+@pytest.mark.parametrize(("final", "ok"), [("200 OK", True), ("503 Service Unavailable", False)])
+def test_interim_responses_over_https_are_skipped_too(
+    serve: ServerFactory, server_tls: ssl.SSLContext, final: str, ok: bool
+) -> None:
+    server = serve(interim_then(final, "100 Continue", "103 Early Hints"), tls=server_tls)
+
+    result, _ = probe(server.url("https"), timeout=LONG_TIMEOUT)
+
+    assert (result.ok, result.detail) == (ok, final[:3])

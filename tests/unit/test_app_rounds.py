@@ -1,43 +1,108 @@
-"""A scheduled invocation never starts a round that Lambda's timeout would cut short."""
+"""A scheduled invocation never starts a round that the Lambda's time left would cut short.
+
+Through the app's handlers (chalice's test client) with an invocation whose time left follows the
+fake clock (tests/lambda_app.py): the rounds that run for each Lambda timeout, and a slow Route 53
+spending the time during a failover.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-import app
-from tests.builders import settings
+from chalicelib.core.timing import ROUND_WRITE_SECONDS
+from tests.lambda_app import LambdaApp, emf_figures, stage_cloud
+from tests.slow_aws import SlowAws
+
+ACTIVE = "lb.edge-dev.example.com"
+# The dev stage's settings: LBF_PROBE_TIMEOUT 2 s, then the writes' budget.
+ROUND_NEEDS = 2.0 + ROUND_WRITE_SECONDS
 
 
-class _Context:
-    def __init__(self, remaining_ms: int) -> None:
-        self.remaining_ms = remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+@pytest.fixture
+def lambda_app(monkeypatch: pytest.MonkeyPatch) -> LambdaApp:
+    lambda_app = LambdaApp(monkeypatch, stage_cloud())
+    payload = lambda_app.invoke("reconcile")  # settles: records, verdicts, lists
+    assert payload["ok"], payload
+    cloud = lambda_app.cloud
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
+    cloud.clock.advance(60)
+    cloud.calls.log.clear()
+    cloud.prober.rounds.clear()
+    return lambda_app
 
 
 @pytest.mark.parametrize(
-    ("remaining_ms", "rounds"),
+    ("timeout_ms", "rounds"),
     [
-        (90_000, 6),  # the stages' 90 s timeout: all six rounds (last starts at 50 s)
-        (60_000, 6),  # 60 - 8 s safety - 2 s timeout = 50 s: the round at 50 s still fits
+        (90_000, 6),  # the stages' 90 s timeout: all six rounds (the last starts at 50 s)
+        (60_000, 6),  # the round at 50 s needs 2 s of probes and 8 s of writes: it fits
         (50_000, 5),
         (30_000, 3),
-        (3_000, 1),  # chalice's test context: one round, never none
+        (10_000, 1),
     ],
 )
-def test_rounds_fit_the_time_left(remaining_ms: int, rounds: int) -> None:
-    assert app._rounds_that_fit(settings(), _Context(remaining_ms)) == rounds
+def test_rounds_fit_the_time_left(lambda_app: LambdaApp, timeout_ms: int, rounds: int) -> None:
+    started = lambda_app.cloud.clock.now()
+
+    payload = lambda_app.invoke("reconcile", timeout_ms=timeout_ms)
+
+    assert payload["ok"], payload
+    assert payload["rounds"] == rounds
+    starts = [start - started for start in lambda_app.cloud.prober.rounds]
+    assert all(start + ROUND_NEEDS <= timeout_ms / 1000 for start in starts), starts
 
 
-def test_without_a_context_the_configured_rounds_run() -> None:
-    assert app._rounds_that_fit(settings(probe_rounds=4), None) == 4
+def test_no_round_fits_chalice_s_three_seconds(
+    lambda_app: LambdaApp, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """3 s (chalice's test context) holds no round: nothing is read, the run fails loudly, and no
+    HealthyLBs figure goes out, since nothing was measured."""
+    capsys.readouterr()
+
+    payload = lambda_app.invoke("reconcile", timeout_ms=3_000)
+
+    assert not payload["ok"]
+    assert payload["rounds"] == 0
+    assert payload["errors"][0].startswith("round 1 not started: 3.0 s of the invocation left")
+    assert lambda_app.cloud.calls.log == []
+    [figures] = emf_figures(capsys.readouterr().out)
+    assert "HealthyLBs" not in figures
+    assert figures["ActionErrors"] == [1.0]
 
 
-def test_a_round_through_the_prober_function_is_given_its_invoke_margin() -> None:
-    # 50 s - 8 s safety - 2 s timeout = 40 s: the round at 40 s still fits in-process (5 rounds);
-    # with the prober function's 1 s invoke margin it would end past the time left (4 rounds).
-    in_process = settings()
-    with_function = settings(prober_function="lb-failover-prod-ProbePrivate-1A2B")
-    assert app._rounds_that_fit(in_process, _Context(50_000)) == 5
-    assert app._rounds_that_fit(with_function, _Context(50_000)) == 4
+def test_a_slow_route53_during_a_failover_never_outlasts_the_lambda(lambda_app: LambdaApp) -> None:
+    """The repro: lb1 dies and each Route 53 change takes 30 s of a 60 s invocation. Today the
+    run keeps starting rounds after that; now the failover goes through in round 3 and no round
+    starts that could not finish."""
+    cloud = lambda_app.cloud
+    started = cloud.clock.now()
+    cloud.prober.dead.add("127.0.0.11")
+    cloud.calls.before = SlowAws(
+        cloud.clock, {"ChangeResourceRecordSets": 30.0}, deadline=started + 60
+    )
+
+    payload = lambda_app.invoke("reconcile", timeout_ms=60_000)
+
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.12",)
+    assert payload["ok"], payload
+    assert [f["to"] for f in payload["failovers"]] == ["lb2"]
+    assert payload["rounds"] == 3
+    assert any(note.startswith("round 4 not started") for note in payload["notes"])
+    starts = [start - started for start in cloud.prober.rounds]
+    assert all(start + ROUND_NEEDS <= 60 for start in starts), starts
+    assert cloud.clock.now() <= started + 60
+
+
+def test_the_event_function_needs_only_its_writes(lambda_app: LambdaApp) -> None:
+    cloud = lambda_app.cloud
+    lb1 = next(i for i, raw in cloud.ec2.instances.items() if raw.private_ip == "127.0.0.11")
+    cloud.ec2.set_state(lb1, "stopped")
+    detail = {"instance-id": lb1, "state": "stopped"}
+
+    payload = lambda_app.invoke("on_instance_change", detail, timeout_ms=7_900)
+    assert not payload["ok"]
+    assert cloud.calls.log == []
+
+    payload = lambda_app.invoke("on_instance_change", detail, timeout_ms=8_000)
+    assert payload["ok"], payload
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.12",)

@@ -15,18 +15,23 @@ from bench.coldstart import parse_importtime
 from bench.fanout import black_holes, target_addresses
 from bench.prices import (
     INVOCATIONS_PER_MONTH,
+    LAMBDA_GB_SECOND_ARM,
     NAT_GATEWAY_HOUR,
     PUBLIC_IPV4_HOUR,
+    ProberRun,
     Run,
+    Size,
     controller_lines,
     emf_metrics,
     health_check_lines,
     lambda_compute,
+    prober_design_lines,
     total,
     usd,
 )
 from bench.prober import cheapest
 from bench.report import Figure, replace_between, table
+from bench.sizing import memory_for, seconds_on
 from bench.stats import median, percentile, ratio
 
 
@@ -201,3 +206,59 @@ def test_the_prober_function_size_is_the_smallest_that_fits(
     cpu_seconds: float, budget: float, expected: int | None
 ) -> None:
     assert cheapest(cpu_seconds, budget=budget) == expected
+
+
+def test_this_design_has_no_network_line_and_bills_arm64() -> None:
+    run = Run(seconds=50.0, calls=4, api_bytes=95_000, log_bytes=1_400, metrics=5, lb_probes=12)
+    prober = ProberRun(seconds=0.02, log_bytes=650, per_run=6)
+    lines = {
+        line.item: line.dollars for line in prober_design_lines(run, 256, prober, 384, traced=False)
+    }
+    # 43,800 x 50 s x 0.25 GB x the arm64 price; nothing for NAT, endpoints or an address.
+    assert lines["Lambda duration, controller (arm64)"] == pytest.approx(
+        43_800 * 50 * 0.25 * LAMBDA_GB_SECOND_ARM
+    )
+    assert lines["network"] == 0.0
+    assert not any("NAT" in item for item in lines)
+    assert "X-Ray traces (prod)" not in lines
+    traced = {i.item for i in prober_design_lines(run, 256, prober, 384, traced=True)}
+    assert "X-Ray traces (prod)" in traced
+    # One prober invocation per round: six requests per run on top of the run's own.
+    assert lines["Lambda requests"] == pytest.approx((43_800 * 7) * 0.20 / 1e6)
+
+
+def test_a_larger_cluster_costs_this_design_more_prober_time_and_the_nat_design_more_bytes() -> (
+    None
+):
+    from bench.cost import prober_run, scaled_run
+
+    measured = Run(
+        seconds=50.0, calls=4, api_bytes=95_000, log_bytes=1_400, metrics=5, lb_probes=12
+    )
+    large = scaled_run(measured, Size(4, 500))
+    assert large.seconds == measured.seconds  # the rounds' schedule fixes the billed time
+    assert large.api_bytes > measured.api_bytes
+    assert large.lb_probes == 24
+    fanout = {"cases": [{"targets": 1000, "concurrency": 256, "cpu_rounds": [0.1, 0.1, 0.1]}]}
+    assert (
+        prober_run(Size(4, 500), 384, fanout, 6).seconds
+        > prober_run(Size(2, 20), 384, fanout, 6).seconds
+    )
+
+
+@pytest.mark.parametrize(
+    ("cpu", "budget", "memory"),
+    [
+        (0.689, 5.0, 256),  # 243.8 MB needed: the next 64 MB step
+        (0.511, 5.0, 192),
+        (0.091, 0.5, 384),
+        (0.001, 5.0, 128),  # never below Lambda's floor
+    ],
+)
+def test_memory_is_the_smallest_step_whose_cpu_share_fits_the_budget(
+    cpu: float, budget: float, memory: int
+) -> None:
+    assert memory_for(cpu, budget) == memory
+    assert seconds_on(cpu, memory) <= budget
+    if memory > 128:
+        assert seconds_on(cpu, memory - 64) > budget

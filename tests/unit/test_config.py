@@ -173,9 +173,10 @@ def test_unrelated_variables_are_ignored() -> None:
         ("LBF_PROBE_TIMEOUT", ".25", "probe_timeout", 0.25),
         ("LBF_PROBE_TIMEOUT", "9.999", "probe_timeout", 9.999),
         ("LBF_PROBE_INTERVAL", "2.5", "probe_interval", 2.5),
-        ("LBF_PROBE_INTERVAL", "30", "probe_interval", 30.0),
+        # 6 rounds (the default) of 10 s fill the one-minute schedule: more is refused below.
+        ("LBF_PROBE_INTERVAL", "10", "probe_interval", 10.0),
         ("LBF_PROBE_ROUNDS", "1", "probe_rounds", 1),
-        ("LBF_PROBE_ROUNDS", "60", "probe_rounds", 60),
+        ("LBF_PROBE_ROUNDS", "6", "probe_rounds", 6),
         ("LBF_RISE", "1", "rise", 1),
         ("LBF_RISE", "10", "rise", 10),
         ("LBF_FALL", "1", "fall", 1),
@@ -450,7 +451,7 @@ def test_rejected_value(variable: str, value: str) -> None:
         (
             {"LBF_PROBE_INTERVAL": "60", "LBF_PROBE_ROUNDS": "16"},
             "LBF_PROBE_ROUNDS",
-            "900 s",
+            "LBF_PROBE_INTERVAL",
         ),
     ],
 )
@@ -458,6 +459,71 @@ def test_rejected_combination(environ: dict[str, str], variable: str, phrase: st
     error = raised({**REQUIRED, **environ})
     assert_names(error, variable)
     assert phrase in str(error)
+
+
+@pytest.mark.parametrize(
+    ("rounds", "interval", "fits"),
+    [
+        ("6", "10", True),  # the defaults fill the minute exactly
+        ("7", "10", False),
+        ("1", "60", True),
+        ("2", "30.5", False),
+        ("12", "5", True),
+        ("13", "5", False),
+        ("60", "1", True),
+        ("60", "1.5", False),
+        ("3", "20", True),
+        ("4", "15.1", False),
+    ],
+)
+def test_rounds_must_fit_the_one_minute_schedule(rounds: str, interval: str, fits: bool) -> None:
+    """ROUNDS x INTERVAL over 60 s would overlap the next run: refused as bad configuration."""
+    environ = {
+        **REQUIRED,
+        "LBF_PROBE_ROUNDS": rounds,
+        "LBF_PROBE_INTERVAL": interval,
+        "LBF_PROBE_TIMEOUT": "0.5",
+    }
+    if fits:
+        settings = Settings.from_env(environ)
+        assert settings.probe_rounds * settings.probe_interval <= 60
+        return
+    error = raised(environ)
+    assert_names(error, "LBF_PROBE_ROUNDS")
+    assert "LBF_PROBE_INTERVAL" in str(error)
+    assert f"got {rounds} x {interval} s" in str(error)
+
+
+@pytest.mark.parametrize("interval", ["61", "90", "900"])
+def test_an_interval_longer_than_the_schedule_is_refused_on_its_own(interval: str) -> None:
+    error = raised({**REQUIRED, "LBF_PROBE_ROUNDS": "1", "LBF_PROBE_INTERVAL": interval})
+    assert_names(error, "LBF_PROBE_INTERVAL")
+    assert "at most 60" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("environ", "seconds", "terms"),
+    [
+        # The SPEC's formula: (FALL + 1) x INTERVAL + TIMEOUT + (60 - ROUNDS x INTERVAL).
+        ({}, 42.0, (40.0, 2.0, 0.0)),
+        ({"LBF_FALL": "1"}, 22.0, (20.0, 2.0, 0.0)),
+        ({"LBF_PROBE_ROUNDS": "3"}, 72.0, (40.0, 2.0, 30.0)),
+        (
+            {"LBF_PROBE_ROUNDS": "5", "LBF_PROBE_INTERVAL": "1", "LBF_PROBE_TIMEOUT": "0.5"},
+            59.5,
+            (4.0, 0.5, 55.0),
+        ),
+        ({"LBF_PROBE_ROUNDS": "12", "LBF_PROBE_INTERVAL": "5", "LBF_FALL": "10"}, 57.0, (55, 2, 0)),
+    ],
+)
+def test_the_detection_bound_is_the_sum_of_its_named_terms(
+    environ: dict[str, str], seconds: float, terms: tuple[float, ...]
+) -> None:
+    bound = Settings.from_env({**REQUIRED, **environ}).detection_bound
+
+    assert bound.seconds == seconds
+    assert tuple(term.seconds for term in bound.terms) == terms
+    assert bound.formula == "(FALL + 1) x INTERVAL + TIMEOUT + (60 - ROUNDS x INTERVAL) + start-up"
 
 
 def test_error_message_names_the_variable_and_the_expected_form() -> None:

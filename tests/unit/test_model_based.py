@@ -3,8 +3,8 @@
 Hypothesis drives a state machine over the in-memory AWS (tests/fakes.py) and the real job loop
 (the pure core plus observe/apply, all in memory with a fake clock): load balancers and web servers
 die, recover, flap, stop, start with a new IP, drain, get a typo in a tag, appear and are
-terminated; AWS calls fail; the prober's own network fails; runs overlap and are killed mid-apply;
-an operator edits the active record. The model keeps its own account of rise/fall damping from the
+terminated; AWS calls fail, or are slow against the invocation's time left; the prober's own
+network fails; runs overlap and are killed mid-apply; an operator edits the active record. The model keeps its own account of rise/fall damping from the
 probe results the job actually got, and after every step the SPEC's promises are checked:
 
 - no backend list pushed or published is empty, and none holds anything but `address:port`
@@ -18,8 +18,14 @@ probe results the job actually got, and after every step the SPEC's promises are
   round where every probe fails, changes none); the active record points at an eligible LB
   whenever there is one (or at an LB with no verdict yet, never a reason to move), and never at a
   draining LB while another is eligible;
+- no round starts that cannot finish its probes and writes in the invocation's time left, and no
+  run outlasts that time, however slow AWS is;
 - once faults stop, records, tags and parameters converge within a few runs, and then a run
-  writes nothing.
+  writes nothing;
+- no notice is sent twice for one condition or one move: a failover notice again only after the
+  same move was made again, a condition's notice again only after it cleared (or after a run that
+  could not store what it notified). Route 53 here also rejects batches for good (a CNAME at the
+  active name, a name outside the zone) and loses answers (applied, then the retry is refused).
 
 CI runs a fixed, bounded set of examples (derandomized, no example database). `make soak` sets
 LBF_SOAK=1 for many more, longer ones.
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import replace
@@ -41,11 +48,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from chalicelib import jobs
 from chalicelib.config import Settings
 from chalicelib.core import backends as backend_lists
+from chalicelib.core import timing
 from chalicelib.core.dns import RecordChange, is_eligible
 from chalicelib.core.inventory import natural_key
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
 from chalicelib.errors import AwsError, StaleView
 from tests.fakes import READ_OPERATIONS, FakeCloud, Killed, kill_at_write
+from tests.slow_aws import SlowAws
 
 SOAK = os.environ.get("LBF_SOAK", "") not in ("", "0")
 MAX_EXAMPLES = 5000 if SOAK else 400
@@ -134,6 +143,22 @@ class WatchedRecords:
                 self.outermost.append(outcome)
 
 
+class NoticeLog:
+    """The fake SNS, noting for each notice where in the calls and the record history it went
+    out, and what `<prefix>/notices` held then."""
+
+    def __init__(self, machine: ClusterMachine) -> None:
+        self.machine = machine
+        # (calls so far, batches so far, message, <prefix>/notices as it was)
+        self.sent: list[tuple[int, int, str, str]] = []
+
+    def publish(self, subject: str, message: str) -> None:
+        cloud = self.machine.cloud
+        cloud.sns.publish(subject, message)
+        stored = cloud.ssm.parameters.get(NOTICES, "")
+        self.sent.append((len(cloud.calls.log), len(cloud.route53.history), message, stored))
+
+
 class Damping:
     """The model's own account of one target's verdict, from the SPEC's words: RISE equal good
     results in a row make it healthy, FALL bad ones unhealthy. None: not known to the model
@@ -174,9 +199,14 @@ class ClusterMachine(RuleBasedStateMachine):
         super().__init__()
         self.cloud = FakeCloud()
         self.records = WatchedRecords(self.cloud.route53)
+        self.notices = NoticeLog(self)
         self.services = replace(
-            self.cloud.services(), prober=RecordingProber(self), records=self.records
+            self.cloud.services(),
+            prober=RecordingProber(self),
+            records=self.records,
+            notifier=self.notices,
         )
+        self.unstored: list[int] = []  # calls-log marks of runs that may not have stored notices
         self.next_lb = 11
         self.next_web = 21
         self.owner: dict[str, str] = {}  # every address ever given out -> its instance
@@ -447,6 +477,126 @@ class ClusterMachine(RuleBasedStateMachine):
     def killed_run(self, kill_at: int) -> None:
         self.cloud.calls.before = kill_at_write(kill_at)
         self._run(disturbed=True)
+
+    # --- slow AWS against the invocation's time left ---------------------------------------------
+
+    @rule(
+        seconds_left=st.sampled_from([90.0, 60.0, 35.0, 12.0, 5.0]),
+        slow=st.sampled_from(
+            ["ChangeResourceRecordSets", "CreateTags", "SendCommand", "DescribeInstances", "*"]
+        ),
+        delay=st.sampled_from([3.0, 12.0, 40.0]),
+        event=st.booleans(),
+        index=st.integers(0, 20),
+    )
+    def slow_aws_against_the_time_left(
+        self, seconds_left: float, slow: str, delay: float, event: bool, index: int
+    ) -> None:
+        """AWS calls take `delay` each while the invocation has `seconds_left`: no round starts
+        that could not finish its probes and writes, and the run never outlasts its time (a call
+        that would is cut at the end less the report's share, as botocore is)."""
+        started = self.cloud.clock.now()
+        deadline = started + seconds_left
+        slow_aws = SlowAws(self.cloud.clock, {slow: delay}, deadline=deadline)
+        self.cloud.calls.before = slow_aws
+        rounds_before = len(self.cloud.prober.rounds)
+        kwargs: dict[str, Any] = {"deadline": deadline}
+        if event:
+            picked = self._pick(None, index) or "i-0123456789abcdef0"
+            kwargs |= {"rounds": 1, "probe": False, "job": "on_instance_change"}
+            kwargs["concerning"] = picked
+        # A cut call may leave a round half-applied: the model forgets its counts, as after a fault.
+        self._run(disturbed=True, **kwargs)
+        report = self.last_report
+        assert report is not None
+        needs = timing.round_seconds(probes=not event, probe_timeout=CONFIG.probe_timeout)
+        for start in self.cloud.prober.rounds[rounds_before:]:
+            assert start + needs <= deadline + 1e-9, (
+                f"a round started {deadline - start:.1f} s from the end"
+            )
+        if not timing.round_fits(starts_at=started, deadline=deadline, needs=needs):
+            assert report.rounds == 0
+            assert not report.ok
+        ended = started + report.seconds
+        assert ended <= deadline + 1e-9, f"ran {ended - deadline:.1f} s past the invocation's end"
+
+    @rule(kind=st.sampled_from(["cname", "outside-zone"]))
+    def run_meets_a_permanent_rejection(self, kind: str) -> None:
+        """Route 53 refuses for good what the run writes: at the active name (a CNAME there), or
+        every name (the domain outside the zone). The rest of the run goes on without it."""
+        if kind == "cname":
+            self.cloud.route53.cnames.add(ACTIVE)
+        else:
+            self.cloud.route53.zone = "example.org"
+        try:
+            self._run(disturbed=True)
+        finally:
+            self.cloud.route53.cnames.clear()
+            self.cloud.route53.zone = None
+        report = self.last_report
+        assert report is not None
+        assert not any("still stale" in e for e in report.errors), report.errors
+        if kind == "cname":
+            # The other records' upkeep went on: every running LB's own record is current.
+            for instance_id in self._ids("lb", running=True):
+                name = self.cloud.ec2.tag(instance_id, "lbf:name")
+                if name is not None:
+                    value = self.cloud.route53.value(f"{name}.{DOMAIN}")
+                    assert value == (self.address(instance_id),), (name, value)
+
+    @rule()
+    def answer_is_lost(self) -> None:
+        """The next batch with a DELETE is applied, then its answer is lost and the retry is
+        refused: the run must still count the failover it made."""
+        self.cloud.route53.lose_answers = 1
+        batches = len(self.cloud.route53.history)
+        try:
+            self._run(disturbed=True)
+        finally:
+            self.cloud.route53.lose_answers = 0
+        report = self.last_report
+        assert report is not None
+        for _, batch in self.cloud.route53.history[batches:]:
+            deleted = [c for c in batch if c.record.name == ACTIVE and c.action == "DELETE"]
+            created = [c for c in batch if c.record.name == ACTIVE and c.action != "DELETE"]
+            if not deleted or not created:
+                continue
+            source = next((self._lb_of(v) for v in deleted[0].record.values), None)
+            target = self._lb_of(created[0].record.values[0])
+            if source is None or target is None or source == target:
+                continue
+            if self.address(source) in deleted[0].record.values:  # not a repair of an old address
+                assert report.failovers, "a failover whose answer was lost went unreported"
+
+    @invariant()
+    def no_notice_is_sent_twice_for_one_condition_or_one_move(self) -> None:
+        report = self.last_report
+        if report is None or not report.ok:
+            self.unstored.append(len(self.cloud.calls.log))
+        sent = self.notices.sent
+        for index, (at, batches, message, before) in enumerate(sent):
+            again = next((entry for entry in sent[index + 1 :] if entry[2] == message), None)
+            if again is None:
+                continue
+            later_at, later_batches, _, _ = again
+            if message.startswith("active record moved"):
+                old, _, new = message.rsplit("(", 1)[1].rstrip(")").partition("->")
+                remade = any(
+                    {c.record.values for c in batch if c.record.name == ACTIVE}
+                    == {tuple(old.split(",")), tuple(new.split(","))}
+                    for _, batch in self.cloud.route53.history[batches:later_batches]
+                )
+                assert remade, f"one move notified twice: {message}"
+                continue
+            puts = [
+                str(d[1])  # type: ignore[index]
+                for op, d in self.cloud.calls.log[at:later_at]
+                if op == "PutParameter" and d[0] == NOTICES  # type: ignore[index]
+            ]
+            stored = [set(before.splitlines()), *(set(v.splitlines()) for v in puts)]
+            cleared = any(not (a <= b) for a, b in itertools.pairwise(stored))
+            lost = any(at < mark <= later_at for mark in self.unstored)
+            assert cleared or lost, f"one condition notified twice: {message}"
 
     @rule()
     def faults_stop_and_the_world_settles(self) -> None:

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import pytest
 
+from chalicelib import render
 from chalicelib.config import Settings
 from chalicelib.core.model import Instance, ProbeResult, ProbeRun, World
 from chalicelib.core.plan import (
@@ -386,6 +387,33 @@ def test_a_push_that_failed_in_this_run_waits_for_the_next_run(status: str) -> N
     assert "push-failed:i-lb1" in plan.conditions
     assert status in plan.conditions["push-failed:i-lb1"]
     assert "lbf:backends" not in tags_by_instance(plan).get("i-lb1", {})
+
+
+def test_the_notice_of_a_failed_push_points_at_its_output_in_cloudwatch() -> None:
+    # The operator reads why it failed without logging in to the LB: the group the stack
+    # creates and the streams SSM Agent writes for this command on this instance.
+    view = with_web(STEADY, RISEN)
+    failed = command("i-lb1", checksum_of(GROWN), "Failed", requested_at=NOW + 5, command_id="c-1")
+    plan = plan_for(replace(view, commands=(failed,)))
+    notice = plan.conditions["push-failed:i-lb1"]
+    assert f"CloudWatch Logs /lbf/{S.cluster}/pushes" in notice
+    assert "streams c-1/i-lb1/" in notice
+
+
+def test_status_points_at_the_output_of_a_push_that_ended_badly() -> None:
+    view = replace(STEADY, backends_parameter=GROWN)
+    failed = command("i-lb1", checksum_of(GROWN), "Failed", command_id="c-1")
+    pending = command("i-lb2", checksum_of(GROWN), "InProgress", command_id="c-2")
+    rows = {
+        row["name"]: row["notes"]
+        for row in render.status_rows(replace(view, commands=(failed, pending)), S)
+    }
+    assert (
+        f"backends stale (push Failed, output in CloudWatch Logs /lbf/{S.cluster}/pushes, "
+        "streams c-1/i-lb1/)" in rows["lb1"]
+    )
+    # Still running: nothing to read yet.
+    assert "backends stale (push InProgress)" in rows["lb2"]
 
 
 def test_a_push_that_failed_in_an_earlier_run_is_retried() -> None:

@@ -1,15 +1,21 @@
 """The SSM document LbFailover-UpdateBackends: its parameter patterns, and that it is the rendering.
 
-SSM checks `allowedPattern` with Java's regex; the patterns keep to what Java and Python's `re`
-read alike, and every case is tried both ways SSM might apply it: as a search and as a full match.
+SSM checks `allowedPattern` service-side with a regex engine it does not document; the patterns
+keep to what Java and Python's `re` read alike, and every case is tried both ways SSM might apply
+it: as a search and as a full match. The Backends pattern only keeps shell syntax out (one
+character class, linear to check); lists that are well-formed characters but wrong in structure
+are refused by apply-backends.sh itself, which these tests run on them.
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
 import importlib.util
 import json
 import re
+import subprocess
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -72,6 +78,8 @@ GOOD_LISTS = [
     LONGEST,
 ]
 
+# Refused by the pattern: anything with a character outside hex digits, '.', ':', brackets and
+# the space, and anything longer than a parameter can hold.
 HOSTILE_LISTS = {
     "semicolon": "10.0.0.1:80;reboot",
     "semicolon-spaced": "10.0.0.1:80 ; reboot",
@@ -84,6 +92,16 @@ HOSTILE_LISTS = {
     "ten thousand entries": " ".join(
         f"10.{i // 62500}.{i // 250 % 250}.{i % 250}:80" for i in range(10_000)
     ),
+    "one character too long": "1" * (render.MAX_CHARS + 1),
+    "hostname": "web1.internal:80",
+    "empty": "",
+    "tab": "10.0.0.1:80\t10.0.0.2:80",
+    "brace": "{{Checksum}}",
+}
+
+# Inert characters in the wrong structure: the pattern lets them through (it has no groups, so
+# that checking it stays linear), and the apply script refuses them before changing anything.
+MALFORMED_LISTS = {
     "IPv6 without brackets": "2001:db8::1:80",
     "IPv6 loopback without brackets": "::1:80",
     "port 0": "10.0.0.1:0",
@@ -92,13 +110,13 @@ HOSTILE_LISTS = {
     "port with leading zero": "10.0.0.1:080",
     "no port": "10.0.0.1",
     "octet 256": "10.0.0.256:80",
-    "hostname": "web1.internal:80",
-    "empty": "",
     "double space": "10.0.0.1:80  10.0.0.2:80",
     "leading space": " 10.0.0.1:80",
     "trailing space": "10.0.0.1:80 ",
-    "tab": "10.0.0.1:80\t10.0.0.2:80",
-    "brace": "{{Checksum}}",
+    "listed twice": "10.0.0.1:80 10.0.0.1:80",
+    "bad IPv6 group": "[2001:db8::12345]:80",
+    "two double colons": "[2001::db8::1]:80",
+    "brackets only": "[]:80",
 }
 
 
@@ -113,11 +131,52 @@ def test_pattern_rejects_hostile_lists(backends: str) -> None:
     assert not admitted("Backends", backends)
 
 
+def test_backends_pattern_is_one_character_class_with_a_length_bound() -> None:
+    """No group and no nested repetition: linear to check under any regex engine."""
+    pattern = PARAMETERS["Backends"]["allowedPattern"]
+    end = r"(?![\s\S])"
+    assert pattern == rf"^[0-9A-Fa-f.:\[\] ]{{1,{render.MAX_CHARS}}}{end}"
+    assert PARAMETERS["Backends"]["maxChars"] == render.MAX_CHARS
+
+
+@pytest.mark.parametrize("backends", MALFORMED_LISTS.values(), ids=MALFORMED_LISTS.keys())
+def test_apply_script_refuses_what_the_pattern_lets_through(backends: str, tmp_path: Path) -> None:
+    assert admitted("Backends", backends)
+    backends_file = tmp_path / "backends.cfg"
+    result = subprocess.run(
+        ["bash", str(ROOT / "infra" / "lb" / "apply-backends.sh")],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "SSM_Backends": backends,
+            "SSM_Checksum": sha256(backends),
+            "LBF_HAPROXY_CONFIG": str(tmp_path / "haproxy.cfg"),
+            "LBF_BACKENDS_FILE": str(backends_file),
+            # Never reached: the list is refused first.
+            "LBF_HAPROXY_BIN": "/bin/false",
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "rejected" in result.stderr
+    assert "nothing changed" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_admitted_lists_hold_no_shell_syntax() -> None:
     # The old-agent fallback pastes the value between double quotes: only characters that are
     # inert there may pass, whatever the list looks like.
     inert = set("0123456789abcdefABCDEF.:[] ")
-    probes = [*GOOD_LISTS, *HOSTILE_LISTS.values(), "[$(id)]:80", "[`id`]:80", '[";id;"]:80']
+    probes = [
+        *GOOD_LISTS,
+        *HOSTILE_LISTS.values(),
+        *MALFORMED_LISTS.values(),
+        "[$(id)]:80",
+        "[`id`]:80",
+        '[";id;"]:80',
+    ]
     for value in probes:
         if admitted("Backends", value):
             assert set(value) <= inert, value
@@ -178,6 +237,71 @@ def test_document_is_within_ssm_limits() -> None:
 
 
 def test_user_data_fits_ec2_limit() -> None:
+    # EC2 counts the bytes it is given; they are gzip-compressed (cloud-init unpacks them), as
+    # infra/DEPLOY.md launches them.
     user_data = render.user_data()
     assert user_data.startswith("#!/bin/bash\n")
-    assert len(user_data.encode()) <= 16384
+    launched = render.compressed(user_data)
+    assert len(launched) <= 16384
+    assert gzip.decompress(launched).decode() == user_data
+
+
+# --- LbFailover-UpdateConfig ---------------------------------------------------------------------
+
+UPDATE_CONFIG = render.update_config_document()
+CONFIG_PARAMETERS: dict[str, Any] = UPDATE_CONFIG["parameters"]
+
+
+def config_admitted(value: str) -> bool:
+    pattern = re.compile(CONFIG_PARAMETERS["Config"]["allowedPattern"])
+    searched = pattern.search(value) is not None
+    matched = pattern.fullmatch(value) is not None
+    assert searched == matched, f"search and full match disagree on {value!r}"
+    return matched and len(value) <= CONFIG_PARAMETERS["Config"]["maxChars"]
+
+
+def test_committed_update_config_document_is_the_rendering() -> None:
+    committed = ROOT / "infra" / "ssm" / "LbFailover-UpdateConfig.json"
+    assert committed.read_text() == render.update_config_json(), (
+        "infra/ssm/LbFailover-UpdateConfig.json is stale: "
+        "python infra/render_document.py update-config > infra/ssm/LbFailover-UpdateConfig.json"
+    )
+
+
+def test_the_project_configuration_fits_and_passes_the_config_pattern() -> None:
+    config = (ROOT / "infra" / "lb" / "haproxy.cfg").read_bytes()
+    assert config_admitted(base64.b64encode(config).decode())
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "$(id)", "Z2xvYmFs\n", 'Z2xvYmFs"; id; "', "Z2xv YmFs", "{{Checksum}}", "A" * 16385],
+    ids=["empty", "shell", "newline", "quote", "space", "brace", "too long"],
+)
+def test_the_config_pattern_admits_base64_only(value: str) -> None:
+    assert not config_admitted(value)
+
+
+def test_update_config_pattern_is_one_character_class_and_inert_in_double_quotes() -> None:
+    pattern = CONFIG_PARAMETERS["Config"]["allowedPattern"]
+    assert pattern == rf"^[A-Za-z0-9+/=]{{1,{render.CONFIG_MAX_CHARS}}}(?![\s\S])"
+    assert (
+        CONFIG_PARAMETERS["Checksum"]["allowedPattern"] == PARAMETERS["Checksum"]["allowedPattern"]
+    )
+    for parameter in CONFIG_PARAMETERS.values():
+        assert parameter["interpolationType"] == "ENV_VAR"
+
+
+def test_update_config_document_runs_the_script_with_a_short_timeout() -> None:
+    (step,) = UPDATE_CONFIG["mainSteps"]
+    assert step["action"] == "aws:runShellScript"
+    assert step["inputs"]["timeoutSeconds"] == 300
+    lines = step["inputs"]["runCommand"]
+    script = (ROOT / "infra" / "lb" / "update-config.sh").read_text().splitlines()
+    assert lines[0] == script[0] == "#!/usr/bin/env bash"
+    assert lines[-len(script) + 1 :] == script[1:]
+    references = [line for line in lines if "{{" in line]
+    assert references == [
+        'if [ -z "${SSM_Config+x}" ]; then export SSM_Config="{{Config}}"; fi',
+        'if [ -z "${SSM_Checksum+x}" ]; then export SSM_Checksum="{{Checksum}}"; fi',
+    ]

@@ -1,0 +1,101 @@
+"""What a rejected Route 53 change batch means, judged by a re-read.
+
+Route 53 answers InvalidChangeBatch both when a compare-and-swap is stale (the record it meant to
+delete has changed) and when the batch can never go through (a CNAME at the active name, a name
+outside the zone). It also answers it when the batch went through but its answer was lost and
+botocore's retry met the changed record. Only a re-read tells these apart:
+
+- the records the batch touches are as this run read them: nothing changed, so the rejection is
+  permanent; the run goes on without the rejected changes;
+- they hold what this run wanted: the change is this run's (or an overlapping run made the same
+  one), and a failover in it counts as this run's failover;
+- anything else: stale; re-read and plan again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import replace
+
+from chalicelib.core import dns
+from chalicelib.core.model import TAG_STATE, Record
+from chalicelib.core.plan import Change, ChangeRecords, Plan, SetTags
+
+
+def _touched(records: Sequence[Record], changes: Sequence[dns.RecordChange]) -> dict[str, object]:
+    keys = {(c.record.name, c.record.type) for c in changes}
+    return {f"{r.name} {r.type}": r for r in records if (r.name, r.type) in keys}
+
+
+def unchanged(
+    ours: Sequence[Record], fresh: Sequence[Record], changes: Sequence[dns.RecordChange]
+) -> bool:
+    """The re-read shows every record the batch touches as this run read it."""
+    return _touched(ours, changes) == _touched(fresh, changes)
+
+
+def holds(fresh: Sequence[Record], name: str, values: Sequence[str]) -> bool:
+    """The re-read record `name` holds exactly `values` (in any order; TTL aside)."""
+    record = next((r for r in fresh if r.name == name and r.type == "A"), None)
+    return record is not None and set(record.values) == set(values)
+
+
+def rejected_names(changes: Sequence[dns.RecordChange], message: str) -> set[str]:
+    """The names Route 53's message blames ("RRSet ... with DNS name lb.example.com. is not
+    permitted ..."), or every name of the batch when it names none of them."""
+    text = message.lower()
+    names = {c.record.name for c in changes}
+    # A whole name, absolute or not: lb1.example.com is not blamed for xlb1.example.com.
+    named = {
+        name
+        for name in names
+        if re.search(rf"(?<![\w.-]){re.escape(name)}\.?(?![\w-])", text) is not None
+    }
+    return named or names
+
+
+def without(plan: Plan, names: Collection[str], *, active_fqdn: str) -> Plan:
+    """The plan less its record changes to `names`.
+
+    When the change that moves the active role is among them, the role does not move: lbf:state
+    is taken out of the tags (the other tags, the verdicts, are still written).
+    """
+    names = set(names)
+    role_left_out = any(
+        c.record.name == active_fqdn
+        and c.action != "DELETE"
+        and plan.active.values is not None
+        and set(c.record.values) == set(plan.active.values)
+        for change in plan.changes
+        if isinstance(change, ChangeRecords)
+        for c in change.changes
+        if c.record.name in names
+    )
+    changes: list[Change] = []
+    for change in plan.changes:
+        if isinstance(change, ChangeRecords):
+            kept = tuple(c for c in change.changes if c.record.name not in names)
+            if kept:
+                changes.append(replace(change, changes=kept))
+        elif isinstance(change, SetTags) and change.after_records and role_left_out:
+            tags = tuple((k, v) for k, v in change.tags if k != TAG_STATE)
+            if tags:
+                changes.append(replace(change, tags=tags, after_records=False))
+        else:
+            changes.append(change)
+    if not role_left_out:
+        return replace(plan, changes=tuple(changes))
+    active = replace(plan.active, values=None, moved_from=None, moved_to=None)
+    return replace(plan, changes=tuple(changes), active=active)
+
+
+def left_out(plan: Plan, names: Collection[str]) -> tuple[dns.RecordChange, ...]:
+    """The record changes of `plan` to `names`: what `without` takes out."""
+    return tuple(
+        c
+        for change in plan.changes
+        if isinstance(change, ChangeRecords)
+        for c in change.changes
+        if c.record.name in names
+    )

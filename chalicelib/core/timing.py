@@ -1,0 +1,130 @@
+"""The time rules of a run (SPEC "Where two rules meet", Time). Pure: numbers in, numbers out.
+
+- The schedule: a run starts every minute, and its rounds must fit in it.
+- The detection bound: how long a dead LB can hold the active record, as a sum of named terms, so
+  that a new source of delay becomes one more term.
+- The round budget: a round starts only if its probes and its writes fit in the time left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# EventBridge's rate(1 minute): the next run starts a minute after this one did.
+SCHEDULE_SECONDS = 60.0
+
+# What a round may spend on its writes once its probes are done: one Route 53 change batch, the
+# tags, the two parameters and one push per LB take a fraction of a second each when AWS is well,
+# and this leaves room for botocore's first retries. A round that cannot have this much after its
+# probes is not started: a change half-way through when the Lambda's time runs out is worse than
+# a change the next run makes.
+ROUND_WRITE_SECONDS = 8.0
+
+# AWS calls stop this long before the invocation's end, so the run still logs its report and
+# publishes its figures when a slow call took the rest.
+REPORT_SECONDS = 1.0
+
+STARTUP_TERM = "start-up (cold start, the first reads)"
+
+# With LBF_PROBER_FUNCTION and a private target, a round's private probes are one synchronous
+# invoke of the prober function, and the invoke client waits LBF_PROBE_TIMEOUT plus this and no
+# longer (chalicelib/adapters/clients.invoke_client): a slower answer does not stretch the round,
+# it voids that path's round (a fault on the prober's side). So this cap is what the bound and the
+# round budget count for the invoke; what it costs on the stand-in is measured by bench/.
+PROBER_INVOKE_SECONDS = 1.0
+
+
+def schedule_fits(*, rounds: int, interval: float) -> bool:
+    """Whether `rounds` rounds `interval` apart fit in one minute, before the next run starts."""
+    return rounds * interval <= SCHEDULE_SECONDS
+
+
+@dataclass(frozen=True)
+class Term:
+    """One part of the detection bound: what it stands for, its formula, its value."""
+
+    name: str
+    formula: str
+    seconds: float
+
+    def describe(self) -> str:
+        return f"{self.formula} [{self.seconds:g} s]"
+
+
+@dataclass(frozen=True)
+class DetectionBound:
+    """The longest a dead LB holds the active role: the sum of the terms, plus start-up."""
+
+    terms: tuple[Term, ...]
+    # The settings the terms were computed from, as the operator writes them: "FALL 3".
+    inputs: tuple[tuple[str, float], ...] = ()
+    plus: str = STARTUP_TERM
+
+    @property
+    def seconds(self) -> float:
+        return sum(term.seconds for term in self.terms)
+
+    @property
+    def formula(self) -> str:
+        return " + ".join(term.formula for term in self.terms) + " + start-up"
+
+    def describe(self) -> str:
+        """One line for people: the total, each term with its value, and the settings used."""
+        terms = " + ".join(term.describe() for term in self.terms)
+        inputs = ", ".join(f"{name} {value:g}" for name, value in self.inputs)
+        return f"{self.seconds:g} s + start-up = {terms} + start-up ({inputs})"
+
+
+def detection_bound(
+    *, fall: int, interval: float, timeout: float, rounds: int, prober_invoke: bool = False
+) -> DetectionBound:
+    """`(FALL + 1) x INTERVAL + TIMEOUT + (60 - ROUNDS x INTERVAL)` plus start-up.
+
+    FALL failed rounds turn the LB unhealthy; its death can fall just after a round began (one
+    INTERVAL more); the last of those rounds waits its probes' TIMEOUT; and the minute leaves a
+    gap of 60 - ROUNDS x INTERVAL between one run's last round and the next run's first. With
+    `prober_invoke` (some target goes to the prober function) the last round may also wait the
+    invoke's own time beyond its probes: one more term, PROBER_INVOKE_SECONDS.
+    """
+    invoke = (
+        (
+            Term(
+                "the prober function's invoke, beyond its probes' TIMEOUT",
+                "PROBER INVOKE",
+                PROBER_INVOKE_SECONDS,
+            ),
+        )
+        if prober_invoke
+        else ()
+    )
+    return DetectionBound(
+        terms=(
+            Term(
+                "FALL failed rounds, and a death just after a round's probes",
+                "(FALL + 1) x INTERVAL",
+                (fall + 1) * interval,
+            ),
+            Term("the last failed round's probes", "TIMEOUT", timeout),
+            Term(
+                "the gap between one run's last round and the next run's first",
+                "(60 - ROUNDS x INTERVAL)",
+                max(0.0, SCHEDULE_SECONDS - rounds * interval),
+            ),
+            *invoke,
+        ),
+        inputs=(("FALL", fall), ("INTERVAL", interval), ("TIMEOUT", timeout), ("ROUNDS", rounds)),
+    )
+
+
+def round_seconds(*, probes: bool, probe_timeout: float, prober_invoke: bool = False) -> float:
+    """What one round needs before it may start: its probes' timeout and its writes, and with
+    `prober_invoke` the invoke's time beyond the probes (the two paths run side by side, so the
+    longer one counts: the invoke's)."""
+    if not probes:
+        return ROUND_WRITE_SECONDS
+    return probe_timeout + (PROBER_INVOKE_SECONDS if prober_invoke else 0.0) + ROUND_WRITE_SECONDS
+
+
+def round_fits(*, starts_at: float, deadline: float | None, needs: float) -> bool:
+    """Whether a round starting at `starts_at` finishes by the invocation's `deadline`."""
+    return deadline is None or starts_at + needs <= deadline

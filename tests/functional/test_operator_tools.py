@@ -1,0 +1,617 @@
+"""infra/configure.py and infra/teardown.py, the operator's deploy and removal commands.
+
+They run against moto's server (standin/aws.py: a public zone for the domain) wherever moto
+answers as AWS does. botocore's Stubber stands in where it does not:
+- the Powertools layer lookup: AWS's public parameter /aws/service/powertools/... cannot exist in
+  moto, which refuses every name under /aws/ ("reserved parameter name");
+- the stage stack's removal is exercised in moto with a stand-in stack (moto's CloudFormation has
+  no SAM transform, so the packaged stage cannot be created there), its order of calls recorded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from standin.aws import LocalAws, local_aws
+
+ROOT = Path(__file__).resolve().parents[2]
+DOMAIN = "edge.tools.example.com"
+LAYER = "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-{py}-arm64:27"
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        f"lbf_infra_{name}", ROOT / "infra" / f"{name}.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+configure = load("configure")
+teardown = load("teardown")
+PY = f"python{sys.version_info.major}{sys.version_info.minor}"
+
+
+@pytest.fixture(scope="module")
+def aws() -> Any:
+    with local_aws(DOMAIN) as running:
+        yield running
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the checkout's settings, so the tools write there and not in the work tree."""
+    (tmp_path / ".chalice").mkdir()
+    for path in (ROOT / ".chalice").glob("*.json"):
+        shutil.copy(path, tmp_path / ".chalice" / path.name)
+    shutil.copy(ROOT / "requirements-dev.txt", tmp_path / "requirements-dev.txt")
+    return tmp_path
+
+
+def session() -> Any:
+    return boto3.Session(region_name="us-east-1")
+
+
+def configure_args(project: Path, *extra: str, domain: str = DOMAIN) -> list[str]:
+    return [
+        "--stage",
+        "prod",
+        "--cluster",
+        "tools",
+        "--domain",
+        domain,
+        "--region",
+        "us-east-1",
+        "--subnets",
+        "subnet-0123456789abcdef0,subnet-0123456789abcdef1",
+        "--security-group",
+        "sg-0123456789abcdef0",
+        "--layer-arn",
+        LAYER.format(py=PY),
+        "--project",
+        str(project),
+        *extra,
+    ]
+
+
+def stage(project: Path, name: str = "prod") -> dict[str, Any]:
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    found: dict[str, Any] = config["stages"][name]
+    return found
+
+
+# --- configure ------------------------------------------------------------------------------
+
+
+def test_the_committed_example_files_are_what_configure_writes() -> None:
+    """The examples in .chalice/ are configure's output for the example inputs, byte for byte,
+    so the tool and the files the suite checks (test_deploy_stack.py) cannot drift apart."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    written: dict[str, str] = {}
+    for name, cluster, domain in (
+        ("dev", "web-dev", "edge-dev.example.com"),
+        ("prod", "web", "edge.example.com"),
+    ):
+        inputs = configure.check(
+            configure.Inputs(
+                stage=name,
+                cluster=cluster,
+                domain=domain,
+                region="eu-west-1",
+                zone_id="Z0000000000EXAMPLE",
+                subnets=("subnet-00000000000000001", "subnet-00000000000000002"),
+                security_group="sg-00000000000000001",
+            )
+        )
+        layer = config["stages"][name]["layers"][0]
+        files = configure.render(
+            inputs, configure.Looked("111122223333", "Z0000000000EXAMPLE", layer), config
+        )
+        config = json.loads(files["config.json"])
+        written |= files
+    for name, text in written.items():
+        assert (ROOT / ".chalice" / name).read_text() == text, name
+
+
+def test_configure_writes_a_stage_the_controller_accepts(aws: LocalAws, project: Path) -> None:
+    assert configure.main(configure_args(project, "--set", "LBF_TTL=30"), session()) == 0
+    written = stage(project)
+    env = written["environment_variables"]
+    assert env["LBF_HOSTED_ZONE_ID"] == aws.zone_id  # found by the domain's name
+    assert env["LBF_SNS_TOPIC_ARN"] == "arn:aws:sns:us-east-1:123456789012:lb-failover-tools"
+    assert env["LBF_TTL"] == "30"
+    assert written["lambda_architecture"] == "arm64"
+    prober = written["lambda_functions"]["probe_private"]
+    assert prober["subnet_ids"] == ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+    assert prober["security_group_ids"] == ["sg-0123456789abcdef0"]
+    for function in ("reconcile", "on_instance_change"):
+        assert "subnet_ids" not in written["lambda_functions"][function]
+    policy = json.loads((project / ".chalice" / "policy-prod.json").read_text())
+    text = json.dumps(policy)
+    assert f"hostedzone/{aws.zone_id}" in text
+    assert "*.edge.tools.example.com" in text
+    assert "parameter/lbf/tools/backends" in text
+    assert "ec2:CreateNetworkInterface" not in text
+    prober_policy = (project / ".chalice" / "policy-prod-prober.json").read_text()
+    assert "subnet/subnet-0123456789abcdef1" in prober_policy
+
+    from chalicelib.config import Settings
+
+    settings = Settings.from_env({"POWERTOOLS_METRICS_NAMESPACE": "LbFailover", **env})
+    assert (settings.cluster, settings.domain) == ("tools", DOMAIN)
+
+
+def test_running_it_again_keeps_what_the_operator_set(aws: LocalAws, project: Path) -> None:
+    assert configure.main(configure_args(project, "--set", "LBF_PROBE_INTERVAL=5"), session()) == 0
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    config["stages"]["prod"]["lambda_functions"]["reconcile"]["lambda_memory_size"] = 512
+    (project / ".chalice" / "config.json").write_text(json.dumps(config))
+    assert configure.main(configure_args(project), session()) == 0
+    written = stage(project)
+    assert written["environment_variables"]["LBF_PROBE_INTERVAL"] == "5"
+    assert written["lambda_functions"]["reconcile"]["lambda_memory_size"] == 512
+    assert stage(project, "dev")["environment_variables"]["LBF_CLUSTER"] == "web-dev"
+
+
+def test_with_no_private_target_the_prober_stays_idle_outside_the_vpc(
+    aws: LocalAws, project: Path
+) -> None:
+    args = [a for a in configure_args(project) if "subnet" not in a and not a.startswith("sg-")]
+    args = [a for a in args if a not in ("--subnets", "--security-group")]
+    assert configure.main([*args, "--pool-address", "public"], session()) == 0
+    written = stage(project)
+    assert written["environment_variables"]["LBF_POOL_ADDRESS"] == "public"
+    prober = written["lambda_functions"]["probe_private"]
+    assert "subnet_ids" not in prober
+    assert "security_group_ids" not in prober
+    policy = (project / ".chalice" / "policy-prod-prober.json").read_text()
+    assert "NetworkInterface" not in policy
+
+
+class NoAws:
+    """A session that fails the test if anything asks AWS."""
+
+    def client(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("an AWS call before the input was checked")
+
+
+@pytest.mark.parametrize(
+    ("change", "option"),
+    [
+        ({"--domain": "not a domain"}, "--domain"),
+        ({"--region": "Europe"}, "--region"),
+        ({"--cluster": "web cluster"}, "--cluster"),
+        ({"--subnets": "subnet-0123456789abcdef0"}, "--subnets"),
+        ({"--security-group": "default"}, "--security-group"),
+        ({"--zone-id": "zone one"}, "--zone-id"),
+        ({"--pool-address": "internal"}, "--pool-address"),
+        ({"--layer-arn": "arn:aws:lambda:us-east-1:017000801446:layer:Other:1"}, "--layer-arn"),
+    ],
+)
+def test_bad_input_stops_before_any_aws_call_naming_the_option(
+    project: Path, change: dict[str, str], option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = configure_args(project)
+    for key, value in change.items():
+        if key in args:
+            args[args.index(key) + 1] = value
+        else:
+            args += [key, value]
+    before = (project / ".chalice" / "config.json").read_text()
+    assert configure.main(args, NoAws()) == 2
+    assert option in capsys.readouterr().err
+    assert (project / ".chalice" / "config.json").read_text() == before
+
+
+def test_the_x86_layer_is_refused_for_arm64_functions(project: Path) -> None:
+    arn = LAYER.format(py=PY).replace("arm64", "x86_64")
+    args = configure_args(project)
+    args[args.index("--layer-arn") + 1] = arn
+    assert configure.main(args, NoAws()) == 2
+
+
+def make_zone(aws: LocalAws, name: str, *, private: bool = False) -> str:
+    extra: dict[str, Any] = {}
+    if private:
+        vpc = aws.client("ec2").create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+        extra = {
+            "VPC": {"VPCRegion": "us-east-1", "VPCId": vpc},
+            "HostedZoneConfig": {"PrivateZone": True, "Comment": ""},
+        }
+    zone = aws.client("route53").create_hosted_zone(
+        Name=name, CallerReference=f"{name}-{private}", **extra
+    )
+    return str(zone["HostedZone"]["Id"]).split("/")[-1]
+
+
+def test_a_private_zone_is_refused(
+    aws: LocalAws, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zone = make_zone(aws, "private.tools.example.com", private=True)
+    args = configure_args(project, "--zone-id", zone, domain="edge.private.tools.example.com")
+    assert configure.main(args, session()) == 2
+    assert "private hosted zone" in capsys.readouterr().err
+    # Without --zone-id the lookup by name skips it and finds no public zone that holds it ...
+    assert (
+        configure.main(configure_args(project, domain="lb.other-private.example"), session()) == 2
+    )
+
+
+def test_a_zone_that_does_not_hold_the_domain_is_refused(
+    aws: LocalAws, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The zone edge.tools.example.com is no parent of "xedge.tools.example.com", only a suffix.
+    args = configure_args(project, "--zone-id", aws.zone_id, domain="lb.xedge.tools.example.com")
+    assert configure.main(args, session()) == 2
+    assert "does not hold" in capsys.readouterr().err
+
+
+def test_a_domain_delegated_to_a_more_specific_zone_is_refused(
+    aws: LocalAws, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parent = make_zone(aws, "shadow.example.com")
+    child = make_zone(aws, "edge.shadow.example.com")
+    args = configure_args(project, "--zone-id", parent, domain="lb.edge.shadow.example.com")
+    assert configure.main(args, session()) == 2
+    assert child in capsys.readouterr().err
+    # Found by name, the more specific zone is the one chosen.
+    assert (
+        configure.main(configure_args(project, domain="lb.edge.shadow.example.com"), session()) == 0
+    )
+    assert stage(project)["environment_variables"]["LBF_HOSTED_ZONE_ID"] == child
+
+
+def test_the_layer_is_looked_up_for_the_pinned_version_and_arm64(project: Path) -> None:
+    """Stubber: moto cannot hold AWS's public /aws/service/... parameters."""
+    ssm = boto3.client("ssm", region_name="eu-west-1")
+    version = configure.pinned_powertools(project)
+    name = f"/aws/service/powertools/python/arm64/python3.{sys.version_info.minor}/{version}"
+    good = LAYER.format(py=PY).replace("us-east-1", "eu-west-1")
+    with Stubber(ssm) as stub:
+        stub.add_response(
+            "get_parameter",
+            {"Parameter": {"Name": name, "Type": "String", "Value": good}},
+            {"Name": name},
+        )
+        assert configure.find_layer(ssm, version, "eu-west-1") == good
+        stub.add_response(
+            "get_parameter",
+            {
+                "Parameter": {
+                    "Name": name,
+                    "Type": "String",
+                    "Value": good.replace("arm64", "x86_64"),
+                }
+            },
+            {"Name": name},
+        )
+        with pytest.raises(configure.ConfigureError, match="arm64"):
+            configure.find_layer(ssm, version, "eu-west-1")
+        stub.add_client_error("get_parameter", "ParameterNotFound", expected_params={"Name": name})
+        with pytest.raises(configure.ConfigureError, match="publishes no Powertools"):
+            configure.find_layer(ssm, version, "eu-west-1")
+
+
+# --- teardown -------------------------------------------------------------------------------
+
+STAND_IN_STAGE = {
+    # moto cannot expand the packaged SAM stage: a stack with the same kind of schedule stands in.
+    "Resources": {
+        "ReconcileReconcileEvent": {
+            "Type": "AWS::Events::Rule",
+            "Properties": {"ScheduleExpression": "rate(1 minute)", "State": "ENABLED"},
+        }
+    }
+}
+
+
+class Recorder:
+    """Every API call, in order, as `service.Operation`."""
+
+    def __init__(self, session: Any) -> None:
+        self.calls: list[str] = []
+        session.events.register("before-call", self._before)
+
+    def _before(self, model: Any, **kwargs: Any) -> None:
+        self.calls.append(f"{model.service_model.endpoint_prefix}.{model.name}")
+
+
+def test_teardown_stops_the_schedule_first_and_removes_what_the_cluster_left(
+    aws: LocalAws, project: Path
+) -> None:
+    region = "us-east-1"
+    cloudformation = aws.client("cloudformation")
+    cloudformation.create_stack(
+        StackName="lb-failover-gone", TemplateBody=json.dumps(STAND_IN_STAGE)
+    )
+    network = (ROOT / "infra" / "cloudformation" / "network.yaml").read_text()
+    vpc = aws.client("ec2").create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    cloudformation.create_stack(
+        StackName="lbf-network-gone",
+        TemplateBody=network,
+        Parameters=[
+            {"ParameterKey": "VpcId", "ParameterValue": vpc},
+            {"ParameterKey": "VpcCidr", "ParameterValue": "10.20.0.0/16"},
+            {"ParameterKey": "PrivateSubnetCidrA", "ParameterValue": "10.20.1.0/24"},
+            {"ParameterKey": "PrivateSubnetCidrB", "ParameterValue": "10.20.2.0/24"},
+        ],
+    )
+    outputs = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in cloudformation.describe_stacks(StackName="lbf-network-gone")["Stacks"][0][
+            "Outputs"
+        ]
+    }
+    subnet = outputs["ProberSubnetIds"].split(",")[0]
+    ec2 = aws.client("ec2")
+    eni = ec2.create_network_interface(
+        SubnetId=subnet,
+        Groups=[outputs["ProberSecurityGroupId"]],
+        Description="AWS Lambda VPC ENI-lb-failover-gone-ProbePrivate-1a2b3c",
+    )["NetworkInterface"]["NetworkInterfaceId"]
+
+    domain = "gone.edge.tools.example.com"
+    route53 = aws.client("route53")
+
+    def record(name: str, kind: str, values: list[str]) -> dict[str, Any]:
+        return {
+            "Action": "CREATE",
+            "ResourceRecordSet": {
+                "Name": name,
+                "Type": kind,
+                "TTL": 60,
+                "ResourceRecords": [{"Value": v} for v in values],
+            },
+        }
+
+    route53.change_resource_record_sets(
+        HostedZoneId=aws.zone_id,
+        ChangeBatch={
+            "Changes": [
+                record(f"lb.{domain}", "A", ["192.0.2.10"]),
+                record(f"lb1.{domain}", "A", ["192.0.2.10"]),
+                record(f"_lbf.{domain}", "TXT", ['"lb"', '"lb1"', '"lb2"']),
+                record(f"www.{domain}", "A", ["192.0.2.99"]),  # not the controller's
+            ]
+        },
+    )
+    ssm = aws.client("ssm")
+    for name in ("backends", "lbs", "notices", "paused"):
+        ssm.put_parameter(Name=f"/lbf/gone/{name}", Value="x", Type="String")
+    ssm.put_parameter(Name="/lbf/gone-too/backends", Value="x", Type="String")
+    ssm.put_parameter(Name="/lbf/other/backends", Value="x", Type="String")
+
+    from chalicelib.core.second_opinion import caller_reference
+
+    config = {
+        "IPAddress": "192.0.2.10",
+        "Port": 80,
+        "Type": "HTTP",
+        "ResourcePath": "/health",
+        "RequestInterval": 30,
+        "FailureThreshold": 3,
+    }
+    made = route53.create_health_check(
+        CallerReference=caller_reference("gone", "i-0123456789abcdef0", 1700000000),
+        HealthCheckConfig=config,
+    )["HealthCheck"]["Id"]
+    tagged = route53.create_health_check(CallerReference="by-hand-1", HealthCheckConfig=config)[
+        "HealthCheck"
+    ]["Id"]
+    route53.change_tags_for_resource(
+        ResourceType="healthcheck",
+        ResourceId=tagged,
+        AddTags=[{"Key": "lbf:cluster", "Value": "gone"}],
+    )
+    other = route53.create_health_check(CallerReference="someone-else", HealthCheckConfig=config)[
+        "HealthCheck"
+    ]["Id"]
+
+    calls = session()
+    recorder = Recorder(calls)
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 3:  # Lambda lets go of its interface a while after the function
+            ec2.delete_network_interface(NetworkInterfaceId=eni)
+
+    args = [
+        "--stage",
+        "gone",
+        "--region",
+        region,
+        "--cluster",
+        "gone",
+        "--domain",
+        domain,
+        "--zone-id",
+        aws.zone_id,
+        "--with-network",
+        "lbf-network-gone",
+        "--yes",
+        "--project",
+        str(project),
+    ]
+    assert teardown.main(args, calls, sleep=sleep, say=lambda _m: None) == 0
+
+    # The schedule stops before anything goes, and a run already started may end first.
+    first_delete = recorder.calls.index("cloudformation.DeleteStack")
+    assert "events.DisableRule" in recorder.calls[:first_delete]
+    assert sleeps[0] == teardown.CONTROLLER_TIMEOUT_S
+    # The network goes only once Lambda's interface is gone.
+    last_delete = len(recorder.calls) - 1 - recorder.calls[::-1].index("cloudformation.DeleteStack")
+    assert recorder.calls[:last_delete].count("ec2.DescribeNetworkInterfaces") == 3
+    stacks = {s["StackName"] for s in cloudformation.describe_stacks()["Stacks"]}
+    assert not {"lb-failover-gone", "lbf-network-gone"} & stacks
+
+    left = {
+        r["Name"].rstrip(".")
+        for r in route53.list_resource_record_sets(HostedZoneId=aws.zone_id)["ResourceRecordSets"]
+    }
+    assert not {f"lb.{domain}", f"lb1.{domain}", f"_lbf.{domain}"} & left
+    assert f"www.{domain}" in left
+    remaining = {
+        p["Name"] for p in ssm.get_parameters_by_path(Path="/lbf/", Recursive=True)["Parameters"]
+    }
+    assert remaining == {"/lbf/gone-too/backends", "/lbf/other/backends"}
+    checks = {c["Id"] for c in route53.list_health_checks()["HealthChecks"]}
+    assert made not in checks
+    assert tagged not in checks
+    assert other in checks
+
+
+def test_teardown_without_a_cluster_stops_before_any_aws_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--stage", "nowhere", "--region", "us-east-1", "--yes", "--project", str(tmp_path)]
+    assert teardown.main(args, NoAws()) == 2
+    assert "--cluster" in capsys.readouterr().err
+
+
+def test_teardown_refuses_a_prefix_wider_than_one_cluster(project: Path) -> None:
+    args = ["--stage", "prod", "--region", "eu-west-1", "--parameter-prefix", "/lbf", "--yes"]
+    assert teardown.main([*args, "--project", str(project)], NoAws()) == 2
+
+
+def test_teardown_gives_up_on_interfaces_lambda_keeps(aws: LocalAws) -> None:
+    """Deleting the network while Lambda holds an interface fails after a long wait: say so."""
+    vpc = aws.client("ec2").create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    cloudformation = aws.client("cloudformation")
+    cloudformation.create_stack(
+        StackName="lbf-network-kept",
+        TemplateBody=(ROOT / "infra" / "cloudformation" / "network.yaml").read_text(),
+        Parameters=[
+            {"ParameterKey": "VpcId", "ParameterValue": vpc},
+            {"ParameterKey": "VpcCidr", "ParameterValue": "10.30.0.0/16"},
+            {"ParameterKey": "PrivateSubnetCidrA", "ParameterValue": "10.30.1.0/24"},
+            {"ParameterKey": "PrivateSubnetCidrB", "ParameterValue": "10.30.2.0/24"},
+        ],
+    )
+    outputs = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in cloudformation.describe_stacks(StackName="lbf-network-kept")["Stacks"][0][
+            "Outputs"
+        ]
+    }
+    aws.client("ec2").create_network_interface(
+        SubnetId=outputs["ProberSubnetIds"].split(",")[0],
+        Groups=[outputs["ProberSecurityGroupId"]],
+        Description="AWS Lambda VPC ENI-kept",
+    )
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    target = teardown.Target(
+        stage="kept", region="us-east-1", cluster="kept", domain=DOMAIN, zone_id="Z", prefix="/k"
+    )
+    work = teardown.Teardown(target, session(), sleep=sleep, clock=lambda: now[0], say=print)
+    with pytest.raises(teardown.TeardownError, match="still in"):
+        work.wait_for_lambda_interfaces("lbf-network-kept")
+    assert now[0] >= teardown.ENI_WAIT_S
+
+
+def test_the_old_network_goes_only_once_no_function_runs_in_it(
+    aws: LocalAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The upgrade's last step: a controller still in the old subnets keeps its network."""
+    import io
+    import zipfile
+
+    vpc = aws.client("ec2").create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    cloudformation = aws.client("cloudformation")
+    cloudformation.create_stack(
+        StackName="lbf-network-old",
+        TemplateBody=(ROOT / "infra" / "cloudformation" / "network.yaml").read_text(),
+        Parameters=[
+            {"ParameterKey": "VpcId", "ParameterValue": vpc},
+            {"ParameterKey": "VpcCidr", "ParameterValue": "10.40.0.0/16"},
+            {"ParameterKey": "PrivateSubnetCidrA", "ParameterValue": "10.40.1.0/24"},
+            {"ParameterKey": "PrivateSubnetCidrB", "ParameterValue": "10.40.2.0/24"},
+        ],
+    )
+    outputs = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in cloudformation.describe_stacks(StackName="lbf-network-old")["Stacks"][0]["Outputs"]
+    }
+    role = aws.client("iam").create_role(
+        RoleName="lbf-old-controller",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "def reconcile(event, context):\n    return None\n")
+    functions = boto3.client("lambda", endpoint_url=aws.endpoint, region_name="us-east-1")
+    functions.create_function(
+        FunctionName="lb-failover-old-Reconcile-1A2B",
+        Runtime="python3.11",
+        Role=role,
+        Handler="app.reconcile",
+        Code={"ZipFile": code.getvalue()},
+        VpcConfig={
+            "SubnetIds": outputs["ProberSubnetIds"].split(","),
+            "SecurityGroupIds": [outputs["ProberSecurityGroupId"]],
+        },
+    )
+    args = ["--network-only", "lbf-network-old", "--region", "us-east-1", "--yes"]
+    assert teardown.main(args, session(), sleep=lambda _s: None, say=lambda _m: None) == 1
+    assert "lb-failover-old-Reconcile-1A2B" in capsys.readouterr().err
+    stacks = {s["StackName"] for s in cloudformation.describe_stacks()["Stacks"]}
+    assert "lbf-network-old" in stacks
+
+    functions.delete_function(FunctionName="lb-failover-old-Reconcile-1A2B")
+    assert teardown.main(args, session(), sleep=lambda _s: None, say=lambda _m: None) == 0
+    stacks = {s["StackName"] for s in cloudformation.describe_stacks()["Stacks"]}
+    assert "lbf-network-old" not in stacks
+
+
+def test_a_new_stage_gets_the_measured_memory_sizes() -> None:
+    """Without an earlier stage to keep sizes from, configure writes the committed ones, which
+    test_deploy_stack.py holds to bench/sizing.py's reading of the measurements."""
+    committed = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]
+    for name in ("dev", "prod"):
+        inputs = configure.check(
+            configure.Inputs(
+                stage=name,
+                cluster="c",
+                domain="c.example.com",
+                region="eu-west-1",
+                zone_id="Z1",
+                subnets=("subnet-00000000000000001", "subnet-00000000000000002"),
+                security_group="sg-00000000000000001",
+            )
+        )
+        looked = configure.Looked("111122223333", "Z1", LAYER.format(py=PY))
+        fresh = json.loads(configure.render(inputs, looked, {})["config.json"])["stages"][name]
+        for function, settings in committed[name]["lambda_functions"].items():
+            assert (
+                fresh["lambda_functions"][function]["lambda_memory_size"]
+                == settings["lambda_memory_size"]
+            ), (name, function)

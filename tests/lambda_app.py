@@ -1,0 +1,98 @@
+"""app.py's handlers through chalice's test client, on the in-memory AWS and the fake clock.
+
+chalice's test client hands each invocation a context that always reports about 3 s left, on the
+real clock. Here the context reports the time left of an invocation with the given timeout, on the
+fake clock that the run also uses, so a test decides how much time an invocation has and a slow
+fake AWS spends it without anything sleeping.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import chalice.test
+import pytest
+from chalice.local import LambdaContext
+
+from tests.fakes import FakeCloud
+from tests.slow_aws import ClockTime
+
+ROOT = Path(__file__).resolve().parents[1]
+# The repository's dev stage (.chalice/config.json): its cluster, and its 90 s lambda_timeout.
+STAGE = "dev"
+CLUSTER = "web-dev"
+STAGE_TIMEOUT_MS = 90_000
+
+
+class LambdaApp:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, cloud: FakeCloud) -> None:
+        monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+        monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "LbFailover")
+        self.module: Any = importlib.import_module("app")
+        self.cloud = cloud
+        self._monkeypatch = monkeypatch
+        monkeypatch.setattr(self.module, "aws_services", lambda settings: cloud.services())
+        # raising=False: the same test runs against an app.py that reads the system clock itself.
+        monkeypatch.setattr(self.module, "clock", cloud.clock, raising=False)
+        self.timeout_ms = STAGE_TIMEOUT_MS
+
+    def _context(self, function_name: str, memory_size: int) -> LambdaContext:
+        return LambdaContext(
+            function_name,
+            memory_size,
+            max_runtime_ms=self.timeout_ms,
+            time_source=ClockTime(self.cloud.clock),  # type: ignore[arg-type]
+        )
+
+    def invoke(self, function: str, detail: Any = None, *, timeout_ms: int | None = None) -> Any:
+        """One invocation of `function` with `timeout_ms` of Lambda time; returns its payload."""
+        if timeout_ms is not None:
+            self.timeout_ms = timeout_ms
+        self._monkeypatch.setattr(chalice.test, "LambdaContext", self._context)
+        with chalice.test.Client(
+            self.module.app, stage_name=STAGE, project_dir=str(ROOT)
+        ) as client:
+            if function == "reconcile":
+                event = client.events.generate_cw_event(
+                    source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
+                )
+            else:
+                event = client.events.generate_cw_event(
+                    source="aws.ec2",
+                    detail_type="EC2 Instance State-change Notification",
+                    detail=detail,
+                    resources=[],
+                )
+            return client.lambda_.invoke(function, event).payload
+
+
+def emf_figures(stdout: str) -> list[dict[str, list[float]]]:
+    """The metric values of each EMF document printed (CloudWatch's embedded metric format).
+
+    Powertools writes a value once as a number and a value added twice as a list: always a list.
+    """
+    documents = [json.loads(line) for line in stdout.splitlines() if '"_aws"' in line]
+    figures = []
+    for document in documents:
+        names = [m["Name"] for m in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
+        figures.append(
+            {n: document[n] if isinstance(document[n], list) else [document[n]] for n in names}
+        )
+    return figures
+
+
+def stage_cloud() -> FakeCloud:
+    """Two LBs and two web servers of the dev stage's cluster."""
+    cloud = FakeCloud()
+    cloud.prober.timeout = 2.0
+    cloud.ec2.add("lb", "127.0.0.11", name="lb1", cluster=CLUSTER)
+    cloud.ec2.add("lb", "127.0.0.12", name="lb2", cluster=CLUSTER)
+    cloud.ec2.add("web", "127.0.1.21", cluster=CLUSTER)
+    cloud.ec2.add("web", "127.0.1.22", cluster=CLUSTER)
+    return cloud
+
+
+__all__ = ["LambdaApp", "emf_figures", "stage_cloud"]

@@ -1,0 +1,188 @@
+"""The planned failover's pure planner (core/planned_failover.py), table by table.
+
+The command and its writes are tested on the in-memory AWS (functional/test_move_active.py); here
+the decisions alone: which LBs are candidates, what is refused, and which changes the Plan holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from chalicelib.core.model import Instance, ProbeResult
+from chalicelib.core.plan import ChangeRecords, MoveAddress, Plan, SetTags
+from chalicelib.core.planned_failover import (
+    MoveRequest,
+    Refused,
+    Resolved,
+    candidates,
+    plan_move,
+    resolve,
+)
+from tests.builders import lb, settings, settled, web
+
+OK = ProbeResult(ok=True, detail="200", seconds=0.01)
+DEAD = ProbeResult(ok=False, detail="timeout", seconds=2.0)
+
+
+def three_lbs() -> list[Instance]:
+    return [lb("lb1", "10.0.0.1"), lb("lb2", "10.0.0.2"), lb("lb10", "10.0.0.10")]
+
+
+def resolved(request: MoveRequest, **overrides: object) -> Resolved:
+    world = settled(three_lbs(), [web("10.0.1.1")], active="lb1")
+    found = resolve(world, settings(**overrides), request)
+    assert isinstance(found, Resolved), found
+    return found
+
+
+def test_candidates_are_the_eligible_lbs_in_natural_order_without_the_holder() -> None:
+    world = settled(three_lbs(), [web("10.0.1.1")], active="lb1")
+
+    found = resolved(MoveRequest(drain="lb1"))
+
+    assert [c.name for c in found.candidates] == ["lb2", "lb10"]
+    assert found.needs_move
+    assert [c.name for c in candidates(world, settings(), excluding=())] == ["lb1", "lb2", "lb10"]
+
+
+@pytest.mark.parametrize(
+    ("lb2", "min_backends", "candidate"),
+    [
+        ({}, 0, True),
+        ({"health": "unhealthy"}, 0, False),
+        ({"health": "unknown"}, 0, False),
+        ({"draining": True}, 0, False),
+        ({"state": "stopped"}, 0, False),
+        ({"backends": "0" * 64}, 0, True),  # no backend-list requirement by default
+        ({"backends": "0" * 64}, 1, False),
+        ({}, 1, True),
+        ({}, 2, False),  # the list has one entry
+    ],
+)
+def test_the_same_eligibility_and_backend_list_requirement_as_a_scheduled_run(
+    lb2: dict[str, object], min_backends: int, candidate: bool
+) -> None:
+    world = settled(three_lbs(), [web("10.0.1.1")], active="lb1")
+    lbs = tuple(replace(x, **_fields(lb2)) if x.name == "lb2" else x for x in world.lbs)
+    world = replace(world, lbs=lbs)
+
+    found = candidates(world, settings(lb_min_backends=min_backends), excluding=("i-lb1",))
+
+    assert ("lb2" in [c.name for c in found]) is candidate
+
+
+def _fields(lb2: dict[str, object]) -> dict[str, object]:
+    """The builder's keywords as Instance fields."""
+    built = lb("lb2", "10.0.0.2", **lb2)  # type: ignore[arg-type]
+    fields: dict[str, object] = {"damping": built.damping, "draining": built.draining}
+    fields["state"] = built.state
+    if "backends" in lb2:
+        fields["backends_checksum"] = lb2["backends"]
+    return fields
+
+
+@pytest.mark.parametrize(
+    ("request_", "overrides", "said"),
+    [
+        (MoveRequest(to="lb9"), {}, "no LB named 'lb9'"),
+        (MoveRequest(drain="lb9"), {}, "no LB named 'lb9', nor an LB with that instance id"),
+        (MoveRequest(to="lb2"), {"active_mode": "all"}, "LBF_ACTIVE_MODE=all"),
+        (MoveRequest(to="lb1", drain="lb1"), {}, "the LB being drained"),
+    ],
+)
+def test_refusals_before_any_probe(
+    request_: MoveRequest, overrides: dict[str, object], said: str
+) -> None:
+    world = settled(three_lbs(), [web("10.0.1.1")], active="lb1")
+
+    found = resolve(world, settings(**overrides), request_)
+
+    assert isinstance(found, Refused)
+    assert said in found.reason
+
+
+def test_paused_refuses() -> None:
+    world = replace(settled(three_lbs(), [web("10.0.1.1")], active="lb1"), paused=True)
+
+    found = resolve(world, settings(), MoveRequest(to="lb2"))
+
+    assert isinstance(found, Refused)
+    assert found.reason.startswith("paused:")
+
+
+def test_the_first_candidate_that_answers_is_taken_with_a_compare_and_swap() -> None:
+    world = settled(three_lbs(), [web("10.0.1.1")], active="lb1")
+    found = resolved(MoveRequest(drain="lb1"))
+
+    plan = plan_move(world, settings(), found, {"i-lb2": DEAD, "i-lb10": OK})
+
+    assert isinstance(plan, Plan)
+    move, *tags = plan.changes
+    assert isinstance(move, ChangeRecords)
+    assert [(c.action, c.record.values) for c in move.changes] == [
+        ("DELETE", ("10.0.0.1",)),
+        ("CREATE", ("10.0.0.10",)),
+    ]
+    assert plan.active.moved_to == "lb10"
+    # lbf:state where it changes, then the drain tag last; all only if the move went through.
+    assert [t.tags for t in tags if isinstance(t, SetTags)] == [
+        (("lbf:state", "active"),),
+        (("lbf:state", "standby"),),
+        (("lbf:maintenance", "drain"),),
+    ]
+    assert all(isinstance(t, SetTags) and t.after_records for t in tags)
+
+
+def test_no_answer_is_a_refusal() -> None:
+    world = settled(three_lbs(), [web("10.0.1.1")], active="lb1")
+    found = resolved(MoveRequest(drain="lb1"))
+
+    refused = plan_move(world, settings(), found, {"i-lb2": DEAD, "i-lb10": DEAD})
+
+    assert isinstance(refused, Refused)
+    assert refused.reason == ("no candidate answered the live probe: lb2 (timeout), lb10 (timeout)")
+
+
+def test_draining_an_lb_that_holds_nothing_plans_only_its_tag() -> None:
+    world = settled(three_lbs(), [web("10.0.1.1")], active="lb1")
+    found = resolved(MoveRequest(drain="lb2"))
+
+    plan = plan_move(world, settings(), found, {})
+
+    assert found.to_probe == ()
+    assert isinstance(plan, Plan)
+    assert plan.changes == (SetTags(("i-lb2",), (("lbf:maintenance", "drain"),), True),)
+
+
+def test_eip_mode_moves_the_address_from_where_it_was_seen() -> None:
+    world = replace(settled(three_lbs(), [web("10.0.1.1")], active="lb1"), eip_instance_id="i-lb1")
+    config = settings(mode="eip", eip_allocation_id="eipalloc-0123456789abcdef0")
+    found = resolve(world, config, MoveRequest(to="lb2"))
+    assert isinstance(found, Resolved)
+
+    plan = plan_move(world, config, found, {"i-lb2": OK})
+
+    assert isinstance(plan, Plan)
+    assert plan.changes[0] == MoveAddress(
+        allocation_id="eipalloc-0123456789abcdef0",
+        instance_id="i-lb2",
+        expected_instance_id="i-lb1",
+        lb_name="lb2",
+    )
+
+
+def test_active_active_drain_keeps_every_other_lb() -> None:
+    world = settled(three_lbs(), [web("10.0.1.1")], active=["lb1", "lb2", "lb10"])
+    config = settings(active_mode="all")
+    found = resolve(world, config, MoveRequest(drain="lb2"))
+    assert isinstance(found, Resolved)
+
+    plan = plan_move(world, config, found, {"i-lb1": OK, "i-lb10": OK})
+
+    assert isinstance(plan, Plan)
+    move = plan.changes[0]
+    assert isinstance(move, ChangeRecords)
+    assert move.changes[-1].record.values == ("10.0.0.1", "10.0.0.10")
+    assert plan.active.holders == ("i-lb1", "i-lb10")

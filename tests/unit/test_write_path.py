@@ -1,0 +1,407 @@
+"""One write path: only chalicelib/executor.py calls a write of the services (SPEC, issue 10).
+
+A structural test, so that a future bypass fails CI instead of waiting for someone to notice that
+a dry run or the pause switch was forgotten somewhere. It walks the syntax tree of the controller
+(chalicelib/ and app.py) and reports every use of a write method outside the executor:
+
+- a write method of the services' protocols (`services.py`: `Inventory.create_tags`,
+  `Records.change`, `Parameters.put`, `Commands.send`, `Notifier.publish`,
+  `HealthChecks.create/update/delete`, and any method added to them or to an adapter class later
+  that is not listed as a read), reached through the services (`services.records.change`, `self._services...`), through
+  a local name bound to a service (`checks = services.health_checks`), through a parameter or
+  variable annotated with a protocol or an adapter class, or taken as a bound method without a
+  call (`send = services.commands.send`) or with `getattr`;
+- a boto3 client operation that is not a read (botocore's own list of the operations of the
+  services the controller uses, minus Describe/Get/List...), anywhere outside the adapters.
+
+The adapters' own definitions (chalicelib/adapters/) are where the writes are implemented and
+are not checked; deploy helpers under infra/ are outside the rule.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from pathlib import Path
+
+import botocore.session
+import pytest
+from botocore import xform_name
+
+from chalicelib import services as services_module
+from chalicelib.adapters.ec2 import Ec2Inventory
+from chalicelib.adapters.healthchecks import Route53HealthChecks
+from chalicelib.adapters.notify import SnsNotifier
+from chalicelib.adapters.probe import Prober as AsyncProber
+from chalicelib.adapters.route53 import Route53Records
+from chalicelib.adapters.ssm import SsmCommands, SsmParameters
+
+REPO = Path(__file__).resolve().parents[2]
+ALLOWED = {"chalicelib/executor.py"}
+ADAPTERS = "chalicelib/adapters/"
+
+# The protocols' reads; every other method of a protocol counts as a write.
+READ_METHODS = frozenset(
+    {"describe", "address_holder", "read", "change_status", "recent", "status", "probe_round"}
+)
+PROTOCOLS = (
+    services_module.Inventory,
+    services_module.Records,
+    services_module.Parameters,
+    services_module.Commands,
+    services_module.Notifier,
+    services_module.HealthChecks,
+    services_module.Prober,
+)
+ADAPTER_CLASSES = (
+    Ec2Inventory,
+    Route53Records,
+    SsmParameters,
+    SsmCommands,
+    SnsNotifier,
+    Route53HealthChecks,
+    AsyncProber,
+)
+# Names under which the services are reached: the fields of Services.
+SERVICE_FIELDS = frozenset(services_module.Services.__dataclass_fields__)
+# Types that mark a name as a service: the protocols, Services, and the adapter classes.
+SERVICE_TYPES = frozenset(
+    {p.__name__ for p in PROTOCOLS}
+    | {"Services", "HealthChecks"}
+    | {cls.__name__ for cls in ADAPTER_CLASSES}
+)
+BOTO_SERVICES = ("ec2", "route53", "ssm", "sns", "lambda")
+READ_PREFIXES = ("describe_", "get_", "list_", "can_paginate", "generate_presigned")
+
+
+def protocol_write_methods() -> frozenset[str]:
+    """Every public method of a protocol or an adapter that is not a read."""
+    methods: set[str] = set()
+    for protocol in (*PROTOCOLS, *ADAPTER_CLASSES):
+        for name, _ in inspect.getmembers(protocol, inspect.isfunction):
+            if not name.startswith("_") and name not in READ_METHODS:
+                methods.add(name)
+    return frozenset(methods)
+
+
+def boto_write_operations() -> frozenset[str]:
+    session = botocore.session.get_session()
+    operations: set[str] = set()
+    for service in BOTO_SERVICES:
+        for operation in session.get_service_model(service).operation_names:
+            name = xform_name(operation)
+            if not name.startswith(READ_PREFIXES):
+                operations.add(name)
+    return frozenset(operations)
+
+
+WRITE_METHODS = protocol_write_methods()
+BOTO_WRITES = boto_write_operations()
+
+
+def _chain(node: ast.expr) -> list[str]:
+    """`self._services.records` -> ["self", "_services", "records"]; [] if not a plain chain."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return parts[::-1]
+    if isinstance(node, ast.Call):
+        parts.append(_called_name(node))
+        return parts[::-1]
+    return []
+
+
+def _called_name(call: ast.Call) -> str:
+    func = call.func
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return ""
+
+
+def _annotation_names(annotation: ast.expr | None) -> set[str]:
+    if annotation is None:
+        return set()
+    if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+        try:
+            annotation = ast.parse(annotation.value, mode="eval").body
+        except SyntaxError:
+            return set()
+    return {n.id for n in ast.walk(annotation) if isinstance(n, ast.Name)} | {
+        n.attr for n in ast.walk(annotation) if isinstance(n, ast.Attribute)
+    }
+
+
+class _Scope:
+    """Names bound to a service in one function (or the module), by assignment or annotation."""
+
+    def __init__(self, parent: _Scope | None = None) -> None:
+        self.parent = parent
+        self.services: set[str] = set()
+
+    def is_service_name(self, name: str) -> bool:
+        scope: _Scope | None = self
+        while scope is not None:
+            if name in scope.services:
+                return True
+            scope = scope.parent
+        return False
+
+
+def _is_service(node: ast.expr, scope: _Scope) -> bool:
+    chain = _chain(node)
+    if not chain:
+        return False
+    if any(part in SERVICE_FIELDS or part in SERVICE_TYPES for part in chain):
+        return True
+    return scope.is_service_name(chain[0])
+
+
+def violations(source: str, path: str) -> list[str]:
+    """Every use of a write outside the executor, as `path:line: what`."""
+    if path in ALLOWED or path.startswith(ADAPTERS):
+        return []
+    tree = ast.parse(source)
+    found: list[str] = []
+
+    def visit(node: ast.AST, scope: _Scope) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            inner = _Scope(scope)
+            arguments = node.args
+            for argument in (
+                *arguments.posonlyargs,
+                *arguments.args,
+                *arguments.kwonlyargs,
+                *([arguments.vararg] if arguments.vararg else []),
+                *([arguments.kwarg] if arguments.kwarg else []),
+            ):
+                if _annotation_names(argument.annotation) & SERVICE_TYPES or (
+                    argument.arg in SERVICE_FIELDS or argument.arg == "services"
+                ):
+                    inner.services.add(argument.arg)
+            _bind(node, inner)
+            for child in ast.iter_child_nodes(node):
+                visit(child, inner)
+            return
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+            if node.attr in WRITE_METHODS and _is_service(node.value, scope):
+                found.append(f"{path}:{node.lineno}: {ast.unparse(node)}")
+            elif node.attr in BOTO_WRITES:
+                found.append(f"{path}:{node.lineno}: boto3 write {node.attr}")
+        if (
+            isinstance(node, ast.Call)
+            and _called_name(node) == "getattr"
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and node.args[1].value in WRITE_METHODS | BOTO_WRITES
+        ):
+            found.append(f"{path}:{node.lineno}: {ast.unparse(node)}")
+        for child in ast.iter_child_nodes(node):
+            visit(child, scope)
+
+    def _bind(function: ast.AST, scope: _Scope) -> None:
+        """Names assigned a service anywhere in this function's own body (not nested ones)."""
+        for _ in range(3):  # a few passes: `a = services.x; b = a`
+            for node in _own_nodes(function):
+                if isinstance(node, ast.Assign) and _is_service(node.value, scope):
+                    for target in node.targets:
+                        for name in ast.walk(target):
+                            if isinstance(name, ast.Name):
+                                scope.services.add(name.id)
+                elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                    if _annotation_names(node.annotation) & SERVICE_TYPES or (
+                        node.value is not None and _is_service(node.value, scope)
+                    ):
+                        scope.services.add(node.target.id)
+                elif isinstance(node, ast.NamedExpr) and _is_service(node.value, scope):
+                    scope.services.add(node.target.id)
+                elif isinstance(node, ast.With | ast.AsyncWith):
+                    for item in node.items:
+                        if item.optional_vars is not None and _is_service(item.context_expr, scope):
+                            for name in ast.walk(item.optional_vars):
+                                if isinstance(name, ast.Name):
+                                    scope.services.add(name.id)
+
+    module = _Scope()
+    _bind(tree, module)
+    visit(tree, module)
+    return found
+
+
+def _own_nodes(function: ast.AST) -> list[ast.AST]:
+    nodes: list[ast.AST] = []
+    stack = list(ast.iter_child_nodes(function))
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            stack.extend(ast.iter_child_nodes(node))
+    return nodes
+
+
+def controller_sources() -> list[Path]:
+    return [*sorted((REPO / "chalicelib").rglob("*.py")), REPO / "app.py"]
+
+
+def relative(path: Path) -> str:
+    return path.relative_to(REPO).as_posix()
+
+
+# --- the rule, on the code as it is ------------------------------------------------------------
+
+
+def test_only_the_executor_calls_a_write() -> None:
+    found = [
+        violation
+        for path in controller_sources()
+        for violation in violations(path.read_text(), relative(path))
+    ]
+
+    assert found == [], "writes outside chalicelib/executor.py:\n" + "\n".join(found)
+
+
+def test_the_write_methods_are_the_services_writes() -> None:
+    """Pinned, so that a new method on a protocol is a write until someone lists it as a read."""
+    assert (
+        frozenset(
+            {
+                "create_tags",
+                "associate_address",
+                "change",
+                "put",
+                "send",
+                "publish",
+                "create",
+                "update",
+                "delete",
+            }
+        )
+        == WRITE_METHODS
+    )
+    assert {"put_parameter", "send_command", "change_resource_record_sets", "publish"} <= (
+        BOTO_WRITES
+    )
+    assert {"create_tags", "associate_address", "create_health_check"} <= BOTO_WRITES
+
+
+def test_the_check_sees_every_write_the_executor_makes() -> None:
+    """The detector is not blind: on the executor, taken as any other file, it finds them all."""
+    source = (REPO / "chalicelib/executor.py").read_text()
+
+    found = violations(source, "chalicelib/elsewhere.py")
+
+    called = {line.rsplit(".", 1)[-1] for line in found}
+    assert called == WRITE_METHODS
+
+
+def test_the_check_sees_the_boto3_writes_in_the_adapters() -> None:
+    """Taken as controller code, each adapter's client call is flagged: the adapters are exempt
+    because they are where writes are implemented, not because the check cannot see them."""
+    for name, operation in [
+        ("ec2.py", "create_tags"),
+        ("ssm.py", "put_parameter"),
+        ("ssm.py", "send_command"),
+        ("route53.py", "change_resource_record_sets"),
+        ("notify.py", "publish"),
+        ("healthchecks.py", "delete_health_check"),
+    ]:
+        source = (REPO / "chalicelib/adapters" / name).read_text()
+        found = violations(source, "chalicelib/jobs.py")
+        assert any(line.endswith(f"boto3 write {operation}") for line in found), (name, found)
+
+
+# --- the rule would catch a bypass -------------------------------------------------------------
+
+BYPASSES = {
+    "the notices as jobs.py wrote them before": """
+        def _notify(world, settings, services, report, conditions, executor):
+            for message in conditions.values():
+                if services.notifier is not None:
+                    services.notifier.publish("lb-failover", message)
+            services.parameters.put(settings.notices_parameter, "none")
+    """,
+    "a health check through a local name": """
+        def keep(world, services):
+            checks = services.health_checks
+            if checks is None:
+                return
+            checks.create(spec, "ref", ())
+    """,
+    "through an annotated parameter": """
+        def tell(notifier: Notifier, text: str) -> None:
+            notifier.publish("subject", text)
+    """,
+    "through an adapter made on the spot": """
+        def tag(client):
+            Ec2Inventory(client).create_tags(["i-1"], [("lbf:state", "active")])
+    """,
+    "a bound method taken for later": """
+        def later(services):
+            push = services.commands.send
+            return push
+    """,
+    "the executor's own attribute": """
+        class Sneaky:
+            def go(self, change):
+                self._services.records.change(change.changes, comment="x")
+    """,
+    "getattr": """
+        def go(services):
+            getattr(services.inventory, "associate_address")("eipalloc-1", "i-1")
+    """,
+    "a boto3 client": """
+        def go():
+            client("ssm").put_parameter(Name="/x", Value="y")
+    """,
+    "planned.py tagging as it did before": """
+        def move_active(settings, services, clock, *, to=None, drain=None):
+            services.inventory.create_tags([drained.instance_id], [("lbf:maintenance", "drain")])
+    """,
+}
+
+
+@pytest.mark.parametrize("source", BYPASSES.values(), ids=BYPASSES.keys())
+def test_a_write_added_to_jobs_py_fails_the_check(source: str) -> None:
+    found = violations(textwrap.dedent(source), "chalicelib/jobs.py")
+
+    assert len(found) >= 1, found
+
+
+@pytest.mark.parametrize("source", BYPASSES.values(), ids=BYPASSES.keys())
+def test_the_same_code_in_the_executor_is_allowed(source: str) -> None:
+    assert violations(textwrap.dedent(source), "chalicelib/executor.py") == []
+
+
+def test_the_real_jobs_py_with_a_bypass_added_fails() -> None:
+    """The file as it is, plus one line a hurried fix might add."""
+    source = (REPO / "chalicelib/jobs.py").read_text() + textwrap.dedent(
+        """
+
+        def _quick_notice(services, text):
+            services.notifier.publish("lb-failover", text)
+        """
+    )
+
+    found = violations(source, "chalicelib/jobs.py")
+
+    assert len(found) == 1
+    assert "services.notifier.publish" in found[0]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def f(conditions: dict[str, str]) -> None:\n    conditions.update({'a': 'b'})",
+        "import os\ndef f(environment):\n    os.environ.update(environment)",
+        "def f(merged: dict, stage: dict):\n    merged.update(stage)",
+        "def f(services):\n    return services.records.change_status('C1')",
+        "def f(services, cluster):\n    return services.health_checks.read(cluster)",
+    ],
+)
+def test_reads_and_unrelated_methods_are_not_writes(source: str) -> None:
+    assert violations(source, "chalicelib/jobs.py") == []
