@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Rate
 
-from chalicelib import jobs, render
+from chalicelib.adapters.probe import Prober
 from chalicelib.config import ConfigError, Settings
-from chalicelib.services import Services, aws_services, aws_time_limit
+from chalicelib.core import probe_contract
+
+if TYPE_CHECKING:
+    from chalicelib import jobs
+    from chalicelib.services import Services
 
 # Powertools writes the logs (JSON); chalice would add a second, plain handler to the same
 # "lb-failover" logger and every line would appear twice.
@@ -26,11 +30,21 @@ logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "lb-failover")
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "LbFailover"))
 copy_config_to_registered_loggers(source_logger=logger, include={"chalicelib"})
 
+# The controller's handlers: scheduled and event-triggered. The prober function (`probe_private`,
+# a "pure_lambda" handler) gets the logger only: it publishes no metrics and is never traced.
+_CONTROLLER_EVENTS = ("scheduled", "cloudwatch")
+# Lambda sets _HANDLER to the function's handler: the prober function is deployed from this same
+# module, and must not import the X-Ray SDK even if the stage turns tracing on for the controller.
+_PROBER_HANDLER = "app.probe_private"
+
 app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
-app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
+for _event_type in _CONTROLLER_EVENTS:
+    app.register_middleware(ConvertToMiddleware(metrics.log_metrics), _event_type)
 
 
 def _tracing_enabled() -> bool:
+    if os.environ.get("_HANDLER") == _PROBER_HANDLER:
+        return False
     return os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in ("1", "true")
 
 
@@ -38,24 +52,39 @@ if _tracing_enabled():  # pragma: no cover - needs the X-Ray SDK from Powertools
     # Imported only when tracing is on: the X-Ray SDK costs ~400 ms of cold start.
     from aws_lambda_powertools import Tracer
 
-    app.register_middleware(ConvertToMiddleware(Tracer().capture_lambda_handler))
+    _tracer = Tracer()
+    for _event_type in _CONTROLLER_EVENTS:
+        app.register_middleware(ConvertToMiddleware(_tracer.capture_lambda_handler), _event_type)
 
 # The runs' clock; tests hand in a fake one together with a Lambda context that follows it.
-clock: jobs.Clock = jobs.SystemClock()
+# None: the system clock, made on first use (the jobs module is imported only by the controller).
+clock: jobs.Clock | None = None
 _INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
 _EC2_STATES = frozenset(
     {"pending", "running", "stopping", "stopped", "shutting-down", "terminated"}
 )
 
 
+def aws_services(settings: Settings) -> Services:
+    """The controller's AWS services, imported on first use, as the jobs are: the prober function
+    is deployed from this module too, needs neither, and would pay for them at every cold start."""
+    from chalicelib.services import aws_services as build
+
+    return build(settings)
+
+
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def reconcile(event: CloudWatchEvent) -> dict[str, Any]:
+    from chalicelib import jobs
+    from chalicelib.services import aws_time_limit
+
     run_id = jobs.new_run_id()
     logger.append_keys(run_id=run_id)
     settings, services = _configured()
-    deadline = _deadline(event.context)
-    with aws_time_limit(lambda: deadline - clock.now()):
-        report = jobs.reconcile(settings, services, clock, run_id=run_id, deadline=deadline)
+    run_clock = _clock()
+    deadline = _deadline(event.context, run_clock)
+    with aws_time_limit(lambda: deadline - run_clock.now()):
+        report = jobs.reconcile(settings, services, run_clock, run_id=run_id, deadline=deadline)
     return _finish(report)
 
 
@@ -74,15 +103,19 @@ def on_instance_change(event: CloudWatchEvent) -> dict[str, Any]:
         logger.error("ignored event", extra={"problem": problem})
         metrics.add_metric(name="IgnoredEvents", unit=MetricUnit.Count, value=1)
         return {"ignored": problem}
+    from chalicelib import jobs
+    from chalicelib.services import aws_time_limit
+
     run_id = jobs.new_run_id()
     logger.append_keys(run_id=run_id, instance_id=instance_id, instance_state=state)
     settings, services = _configured()
-    deadline = _deadline(event.context)
-    with aws_time_limit(lambda: deadline - clock.now()):
+    run_clock = _clock()
+    deadline = _deadline(event.context, run_clock)
+    with aws_time_limit(lambda: deadline - run_clock.now()):
         report = jobs.reconcile(
             settings,
             services,
-            clock,
+            run_clock,
             rounds=1,
             probe=False,
             job="on_instance_change",
@@ -91,6 +124,29 @@ def on_instance_change(event: CloudWatchEvent) -> dict[str, Any]:
             deadline=deadline,
         )
     return _finish(report)
+
+
+@app.lambda_function(name="probe_private")
+def probe_private(event: Any, context: Any) -> dict[str, Any]:
+    """The prober function: probes one round's private targets from inside the VPC.
+
+    It has no AWS client and no permission beyond its logs and network interfaces: it takes the
+    targets the controller sends (checked against the contract first: a refused request is
+    answered with the reason, never probed) and returns their results. Nothing here imports boto3.
+    """
+    try:
+        request = probe_contract.decode_request(event)
+    except probe_contract.ContractError as exc:
+        logger.error("refused a probe request", extra={"problem": str(exc)})
+        return probe_contract.error_response(str(exc))
+    results = Prober(timeout=request.timeout).probe_round(request.targets)
+    failed = sorted(key for key, result in results.items() if not result.ok)
+    # Which ones failed, named (a few): the log is where an operator sees the VPC's side.
+    logger.info(
+        "probed",
+        extra={"targets": len(results), "failed": len(failed), "failed_first": failed[:10]},
+    )
+    return probe_contract.encode_response(results)
 
 
 def _configured() -> tuple[Settings, Services]:
@@ -107,15 +163,23 @@ def _configured() -> tuple[Settings, Services]:
         raise
 
 
-def _deadline(context: Any) -> float:
+def _clock() -> jobs.Clock:
+    from chalicelib import jobs
+
+    return clock if clock is not None else jobs.SystemClock()
+
+
+def _deadline(context: Any, run_clock: jobs.Clock) -> float:
     """When this invocation ends, on the runs' clock: Lambda stops it then, mid-call or not."""
     remaining_ms = context.get_remaining_time_in_millis() if context is not None else None
     if remaining_ms is None:
         return float("inf")
-    return clock.now() + float(remaining_ms) / 1000
+    return run_clock.now() + float(remaining_ms) / 1000
 
 
 def _finish(report: jobs.Report) -> dict[str, Any]:
+    from chalicelib import render
+
     # HealthyLBs only from a view that was read and is about this cluster: an event about another
     # cluster's instance, or a run that could not read, measured nothing, and a 0 would page.
     if report.world is not None:

@@ -37,9 +37,11 @@ MARKERS = ("<!-- bench:start -->", "<!-- bench:end -->")
 # `--only coldstart` never starts moto.
 BENCHMARKS = {
     "failover": "bench.failover",
+    "failover-eip": "bench.failover_eip",
     "fanout": "bench.fanout",
     "api-calls": "bench.api_calls",
     "coldstart": "bench.coldstart",
+    "prober": "bench.prober",
     "cost": "bench.cost",
     "pool-changes": "bench.pool_changes",
 }

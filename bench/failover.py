@@ -12,6 +12,18 @@ SIGSTOP: the kernel still accepts connections, nobody answers, so every probe of
 whole TIMEOUT, the slow case the bound's `+ TIMEOUT` is there for. Detection is timed from the
 signal to the moment the executor's change batch for the active record returned (a logging
 handler on `chalicelib.executor`, as the demo uses), so polling Route 53 adds nothing to it.
+
+Every target is private (loopback), so every round's probes go through the prober function,
+running as the separate function it is (standin/local_lambda.py) behind Lambda's Invoke API and
+reached with the real adapter: the invoke's latency is inside every detection time, and is
+measured on its own (invoke wall time less the slowest probe in it) to set beside the bound's
+named term for it (chalicelib/core/timing.py).
+
+Elastic IP mode (`python -m bench --only failover-eip`) runs the same series of kills with the
+Elastic IP moving instead of the record. The address itself has a stand-in: a loopback address
+(standin/eip_forwarder.py) that forwards each connection to the LB moto's `describe_addresses`
+says holds the allocation. Two times per kill: to the address move (the executor's association
+returned), and to the first successful client request through the address.
 """
 
 from __future__ import annotations
@@ -30,15 +42,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import requests
+
 from bench.report import Figure, Progress, Section, table
 from bench.stats import median, percentile, ratio
 from bench.world import Observer, environment, quiet_controller, use_subnet
 from chalicelib import jobs
 from chalicelib.config import Settings
 from chalicelib.core.model import ProbeResult, ProbeTarget
+from chalicelib.core.timing import PROBER_INVOKE_SECONDS
+from chalicelib.errors import ProberFault
 from chalicelib.services import Prober, aws_services
 from standin.aws import LocalAws, local_aws
+from standin.eip_forwarder import EipForwarder
 from standin.haproxy import LocalHaproxy
+from standin.local_lambda import local_prober_function
 from standin.ssm_agent import Applier, LocalSsmAgent
 from standin.web import LocalWebServer
 
@@ -51,6 +69,17 @@ LB_PORT, WEB_PORT = 28080, 28081
 
 INTERVAL, TIMEOUT, FALL, RISE, ROUNDS = 1.0, 0.5, 2, 2, 6
 BOUND = (FALL + 1) * INTERVAL + TIMEOUT
+# The production value of the bound's invoke term: the ceiling the invoke client's read timeout
+# puts on it (a slower answer voids the round instead of stretching it). AWS publishes no latency
+# figure for a synchronous invoke; its "Operating Lambda: Performance optimization - Part 1"
+# (AWS Compute Blog) puts cold starts, in under 1% of invocations, at under 100 ms to over 1 s.
+INVOKE_TERM = PROBER_INVOKE_SECONDS
+INVOKE_SOURCE = (
+    "the invoke client's read timeout (TIMEOUT + 1 s) caps it: AWS publishes no latency figure "
+    "for a synchronous invoke, and puts cold starts (under 1% of invocations) at under 100 ms to "
+    "over 1 s (AWS Compute Blog, Operating Lambda: Performance optimization, Part 1)"
+)
+EIP_ADDRESS = "127.0.2.1"  # the Elastic IP's stand-in
 TTL = 60  # the default LBF_TTL: how long a resolver may keep the old answer after the change
 KILLS, HANGS = 20, 6
 SEED = 6  # fixed, so a rerun kills at the same offsets
@@ -66,21 +95,41 @@ class Event:
     since_round: float | None  # seconds since the last probe round began, at the signal
     round_of_run: int | None  # that round's number within its invocation, from 1
     detection: float | None  # signal -> active record changed; None: not within the deadline
+    served: float | None = None  # EIP mode: signal -> first successful request via the address
 
 
 class _RoundTimes:
-    """Wraps the prober to note when each round starts, so each kill's phase can be reported."""
+    """Wraps a probe path to note when each round starts (so each kill's phase can be reported)
+    and, for the prober function, what each invoke cost beyond its slowest probe."""
 
-    def __init__(self, prober: Prober) -> None:
-        self._prober = prober
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self.rounds: list[float] = []
         self.runs: list[float] = []
+        self.invoke_overheads: list[float] = []
+        self.invoke_faults: list[str] = []
 
-    def probe_round(self, targets: Sequence[ProbeTarget]) -> dict[str, ProbeResult]:
-        with self._lock:
-            self.rounds.append(time.monotonic())
-        return self._prober.probe_round(targets)
+    def wrap(self, prober: Prober, *, invoke: bool) -> Prober:
+        times = self
+
+        class Timed:
+            def probe_round(self, targets: Sequence[ProbeTarget]) -> dict[str, ProbeResult]:
+                started = time.monotonic()
+                with times._lock:
+                    times.rounds.append(started)
+                try:
+                    results = prober.probe_round(targets)
+                except ProberFault as exc:
+                    with times._lock:
+                        times.invoke_faults.append(str(exc))
+                    raise
+                if invoke and results:
+                    slowest = max(r.seconds for r in results.values())
+                    with times._lock:
+                        times.invoke_overheads.append(time.monotonic() - started - slowest)
+                return results
+
+        return Timed()
 
     def run_started(self) -> None:
         with self._lock:
@@ -88,19 +137,22 @@ class _RoundTimes:
 
     def phase(self, at: float) -> tuple[float | None, int | None]:
         with self._lock:
-            rounds = [r for r in self.rounds if r <= at]
+            # Both paths of one round start together: count a round once.
+            rounds = sorted({round(r, 2) for r in self.rounds if r <= at})
             runs = [r for r in self.runs if r <= at]
         if not rounds or not runs:
             return None, None
         return at - rounds[-1], sum(1 for r in rounds if r >= runs[-1])
 
 
-class _RecordMoves(logging.Handler):
-    """Timestamps each change of the active record when the executor has applied it."""
+class _Moves(logging.Handler):
+    """Timestamps each move of the active role when the executor has applied it: a change of the
+    active record (to an address), or of the Elastic IP's association (to an instance id)."""
 
     def __init__(self, active_name: str) -> None:
         super().__init__(level=logging.INFO)
         self._create = re.compile(rf"(?:CREATE|UPSERT) {re.escape(active_name)} A ([0-9.]+)")
+        self._associate = re.compile(r"move Elastic IP \S+ to \S+ (i-[0-9a-f]+)")
         self.moves: queue.Queue[tuple[float, str]] = queue.Queue()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -108,6 +160,10 @@ class _RecordMoves(logging.Handler):
         message = record.getMessage()
         if message.startswith("applied: records"):
             match = self._create.search(message)
+            if match is not None:
+                self.moves.put((at, match[1]))
+        elif message.startswith("applied: move Elastic IP"):
+            match = self._associate.search(message)
             if match is not None:
                 self.moves.put((at, match[1]))
 
@@ -134,8 +190,9 @@ class _Stand:
     settings: Settings
     observer: Observer
     agent: LocalSsmAgent
-    moves: _RecordMoves
-    times: _RoundTimes | None = None
+    moves: _Moves
+    times: _RoundTimes = field(default_factory=_RoundTimes)
+    forwarder: EipForwarder | None = None  # EIP mode: the address's stand-in
     lbs: dict[str, _Lb] = field(default_factory=dict)
     webs: list[LocalWebServer] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -146,16 +203,23 @@ class _Stand:
     def start(self) -> None:
         use_subnet(self.aws, SUBNET)
         for address in WEB_ADDRESSES:
-            self.aws.launch(address, {"lbf:cluster": CLUSTER, "lbf:role": "web"})
+            self.aws.launch(address, {"lbf:cluster": self.settings.cluster, "lbf:role": "web"})
             self.webs.append(LocalWebServer(address, WEB_PORT).start())
         for name, address in LB_ADDRESSES.items():
-            tags = {"lbf:cluster": CLUSTER, "lbf:role": "lb", "lbf:name": name}
+            tags = {"lbf:cluster": self.settings.cluster, "lbf:role": "lb", "lbf:name": name}
             instance_id = self.aws.launch(address, tags)
             haproxy = LocalHaproxy(self.workdir / name, address, LB_PORT)
             haproxy.start()
             self.agent.register(instance_id, _applier(haproxy))
             self.lbs[name] = _Lb(name, address, instance_id, haproxy)
         self.agent.install().start()
+        if self.settings.eip_allocation_id is not None:
+            self.forwarder = EipForwarder(
+                self.aws.client("ec2"),
+                self.settings.eip_allocation_id,
+                port=LB_PORT,
+                address=EIP_ADDRESS,
+            ).start()
         logging.getLogger("chalicelib.executor").addHandler(self.moves)
         self._thread = threading.Thread(target=self._schedule, daemon=True)
         self._thread.start()
@@ -163,8 +227,12 @@ class _Stand:
     def _schedule(self) -> None:
         """Invocations back to back on a fixed grid, as EventBridge starts them every minute."""
         services = aws_services(self.settings)
-        self.times = _RoundTimes(services.prober)
-        services = replace(services, prober=self.times)
+        assert services.probe_function is not None  # every target here is private
+        services = replace(
+            services,
+            prober=self.times.wrap(services.prober, invoke=False),
+            probe_function=self.times.wrap(services.probe_function, invoke=True),
+        )
         period = ROUNDS * INTERVAL
         start = time.monotonic()
         number = 0
@@ -186,6 +254,8 @@ class _Stand:
         if self._thread is not None:
             self._thread.join(timeout=30)
         logging.getLogger("chalicelib.executor").removeHandler(self.moves)
+        if self.forwarder is not None:
+            self.forwarder.stop()
         self.agent.uninstall()
         for lb in self.lbs.values():
             _resume(lb.haproxy)
@@ -197,8 +267,18 @@ class _Stand:
         return self.observer.tags(lb.instance_id).get("lbf:health")
 
     def active(self) -> _Lb | None:
+        if self.settings.mode == "eip":
+            holder = self.holder()
+            return next((lb for lb in self.lbs.values() if lb.instance_id == holder), None)
         values = self.observer.a_record(self.settings.active_record_name)
         return next((lb for lb in self.lbs.values() if values == (lb.address,)), None)
+
+    def holder(self) -> str | None:
+        assert self.settings.eip_allocation_id is not None
+        found = self.aws.client("ec2").describe_addresses(
+            AllocationIds=[self.settings.eip_allocation_id]
+        )["Addresses"]
+        return (found[0].get("InstanceId") or None) if found else None
 
     def wait_for(self, what: str, condition: Callable[[], bool]) -> None:
         def holds() -> bool:
@@ -224,23 +304,31 @@ class _Stand:
         victim = self.both_healthy_with_active()
         time.sleep(offset)
         self.moves.drain()
+        client = _FirstRequest(self.forwarder) if self.forwarder is not None else None
         signalled = time.monotonic()
         if how == "kill":
             victim.haproxy.stop()
         else:
             os.killpg(victim.haproxy.pid, signal.SIGSTOP)
-        assert self.times is not None
+        if client is not None:
+            client.start(after=signalled)
         since_round, round_of_run = self.times.phase(signalled)
         detection = None
+        # The move is to an address (the record) or to an instance (the Elastic IP).
+        gone = victim.instance_id if self.settings.mode == "eip" else victim.address
         give_up = signalled + STEP_DEADLINE
         while (left := give_up - time.monotonic()) > 0:
             try:
-                at, address = self.moves.moves.get(timeout=left)
+                at, moved_to = self.moves.moves.get(timeout=left)
             except queue.Empty:
                 break
-            if address != victim.address:
+            if moved_to != gone:
                 detection = at - signalled
                 break
+        served = None
+        if client is not None:
+            served_at = client.wait(deadline=STEP_DEADLINE)
+            served = None if served_at is None else served_at - signalled
         # Restore: the victim must be seen unhealthy first (its tags follow the record change
         # in the same round), else an old "healthy" tag would pass for its recovery.
         if detection is not None:
@@ -251,7 +339,38 @@ class _Stand:
             victim.haproxy.start()
         else:
             _resume(victim.haproxy)
-        return Event(number, how, victim.name, offset, since_round, round_of_run, detection)
+        return Event(number, how, victim.name, offset, since_round, round_of_run, detection, served)
+
+
+class _FirstRequest:
+    """A client that keeps asking through the Elastic IP's stand-in until one request succeeds."""
+
+    def __init__(self, forwarder: EipForwarder) -> None:
+        self._url = f"http://{forwarder.address}:{forwarder.port}/"
+        self._done = threading.Event()
+        self._stop = threading.Event()
+        self.at: float | None = None
+
+    def start(self, *, after: float) -> None:
+        threading.Thread(target=self._ask, args=(after,), daemon=True).start()
+
+    def _ask(self, after: float) -> None:
+        while not self._stop.is_set():
+            try:
+                ok = requests.get(self._url, timeout=0.5).status_code == 200
+            except requests.RequestException:
+                ok = False
+            # Only a request sent after the kill counts: one in flight before it proves nothing.
+            if ok and time.monotonic() > after:
+                self.at = time.monotonic()
+                self._done.set()
+                return
+            self._stop.wait(0.02)
+
+    def wait(self, *, deadline: float) -> float | None:
+        self._done.wait(deadline)
+        self._stop.set()
+        return self.at
 
 
 def _applier(haproxy: LocalHaproxy) -> Applier:
@@ -269,31 +388,43 @@ def _resume(haproxy: LocalHaproxy) -> None:
 
 
 def run(progress: Progress, *, quick: bool = False) -> Section:
+    """DNS mode: the active record moves; kills and hangs."""
+    return run_series(progress, mode="dns", quick=quick)
+
+
+def run_series(progress: Progress, *, mode: str, quick: bool = False) -> Section:
     kills, hangs = (4, 2) if quick else (KILLS, HANGS)
+    if mode == "eip":
+        hangs = 0  # the address move is what is measured; a hang only slows its detection
     rng = random.Random(SEED)
     plan = ["kill"] * kills + ["hang"] * hangs
     events: list[Event] = []
     stopped = ""
+    label = "failover" if mode == "dns" else "failover-eip"
+    # moto's state outlives its server within one process (`make bench` runs both series): each
+    # series has a cluster and a zone of its own, so neither sees the other's instances.
+    cluster, domain = f"{CLUSTER}-{mode}", f"{mode}.{DOMAIN}"
     with (
         tempfile.TemporaryDirectory(prefix="lbf-bench-") as workdir,
-        local_aws(DOMAIN) as aws,
+        local_aws(domain) as aws,
+        local_prober_function() as prober,
         quiet_controller(),
     ):
+        extra = {
+            "LBF_PROBE_INTERVAL": str(INTERVAL),
+            "LBF_PROBE_TIMEOUT": str(TIMEOUT),
+            "LBF_PROBE_ROUNDS": str(ROUNDS),
+            "LBF_RISE": str(RISE),
+            "LBF_FALL": str(FALL),
+            "LBF_TTL": str(TTL),
+            "LBF_PROBER_FUNCTION": prober.function,
+        }
+        if mode == "eip":
+            allocation = aws.client("ec2").allocate_address(Domain="vpc")["AllocationId"]
+            extra |= {"LBF_MODE": "eip", "LBF_EIP_ALLOCATION_ID": allocation}
         settings = Settings.from_env(
             environment(
-                aws,
-                cluster=CLUSTER,
-                domain=DOMAIN,
-                lb_port=LB_PORT,
-                web_port=WEB_PORT,
-                extra={
-                    "LBF_PROBE_INTERVAL": str(INTERVAL),
-                    "LBF_PROBE_TIMEOUT": str(TIMEOUT),
-                    "LBF_PROBE_ROUNDS": str(ROUNDS),
-                    "LBF_RISE": str(RISE),
-                    "LBF_FALL": str(FALL),
-                    "LBF_TTL": str(TTL),
-                },
+                aws, cluster=cluster, domain=domain, lb_port=LB_PORT, web_port=WEB_PORT, extra=extra
             )
         )
         stand = _Stand(
@@ -302,11 +433,11 @@ def run(progress: Progress, *, quick: bool = False) -> Section:
             settings=settings,
             observer=Observer(aws),
             agent=LocalSsmAgent(settings.ssm_document),
-            moves=_RecordMoves(settings.active_record_name),
+            moves=_Moves(settings.active_record_name),
         )
         try:
             stand.start()
-            progress("failover: stand up, waiting for both LBs to be healthy")
+            progress(f"{label}: stand up, waiting for both LBs to be healthy")
             for number, how in enumerate(plan, start=1):
                 offset = rng.uniform(0, ROUNDS * INTERVAL)
                 try:
@@ -314,26 +445,69 @@ def run(progress: Progress, *, quick: bool = False) -> Section:
                 except TimeoutError as exc:
                     # The stand did not recover (or never came up): what was measured stands.
                     stopped = f"stopped before {how} {number}: {exc}"
-                    progress(f"failover: {stopped}")
+                    progress(f"{label}: {stopped}")
                     break
                 events.append(event)
                 shown = "none" if event.detection is None else f"{event.detection:.2f} s"
-                progress(f"failover: {how} {number}/{len(plan)} of {event.lb}: {shown}")
+                if event.served is not None:
+                    shown += f", first request through the address {event.served:.2f} s"
+                progress(f"{label}: {how} {number}/{len(plan)} of {event.lb}: {shown}")
         finally:
             stand.stop()
-    return _section(events, stand.errors, planned=(kills, hangs), stopped=stopped)
+    invoke = _Invoke(stand.times.invoke_overheads, stand.times.invoke_faults)
+    if mode == "eip":
+        return _eip_section(events, stand.errors, invoke, planned=kills, stopped=stopped)
+    return _section(events, stand.errors, invoke, planned=(kills, hangs), stopped=stopped)
+
+
+@dataclass(frozen=True)
+class _Invoke:
+    """What the prober function's invokes cost on the stand-in, beyond their slowest probe."""
+
+    overheads: list[float]
+    faults: list[str]
+
+    @property
+    def worst(self) -> float:
+        return max(self.overheads, default=0.0)
+
+    def figures(self) -> list[Figure]:
+        if not self.overheads:
+            return [Figure("prober function invoke", "no invoke measured", met=False)]
+        return [
+            Figure(
+                "prober function invoke (stand-in)",
+                f"median {median(self.overheads) * 1000:.0f} ms, p95 "
+                f"{percentile(self.overheads, 95) * 1000:.0f} ms, max {self.worst * 1000:.0f} ms "
+                f"over {len(self.overheads)} rounds; {len(self.faults)} faults",
+                note="invoke wall time less the slowest probe in it: the real adapter and "
+                "botocore to a local process behind Lambda's Invoke API, on loopback",
+            ),
+            Figure(
+                "bound's invoke term (production)",
+                f"{INVOKE_TERM:g} s",
+                note=INVOKE_SOURCE,
+            ),
+        ]
 
 
 def _section(
-    events: list[Event], errors: list[str], *, planned: tuple[int, int], stopped: str
+    events: list[Event],
+    errors: list[str],
+    invoke: _Invoke,
+    *,
+    planned: tuple[int, int],
+    stopped: str,
 ) -> Section:
     killed = [e for e in events if e.how == "kill"]
     hung = [e for e in events if e.how == "hang"]
     section = Section(name="failover", title="Failover time")
     figures = section.figures
-    _figures(figures, killed, "kill", planned=planned[0])
+    bound = BOUND + invoke.worst
+    _figures(figures, killed, "kill", planned=planned[0], bound=bound)
     if planned[1]:
-        _figures(figures, hung, "hang", planned=planned[1], headline=False)
+        _figures(figures, hung, "hang", planned=planned[1], bound=bound, headline=False)
+    figures += invoke.figures()
     times = [e.detection for e in killed if e.detection is not None]
     if times:
         figures.append(
@@ -359,8 +533,12 @@ def _section(
     section.details += [
         f"Stand: 2 real HAProxy LBs (the project's haproxy.cfg answers `/health`), 3 real "
         f"web servers, moto's server; the real job back to back, {ROUNDS} rounds of INTERVAL = "
-        f"{INTERVAL:g} s per invocation, TIMEOUT = {TIMEOUT:g} s, FALL = {FALL}, RISE = {RISE}. "
-        f"Bound (FALL + 1) x INTERVAL + TIMEOUT = {BOUND:g} s. Each event waits a random "
+        f"{INTERVAL:g} s per invocation, TIMEOUT = {TIMEOUT:g} s, FALL = {FALL}, RISE = {RISE}; "
+        "every target private, so every round's probes go through the prober function (a "
+        "separate process behind Lambda's Invoke API, reached with the real adapter). "
+        f"Bound (FALL + 1) x INTERVAL + TIMEOUT + invoke = {BOUND:g} s + the worst invoke "
+        f"measured ({invoke.worst * 1000:.0f} ms) = {bound:.2f} s; with the production invoke "
+        f"term ({INVOKE_TERM:g} s) it is {BOUND + INVOKE_TERM:g} s. Each event waits a random "
         f"0-{ROUNDS * INTERVAL:g} s (seed {SEED}), then signals the active LB's HAProxy: "
         "*kill* = SIGTERM (connections refused at once), *hang* = SIGSTOP (connections accepted, "
         "never answered: every probe waits for TIMEOUT). Detection = signal until the change "
@@ -384,9 +562,83 @@ def _section(
             "rounds": ROUNDS,
             "ttl": TTL,
             "bound": BOUND,
+            "bound_with_invoke": bound,
+            "invoke_term_production": INVOKE_TERM,
             "seed": SEED,
         },
         "events": [asdict(e) for e in events],
+        "invoke_overheads": invoke.overheads,
+        "invoke_faults": invoke.faults,
+        "controller_errors": errors,
+    }
+    return section
+
+
+def _eip_section(
+    events: list[Event], errors: list[str], invoke: _Invoke, *, planned: int, stopped: str
+) -> Section:
+    section = Section(name="failover-eip", title="Elastic IP failover time")
+    figures = section.figures
+    bound = BOUND + invoke.worst
+    _figures(figures, events, "kill", planned=planned, bound=bound, moved="moved the Elastic IP")
+    served = [e.served for e in events if e.served is not None]
+    if served:
+        figures.append(
+            Figure(
+                "LB killed: first client request through the address",
+                f"median {median(served):.2f} s, p95 {percentile(served, 95):.2f} s, "
+                f"max {max(served):.2f} s ({len(served)} of {len(events)})",
+                note="kill until a request through the Elastic IP's stand-in succeeds: clients "
+                "see the move on their next connection, no TTL in between (DNS mode: the record "
+                f"change + the TTL, {TTL} s by default). Add AWS's own reassociation time: AWS "
+                "publishes no figure for it",
+            )
+        )
+    figures += invoke.figures()
+    rows = [
+        (
+            e.number,
+            e.lb,
+            f"{e.offset:.2f}",
+            "-" if e.round_of_run is None else e.round_of_run,
+            "-" if e.since_round is None else f"{e.since_round:.2f}",
+            "-" if e.detection is None else f"{e.detection:.2f}",
+            "-" if e.served is None else f"{e.served:.2f}",
+        )
+        for e in events
+    ]
+    section.details += [
+        f"The stand of *Failover time*, in Elastic IP mode (LBF_MODE=eip): {ROUNDS} rounds of "
+        f"INTERVAL = {INTERVAL:g} s, TIMEOUT = {TIMEOUT:g} s, FALL = {FALL}, every probe through "
+        "the prober function. The Elastic IP's stand-in is the loopback address "
+        f"{EIP_ADDRESS}, forwarding each connection to the LB that moto's describe_addresses "
+        "says holds the allocation (polled every 50 ms). Each kill (SIGTERM to the active LB's "
+        f"HAProxy) after a random 0-{ROUNDS * INTERVAL:g} s wait (seed {SEED}); *moved* = kill "
+        "until the executor's AssociateAddress returned; *served* = kill until a client "
+        "request through the address (one every 20 ms, 0.5 s timeout) succeeded. Bound "
+        f"(FALL + 1) x INTERVAL + TIMEOUT + worst invoke = {bound:.2f} s.",
+        table(
+            ("#", "LB", "waited s", "round of run", "s since round began", "moved s", "served s"),
+            rows,
+        ),
+        (f"The series {stopped}. " if stopped else "")
+        + f"Controller errors during the run: {len(errors)}"
+        + ("" if not errors else " (" + "; ".join(sorted(set(errors))[:5]) + ")"),
+    ]
+    section.data = {
+        "settings": {
+            "interval": INTERVAL,
+            "timeout": TIMEOUT,
+            "fall": FALL,
+            "rise": RISE,
+            "rounds": ROUNDS,
+            "bound": BOUND,
+            "bound_with_invoke": bound,
+            "seed": SEED,
+            "address": EIP_ADDRESS,
+        },
+        "events": [asdict(e) for e in events],
+        "invoke_overheads": invoke.overheads,
         "controller_errors": errors,
     }
     return section
@@ -398,19 +650,21 @@ def _figures(
     how: str,
     *,
     planned: int,
+    bound: float,
     headline: bool = True,
+    moved: str = "moved the active record",
 ) -> None:
     times = [e.detection for e in events if e.detection is not None]
     label = "LB killed" if how == "kill" else "LB hung"
-    moved = len(times) == planned
+    all_moved = len(times) == planned
     figures.append(
         Figure(
             f"{label}: failovers",
-            f"{len(times)} of {planned} moved the active record",
+            f"{len(times)} of {planned} {moved}",
             target=f"all {planned}",
-            met=moved,
+            met=all_moved,
             note=""
-            if moved
+            if all_moved
             else f"{len(events) - len(times)} did not move within {STEP_DEADLINE:g} s, "
             f"{planned - len(events)} not attempted (the stand did not recover)",
         )
@@ -421,16 +675,16 @@ def _figures(
     figures.append(
         Figure(
             f"{label}: detection max",
-            f"{worst:.2f} s = {ratio(worst, BOUND):.2f} x bound",
-            target=f"< bound {BOUND:g} s",
-            met=worst < BOUND,
+            f"{worst:.2f} s = {ratio(worst, bound):.2f} x bound",
+            target=f"< bound {bound:.2f} s (invoke counted)",
+            met=worst < bound,
             note="" if worst < BOUND else "see the per-event table: which round the kill fell in",
         )
     )
     figures.append(
         Figure(
             f"{label}: detection p95",
-            f"{percentile(times, 95):.2f} s = {ratio(percentile(times, 95), BOUND):.2f} x bound",
+            f"{percentile(times, 95):.2f} s = {ratio(percentile(times, 95), bound):.2f} x bound",
         )
     )
     middle = median(times)

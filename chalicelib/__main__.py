@@ -10,9 +10,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from chalicelib import jobs, planned, render
+from chalicelib import deployed, jobs, planned, probing, render
 from chalicelib.config import ConfigError, Settings
-from chalicelib.core.plan import probe_targets
 from chalicelib.core.timing import SCHEDULE_SECONDS
 from chalicelib.errors import ViewNotLoaded
 from chalicelib.services import Services, aws_services, aws_time_limit
@@ -33,6 +32,26 @@ def stage_environment(stage: str, config_path: Path) -> dict[str, str]:
     merged = dict(config.get("environment_variables", {}))
     merged.update(stages[stage].get("environment_variables", {}))
     return {key: str(value) for key, value in merged.items()}
+
+
+def _probes(args: argparse.Namespace) -> bool:
+    return args.command in ("plan", "reconcile") or (args.command == "status" and args.probe)
+
+
+def _with_stage_prober(settings: Settings, environment: dict[str, str], stage: str) -> Settings:
+    """The deployed stage's prober function, so private targets are probed from inside the VPC.
+
+    Not found (never deployed, or this machine cannot read the stack): the targets are probed
+    from here, which is right on a machine inside the VPC and on the local stand-in.
+    """
+    from chalicelib.adapters.clients import client
+
+    found, where = deployed.prober_function(stage, Path("."), lambda: client("cloudformation"))
+    if found is None:
+        print(f"note: private targets probed from this machine ({where})", file=sys.stderr)
+        return settings
+    print(f"note: private targets probed by the prober function {found} ({where})", file=sys.stderr)
+    return Settings.from_env({**environment, "LBF_PROBER_FUNCTION": found})
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -88,6 +107,12 @@ def main(
     if args.stage:
         # boto3 reads its own variables (region, endpoint) from the process environment.
         os.environ.update({k: v for k, v in environment.items() if k.startswith("AWS_")})
+        if settings.prober_function is None and _probes(args):
+            try:
+                settings = _with_stage_prober(settings, environment, args.stage)
+            except ConfigError as exc:
+                print(f"configuration error: {exc}", file=sys.stderr)
+                return EXIT_CONFIG
     try:
         services = services or aws_services(settings)
     except ConfigError as exc:
@@ -102,7 +127,7 @@ def main(
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
         assert world is not None  # only None for a run about one instance
-        probes = services.prober.probe_round(probe_targets(world, settings)) if args.probe else None
+        probes = probing.probe_all(world, settings, services) if args.probe else None
         if args.json:
             print(json.dumps(render.status_json(world, settings, probes), indent=2))
         else:

@@ -12,8 +12,8 @@ cause. Reading rules, the same for every variable:
   templates commonly render an unused variable as "".
 - Everything is validated on every call, in one fixed order: the required variables, then the
   SPEC table's order, then the variables added after it (LBF_ACTIVE_MODE, LBF_PROBER_FAULT_PERCENT,
-  LBF_LB_MIN_BACKENDS, LBF_ROUTE53_HEALTH_CHECKS). The first bad variable raises ConfigError, so the
-  same environment always reports the same error.
+  LBF_LB_MIN_BACKENDS, LBF_ROUTE53_HEALTH_CHECKS, LBF_PROBER_FUNCTION). The first bad variable
+  raises ConfigError, so the same environment always reports the same error.
 
 Pure: the environment comes in as a mapping; nothing here reads os.environ, the clock or the network.
 """
@@ -48,6 +48,12 @@ _SSM_DOCUMENT_ARN = re.compile(
 )
 _SNS_TOPIC_ARN = re.compile(
     r"arn:aws[a-z-]*:sns:[a-z]{2}(?:-[a-z]+)+-[0-9]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(?:\.fifo)?"
+)
+# Lambda's own forms: a function name, or its ARN with an optional version or alias.
+_FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_FUNCTION_ARN = re.compile(
+    r"arn:aws[a-z-]*:lambda:[a-z]{2}(?:-[a-z]+)+-[0-9]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64}"
+    r"(?::(?:\$LATEST|[A-Za-z0-9_-]{1,128}))?"
 )
 _PARAMETER_PREFIX = re.compile(r"(?:/[A-Za-z0-9_.-]+)+")
 # "<prefix>/backends" must stay under Parameter Store's 1011-character name limit.
@@ -148,6 +154,8 @@ class Settings:
     prober_fault_percent: int
     lb_min_backends: int
     route53_health_checks: bool
+    # The function that probes private targets from inside the VPC; None: probed in-process.
+    prober_function: str | None = None
 
     @property
     def active_record_name(self) -> str:
@@ -178,6 +186,12 @@ class Settings:
         return f"/lbf/{self.cluster}/pushes"
 
     @property
+    def uses_prober_function(self) -> bool:
+        """Whether some targets go to the prober function: it is set and something is private."""
+        private = "private" in (self.lb_address, self.pool_address)
+        return self.prober_function is not None and private
+
+    @property
     def detection_bound(self) -> DetectionBound:
         """How long a dead LB can hold the active role with these settings (`status` prints it)."""
         return detection_bound(
@@ -185,6 +199,7 @@ class Settings:
             interval=self.probe_interval,
             timeout=self.probe_timeout,
             rounds=self.probe_rounds,
+            prober_invoke=self.uses_prober_function,
         )
 
     @property
@@ -228,6 +243,7 @@ class Settings:
         )
         lb_min_backends = _integer(environ, "LBF_LB_MIN_BACKENDS", 0, 0, 10000)
         route53_health_checks = _boolean(environ, "LBF_ROUTE53_HEALTH_CHECKS", default=False)
+        prober_function = _prober_function(environ)
         return cls(
             cluster=cluster,
             domain=domain,
@@ -255,6 +271,7 @@ class Settings:
             prober_fault_percent=prober_fault_percent,
             lb_min_backends=lb_min_backends,
             route53_health_checks=route53_health_checks,
+            prober_function=prober_function,
         )
 
 
@@ -555,6 +572,20 @@ def _sns_topic_arn(environ: Mapping[str, str]) -> str | None:
         raise _bad(
             "LBF_SNS_TOPIC_ARN",
             "an SNS topic ARN such as arn:aws:sns:eu-west-1:123456789012:lb-failover",
+            value,
+        )
+    return value
+
+
+def _prober_function(environ: Mapping[str, str]) -> str | None:
+    value = _optional(environ, "LBF_PROBER_FUNCTION")
+    if value is not None and not (
+        _FUNCTION_NAME.fullmatch(value) or _FUNCTION_ARN.fullmatch(value)
+    ):
+        raise _bad(
+            "LBF_PROBER_FUNCTION",
+            "a Lambda function name (1-64 of A-Z a-z 0-9 _ -) or its ARN, such as "
+            "arn:aws:lambda:eu-west-1:123456789012:function:lb-failover-prod-ProbePrivate",
             value,
         )
     return value

@@ -28,3 +28,8 @@ class StaleView(AwsError):
 
 class ViewNotLoaded(LbfError):
     """The inventory, records or parameters could not be read: the run acts on nothing."""
+
+
+class ProberFault(LbfError):
+    """A probe path could not answer for its round (the prober function failed, was throttled,
+    timed out or answered malformed): a fault on the prober's side, not a verdict on targets."""

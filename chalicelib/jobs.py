@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from chalicelib import probing
 from chalicelib.config import Settings
 from chalicelib.core import dns, rejections, timing
 from chalicelib.core import notices as notice_policy
@@ -43,7 +44,6 @@ from chalicelib.core.plan import (
     fold_probes,
     is_prober_fault,
     latest_commands,
-    probe_targets,
     record_rules,
     thresholds_of,
 )
@@ -195,10 +195,16 @@ def reconcile(
     """
     started = clock.now()
     report = Report(job=job, run_id=run_id or new_run_id())
-    round_needs = timing.round_seconds(probes=probe, probe_timeout=settings.probe_timeout)
+    # The prober function's invoke runs beside the public probes and may outlast them.
+    invoke = settings.uses_prober_function
+    round_needs = timing.round_seconds(
+        probes=probe, probe_timeout=settings.probe_timeout, prober_invoke=invoke
+    )
     if not timing.round_fits(starts_at=started, deadline=deadline, needs=round_needs):
         # Not even one round fits: reading the world would only spend the time left.
-        report.errors.append(_no_time_for(1, started, deadline, round_needs, probes=probe))
+        report.errors.append(
+            _no_time_for(1, started, deadline, round_needs, probes=probe, invoke=invoke)
+        )
         return report
     try:
         observed = observe(settings, services, now=started, concerning=concerning)
@@ -238,7 +244,9 @@ def reconcile(
         if not timing.round_fits(starts_at=starts_at, deadline=deadline, needs=round_needs):
             # A round cut short by the invocation's end could stop mid-change; the next run
             # starts within the minute and does this round's work.
-            text = _no_time_for(number + 1, starts_at, deadline, round_needs, probes=probe)
+            text = _no_time_for(
+                number + 1, starts_at, deadline, round_needs, probes=probe, invoke=invoke
+            )
             (report.notes if number > 0 else report.errors).append(text)
             log.warning(text)
             break
@@ -248,17 +256,8 @@ def reconcile(
                 clock.sleep(wait)
         conditions: dict[str, str] = {}
         if probe:
-            results = services.prober.probe_round(probe_targets(world, settings))
-            failed = [key for key, result in results.items() if not result.ok]
-            report.probe_failures += len(failed)
-            if is_prober_fault(results, settings.prober_fault_percent):
-                conditions["prober-fault"] = (
-                    f"{len(failed)} of {len(results)} probes failed in one round: taken as a "
-                    "fault on the prober's side; no verdict changed"
-                )
-                second_opinion.consult(world, failed, conditions, report)
-            else:
-                world = fold_probes(world, results, thresholds)
+            for path in probing.probe_round(world, settings, services):
+                world = _judge_path(world, path, settings, conditions, report, second_opinion)
         world = _refresh_commands(world, services, report)
         world, plan = _plan_and_apply(
             world,
@@ -284,12 +283,51 @@ def reconcile(
     return report
 
 
+def _judge_path(
+    world: World,
+    path: probing.PathRound,
+    settings: Settings,
+    conditions: dict[str, str],
+    report: Report,
+    second_opinion: _SecondOpinion,
+) -> World:
+    """Folds one probe path's round into the view, unless it is a fault on the prober's side."""
+    where = "" if path.condition == probing.IN_PROCESS else " of the prober function"
+    if path.fault is not None:
+        conditions[path.condition] = (
+            f"the prober function did not answer for {len(path.targets)} private target(s): "
+            f"{path.fault}; taken as a fault on the prober's side; no verdict changed from them"
+        )
+        return world
+    failed = [key for key, result in path.results.items() if not result.ok]
+    report.probe_failures += len(failed)
+    if is_prober_fault(path.results, settings.prober_fault_percent):
+        conditions[path.condition] = (
+            f"{len(failed)} of {len(path.results)} probes{where} failed in one round: taken as "
+            "a fault on the prober's side; no verdict changed"
+        )
+        second_opinion.consult(world, failed, conditions, report)
+        return world
+    return fold_probes(world, path.results, thresholds_of(settings))
+
+
 def _no_time_for(
-    number: int, starts_at: float, deadline: float | None, needs: float, *, probes: bool
+    number: int,
+    starts_at: float,
+    deadline: float | None,
+    needs: float,
+    *,
+    probes: bool,
+    invoke: bool = False,
 ) -> str:
     left = (starts_at if deadline is None else deadline) - starts_at
     parts = f"{timing.ROUND_WRITE_SECONDS:g} s for its writes"
-    if probes:
+    if probes and invoke:
+        parts = (
+            f"its probes' LBF_PROBE_TIMEOUT, {timing.PROBER_INVOKE_SECONDS:g} s for the prober "
+            f"function's invoke and {parts}"
+        )
+    elif probes:
         parts = f"its probes' LBF_PROBE_TIMEOUT and {parts}"
     return (
         f"round {number} not started: {max(0.0, left):.1f} s of the invocation left when it "

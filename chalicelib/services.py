@@ -54,6 +54,9 @@ class Notifier(Protocol):
 
 
 class Prober(Protocol):
+    """One round's probes. The in-process prober always answers for every target; the prober
+    function's adapter raises ProberFault instead when it cannot (see chalicelib.probing)."""
+
     def probe_round(self, targets: Sequence[ProbeTarget]) -> dict[str, ProbeResult]: ...
 
 
@@ -77,6 +80,8 @@ class Services:
     commands: Commands
     notifier: Notifier | None
     prober: Prober
+    # Only with LBF_PROBER_FUNCTION: the private targets go there, once per round.
+    probe_function: Prober | None = None
     # Only with LBF_ROUTE53_HEALTH_CHECKS: without it no health-check call is made at all.
     health_checks: HealthChecks | None = None
 
@@ -87,11 +92,18 @@ def aws_services(settings: Settings) -> Services:
     Raises ConfigError, before any client is made, when AWS's own settings (the region, the
     credentials) are missing.
     """
-    from chalicelib.adapters.clients import aws_region, client, quick_client, require_credentials
+    from chalicelib.adapters.clients import (
+        aws_region,
+        client,
+        invoke_client,
+        quick_client,
+        require_credentials,
+    )
     from chalicelib.adapters.ec2 import Ec2Inventory
     from chalicelib.adapters.healthchecks import Route53HealthChecks
     from chalicelib.adapters.notify import SnsNotifier
     from chalicelib.adapters.probe import Prober as AsyncProber
+    from chalicelib.adapters.probe_function import ProbeFunction
     from chalicelib.adapters.route53 import Route53Records
     from chalicelib.adapters.ssm import SsmCommands, SsmParameters
 
@@ -110,6 +122,15 @@ def aws_services(settings: Settings) -> Services:
             else None
         ),
         prober=AsyncProber(timeout=settings.probe_timeout),
+        probe_function=(
+            ProbeFunction(
+                invoke_client(settings.probe_timeout, region),
+                settings.prober_function,
+                timeout=settings.probe_timeout,
+            )
+            if settings.prober_function
+            else None
+        ),
         health_checks=(
             Route53HealthChecks(client("route53", region), quick_client("route53", region))
             if settings.route53_health_checks

@@ -3,6 +3,9 @@
 AWS is moto's server; two load balancers are real HAProxy processes running the project's own
 configuration and apply script; the web servers are real HTTP servers. The controller is the very
 job the Lambda runs (`chalicelib.jobs.reconcile`), scheduled back to back with short intervals.
+The prober function (app.py's `probe_private`) runs as the separate function it is, in a process
+of its own behind Lambda's Invoke API (standin/local_lambda.py): the stand-in's targets are all
+private (loopback) addresses, so every round's probes go through it, as they would inside a VPC.
 Each step checks its outcome with real requests to the address the active record resolves to, and
 the demo exits non-zero if any outcome does not hold.
 """
@@ -27,6 +30,7 @@ from chalicelib.config import Settings
 from chalicelib.services import aws_services
 from standin.aws import LocalAws, local_aws
 from standin.haproxy import HaproxyError, LocalHaproxy
+from standin.local_lambda import LocalLambda, local_prober_function, probed_lines
 from standin.ssm_agent import LocalSsmAgent
 from standin.web import LocalWebServer
 
@@ -95,8 +99,15 @@ def _alive(haproxy: LocalHaproxy) -> bool:
 
 
 class Demo:
-    def __init__(self, aws: LocalAws, workdir: Path, timeline: Timeline) -> None:
+    def __init__(
+        self, aws: LocalAws, workdir: Path, timeline: Timeline, prober: LocalLambda
+    ) -> None:
         self.aws = aws
+        self.prober = prober
+        self.invocations = 0
+        self.rounds = 0  # the scheduled runs' probe rounds: one invocation of the prober each
+        self._last_probed: tuple[int, tuple[str, ...]] | None = None
+        self._prober_lock = threading.Lock()
         self.workdir = workdir
         self.timeline = timeline
         self.lbs: dict[str, tuple[str, LocalHaproxy]] = {}  # name -> (instance id, haproxy)
@@ -125,6 +136,7 @@ class Demo:
             LBF_RISE=str(RISE),
             LBF_FALL=str(FALL),
             LBF_SNS_TOPIC_ARN=topic,
+            LBF_PROBER_FUNCTION=self.prober.function,
         )
 
     # --- the world -----------------------------------------------------------------------------
@@ -173,6 +185,11 @@ class Demo:
             controller_log.propagate = False
         self._controller = threading.Thread(target=self._schedule, daemon=True)
         self._controller.start()
+        threading.Thread(target=self._watch_prober, daemon=True).start()
+
+    def _watch_prober(self) -> None:
+        while not self._stop.wait(0.2):
+            self.show_prober()
 
     def _schedule(self) -> None:
         """Invocations back to back, as a 1-minute schedule is to 6 rounds of 10 s."""
@@ -182,12 +199,41 @@ class Demo:
         number = 0
         while not self._stop.is_set():
             report = jobs.reconcile(self.settings, services, jobs.SystemClock())
+            self.rounds += report.rounds
             if not report.ok:
                 self.controller_errors += report.errors
             number += 1
             wait = start + number * period - time.monotonic()
             if wait > 0:
                 self._stop.wait(wait)
+
+    def show_prober(self) -> None:
+        """What the prober function logged it probed, on the timeline when that changes."""
+        with self._prober_lock:
+            self._show_prober()
+
+    def _show_prober(self) -> None:
+        for line in probed_lines(self.prober.logs):
+            self.invocations += 1
+            seen = (int(line.get("targets", 0)), tuple(line.get("failed_first", ())))
+            if seen == self._last_probed:
+                continue
+            self._last_probed = seen
+            failed = ", ".join(self.name_of(key) for key in seen[1]) or "none"
+            self.timeline.add(
+                "prober fn",
+                f"{self.prober.function} probed {seen[0]} private targets from inside the "
+                f'"VPC"; failed: {failed}',
+            )
+
+    def name_of(self, instance_id: str) -> str:
+        for name, (lb_id, _) in self.lbs.items():
+            if lb_id == instance_id:
+                return name
+        for address, (web_id, _) in self.webs.items():
+            if web_id == instance_id:
+                return f"web {address}"
+        return instance_id
 
     def instance_event(self, instance_id: str) -> None:
         """What EventBridge does when an instance changes state: the event-triggered run, which
@@ -287,6 +333,8 @@ class Demo:
             lambda: self.served_by_active() == set(self.healthy_webs()),
         )
         self.check("start", f"lb -> {self.active_address()}, serving {wanted}")
+        if self.invocations == 0:
+            raise StepFailed("the prober function was never invoked")
 
     def step_kill_active(self) -> None:
         before = self.active_address()
@@ -376,7 +424,7 @@ class Demo:
         self.timeline.add(event, "OK " + detail)
 
 
-def summary(failovers: list[Failover]) -> str:
+def summary(failovers: list[Failover], rounds: int, invocations: int) -> str:
     bound = (FALL + 1) * INTERVAL + TIMEOUT
     lines = [
         "",
@@ -388,6 +436,10 @@ def summary(failovers: list[Failover]) -> str:
         held = "yes" if f.detection <= bound else "NO"
         lines.append(f"{f.what:<14}{f.detection:>9.2f}s{f.total:>7.2f}s{bound:>7.1f}s  {held}")
     lines.append("detection: kill -> active record changed; total: kill -> clients served anew")
+    lines.append(
+        f"both functions at work: the controller's scheduled runs probed {rounds} rounds, and "
+        f"the prober function was invoked {invocations} times, once per round"
+    )
     return "\n".join(lines)
 
 
@@ -396,9 +448,14 @@ def run(*, short: bool = False) -> int:
     steps = ["step_start", "step_kill_active", "step_stop_web"]
     if not short:
         steps += ["step_add_web", "step_replace_lb", "step_all_healthy"]
-    with tempfile.TemporaryDirectory(prefix="lbf-demo-") as workdir, local_aws(DOMAIN) as aws:
-        demo = Demo(aws, Path(workdir), timeline)
+    with (
+        tempfile.TemporaryDirectory(prefix="lbf-demo-") as workdir,
+        local_aws(DOMAIN) as aws,
+        local_prober_function() as prober,
+    ):
+        demo = Demo(aws, Path(workdir), timeline, prober)
         timeline.add("setup", f"moto on {aws.endpoint}, zone {DOMAIN}, VPC 127.0.0.0/16")
+        timeline.add("setup", f"prober function {prober.function} on {prober.endpoint}")
         try:
             for step in steps:
                 getattr(demo, step)()
@@ -407,7 +464,8 @@ def run(*, short: bool = False) -> int:
             return 1
         finally:
             demo.stop()
-        print(summary(demo.failovers))
+        demo.show_prober()
+        print(summary(demo.failovers, demo.rounds, demo.invocations))
         print("\nwhat `python -m chalicelib status` shows now:\n")
         print(demo.status())
     print(f"\nall {len(steps)} steps held in {timeline.elapsed():.1f} s")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from chalicelib.config import Settings
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import Command, ProbeResult, ProbeTarget, RawInstance, Record
-from chalicelib.errors import AwsError, StaleView
+from chalicelib.errors import AwsError, ProberFault, StaleView
 from chalicelib.services import Services
 
 
@@ -345,9 +345,11 @@ class FakeProber:
         self.dead: set[str] = set()
         self.dead_when: Callable[[str, float], bool] | None = None
         self.rounds: list[float] = []
+        self.probed: list[list[str]] = []  # each round's target keys
 
     def probe_round(self, targets: Sequence[ProbeTarget]) -> dict[str, ProbeResult]:
         self.rounds.append(self.clock.now())
+        self.probed.append([t.key for t in targets])
         results = {}
         for target in targets:
             address = self.ec2.instances[target.key].private_ip or ""
@@ -363,6 +365,26 @@ class FakeProber:
         return results
 
 
+class FakeProbeFunction:
+    """The prober function as the controller's adapter presents it: the same probes as FakeProber
+    (same dead addresses), or a ProberFault when `fault` is set. Records each invoke's targets."""
+
+    def __init__(self, controller: FakeProber) -> None:
+        # Probes of its own, that find the same targets dead as the controller's would.
+        self.prober = FakeProber(controller.clock, controller.ec2, controller.timeout)
+        self.prober.dead = controller.dead
+        self.fault: str | None = None
+        self.invocations: list[list[str]] = []
+
+    def probe_round(self, targets: Sequence[ProbeTarget]) -> dict[str, ProbeResult]:
+        if not targets:
+            return {}
+        self.invocations.append([t.key for t in targets])
+        if self.fault is not None:
+            raise ProberFault(self.fault)
+        return self.prober.probe_round(targets)
+
+
 @dataclass
 class FakeCloud:
     clock: FakeClock = field(default_factory=FakeClock)
@@ -374,6 +396,7 @@ class FakeCloud:
         self.ssm = FakeSsm(self.calls)
         self.sns = FakeSns(self.calls)
         self.prober = FakeProber(self.clock, self.ec2)
+        self.probe_function = FakeProbeFunction(self.prober)
 
     def services(self) -> Services:
         return Services(
@@ -383,6 +406,7 @@ class FakeCloud:
             commands=self.ssm,
             notifier=self.sns,
             prober=self.prober,
+            probe_function=self.probe_function,
         )
 
 

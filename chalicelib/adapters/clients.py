@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError, InvalidRegionError, 
 from botocore.utils import validate_region_name
 
 from chalicelib.config import ConfigError
-from chalicelib.core.timing import REPORT_SECONDS
+from chalicelib.core.timing import PROBER_INVOKE_SECONDS, REPORT_SECONDS
 from chalicelib.errors import AwsError, StaleView
 
 CONFIG = botocore.config.Config(
@@ -243,6 +243,32 @@ def quick_client(service: str, region: str | None = None) -> Any:
         made = _clients.get(key)
         if made is None:
             made = _made(service, region, QUICK_CONFIG)
+            _clients[key] = made
+        return made
+
+
+def invoke_client(probe_timeout: float, region: str | None = None) -> Any:
+    """The Lambda client that invokes the prober function once per round.
+
+    Its read timeout is the probe timeout plus a second (the prober function's probes take at most
+    the timeout; the second is for the invoke itself, a term of the detection bound and of what a
+    round needs: chalicelib/core/timing.py), cut like every client's to the invocation's time
+    left, and it makes exactly one attempt: `total_max_attempts` counts the first attempt too
+    (`max_attempts` would count retries only). A retried invoke would probe again and could run
+    the round past its slot; a failed one is a fault on the prober's side for that round, and the
+    next round tries afresh.
+    """
+    region = region or aws_region()
+    config = botocore.config.Config(
+        connect_timeout=2,
+        read_timeout=probe_timeout + PROBER_INVOKE_SECONDS,
+        retries={"mode": "standard", "total_max_attempts": 1},
+    )
+    with _lock:
+        key = f"lambda {region} invoke {probe_timeout:g}"
+        made = _clients.get(key)
+        if made is None:
+            made = _made("lambda", region, config)
             _clients[key] = made
         return made
 

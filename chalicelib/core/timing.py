@@ -26,6 +26,13 @@ REPORT_SECONDS = 1.0
 
 STARTUP_TERM = "start-up (cold start, the first reads)"
 
+# With LBF_PROBER_FUNCTION and a private target, a round's private probes are one synchronous
+# invoke of the prober function, and the invoke client waits LBF_PROBE_TIMEOUT plus this and no
+# longer (chalicelib/adapters/clients.invoke_client): a slower answer does not stretch the round,
+# it voids that path's round (a fault on the prober's side). So this cap is what the bound and the
+# round budget count for the invoke; what it costs on the stand-in is measured by bench/.
+PROBER_INVOKE_SECONDS = 1.0
+
 
 def schedule_fits(*, rounds: int, interval: float) -> bool:
     """Whether `rounds` rounds `interval` apart fit in one minute, before the next run starts."""
@@ -68,13 +75,28 @@ class DetectionBound:
         return f"{self.seconds:g} s + start-up = {terms} + start-up ({inputs})"
 
 
-def detection_bound(*, fall: int, interval: float, timeout: float, rounds: int) -> DetectionBound:
+def detection_bound(
+    *, fall: int, interval: float, timeout: float, rounds: int, prober_invoke: bool = False
+) -> DetectionBound:
     """`(FALL + 1) x INTERVAL + TIMEOUT + (60 - ROUNDS x INTERVAL)` plus start-up.
 
     FALL failed rounds turn the LB unhealthy; its death can fall just after a round began (one
     INTERVAL more); the last of those rounds waits its probes' TIMEOUT; and the minute leaves a
-    gap of 60 - ROUNDS x INTERVAL between one run's last round and the next run's first.
+    gap of 60 - ROUNDS x INTERVAL between one run's last round and the next run's first. With
+    `prober_invoke` (some target goes to the prober function) the last round may also wait the
+    invoke's own time beyond its probes: one more term, PROBER_INVOKE_SECONDS.
     """
+    invoke = (
+        (
+            Term(
+                "the prober function's invoke, beyond its probes' TIMEOUT",
+                "PROBER INVOKE",
+                PROBER_INVOKE_SECONDS,
+            ),
+        )
+        if prober_invoke
+        else ()
+    )
     return DetectionBound(
         terms=(
             Term(
@@ -88,14 +110,19 @@ def detection_bound(*, fall: int, interval: float, timeout: float, rounds: int) 
                 "(60 - ROUNDS x INTERVAL)",
                 max(0.0, SCHEDULE_SECONDS - rounds * interval),
             ),
+            *invoke,
         ),
         inputs=(("FALL", fall), ("INTERVAL", interval), ("TIMEOUT", timeout), ("ROUNDS", rounds)),
     )
 
 
-def round_seconds(*, probes: bool, probe_timeout: float) -> float:
-    """What one round needs before it may start: its probes' timeout and its writes."""
-    return (probe_timeout if probes else 0.0) + ROUND_WRITE_SECONDS
+def round_seconds(*, probes: bool, probe_timeout: float, prober_invoke: bool = False) -> float:
+    """What one round needs before it may start: its probes' timeout and its writes, and with
+    `prober_invoke` the invoke's time beyond the probes (the two paths run side by side, so the
+    longer one counts: the invoke's)."""
+    if not probes:
+        return ROUND_WRITE_SECONDS
+    return probe_timeout + (PROBER_INVOKE_SECONDS if prober_invoke else 0.0) + ROUND_WRITE_SECONDS
 
 
 def round_fits(*, starts_at: float, deadline: float | None, needs: float) -> bool:

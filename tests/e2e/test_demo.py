@@ -22,6 +22,13 @@ def test_the_demo_scenario_holds(capsys: pytest.CaptureFixture[str]) -> None:
     # The summary shows the failover against its bound.
     assert "kill lb1" in out
     assert "FAILED" not in out
+    # Both functions at work: the prober function probed the private targets, and saw lb1 die.
+    prober_lines = [line for line in out.splitlines() if "  prober fn  " in line]
+    assert any("failed: none" in line for line in prober_lines)
+    assert any("failed: lb1" in line for line in prober_lines)
+    [both] = [line for line in out.splitlines() if line.startswith("both functions at work")]
+    rounds, invocations = (int(word) for word in both.split() if word.isdigit())
+    assert rounds == invocations > 0
     # The operator's view at the end: both LBs current, the pool with who is in the list.
     status = out.split("what `python -m chalicelib status` shows now:")[1]
     assert status.count("backends current") == 2

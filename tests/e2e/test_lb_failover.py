@@ -1,7 +1,9 @@
 """The load-balancer story end to end: moto's server, real HTTP servers on loopback as the LBs.
 
 The job runs with the real adapters (boto3 through AWS_ENDPOINT_URL, the real prober); only the
-clock is injected, so rounds are counted, never timed.
+clock is injected, so rounds are counted, never timed. Every target here is private (loopback),
+so every round's probes go to the prober function, running as the separate function it is
+(standin/local_lambda.py), through the real invoke adapter.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from chalicelib import jobs
 from chalicelib.config import Settings
 from chalicelib.services import aws_services
 from standin.aws import LocalAws, local_aws
+from standin.local_lambda import FUNCTION as PROBER_FUNCTION
+from standin.local_lambda import LocalLambda, local_prober_function, probed_lines
 from standin.web import LocalWebServer
 from tests.fakes import FakeClock
 
@@ -29,7 +33,13 @@ WEB_PORT = 18081
 
 
 @pytest.fixture(scope="module")
-def aws() -> Iterator[LocalAws]:
+def prober() -> Iterator[LocalLambda]:
+    with local_prober_function() as prober:
+        yield prober
+
+
+@pytest.fixture(scope="module")
+def aws(prober: LocalLambda) -> Iterator[LocalAws]:
     with local_aws(DOMAIN) as aws:
         yield aws
 
@@ -51,6 +61,7 @@ def environment(aws: LocalAws, cluster: str) -> dict[str, str]:
         LBF_PROBE_TIMEOUT="0.5",
         LBF_PROBE_INTERVAL="1",
         LBF_PROBE_ROUNDS="3",
+        LBF_PROBER_FUNCTION=PROBER_FUNCTION,
     )
 
 
@@ -277,3 +288,54 @@ def test_failing_back_to_an_address_the_record_held_before(
     servers.pop("127.0.1.72").stop()
     reconcile()
     assert aws.a_record(active) == ("127.0.1.71",)
+
+
+def test_the_prober_function_probes_each_round_and_its_absence_changes_no_verdict(
+    aws: LocalAws, prober: LocalLambda, servers: dict[str, LocalWebServer]
+) -> None:
+    cluster = "viaprober"
+    settings = Settings.from_env(environment(aws, cluster) | {"LBF_DOMAIN": f"vpc.{DOMAIN}"})
+    lb = aws.launch("127.0.1.91", {"lbf:cluster": cluster, "lbf:role": "lb", "lbf:name": "lb1"})
+    webs = [
+        aws.launch(a, {"lbf:cluster": cluster, "lbf:role": "web"})
+        for a in ("127.0.1.92", "127.0.1.93")
+    ]
+    for address, port in (
+        ("127.0.1.91", LB_PORT),
+        ("127.0.1.92", WEB_PORT),
+        ("127.0.1.93", WEB_PORT),
+    ):
+        start(servers, address, port)
+    clock = FakeClock()
+    probed_lines(prober.logs)  # what earlier tests left
+
+    report = jobs.reconcile(settings, aws_services(settings), clock)
+    assert report.ok, report.errors
+    backends = f"127.0.1.92:{WEB_PORT} 127.0.1.93:{WEB_PORT}"
+    assert aws.parameter(settings.backends_parameter) == backends
+    # One invocation per round, each with the round's three private targets.
+    lines = prober.probed(report.rounds)
+    assert [line["targets"] for line in lines] == [3] * report.rounds
+    assert probed_lines(prober.logs) == []  # and no more
+
+    # The prober function goes away (as if its deploy failed); a web server dies meanwhile.
+    prober.stop()
+    servers.pop("127.0.1.93").stop()
+    try:
+        clock.advance(60)
+        report = jobs.reconcile(settings, aws_services(settings), clock)
+    finally:
+        prober.start()
+    assert report.ok, report.errors
+    assert aws.parameter(settings.backends_parameter) == backends  # no verdict changed
+    assert all(aws.tags(i)["lbf:health"] == "healthy" for i in [lb, *webs])
+    notified = aws.parameter(settings.notices_parameter) or ""
+    assert "prober-fault:private" in notified.splitlines()
+
+    # Back: its results count again, and the condition clears.
+    clock.advance(60)
+    report = jobs.reconcile(settings, aws_services(settings), clock)
+    assert report.ok, report.errors
+    assert aws.parameter(settings.backends_parameter) == f"127.0.1.92:{WEB_PORT}"
+    notified = aws.parameter(settings.notices_parameter) or ""
+    assert "prober-fault:private" not in notified.splitlines()

@@ -320,6 +320,31 @@ def test_status_prints_the_detection_bound_with_its_terms(
     assert bound["plus"].startswith("start-up")
 
 
+def test_status_prints_the_prober_function_s_invoke_as_a_term(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With LBF_PROBER_FUNCTION and private targets, the invoke's second is one more term."""
+    environ = {**ENV, "LBF_PROBER_FUNCTION": "lb-failover-prod-ProbePrivate-1A2B"}
+    settle(cloud)
+    capsys.readouterr()
+
+    assert run(cloud, "status", environ=environ) == 0
+    assert (
+        "detection bound: 43 s + start-up = (FALL + 1) x INTERVAL [40 s] + TIMEOUT [2 s]"
+        " + (60 - ROUNDS x INTERVAL) [0 s] + PROBER INVOKE [1 s] + start-up"
+        " (FALL 3, INTERVAL 10, TIMEOUT 2, ROUNDS 6)"
+    ) in capsys.readouterr().out.splitlines()
+
+    assert run(cloud, "status", "--json", environ=environ) == 0
+    bound = json.loads(capsys.readouterr().out)["detection_bound"]
+    assert bound["terms"][-1] == {
+        "name": "the prober function's invoke, beyond its probes' TIMEOUT",
+        "formula": "PROBER INVOKE",
+        "seconds": 1.0,
+    }
+    assert bound["seconds"] == 43.0
+
+
 def test_a_schedule_that_cannot_fit_the_minute_exits_2_before_any_aws_call(
     cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -570,6 +595,89 @@ def test_status_with_an_empty_environment_as_a_process() -> None:
     assert "LBF_CLUSTER" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+# --- --stage finds the deployed prober function ---------------------------------------------------
+
+PROBER_ARN = "arn:aws:lambda:eu-west-1:123456789012:function:lb-failover-prod-probe_private"
+
+
+def write_deployed(directory: Path, stage: str, resources: list[dict[str, str]]) -> None:
+    """What `chalice deploy` records for a stage (.chalice/deployed/<stage>.json, schema 2.0)."""
+    deployed = directory / ".chalice" / "deployed"
+    deployed.mkdir(parents=True, exist_ok=True)
+    document = {"resources": resources, "schema_version": "2.0", "backend": "api"}
+    (deployed / f"{stage}.json").write_text(json.dumps(document))
+
+
+@pytest.fixture
+def prod_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    write_stage_config(
+        tmp_path,
+        {"prod": {"LBF_CLUSTER": "demo", "LBF_DOMAIN": DOMAIN, "LBF_HOSTED_ZONE_ID": "Z123"}},
+    )
+    write_deployed(
+        tmp_path,
+        "prod",
+        [
+            {"name": "reconcile", "resource_type": "lambda_function", "lambda_arn": "arn:x"},
+            {"name": "probe_private", "resource_type": "lambda_function", "lambda_arn": PROBER_ARN},
+        ],
+    )
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_status_probe_with_a_stage_probes_private_targets_through_its_prober_function(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str], prod_stage: Path
+) -> None:
+    settle(cloud)
+    capsys.readouterr()
+    cloud.probe_function.invocations.clear()
+
+    code = run(cloud, "--stage", "prod", "status", "--probe", environ={})
+
+    assert code == 0
+    captured = capsys.readouterr()
+    assert PROBER_ARN in captured.err
+    # The stage publishes LBs at private addresses too: every target went to the prober function.
+    [probed] = cloud.probe_function.invocations
+    assert sorted(probed) == sorted(cloud.ec2.instances)
+    assert all(row["PROBE"] == "ok 200" for row in table(captured.out))
+
+
+def test_status_probe_shows_a_prober_function_that_cannot_answer(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str], prod_stage: Path
+) -> None:
+    settle(cloud)
+    capsys.readouterr()
+    cloud.probe_function.fault = "invoking the prober function failed: ResourceNotReadyException"
+
+    assert run(cloud, "--stage", "prod", "status", "--probe", environ={}) == 0
+
+    rows = table(capsys.readouterr().out)
+    assert rows
+    assert all(row["PROBE"].startswith("FAIL no answer") for row in rows)
+
+
+def test_status_without_probe_does_not_look_for_the_prober_function(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str], prod_stage: Path
+) -> None:
+    assert run(cloud, "--stage", "prod", "status", environ={}) == 0
+    assert "prober function" not in capsys.readouterr().err
+    assert cloud.probe_function.invocations == []
+
+
+def test_status_probe_without_a_stage_probes_from_this_machine(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settle(cloud)
+    cloud.probe_function.invocations.clear()
+
+    assert run(cloud, "status", "--probe") == 0
+
+    assert cloud.probe_function.invocations == []
+    assert all(row["PROBE"] == "ok 200" for row in table(capsys.readouterr().out))
 
 
 # --- missing AWS settings -------------------------------------------------------------------------

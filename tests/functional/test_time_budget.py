@@ -96,6 +96,34 @@ def test_a_round_starts_only_if_its_probes_and_writes_fit(
     assert cloud.clock.now() <= started + (rounds - 1) * config.probe_interval + 1
 
 
+@pytest.mark.parametrize(
+    ("seconds_left", "rounds"),
+    [
+        (61.0, 6),  # the round at 50 s needs 2 s of probes, 1 s for the invoke, 8 s of writes
+        (60.0, 5),  # enough in-process (above), one second short with the prober function
+    ],
+)
+def test_a_round_through_the_prober_function_is_given_its_invoke(
+    cloud: FakeCloud, seconds_left: float, rounds: int
+) -> None:
+    """The private targets' invoke may take a second beyond the probes' timeout (the invoke
+    client's read timeout): a round that could not wait for it is not started."""
+    config = settings(LBF_PROBER_FUNCTION="lb-failover-prod-ProbePrivate-1A2B")
+    assert config.uses_prober_function  # the pool is probed at its private addresses
+    settle(cloud, config)
+    cloud.probe_function.invocations.clear()
+    started = cloud.clock.now()
+
+    report = jobs.reconcile(config, cloud.services(), cloud.clock, deadline=started + seconds_left)
+
+    assert report.ok, report.errors
+    assert report.rounds == rounds
+    assert len(cloud.probe_function.invocations) == rounds
+    assert_every_round_fits(cloud, started + seconds_left, needs=ROUND_NEEDS + 1.0)
+    if rounds < 6:
+        assert "1 s for the prober function's invoke" in " ".join(report.notes), report.notes
+
+
 def test_no_time_for_one_round_reads_nothing_and_fails_loudly(cloud: FakeCloud) -> None:
     config = settings()
     settle(cloud, config)

@@ -29,6 +29,7 @@ from bench.prices import (
     total,
     usd,
 )
+from bench.prober import cheapest
 from bench.report import Figure, replace_between, table
 from bench.sizing import memory_for, seconds_on
 from bench.stats import median, percentile, ratio
@@ -189,6 +190,22 @@ def test_a_figure_without_a_target_has_no_verdict() -> None:
 )
 def test_prices_are_shown_as_aws_writes_them(amount: float, shown: str) -> None:
     assert usd(amount) == shown
+
+
+@pytest.mark.parametrize(
+    ("cpu_seconds", "budget", "expected"),
+    [
+        # 128 MB is 128/1769 = 0.072 vCPU: 0.05 CPU s take 0.69 s there.
+        (0.05, 0.9, 128),
+        # 0.1 CPU s: 1.38 s at 128 MB, 0.92 s at 192 MB, 0.69 s at 256 MB.
+        (0.1, 0.9, 256),
+        (2.0, 0.9, None),  # more than 1,024 MB (0.58 vCPU) can do in 0.9 s
+    ],
+)
+def test_the_prober_function_size_is_the_smallest_that_fits(
+    cpu_seconds: float, budget: float, expected: int | None
+) -> None:
+    assert cheapest(cpu_seconds, budget=budget) == expected
 
 
 def test_this_design_has_no_network_line_and_bills_arm64() -> None:

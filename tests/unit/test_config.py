@@ -38,6 +38,7 @@ OPTIONAL_VARIABLES = (
     "LBF_PROBER_FAULT_PERCENT",
     "LBF_LB_MIN_BACKENDS",
     "LBF_ROUTE53_HEALTH_CHECKS",
+    "LBF_PROBER_FUNCTION",
 )
 ALL_VARIABLES = (*REQUIRED, *OPTIONAL_VARIABLES)
 
@@ -207,6 +208,24 @@ def test_unrelated_variables_are_ignored() -> None:
         ("LBF_DRY_RUN", "no", "dry_run", False),
         ("LBF_ROUTE53_HEALTH_CHECKS", "true", "route53_health_checks", True),
         ("LBF_ROUTE53_HEALTH_CHECKS", "No", "route53_health_checks", False),
+        (
+            "LBF_PROBER_FUNCTION",
+            "lb-failover-prod-ProbePrivate-AbC123",
+            "prober_function",
+            "lb-failover-prod-ProbePrivate-AbC123",
+        ),
+        (
+            "LBF_PROBER_FUNCTION",
+            "arn:aws:lambda:eu-west-1:123456789012:function:lbf-ProbePrivate",
+            "prober_function",
+            "arn:aws:lambda:eu-west-1:123456789012:function:lbf-ProbePrivate",
+        ),
+        (
+            "LBF_PROBER_FUNCTION",
+            "arn:aws:lambda:eu-west-1:123456789012:function:lbf-ProbePrivate:live",
+            "prober_function",
+            "arn:aws:lambda:eu-west-1:123456789012:function:lbf-ProbePrivate:live",
+        ),
         ("LBF_MAX_POOL_DROP", "0", "max_pool_drop", 0),
         ("LBF_MAX_POOL_DROP", "100", "max_pool_drop", 100),
         ("LBF_PROBER_FAULT_PERCENT", "1", "prober_fault_percent", 1),
@@ -385,6 +404,12 @@ BAD_VALUES = [
     ("LBF_SNS_TOPIC_ARN", "arn:aws:sns:eu-west-1:123456789012:"),
     ("LBF_SNS_TOPIC_ARN", "arn:aws:sns:eu-west-1:123456789012:lb failover"),
     ("LBF_SNS_TOPIC_ARN", "arn:aws:sns::123456789012:lb-failover"),
+    ("LBF_PROBER_FUNCTION", "x" * 65),
+    ("LBF_PROBER_FUNCTION", "probe private"),
+    ("LBF_PROBER_FUNCTION", "lbf.probe"),
+    ("LBF_PROBER_FUNCTION", "arn:aws:lambda:eu-west-1:1234:function:probe"),
+    ("LBF_PROBER_FUNCTION", "arn:aws:sns:eu-west-1:123456789012:function:probe"),
+    ("LBF_PROBER_FUNCTION", "arn:aws:lambda:eu-west-1:123456789012:function:"),
 ]
 
 

@@ -7,7 +7,9 @@ from dataclasses import replace
 
 import pytest
 
+from chalicelib.config import Settings
 from chalicelib.core.timing import (
+    PROBER_INVOKE_SECONDS,
     ROUND_WRITE_SECONDS,
     Term,
     detection_bound,
@@ -15,6 +17,9 @@ from chalicelib.core.timing import (
     round_seconds,
     schedule_fits,
 )
+from tests.builders import REQUIRED_ENV
+
+PROBER_FUNCTION = "lb-failover-prod-ProbePrivate-1A2B"
 
 
 @pytest.mark.parametrize(
@@ -27,6 +32,19 @@ from chalicelib.core.timing import (
 )
 def test_what_a_round_needs(probes: bool, timeout: float, needs: float) -> None:
     assert round_seconds(probes=probes, probe_timeout=timeout) == needs
+
+
+@pytest.mark.parametrize(
+    ("probes", "needs"),
+    [
+        (True, 2.0 + PROBER_INVOKE_SECONDS + ROUND_WRITE_SECONDS),
+        (False, ROUND_WRITE_SECONDS),  # the event run invokes nothing either
+    ],
+)
+def test_a_round_through_the_prober_function_needs_its_invoke_too(
+    probes: bool, needs: float
+) -> None:
+    assert round_seconds(probes=probes, probe_timeout=2.0, prober_invoke=True) == needs
 
 
 @pytest.mark.parametrize(
@@ -68,3 +86,30 @@ def test_the_bound_is_the_sum_of_its_terms_and_takes_one_more() -> None:
     assert longer.seconds == 43.5
     assert longer.formula.endswith("+ INVOKE + start-up")
     assert "INVOKE [1.5 s]" in longer.describe()
+
+
+@pytest.mark.parametrize(
+    ("variables", "invoke_term"),
+    [
+        ({"LBF_PROBER_FUNCTION": PROBER_FUNCTION}, True),  # the pool is private by default
+        (
+            {
+                "LBF_PROBER_FUNCTION": PROBER_FUNCTION,
+                "LBF_LB_ADDRESS": "public",
+                "LBF_POOL_ADDRESS": "public",
+            },
+            False,  # nothing private: the prober function is never invoked
+        ),
+        ({}, False),  # private targets, probed in-process
+    ],
+)
+def test_the_invoke_is_a_term_only_when_targets_go_to_the_prober_function(
+    variables: dict[str, str], invoke_term: bool
+) -> None:
+    bound = Settings.from_env({**REQUIRED_ENV, **variables}).detection_bound
+
+    formulas = [term.formula for term in bound.terms]
+    assert ("PROBER INVOKE" in formulas) is invoke_term
+    assert bound.seconds == (43.0 if invoke_term else 42.0)
+    if invoke_term:
+        assert "PROBER INVOKE [1 s]" in bound.describe()
