@@ -700,10 +700,18 @@ class ClusterMachine(RuleBasedStateMachine):
     # --- promises --------------------------------------------------------------------------------
 
     def _frozen_holdings(self) -> dict[str, tuple[str, set[str]]]:
-        """Each running skipped LB: its address and the names whose records hold it now."""
+        """Each running skipped LB: its address and the names whose records hold it now.
+
+        Only those whose stored verdict is healthy: a skipped LB's counts start from its frozen
+        tags each run, so one frozen while judged unhealthy (it kept the record only because no
+        other LB was eligible then) loses the role in the first round an eligible LB exists, as
+        any unhealthy holder does, even if its probes in that run turn it healthy later.
+        """
         held: dict[str, tuple[str, set[str]]] = {}
         for instance_id in self.skipped:
             if self.roles[instance_id] != "lb" or self.state(instance_id) != "running":
+                continue
+            if self.cloud.ec2.tag(instance_id, "lbf:health") != "healthy":
                 continue
             address = self.address(instance_id)
             names = {
