@@ -216,15 +216,19 @@ def _made(service: str, region: str, config: botocore.config.Config) -> Any:
     return made
 
 
-def client(service: str, region: str | None = None) -> Any:
-    region = region or aws_region()
+def _shared(key: str, service: str, region: str, config: botocore.config.Config) -> Any:
+    """One client per key for the whole process: creating one costs 150-450 ms."""
     with _lock:
-        key = f"{service} {region}"
         made = _clients.get(key)
         if made is None:
-            made = _made(service, region, CONFIG)
+            made = _made(service, region, config)
             _clients[key] = made
         return made
+
+
+def client(service: str, region: str | None = None) -> Any:
+    region = region or aws_region()
+    return _shared(f"{service} {region}", service, region, CONFIG)
 
 
 # For a read that must answer quickly or not at all: the second opinion's status read happens in a
@@ -238,13 +242,7 @@ QUICK_CONFIG = botocore.config.Config(
 
 def quick_client(service: str, region: str | None = None) -> Any:
     region = region or aws_region()
-    with _lock:
-        key = f"{service} {region} quick"
-        made = _clients.get(key)
-        if made is None:
-            made = _made(service, region, QUICK_CONFIG)
-            _clients[key] = made
-        return made
+    return _shared(f"{service} {region} quick", service, region, QUICK_CONFIG)
 
 
 def invoke_client(probe_timeout: float, region: str | None = None) -> Any:
@@ -264,13 +262,7 @@ def invoke_client(probe_timeout: float, region: str | None = None) -> Any:
         read_timeout=probe_timeout + PROBER_INVOKE_SECONDS,
         retries={"mode": "standard", "total_max_attempts": 1},
     )
-    with _lock:
-        key = f"lambda {region} invoke {probe_timeout:g}"
-        made = _clients.get(key)
-        if made is None:
-            made = _made("lambda", region, config)
-            _clients[key] = made
-        return made
+    return _shared(f"lambda {region} invoke {probe_timeout:g}", "lambda", region, config)
 
 
 def forget_clients() -> None:
