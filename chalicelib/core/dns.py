@@ -7,6 +7,7 @@ strips it.
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -387,6 +388,21 @@ def plan_records(
         ):
             changes.append(RecordChange("DELETE", record))
             existing_after.discard(fqdn)
+    # Its name is frozen, its address is EC2's: a running skipped LB that came back with a new
+    # address takes its record along (the active record follows it the same way), rather than
+    # leaving its name on an address it no longer has. A record it has not got is not created.
+    # Two skipped instances with one name (a replacement and the one it replaced): both are
+    # frozen, neither moves the record.
+    names = Counter(s.name for s in live_skipped)
+    for s in live_skipped:
+        if s.name is None or s.address is None or s.name in by_label or names[s.name] > 1:
+            continue
+        fqdn = rules.fqdn(s.name)
+        if fqdn not in owned or fqdn in (rules.active_fqdn, rules.ownership_fqdn):
+            continue  # only a per-LB record of the cluster's, never one a hostile tag names
+        record = current.get((fqdn, "A"))
+        if record is not None and record.values != (s.address,):
+            changes.append(RecordChange("UPSERT", _a_record(fqdn, [s.address], rules.ttl)))
     gone_labels = (
         {s.name for s in skipped if s.name is not None and s.state in GONE_STATES}
         - frozen_labels

@@ -29,6 +29,7 @@ ALL = RecordRules(domain="example.com", ttl=TTL, active_name="lb", active_mode="
 
 A1, A2, A3, A10 = "203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.10"
 NEW1 = "203.0.113.101"  # lb1 after a stop/start
+NEW3 = "203.0.113.103"  # lb3 after a stop/start
 FOREIGN = "198.51.100.7"  # an address no instance of the cluster has
 
 
@@ -570,8 +571,8 @@ def test_records_the_controller_does_not_own_are_never_touched() -> None:
             [*STEADY_RECORDS[:3], a_record("lb3", FOREIGN), ownership("lb", "lb1", "lb2", "lb3")],
             STEADY_LBS,
             [skipped("i-frozen", name="lb3", address=A3)],
-            [],
-            id="skipped-lb-record-left-as-is-and-still-listed",
+            [("UPSERT", fqdn("lb3"), "A", (A3,))],
+            id="skipped-lb-record-follows-its-address-and-is-still-listed",
         ),
         pytest.param(
             [],
@@ -933,6 +934,33 @@ def test_active_active_and_a_skipped_lb(
             [skipped("i-frozen", name="lb3", address=A3, state="stopping", health="unhealthy")],
             [],
             id="stopping-skipped-lb-keeps-its-record-until-stopped",
+        ),
+        pytest.param(
+            [*STEADY_RECORDS[:3], a_record("lb3", A3), ownership("lb", "lb1", "lb2", "lb3")],
+            [skipped("i-frozen", name="lb3", address=NEW3)],
+            [("UPSERT", fqdn("lb3"), "A", (NEW3,))],
+            id="running-skipped-lb-back-with-a-new-address-takes-its-record-along",
+        ),
+        pytest.param(
+            [*STEADY_RECORDS[:3], a_record("lb3", A3), ownership("lb", "lb1", "lb2", "lb3")],
+            [skipped("i-frozen", name="lb3", address=None, reason="no public IPv4")],
+            [],
+            id="running-skipped-lb-without-the-selected-address-keeps-its-record",
+        ),
+        pytest.param(
+            [*STEADY_RECORDS[:3], a_record("lb3", A3), ownership("lb", "lb1", "lb2", "lb3")],
+            [
+                skipped("i-frozen", name="lb3", address=NEW3),
+                skipped("i-other", name="lb3", address=NEW1),
+            ],
+            [],
+            id="two-skipped-lbs-with-one-name-leave-its-record-as-it-is",
+        ),
+        pytest.param(
+            [*STEADY_RECORDS[:3], a_record("lb3", A3), ownership("lb", "lb1", "lb2")],
+            [skipped("i-frozen", name="lb3", address=NEW3)],
+            [],
+            id="a-record-the-txt-does-not-own-is-not-taken-along",
         ),
     ],
 )
