@@ -20,14 +20,19 @@ Pure: the environment comes in as a mapping; nothing here reads os.environ, the 
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlsplit
 
+from chalicelib.core.model import ActiveMode, AddressKind, FailoverMode
 from chalicelib.core.timing import SCHEDULE_SECONDS, DetectionBound, detection_bound, schedule_fits
+
+_Choice = TypeVar("_Choice", bound=enum.StrEnum)
 
 # Shown in errors; longer values are cut so one bad variable cannot flood a log line.
 _SHOWN_CHARS = 60
@@ -132,11 +137,11 @@ class Settings:
     hosted_zone_id: str
     active_name: str
     ttl: int
-    mode: str  # "dns" | "eip"
-    eip_allocation_id: str | None  # set exactly when mode is "eip"
-    active_mode: str  # "single" | "all"
-    lb_address: str  # "public" | "private"
-    pool_address: str  # "private" | "public"
+    mode: FailoverMode
+    eip_allocation_id: str | None  # set exactly when mode is eip
+    active_mode: ActiveMode
+    lb_address: AddressKind
+    pool_address: AddressKind
     lb_check: CheckTemplate
     pool_check: CheckTemplate
     pool_port: int
@@ -188,7 +193,7 @@ class Settings:
     @property
     def uses_prober_function(self) -> bool:
         """Whether some targets go to the prober function: it is set and something is private."""
-        private = "private" in (self.lb_address, self.pool_address)
+        private = AddressKind.PRIVATE in (self.lb_address, self.pool_address)
         return self.prober_function is not None and private
 
     @property
@@ -215,10 +220,17 @@ class Settings:
         hosted_zone_id = _hosted_zone_id(environ)
         active_name = _active_name(environ)
         ttl = _integer(environ, "LBF_TTL", 60, 1, 86400, unit="seconds")
-        mode = _choice(environ, "LBF_MODE", "dns", ("dns", "eip"))
+        mode = _choice(environ, "LBF_MODE", FailoverMode.DNS, (FailoverMode.DNS, FailoverMode.EIP))
         eip_allocation_id = _eip_allocation_id(environ, mode)
-        lb_address = _choice(environ, "LBF_LB_ADDRESS", "public", ("public", "private"))
-        pool_address = _choice(environ, "LBF_POOL_ADDRESS", "private", ("private", "public"))
+        lb_address = _choice(
+            environ, "LBF_LB_ADDRESS", AddressKind.PUBLIC, (AddressKind.PUBLIC, AddressKind.PRIVATE)
+        )
+        pool_address = _choice(
+            environ,
+            "LBF_POOL_ADDRESS",
+            AddressKind.PRIVATE,
+            (AddressKind.PRIVATE, AddressKind.PUBLIC),
+        )
         lb_check = _check(environ, "LBF_LB_CHECK", "http://{address}:80/health", port_allowed=False)
         pool_check = _check(
             environ, "LBF_POOL_CHECK", "http://{address}:{port}/health", port_allowed=True
@@ -346,14 +358,18 @@ def _seconds(environ: Mapping[str, str], name: str, default: float, *, high: flo
     return seconds
 
 
-def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+def _choice(
+    environ: Mapping[str, str], name: str, default: _Choice, choices: tuple[_Choice, ...]
+) -> _Choice:
+    """One of `choices`, by its value in any case; `choices` in the order the error lists them."""
     value = _optional(environ, name)
     if value is None:
         return default
     lowered = value.lower()
-    if lowered not in choices:
-        raise _bad(name, " or ".join(choices), value)
-    return lowered
+    for choice in choices:
+        if choice.value == lowered:
+            return choice
+    raise _bad(name, " or ".join(choice.value for choice in choices), value)
 
 
 def _boolean(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
@@ -418,15 +434,15 @@ def _active_name(environ: Mapping[str, str]) -> str:
     return name
 
 
-def _eip_allocation_id(environ: Mapping[str, str], mode: str) -> str | None:
+def _eip_allocation_id(environ: Mapping[str, str], mode: FailoverMode) -> str | None:
     name = "LBF_EIP_ALLOCATION_ID"
     expected = "an Elastic IP allocation id such as eipalloc-0123456789abcdef0"
     value = _optional(environ, name)
     if value is None:
-        if mode == "eip":
+        if mode is FailoverMode.EIP:
             raise ConfigError(name, f"required when LBF_MODE is eip; expected {expected}")
         return None
-    if mode != "eip":
+    if mode is not FailoverMode.EIP:
         # Set but unused means the operator expects the EIP to follow the active LB, and it would not.
         raise ConfigError(name, "set, but LBF_MODE is dns; set LBF_MODE=eip or unset it")
     allocation_id = value.lower()
@@ -435,9 +451,11 @@ def _eip_allocation_id(environ: Mapping[str, str], mode: str) -> str | None:
     return allocation_id
 
 
-def _active_mode(environ: Mapping[str, str], mode: str) -> str:
-    active_mode = _choice(environ, "LBF_ACTIVE_MODE", "single", ("single", "all"))
-    if active_mode == "all" and mode == "eip":
+def _active_mode(environ: Mapping[str, str], mode: FailoverMode) -> ActiveMode:
+    active_mode = _choice(
+        environ, "LBF_ACTIVE_MODE", ActiveMode.SINGLE, (ActiveMode.SINGLE, ActiveMode.ALL)
+    )
+    if active_mode is ActiveMode.ALL and mode is FailoverMode.EIP:
         # One Elastic IP can be attached to one instance only.
         raise ConfigError(
             "LBF_ACTIVE_MODE", "all cannot be used with LBF_MODE=eip (one EIP, one LB); use single"

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from chalicelib.config import Settings
-from chalicelib.core.model import ProbeResult, ProbeTarget, World
+from chalicelib.core.model import AddressKind, ProbeResult, ProbeTarget, World
 from chalicelib.core.plan import probe_targets
 from chalicelib.errors import ProberFault
 from chalicelib.services import Prober, Services
@@ -47,7 +47,7 @@ def split_targets(world: World, settings: Settings) -> tuple[list[ProbeTarget], 
 
     def private(target: ProbeTarget) -> bool:
         address = settings.lb_address if target.key in lb_ids else settings.pool_address
-        return address == "private"
+        return address is AddressKind.PRIVATE
 
     return [t for t in targets if not private(t)], [t for t in targets if private(t)]
 

@@ -15,6 +15,7 @@ from chalicelib.core.inventory import lowest_free_name, natural_key
 from chalicelib.core.model import (
     DOWN_STATES,
     GONE_STATES,
+    ActiveMode,
     Health,
     Instance,
     Record,
@@ -35,7 +36,7 @@ class RecordRules:
     domain: str
     ttl: int
     active_name: str
-    active_mode: str = "single"  # "single" | "all"
+    active_mode: ActiveMode = ActiveMode.SINGLE
 
     @property
     def active_fqdn(self) -> str:
@@ -135,7 +136,7 @@ def decide_active(
     """
     candidates = by_name(lb for lb in lbs if is_eligible(lb) and can_take_over(lb))
     frozen = frozen_lbs(skipped)
-    if rules.active_mode == "all":
+    if rules.active_mode is ActiveMode.ALL:
         return _decide_active_all(current, lbs, candidates, frozen, skipped)
     values = set(current.values) if current is not None else set()
     known = [*lbs, *frozen]

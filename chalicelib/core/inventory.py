@@ -24,7 +24,9 @@ from chalicelib.core.model import (
     TAG_PROBE,
     TAG_ROLE,
     TAG_STATE,
+    AddressKind,
     Damping,
+    FailoverMode,
     Instance,
     LbState,
     RawInstance,
@@ -47,10 +49,10 @@ class Inventory:
 @dataclass(frozen=True)
 class ParseRules:
     active_name: str
-    lb_address: str  # "public" | "private"
-    pool_address: str
+    lb_address: AddressKind
+    pool_address: AddressKind
     pool_port: int
-    mode: str = "dns"  # LBF_MODE: says why an LB without its own public IPv4 cannot serve
+    mode: FailoverMode = FailoverMode.DNS  # says why an LB without its own public IPv4 cannot serve
 
 
 def show(value: str, limit: int = 40) -> str:
@@ -103,7 +105,7 @@ def parse_instance(raw: RawInstance, rules: ParseRules) -> Instance | Skipped:
     # An instance of unknown role is most likely an LB with a typo: an active record on its LB
     # address is recognised as its, and left to it while it runs.
     which = rules.pool_address if role is Role.WEB else rules.lb_address
-    raw_address = raw.public_ip if which == "public" else raw.private_ip
+    raw_address = raw.public_ip if which is AddressKind.PUBLIC else raw.private_ip
     address = parse_address(raw_address)
     maintenance = tags.get(TAG_MAINTENANCE)
     raw_port = tags.get(TAG_PORT)
@@ -197,11 +199,11 @@ def _bad_role(value: str | None) -> str:
     return f"{TAG_ROLE} {shown} is not 'lb' or 'web'"
 
 
-def _no_address(role: Role, which: str, rules: ParseRules) -> str:
+def _no_address(role: Role, which: AddressKind, rules: ParseRules) -> str:
     variable = "LBF_LB_ADDRESS" if role is Role.LB else "LBF_POOL_ADDRESS"
-    kind = "public IPv4" if which == "public" else "private IPv4"
+    kind = "public IPv4" if which is AddressKind.PUBLIC else "private IPv4"
     reason = f"running without a {kind} address ({variable}={which})"
-    if role is Role.LB and rules.mode == "eip" and which == "public":
+    if role is Role.LB and rules.mode is FailoverMode.EIP and which is AddressKind.PUBLIC:
         reason += "; LBF_MODE=eip with LBF_LB_ADDRESS=public needs LBs with their own public IPv4"
     return reason
 

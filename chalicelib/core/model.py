@@ -36,6 +36,31 @@ class LbState(enum.Enum):
     STANDBY = "standby"
 
 
+# The operators' choices. Their values are the words typed into the variables, so a choice compares
+# equal to, prints as and serialises to exactly that word.
+
+
+class FailoverMode(enum.StrEnum):
+    """LBF_MODE: what moves when the active LB changes."""
+
+    DNS = "dns"  # the active record's value
+    EIP = "eip"  # an Elastic IP's association; the active record holds the Elastic IP
+
+
+class ActiveMode(enum.StrEnum):
+    """LBF_ACTIVE_MODE: how many LBs the active record holds."""
+
+    SINGLE = "single"  # one LB at a time
+    ALL = "all"  # every eligible LB (active-active)
+
+
+class AddressKind(enum.StrEnum):
+    """LBF_LB_ADDRESS, LBF_POOL_ADDRESS: which of an instance's addresses is probed and published."""
+
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
 # EC2 instance states in which an instance cannot serve: unhealthy at once, no rounds needed.
 DOWN_STATES = frozenset({"stopping", "stopped", "shutting-down", "terminated"})
 # States in which a per-LB record is removed (the instance has given up its address).

@@ -21,11 +21,11 @@ from chalicelib.core.dns import (
     plan_records,
 )
 from chalicelib.core.inventory import build_inventory
-from chalicelib.core.model import Instance, RawInstance, Record, Skipped
+from chalicelib.core.model import ActiveMode, Instance, RawInstance, Record, Skipped
 from tests.builders import TTL, a_record, fqdn, lb, ownership, parse_rules, raw, skipped
 
 RULES = RecordRules(domain="example.com", ttl=TTL, active_name="lb")
-ALL = RecordRules(domain="example.com", ttl=TTL, active_name="lb", active_mode="all")
+ALL = RecordRules(domain="example.com", ttl=TTL, active_name="lb", active_mode=ActiveMode.ALL)
 
 A1, A2, A3, A10 = "203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.10"
 NEW1 = "203.0.113.101"  # lb1 after a stop/start
