@@ -139,7 +139,7 @@ def probe_private(event: Any, context: Any) -> dict[str, Any]:
     except probe_contract.ContractError as exc:
         logger.error("refused a probe request", extra={"problem": str(exc)})
         return probe_contract.error_response(str(exc))
-    results = Prober(timeout=request.timeout).probe_round(request.targets)
+    results = {**request.unprobed, **Prober(timeout=request.timeout).probe_round(request.targets)}
     failed = sorted(key for key, result in results.items() if not result.ok)
     # Which ones failed, named (a few): the log is where an operator sees the VPC's side.
     logger.info(

@@ -21,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 from chalicelib.adapters.probe import Prober
+from chalicelib.core.endpoints import parse_url
 from chalicelib.core.model import ProbeTarget
 
 LAMBDA_DESCRIPTORS = 1024
@@ -64,7 +65,7 @@ class _Peaks:
 def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (LAMBDA_DESCRIPTORS, LAMBDA_DESCRIPTORS))
     spec = json.loads(Path(sys.argv[1]).read_text())
-    targets = [ProbeTarget(str(i), url) for i, url in enumerate(spec["urls"])]
+    targets = [ProbeTarget(str(i), parse_url(url)) for i, url in enumerate(spec["urls"])]
     prober = Prober(timeout=float(spec["timeout"]), concurrency=int(spec["concurrency"]))
     baseline_rss = _status_kib("VmRSS")
     prober.probe_round(targets)  # warm-up: first-use costs (imports, TLS context) are not a round

@@ -29,7 +29,15 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from chalicelib.core.dns import RecordRules
+from chalicelib.core.endpoints import ADDRESS_FIELD, PORT_FIELD, SCHEMES, CheckTemplate, ProbeRules
+from chalicelib.core.health import Thresholds
+from chalicelib.core.inventory import ParseRules
 from chalicelib.core.model import ActiveMode, AddressKind, FailoverMode
+from chalicelib.core.plan import ActiveRules, ListRules, PlanRules
+from chalicelib.core.planned_failover import MoveRules
+from chalicelib.core.pushes import PushRules
+from chalicelib.core.second_opinion import SecondOpinionRules
 from chalicelib.core.timing import SCHEDULE_SECONDS, DetectionBound, detection_bound, schedule_fits
 
 _Choice = TypeVar("_Choice", bound=enum.StrEnum)
@@ -74,9 +82,6 @@ _DECIMAL = re.compile(r"(?:[0-9]{1,6}(?:\.[0-9]{0,6})?|\.[0-9]{1,6})")
 _TRUE_WORDS = frozenset({"true", "1", "yes"})
 _FALSE_WORDS = frozenset({"false", "0", "no"})
 
-_CHECK_SCHEMES = ("http", "https", "tcp")
-_ADDRESS_FIELD = "{address}"
-_PORT_FIELD = "{port}"
 # RFC 3986's characters plus the two placeholders' braces: nothing a URL parser might read two ways.
 _CHECK_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%{}]+")
 _TCP_CHECK = re.compile(r"tcp://\{address\}:(?:\{port\}|[0-9]{1,5})")
@@ -105,27 +110,16 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
-class CheckTemplate:
-    """A validated probe URL template; `{address}` is the target's address, `{port}` its port."""
+class Rules:
+    """The core's rule objects: each part of the core is handed only the ones it reads."""
 
-    scheme: str
-    template: str
-
-    @property
-    def needs_port(self) -> bool:
-        return _PORT_FIELD in self.template
-
-    def render(self, address: str, port: int | None = None) -> str:
-        if self.needs_port and port is None:
-            raise ValueError(f"check {self.template!r} needs a port")
-        if port is not None and not 1 <= port <= 65535:
-            raise ValueError(f"port {port} is not in 1..65535")
-        # An IPv6 literal in a URL must be bracketed, or its colons read as a port separator.
-        host = f"[{address}]" if ":" in address else address
-        url = self.template.replace(_ADDRESS_FIELD, host)
-        if port is not None:
-            url = url.replace(_PORT_FIELD, str(port))
-        return url
+    parse: ParseRules  # reading the inventory
+    thresholds: Thresholds  # rise/fall damping
+    records: RecordRules  # the records, the active one included
+    plan: PlanRules  # a round's plan: records, the active role, the lists, the pushes
+    move: MoveRules  # a planned failover
+    probes: ProbeRules  # what each probe connects to
+    second_opinion: SecondOpinionRules  # Route 53 health checks
 
 
 @dataclass(frozen=True)
@@ -211,6 +205,49 @@ class Settings:
     def notices_parameter(self) -> str:
         """The conditions already notified, so a notice goes out on a change, not every run."""
         return f"{self.parameter_prefix}/notices"
+
+    @property
+    def rules(self) -> Rules:
+        """The one place the core's rule objects are built from the settings."""
+        records = RecordRules(
+            domain=self.domain,
+            ttl=self.ttl,
+            active_name=self.active_name,
+            active_mode=self.active_mode,
+        )
+        active = ActiveRules(
+            mode=self.mode,
+            eip_allocation_id=self.eip_allocation_id,
+            min_backends=self.lb_min_backends,
+        )
+        return Rules(
+            parse=ParseRules(
+                active_name=self.active_name,
+                lb_address=self.lb_address,
+                pool_address=self.pool_address,
+                pool_port=self.pool_port,
+                mode=self.mode,
+            ),
+            thresholds=Thresholds(rise=self.rise, fall=self.fall),
+            records=records,
+            plan=PlanRules(
+                records=records,
+                active=active,
+                lists=ListRules(
+                    backends_parameter_name=self.backends_parameter,
+                    lbs_parameter_name=self.lbs_parameter,
+                    max_pool_drop=self.max_pool_drop,
+                ),
+                pushes=PushRules(log_group=self.push_log_group),
+            ),
+            move=MoveRules(
+                records=records, active=active, paused_parameter_name=self.paused_parameter
+            ),
+            probes=ProbeRules(lb_check=self.lb_check, pool_check=self.pool_check),
+            second_opinion=SecondOpinionRules(
+                enabled=self.route53_health_checks, cluster=self.cluster, lb_check=self.lb_check
+            ),
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -485,17 +522,17 @@ def _check_problem(template: str, *, port_allowed: bool) -> str | None:
         return "only URL characters are allowed"
     scheme, separator, _ = template.partition("://")
     scheme = scheme.lower()
-    if not separator or scheme not in _CHECK_SCHEMES:
+    if not separator or scheme not in SCHEMES:
         return "the scheme must be http, https or tcp"
-    leftover = template.replace(_ADDRESS_FIELD, "").replace(_PORT_FIELD, "")
+    leftover = template.replace(ADDRESS_FIELD, "").replace(PORT_FIELD, "")
     if "{" in leftover or "}" in leftover:
         # Also refuses format specs ("{address!r}"): the template is substituted, never .format()ed.
         return "the only placeholders are {address} and {port}, written exactly so"
-    if template.count(_ADDRESS_FIELD) != 1:
+    if template.count(ADDRESS_FIELD) != 1:
         return "{address} must appear exactly once"
-    if _PORT_FIELD in template and not port_allowed:
+    if PORT_FIELD in template and not port_allowed:
         return "{port} is not allowed: a load balancer has no backend port, write the number"
-    if template.count(_PORT_FIELD) > 1:
+    if template.count(PORT_FIELD) > 1:
         return "{port} may appear at most once"
     normalised = f"{scheme}://{template.partition('://')[2]}"
     if scheme == "tcp" and not _TCP_CHECK.fullmatch(normalised):

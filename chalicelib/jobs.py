@@ -21,7 +21,7 @@ from chalicelib.core import notices as notice_policy
 from chalicelib.core import pushes as push_rules
 from chalicelib.core.backends import parse_list
 from chalicelib.core.health import Thresholds
-from chalicelib.core.inventory import ParseRules, build_inventory
+from chalicelib.core.inventory import build_inventory
 from chalicelib.core.model import (
     Command,
     HealthCheck,
@@ -44,8 +44,6 @@ from chalicelib.core.plan import (
     fold_probes,
     is_prober_fault,
     latest_commands,
-    record_rules,
-    thresholds_of,
 )
 from chalicelib.core.second_opinion import (
     CheckerObservation,
@@ -125,16 +123,7 @@ def observe(
     """
     try:
         raws = services.inventory.describe(settings.cluster)
-        inventory = build_inventory(
-            raws,
-            ParseRules(
-                active_name=settings.active_name,
-                lb_address=settings.lb_address,
-                pool_address=settings.pool_address,
-                pool_port=settings.pool_port,
-                mode=settings.mode,
-            ),
-        )
+        inventory = build_inventory(raws, settings.rules.parse)
         if concerning is not None and concerning not in {r.instance_id for r in raws}:
             return None
         records = services.records.read(settings.domain)
@@ -169,7 +158,7 @@ def observe(
         health_checks=health_checks,
         health_checks_error=health_checks_error,
     )
-    return dns.reserve_frozen_names(world, record_rules(settings))
+    return dns.reserve_frozen_names(world, settings.rules.records)
 
 
 def reconcile(
@@ -233,7 +222,7 @@ def reconcile(
         now=clock.now,
         mode=mode_of(dry_run=dry_run or settings.dry_run, paused=world.paused),
     )
-    thresholds = thresholds_of(settings)
+    thresholds = settings.rules.thresholds
     world = fold_down_states(world, thresholds)
     count = settings.probe_rounds if rounds is None else rounds
     # LBF_MAX_POOL_DROP bounds the whole run against the list published when it started.
@@ -308,7 +297,7 @@ def _judge_path(
         )
         second_opinion.consult(world, failed, conditions, report)
         return world
-    return fold_probes(world, path.results, thresholds_of(settings))
+    return fold_probes(world, path.results, settings.rules.thresholds)
 
 
 def _no_time_for(
@@ -356,11 +345,11 @@ def _plan_and_apply(
     """
     rejected = {} if rejected is None else rejected
     unregistered = {} if unregistered is None else unregistered
-    active_fqdn = record_rules(settings).active_fqdn
+    active_fqdn = settings.rules.records.active_fqdn
 
     def decided(world: World) -> Plan:
         plan = rejections.without(
-            decide(world, settings, run_started_at=started, run_start_list=start_list),
+            decide(world, settings.rules.plan, run_started_at=started, run_start_list=start_list),
             rejected,
             active_fqdn=active_fqdn,
         )
@@ -401,7 +390,7 @@ def _plan_and_apply(
                     report.failovers.append(
                         _failover(plan, report, clock.now() - started, move, recognised=True)
                     )
-                world = merge_reread(world, fresh, thresholds_of(settings))
+                world = merge_reread(world, fresh, settings.rules.thresholds)
                 report.notes.append("a change met a newer view; re-read and planned again")
                 first = outcomes
                 plan = decided(world)
@@ -634,7 +623,7 @@ def move_of(world: World, plan: Plan, settings: Settings) -> str:
             return ""
         held = [world.eip_instance_id] if world.eip_instance_id else []
         return notice_policy.move_key(held, [target.instance_id])
-    name = record_rules(settings).active_fqdn
+    name = settings.rules.records.active_fqdn
     current = next((r for r in world.records if r.name == name and r.type == "A"), None)
     return notice_policy.move_key(current.values if current else (), plan.active.values)
 
@@ -807,7 +796,7 @@ def _keep_health_checks(
     world: World, settings: Settings, executor: Executor, report: Report, started: float
 ) -> None:
     """Once per run, as the inventory is read once: each LB's check follows its address."""
-    changes = plan_health_checks(world, settings, run_started_at=started)
+    changes = plan_health_checks(world, settings.rules.second_opinion, run_started_at=started)
     report_outcomes(executor.apply_changes(changes), report)
 
 

@@ -18,7 +18,6 @@ from chalicelib.core.plan import (
     MoveAddress,
     SetTags,
     fold_down_states,
-    thresholds_of,
 )
 from chalicelib.core.planned_failover import MoveRequest, Refused, plan_move, resolve
 from chalicelib.errors import AwsError, ViewNotLoaded
@@ -55,16 +54,16 @@ def move_active(
         report.errors.append(str(exc))
         return report
     assert observed is not None  # only None for a run about one instance
-    world = fold_down_states(observed, thresholds_of(settings))
+    world = fold_down_states(observed, settings.rules.thresholds)
 
-    resolved = resolve(world, settings, MoveRequest(to=to, drain=drain))
+    resolved = resolve(world, settings.rules.move, MoveRequest(to=to, drain=drain))
     if isinstance(resolved, Refused):
         return refuse(resolved.reason)
     probes = {}
     if resolved.to_probe:
         probes = services.prober.probe_round(
             [
-                ProbeTarget(lb.instance_id, settings.lb_check.render(lb.address))
+                ProbeTarget(lb.instance_id, settings.lb_check.endpoint(lb.address))
                 for lb in resolved.to_probe
                 if lb.address is not None
             ]
@@ -76,7 +75,7 @@ def move_active(
         what = "stays in the record" if lb in resolved.kept else "healthy, backend list current"
         step(f"checked {lb.name} ({lb.address}): {what}; live probe {answer} ({detail})")
 
-    plan = plan_move(world, settings, resolved, probes)
+    plan = plan_move(world, settings.rules.move, resolved, probes)
     if isinstance(plan, Refused):
         return refuse(plan.reason)
     report.plan = plan

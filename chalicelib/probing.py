@@ -40,7 +40,7 @@ class PathRound:
 
 def split_targets(world: World, settings: Settings) -> tuple[list[ProbeTarget], list[ProbeTarget]]:
     """(in-process, prober function) targets. Without LBF_PROBER_FUNCTION all are in-process."""
-    targets = probe_targets(world, settings)
+    targets = probe_targets(world, settings.rules.probes)
     if settings.prober_function is None:
         return targets, []
     lb_ids = {lb.instance_id for lb in world.lbs}

@@ -47,7 +47,7 @@ def status_rows(
             notes.append("backends stale" + pending)
         if lb.address is not None and lb.address in active_values:
             notes.append(f"holds {settings.active_record_name}")
-        second_opinion = status_note(lb, world, settings)
+        second_opinion = status_note(lb, world, settings.rules.second_opinion)
         if second_opinion is not None:
             notes.append(second_opinion)
         rows.append(

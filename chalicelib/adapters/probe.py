@@ -10,87 +10,36 @@ targets cost about one timeout per round rather than one each.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
 import socket
 import ssl
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from urllib.parse import urlsplit
 
+from chalicelib.core.endpoints import Endpoint
 from chalicelib.core.model import ProbeResult, ProbeTarget
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 # "HTTP/1.1 200 OK": a version, a status code and a reason phrase that may be empty or missing.
 _STATUS_LINE = re.compile(rb"HTTP/\d\.\d ([1-5]\d\d)(?: [^\r\n]*)?\r?")
-# A probe URL is a template filled with an EC2 address: printable ASCII only. Anything else is a
-# broken template, and a space or CR/LF would otherwise end up inside the request line or headers.
-_URL_CHARACTERS = re.compile(r"[!-~]+")
 
 
 class _ProbeFailed(Exception):
-    """A failure whose detail is already decided (bad URL, TLS, a response that is not HTTP)."""
+    """A failure whose detail is already decided (TLS, a response that is not HTTP)."""
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
 
 
-@dataclass(frozen=True)
-class _Endpoint:
-    scheme: str  # http, https or tcp
-    family: socket.AddressFamily
-    host: str  # an IP address, without brackets
-    port: int
-    request: bytes  # empty for tcp
-
-
-def _parse(url: str) -> _Endpoint:
-    def bad(reason: str) -> _ProbeFailed:
-        return _ProbeFailed(f"bad url: {reason}")
-
-    if not _URL_CHARACTERS.fullmatch(url):
-        raise bad("empty, or not printable ASCII")
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # a property that raises ValueError for a port out of range
-    except ValueError as exc:
-        raise bad(str(exc)) from exc
-    if parts.scheme not in ("http", "https", "tcp"):
-        raise bad("scheme must be http, https or tcp")
-    if "@" in parts.netloc:
-        raise bad("credentials are not allowed")
-    if not parts.hostname:
-        raise bad("no host")
-    # Only IP literals: every probed address comes from EC2, and a name would need getaddrinfo, which
-    # asyncio runs in a thread that the deadline cannot cancel (asyncio.run then waits for it).
-    try:
-        address = ipaddress.ip_address(parts.hostname)
-    except ValueError as exc:
-        raise bad("host must be an IP address") from exc
-    if address.version == 4 and parts.netloc.startswith("["):
-        raise bad("brackets are for IPv6 addresses")
-    if port is None:
-        if parts.scheme == "tcp":
-            raise bad("tcp needs a port")
-        port = _DEFAULT_PORTS[parts.scheme]
-    if port == 0:
-        raise bad("port 0")
-    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    if parts.scheme == "tcp":
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise bad("tcp takes no path")
-        return _Endpoint("tcp", family, str(address), port, b"")
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    request = (
-        f"GET {target} HTTP/1.1\r\n"
-        f"Host: {parts.netloc}\r\n"
+def _request(endpoint: Endpoint) -> bytes:
+    """The whole HTTP request: minimal, and the connection closed after the answer."""
+    return (
+        f"GET {endpoint.path} HTTP/1.1\r\n"
+        f"Host: {endpoint.host_header}\r\n"
         "Connection: close\r\n"
         "User-Agent: lb-failover\r\n"
         "\r\n"
     ).encode("ascii")
-    return _Endpoint(parts.scheme, family, str(address), port, request)
 
 
 def _status_code(line: bytes) -> int:
@@ -211,18 +160,14 @@ class Prober:
         return {target.key: result for target, result in zip(targets, results, strict=True)}
 
     async def _probe(self, target: ProbeTarget, slots: asyncio.Semaphore) -> ProbeResult:
-        try:
-            endpoint = _parse(target.url)
-        except _ProbeFailed as exc:
-            return ProbeResult(ok=False, detail=exc.detail, seconds=0.0)
         async with slots:
             # The deadline starts once a slot is free: waiting behind other probes is not the
             # target's fault, so it must not time the target out.
             started = time.monotonic()
-            ok, detail = await self._attempt(endpoint)
+            ok, detail = await self._attempt(target.endpoint)
             return ProbeResult(ok=ok, detail=detail, seconds=time.monotonic() - started)
 
-    async def _attempt(self, endpoint: _Endpoint) -> tuple[bool, str]:
+    async def _attempt(self, endpoint: Endpoint) -> tuple[bool, str]:
         try:
             async with asyncio.timeout(self._timeout):
                 status = await self._exchange(endpoint)
@@ -241,10 +186,12 @@ class Prober:
             return True, "connected"
         return 200 <= status < 400, str(status)
 
-    async def _exchange(self, endpoint: _Endpoint) -> int | None:
+    async def _exchange(self, endpoint: Endpoint) -> int | None:
         """Connect, then for HTTP(S) send the request and return the status code."""
         loop = asyncio.get_running_loop()
-        sock = socket.socket(endpoint.family, socket.SOCK_STREAM)
+        # The host is an IP literal (Endpoint guarantees it): nothing is ever looked up.
+        family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
         transport: asyncio.Transport | None = None
         try:
             sock.setblocking(False)
@@ -266,7 +213,7 @@ class Prober:
                 if tls:
                     raise _ProbeFailed("tls error") from exc
                 raise
-            transport.write(endpoint.request)
+            transport.write(_request(endpoint))
             return _status_code(await reader.status_line)
         finally:
             # abort(), not close(): no TLS close_notify or flush to wait for, the socket goes now,

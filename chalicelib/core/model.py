@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from chalicelib.core.endpoints import Endpoint
+
 # Tag keys are the operator-facing contract (SPEC: "Tags on EC2 instances").
 TAG_CLUSTER = "lbf:cluster"
 TAG_ROLE = "lbf:role"
@@ -168,7 +170,7 @@ class HealthCheck:
 @dataclass(frozen=True)
 class ProbeTarget:
     key: str  # instance id
-    url: str
+    endpoint: Endpoint
 
 
 @dataclass(frozen=True)

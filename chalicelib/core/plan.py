@@ -11,10 +11,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from chalicelib.config import Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core import dns
 from chalicelib.core import pushes as push_rules
+from chalicelib.core.endpoints import ProbeRules
 from chalicelib.core.health import Thresholds, advance, down_at_once
 from chalicelib.core.model import (
     TAG_BACKENDS,
@@ -23,6 +23,7 @@ from chalicelib.core.model import (
     TAG_PROBE,
     TAG_STATE,
     Command,
+    FailoverMode,
     Health,
     Instance,
     LbState,
@@ -37,6 +38,38 @@ from chalicelib.core.second_opinion import (
     DeleteHealthCheck,
     UpdateHealthCheck,
 )
+
+# ---------------------------------------------------------------------------------------------
+# What a round's plan reads of the settings, per concern (built from Settings in config.py).
+
+
+@dataclass(frozen=True)
+class ActiveRules:
+    """How the active role is held (LBF_MODE) and who may take it over (LBF_LB_MIN_BACKENDS)."""
+
+    mode: FailoverMode = FailoverMode.DNS
+    eip_allocation_id: str | None = None  # set exactly when mode is eip
+    min_backends: int = 0
+
+
+@dataclass(frozen=True)
+class ListRules:
+    """The published lists, `<prefix>/backends` and `<prefix>/lbs`, and the pool-drop guard."""
+
+    backends_parameter_name: str
+    lbs_parameter_name: str
+    max_pool_drop: int  # percent (LBF_MAX_POOL_DROP)
+
+
+@dataclass(frozen=True)
+class PlanRules:
+    """Everything `decide` reads: one rule object per concern it decides."""
+
+    records: dns.RecordRules
+    active: ActiveRules
+    lists: ListRules
+    pushes: push_rules.PushRules
+
 
 # ---------------------------------------------------------------------------------------------
 # Changes: each one is one AWS write call. The executor is the only code that makes them; the
@@ -176,10 +209,6 @@ class Plan:
 # Folding observations into the view.
 
 
-def thresholds_of(settings: Settings) -> Thresholds:
-    return Thresholds(rise=settings.rise, fall=settings.fall)
-
-
 def _fold_all(world: World, fold: Callable[[Instance], Instance]) -> World:
     """Applies `fold` to every instance a verdict is kept for, skipped ones included."""
     skipped = tuple(
@@ -215,17 +244,17 @@ def frozen_webs(world: World) -> list[tuple[Instance, tuple[str, ...]]]:
     ]
 
 
-def probe_targets(world: World, settings: Settings) -> list[ProbeTarget]:
+def probe_targets(world: World, rules: ProbeRules) -> list[ProbeTarget]:
     """Running instances with an address. A skipped one is probed too: its tags are frozen, not
     its health; a skipped web server only through the entry it has (its port may not parse)."""
     lbs = [*world.lbs, *dns.frozen_lbs(world.skipped)]
     targets = [
-        ProbeTarget(lb.instance_id, settings.lb_check.render(lb.address))
+        ProbeTarget(lb.instance_id, rules.lb_check.endpoint(lb.address))
         for lb in lbs
         if lb.running and lb.address is not None
     ]
     targets += [
-        ProbeTarget(web.instance_id, settings.pool_check.render(web.address, web.port))
+        ProbeTarget(web.instance_id, rules.pool_check.endpoint(web.address, web.port))
         for web in world.webs
         if web.running and web.address is not None
     ]
@@ -233,7 +262,7 @@ def probe_targets(world: World, settings: Settings) -> list[ProbeTarget]:
         if web.running and web.address is not None and entries:
             port = web.port or int(entries[0].rpartition(":")[2])
             targets.append(
-                ProbeTarget(web.instance_id, settings.pool_check.render(web.address, port))
+                ProbeTarget(web.instance_id, rules.pool_check.endpoint(web.address, port))
             )
     return targets
 
@@ -261,22 +290,22 @@ def fold_probes(world: World, results: Mapping[str, ProbeResult], thresholds: Th
 
 def decide(
     world: World,
-    settings: Settings,
+    rules: PlanRules,
     *,
     run_started_at: float,
     run_start_list: Sequence[str] | None = None,
 ) -> Plan:
     """`run_start_list`: the backend list published when the run started, which bounds what the
     whole run may remove for failed probes (LBF_MAX_POOL_DROP); None: the one in `world`."""
-    rules = record_rules(settings)
+    records = rules.records
     conditions: dict[str, str] = {}
     notes: list[str] = [f"skipped {s.instance_id}: {s.reason}" for s in world.skipped]
     for s in world.skipped:
         conditions[f"skipped:{s.instance_id}"] = f"instance {s.instance_id} skipped: {s.reason}"
 
-    current_active = _record(world, rules.active_fqdn, "A")
-    can_take_over = serves_current_list(world, settings.lb_min_backends)
-    if settings.mode == "eip":
+    current_active = _record(world, records.active_fqdn, "A")
+    can_take_over = serves_current_list(world, rules.active.min_backends)
+    if rules.active.mode is FailoverMode.EIP:
         active = dns.decide_holder(
             world.eip_instance_id, world.lbs, world.skipped, can_take_over=can_take_over
         )
@@ -285,9 +314,9 @@ def decide(
             current_active,
             world.lbs,
             world.skipped,
-            rules,
+            records,
             can_take_over=can_take_over,
-            former=_former_lb_addresses(world, rules),
+            former=_former_lb_addresses(world, records),
         )
     if active.no_eligible and any(lb.health is not Health.UNKNOWN for lb in world.lbs):
         conditions["no-eligible-lb"] = f"no load balancer is eligible to be active: {active.reason}"
@@ -299,17 +328,17 @@ def decide(
         world.records,
         world.lbs,
         world.skipped,
-        _record_part(active, world, settings),
-        rules,
-        former=_former_lb_addresses(world, rules),
+        _record_part(active, world, rules.active, records),
+        records,
+        former=_former_lb_addresses(world, records),
     )
     if record_changes:
         changes.append(ChangeRecords(tuple(record_changes), active.reason))
-    if settings.mode == "eip" and active.values is not None and active.holders:
+    if rules.active.mode is FailoverMode.EIP and active.values is not None and active.holders:
         target = _lb(world, active.holders[0])
         changes.append(
             MoveAddress(
-                allocation_id=settings.eip_allocation_id or "",
+                allocation_id=rules.active.eip_allocation_id or "",
                 instance_id=target.instance_id,
                 expected_instance_id=world.eip_instance_id,
                 lb_name=target.name or "",
@@ -322,7 +351,7 @@ def decide(
         else tuple(run_start_list)
     )
     wanted, held, list_changes, list_conditions = _plan_backends(
-        world, settings, run_started_at, start_list
+        world, rules.lists, rules.pushes, run_started_at, start_list
     )
     changes += list_changes
     conditions.update(list_conditions)
@@ -344,15 +373,6 @@ def _pool_still_unknown(world: World) -> bool:
     """Right after start no web server has a verdict yet: not a reason to notify (SPEC)."""
     candidates = [w for w in world.webs if w.running and not w.draining]
     return bool(candidates) and all(w.health is Health.UNKNOWN for w in candidates)
-
-
-def record_rules(settings: Settings) -> dns.RecordRules:
-    return dns.RecordRules(
-        domain=settings.domain,
-        ttl=settings.ttl,
-        active_name=settings.active_name,
-        active_mode=settings.active_mode,
-    )
 
 
 def _former_lb_addresses(world: World, rules: dns.RecordRules) -> set[str]:
@@ -379,16 +399,15 @@ def _lb(world: World, instance_id: str) -> Instance:
 
 
 def _record_part(
-    active: dns.ActiveDecision, world: World, settings: Settings
+    active: dns.ActiveDecision, world: World, rules: ActiveRules, records: dns.RecordRules
 ) -> dns.ActiveDecision:
     """In EIP mode the active record holds the Elastic IP itself and never moves."""
-    if settings.mode != "eip":
+    if rules.mode is not FailoverMode.EIP:
         return active
-    rules = record_rules(settings)
-    current = _record(world, rules.active_fqdn, "A")
+    current = _record(world, records.active_fqdn, "A")
     eip = world.eip_address
     if eip is None or (
-        current is not None and current.values == (eip,) and current.ttl == rules.ttl
+        current is not None and current.values == (eip,) and current.ttl == records.ttl
     ):
         return replace(active, values=None)
     return replace(active, values=(eip,))
@@ -414,7 +433,11 @@ def serves_current_list(world: World, min_backends: int) -> Callable[[Instance],
 
 
 def _plan_backends(
-    world: World, settings: Settings, run_started_at: float, start_list: Sequence[str]
+    world: World,
+    rules: ListRules,
+    pushes: push_rules.PushRules,
+    run_started_at: float,
+    start_list: Sequence[str],
 ) -> tuple[
     backend_lists.BackendList | None, backend_lists.Held | None, list[Change], dict[str, str]
 ]:
@@ -445,7 +468,7 @@ def _plan_backends(
     held = None
     if wanted is not None:
         held = backend_lists.guard_not_empty(wanted) or backend_lists.guard_pool_drop(
-            start_list, wanted, world.webs, settings.max_pool_drop, failed_entries=failed
+            start_list, wanted, world.webs, rules.max_pool_drop, failed_entries=failed
         )
     serving = wanted if wanted is not None and held is None else None
     if serving is None and published:
@@ -453,10 +476,8 @@ def _plan_backends(
 
     if serving is not None and len(serving) > 0:
         if serving.text != world.backends_parameter:
-            changes.append(PutParameter(settings.backends_parameter, serving.text))
-        changes += _plan_pushes(
-            world, serving, run_started_at, conditions, log_group=settings.push_log_group
-        )
+            changes.append(PutParameter(rules.backends_parameter_name, serving.text))
+        changes += _plan_pushes(world, serving, run_started_at, conditions, rules=pushes)
 
     addresses = [
         lb.address for lb in dns.by_name(world.lbs) if lb.running and lb.address is not None
@@ -471,7 +492,7 @@ def _plan_backends(
     lbs_text = " ".join(addresses)
     # SSM rejects an empty parameter value; with no LB running the last value stays.
     if lbs_text and lbs_text != world.lbs_parameter:
-        changes.append(PutParameter(settings.lbs_parameter, lbs_text))
+        changes.append(PutParameter(rules.lbs_parameter_name, lbs_text))
     return serving, held, changes, conditions
 
 
@@ -481,7 +502,7 @@ def _plan_pushes(
     run_started_at: float,
     conditions: dict[str, str],
     *,
-    log_group: str,
+    rules: push_rules.PushRules,
 ) -> list[Change]:
     last = latest_commands(world.commands)
     pushes: list[Change] = []
@@ -502,7 +523,7 @@ def _plan_pushes(
                 # Failed in this run: retried on the next run, not hammered every round.
                 conditions[f"push-failed:{lb.instance_id}"] = (
                     f"backend push to {lb.name} {lb.instance_id} ended {command.status}; "
-                    f"retried next run; {command.output_in(log_group)}"
+                    f"retried next run; {command.output_in(rules.log_group)}"
                 )
                 continue
         pushes.append(

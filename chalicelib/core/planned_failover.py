@@ -17,12 +17,13 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from chalicelib.config import Settings
 from chalicelib.core import dns
 from chalicelib.core.inventory import natural_key
 from chalicelib.core.model import (
     TAG_MAINTENANCE,
     TAG_STATE,
+    ActiveMode,
+    FailoverMode,
     Health,
     Instance,
     LbState,
@@ -32,14 +33,23 @@ from chalicelib.core.model import (
     World,
 )
 from chalicelib.core.plan import (
+    ActiveRules,
     Change,
     ChangeRecords,
     MoveAddress,
     Plan,
     SetTags,
-    record_rules,
     serves_current_list,
 )
+
+
+@dataclass(frozen=True)
+class MoveRules:
+    """What a planned failover reads of the settings: the scheduled run's rules, and the pause."""
+
+    records: dns.RecordRules
+    active: ActiveRules
+    paused_parameter_name: str  # named when a paused controller refuses the move
 
 
 @dataclass(frozen=True)
@@ -78,9 +88,9 @@ class Resolved:
         return self.kept + self.candidates
 
 
-def candidates(world: World, settings: Settings, *, excluding: Collection[str]) -> list[Instance]:
+def candidates(world: World, rules: ActiveRules, *, excluding: Collection[str]) -> list[Instance]:
     """The LBs the scheduled run could newly make active, in natural order."""
-    serves = serves_current_list(world, settings.lb_min_backends)
+    serves = serves_current_list(world, rules.min_backends)
     return [
         lb
         for lb in dns.by_name(world.lbs)
@@ -88,12 +98,13 @@ def candidates(world: World, settings: Settings, *, excluding: Collection[str]) 
     ]
 
 
-def resolve(world: World, settings: Settings, request: MoveRequest) -> Resolved | Refused:
+def resolve(world: World, rules: MoveRules, request: MoveRequest) -> Resolved | Refused:
     if world.paused:
         return Refused(
-            f"paused: {settings.paused_parameter} is true, and a planned failover is a change"
+            f"paused: {rules.paused_parameter_name} is true, and a planned failover is a change"
         )
-    if request.to is not None and settings.active_mode == "all":
+    all_active = rules.records.active_mode is ActiveMode.ALL
+    if request.to is not None and all_active:
         return Refused(
             "--to: with LBF_ACTIVE_MODE=all the active record holds every eligible LB; there is "
             "no single active LB to move (use --drain NAME to take one out)"
@@ -105,7 +116,7 @@ def resolve(world: World, settings: Settings, request: MoveRequest) -> Resolved 
             return found
         target = found
     drained: Drained | None = None
-    holders = _holders(world, settings)
+    holders = _holders(world, rules)
     if request.drain is not None:
         found_drained = _drained(world, request.drain, holders)
         if isinstance(found_drained, Refused):
@@ -124,9 +135,9 @@ def resolve(world: World, settings: Settings, request: MoveRequest) -> Resolved 
 
     drained_id = drained.instance_id if drained is not None else None
     excluding = {*holders, *([drained_id] if drained_id is not None else [])}
-    found_candidates = candidates(world, settings, excluding=excluding)
+    found_candidates = candidates(world, rules.active, excluding=excluding)
     kept: list[Instance] = []
-    if settings.active_mode == "all":
+    if all_active:
         # Only --drain gets here: it takes one LB out and leaves every other that stays.
         kept = [
             lb
@@ -138,15 +149,17 @@ def resolve(world: World, settings: Settings, request: MoveRequest) -> Resolved 
         return Resolved(drained, None, holders, True, "", tuple(found_candidates), tuple(kept))
     if target is not None:
         if target not in found_candidates:
-            return Refused(f"{target.name} cannot take over: {_why_not(world, settings, target)}")
+            return Refused(
+                f"{target.name} cannot take over: {_why_not(world, rules.active, target)}"
+            )
         return Resolved(drained, target, holders, True, "", (target,), ())
     if not found_candidates:
         return Refused(
             "no LB can take over: none other is eligible"
             + (
                 f" and has confirmed the current backend list (LBF_LB_MIN_BACKENDS="
-                f"{settings.lb_min_backends})"
-                if settings.lb_min_backends > 0
+                f"{rules.active.min_backends})"
+                if rules.active.min_backends > 0
                 else ""
             )
         )
@@ -155,7 +168,7 @@ def resolve(world: World, settings: Settings, request: MoveRequest) -> Resolved 
 
 def plan_move(
     world: World,
-    settings: Settings,
+    rules: MoveRules,
     resolved: Resolved,
     probes: Mapping[str, ProbeResult],
 ) -> Plan | Refused:
@@ -179,10 +192,10 @@ def plan_move(
     names |= {s.instance_id: s.instance_id for s in world.skipped}
     moved_from = " ".join(names.get(h, h) for h in resolved.holders) or None
     drained_why = " (drained)" if resolved.drained is not None else ""
-    rules = record_rules(settings)
-    current = _active_record(world, rules)
+    records = rules.records
+    current = _active_record(world, records)
     move: Change
-    if settings.active_mode == "all":
+    if records.active_mode is ActiveMode.ALL:
         joining = [lb for lb in resolved.candidates if answered(lb)]
         staying = list(resolved.kept)
         if not any(answered(lb) for lb in (*staying, *joining)):
@@ -195,7 +208,7 @@ def plan_move(
         taken_out = resolved.drained.label if resolved.drained is not None else ""
         reason = f"planned: now {' '.join(values)} ({taken_out} taken out)"
         move = ChangeRecords(
-            tuple(dns.active_change(current, values, settings.ttl, rules.active_fqdn)), reason
+            tuple(dns.active_change(current, values, records.ttl, records.active_fqdn)), reason
         )
         moved_to = " ".join(names[h] for h in holders)
     else:
@@ -217,16 +230,17 @@ def plan_move(
             if moved_from
             else f"planned: created on {moved_to}"
         )
-        if settings.mode == "eip":
+        if rules.active.mode is FailoverMode.EIP:
             move = MoveAddress(
-                allocation_id=settings.eip_allocation_id or "",
+                allocation_id=rules.active.eip_allocation_id or "",
                 instance_id=target.instance_id,
                 expected_instance_id=world.eip_instance_id,
                 lb_name=moved_to,
             )
         else:
             move = ChangeRecords(
-                tuple(dns.active_change(current, values, settings.ttl, rules.active_fqdn)), reason
+                tuple(dns.active_change(current, values, records.ttl, records.active_fqdn)),
+                reason,
             )
     changes: tuple[Change, ...] = (move, *_state_tags(world, holders), *drain_tag)
     # In Elastic IP mode the record holds the Elastic IP and does not change.
@@ -276,11 +290,11 @@ def _drained(world: World, name: str, holders: Collection[str]) -> Drained | Ref
     return Drained(found.instance_id, label, found.instance_id in holders, already)
 
 
-def _holders(world: World, settings: Settings) -> tuple[str, ...]:
+def _holders(world: World, rules: MoveRules) -> tuple[str, ...]:
     """The instances that hold the active role now: the Elastic IP's, or the active record's."""
-    if settings.mode == "eip":
+    if rules.active.mode is FailoverMode.EIP:
         return (world.eip_instance_id,) if world.eip_instance_id is not None else ()
-    current = _active_record(world, record_rules(settings))
+    current = _active_record(world, rules.records)
     values = set(current.values) if current is not None else set()
     held = [lb.instance_id for lb in dns.by_name(world.lbs) if lb.address in values]
     held += [s.instance_id for s in world.skipped if s.address is not None and s.address in values]
@@ -296,7 +310,7 @@ def _stays(lb: Instance) -> bool:
     return dns.is_eligible(lb) or (lb.running and not lb.draining and lb.health is Health.UNKNOWN)
 
 
-def _why_not(world: World, settings: Settings, lb: Instance) -> str:
+def _why_not(world: World, rules: ActiveRules, lb: Instance) -> str:
     if not lb.running:
         return f"it is {lb.state}"
     if lb.draining:
@@ -305,10 +319,10 @@ def _why_not(world: World, settings: Settings, lb: Instance) -> str:
         return f"its verdict is {lb.health.value}, not healthy"
     if lb.address is None:
         return "it has no address"
-    if not serves_current_list(world, settings.lb_min_backends)(lb):
+    if not serves_current_list(world, rules.min_backends)(lb):
         return (
             "it has not confirmed the current backend list "
-            f"(LBF_LB_MIN_BACKENDS={settings.lb_min_backends})"
+            f"(LBF_LB_MIN_BACKENDS={rules.min_backends})"
         )
     return "it holds the active role already"
 

@@ -6,6 +6,7 @@ shape is one change here, and the version field makes a controller and a prober 
 different deploys refuse each other loudly (a fault on the prober's side) instead of misreading.
 
 Request:  {"version": 1, "timeout": 2.0, "targets": [{"key": "i-...", "url": "http://..."}]}
+          (a target's endpoint travels as a URL, `Endpoint.url`, parsed back with `parse_url`)
 Response: {"version": 1, "results": [{"key": "i-...", "ok": true, "detail": "200", "seconds": 0.01}]}
           or {"version": 1, "error": "why the request was refused"}
 
@@ -19,9 +20,10 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.core.endpoints import BadUrl, parse_url
 from chalicelib.core.model import ProbeResult, ProbeTarget
 
 VERSION = 1
@@ -45,14 +47,24 @@ class ContractError(ValueError):
 @dataclass(frozen=True)
 class ProbeRequest:
     timeout: float
-    targets: tuple[ProbeTarget, ...]
+    targets: tuple[ProbeTarget, ...]  # to probe, each URL parsed into its endpoint
+    unprobed: Mapping[str, ProbeResult] = field(default_factory=dict)  # answered: bad url
+
+
+def target_of(key: str, url: str) -> ProbeTarget | ProbeResult:
+    """A target as the prober function receives it, its URL parsed once. One that does not parse
+    is answered "bad url" and never probed; the round's other targets still are."""
+    try:
+        return ProbeTarget(key, parse_url(url))
+    except BadUrl as exc:
+        return ProbeResult(ok=False, detail=f"bad url: {exc}", seconds=0.0)
 
 
 def encode_request(targets: Sequence[ProbeTarget], *, timeout: float) -> bytes:
     request = {
         "version": VERSION,
         "timeout": timeout,
-        "targets": [{"key": t.key, "url": t.url} for t in targets],
+        "targets": [{"key": t.key, "url": t.endpoint.url} for t in targets],
     }
     decode_request(request)  # the controller never sends what the prober function would refuse
     return json.dumps(request, separators=(",", ":")).encode()
@@ -73,7 +85,9 @@ def decode_request(event: object) -> ProbeRequest:
     raw_targets = body["targets"]
     if not isinstance(raw_targets, list) or len(raw_targets) > MAX_TARGETS:
         raise ContractError(f"request.targets: a list of at most {MAX_TARGETS} targets")
+    keys = []
     targets = []
+    unprobed = {}
     for number, raw in enumerate(raw_targets):
         where = f"request.targets[{number}]"
         target = _object(raw, where, {"key", "url"})
@@ -82,9 +96,15 @@ def decode_request(event: object) -> ProbeRequest:
             raise ContractError(f"{where}.url: a string of 1-{MAX_URL_CHARS} characters")
         if not _PRINTABLE.fullmatch(url):
             raise ContractError(f"{where}.url: printable ASCII only")
-        targets.append(ProbeTarget(key=_key(target["key"], where), url=url))
-    _unique([t.key for t in targets], "request.targets")
-    return ProbeRequest(timeout=float(timeout), targets=tuple(targets))
+        key = _key(target["key"], where)
+        keys.append(key)
+        found = target_of(key, url)
+        if isinstance(found, ProbeResult):
+            unprobed[key] = found
+        else:
+            targets.append(found)
+    _unique(keys, "request.targets")
+    return ProbeRequest(timeout=float(timeout), targets=tuple(targets), unprobed=unprobed)
 
 
 def encode_response(results: Mapping[str, ProbeResult]) -> dict[str, Any]:

@@ -13,6 +13,8 @@ not every round.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from chalicelib.core.model import Command
 
 # The document's step: haproxy -c and a graceful reload take seconds; minutes is a fault.
@@ -20,6 +22,11 @@ STEP_TIMEOUT_SECONDS = 180
 # An instance's SSM agent usually registers within a minute or two of launch.
 AGENT_GRACE_SECONDS = 600
 AGENT_NOT_REGISTERED = "InvalidInstanceId"
+
+
+@dataclass(frozen=True)
+class PushRules:
+    log_group: str  # where the LBs' SSM Agent sends a push's output: named in its failure
 
 
 def overdue(command: Command, *, now: float) -> bool:

@@ -26,10 +26,9 @@ import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-from chalicelib.config import Settings
 from chalicelib.core.dns import by_name
+from chalicelib.core.endpoints import CheckTemplate
 from chalicelib.core.model import HealthCheck, HealthCheckSpec, Instance, World
 
 # Route 53's standard interval and threshold: the cheapest health check ($0.50 a month for an AWS
@@ -44,11 +43,19 @@ MIN_REGIONS = 3
 RESOURCE_PATH_MAX_CHARS = 255
 
 _KINDS = {"http": "HTTP", "https": "HTTPS", "tcp": "TCP"}
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _REFERENCE_PREFIX = "lbf"
 _INSTANCE_ID = re.compile(r"i-[0-9a-z]{1,17}")
 
 NOT_CHECKABLE_PRIVATE = "not possible for private address"
+
+
+@dataclass(frozen=True)
+class SecondOpinionRules:
+    """LBF_ROUTE53_HEALTH_CHECKS, and what a check needs: whose it is and what it probes."""
+
+    enabled: bool
+    cluster: str
+    lb_check: CheckTemplate  # a health check probes what the controller's LB probe does
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,24 +100,24 @@ def checkable_by_route53(address: str) -> bool:
     return parsed.is_global and not parsed.is_multicast
 
 
-def desired_check(lb: Instance, settings: Settings) -> HealthCheckSpec | NotCheckable | None:
+def desired_check(lb: Instance, lb_check: CheckTemplate) -> HealthCheckSpec | NotCheckable | None:
     """The check `lb` should have; None when it should have none (not running, no address)."""
     if not lb.running or lb.address is None:
         return None
     if not checkable_by_route53(lb.address):
         return NotCheckable(NOT_CHECKABLE_PRIVATE)
-    scheme = settings.lb_check.scheme
-    parts = urlsplit(settings.lb_check.render(lb.address))
-    port = parts.port or _DEFAULT_PORTS[scheme]
+    endpoint = lb_check.endpoint(lb.address)
     path: str | None = None
-    if scheme != "tcp":
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if endpoint.scheme != "tcp":
+        path = endpoint.path
         if len(path) > RESOURCE_PATH_MAX_CHARS:
             return NotCheckable(
                 f"not possible: the check path is longer than Route 53's "
                 f"{RESOURCE_PATH_MAX_CHARS} characters"
             )
-    return HealthCheckSpec(kind=_KINDS[scheme], address=lb.address, port=port, resource_path=path)
+    return HealthCheckSpec(
+        kind=_KINDS[endpoint.scheme], address=lb.address, port=endpoint.port, resource_path=path
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,7 +175,7 @@ def _show(spec: HealthCheckSpec) -> str:
 
 
 def plan_health_checks(
-    world: World, settings: Settings, *, run_started_at: float
+    world: World, rules: SecondOpinionRules, *, run_started_at: float
 ) -> tuple[HealthCheckChange, ...]:
     """The writes that give each running, checkable LB exactly one check at its current address.
 
@@ -184,7 +191,7 @@ def plan_health_checks(
     for lb in by_name(world.lbs):
         existing = by_instance.pop(lb.instance_id, [])
         name = lb.name or lb.instance_id
-        wanted = desired_check(lb, settings)
+        wanted = desired_check(lb, rules.lb_check)
         if not isinstance(wanted, HealthCheckSpec):
             reason = f"{name} is {lb.state}" if wanted is None else f"{name}: {wanted.reason}"
             changes += [
@@ -199,11 +206,11 @@ def plan_health_checks(
                     lb_name=name,
                     spec=wanted,
                     caller_reference=caller_reference(
-                        settings.cluster, lb.instance_id, run_started_at
+                        rules.cluster, lb.instance_id, run_started_at
                     ),
                     tags=(
-                        ("Name", f"lbf {settings.cluster} {name}"),
-                        ("lbf:cluster", settings.cluster),
+                        ("Name", f"lbf {rules.cluster} {name}"),
+                        ("lbf:cluster", rules.cluster),
                         ("lbf:instance", lb.instance_id),
                     ),
                 )
@@ -363,10 +370,10 @@ def opinions_of(
 # What `status` shows.
 
 
-def status_note(lb: Instance, world: World, settings: Settings) -> str | None:
-    if not settings.route53_health_checks or world.health_checks is None:
+def status_note(lb: Instance, world: World, rules: SecondOpinionRules) -> str | None:
+    if not rules.enabled or world.health_checks is None:
         return None
-    wanted = desired_check(lb, settings)
+    wanted = desired_check(lb, rules.lb_check)
     if wanted is None:
         return None
     if isinstance(wanted, NotCheckable):

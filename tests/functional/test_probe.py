@@ -25,7 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from chalicelib.adapters.probe import Prober
+from chalicelib.core.endpoints import parse_url
 from chalicelib.core.model import ProbeResult, ProbeTarget
+from chalicelib.core.probe_contract import target_of
 
 HOST = "127.0.0.1"
 BLACK_HOLE_HOST = "127.0.0.2"  # addresses of their own, so a failure shows which kind it was
@@ -241,11 +243,15 @@ def server_tls(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
     return context
 
 
+def target(key: str, url: str) -> ProbeTarget:
+    return ProbeTarget(key, parse_url(url))
+
+
 def probe(url: str, *, timeout: float = TIMEOUT, **options: int) -> tuple[ProbeResult, float]:
     """One target in one round: its result and how long the whole round took."""
     prober = Prober(timeout=timeout, **options)
     started = time.monotonic()
-    results = prober.probe_round([ProbeTarget("i-0123", url)])
+    results = prober.probe_round([target("i-0123", url)])
     elapsed = time.monotonic() - started
     assert list(results) == ["i-0123"]
     return results["i-0123"], elapsed
@@ -483,9 +489,7 @@ def test_ipv6_literal(serve: ServerFactory) -> None:
     server = serve(respond("200 OK"), host="::1")
     prober = Prober(timeout=LONG_TIMEOUT)
 
-    results = prober.probe_round(
-        [ProbeTarget("http", server.url()), ProbeTarget("tcp", server.url("tcp"))]
-    )
+    results = prober.probe_round([target("http", server.url()), target("tcp", server.url("tcp"))])
 
     assert {key: (r.ok, r.detail) for key, r in results.items()} == {
         "http": (True, "200"),
@@ -525,7 +529,7 @@ def test_ipv6_literal(serve: ServerFactory) -> None:
     ],
 )
 def test_bad_url(url: str) -> None:
-    result, _ = probe(url)
+    result = target_of("i-0123", url)
 
     assert not result.ok
     assert result.detail.startswith("bad url")
@@ -541,7 +545,7 @@ def test_a_round_with_black_holes_costs_one_timeout(serve: ServerFactory, black_
     timeout = 1.5
     server = serve(respond("200 OK"), threaded=False)
     targets = [
-        ProbeTarget(f"i-{n:03}", f"http://{black_hole}/health" if n % 10 == 0 else server.url())
+        target(f"i-{n:03}", f"http://{black_hole}/health" if n % 10 == 0 else server.url())
         for n in range(300)
     ]
     prober = Prober(timeout=timeout)
@@ -579,8 +583,8 @@ def test_small_concurrency_still_answers_every_target(
     server = serve(slow)
     # Black holes first: they take every slot for a whole timeout, and the healthy targets queued
     # behind them must still get their own full deadline.
-    targets = [ProbeTarget(f"hole-{n}", f"http://{black_hole}/") for n in range(4)]
-    targets += [ProbeTarget(f"web-{n}", server.url()) for n in range(12)]
+    targets = [target(f"hole-{n}", f"http://{black_hole}/") for n in range(4)]
+    targets += [target(f"web-{n}", server.url()) for n in range(12)]
     timeout = 0.5
     prober = Prober(timeout=timeout, concurrency=4)
 
@@ -604,7 +608,7 @@ def test_rounds_run_from_a_thread_without_an_event_loop(serve: ServerFactory) ->
 
     def two_rounds() -> None:
         for _ in range(2):  # a fresh loop each round: the second must not trip over the first
-            rounds.append(prober.probe_round([ProbeTarget("i-1", server.url())]))
+            rounds.append(prober.probe_round([target("i-1", server.url())]))
 
     worker = threading.Thread(target=two_rounds)
     worker.start()
@@ -621,14 +625,14 @@ def test_no_socket_outlives_its_round(
     serve: ServerFactory, black_hole: str, closed_port: str, server_tls: ssl.SSLContext
 ) -> None:
     targets = [
-        ProbeTarget("ok", serve(respond("200 OK")).url()),
-        ProbeTarget("tls", serve(respond("200 OK"), tls=server_tls).url("https")),
-        ProbeTarget("tls-error", serve(plain_http).url("https")),
-        ProbeTarget("garbage", serve(ssh_banner).url()),
-        ProbeTarget("hole", f"http://{black_hole}/"),
-        ProbeTarget("tls-hole", f"https://{black_hole}/"),
-        ProbeTarget("refused", f"http://{closed_port}/"),
-        ProbeTarget("tcp", f"tcp://{black_hole}"),
+        target("ok", serve(respond("200 OK")).url()),
+        target("tls", serve(respond("200 OK"), tls=server_tls).url("https")),
+        target("tls-error", serve(plain_http).url("https")),
+        target("garbage", serve(ssh_banner).url()),
+        target("hole", f"http://{black_hole}/"),
+        target("tls-hole", f"https://{black_hole}/"),
+        target("refused", f"http://{closed_port}/"),
+        target("tcp", f"tcp://{black_hole}"),
     ]
 
     # An unclosed socket or transport warns when it is collected, at the latest in gc.collect().

@@ -29,6 +29,7 @@ from chalice.test import Client
 from chalicelib.adapters.clients import forget_clients, invoke_client
 from chalicelib.adapters.probe_function import ProbeFunction
 from chalicelib.core import probe_contract
+from chalicelib.core.endpoints import parse_url
 from chalicelib.core.model import ProbeResult, ProbeTarget
 from chalicelib.errors import ProberFault
 from standin.aws import free_port
@@ -59,8 +60,8 @@ def targets() -> Iterator[list[ProbeTarget]]:
     server = LocalWebServer("127.0.0.1", free_port()).start()
     try:
         yield [
-            ProbeTarget(WEB.key, f"http://127.0.0.1:{server.port}/health"),
-            ProbeTarget(CLOSED.key, f"tcp://127.0.0.1:{free_port()}"),
+            ProbeTarget(WEB.key, parse_url(f"http://127.0.0.1:{server.port}/health")),
+            ProbeTarget(CLOSED.key, parse_url(f"tcp://127.0.0.1:{free_port()}")),
         ]
     finally:
         server.stop()
@@ -127,8 +128,8 @@ def test_the_prober_function_imports_no_aws_client_and_no_tracer() -> None:
 # --- the controller's side: the invoke adapter -----------------------------------------------------
 
 SENT = [
-    ProbeTarget("i-0000000000000000a", "http://10.0.1.21:80/health"),
-    ProbeTarget("i-0000000000000000b", "http://10.0.1.22:80/health"),
+    ProbeTarget("i-0000000000000000a", parse_url("http://10.0.1.21:80/health")),
+    ProbeTarget("i-0000000000000000b", parse_url("http://10.0.1.22:80/health")),
 ]
 
 

@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from chalicelib.config import CheckTemplate, ConfigError, Settings
+from chalicelib.config import ConfigError, Settings
+from chalicelib.core.endpoints import CheckTemplate
 
 REQUIRED = {
     "LBF_CLUSTER": "prod",

@@ -30,7 +30,6 @@ from chalicelib.core.plan import (
     fold_down_states,
     fold_probes,
     is_prober_fault,
-    thresholds_of,
 )
 from tests.builders import (
     PREFIX,
@@ -65,12 +64,14 @@ GROWN = "10.0.1.1:80 10.0.1.2:80 10.0.1.3:80 10.0.1.4:80"
 
 def plan_for(view: World, config: Settings = S) -> Plan:
     """As the job does it: EC2's down states first, then the decision."""
-    return decide(fold_down_states(view, thresholds_of(config)), config, run_started_at=NOW)
+    return decide(
+        fold_down_states(view, config.rules.thresholds), config.rules.plan, run_started_at=NOW
+    )
 
 
 def applied(view: World, plan: Plan) -> World:
     """What the job folds back after every change went through (pushes are then in flight)."""
-    view = after(fold_down_states(view, thresholds_of(S)), plan.changes)
+    view = after(fold_down_states(view, S.rules.thresholds), plan.changes)
     sent = tuple(
         command(c.instance_id, c.checksum, "Pending", requested_at=NOW)
         for c in plan.changes
@@ -278,10 +279,10 @@ def test_a_failover_is_one_compare_and_swap_batch_and_state_tags_wait_for_it() -
 def test_a_stopped_active_lb_is_replaced_in_the_same_round(state: str, address: str | None) -> None:
     """SPEC: unhealthy at once, no rounds needed; the active LB is replaced in the same run."""
     gone = observed(lb_of(STEADY, "lb1"), state=state, address=address)
-    view = fold_down_states(with_lbs(STEADY, gone), thresholds_of(S))
+    view = fold_down_states(with_lbs(STEADY, gone), S.rules.thresholds)
     assert lb_of(view, "lb1").health.value == "unhealthy"
 
-    plan = decide(view, S, run_started_at=NOW)
+    plan = decide(view, S.rules.plan, run_started_at=NOW)
     (batch,) = of_type(plan, ChangeRecords)
     active = [(c.action, c.record.values) for c in batch.changes if c.record.name == fqdn("lb")]
     assert active == [("DELETE", (A1,)), ("CREATE", (A2,))]
@@ -291,7 +292,7 @@ def test_a_stopped_active_lb_is_replaced_in_the_same_round(state: str, address: 
 
 def test_fold_down_states_leaves_running_instances_alone() -> None:
     view = with_web(STEADY, web("10.0.1.9", state="stopped"))
-    folded = fold_down_states(view, thresholds_of(S))
+    folded = fold_down_states(view, S.rules.thresholds)
     assert folded.lbs == view.lbs
     assert [w.health.value for w in folded.webs] == ["healthy"] * 3 + ["unhealthy"]
 
@@ -573,7 +574,7 @@ def test_fold_probes_advances_only_the_instances_probed() -> None:
         "i-lb1": ProbeResult(ok=False, detail="timeout", seconds=2.0),
         "i-lb2": ProbeResult(ok=True, detail="200", seconds=0.1),  # stale: it is stopped
     }
-    folded = fold_probes(view, probed, thresholds_of(S))
+    folded = fold_probes(view, probed, S.rules.thresholds)
     assert [(x.health.value, x.damping.run) for x in folded.lbs] == [
         ("healthy", ProbeRun(ok=False, count=1)),
         ("unhealthy", view.lbs[1].damping.run),
@@ -665,7 +666,7 @@ IDEMPOTENCE = [
 def test_after_applying_a_plan_there_is_nothing_left_to_do(view: World, config: Settings) -> None:
     first = plan_for(view, config)
     assert first.changes, "the case should need some change"
-    second = decide(applied(view, first), config, run_started_at=NOW)
+    second = decide(applied(view, first), config.rules.plan, run_started_at=NOW)
     assert [c.describe() for c in second.changes] == []
 
 
@@ -711,8 +712,8 @@ def test_no_tag_is_written_to_an_instance_that_is_going_away(state: str) -> None
     view = settled([lb("lb1", "127.0.0.11"), lb("lb2", "127.0.0.12")], [web("127.0.1.21")])
     going = retag(view.lbs[1], state=state)
     plan = decide(
-        fold_down_states(replace(view, lbs=(view.lbs[0], going)), thresholds_of(settings())),
-        settings(),
+        fold_down_states(replace(view, lbs=(view.lbs[0], going)), settings().rules.thresholds),
+        settings().rules.plan,
         run_started_at=0.0,
     )
     tagged = {i for c in plan.changes if isinstance(c, SetTags) for i in c.instance_ids}

@@ -32,7 +32,7 @@ def three_lbs() -> list[Instance]:
 
 def resolved(request: MoveRequest, **overrides: object) -> Resolved:
     world = settled(three_lbs(), [web("10.0.1.1")], active="lb1")
-    found = resolve(world, settings(**overrides), request)
+    found = resolve(world, settings(**overrides).rules.move, request)
     assert isinstance(found, Resolved), found
     return found
 
@@ -44,7 +44,11 @@ def test_candidates_are_the_eligible_lbs_in_natural_order_without_the_holder() -
 
     assert [c.name for c in found.candidates] == ["lb2", "lb10"]
     assert found.needs_move
-    assert [c.name for c in candidates(world, settings(), excluding=())] == ["lb1", "lb2", "lb10"]
+    assert [c.name for c in candidates(world, settings().rules.plan.active, excluding=())] == [
+        "lb1",
+        "lb2",
+        "lb10",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -68,7 +72,9 @@ def test_the_same_eligibility_and_backend_list_requirement_as_a_scheduled_run(
     lbs = tuple(replace(x, **_fields(lb2)) if x.name == "lb2" else x for x in world.lbs)
     world = replace(world, lbs=lbs)
 
-    found = candidates(world, settings(lb_min_backends=min_backends), excluding=("i-lb1",))
+    found = candidates(
+        world, settings(lb_min_backends=min_backends).rules.plan.active, excluding=("i-lb1",)
+    )
 
     assert ("lb2" in [c.name for c in found]) is candidate
 
@@ -97,7 +103,7 @@ def test_refusals_before_any_probe(
 ) -> None:
     world = settled(three_lbs(), [web("10.0.1.1")], active="lb1")
 
-    found = resolve(world, settings(**overrides), request_)
+    found = resolve(world, settings(**overrides).rules.move, request_)
 
     assert isinstance(found, Refused)
     assert said in found.reason
@@ -106,7 +112,7 @@ def test_refusals_before_any_probe(
 def test_paused_refuses() -> None:
     world = replace(settled(three_lbs(), [web("10.0.1.1")], active="lb1"), paused=True)
 
-    found = resolve(world, settings(), MoveRequest(to="lb2"))
+    found = resolve(world, settings().rules.move, MoveRequest(to="lb2"))
 
     assert isinstance(found, Refused)
     assert found.reason.startswith("paused:")
@@ -116,7 +122,7 @@ def test_the_first_candidate_that_answers_is_taken_with_a_compare_and_swap() -> 
     world = settled(three_lbs(), [web("10.0.1.1")], active="lb1")
     found = resolved(MoveRequest(drain="lb1"))
 
-    plan = plan_move(world, settings(), found, {"i-lb2": DEAD, "i-lb10": OK})
+    plan = plan_move(world, settings().rules.move, found, {"i-lb2": DEAD, "i-lb10": OK})
 
     assert isinstance(plan, Plan)
     move, *tags = plan.changes
@@ -139,7 +145,7 @@ def test_no_answer_is_a_refusal() -> None:
     world = settled(three_lbs(), [web("10.0.1.1")], active="lb1")
     found = resolved(MoveRequest(drain="lb1"))
 
-    refused = plan_move(world, settings(), found, {"i-lb2": DEAD, "i-lb10": DEAD})
+    refused = plan_move(world, settings().rules.move, found, {"i-lb2": DEAD, "i-lb10": DEAD})
 
     assert isinstance(refused, Refused)
     assert refused.reason == ("no candidate answered the live probe: lb2 (timeout), lb10 (timeout)")
@@ -149,7 +155,7 @@ def test_draining_an_lb_that_holds_nothing_plans_only_its_tag() -> None:
     world = settled(three_lbs(), [web("10.0.1.1")], active="lb1")
     found = resolved(MoveRequest(drain="lb2"))
 
-    plan = plan_move(world, settings(), found, {})
+    plan = plan_move(world, settings().rules.move, found, {})
 
     assert found.to_probe == ()
     assert isinstance(plan, Plan)
@@ -159,10 +165,10 @@ def test_draining_an_lb_that_holds_nothing_plans_only_its_tag() -> None:
 def test_eip_mode_moves_the_address_from_where_it_was_seen() -> None:
     world = replace(settled(three_lbs(), [web("10.0.1.1")], active="lb1"), eip_instance_id="i-lb1")
     config = settings(mode="eip", eip_allocation_id="eipalloc-0123456789abcdef0")
-    found = resolve(world, config, MoveRequest(to="lb2"))
+    found = resolve(world, config.rules.move, MoveRequest(to="lb2"))
     assert isinstance(found, Resolved)
 
-    plan = plan_move(world, config, found, {"i-lb2": OK})
+    plan = plan_move(world, config.rules.move, found, {"i-lb2": OK})
 
     assert isinstance(plan, Plan)
     assert plan.changes[0] == MoveAddress(
@@ -176,10 +182,10 @@ def test_eip_mode_moves_the_address_from_where_it_was_seen() -> None:
 def test_active_active_drain_keeps_every_other_lb() -> None:
     world = settled(three_lbs(), [web("10.0.1.1")], active=["lb1", "lb2", "lb10"])
     config = settings(active_mode="all")
-    found = resolve(world, config, MoveRequest(drain="lb2"))
+    found = resolve(world, config.rules.move, MoveRequest(drain="lb2"))
     assert isinstance(found, Resolved)
 
-    plan = plan_move(world, config, found, {"i-lb1": OK, "i-lb10": OK})
+    plan = plan_move(world, config.rules.move, found, {"i-lb1": OK, "i-lb10": OK})
 
     assert isinstance(plan, Plan)
     move = plan.changes[0]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.core.endpoints import parse_url
 from chalicelib.core.model import ProbeResult, ProbeTarget
 from chalicelib.core.probe_contract import (
     MAX_TARGETS,
@@ -21,15 +22,18 @@ from chalicelib.core.probe_contract import (
     error_response,
 )
 
-WEB = ProbeTarget("i-0000000000000000a", "http://10.0.1.21:80/health")
-LB = ProbeTarget("i-0000000000000000b", "tcp://10.0.0.11:443")
+WEB = ProbeTarget("i-0000000000000000a", parse_url("http://10.0.1.21:80/health"))
+LB = ProbeTarget("i-0000000000000000b", parse_url("tcp://10.0.0.11:443"))
 
 
 def request(**changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "version": VERSION,
         "timeout": 2.0,
-        "targets": [{"key": WEB.key, "url": WEB.url}, {"key": LB.key, "url": LB.url}],
+        "targets": [
+            {"key": WEB.key, "url": WEB.endpoint.url},
+            {"key": LB.key, "url": LB.endpoint.url},
+        ],
     }
     body.update(changes)
     return body
@@ -48,6 +52,22 @@ def test_a_request_survives_the_trip_to_the_prober_function() -> None:
     received = decode_request(sent)
     assert received.targets == (WEB, LB)
     assert received.timeout == 1.5
+
+
+def test_a_target_whose_url_does_not_parse_is_answered_bad_url_and_the_others_probed() -> None:
+    """As the prober used to answer it: one bad target does not refuse the round's others."""
+    received = decode_request(
+        request(
+            targets=[
+                {"key": WEB.key, "url": WEB.endpoint.url},
+                {"key": LB.key, "url": "http://lb1.example.com/health"},
+            ]
+        )
+    )
+    assert received.targets == (WEB,)
+    assert received.unprobed == {
+        LB.key: ProbeResult(ok=False, detail="bad url: host must be an IP address", seconds=0.0)
+    }
 
 
 def test_an_answer_survives_the_trip_back() -> None:
@@ -84,16 +104,18 @@ def test_an_os_error_text_that_is_not_ascii_still_makes_a_valid_answer() -> None
         (request(timeout=True), "request.timeout"),
         (request(timeout=float("nan")), "request.timeout"),
         (request(targets={}), "request.targets"),
-        (request(targets=[{"key": WEB.key, "url": WEB.url}] * 2), "appears twice"),
+        (request(targets=[{"key": WEB.key, "url": WEB.endpoint.url}] * 2), "appears twice"),
         (request(targets=[{"key": WEB.key}]), "request.targets[0]"),
-        (request(targets=[{"key": "web1", "url": WEB.url}]), "request.targets[0].key"),
+        (request(targets=[{"key": "web1", "url": WEB.endpoint.url}]), "request.targets[0].key"),
         (request(targets=[{"key": WEB.key, "url": ""}]), "request.targets[0].url"),
         (request(targets=[{"key": WEB.key, "url": 7}]), "request.targets[0].url"),
         (request(targets=[{"key": WEB.key, "url": "http://a/\r\nX: y"}]), "printable"),
         (request(targets=[{"key": WEB.key, "url": "http://" + "a" * 3000}]), "characters"),
         (
             request(
-                targets=[{"key": f"i-{n:017x}", "url": WEB.url} for n in range(MAX_TARGETS + 1)]
+                targets=[
+                    {"key": f"i-{n:017x}", "url": WEB.endpoint.url} for n in range(MAX_TARGETS + 1)
+                ]
             ),
             "at most",
         ),

@@ -84,7 +84,7 @@ def test_a_push_past_its_step_timeout_is_sent_again_and_reported(
         lbs=(retag(lb1, backends_checksum=None), *view.lbs[1:]),
         commands=(command("i-lb1", checksum, status, requested_at=NOW - age),),
     )
-    plan = decide(view, settings(), run_started_at=NOW)
+    plan = decide(view, settings().rules.plan, run_started_at=NOW)
     sends = [c.lb_name for c in plan.changes if isinstance(c, SendBackends)]
     assert sends == (["lb1"] if pushed else [])
     assert ("push-overdue:i-lb1" in plan.conditions) is condition

@@ -77,7 +77,7 @@ def test_without_the_active_record_the_role_does_not_move_but_verdicts_are_writt
     was = {"lbf:health": "healthy", "lbf:state": "active", "lbf:probe": "fail:3"}
     lbs = [lb("lb1", A1, "unhealthy", lb_state="active", written=was), lb("lb2", A2)]
     before = settled([lb("lb1", A1), lb("lb2", A2)], active="lb1")
-    plan = decide(world(lbs, records=before.records), config, run_started_at=0.0)
+    plan = decide(world(lbs, records=before.records), config.rules.plan, run_started_at=0.0)
     assert plan.active.moved_to == "lb2"
 
     rest = without(plan, {ACTIVE}, active_fqdn=ACTIVE)
@@ -96,7 +96,7 @@ def test_without_another_name_keeps_the_move() -> None:
     config = settings()
     lbs = [lb("lb1", A1, "unhealthy"), lb("lb2", "203.0.113.9")]
     before = settled([lb("lb1", A1), lb("lb2", A2)], active="lb1")
-    plan = decide(world(lbs, records=before.records), config, run_started_at=0.0)
+    plan = decide(world(lbs, records=before.records), config.rules.plan, run_started_at=0.0)
     rest = without(plan, {fqdn("lb2")}, active_fqdn=ACTIVE)
     assert rest.active == plan.active
     assert any(

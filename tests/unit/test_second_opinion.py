@@ -107,11 +107,11 @@ def test_route53_can_check_only_global_unicast_addresses(address: str, checkable
 )
 def test_the_check_follows_lbf_lb_check(check_template: str, expected: HealthCheckSpec) -> None:
     config = settings(route53_health_checks=True, lb_check=check_template)
-    assert desired_check(lb("lb1", PUBLIC_1), config) == expected
+    assert desired_check(lb("lb1", PUBLIC_1), config.lb_check) == expected
 
 
 def test_an_ipv6_lb_is_checked_at_its_address() -> None:
-    assert desired_check(lb("lb1", "2600:1f18::1"), ON) == spec(address="2600:1f18::1")
+    assert desired_check(lb("lb1", "2600:1f18::1"), ON.lb_check) == spec(address="2600:1f18::1")
 
 
 @pytest.mark.parametrize(
@@ -124,12 +124,12 @@ def test_an_ipv6_lb_is_checked_at_its_address() -> None:
     ],
 )
 def test_no_check_for_a_private_or_not_running_lb(instance: object, expected: object) -> None:
-    assert desired_check(instance, ON) == expected  # type: ignore[arg-type]
+    assert desired_check(instance, ON.lb_check) == expected  # type: ignore[arg-type]
 
 
 def test_a_path_longer_than_route53_takes_is_not_checkable() -> None:
     config = settings(route53_health_checks=True, lb_check="http://{address}/" + "a" * 255)
-    wanted = desired_check(lb("lb1", PUBLIC_1), config)
+    wanted = desired_check(lb("lb1", PUBLIC_1), config.lb_check)
     assert isinstance(wanted, NotCheckable)
     assert "255" in wanted.reason
 
@@ -139,13 +139,13 @@ def test_a_path_longer_than_route53_takes_is_not_checkable() -> None:
 
 def test_nothing_is_planned_when_the_checks_were_not_read() -> None:
     view = world([lb("lb1", PUBLIC_1)])  # health_checks None: setting off, or the read failed
-    assert plan_health_checks(view, ON, run_started_at=STARTED) == ()
+    assert plan_health_checks(view, ON.rules.second_opinion, run_started_at=STARTED) == ()
 
 
 def test_a_public_lb_without_a_check_gets_one_tagged_for_people() -> None:
     view = replace(world([lb("lb1", PUBLIC_1), lb("lb2", "10.0.0.12")]), health_checks=())
 
-    [create] = plan_health_checks(view, ON, run_started_at=STARTED)
+    [create] = plan_health_checks(view, ON.rules.second_opinion, run_started_at=STARTED)
 
     assert isinstance(create, CreateHealthCheck)
     assert (create.instance_id, create.spec) == ("i-lb1", spec())
@@ -163,13 +163,13 @@ def test_a_settled_world_plans_nothing() -> None:
         world([lb("lb1", PUBLIC_1), lb("lb2", PUBLIC_2)]),
         health_checks=(check("i-lb1"), check("i-lb2", PUBLIC_2, "hc-2")),
     )
-    assert plan_health_checks(view, ON, run_started_at=STARTED) == ()
+    assert plan_health_checks(view, ON.rules.second_opinion, run_started_at=STARTED) == ()
 
 
 def test_a_new_address_updates_the_check_as_compare_and_swap() -> None:
     view = replace(world([lb("lb1", PUBLIC_2)]), health_checks=(check("i-lb1", PUBLIC_1),))
 
-    [update] = plan_health_checks(view, ON, run_started_at=STARTED)
+    [update] = plan_health_checks(view, ON.rules.second_opinion, run_started_at=STARTED)
 
     assert update == UpdateHealthCheck(
         health_check_id="hc-1",
@@ -185,7 +185,7 @@ def test_another_check_type_is_replaced_because_route53_cannot_change_it() -> No
     config = settings(route53_health_checks=True, lb_check="tcp://{address}:80")
     view = replace(world([lb("lb1", PUBLIC_1)]), health_checks=(check("i-lb1"),))
 
-    changes = plan_health_checks(view, config, run_started_at=STARTED)
+    changes = plan_health_checks(view, config.rules.second_opinion, run_started_at=STARTED)
 
     assert [type(c) for c in changes] == [CreateHealthCheck, DeleteHealthCheck]
 
@@ -203,7 +203,7 @@ def test_the_check_of_an_lb_that_went_or_turned_private_is_deleted(
 ) -> None:
     view = replace(world([instance]), health_checks=(check("i-lb1"),))  # type: ignore[list-item]
 
-    assert plan_health_checks(view, ON, run_started_at=STARTED) == (
+    assert plan_health_checks(view, ON.rules.second_opinion, run_started_at=STARTED) == (
         DeleteHealthCheck("hc-1", "i-lb1", reason),
     )
 
@@ -213,7 +213,7 @@ def test_a_check_of_an_instance_no_longer_in_the_cluster_is_deleted() -> None:
         world([lb("lb1", PUBLIC_1)]), health_checks=(check("i-lb1"), check("i-gone", hc_id="hc-9"))
     )
 
-    assert plan_health_checks(view, ON, run_started_at=STARTED) == (
+    assert plan_health_checks(view, ON.rules.second_opinion, run_started_at=STARTED) == (
         DeleteHealthCheck("hc-9", "i-gone", "no longer an LB of the cluster"),
     )
 
@@ -223,7 +223,7 @@ def test_a_frozen_lbs_check_is_left_alone_like_its_record() -> None:
         world([], skipped=[skipped("i-frozen", name="lb3", address=PUBLIC_1)]),
         health_checks=(check("i-frozen"),),
     )
-    assert plan_health_checks(view, ON, run_started_at=STARTED) == ()
+    assert plan_health_checks(view, ON.rules.second_opinion, run_started_at=STARTED) == ()
 
 
 def test_two_checks_of_one_lb_keep_the_right_one() -> None:
@@ -233,7 +233,7 @@ def test_two_checks_of_one_lb_keep_the_right_one() -> None:
         health_checks=(check("i-lb1", PUBLIC_1, "hc-a"), check("i-lb1", PUBLIC_2, "hc-b")),
     )
 
-    assert plan_health_checks(view, ON, run_started_at=STARTED) == (
+    assert plan_health_checks(view, ON.rules.second_opinion, run_started_at=STARTED) == (
         DeleteHealthCheck("hc-a", "i-lb1", "a second check of lb1"),
     )
 
@@ -357,7 +357,7 @@ def test_status_says_what_the_second_opinion_can_do(
     instance: object, checks: tuple[HealthCheck, ...], note: str | None
 ) -> None:
     view = replace(world([instance]), health_checks=checks)  # type: ignore[list-item]
-    shown = status_note(instance, view, ON)  # type: ignore[arg-type]
+    shown = status_note(instance, view, ON.rules.second_opinion)  # type: ignore[arg-type]
     if note is None:
         assert shown is None
     else:
@@ -367,4 +367,4 @@ def test_status_says_what_the_second_opinion_can_do(
 
 def test_status_says_nothing_when_the_setting_is_off() -> None:
     view = replace(world([lb("lb1", "10.0.0.11")]), health_checks=())
-    assert status_note(lb("lb1", "10.0.0.11"), view, settings()) is None
+    assert status_note(lb("lb1", "10.0.0.11"), view, settings().rules.second_opinion) is None
