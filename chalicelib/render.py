@@ -118,7 +118,7 @@ def _row(
         "instance": instance.instance_id,
         "address": instance.address or "",
         "ec2": instance.state,
-        "health": instance.health.value,
+        "health": instance.verdict.value,
         "state": instance.lb_state.value if instance.lb_state else "",
         "record": " ".join(record),
         "probe": probe,

@@ -30,7 +30,6 @@ from chalicelib.core.model import (
     TAG_STATE,
     Command,
     Damping,
-    Health,
     Instance,
     LbState,
     ProbeRun,
@@ -38,6 +37,7 @@ from chalicelib.core.model import (
     Record,
     Role,
     Skipped,
+    Verdict,
     World,
 )
 
@@ -94,21 +94,21 @@ def fqdn(label: str) -> str:
 
 def damping(health: str, probe: str | object | None = _UNSET) -> Damping:
     """A verdict and its run of probe results; by default the run that settled the verdict."""
-    verdict = Health(health)
+    verdict = Verdict(health)
     if probe is _UNSET:
         probe = {"healthy": f"ok:{RISE}", "unhealthy": f"fail:{FALL}"}.get(health)
     run = None
     if isinstance(probe, str):
         kind, _, count = probe.partition(":")
         run = ProbeRun(ok=kind == "ok", count=int(count))
-    return Damping(health=verdict, run=run)
+    return Damping(verdict=verdict, run=run)
 
 
 def _written(instance: Instance) -> tuple[tuple[str, str], ...]:
     """The controller's tags as EC2 would hold them after the run that settled `instance`."""
     tags: dict[str, str] = {}
-    if instance.health is not Health.UNKNOWN:
-        tags[TAG_HEALTH] = instance.health.value
+    if instance.verdict is not Verdict.UNKNOWN:
+        tags[TAG_HEALTH] = instance.verdict.value
     if instance.damping.run is not None:
         tags[TAG_PROBE] = instance.damping.run.render()
     if instance.name is not None and not instance.name_assigned:
@@ -231,7 +231,7 @@ def skipped(
 def retag(instance: Instance, **changes: object) -> Instance:
     """`instance` with fields changed, and EC2's tags as if the controller had written them."""
     if "health" in changes or "probe" in changes:
-        health = str(changes.pop("health", instance.health.value))
+        health = str(changes.pop("health", instance.verdict.value))
         changes["damping"] = damping(health, changes.pop("probe", _UNSET))
     if "lb_state" in changes and isinstance(changes["lb_state"], str):
         changes["lb_state"] = LbState(changes["lb_state"])
@@ -245,7 +245,7 @@ def observed(instance: Instance, **changes: object) -> Instance:
     `observed(lb1, health="unhealthy")` is lb1 whose verdict just flipped this round.
     """
     if "health" in changes or "probe" in changes:
-        health = str(changes.pop("health", instance.health.value))
+        health = str(changes.pop("health", instance.verdict.value))
         changes["damping"] = damping(health, changes.pop("probe", _UNSET))
     return replace(instance, **changes)  # type: ignore[arg-type]
 
@@ -310,7 +310,7 @@ def backend_text(webs: Iterable[Instance]) -> str:
         w
         for w in webs
         if w.state == "running"
-        and w.health is Health.HEALTHY
+        and w.verdict is Verdict.HEALTHY
         and not w.draining
         and w.address is not None
     ]
@@ -387,7 +387,7 @@ def settled(
         healthy = [
             x
             for x in lbs
-            if x.state == "running" and x.health is Health.HEALTHY and not x.draining and x.name
+            if x.state == "running" and x.verdict is Verdict.HEALTHY and not x.draining and x.name
         ]
         active = min((x.name or "" for x in healthy), key=_natural) if healthy else None
     if isinstance(active, str):

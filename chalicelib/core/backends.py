@@ -7,7 +7,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chalicelib.core.model import Health, Instance
+from chalicelib.core.model import Instance, Verdict
 
 # Parameter Store: 4 KB for a standard parameter, 8 KB for an advanced one. The list is written
 # with intelligent tiering; past 8 KB it cannot be stored, and a truncated list would be a lie.
@@ -58,7 +58,7 @@ def serving(web: Instance) -> bool:
     """A web server that belongs in the list: running, healthy, not draining, renderable."""
     return (
         web.running
-        and web.health is Health.HEALTHY
+        and web.verdict is Verdict.HEALTHY
         and not web.draining
         and web.address is not None
         and web.port is not None
@@ -163,7 +163,7 @@ def guard_pool_drop(
         for web in webs
         if web.running
         and not web.draining
-        and web.health is Health.UNHEALTHY
+        and web.verdict is Verdict.UNHEALTHY
         and web.address is not None
         and web.port is not None
         for rendered in [

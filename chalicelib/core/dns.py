@@ -16,11 +16,11 @@ from chalicelib.core.model import (
     DOWN_STATES,
     GONE_STATES,
     ActiveMode,
-    Health,
     Instance,
     Record,
     Role,
     Skipped,
+    Verdict,
     World,
 )
 
@@ -74,7 +74,9 @@ def keeps_role(lb: Instance) -> bool:
     A skipped LB is judged by this too (its tags are frozen, not its health), but it is never
     newly chosen: only `is_eligible` LBs of the inventory are candidates.
     """
-    return lb.running and not lb.draining and lb.health is Health.HEALTHY and lb.address is not None
+    return (
+        lb.running and not lb.draining and lb.verdict is Verdict.HEALTHY and lb.address is not None
+    )
 
 
 def frozen_lbs(skipped: Iterable[Skipped]) -> list[Instance]:
@@ -228,7 +230,7 @@ def _off_holder(
         holder is not None
         and holder.running
         and not holder.draining
-        and holder.health is Health.UNKNOWN
+        and holder.verdict is Verdict.UNKNOWN
     ):
         # Unknown is never a reason to move (SPEC): no verdict yet after a start or an edit.
         return ActiveDecision(None, (holder.instance_id,), f"kept on {label(holder)} (unknown)")
@@ -264,7 +266,7 @@ def _why_not(lb: Instance) -> str:
         return "draining"
     if lb.address is None:
         return "no address"
-    return lb.health.value
+    return lb.verdict.value
 
 
 def _decide_active_all(
@@ -284,7 +286,7 @@ def _decide_active_all(
 
     def stays(lb: Instance) -> bool:
         return lb.address in values and (
-            keeps_role(lb) or (lb.running and not lb.draining and lb.health is Health.UNKNOWN)
+            keeps_role(lb) or (lb.running and not lb.draining and lb.verdict is Verdict.UNKNOWN)
         )
 
     keep = [lb for lb in lbs if lb.instance_id in chosen or stays(lb)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from chalicelib.core.model import Damping, Health, ProbeRun
+from chalicelib.core.model import Damping, ProbeRun, Verdict
 
 _PROBE_RUN = re.compile(r"(ok|fail):([0-9]{1,3})")
 
@@ -27,26 +27,26 @@ def advance(damping: Damping, ok: bool, thresholds: Thresholds) -> Damping:
     count = previous.count + 1 if previous is not None and previous.ok == ok else 1
     needed = thresholds.rise if ok else thresholds.fall
     run = ProbeRun(ok=ok, count=min(count, needed))
-    health = damping.health
+    verdict = damping.verdict
     if run.count >= needed:
-        health = Health.HEALTHY if ok else Health.UNHEALTHY
-    return Damping(health=health, run=run)
+        verdict = Verdict.HEALTHY if ok else Verdict.UNHEALTHY
+    return Damping(verdict=verdict, run=run)
 
 
 def down_at_once(damping: Damping, thresholds: Thresholds) -> Damping:
     """EC2 says the instance is stopping or gone: unhealthy now, no rounds needed."""
-    return Damping(health=Health.UNHEALTHY, run=ProbeRun(ok=False, count=thresholds.fall))
+    return Damping(verdict=Verdict.UNHEALTHY, run=ProbeRun(ok=False, count=thresholds.fall))
 
 
-def parse_health(value: str | None) -> Health:
+def parse_verdict(value: str | None) -> Verdict:
     if value is None:
-        return Health.UNKNOWN
+        return Verdict.UNKNOWN
     # Anything but the two written values (a hand edit, a typo) means: no verdict yet.
-    if value == Health.HEALTHY.value:
-        return Health.HEALTHY
-    if value == Health.UNHEALTHY.value:
-        return Health.UNHEALTHY
-    return Health.UNKNOWN
+    if value == Verdict.HEALTHY.value:
+        return Verdict.HEALTHY
+    if value == Verdict.UNHEALTHY.value:
+        return Verdict.UNHEALTHY
+    return Verdict.UNKNOWN
 
 
 def parse_probe_run(value: str | None) -> ProbeRun | None:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from chalicelib.core.health import parse_health, parse_probe_run
+from chalicelib.core.health import parse_probe_run, parse_verdict
 from chalicelib.core.model import (
     CONTROLLER_TAGS,
     GONE_STATES,
@@ -113,7 +113,7 @@ def parse_instance(raw: RawInstance, rules: ParseRules) -> Instance | Skipped:
     if role is Role.WEB:
         port = rules.pool_port if raw_port is None else parse_port(raw_port)
     damping = Damping(
-        health=parse_health(tags.get(TAG_HEALTH)), run=parse_probe_run(tags.get(TAG_PROBE))
+        verdict=parse_verdict(tags.get(TAG_HEALTH)), run=parse_probe_run(tags.get(TAG_PROBE))
     )
 
     def skip(reason: str, *, known_address: str | None = None) -> Skipped:

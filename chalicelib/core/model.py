@@ -27,7 +27,9 @@ class Role(enum.Enum):
     WEB = "web"
 
 
-class Health(enum.Enum):
+class Verdict(enum.Enum):
+    """What rise/fall damping concludes from an instance's probes; `lbf:health` stores it."""
+
     HEALTHY = "healthy"
     UNHEALTHY = "unhealthy"
     UNKNOWN = "unknown"
@@ -84,7 +86,7 @@ class ProbeRun:
 class Damping:
     """What the controller carries per target across rounds and invocations."""
 
-    health: Health = Health.UNKNOWN
+    verdict: Verdict = Verdict.UNKNOWN
     run: ProbeRun | None = None
 
 
@@ -115,8 +117,8 @@ class Instance:
         return self.state in DOWN_STATES
 
     @property
-    def health(self) -> Health:
-        return self.damping.health
+    def verdict(self) -> Verdict:
+        return self.damping.verdict
 
 
 @dataclass(frozen=True)

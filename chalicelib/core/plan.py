@@ -24,13 +24,13 @@ from chalicelib.core.model import (
     TAG_STATE,
     Command,
     FailoverMode,
-    Health,
     Instance,
     LbState,
     ProbeResult,
     ProbeTarget,
     Record,
     Role,
+    Verdict,
     World,
 )
 from chalicelib.core.second_opinion import (
@@ -318,7 +318,7 @@ def decide(
             can_take_over=can_take_over,
             former=_former_lb_addresses(world, records),
         )
-    if active.no_eligible and any(lb.health is not Health.UNKNOWN for lb in world.lbs):
+    if active.no_eligible and any(lb.verdict is not Verdict.UNKNOWN for lb in world.lbs):
         conditions["no-eligible-lb"] = f"no load balancer is eligible to be active: {active.reason}"
     if active.repaired:
         conditions["active-repaired"] = f"active record {active.reason}"
@@ -372,7 +372,7 @@ def decide(
 def _pool_still_unknown(world: World) -> bool:
     """Right after start no web server has a verdict yet: not a reason to notify (SPEC)."""
     candidates = [w for w in world.webs if w.running and not w.draining]
-    return bool(candidates) and all(w.health is Health.UNKNOWN for w in candidates)
+    return bool(candidates) and all(w.verdict is Verdict.UNKNOWN for w in candidates)
 
 
 def _former_lb_addresses(world: World, rules: dns.RecordRules) -> set[str]:
@@ -450,14 +450,14 @@ def _plan_backends(
     for web, entries in frozen_webs(world):
         if not web.running or web.draining:
             continue
-        (failed if web.health is Health.UNHEALTHY else kept).extend(entries)
+        (failed if web.verdict is Verdict.UNHEALTHY else kept).extend(entries)
     # No verdict (its tags were lost, say, by a run killed between the list and the tags) is
     # never a reason to take a server out: it keeps the entry it has until probes decide, so
     # that a removal is always one for failed probes, counted against LBF_MAX_POOL_DROP.
     kept += [
         entry
         for web in world.webs
-        if web.running and not web.draining and web.health is Health.UNKNOWN
+        if web.running and not web.draining and web.verdict is Verdict.UNKNOWN
         for entry in backend_lists.entries_of(web, published)
     ]
     try:
@@ -560,8 +560,8 @@ def _plan_tags(
         if instance.state in ("shutting-down", "terminated"):
             continue  # nothing left to describe, and EC2 may refuse tags on it
         tags: dict[str, str] = {}
-        if instance.health is not Health.UNKNOWN:
-            tags[TAG_HEALTH] = instance.health.value
+        if instance.verdict is not Verdict.UNKNOWN:
+            tags[TAG_HEALTH] = instance.verdict.value
         if instance.damping.run is not None:
             tags[TAG_PROBE] = instance.damping.run.render()
         if instance.role is Role.LB:

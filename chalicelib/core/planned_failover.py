@@ -24,12 +24,12 @@ from chalicelib.core.model import (
     TAG_STATE,
     ActiveMode,
     FailoverMode,
-    Health,
     Instance,
     LbState,
     ProbeResult,
     Record,
     Skipped,
+    Verdict,
     World,
 )
 from chalicelib.core.plan import (
@@ -307,7 +307,7 @@ def _active_record(world: World, rules: dns.RecordRules) -> Record | None:
 
 def _stays(lb: Instance) -> bool:
     """Active-active: what the scheduled run keeps in the record (eligible, or not yet known)."""
-    return dns.is_eligible(lb) or (lb.running and not lb.draining and lb.health is Health.UNKNOWN)
+    return dns.is_eligible(lb) or (lb.running and not lb.draining and lb.verdict is Verdict.UNKNOWN)
 
 
 def _why_not(world: World, rules: ActiveRules, lb: Instance) -> str:
@@ -315,8 +315,8 @@ def _why_not(world: World, rules: ActiveRules, lb: Instance) -> str:
         return f"it is {lb.state}"
     if lb.draining:
         return f"it is draining ({TAG_MAINTENANCE}=drain)"
-    if lb.health is not Health.HEALTHY:
-        return f"its verdict is {lb.health.value}, not healthy"
+    if lb.verdict is not Verdict.HEALTHY:
+        return f"its verdict is {lb.verdict.value}, not healthy"
     if lb.address is None:
         return "it has no address"
     if not serves_current_list(world, rules.min_backends)(lb):

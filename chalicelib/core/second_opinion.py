@@ -37,7 +37,7 @@ REQUEST_INTERVAL = 30
 FAILURE_THRESHOLD = 3
 # A checker's report older than this (three intervals) says nothing about now.
 OBSERVATION_MAX_AGE = 3 * REQUEST_INTERVAL
-# Route 53 checks from at least three regions; fewer reporting is too thin to call a verdict.
+# Route 53 checks from at least three regions; fewer reporting is too thin to call.
 MIN_REGIONS = 3
 # Route 53 refuses a longer ResourcePath.
 RESOURCE_PATH_MAX_CHARS = 255
@@ -284,7 +284,9 @@ def checks_to_consult(world: World, failed: Collection[str]) -> dict[str, Health
     return consult
 
 
-class Verdict(enum.Enum):
+class Consensus(enum.Enum):
+    """What Route 53's checkers say of one LB, taken together (not a verdict: it changes none)."""
+
     HEALTHY = "healthy"  # most regions reporting see it healthy
     DOWN = "down"  # no checker anywhere sees it healthy
     SPLIT = "split"  # neither
@@ -295,25 +297,25 @@ class Verdict(enum.Enum):
 class Opinion:
     instance_id: str
     lb_name: str
-    verdict: Verdict
+    consensus: Consensus
     healthy_regions: int
     reporting_regions: int
 
     @property
     def condition(self) -> str:
-        """The notice key: a new verdict for an LB is news, the same one again is not."""
-        return f"second-opinion:{self.instance_id}:{self.verdict.value}"
+        """The notice key: a new consensus on an LB is news, the same one again is not."""
+        return f"second-opinion:{self.instance_id}:{self.consensus.value}"
 
     def describe(self) -> str:
         counted = f"{self.healthy_regions} of {self.reporting_regions} regions"
-        if self.verdict is Verdict.HEALTHY:
+        if self.consensus is Consensus.HEALTHY:
             return f"Route 53 checkers in {counted} still see {self.lb_name} healthy: holding"
-        if self.verdict is Verdict.DOWN:
+        if self.consensus is Consensus.DOWN:
             return (
                 f"Route 53 checkers in {counted} see {self.lb_name} healthy: it may really be "
                 "down; holding while the prober is at fault"
             )
-        if self.verdict is Verdict.SPLIT:
+        if self.consensus is Consensus.SPLIT:
             return (
                 f"Route 53 checkers in {counted} see {self.lb_name} healthy, not a majority: "
                 "holding"
@@ -336,17 +338,17 @@ def judge(lb: Instance, observations: Iterable[CheckerObservation], *, now: floa
     healthy = sum(1 for oks in regions.values() if sum(oks) * 2 > len(oks))
     reporting = len(regions)
     if reporting == 0:
-        verdict = Verdict.SILENT
+        consensus = Consensus.SILENT
     elif healthy * 2 > reporting:
-        verdict = Verdict.HEALTHY
+        consensus = Consensus.HEALTHY
     elif reporting >= MIN_REGIONS and not any(o.healthy for o in recent):
-        verdict = Verdict.DOWN
+        consensus = Consensus.DOWN
     else:
-        verdict = Verdict.SPLIT
+        consensus = Consensus.SPLIT
     return Opinion(
         instance_id=lb.instance_id,
         lb_name=lb.name or lb.instance_id,
-        verdict=verdict,
+        consensus=consensus,
         healthy_regions=healthy,
         reporting_regions=reporting,
     )

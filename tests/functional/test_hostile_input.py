@@ -31,7 +31,7 @@ from chalicelib.adapters.ssm import SsmCommands
 from chalicelib.config import ConfigError, Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core.dns import RecordChange
-from chalicelib.core.model import Damping, Health, Instance, Record, Role
+from chalicelib.core.model import Damping, Instance, Record, Role, Verdict
 from tests.fakes import FAKE_DOMAIN, FakeCloud
 from tests.fakes import fake_settings as settings
 
@@ -473,7 +473,7 @@ def _web(address: str, port: int, index: int) -> Instance:
         launch_time=0.0,
         address=address,
         port=port,
-        damping=Damping(health=Health.HEALTHY),
+        damping=Damping(verdict=Verdict.HEALTHY),
     )
 
 

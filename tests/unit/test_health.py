@@ -13,10 +13,10 @@ from chalicelib.core.health import (
     Thresholds,
     advance,
     down_at_once,
-    parse_health,
     parse_probe_run,
+    parse_verdict,
 )
-from chalicelib.core.model import Damping, Health, ProbeRun
+from chalicelib.core.model import Damping, ProbeRun, Verdict
 from tests.builders import FALL, RISE, damping
 
 DEFAULT = Thresholds(rise=RISE, fall=FALL)  # 2 / 3, the SPEC's defaults
@@ -31,7 +31,7 @@ def probes(start: Damping, results: str, thresholds: Thresholds = DEFAULT) -> Da
 
 def shown(state: Damping) -> tuple[str, str | None]:
     """What an operator reads on the instance: lbf:health and lbf:probe."""
-    return state.health.value, state.run.render() if state.run is not None else None
+    return state.verdict.value, state.run.render() if state.run is not None else None
 
 
 @pytest.mark.parametrize(
@@ -150,19 +150,19 @@ def test_parse_probe_run_reads_garbage_as_absent(
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        pytest.param("healthy", Health.HEALTHY, id="healthy"),
-        pytest.param("unhealthy", Health.UNHEALTHY, id="unhealthy"),
-        pytest.param(None, Health.UNKNOWN, id="no-tag-is-unknown"),
-        pytest.param("", Health.UNKNOWN, id="empty"),
-        pytest.param("unknown", Health.UNKNOWN, id="unknown-spelled-out"),
-        pytest.param("healthy\n", Health.UNKNOWN, id="trailing-newline"),
-        pytest.param(" healthy", Health.UNKNOWN, id="leading-space"),
-        pytest.param("Healthy", Health.UNKNOWN, id="capitalised"),
-        pytest.param("HEALTHY", Health.UNKNOWN, id="upper-case"),
-        pytest.param("ok:2", Health.UNKNOWN, id="a-probe-value"),
+        pytest.param("healthy", Verdict.HEALTHY, id="healthy"),
+        pytest.param("unhealthy", Verdict.UNHEALTHY, id="unhealthy"),
+        pytest.param(None, Verdict.UNKNOWN, id="no-tag-is-unknown"),
+        pytest.param("", Verdict.UNKNOWN, id="empty"),
+        pytest.param("unknown", Verdict.UNKNOWN, id="unknown-spelled-out"),
+        pytest.param("healthy\n", Verdict.UNKNOWN, id="trailing-newline"),
+        pytest.param(" healthy", Verdict.UNKNOWN, id="leading-space"),
+        pytest.param("Healthy", Verdict.UNKNOWN, id="capitalised"),
+        pytest.param("HEALTHY", Verdict.UNKNOWN, id="upper-case"),
+        pytest.param("ok:2", Verdict.UNKNOWN, id="a-probe-value"),
     ],
 )
 def test_parse_health_reads_anything_but_the_two_values_as_unknown(
-    value: str | None, expected: Health
+    value: str | None, expected: Verdict
 ) -> None:
-    assert parse_health(value) is expected
+    assert parse_verdict(value) is expected

@@ -14,7 +14,7 @@ from chalicelib.core.inventory import (
     natural_key,
     parse_instance,
 )
-from chalicelib.core.model import Health, Instance, LbState, ProbeRun, RawInstance, Role, Skipped
+from chalicelib.core.model import Instance, LbState, ProbeRun, RawInstance, Role, Skipped, Verdict
 from tests.builders import parse_rules, raw, settings
 
 RULES = parse_rules()  # active name "lb", LB public address, pool private address, port 80
@@ -243,8 +243,8 @@ def test_an_address_ec2_would_never_report_skips_the_instance() -> None:
 @pytest.mark.parametrize(
     ("tags", "field", "expected"),
     [
-        pytest.param({"lbf:health": "healthy"}, "health", Health.HEALTHY, id="health"),
-        pytest.param({"lbf:health": "healthy\n"}, "health", Health.UNKNOWN, id="health-newline"),
+        pytest.param({"lbf:health": "healthy"}, "health", Verdict.HEALTHY, id="health"),
+        pytest.param({"lbf:health": "healthy\n"}, "health", Verdict.UNKNOWN, id="health-newline"),
         pytest.param({"lbf:probe": "ok:2"}, "run", ProbeRun(ok=True, count=2), id="probe"),
         pytest.param({"lbf:probe": "ok:-1"}, "run", None, id="probe-negative"),
         pytest.param({"lbf:probe": "fail:99999"}, "run", None, id="probe-absurd"),
@@ -264,7 +264,7 @@ def test_controller_tags_that_do_not_parse_read_as_absent(
 ) -> None:
     lb = parsed_instance(parse_instance(raw(name="lb1", tags=tags), RULES))
     actual = {
-        "health": lb.health,
+        "health": lb.verdict,
         "run": lb.damping.run,
         "lb_state": lb.lb_state,
         "backends_checksum": lb.backends_checksum,
@@ -467,7 +467,7 @@ def test_a_skipped_instance_carries_what_parsed_of_it_and_nothing_else() -> None
     assert parsed.frozen is not None
     frozen = parsed.frozen
     assert (frozen.role, frozen.address, frozen.name) == (Role.LB, "203.0.113.10", None)
-    assert (frozen.health, frozen.damping.run) == (Health.HEALTHY, ProbeRun(ok=True, count=7))
+    assert (frozen.verdict, frozen.damping.run) == (Verdict.HEALTHY, ProbeRun(ok=True, count=7))
     assert (frozen.draining, frozen.lb_state, frozen.written) == (True, LbState.ACTIVE, ())
 
 
@@ -492,4 +492,4 @@ def test_the_newer_of_two_lbs_with_one_name_is_judged_by_no_name() -> None:
     [skip] = inventory.skipped
     assert skip.frozen is not None
     assert (skip.name, skip.frozen.name, skip.frozen.address) == (None, None, "203.0.113.11")
-    assert (skip.frozen.health, skip.frozen.lb_state) == (Health.UNHEALTHY, LbState.ACTIVE)
+    assert (skip.frozen.verdict, skip.frozen.lb_state) == (Verdict.UNHEALTHY, LbState.ACTIVE)

@@ -743,7 +743,7 @@ class ClusterMachine(RuleBasedStateMachine):
                 or instance_id in self.draining  # a draining LB is moved off, skipped or not
                 or address in self.cloud.prober.dead
                 or address in self.flapping
-                or view.health.value != "healthy"
+                or view.verdict.value != "healthy"
             ):
                 continue
             for name in names:
@@ -757,11 +757,11 @@ class ClusterMachine(RuleBasedStateMachine):
         and failed its probes (unhealthy when the run ended; unknown is not a failed probe)."""
         if not start_list or report is None or report.world is None:
             return
-        failed = {w.instance_id for w in report.world.webs if w.health.value == "unhealthy"}
+        failed = {w.instance_id for w in report.world.webs if w.verdict.value == "unhealthy"}
         failed |= {
             s.instance_id
             for s in report.world.skipped
-            if s.frozen is not None and s.frozen.health.value == "unhealthy"
+            if s.frozen is not None and s.frozen.verdict.value == "unhealthy"
         }
         final = set((self.cloud.ssm.parameters.get(BACKENDS) or "").split())
         entries = {}
@@ -900,9 +900,9 @@ class ClusterMachine(RuleBasedStateMachine):
         assert holder is not None, f"active record {value} on no LB, {eligible[0].name} eligible"
         if holder.draining:
             assert [lb for lb in eligible if lb is not holder] == [], "on a draining LB"
-        unknown = holder.running and not holder.draining and holder.health.value == "unknown"
-        holds = holder.running and not holder.draining and holder.health.value == "healthy"
-        assert holds or unknown, f"on {holder.instance_id} ({holder.state}, {holder.health.value})"
+        unknown = holder.running and not holder.draining and holder.verdict.value == "unknown"
+        holds = holder.running and not holder.draining and holder.verdict.value == "healthy"
+        assert holds or unknown, f"on {holder.instance_id} ({holder.state}, {holder.verdict.value})"
 
     @invariant()
     def after_a_clean_run_every_record_has_the_configured_ttl(self) -> None:

@@ -280,7 +280,7 @@ def test_a_stopped_active_lb_is_replaced_in_the_same_round(state: str, address: 
     """SPEC: unhealthy at once, no rounds needed; the active LB is replaced in the same run."""
     gone = observed(lb_of(STEADY, "lb1"), state=state, address=address)
     view = fold_down_states(with_lbs(STEADY, gone), S.rules.thresholds)
-    assert lb_of(view, "lb1").health.value == "unhealthy"
+    assert lb_of(view, "lb1").verdict.value == "unhealthy"
 
     plan = decide(view, S.rules.plan, run_started_at=NOW)
     (batch,) = of_type(plan, ChangeRecords)
@@ -294,7 +294,7 @@ def test_fold_down_states_leaves_running_instances_alone() -> None:
     view = with_web(STEADY, web("10.0.1.9", state="stopped"))
     folded = fold_down_states(view, S.rules.thresholds)
     assert folded.lbs == view.lbs
-    assert [w.health.value for w in folded.webs] == ["healthy"] * 3 + ["unhealthy"]
+    assert [w.verdict.value for w in folded.webs] == ["healthy"] * 3 + ["unhealthy"]
 
 
 def test_no_eligible_lb_raises_a_condition_but_not_before_any_verdict() -> None:
@@ -575,7 +575,7 @@ def test_fold_probes_advances_only_the_instances_probed() -> None:
         "i-lb2": ProbeResult(ok=True, detail="200", seconds=0.1),  # stale: it is stopped
     }
     folded = fold_probes(view, probed, S.rules.thresholds)
-    assert [(x.health.value, x.damping.run) for x in folded.lbs] == [
+    assert [(x.verdict.value, x.damping.run) for x in folded.lbs] == [
         ("healthy", ProbeRun(ok=False, count=1)),
         ("unhealthy", view.lbs[1].damping.run),
     ]

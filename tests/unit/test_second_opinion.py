@@ -11,11 +11,11 @@ from chalicelib.core.second_opinion import (
     MIN_REGIONS,
     OBSERVATION_MAX_AGE,
     CheckerObservation,
+    Consensus,
     CreateHealthCheck,
     DeleteHealthCheck,
     NotCheckable,
     UpdateHealthCheck,
-    Verdict,
     caller_reference,
     checkable_by_route53,
     checks_to_consult,
@@ -287,22 +287,32 @@ EIGHT = (
 @pytest.mark.parametrize(
     ("reports", "verdict", "healthy", "reporting"),
     [
-        ([(r, "ok ok") for r in EIGHT], Verdict.HEALTHY, 8, 8),
-        ([(r, "ok fail ok") for r in EIGHT], Verdict.HEALTHY, 8, 8),
-        ([(r, "ok") for r in EIGHT[:5]] + [(r, "fail") for r in EIGHT[5:]], Verdict.HEALTHY, 5, 8),
-        ([(r, "ok") for r in EIGHT[:4]] + [(r, "fail") for r in EIGHT[4:]], Verdict.SPLIT, 4, 8),
-        ([(r, "ok fail") for r in EIGHT], Verdict.SPLIT, 0, 8),  # half a region is not a majority
-        ([(r, "fail fail") for r in EIGHT], Verdict.DOWN, 0, 8),
-        ([(r, "fail") for r in EIGHT[:MIN_REGIONS]], Verdict.DOWN, 0, 3),
-        ([(r, "fail") for r in EIGHT[:2]], Verdict.SPLIT, 0, 2),  # too few regions to call it down
-        ([], Verdict.SILENT, 0, 0),
+        ([(r, "ok ok") for r in EIGHT], Consensus.HEALTHY, 8, 8),
+        ([(r, "ok fail ok") for r in EIGHT], Consensus.HEALTHY, 8, 8),
+        (
+            [(r, "ok") for r in EIGHT[:5]] + [(r, "fail") for r in EIGHT[5:]],
+            Consensus.HEALTHY,
+            5,
+            8,
+        ),
+        ([(r, "ok") for r in EIGHT[:4]] + [(r, "fail") for r in EIGHT[4:]], Consensus.SPLIT, 4, 8),
+        ([(r, "ok fail") for r in EIGHT], Consensus.SPLIT, 0, 8),  # half a region is not a majority
+        ([(r, "fail fail") for r in EIGHT], Consensus.DOWN, 0, 8),
+        ([(r, "fail") for r in EIGHT[:MIN_REGIONS]], Consensus.DOWN, 0, 3),
+        (
+            [(r, "fail") for r in EIGHT[:2]],
+            Consensus.SPLIT,
+            0,
+            2,
+        ),  # too few regions to call it down
+        ([], Consensus.SILENT, 0, 0),
     ],
 )
 def test_judge_counts_regions(
-    reports: list[tuple[str, str]], verdict: Verdict, healthy: int, reporting: int
+    reports: list[tuple[str, str]], verdict: Consensus, healthy: int, reporting: int
 ) -> None:
     opinion = judge(lb("lb1", PUBLIC_1), observations(*reports), now=NOW)
-    assert (opinion.verdict, opinion.healthy_regions, opinion.reporting_regions) == (
+    assert (opinion.consensus, opinion.healthy_regions, opinion.reporting_regions) == (
         verdict,
         healthy,
         reporting,
@@ -313,25 +323,25 @@ def test_old_reports_say_nothing_about_now() -> None:
     stale = observations(*[(r, "ok") for r in EIGHT], age=OBSERVATION_MAX_AGE + 1)
     fresh_down = observations(*[(r, "fail") for r in EIGHT[:3]])
 
-    assert judge(lb("lb1", PUBLIC_1), stale, now=NOW).verdict is Verdict.SILENT
-    assert judge(lb("lb1", PUBLIC_1), stale + fresh_down, now=NOW).verdict is Verdict.DOWN
+    assert judge(lb("lb1", PUBLIC_1), stale, now=NOW).consensus is Consensus.SILENT
+    assert judge(lb("lb1", PUBLIC_1), stale + fresh_down, now=NOW).consensus is Consensus.DOWN
 
 
 @pytest.mark.parametrize(
     ("verdict", "text"),
     [
-        (Verdict.HEALTHY, "Route 53 checkers in 6 of 8 regions still see lb1 healthy: holding"),
+        (Consensus.HEALTHY, "Route 53 checkers in 6 of 8 regions still see lb1 healthy: holding"),
         (
-            Verdict.DOWN,
+            Consensus.DOWN,
             "Route 53 checkers in 6 of 8 regions see lb1 healthy: it may really be down",
         ),
-        (Verdict.SPLIT, "not a majority: holding"),
-        (Verdict.SILENT, "no recent report from Route 53 checkers on lb1: holding"),
+        (Consensus.SPLIT, "not a majority: holding"),
+        (Consensus.SILENT, "no recent report from Route 53 checkers on lb1: holding"),
     ],
 )
-def test_the_opinion_says_what_it_saw(verdict: Verdict, text: str) -> None:
+def test_the_opinion_says_what_it_saw(verdict: Consensus, text: str) -> None:
     opinion = judge(lb("lb1", PUBLIC_1), [], now=NOW)
-    opinion = replace(opinion, verdict=verdict, healthy_regions=6, reporting_regions=8)
+    opinion = replace(opinion, consensus=verdict, healthy_regions=6, reporting_regions=8)
     assert text in opinion.describe()
     assert opinion.condition == f"second-opinion:i-lb1:{verdict.value}"
 
