@@ -15,7 +15,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit
 from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Rate
 
-from chalicelib.adapters.probe import Prober
+from chalicelib.adapters.probe import SocketProber
 from chalicelib.config import ConfigError, Settings
 from chalicelib.core import probe_contract
 
@@ -139,7 +139,10 @@ def probe_private(event: Any, context: Any) -> dict[str, Any]:
     except probe_contract.ContractError as exc:
         logger.error("refused a probe request", extra={"problem": str(exc)})
         return probe_contract.error_response(str(exc))
-    results = {**request.unprobed, **Prober(timeout=request.timeout).probe_round(request.targets)}
+    results = {
+        **request.unprobed,
+        **SocketProber(timeout=request.timeout).probe_round(request.targets),
+    }
     failed = sorted(key for key, result in results.items() if not result.ok)
     # Which ones failed, named (a few): the log is where an operator sees the VPC's side.
     logger.info(

@@ -4,7 +4,7 @@ Targets are distinct loopback addresses (127.0.8.1, 127.0.8.2, ...) on one port,
 process (bench/fanout_server.py); the prober runs in another fresh process
 (bench/fanout_probe.py) with Lambda's limit of 1,024 descriptors, so its peak RSS is its own.
 
-The probe client is the project's own `chalicelib.adapters.probe.Prober`: asyncio on raw sockets,
+The probe client is the project's own `chalicelib.adapters.probe.SocketProber`: asyncio on raw sockets,
 one `asyncio.timeout` deadline per probe covering connect, request and status line, and a
 semaphore that bounds the probes in flight (default 256). That is the client the Lambda runs,
 and it is chosen over `requests` in a thread pool because a `requests` timeout bounds each
@@ -146,7 +146,7 @@ def _section(cases: list[Case]) -> Section:
     section.figures.append(
         Figure(
             "probe client",
-            "chalicelib.adapters.probe.Prober: asyncio, raw sockets, bounded pool",
+            "chalicelib.adapters.probe.SocketProber: asyncio, raw sockets, bounded pool",
             note="the client the Lambda runs: one deadline per probe (a requests timeout bounds "
             "each read, not the probe), no thread per probe (Lambda allows 1,024)",
         )
@@ -201,7 +201,7 @@ def _section(cases: list[Case]) -> Section:
         for c in cases
     ]
     section.details += [
-        f"One probe round of `chalicelib.adapters.probe.Prober(timeout={TIMEOUT:g}, "
+        f"One probe round of `chalicelib.adapters.probe.SocketProber(timeout={TIMEOUT:g}, "
         "concurrency=C)` (the default LBF_PROBE_TIMEOUT) over distinct loopback addresses, "
         f"{BLACK_HOLE_SHARE:.0%} of them black holes (accept, never answer). Targets are served "
         "by one asyncio process, the prober runs in a fresh process with Lambda's limit of "

@@ -1,7 +1,7 @@
 """The measuring side of the fan-out benchmark, in a fresh process of its own.
 
 `python -m bench.fanout_probe SPEC.json` runs one warm-up round and then `rounds` timed rounds of
-the project's prober (`chalicelib.adapters.probe.Prober`) over the spec's URLs, and prints one
+the project's prober (`chalicelib.adapters.probe.SocketProber`) over the spec's URLs, and prints one
 JSON object: seconds and CPU seconds per round, results, peak RSS, peak open descriptors and threads.
 
 A fresh process, because peak RSS is a high-water mark of the whole process: here it holds the
@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from chalicelib.adapters.probe import Prober
+from chalicelib.adapters.probe import SocketProber
 from chalicelib.core.endpoints import parse_url
 from chalicelib.core.model import ProbeTarget
 
@@ -66,7 +66,7 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (LAMBDA_DESCRIPTORS, LAMBDA_DESCRIPTORS))
     spec = json.loads(Path(sys.argv[1]).read_text())
     targets = [ProbeTarget(str(i), parse_url(url)) for i, url in enumerate(spec["urls"])]
-    prober = Prober(timeout=float(spec["timeout"]), concurrency=int(spec["concurrency"]))
+    prober = SocketProber(timeout=float(spec["timeout"]), concurrency=int(spec["concurrency"]))
     baseline_rss = _status_kib("VmRSS")
     prober.probe_round(targets)  # warm-up: first-use costs (imports, TLS context) are not a round
     rounds = []

@@ -9,7 +9,7 @@ from chalicelib.config import Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core import dns
 from chalicelib.core.model import GONE_STATES, Instance, ProbeResult, World
-from chalicelib.core.plan import latest_commands, serves_current_list
+from chalicelib.core.plan import confirmed_current_list, latest_commands
 from chalicelib.core.second_opinion import status_note
 from chalicelib.jobs import Report
 
@@ -183,8 +183,8 @@ def feature_lines(world: World, settings: Settings) -> list[str]:
             f"Elastic IP {settings.eip_allocation_id} ({world.eip_address or '?'}) is on {where}"
         )
     if settings.lb_min_backends > 0:
-        serves = serves_current_list(world, settings.lb_min_backends)
-        ready = [lb.name or lb.instance_id for lb in dns.by_name(world.lbs) if serves(lb)]
+        confirmed = confirmed_current_list(world, settings.lb_min_backends)
+        ready = [lb.name or lb.instance_id for lb in dns.by_name(world.lbs) if confirmed(lb)]
         lines.append(
             f"LBF_LB_MIN_BACKENDS={settings.lb_min_backends}: may take over: "
             + (", ".join(ready) or "none (no LB confirmed the current list)")

@@ -102,7 +102,7 @@ def aws_services(settings: Settings) -> Services:
     from chalicelib.adapters.ec2 import Ec2Inventory
     from chalicelib.adapters.healthchecks import Route53HealthChecks
     from chalicelib.adapters.notify import SnsNotifier
-    from chalicelib.adapters.probe import Prober as AsyncProber
+    from chalicelib.adapters.probe import SocketProber
     from chalicelib.adapters.probe_function import ProbeFunction
     from chalicelib.adapters.route53 import Route53Records
     from chalicelib.adapters.ssm import SsmCommands, SsmParameters
@@ -121,7 +121,7 @@ def aws_services(settings: Settings) -> Services:
             if settings.sns_topic_arn
             else None
         ),
-        prober=AsyncProber(timeout=settings.probe_timeout),
+        prober=SocketProber(timeout=settings.probe_timeout),
         probe_function=(
             ProbeFunction(
                 invoke_client(settings.probe_timeout, region),

@@ -121,8 +121,9 @@ class _StatusLineReader(asyncio.BufferedProtocol):
             self._transport.pause_reading()
 
 
-class Prober:
-    """Probes targets in rounds; each round runs on a fresh event loop of its own."""
+class SocketProber:
+    """The in-process prober: probes targets in rounds over this process's own sockets, each round
+    on a fresh event loop of its own. It is one `services.Prober`; the prober function is another."""
 
     def __init__(self, *, timeout: float, concurrency: int = 256, max_body: int = 4096) -> None:
         if timeout <= 0:

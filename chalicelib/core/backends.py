@@ -54,7 +54,7 @@ def checksum(text: str) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-def serving(web: Instance) -> bool:
+def belongs_in_list(web: Instance) -> bool:
     """A web server that belongs in the list: running, healthy, not draining, renderable."""
     return (
         web.running
@@ -66,12 +66,12 @@ def serving(web: Instance) -> bool:
 
 
 def build_list(webs: Sequence[Instance], kept: Sequence[str] = ()) -> BackendList:
-    """The list of every serving web server, plus `kept`: entries of the published list that
+    """The list of every web server that belongs in it, plus `kept`: entries of the published list that
     skipped web servers keep while they answer (rendered already, and parsed from that list)."""
     backends = [
         Backend(address=web.address or "", port=web.port or 0, instance_id=web.instance_id)
         for web in webs
-        if serving(web)
+        if belongs_in_list(web)
     ]
     for entry in kept:
         host, _, port = entry.rpartition(":")

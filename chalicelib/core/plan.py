@@ -195,7 +195,7 @@ Change = (
 class Plan:
     changes: tuple[Change, ...]
     active: dns.ActiveDecision
-    backends: backend_lists.BackendList | None  # the list LBs should serve after this plan
+    backends: backend_lists.BackendList | None  # the list in force after this plan
     held: backend_lists.Held | None
     conditions: Mapping[str, str] = field(default_factory=dict)  # key -> notice text
     notes: tuple[str, ...] = ()
@@ -304,7 +304,7 @@ def decide(
         conditions[f"skipped:{s.instance_id}"] = f"instance {s.instance_id} skipped: {s.reason}"
 
     current_active = _record(world, records.active_fqdn, "A")
-    can_take_over = serves_current_list(world, rules.active.min_backends)
+    can_take_over = confirmed_current_list(world, rules.active.min_backends)
     if rules.active.mode is FailoverMode.EIP:
         active = dns.decide_holder(
             world.eip_instance_id, world.lbs, world.skipped, can_take_over=can_take_over
@@ -413,7 +413,7 @@ def _record_part(
     return replace(active, values=(eip,))
 
 
-def serves_current_list(world: World, min_backends: int) -> Callable[[Instance], bool]:
+def confirmed_current_list(world: World, min_backends: int) -> Callable[[Instance], bool]:
     """LBF_LB_MIN_BACKENDS: an LB may take over only once it confirmed the current list
     (`lbf:backends`) and that list has at least that many backends. Never fail over to an LB
     that would serve a stale or empty list."""
@@ -422,14 +422,14 @@ def serves_current_list(world: World, min_backends: int) -> Callable[[Instance],
     published = backend_lists.parse_list(world.backends_parameter)
     current = backend_lists.checksum(" ".join(published)) if published else None
 
-    def serves(lb: Instance) -> bool:
+    def confirmed(lb: Instance) -> bool:
         return (
             current is not None
             and lb.backends_checksum == current
             and len(published) >= min_backends
         )
 
-    return serves
+    return confirmed
 
 
 def _plan_backends(
@@ -470,14 +470,15 @@ def _plan_backends(
         held = backend_lists.guard_not_empty(wanted) or backend_lists.guard_pool_drop(
             start_list, wanted, world.webs, rules.max_pool_drop, failed_entries=failed
         )
-    serving = wanted if wanted is not None and held is None else None
-    if serving is None and published:
-        serving = backend_lists.BackendList(published)
+    # The list in force: the one wanted, or while a guard holds that back, the one published.
+    in_force = wanted if wanted is not None and held is None else None
+    if in_force is None and published:
+        in_force = backend_lists.BackendList(published)
 
-    if serving is not None and len(serving) > 0:
-        if serving.text != world.backends_parameter:
-            changes.append(PutParameter(rules.backends_parameter_name, serving.text))
-        changes += _plan_pushes(world, serving, run_started_at, conditions, rules=pushes)
+    if in_force is not None and len(in_force) > 0:
+        if in_force.text != world.backends_parameter:
+            changes.append(PutParameter(rules.backends_parameter_name, in_force.text))
+        changes += _plan_pushes(world, in_force, run_started_at, conditions, rules=pushes)
 
     addresses = [
         lb.address for lb in dns.by_name(world.lbs) if lb.running and lb.address is not None
@@ -493,12 +494,12 @@ def _plan_backends(
     # SSM rejects an empty parameter value; with no LB running the last value stays.
     if lbs_text and lbs_text != world.lbs_parameter:
         changes.append(PutParameter(rules.lbs_parameter_name, lbs_text))
-    return serving, held, changes, conditions
+    return in_force, held, changes, conditions
 
 
 def _plan_pushes(
     world: World,
-    serving: backend_lists.BackendList,
+    in_force: backend_lists.BackendList,
     run_started_at: float,
     conditions: dict[str, str],
     *,
@@ -507,10 +508,10 @@ def _plan_pushes(
     last = latest_commands(world.commands)
     pushes: list[Change] = []
     for lb in dns.by_name(world.lbs):
-        if not lb.running or lb.backends_checksum == serving.checksum:
+        if not lb.running or lb.backends_checksum == in_force.checksum:
             continue
         command = last.get(lb.instance_id)
-        if command is not None and command.checksum == serving.checksum:
+        if command is not None and command.checksum == in_force.checksum:
             if push_rules.overdue(command, now=run_started_at):
                 conditions[f"push-overdue:{lb.instance_id}"] = (
                     f"backend push {command.command_id} to {lb.name} {lb.instance_id} still "
@@ -530,8 +531,8 @@ def _plan_pushes(
             SendBackends(
                 instance_id=lb.instance_id,
                 lb_name=lb.name or lb.instance_id,
-                backends=serving.text,
-                checksum=serving.checksum,
+                backends=in_force.text,
+                checksum=in_force.checksum,
             )
         )
     return pushes
@@ -549,7 +550,7 @@ def latest_commands(commands: Iterable[Command]) -> dict[str, Command]:
 def _plan_tags(
     world: World,
     active: dns.ActiveDecision,
-    serving: backend_lists.BackendList | None,
+    in_force: backend_lists.BackendList | None,
     run_started_at: float,
 ) -> list[Change]:
     del run_started_at

@@ -2,7 +2,7 @@
 
 The same world a scheduled run reads (`jobs.observe`), judged by the same rules: an LB may be
 newly made active only if the scheduled run could choose it (`dns.is_eligible`, and the
-LBF_LB_MIN_BACKENDS requirement `serves_current_list`). The plan is applied by the same executor,
+LBF_LB_MIN_BACKENDS requirement `confirmed_current_list`). The plan is applied by the same executor,
 with the same compare-and-swap (`dns.active_change`, or `MoveAddress`'s check-then-move), so a
 planned failover can never do what a scheduled run would refuse to.
 
@@ -39,7 +39,7 @@ from chalicelib.core.plan import (
     MoveAddress,
     Plan,
     SetTags,
-    serves_current_list,
+    confirmed_current_list,
 )
 
 
@@ -90,11 +90,11 @@ class Resolved:
 
 def candidates(world: World, rules: ActiveRules, *, excluding: Collection[str]) -> list[Instance]:
     """The LBs the scheduled run could newly make active, in natural order."""
-    serves = serves_current_list(world, rules.min_backends)
+    confirmed = confirmed_current_list(world, rules.min_backends)
     return [
         lb
         for lb in dns.by_name(world.lbs)
-        if dns.is_eligible(lb) and serves(lb) and lb.instance_id not in excluding
+        if dns.is_eligible(lb) and confirmed(lb) and lb.instance_id not in excluding
     ]
 
 
@@ -319,7 +319,7 @@ def _why_not(world: World, rules: ActiveRules, lb: Instance) -> str:
         return f"its verdict is {lb.verdict.value}, not healthy"
     if lb.address is None:
         return "it has no address"
-    if not serves_current_list(world, rules.min_backends)(lb):
+    if not confirmed_current_list(world, rules.min_backends)(lb):
         return (
             "it has not confirmed the current backend list "
             f"(LBF_LB_MIN_BACKENDS={rules.min_backends})"

@@ -1,4 +1,4 @@
-"""Elastic IP mode, active-active, and "a healthy LB is one that serves", on the in-memory AWS.
+"""Elastic IP mode, active-active, and "only an LB that confirmed the list takes over", in memory.
 
 The in-memory EC2 answers DescribeAddresses with where the Elastic IP is *now*, so a test can
 move it behind a run's back and watch the check-then-move refuse to ping-pong it.
@@ -150,7 +150,7 @@ def test_active_active_never_empties_the_record(cloud: FakeCloud) -> None:
     assert any("no load balancer is eligible" in m for m in cloud.sns.messages)
 
 
-# --- a healthy LB is one that serves -----------------------------------------------------------
+# --- only an LB that confirmed the list takes over ---------------------------------------------
 
 
 def test_no_failover_to_an_lb_whose_backend_list_is_stale(cloud: FakeCloud) -> None:

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from chalicelib.adapters.probe import Prober
+from chalicelib.adapters.probe import SocketProber
 from chalicelib.core.endpoints import parse_url
 from chalicelib.core.model import ProbeResult, ProbeTarget
 from chalicelib.core.probe_contract import target_of
@@ -249,7 +249,7 @@ def target(key: str, url: str) -> ProbeTarget:
 
 def probe(url: str, *, timeout: float = TIMEOUT, **options: int) -> tuple[ProbeResult, float]:
     """One target in one round: its result and how long the whole round took."""
-    prober = Prober(timeout=timeout, **options)
+    prober = SocketProber(timeout=timeout, **options)
     started = time.monotonic()
     results = prober.probe_round([target("i-0123", url)])
     elapsed = time.monotonic() - started
@@ -487,7 +487,7 @@ def _has_ipv6_loopback() -> bool:
 @pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
 def test_ipv6_literal(serve: ServerFactory) -> None:
     server = serve(respond("200 OK"), host="::1")
-    prober = Prober(timeout=LONG_TIMEOUT)
+    prober = SocketProber(timeout=LONG_TIMEOUT)
 
     results = prober.probe_round([target("http", server.url()), target("tcp", server.url("tcp"))])
 
@@ -548,7 +548,7 @@ def test_a_round_with_black_holes_costs_one_timeout(serve: ServerFactory, black_
         target(f"i-{n:03}", f"http://{black_hole}/health" if n % 10 == 0 else server.url())
         for n in range(300)
     ]
-    prober = Prober(timeout=timeout)
+    prober = SocketProber(timeout=timeout)
 
     started = time.monotonic()
     results = prober.probe_round(targets)
@@ -586,7 +586,7 @@ def test_small_concurrency_still_answers_every_target(
     targets = [target(f"hole-{n}", f"http://{black_hole}/") for n in range(4)]
     targets += [target(f"web-{n}", server.url()) for n in range(12)]
     timeout = 0.5
-    prober = Prober(timeout=timeout, concurrency=4)
+    prober = SocketProber(timeout=timeout, concurrency=4)
 
     started = time.monotonic()
     results = prober.probe_round(targets)
@@ -603,7 +603,7 @@ def test_small_concurrency_still_answers_every_target(
 
 def test_rounds_run_from_a_thread_without_an_event_loop(serve: ServerFactory) -> None:
     server = serve(respond("200 OK"))
-    prober = Prober(timeout=LONG_TIMEOUT)
+    prober = SocketProber(timeout=LONG_TIMEOUT)
     rounds: list[dict[str, ProbeResult]] = []
 
     def two_rounds() -> None:
@@ -618,7 +618,7 @@ def test_rounds_run_from_a_thread_without_an_event_loop(serve: ServerFactory) ->
 
 
 def test_an_empty_round_is_empty() -> None:
-    assert Prober(timeout=TIMEOUT).probe_round([]) == {}
+    assert SocketProber(timeout=TIMEOUT).probe_round([]) == {}
 
 
 def test_no_socket_outlives_its_round(
@@ -638,7 +638,7 @@ def test_no_socket_outlives_its_round(
     # An unclosed socket or transport warns when it is collected, at the latest in gc.collect().
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
-        results = Prober(timeout=TIMEOUT).probe_round(targets)
+        results = SocketProber(timeout=TIMEOUT).probe_round(targets)
         gc.collect()
 
     assert {key: r.detail for key, r in results.items()} == {
@@ -659,7 +659,7 @@ def test_no_socket_outlives_its_round(
 )
 def test_nonsense_settings_are_refused(timeout: float, concurrency: int, max_body: int) -> None:
     with pytest.raises(ValueError, match="must"):
-        Prober(timeout=timeout, concurrency=concurrency, max_body=max_body)
+        SocketProber(timeout=timeout, concurrency=concurrency, max_body=max_body)
 
 
 # --- interim (1xx) responses ------------------------------------------------------------------------

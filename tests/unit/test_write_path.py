@@ -33,7 +33,7 @@ from chalicelib import services as services_module
 from chalicelib.adapters.ec2 import Ec2Inventory
 from chalicelib.adapters.healthchecks import Route53HealthChecks
 from chalicelib.adapters.notify import SnsNotifier
-from chalicelib.adapters.probe import Prober as AsyncProber
+from chalicelib.adapters.probe import SocketProber
 from chalicelib.adapters.route53 import Route53Records
 from chalicelib.adapters.ssm import SsmCommands, SsmParameters
 
@@ -61,7 +61,7 @@ ADAPTER_CLASSES = (
     SsmCommands,
     SnsNotifier,
     Route53HealthChecks,
-    AsyncProber,
+    SocketProber,
 )
 # Names under which the services are reached: the fields of Services.
 SERVICE_FIELDS = frozenset(services_module.Services.__dataclass_fields__)
