@@ -8,7 +8,7 @@ from typing import Any
 from chalicelib.config import Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core import dns
-from chalicelib.core.model import GONE_STATES, Instance, ProbeResult, World
+from chalicelib.core.model import GONE_STATES, FailoverMode, Instance, ProbeResult, World
 from chalicelib.core.plan import confirmed_current_list, latest_commands
 from chalicelib.core.second_opinion import status_note
 from chalicelib.jobs import Report
@@ -176,7 +176,7 @@ def feature_lines(world: World, settings: Settings) -> list[str]:
     """What the optional features are doing, in the operator's words."""
     lines = []
     names = {lb.instance_id: lb.name or lb.instance_id for lb in world.lbs}
-    if settings.mode == "eip":
+    if settings.mode is FailoverMode.EIP:
         holder = world.eip_instance_id
         where = names.get(holder or "", holder or "no instance")
         lines.append(

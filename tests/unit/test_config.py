@@ -7,7 +7,14 @@ import dataclasses
 import pytest
 
 from chalicelib.config import ConfigError, Settings
-from chalicelib.core.endpoints import CheckTemplate
+from chalicelib.core.dns import RecordRules
+from chalicelib.core.endpoints import CheckTemplate, ProbeRules
+from chalicelib.core.health import Thresholds
+from chalicelib.core.model import ActiveMode, AddressKind, FailoverMode
+from chalicelib.core.plan import ActiveRules, ListRules, PlanRules
+from chalicelib.core.planned_failover import MoveRules
+from chalicelib.core.pushes import PushRules
+from chalicelib.core.second_opinion import SecondOpinionRules
 
 REQUIRED = {
     "LBF_CLUSTER": "prod",
@@ -242,6 +249,64 @@ def test_accepted_value(variable: str, raw: str, field: str, expected: object) -
 def test_eip_mode_takes_the_allocation_id() -> None:
     result = settings(LBF_MODE="eip", LBF_EIP_ALLOCATION_ID=EIP)
     assert (result.mode, result.eip_allocation_id, result.active_mode) == ("eip", EIP, "single")
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "field", "expected"),
+    [
+        ("LBF_MODE", "EIP", "mode", FailoverMode.EIP),
+        ("LBF_ACTIVE_MODE", "All", "active_mode", ActiveMode.ALL),
+        ("LBF_LB_ADDRESS", "Private", "lb_address", AddressKind.PRIVATE),
+        ("LBF_POOL_ADDRESS", "PUBLIC", "pool_address", AddressKind.PUBLIC),
+    ],
+)
+def test_a_choice_is_its_enum_member_and_prints_as_the_word_typed(
+    variable: str, raw: str, field: str, expected: FailoverMode | ActiveMode | AddressKind
+) -> None:
+    extra = {"LBF_EIP_ALLOCATION_ID": EIP} if variable == "LBF_MODE" else {}
+    chosen = getattr(settings(**{variable: raw}, **extra), field)
+    assert chosen is expected
+    assert f"{chosen}" == expected.value == raw.lower()
+
+
+def test_the_core_rules_are_built_from_the_settings() -> None:
+    config = settings(
+        LBF_MODE="eip",
+        LBF_EIP_ALLOCATION_ID=EIP,
+        LBF_PARAMETER_PREFIX="/ops/lbf",
+        LBF_LB_MIN_BACKENDS="2",
+        LBF_MAX_POOL_DROP="25",
+        LBF_RISE="4",
+        LBF_FALL="5",
+        LBF_ROUTE53_HEALTH_CHECKS="true",
+    )
+    rules = config.rules
+    assert rules.thresholds == Thresholds(rise=4, fall=5)
+    assert rules.records == RecordRules(
+        domain="example.com", ttl=60, active_name="lb", active_mode=ActiveMode.SINGLE
+    )
+    assert rules.plan == PlanRules(
+        records=rules.records,
+        active=ActiveRules(mode=FailoverMode.EIP, eip_allocation_id=EIP, min_backends=2),
+        lists=ListRules(
+            backends_parameter_name="/ops/lbf/backends",
+            lbs_parameter_name="/ops/lbf/lbs",
+            max_pool_drop=25,
+        ),
+        pushes=PushRules(log_group="/lbf/prod/pushes"),
+    )
+    assert rules.move == MoveRules(
+        records=rules.records, active=rules.plan.active, paused_parameter_name="/ops/lbf/paused"
+    )
+    assert rules.probes == ProbeRules(lb_check=config.lb_check, pool_check=config.pool_check)
+    assert rules.second_opinion == SecondOpinionRules(
+        enabled=True, cluster="prod", lb_check=config.lb_check
+    )
+    assert (rules.parse.lb_address, rules.parse.pool_address, rules.parse.mode) == (
+        AddressKind.PUBLIC,
+        AddressKind.PRIVATE,
+        FailoverMode.EIP,
+    )
 
 
 def test_eip_allocation_id_is_lower_cased() -> None:
