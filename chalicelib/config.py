@@ -40,8 +40,6 @@ from chalicelib.core.pushes import PushRules
 from chalicelib.core.second_opinion import SecondOpinionRules
 from chalicelib.core.timing import SCHEDULE_SECONDS, DetectionBound, detection_bound, schedule_fits
 
-_Choice = TypeVar("_Choice", bound=enum.StrEnum)
-
 # Shown in errors; longer values are cut so one bad variable cannot flood a log line.
 _SHOWN_CHARS = 60
 
@@ -393,6 +391,9 @@ def _seconds(environ: Mapping[str, str], name: str, default: float, *, high: flo
     if not (math.isfinite(seconds) and 0 < seconds <= high):
         raise _bad(name, expected, value)
     return seconds
+
+
+_Choice = TypeVar("_Choice", bound=enum.StrEnum)
 
 
 def _choice(
