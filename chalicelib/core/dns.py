@@ -395,7 +395,9 @@ def plan_records(
     # frozen, neither moves the record.
     names = Counter(s.name for s in live_skipped)
     for s in live_skipped:
-        if s.name is None or s.address is None or s.name in by_label or names[s.name] > 1:
+        if s.state != "running" or s.address is None or s.name is None:
+            continue
+        if s.name in by_label or names[s.name] > 1:
             continue
         fqdn = rules.fqdn(s.name)
         if fqdn not in owned or fqdn in (rules.active_fqdn, rules.ownership_fqdn):

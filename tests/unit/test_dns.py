@@ -943,6 +943,12 @@ def test_active_active_and_a_skipped_lb(
         ),
         pytest.param(
             [*STEADY_RECORDS[:3], a_record("lb3", A3), ownership("lb", "lb1", "lb2", "lb3")],
+            [skipped("i-frozen", name="lb3", address=NEW3, state="pending")],
+            [],
+            id="pending-skipped-lb-with-a-new-address-not-yet-followed",
+        ),
+        pytest.param(
+            [*STEADY_RECORDS[:3], a_record("lb3", A3), ownership("lb", "lb1", "lb2", "lb3")],
             [skipped("i-frozen", name="lb3", address=None, reason="no public IPv4")],
             [],
             id="running-skipped-lb-without-the-selected-address-keeps-its-record",
