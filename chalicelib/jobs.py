@@ -28,6 +28,7 @@ from chalicelib.core.model import (
     Instance,
     World,
 )
+from chalicelib.core.outcome import Outcome, applied
 from chalicelib.core.plan import (
     Change,
     ChangeRecords,
@@ -54,7 +55,7 @@ from chalicelib.core.second_opinion import (
     plan_health_checks,
 )
 from chalicelib.errors import AwsError, ViewNotLoaded
-from chalicelib.executor import Executor, Mode, Outcome, applied, mode_of
+from chalicelib.executor import Executor, Mode, mode_of
 from chalicelib.services import Services
 
 log = logging.getLogger(__name__)

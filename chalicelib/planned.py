@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from chalicelib.config import Settings
 from chalicelib.core.model import ProbeTarget
+from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import (
     ChangeRecords,
     MoveAddress,
@@ -22,7 +23,7 @@ from chalicelib.core.plan import (
 )
 from chalicelib.core.planned_failover import MoveRequest, Refused, plan_move, resolve
 from chalicelib.errors import AwsError, ViewNotLoaded
-from chalicelib.executor import Executor, Outcome, mode_of
+from chalicelib.executor import Executor, mode_of
 from chalicelib.jobs import Clock, Failover, Report, new_run_id, observe
 from chalicelib.services import Services
 
