@@ -1,10 +1,11 @@
-"""The jobs: the round loop. Observe -> decide -> apply, in rounds, and a Report of what happened.
+"""The round loop: observe -> decide -> apply, in rounds, with a Report of what happened.
 
-A run reads the inventory, the records and the parameters once (chalicelib/observe.py). Then it
-probes in rounds, LBF_PROBE_INTERVAL apart start to start, and after each round plans and applies
-at once, so a verdict that changes in round 3 moves the record in round 3, not at the end of the
-minute. The decisions are the core's; every write is the executor's; the Report and the notices
-are chalicelib/report.py's bookkeeping.
+`reconcile` is the one job: the scheduled run, the event-triggered run (no probes) and the
+command line's `reconcile` and `plan`. A run reads the world once (chalicelib/observe.py). Then
+it probes in rounds, LBF_PROBE_INTERVAL apart start to start, and after each round plans and
+applies at once, so a verdict that changes in round 3 moves the record in round 3, not at the end
+of the minute. The decisions are the core's, every write is the executor's, and the Report and
+the notices are chalicelib/report.py's bookkeeping.
 """
 
 from __future__ import annotations

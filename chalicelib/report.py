@@ -1,7 +1,7 @@
 """A run's Report, and the bookkeeping that fills it: outcomes, failovers, changes, notices.
 
 Words, as the logs and the docs use them: a *condition* is what is wrong (keyed, so that it is
-told once), a *notice* is the message sent about one (or about a failover), and a *note* is a line
+notified once), a *notice* is the message sent about one (or about a failover), and a *note* is a line
 of the report that is neither an action nor an error (a round not started for lack of time, a
 push waiting for an LB's SSM agent, a view re-read after a stale change): it is reported, not sent.
 """
@@ -153,13 +153,13 @@ def notify(
     What goes out and what is remembered is `core.notices`' decision, applied as Plan changes by
     the executor (paused: still sent, marked paused; dry run: printed only).
     """
-    failovers = condition_rules.failovers_to_tell(report.failovers, round=report.rounds)
+    failovers = condition_rules.failovers_to_notify(report.failovers, round=report.rounds)
 
     def planned(
-        told: frozenset[str], stored: frozenset[str]
+        notified: frozenset[str], stored: frozenset[str]
     ) -> tuple[tuple[NoticeChange, ...], frozenset[str]]:
         return notice_policy.plan_notices(
-            notified=told,
+            notified=notified,
             conditions=conditions,
             failovers=failovers,
             paused=executor.mode is Mode.PAUSED,
@@ -170,14 +170,14 @@ def notify(
 
     changes, remembered = planned(world.notices, world.notices)
     if executor.mode is not Mode.DRY_RUN and any(isinstance(c, Notify) for c in changes):
-        # What an overlapping run told since this run read the parameter counts as told. A read,
-        # not a write; if it fails, the notice goes out (better twice than never).
+        # What an overlapping run notified since this run read the parameter counts as notified.
+        # A read, not a write; if it fails, the notice goes out (better twice than never).
         try:
             stored = services.parameters.read([settings.notices_parameter])
         except AwsError:
             pass
         else:
-            reread = condition_rules.told_with_reread(
+            reread = condition_rules.notified_after_reread(
                 world.notices, stored.get(settings.notices_parameter)
             )
             if reread is not None:

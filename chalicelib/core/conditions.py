@@ -1,10 +1,10 @@
-"""The conditions a round adds to its plan's own, and what counts as told already.
+"""The conditions a round adds to its plan's own, and what counts as notified already.
 
 A condition is what is wrong, keyed (`kind:subject`) so that core/notices.py can tell a new one
-from one already told; a notice is the message sent about it. The plan names the conditions of
+from one already notified; a notice is the message sent about it. The plan names the conditions of
 the view (no eligible LB, a held list, a skipped instance, ...); applying it adds these: an action
 that failed, an LB whose SSM agent is still unknown past its grace period, record names Route 53
-rejects for good. The round's failovers are told once per move.
+rejects for good. The round's failovers are notified once per move.
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ def by_message(rejected: Mapping[str, str]) -> dict[str, str]:
     return {",".join(sorted(names)): message for message, names in grouped.items()}
 
 
-def failovers_to_tell(failovers: Sequence[Failover], *, round: int) -> list[notices.Failover]:
-    """The failovers of `round`, as core/notices tells them: keyed by their move when known."""
+def failovers_to_notify(failovers: Sequence[Failover], *, round: int) -> list[notices.Failover]:
+    """The failovers of `round`, as core/notices notifies them: keyed by their move when known."""
     return [
         notices.Failover(
             f.move.split(":", 1)[1] if f.move else f"{f.moved_from or ''}->{f.moved_to or ''}",
@@ -76,17 +76,17 @@ def failovers_to_tell(failovers: Sequence[Failover], *, round: int) -> list[noti
     ]
 
 
-def told_with_reread(
+def notified_after_reread(
     remembered: Collection[str], stored: str | None
 ) -> tuple[frozenset[str], frozenset[str]] | None:
-    """After re-reading `<prefix>/notices`: (what counts as told, what the parameter holds).
+    """After re-reading `<prefix>/notices`: (what counts as notified, what the parameter holds).
 
     An overlapping run may have seen the same condition or made the same move, and sent it, since
-    this run read the parameter: what it stored counts as told. None when the parameter holds
+    this run read the parameter: what it stored counts as notified. None when the parameter holds
     what this run read: the notices planned from it stand.
     """
     remembered = frozenset(remembered)
-    said = notices.parse_stored(stored)
-    if said == remembered:
+    notified = notices.parse_stored(stored)
+    if notified == remembered:
         return None
-    return remembered | said, said
+    return remembered | notified, notified

@@ -1,4 +1,4 @@
-"""The conditions a round adds to its plan's own, and what counts as told already.
+"""The conditions a round adds to its plan's own, and what counts as notified already.
 
 Table tests of core/conditions.py. A condition's key decides whether its notice is new
 (core/notices.py sends a key once until it clears), so each row pins the exact keys.
@@ -13,9 +13,9 @@ from chalicelib.core.conditions import (
     ROUTE53_REJECTED,
     by_message,
     failed_actions,
-    failovers_to_tell,
+    failovers_to_notify,
+    notified_after_reread,
     rejected_records,
-    told_with_reread,
     unregistered_agents,
 )
 from chalicelib.core.failover import Failover
@@ -139,14 +139,14 @@ def failover(round: int, move: str = "", moved_from: str | None = "lb1") -> Fail
     ("failovers", "round", "expected"),
     [
         ([], 1, []),
-        # Only this round's: an earlier round's failover was told in its round.
+        # Only this round's: an earlier round's failover was notified in its round.
         ([failover(1, "failover:a->b")], 2, []),
         (
             [failover(2, "failover:a->b")],
             2,
             [notices.Failover("a->b", "reason 2", key="failover:a->b")],
         ),
-        # Without a move key (none known): told by the LB names.
+        # Without a move key (none known): named by the LBs.
         ([failover(1)], 1, [notices.Failover("lb1->lb2", "reason 1", key="")]),
         ([failover(1, moved_from=None)], 1, [notices.Failover("->lb2", "reason 1", key="")]),
         (
@@ -164,10 +164,10 @@ def failover(round: int, move: str = "", moved_from: str | None = "lb1") -> Fail
     ],
     ids=["none", "earlier-round", "this-round", "no-key", "from-nowhere", "two-in-round"],
 )
-def test_failovers_to_tell(
+def test_failovers_to_notify(
     failovers: list[Failover], round: int, expected: list[notices.Failover]
 ) -> None:
-    assert failovers_to_tell(failovers, round=round) == expected
+    assert failovers_to_notify(failovers, round=round) == expected
 
 
 @pytest.mark.parametrize(
@@ -177,17 +177,24 @@ def test_failovers_to_tell(
         (frozenset(), None, None),
         (frozenset(), "none", None),
         (frozenset({"a"}), "a", None),
-        # An overlapping run told "b" since: told, and the parameter holds only what it stored.
+        # An overlapping run notified "b" since: notified, and the parameter holds what it stored.
         (frozenset({"a"}), "a\nb", (frozenset({"a", "b"}), frozenset({"a", "b"}))),
         (frozenset({"a"}), "b", (frozenset({"a", "b"}), frozenset({"b"}))),
-        # It cleared "a" since: what this run remembers still counts as told (never told twice).
+        # It cleared "a" since: what this run remembers still counts as notified (never sent twice).
         (frozenset({"a"}), "none", (frozenset({"a"}), frozenset())),
     ],
-    ids=["nothing", "none-stored", "same", "other-told-more", "other-replaced", "other-cleared"],
+    ids=[
+        "nothing",
+        "none-stored",
+        "same",
+        "other-notified-more",
+        "other-replaced",
+        "other-cleared",
+    ],
 )
-def test_told_with_reread(
+def test_notified_after_reread(
     remembered: frozenset[str],
     stored: str | None,
     expected: tuple[frozenset[str], frozenset[str]] | None,
 ) -> None:
-    assert told_with_reread(remembered, stored) == expected
+    assert notified_after_reread(remembered, stored) == expected
