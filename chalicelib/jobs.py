@@ -25,10 +25,8 @@ from chalicelib.core.model import World
 from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import (
     ChangeRecords,
-    MoveAddress,
     Plan,
     SendBackends,
-    SetTags,
     decide,
     fold_down_states,
     fold_probes,
@@ -36,7 +34,7 @@ from chalicelib.core.plan import (
     record_rules,
     thresholds_of,
 )
-from chalicelib.core.reread import fold_outcomes, merge_reread, rejected_batch
+from chalicelib.core.reread import fold_outcomes, merge_reread, rejected_batch, without_rejected
 from chalicelib.errors import ViewNotLoaded
 from chalicelib.executor import Executor, mode_of
 from chalicelib.health_checks import SecondOpinion, keep_health_checks
@@ -356,26 +354,10 @@ def _apply_without_rejected(
         f"Route 53 rejected {left_out.describe()}: {message}; the rest of the run went on "
         "without it (a re-read shows the records unchanged: permanent, not a race)"
     )
-    # What the first attempt skipped (everything after the rejected batch), less the rejected
-    # changes; what it applied already (the Elastic IP) is not applied twice.
-    remaining = rejections.without(plan, names, active_fqdn=active_fqdn)
-    attempted = [o for o in outcomes if not o.skipped and not o.stale]
-    done = {id(o.change) for o in attempted}
-    # lbf:state follows the Elastic IP too: if its move failed, the state tags wait as well.
-    role_failed = any(isinstance(o.change, MoveAddress) and not o.ok for o in attempted)
-    waiting = [
-        Outcome(c, ok=False, skipped=True)
-        for c in remaining.changes
-        if role_failed and isinstance(c, SetTags) and c.after_records
-    ]
-    held = {id(o.change) for o in waiting}
-    second = replace(
-        remaining,
-        changes=tuple(c for c in remaining.changes if id(c) not in done and id(c) not in held),
-    )
-    later = executor.apply(second)
+    left = without_rejected(plan, outcomes, names, active_fqdn=active_fqdn)
+    later = executor.apply(left.rest)
     world = _folded(world, later)
-    return world, remaining, attempted + later + waiting
+    return world, left.plan, [*left.attempted, *later, *left.waiting]
 
 
 def _folded(world: World, outcomes: list[Outcome]) -> World:

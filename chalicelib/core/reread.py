@@ -3,19 +3,28 @@
 A round folds what it applied into its view (`fold_outcomes`), so the next round plans against
 what is now true without reading AWS again. When Route 53 rejects a record batch, the job reads
 everything again; `rejected_batch` names the batch the re-read judges (core/rejections.py says
-what the re-read shows), and `merge_reread` is the view the run plans from after a stale change:
-the newer world, with what only this run knows kept.
+what the re-read shows). A permanent rejection: `without_rejected` is what the round still
+applies. A stale change: `merge_reread` is the view the run plans from, the newer world with what
+only this run knows kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 
+from chalicelib.core import rejections
 from chalicelib.core.health import Thresholds
 from chalicelib.core.model import Instance, World
 from chalicelib.core.outcome import Outcome, applied
-from chalicelib.core.plan import ChangeRecords, after, fold_down_states
+from chalicelib.core.plan import (
+    ChangeRecords,
+    MoveAddress,
+    Plan,
+    SetTags,
+    after,
+    fold_down_states,
+)
 
 
 def fold_outcomes(world: World, outcomes: Sequence[Outcome]) -> World:
@@ -31,6 +40,40 @@ def rejected_batch(outcomes: Sequence[Outcome]) -> tuple[ChangeRecords, str] | N
     if len(stale) == 1 and isinstance(stale[0].change, ChangeRecords):
         return stale[0].change, stale[0].error or ""
     return None
+
+
+@dataclass(frozen=True)
+class WithoutRejected:
+    """A round after a permanent rejection of some of its record names."""
+
+    plan: Plan  # the round's plan less the changes to the rejected names
+    rest: Plan  # what of it is still to apply: what the first attempt did not reach
+    attempted: tuple[Outcome, ...]  # the first attempt's outcomes that stand
+    waiting: tuple[Outcome, ...]  # lbf:state tags held back: the Elastic IP's move failed
+
+
+def without_rejected(
+    plan: Plan, outcomes: Sequence[Outcome], names: Collection[str], *, active_fqdn: str
+) -> WithoutRejected:
+    """The rest of the plan once Route 53 rejects `names` for good: the other records go in a
+    second batch, and what the first attempt applied already (the Elastic IP) is not applied
+    twice."""
+    remaining = rejections.without(plan, names, active_fqdn=active_fqdn)
+    attempted = tuple(o for o in outcomes if not o.skipped and not o.stale)
+    done = {id(o.change) for o in attempted}
+    # lbf:state follows the Elastic IP too: if its move failed, the state tags wait as well.
+    role_failed = any(isinstance(o.change, MoveAddress) and not o.ok for o in attempted)
+    waiting = tuple(
+        Outcome(c, ok=False, skipped=True)
+        for c in remaining.changes
+        if role_failed and isinstance(c, SetTags) and c.after_records
+    )
+    held = {id(o.change) for o in waiting}
+    rest = replace(
+        remaining,
+        changes=tuple(c for c in remaining.changes if id(c) not in done and id(c) not in held),
+    )
+    return WithoutRejected(plan=remaining, rest=rest, attempted=attempted, waiting=waiting)
 
 
 def merge_reread(ours: World, fresh: World, thresholds: Thresholds) -> World:

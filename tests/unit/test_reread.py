@@ -12,17 +12,26 @@ from dataclasses import replace
 
 import pytest
 
-from chalicelib.core.dns import RecordChange
+from chalicelib.core.dns import ActiveDecision, RecordChange
 from chalicelib.core.health import Thresholds
 from chalicelib.core.model import Command, Instance, World
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import ChangeRecords, MoveAddress, PutParameter, SendBackends, SetTags
-from chalicelib.core.reread import fold_outcomes, merge_reread, rejected_batch
+from chalicelib.core.plan import (
+    Change,
+    ChangeRecords,
+    MoveAddress,
+    Plan,
+    PutParameter,
+    SendBackends,
+    SetTags,
+)
+from chalicelib.core.reread import fold_outcomes, merge_reread, rejected_batch, without_rejected
 from tests.builders import (
     FALL,
     RISE,
     a_record,
     command,
+    fqdn,
     lb,
     observed,
     retag,
@@ -209,3 +218,115 @@ def test_merge_reread_keeps_a_skipped_instances_counts_and_takes_the_rest_as_rea
 
     assert health_of(merged) == {"i-odd": "healthy fail:2"}
     assert merged.skipped[0].address == A1  # the re-read's address, this run's count
+
+
+# without_rejected: lb1 failed, the active record moves to lb2's address; Route 53 rejects names.
+LB2_RECORD = RecordChange("UPSERT", a_record("lb2", A2))
+MOVE_AND_OWN = ChangeRecords((*TO_A2.changes, LB2_RECORD), "lb1 unhealthy")
+VERDICT = SetTags(
+    ("i-lb1",), (("lbf:health", "unhealthy"), ("lbf:state", "standby")), after_records=True
+)
+ACTIVE_TAG = SetTags(("i-lb2",), (("lbf:state", "active"),), after_records=True)
+EIP_TO_LB2 = MoveAddress("eipalloc-1", "i-lb2", "i-lb1", "lb2")
+OWN_RECORD = ChangeRecords((LB2_RECORD,), "lb2's own record")
+TO_LB2 = ActiveDecision((A2,), ("i-lb2",), "lb1 unhealthy", moved_from="lb1", moved_to="lb2")
+DNS_PLAN = Plan((MOVE_AND_OWN, VERDICT, BACKENDS), TO_LB2, backends=None, held=None)
+DNS_FIRST = [
+    Outcome(MOVE_AND_OWN, ok=False, stale=True, error="rejected"),
+    Outcome(VERDICT, ok=False, skipped=True),
+    Outcome(BACKENDS, ok=False, skipped=True),
+]
+EIP_PLAN = Plan((EIP_TO_LB2, OWN_RECORD, ACTIVE_TAG, BACKENDS), TO_LB2, backends=None, held=None)
+
+
+def eip_first(moved: bool) -> list[Outcome]:
+    return [
+        Outcome(EIP_TO_LB2, ok=moved, error=None if moved else "throttled"),
+        Outcome(OWN_RECORD, ok=False, stale=True, error="rejected"),
+        Outcome(ACTIVE_TAG, ok=False, skipped=True),
+        Outcome(BACKENDS, ok=False, skipped=True),
+    ]
+
+
+def described(changes: tuple[Change, ...] | list[Change]) -> list[str]:
+    return [c.describe() for c in changes]
+
+
+@pytest.mark.parametrize(
+    ("plan", "first", "names", "rest", "attempted", "waiting", "moves_to"),
+    [
+        # The active name is rejected: the role does not move, lb1's verdict is still written
+        # (without lbf:state), lb2's own record goes in a second batch.
+        (
+            DNS_PLAN,
+            DNS_FIRST,
+            {fqdn("lb")},
+            [
+                f"records (lb1 unhealthy): UPSERT {fqdn('lb2')} A {A2}",
+                "tag i-lb1: lbf:health=unhealthy",
+                "parameter /lbf/prod/backends = 10.0.0.1:80",
+            ],
+            [],
+            [],
+            None,
+        ),
+        # Only lb2's own name is rejected: the role still moves, in the second batch.
+        (
+            DNS_PLAN,
+            DNS_FIRST,
+            {fqdn("lb2")},
+            [TO_A2.describe(), VERDICT.describe(), BACKENDS.describe()],
+            [],
+            [],
+            (A2,),
+        ),
+        # Every name of the batch rejected: no second batch at all.
+        (
+            DNS_PLAN,
+            DNS_FIRST,
+            {fqdn("lb"), fqdn("lb2")},
+            ["tag i-lb1: lbf:health=unhealthy", BACKENDS.describe()],
+            [],
+            [],
+            None,
+        ),
+        # EIP mode: the Elastic IP moved already; it is not moved twice, and lbf:state follows it.
+        (
+            EIP_PLAN,
+            eip_first(moved=True),
+            {fqdn("lb2")},
+            [ACTIVE_TAG.describe(), BACKENDS.describe()],
+            [EIP_TO_LB2.describe()],
+            [],
+            (A2,),
+        ),
+        # Its move failed: lbf:state waits with it; the rest goes on.
+        (
+            EIP_PLAN,
+            eip_first(moved=False),
+            {fqdn("lb2")},
+            [BACKENDS.describe()],
+            [EIP_TO_LB2.describe()],
+            [ACTIVE_TAG.describe()],
+            (A2,),
+        ),
+    ],
+    ids=["active-name", "own-name", "every-name", "eip-moved", "eip-failed"],
+)
+def test_without_rejected(
+    plan: Plan,
+    first: list[Outcome],
+    names: set[str],
+    rest: list[str],
+    attempted: list[str],
+    waiting: list[str],
+    moves_to: tuple[str, ...] | None,
+) -> None:
+    left = without_rejected(plan, first, names, active_fqdn=fqdn("lb"))
+
+    assert described(left.rest.changes) == rest
+    assert described([o.change for o in left.attempted]) == attempted
+    assert described([o.change for o in left.waiting]) == waiting
+    assert all(o.skipped and not o.ok for o in left.waiting)
+    assert left.plan.active.values == moves_to
+    assert left.rest.active == left.plan.active
