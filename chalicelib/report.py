@@ -1,9 +1,10 @@
 """A run's Report, and the bookkeeping that fills it: outcomes, failovers, changes, notices.
 
 Words, as the logs and the docs use them: a *condition* is what is wrong (keyed, so that it is
-notified once), a *notice* is the message sent about one (or about a failover), and a *note* is a line
-of the report that is neither an action nor an error (a round not started for lack of time, a
-push waiting for an LB's SSM agent, a view re-read after a stale change): it is reported, not sent.
+notified once), a *notice* is the message sent about one (or about a failover), and a *note* is
+a line of the report that is neither an action nor an error (a round not started for lack of
+time, a push waiting for an LB's SSM agent, a view re-read after a stale change): it is
+reported, not sent.
 """
 
 from __future__ import annotations
