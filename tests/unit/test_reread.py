@@ -14,7 +14,7 @@ import pytest
 
 from chalicelib.core.dns import ActiveDecision, RecordChange
 from chalicelib.core.health import Thresholds
-from chalicelib.core.model import Command, Instance, World
+from chalicelib.core.model import Command, Damping, Instance, World
 from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import (
     Change,
@@ -31,6 +31,7 @@ from tests.builders import (
     RISE,
     a_record,
     command,
+    damping,
     fqdn,
     lb,
     observed,
@@ -143,40 +144,43 @@ def test_rejected_batch(outcomes: list[Outcome], expected: str | None) -> None:
 COUNTED = observed(LB1, health="healthy", probe="fail:1")
 
 
-def health_of(merged: World) -> dict[str, str]:
+def dampings(merged: World) -> dict[str, Damping]:
     found = {i.instance_id: i.damping for i in (*merged.lbs, *merged.webs)}
-    found |= {s.instance_id: s.frozen.damping for s in merged.skipped if s.frozen is not None}
-    return {key: f"{d.health.value} {d.run.render() if d.run else '-'}" for key, d in found.items()}
+    return found | {s.instance_id: s.frozen.damping for s in merged.skipped if s.frozen is not None}
 
 
 @pytest.mark.parametrize(
     ("ours", "fresh", "expected"),
     [
         # Nobody wrote lb1's tags since: this run's count stands.
-        ([COUNTED], [LB1], {"i-lb1": "healthy fail:1"}),
+        ([COUNTED], [LB1], {"i-lb1": damping("healthy", "fail:1")}),
         # Another run wrote them (its verdict is newer): taken.
         (
             [COUNTED],
             [retag(LB1, health="unhealthy", lb_state="standby")],
-            {"i-lb1": f"unhealthy fail:{FALL}"},
+            {"i-lb1": damping("unhealthy", f"fail:{FALL}")},
         ),
         # New since this run read: as read.
         (
             [COUNTED],
             [LB1, lb("lb2", A2)],
-            {"i-lb1": "healthy fail:1", "i-lb2": f"healthy ok:{RISE}"},
+            {"i-lb1": damping("healthy", "fail:1"), "i-lb2": damping("healthy", f"ok:{RISE}")},
         ),
         # Gone since this run read: gone.
-        ([COUNTED, lb("lb2", A2)], [LB1], {"i-lb1": "healthy fail:1"}),
+        ([COUNTED, lb("lb2", A2)], [LB1], {"i-lb1": damping("healthy", "fail:1")}),
         # EC2 says stopped now: unhealthy at once, whatever this run counted.
-        ([COUNTED], [observed(LB1, state="stopped")], {"i-lb1": f"unhealthy fail:{FALL}"}),
+        (
+            [COUNTED],
+            [observed(LB1, state="stopped")],
+            {"i-lb1": damping("unhealthy", f"fail:{FALL}")},
+        ),
     ],
     ids=["own-count-kept", "other-run-wrote", "new-instance", "gone-instance", "stopped-since"],
 )
 def test_merge_reread_keeps_this_runs_counts_where_nobody_wrote(
-    ours: list[Instance], fresh: list[Instance], expected: dict[str, str]
+    ours: list[Instance], fresh: list[Instance], expected: dict[str, Damping]
 ) -> None:
-    assert health_of(merge_reread(world(ours), world(fresh), THRESHOLDS)) == expected
+    assert dampings(merge_reread(world(ours), world(fresh), THRESHOLDS)) == expected
 
 
 @pytest.mark.parametrize(
@@ -216,7 +220,7 @@ def test_merge_reread_keeps_a_skipped_instances_counts_and_takes_the_rest_as_rea
 
     merged = merge_reread(ours, fresh, THRESHOLDS)
 
-    assert health_of(merged) == {"i-odd": "healthy fail:2"}
+    assert dampings(merged) == {"i-odd": damping("healthy", "fail:2")}
     assert merged.skipped[0].address == A1  # the re-read's address, this run's count
 
 
