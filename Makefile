@@ -40,7 +40,7 @@ bench: setup
 	$(BIN)/python -m bench
 
 soak: setup
-	LBF_SOAK=1 $(BIN)/pytest -q tests/unit/test_model_based.py
+	LBF_SOAK=1 $(BIN)/pytest -q tests/model/test_model_based.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

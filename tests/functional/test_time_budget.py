@@ -4,7 +4,7 @@ invocation's time left, and AWS calls take their timeouts from what remains.
 The rounds are shown on the in-memory AWS with the fake clock and a fake slow AWS (tests/slow_aws.py):
 nothing sleeps. How botocore's calls are held to the time left is shown against a scripted server
 on 127.0.0.1 (the one of test_faults.py): Stubber and moto answer before botocore sends or retries.
-The scheduled function's side (the Lambda context) is in tests/unit/test_app_rounds.py.
+The scheduled function's side (the Lambda context) is in tests/functional/test_app_rounds.py.
 """
 
 from __future__ import annotations
