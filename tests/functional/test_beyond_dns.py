@@ -10,8 +10,8 @@ import pytest
 
 from chalicelib import jobs
 from chalicelib.config import Settings
-from tests.fakes import FAKE_DOMAIN, FakeCloud
-from tests.fakes import fake_settings as settings
+from tests.kit.cloud import FAKE_DOMAIN, FakeCloud
+from tests.kit.cloud import fake_settings as settings
 
 DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"

@@ -1,6 +1,6 @@
 """The command line as an operator uses it: exit codes, what it prints, what it leaves alone.
 
-`main` runs with an in-memory AWS (tests/fakes.py) and a fake clock, so every call it makes is
+`main` runs with an in-memory AWS (tests/kit/cloud.py) and a fake clock, so every call it makes is
 counted: a bad configuration must make none, `plan` and `status` must write nothing.
 """
 
@@ -18,7 +18,7 @@ import pytest
 from chalicelib.__main__ import main
 from chalicelib.config import Settings
 from chalicelib.errors import AwsError
-from tests.fakes import FAKE_DOMAIN, FAKE_ENV, FakeCloud
+from tests.kit.cloud import FAKE_DOMAIN, FAKE_ENV, FakeCloud
 
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN = FAKE_DOMAIN

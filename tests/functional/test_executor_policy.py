@@ -12,7 +12,7 @@ import pytest
 
 from chalicelib.core.plan import Change, Notify, StoreNotices
 from chalicelib.executor import Executor, Mode, mode_of, writes
-from tests.fakes import READ_OPERATIONS, FakeCloud
+from tests.kit.cloud import READ_OPERATIONS, FakeCloud
 
 KINDS = typing.get_args(Change)
 NOTICE_KINDS = {Notify, StoreNotices}

@@ -8,7 +8,7 @@ Retries of throttled and failing AWS calls are botocore's (`standard` mode, chal
 clients.py): they are proven against a scripted HTTP server on 127.0.0.1 speaking each service's
 wire format, because both Stubber and moto answer before botocore's retry handler ever runs. What
 is left once botocore gives up is the job's to handle; that is proven on the in-memory AWS of
-tests/fakes.py. The prober's own behaviour against slow, resetting, redirecting, huge and TLS-broken
+tests/kit/cloud.py. The prober's own behaviour against slow, resetting, redirecting, huge and TLS-broken
 servers is in tests/functional/test_probe.py.
 """
 
@@ -42,8 +42,8 @@ from chalicelib.config import Settings
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
 from chalicelib.errors import AwsError, StaleView
-from tests.fakes import FAKE_DOMAIN, FakeCloud, Killed, kill_at_write
-from tests.fakes import fake_settings as settings
+from tests.kit.cloud import FAKE_DOMAIN, FakeCloud, Killed, kill_at_write
+from tests.kit.cloud import fake_settings as settings
 
 DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"

@@ -27,7 +27,7 @@ from chalicelib.core.model import HealthCheck, HealthCheckSpec
 from chalicelib.core.second_opinion import CheckerObservation, caller_reference
 from chalicelib.errors import AwsError
 from chalicelib.services import Services, aws_services
-from tests.fakes import FakeClock, FakeCloud
+from tests.kit.cloud import FakeClock, FakeCloud
 
 CLUSTER = "demo"
 DOMAIN = "prod.example.com"

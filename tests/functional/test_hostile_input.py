@@ -32,8 +32,8 @@ from chalicelib.config import ConfigError, Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import Damping, Health, Instance, Record, Role
-from tests.fakes import FAKE_DOMAIN, FakeCloud
-from tests.fakes import fake_settings as settings
+from tests.kit.cloud import FAKE_DOMAIN, FakeCloud
+from tests.kit.cloud import fake_settings as settings
 
 DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"

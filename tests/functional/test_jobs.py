@@ -1,6 +1,6 @@
 """The reconcile job against in-memory AWS: what an operator sees after each run.
 
-These use tests/fakes.py rather than moto because the behaviour under test depends on Route 53
+These use tests/kit/cloud.py rather than moto because the behaviour under test depends on Route 53
 rejecting a stale compare-and-swap and on SSM command statuses, both of which moto gets wrong.
 """
 
@@ -14,8 +14,8 @@ from chalicelib import jobs
 from chalicelib.config import Settings
 from chalicelib.core.model import Record
 from chalicelib.errors import AwsError
-from tests.fakes import FAKE_DOMAIN, FakeCloud
-from tests.fakes import fake_settings as settings
+from tests.kit.cloud import FAKE_DOMAIN, FakeCloud
+from tests.kit.cloud import fake_settings as settings
 
 DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"

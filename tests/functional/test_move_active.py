@@ -1,6 +1,6 @@
 """Planned failover from the command line: `python -m chalicelib move-active`.
 
-On the in-memory AWS (tests/fakes.py), which rejects a stale compare-and-swap as Route 53 does
+On the in-memory AWS (tests/kit/cloud.py), which rejects a stale compare-and-swap as Route 53 does
 and counts every call: each rule of the SPEC's "Planned failover" is checked by what was written,
 and a refused or dry move by `calls.writes()` being empty.
 """
@@ -14,7 +14,7 @@ import pytest
 from chalicelib.__main__ import main
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
 from chalicelib.errors import AwsError, StaleView
-from tests.fakes import FAKE_DOMAIN, FAKE_ENV, READ_OPERATIONS, FakeCloud, FakeProber
+from tests.kit.cloud import FAKE_DOMAIN, FAKE_ENV, READ_OPERATIONS, FakeCloud, FakeProber
 
 DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"

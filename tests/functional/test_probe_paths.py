@@ -4,7 +4,7 @@ LBF_PROBER_FAULT_PERCENT).
 
 The stand: LBs published and probed at public addresses (as clients reach them), the web pool at
 private ones (the defaults for the pool), and the prober function as its adapter presents itself
-to the job (tests/fakes.py: the same probes, or a ProberFault). How the adapter turns each way an
+to the job (tests/kit/cloud.py: the same probes, or a ProberFault). How the adapter turns each way an
 invoke fails into a ProberFault is pinned in test_probe_function.py.
 """
 
@@ -14,7 +14,7 @@ import pytest
 
 from chalicelib import jobs
 from chalicelib.config import Settings
-from tests.fakes import FAKE_DOMAIN, FakeCloud, fake_settings
+from tests.kit.cloud import FAKE_DOMAIN, FakeCloud, fake_settings
 
 ACTIVE = f"lb.{FAKE_DOMAIN}"
 NOTICES = "/lbf/demo/notices"

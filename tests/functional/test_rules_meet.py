@@ -4,7 +4,7 @@ a tag that does not parse, a missing address, a changed TTL, a pool that fails a
 Every case runs through the public entry points an operator's traffic takes: the scheduled job
 (`jobs.reconcile`), the event job (`probe=False`), the command line's `main`, and the Chalice
 app's handlers (chalice's test client, with the app's AWS services swapped for the in-memory ones
-of tests/fakes.py). The in-memory Route 53 applies a change batch atomically and refuses a DELETE
+of tests/kit/cloud.py). The in-memory Route 53 applies a change batch atomically and refuses a DELETE
 that does not match the record, as Route 53 does and moto does not: the TTL change of the active
 record must go through the compare-and-swap, and only the fake would notice if it did not.
 """
@@ -22,8 +22,8 @@ from chalicelib import jobs
 from chalicelib.__main__ import main
 from chalicelib.config import Settings
 from chalicelib.core.model import RawInstance
-from tests.fakes import FakeCloud
-from tests.lambda_app import LambdaApp
+from tests.kit.cloud import FakeCloud
+from tests.kit.lambda_app import LambdaApp
 
 ROOT = Path(__file__).resolve().parents[2]
 # The app's dev stage (.chalice/config.json): every run kind shares its cluster and domain.

@@ -1,6 +1,6 @@
 """Where two rules meet: rejected and lost Route 53 changes, slow and refused pushes, notices.
 
-Against the public entry point `jobs.reconcile` on the in-memory AWS of tests/fakes.py, which is
+Against the public entry point `jobs.reconcile` on the in-memory AWS of tests/kit/cloud.py, which is
 faithful where moto is not: Route 53 there rejects a batch atomically with AWS's error code and
 message (moto answers `InvalidInput` where AWS says `InvalidChangeBatch`, and enforces no CNAME
 conflict at all); Parameter Store there refuses values over 8 KB and reports the tier past 4 KB
@@ -25,8 +25,8 @@ from chalicelib.adapters.ssm import SsmCommands
 from chalicelib.config import Settings
 from chalicelib.core.backends import checksum
 from chalicelib.errors import AwsError
-from tests.fakes import FAKE_DOMAIN, FAKE_ENV, FakeCloud, Killed, kill_at_write
-from tests.fakes import fake_settings as settings
+from tests.kit.cloud import FAKE_DOMAIN, FAKE_ENV, FakeCloud, Killed, kill_at_write
+from tests.kit.cloud import fake_settings as settings
 
 DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"

@@ -1,7 +1,7 @@
 """Time (SPEC "Where two rules meet"): a round starts only if its probes and its writes fit in the
 invocation's time left, and AWS calls take their timeouts from what remains.
 
-The rounds are shown on the in-memory AWS with the fake clock and a fake slow AWS (tests/slow_aws.py):
+The rounds are shown on the in-memory AWS with the fake clock and a fake slow AWS (tests/kit/slow_aws.py):
 nothing sleeps. How botocore's calls are held to the time left is shown against a scripted server
 on 127.0.0.1 (the one of test_faults.py): Stubber and moto answer before botocore sends or retries.
 The scheduled function's side (the Lambda context) is in tests/functional/test_app_rounds.py.
@@ -21,8 +21,6 @@ from chalicelib.adapters.route53 import Route53Records
 from chalicelib.config import Settings
 from chalicelib.core.timing import ROUND_WRITE_SECONDS
 from chalicelib.errors import AwsError
-from tests.fakes import FAKE_DOMAIN, FAKE_ENV, FakeCloud
-from tests.fakes import fake_settings as settings
 from tests.functional.test_faults import (  # noqa: F401 - fixtures
     ACTIVE_MOVE,
     ROUTE53_CHANGED,
@@ -31,7 +29,9 @@ from tests.functional.test_faults import (  # noqa: F401 - fixtures
     route53_error,
     scripted_server,
 )
-from tests.slow_aws import SlowAws
+from tests.kit.cloud import FAKE_DOMAIN, FAKE_ENV, FakeCloud
+from tests.kit.cloud import fake_settings as settings
+from tests.kit.slow_aws import SlowAws
 
 ACTIVE = f"lb.{FAKE_DOMAIN}"
 LB1, LB2 = "127.0.0.11", "127.0.0.12"

@@ -1,6 +1,6 @@
 """A model-based test: the reconcile job against a world that keeps changing under it.
 
-Hypothesis drives a state machine over the in-memory AWS (tests/fakes.py) and the real job loop
+Hypothesis drives a state machine over the in-memory AWS (tests/kit/cloud.py) and the real job loop
 (the pure core plus observe/apply, all in memory with a fake clock): load balancers and web servers
 die, recover, flap, stop, start with a new IP, drain, get a typo in a tag (running or stopped, so
 they are skipped), appear and are terminated; LBF_TTL changes; AWS calls fail, or are slow against
@@ -59,8 +59,8 @@ from chalicelib.core.dns import RecordChange, frozen_lbs, is_eligible
 from chalicelib.core.inventory import natural_key
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
 from chalicelib.errors import AwsError, StaleView
-from tests.fakes import READ_OPERATIONS, FakeCloud, Killed, kill_at_write
-from tests.slow_aws import SlowAws
+from tests.kit.cloud import READ_OPERATIONS, FakeCloud, Killed, kill_at_write
+from tests.kit.slow_aws import SlowAws
 
 SOAK = os.environ.get("LBF_SOAK", "") not in ("", "0")
 MAX_EXAMPLES = 5000 if SOAK else 400

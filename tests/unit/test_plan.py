@@ -32,7 +32,7 @@ from chalicelib.core.plan import (
     is_prober_fault,
     thresholds_of,
 )
-from tests.builders import (
+from tests.kit.world import (
     PREFIX,
     a_record,
     backend_text,

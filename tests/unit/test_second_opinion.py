@@ -25,7 +25,7 @@ from chalicelib.core.second_opinion import (
     plan_health_checks,
     status_note,
 )
-from tests.builders import CLUSTER, lb, settings, skipped, world
+from tests.kit.world import CLUSTER, lb, settings, skipped, world
 
 NOW = 1_700_000_000.0
 STARTED = 1_700_000_123.9

@@ -17,7 +17,7 @@ from chalicelib.core.timing import (
     round_seconds,
     schedule_fits,
 )
-from tests.builders import REQUIRED_ENV
+from tests.kit.world import REQUIRED_ENV
 
 PROBER_FUNCTION = "lb-failover-prod-ProbePrivate-1A2B"
 

@@ -17,10 +17,10 @@ import chalice.test
 import pytest
 from chalice.local import LambdaContext
 
-from tests.fakes import FakeCloud
-from tests.slow_aws import ClockTime
+from tests.kit.cloud import FakeCloud
+from tests.kit.slow_aws import ClockTime
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # The repository's dev stage (.chalice/config.json): its cluster, and its 90 s lambda_timeout.
 STAGE = "dev"
 CLUSTER = "web-dev"

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 
 from chalicelib.core.timing import REPORT_SECONDS
 from chalicelib.errors import AwsError
-from tests.fakes import READ_OPERATIONS, FakeClock
+from tests.kit.cloud import READ_OPERATIONS, FakeClock
 
 
 class SlowAws:
