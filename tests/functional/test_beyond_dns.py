@@ -8,28 +8,18 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import jobs
-from chalicelib.config import Settings
-from tests.kit.cloud import FAKE_DOMAIN, FakeCloud
-from tests.kit.cloud import fake_settings as settings
+from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, small_cluster
+from tests.kit.runs import run
+from tests.kit.settings import settings
 
 DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"
 EIP = "198.51.100.7"  # the in-memory EC2's Elastic IP (a documentation address, never probed)
 
 
-def run(cloud: FakeCloud, config: Settings, **kwargs: object) -> jobs.Report:
-    report = jobs.reconcile(config, cloud.services(), cloud.clock, **kwargs)  # type: ignore[arg-type]
-    return report
-
-
 @pytest.fixture
 def cloud() -> FakeCloud:
-    cloud = FakeCloud()
-    cloud.ec2.add("lb", "127.0.0.11", name="lb1")
-    cloud.ec2.add("lb", "127.0.0.12", name="lb2")
-    cloud.ec2.add("web", "127.0.1.21")
-    return cloud
+    return small_cluster(webs=("127.0.1.21",))
 
 
 def lb_ids(cloud: FakeCloud) -> list[str]:
@@ -42,7 +32,7 @@ EIP_MODE = {"LBF_MODE": "eip", "LBF_EIP_ALLOCATION_ID": "eipalloc-0123456789abcd
 
 
 def test_eip_mode_associates_the_address_and_the_active_record_holds_it(cloud: FakeCloud) -> None:
-    config = settings(**EIP_MODE)
+    config = settings(FAKE_CLOUD_ENV, EIP_MODE)
     assert run(cloud, config).ok
     lb1, lb2 = lb_ids(cloud)
 
@@ -54,7 +44,7 @@ def test_eip_mode_associates_the_address_and_the_active_record_holds_it(cloud: F
 
 
 def test_eip_mode_moves_the_address_not_the_record(cloud: FakeCloud) -> None:
-    config = settings(**EIP_MODE)
+    config = settings(FAKE_CLOUD_ENV, EIP_MODE)
     run(cloud, config)
     _, lb2 = lb_ids(cloud)
     batches_before = len(cloud.route53.batches)
@@ -77,7 +67,7 @@ def test_eip_moved_behind_the_runs_back_is_not_moved_again(cloud: FakeCloud) -> 
     """Check-then-move: the run saw the EIP on lb1 and wants it on lb2, but by the time it moves,
     another run already put it on lb2. It re-reads and keeps it there instead of ping-ponging."""
     cloud.ec2.add("lb", "127.0.0.13", name="lb3")
-    config = settings(**EIP_MODE)
+    config = settings(FAKE_CLOUD_ENV, EIP_MODE)
     run(cloud, config)
     lb1, lb2, lb3 = lb_ids(cloud)
     run(cloud, config)
@@ -105,7 +95,7 @@ def test_eip_moved_behind_the_runs_back_is_not_moved_again(cloud: FakeCloud) -> 
 
 
 def test_eip_mode_with_every_lb_down_leaves_the_address_and_notifies(cloud: FakeCloud) -> None:
-    config = settings(**EIP_MODE)
+    config = settings(FAKE_CLOUD_ENV, EIP_MODE)
     run(cloud, config)
     lb1, _ = lb_ids(cloud)
     cloud.prober.dead |= {"127.0.0.11", "127.0.0.12"}
@@ -122,7 +112,7 @@ def test_eip_mode_with_every_lb_down_leaves_the_address_and_notifies(cloud: Fake
 
 def test_active_active_holds_every_healthy_lb_and_drops_a_failed_one(cloud: FakeCloud) -> None:
     cloud.ec2.add("lb", "127.0.0.13", name="lb3")
-    config = settings(LBF_ACTIVE_MODE="all")
+    config = settings(FAKE_CLOUD_ENV, active_mode="all")
     run(cloud, config)
     assert cloud.route53.value(ACTIVE) == ("127.0.0.11", "127.0.0.12", "127.0.0.13")
 
@@ -139,7 +129,7 @@ def test_active_active_holds_every_healthy_lb_and_drops_a_failed_one(cloud: Fake
 
 
 def test_active_active_never_empties_the_record(cloud: FakeCloud) -> None:
-    config = settings(LBF_ACTIVE_MODE="all")
+    config = settings(FAKE_CLOUD_ENV, active_mode="all")
     run(cloud, config)
     cloud.prober.dead |= {"127.0.0.11", "127.0.0.12"}
     cloud.sns.messages.clear()
@@ -154,7 +144,7 @@ def test_active_active_never_empties_the_record(cloud: FakeCloud) -> None:
 
 
 def test_no_failover_to_an_lb_whose_backend_list_is_stale(cloud: FakeCloud) -> None:
-    config = settings(LBF_LB_MIN_BACKENDS="1")
+    config = settings(FAKE_CLOUD_ENV, lb_min_backends="1")
     lb1, lb2 = lb_ids(cloud)
     # lb2's agent is broken: every push to it fails, so it never confirms the current list.
     cloud.ssm.outcome = lambda command: "Failed" if command.instance_id == lb2 else "Success"
@@ -180,7 +170,7 @@ def test_min_backends_never_moves_the_record_off_a_healthy_lb_during_a_push(
     cloud: FakeCloud,
 ) -> None:
     """A new list makes every LB briefly stale; that alone is never a reason to fail over."""
-    config = settings(LBF_LB_MIN_BACKENDS="1")
+    config = settings(FAKE_CLOUD_ENV, lb_min_backends="1")
     run(cloud, config)
     run(cloud, config)
     assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)

@@ -18,11 +18,12 @@ import pytest
 from chalicelib.__main__ import main
 from chalicelib.config import Settings
 from chalicelib.errors import AwsError
-from tests.kit.cloud import FAKE_DOMAIN, FAKE_ENV, FakeCloud
+from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud
+from tests.kit.settings import environment
 
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN = FAKE_DOMAIN
-ENV = FAKE_ENV
+ENV = environment(FAKE_CLOUD_ENV, sns_topic_arn=None)
 STATUS_COLUMNS = ["ROLE", "NAME", "INSTANCE", "ADDRESS", "EC2", "HEALTH", "STATE", "RECORD"]
 # A tag an operator (or an attacker with ec2:CreateTags) set with a line break and a command in it.
 HOSTILE_NAME = "lb3\nrm -rf /"

@@ -10,35 +10,19 @@ import random
 
 import pytest
 
-from chalicelib import jobs
-from chalicelib.config import Settings
 from chalicelib.core.model import Record
 from chalicelib.errors import AwsError
-from tests.kit.cloud import FAKE_DOMAIN, FakeCloud
-from tests.kit.cloud import fake_settings as settings
+from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, small_cluster
+from tests.kit.runs import converge, run
+from tests.kit.settings import settings
 
 DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"
 
 
-def run(cloud: FakeCloud, config: Settings, **kwargs: object) -> jobs.Report:
-    return jobs.reconcile(config, cloud.services(), cloud.clock, **kwargs)  # type: ignore[arg-type]
-
-
 @pytest.fixture
 def cloud() -> FakeCloud:
-    cloud = FakeCloud()
-    cloud.ec2.add("lb", "127.0.0.11", name="lb1")
-    cloud.ec2.add("lb", "127.0.0.12", name="lb2")
-    for host in (21, 22, 23):
-        cloud.ec2.add("web", f"127.0.1.{host}")
-    return cloud
-
-
-def converge(cloud: FakeCloud, config: Settings) -> jobs.Report:
-    report = run(cloud, config)
-    assert report.ok, report.errors
-    return report
+    return small_cluster()
 
 
 def ids(cloud: FakeCloud, role: str) -> list[str]:
@@ -46,7 +30,7 @@ def ids(cloud: FakeCloud, role: str) -> list[str]:
 
 
 def test_first_run_creates_records_after_rise_and_pushes_backends(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     report = converge(cloud, config)
 
     assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
@@ -72,7 +56,7 @@ def test_first_run_creates_records_after_rise_and_pushes_backends(cloud: FakeClo
 
 
 def test_a_steady_run_writes_nothing_and_reads_each_thing_once(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     converge(cloud, config)  # lets the probe counts settle at their caps
     cloud.calls.log.clear()
@@ -86,7 +70,7 @@ def test_a_steady_run_writes_nothing_and_reads_each_thing_once(cloud: FakeCloud)
 
 
 def test_dead_active_lb_is_replaced_after_fall_rounds(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     converge(cloud, config)
     cloud.prober.dead.add("127.0.0.11")
@@ -109,7 +93,7 @@ def test_dead_active_lb_is_replaced_after_fall_rounds(cloud: FakeCloud) -> None:
 
 
 def test_a_single_failed_probe_does_not_move_the_record(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     converge(cloud, config)
     flaps = iter([True, False, True, False, True, False] * 3)
@@ -121,7 +105,7 @@ def test_a_single_failed_probe_does_not_move_the_record(cloud: FakeCloud) -> Non
 
 
 def test_stopped_active_lb_is_replaced_in_the_first_round(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     lb1, _ = ids(cloud, "lb")
     cloud.ec2.set_state(lb1, "stopped")
@@ -136,7 +120,7 @@ def test_stopped_active_lb_is_replaced_in_the_first_round(cloud: FakeCloud) -> N
 
 
 def test_the_event_run_acts_on_state_without_advancing_counts(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     lb1, lb2 = ids(cloud, "lb")
     probe_before = cloud.ec2.tag(lb2, "lbf:probe")
@@ -152,7 +136,7 @@ def test_the_event_run_acts_on_state_without_advancing_counts(cloud: FakeCloud) 
 
 
 def test_an_event_for_an_instance_outside_the_cluster_changes_nothing(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     cloud.calls.log.clear()
 
@@ -173,7 +157,7 @@ def test_detection_bound_holds_across_invocations(rounds: str) -> None:
     longer than INTERVAL (by 30 s more with 3 rounds). Deaths are placed all over the minute,
     including in that gap.
     """
-    config = settings(LBF_PROBE_ROUNDS=rounds)
+    config = settings(FAKE_CLOUD_ENV, probe_rounds=rounds)
     rng = random.Random(7)
     worst = 0.0
     for trial in range(40):
@@ -212,7 +196,7 @@ def test_detection_bound_holds_across_invocations(rounds: str) -> None:
 def test_two_runs_from_one_view_change_the_record_once(cloud: FakeCloud) -> None:
     """Run B planned the same failover as run A; A's batch lands first, B's CAS fails and
     B re-plans from the fresh record instead of overwriting it."""
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     converge(cloud, config)
     lb1, _ = ids(cloud, "lb")
@@ -235,7 +219,7 @@ def test_two_runs_from_one_view_change_the_record_once(cloud: FakeCloud) -> None
 
 
 def test_a_record_still_stale_after_one_re_read_fails_the_run(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     lb1, _ = ids(cloud, "lb")
     cloud.ec2.set_state(lb1, "stopped")
@@ -263,7 +247,7 @@ def test_a_record_still_stale_after_one_re_read_fails_the_run(cloud: FakeCloud) 
 
 
 def test_inventory_failure_acts_on_nothing(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     cloud.calls.log.clear()
     cloud.ec2.fail_describe = AwsError("ec2", "DescribeInstances", "RequestLimitExceeded", "slow")
@@ -278,7 +262,9 @@ def test_inventory_failure_acts_on_nothing(cloud: FakeCloud) -> None:
 
 @pytest.mark.parametrize("how", ["dry_run", "paused"])
 def test_dry_run_and_pause_plan_but_write_nothing(cloud: FakeCloud, how: str) -> None:
-    config = settings(LBF_DRY_RUN="true") if how == "dry_run" else settings()
+    config = (
+        settings(FAKE_CLOUD_ENV, dry_run="true") if how == "dry_run" else settings(FAKE_CLOUD_ENV)
+    )
     if how == "paused":
         cloud.ssm.parameters["/lbf/demo/paused"] = "true"
 
@@ -293,7 +279,7 @@ def test_paused_still_sends_notices_marked_paused_and_writes_nothing_else(
     cloud: FakeCloud,
 ) -> None:
     """SPEC: while paused an operator still hears about a dying LB; nothing else changes."""
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     converge(cloud, config)
     cloud.ssm.parameters["/lbf/demo/paused"] = "true"
@@ -323,14 +309,14 @@ def test_paused_still_sends_notices_marked_paused_and_writes_nothing_else(
 
 
 def test_a_dry_run_with_a_failing_lb_sends_no_notice_and_stores_none(cloud: FakeCloud) -> None:
-    converge(cloud, settings())
-    converge(cloud, settings())
+    converge(cloud, settings(FAKE_CLOUD_ENV))
+    converge(cloud, settings(FAKE_CLOUD_ENV))
     cloud.prober.dead.add("127.0.0.11")
     cloud.ec2.add("web", "127.0.1.24", tags={"lbf:port": "x"})  # a new condition: skipped
     notices_before = cloud.ssm.parameters.get("/lbf/demo/notices")
     cloud.calls.log.clear()
 
-    report = run(cloud, settings(LBF_DRY_RUN="true"))
+    report = run(cloud, settings(FAKE_CLOUD_ENV, dry_run="true"))
 
     assert cloud.calls.writes() == []
     assert cloud.sns.messages == []
@@ -344,7 +330,7 @@ def test_a_dry_run_with_a_failing_lb_sends_no_notice_and_stores_none(cloud: Fake
 
 
 def test_a_notice_that_cannot_be_sent_is_an_error_and_still_remembered(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     converge(cloud, config)
     cloud.prober.dead |= {"127.0.0.11", "127.0.0.12"}
@@ -361,7 +347,7 @@ def test_a_notice_that_cannot_be_sent_is_an_error_and_still_remembered(cloud: Fa
 
 
 def test_no_eligible_lb_leaves_the_record_and_notifies_once(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     cloud.prober.dead |= {"127.0.0.11", "127.0.0.12"}
     cloud.sns.messages.clear()
@@ -375,7 +361,7 @@ def test_no_eligible_lb_leaves_the_record_and_notifies_once(cloud: FakeCloud) ->
 
 
 def test_the_prober_failing_everything_at_once_moves_nothing(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     cloud.prober.dead |= {"127.0.0.11", "127.0.0.12", "127.0.1.21", "127.0.1.22", "127.0.1.23"}
     cloud.sns.messages.clear()

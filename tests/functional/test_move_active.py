@@ -14,11 +14,12 @@ import pytest
 from chalicelib.__main__ import main
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
 from chalicelib.errors import AwsError, StaleView
-from tests.kit.cloud import FAKE_DOMAIN, FAKE_ENV, READ_OPERATIONS, FakeCloud, FakeProber
+from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, READ_OPERATIONS, FakeCloud, FakeProber
+from tests.kit.settings import environment
 
 DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"
-ENV = FAKE_ENV
+ENV = environment(FAKE_CLOUD_ENV, sns_topic_arn=None)
 EIP_ENV = ENV | {"LBF_MODE": "eip", "LBF_EIP_ALLOCATION_ID": "eipalloc-0123456789abcdef0"}
 
 

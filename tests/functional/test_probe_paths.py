@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import jobs
 from chalicelib.config import Settings
-from tests.kit.cloud import FAKE_DOMAIN, FakeCloud, fake_settings
+from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, small_cluster
+from tests.kit.runs import converge
+from tests.kit.settings import settings
 
 ACTIVE = f"lb.{FAKE_DOMAIN}"
 NOTICES = "/lbf/demo/notices"
@@ -23,25 +24,14 @@ FUNCTION = "lb-failover-prod-ProbePrivate-1A2B3C"
 WEB_ADDRESSES = ("127.0.1.21", "127.0.1.22", "127.0.1.23")
 
 
-def settings(**overrides: str) -> Settings:
-    variables = {"LBF_LB_ADDRESS": "public", "LBF_PROBER_FUNCTION": FUNCTION, "LBF_FALL": "2"}
-    return fake_settings(**(variables | overrides))
+# What differs from the fake cloud here: LBs probed at public addresses, a prober function for
+# the private ones, and verdicts that fall after two failed probes.
+TWO_PATHS = {"LBF_LB_ADDRESS": "public", "LBF_PROBER_FUNCTION": FUNCTION, "LBF_FALL": "2"}
 
 
 @pytest.fixture
 def cloud() -> FakeCloud:
-    cloud = FakeCloud()
-    cloud.ec2.add("lb", "127.0.0.11", name="lb1")
-    cloud.ec2.add("lb", "127.0.0.12", name="lb2")
-    for address in WEB_ADDRESSES:
-        cloud.ec2.add("web", address)
-    return cloud
-
-
-def converge(cloud: FakeCloud, config: Settings) -> jobs.Report:
-    report = jobs.reconcile(config, cloud.services(), cloud.clock)
-    assert report.ok, report.errors
-    return report
+    return small_cluster(webs=WEB_ADDRESSES)
 
 
 def ids(cloud: FakeCloud, role: str) -> list[str]:
@@ -61,7 +51,7 @@ def settled(cloud: FakeCloud, config: Settings) -> None:
 def test_each_round_sends_the_private_targets_to_the_prober_function_once(
     cloud: FakeCloud,
 ) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, TWO_PATHS)
     report = converge(cloud, config)
 
     assert len(cloud.probe_function.invocations) == report.rounds == config.probe_rounds
@@ -73,7 +63,7 @@ def test_each_round_sends_the_private_targets_to_the_prober_function_once(
 
 
 def test_private_lbs_go_to_the_prober_function_too(cloud: FakeCloud) -> None:
-    converge(cloud, settings(LBF_LB_ADDRESS="private"))
+    converge(cloud, settings(FAKE_CLOUD_ENV, TWO_PATHS, lb_address="private"))
 
     every = sorted(ids(cloud, "lb") + ids(cloud, "web"))
     assert all(sorted(keys) == every for keys in cloud.probe_function.invocations)
@@ -81,7 +71,7 @@ def test_private_lbs_go_to_the_prober_function_too(cloud: FakeCloud) -> None:
 
 
 def test_without_the_setting_every_target_is_probed_in_process(cloud: FakeCloud) -> None:
-    converge(cloud, fake_settings(LBF_LB_ADDRESS="public"))
+    converge(cloud, settings(FAKE_CLOUD_ENV, lb_address="public"))
 
     assert cloud.probe_function.invocations == []
     every = sorted(ids(cloud, "lb") + ids(cloud, "web"))
@@ -89,7 +79,7 @@ def test_without_the_setting_every_target_is_probed_in_process(cloud: FakeCloud)
 
 
 def test_when_no_target_is_private_the_prober_function_is_never_invoked(cloud: FakeCloud) -> None:
-    converge(cloud, settings(LBF_POOL_ADDRESS="public"))
+    converge(cloud, settings(FAKE_CLOUD_ENV, TWO_PATHS, pool_address="public"))
 
     assert cloud.probe_function.invocations == []
     assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
@@ -98,7 +88,7 @@ def test_when_no_target_is_private_the_prober_function_is_never_invoked(cloud: F
 def test_a_prober_function_that_cannot_answer_holds_the_pool_and_the_lbs_still_fail_over(
     cloud: FakeCloud,
 ) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, TWO_PATHS)
     settled(cloud, config)
     cloud.probe_function.fault = "invoking the prober function failed: TooManyRequestsException"
     cloud.prober.dead |= {"127.0.0.11", *WEB_ADDRESSES}
@@ -119,7 +109,7 @@ def test_a_prober_function_that_cannot_answer_holds_the_pool_and_the_lbs_still_f
 
 
 def test_the_condition_clears_when_the_prober_function_answers_again(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, TWO_PATHS)
     settled(cloud, config)
     cloud.probe_function.fault = "invoking the prober function failed: ResourceNotReadyException"
     converge(cloud, config)
@@ -134,7 +124,7 @@ def test_the_condition_clears_when_the_prober_function_answers_again(cloud: Fake
 
 
 def test_every_private_probe_failing_is_a_fault_of_that_path_only(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, TWO_PATHS)
     settled(cloud, config)
     cloud.prober.dead |= {"127.0.0.11", *WEB_ADDRESSES}  # the VPC side sees nothing at all
 
@@ -149,7 +139,7 @@ def test_every_private_probe_failing_is_a_fault_of_that_path_only(cloud: FakeClo
 
 
 def test_every_public_probe_failing_is_a_fault_of_that_path_only(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, TWO_PATHS)
     settled(cloud, config)
     cloud.prober.dead |= {"127.0.0.11", "127.0.0.12", "127.0.1.23"}  # the controller's side
 

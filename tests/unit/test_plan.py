@@ -32,6 +32,7 @@ from chalicelib.core.plan import (
     is_prober_fault,
     thresholds_of,
 )
+from tests.kit.settings import settings
 from tests.kit.world import (
     PREFIX,
     a_record,
@@ -43,7 +44,6 @@ from tests.kit.world import (
     observed,
     ownership,
     retag,
-    settings,
     settled,
     skipped,
     web,
