@@ -12,6 +12,7 @@ import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
+from bench.calls import is_write  # the one read/write classification, the benchmarks' too
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import (
     Command,
@@ -46,19 +47,6 @@ class FakeClock:
 STANDARD_PARAMETER_LIMIT = 4096
 ADVANCED_PARAMETER_LIMIT = 8192
 
-# The calls that only read; everything else the fakes record is a write.
-READ_OPERATIONS = frozenset(
-    {
-        "DescribeInstances",
-        "ListResourceRecordSets",
-        "GetParameters",
-        "ListCommands",
-        "GetCommandInvocation",
-        "DescribeAddresses",
-        "GetChange",
-    }
-)
-
 
 @dataclass
 class Calls:
@@ -77,7 +65,7 @@ class Calls:
         return sum(1 for op, _ in self.log if op == operation)
 
     def writes(self) -> list[tuple[str, object]]:
-        return [(op, d) for op, d in self.log if op not in READ_OPERATIONS]
+        return [(op, d) for op, d in self.log if is_write(op)]
 
 
 class FakeEc2:
@@ -545,7 +533,7 @@ def kill_at_write(kill_at: int) -> Callable[[str, object], None]:
 
     def kill(operation: str, detail: object) -> None:
         nonlocal writes
-        if operation in READ_OPERATIONS:
+        if not is_write(operation):
             return
         if writes == kill_at:
             raise Killed(operation)  # before the call takes effect
