@@ -22,10 +22,6 @@ def cloud() -> FakeCloud:
     return small_cluster(webs=("127.0.1.21",))
 
 
-def lb_ids(cloud: FakeCloud) -> list[str]:
-    return [i for i, raw in cloud.ec2.instances.items() if ("lbf:role", "lb") in raw.tags]
-
-
 # --- Elastic IP mode ---------------------------------------------------------------------------
 
 EIP_MODE = {"LBF_MODE": "eip", "LBF_EIP_ALLOCATION_ID": "eipalloc-0123456789abcdef0"}
@@ -34,7 +30,7 @@ EIP_MODE = {"LBF_MODE": "eip", "LBF_EIP_ALLOCATION_ID": "eipalloc-0123456789abcd
 def test_eip_mode_associates_the_address_and_the_active_record_holds_it(cloud: FakeCloud) -> None:
     config = settings(FAKE_CLOUD_ENV, EIP_MODE)
     assert run(cloud, config).ok
-    lb1, lb2 = lb_ids(cloud)
+    lb1, lb2 = cloud.ec2.ids("lb")
 
     assert cloud.ec2.eip_holder == lb1
     assert cloud.route53.value(ACTIVE) == (EIP,)
@@ -46,7 +42,7 @@ def test_eip_mode_associates_the_address_and_the_active_record_holds_it(cloud: F
 def test_eip_mode_moves_the_address_not_the_record(cloud: FakeCloud) -> None:
     config = settings(FAKE_CLOUD_ENV, EIP_MODE)
     run(cloud, config)
-    _, lb2 = lb_ids(cloud)
+    _, lb2 = cloud.ec2.ids("lb")
     batches_before = len(cloud.route53.batches)
     cloud.prober.dead.add("127.0.0.11")
 
@@ -69,7 +65,7 @@ def test_eip_moved_behind_the_runs_back_is_not_moved_again(cloud: FakeCloud) -> 
     cloud.ec2.add("lb", "127.0.0.13", name="lb3")
     config = settings(FAKE_CLOUD_ENV, EIP_MODE)
     run(cloud, config)
-    lb1, lb2, lb3 = lb_ids(cloud)
+    lb1, lb2, lb3 = cloud.ec2.ids("lb")
     run(cloud, config)
     cloud.ec2.set_state(lb1, "stopped")
 
@@ -97,7 +93,7 @@ def test_eip_moved_behind_the_runs_back_is_not_moved_again(cloud: FakeCloud) -> 
 def test_eip_mode_with_every_lb_down_leaves_the_address_and_notifies(cloud: FakeCloud) -> None:
     config = settings(FAKE_CLOUD_ENV, EIP_MODE)
     run(cloud, config)
-    lb1, _ = lb_ids(cloud)
+    lb1, _ = cloud.ec2.ids("lb")
     cloud.prober.dead |= {"127.0.0.11", "127.0.0.12"}
     cloud.sns.messages.clear()
 
@@ -145,7 +141,7 @@ def test_active_active_never_empties_the_record(cloud: FakeCloud) -> None:
 
 def test_no_failover_to_an_lb_whose_backend_list_is_stale(cloud: FakeCloud) -> None:
     config = settings(FAKE_CLOUD_ENV, lb_min_backends="1")
-    lb1, lb2 = lb_ids(cloud)
+    lb1, lb2 = cloud.ec2.ids("lb")
     # lb2's agent is broken: every push to it fails, so it never confirms the current list.
     cloud.ssm.outcome = lambda command: "Failed" if command.instance_id == lb2 else "Success"
     run(cloud, config)

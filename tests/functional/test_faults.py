@@ -61,10 +61,6 @@ WEBS = ("127.0.1.21", "127.0.1.22", "127.0.1.23")
 ALL_WEBS = "127.0.1.21:80 127.0.1.22:80 127.0.1.23:80"
 
 
-def instance(cloud: FakeCloud, address: str) -> str:
-    return next(i for i, raw in cloud.ec2.instances.items() if raw.private_ip == address)
-
-
 def active_moves(cloud: FakeCloud) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
     """(from, to) of every batch that changed the active record's value, in order."""
     moves = []
@@ -258,7 +254,7 @@ def test_a_failed_change_batch_leaves_everything_as_it_was_and_the_next_run_move
     cloud = small_cluster()
     config = settings(FAKE_CLOUD_ENV)
     settle(cloud, config)
-    lb1, lb2 = instance(cloud, LB1), instance(cloud, LB2)
+    lb1, lb2 = cloud.ec2.id_at(LB1), cloud.ec2.id_at(LB2)
     cloud.ec2.set_state(lb1, "stopped")
     cloud.route53.fail_next = [AwsError("route53", "ChangeResourceRecordSets", code, "busy")]
 
@@ -285,7 +281,7 @@ def test_a_stale_view_is_re_read_and_a_record_someone_else_moved_is_respected() 
     cloud = small_cluster(lbs=3)
     config = settings(FAKE_CLOUD_ENV)
     settle(cloud, config)
-    lb1 = instance(cloud, LB1)
+    lb1 = cloud.ec2.id_at(LB1)
     cloud.ec2.set_state(lb1, "stopped")
 
     def someone_else() -> None:
@@ -300,7 +296,7 @@ def test_a_stale_view_is_re_read_and_a_record_someone_else_moved_is_respected() 
     assert active_moves(cloud)[1:] == []  # only the creation: we never moved it
     settle(cloud, config)
     assert cloud.route53.value(ACTIVE) == (LB3,)
-    assert cloud.ec2.tag(instance(cloud, LB3), "lbf:state") == "active"
+    assert cloud.ec2.tag(cloud.ec2.id_at(LB3), "lbf:state") == "active"
 
 
 def test_two_overlapping_runs_with_different_views_move_the_record_once() -> None:
@@ -311,7 +307,7 @@ def test_two_overlapping_runs_with_different_views_move_the_record_once() -> Non
     cloud = small_cluster(lbs=4)
     config = settings(FAKE_CLOUD_ENV)
     settle(cloud, config)
-    lb1, lb2, lb3 = instance(cloud, LB1), instance(cloud, LB2), instance(cloud, LB3)
+    lb1, lb2, lb3 = cloud.ec2.id_at(LB1), cloud.ec2.id_at(LB2), cloud.ec2.id_at(LB3)
     cloud.prober.dead.add(LB2)
     settle(cloud, config)
     assert cloud.ec2.tag(lb2, "lbf:health") == "unhealthy"
@@ -350,9 +346,9 @@ def test_two_overlapping_runs_push_each_list_once() -> None:
     cloud = small_cluster(lbs=3)
     config = settings(FAKE_CLOUD_ENV)
     settle(cloud, config)
-    lb1 = instance(cloud, LB1)
+    lb1 = cloud.ec2.id_at(LB1)
     cloud.ec2.set_state(lb1, "stopped")
-    cloud.ec2.set_state(instance(cloud, WEBS[0]), "stopped")
+    cloud.ec2.set_state(cloud.ec2.id_at(WEBS[0]), "stopped")
     cloud.calls.log.clear()
 
     def other_run() -> None:
@@ -450,9 +446,9 @@ def test_send_command_failing_for_one_lb_leaves_the_others_updated_and_is_retrie
     cloud = small_cluster(lbs=3)
     config = settings(FAKE_CLOUD_ENV)
     settle(cloud, config)
-    lb1, lb2, lb3 = (instance(cloud, a) for a in (LB1, LB2, LB3))
+    lb1, lb2, lb3 = (cloud.ec2.id_at(a) for a in (LB1, LB2, LB3))
     old = cloud.ec2.tag(lb2, "lbf:backends")
-    cloud.ec2.set_state(instance(cloud, WEBS[2]), "stopped")
+    cloud.ec2.set_state(cloud.ec2.id_at(WEBS[2]), "stopped")
     cloud.ssm.fail_send_for = {lb2}
     cloud.calls.log.clear()
 
@@ -484,9 +480,9 @@ def test_a_push_that_ends_badly_is_not_confirmed_and_retried_on_the_next_run_onl
     cloud = small_cluster()
     config = settings(FAKE_CLOUD_ENV)
     settle(cloud, config)
-    lb1, lb2 = instance(cloud, LB1), instance(cloud, LB2)
+    lb1, lb2 = cloud.ec2.id_at(LB1), cloud.ec2.id_at(LB2)
     old = cloud.ec2.tag(lb1, "lbf:backends")
-    cloud.ec2.set_state(instance(cloud, WEBS[2]), "stopped")
+    cloud.ec2.set_state(cloud.ec2.id_at(WEBS[2]), "stopped")
     cloud.ssm.outcome = lambda command: status if command.instance_id == lb2 else "Success"
     cloud.calls.log.clear()
     cloud.sns.messages.clear()
@@ -511,8 +507,8 @@ def test_an_lb_terminated_mid_push_is_dropped_without_errors() -> None:
     cloud = small_cluster(lbs=3)
     config = settings(FAKE_CLOUD_ENV)
     settle(cloud, config)
-    lb1, lb3 = instance(cloud, LB1), instance(cloud, LB3)
-    cloud.ec2.set_state(instance(cloud, WEBS[2]), "stopped")
+    lb1, lb3 = cloud.ec2.id_at(LB1), cloud.ec2.id_at(LB3)
+    cloud.ec2.set_state(cloud.ec2.id_at(WEBS[2]), "stopped")
     # lb3's agent never answers: its push stays Pending, and meanwhile lb3 is terminated.
     cloud.ssm.outcome = lambda command: "Pending" if command.instance_id == lb3 else "Success"
     scheduled(cloud, config, rounds=1)
@@ -525,7 +521,7 @@ def test_an_lb_terminated_mid_push_is_dropped_without_errors() -> None:
     assert all(i != lb3 for i, _ in pushes(cloud))
     assert cloud.route53.value(f"lb3.{DOMAIN}") is None
     assert cloud.route53.value(ACTIVE) == (LB1,)
-    assert cloud.ec2.tag(lb1, "lbf:backends") == cloud.ec2.tag(instance(cloud, LB2), "lbf:backends")
+    assert cloud.ec2.tag(lb1, "lbf:backends") == cloud.ec2.tag(cloud.ec2.id_at(LB2), "lbf:backends")
     assert cloud.ssm.parameters["/lbf/demo/lbs"] == f"{LB1} {LB2}"
 
 
@@ -556,7 +552,7 @@ def test_every_kind_of_probe_failure_counts_as_a_failure(detail: str) -> None:
     class Prober:
         def probe_round(self, targets: Sequence[ProbeTarget]) -> dict[str, ProbeResult]:
             results = inner.probe_round(targets)
-            lb1 = instance(cloud, LB1)
+            lb1 = cloud.ec2.id_at(LB1)
             if lb1 in results:
                 results[lb1] = ProbeResult(ok=False, detail=detail, seconds=config.probe_timeout)
             return results
@@ -628,8 +624,8 @@ def test_both_lbs_down_then_both_back_never_moves_the_record() -> None:
 
     assert cloud.route53.value(ACTIVE) == (LB1,)
     assert active_moves(cloud)[1:] == []
-    assert cloud.ec2.tag(instance(cloud, LB1), "lbf:state") == "active"
-    assert cloud.ec2.tag(instance(cloud, LB2), "lbf:health") == "healthy"
+    assert cloud.ec2.tag(cloud.ec2.id_at(LB1), "lbf:state") == "active"
+    assert cloud.ec2.tag(cloud.ec2.id_at(LB2), "lbf:health") == "healthy"
 
 
 def test_an_lb_flapping_every_round_never_moves_the_record() -> None:
@@ -642,7 +638,7 @@ def test_an_lb_flapping_every_round_never_moves_the_record() -> None:
     settle(cloud, config, runs=10)
 
     assert active_moves(cloud)[1:] == []
-    assert cloud.ec2.tag(instance(cloud, LB1), "lbf:health") == "healthy"
+    assert cloud.ec2.tag(cloud.ec2.id_at(LB1), "lbf:health") == "healthy"
 
 
 @hypothesis_settings(max_examples=60, deadline=None, derandomize=True, database=None)
@@ -695,7 +691,7 @@ def test_the_active_lb_coming_back_with_a_new_ip_keeps_the_record_when_all_resta
     cloud = small_cluster()
     config = settings(FAKE_CLOUD_ENV)
     settle(cloud, config)
-    lb1, lb2 = instance(cloud, LB1), instance(cloud, LB2)
+    lb1, lb2 = cloud.ec2.id_at(LB1), cloud.ec2.id_at(LB2)
     cloud.ec2.set_state(lb1, "stopped")
     settle(cloud, config)
     assert cloud.route53.value(ACTIVE) == (LB2,)
@@ -720,7 +716,7 @@ def test_a_record_pointed_nowhere_while_no_lb_is_eligible_is_repaired_to_the_act
     settle(cloud, config)
     cloud.route53.records[(ACTIVE, "A")] = Record(ACTIVE, "A", 60, (LB2,))
     settle(cloud, config)
-    lb1, lb2 = instance(cloud, LB1), instance(cloud, LB2)
+    lb1, lb2 = cloud.ec2.id_at(LB1), cloud.ec2.id_at(LB2)
     assert cloud.ec2.tag(lb2, "lbf:state") == "active"
     cloud.prober.dead |= {LB1, LB2}
     settle(cloud, config)
@@ -745,8 +741,8 @@ def _failover_scenario() -> tuple[FakeCloud, Settings]:
     cloud = small_cluster(lbs=3)
     config = settings(FAKE_CLOUD_ENV)
     settle(cloud, config)
-    cloud.ec2.set_state(instance(cloud, LB1), "stopped")
-    cloud.ec2.set_state(instance(cloud, WEBS[2]), "stopped")
+    cloud.ec2.set_state(cloud.ec2.id_at(LB1), "stopped")
+    cloud.ec2.set_state(cloud.ec2.id_at(WEBS[2]), "stopped")
     cloud.ec2.add("lb", "127.0.0.15")  # a new LB without a name: lbf:name is written for it
     return cloud, config
 
@@ -805,8 +801,8 @@ def test_an_operator_pointing_the_record_at_a_healthy_lb_is_respected() -> None:
 
     assert cloud.route53.value(ACTIVE) == (LB3,)
     assert len(active_moves(cloud)) == moves
-    assert cloud.ec2.tag(instance(cloud, LB3), "lbf:state") == "active"
-    assert cloud.ec2.tag(instance(cloud, LB1), "lbf:state") == "standby"
+    assert cloud.ec2.tag(cloud.ec2.id_at(LB3), "lbf:state") == "active"
+    assert cloud.ec2.tag(cloud.ec2.id_at(LB1), "lbf:state") == "standby"
 
 
 @pytest.mark.parametrize("address", ["203.0.113.50", "127.0.1.21"], ids=["outside", "a-web-server"])

@@ -25,10 +25,6 @@ def cloud() -> FakeCloud:
     return small_cluster()
 
 
-def ids(cloud: FakeCloud, role: str) -> list[str]:
-    return [i for i, raw in cloud.ec2.instances.items() if ("lbf:role", role) in raw.tags]
-
-
 def test_first_run_creates_records_after_rise_and_pushes_backends(cloud: FakeCloud) -> None:
     config = settings(FAKE_CLOUD_ENV)
     report = converge(cloud, config)
@@ -41,7 +37,7 @@ def test_first_run_creates_records_after_rise_and_pushes_backends(cloud: FakeClo
     expected = "127.0.1.21:80 127.0.1.22:80 127.0.1.23:80"
     assert cloud.ssm.parameters["/lbf/demo/backends"] == expected
     assert cloud.ssm.parameters["/lbf/demo/lbs"] == "127.0.0.11 127.0.0.12"
-    lb1, lb2 = ids(cloud, "lb")
+    lb1, lb2 = cloud.ec2.ids("lb")
     assert cloud.ec2.tag(lb1, "lbf:state") == "active"
     assert cloud.ec2.tag(lb2, "lbf:state") == "standby"
     # The push succeeded, so each LB's lbf:backends holds the checksum it confirmed.
@@ -87,7 +83,7 @@ def test_dead_active_lb_is_replaced_after_fall_rounds(cloud: FakeCloud) -> None:
     actions = [(c.action, c.record.values) for c in last if c.record.name == ACTIVE]
     assert actions == [("DELETE", ("127.0.0.11",)), ("CREATE", ("127.0.0.12",))]
     assert any("moved" in m for m in cloud.sns.messages)
-    lb1, lb2 = ids(cloud, "lb")
+    lb1, lb2 = cloud.ec2.ids("lb")
     assert cloud.ec2.tag(lb1, "lbf:health") == "unhealthy"
     assert cloud.ec2.tag(lb2, "lbf:state") == "active"
 
@@ -107,7 +103,7 @@ def test_a_single_failed_probe_does_not_move_the_record(cloud: FakeCloud) -> Non
 def test_stopped_active_lb_is_replaced_in_the_first_round(cloud: FakeCloud) -> None:
     config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
-    lb1, _ = ids(cloud, "lb")
+    lb1, _ = cloud.ec2.ids("lb")
     cloud.ec2.set_state(lb1, "stopped")
 
     report = converge(cloud, config)
@@ -122,7 +118,7 @@ def test_stopped_active_lb_is_replaced_in_the_first_round(cloud: FakeCloud) -> N
 def test_the_event_run_acts_on_state_without_advancing_counts(cloud: FakeCloud) -> None:
     config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
-    lb1, lb2 = ids(cloud, "lb")
+    lb1, lb2 = cloud.ec2.ids("lb")
     probe_before = cloud.ec2.tag(lb2, "lbf:probe")
     cloud.ec2.set_state(lb1, "stopping")
     rounds_before = len(cloud.prober.rounds)
@@ -199,7 +195,7 @@ def test_two_runs_from_one_view_change_the_record_once(cloud: FakeCloud) -> None
     config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     converge(cloud, config)
-    lb1, _ = ids(cloud, "lb")
+    lb1, _ = cloud.ec2.ids("lb")
     cloud.ec2.set_state(lb1, "stopped")
 
     def other_run() -> None:
@@ -221,7 +217,7 @@ def test_two_runs_from_one_view_change_the_record_once(cloud: FakeCloud) -> None
 def test_a_record_still_stale_after_one_re_read_fails_the_run(cloud: FakeCloud) -> None:
     config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
-    lb1, _ = ids(cloud, "lb")
+    lb1, _ = cloud.ec2.ids("lb")
     cloud.ec2.set_state(lb1, "stopped")
     # Someone else changes the active record just before each of this run's batches: stale twice.
     # (A rejection after which the records read unchanged is permanent, not stale: that is

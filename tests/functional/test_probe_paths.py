@@ -34,10 +34,6 @@ def cloud() -> FakeCloud:
     return small_cluster(webs=WEB_ADDRESSES)
 
 
-def ids(cloud: FakeCloud, role: str) -> list[str]:
-    return [i for i, raw in cloud.ec2.instances.items() if ("lbf:role", role) in raw.tags]
-
-
 def settled(cloud: FakeCloud, config: Settings) -> None:
     converge(cloud, config)
     converge(cloud, config)
@@ -56,16 +52,16 @@ def test_each_round_sends_the_private_targets_to_the_prober_function_once(
 
     assert len(cloud.probe_function.invocations) == report.rounds == config.probe_rounds
     assert all(
-        sorted(keys) == sorted(ids(cloud, "web")) for keys in cloud.probe_function.invocations
+        sorted(keys) == sorted(cloud.ec2.ids("web")) for keys in cloud.probe_function.invocations
     )
-    assert all(sorted(keys) == sorted(ids(cloud, "lb")) for keys in cloud.prober.probed)
+    assert all(sorted(keys) == sorted(cloud.ec2.ids("lb")) for keys in cloud.prober.probed)
     assert cloud.ssm.parameters[BACKENDS].count(":80") == 3
 
 
 def test_private_lbs_go_to_the_prober_function_too(cloud: FakeCloud) -> None:
     converge(cloud, settings(FAKE_CLOUD_ENV, TWO_PATHS, lb_address="private"))
 
-    every = sorted(ids(cloud, "lb") + ids(cloud, "web"))
+    every = sorted(cloud.ec2.ids("lb") + cloud.ec2.ids("web"))
     assert all(sorted(keys) == every for keys in cloud.probe_function.invocations)
     assert cloud.prober.probed == []  # nothing public left to probe in-process
 
@@ -74,7 +70,7 @@ def test_without_the_setting_every_target_is_probed_in_process(cloud: FakeCloud)
     converge(cloud, settings(FAKE_CLOUD_ENV, lb_address="public"))
 
     assert cloud.probe_function.invocations == []
-    every = sorted(ids(cloud, "lb") + ids(cloud, "web"))
+    every = sorted(cloud.ec2.ids("lb") + cloud.ec2.ids("web"))
     assert all(sorted(keys) == every for keys in cloud.prober.probed)
 
 
@@ -101,7 +97,7 @@ def test_a_prober_function_that_cannot_answer_holds_the_pool_and_the_lbs_still_f
     assert [(f.moved_from, f.moved_to) for f in report.failovers] == [("lb1", "lb2")]
     # The private path's round was the prober's fault: no web server's verdict changed.
     assert cloud.ssm.parameters[BACKENDS].count(":80") == 3
-    assert all(cloud.ec2.tag(web, "lbf:health") == "healthy" for web in ids(cloud, "web"))
+    assert all(cloud.ec2.tag(web, "lbf:health") == "healthy" for web in cloud.ec2.ids("web"))
     faults = [m for m in cloud.sns.messages if "TooManyRequestsException" in m]
     assert len(faults) == 1  # once, over two runs of six rounds
     assert "fault on the prober's side" in faults[0]
@@ -146,7 +142,7 @@ def test_every_public_probe_failing_is_a_fault_of_that_path_only(cloud: FakeClou
     converge(cloud, config)
 
     assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)  # no failover from a blind controller
-    assert all(cloud.ec2.tag(lb, "lbf:health") == "healthy" for lb in ids(cloud, "lb"))
+    assert all(cloud.ec2.tag(lb, "lbf:health") == "healthy" for lb in cloud.ec2.ids("lb"))
     assert "127.0.1.23" not in cloud.ssm.parameters[BACKENDS]  # the private path still counted
     notified = cloud.ssm.parameters[NOTICES].splitlines()
     assert "prober-fault" in notified

@@ -156,7 +156,7 @@ def test_a_rejected_active_record_and_a_failed_elastic_ip_move_leave_lbf_state_a
     cloud = small_cluster()
     config = settings(FAKE_CLOUD_ENV, mode="eip", eip_allocation_id="eipalloc-0123456789abcdef0")
     settle(cloud, config)
-    lb1, lb2 = lb_id(cloud, "lb1"), lb_id(cloud, "lb2")
+    lb1, lb2 = cloud.ec2.id_named("lb1"), cloud.ec2.id_named("lb2")
     del cloud.route53.records[(ACTIVE, "A")]
     cloud.route53.cnames.add(ACTIVE)
     cloud.ec2.fail_associate = AwsError("ec2", "AssociateAddress", "RequestLimitExceeded", "slow")
@@ -172,15 +172,11 @@ def test_a_rejected_active_record_and_a_failed_elastic_ip_move_leave_lbf_state_a
 # A change whose answer was lost is still this run's.
 
 
-def lb_id(cloud: FakeCloud, name: str) -> str:
-    return next(i for i in cloud.ec2.instances if cloud.ec2.tag(i, "lbf:name") == name)
-
-
 def test_a_failover_whose_answer_was_lost_is_reported_and_notified() -> None:
     cloud = small_cluster()
     config = settings(FAKE_CLOUD_ENV)
     settle(cloud, config)
-    cloud.ec2.set_state(lb_id(cloud, "lb1"), "stopped")
+    cloud.ec2.set_state(cloud.ec2.id_named("lb1"), "stopped")
     cloud.route53.lose_answers = 1
     sent = len(cloud.sns.messages)
 
@@ -190,14 +186,14 @@ def test_a_failover_whose_answer_was_lost_is_reported_and_notified() -> None:
     moved = [m for m in cloud.sns.messages[sent:] if m.startswith("active record moved")]
     assert len(moved) == 1
     assert report.ok, report.errors
-    assert cloud.ec2.tag(lb_id(cloud, "lb2"), "lbf:state") == "active"
+    assert cloud.ec2.tag(cloud.ec2.id_named("lb2"), "lbf:state") == "active"
 
 
 def test_two_overlapping_runs_that_make_the_same_move_notify_it_once() -> None:
     cloud = small_cluster()
     config = settings(FAKE_CLOUD_ENV, probe_rounds="1")
     settle(cloud, config)
-    cloud.ec2.set_state(lb_id(cloud, "lb1"), "stopped")
+    cloud.ec2.set_state(cloud.ec2.id_named("lb1"), "stopped")
     sent = len(cloud.sns.messages)
     reports: list[jobs.Report] = []
 
@@ -216,8 +212,8 @@ def test_two_overlapping_runs_that_make_the_same_move_notify_it_once() -> None:
     moved = [m for m in cloud.sns.messages[sent:] if m.startswith("active record moved")]
     assert len(moved) == 1
     # A later move back is a new move, notified again.
-    cloud.ec2.set_state(lb_id(cloud, "lb1"), "running")
-    cloud.ec2.set_state(lb_id(cloud, "lb2"), "stopped")
+    cloud.ec2.set_state(cloud.ec2.id_named("lb1"), "running")
+    cloud.ec2.set_state(cloud.ec2.id_named("lb2"), "stopped")
     for _ in range(3):
         scheduled(cloud, config)
     assert cloud.route53.value(ACTIVE) == (LB1,)
@@ -237,7 +233,7 @@ def test_a_push_stuck_past_the_step_timeout_is_reported_and_sent_again() -> None
     cloud = small_cluster()
     config = settings(FAKE_CLOUD_ENV)
     settle(cloud, config)
-    lb2 = lb_id(cloud, "lb2")
+    lb2 = cloud.ec2.id_named("lb2")
     cloud.ssm.outcome = lambda command: "InProgress" if command.instance_id == lb2 else "Success"
     web3 = next(i for i, r in cloud.ec2.instances.items() if r.private_ip == WEBS[2])
     cloud.ec2.set_state(web3, "stopped")
@@ -258,7 +254,9 @@ def test_a_push_stuck_past_the_step_timeout_is_reported_and_sent_again() -> None
     for _ in range(2):
         scheduled(cloud, config)
     assert sends_to(cloud, lb2) == 2
-    assert cloud.ec2.tag(lb2, "lbf:backends") == cloud.ec2.tag(lb_id(cloud, "lb1"), "lbf:backends")
+    assert cloud.ec2.tag(lb2, "lbf:backends") == cloud.ec2.tag(
+        cloud.ec2.id_named("lb1"), "lbf:backends"
+    )
 
 
 def test_an_lb_still_booting_whose_agent_is_unknown_is_retried_each_run_and_not_news() -> None:
@@ -291,7 +289,9 @@ def test_an_lb_still_booting_whose_agent_is_unknown_is_retried_each_run_and_not_
     scheduled(cloud, config)
     final = scheduled(cloud, config)
     assert final.ok, final.errors
-    assert cloud.ec2.tag(lb3, "lbf:backends") == cloud.ec2.tag(lb_id(cloud, "lb1"), "lbf:backends")
+    assert cloud.ec2.tag(lb3, "lbf:backends") == cloud.ec2.tag(
+        cloud.ec2.id_named("lb1"), "lbf:backends"
+    )
 
 
 def test_sendcommand_refusing_a_booting_lbs_agent_is_pinned_with_the_stubber() -> None:
@@ -299,7 +299,7 @@ def test_sendcommand_refusing_a_booting_lbs_agent_is_pinned_with_the_stubber() -
     any command on any instance and never answers InvalidInstanceId."""
     cloud = small_cluster(lbs=1)
     config = settings(FAKE_CLOUD_ENV, probe_rounds="3")
-    lb1 = lb_id(cloud, "lb1")
+    lb1 = cloud.ec2.id_named("lb1")
     cloud.ec2.instances[lb1] = replace(cloud.ec2.instances[lb1], launch_time=cloud.clock.now())
     client: Any = boto3.session.Session().client(  # type: ignore[call-overload]
         "ssm",
@@ -392,7 +392,7 @@ def test_overlapping_runs_and_a_lost_answer_notify_one_failover_per_move_in_ever
     else:
         cloud.route53.before_change = overlap
     cloud.calls.log.clear()
-    cloud.ec2.set_state(lb_id(cloud, "lb1"), "stopped")
+    cloud.ec2.set_state(cloud.ec2.id_named("lb1"), "stopped")
     reports.append(scheduled(cloud, config))
 
     assert len(reports) == 2
@@ -405,7 +405,7 @@ def test_overlapping_runs_and_a_lost_answer_notify_one_failover_per_move_in_ever
     if mode == "eip":
         cloud.ec2.address_holder = original  # type: ignore[method-assign]
     cloud.route53.lose_answers = 1
-    cloud.ec2.set_state(lb_id(cloud, "lb2"), "stopped")
+    cloud.ec2.set_state(cloud.ec2.id_named("lb2"), "stopped")
     report = scheduled(cloud, config)
     assert len(report.failovers) == 1
     moved = [m for m in cloud.sns.messages[sent:] if m.startswith("active record moved")]
@@ -420,7 +420,7 @@ def test_an_event_run_and_the_cli_meet_a_cname_like_a_scheduled_run(
     settle(cloud, config)
     del cloud.route53.records[(ACTIVE, "A")]
     cloud.route53.cnames.add(ACTIVE)
-    lb1 = lb_id(cloud, "lb1")
+    lb1 = cloud.ec2.id_named("lb1")
     cloud.ec2.set_state(lb1, "stopped")
     event = jobs.reconcile(
         config,
@@ -467,7 +467,7 @@ def test_a_run_killed_half_way_through_a_rejection_leaves_the_next_run_to_finish
     settle(cloud, config)
     del cloud.route53.records[(ACTIVE, "A")]
     cloud.route53.cnames.add(ACTIVE)
-    lb2 = lb_id(cloud, "lb2")
+    lb2 = cloud.ec2.id_named("lb2")
     cloud.ec2.set_state(lb2, "running", address="127.0.0.32")
     cloud.calls.before = kill_at_write(kill_at)
     with contextlib.suppress(Killed):

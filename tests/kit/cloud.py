@@ -115,6 +115,17 @@ class FakeEc2:
             public_ip=address or raw.public_ip,
         )
 
+    def ids(self, role: str) -> list[str]:
+        """The instances with this lbf:role, in the order they were added."""
+        return [i for i, raw in self.instances.items() if ("lbf:role", role) in raw.tags]
+
+    def id_named(self, name: str) -> str:
+        return next(i for i in self.instances if self.tag(i, "lbf:name") == name)
+
+    def id_at(self, address: str) -> str:
+        """The instance whose private address this is."""
+        return next(i for i, raw in self.instances.items() if raw.private_ip == address)
+
     def tag(self, instance_id: str, key: str) -> str | None:
         return dict(self.instances[instance_id].tags).get(key)
 
