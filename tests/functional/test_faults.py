@@ -34,6 +34,7 @@ from chalicelib.adapters.ssm import SsmCommands
 from chalicelib.config import Settings
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
 from chalicelib.errors import AwsError, StaleView
+from chalicelib.report import Report
 from tests.kit.cloud import (
     FAKE_CLOUD_ENV,
     FAKE_DOMAIN,
@@ -317,7 +318,7 @@ def test_two_overlapping_runs_with_different_views_move_the_record_once() -> Non
     moves_before = len(active_moves(cloud))
     cloud.ec2.set_state(lb1, "stopped")
 
-    scheduled: list[jobs.Report] = []
+    scheduled: list[Report] = []
     cloud.route53.before_change = lambda: scheduled.append(
         jobs.reconcile(config, cloud.services(), cloud.clock, rounds=1)
     )

@@ -18,13 +18,15 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from chalicelib import jobs, render
+from chalicelib import render
 from chalicelib.adapters import clients
 from chalicelib.adapters.healthchecks import Route53HealthChecks
 from chalicelib.config import Settings
 from chalicelib.core.model import HealthCheck, HealthCheckSpec
 from chalicelib.core.second_opinion import CheckerObservation, caller_reference
 from chalicelib.errors import AwsError
+from chalicelib.observe import observe
+from chalicelib.report import Report
 from chalicelib.services import Services, aws_services
 from tests.kit.cloud import FAKE_CLOUD_ENV, FakeCloud, FakeHealthChecks
 from tests.kit.runs import converge, run
@@ -258,10 +260,10 @@ class World:
     def services(self) -> Services:
         return self.cloud.services()
 
-    def run(self, config: Settings, **kwargs: Any) -> jobs.Report:
+    def run(self, config: Settings, **kwargs: Any) -> Report:
         return run(self.cloud, config, **kwargs)
 
-    def converge(self, config: Settings) -> jobs.Report:
+    def converge(self, config: Settings) -> Report:
         return converge(self.cloud, config)
 
     def kill_everything(self) -> None:
@@ -324,7 +326,7 @@ def test_private_addresses_get_no_check_and_status_says_why(world: World) -> Non
     world.converge(config)
 
     assert world.checks.checks == {}
-    view = jobs.observe(config, world.services(), now=world.cloud.clock.now())
+    view = observe(config, world.services(), now=world.cloud.clock.now())
     assert view is not None
     notes = [row["notes"] for row in render.status_rows(view, config) if row["role"] == "lb"]
     assert all("second opinion: not possible for private address" in n for n in notes)
@@ -335,7 +337,7 @@ def test_status_names_each_lbs_check(world: World) -> None:
     config = settings(FAKE_CLOUD_ENV, SECOND_OPINION)
     world.converge(config)
 
-    view = jobs.observe(config, world.services(), now=world.cloud.clock.now())
+    view = observe(config, world.services(), now=world.cloud.clock.now())
     assert view is not None
     rows = {row["name"]: row["notes"] for row in render.status_rows(view, config)}
     assert "second opinion: Route 53 health check hc-1" in rows["lb1"]

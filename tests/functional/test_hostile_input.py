@@ -23,7 +23,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from chalicelib import jobs, render
+from chalicelib import render
 from chalicelib.adapters.clients import CONFIG
 from chalicelib.adapters.route53 import Route53Records
 from chalicelib.adapters.ssm import SsmCommands
@@ -31,6 +31,7 @@ from chalicelib.config import ConfigError, Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import Damping, Health, Instance, Record, Role
+from chalicelib.report import Report
 from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, small_cluster
 from tests.kit.lambda_app import CLUSTER as STAGE_CLUSTER
 from tests.kit.lambda_app import LambdaApp
@@ -87,7 +88,7 @@ def assert_nothing_hostile_written(cloud: FakeCloud, hostile: str) -> None:
             assert hostile not in text or hostile in GOOD_LIST, (hostile, text)
 
 
-def assert_notices_are_escaped(report: jobs.Report, cloud: FakeCloud) -> None:
+def assert_notices_are_escaped(report: Report, cloud: FakeCloud) -> None:
     """Reasons reach logs, notices and `status` only escaped and shortened."""
     for text in [*report.notes, *report.notices, *cloud.sns.messages]:
         assert text.isprintable(), text

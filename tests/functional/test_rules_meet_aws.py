@@ -24,6 +24,7 @@ from chalicelib.adapters.clients import CONFIG
 from chalicelib.adapters.ssm import SsmCommands
 from chalicelib.core.backends import checksum
 from chalicelib.errors import AwsError
+from chalicelib.report import Report
 from tests.kit.cloud import (
     FAKE_CLOUD_ENV,
     FAKE_DOMAIN,
@@ -195,7 +196,7 @@ def test_two_overlapping_runs_that_make_the_same_move_notify_it_once() -> None:
     settle(cloud, config)
     cloud.ec2.set_state(cloud.ec2.id_named("lb1"), "stopped")
     sent = len(cloud.sns.messages)
-    reports: list[jobs.Report] = []
+    reports: list[Report] = []
 
     def overlap() -> None:  # a second run starts, reads the same world, and moves first
         reports.append(jobs.reconcile(config, cloud.services(), cloud.clock))
@@ -371,7 +372,7 @@ def test_overlapping_runs_and_a_lost_answer_notify_one_failover_per_move_in_ever
     config = settings(FAKE_CLOUD_ENV, MODES[mode], probe_rounds="1")
     settle(cloud, config)
     sent = len(cloud.sns.messages)
-    reports: list[jobs.Report] = []
+    reports: list[Report] = []
 
     def overlap() -> None:
         reports.append(jobs.reconcile(config, cloud.services(), cloud.clock))

@@ -11,31 +11,32 @@ from typing import Any
 
 from chalicelib import jobs
 from chalicelib.config import Settings
+from chalicelib.report import Report
 from tests.kit.cloud import FakeCloud
 
 SCHEDULE_SECONDS = 60.0  # the scheduled function runs once a minute
 
 
-def run(cloud: FakeCloud, config: Settings, **kwargs: Any) -> jobs.Report:
+def run(cloud: FakeCloud, config: Settings, **kwargs: Any) -> Report:
     """One run of the reconcile job on `cloud`; the clock stays where the run left it."""
     return jobs.reconcile(config, cloud.services(), cloud.clock, **kwargs)
 
 
-def converge(cloud: FakeCloud, config: Settings) -> jobs.Report:
+def converge(cloud: FakeCloud, config: Settings) -> Report:
     """One run that must succeed."""
     report = run(cloud, config)
     assert report.ok, report.errors
     return report
 
 
-def scheduled(cloud: FakeCloud, config: Settings, **kwargs: Any) -> jobs.Report:
+def scheduled(cloud: FakeCloud, config: Settings, **kwargs: Any) -> Report:
     """One invocation, a minute after the previous one started (the schedule)."""
     report = run(cloud, config, **kwargs)
     cloud.clock.advance(max(0.0, SCHEDULE_SECONDS - report.seconds))
     return report
 
 
-def settle(cloud: FakeCloud, config: Settings, runs: int = 2) -> jobs.Report:
+def settle(cloud: FakeCloud, config: Settings, runs: int = 2) -> Report:
     """`runs` scheduled invocations that must each succeed; the last one's report."""
     report = scheduled(cloud, config)
     assert report.ok, report.errors
