@@ -31,7 +31,8 @@ from chalicelib.core.plan import (
     fold_probes,
     is_prober_fault,
 )
-from tests.builders import (
+from tests.kit.settings import settings
+from tests.kit.world import (
     PREFIX,
     a_record,
     backend_text,
@@ -42,7 +43,6 @@ from tests.builders import (
     observed,
     ownership,
     retag,
-    settings,
     settled,
     skipped,
     web,
