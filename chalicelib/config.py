@@ -165,15 +165,15 @@ class Settings:
         return f"{label}.{self.domain}"
 
     @property
-    def backends_parameter(self) -> str:
+    def backends_parameter_name(self) -> str:
         return f"{self.parameter_prefix}/backends"
 
     @property
-    def lbs_parameter(self) -> str:
+    def lbs_parameter_name(self) -> str:
         return f"{self.parameter_prefix}/lbs"
 
     @property
-    def paused_parameter(self) -> str:
+    def paused_parameter_name(self) -> str:
         return f"{self.parameter_prefix}/paused"
 
     @property
@@ -203,7 +203,7 @@ class Settings:
         )
 
     @property
-    def notices_parameter(self) -> str:
+    def notices_parameter_name(self) -> str:
         """The conditions already notified, so a notice goes out on a change, not every run."""
         return f"{self.parameter_prefix}/notices"
 

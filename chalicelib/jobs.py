@@ -139,10 +139,10 @@ def observe(
             return None
         records = services.records.read(settings.domain)
         names = [
-            settings.backends_parameter,
-            settings.lbs_parameter,
-            settings.paused_parameter,
-            settings.notices_parameter,
+            settings.backends_parameter_name,
+            settings.lbs_parameter_name,
+            settings.paused_parameter_name,
+            settings.notices_parameter_name,
         ]
         parameters = services.parameters.read(names)
         commands = services.commands.recent(since=now - COMMAND_LOOKBACK_SECONDS)
@@ -159,11 +159,11 @@ def observe(
         webs=inventory.webs,
         skipped=inventory.skipped,
         records=records,
-        backends_parameter=parameters.get(settings.backends_parameter),
-        lbs_parameter=parameters.get(settings.lbs_parameter),
-        paused=parameters.get(settings.paused_parameter, "").strip().lower() == "true",
+        backends_parameter=parameters.get(settings.backends_parameter_name),
+        lbs_parameter=parameters.get(settings.lbs_parameter_name),
+        paused=parameters.get(settings.paused_parameter_name, "").strip().lower() == "true",
         commands=tuple(commands),
-        notices=notice_policy.parse_stored(parameters.get(settings.notices_parameter)),
+        notices=notice_policy.parse_stored(parameters.get(settings.notices_parameter_name)),
         eip_instance_id=eip_instance_id,
         eip_address=eip_address,
         health_checks=health_checks,
@@ -220,7 +220,7 @@ def reconcile(
 
     report.dry_run = dry_run or settings.dry_run or world.paused
     if world.paused:
-        report.notes.append(f"paused: {settings.paused_parameter} is true; planning only")
+        report.notes.append(f"paused: {settings.paused_parameter_name} is true; planning only")
     if world.health_checks_error is not None:
         report.errors.append(world.health_checks_error)
     second_opinion = _SecondOpinion(services, clock)
@@ -752,7 +752,7 @@ def _notify(
             failovers=failovers,
             paused=executor.mode is Mode.PAUSED,
             subject=notice_policy.subject_of(settings.cluster),
-            parameter=settings.notices_parameter,
+            parameter=settings.notices_parameter_name,
             stored=stored,
         )
 
@@ -762,11 +762,11 @@ def _notify(
         # since this run read the parameter: what it stored counts as said. A read, not a write;
         # if it fails, the notice goes out (better twice than never).
         try:
-            stored = services.parameters.read([settings.notices_parameter])
+            stored = services.parameters.read([settings.notices_parameter_name])
         except AwsError:
             pass
         else:
-            said = notice_policy.parse_stored(stored.get(settings.notices_parameter))
+            said = notice_policy.parse_stored(stored.get(settings.notices_parameter_name))
             if said != world.notices:
                 changes, remembered = planned(world.notices | said, said)
     for outcome in executor.apply_changes(changes):

@@ -162,13 +162,13 @@ def status_text(
         f"  active {settings.active_mode}",
         f"{settings.active_record_name} -> "
         + (" ".join(active.values) if active is not None else "(no record)"),
-        f"backends ({settings.backends_parameter}): "
+        f"backends ({settings.backends_parameter_name}): "
         + (world.backends_parameter or "(none published)"),
     ]
     header.append(f"detection bound: {settings.detection_bound.describe()}")
     header += feature_lines(world, settings)
     if world.paused:
-        header.append(f"PAUSED: {settings.paused_parameter} is true")
+        header.append(f"PAUSED: {settings.paused_parameter_name} is true")
     return "\n".join(header) + "\n\n" + table(rows, columns)
 
 

@@ -38,7 +38,12 @@ _LB_NAME = re.compile(r"lb([1-9][0-9]{0,5})")
 
 
 @dataclass(frozen=True)
-class Inventory:
+class ParsedInventory:
+    """The cluster's instances once their tags are read: LBs, web servers, and those skipped.
+
+    Not `services.Inventory`, the EC2 calls that describe them.
+    """
+
     lbs: tuple[Instance, ...]
     webs: tuple[Instance, ...]
     skipped: tuple[Skipped, ...]
@@ -219,7 +224,7 @@ def lowest_free_name(taken: Iterable[str]) -> str:
     return f"lb{number}"
 
 
-def build_inventory(raws: Iterable[RawInstance], rules: ParseRules) -> Inventory:
+def build_inventory(raws: Iterable[RawInstance], rules: ParseRules) -> ParsedInventory:
     """Parse, then settle names: duplicates go to the older LB, missing names get `lbN`."""
     lbs: list[Instance] = []
     webs: list[Instance] = []
@@ -280,4 +285,4 @@ def build_inventory(raws: Iterable[RawInstance], rules: ParseRules) -> Inventory
             lb = replace(lb, name=lowest_free_name(taken), name_assigned=True)
             taken.add(lb.name or "")
         named.append(lb)
-    return Inventory(lbs=tuple(named), webs=tuple(webs), skipped=tuple(skipped))
+    return ParsedInventory(lbs=tuple(named), webs=tuple(webs), skipped=tuple(skipped))

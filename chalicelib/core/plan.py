@@ -453,7 +453,7 @@ def _plan_backends(
 
     if serving is not None and len(serving) > 0:
         if serving.text != world.backends_parameter:
-            changes.append(PutParameter(settings.backends_parameter, serving.text))
+            changes.append(PutParameter(settings.backends_parameter_name, serving.text))
         changes += _plan_pushes(
             world, serving, run_started_at, conditions, log_group=settings.push_log_group
         )
@@ -471,7 +471,7 @@ def _plan_backends(
     lbs_text = " ".join(addresses)
     # SSM rejects an empty parameter value; with no LB running the last value stays.
     if lbs_text and lbs_text != world.lbs_parameter:
-        changes.append(PutParameter(settings.lbs_parameter, lbs_text))
+        changes.append(PutParameter(settings.lbs_parameter_name, lbs_text))
     return serving, held, changes, conditions
 
 

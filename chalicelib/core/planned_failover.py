@@ -91,7 +91,7 @@ def candidates(world: World, settings: Settings, *, excluding: Collection[str]) 
 def resolve(world: World, settings: Settings, request: MoveRequest) -> Resolved | Refused:
     if world.paused:
         return Refused(
-            f"paused: {settings.paused_parameter} is true, and a planned failover is a change"
+            f"paused: {settings.paused_parameter_name} is true, and a planned failover is a change"
         )
     if request.to is not None and settings.active_mode == "all":
         return Refused(

@@ -323,7 +323,7 @@ BYPASSES = {
             for message in conditions.values():
                 if services.notifier is not None:
                     services.notifier.publish("lb-failover", message)
-            services.parameters.put(settings.notices_parameter, "none")
+            services.parameters.put(settings.notices_parameter_name, "none")
     """,
     "a health check through a local name": """
         def keep(world, services):
