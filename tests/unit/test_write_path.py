@@ -358,7 +358,7 @@ BYPASSES = {
         def go():
             client("ssm").put_parameter(Name="/x", Value="y")
     """,
-    "planned.py tagging as it did before": """
+    "move_active.py tagging as it did before": """
         def move_active(settings, services, clock, *, to=None, drain=None):
             services.inventory.create_tags([drained.instance_id], [("lbf:maintenance", "drain")])
     """,
