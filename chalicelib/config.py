@@ -27,13 +27,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from chalicelib.core import names
+from chalicelib.core.addresses import url_host
+from chalicelib.core.names import DNS_LABEL, show
 from chalicelib.core.timing import SCHEDULE_SECONDS, DetectionBound, detection_bound, schedule_fits
 
 # Shown in errors; longer values are cut so one bad variable cannot flood a log line.
-_SHOWN_CHARS = 60
+_SHOWN_CHARS = 57
 
 _CLUSTER = re.compile(r"[A-Za-z0-9._-]{1,128}")
-_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # Leaves room for "<label>.<domain>" with the longest label: 63 + 1 + 189 = 253, DNS's limit for a
 # whole name, so no LB name that passes as a label can make a record Route 53 refuses.
 _DOMAIN_MAX_CHARS = 189
@@ -115,9 +117,7 @@ class CheckTemplate:
             raise ValueError(f"check {self.template!r} needs a port")
         if port is not None and not 1 <= port <= 65535:
             raise ValueError(f"port {port} is not in 1..65535")
-        # An IPv6 literal in a URL must be bracketed, or its colons read as a port separator.
-        host = f"[{address}]" if ":" in address else address
-        url = self.template.replace(_ADDRESS_FIELD, host)
+        url = self.template.replace(_ADDRESS_FIELD, url_host(address))
         if port is not None:
             url = url.replace(_PORT_FIELD, str(port))
         return url
@@ -162,7 +162,7 @@ class Settings:
         return self.record_name(self.active_name)
 
     def record_name(self, label: str) -> str:
-        return f"{label}.{self.domain}"
+        return names.record_name(label, self.domain)
 
     @property
     def backends_parameter_name(self) -> str:
@@ -280,9 +280,7 @@ class Settings:
 
 def _shown(value: str) -> str:
     """The value as it goes into an error: quoted, escaped, and cut to a readable length."""
-    if len(value) > _SHOWN_CHARS:
-        value = value[: _SHOWN_CHARS - 3] + "..."
-    return repr(value)
+    return show(value, _SHOWN_CHARS)
 
 
 def _bad(name: str, expected: str, value: str) -> ConfigError:
@@ -391,7 +389,7 @@ def _domain(environ: Mapping[str, str]) -> str:
     if (
         len(domain) > _DOMAIN_MAX_CHARS
         or len(labels) < 2
-        or not all(_DNS_LABEL.fullmatch(label) for label in labels)
+        or not all(DNS_LABEL.fullmatch(label) for label in labels)
     ):
         raise _bad("LBF_DOMAIN", expected, value)
     return domain
@@ -411,7 +409,7 @@ def _active_name(environ: Mapping[str, str]) -> str:
     if value is None:
         return "lb"
     name = value.lower()
-    if not _DNS_LABEL.fullmatch(name):
+    if not DNS_LABEL.fullmatch(name):
         raise _bad(
             "LBF_ACTIVE_NAME", "a DNS label: 1-63 of a-z 0-9 - (no leading or trailing -)", value
         )

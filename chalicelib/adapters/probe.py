@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from chalicelib.core.addresses import DEFAULT_PORTS
 from chalicelib.core.model import ProbeResult, ProbeTarget
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 # "HTTP/1.1 200 OK": a version, a status code and a reason phrase that may be empty or missing.
 _STATUS_LINE = re.compile(rb"HTTP/\d\.\d ([1-5]\d\d)(?: [^\r\n]*)?\r?")
 # A probe URL is a template filled with an EC2 address: printable ASCII only. Anything else is a
@@ -74,7 +74,7 @@ def _parse(url: str) -> _Endpoint:
     if port is None:
         if parts.scheme == "tcp":
             raise bad("tcp needs a port")
-        port = _DEFAULT_PORTS[parts.scheme]
+        port = DEFAULT_PORTS[parts.scheme]
     if port == 0:
         raise bad("port 0")
     family = socket.AF_INET6 if address.version == 6 else socket.AF_INET

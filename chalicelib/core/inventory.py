@@ -7,11 +7,11 @@ absent: the controller owns them and rewrites them.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from chalicelib.core.addresses import canonical
 from chalicelib.core.health import parse_health, parse_probe_run
 from chalicelib.core.model import (
     CONTROLLER_TAGS,
@@ -31,8 +31,8 @@ from chalicelib.core.model import (
     Role,
     Skipped,
 )
+from chalicelib.core.names import is_label, show
 
-_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _CHECKSUM = re.compile(r"[0-9a-f]{64}")
 _LB_NAME = re.compile(r"lb([1-9][0-9]{0,5})")
 
@@ -56,31 +56,6 @@ class ParseRules:
     pool_address: str
     pool_port: int
     mode: str = "dns"  # LBF_MODE: says why an LB without its own public IPv4 cannot serve
-
-
-def show(value: str, limit: int = 40) -> str:
-    """A hostile value made safe to log or print: escaped, quoted, shortened."""
-    shortened = value if len(value) <= limit else value[:limit] + "..."
-    return ascii(shortened)
-
-
-def is_label(value: str) -> bool:
-    return _LABEL.fullmatch(value) is not None
-
-
-def parse_address(value: str | None) -> str | None:
-    """The compressed form of a valid IP address, or None."""
-    if value is None:
-        return None
-    try:
-        parsed = ipaddress.ip_address(value)
-    except ValueError:
-        return None
-    # ipaddress accepts an IPv6 scope id (`fe80::1%<anything but %>`) and keeps it in the
-    # compressed form: free text that would reach records, backend lists and commands.
-    if isinstance(parsed, ipaddress.IPv6Address) and parsed.scope_id is not None:
-        return None
-    return parsed.compressed
 
 
 def parse_port(value: str) -> int | None:
@@ -109,7 +84,7 @@ def parse_instance(raw: RawInstance, rules: ParseRules) -> Instance | Skipped:
     # address is recognised as its, and left to it while it runs.
     which = rules.pool_address if role is Role.WEB else rules.lb_address
     raw_address = raw.public_ip if which == "public" else raw.private_ip
-    address = parse_address(raw_address)
+    address = canonical(raw_address)
     maintenance = tags.get(TAG_MAINTENANCE)
     raw_port = tags.get(TAG_PORT)
     port: int | None = None

@@ -12,13 +12,13 @@ Two steps, because the candidates are probed live in between: `resolve` names th
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from chalicelib.config import Settings
 from chalicelib.core import dns
+from chalicelib.core.addresses import sort_key as address_key
 from chalicelib.core.inventory import natural_key
 from chalicelib.core.model import (
     TAG_MAINTENANCE,
@@ -191,7 +191,7 @@ def plan_move(
                 + _probe_summary(resolved.to_probe, probes)
             )
         holders = tuple(lb.instance_id for lb in dns.by_name([*staying, *joining]))
-        values = sorted({lb.address or "" for lb in (*staying, *joining)}, key=_address_key)
+        values = sorted({lb.address or "" for lb in (*staying, *joining)}, key=address_key)
         taken_out = resolved.drained.label if resolved.drained is not None else ""
         reason = f"planned: now {' '.join(values)} ({taken_out} taken out)"
         move = ChangeRecords(
@@ -342,8 +342,3 @@ def _drain_tag(drained: Drained | None) -> tuple[Change, ...]:
     if drained is None or drained.already:
         return ()
     return (SetTags((drained.instance_id,), ((TAG_MAINTENANCE, "drain"),), after_records=True),)
-
-
-def _address_key(address: str) -> tuple[int, int]:
-    parsed = ipaddress.ip_address(address)
-    return (parsed.version, int(parsed))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.core.model import ProbeResult, ProbeTarget
+from chalicelib.core.names import is_instance_id
 
 VERSION = 1
 
@@ -34,7 +35,6 @@ MAX_TARGETS = 5000
 MAX_URL_CHARS = 2200
 MAX_DETAIL_CHARS = 200
 MAX_TIMEOUT_SECONDS = 60.0
-_KEY = re.compile(r"i-[0-9a-f]{8,17}")
 _PRINTABLE = re.compile(r"[ -~]*")
 
 
@@ -178,7 +178,7 @@ def _version(body: Mapping[str, Any], where: str) -> None:
 
 
 def _key(value: object, where: str) -> str:
-    if not isinstance(value, str) or not _KEY.fullmatch(value):
+    if not isinstance(value, str) or not is_instance_id(value):
         raise ContractError(f"{where}.key: an EC2 instance id")
     return value
 

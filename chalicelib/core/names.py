@@ -1,0 +1,35 @@
+"""The forms a name must take, and how an untrusted one is shown: each defined here, once.
+
+A DNS label is checked for LBF_ACTIVE_NAME and LBF_DOMAIN (config) and for lbf:name tags (the
+inventory); an instance id where one arrives from outside (an EventBridge event, a prober
+function's answer, a health check's CallerReference); a record's name is built from a label the
+same way for records, for `status` and for the tools. Pure.
+"""
+
+from __future__ import annotations
+
+import re
+
+# RFC 1035's label, lower case (Route 53 stores names lower case): 1-63 characters.
+DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# EC2's form: "i-" and 8 (older instances) or 17 hexadecimal digits.
+INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
+
+
+def is_label(value: str) -> bool:
+    return DNS_LABEL.fullmatch(value) is not None
+
+
+def is_instance_id(value: str) -> bool:
+    return INSTANCE_ID.fullmatch(value) is not None
+
+
+def record_name(label: str, domain: str) -> str:
+    """The record `label` names under the domain: fully qualified, without the trailing dot."""
+    return f"{label}.{domain}"
+
+
+def show(value: str, limit: int = 40) -> str:
+    """A hostile value made safe to log or print: escaped, quoted, shortened."""
+    shortened = value if len(value) <= limit else value[:limit] + "..."
+    return ascii(shortened)
