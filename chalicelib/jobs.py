@@ -634,8 +634,7 @@ def move_of(world: World, plan: Plan, settings: Settings) -> str:
             return ""
         held = [world.eip_instance_id] if world.eip_instance_id else []
         return notice_policy.move_key(held, [target.instance_id])
-    name = record_rules(settings).active_fqdn
-    current = next((r for r in world.records if r.name == name and r.type == "A"), None)
+    current = dns.active_record(world.records, record_rules(settings))
     return notice_policy.move_key(current.values if current else (), plan.active.values)
 
 

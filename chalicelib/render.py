@@ -18,7 +18,7 @@ def status_rows(
     world: World, settings: Settings, probes: Mapping[str, ProbeResult] | None = None
 ) -> list[dict[str, Any]]:
     records = {(r.name, r.type): r for r in world.records}
-    active = records.get((settings.active_record_name, "A"))
+    active = dns.find_record(world.records, settings.active_record_name)
     active_values = set(active.values) if active is not None else set()
     published = set(backend_lists.parse_list(world.backends_parameter))
     stored = world.backends_parameter
@@ -155,8 +155,7 @@ def status_text(
     if probes is not None:
         columns.insert(-1, "probe")
     rows = status_rows(world, settings, probes)
-    records = {(r.name, r.type): r for r in world.records}
-    active = records.get((settings.active_record_name, "A"))
+    active = dns.find_record(world.records, settings.active_record_name)
     header = [
         f"cluster {settings.cluster}  domain {settings.domain}  mode {settings.mode}"
         f"  active {settings.active_mode}",
@@ -203,8 +202,7 @@ def feature_lines(world: World, settings: Settings) -> list[str]:
 def status_json(
     world: World, settings: Settings, probes: Mapping[str, ProbeResult] | None = None
 ) -> dict[str, Any]:
-    records = {(r.name, r.type): r for r in world.records}
-    active = records.get((settings.active_record_name, "A"))
+    active = dns.find_record(world.records, settings.active_record_name)
     return {
         "cluster": settings.cluster,
         "active_record": settings.active_record_name,

@@ -63,6 +63,15 @@ class ActiveDecision:
     repaired: bool = False  # the record pointed at no LB of the cluster
 
 
+def find_record(records: Iterable[Record], name: str, kind: str = "A") -> Record | None:
+    """The record of that name and type among those read, or None."""
+    return next((r for r in records if r.name == name and r.type == kind), None)
+
+
+def active_record(records: Iterable[Record], rules: RecordRules) -> Record | None:
+    return find_record(records, rules.active_fqdn)
+
+
 def is_eligible(lb: Instance) -> bool:
     """SPEC: running, tags parse (it is an Instance), not draining, verdict healthy."""
     return keeps_role(lb) and lb.name is not None

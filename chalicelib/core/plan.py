@@ -28,7 +28,6 @@ from chalicelib.core.model import (
     LbState,
     ProbeResult,
     ProbeTarget,
-    Record,
     Role,
     World,
 )
@@ -274,7 +273,7 @@ def decide(
     for s in world.skipped:
         conditions[f"skipped:{s.instance_id}"] = f"instance {s.instance_id} skipped: {s.reason}"
 
-    current_active = _record(world, rules.active_fqdn, "A")
+    current_active = dns.active_record(world.records, rules)
     can_take_over = serves_current_list(world, settings.lb_min_backends)
     if settings.mode == "eip":
         active = dns.decide_holder(
@@ -370,10 +369,6 @@ def _former_lb_addresses(world: World, rules: dns.RecordRules) -> set[str]:
     return own | set((world.lbs_parameter or "").split())
 
 
-def _record(world: World, name: str, kind: str) -> Record | None:
-    return next((r for r in world.records if r.name == name and r.type == kind), None)
-
-
 def _lb(world: World, instance_id: str) -> Instance:
     return next(lb for lb in world.lbs if lb.instance_id == instance_id)
 
@@ -385,7 +380,7 @@ def _record_part(
     if settings.mode != "eip":
         return active
     rules = record_rules(settings)
-    current = _record(world, rules.active_fqdn, "A")
+    current = dns.active_record(world.records, rules)
     eip = world.eip_address
     if eip is None or (
         current is not None and current.values == (eip,) and current.ttl == rules.ttl

@@ -27,7 +27,6 @@ from chalicelib.core.model import (
     Instance,
     LbState,
     ProbeResult,
-    Record,
     Skipped,
     World,
 )
@@ -180,7 +179,7 @@ def plan_move(
     moved_from = " ".join(names.get(h, h) for h in resolved.holders) or None
     drained_why = " (drained)" if resolved.drained is not None else ""
     rules = record_rules(settings)
-    current = _active_record(world, rules)
+    current = dns.active_record(world.records, rules)
     move: Change
     if settings.active_mode == "all":
         joining = [lb for lb in resolved.candidates if answered(lb)]
@@ -280,15 +279,11 @@ def _holders(world: World, settings: Settings) -> tuple[str, ...]:
     """The instances that hold the active role now: the Elastic IP's, or the active record's."""
     if settings.mode == "eip":
         return (world.eip_instance_id,) if world.eip_instance_id is not None else ()
-    current = _active_record(world, record_rules(settings))
+    current = dns.active_record(world.records, record_rules(settings))
     values = set(current.values) if current is not None else set()
     held = [lb.instance_id for lb in dns.by_name(world.lbs) if lb.address in values]
     held += [s.instance_id for s in world.skipped if s.address is not None and s.address in values]
     return tuple(held)
-
-
-def _active_record(world: World, rules: dns.RecordRules) -> Record | None:
-    return next((r for r in world.records if r.name == rules.active_fqdn and r.type == "A"), None)
 
 
 def _stays(lb: Instance) -> bool:
