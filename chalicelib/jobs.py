@@ -733,7 +733,7 @@ def _notify(
     the executor (paused: still sent, marked paused; dry run: printed only).
     """
     failovers = [
-        notice_policy.Failover(
+        notice_policy.ReportedMove(
             f.move.split(":", 1)[1] if f.move else f"{f.moved_from or ''}->{f.moved_to or ''}",
             f.reason,
             key=f.move,

@@ -38,7 +38,7 @@ class Route53HealthChecks:
             )
             for page in pages:
                 for item in page.get("HealthChecks", []):
-                    check = _parse(item, cluster)
+                    check = _parse_check(item, cluster)
                     if check is not None:
                         found.append(check)
         return tuple(found)
@@ -120,7 +120,7 @@ class Route53HealthChecks:
         return tuple(observations)
 
 
-def _parse(item: dict[str, Any], cluster: str) -> HealthCheck | None:
+def _parse_check(item: dict[str, Any], cluster: str) -> HealthCheck | None:
     instance_id = instance_of_reference(cluster, str(item.get("CallerReference", "")))
     config = item.get("HealthCheckConfig", {})
     if instance_id is None or "IPAddress" not in config:

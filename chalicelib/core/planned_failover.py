@@ -137,7 +137,9 @@ def resolve(world: World, settings: Settings, request: MoveRequest) -> Resolved 
         return Resolved(drained, None, holders, True, "", tuple(found_candidates), tuple(kept))
     if target is not None:
         if target not in found_candidates:
-            return Refused(f"{target.name} cannot take over: {_why_not(world, settings, target)}")
+            return Refused(
+                f"{target.name} cannot take over: {_why_not_candidate(world, settings, target)}"
+            )
         return Resolved(drained, target, holders, True, "", (target,), ())
     if not found_candidates:
         return Refused(
@@ -291,7 +293,7 @@ def _stays(lb: Instance) -> bool:
     return dns.is_eligible(lb) or (lb.running and not lb.draining and lb.health is Health.UNKNOWN)
 
 
-def _why_not(world: World, settings: Settings, lb: Instance) -> str:
+def _why_not_candidate(world: World, settings: Settings, lb: Instance) -> str:
     if not lb.running:
         return f"it is {lb.state}"
     if lb.draining:
