@@ -29,20 +29,15 @@ from urllib.parse import urlsplit
 
 from chalicelib.core import names
 from chalicelib.core.addresses import url_host
-from chalicelib.core.names import DNS_LABEL, show
+from chalicelib.core.names import CLUSTER, DNS_LABEL, HOSTED_ZONE_ID, HOSTED_ZONE_PREFIX, show
 from chalicelib.core.timing import SCHEDULE_SECONDS, DetectionBound, detection_bound, schedule_fits
 
 # Shown in errors; longer values are cut so one bad variable cannot flood a log line.
 _SHOWN_CHARS = 57
 
-_CLUSTER = re.compile(r"[A-Za-z0-9._-]{1,128}")
 # Leaves room for "<label>.<domain>" with the longest label: 63 + 1 + 189 = 253, DNS's limit for a
 # whole name, so no LB name that passes as a label can make a record Route 53 refuses.
 _DOMAIN_MAX_CHARS = 189
-# Route 53 returns ids as "/hostedzone/Z..."; the API takes the bare id.
-_HOSTED_ZONE_PREFIX = "/hostedzone/"
-# Real ids start with "Z"; moto's do not, so only the character set is checked.
-_HOSTED_ZONE_ID = re.compile(r"[A-Z0-9]{1,32}")
 _EIP_ALLOCATION_ID = re.compile(r"eipalloc-[0-9a-f]{8,32}")
 _SSM_DOCUMENT_NAME = re.compile(r"[A-Za-z0-9_.-]{3,128}")
 _SSM_DOCUMENT_ARN = re.compile(
@@ -372,7 +367,7 @@ def _boolean(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
 def _cluster(environ: Mapping[str, str]) -> str:
     expected = "1-128 characters of A-Z a-z 0-9 . _ -"
     value = _required(environ, "LBF_CLUSTER", expected)
-    if not _CLUSTER.fullmatch(value):
+    if not CLUSTER.fullmatch(value):
         raise _bad("LBF_CLUSTER", expected, value)
     return value
 
@@ -398,8 +393,8 @@ def _domain(environ: Mapping[str, str]) -> str:
 def _hosted_zone_id(environ: Mapping[str, str]) -> str:
     expected = "a Route 53 hosted zone id such as Z0123456789ABC or /hostedzone/Z0123456789ABC"
     value = _required(environ, "LBF_HOSTED_ZONE_ID", expected)
-    zone_id = value.removeprefix(_HOSTED_ZONE_PREFIX)
-    if not _HOSTED_ZONE_ID.fullmatch(zone_id):
+    zone_id = value.removeprefix(HOSTED_ZONE_PREFIX)
+    if not HOSTED_ZONE_ID.fullmatch(zone_id):
         raise _bad("LBF_HOSTED_ZONE_ID", expected, value)
     return zone_id
 

@@ -1,18 +1,24 @@
 """The forms a name must take, and how an untrusted one is shown: each defined here, once.
 
-A DNS label is checked for LBF_ACTIVE_NAME and LBF_DOMAIN (config) and for lbf:name tags (the
-inventory); an instance id where one arrives from outside (an EventBridge event, a prober
-function's answer, a health check's CallerReference); a record's name is built from a label the
-same way for records, for `status` and for the tools. Pure.
+A DNS label is checked for LBF_ACTIVE_NAME and LBF_DOMAIN (config, and infra/configure.py's
+--domain) and for lbf:name tags (the inventory); an instance id where one arrives from outside (an
+EventBridge event, a prober function's answer, a health check's CallerReference); a record's name
+is built from a label the same way for records, for `status` and for the tools. Pure.
 """
 
 from __future__ import annotations
 
 import re
 
+# The lbf:cluster tag's value (LBF_CLUSTER).
+CLUSTER = re.compile(r"[A-Za-z0-9._-]{1,128}")
 # RFC 1035's label, lower case (Route 53 stores names lower case): 1-63 characters.
 DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-# EC2's form: "i-" and 8 (older instances) or 17 hexadecimal digits.
+# Route 53 returns ids as "/hostedzone/Z..."; the API takes the bare id. Real ids start with "Z";
+# moto's do not, so only the character set is checked.
+HOSTED_ZONE_PREFIX = "/hostedzone/"
+HOSTED_ZONE_ID = re.compile(r"[A-Z0-9]{1,32}")
+# EC2's form: "i-" and 8 (older instances) to 17 hexadecimal digits.
 INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
 
 
