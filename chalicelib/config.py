@@ -178,7 +178,7 @@ class Settings:
         A naming convention rather than a setting: infra/cloudformation/cluster.yaml creates the
         group under this name (with retention) and lets the LBs' role write to it.
         """
-        return f"/lbf/{self.cluster}/pushes"
+        return names.push_log_group(self.cluster)
 
     @property
     def uses_prober_function(self) -> bool:

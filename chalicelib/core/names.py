@@ -35,6 +35,12 @@ def record_name(label: str, domain: str) -> str:
     return f"{label}.{domain}"
 
 
+def push_log_group(cluster: str) -> str:
+    """The CloudWatch Logs group the LBs' SSM Agent writes pushes' output to: a naming convention
+    rather than a setting (infra/cloudformation/cluster.yaml creates the group under this name)."""
+    return f"/lbf/{cluster}/pushes"
+
+
 def show(value: str, limit: int = 40) -> str:
     """A hostile value made safe to log or print: escaped, quoted, shortened."""
     shortened = value if len(value) <= limit else value[:limit] + "..."

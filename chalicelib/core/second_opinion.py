@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from chalicelib.config import Settings
 from chalicelib.core.addresses import DEFAULT_PORTS, url_host
 from chalicelib.core.dns import by_name
-from chalicelib.core.model import HealthCheck, HealthCheckSpec, Instance, World
+from chalicelib.core.model import TAG_CLUSTER, HealthCheck, HealthCheckSpec, Instance, World
 from chalicelib.core.names import is_instance_id
 
 # Route 53's standard interval and threshold: the cheapest health check ($0.50 a month for an AWS
@@ -201,7 +201,7 @@ def plan_health_checks(
                     ),
                     tags=(
                         ("Name", f"lbf {settings.cluster} {name}"),
-                        ("lbf:cluster", settings.cluster),
+                        (TAG_CLUSTER, settings.cluster),
                         ("lbf:instance", lb.instance_id),
                     ),
                 )
