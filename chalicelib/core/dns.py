@@ -7,7 +7,7 @@ strips it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from chalicelib.core.addresses import sort_key as address_key
@@ -131,6 +131,7 @@ def decide_active(
     *,
     can_take_over: Callable[[Instance], bool] = anyone,
     former: Collection[str] | None = None,
+    own: Mapping[str, Collection[str]] | None = None,
 ) -> ActiveDecision:
     """Where the active record should point. `can_take_over` narrows which eligible LBs may be
     newly chosen (LBF_LB_MIN_BACKENDS); the LB that holds the record is judged on health alone.
@@ -142,11 +143,14 @@ def decide_active(
     list parameter). A record holding none of the current LB addresses follows the LB tagged
     active only if it holds such a former address: that LB came back with a new IP. Anything
     else was pointed there by hand and is repaired, with a notice. None: not known, follow.
+
+    `own`: each LB name's own record as read (its values), so that in active-active mode a skipped
+    LB back with a new address is known by the place it had.
     """
     candidates = by_name(lb for lb in lbs if is_eligible(lb) and can_take_over(lb))
     frozen = frozen_lbs(skipped)
     if rules.active_mode == "all":
-        return _decide_active_all(current, lbs, candidates, frozen, skipped)
+        return _decide_active_all(current, lbs, candidates, frozen, skipped, own or {})
     values = set(current.values) if current is not None else set()
     known = [*lbs, *frozen]
     pointed = [lb for lb in known if lb.address is not None and lb.address in values]
@@ -282,6 +286,7 @@ def _decide_active_all(
     candidates: Sequence[Instance],
     frozen: Sequence[Instance],
     skipped: Sequence[Skipped],
+    own: Mapping[str, Collection[str]],
 ) -> ActiveDecision:
     """Active-active: every eligible LB, plus those in the record that have no verdict yet.
 
@@ -296,8 +301,17 @@ def _decide_active_all(
             keeps_role(lb) or (lb.running and not lb.draining and lb.health is Health.UNKNOWN)
         )
 
+    # A skipped LB back from a stop with a new address: its place is the address its own record
+    # still holds, if the record has it and no LB has it now. It keeps that place, at its new
+    # address (an address is EC2's, not a tag), as the single active record follows its holder.
+    addresses = {lb.address for lb in [*lbs, *frozen]}
+
+    def moved(lb: Instance) -> bool:
+        had = set(own.get(lb.name or "", ())) - addresses
+        return keeps_role(lb) and bool(had & values)
+
     keep = [lb for lb in lbs if lb.instance_id in chosen or stays(lb)]
-    keep += [lb for lb in frozen if stays(lb)]
+    keep += [lb for lb in frozen if stays(lb) or moved(lb)]
     unjudged = {
         s.address
         for s in skipped
@@ -400,7 +414,9 @@ def plan_records(
     # frozen, neither moves the record.
     names = Counter(s.name for s in live_skipped)
     for s in live_skipped:
-        if s.name is None or s.address is None or s.name in by_label or names[s.name] > 1:
+        if s.state != "running" or s.address is None or s.name is None:
+            continue
+        if s.name in by_label or names[s.name] > 1:
             continue
         fqdn = rules.fqdn(s.name)
         if fqdn not in owned or fqdn in (rules.active_fqdn, rules.ownership_fqdn):

@@ -287,6 +287,7 @@ def decide(
             rules,
             can_take_over=can_take_over,
             former=_former_lb_addresses(world, rules),
+            own=_own_records(world, rules),
         )
     if active.no_eligible and any(lb.health is not Health.UNKNOWN for lb in world.lbs):
         conditions["no-eligible-lb"] = f"no load balancer is eligible to be active: {active.reason}"
@@ -367,6 +368,13 @@ def _former_lb_addresses(world: World, rules: dns.RecordRules) -> set[str]:
         for value in record.values
     }
     return own | set((world.lbs_parameter or "").split())
+
+
+def _own_records(world: World, rules: dns.RecordRules) -> dict[str, tuple[str, ...]]:
+    """Each LB name's own A record as read: name -> its values."""
+    by_fqdn = {r.name: r.values for r in world.records if r.type == "A"}
+    names = {lb.name for lb in world.lbs} | {s.name for s in world.skipped}
+    return {n: by_fqdn[rules.fqdn(n)] for n in names if n is not None and rules.fqdn(n) in by_fqdn}
 
 
 def _lb(world: World, instance_id: str) -> Instance:

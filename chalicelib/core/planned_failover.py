@@ -267,12 +267,19 @@ def _drained(world: World, name: str, holders: Collection[str]) -> Drained | Ref
     if found is None:
         found = next((s for s in world.skipped if s.instance_id == name and s.role == "lb"), None)
     if found is None:
+        # A skipped LB whose name parses (the typo is in another tag) is drained by that name.
+        named = [s for s in world.skipped if s.name == name and s.role == "lb"]
+        if len(named) > 1:
+            ids = ", ".join(s.instance_id for s in named)
+            return Refused(f"{len(named)} skipped LBs are named {name!r} ({ids}): name one by id")
+        found = named[0] if named else None
+    if found is None:
         known = ", ".join(sorted((lb.name for lb in world.lbs if lb.name), key=natural_key))
         return Refused(
             f"no LB named {name!r}, nor an LB with that instance id, in the cluster "
             f"(LBs: {known or 'none'})"
         )
-    label = found.name if isinstance(found, Instance) and found.name else found.instance_id
+    label = found.name or found.instance_id
     already = isinstance(found, Instance) and found.draining
     return Drained(found.instance_id, label, found.instance_id in holders, already)
 

@@ -474,6 +474,37 @@ def test_active_active_drain_takes_one_out_and_keeps_the_rest(active_active: Fak
     assert cloud.route53.value(ACTIVE) == ("127.0.0.11", "127.0.0.13")
 
 
+@pytest.mark.parametrize(
+    ("typo", "by_id"),
+    [({"lbf:maintenance": "Drain"}, False), ({"lbf:name": "lb 2"}, True)],
+    ids=["maintenance-typo-drained-by-name", "name-typo-drained-by-id"],
+)
+def test_active_active_drain_of_a_skipped_lb_takes_its_place_out_and_keeps_the_rest(
+    active_active: FakeCloud, typo: dict[str, str], by_id: bool
+) -> None:
+    """A skipped LB keeps its place in the record (frozen) until the operator drains it."""
+    cloud = active_active
+    environ = ENV | {"LBF_ACTIVE_MODE": "all"}
+    lb2 = lb_id(cloud, "lb2")
+    for key, value in typo.items():
+        cloud.ec2.set_tag(lb2, key, value)
+    settle(cloud, environ)
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.11", "127.0.0.12", "127.0.0.13")
+    cloud.calls.log.clear()
+
+    assert move(cloud, "--drain", lb2 if by_id else "lb2", "--no-wait", environ=environ) == 0
+
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.11", "127.0.0.13")
+    assert cloud.ec2.tag(lb2, "lbf:maintenance") == "drain"
+    # Its other tags are frozen: the drain tag is the only one written on it.
+    tagged = [detail for op, detail in cloud.calls.writes() if op == "CreateTags"]
+    assert [tags for ids, tags in tagged if lb2 in ids] == [  # type: ignore[misc]
+        (("lbf:maintenance", "drain"),)
+    ]
+    assert main(["reconcile"], environ=environ, services=cloud.services(), clock=cloud.clock) == 0
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.11", "127.0.0.13")
+
+
 def test_active_active_refuses_to(
     active_active: FakeCloud, capsys: pytest.CaptureFixture[str]
 ) -> None:

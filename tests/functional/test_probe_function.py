@@ -33,6 +33,8 @@ from chalicelib.core.model import ProbeResult, ProbeTarget
 from chalicelib.errors import ProberFault
 from standin.aws import free_port
 from standin.web import LocalWebServer
+from tests.fakes import FakeCloud
+from tests.lambda_app import CLUSTER, LambdaApp
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTION = "lb-failover-prod-ProbePrivate-1A2B3C"
@@ -294,3 +296,52 @@ def test_an_invoke_past_its_read_timeout_is_a_fault_after_one_attempt(
     finally:
         silent.close()
     assert len(silent.accepted) == 1
+
+
+# --- a stage with the prober function and nothing private ------------------------------------------
+
+
+def _stage_cloud(*, pool_public: bool) -> FakeCloud:
+    """The dev stage's cluster, with public addresses on the LBs (LBF_LB_ADDRESS=public, the
+    default) and, with `pool_public`, on the web servers too."""
+    cloud = FakeCloud()
+    cloud.prober.timeout = 2.0
+    for host, name in ((11, "lb1"), (12, "lb2")):
+        cloud.ec2.add("lb", f"127.0.0.{host}", name=name, cluster=CLUSTER, public=f"127.0.2.{host}")
+    for host in (21, 22):
+        public = f"127.0.3.{host}" if pool_public else None
+        cloud.ec2.add("web", f"127.0.1.{host}", cluster=CLUSTER, public=public)
+    return cloud
+
+
+@pytest.mark.parametrize(
+    ("pool_public", "rounds", "invokes"),
+    [
+        # Nothing private: every probe is the controller's own, and the invoke's time is not
+        # budgeted, so the round at 50 s (2 s of probes, then the writes) fits a 60 s invocation.
+        (True, 6, 0),
+        # The web pool is private: each round invokes the function, whose time the last round
+        # cannot afford.
+        (False, 5, 5),
+    ],
+    ids=["nothing-private-never-invoked", "private-pool-invoked-each-round"],
+)
+def test_a_stage_with_the_prober_function_invokes_it_only_for_private_targets(
+    monkeypatch: pytest.MonkeyPatch, pool_public: bool, rounds: int, invokes: int
+) -> None:
+    monkeypatch.setenv("LBF_PROBER_FUNCTION", FUNCTION)
+    monkeypatch.setenv("LBF_POOL_ADDRESS", "public" if pool_public else "private")
+    lambda_app = LambdaApp(monkeypatch, _stage_cloud(pool_public=pool_public))
+    cloud = lambda_app.cloud
+
+    payload = lambda_app.invoke("reconcile", timeout_ms=60_000)
+
+    assert payload["ok"], payload
+    assert payload["rounds"] == rounds
+    assert len(cloud.probe_function.invocations) == invokes
+    webs = {i for i, raw in cloud.ec2.instances.items() if ("lbf:role", "web") in raw.tags}
+    assert all(set(sent) == webs for sent in cloud.probe_function.invocations)
+    assert cloud.route53.value("lb.edge-dev.example.com") == ("127.0.2.11",)
+    assert cloud.ssm.parameters["/lbf/web-dev/backends"] == (
+        "127.0.3.21:80 127.0.3.22:80" if pool_public else "127.0.1.21:80 127.0.1.22:80"
+    )

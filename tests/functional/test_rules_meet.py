@@ -39,6 +39,7 @@ BASE_ENV = {
 }
 EIP = "198.51.100.7"  # the in-memory EC2's Elastic IP
 LB1, LB2 = "127.0.0.11", "127.0.0.12"
+NEW_LB1 = "127.0.0.13"  # lb1 after a stop and a start
 WEBS = ("127.0.1.21", "127.0.1.22", "127.0.1.23")
 MODES = {
     "dns": {},
@@ -200,6 +201,37 @@ def test_a_skipped_active_lb_that_ec2_stops_loses_its_record_and_the_active_role
     owned = cloud.route53.records[(OWNERSHIP, "TXT")].values
     assert '"lb1"' not in owned
     assert cloud.ec2.tag(lb2, "lbf:state") == "active"
+
+
+@pytest.mark.parametrize("kind", RUN_KINDS)
+@pytest.mark.parametrize("addressing", sorted(ADDRESSING))
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_a_skipped_active_lb_back_from_a_stop_with_a_new_address_takes_what_it_has_along(
+    cloud: FakeCloud,
+    runner: Callable[[str, dict[str, str]], Runner],
+    mode: str,
+    addressing: str,
+    kind: str,
+) -> None:
+    """An address is EC2's, not a tag: a skipped LB stopped and started between two runs keeps
+    its own record and the active role, at its new address, and no tag of it is written."""
+    env = env_of(MODES[mode], ADDRESSING[addressing])
+    settle(cloud, env)
+    lb1, _ = ids(cloud)
+    cloud.ec2.set_tag(lb1, "lbf:maintenance", "Drain")
+    scheduled(cloud, env)
+    since = len(cloud.calls.log)
+    cloud.ec2.set_state(lb1, "running", address=NEW_LB1)
+
+    runner(kind, env)("on_instance_change", lb1)
+
+    assert cloud.route53.value(f"lb1.{DOMAIN}") == (NEW_LB1,)
+    assert cloud.route53.value(f"lb2.{DOMAIN}") == (LB2,)
+    if mode == "active-active":
+        assert cloud.route53.value(ACTIVE) == (LB2, NEW_LB1)  # in address order
+    else:
+        assert_active_on(cloud, mode, lb1, NEW_LB1)
+    assert tag_writes(cloud, lb1, since) == []
 
 
 def test_a_skipped_stopped_lb_is_a_failover_with_its_notice(cloud: FakeCloud) -> None:

@@ -892,6 +892,44 @@ ACTIVE_ACTIVE_CASES = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("frozen", "own", "values"),
+    [
+        pytest.param(
+            skipped("i-frozen", name="lb1", address=NEW1),
+            {"lb1": (A1,)},
+            (A2, NEW1),
+            id="back-with-a-new-address-keeps-its-place-there",
+        ),
+        pytest.param(
+            skipped("i-frozen", name="lb1", address=NEW1, health="unhealthy"),
+            {"lb1": (A1,)},
+            (A2,),
+            id="back-with-a-new-address-but-failing-loses-it",
+        ),
+        pytest.param(
+            skipped("i-frozen", name="lb1", address=NEW1),
+            {"lb1": (A3,)},
+            (A2,),
+            id="its-own-record-not-in-the-active-record-had-no-place",
+        ),
+        pytest.param(
+            skipped("i-frozen", name="lb1", address=NEW1),
+            {},
+            (A2,),
+            id="no-own-record-no-place-known",
+        ),
+    ],
+)
+def test_active_active_a_skipped_lb_back_with_a_new_address(
+    frozen: Skipped, own: dict[str, tuple[str, ...]], values: tuple[str, ...]
+) -> None:
+    """Its place is the address its own record still holds; an address is EC2's, not a tag."""
+    record = a_record("lb", A1, A2)
+    decision = decide_active(record, [lb("lb2", A2)], [frozen], ALL, own=own)
+    assert decision.values == values
+
+
 @pytest.mark.parametrize(("current", "lbs", "frozen", "values"), ACTIVE_ACTIVE_CASES)
 def test_active_active_and_a_skipped_lb(
     current: tuple[str, ...],
@@ -940,6 +978,12 @@ def test_active_active_and_a_skipped_lb(
             [skipped("i-frozen", name="lb3", address=NEW3)],
             [("UPSERT", fqdn("lb3"), "A", (NEW3,))],
             id="running-skipped-lb-back-with-a-new-address-takes-its-record-along",
+        ),
+        pytest.param(
+            [*STEADY_RECORDS[:3], a_record("lb3", A3), ownership("lb", "lb1", "lb2", "lb3")],
+            [skipped("i-frozen", name="lb3", address=NEW3, state="pending")],
+            [],
+            id="pending-skipped-lb-with-a-new-address-not-yet-followed",
         ),
         pytest.param(
             [*STEADY_RECORDS[:3], a_record("lb3", A3), ownership("lb", "lb1", "lb2", "lb3")],

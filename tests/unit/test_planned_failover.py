@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from chalicelib.core.model import Instance, ProbeResult
+from chalicelib.core.model import Instance, ProbeResult, Skipped
 from chalicelib.core.plan import ChangeRecords, MoveAddress, Plan, SetTags
 from chalicelib.core.planned_failover import (
     MoveRequest,
@@ -20,7 +20,7 @@ from chalicelib.core.planned_failover import (
     plan_move,
     resolve,
 )
-from tests.builders import lb, settings, settled, web
+from tests.builders import lb, settings, settled, skipped, web
 
 OK = ProbeResult(ok=True, detail="200", seconds=0.01)
 DEAD = ProbeResult(ok=False, detail="timeout", seconds=2.0)
@@ -101,6 +101,40 @@ def test_refusals_before_any_probe(
 
     assert isinstance(found, Refused)
     assert said in found.reason
+
+
+@pytest.mark.parametrize(
+    ("frozen", "drain", "found"),
+    [
+        ([skipped("i-lb3", name="lb3", address="10.0.0.3")], "lb3", ("i-lb3", "lb3")),
+        ([skipped("i-lb3", address="10.0.0.3")], "i-lb3", ("i-lb3", "i-lb3")),
+        ([skipped("i-lb3", address="10.0.0.3")], "lb3", None),  # its name is the typo
+        (
+            [
+                skipped("i-lb3", name="lb3", address="10.0.0.3"),
+                skipped("i-lb3b", name="lb3", address="10.0.0.33"),
+            ],
+            "lb3",
+            None,
+        ),
+    ],
+    ids=["by-its-valid-name", "by-id", "not-by-a-name-it-lacks", "two-with-one-name"],
+)
+def test_a_skipped_lb_is_drained_by_its_valid_name_or_its_id(
+    frozen: list[Skipped], drain: str, found: tuple[str, str] | None
+) -> None:
+    world = settled(three_lbs(), [web("10.0.1.1")], active="lb1", skipped=frozen)
+
+    result = resolve(world, settings(), MoveRequest(drain=drain))
+
+    if found is None:
+        assert isinstance(result, Refused)
+        assert repr(drain) in result.reason
+    else:
+        assert isinstance(result, Resolved), result
+        assert result.drained is not None
+        assert (result.drained.instance_id, result.drained.label) == found
+        assert not result.needs_move  # it holds nothing here
 
 
 def test_paused_refuses() -> None:
