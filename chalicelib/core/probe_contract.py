@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.core.model import ProbeResult, ProbeTarget
-from chalicelib.core.names import is_instance_id
+from chalicelib.core.names import is_instance_id, show
 
 VERSION = 1
 
@@ -115,8 +115,8 @@ def decode_response(payload: bytes, targets: Sequence[ProbeTarget]) -> dict[str,
     if isinstance(parsed, dict) and set(parsed) == {"version", "error"}:
         _version(parsed, "response")
         error = parsed["error"]
-        shown = error[:MAX_DETAIL_CHARS] if isinstance(error, str) else "(no reason)"
-        raise ContractError(f"the prober function refused the request: {shown!r}")
+        shown = show(error, MAX_DETAIL_CHARS) if isinstance(error, str) else "'(no reason)'"
+        raise ContractError(f"the prober function refused the request: {shown}")
     body = _object(parsed, "response", {"version", "results"})
     _version(body, "response")
     raw_results = body["results"]
@@ -174,7 +174,7 @@ def _object(value: object, where: str, fields: set[str]) -> dict[str, Any]:
 def _version(body: Mapping[str, Any], where: str) -> None:
     version = body["version"]
     if type(version) is not int or version != VERSION:
-        raise ContractError(f"{where}.version: {VERSION} expected, got {str(version)[:20]!r}")
+        raise ContractError(f"{where}.version: {VERSION} expected, got {show(str(version), 20)}")
 
 
 def _key(value: object, where: str) -> str:
