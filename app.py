@@ -20,7 +20,8 @@ from chalicelib.core import probe_contract
 from chalicelib.core.names import is_instance_id
 
 if TYPE_CHECKING:
-    from chalicelib import jobs
+    from chalicelib.clock import Clock
+    from chalicelib.report import Report
     from chalicelib.services import Services
 
 # Powertools writes the logs (JSON); chalice would add a second, plain handler to the same
@@ -57,8 +58,8 @@ if _tracing_enabled():  # pragma: no cover - needs the X-Ray SDK from Powertools
         app.register_middleware(ConvertToMiddleware(_tracer.capture_lambda_handler), _event_type)
 
 # The runs' clock; tests hand in a fake one together with a Lambda context that follows it.
-# None: the system clock, made on first use (the jobs module is imported only by the controller).
-clock: jobs.Clock | None = None
+# None: the system clock, made on first use (its module is imported only by the controller).
+clock: Clock | None = None
 _EC2_STATES = frozenset(
     {"pending", "running", "stopping", "stopped", "shutting-down", "terminated"}
 )
@@ -75,9 +76,10 @@ def aws_services(settings: Settings) -> Services:
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def reconcile(event: CloudWatchEvent) -> dict[str, Any]:
     from chalicelib import jobs
+    from chalicelib.report import new_run_id
     from chalicelib.services import aws_time_limit
 
-    run_id = jobs.new_run_id()
+    run_id = new_run_id()
     logger.append_keys(run_id=run_id)
     settings, services = _configured()
     run_clock = _clock()
@@ -103,9 +105,10 @@ def on_instance_change(event: CloudWatchEvent) -> dict[str, Any]:
         metrics.add_metric(name="IgnoredEvents", unit=MetricUnit.Count, value=1)
         return {"ignored": problem}
     from chalicelib import jobs
+    from chalicelib.report import new_run_id
     from chalicelib.services import aws_time_limit
 
-    run_id = jobs.new_run_id()
+    run_id = new_run_id()
     logger.append_keys(run_id=run_id, instance_id=instance_id, instance_state=state)
     settings, services = _configured()
     run_clock = _clock()
@@ -162,13 +165,13 @@ def _configured() -> tuple[Settings, Services]:
         raise
 
 
-def _clock() -> jobs.Clock:
-    from chalicelib import jobs
+def _clock() -> Clock:
+    from chalicelib.clock import SystemClock
 
-    return clock if clock is not None else jobs.SystemClock()
+    return clock if clock is not None else SystemClock()
 
 
-def _deadline(context: Any, run_clock: jobs.Clock) -> float:
+def _deadline(context: Any, run_clock: Clock) -> float:
     """When this invocation ends, on the runs' clock: Lambda stops it then, mid-call or not."""
     remaining_ms = context.get_remaining_time_in_millis() if context is not None else None
     if remaining_ms is None:
@@ -176,7 +179,7 @@ def _deadline(context: Any, run_clock: jobs.Clock) -> float:
     return run_clock.now() + float(remaining_ms) / 1000
 
 
-def _finish(report: jobs.Report) -> dict[str, Any]:
+def _finish(report: Report) -> dict[str, Any]:
     from chalicelib import render
 
     # HealthyLBs only from a view that was read and is about this cluster: an event about another

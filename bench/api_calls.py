@@ -23,7 +23,9 @@ from bench.world import (
     use_subnet,
 )
 from chalicelib import jobs
+from chalicelib.clock import Clock
 from chalicelib.config import Settings
+from chalicelib.report import Report
 from chalicelib.services import Services, aws_services
 from standin.aws import LocalAws, local_aws
 from standin.web import LocalWebServer
@@ -70,7 +72,7 @@ class CallWorld:
         for server in self.servers.values():
             server.stop()
 
-    def invoke(self, clock: jobs.Clock | None = None) -> tuple[jobs.Report, Counted]:
+    def invoke(self, clock: Clock | None = None) -> tuple[Report, Counted]:
         """One invocation; then the clock moves to the next scheduled minute."""
         chosen = clock or FastForwardClock()
         assert self.services is not None, "start() first"

@@ -48,6 +48,7 @@ from bench.report import Figure, Progress, Section, table
 from bench.stats import median, percentile, ratio
 from bench.world import Observer, environment, quiet_controller, use_subnet
 from chalicelib import jobs
+from chalicelib.clock import SystemClock
 from chalicelib.config import Settings
 from chalicelib.core.model import ProbeResult, ProbeTarget
 from chalicelib.core.timing import PROBER_INVOKE_SECONDS
@@ -239,7 +240,7 @@ class _Stand:
         try:
             while not self._stop.is_set():
                 self.times.run_started()
-                report = jobs.reconcile(self.settings, services, jobs.SystemClock())
+                report = jobs.reconcile(self.settings, services, SystemClock())
                 self.errors += report.errors
                 number += 1
                 wait = start + number * period - time.monotonic()

@@ -11,9 +11,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from chalicelib import deployed, jobs, move_active, probing, render
+from chalicelib.clock import Clock, SystemClock
 from chalicelib.config import ConfigError, Settings
 from chalicelib.core.timing import SCHEDULE_SECONDS
 from chalicelib.errors import ViewNotLoaded
+from chalicelib.observe import observe
 from chalicelib.services import Services, aws_services, aws_time_limit
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -92,7 +94,7 @@ def main(
     argv: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
     services: Services | None = None,
-    clock: jobs.Clock | None = None,
+    clock: Clock | None = None,
 ) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -118,11 +120,11 @@ def main(
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    clock = clock or jobs.SystemClock()
+    clock = clock or SystemClock()
 
     if args.command == "status":
         try:
-            world = jobs.observe(settings, services, now=clock.now())
+            world = observe(settings, services, now=clock.now())
         except ViewNotLoaded as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED

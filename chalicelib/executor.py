@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 
 from chalicelib.core.model import Command
+from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import (
     Change,
     ChangeRecords,
@@ -65,19 +65,6 @@ def writes(mode: Mode, change: Change) -> bool:
     if mode is Mode.PAUSED:
         return is_notice(change)
     return False
-
-
-@dataclass(frozen=True)
-class Outcome:
-    change: Change
-    ok: bool
-    error: str | None = None
-    stale: bool = False  # a compare-and-swap found the world changed: re-read and re-plan
-    command: Command | None = None
-    skipped: bool = False  # not attempted: it depended on a change that failed
-    code: str | None = None  # AWS's error code when the call failed
-    printed: bool = False  # planned and printed only (dry run, paused): nothing was written
-    change_id: str | None = None  # a Route 53 change batch's id, to wait for INSYNC
 
 
 class Executor:
@@ -188,8 +175,3 @@ class Executor:
             checks.update(change.health_check_id, change.version, change.spec)
         else:
             checks.delete(change.health_check_id)
-
-
-def applied(outcomes: Sequence[Outcome]) -> list[Change]:
-    """The changes that hold now, or would (printed ones): what the next round plans against."""
-    return [o.change for o in outcomes if o.ok]

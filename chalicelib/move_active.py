@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from chalicelib.clock import Clock
 from chalicelib.config import Settings
+from chalicelib.core.failover import Failover
 from chalicelib.core.model import ProbeTarget
+from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import (
     ChangeRecords,
     MoveAddress,
@@ -22,8 +25,9 @@ from chalicelib.core.plan import (
 )
 from chalicelib.core.planned_failover import MoveRequest, Refused, plan_move, resolve
 from chalicelib.errors import AwsError, ViewNotLoaded
-from chalicelib.executor import Executor, Outcome, mode_of
-from chalicelib.jobs import Clock, Failover, Report, new_run_id, observe
+from chalicelib.executor import Executor, mode_of
+from chalicelib.observe import observe
+from chalicelib.report import Report, new_run_id
 from chalicelib.services import Services
 
 

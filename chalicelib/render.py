@@ -11,7 +11,7 @@ from chalicelib.core import dns
 from chalicelib.core.model import GONE_STATES, Instance, ProbeResult, World
 from chalicelib.core.plan import latest_commands, serves_current_list
 from chalicelib.core.second_opinion import status_note
-from chalicelib.jobs import Report
+from chalicelib.report import Report
 
 
 def status_rows(

@@ -26,7 +26,9 @@ from pathlib import Path
 import requests
 
 from chalicelib import jobs, render
+from chalicelib.clock import SystemClock
 from chalicelib.config import Settings
+from chalicelib.observe import observe
 from chalicelib.services import aws_services
 from standin.aws import LocalAws, local_aws
 from standin.haproxy import HaproxyError, LocalHaproxy
@@ -43,6 +45,7 @@ STEP_DEADLINE = 45.0
 _CONTROLLER_LOGS = (
     "chalicelib.executor",
     "chalicelib.jobs",
+    "chalicelib.report",
 )  # a step whose outcome does not hold by then has failed
 
 
@@ -198,7 +201,7 @@ class Demo:
         start = time.monotonic()
         number = 0
         while not self._stop.is_set():
-            report = jobs.reconcile(self.settings, services, jobs.SystemClock())
+            report = jobs.reconcile(self.settings, services, SystemClock())
             self.rounds += report.rounds
             if not report.ok:
                 self.controller_errors += report.errors
@@ -242,7 +245,7 @@ class Demo:
         report = jobs.reconcile(
             self.settings,
             aws_services(self.settings),
-            jobs.SystemClock(),
+            SystemClock(),
             rounds=1,
             probe=False,
             job="on_instance_change",
@@ -414,7 +417,7 @@ class Demo:
         self.check("healthy", "all LBs and web servers healthy")
 
     def status(self) -> str:
-        world = jobs.observe(self.settings, aws_services(self.settings), now=time.time())
+        world = observe(self.settings, aws_services(self.settings), now=time.time())
         assert world is not None
         return render.status_text(world, self.settings)
 

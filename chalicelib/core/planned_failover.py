@@ -1,6 +1,6 @@
 """A planned failover (`move-active`) as a Plan: the observed world and a live probe in. Pure.
 
-The same world a scheduled run reads (`jobs.observe`), judged by the same rules: an LB may be
+The same world a scheduled run reads (`chalicelib.observe`), judged by the same rules: an LB may be
 newly made active only if the scheduled run could choose it (`dns.is_eligible`, and the
 LBF_LB_MIN_BACKENDS requirement `serves_current_list`). The plan is applied by the same executor,
 with the same compare-and-swap (`dns.active_change`, or `MoveAddress`'s check-then-move), so a

@@ -17,6 +17,7 @@ import pytest
 
 from chalicelib import jobs
 from chalicelib.config import Settings
+from chalicelib.report import Report
 from chalicelib.services import aws_services
 from standin.aws import LocalAws, local_aws
 from standin.local_lambda import FUNCTION as PROBER_FUNCTION
@@ -82,7 +83,7 @@ def test_active_record_moves_off_a_dead_lb_and_follows_a_replacement(
     start(servers, "127.0.1.21", WEB_PORT)
     clock = FakeClock()
 
-    def reconcile() -> jobs.Report:
+    def reconcile() -> Report:
         report = jobs.reconcile(settings, aws_services(settings), clock)
         assert report.ok, report.errors
         clock.advance(60)

@@ -10,6 +10,7 @@ import pytest
 
 from chalicelib import jobs
 from chalicelib.config import Settings
+from chalicelib.report import Report
 from tests.fakes import FAKE_DOMAIN, FakeCloud
 from tests.fakes import fake_settings as settings
 
@@ -18,7 +19,7 @@ ACTIVE = f"lb.{DOMAIN}"
 EIP = "198.51.100.7"  # the in-memory EC2's Elastic IP (a documentation address, never probed)
 
 
-def run(cloud: FakeCloud, config: Settings, **kwargs: object) -> jobs.Report:
+def run(cloud: FakeCloud, config: Settings, **kwargs: object) -> Report:
     report = jobs.reconcile(config, cloud.services(), cloud.clock, **kwargs)  # type: ignore[arg-type]
     return report
 

@@ -42,6 +42,7 @@ from chalicelib.config import Settings
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
 from chalicelib.errors import AwsError, StaleView
+from chalicelib.report import Report
 from tests.fakes import FAKE_DOMAIN, FakeCloud, Killed, kill_at_write
 from tests.fakes import fake_settings as settings
 
@@ -53,14 +54,14 @@ WEBS = ("127.0.1.21", "127.0.1.22", "127.0.1.23")
 ALL_WEBS = "127.0.1.21:80 127.0.1.22:80 127.0.1.23:80"
 
 
-def run(cloud: FakeCloud, config: Settings, **kwargs: Any) -> jobs.Report:
+def run(cloud: FakeCloud, config: Settings, **kwargs: Any) -> Report:
     """One invocation, a minute after the previous one started (the schedule)."""
     report = jobs.reconcile(config, cloud.services(), cloud.clock, **kwargs)
     cloud.clock.advance(max(0.0, 60.0 - report.seconds))
     return report
 
 
-def converge(cloud: FakeCloud, config: Settings, runs: int = 2) -> jobs.Report:
+def converge(cloud: FakeCloud, config: Settings, runs: int = 2) -> Report:
     report = run(cloud, config)
     assert report.ok, report.errors
     for _ in range(runs - 1):
@@ -438,7 +439,7 @@ def test_two_overlapping_runs_with_different_views_move_the_record_once() -> Non
     moves_before = len(active_moves(cloud))
     cloud.ec2.set_state(lb1, "stopped")
 
-    scheduled: list[jobs.Report] = []
+    scheduled: list[Report] = []
     cloud.route53.before_change = lambda: scheduled.append(
         jobs.reconcile(config, cloud.services(), cloud.clock, rounds=1)
     )

@@ -26,6 +26,8 @@ from chalicelib.config import Settings
 from chalicelib.core.model import HealthCheck, HealthCheckSpec
 from chalicelib.core.second_opinion import CheckerObservation, caller_reference
 from chalicelib.errors import AwsError
+from chalicelib.observe import observe
+from chalicelib.report import Report
 from chalicelib.services import Services, aws_services
 from tests.fakes import FakeClock, FakeCloud
 
@@ -342,10 +344,10 @@ class World:
     def services(self) -> Services:
         return replace(self.cloud.services(), health_checks=self.checks)
 
-    def run(self, config: Settings, **kwargs: Any) -> jobs.Report:
+    def run(self, config: Settings, **kwargs: Any) -> Report:
         return jobs.reconcile(config, self.services(), self.cloud.clock, **kwargs)
 
-    def converge(self, config: Settings) -> jobs.Report:
+    def converge(self, config: Settings) -> Report:
         report = self.run(config)
         assert report.ok, report.errors
         return report
@@ -410,7 +412,7 @@ def test_private_addresses_get_no_check_and_status_says_why(world: World) -> Non
     world.converge(config)
 
     assert world.checks.checks == {}
-    view = jobs.observe(config, world.services(), now=world.cloud.clock.now())
+    view = observe(config, world.services(), now=world.cloud.clock.now())
     assert view is not None
     notes = [row["notes"] for row in render.status_rows(view, config) if row["role"] == "lb"]
     assert all("second opinion: not possible for private address" in n for n in notes)
@@ -421,7 +423,7 @@ def test_status_names_each_lbs_check(world: World) -> None:
     config = settings()
     world.converge(config)
 
-    view = jobs.observe(config, world.services(), now=world.cloud.clock.now())
+    view = observe(config, world.services(), now=world.cloud.clock.now())
     assert view is not None
     rows = {row["name"]: row["notes"] for row in render.status_rows(view, config)}
     assert "second opinion: Route 53 health check hc-1" in rows["lb1"]

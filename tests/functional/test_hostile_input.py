@@ -32,6 +32,7 @@ from chalicelib.config import ConfigError, Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import Damping, Health, Instance, Record, Role
+from chalicelib.report import Report
 from tests.fakes import FAKE_DOMAIN, FakeCloud
 from tests.fakes import fake_settings as settings
 
@@ -49,7 +50,7 @@ TEN_KIB = "x" * 10240
 COMMAND_ID = "0b5e1c6a-1f2d-4c3b-9a8e-7d6c5b4a3f21"  # SSM ids are 36 characters
 
 
-def run(cloud: FakeCloud, config: Settings, **kwargs: Any) -> jobs.Report:
+def run(cloud: FakeCloud, config: Settings, **kwargs: Any) -> Report:
     return jobs.reconcile(config, cloud.services(), cloud.clock, **kwargs)
 
 
@@ -94,7 +95,7 @@ def assert_nothing_hostile_written(cloud: FakeCloud, hostile: str) -> None:
             assert hostile not in text or hostile in GOOD_LIST, (hostile, text)
 
 
-def assert_notices_are_escaped(report: jobs.Report, cloud: FakeCloud) -> None:
+def assert_notices_are_escaped(report: Report, cloud: FakeCloud) -> None:
     """Reasons reach logs, notices and `status` only escaped and shortened."""
     for text in [*report.notes, *report.notices, *cloud.sns.messages]:
         assert text.isprintable(), text

@@ -14,6 +14,7 @@ from chalicelib import jobs
 from chalicelib.config import Settings
 from chalicelib.core.model import Record
 from chalicelib.errors import AwsError
+from chalicelib.report import Report
 from tests.fakes import FAKE_DOMAIN, FakeCloud
 from tests.fakes import fake_settings as settings
 
@@ -21,7 +22,7 @@ DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"
 
 
-def run(cloud: FakeCloud, config: Settings, **kwargs: object) -> jobs.Report:
+def run(cloud: FakeCloud, config: Settings, **kwargs: object) -> Report:
     return jobs.reconcile(config, cloud.services(), cloud.clock, **kwargs)  # type: ignore[arg-type]
 
 
@@ -35,7 +36,7 @@ def cloud() -> FakeCloud:
     return cloud
 
 
-def converge(cloud: FakeCloud, config: Settings) -> jobs.Report:
+def converge(cloud: FakeCloud, config: Settings) -> Report:
     report = run(cloud, config)
     assert report.ok, report.errors
     return report

@@ -14,6 +14,7 @@ import pytest
 
 from chalicelib import jobs
 from chalicelib.config import Settings
+from chalicelib.report import Report
 from tests.fakes import FAKE_DOMAIN, FakeCloud, fake_settings
 
 ACTIVE = f"lb.{FAKE_DOMAIN}"
@@ -38,7 +39,7 @@ def cloud() -> FakeCloud:
     return cloud
 
 
-def converge(cloud: FakeCloud, config: Settings) -> jobs.Report:
+def converge(cloud: FakeCloud, config: Settings) -> Report:
     report = jobs.reconcile(config, cloud.services(), cloud.clock)
     assert report.ok, report.errors
     return report

@@ -22,6 +22,7 @@ from chalicelib import jobs
 from chalicelib.__main__ import main
 from chalicelib.config import Settings
 from chalicelib.core.model import RawInstance
+from chalicelib.report import Report
 from tests.fakes import FakeCloud
 from tests.lambda_app import LambdaApp
 
@@ -69,7 +70,7 @@ def env_of(*parts: dict[str, str]) -> dict[str, str]:
     return merged
 
 
-def scheduled(cloud: FakeCloud, env: dict[str, str], **kwargs: Any) -> jobs.Report:
+def scheduled(cloud: FakeCloud, env: dict[str, str], **kwargs: Any) -> Report:
     """One scheduled invocation, and the minute to the next one."""
     started = cloud.clock.now()
     report = jobs.reconcile(Settings.from_env(env), cloud.services(), cloud.clock, **kwargs)

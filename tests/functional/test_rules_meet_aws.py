@@ -25,6 +25,7 @@ from chalicelib.adapters.ssm import SsmCommands
 from chalicelib.config import Settings
 from chalicelib.core.backends import checksum
 from chalicelib.errors import AwsError
+from chalicelib.report import Report
 from tests.fakes import FAKE_DOMAIN, FAKE_ENV, FakeCloud, Killed, kill_at_write
 from tests.fakes import fake_settings as settings
 
@@ -35,7 +36,7 @@ LB1, LB2 = "127.0.0.11", "127.0.0.12"
 WEBS = ("127.0.1.21", "127.0.1.22", "127.0.1.23")
 
 
-def run(cloud: FakeCloud, config: Settings, **kwargs: Any) -> jobs.Report:
+def run(cloud: FakeCloud, config: Settings, **kwargs: Any) -> Report:
     """One invocation, a minute after the previous one started (the schedule)."""
     report = jobs.reconcile(config, cloud.services(), cloud.clock, **kwargs)
     cloud.clock.advance(max(0.0, 60.0 - report.seconds))
@@ -214,7 +215,7 @@ def test_two_overlapping_runs_that_make_the_same_move_notify_it_once() -> None:
     converged(cloud, config)
     cloud.ec2.set_state(lb_id(cloud, "lb1"), "stopped")
     sent = len(cloud.sns.messages)
-    reports: list[jobs.Report] = []
+    reports: list[Report] = []
 
     def overlap() -> None:  # a second run starts, reads the same world, and moves first
         reports.append(jobs.reconcile(config, cloud.services(), cloud.clock))
@@ -386,7 +387,7 @@ def test_overlapping_runs_and_a_lost_answer_notify_one_failover_per_move_in_ever
     config = settings(LBF_PROBE_ROUNDS="1", **MODES[mode])
     converged(cloud, config)
     sent = len(cloud.sns.messages)
-    reports: list[jobs.Report] = []
+    reports: list[Report] = []
 
     def overlap() -> None:
         reports.append(jobs.reconcile(config, cloud.services(), cloud.clock))

@@ -21,6 +21,7 @@ from chalicelib.adapters.route53 import Route53Records
 from chalicelib.config import Settings
 from chalicelib.core.timing import ROUND_WRITE_SECONDS
 from chalicelib.errors import AwsError
+from chalicelib.report import Report
 from tests.fakes import FAKE_DOMAIN, FAKE_ENV, FakeCloud
 from tests.fakes import fake_settings as settings
 from tests.functional.test_faults import (  # noqa: F401 - fixtures
@@ -202,7 +203,7 @@ def test_an_event_run_needs_only_its_writes(cloud: FakeCloud) -> None:
     cloud.ec2.set_state(lb1, "stopped")
     started = cloud.clock.now()
 
-    def event_run(seconds_left: float) -> jobs.Report:
+    def event_run(seconds_left: float) -> Report:
         return jobs.reconcile(
             config,
             cloud.services(),

@@ -59,6 +59,7 @@ from chalicelib.core.dns import RecordChange, frozen_lbs, is_eligible
 from chalicelib.core.inventory import natural_key
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
 from chalicelib.errors import AwsError, StaleView
+from chalicelib.report import Report
 from tests.fakes import READ_OPERATIONS, FakeCloud, Killed, kill_at_write
 from tests.slow_aws import SlowAws
 
@@ -229,7 +230,7 @@ class ClusterMachine(RuleBasedStateMachine):
         self.blackout = False
         self.damping: dict[str, Damping] = {}
         self.overlapped: set[str] = set()  # pushes sent by overlapping runs
-        self.last_report: jobs.Report | None = None
+        self.last_report: Report | None = None
         self.clean_run = False  # the last step was a run that met no fault
         self.checked_batches = 0
         self.checked_calls = 0
@@ -495,7 +496,7 @@ class ClusterMachine(RuleBasedStateMachine):
         started = self.cloud.clock.now()
         start_list = self.cloud.ssm.parameters.get(BACKENDS)
         frozen_before = self._frozen_holdings()
-        report: jobs.Report | None = None
+        report: Report | None = None
         try:
             report = jobs.reconcile(self.config, self.services, self.cloud.clock, **kwargs)
         except Killed:
@@ -723,7 +724,7 @@ class ClusterMachine(RuleBasedStateMachine):
         return held
 
     def _check_frozen_kept(
-        self, before: dict[str, tuple[str, set[str]]], report: jobs.Report | None
+        self, before: dict[str, tuple[str, set[str]]], report: Report | None
     ) -> None:
         """A running, healthy skipped LB never loses its record or its place in the active one.
 
@@ -751,7 +752,7 @@ class ClusterMachine(RuleBasedStateMachine):
                 assert value is not None, f"skipped {instance_id} lost its record {name}"
                 assert address in value, f"skipped {instance_id} lost {name}: now {value}"
 
-    def _check_pool_drop(self, start_list: str | None, report: jobs.Report | None) -> None:
+    def _check_pool_drop(self, start_list: str | None, report: Report | None) -> None:
         """No run removes more than LBF_MAX_POOL_DROP percent of the list it started with for
         failed probes: an entry gone whose server still runs, is not draining, has that entry,
         and failed its probes (unhealthy when the run ended; unknown is not a failed probe)."""

@@ -1,0 +1,31 @@
+"""What applying one change came to: the executor's answer, judged by the rules after it.
+
+The executor makes Outcomes; the core reads them (which changes now hold, whether the role moved,
+whether a record batch was rejected) without calling anything, so those rules have table tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from chalicelib.core.model import Command
+from chalicelib.core.plan import Change
+
+
+@dataclass(frozen=True)
+class Outcome:
+    change: Change
+    ok: bool
+    error: str | None = None
+    stale: bool = False  # a compare-and-swap found the world changed: re-read and re-plan
+    command: Command | None = None
+    skipped: bool = False  # not attempted: it depended on a change that failed
+    code: str | None = None  # AWS's error code when the call failed
+    printed: bool = False  # planned and printed only (dry run, paused): nothing was written
+    change_id: str | None = None  # a Route 53 change batch's id, to wait for INSYNC
+
+
+def applied(outcomes: Sequence[Outcome]) -> list[Change]:
+    """The changes that hold now, or would (printed ones): what the next round plans against."""
+    return [o.change for o in outcomes if o.ok]

@@ -1,0 +1,118 @@
+"""The view after a round's outcomes, and after the re-read a stale change asks for.
+
+A round folds what it applied into its view (`fold_outcomes`), so the next round plans against
+what is now true without reading AWS again. When Route 53 rejects a record batch, the job reads
+everything again; `rejected_batch` names the batch the re-read judges (core/rejections.py says
+what the re-read shows). A permanent rejection: `without_rejected` is what the round still
+applies. A stale change: `merge_reread` is the view the run plans from, the newer world with what
+only this run knows kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
+
+from chalicelib.core import rejections
+from chalicelib.core.health import Thresholds
+from chalicelib.core.model import Instance, World
+from chalicelib.core.outcome import Outcome, applied
+from chalicelib.core.plan import (
+    ChangeRecords,
+    MoveAddress,
+    Plan,
+    SetTags,
+    after,
+    fold_down_states,
+)
+
+
+def fold_outcomes(world: World, outcomes: Sequence[Outcome]) -> World:
+    """The view with the applied (or printed) changes in it, and the pushes just sent."""
+    world = after(world, applied(outcomes))
+    sent = tuple(o.command for o in outcomes if o.command is not None)
+    return replace(world, commands=world.commands + sent) if sent else world
+
+
+def rejected_batch(outcomes: Sequence[Outcome]) -> tuple[ChangeRecords, str] | None:
+    """The record batch Route 53 rejected, when it is the only rejected change."""
+    stale = [o for o in outcomes if o.stale]
+    if len(stale) == 1 and isinstance(stale[0].change, ChangeRecords):
+        return stale[0].change, stale[0].error or ""
+    return None
+
+
+@dataclass(frozen=True)
+class WithoutRejected:
+    """A round after a permanent rejection of some of its record names."""
+
+    plan: Plan  # the round's plan less the changes to the rejected names
+    rest: Plan  # what of it is still to apply: what the first attempt did not reach
+    attempted: tuple[Outcome, ...]  # the first attempt's outcomes that stand
+    waiting: tuple[Outcome, ...]  # lbf:state tags held back: the Elastic IP's move failed
+
+
+def without_rejected(
+    plan: Plan, outcomes: Sequence[Outcome], names: Collection[str], *, active_fqdn: str
+) -> WithoutRejected:
+    """The rest of the plan once Route 53 rejects `names` for good: the other records go in a
+    second batch, and what the first attempt applied already (the Elastic IP) is not applied
+    twice."""
+    remaining = rejections.without(plan, names, active_fqdn=active_fqdn)
+    attempted = tuple(o for o in outcomes if not o.skipped and not o.stale)
+    done = {id(o.change) for o in attempted}
+    # lbf:state follows the Elastic IP too: if its move failed, the state tags wait as well.
+    role_failed = any(isinstance(o.change, MoveAddress) and not o.ok for o in attempted)
+    waiting = tuple(
+        Outcome(c, ok=False, skipped=True)
+        for c in remaining.changes
+        if role_failed and isinstance(c, SetTags) and c.after_records
+    )
+    held = {id(o.change) for o in waiting}
+    rest = replace(
+        remaining,
+        changes=tuple(c for c in remaining.changes if id(c) not in done and id(c) not in held),
+    )
+    return WithoutRejected(plan=remaining, rest=rest, attempted=attempted, waiting=waiting)
+
+
+def merge_reread(ours: World, fresh: World, thresholds: Thresholds) -> World:
+    """The world read again after a stale change, keeping what this run knows better.
+
+    An instance whose controller tags are still what this run last saw written has been counted
+    by nobody else since: its damping, with this run's rounds in it, is kept. Where another run
+    wrote them, that run's verdict is the newer one and is taken. Pushes: the union, each with
+    the most settled status either view has.
+    """
+    own = {i.instance_id: i for i in (*ours.lbs, *ours.webs)}
+
+    def keep_counts(instances: tuple[Instance, ...]) -> tuple[Instance, ...]:
+        merged = []
+        for instance in instances:
+            mine = own.get(instance.instance_id)
+            if mine is not None and mine.written == instance.written:
+                instance = replace(instance, damping=mine.damping)
+            merged.append(instance)
+        return tuple(merged)
+
+    pushes = {c.command_id: c for c in fresh.commands}
+    for push in ours.commands:
+        known = pushes.get(push.command_id)
+        if known is None or (known.in_flight and not push.in_flight):
+            pushes[push.command_id] = push
+    # A skipped instance's tags are never written: its counts are this run's alone.
+    frozen = {s.instance_id: s.frozen for s in ours.skipped if s.frozen is not None}
+    skipped = tuple(
+        replace(s, frozen=replace(s.frozen, damping=frozen[s.instance_id].damping))
+        if s.frozen is not None and frozen.get(s.instance_id) is not None
+        else s
+        for s in fresh.skipped
+    )
+    world = replace(
+        fresh,
+        lbs=keep_counts(fresh.lbs),
+        webs=keep_counts(fresh.webs),
+        skipped=skipped,
+        commands=tuple(pushes.values()),
+    )
+    return fold_down_states(world, thresholds)
