@@ -31,10 +31,10 @@ from botocore import xform_name
 
 from chalicelib import services as services_module
 from chalicelib.adapters.ec2 import Ec2Inventory
-from chalicelib.adapters.healthchecks import Route53HealthChecks
 from chalicelib.adapters.notify import SnsNotifier
 from chalicelib.adapters.probe import Prober as AsyncProber
 from chalicelib.adapters.route53 import Route53Records
+from chalicelib.adapters.route53_health_checks import Route53HealthChecks
 from chalicelib.adapters.ssm import SsmCommands, SsmParameters
 
 REPO = Path(__file__).resolve().parents[2]
@@ -308,7 +308,7 @@ def test_the_check_sees_the_boto3_writes_in_the_adapters() -> None:
         ("ssm.py", "send_command"),
         ("route53.py", "change_resource_record_sets"),
         ("notify.py", "publish"),
-        ("healthchecks.py", "delete_health_check"),
+        ("route53_health_checks.py", "delete_health_check"),
     ]:
         source = (REPO / "chalicelib/adapters" / name).read_text()
         found = violations(source, "chalicelib/jobs.py")
