@@ -39,8 +39,10 @@ demo: setup
 bench: setup
 	$(BIN)/python -m bench
 
+# Without pytest's log capture: it would keep every log line of the whole soak (one test of
+# 5000 examples) in memory, gigabytes by the end.
 soak: setup
-	LBF_SOAK=1 $(BIN)/pytest -q tests/unit/test_model_based.py
+	LBF_SOAK=1 $(BIN)/pytest -q -p no:logging tests/model/test_model_based.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

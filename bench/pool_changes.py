@@ -26,11 +26,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from bench.report import Figure, Progress, Section
 from standin.haproxy import HAPROXY_CONFIG, LocalHaproxy
+from standin.web import LocalWebServer
 
 LB_ADDRESS = "127.0.8.11"
 WEB_ADDRESS = "127.0.8.21"
@@ -38,63 +38,9 @@ CHANGES = 50
 POOL = 3
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: DrainingWebServer
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        with self.server.lock:
-            self.server.in_flight += 1
-        try:
-            body = b"ok\n" if self.path == "/health" else self.server.entry.encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        finally:
-            with self.server.lock:
-                self.server.in_flight -= 1
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-
-class DrainingWebServer(ThreadingHTTPServer):
+def web_server(address: str) -> LocalWebServer:
     """Answers `GET /` with its `address:port`; counts the requests it is answering."""
-
-    daemon_threads = True
-    request_queue_size = 128  # a real web server's backlog, not Python's 5
-
-    def __init__(self, address: str) -> None:
-        super().__init__((address, 0), _Handler)
-        self.entry = f"{address}:{self.server_address[1]}"
-        self.lock = threading.Lock()
-        self.in_flight = 0
-        self._thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        return  # health checks and closed connections are not errors here
-
-    def drain_and_stop(self, *, timeout: float = 10.0) -> bool:
-        """Stop once no request is in flight (bounded); True if it drained in time."""
-        deadline = time.monotonic() + timeout
-        drained = False
-        while time.monotonic() < deadline:
-            with self.lock:
-                if self.in_flight == 0:
-                    drained = True
-                    break
-            time.sleep(0.01)
-        self.stop()
-        return drained
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        self._thread.join(timeout=5)
+    return LocalWebServer(address, body="{entry}", health_page=True, keep_alive=True).start()
 
 
 @dataclass
@@ -160,7 +106,7 @@ def _client(
         connection.close()
 
 
-def backend_list(servers: list[DrainingWebServer]) -> tuple[str, str]:
+def backend_list(servers: list[LocalWebServer]) -> tuple[str, str]:
     text = " ".join(sorted(s.entry for s in servers))
     return text, hashlib.sha256(text.encode()).hexdigest()
 
@@ -177,7 +123,7 @@ def rolling_changes(
     progress: Callable[[str], None] = lambda _: None,
 ) -> Outcome:
     """`changes` rolling pool changes on a started `lb` under client load (see the module)."""
-    pool = [DrainingWebServer(web_address) for _ in range(POOL)]
+    pool = [web_server(web_address) for _ in range(POOL)]
     known = {s.entry for s in pool}
     first = lb.apply(*backend_list(pool))
     if first.returncode != 0:
@@ -195,7 +141,7 @@ def rolling_changes(
     try:
         time.sleep(0.5)
         for i in range(changes):
-            new = DrainingWebServer(web_address)
+            new = web_server(web_address)
             known.add(new.entry)
             leaving, pool = pool[0], [*pool[1:], new]
             started = time.monotonic()

@@ -14,7 +14,7 @@ fit its share of the slack it eats into:
   start (import of app.py, no tracing) may take half of that second, and one round's probe CPU
   half of a TIMEOUT (the fan-out target: a round within 1.5 x TIMEOUT).
 
-Pure: tests/unit/test_bench_math.py and tests/functional/test_deploy_stack.py use it on the
+Pure: tests/bench/test_bench_math.py and tests/infra/test_deploy_stack.py use it on the
 committed results, so the memory in .chalice/config.json stays the one these figures call for.
 """
 

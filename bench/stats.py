@@ -1,4 +1,4 @@
-"""Small, pure statistics for the benchmarks (unit-tested in tests/unit/test_bench_math.py)."""
+"""Small, pure statistics for the benchmarks (unit-tested in tests/bench/test_bench_math.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Carries a Plan out, one AWS call per change, each failure isolated to its change.
 
-This is the only module that calls a write of the services (the suite checks it: tests/unit/
+This is the only module that calls a write of the services (the suite checks it: tests/static/
 test_write_path.py). What is written and what is only printed is decided here, per kind of
 change, by the executor's mode, so the safety switches hold for every write by construction:
 

@@ -210,7 +210,7 @@ def _without_comments(path: Path) -> list[str]:
 
     Safe for these files: none has a heredoc or a multi-line string that a line starting with '#'
     or a blank line could belong to (tests/e2e/test_lb_side.py applies a list with the result,
-    tests/unit/test_user_data.py runs the embedded read-parameter.py).
+    tests/infra/test_user_data.py runs the embedded read-parameter.py).
     """
     lines = path.read_text().splitlines()
     kept = [lines[0]] if lines[0].startswith("#!") else []

@@ -6,7 +6,7 @@
 # sure (cloud-init, which runs user data, is written in it): Ubuntu 24.04 has no `awscli` deb
 # (the AWS CLI comes as a snap there), and neither image is guaranteed botocore. So this signs
 # the one GetParameter request itself (Signature Version 4, as botocore does:
-# tests/unit/test_user_data.py compares the two), with credentials and region from instance
+# tests/infra/test_user_data.py compares the two), with credentials and region from instance
 # metadata (IMDSv2).
 #
 #   read-parameter.py NAME

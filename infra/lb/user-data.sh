@@ -25,7 +25,7 @@
 #                         read from instance metadata (the launch template must allow tags in
 #                         metadata: InstanceMetadataTags=enabled)
 #   LBF_FILES_DIR         where haproxy.cfg, apply-backends.sh and read-parameter.py are
-#   LBF_ROOT              prefix of every path written (tests/unit/test_user_data.py); empty on an LB
+#   LBF_ROOT              prefix of every path written (tests/infra/test_user_data.py); empty on an LB
 #
 # The instance role needs ssm:GetParameter on <prefix>/backends (and the SSM Agent's usual
 # permissions, AmazonSSMManagedInstanceCore, for the pushed commands).

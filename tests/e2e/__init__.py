@@ -1,0 +1,1 @@
+"""Real processes on loopback: moto's server, real HAProxy, real HTTP servers."""

@@ -23,7 +23,7 @@ from standin.aws import LocalAws, local_aws
 from standin.local_lambda import FUNCTION as PROBER_FUNCTION
 from standin.local_lambda import LocalLambda, local_prober_function, probed_lines
 from standin.web import LocalWebServer
-from tests.fakes import FakeClock
+from tests.kit.cloud import FakeClock
 
 pytestmark = pytest.mark.e2e
 

@@ -21,7 +21,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 
@@ -29,6 +28,7 @@ import pytest
 
 from bench.pool_changes import rolling_changes
 from standin.haproxy import APPLY_SCRIPT, EMPTY_BACKENDS, LocalHaproxy, haproxy_binary
+from standin.web import LocalWebServer
 
 pytestmark = [
     pytest.mark.e2e,
@@ -59,62 +59,24 @@ render = _load_renderer()
 # --- web servers --------------------------------------------------------------------------------
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: WebServer
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        if self.path == "/health":
-            status, body = (200, b"ok\n") if self.server.healthy else (503, b"down\n")
-        else:
-            status, body = 200, self.server.entry.encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-
-class WebServer(ThreadingHTTPServer):
+def web_server(address: str) -> LocalWebServer:
     """Answers `GET /` with its own `address:port`, `GET /health` with 200 (503 when unhealthy)."""
-
-    daemon_threads = True
-    # Python's default accept backlog is 5; real web servers use hundreds (nginx 511). At 5, a
-    # burst of connections overflows the queue, the kernel drops SYNs, and what is measured is
-    # the toy server, not the reload (HAProxy's retries absorb even that; 128 keeps it honest).
-    request_queue_size = 128
-    healthy = True
-
-    def __init__(self, address: str) -> None:
-        super().__init__((address, 0), _Handler)
-        self.entry = f"{address}:{self.server_address[1]}"
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
-        self._thread.start()
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        return  # HAProxy's checks and reloads close connections mid-way; that is not an error
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        self._thread.join(timeout=5)
+    return LocalWebServer(address, body="{entry}", health_page=True, keep_alive=True).start()
 
 
 @pytest.fixture(scope="module")
-def webs() -> Iterator[list[WebServer]]:
-    servers = [WebServer(f"127.0.1.{61 + i}") for i in range(4)]
+def webs() -> Iterator[list[LocalWebServer]]:
+    servers = [web_server(f"127.0.1.{61 + i}") for i in range(4)]
     yield servers
     for server in servers:
         server.stop()
 
 
-def entries(servers: Sequence[WebServer]) -> set[str]:
+def entries(servers: Sequence[LocalWebServer]) -> set[str]:
     return {server.entry for server in servers}
 
 
-def backend_list(servers: Sequence[WebServer]) -> tuple[str, str]:
+def backend_list(servers: Sequence[LocalWebServer]) -> tuple[str, str]:
     """The list and checksum exactly as the controller writes them (SPEC: sorted, numerically)."""
 
     def key(entry: str) -> tuple[int, ...]:
@@ -188,7 +150,7 @@ def wait_until_served_by(lb: LocalHaproxy, expected: set[str], *, timeout: float
     raise AssertionError(f"served by {dict(seen)}, expected exactly {sorted(expected)}")
 
 
-def apply_ok(lb: LocalHaproxy, servers: Sequence[WebServer]) -> None:
+def apply_ok(lb: LocalHaproxy, servers: Sequence[LocalWebServer]) -> None:
     result = lb.apply(*backend_list(servers))
     assert result.returncode == 0, result.stdout + result.stderr
     wait_until_served_by(lb, entries(servers))
@@ -469,7 +431,7 @@ def test_a_push_killed_at_any_step_is_completed_by_the_next(path, step, new_lb, 
 
 
 def test_servers_added_at_run_time_are_health_checked(new_lb) -> None:
-    servers = [WebServer(f"127.0.1.{75 + i}") for i in range(2)]
+    servers = [web_server(f"127.0.1.{75 + i}") for i in range(2)]
     try:
         lb = new_lb()
         apply_ok(lb, servers[:1])
@@ -488,7 +450,7 @@ def test_servers_added_at_run_time_are_health_checked(new_lb) -> None:
 
 def test_an_ipv6_entry_is_compared_in_the_form_haproxy_prints(new_lb) -> None:
     # An IPv4-mapped IPv6 address: IPv6 through the Runtime API, traffic still to 127.0.1.79.
-    servers = [WebServer("127.0.1.78"), WebServer("127.0.1.79")]
+    servers = [web_server("127.0.1.78"), web_server("127.0.1.79")]
     try:
         lb = new_lb()
         apply_ok(lb, servers[:1])
@@ -534,7 +496,7 @@ def test_fifty_rolling_pool_changes_fail_no_request(new_lb) -> None:
 
 
 def test_health_answers_whether_the_lb_can_serve(new_lb) -> None:
-    servers = [WebServer(f"127.0.1.{71 + i}") for i in range(2)]
+    servers = [web_server(f"127.0.1.{71 + i}") for i in range(2)]
     try:
         lb = new_lb()
         apply_ok(lb, servers)

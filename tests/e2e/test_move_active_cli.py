@@ -24,7 +24,7 @@ from chalicelib.config import Settings
 from chalicelib.services import aws_services
 from standin.aws import LocalAws, local_aws
 from standin.web import LocalWebServer
-from tests.fakes import FakeClock
+from tests.kit.cloud import FakeClock
 
 pytestmark = pytest.mark.e2e
 

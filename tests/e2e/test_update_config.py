@@ -12,15 +12,14 @@ import hashlib
 import http.client
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from standin.haproxy import HAPROXY_CONFIG, LocalHaproxy, haproxy_binary
+from standin.web import LocalWebServer
 
 pytestmark = [
     pytest.mark.e2e,
@@ -38,25 +37,9 @@ WEB = ("127.0.3.21", 18381)
 TAKEN = ("127.0.3.11", 18389)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        body = b"ok\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-
 @pytest.fixture
 def lb(tmp_path: Path) -> Iterator[LocalHaproxy]:
-    web = ThreadingHTTPServer(WEB, _Handler)
-    web.daemon_threads = True
-    threading.Thread(target=web.serve_forever, daemon=True).start()
+    web = LocalWebServer(*WEB, body="ok\n", keep_alive=True).start()
     haproxy = LocalHaproxy(tmp_path / "lb", *LB)
     haproxy.workdir.mkdir(parents=True)
     # The backend section as apply-backends.sh leaves it, written before the start so that
@@ -67,8 +50,7 @@ def lb(tmp_path: Path) -> Iterator[LocalHaproxy]:
         with haproxy:
             yield haproxy
     finally:
-        web.shutdown()
-        web.server_close()
+        web.stop()
 
 
 def with_header(value: str) -> str:

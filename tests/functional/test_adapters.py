@@ -32,6 +32,7 @@ from chalicelib.adapters.ssm import SsmCommands, SsmParameters
 from chalicelib.core import dns
 from chalicelib.core.model import Command, Record
 from chalicelib.errors import AwsError, StaleView
+from tests.kit.settings import settings
 
 REGION = "us-east-1"
 DOMAIN = "prod.example.com"
@@ -675,15 +676,12 @@ def test_send_asks_ssm_to_put_the_output_into_the_clusters_log_group() -> None:
 def test_the_controller_sends_pushes_to_the_log_group_of_its_cluster(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from chalicelib.config import Settings
     from chalicelib.services import aws_services
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    config = Settings.from_env(
-        {"LBF_CLUSTER": "web", "LBF_DOMAIN": "example.com", "LBF_HOSTED_ZONE_ID": "Z1"}
-    )
+    config = settings(cluster="web", domain="example.com", hosted_zone_id="Z1")
     commands = aws_services(config).commands
     assert isinstance(commands, SsmCommands)
     assert commands._log_group == config.push_log_group == "/lbf/web/pushes"

@@ -18,7 +18,7 @@ from chalicelib.adapters.clients import forget_clients
 from chalicelib.config import ConfigError
 from chalicelib.errors import AwsError
 from chalicelib.services import aws_services
-from tests.lambda_app import CLUSTER, LambdaApp, emf_figures, stage_cloud
+from tests.kit.lambda_app import CLUSTER, LambdaApp, emf_figures, stage_cloud
 
 OTHER_CLUSTERS_INSTANCE = "i-0123456789abcdef0"
 

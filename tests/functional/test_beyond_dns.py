@@ -8,33 +8,18 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import jobs
-from chalicelib.config import Settings
-from chalicelib.report import Report
-from tests.fakes import FAKE_DOMAIN, FakeCloud
-from tests.fakes import fake_settings as settings
+from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, small_cluster
+from tests.kit.runs import run
+from tests.kit.settings import settings
 
 DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"
 EIP = "198.51.100.7"  # the in-memory EC2's Elastic IP (a documentation address, never probed)
 
 
-def run(cloud: FakeCloud, config: Settings, **kwargs: object) -> Report:
-    report = jobs.reconcile(config, cloud.services(), cloud.clock, **kwargs)  # type: ignore[arg-type]
-    return report
-
-
 @pytest.fixture
 def cloud() -> FakeCloud:
-    cloud = FakeCloud()
-    cloud.ec2.add("lb", "127.0.0.11", name="lb1")
-    cloud.ec2.add("lb", "127.0.0.12", name="lb2")
-    cloud.ec2.add("web", "127.0.1.21")
-    return cloud
-
-
-def lb_ids(cloud: FakeCloud) -> list[str]:
-    return [i for i, raw in cloud.ec2.instances.items() if ("lbf:role", "lb") in raw.tags]
+    return small_cluster(webs=("127.0.1.21",))
 
 
 # --- Elastic IP mode ---------------------------------------------------------------------------
@@ -43,9 +28,9 @@ EIP_MODE = {"LBF_MODE": "eip", "LBF_EIP_ALLOCATION_ID": "eipalloc-0123456789abcd
 
 
 def test_eip_mode_associates_the_address_and_the_active_record_holds_it(cloud: FakeCloud) -> None:
-    config = settings(**EIP_MODE)
+    config = settings(FAKE_CLOUD_ENV, EIP_MODE)
     assert run(cloud, config).ok
-    lb1, lb2 = lb_ids(cloud)
+    lb1, lb2 = cloud.ec2.ids("lb")
 
     assert cloud.ec2.eip_holder == lb1
     assert cloud.route53.value(ACTIVE) == (EIP,)
@@ -55,9 +40,9 @@ def test_eip_mode_associates_the_address_and_the_active_record_holds_it(cloud: F
 
 
 def test_eip_mode_moves_the_address_not_the_record(cloud: FakeCloud) -> None:
-    config = settings(**EIP_MODE)
+    config = settings(FAKE_CLOUD_ENV, EIP_MODE)
     run(cloud, config)
-    _, lb2 = lb_ids(cloud)
+    _, lb2 = cloud.ec2.ids("lb")
     batches_before = len(cloud.route53.batches)
     cloud.prober.dead.add("127.0.0.11")
 
@@ -78,9 +63,9 @@ def test_eip_moved_behind_the_runs_back_is_not_moved_again(cloud: FakeCloud) -> 
     """Check-then-move: the run saw the EIP on lb1 and wants it on lb2, but by the time it moves,
     another run already put it on lb2. It re-reads and keeps it there instead of ping-ponging."""
     cloud.ec2.add("lb", "127.0.0.13", name="lb3")
-    config = settings(**EIP_MODE)
+    config = settings(FAKE_CLOUD_ENV, EIP_MODE)
     run(cloud, config)
-    lb1, lb2, lb3 = lb_ids(cloud)
+    lb1, lb2, lb3 = cloud.ec2.ids("lb")
     run(cloud, config)
     cloud.ec2.set_state(lb1, "stopped")
 
@@ -106,9 +91,9 @@ def test_eip_moved_behind_the_runs_back_is_not_moved_again(cloud: FakeCloud) -> 
 
 
 def test_eip_mode_with_every_lb_down_leaves_the_address_and_notifies(cloud: FakeCloud) -> None:
-    config = settings(**EIP_MODE)
+    config = settings(FAKE_CLOUD_ENV, EIP_MODE)
     run(cloud, config)
-    lb1, _ = lb_ids(cloud)
+    lb1, _ = cloud.ec2.ids("lb")
     cloud.prober.dead |= {"127.0.0.11", "127.0.0.12"}
     cloud.sns.messages.clear()
 
@@ -123,7 +108,7 @@ def test_eip_mode_with_every_lb_down_leaves_the_address_and_notifies(cloud: Fake
 
 def test_active_active_holds_every_healthy_lb_and_drops_a_failed_one(cloud: FakeCloud) -> None:
     cloud.ec2.add("lb", "127.0.0.13", name="lb3")
-    config = settings(LBF_ACTIVE_MODE="all")
+    config = settings(FAKE_CLOUD_ENV, active_mode="all")
     run(cloud, config)
     assert cloud.route53.value(ACTIVE) == ("127.0.0.11", "127.0.0.12", "127.0.0.13")
 
@@ -140,7 +125,7 @@ def test_active_active_holds_every_healthy_lb_and_drops_a_failed_one(cloud: Fake
 
 
 def test_active_active_never_empties_the_record(cloud: FakeCloud) -> None:
-    config = settings(LBF_ACTIVE_MODE="all")
+    config = settings(FAKE_CLOUD_ENV, active_mode="all")
     run(cloud, config)
     cloud.prober.dead |= {"127.0.0.11", "127.0.0.12"}
     cloud.sns.messages.clear()
@@ -155,8 +140,8 @@ def test_active_active_never_empties_the_record(cloud: FakeCloud) -> None:
 
 
 def test_no_failover_to_an_lb_whose_backend_list_is_stale(cloud: FakeCloud) -> None:
-    config = settings(LBF_LB_MIN_BACKENDS="1")
-    lb1, lb2 = lb_ids(cloud)
+    config = settings(FAKE_CLOUD_ENV, lb_min_backends="1")
+    lb1, lb2 = cloud.ec2.ids("lb")
     # lb2's agent is broken: every push to it fails, so it never confirms the current list.
     cloud.ssm.outcome = lambda command: "Failed" if command.instance_id == lb2 else "Success"
     run(cloud, config)
@@ -181,7 +166,7 @@ def test_min_backends_never_moves_the_record_off_a_healthy_lb_during_a_push(
     cloud: FakeCloud,
 ) -> None:
     """A new list makes every LB briefly stale; that alone is never a reason to fail over."""
-    config = settings(LBF_LB_MIN_BACKENDS="1")
+    config = settings(FAKE_CLOUD_ENV, lb_min_backends="1")
     run(cloud, config)
     run(cloud, config)
     assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)

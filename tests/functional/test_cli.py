@@ -1,6 +1,6 @@
 """The command line as an operator uses it: exit codes, what it prints, what it leaves alone.
 
-`main` runs with an in-memory AWS (tests/fakes.py) and a fake clock, so every call it makes is
+`main` runs with an in-memory AWS (tests/kit/cloud.py) and a fake clock, so every call it makes is
 counted: a bad configuration must make none, `plan` and `status` must write nothing.
 """
 
@@ -18,11 +18,12 @@ import pytest
 from chalicelib.__main__ import main
 from chalicelib.config import Settings
 from chalicelib.errors import AwsError
-from tests.fakes import FAKE_DOMAIN, FAKE_ENV, FakeCloud
+from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud
+from tests.kit.settings import environment
 
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN = FAKE_DOMAIN
-ENV = FAKE_ENV
+ENV = environment(FAKE_CLOUD_ENV, sns_topic_arn=None)
 STATUS_COLUMNS = ["ROLE", "NAME", "INSTANCE", "ADDRESS", "EC2", "HEALTH", "STATE", "RECORD"]
 # A tag an operator (or an attacker with ec2:CreateTags) set with a line break and a command in it.
 HOSTILE_NAME = "lb3\nrm -rf /"
@@ -51,10 +52,6 @@ def settle(cloud: FakeCloud) -> None:
     """One scheduled run's worth of work, so the stored state has verdicts, records and tags."""
     assert run(cloud, "reconcile") == 0
     assert cloud.route53.value(f"lb.{DOMAIN}") == ("127.0.0.11",)
-
-
-def instance_id(cloud: FakeCloud, address: str) -> str:
-    return next(i for i, raw in cloud.ec2.instances.items() if raw.private_ip == address)
 
 
 def table(output: str) -> list[dict[str, str]]:
@@ -210,7 +207,7 @@ def test_status_shows_lbs_and_web_servers_from_the_stored_state(
     assert set(rows) == {"lb1", "lb2", "127.0.1.21:80", "127.0.1.22:8080"}
     lb1, lb2 = rows["lb1"], rows["lb2"]
     assert lb1["ROLE"] == "lb"
-    assert lb1["INSTANCE"] == instance_id(cloud, "127.0.0.11")
+    assert lb1["INSTANCE"] == cloud.ec2.id_at("127.0.0.11")
     assert (lb1["ADDRESS"], lb1["EC2"], lb1["HEALTH"]) == ("127.0.0.11", "running", "healthy")
     assert (lb1["STATE"], lb1["RECORD"]) == ("active", "127.0.0.11")
     assert f"holds lb.{DOMAIN}" in lb1["NOTES"]
@@ -264,7 +261,7 @@ def test_status_json_is_parseable_and_carries_the_same_rows(
     assert data["backends"] == "127.0.1.21:80 127.0.1.22:8080"
     assert data["paused"] is False
     rows = {row["instance"]: row for row in data["instances"]}
-    lb1 = rows[instance_id(cloud, "127.0.0.11")]
+    lb1 = rows[cloud.ec2.id_at("127.0.0.11")]
     assert (lb1["role"], lb1["name"], lb1["health"], lb1["state"], lb1["record"]) == (
         "lb",
         "lb1",
@@ -413,7 +410,7 @@ def test_plan_prints_the_failover_it_would_make_and_changes_nothing(
 ) -> None:
     settle(cloud)
     capsys.readouterr()
-    lb1 = instance_id(cloud, "127.0.0.11")
+    lb1 = cloud.ec2.id_at("127.0.0.11")
     cloud.ec2.set_state(lb1, "stopped")
     before = dict(cloud.ec2.instances)
     records = dict(cloud.route53.records)
@@ -452,7 +449,7 @@ def test_plan_json_lists_the_planned_changes_and_applies_none(
 ) -> None:
     settle(cloud)
     capsys.readouterr()
-    cloud.ec2.set_state(instance_id(cloud, "127.0.0.11"), "stopped")
+    cloud.ec2.set_state(cloud.ec2.id_at("127.0.0.11"), "stopped")
     writes = len(cloud.calls.writes())
 
     code = run(cloud, "plan", "--json")
@@ -491,7 +488,7 @@ def test_reconcile_exits_0_and_prints_what_changed(
     assert "changed:" in out
     assert "would change" not in out
     assert f"CREATE lb.{DOMAIN} A 127.0.0.11" in out
-    lb1, lb2 = instance_id(cloud, "127.0.0.11"), instance_id(cloud, "127.0.0.12")
+    lb1, lb2 = cloud.ec2.id_at("127.0.0.11"), cloud.ec2.id_at("127.0.0.12")
     # The backend pushes, one per LB.
     assert f"to lb1 {lb1}" in out
     assert f"to lb2 {lb2}" in out
@@ -503,7 +500,7 @@ def test_reconcile_exits_0_and_prints_what_changed(
 def test_reconcile_exits_1_when_a_push_fails(
     cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lb2 = instance_id(cloud, "127.0.0.12")
+    lb2 = cloud.ec2.id_at("127.0.0.12")
     cloud.ssm.fail_send_for.add(lb2)
 
     code = run(cloud, "reconcile")
@@ -517,7 +514,7 @@ def test_reconcile_exits_1_when_a_push_fails(
     assert any("InvalidInstanceId" in line for line in errors)
     # The rest of the run still happened: the failure is isolated to that LB.
     assert cloud.route53.value(f"lb.{DOMAIN}") == ("127.0.0.11",)
-    assert f"to lb1 {instance_id(cloud, '127.0.0.11')}" in out
+    assert f"to lb1 {cloud.ec2.id_at('127.0.0.11')}" in out
 
 
 def test_reconcile_exits_1_when_tags_cannot_be_written(
@@ -537,7 +534,7 @@ def test_reconcile_exits_1_when_tags_cannot_be_written(
 def test_reconcile_json_reports_the_failure(
     cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cloud.ssm.fail_send_for.add(instance_id(cloud, "127.0.0.12"))
+    cloud.ssm.fail_send_for.add(cloud.ec2.id_at("127.0.0.12"))
 
     code = run(cloud, "reconcile", "--json")
 

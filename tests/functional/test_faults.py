@@ -8,23 +8,16 @@ Retries of throttled and failing AWS calls are botocore's (`standard` mode, chal
 clients.py): they are proven against a scripted HTTP server on 127.0.0.1 speaking each service's
 wire format, because both Stubber and moto answer before botocore's retry handler ever runs. What
 is left once botocore gives up is the job's to handle; that is proven on the in-memory AWS of
-tests/fakes.py. The prober's own behaviour against slow, resetting, redirecting, huge and TLS-broken
+tests/kit/cloud.py. The prober's own behaviour against slow, resetting, redirecting, huge and TLS-broken
 servers is in tests/functional/test_probe.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import threading
-import types
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from collections.abc import Callable, Sequence
 
-import boto3
 import botocore.config
 import botocore.endpoint
 import pytest
@@ -39,12 +32,27 @@ from chalicelib.adapters.ec2 import Ec2Inventory
 from chalicelib.adapters.route53 import Route53Records
 from chalicelib.adapters.ssm import SsmCommands
 from chalicelib.config import Settings
-from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
 from chalicelib.errors import AwsError, StaleView
 from chalicelib.report import Report
-from tests.fakes import FAKE_DOMAIN, FakeCloud, Killed, kill_at_write
-from tests.fakes import fake_settings as settings
+from tests.kit.cloud import (
+    FAKE_CLOUD_ENV,
+    FAKE_DOMAIN,
+    FakeCloud,
+    Killed,
+    kill_at_write,
+    small_cluster,
+)
+from tests.kit.runs import scheduled, settle
+from tests.kit.scripted_aws import (
+    ACTIVE_MOVE,
+    ROUTE53_CHANGED,
+    Scripted,
+    aws_client,
+    ec2_error,
+    route53_error,
+)
+from tests.kit.settings import settings
 
 DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"
@@ -52,35 +60,6 @@ BACKENDS = "/lbf/demo/backends"
 LB1, LB2, LB3, LB4 = "127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14"
 WEBS = ("127.0.1.21", "127.0.1.22", "127.0.1.23")
 ALL_WEBS = "127.0.1.21:80 127.0.1.22:80 127.0.1.23:80"
-
-
-def run(cloud: FakeCloud, config: Settings, **kwargs: Any) -> Report:
-    """One invocation, a minute after the previous one started (the schedule)."""
-    report = jobs.reconcile(config, cloud.services(), cloud.clock, **kwargs)
-    cloud.clock.advance(max(0.0, 60.0 - report.seconds))
-    return report
-
-
-def converge(cloud: FakeCloud, config: Settings, runs: int = 2) -> Report:
-    report = run(cloud, config)
-    assert report.ok, report.errors
-    for _ in range(runs - 1):
-        report = run(cloud, config)
-        assert report.ok, report.errors
-    return report
-
-
-def make_cloud(lbs: int = 2) -> FakeCloud:
-    cloud = FakeCloud()
-    for number in range(1, lbs + 1):
-        cloud.ec2.add("lb", f"127.0.0.{10 + number}", name=f"lb{number}")
-    for address in WEBS:
-        cloud.ec2.add("web", address)
-    return cloud
-
-
-def instance(cloud: FakeCloud, address: str) -> str:
-    return next(i for i, raw in cloud.ec2.instances.items() if raw.private_ip == address)
 
 
 def active_moves(cloud: FakeCloud) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
@@ -111,99 +90,6 @@ def controller_tags(cloud: FakeCloud) -> dict[str, dict[str, str]]:
 
 # =================================================================================================
 # Botocore's retries, against a scripted server on loopback.
-
-
-@dataclass
-class Scripted:
-    """Answers each request with the next scripted (status, body); the last one repeats."""
-
-    answers: list[tuple[int, str]]
-    content_type: str = "text/xml"
-    delay: float = 0.0
-    requests: list[tuple[str, str, bytes]] = field(default_factory=list)
-
-
-@pytest.fixture
-def scripted_server() -> Iterator[Callable[[Scripted], str]]:
-    servers: list[ThreadingHTTPServer] = []
-    release = threading.Event()
-
-    def start(script: Scripted) -> str:
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self._answer()
-
-            def do_GET(self) -> None:
-                self._answer()
-
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                script.requests.append((self.command, self.path, body))
-                if script.delay:
-                    release.wait(script.delay)
-                index = min(len(script.requests), len(script.answers)) - 1
-                status, text = script.answers[index]
-                payload = text.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", script.content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.send_header("x-amzn-RequestId", "req-1")
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    release.set()
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The delays botocore sleeps between attempts, recorded instead of slept."""
-    sleeps: list[float] = []
-    monkeypatch.setattr(botocore.endpoint, "time", types.SimpleNamespace(sleep=sleeps.append))
-    return sleeps
-
-
-def aws_client(service: str, url: str, config: botocore.config.Config = CONFIG) -> Any:
-    session = boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="eu-west-1"
-    )
-    return session.client(service, config=config, endpoint_url=url)  # type: ignore[call-overload]
-
-
-def route53_error(code: str) -> str:
-    return (
-        '<?xml version="1.0"?>\n<ErrorResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/">'
-        f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{code} here</Message></Error>"
-        "<RequestId>req-1</RequestId></ErrorResponse>"
-    )
-
-
-ROUTE53_CHANGED = (
-    '<?xml version="1.0" encoding="UTF-8"?>\n'
-    '<ChangeResourceRecordSetsResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/">'
-    "<ChangeInfo><Id>/change/C2</Id><Status>PENDING</Status>"
-    "<SubmittedAt>2024-01-01T00:00:00.000Z</SubmittedAt></ChangeInfo>"
-    "</ChangeResourceRecordSetsResponse>"
-)
-
-ACTIVE_MOVE = [
-    RecordChange("DELETE", Record(ACTIVE, "A", 60, (LB1,))),
-    RecordChange("CREATE", Record(ACTIVE, "A", 60, (LB2,))),
-]
 
 
 @pytest.mark.parametrize(
@@ -268,13 +154,6 @@ def test_a_stale_compare_and_swap_is_not_retried_but_reported_stale(
         records.change(ACTIVE_MOVE, comment="failover")
     assert len(script.requests) == 1
     assert backoff == []
-
-
-def ec2_error(code: str) -> str:
-    return (
-        f"<Response><Errors><Error><Code>{code}</Code><Message>{code} here</Message></Error>"
-        "</Errors><RequestID>req-1</RequestID></Response>"
-    )
 
 
 EC2_ONE_INSTANCE = (
@@ -373,14 +252,14 @@ def test_ssm_send_command_is_retried_through_throttling(
 def test_a_failed_change_batch_leaves_everything_as_it_was_and_the_next_run_moves_once(
     code: str,
 ) -> None:
-    cloud = make_cloud()
-    config = settings()
-    converge(cloud, config)
-    lb1, lb2 = instance(cloud, LB1), instance(cloud, LB2)
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
+    lb1, lb2 = cloud.ec2.id_at(LB1), cloud.ec2.id_at(LB2)
     cloud.ec2.set_state(lb1, "stopped")
     cloud.route53.fail_next = [AwsError("route53", "ChangeResourceRecordSets", code, "busy")]
 
-    failed = run(cloud, config, rounds=1)
+    failed = scheduled(cloud, config, rounds=1)
 
     assert not failed.ok
     assert any(code in e for e in failed.errors)
@@ -389,7 +268,7 @@ def test_a_failed_change_batch_leaves_everything_as_it_was_and_the_next_run_move
     assert cloud.ec2.tag(lb1, "lbf:state") == "active"
     assert cloud.ec2.tag(lb2, "lbf:state") == "standby"
 
-    converge(cloud, config)
+    settle(cloud, config)
 
     assert cloud.route53.value(ACTIVE) == (LB2,)
     assert active_moves(cloud)[1:] == [((LB1,), (LB2,))]
@@ -400,25 +279,25 @@ def test_a_failed_change_batch_leaves_everything_as_it_was_and_the_next_run_move
 def test_a_stale_view_is_re_read_and_a_record_someone_else_moved_is_respected() -> None:
     """Another writer moved the record to a healthy LB between our read and our change: our CAS
     fails, we re-read, and we do not move it again (no flip-flop)."""
-    cloud = make_cloud(lbs=3)
-    config = settings()
-    converge(cloud, config)
-    lb1 = instance(cloud, LB1)
+    cloud = small_cluster(lbs=3)
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
+    lb1 = cloud.ec2.id_at(LB1)
     cloud.ec2.set_state(lb1, "stopped")
 
     def someone_else() -> None:
         cloud.route53.records[(ACTIVE, "A")] = Record(ACTIVE, "A", 60, (LB3,))
 
     cloud.route53.before_change = someone_else
-    report = run(cloud, config, rounds=1)
+    report = scheduled(cloud, config, rounds=1)
 
     assert report.ok, report.errors
     assert any("re-read" in n for n in report.notes)
     assert cloud.route53.value(ACTIVE) == (LB3,)
     assert active_moves(cloud)[1:] == []  # only the creation: we never moved it
-    converge(cloud, config)
+    settle(cloud, config)
     assert cloud.route53.value(ACTIVE) == (LB3,)
-    assert cloud.ec2.tag(instance(cloud, LB3), "lbf:state") == "active"
+    assert cloud.ec2.tag(cloud.ec2.id_at(LB3), "lbf:state") == "active"
 
 
 def test_two_overlapping_runs_with_different_views_move_the_record_once() -> None:
@@ -426,12 +305,12 @@ def test_two_overlapping_runs_with_different_views_move_the_record_once() -> Non
     healthy. Both see lb1 stop. The scheduled run moves the record to lb3 (lowest eligible in its
     view); the event run's compare-and-swap then fails. Re-planning from a fresh record alone, it
     would still think lb3 unhealthy and move the record again, to lb4: a flip-flop."""
-    cloud = make_cloud(lbs=4)
-    config = settings()
-    converge(cloud, config)
-    lb1, lb2, lb3 = instance(cloud, LB1), instance(cloud, LB2), instance(cloud, LB3)
+    cloud = small_cluster(lbs=4)
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
+    lb1, lb2, lb3 = cloud.ec2.id_at(LB1), cloud.ec2.id_at(LB2), cloud.ec2.id_at(LB3)
     cloud.prober.dead.add(LB2)
-    converge(cloud, config)
+    settle(cloud, config)
     assert cloud.ec2.tag(lb2, "lbf:health") == "unhealthy"
     # lb3 is coming back: one good probe so far, one more makes it healthy.
     cloud.ec2.set_tag(lb3, "lbf:health", "unhealthy")
@@ -458,19 +337,19 @@ def test_two_overlapping_runs_with_different_views_move_the_record_once() -> Non
     assert active_moves(cloud)[moves_before:] == [((LB1,), (LB3,))]
     assert cloud.route53.value(ACTIVE) == (LB3,)
     assert cloud.ec2.tag(lb3, "lbf:state") == "active"
-    converge(cloud, config)
+    settle(cloud, config)
     assert active_moves(cloud)[moves_before:] == [((LB1,), (LB3,))]
 
 
 def test_two_overlapping_runs_push_each_list_once() -> None:
     """The run whose compare-and-swap failed re-reads the pushes too: the other run already sent
     this list to every LB, so it sends nothing again."""
-    cloud = make_cloud(lbs=3)
-    config = settings()
-    converge(cloud, config)
-    lb1 = instance(cloud, LB1)
+    cloud = small_cluster(lbs=3)
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
+    lb1 = cloud.ec2.id_at(LB1)
     cloud.ec2.set_state(lb1, "stopped")
-    cloud.ec2.set_state(instance(cloud, WEBS[0]), "stopped")
+    cloud.ec2.set_state(cloud.ec2.id_at(WEBS[0]), "stopped")
     cloud.calls.log.clear()
 
     def other_run() -> None:
@@ -509,9 +388,9 @@ def test_two_overlapping_runs_push_each_list_once() -> None:
     ],
 )
 def test_a_view_that_fails_to_load_acts_on_nothing(fault: str) -> None:
-    cloud = make_cloud()
-    config = settings()
-    converge(cloud, config)
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
     cloud.prober.dead.add(LB1)  # a real reason to act, if the run could see it
     errors = {
         "describe-throttled": ("ec2", "DescribeInstances", "RequestLimitExceeded"),
@@ -536,7 +415,7 @@ def test_a_view_that_fails_to_load_acts_on_nothing(fault: str) -> None:
     probe_rounds = len(cloud.prober.rounds)
     cloud.calls.log.clear()
 
-    report = run(cloud, config)
+    report = scheduled(cloud, config)
 
     assert not report.ok
     assert "acting on nothing" in report.errors[0]
@@ -549,7 +428,7 @@ def test_a_view_that_fails_to_load_acts_on_nothing(fault: str) -> None:
     cloud.ec2.fail_describe = cloud.route53.fail_read = cloud.ssm.fail_read = (
         cloud.ssm.fail_recent
     ) = None
-    converge(cloud, config)
+    settle(cloud, config)
     assert cloud.route53.value(ACTIVE) == (LB2,)
     assert cloud.ssm.parameters[BACKENDS] == ALL_WEBS
 
@@ -565,16 +444,16 @@ def pushes(cloud: FakeCloud) -> list[tuple[str, str]]:
 def test_send_command_failing_for_one_lb_leaves_the_others_updated_and_is_retried_next_run() -> (
     None
 ):
-    cloud = make_cloud(lbs=3)
-    config = settings()
-    converge(cloud, config)
-    lb1, lb2, lb3 = (instance(cloud, a) for a in (LB1, LB2, LB3))
+    cloud = small_cluster(lbs=3)
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
+    lb1, lb2, lb3 = (cloud.ec2.id_at(a) for a in (LB1, LB2, LB3))
     old = cloud.ec2.tag(lb2, "lbf:backends")
-    cloud.ec2.set_state(instance(cloud, WEBS[2]), "stopped")
+    cloud.ec2.set_state(cloud.ec2.id_at(WEBS[2]), "stopped")
     cloud.ssm.fail_send_for = {lb2}
     cloud.calls.log.clear()
 
-    report = run(cloud, config)
+    report = scheduled(cloud, config)
 
     shorter = "127.0.1.21:80 127.0.1.22:80"
     assert not report.ok
@@ -589,7 +468,7 @@ def test_send_command_failing_for_one_lb_leaves_the_others_updated_and_is_retrie
 
     cloud.ssm.fail_send_for = set()
     cloud.calls.log.clear()
-    converge(cloud, config)
+    settle(cloud, config)
 
     assert pushes(cloud) == [(lb2, shorter)]
     assert cloud.ec2.tag(lb2, "lbf:backends") == new
@@ -599,17 +478,17 @@ def test_send_command_failing_for_one_lb_leaves_the_others_updated_and_is_retrie
 def test_a_push_that_ends_badly_is_not_confirmed_and_retried_on_the_next_run_only(
     status: str,
 ) -> None:
-    cloud = make_cloud()
-    config = settings()
-    converge(cloud, config)
-    lb1, lb2 = instance(cloud, LB1), instance(cloud, LB2)
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
+    lb1, lb2 = cloud.ec2.id_at(LB1), cloud.ec2.id_at(LB2)
     old = cloud.ec2.tag(lb1, "lbf:backends")
-    cloud.ec2.set_state(instance(cloud, WEBS[2]), "stopped")
+    cloud.ec2.set_state(cloud.ec2.id_at(WEBS[2]), "stopped")
     cloud.ssm.outcome = lambda command: status if command.instance_id == lb2 else "Success"
     cloud.calls.log.clear()
     cloud.sns.messages.clear()
 
-    run(cloud, config)
+    scheduled(cloud, config)
 
     shorter = "127.0.1.21:80 127.0.1.22:80"
     assert pushes(cloud) == [(lb1, shorter), (lb2, shorter)]  # once in the run, not every round
@@ -619,31 +498,31 @@ def test_a_push_that_ends_badly_is_not_confirmed_and_retried_on_the_next_run_onl
 
     cloud.ssm.outcome = lambda command: "Success"
     cloud.calls.log.clear()
-    converge(cloud, config)
+    settle(cloud, config)
 
     assert pushes(cloud) == [(lb2, shorter)]
     assert cloud.ec2.tag(lb2, "lbf:backends") == cloud.ec2.tag(lb1, "lbf:backends")
 
 
 def test_an_lb_terminated_mid_push_is_dropped_without_errors() -> None:
-    cloud = make_cloud(lbs=3)
-    config = settings()
-    converge(cloud, config)
-    lb1, lb3 = instance(cloud, LB1), instance(cloud, LB3)
-    cloud.ec2.set_state(instance(cloud, WEBS[2]), "stopped")
+    cloud = small_cluster(lbs=3)
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
+    lb1, lb3 = cloud.ec2.id_at(LB1), cloud.ec2.id_at(LB3)
+    cloud.ec2.set_state(cloud.ec2.id_at(WEBS[2]), "stopped")
     # lb3's agent never answers: its push stays Pending, and meanwhile lb3 is terminated.
     cloud.ssm.outcome = lambda command: "Pending" if command.instance_id == lb3 else "Success"
-    run(cloud, config, rounds=1)
+    scheduled(cloud, config, rounds=1)
     cloud.ec2.set_state(lb3, "terminated")
     cloud.calls.log.clear()
 
-    report = converge(cloud, config, runs=3)
+    report = settle(cloud, config, runs=3)
 
     assert report.ok
     assert all(i != lb3 for i, _ in pushes(cloud))
     assert cloud.route53.value(f"lb3.{DOMAIN}") is None
     assert cloud.route53.value(ACTIVE) == (LB1,)
-    assert cloud.ec2.tag(lb1, "lbf:backends") == cloud.ec2.tag(instance(cloud, LB2), "lbf:backends")
+    assert cloud.ec2.tag(lb1, "lbf:backends") == cloud.ec2.tag(cloud.ec2.id_at(LB2), "lbf:backends")
     assert cloud.ssm.parameters["/lbf/demo/lbs"] == f"{LB1} {LB2}"
 
 
@@ -666,15 +545,15 @@ def test_an_lb_terminated_mid_push_is_dropped_without_errors() -> None:
 def test_every_kind_of_probe_failure_counts_as_a_failure(detail: str) -> None:
     """What the real prober reports for each kind (tests/functional/test_probe.py proves it is
     bounded by the timeout), folded into damping like any failure."""
-    cloud = make_cloud()
-    config = settings()
-    converge(cloud, config)
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
     inner = cloud.prober
 
     class Prober:
         def probe_round(self, targets: Sequence[ProbeTarget]) -> dict[str, ProbeResult]:
             results = inner.probe_round(targets)
-            lb1 = instance(cloud, LB1)
+            lb1 = cloud.ec2.id_at(LB1)
             if lb1 in results:
                 results[lb1] = ProbeResult(ok=False, detail=detail, seconds=config.probe_timeout)
             return results
@@ -688,16 +567,16 @@ def test_every_kind_of_probe_failure_counts_as_a_failure(detail: str) -> None:
 
 
 def test_the_probers_own_network_failing_moves_nothing_and_shrinks_nothing() -> None:
-    cloud = make_cloud()
-    config = settings()
-    converge(cloud, config)
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
     records = dict(cloud.route53.records)
     cloud.prober.dead |= {LB1, LB2, *WEBS}
     cloud.sns.messages.clear()
     cloud.calls.log.clear()
 
     for _ in range(3):
-        converge(cloud, config, runs=1)
+        settle(cloud, config, runs=1)
 
     assert cloud.route53.records == records
     assert cloud.ssm.parameters[BACKENDS] == ALL_WEBS
@@ -708,7 +587,7 @@ def test_the_probers_own_network_failing_moves_nothing_and_shrinks_nothing() -> 
     assert len(faults) == 1  # a notice when it starts, not every round
 
     cloud.prober.dead.clear()
-    converge(cloud, config)
+    settle(cloud, config)
     assert cloud.route53.records == records
 
 
@@ -716,11 +595,11 @@ def test_the_prober_fault_threshold_is_the_named_setting() -> None:
     """LBF_PROBER_FAULT_PERCENT: with 60, four of five targets failing is the prober's fault; with
     the default of 100 it is not, and the dead LB is replaced."""
     for percent, moved in (("60", False), ("100", True)):
-        cloud = make_cloud()
-        config = settings(LBF_PROBER_FAULT_PERCENT=percent)
-        converge(cloud, config)
+        cloud = small_cluster()
+        config = settings(FAKE_CLOUD_ENV, prober_fault_percent=percent)
+        settle(cloud, config)
         cloud.prober.dead |= {LB1, *WEBS}
-        converge(cloud, config, runs=1)
+        settle(cloud, config, runs=1)
         assert (cloud.route53.value(ACTIVE) == (LB2,)) is moved, percent
 
 
@@ -729,38 +608,38 @@ def test_the_prober_fault_threshold_is_the_named_setting() -> None:
 
 
 def test_both_lbs_down_then_both_back_never_moves_the_record() -> None:
-    cloud = make_cloud()
-    config = settings()
-    converge(cloud, config)
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
     cloud.sns.messages.clear()
     cloud.prober.dead |= {LB1, LB2}
 
-    converge(cloud, config, runs=3)
+    settle(cloud, config, runs=3)
 
     assert cloud.route53.value(ACTIVE) == (LB1,)  # left as it is: nowhere better to go
     assert len([m for m in cloud.sns.messages if "no load balancer is eligible" in m]) == 1
     assert cloud.ssm.parameters[BACKENDS] == ALL_WEBS
 
     cloud.prober.dead -= {LB1, LB2}
-    converge(cloud, config, runs=2)
+    settle(cloud, config, runs=2)
 
     assert cloud.route53.value(ACTIVE) == (LB1,)
     assert active_moves(cloud)[1:] == []
-    assert cloud.ec2.tag(instance(cloud, LB1), "lbf:state") == "active"
-    assert cloud.ec2.tag(instance(cloud, LB2), "lbf:health") == "healthy"
+    assert cloud.ec2.tag(cloud.ec2.id_at(LB1), "lbf:state") == "active"
+    assert cloud.ec2.tag(cloud.ec2.id_at(LB2), "lbf:health") == "healthy"
 
 
 def test_an_lb_flapping_every_round_never_moves_the_record() -> None:
-    cloud = make_cloud()
-    config = settings()
-    converge(cloud, config)
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
     rounds = iter(range(10_000))
     cloud.prober.dead_when = lambda address, now: address == LB1 and next(rounds) % 2 == 0
 
-    converge(cloud, config, runs=10)
+    settle(cloud, config, runs=10)
 
     assert active_moves(cloud)[1:] == []
-    assert cloud.ec2.tag(instance(cloud, LB1), "lbf:health") == "healthy"
+    assert cloud.ec2.tag(cloud.ec2.id_at(LB1), "lbf:health") == "healthy"
 
 
 @hypothesis_settings(max_examples=60, deadline=None, derandomize=True, database=None)
@@ -774,9 +653,9 @@ def test_damping_allows_at_most_one_move_per_fall_plus_rise_rounds(
     """One LB flaps in any pattern (True: its probe fails that round), the other stays healthy.
     The record moves only after FALL failures in a row, at most once in any FALL + RISE rounds,
     and never back to the flapping LB (non-preemptive)."""
-    cloud = make_cloud()
-    config = settings()
-    converge(cloud, config)
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
     flapping = LB1 if active_flaps else LB2
     results = iter(pattern)
     round_of_move: list[int] = []
@@ -788,7 +667,7 @@ def test_damping_allows_at_most_one_move_per_fall_plus_rise_rounds(
     cloud.prober.dead_when = dead
     for _ in range((len(pattern) + config.probe_rounds - 1) // config.probe_rounds):
         before = len(active_moves(cloud))
-        report = run(cloud, config)
+        report = scheduled(cloud, config)
         round_of_move += [rounds_done + f.round for f in report.failovers]
         rounds_done += report.rounds
         assert len(active_moves(cloud)) - before == len(report.failovers)
@@ -810,20 +689,20 @@ def test_the_active_lb_coming_back_with_a_new_ip_keeps_the_record_when_all_resta
     """Found by the model-based soak. lb2 held the record, every LB was stopped, then all started
     with new IPs. While lb2 had no verdict yet its lbf:state was rewritten to standby, so once
     healthy the record was 'repaired' to the lowest name, lb1: a switch of LB for no reason."""
-    cloud = make_cloud()
-    config = settings()
-    converge(cloud, config)
-    lb1, lb2 = instance(cloud, LB1), instance(cloud, LB2)
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
+    lb1, lb2 = cloud.ec2.id_at(LB1), cloud.ec2.id_at(LB2)
     cloud.ec2.set_state(lb1, "stopped")
-    converge(cloud, config)
+    settle(cloud, config)
     assert cloud.route53.value(ACTIVE) == (LB2,)
     cloud.ec2.set_state(lb2, "stopped")
-    converge(cloud, config)
+    settle(cloud, config)
     assert cloud.route53.value(ACTIVE) == (LB2,)  # nowhere better to go
 
     cloud.ec2.set_state(lb1, "running", address="127.0.0.21")
     cloud.ec2.set_state(lb2, "running", address="127.0.0.22")
-    converge(cloud, config)
+    settle(cloud, config)
 
     assert cloud.route53.value(ACTIVE) == ("127.0.0.22",)
     assert cloud.ec2.tag(lb2, "lbf:state") == "active"
@@ -833,22 +712,22 @@ def test_the_active_lb_coming_back_with_a_new_ip_keeps_the_record_when_all_resta
 def test_a_record_pointed_nowhere_while_no_lb_is_eligible_is_repaired_to_the_active_lb() -> None:
     """Found by the model-based soak. While no LB could take the record, the LB tagged active lost
     its lbf:state; once LBs were healthy again, the repair went to the lowest name instead."""
-    cloud = make_cloud()
-    config = settings()
-    converge(cloud, config)
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
     cloud.route53.records[(ACTIVE, "A")] = Record(ACTIVE, "A", 60, (LB2,))
-    converge(cloud, config)
-    lb1, lb2 = instance(cloud, LB1), instance(cloud, LB2)
+    settle(cloud, config)
+    lb1, lb2 = cloud.ec2.id_at(LB1), cloud.ec2.id_at(LB2)
     assert cloud.ec2.tag(lb2, "lbf:state") == "active"
     cloud.prober.dead |= {LB1, LB2}
-    converge(cloud, config)
+    settle(cloud, config)
     cloud.route53.records[(ACTIVE, "A")] = Record(ACTIVE, "A", 60, ("203.0.113.50",))
-    converge(cloud, config, runs=1)
+    settle(cloud, config, runs=1)
     assert cloud.ec2.tag(lb2, "lbf:state") == "active"  # still its claim
     cloud.sns.messages.clear()
 
     cloud.prober.dead.clear()
-    converge(cloud, config)
+    settle(cloud, config)
 
     assert cloud.route53.value(ACTIVE) == (LB2,)
     assert cloud.ec2.tag(lb1, "lbf:state") == "standby"
@@ -860,11 +739,11 @@ def test_a_record_pointed_nowhere_while_no_lb_is_eligible_is_repaired_to_the_act
 
 
 def _failover_scenario() -> tuple[FakeCloud, Settings]:
-    cloud = make_cloud(lbs=3)
-    config = settings()
-    converge(cloud, config)
-    cloud.ec2.set_state(instance(cloud, LB1), "stopped")
-    cloud.ec2.set_state(instance(cloud, WEBS[2]), "stopped")
+    cloud = small_cluster(lbs=3)
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
+    cloud.ec2.set_state(cloud.ec2.id_at(LB1), "stopped")
+    cloud.ec2.set_state(cloud.ec2.id_at(WEBS[2]), "stopped")
     cloud.ec2.add("lb", "127.0.0.15")  # a new LB without a name: lbf:name is written for it
     return cloud, config
 
@@ -872,7 +751,7 @@ def _failover_scenario() -> tuple[FakeCloud, Settings]:
 def _writes_of_a_clean_run() -> int:
     cloud, config = _failover_scenario()
     cloud.calls.log.clear()
-    run(cloud, config)
+    scheduled(cloud, config)
     return len(cloud.calls.writes())
 
 
@@ -889,16 +768,16 @@ def test_a_run_killed_mid_apply_converges_without_duplicate_pushes_or_lost_tags(
     kill_at: int,
 ) -> None:
     reference, config = _failover_scenario()
-    converge(reference, config)
+    settle(reference, config)
 
     cloud, config = _failover_scenario()
     cloud.calls.log.clear()
     cloud.calls.before = kill_at_write(kill_at)
     with pytest.raises(Killed):
-        run(cloud, config)
+        scheduled(cloud, config)
     cloud.calls.before = None
     cloud.clock.advance(60)
-    converge(cloud, config)
+    settle(cloud, config)
 
     assert _end_state(cloud) == _end_state(reference)
     # Commands SSM holds (the call log also lists the call the kill cut off before it was made).
@@ -912,33 +791,33 @@ def test_a_run_killed_mid_apply_converges_without_duplicate_pushes_or_lost_tags(
 
 
 def test_an_operator_pointing_the_record_at_a_healthy_lb_is_respected() -> None:
-    cloud = make_cloud(lbs=3)
-    config = settings()
-    converge(cloud, config)
+    cloud = small_cluster(lbs=3)
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
     cloud.route53.records[(ACTIVE, "A")] = Record(ACTIVE, "A", 60, (LB3,))
     cloud.sns.messages.clear()
     moves = len(active_moves(cloud))
 
-    converge(cloud, config)
+    settle(cloud, config)
 
     assert cloud.route53.value(ACTIVE) == (LB3,)
     assert len(active_moves(cloud)) == moves
-    assert cloud.ec2.tag(instance(cloud, LB3), "lbf:state") == "active"
-    assert cloud.ec2.tag(instance(cloud, LB1), "lbf:state") == "standby"
+    assert cloud.ec2.tag(cloud.ec2.id_at(LB3), "lbf:state") == "active"
+    assert cloud.ec2.tag(cloud.ec2.id_at(LB1), "lbf:state") == "standby"
 
 
 @pytest.mark.parametrize("address", ["203.0.113.50", "127.0.1.21"], ids=["outside", "a-web-server"])
 def test_an_operator_pointing_the_record_at_no_lb_is_repaired_with_a_notice(address: str) -> None:
-    cloud = make_cloud()
-    config = settings()
-    converge(cloud, config)
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
     cloud.route53.records[(ACTIVE, "A")] = Record(ACTIVE, "A", 60, (address,))
     cloud.sns.messages.clear()
 
-    report = converge(cloud, config, runs=1)
+    report = settle(cloud, config, runs=1)
 
     assert cloud.route53.value(ACTIVE) == (LB1,)
     assert [m for m in cloud.sns.messages if "repaired" in m and address in m]
     assert report.failovers == []  # a repair, not a failover
-    converge(cloud, config)
+    settle(cloud, config)
     assert len([m for m in cloud.sns.messages if "repaired" in m]) == 1

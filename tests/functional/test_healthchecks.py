@@ -8,10 +8,9 @@ Stubber, and what the job does with the checkers' answers is tested on an in-mem
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
@@ -19,7 +18,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from chalicelib import jobs, render
+from chalicelib import render
 from chalicelib.adapters import clients
 from chalicelib.adapters.route53_health_checks import Route53HealthChecks
 from chalicelib.config import Settings
@@ -29,22 +28,14 @@ from chalicelib.errors import AwsError
 from chalicelib.observe import observe
 from chalicelib.report import Report
 from chalicelib.services import Services, aws_services
-from tests.fakes import FakeClock, FakeCloud
+from tests.kit.cloud import FAKE_CLOUD_ENV, FakeCloud, FakeHealthChecks
+from tests.kit.runs import converge, run
+from tests.kit.settings import settings
 
 CLUSTER = "demo"
 DOMAIN = "prod.example.com"
 ACTIVE = f"lb.{DOMAIN}"
 NOW = 1_700_000_000.0
-REGIONS = (
-    "us-east-1",
-    "us-west-1",
-    "us-west-2",
-    "eu-west-1",
-    "ap-southeast-1",
-    "ap-southeast-2",
-    "ap-northeast-1",
-    "sa-east-1",
-)
 # Global unicast addresses: Route 53's checkers can reach only these. Nothing is ever sent to them
 # (the fake prober decides by instance, the fake checkers by a set).
 LB1_PUBLIC, LB2_PUBLIC, LB2_NEW_PUBLIC = "52.1.2.11", "52.1.2.12", "52.1.2.99"
@@ -246,92 +237,17 @@ def test_the_real_services_have_no_health_check_adapter_while_the_setting_is_off
 ) -> None:
     del route53
     base = {"LBF_CLUSTER": CLUSTER, "LBF_DOMAIN": DOMAIN, "LBF_HOSTED_ZONE_ID": "Z123"}
-    assert aws_services(Settings.from_env(base)).health_checks is None
-    on = Settings.from_env({**base, "LBF_ROUTE53_HEALTH_CHECKS": "true"})
+    assert aws_services(settings(base)).health_checks is None
+    on = settings(base, route53_health_checks=True)
     assert isinstance(aws_services(on).health_checks, Route53HealthChecks)
 
 
 # --- the job on fakes ---------------------------------------------------------------------------
 
 
-@dataclass
-class FakeHealthChecks:
-    """Route 53's health checks in memory, with checkers whose answers the test decides.
-
-    Like Route 53: a CallerReference is never reused, even after a delete, and an update must
-    carry the check's current version.
-    """
-
-    clock: FakeClock
-    calls: list[tuple[str, object]] = field(default_factory=list)
-    checks: dict[str, HealthCheck] = field(default_factory=dict)
-    tags: dict[str, dict[str, str]] = field(default_factory=dict)
-    references: set[str] = field(default_factory=set)
-    # Addresses Route 53's checkers see healthy (they reach the LBs from the internet).
-    seen_healthy: set[str] = field(default_factory=set)
-    fail_read: AwsError | None = None
-    fail_status: AwsError | None = None
-    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
-
-    def count(self, operation: str) -> int:
-        return sum(1 for op, _ in self.calls if op == operation)
-
-    def at(self, instance_id: str) -> list[str]:
-        return [c.spec.address for c in self.checks.values() if c.instance_id == instance_id]
-
-    def read(self, cluster: str) -> tuple[HealthCheck, ...]:
-        self.calls.append(("ListHealthChecks", cluster))
-        if self.fail_read is not None:
-            raise self.fail_read
-        return tuple(self.checks.values())
-
-    def create(
-        self, spec: HealthCheckSpec, caller_reference: str, tags: Sequence[tuple[str, str]]
-    ) -> str:
-        self.calls.append(("CreateHealthCheck", spec))
-        if caller_reference in self.references:
-            raise AwsError("route53", "CreateHealthCheck", "HealthCheckAlreadyExists", "reused")
-        self.references.add(caller_reference)
-        health_check_id = f"hc-{next(self._ids)}"
-        instance_id = caller_reference.split(":")[2]
-        self.checks[health_check_id] = HealthCheck(health_check_id, instance_id, 1, spec)
-        self.tags[health_check_id] = dict(tags)
-        return health_check_id
-
-    def update(self, health_check_id: str, version: int, spec: HealthCheckSpec) -> None:
-        self.calls.append(("UpdateHealthCheck", (health_check_id, spec)))
-        check = self.checks[health_check_id]
-        if check.version != version:
-            raise AwsError("route53", "UpdateHealthCheck", "HealthCheckVersionMismatch", "stale")
-        self.checks[health_check_id] = replace(check, spec=spec, version=version + 1)
-
-    def delete(self, health_check_id: str) -> None:
-        self.calls.append(("DeleteHealthCheck", health_check_id))
-        self.checks.pop(health_check_id, None)
-
-    def status(self, health_check_id: str) -> tuple[CheckerObservation, ...]:
-        self.calls.append(("GetHealthCheckStatus", health_check_id))
-        if self.fail_status is not None:
-            raise self.fail_status
-        healthy = self.checks[health_check_id].spec.address in self.seen_healthy
-        # Three checkers per region, each reporting within the last interval.
-        return tuple(
-            CheckerObservation(region, healthy, self.clock.now() - 10)
-            for region in REGIONS
-            for _ in range(3)
-        )
-
-
-def settings(**overrides: str) -> Settings:
-    environ = {
-        "LBF_CLUSTER": CLUSTER,
-        "LBF_DOMAIN": DOMAIN,
-        "LBF_HOSTED_ZONE_ID": "Z123",
-        "LBF_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:lbf",
-        "LBF_ROUTE53_HEALTH_CHECKS": "true",
-    }
-    environ.update(overrides)
-    return Settings.from_env(environ)
+# What differs from the fake cloud here: the second opinion is on, and the LBs are published at
+# their public addresses (Route 53's checkers reach only those).
+SECOND_OPINION = {"LBF_LB_ADDRESS": "public", "LBF_ROUTE53_HEALTH_CHECKS": "true"}
 
 
 @dataclass
@@ -342,15 +258,13 @@ class World:
     lb2: str
 
     def services(self) -> Services:
-        return replace(self.cloud.services(), health_checks=self.checks)
+        return self.cloud.services()
 
     def run(self, config: Settings, **kwargs: Any) -> Report:
-        return jobs.reconcile(config, self.services(), self.cloud.clock, **kwargs)
+        return run(self.cloud, config, **kwargs)
 
     def converge(self, config: Settings) -> Report:
-        report = self.run(config)
-        assert report.ok, report.errors
-        return report
+        return converge(self.cloud, config)
 
     def kill_everything(self) -> None:
         """What the prober sees when its own network fails: every target at once."""
@@ -366,12 +280,12 @@ def world() -> World:
     lb2 = cloud.ec2.add("lb", "10.0.0.12", name="lb2", public=LB2_PUBLIC)
     for host in (21, 22, 23):
         cloud.ec2.add("web", f"10.0.1.{host}")
-    checks = FakeHealthChecks(cloud.clock, seen_healthy={LB1_PUBLIC, LB2_PUBLIC})
-    return World(cloud, checks, lb1, lb2)
+    cloud.health_checks.seen_healthy = {LB1_PUBLIC, LB2_PUBLIC}
+    return World(cloud, cloud.health_checks, lb1, lb2)
 
 
 def test_setting_off_makes_no_health_check_call_even_in_a_prober_fault(world: World) -> None:
-    config = settings(LBF_ROUTE53_HEALTH_CHECKS="false")
+    config = settings(FAKE_CLOUD_ENV, SECOND_OPINION, route53_health_checks="false")
     world.converge(config)
     world.kill_everything()
 
@@ -382,7 +296,7 @@ def test_setting_off_makes_no_health_check_call_even_in_a_prober_fault(world: Wo
 
 
 def test_each_public_lb_gets_one_check_at_its_address_in_the_first_run(world: World) -> None:
-    report = world.converge(settings())
+    report = world.converge(settings(FAKE_CLOUD_ENV, SECOND_OPINION))
 
     assert world.checks.at(world.lb1) == [LB1_PUBLIC]
     assert world.checks.at(world.lb2) == [LB2_PUBLIC]
@@ -398,7 +312,7 @@ def test_each_public_lb_gets_one_check_at_its_address_in_the_first_run(world: Wo
 
 
 def test_a_steady_run_only_reads_the_checks(world: World) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, SECOND_OPINION)
     world.converge(config)
     world.checks.calls.clear()
 
@@ -408,7 +322,7 @@ def test_a_steady_run_only_reads_the_checks(world: World) -> None:
 
 
 def test_private_addresses_get_no_check_and_status_says_why(world: World) -> None:
-    config = settings(LBF_LB_ADDRESS="private")
+    config = settings(FAKE_CLOUD_ENV, SECOND_OPINION, lb_address="private")
     world.converge(config)
 
     assert world.checks.checks == {}
@@ -420,7 +334,7 @@ def test_private_addresses_get_no_check_and_status_says_why(world: World) -> Non
 
 
 def test_status_names_each_lbs_check(world: World) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, SECOND_OPINION)
     world.converge(config)
 
     view = observe(config, world.services(), now=world.cloud.clock.now())
@@ -431,7 +345,7 @@ def test_status_names_each_lbs_check(world: World) -> None:
 
 
 def test_a_new_address_updates_the_check(world: World) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, SECOND_OPINION)
     world.converge(config)
     raw = world.cloud.ec2.instances[world.lb2]
     world.cloud.ec2.instances[world.lb2] = replace(raw, public_ip=LB2_NEW_PUBLIC)
@@ -446,7 +360,7 @@ def test_a_new_address_updates_the_check(world: World) -> None:
 
 @pytest.mark.parametrize("state", ["terminated", "stopped"])
 def test_the_check_goes_with_the_lb(world: World, state: str) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, SECOND_OPINION)
     world.converge(config)
     world.cloud.ec2.set_state(world.lb2, state)
 
@@ -460,7 +374,7 @@ def test_the_check_goes_with_the_lb(world: World, state: str) -> None:
 def test_a_prober_fault_is_held_and_the_notice_says_route53_still_sees_the_lbs(
     world: World,
 ) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, SECOND_OPINION)
     world.converge(config)
     world.converge(config)
     world.cloud.sns.messages.clear()
@@ -481,7 +395,7 @@ def test_a_prober_fault_is_held_and_the_notice_says_route53_still_sees_the_lbs(
 
 
 def test_the_notice_says_when_route53_sees_the_lb_down_too(world: World) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, SECOND_OPINION)
     world.converge(config)
     world.converge(config)
     world.kill_everything()
@@ -501,7 +415,7 @@ def test_a_single_dead_lb_is_failed_over_though_route53_still_sees_it_healthy(
     world: World,
 ) -> None:
     """Route 53 needs 30 s x 3 to notice; outside a prober fault it is never asked."""
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, SECOND_OPINION)
     world.converge(config)
     world.converge(config)
     world.cloud.prober.dead.add("10.0.0.11")  # lb1 dies; Route 53's checkers lag behind
@@ -516,7 +430,7 @@ def test_a_single_dead_lb_is_failed_over_though_route53_still_sees_it_healthy(
 def test_checkers_that_cannot_be_asked_are_asked_once_a_run_and_everything_is_held(
     world: World,
 ) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, SECOND_OPINION)
     world.converge(config)
     world.converge(config)
     world.kill_everything()
@@ -531,7 +445,7 @@ def test_checkers_that_cannot_be_asked_are_asked_once_a_run_and_everything_is_he
 
 
 def test_a_failed_read_of_the_checks_fails_the_run_but_not_the_failover(world: World) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, SECOND_OPINION)
     world.converge(config)
     world.checks.fail_read = AwsError("route53", "ListHealthChecks", "AccessDenied", "no policy")
     world.cloud.ec2.set_state(world.lb1, "stopped")
@@ -548,7 +462,7 @@ def test_a_failed_read_of_the_checks_fails_the_run_but_not_the_failover(world: W
 
 
 def test_a_dry_run_plans_the_checks_and_makes_none(world: World) -> None:
-    report = world.run(settings(LBF_DRY_RUN="true"))
+    report = world.run(settings(FAKE_CLOUD_ENV, SECOND_OPINION, dry_run="true"))
 
     assert [op for op, _ in world.checks.calls] == ["ListHealthChecks"]
     planned = [p for p in report.planned if "health check" in p]
@@ -559,7 +473,7 @@ def test_a_dry_run_plans_the_checks_and_makes_none(world: World) -> None:
 
 
 def test_the_event_run_gives_a_started_lb_its_check_at_once(world: World) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, SECOND_OPINION)
     world.converge(config)
     lb3 = world.cloud.ec2.add("lb", "10.0.0.13", name="lb3", public="52.1.2.13")
 

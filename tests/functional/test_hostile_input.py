@@ -12,7 +12,6 @@ run before any AWS call. Here only the normalised domain is followed through to 
 
 from __future__ import annotations
 
-import importlib
 import ipaddress
 import os
 import re
@@ -24,7 +23,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from chalicelib import jobs, render
+from chalicelib import render
 from chalicelib.adapters.clients import CONFIG
 from chalicelib.adapters.route53 import Route53Records
 from chalicelib.adapters.ssm import SsmCommands
@@ -33,8 +32,11 @@ from chalicelib.core import backends as backend_lists
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import Damping, Health, Instance, Record, Role
 from chalicelib.report import Report
-from tests.fakes import FAKE_DOMAIN, FakeCloud
-from tests.fakes import fake_settings as settings
+from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, small_cluster
+from tests.kit.lambda_app import CLUSTER as STAGE_CLUSTER
+from tests.kit.lambda_app import LambdaApp
+from tests.kit.runs import run
+from tests.kit.settings import settings
 
 DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"
@@ -50,17 +52,8 @@ TEN_KIB = "x" * 10240
 COMMAND_ID = "0b5e1c6a-1f2d-4c3b-9a8e-7d6c5b4a3f21"  # SSM ids are 36 characters
 
 
-def run(cloud: FakeCloud, config: Settings, **kwargs: Any) -> Report:
-    return jobs.reconcile(config, cloud.services(), cloud.clock, **kwargs)
-
-
-def base_cloud() -> FakeCloud:
-    cloud = FakeCloud()
-    cloud.ec2.add("lb", "127.0.0.11", name="lb1")
-    cloud.ec2.add("lb", "127.0.0.12", name="lb2")
-    cloud.ec2.add("web", "127.0.1.21")
-    cloud.ec2.add("web", "127.0.1.22")
-    return cloud
+def two_webs() -> FakeCloud:
+    return small_cluster(webs=("127.0.1.21", "127.0.1.22"))
 
 
 def written_strings(cloud: FakeCloud) -> list[str]:
@@ -189,8 +182,8 @@ def _cases() -> Iterator[Any]:
 def test_a_tag_that_does_not_parse_skips_the_instance_and_reaches_nothing(
     role: str | None, tags: dict[str, str], key: str
 ) -> None:
-    cloud = base_cloud()
-    config = settings()
+    cloud = two_webs()
+    config = settings(FAKE_CLOUD_ENV)
     hostile_value = next(iter(tags.values()))
     hostile = cloud.ec2.add(role or "web", "127.0.1.99", tags=tags)
     if role is None:
@@ -246,8 +239,8 @@ def test_a_tag_that_does_not_parse_skips_the_instance_and_reaches_nothing(
 def test_a_controller_tag_that_does_not_parse_is_read_as_absent_and_rewritten(
     tags: dict[str, str],
 ) -> None:
-    cloud = base_cloud()
-    config = settings()
+    cloud = two_webs()
+    config = settings(FAKE_CLOUD_ENV)
     lb1 = next(iter(cloud.ec2.instances))
     for key, value in tags.items():
         cloud.ec2.set_tag(lb1, key, value)
@@ -272,9 +265,9 @@ def test_a_controller_tag_that_does_not_parse_is_read_as_absent_and_rewritten(
     ],
 )
 def test_ipv6_web_servers_are_listed_in_one_canonical_form(address: str, entry: str) -> None:
-    cloud = base_cloud()
+    cloud = two_webs()
     cloud.ec2.add("web", address)
-    report = run(cloud, settings())
+    report = run(cloud, settings(FAKE_CLOUD_ENV))
 
     assert report.ok, report.errors
     assert cloud.ssm.parameters[BACKENDS] == f"{GOOD_LIST} {entry}"
@@ -295,9 +288,9 @@ def test_ipv6_web_servers_are_listed_in_one_canonical_form(address: str, entry: 
 )
 def test_an_address_that_is_not_a_plain_ip_skips_the_instance(address: str) -> None:
     """Addresses come from EC2, but a stand-in (or a bug there) must not inject through them."""
-    cloud = base_cloud()
+    cloud = two_webs()
     web = cloud.ec2.add("web", address)
-    report = run(cloud, settings())
+    report = run(cloud, settings(FAKE_CLOUD_ENV))
 
     assert report.ok, report.errors
     assert any(n.startswith(f"skipped {web}: ") and "address" in n for n in report.notes)
@@ -328,8 +321,8 @@ def test_an_address_that_is_not_a_plain_ip_skips_the_instance(address: str) -> N
 def test_a_hand_edited_backend_parameter_is_never_pushed(stored: str) -> None:
     """While a guard keeps the last list, that list comes from Parameter Store: it must be one the
     controller could have written, or it counts as none (and nothing is pushed)."""
-    cloud = base_cloud()
-    config = settings()
+    cloud = two_webs()
+    config = settings(FAKE_CLOUD_ENV)
     run(cloud, config)
     # Every web server down: the empty-list guard keeps "the last list".
     cloud.prober.dead |= {"127.0.1.21", "127.0.1.22"}
@@ -404,7 +397,7 @@ def test_a_huge_or_look_alike_variable_is_a_named_error(variable: str, kind: str
 @pytest.mark.parametrize("domain", ["Prod.Example.COM", "prod.example.com.", "PROD.EXAMPLE.COM."])
 def test_the_domain_reaches_route53_in_one_form(domain: str) -> None:
     """Upper case and a trailing dot name the same zone; Route 53 gets one trailing dot, no more."""
-    config = settings(LBF_DOMAIN=domain)
+    config = settings(FAKE_CLOUD_ENV, domain=domain)
     assert config.domain == DOMAIN
     client = boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
@@ -556,7 +549,7 @@ def test_a_list_one_byte_too_long_is_not_truncated_and_not_pushed() -> None:
         cloud.ec2.add(
             "web", str(ipaddress.ip_address("10.0.0.0") + number), tags={"lbf:port": "65535"}
         )
-    report = run(cloud, settings())
+    report = run(cloud, settings(FAKE_CLOUD_ENV))
 
     assert cloud.calls.count("SendCommand") == 0
     assert BACKENDS not in cloud.ssm.parameters
@@ -566,12 +559,12 @@ def test_a_list_one_byte_too_long_is_not_truncated_and_not_pushed() -> None:
 
 def test_hostile_web_tags_never_change_the_command_sent() -> None:
     """The full path: hostile web servers beside good ones, and the exact SendCommand parameters."""
-    cloud = base_cloud()
+    cloud = two_webs()
     for value in ("$(reboot)", "80;reboot", "80\n", "\u0668\u0660", "0", "70000", TEN_KIB):
         cloud.ec2.add("web", "127.0.1.50", tags={"lbf:port": value})
     cloud.ec2.add("web", "127.0.1.51", tags={"lbf:maintenance": "drain\n$(reboot)"})
     cloud.ec2.add("web", "127.0.1.52", tags={"lbf:role": "web;reboot"})
-    run(cloud, settings())
+    run(cloud, settings(FAKE_CLOUD_ENV))
 
     sent = [d for op, d in cloud.calls.log if op == "SendCommand"]
     lb1, lb2 = list(cloud.ec2.instances)[:2]
@@ -583,40 +576,9 @@ def test_hostile_web_tags_never_change_the_command_sent() -> None:
 
 
 @pytest.fixture
-def chalice_app(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, FakeCloud]:
+def lambda_app(monkeypatch: pytest.MonkeyPatch) -> LambdaApp:
     """app.py with its AWS services replaced by the in-memory ones: no call leaves the process."""
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "LbFailover")
-    module = importlib.import_module("app")
-    cloud = FakeCloud()
-    cloud.ec2.add("lb", "127.0.0.11", name="lb1", cluster="web-dev")
-    cloud.ec2.add("lb", "127.0.0.12", name="lb2", cluster="web-dev")
-    monkeypatch.setattr(module, "aws_services", lambda settings: cloud.services())
-    return module, cloud
-
-
-def _invoke(module: Any, detail: Any) -> Any:
-    import chalice.test
-    from chalice.local import LambdaContext
-
-    # The stage's 90 s lambda_timeout: chalice's own test context has 3 s, in which no round of
-    # the event job (8 s for its writes) may start.
-    with (
-        pytest.MonkeyPatch.context() as patch,
-        chalice.test.Client(module.app, stage_name="dev", project_dir=str(ROOT)) as client,
-    ):
-        patch.setattr(
-            chalice.test,
-            "LambdaContext",
-            lambda name, memory_size: LambdaContext(name, memory_size, max_runtime_ms=90_000),
-        )
-        event = client.events.generate_cw_event(
-            source="aws.ec2",
-            detail_type="EC2 Instance State-change Notification",
-            detail=detail,
-            resources=[],
-        )
-        return client.lambda_.invoke("on_instance_change", event).payload
+    return LambdaApp(monkeypatch, small_cluster(webs=(), cluster=STAGE_CLUSTER))
 
 
 WRONG_DETAILS: list[Any] = [
@@ -645,10 +607,10 @@ WRONG_DETAILS: list[Any] = [
 
 @pytest.mark.parametrize("detail", WRONG_DETAILS, ids=lambda d: repr(d)[:40])
 def test_an_event_of_the_wrong_shape_is_ignored_with_a_named_reason(
-    chalice_app: tuple[Any, FakeCloud], detail: Any
+    lambda_app: LambdaApp, detail: Any
 ) -> None:
-    module, cloud = chalice_app
-    payload = _invoke(module, detail)
+    cloud = lambda_app.cloud
+    payload = lambda_app.invoke("on_instance_change", detail)
 
     assert set(payload) == {"ignored"}
     assert payload["ignored"].startswith(("detail.instance-id ", "detail.state "))
@@ -656,10 +618,10 @@ def test_an_event_of_the_wrong_shape_is_ignored_with_a_named_reason(
 
 
 def test_an_event_without_a_detail_fails_before_the_handler_and_calls_nothing(
-    chalice_app: tuple[Any, FakeCloud],
+    lambda_app: LambdaApp,
 ) -> None:
     """Chalice builds its CloudWatchEvent before any middleware: a missing key is its KeyError."""
-    module, cloud = chalice_app
+    module, cloud = lambda_app.module, lambda_app.cloud
     from chalice.test import Client
 
     with (
@@ -670,11 +632,11 @@ def test_an_event_without_a_detail_fails_before_the_handler_and_calls_nothing(
     assert cloud.calls.log == []
 
 
-def test_a_well_formed_event_runs_the_event_job(chalice_app: tuple[Any, FakeCloud]) -> None:
+def test_a_well_formed_event_runs_the_event_job(lambda_app: LambdaApp) -> None:
     """The control case: the same wiring with a good event does act (so the cases above are real)."""
-    module, cloud = chalice_app
+    cloud = lambda_app.cloud
     lb1 = next(iter(cloud.ec2.instances))
-    payload = _invoke(module, {"instance-id": lb1, "state": "running"})
+    payload = lambda_app.invoke("on_instance_change", {"instance-id": lb1, "state": "running"})
 
     assert payload["job"] == "on_instance_change"
     assert cloud.calls.count("DescribeInstances") == 1

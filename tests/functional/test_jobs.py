@@ -1,6 +1,6 @@
 """The reconcile job against in-memory AWS: what an operator sees after each run.
 
-These use tests/fakes.py rather than moto because the behaviour under test depends on Route 53
+These use tests/kit/cloud.py rather than moto because the behaviour under test depends on Route 53
 rejecting a stale compare-and-swap and on SSM command statuses, both of which moto gets wrong.
 """
 
@@ -10,44 +10,23 @@ import random
 
 import pytest
 
-from chalicelib import jobs
-from chalicelib.config import Settings
 from chalicelib.core.model import Record
 from chalicelib.errors import AwsError
-from chalicelib.report import Report
-from tests.fakes import FAKE_DOMAIN, FakeCloud
-from tests.fakes import fake_settings as settings
+from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, small_cluster
+from tests.kit.runs import converge, run
+from tests.kit.settings import settings
 
 DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"
 
 
-def run(cloud: FakeCloud, config: Settings, **kwargs: object) -> Report:
-    return jobs.reconcile(config, cloud.services(), cloud.clock, **kwargs)  # type: ignore[arg-type]
-
-
 @pytest.fixture
 def cloud() -> FakeCloud:
-    cloud = FakeCloud()
-    cloud.ec2.add("lb", "127.0.0.11", name="lb1")
-    cloud.ec2.add("lb", "127.0.0.12", name="lb2")
-    for host in (21, 22, 23):
-        cloud.ec2.add("web", f"127.0.1.{host}")
-    return cloud
-
-
-def converge(cloud: FakeCloud, config: Settings) -> Report:
-    report = run(cloud, config)
-    assert report.ok, report.errors
-    return report
-
-
-def ids(cloud: FakeCloud, role: str) -> list[str]:
-    return [i for i, raw in cloud.ec2.instances.items() if ("lbf:role", role) in raw.tags]
+    return small_cluster()
 
 
 def test_first_run_creates_records_after_rise_and_pushes_backends(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     report = converge(cloud, config)
 
     assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
@@ -58,7 +37,7 @@ def test_first_run_creates_records_after_rise_and_pushes_backends(cloud: FakeClo
     expected = "127.0.1.21:80 127.0.1.22:80 127.0.1.23:80"
     assert cloud.ssm.parameters["/lbf/demo/backends"] == expected
     assert cloud.ssm.parameters["/lbf/demo/lbs"] == "127.0.0.11 127.0.0.12"
-    lb1, lb2 = ids(cloud, "lb")
+    lb1, lb2 = cloud.ec2.ids("lb")
     assert cloud.ec2.tag(lb1, "lbf:state") == "active"
     assert cloud.ec2.tag(lb2, "lbf:state") == "standby"
     # The push succeeded, so each LB's lbf:backends holds the checksum it confirmed.
@@ -73,7 +52,7 @@ def test_first_run_creates_records_after_rise_and_pushes_backends(cloud: FakeClo
 
 
 def test_a_steady_run_writes_nothing_and_reads_each_thing_once(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     converge(cloud, config)  # lets the probe counts settle at their caps
     cloud.calls.log.clear()
@@ -87,7 +66,7 @@ def test_a_steady_run_writes_nothing_and_reads_each_thing_once(cloud: FakeCloud)
 
 
 def test_dead_active_lb_is_replaced_after_fall_rounds(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     converge(cloud, config)
     cloud.prober.dead.add("127.0.0.11")
@@ -104,13 +83,13 @@ def test_dead_active_lb_is_replaced_after_fall_rounds(cloud: FakeCloud) -> None:
     actions = [(c.action, c.record.values) for c in last if c.record.name == ACTIVE]
     assert actions == [("DELETE", ("127.0.0.11",)), ("CREATE", ("127.0.0.12",))]
     assert any("moved" in m for m in cloud.sns.messages)
-    lb1, lb2 = ids(cloud, "lb")
+    lb1, lb2 = cloud.ec2.ids("lb")
     assert cloud.ec2.tag(lb1, "lbf:health") == "unhealthy"
     assert cloud.ec2.tag(lb2, "lbf:state") == "active"
 
 
 def test_a_single_failed_probe_does_not_move_the_record(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     converge(cloud, config)
     flaps = iter([True, False, True, False, True, False] * 3)
@@ -122,9 +101,9 @@ def test_a_single_failed_probe_does_not_move_the_record(cloud: FakeCloud) -> Non
 
 
 def test_stopped_active_lb_is_replaced_in_the_first_round(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
-    lb1, _ = ids(cloud, "lb")
+    lb1, _ = cloud.ec2.ids("lb")
     cloud.ec2.set_state(lb1, "stopped")
 
     report = converge(cloud, config)
@@ -137,9 +116,9 @@ def test_stopped_active_lb_is_replaced_in_the_first_round(cloud: FakeCloud) -> N
 
 
 def test_the_event_run_acts_on_state_without_advancing_counts(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
-    lb1, lb2 = ids(cloud, "lb")
+    lb1, lb2 = cloud.ec2.ids("lb")
     probe_before = cloud.ec2.tag(lb2, "lbf:probe")
     cloud.ec2.set_state(lb1, "stopping")
     rounds_before = len(cloud.prober.rounds)
@@ -153,7 +132,7 @@ def test_the_event_run_acts_on_state_without_advancing_counts(cloud: FakeCloud) 
 
 
 def test_an_event_for_an_instance_outside_the_cluster_changes_nothing(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     cloud.calls.log.clear()
 
@@ -174,7 +153,7 @@ def test_detection_bound_holds_across_invocations(rounds: str) -> None:
     longer than INTERVAL (by 30 s more with 3 rounds). Deaths are placed all over the minute,
     including in that gap.
     """
-    config = settings(LBF_PROBE_ROUNDS=rounds)
+    config = settings(FAKE_CLOUD_ENV, probe_rounds=rounds)
     rng = random.Random(7)
     worst = 0.0
     for trial in range(40):
@@ -213,10 +192,10 @@ def test_detection_bound_holds_across_invocations(rounds: str) -> None:
 def test_two_runs_from_one_view_change_the_record_once(cloud: FakeCloud) -> None:
     """Run B planned the same failover as run A; A's batch lands first, B's CAS fails and
     B re-plans from the fresh record instead of overwriting it."""
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     converge(cloud, config)
-    lb1, _ = ids(cloud, "lb")
+    lb1, _ = cloud.ec2.ids("lb")
     cloud.ec2.set_state(lb1, "stopped")
 
     def other_run() -> None:
@@ -236,9 +215,9 @@ def test_two_runs_from_one_view_change_the_record_once(cloud: FakeCloud) -> None
 
 
 def test_a_record_still_stale_after_one_re_read_fails_the_run(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
-    lb1, _ = ids(cloud, "lb")
+    lb1, _ = cloud.ec2.ids("lb")
     cloud.ec2.set_state(lb1, "stopped")
     # Someone else changes the active record just before each of this run's batches: stale twice.
     # (A rejection after which the records read unchanged is permanent, not stale: that is
@@ -264,7 +243,7 @@ def test_a_record_still_stale_after_one_re_read_fails_the_run(cloud: FakeCloud) 
 
 
 def test_inventory_failure_acts_on_nothing(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     cloud.calls.log.clear()
     cloud.ec2.fail_describe = AwsError("ec2", "DescribeInstances", "RequestLimitExceeded", "slow")
@@ -279,7 +258,9 @@ def test_inventory_failure_acts_on_nothing(cloud: FakeCloud) -> None:
 
 @pytest.mark.parametrize("how", ["dry_run", "paused"])
 def test_dry_run_and_pause_plan_but_write_nothing(cloud: FakeCloud, how: str) -> None:
-    config = settings(LBF_DRY_RUN="true") if how == "dry_run" else settings()
+    config = (
+        settings(FAKE_CLOUD_ENV, dry_run="true") if how == "dry_run" else settings(FAKE_CLOUD_ENV)
+    )
     if how == "paused":
         cloud.ssm.parameters["/lbf/demo/paused"] = "true"
 
@@ -294,7 +275,7 @@ def test_paused_still_sends_notices_marked_paused_and_writes_nothing_else(
     cloud: FakeCloud,
 ) -> None:
     """SPEC: while paused an operator still hears about a dying LB; nothing else changes."""
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     converge(cloud, config)
     cloud.ssm.parameters["/lbf/demo/paused"] = "true"
@@ -324,14 +305,14 @@ def test_paused_still_sends_notices_marked_paused_and_writes_nothing_else(
 
 
 def test_a_dry_run_with_a_failing_lb_sends_no_notice_and_stores_none(cloud: FakeCloud) -> None:
-    converge(cloud, settings())
-    converge(cloud, settings())
+    converge(cloud, settings(FAKE_CLOUD_ENV))
+    converge(cloud, settings(FAKE_CLOUD_ENV))
     cloud.prober.dead.add("127.0.0.11")
     cloud.ec2.add("web", "127.0.1.24", tags={"lbf:port": "x"})  # a new condition: skipped
     notices_before = cloud.ssm.parameters.get("/lbf/demo/notices")
     cloud.calls.log.clear()
 
-    report = run(cloud, settings(LBF_DRY_RUN="true"))
+    report = run(cloud, settings(FAKE_CLOUD_ENV, dry_run="true"))
 
     assert cloud.calls.writes() == []
     assert cloud.sns.messages == []
@@ -345,7 +326,7 @@ def test_a_dry_run_with_a_failing_lb_sends_no_notice_and_stores_none(cloud: Fake
 
 
 def test_a_notice_that_cannot_be_sent_is_an_error_and_still_remembered(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     converge(cloud, config)
     cloud.prober.dead |= {"127.0.0.11", "127.0.0.12"}
@@ -362,7 +343,7 @@ def test_a_notice_that_cannot_be_sent_is_an_error_and_still_remembered(cloud: Fa
 
 
 def test_no_eligible_lb_leaves_the_record_and_notifies_once(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     cloud.prober.dead |= {"127.0.0.11", "127.0.0.12"}
     cloud.sns.messages.clear()
@@ -376,7 +357,7 @@ def test_no_eligible_lb_leaves_the_record_and_notifies_once(cloud: FakeCloud) ->
 
 
 def test_the_prober_failing_everything_at_once_moves_nothing(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     converge(cloud, config)
     cloud.prober.dead |= {"127.0.0.11", "127.0.0.12", "127.0.1.21", "127.0.1.22", "127.0.1.23"}
     cloud.sns.messages.clear()

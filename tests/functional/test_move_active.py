@@ -1,6 +1,6 @@
 """Planned failover from the command line: `python -m chalicelib move-active`.
 
-On the in-memory AWS (tests/fakes.py), which rejects a stale compare-and-swap as Route 53 does
+On the in-memory AWS (tests/kit/cloud.py), which rejects a stale compare-and-swap as Route 53 does
 and counts every call: each rule of the SPEC's "Planned failover" is checked by what was written,
 and a refused or dry move by `calls.writes()` being empty.
 """
@@ -11,14 +11,16 @@ from collections.abc import Sequence
 
 import pytest
 
+from bench.calls import is_write
 from chalicelib.__main__ import main
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
 from chalicelib.errors import AwsError, StaleView
-from tests.fakes import FAKE_DOMAIN, FAKE_ENV, READ_OPERATIONS, FakeCloud, FakeProber
+from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, FakeProber
+from tests.kit.settings import environment
 
 DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"
-ENV = FAKE_ENV
+ENV = environment(FAKE_CLOUD_ENV, sns_topic_arn=None)
 EIP_ENV = ENV | {"LBF_MODE": "eip", "LBF_EIP_ALLOCATION_ID": "eipalloc-0123456789abcdef0"}
 
 
@@ -65,14 +67,6 @@ def move(cloud: FakeCloud, *args: str, environ: dict[str, str] = ENV) -> int:
     )
 
 
-def lb_id(cloud: FakeCloud, name: str) -> str:
-    return next(i for i in cloud.ec2.instances if cloud.ec2.tag(i, "lbf:name") == name)
-
-
-def lb_ids(cloud: FakeCloud) -> list[str]:
-    return [i for i, raw in cloud.ec2.instances.items() if ("lbf:role", "lb") in raw.tags]
-
-
 def write_ops(cloud: FakeCloud) -> list[str]:
     return [op for op, _ in cloud.calls.writes()]
 
@@ -110,7 +104,7 @@ def test_move_to_a_healthy_current_lb_waits_for_insync(
         ("DELETE", ("127.0.0.11",)),
         ("CREATE", ("127.0.0.12",)),
     ]
-    lb1, lb2 = lb_ids(cloud)
+    lb1, lb2 = cloud.ec2.ids("lb")
     assert cloud.ec2.tag(lb2, "lbf:state") == "active"
     assert cloud.ec2.tag(lb1, "lbf:state") == "standby"
     assert probed(cloud, before) == ["127.0.0.12"]  # the target, live, before the move
@@ -154,8 +148,8 @@ def test_to_with_no_active_record_creates_it(cloud: FakeCloud) -> None:
 
     [batch] = [b for op, b in cloud.calls.log if op == "ChangeResourceRecordSets"]
     assert [(c.action, c.record.values) for c in batch] == [("CREATE", ("127.0.0.12",))]  # type: ignore[attr-defined]
-    assert cloud.ec2.tag(lb_id(cloud, "lb2"), "lbf:state") == "active"
-    assert cloud.ec2.tag(lb_id(cloud, "lb1"), "lbf:state") == "standby"
+    assert cloud.ec2.tag(cloud.ec2.id_named("lb2"), "lbf:state") == "active"
+    assert cloud.ec2.tag(cloud.ec2.id_named("lb1"), "lbf:state") == "standby"
 
 
 # --- --drain -----------------------------------------------------------------------------------
@@ -166,7 +160,7 @@ def test_drain_moves_off_the_lb_then_tags_it(cloud: FakeCloud) -> None:
 
     assert move(cloud, "--drain", "lb1", "--no-wait") == 0
 
-    lb1, lb2 = lb_id(cloud, "lb1"), lb_id(cloud, "lb2")
+    lb1, lb2 = cloud.ec2.id_named("lb1"), cloud.ec2.id_named("lb2")
     assert cloud.ec2.tag(lb1, "lbf:maintenance") == "drain"
     assert cloud.route53.value(ACTIVE) == ("127.0.0.12",)
     # The drain tag is the last write: after the move it belongs to went through.
@@ -191,7 +185,7 @@ def test_drain_of_an_lb_that_holds_nothing_only_tags_it(
 
     assert move(cloud, "--drain", "lb2", "--no-wait") == 0
 
-    lb2 = lb_id(cloud, "lb2")
+    lb2 = cloud.ec2.id_named("lb2")
     assert cloud.calls.writes() == [("CreateTags", ((lb2,), (("lbf:maintenance", "drain"),)))]
     assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)  # the record moves only off NAME
     assert rounds(cloud) == before  # nothing to move, nobody to probe
@@ -233,13 +227,13 @@ def test_drain_with_no_candidate_answering_is_refused_and_writes_nothing(
     assert move(cloud, "--drain", "lb1") == 1
 
     assert write_ops(cloud) == []  # no move, and so no drain tag either
-    assert cloud.ec2.tag(lb_id(cloud, "lb1"), "lbf:maintenance") is None
+    assert cloud.ec2.tag(cloud.ec2.id_named("lb1"), "lbf:maintenance") is None
     out = capsys.readouterr().out
     assert "refused, nothing changed: no candidate answered the live probe: lb2 (timeout)" in out
 
 
 def test_drain_with_no_other_eligible_lb_is_refused(cloud: FakeCloud) -> None:
-    cloud.ec2.set_tag(lb_id(cloud, "lb2"), "lbf:health", "unhealthy")
+    cloud.ec2.set_tag(cloud.ec2.id_named("lb2"), "lbf:health", "unhealthy")
     cloud.calls.log.clear()
     before = rounds(cloud)
 
@@ -306,7 +300,7 @@ def test_drain_of_an_unknown_lb_is_refused(
 def test_to_an_lb_the_scheduled_run_could_not_choose_is_refused(
     cloud: FakeCloud, why: str, said: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lb2 = lb_id(cloud, "lb2")
+    lb2 = cloud.ec2.id_named("lb2")
     target, extra, environ = "lb2", [], ENV
     if why == "unhealthy":
         cloud.ec2.set_tag(lb2, "lbf:health", "unhealthy")
@@ -341,7 +335,7 @@ def test_to_an_lb_the_scheduled_run_could_not_choose_is_refused(
 
 def test_to_an_lb_whose_list_is_stale_is_taken_while_min_backends_is_off(cloud: FakeCloud) -> None:
     """SPEC: the same backend-list requirement as the scheduled run, which is none by default."""
-    cloud.ec2.set_tag(lb_id(cloud, "lb2"), "lbf:backends", "0" * 64)
+    cloud.ec2.set_tag(cloud.ec2.id_named("lb2"), "lbf:backends", "0" * 64)
 
     assert move(cloud, "--to", "lb2", "--no-wait") == 0
 
@@ -389,7 +383,7 @@ def test_a_stale_view_fails_changes_nothing_and_writes_no_drain_tag(
 
     assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
     assert write_ops(cloud) == ["ChangeResourceRecordSets"]  # refused by Route 53, nothing else
-    assert cloud.ec2.tag(lb_id(cloud, "lb1"), "lbf:maintenance") is None
+    assert cloud.ec2.tag(cloud.ec2.id_named("lb1"), "lbf:maintenance") is None
     assert "changed since it was read, nothing moved" in capsys.readouterr().out
 
 
@@ -404,7 +398,7 @@ def test_someone_moving_the_record_first_makes_the_move_fail(cloud: FakeCloud) -
     assert move(cloud, "--to", "lb2") == 1
 
     assert cloud.route53.value(ACTIVE) == ("127.0.0.99",)
-    assert cloud.ec2.tag(lb_id(cloud, "lb2"), "lbf:state") == "standby"
+    assert cloud.ec2.tag(cloud.ec2.id_named("lb2"), "lbf:state") == "standby"
 
 
 def test_a_failed_tag_after_the_move_exits_1(cloud: FakeCloud) -> None:
@@ -429,7 +423,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing_tags_included(
     code = move(cloud, "--drain", "lb1", "--to", "lb2", environ=ENV | {"LBF_DRY_RUN": "true"})
 
     assert code == 0
-    assert [op for op, _ in cloud.calls.log if op not in READ_OPERATIONS] == []
+    assert [op for op, _ in cloud.calls.log if is_write(op)] == []
     assert cloud.calls.count("GetChange") == 0  # nothing to wait for
     assert before == (
         dict(cloud.ec2.instances),
@@ -467,7 +461,7 @@ def test_active_active_drain_takes_one_out_and_keeps_the_rest(active_active: Fak
     assert cloud.route53.value(ACTIVE) == ("127.0.0.11", "127.0.0.13")
     [batch] = [b for op, b in cloud.calls.log if op == "ChangeResourceRecordSets"]
     assert [c.action for c in batch] == ["DELETE", "CREATE"]  # type: ignore[attr-defined]
-    lb2 = lb_id(cloud, "lb2")
+    lb2 = cloud.ec2.id_named("lb2")
     assert cloud.ec2.tag(lb2, "lbf:maintenance") == "drain"
     assert cloud.ec2.tag(lb2, "lbf:state") == "standby"
     assert main(["reconcile"], environ=environ, services=cloud.services(), clock=cloud.clock) == 0
@@ -485,7 +479,7 @@ def test_active_active_drain_of_a_skipped_lb_takes_its_place_out_and_keeps_the_r
     """A skipped LB keeps its place in the record (frozen) until the operator drains it."""
     cloud = active_active
     environ = ENV | {"LBF_ACTIVE_MODE": "all"}
-    lb2 = lb_id(cloud, "lb2")
+    lb2 = cloud.ec2.id_named("lb2")
     for key, value in typo.items():
         cloud.ec2.set_tag(lb2, key, value)
     settle(cloud, environ)
@@ -521,7 +515,7 @@ def test_active_active_never_empties_the_record(active_active: FakeCloud) -> Non
     cloud = active_active
     environ = ENV | {"LBF_ACTIVE_MODE": "all"}
     for name in ("lb2", "lb3"):
-        cloud.ec2.set_tag(lb_id(cloud, name), "lbf:health", "unhealthy")
+        cloud.ec2.set_tag(cloud.ec2.id_named(name), "lbf:health", "unhealthy")
     cloud.route53.records[(ACTIVE, "A")] = Record(ACTIVE, "A", 60, ("127.0.0.11",))
     cloud.calls.log.clear()
 
@@ -541,7 +535,7 @@ def eip() -> FakeCloud:
     cloud.ec2.add("lb", "127.0.0.12", name="lb2")
     cloud.ec2.add("web", "127.0.1.21")
     settle(cloud, EIP_ENV)
-    assert cloud.ec2.eip_holder == lb_id(cloud, "lb1")
+    assert cloud.ec2.eip_holder == cloud.ec2.id_named("lb1")
     return cloud
 
 
@@ -551,7 +545,7 @@ def test_eip_drain_moves_the_address_after_checking_where_it_is(eip: FakeCloud) 
 
     assert move(cloud, "--drain", "lb1", environ=EIP_ENV) == 0
 
-    lb1, lb2 = lb_id(cloud, "lb1"), lb_id(cloud, "lb2")
+    lb1, lb2 = cloud.ec2.id_named("lb1"), cloud.ec2.id_named("lb2")
     assert cloud.ec2.eip_holder == lb2
     ops = [op for op, _ in cloud.calls.log]
     # Check-then-move: DescribeAddresses right before AssociateAddress, as a scheduled run does.
@@ -565,7 +559,7 @@ def test_eip_drain_moves_the_address_after_checking_where_it_is(eip: FakeCloud) 
 
 def test_eip_moved_by_someone_else_fails_and_writes_no_tag(eip: FakeCloud) -> None:
     cloud = eip
-    lb2 = lb_id(cloud, "lb2")
+    lb2 = cloud.ec2.id_named("lb2")
     reads = 0
 
     def someone_moves_it(operation: str, detail: object) -> None:
@@ -582,7 +576,7 @@ def test_eip_moved_by_someone_else_fails_and_writes_no_tag(eip: FakeCloud) -> No
 
     assert cloud.calls.count("AssociateAddress") == 0
     assert cloud.calls.count("CreateTags") == 0
-    assert cloud.ec2.tag(lb_id(cloud, "lb1"), "lbf:maintenance") is None
+    assert cloud.ec2.tag(cloud.ec2.id_named("lb1"), "lbf:maintenance") is None
 
 
 def test_eip_dry_run_writes_nothing(eip: FakeCloud) -> None:
@@ -592,7 +586,7 @@ def test_eip_dry_run_writes_nothing(eip: FakeCloud) -> None:
     assert move(cloud, "--to", "lb2", environ=EIP_ENV | {"LBF_DRY_RUN": "true"}) == 0
 
     assert write_ops(cloud) == []
-    assert cloud.ec2.eip_holder == lb_id(cloud, "lb1")
+    assert cloud.ec2.eip_holder == cloud.ec2.id_named("lb1")
 
 
 # --- configuration -----------------------------------------------------------------------------

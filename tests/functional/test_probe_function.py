@@ -33,8 +33,8 @@ from chalicelib.core.model import ProbeResult, ProbeTarget
 from chalicelib.errors import ProberFault
 from standin.aws import free_port
 from standin.web import LocalWebServer
-from tests.fakes import FakeCloud
-from tests.lambda_app import CLUSTER, LambdaApp
+from tests.kit.cloud import FakeCloud
+from tests.kit.lambda_app import CLUSTER, LambdaApp
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTION = "lb-failover-prod-ProbePrivate-1A2B3C"
@@ -329,9 +329,11 @@ def _stage_cloud(*, pool_public: bool) -> FakeCloud:
 def test_a_stage_with_the_prober_function_invokes_it_only_for_private_targets(
     monkeypatch: pytest.MonkeyPatch, pool_public: bool, rounds: int, invokes: int
 ) -> None:
-    monkeypatch.setenv("LBF_PROBER_FUNCTION", FUNCTION)
-    monkeypatch.setenv("LBF_POOL_ADDRESS", "public" if pool_public else "private")
-    lambda_app = LambdaApp(monkeypatch, _stage_cloud(pool_public=pool_public))
+    environ = {
+        "LBF_PROBER_FUNCTION": FUNCTION,
+        "LBF_POOL_ADDRESS": "public" if pool_public else "private",
+    }
+    lambda_app = LambdaApp(monkeypatch, _stage_cloud(pool_public=pool_public), environ=environ)
     cloud = lambda_app.cloud
 
     payload = lambda_app.invoke("reconcile", timeout_ms=60_000)

@@ -4,7 +4,7 @@ LBF_PROBER_FAULT_PERCENT).
 
 The stand: LBs published and probed at public addresses (as clients reach them), the web pool at
 private ones (the defaults for the pool), and the prober function as its adapter presents itself
-to the job (tests/fakes.py: the same probes, or a ProberFault). How the adapter turns each way an
+to the job (tests/kit/cloud.py: the same probes, or a ProberFault). How the adapter turns each way an
 invoke fails into a ProberFault is pinned in test_probe_function.py.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import jobs
 from chalicelib.config import Settings
-from chalicelib.report import Report
-from tests.fakes import FAKE_DOMAIN, FakeCloud, fake_settings
+from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, small_cluster
+from tests.kit.runs import converge
+from tests.kit.settings import settings
 
 ACTIVE = f"lb.{FAKE_DOMAIN}"
 NOTICES = "/lbf/demo/notices"
@@ -24,29 +24,14 @@ FUNCTION = "lb-failover-prod-ProbePrivate-1A2B3C"
 WEB_ADDRESSES = ("127.0.1.21", "127.0.1.22", "127.0.1.23")
 
 
-def settings(**overrides: str) -> Settings:
-    variables = {"LBF_LB_ADDRESS": "public", "LBF_PROBER_FUNCTION": FUNCTION, "LBF_FALL": "2"}
-    return fake_settings(**(variables | overrides))
+# What differs from the fake cloud here: LBs probed at public addresses, a prober function for
+# the private ones, and verdicts that fall after two failed probes.
+TWO_PATHS = {"LBF_LB_ADDRESS": "public", "LBF_PROBER_FUNCTION": FUNCTION, "LBF_FALL": "2"}
 
 
 @pytest.fixture
 def cloud() -> FakeCloud:
-    cloud = FakeCloud()
-    cloud.ec2.add("lb", "127.0.0.11", name="lb1")
-    cloud.ec2.add("lb", "127.0.0.12", name="lb2")
-    for address in WEB_ADDRESSES:
-        cloud.ec2.add("web", address)
-    return cloud
-
-
-def converge(cloud: FakeCloud, config: Settings) -> Report:
-    report = jobs.reconcile(config, cloud.services(), cloud.clock)
-    assert report.ok, report.errors
-    return report
-
-
-def ids(cloud: FakeCloud, role: str) -> list[str]:
-    return [i for i, raw in cloud.ec2.instances.items() if ("lbf:role", role) in raw.tags]
+    return small_cluster(webs=WEB_ADDRESSES)
 
 
 def settled(cloud: FakeCloud, config: Settings) -> None:
@@ -62,35 +47,35 @@ def settled(cloud: FakeCloud, config: Settings) -> None:
 def test_each_round_sends_the_private_targets_to_the_prober_function_once(
     cloud: FakeCloud,
 ) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, TWO_PATHS)
     report = converge(cloud, config)
 
     assert len(cloud.probe_function.invocations) == report.rounds == config.probe_rounds
     assert all(
-        sorted(keys) == sorted(ids(cloud, "web")) for keys in cloud.probe_function.invocations
+        sorted(keys) == sorted(cloud.ec2.ids("web")) for keys in cloud.probe_function.invocations
     )
-    assert all(sorted(keys) == sorted(ids(cloud, "lb")) for keys in cloud.prober.probed)
+    assert all(sorted(keys) == sorted(cloud.ec2.ids("lb")) for keys in cloud.prober.probed)
     assert cloud.ssm.parameters[BACKENDS].count(":80") == 3
 
 
 def test_private_lbs_go_to_the_prober_function_too(cloud: FakeCloud) -> None:
-    converge(cloud, settings(LBF_LB_ADDRESS="private"))
+    converge(cloud, settings(FAKE_CLOUD_ENV, TWO_PATHS, lb_address="private"))
 
-    every = sorted(ids(cloud, "lb") + ids(cloud, "web"))
+    every = sorted(cloud.ec2.ids("lb") + cloud.ec2.ids("web"))
     assert all(sorted(keys) == every for keys in cloud.probe_function.invocations)
     assert cloud.prober.probed == []  # nothing public left to probe in-process
 
 
 def test_without_the_setting_every_target_is_probed_in_process(cloud: FakeCloud) -> None:
-    converge(cloud, fake_settings(LBF_LB_ADDRESS="public"))
+    converge(cloud, settings(FAKE_CLOUD_ENV, lb_address="public"))
 
     assert cloud.probe_function.invocations == []
-    every = sorted(ids(cloud, "lb") + ids(cloud, "web"))
+    every = sorted(cloud.ec2.ids("lb") + cloud.ec2.ids("web"))
     assert all(sorted(keys) == every for keys in cloud.prober.probed)
 
 
 def test_when_no_target_is_private_the_prober_function_is_never_invoked(cloud: FakeCloud) -> None:
-    converge(cloud, settings(LBF_POOL_ADDRESS="public"))
+    converge(cloud, settings(FAKE_CLOUD_ENV, TWO_PATHS, pool_address="public"))
 
     assert cloud.probe_function.invocations == []
     assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
@@ -99,7 +84,7 @@ def test_when_no_target_is_private_the_prober_function_is_never_invoked(cloud: F
 def test_a_prober_function_that_cannot_answer_holds_the_pool_and_the_lbs_still_fail_over(
     cloud: FakeCloud,
 ) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, TWO_PATHS)
     settled(cloud, config)
     cloud.probe_function.fault = "invoking the prober function failed: TooManyRequestsException"
     cloud.prober.dead |= {"127.0.0.11", *WEB_ADDRESSES}
@@ -112,7 +97,7 @@ def test_a_prober_function_that_cannot_answer_holds_the_pool_and_the_lbs_still_f
     assert [(f.moved_from, f.moved_to) for f in report.failovers] == [("lb1", "lb2")]
     # The private path's round was the prober's fault: no web server's verdict changed.
     assert cloud.ssm.parameters[BACKENDS].count(":80") == 3
-    assert all(cloud.ec2.tag(web, "lbf:health") == "healthy" for web in ids(cloud, "web"))
+    assert all(cloud.ec2.tag(web, "lbf:health") == "healthy" for web in cloud.ec2.ids("web"))
     faults = [m for m in cloud.sns.messages if "TooManyRequestsException" in m]
     assert len(faults) == 1  # once, over two runs of six rounds
     assert "fault on the prober's side" in faults[0]
@@ -120,7 +105,7 @@ def test_a_prober_function_that_cannot_answer_holds_the_pool_and_the_lbs_still_f
 
 
 def test_the_condition_clears_when_the_prober_function_answers_again(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, TWO_PATHS)
     settled(cloud, config)
     cloud.probe_function.fault = "invoking the prober function failed: ResourceNotReadyException"
     converge(cloud, config)
@@ -135,7 +120,7 @@ def test_the_condition_clears_when_the_prober_function_answers_again(cloud: Fake
 
 
 def test_every_private_probe_failing_is_a_fault_of_that_path_only(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, TWO_PATHS)
     settled(cloud, config)
     cloud.prober.dead |= {"127.0.0.11", *WEB_ADDRESSES}  # the VPC side sees nothing at all
 
@@ -150,14 +135,14 @@ def test_every_private_probe_failing_is_a_fault_of_that_path_only(cloud: FakeClo
 
 
 def test_every_public_probe_failing_is_a_fault_of_that_path_only(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV, TWO_PATHS)
     settled(cloud, config)
     cloud.prober.dead |= {"127.0.0.11", "127.0.0.12", "127.0.1.23"}  # the controller's side
 
     converge(cloud, config)
 
     assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)  # no failover from a blind controller
-    assert all(cloud.ec2.tag(lb, "lbf:health") == "healthy" for lb in ids(cloud, "lb"))
+    assert all(cloud.ec2.tag(lb, "lbf:health") == "healthy" for lb in cloud.ec2.ids("lb"))
     assert "127.0.1.23" not in cloud.ssm.parameters[BACKENDS]  # the private path still counted
     notified = cloud.ssm.parameters[NOTICES].splitlines()
     assert "prober-fault" in notified

@@ -4,7 +4,7 @@ a tag that does not parse, a missing address, a changed TTL, a pool that fails a
 Every case runs through the public entry points an operator's traffic takes: the scheduled job
 (`jobs.reconcile`), the event job (`probe=False`), the command line's `main`, and the Chalice
 app's handlers (chalice's test client, with the app's AWS services swapped for the in-memory ones
-of tests/fakes.py). The in-memory Route 53 applies a change batch atomically and refuses a DELETE
+of tests/kit/cloud.py). The in-memory Route 53 applies a change batch atomically and refuses a DELETE
 that does not match the record, as Route 53 does and moto does not: the TTL change of the active
 record must go through the compare-and-swap, and only the fake would notice if it did not.
 """
@@ -14,17 +14,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from chalicelib import jobs
 from chalicelib.__main__ import main
-from chalicelib.config import Settings
 from chalicelib.core.model import RawInstance
-from chalicelib.report import Report
-from tests.fakes import FakeCloud
-from tests.lambda_app import LambdaApp
+from tests.kit.cloud import FakeCloud, small_cluster
+from tests.kit.lambda_app import DEV_STAGE_ENV, LambdaApp
+from tests.kit.runs import scheduled, settle
+from tests.kit.settings import environment, settings
 
 ROOT = Path(__file__).resolve().parents[2]
 # The app's dev stage (.chalice/config.json): every run kind shares its cluster and domain.
@@ -32,12 +30,6 @@ CLUSTER = "web-dev"
 DOMAIN = "edge-dev.example.com"
 ACTIVE = f"lb.{DOMAIN}"
 OWNERSHIP = f"_lbf.{DOMAIN}"
-BASE_ENV = {
-    "LBF_CLUSTER": CLUSTER,
-    "LBF_DOMAIN": DOMAIN,
-    "LBF_HOSTED_ZONE_ID": "Z0000000000EXAMPLE",
-    "LBF_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:111122223333:lb-failover-web-dev",
-}
 EIP = "198.51.100.7"  # the in-memory EC2's Elastic IP
 LB1, LB2 = "127.0.0.11", "127.0.0.12"
 NEW_LB1 = "127.0.0.13"  # lb1 after a stop and a start
@@ -55,27 +47,7 @@ Runner = Callable[[str, str | None], None]
 
 @pytest.fixture
 def cloud() -> FakeCloud:
-    cloud = FakeCloud()
-    cloud.ec2.add("lb", LB1, name="lb1", cluster=CLUSTER)
-    cloud.ec2.add("lb", LB2, name="lb2", cluster=CLUSTER)
-    for address in WEBS:
-        cloud.ec2.add("web", address, cluster=CLUSTER)
-    return cloud
-
-
-def env_of(*parts: dict[str, str]) -> dict[str, str]:
-    merged = dict(BASE_ENV)
-    for part in parts:
-        merged.update(part)
-    return merged
-
-
-def scheduled(cloud: FakeCloud, env: dict[str, str], **kwargs: Any) -> Report:
-    """One scheduled invocation, and the minute to the next one."""
-    started = cloud.clock.now()
-    report = jobs.reconcile(Settings.from_env(env), cloud.services(), cloud.clock, **kwargs)
-    cloud.clock.time = max(cloud.clock.time, started + 60)
-    return report
+    return small_cluster(webs=WEBS, cluster=CLUSTER)
 
 
 @pytest.fixture
@@ -88,11 +60,11 @@ def runner(
         def run(handler: str, instance_id: str | None) -> None:
             concerning = instance_id or next(iter(cloud.ec2.instances))
             if kind == "scheduled":
-                scheduled(cloud, env)
+                scheduled(cloud, settings(env))
             elif kind == "event":
                 scheduled(
                     cloud,
-                    env,
+                    settings(env),
                     rounds=1,
                     probe=False,
                     job="on_instance_change",
@@ -108,11 +80,9 @@ def runner(
                 )
                 cloud.clock.advance(60)
             else:
-                for key, value in env.items():
-                    monkeypatch.setenv(key, value)
                 # The stage's Lambda time on the fake clock: chalice's own test context reports
                 # about 3 s left, in which no round may start.
-                app = LambdaApp(monkeypatch, cloud)
+                app = LambdaApp(monkeypatch, cloud, environ=env)
                 if handler == "reconcile" or instance_id is None:
                     app.invoke("reconcile")
                 else:
@@ -129,11 +99,9 @@ def ids(cloud: FakeCloud) -> tuple[str, str]:
     return lb1, lb2
 
 
-def settle(cloud: FakeCloud, env: dict[str, str]) -> None:
+def settle_on_lb1(cloud: FakeCloud, env: dict[str, str]) -> None:
     """Two scheduled runs: verdicts, records, the list, the Elastic IP, all in place on lb1."""
-    for _ in range(2):
-        report = scheduled(cloud, env)
-        assert report.ok, report.errors
+    settle(cloud, settings(env))
     lb1, _ = ids(cloud)
     assert cloud.route53.value(f"lb1.{DOMAIN}") == (LB1,)
     if env.get("LBF_MODE") == "eip":
@@ -187,11 +155,11 @@ def test_a_skipped_active_lb_that_ec2_stops_loses_its_record_and_the_active_role
     kind: str,
 ) -> None:
     """The issue's repro: a typo in lbf:maintenance on the active LB, then EC2 stops it."""
-    env = env_of(MODES[mode], ADDRESSING[addressing])
-    settle(cloud, env)
+    env = environment(DEV_STAGE_ENV, MODES[mode], ADDRESSING[addressing])
+    settle_on_lb1(cloud, env)
     lb1, lb2 = ids(cloud)
     cloud.ec2.set_tag(lb1, "lbf:maintenance", "Drain")
-    scheduled(cloud, env)
+    scheduled(cloud, settings(env))
     stop(cloud, lb1, public=addressing == "public")
 
     runner(kind, env)("on_instance_change", lb1)
@@ -216,11 +184,11 @@ def test_a_skipped_active_lb_back_from_a_stop_with_a_new_address_takes_what_it_h
 ) -> None:
     """An address is EC2's, not a tag: a skipped LB stopped and started between two runs keeps
     its own record and the active role, at its new address, and no tag of it is written."""
-    env = env_of(MODES[mode], ADDRESSING[addressing])
-    settle(cloud, env)
+    env = environment(DEV_STAGE_ENV, MODES[mode], ADDRESSING[addressing])
+    settle_on_lb1(cloud, env)
     lb1, _ = ids(cloud)
     cloud.ec2.set_tag(lb1, "lbf:maintenance", "Drain")
-    scheduled(cloud, env)
+    scheduled(cloud, settings(env))
     since = len(cloud.calls.log)
     cloud.ec2.set_state(lb1, "running", address=NEW_LB1)
 
@@ -236,14 +204,14 @@ def test_a_skipped_active_lb_back_from_a_stop_with_a_new_address_takes_what_it_h
 
 
 def test_a_skipped_stopped_lb_is_a_failover_with_its_notice(cloud: FakeCloud) -> None:
-    env = env_of(ADDRESSING["private"])
-    settle(cloud, env)
+    env = environment(DEV_STAGE_ENV, ADDRESSING["private"])
+    settle_on_lb1(cloud, env)
     lb1, _ = ids(cloud)
     cloud.ec2.set_tag(lb1, "lbf:name", "LB-1")
-    scheduled(cloud, env)
+    scheduled(cloud, settings(env))
     stop(cloud, lb1, public=False)
 
-    report = scheduled(cloud, env, rounds=1, probe=False, concerning=lb1)
+    report = scheduled(cloud, settings(env), rounds=1, probe=False, concerning=lb1)
 
     assert [(f.moved_from, f.moved_to) for f in report.failovers] == [(lb1, "lb2")]
     assert any("moved off" in m and "stopped" in m for m in cloud.sns.messages)
@@ -263,8 +231,8 @@ def test_a_running_lb_whose_name_tag_stops_parsing_keeps_its_record_and_its_role
     kind: str,
 ) -> None:
     """The issue's repro: a running LB's lbf:name edited into something that does not parse."""
-    env = env_of(MODES[mode], ADDRESSING[addressing])
-    settle(cloud, env)
+    env = environment(DEV_STAGE_ENV, MODES[mode], ADDRESSING[addressing])
+    settle_on_lb1(cloud, env)
     lb1, lb2 = ids(cloud)
     mark = len(cloud.calls.log)
     cloud.ec2.set_tag(lb1, "lbf:name", "lb1\n")
@@ -294,11 +262,11 @@ def test_a_skipped_active_lb_whose_probes_fail_loses_the_active_role(
     addressing: str,
     kind: str,
 ) -> None:
-    env = env_of(MODES[mode], ADDRESSING[addressing])
-    settle(cloud, env)
+    env = environment(DEV_STAGE_ENV, MODES[mode], ADDRESSING[addressing])
+    settle_on_lb1(cloud, env)
     lb1, lb2 = ids(cloud)
     cloud.ec2.set_tag(lb1, "lbf:maintenance", "drain please")
-    scheduled(cloud, env)
+    scheduled(cloud, settings(env))
     if mode != "active-active":
         assert_active_on(cloud, mode, lb1, LB1)
     cloud.prober.dead.add(LB1)
@@ -311,13 +279,13 @@ def test_a_skipped_active_lb_whose_probes_fail_loses_the_active_role(
 
 
 def test_a_skipped_lb_that_answers_again_is_never_newly_chosen(cloud: FakeCloud) -> None:
-    env = env_of(ADDRESSING["private"])
-    settle(cloud, env)
+    env = environment(DEV_STAGE_ENV, ADDRESSING["private"])
+    settle_on_lb1(cloud, env)
     _, lb2 = ids(cloud)
     cloud.ec2.set_tag(lb2, "lbf:maintenance", "Drain")
     cloud.prober.dead.add(LB1)
 
-    report = scheduled(cloud, env)
+    report = scheduled(cloud, settings(env))
 
     assert cloud.route53.value(ACTIVE) == (LB1,)  # left on lb1: lb2 is skipped, never chosen
     assert any("no load balancer is eligible" in m for m in cloud.sns.messages), report.notes
@@ -327,8 +295,8 @@ def test_a_skipped_lb_that_answers_again_is_never_newly_chosen(cloud: FakeCloud)
 def test_a_skipped_web_server_keeps_its_entry_while_it_answers(
     cloud: FakeCloud, runner: Callable[[str, dict[str, str]], Runner], kind: str
 ) -> None:
-    env = env_of(ADDRESSING["private"])
-    settle(cloud, env)
+    env = environment(DEV_STAGE_ENV, ADDRESSING["private"])
+    settle_on_lb1(cloud, env)
     web = list(cloud.ec2.instances)[2]
     backends = f"/lbf/{CLUSTER}/backends"
     whole = " ".join(f"{w}:80" for w in WEBS)
@@ -339,15 +307,15 @@ def test_a_skipped_web_server_keeps_its_entry_while_it_answers(
     assert cloud.ssm.parameters[backends] == whole
 
     cloud.prober.dead.add(WEBS[0])
-    scheduled(cloud, env)
+    scheduled(cloud, settings(env))
     assert cloud.ssm.parameters[backends] == " ".join(f"{w}:80" for w in WEBS[1:])
 
 
 def test_status_says_why_each_instance_is_skipped(
     cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    env = env_of(ADDRESSING["private"])
-    settle(cloud, env)
+    env = environment(DEV_STAGE_ENV, ADDRESSING["private"])
+    settle_on_lb1(cloud, env)
     lb1, _ = ids(cloud)
     web = list(cloud.ec2.instances)[2]
     cloud.ec2.set_tag(lb1, "lbf:name", "LB1")
@@ -372,8 +340,8 @@ def test_status_says_why_each_instance_is_skipped(
 def test_a_running_lb_without_a_public_ipv4_is_skipped_loudly_once(
     cloud: FakeCloud, runner: Callable[[str, dict[str, str]], Runner], kind: str
 ) -> None:
-    env = env_of(ADDRESSING["public"])
-    settle(cloud, env)
+    env = environment(DEV_STAGE_ENV, ADDRESSING["public"])
+    settle_on_lb1(cloud, env)
     lb3 = cloud.ec2.add("lb", "127.0.0.13", cluster=CLUSTER)
     raw = cloud.ec2.instances[lb3]
     cloud.ec2.instances[lb3] = RawInstance(
@@ -395,16 +363,16 @@ def test_a_running_lb_without_a_public_ipv4_is_skipped_loudly_once(
 def test_an_ipv6_only_web_server_under_private_addressing_is_skipped_loudly_once(
     cloud: FakeCloud,
 ) -> None:
-    env = env_of(ADDRESSING["private"])
-    settle(cloud, env)
+    env = environment(DEV_STAGE_ENV, ADDRESSING["private"])
+    settle_on_lb1(cloud, env)
     web = cloud.ec2.add("web", "127.0.1.24", cluster=CLUSTER)
     raw = cloud.ec2.instances[web]
     cloud.ec2.instances[web] = RawInstance(
         web, "running", raw.launch_time, None, "2001:db8::24", raw.tags
     )
 
-    scheduled(cloud, env)
-    scheduled(cloud, env)
+    scheduled(cloud, settings(env))
+    scheduled(cloud, settings(env))
 
     about = [m for m in cloud.sns.messages if web in m]
     assert about == [
@@ -415,8 +383,8 @@ def test_an_ipv6_only_web_server_under_private_addressing_is_skipped_loudly_once
 def test_status_says_an_eip_mode_lb_needs_its_own_public_ipv4(
     cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    env = env_of(MODES["eip"], ADDRESSING["public"])
-    settle(cloud, env)
+    env = environment(DEV_STAGE_ENV, MODES["eip"], ADDRESSING["public"])
+    settle_on_lb1(cloud, env)
     _, lb2 = ids(cloud)
     raw = cloud.ec2.instances[lb2]
     cloud.ec2.instances[lb2] = RawInstance(
@@ -439,8 +407,8 @@ def test_a_changed_ttl_reaches_every_record_on_the_next_run(
     cloud: FakeCloud, runner: Callable[[str, dict[str, str]], Runner], mode: str, kind: str
 ) -> None:
     """The issue's repro: LBF_TTL lowered from 300 to 10."""
-    env = env_of(MODES[mode], ADDRESSING["private"])
-    settle(cloud, env | {"LBF_TTL": "300"})
+    env = environment(DEV_STAGE_ENV, MODES[mode], ADDRESSING["private"])
+    settle_on_lb1(cloud, env | {"LBF_TTL": "300"})
     active_before = cloud.route53.records[(ACTIVE, "A")]
     assert active_before.ttl == 300
     batches = len(cloud.route53.batches)
@@ -478,15 +446,15 @@ def pool_of_eight() -> FakeCloud:
 
 @pytest.mark.parametrize("kind", ["scheduled", "cli"])
 def test_a_pool_failing_a_little_each_round_loses_at_most_max_pool_drop_in_one_run(
-    kind: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+    kind: str,
 ) -> None:
     """The issue's repro: of eight web servers 4 fail in round 1, 2 more in round 3, 1 more in
     round 5 (LBF_FALL=1, so each failure is a verdict in its round)."""
     cloud = pool_of_eight()
-    env = env_of(ADDRESSING["private"], {"LBF_FALL": "1", "LBF_MAX_POOL_DROP": "50"})
+    env = environment(DEV_STAGE_ENV, ADDRESSING["private"], fall="1", max_pool_drop="50")
     settle_runs = 2
     for _ in range(settle_runs):
-        scheduled(cloud, env)
+        scheduled(cloud, settings(env))
     backends = f"/lbf/{CLUSTER}/backends"
     assert len(cloud.ssm.parameters[backends].split()) == 8
     start = cloud.clock.now()
@@ -506,7 +474,7 @@ def test_a_pool_failing_a_little_each_round_loses_at_most_max_pool_drop_in_one_r
     if kind == "cli":
         main(["reconcile"], environ=env, services=cloud.services(), clock=cloud.clock)
     else:
-        scheduled(cloud, env)
+        scheduled(cloud, settings(env))
 
     assert cloud.prober.rounds[-1] - start >= 50  # the run reached round 6
     assert min(len(text.split()) for text in lists) == 4  # 50% of the 8 it started with
@@ -516,10 +484,10 @@ def test_a_pool_failing_a_little_each_round_loses_at_most_max_pool_drop_in_one_r
 
 def test_a_first_run_with_nothing_published_has_no_bound() -> None:
     cloud = pool_of_eight()
-    env = env_of(ADDRESSING["private"], {"LBF_MAX_POOL_DROP": "10"})
+    env = environment(DEV_STAGE_ENV, ADDRESSING["private"], max_pool_drop="10")
     cloud.prober.dead |= set(EIGHT[:6])
 
-    scheduled(cloud, env)
+    scheduled(cloud, settings(env))
 
     assert cloud.ssm.parameters[f"/lbf/{CLUSTER}/backends"] == " ".join(
         f"{a}:80" for a in EIGHT[6:]
@@ -528,14 +496,14 @@ def test_a_first_run_with_nothing_published_has_no_bound() -> None:
 
 def test_stopped_web_servers_are_not_bounded_by_max_pool_drop() -> None:
     cloud = pool_of_eight()
-    env = env_of(ADDRESSING["private"], {"LBF_MAX_POOL_DROP": "25"})
-    scheduled(cloud, env)
-    scheduled(cloud, env)
+    env = environment(DEV_STAGE_ENV, ADDRESSING["private"], max_pool_drop="25")
+    scheduled(cloud, settings(env))
+    scheduled(cloud, settings(env))
     webs = list(cloud.ec2.instances)[1:]
     for web in webs[:5]:
         cloud.ec2.set_state(web, "stopped")
 
-    scheduled(cloud, env, rounds=1, probe=False, concerning=webs[0])
+    scheduled(cloud, settings(env), rounds=1, probe=False, concerning=webs[0])
 
     assert cloud.ssm.parameters[f"/lbf/{CLUSTER}/backends"] == " ".join(
         f"{a}:80" for a in EIGHT[5:]
@@ -548,8 +516,8 @@ def test_a_new_lb_is_never_given_the_name_of_a_skipped_lbs_own_record(
 ) -> None:
     """A skipped LB whose lbf:name does not parse has no name in the inventory; the lowest free
     `lbN` for a newcomer must not be the one its own record has."""
-    env = env_of(ADDRESSING["private"])
-    settle(cloud, env)
+    env = environment(DEV_STAGE_ENV, ADDRESSING["private"])
+    settle_on_lb1(cloud, env)
     lb1, _ = ids(cloud)
     cloud.ec2.set_tag(lb1, "lbf:name", "lb1 ")
     newcomer = cloud.ec2.add("lb", "127.0.0.13", cluster=CLUSTER)
@@ -568,8 +536,8 @@ def test_a_new_lb_is_never_given_the_name_of_a_skipped_lbs_own_record(
 def test_a_skipped_stopped_lb_is_planned_off_and_nothing_is_written(
     cloud: FakeCloud, how: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    env = env_of(ADDRESSING["private"], {"LBF_TTL": "30"})
-    settle(cloud, env_of(ADDRESSING["private"]))
+    env = environment(DEV_STAGE_ENV, ADDRESSING["private"], ttl="30")
+    settle_on_lb1(cloud, environment(DEV_STAGE_ENV, ADDRESSING["private"]))
     lb1, _ = ids(cloud)
     cloud.ec2.set_tag(lb1, "lbf:name", "lb1!")
     stop(cloud, lb1, public=False)
@@ -583,7 +551,7 @@ def test_a_skipped_stopped_lb_is_planned_off_and_nothing_is_written(
         planned = capsys.readouterr().out
     else:
         extra = {"LBF_DRY_RUN": "true"} if how == "dry-run" else {}
-        report = scheduled(cloud, env | extra)
+        report = scheduled(cloud, settings(env | extra))
         code, planned = (0 if report.ok else 1), "\n".join(report.planned)
 
     assert code == 0
@@ -605,13 +573,13 @@ def test_a_skipped_stopped_lb_is_planned_off_and_nothing_is_written(
 def test_a_listed_web_server_whose_verdict_is_lost_keeps_its_entry(cloud: FakeCloud) -> None:
     """Unknown is never a reason to move: a server whose lbf:health tag is gone (a run killed
     between the list and the tags) is not taken out of the list outside LBF_MAX_POOL_DROP."""
-    env = env_of(ADDRESSING["private"])
-    settle(cloud, env)
+    env = environment(DEV_STAGE_ENV, ADDRESSING["private"])
+    settle_on_lb1(cloud, env)
     web = list(cloud.ec2.instances)[2]
     cloud.ec2.set_tag(web, "lbf:health", None)
     cloud.ec2.set_tag(web, "lbf:probe", None)
     whole = " ".join(f"{w}:80" for w in WEBS)
 
-    scheduled(cloud, env, rounds=1, probe=False, concerning=web)
+    scheduled(cloud, settings(env), rounds=1, probe=False, concerning=web)
 
     assert cloud.ssm.parameters[f"/lbf/{CLUSTER}/backends"] == whole

@@ -1,6 +1,6 @@
 """Where two rules meet: rejected and lost Route 53 changes, slow and refused pushes, notices.
 
-Against the public entry point `jobs.reconcile` on the in-memory AWS of tests/fakes.py, which is
+Against the public entry point `jobs.reconcile` on the in-memory AWS of tests/kit/cloud.py, which is
 faithful where moto is not: Route 53 there rejects a batch atomically with AWS's error code and
 message (moto answers `InvalidInput` where AWS says `InvalidChangeBatch`, and enforces no CNAME
 conflict at all); Parameter Store there refuses values over 8 KB and reports the tier past 4 KB
@@ -22,12 +22,19 @@ from chalicelib import jobs
 from chalicelib.__main__ import main
 from chalicelib.adapters.clients import CONFIG
 from chalicelib.adapters.ssm import SsmCommands
-from chalicelib.config import Settings
 from chalicelib.core.backends import checksum
 from chalicelib.errors import AwsError
 from chalicelib.report import Report
-from tests.fakes import FAKE_DOMAIN, FAKE_ENV, FakeCloud, Killed, kill_at_write
-from tests.fakes import fake_settings as settings
+from tests.kit.cloud import (
+    FAKE_CLOUD_ENV,
+    FAKE_DOMAIN,
+    FakeCloud,
+    Killed,
+    kill_at_write,
+    small_cluster,
+)
+from tests.kit.runs import scheduled, settle
+from tests.kit.settings import environment, settings
 
 DOMAIN = FAKE_DOMAIN
 ACTIVE = f"lb.{DOMAIN}"
@@ -36,33 +43,17 @@ LB1, LB2 = "127.0.0.11", "127.0.0.12"
 WEBS = ("127.0.1.21", "127.0.1.22", "127.0.1.23")
 
 
-def run(cloud: FakeCloud, config: Settings, **kwargs: Any) -> Report:
-    """One invocation, a minute after the previous one started (the schedule)."""
-    report = jobs.reconcile(config, cloud.services(), cloud.clock, **kwargs)
-    cloud.clock.advance(max(0.0, 60.0 - report.seconds))
-    return report
-
-
-def make_cloud(lbs: int = 2) -> FakeCloud:
-    cloud = FakeCloud()
-    for number in range(1, lbs + 1):
-        cloud.ec2.add("lb", f"127.0.0.{10 + number}", name=f"lb{number}")
-    for address in WEBS:
-        cloud.ec2.add("web", address)
-    return cloud
-
-
 # ---------------------------------------------------------------------------------------------
 # Notices stay within a standard-tier parameter and never storm.
 
 
 def test_a_flood_of_skipped_instances_is_one_notice_and_fits_a_standard_parameter() -> None:
-    cloud = make_cloud()
+    cloud = small_cluster()
     for number in range(300):
         cloud.ec2.add("web", f"127.0.2.{number % 250}", tags={"lbf:port": "not-a-port"})
-    config = settings(LBF_PROBE_ROUNDS="2")
+    config = settings(FAKE_CLOUD_ENV, probe_rounds="2")
 
-    first = run(cloud, config)
+    first = scheduled(cloud, config)
     assert not [e for e in first.errors if "notices" in e or "notified" in e], first.errors
     flood = [m for m in cloud.sns.messages if "skipped" in m]
     assert len(flood) == 1
@@ -72,7 +63,7 @@ def test_a_flood_of_skipped_instances_is_one_notice_and_fits_a_standard_paramete
     assert cloud.ssm.tiers[NOTICES] == "Standard"
 
     sent = len(cloud.sns.messages)
-    again = run(cloud, config)
+    again = scheduled(cloud, config)
     assert cloud.sns.messages[sent:] == []
     assert again.notices == []
 
@@ -81,18 +72,12 @@ def test_a_flood_of_skipped_instances_is_one_notice_and_fits_a_standard_paramete
 # Stale is not the only rejection.
 
 
-def converged(cloud: FakeCloud, config: Settings) -> None:
-    for _ in range(2):
-        report = run(cloud, config)
-        assert report.ok, report.errors
-
-
 def test_a_cname_at_the_active_name_is_reported_once_and_blocks_nothing_else() -> None:
-    cloud = make_cloud()
+    cloud = small_cluster()
     cloud.route53.cnames.add(ACTIVE)
-    config = settings(LBF_PROBE_ROUNDS="3")
+    config = settings(FAKE_CLOUD_ENV, probe_rounds="3")
 
-    first = run(cloud, config)
+    first = scheduled(cloud, config)
     # Route 53's own message, once, and not taken for a stale view.
     assert any("conflicting RRSet of type  CNAME" in e for e in first.errors), first.errors
     assert not any("stale" in e for e in first.errors), first.errors
@@ -116,14 +101,14 @@ def test_a_cname_at_the_active_name_is_reported_once_and_blocks_nothing_else() -
     # The next runs: still reported, not notified again, and the per-LB records kept current.
     lb2 = next(i for i in cloud.ec2.instances if cloud.ec2.tag(i, "lbf:name") == "lb2")
     cloud.ec2.set_state(lb2, "running", address="127.0.0.32")
-    second = run(cloud, config)
+    second = scheduled(cloud, config)
     assert any("conflicting RRSet" in e for e in second.errors)
     assert [m for m in cloud.sns.messages if "conflicting RRSet" in m] == rejected
     assert cloud.route53.value(f"lb2.{DOMAIN}") == ("127.0.0.32",)
 
     # Once the operator removes the CNAME, the active record is created and the notice clears.
     cloud.route53.cnames.clear()
-    third = run(cloud, config)
+    third = scheduled(cloud, config)
     assert third.ok, third.errors
     assert cloud.route53.value(ACTIVE) == (LB1,)
     assert not any(
@@ -132,10 +117,10 @@ def test_a_cname_at_the_active_name_is_reported_once_and_blocks_nothing_else() -
 
 
 def test_a_domain_outside_the_zone_still_keeps_the_backend_lists() -> None:
-    cloud = make_cloud()
+    cloud = small_cluster()
     cloud.route53.zone = "example.org"
-    config = settings()
-    report = run(cloud, config)
+    config = settings(FAKE_CLOUD_ENV)
+    report = scheduled(cloud, config)
     assert any("is not permitted in zone example.org" in e for e in report.errors)
     assert not any("stale" in e for e in report.errors)
     assert cloud.route53.records == {}
@@ -145,14 +130,14 @@ def test_a_domain_outside_the_zone_still_keeps_the_backend_lists() -> None:
     # Each name tried once in the run: lb1, lb2 and _lbf in round 1, the active record (created
     # once a verdict exists) in round 2; no second batch when nothing is left to apply.
     assert cloud.calls.count("ChangeResourceRecordSets") == 2
-    run(cloud, config)
+    scheduled(cloud, config)
     assert len([m for m in cloud.sns.messages if "not permitted" in m]) == 1
 
 
 def test_a_rejected_active_record_in_eip_mode_still_moves_the_elastic_ip() -> None:
-    cloud = make_cloud()
-    config = settings(LBF_MODE="eip", LBF_EIP_ALLOCATION_ID="eipalloc-0123456789abcdef0")
-    converged(cloud, config)
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV, mode="eip", eip_allocation_id="eipalloc-0123456789abcdef0")
+    settle(cloud, config)
     lb1 = next(i for i in cloud.ec2.instances if cloud.ec2.tag(i, "lbf:name") == "lb1")
     lb2 = next(i for i in cloud.ec2.instances if cloud.ec2.tag(i, "lbf:name") == "lb2")
     assert cloud.ec2.eip_holder == lb1
@@ -160,7 +145,7 @@ def test_a_rejected_active_record_in_eip_mode_still_moves_the_elastic_ip() -> No
     del cloud.route53.records[(ACTIVE, "A")]
     cloud.route53.cnames.add(ACTIVE)
     cloud.ec2.set_state(lb1, "stopped")
-    report = run(cloud, config)
+    report = scheduled(cloud, config)
     assert cloud.ec2.eip_holder == lb2
     assert [f.moved_to for f in report.failovers] == ["lb2"]
     assert cloud.ec2.tag(lb2, "lbf:state") == "active"
@@ -169,15 +154,15 @@ def test_a_rejected_active_record_in_eip_mode_still_moves_the_elastic_ip() -> No
 
 
 def test_a_rejected_active_record_and_a_failed_elastic_ip_move_leave_lbf_state_alone() -> None:
-    cloud = make_cloud()
-    config = settings(LBF_MODE="eip", LBF_EIP_ALLOCATION_ID="eipalloc-0123456789abcdef0")
-    converged(cloud, config)
-    lb1, lb2 = lb_id(cloud, "lb1"), lb_id(cloud, "lb2")
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV, mode="eip", eip_allocation_id="eipalloc-0123456789abcdef0")
+    settle(cloud, config)
+    lb1, lb2 = cloud.ec2.id_named("lb1"), cloud.ec2.id_named("lb2")
     del cloud.route53.records[(ACTIVE, "A")]
     cloud.route53.cnames.add(ACTIVE)
     cloud.ec2.fail_associate = AwsError("ec2", "AssociateAddress", "RequestLimitExceeded", "slow")
     cloud.ec2.set_state(lb1, "stopped")
-    report = run(cloud, config, rounds=1)
+    report = scheduled(cloud, config, rounds=1)
     assert cloud.ec2.eip_holder == lb1
     assert report.failovers == []
     assert cloud.ec2.tag(lb2, "lbf:state") == "standby"
@@ -188,32 +173,28 @@ def test_a_rejected_active_record_and_a_failed_elastic_ip_move_leave_lbf_state_a
 # A change whose answer was lost is still this run's.
 
 
-def lb_id(cloud: FakeCloud, name: str) -> str:
-    return next(i for i in cloud.ec2.instances if cloud.ec2.tag(i, "lbf:name") == name)
-
-
 def test_a_failover_whose_answer_was_lost_is_reported_and_notified() -> None:
-    cloud = make_cloud()
-    config = settings()
-    converged(cloud, config)
-    cloud.ec2.set_state(lb_id(cloud, "lb1"), "stopped")
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
+    cloud.ec2.set_state(cloud.ec2.id_named("lb1"), "stopped")
     cloud.route53.lose_answers = 1
     sent = len(cloud.sns.messages)
 
-    report = run(cloud, config)
+    report = scheduled(cloud, config)
     assert cloud.route53.value(ACTIVE) == (LB2,)
     assert [(f.moved_from, f.moved_to) for f in report.failovers] == [("lb1", "lb2")]
     moved = [m for m in cloud.sns.messages[sent:] if m.startswith("active record moved")]
     assert len(moved) == 1
     assert report.ok, report.errors
-    assert cloud.ec2.tag(lb_id(cloud, "lb2"), "lbf:state") == "active"
+    assert cloud.ec2.tag(cloud.ec2.id_named("lb2"), "lbf:state") == "active"
 
 
 def test_two_overlapping_runs_that_make_the_same_move_notify_it_once() -> None:
-    cloud = make_cloud()
-    config = settings(LBF_PROBE_ROUNDS="1")
-    converged(cloud, config)
-    cloud.ec2.set_state(lb_id(cloud, "lb1"), "stopped")
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV, probe_rounds="1")
+    settle(cloud, config)
+    cloud.ec2.set_state(cloud.ec2.id_named("lb1"), "stopped")
     sent = len(cloud.sns.messages)
     reports: list[Report] = []
 
@@ -221,7 +202,7 @@ def test_two_overlapping_runs_that_make_the_same_move_notify_it_once() -> None:
         reports.append(jobs.reconcile(config, cloud.services(), cloud.clock))
 
     cloud.route53.before_change = overlap
-    reports.append(run(cloud, config))
+    reports.append(scheduled(cloud, config))
     assert cloud.route53.value(ACTIVE) == (LB2,)
     # Both runs count the failover (one made it, the other recognised it) ...
     assert [[(f.moved_from, f.moved_to) for f in r.failovers] for r in reports] == [
@@ -232,10 +213,10 @@ def test_two_overlapping_runs_that_make_the_same_move_notify_it_once() -> None:
     moved = [m for m in cloud.sns.messages[sent:] if m.startswith("active record moved")]
     assert len(moved) == 1
     # A later move back is a new move, notified again.
-    cloud.ec2.set_state(lb_id(cloud, "lb1"), "running")
-    cloud.ec2.set_state(lb_id(cloud, "lb2"), "stopped")
+    cloud.ec2.set_state(cloud.ec2.id_named("lb1"), "running")
+    cloud.ec2.set_state(cloud.ec2.id_named("lb2"), "stopped")
     for _ in range(3):
-        run(cloud, config)
+        scheduled(cloud, config)
     assert cloud.route53.value(ACTIVE) == (LB1,)
     moved = [m for m in cloud.sns.messages[sent:] if m.startswith("active record moved")]
     assert len(moved) == 2
@@ -250,10 +231,10 @@ def sends_to(cloud: FakeCloud, instance_id: str) -> int:
 
 
 def test_a_push_stuck_past_the_step_timeout_is_reported_and_sent_again() -> None:
-    cloud = make_cloud()
-    config = settings()
-    converged(cloud, config)
-    lb2 = lb_id(cloud, "lb2")
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
+    lb2 = cloud.ec2.id_named("lb2")
     cloud.ssm.outcome = lambda command: "InProgress" if command.instance_id == lb2 else "Success"
     web3 = next(i for i, r in cloud.ec2.instances.items() if r.private_ip == WEBS[2])
     cloud.ec2.set_state(web3, "stopped")
@@ -261,9 +242,9 @@ def test_a_push_stuck_past_the_step_timeout_is_reported_and_sent_again() -> None
     sent = len(cloud.sns.messages)
 
     for _ in range(4):  # 0, 60, 120 and 180 s after the push: within the step's 180 s
-        run(cloud, config)
+        scheduled(cloud, config)
     assert sends_to(cloud, lb2) == 1
-    overdue_run = run(cloud, config)  # 240 s: overdue
+    overdue_run = scheduled(cloud, config)  # 240 s: overdue
     assert sends_to(cloud, lb2) == 2
     assert any("still InProgress" in note for note in overdue_run.notes)
     overdue = [m for m in cloud.sns.messages[sent:] if "still InProgress" in m]
@@ -272,50 +253,54 @@ def test_a_push_stuck_past_the_step_timeout_is_reported_and_sent_again() -> None
     # The push sent again finishes: lbf:backends follows, nothing more is sent.
     cloud.ssm.outcome = lambda command: "Success"
     for _ in range(2):
-        run(cloud, config)
+        scheduled(cloud, config)
     assert sends_to(cloud, lb2) == 2
-    assert cloud.ec2.tag(lb2, "lbf:backends") == cloud.ec2.tag(lb_id(cloud, "lb1"), "lbf:backends")
+    assert cloud.ec2.tag(lb2, "lbf:backends") == cloud.ec2.tag(
+        cloud.ec2.id_named("lb1"), "lbf:backends"
+    )
 
 
 def test_an_lb_still_booting_whose_agent_is_unknown_is_retried_each_run_and_not_news() -> None:
-    cloud = make_cloud()
-    config = settings()
-    converged(cloud, config)
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
     lb3 = cloud.ec2.add("lb", "127.0.0.13", name="lb3", launch_time=cloud.clock.now())
     cloud.ssm.fail_send_for = {lb3}
     cloud.calls.log.clear()
     sent = len(cloud.sns.messages)
 
-    booting = run(cloud, config)
+    booting = scheduled(cloud, config)
     assert sends_to(cloud, lb3) == 1  # once in the run, not every round
     assert booting.ok, booting.errors
     assert any("waits for the LB's SSM agent" in n for n in booting.notes)
     assert cloud.sns.messages[sent:] == []
 
     for _ in range(9):  # ten minutes after launch: still booting as far as SSM can tell
-        run(cloud, config)
+        scheduled(cloud, config)
     assert sends_to(cloud, lb3) == 10
     assert cloud.sns.messages[sent:] == []
 
     cloud.clock.advance(30)
-    late = [run(cloud, config) for _ in range(3)]  # past the grace period: news, once
+    late = [scheduled(cloud, config) for _ in range(3)]  # past the grace period: news, once
     assert sends_to(cloud, lb3) == 13
     assert all(any("SSM does not know" in e for e in r.errors) for r in late)
     assert len([m for m in cloud.sns.messages[sent:] if "SSM does not know" in m]) == 1
 
     cloud.ssm.fail_send_for = set()
-    run(cloud, config)
-    final = run(cloud, config)
+    scheduled(cloud, config)
+    final = scheduled(cloud, config)
     assert final.ok, final.errors
-    assert cloud.ec2.tag(lb3, "lbf:backends") == cloud.ec2.tag(lb_id(cloud, "lb1"), "lbf:backends")
+    assert cloud.ec2.tag(lb3, "lbf:backends") == cloud.ec2.tag(
+        cloud.ec2.id_named("lb1"), "lbf:backends"
+    )
 
 
 def test_sendcommand_refusing_a_booting_lbs_agent_is_pinned_with_the_stubber() -> None:
     """The exact SendCommand and AWS's refusal, as botocore sees them: moto's send_command runs
     any command on any instance and never answers InvalidInstanceId."""
-    cloud = make_cloud(lbs=1)
-    config = settings(LBF_PROBE_ROUNDS="3")
-    lb1 = lb_id(cloud, "lb1")
+    cloud = small_cluster(lbs=1)
+    config = settings(FAKE_CLOUD_ENV, probe_rounds="3")
+    lb1 = cloud.ec2.id_named("lb1")
     cloud.ec2.instances[lb1] = replace(cloud.ec2.instances[lb1], launch_time=cloud.clock.now())
     client: Any = boto3.session.Session().client(  # type: ignore[call-overload]
         "ssm",
@@ -352,9 +337,9 @@ def test_sendcommand_refusing_a_booting_lbs_agent_is_pinned_with_the_stubber() -
 def test_two_overlapping_runs_that_see_the_same_new_condition_notify_it_once() -> None:
     """Found by the model-based test: the second run's batch held no compare-and-swap, so
     nothing made it re-read, and it sent what the first had just sent."""
-    cloud = make_cloud()
-    config = settings(LBF_PROBE_ROUNDS="1")
-    converged(cloud, config)
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV, probe_rounds="1")
+    settle(cloud, config)
     cloud.ec2.add("web", "127.0.1.29", tags={"lbf:port": "80a"})
     cloud.ec2.add("lb", "127.0.0.13", name="lb3")  # so that both runs write records
     sent = len(cloud.sns.messages)
@@ -363,7 +348,7 @@ def test_two_overlapping_runs_that_see_the_same_new_condition_notify_it_once() -
         jobs.reconcile(config, cloud.services(), cloud.clock)
 
     cloud.route53.before_change = overlap
-    run(cloud, config)
+    scheduled(cloud, config)
     assert cloud.route53.value(f"lb3.{DOMAIN}") == ("127.0.0.13",)
     skipped = [m for m in cloud.sns.messages[sent:] if "skipped" in m]
     assert len(skipped) == 1, skipped
@@ -383,9 +368,9 @@ MODES = {
 def test_overlapping_runs_and_a_lost_answer_notify_one_failover_per_move_in_every_mode(
     mode: str,
 ) -> None:
-    cloud = make_cloud(lbs=3)
-    config = settings(LBF_PROBE_ROUNDS="1", **MODES[mode])
-    converged(cloud, config)
+    cloud = small_cluster(lbs=3)
+    config = settings(FAKE_CLOUD_ENV, MODES[mode], probe_rounds="1")
+    settle(cloud, config)
     sent = len(cloud.sns.messages)
     reports: list[Report] = []
 
@@ -408,8 +393,8 @@ def test_overlapping_runs_and_a_lost_answer_notify_one_failover_per_move_in_ever
     else:
         cloud.route53.before_change = overlap
     cloud.calls.log.clear()
-    cloud.ec2.set_state(lb_id(cloud, "lb1"), "stopped")
-    reports.append(run(cloud, config))
+    cloud.ec2.set_state(cloud.ec2.id_named("lb1"), "stopped")
+    reports.append(scheduled(cloud, config))
 
     assert len(reports) == 2
     assert all(len(r.failovers) == 1 for r in reports), [r.failovers for r in reports]
@@ -421,8 +406,8 @@ def test_overlapping_runs_and_a_lost_answer_notify_one_failover_per_move_in_ever
     if mode == "eip":
         cloud.ec2.address_holder = original  # type: ignore[method-assign]
     cloud.route53.lose_answers = 1
-    cloud.ec2.set_state(lb_id(cloud, "lb2"), "stopped")
-    report = run(cloud, config)
+    cloud.ec2.set_state(cloud.ec2.id_named("lb2"), "stopped")
+    report = scheduled(cloud, config)
     assert len(report.failovers) == 1
     moved = [m for m in cloud.sns.messages[sent:] if m.startswith("active record moved")]
     assert len(moved) == 2
@@ -431,12 +416,12 @@ def test_overlapping_runs_and_a_lost_answer_notify_one_failover_per_move_in_ever
 def test_an_event_run_and_the_cli_meet_a_cname_like_a_scheduled_run(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    cloud = make_cloud()
-    config = settings()
-    converged(cloud, config)
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
     del cloud.route53.records[(ACTIVE, "A")]
     cloud.route53.cnames.add(ACTIVE)
-    lb1 = lb_id(cloud, "lb1")
+    lb1 = cloud.ec2.id_named("lb1")
     cloud.ec2.set_state(lb1, "stopped")
     event = jobs.reconcile(
         config,
@@ -451,9 +436,7 @@ def test_an_event_run_and_the_cli_meet_a_cname_like_a_scheduled_run(
     assert cloud.route53.value(f"lb1.{DOMAIN}") is None  # the stopped LB's record still goes
     assert len([m for m in cloud.sns.messages if "conflicting RRSet" in m]) == 1
 
-    environ = {k: v for k, v in FAKE_ENV.items()} | {
-        "LBF_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:lbf"
-    }
+    environ = environment(FAKE_CLOUD_ENV)
     code = main(["reconcile"], environ=environ, services=cloud.services(), clock=cloud.clock)
     out = capsys.readouterr().out
     assert code == 1
@@ -463,12 +446,14 @@ def test_an_event_run_and_the_cli_meet_a_cname_like_a_scheduled_run(
 
 @pytest.mark.parametrize("how", ["dry_run", "paused"])
 def test_dry_run_and_pause_meet_no_rejection_and_write_nothing(how: str) -> None:
-    cloud = make_cloud()
+    cloud = small_cluster()
     cloud.route53.cnames.add(ACTIVE)
-    config = settings(LBF_DRY_RUN="true") if how == "dry_run" else settings()
+    config = (
+        settings(FAKE_CLOUD_ENV, dry_run="true") if how == "dry_run" else settings(FAKE_CLOUD_ENV)
+    )
     if how == "paused":
         cloud.ssm.parameters["/lbf/demo/paused"] = "true"
-    report = run(cloud, config)
+    report = scheduled(cloud, config)
     assert cloud.calls.writes() == []
     assert any(ACTIVE in p for p in report.planned)
     assert not any("rejected" in e for e in report.errors)
@@ -478,36 +463,36 @@ def test_dry_run_and_pause_meet_no_rejection_and_write_nothing(how: str) -> None
 def test_a_run_killed_half_way_through_a_rejection_leaves_the_next_run_to_finish(
     kill_at: int,
 ) -> None:
-    cloud = make_cloud()
-    config = settings()
-    converged(cloud, config)
+    cloud = small_cluster()
+    config = settings(FAKE_CLOUD_ENV)
+    settle(cloud, config)
     del cloud.route53.records[(ACTIVE, "A")]
     cloud.route53.cnames.add(ACTIVE)
-    lb2 = lb_id(cloud, "lb2")
+    lb2 = cloud.ec2.id_named("lb2")
     cloud.ec2.set_state(lb2, "running", address="127.0.0.32")
     cloud.calls.before = kill_at_write(kill_at)
     with contextlib.suppress(Killed):
-        run(cloud, config)
+        scheduled(cloud, config)
     cloud.calls.before = None
-    report = run(cloud, config)
+    report = scheduled(cloud, config)
     assert any("conflicting RRSet" in e for e in report.errors)
     assert cloud.route53.value(f"lb2.{DOMAIN}") == ("127.0.0.32",)
-    run(cloud, config)
+    scheduled(cloud, config)
     # Notified once (or, when the kill came between sending and storing, at most once more).
     assert 1 <= len([m for m in cloud.sns.messages if "conflicting RRSet" in m]) <= 2
 
 
 def test_a_cname_at_the_active_name_in_active_active_mode_blocks_nothing_else() -> None:
-    cloud = make_cloud()
+    cloud = small_cluster()
     cloud.route53.cnames.add(ACTIVE)
-    config = settings(LBF_ACTIVE_MODE="all")
-    report = run(cloud, config)
+    config = settings(FAKE_CLOUD_ENV, active_mode="all")
+    report = scheduled(cloud, config)
     assert any("conflicting RRSet" in e for e in report.errors)
     assert cloud.route53.value(f"lb1.{DOMAIN}") == (LB1,)
     assert cloud.route53.value(f"lb2.{DOMAIN}") == (LB2,)
     assert {cloud.ec2.tag(i, "lbf:state") for i in cloud.ec2.instances} <= {None, "standby"}
     assert {cloud.ec2.tag(i, "lbf:health") for i in cloud.ec2.instances} == {"healthy"}
     cloud.route53.cnames.clear()
-    run(cloud, config)
+    scheduled(cloud, config)
     assert set(cloud.route53.value(ACTIVE) or ()) == {LB1, LB2}
     assert len([m for m in cloud.sns.messages if "conflicting RRSet" in m]) == 1

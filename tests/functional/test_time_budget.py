@@ -1,10 +1,10 @@
 """Time (SPEC "Where two rules meet"): a round starts only if its probes and its writes fit in the
 invocation's time left, and AWS calls take their timeouts from what remains.
 
-The rounds are shown on the in-memory AWS with the fake clock and a fake slow AWS (tests/slow_aws.py):
+The rounds are shown on the in-memory AWS with the fake clock and a fake slow AWS (tests/kit/slow_aws.py):
 nothing sleeps. How botocore's calls are held to the time left is shown against a scripted server
 on 127.0.0.1 (the one of test_faults.py): Stubber and moto answer before botocore sends or retries.
-The scheduled function's side (the Lambda context) is in tests/unit/test_app_rounds.py.
+The scheduled function's side (the Lambda context) is in tests/functional/test_app_rounds.py.
 """
 
 from __future__ import annotations
@@ -22,17 +22,15 @@ from chalicelib.config import Settings
 from chalicelib.core.timing import ROUND_WRITE_SECONDS
 from chalicelib.errors import AwsError
 from chalicelib.report import Report
-from tests.fakes import FAKE_DOMAIN, FAKE_ENV, FakeCloud
-from tests.fakes import fake_settings as settings
-from tests.functional.test_faults import (  # noqa: F401 - fixtures
+from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud
+from tests.kit.scripted_aws import (
     ACTIVE_MOVE,
     ROUTE53_CHANGED,
     Scripted,
-    backoff,
     route53_error,
-    scripted_server,
 )
-from tests.slow_aws import SlowAws
+from tests.kit.settings import environment, settings
+from tests.kit.slow_aws import SlowAws
 
 ACTIVE = f"lb.{FAKE_DOMAIN}"
 LB1, LB2 = "127.0.0.11", "127.0.0.12"
@@ -81,7 +79,7 @@ def assert_every_round_fits(cloud: FakeCloud, deadline: float, needs: float = RO
 def test_a_round_starts_only_if_its_probes_and_writes_fit(
     cloud: FakeCloud, seconds_left: float, rounds: int
 ) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     settle(cloud, config)
     started = cloud.clock.now()
 
@@ -109,7 +107,7 @@ def test_a_round_through_the_prober_function_is_given_its_invoke(
 ) -> None:
     """The private targets' invoke may take a second beyond the probes' timeout (the invoke
     client's read timeout): a round that could not wait for it is not started."""
-    config = settings(LBF_PROBER_FUNCTION="lb-failover-prod-ProbePrivate-1A2B")
+    config = settings(FAKE_CLOUD_ENV, prober_function="lb-failover-prod-ProbePrivate-1A2B")
     assert config.uses_prober_function  # the pool is probed at its private addresses
     settle(cloud, config)
     cloud.probe_function.invocations.clear()
@@ -126,7 +124,7 @@ def test_a_round_through_the_prober_function_is_given_its_invoke(
 
 
 def test_no_time_for_one_round_reads_nothing_and_fails_loudly(cloud: FakeCloud) -> None:
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     settle(cloud, config)
     started = cloud.clock.now()
 
@@ -143,7 +141,7 @@ def test_a_slow_route53_during_a_failover_starts_no_round_it_cannot_finish(
 ) -> None:
     """The repro: lb1 dies, and each Route 53 change takes 30 s. The failover batch goes through
     in round 3; no round starts after it that could not end before the Lambda does."""
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     settle(cloud, config)
     started = cloud.clock.now()
     deadline = started + 60
@@ -167,7 +165,7 @@ def test_a_route53_slower_than_the_time_left_fails_the_change_and_the_next_run_m
 ) -> None:
     """A change that cannot finish in time ends as an error the run reports (not a run killed in
     the middle), and no round starts after it; the next run moves the record once."""
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     settle(cloud, config)
     started = cloud.clock.now()
     deadline = started + 60
@@ -197,7 +195,7 @@ def test_a_route53_slower_than_the_time_left_fails_the_change_and_the_next_run_m
 
 def test_an_event_run_needs_only_its_writes(cloud: FakeCloud) -> None:
     """The event-triggered run probes nothing: its one round needs the writes' budget only."""
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     settle(cloud, config)
     lb1 = next(i for i, raw in cloud.ec2.instances.items() if raw.private_ip == LB1)
     cloud.ec2.set_state(lb1, "stopped")
@@ -234,8 +232,12 @@ def test_an_event_run_needs_only_its_writes(cloud: FakeCloud) -> None:
 @pytest.mark.parametrize("switch", ["dry-run", "paused"])
 def test_dry_run_and_paused_runs_keep_the_same_budget(cloud: FakeCloud, switch: str) -> None:
     """Planning only still probes: the rounds obey the time left exactly as a real run's do."""
-    settle(cloud, settings())
-    config = settings(LBF_DRY_RUN="true") if switch == "dry-run" else settings()
+    settle(cloud, settings(FAKE_CLOUD_ENV))
+    config = (
+        settings(FAKE_CLOUD_ENV, dry_run="true")
+        if switch == "dry-run"
+        else settings(FAKE_CLOUD_ENV)
+    )
     if switch == "paused":
         cloud.ssm.parameters["/lbf/demo/paused"] = "true"
     started = cloud.clock.now()
@@ -250,7 +252,7 @@ def test_dry_run_and_paused_runs_keep_the_same_budget(cloud: FakeCloud, switch: 
 
 def test_without_a_deadline_every_configured_round_runs(cloud: FakeCloud) -> None:
     """`plan`, `status` and the stand-in pass no deadline: nothing changes for them."""
-    config = settings()
+    config = settings(FAKE_CLOUD_ENV)
     settle(cloud, config)
 
     report = jobs.reconcile(config, cloud.services(), cloud.clock)
@@ -266,12 +268,17 @@ def test_the_command_line_reconcile_has_the_one_minute_budget(
 ) -> None:
     """Every write takes 8 s: today's run would start its last rounds after 54 s and end past the
     minute, into the next scheduled run. It stops instead, and says which round it left out."""
-    settle(cloud, settings())
+    settle(cloud, settings(FAKE_CLOUD_ENV))
     cloud.prober.dead.add(LB1)
     cloud.calls.before = SlowAws(cloud.clock, SlowAws.writes_only(8.0))
     started = cloud.clock.now()
 
-    code = main(["reconcile"], environ=FAKE_ENV, services=cloud.services(), clock=cloud.clock)
+    code = main(
+        ["reconcile"],
+        environ=environment(FAKE_CLOUD_ENV, sns_topic_arn=None),
+        services=cloud.services(),
+        clock=cloud.clock,
+    )
 
     output = capsys.readouterr().out
     assert code == 0, output
@@ -285,7 +292,7 @@ def test_the_command_line_reconcile_has_the_one_minute_budget(
 
 @pytest.fixture
 def route53_at(
-    scripted_server: Callable[[Scripted], str],  # noqa: F811 - the fixture imported above
+    scripted_server: Callable[[Scripted], str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Callable[[Scripted], Route53Records]]:
     """Route53Records on a client from chalicelib's own factory, sent to a scripted server."""
@@ -359,7 +366,7 @@ def test_a_silent_aws_is_given_up_on_within_the_time_left(
 
 def test_throttling_is_retried_only_while_the_backoff_fits(
     route53_at: Callable[[Scripted], Route53Records],
-    backoff: list[float],  # noqa: F811 - the fixture imported above
+    backoff: list[float],
 ) -> None:
     """6 s left leave 2 s for calls: the first backoff (up to 1 s) fits, the second (up to 2 s)
     does not. Without a limit botocore would make all 6 attempts."""
@@ -377,7 +384,7 @@ def test_throttling_is_retried_only_while_the_backoff_fits(
 
 def test_without_a_time_limit_the_client_is_as_configured(
     route53_at: Callable[[Scripted], Route53Records],
-    backoff: list[float],  # noqa: F811 - the fixture imported above
+    backoff: list[float],
 ) -> None:
     script = Scripted([(400, route53_error("Throttling"))])
     records = route53_at(script)

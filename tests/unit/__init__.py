@@ -1,0 +1,1 @@
+"""The pure core, table by table: no AWS, no clock, no network."""

@@ -20,7 +20,7 @@ from chalicelib.core.backends import (
     parse_list,
 )
 from chalicelib.core.model import Instance
-from tests.builders import web
+from tests.kit.world import web
 
 
 def text_of(webs: list[Instance]) -> str:

@@ -7,12 +7,9 @@ import dataclasses
 import pytest
 
 from chalicelib.config import CheckTemplate, ConfigError, Settings
+from tests.kit.settings import REQUIRED_ENV, settings
 
-REQUIRED = {
-    "LBF_CLUSTER": "prod",
-    "LBF_DOMAIN": "example.com",
-    "LBF_HOSTED_ZONE_ID": "Z0123456789ABC",
-}
+REQUIRED = dict(REQUIRED_ENV)
 
 OPTIONAL_VARIABLES = (
     "LBF_ACTIVE_NAME",
@@ -75,10 +72,6 @@ DEFAULTS = Settings(
 )
 
 
-def settings(**overrides: str) -> Settings:
-    return Settings.from_env({**REQUIRED, **overrides})
-
-
 def raised(environ: dict[str, str]) -> ConfigError:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env(environ)
@@ -101,7 +94,7 @@ def test_only_the_required_variables_give_the_spec_defaults() -> None:
 
 
 def test_derived_names_follow_domain_active_name_and_prefix() -> None:
-    result = settings(LBF_ACTIVE_NAME="www", LBF_PARAMETER_PREFIX="/ops/lbf")
+    result = settings(active_name="www", parameter_prefix="/ops/lbf")
     assert result.active_record_name == "www.example.com"
     assert result.record_name("lb2") == "lb2.example.com"
     assert result.backends_parameter_name == "/ops/lbf/backends"
@@ -122,7 +115,7 @@ def test_settings_are_frozen() -> None:
 @pytest.mark.parametrize("variable", OPTIONAL_VARIABLES)
 @pytest.mark.parametrize("empty", ["", "   ", "\t"])
 def test_an_optional_variable_set_to_empty_takes_its_default(variable: str, empty: str) -> None:
-    assert settings(**{variable: empty}) == DEFAULTS
+    assert settings({variable: empty}) == DEFAULTS
 
 
 def test_unrelated_variables_are_ignored() -> None:
@@ -235,25 +228,25 @@ def test_unrelated_variables_are_ignored() -> None:
     ],
 )
 def test_accepted_value(variable: str, raw: str, field: str, expected: object) -> None:
-    assert getattr(settings(**{variable: raw}), field) == expected
+    assert getattr(settings({variable: raw}), field) == expected
 
 
 def test_eip_mode_takes_the_allocation_id() -> None:
-    result = settings(LBF_MODE="eip", LBF_EIP_ALLOCATION_ID=EIP)
+    result = settings(mode="eip", eip_allocation_id=EIP)
     assert (result.mode, result.eip_allocation_id, result.active_mode) == ("eip", EIP, "single")
 
 
 def test_eip_allocation_id_is_lower_cased() -> None:
-    assert settings(LBF_MODE="EIP", LBF_EIP_ALLOCATION_ID=EIP.upper()).eip_allocation_id == EIP
+    assert settings(mode="EIP", eip_allocation_id=EIP.upper()).eip_allocation_id == EIP
 
 
 def test_default_parameter_prefix_follows_the_cluster() -> None:
-    assert settings(LBF_CLUSTER="Team_A.web-1").parameter_prefix == "/lbf/Team_A.web-1"
+    assert settings(cluster="Team_A.web-1").parameter_prefix == "/lbf/Team_A.web-1"
 
 
 def test_longest_domain_still_leaves_room_for_a_full_label() -> None:
     domain = ".".join(["a" * 63, "b" * 63, "c" * 61])  # 189 characters
-    result = settings(LBF_DOMAIN=domain)
+    result = settings(domain=domain)
     assert len(result.record_name("x" * 63)) == 253
 
 
@@ -582,7 +575,7 @@ def test_the_first_bad_variable_in_fixed_order_is_reported(
 @pytest.mark.parametrize("variable", ["LBF_LB_CHECK", "LBF_POOL_CHECK"])
 def test_accepted_check(variable: str, raw: str, expected: CheckTemplate) -> None:
     field = variable.removeprefix("LBF_").lower()
-    assert getattr(settings(**{variable: raw}), field) == expected
+    assert getattr(settings({variable: raw}), field) == expected
 
 
 @pytest.mark.parametrize(
@@ -597,7 +590,7 @@ def test_accepted_check(variable: str, raw: str, expected: CheckTemplate) -> Non
     ],
 )
 def test_pool_check_may_use_the_port(raw: str, expected: CheckTemplate) -> None:
-    assert settings(LBF_POOL_CHECK=raw).pool_check == expected
+    assert settings(pool_check=raw).pool_check == expected
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from chalicelib.core.dns import (
 )
 from chalicelib.core.inventory import build_inventory
 from chalicelib.core.model import Instance, RawInstance, Record, Skipped
-from tests.builders import TTL, a_record, fqdn, lb, ownership, parse_rules, raw, skipped
+from tests.kit.world import TTL, a_record, fqdn, lb, ownership, parse_rules, raw, skipped
 
 RULES = RecordRules(domain="example.com", ttl=TTL, active_name="lb")
 ALL = RecordRules(domain="example.com", ttl=TTL, active_name="lb", active_mode="all")

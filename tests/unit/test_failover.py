@@ -22,7 +22,7 @@ from chalicelib.core.failover import (
 from chalicelib.core.model import Record, World
 from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import Change, ChangeRecords, MoveAddress, Plan, SendBackends, SetTags
-from tests.builders import a_record, fqdn, world
+from tests.kit.world import a_record, fqdn, world
 
 A1, A2, A3 = "203.0.113.1", "203.0.113.2", "203.0.113.3"
 ACTIVE = fqdn("lb")

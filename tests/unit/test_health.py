@@ -17,7 +17,7 @@ from chalicelib.core.health import (
     parse_probe_run,
 )
 from chalicelib.core.model import Damping, Health, ProbeRun
-from tests.builders import FALL, RISE, damping
+from tests.kit.world import FALL, RISE, damping
 
 DEFAULT = Thresholds(rise=RISE, fall=FALL)  # 2 / 3, the SPEC's defaults
 

@@ -15,7 +15,8 @@ from chalicelib.core.inventory import (
     parse_instance,
 )
 from chalicelib.core.model import Health, Instance, LbState, ProbeRun, RawInstance, Role, Skipped
-from tests.builders import parse_rules, raw, settings
+from tests.kit.settings import settings
+from tests.kit.world import parse_rules, raw
 
 RULES = parse_rules()  # active name "lb", LB public address, pool private address, port 80
 CHECKSUM = "0123456789abcdef" * 4

@@ -32,7 +32,8 @@ from chalicelib.core.plan import (
     is_prober_fault,
     thresholds_of,
 )
-from tests.builders import (
+from tests.kit.settings import settings
+from tests.kit.world import (
     PREFIX,
     a_record,
     backend_text,
@@ -43,7 +44,6 @@ from tests.builders import (
     observed,
     ownership,
     retag,
-    settings,
     settled,
     skipped,
     web,

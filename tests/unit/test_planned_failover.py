@@ -20,7 +20,8 @@ from chalicelib.core.planned_failover import (
     plan_move,
     resolve,
 )
-from tests.builders import lb, settings, settled, skipped, web
+from tests.kit.settings import settings
+from tests.kit.world import lb, settled, skipped, web
 
 OK = ProbeResult(ok=True, detail="200", seconds=0.01)
 DEAD = ProbeResult(ok=False, detail="timeout", seconds=2.0)

@@ -10,7 +10,8 @@ import pytest
 
 from chalicelib.core import pushes
 from chalicelib.core.plan import SendBackends, decide
-from tests.builders import command, lb, retag, settings, settled, web
+from tests.kit.settings import settings
+from tests.kit.world import command, lb, retag, settled, web
 
 NOW = 10_000.0  # when this run started
 TIMEOUT = pushes.STEP_TIMEOUT_SECONDS

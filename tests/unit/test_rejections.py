@@ -8,7 +8,8 @@ from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import Record
 from chalicelib.core.plan import ChangeRecords, SetTags, decide
 from chalicelib.core.rejections import holds, left_out, rejected_names, unchanged, without
-from tests.builders import a_record, fqdn, lb, settings, settled, world
+from tests.kit.settings import settings
+from tests.kit.world import a_record, fqdn, lb, settled, world
 
 A1, A2 = "203.0.113.1", "203.0.113.2"
 ACTIVE = fqdn("lb")

@@ -26,7 +26,7 @@ from chalicelib.core.plan import (
     SetTags,
 )
 from chalicelib.core.reread import fold_outcomes, merge_reread, rejected_batch, without_rejected
-from tests.builders import (
+from tests.kit.world import (
     FALL,
     RISE,
     a_record,

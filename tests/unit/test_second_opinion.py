@@ -25,7 +25,8 @@ from chalicelib.core.second_opinion import (
     plan_health_checks,
     status_note,
 )
-from tests.builders import CLUSTER, lb, settings, skipped, world
+from tests.kit.settings import CLUSTER, settings
+from tests.kit.world import lb, skipped, world
 
 NOW = 1_700_000_000.0
 STARTED = 1_700_000_123.9

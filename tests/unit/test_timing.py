@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import pytest
 
-from chalicelib.config import Settings
 from chalicelib.core.timing import (
     PROBER_INVOKE_SECONDS,
     ROUND_WRITE_SECONDS,
@@ -17,7 +16,7 @@ from chalicelib.core.timing import (
     round_seconds,
     schedule_fits,
 )
-from tests.builders import REQUIRED_ENV
+from tests.kit.settings import settings
 
 PROBER_FUNCTION = "lb-failover-prod-ProbePrivate-1A2B"
 
@@ -106,7 +105,7 @@ def test_the_bound_is_the_sum_of_its_terms_and_takes_one_more() -> None:
 def test_the_invoke_is_a_term_only_when_targets_go_to_the_prober_function(
     variables: dict[str, str], invoke_term: bool
 ) -> None:
-    bound = Settings.from_env({**REQUIRED_ENV, **variables}).detection_bound
+    bound = settings(variables).detection_bound
 
     formulas = [term.formula for term in bound.terms]
     assert ("PROBER INVOKE" in formulas) is invoke_term

@@ -11,30 +11,37 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from bench.calls import is_write
 from chalicelib.core.timing import REPORT_SECONDS
 from chalicelib.errors import AwsError
-from tests.fakes import READ_OPERATIONS, FakeClock
+from tests.kit.cloud import FakeClock
 
 
 class SlowAws:
-    """A `Calls.before` hook: each operation named in `seconds` takes that long."""
+    """A `Calls.before` hook: each operation takes the `seconds` given for it (by name, "*" for
+    any other), or that a function of its name says."""
 
     def __init__(
         self,
         clock: FakeClock,
-        seconds: Mapping[str, float],
+        seconds: Mapping[str, float] | Callable[[str], float],
         *,
         deadline: float | None = None,
         then: Callable[[str, object], None] | None = None,
     ) -> None:
         self.clock = clock
-        self.seconds = dict(seconds)
+        self.seconds: Callable[[str], float]
+        if callable(seconds):
+            self.seconds = seconds
+        else:
+            by_name = dict(seconds)
+            self.seconds = lambda operation: by_name.get(operation, by_name.get("*", 0.0))
         self.deadline = deadline
         self.then = then  # another hook to run after the delay (e.g. kill_at_write)
         self.cut: list[str] = []  # operations that ran out of time
 
     def __call__(self, operation: str, detail: object) -> None:
-        delay = self.seconds.get(operation, self.seconds.get("*", 0.0))
+        delay = self.seconds(operation)
         if self.deadline is not None:
             limit = self.deadline - REPORT_SECONDS
             if self.clock.now() + delay > limit:
@@ -46,19 +53,9 @@ class SlowAws:
             self.then(operation, detail)
 
     @staticmethod
-    def writes_only(seconds: float) -> dict[str, float]:
+    def writes_only(seconds: float) -> Callable[[str], float]:
         """Every write slow, reads instant: what the tests name "a slow write path"."""
-        return {op: seconds for op in WRITE_OPERATIONS} | {op: 0.0 for op in READ_OPERATIONS}
-
-
-WRITE_OPERATIONS = (
-    "ChangeResourceRecordSets",
-    "CreateTags",
-    "PutParameter",
-    "SendCommand",
-    "AssociateAddress",
-    "Publish",
-)
+        return lambda operation: seconds if is_write(operation) else 0.0
 
 
 class ClockTime:

@@ -40,33 +40,15 @@ from chalicelib.core.model import (
     Skipped,
     World,
 )
+from tests.kit.settings import CLUSTER, DOMAIN, settings
 
-CLUSTER = "prod"
-DOMAIN = "example.com"
 PREFIX = f"/lbf/{CLUSTER}"
 TTL = 60
 RISE = 2  # the SPEC's default LBF_RISE
 FALL = 3  # the SPEC's default LBF_FALL
-REQUIRED_ENV = {
-    "LBF_CLUSTER": CLUSTER,
-    "LBF_DOMAIN": DOMAIN,
-    "LBF_HOSTED_ZONE_ID": "Z0123456789ABC",
-}
 
 # Marks "not given": None is a meaningful value for several arguments (no tag, no address).
 _UNSET: object = object()
-
-
-def settings(**overrides: object) -> Settings:
-    """`Settings.from_env` with the required variables; overrides by name without `LBF_`.
-
-    `settings(active_mode="all", max_pool_drop=25)` sets LBF_ACTIVE_MODE and LBF_MAX_POOL_DROP.
-    """
-    environ = dict(REQUIRED_ENV)
-    for key, value in overrides.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        environ[f"LBF_{key.upper()}"] = text
-    return Settings.from_env(environ)
 
 
 def parse_rules(config: Settings | None = None) -> ParseRules:

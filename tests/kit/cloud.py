@@ -2,18 +2,28 @@
 
 FakeRoute53 applies a change batch atomically and rejects a DELETE that does not match the current
 record exactly, or a CREATE over an existing one, as Route 53 does (moto accepts both). FakeSsm
-lets a test decide each command's status, which moto always reports as Success.
+lets a test decide each command's status, which moto always reports as Success. FakeHealthChecks
+lets a test decide what Route 53's checkers see, which moto reports as one fixed "Success".
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from chalicelib.config import Settings
+from bench.calls import is_write  # the one read/write classification, the benchmarks' too
 from chalicelib.core.dns import RecordChange
-from chalicelib.core.model import Command, ProbeResult, ProbeTarget, RawInstance, Record
+from chalicelib.core.model import (
+    Command,
+    HealthCheck,
+    HealthCheckSpec,
+    ProbeResult,
+    ProbeTarget,
+    RawInstance,
+    Record,
+)
+from chalicelib.core.second_opinion import CheckerObservation
 from chalicelib.errors import AwsError, ProberFault, StaleView
 from chalicelib.services import Services
 
@@ -37,19 +47,6 @@ class FakeClock:
 STANDARD_PARAMETER_LIMIT = 4096
 ADVANCED_PARAMETER_LIMIT = 8192
 
-# The calls that only read; everything else the fakes record is a write.
-READ_OPERATIONS = frozenset(
-    {
-        "DescribeInstances",
-        "ListResourceRecordSets",
-        "GetParameters",
-        "ListCommands",
-        "GetCommandInvocation",
-        "DescribeAddresses",
-        "GetChange",
-    }
-)
-
 
 @dataclass
 class Calls:
@@ -68,7 +65,7 @@ class Calls:
         return sum(1 for op, _ in self.log if op == operation)
 
     def writes(self) -> list[tuple[str, object]]:
-        return [(op, d) for op, d in self.log if op not in READ_OPERATIONS]
+        return [(op, d) for op, d in self.log if is_write(op)]
 
 
 class FakeEc2:
@@ -117,6 +114,17 @@ class FakeEc2:
             private_ip=address or raw.private_ip,
             public_ip=address or raw.public_ip,
         )
+
+    def ids(self, role: str) -> list[str]:
+        """The instances with this lbf:role, in the order they were added."""
+        return [i for i, raw in self.instances.items() if ("lbf:role", role) in raw.tags]
+
+    def id_named(self, name: str) -> str:
+        return next(i for i in self.instances if self.tag(i, "lbf:name") == name)
+
+    def id_at(self, address: str) -> str:
+        """The instance whose private address this is."""
+        return next(i for i, raw in self.instances.items() if raw.private_ip == address)
 
     def tag(self, instance_id: str, key: str) -> str | None:
         return dict(self.instances[instance_id].tags).get(key)
@@ -335,6 +343,92 @@ class FakeSns:
         self.messages.append(message)
 
 
+REGIONS = (
+    "us-east-1",
+    "us-west-1",
+    "us-west-2",
+    "eu-west-1",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-northeast-1",
+    "sa-east-1",
+)
+
+
+@dataclass
+class FakeHealthChecks:
+    """Route 53's health checks in memory, with checkers whose answers the test decides.
+
+    Like Route 53: a CallerReference is never reused, even after a delete, and an update must
+    carry the check's current version.
+    """
+
+    clock: FakeClock
+    cloud_calls: Calls = field(default_factory=Calls)
+    # The health checks' own calls, apart from the rest of the cloud's.
+    calls: list[tuple[str, object]] = field(default_factory=list)
+    checks: dict[str, HealthCheck] = field(default_factory=dict)
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    references: set[str] = field(default_factory=set)
+    # Addresses Route 53's checkers see healthy (they reach the LBs from the internet).
+    seen_healthy: set[str] = field(default_factory=set)
+    fail_read: AwsError | None = None
+    fail_status: AwsError | None = None
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def _add(self, operation: str, detail: object) -> None:
+        self.calls.append((operation, detail))
+        self.cloud_calls.add(operation, detail)
+
+    def count(self, operation: str) -> int:
+        return sum(1 for op, _ in self.calls if op == operation)
+
+    def at(self, instance_id: str) -> list[str]:
+        return [c.spec.address for c in self.checks.values() if c.instance_id == instance_id]
+
+    def read(self, cluster: str) -> tuple[HealthCheck, ...]:
+        self._add("ListHealthChecks", cluster)
+        if self.fail_read is not None:
+            raise self.fail_read
+        return tuple(self.checks.values())
+
+    def create(
+        self, spec: HealthCheckSpec, caller_reference: str, tags: Sequence[tuple[str, str]]
+    ) -> str:
+        self._add("CreateHealthCheck", spec)
+        if caller_reference in self.references:
+            raise AwsError("route53", "CreateHealthCheck", "HealthCheckAlreadyExists", "reused")
+        self.references.add(caller_reference)
+        health_check_id = f"hc-{next(self._ids)}"
+        instance_id = caller_reference.split(":")[2]
+        self.checks[health_check_id] = HealthCheck(health_check_id, instance_id, 1, spec)
+        self.tags[health_check_id] = dict(tags)
+        return health_check_id
+
+    def update(self, health_check_id: str, version: int, spec: HealthCheckSpec) -> None:
+        self._add("UpdateHealthCheck", (health_check_id, spec))
+        check = self.checks[health_check_id]
+        if check.version != version:
+            raise AwsError("route53", "UpdateHealthCheck", "HealthCheckVersionMismatch", "stale")
+        self.checks[health_check_id] = replace(check, spec=spec, version=version + 1)
+
+    def delete(self, health_check_id: str) -> None:
+        self._add("DeleteHealthCheck", health_check_id)
+        self.checks.pop(health_check_id, None)
+
+    def status(self, health_check_id: str) -> tuple[CheckerObservation, ...]:
+        self._add("GetHealthCheckStatus", health_check_id)
+        if self.fail_status is not None:
+            raise self.fail_status
+        healthy = self.checks[health_check_id].spec.address in self.seen_healthy
+        # Three checkers per region, each reporting within the last interval.
+        return tuple(
+            CheckerObservation(region, healthy, self.clock.now() - 10)
+            for region in REGIONS
+            for _ in range(3)
+        )
+
+
 class FakeProber:
     """Healthy unless the address is listed as dead (or `dead(address, now)` says so)."""
 
@@ -397,6 +491,7 @@ class FakeCloud:
         self.sns = FakeSns(self.calls)
         self.prober = FakeProber(self.clock, self.ec2)
         self.probe_function = FakeProbeFunction(self.prober)
+        self.health_checks = FakeHealthChecks(self.clock, self.calls)
 
     def services(self) -> Services:
         return Services(
@@ -407,25 +502,36 @@ class FakeCloud:
             notifier=self.sns,
             prober=self.prober,
             probe_function=self.probe_function,
+            # Used only with LBF_ROUTE53_HEALTH_CHECKS on, as aws_services makes it then.
+            health_checks=self.health_checks,
         )
 
 
+WEBS = ("127.0.1.21", "127.0.1.22", "127.0.1.23")
+
+
+def small_cluster(lbs: int = 2, webs: Sequence[str] = WEBS, *, cluster: str = "demo") -> FakeCloud:
+    """LBs lb1, lb2, ... at 127.0.0.11, .12, ..., then web servers at `webs`, in that order."""
+    cloud = FakeCloud()
+    for number in range(1, lbs + 1):
+        cloud.ec2.add("lb", f"127.0.0.{10 + number}", name=f"lb{number}", cluster=cluster)
+    for address in webs:
+        cloud.ec2.add("web", address, cluster=cluster)
+    return cloud
+
+
 FAKE_DOMAIN = "prod.example.com"
-# The variables every job test on FakeCloud needs: LBs probed and published at their private
-# (loopback) addresses.
-FAKE_ENV = {
+TOPIC = "arn:aws:sns:eu-west-1:123456789012:lbf"
+# The variables that point a job at FakeCloud, for `tests.kit.settings`: its EC2 tags instances
+# into cluster "demo", the LBs are probed and published at their private (loopback) addresses, and
+# notices go to a topic.
+FAKE_CLOUD_ENV = {
     "LBF_CLUSTER": "demo",
     "LBF_DOMAIN": FAKE_DOMAIN,
     "LBF_HOSTED_ZONE_ID": "Z123",
     "LBF_LB_ADDRESS": "private",
+    "LBF_SNS_TOPIC_ARN": TOPIC,
 }
-
-
-def fake_settings(**overrides: str) -> Settings:
-    """FAKE_ENV with notices to a topic; overrides by full variable name."""
-    environ = FAKE_ENV | {"LBF_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:lbf"}
-    environ.update(overrides)
-    return Settings.from_env(environ)
 
 
 class Killed(BaseException):
@@ -438,7 +544,7 @@ def kill_at_write(kill_at: int) -> Callable[[str, object], None]:
 
     def kill(operation: str, detail: object) -> None:
         nonlocal writes
-        if operation in READ_OPERATIONS:
+        if not is_write(operation):
             return
         if writes == kill_at:
             raise Killed(operation)  # before the call takes effect

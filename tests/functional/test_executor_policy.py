@@ -10,9 +10,10 @@ import typing
 
 import pytest
 
+from bench.calls import is_write
 from chalicelib.core.plan import Change, Notify, StoreNotices
 from chalicelib.executor import Executor, Mode, mode_of, writes
-from tests.fakes import READ_OPERATIONS, FakeCloud
+from tests.kit.cloud import FakeCloud
 
 KINDS = typing.get_args(Change)
 NOTICE_KINDS = {Notify, StoreNotices}
@@ -95,5 +96,5 @@ def test_paused_stores_the_notices_and_prints_the_rest() -> None:
     )
 
     assert [o.printed for o in outcomes] == [True, True, False]
-    writes_made = [(op, d) for op, d in cloud.calls.log if op not in READ_OPERATIONS]
+    writes_made = [(op, d) for op, d in cloud.calls.log if is_write(op)]
     assert writes_made == [("PutParameter", ("/lbf/demo/notices", "no-eligible-lb"))]

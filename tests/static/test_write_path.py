@@ -29,6 +29,7 @@ import botocore.session
 import pytest
 from botocore import xform_name
 
+from bench.calls import is_write
 from chalicelib import services as services_module
 from chalicelib.adapters.ec2 import Ec2Inventory
 from chalicelib.adapters.notify import SnsNotifier
@@ -72,7 +73,6 @@ SERVICE_TYPES = frozenset(
     | {cls.__name__ for cls in ADAPTER_CLASSES}
 )
 BOTO_SERVICES = ("ec2", "route53", "ssm", "sns", "lambda")
-READ_PREFIXES = ("describe_", "get_", "list_", "can_paginate", "generate_presigned")
 
 
 def protocol_write_methods() -> frozenset[str]:
@@ -90,9 +90,8 @@ def boto_write_operations() -> frozenset[str]:
     operations: set[str] = set()
     for service in BOTO_SERVICES:
         for operation in session.get_service_model(service).operation_names:
-            name = xform_name(operation)
-            if not name.startswith(READ_PREFIXES):
-                operations.add(name)
+            if is_write(operation):
+                operations.add(xform_name(operation))
     return frozenset(operations)
 
 

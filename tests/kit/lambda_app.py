@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +18,35 @@ import chalice.test
 import pytest
 from chalice.local import LambdaContext
 
-from tests.fakes import FakeCloud
-from tests.slow_aws import ClockTime
+from tests.kit.cloud import FakeCloud, small_cluster
+from tests.kit.slow_aws import ClockTime
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # The repository's dev stage (.chalice/config.json): its cluster, and its 90 s lambda_timeout.
 STAGE = "dev"
 CLUSTER = "web-dev"
 STAGE_TIMEOUT_MS = 90_000
+# The dev stage's variables (.chalice/config.json), for runs that are not through the app and
+# must see what its handlers see.
+DEV_STAGE_ENV = {
+    "LBF_CLUSTER": CLUSTER,
+    "LBF_DOMAIN": "edge-dev.example.com",
+    "LBF_HOSTED_ZONE_ID": "Z0000000000EXAMPLE",
+    "LBF_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:111122223333:lb-failover-web-dev",
+}
 
 
 class LambdaApp:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, cloud: FakeCloud) -> None:
+    def __init__(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        cloud: FakeCloud,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        """`environ`: variables set in the process for the test, as a deployed stage sets them."""
+        for key, value in (environ or {}).items():
+            monkeypatch.setenv(key, value)
         monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
         monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "LbFailover")
         self.module: Any = importlib.import_module("app")
@@ -86,13 +104,9 @@ def emf_figures(stdout: str) -> list[dict[str, list[float]]]:
 
 def stage_cloud() -> FakeCloud:
     """Two LBs and two web servers of the dev stage's cluster."""
-    cloud = FakeCloud()
+    cloud = small_cluster(webs=("127.0.1.21", "127.0.1.22"), cluster=CLUSTER)
     cloud.prober.timeout = 2.0
-    cloud.ec2.add("lb", "127.0.0.11", name="lb1", cluster=CLUSTER)
-    cloud.ec2.add("lb", "127.0.0.12", name="lb2", cluster=CLUSTER)
-    cloud.ec2.add("web", "127.0.1.21", cluster=CLUSTER)
-    cloud.ec2.add("web", "127.0.1.22", cluster=CLUSTER)
     return cloud
 
 
-__all__ = ["LambdaApp", "emf_figures", "stage_cloud"]
+__all__ = ["DEV_STAGE_ENV", "LambdaApp", "emf_figures", "stage_cloud"]

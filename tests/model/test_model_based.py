@@ -1,6 +1,6 @@
 """A model-based test: the reconcile job against a world that keeps changing under it.
 
-Hypothesis drives a state machine over the in-memory AWS (tests/fakes.py) and the real job loop
+Hypothesis drives a state machine over the in-memory AWS (tests/kit/cloud.py) and the real job loop
 (the pure core plus observe/apply, all in memory with a fake clock): load balancers and web servers
 die, recover, flap, stop, start with a new IP, drain, get a typo in a tag (running or stopped, so
 they are skipped), appear and are terminated; LBF_TTL changes; AWS calls fail, or are slow against
@@ -51,8 +51,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from bench.calls import is_write
 from chalicelib import jobs
-from chalicelib.config import Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core import timing
 from chalicelib.core.dns import RecordChange, frozen_lbs, is_eligible
@@ -60,8 +60,9 @@ from chalicelib.core.inventory import natural_key
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
 from chalicelib.errors import AwsError, StaleView
 from chalicelib.report import Report
-from tests.fakes import READ_OPERATIONS, FakeCloud, Killed, kill_at_write
-from tests.slow_aws import SlowAws
+from tests.kit.cloud import FAKE_CLOUD_ENV, FakeCloud, Killed, kill_at_write
+from tests.kit.settings import settings as config_from  # hypothesis has its own `settings`
+from tests.kit.slow_aws import SlowAws
 
 SOAK = os.environ.get("LBF_SOAK", "") not in ("", "0")
 MAX_EXAMPLES = 5000 if SOAK else 400
@@ -73,16 +74,7 @@ BACKENDS = "/lbf/demo/backends"
 LBS = "/lbf/demo/lbs"
 NOTICES = "/lbf/demo/notices"
 FOREIGN = "198.51.100.77"  # an address no instance ever has
-CONFIG = Settings.from_env(
-    {
-        "LBF_CLUSTER": "demo",
-        "LBF_DOMAIN": DOMAIN,
-        "LBF_HOSTED_ZONE_ID": "Z123",
-        "LBF_LB_ADDRESS": "private",
-        "LBF_PROBE_ROUNDS": "3",
-        "LBF_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:lbf",
-    }
-)
+CONFIG = config_from(FAKE_CLOUD_ENV, probe_rounds=3)
 RISE, FALL = CONFIG.rise, CONFIG.fall
 TTLS = [CONFIG.ttl, 10, 300]
 # Faults a run can meet. "prober-network" is not an AWS fault: every probe of the run fails.
@@ -687,7 +679,7 @@ class ClusterMachine(RuleBasedStateMachine):
             self._run()
             assert self.last_report is not None
             assert self.last_report.ok, self.last_report.errors
-            writes = [(op, d) for op, d in self.cloud.calls.log[mark:] if op not in READ_OPERATIONS]
+            writes = [(op, d) for op, d in self.cloud.calls.log[mark:] if is_write(op)]
             if attempt >= 1 and not writes:
                 break
         assert not writes, f"still writing after {attempt + 1} quiet runs: {writes}"

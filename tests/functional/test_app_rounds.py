@@ -1,7 +1,7 @@
 """A scheduled invocation never starts a round that the Lambda's time left would cut short.
 
 Through the app's handlers (chalice's test client) with an invocation whose time left follows the
-fake clock (tests/lambda_app.py): the rounds that run for each Lambda timeout, and a slow Route 53
+fake clock (tests/kit/lambda_app.py): the rounds that run for each Lambda timeout, and a slow Route 53
 spending the time during a failover.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.core.timing import ROUND_WRITE_SECONDS
-from tests.lambda_app import LambdaApp, emf_figures, stage_cloud
-from tests.slow_aws import SlowAws
+from tests.kit.lambda_app import LambdaApp, emf_figures, stage_cloud
+from tests.kit.slow_aws import SlowAws
 
 ACTIVE = "lb.edge-dev.example.com"
 # The dev stage's settings: LBF_PROBE_TIMEOUT 2 s, then the writes' budget.

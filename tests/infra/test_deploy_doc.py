@@ -42,7 +42,7 @@ NOT_RUN = {
     ),
     "ec2 run-instances": (
         "needs the pinned AMI, which moto's catalogue does not carry; "
-        "the instances' side is tested by tests/e2e with real HAProxy and tests/unit/test_user_data.py"
+        "the instances' side is tested by tests/e2e with real HAProxy and tests/infra/test_user_data.py"
     ),
     "cloudformation package": "uploads the code for the SAM stack, which moto cannot create",
     "cloudformation deploy lb-failover-*": (
@@ -59,7 +59,7 @@ OTHER_NOT_RUN = {
 }
 
 SHIM = r'''#!{python}
-"""`aws`, against moto where it can: see tests/functional/test_deploy_doc.py."""
+"""`aws`, against moto where it can: see tests/infra/test_deploy_doc.py."""
 import json, os, sys, time
 import boto3, jmespath
 

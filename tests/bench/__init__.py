@@ -1,0 +1,1 @@
+"""The benchmarks' pure arithmetic (bench/): statistics, layouts, prices."""

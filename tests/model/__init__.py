@@ -1,0 +1,1 @@
+"""The model-based test: Hypothesis runs the reconcile job on a changing in-memory AWS."""

@@ -1,0 +1,1 @@
+"""Checks that read the source without running it: who may call a write."""
