@@ -7,7 +7,6 @@ after a configuration change) hands the stage's variables to the invocation, not
 from __future__ import annotations
 
 import os
-import re
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -18,6 +17,7 @@ from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Rate
 from chalicelib.adapters.probe import SocketProber
 from chalicelib.config import ConfigError, Settings
 from chalicelib.core import probe_contract
+from chalicelib.core.names import is_instance_id
 
 if TYPE_CHECKING:
     from chalicelib.clock import Clock
@@ -60,7 +60,6 @@ if _tracing_enabled():  # pragma: no cover - needs the X-Ray SDK from Powertools
 # The runs' clock; tests hand in a fake one together with a Lambda context that follows it.
 # None: the system clock, made on first use (its module is imported only by the controller).
 clock: Clock | None = None
-_INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
 _EC2_STATES = frozenset(
     {"pending", "running", "stopping", "stopped", "shutting-down", "terminated"}
 )
@@ -96,7 +95,7 @@ def on_instance_change(event: CloudWatchEvent) -> dict[str, Any]:
     instance_id = detail.get("instance-id")
     state = detail.get("state")
     problem = None
-    if not isinstance(instance_id, str) or not _INSTANCE_ID.fullmatch(instance_id):
+    if not isinstance(instance_id, str) or not is_instance_id(instance_id):
         problem = "detail.instance-id is not an EC2 instance id"
     # isinstance first: a list or an object in the field is unhashable, and `in` would raise.
     elif not isinstance(state, str) or state not in _EC2_STATES:

@@ -7,10 +7,6 @@ from typing import Any
 
 from bench.report import REPO
 
-# Lambda allocates CPU in proportion to memory: 1,769 MB is the equivalent of one vCPU (AWS
-# Lambda developer guide, "Configuring function memory").
-MB_PER_VCPU = 1769
-
 
 def chalice_config() -> dict[str, Any]:
     config: dict[str, Any] = json.loads((REPO / ".chalice" / "config.json").read_text())
@@ -27,7 +23,3 @@ def lambda_memory_mb(stage: str = "prod", function: str = "reconcile") -> int:
         if level.get("lambda_memory_size") is not None:
             return int(level["lambda_memory_size"])
     return 128
-
-
-def vcpu_share(memory_mb: int) -> float:
-    return min(memory_mb / MB_PER_VCPU, 6.0)

@@ -519,18 +519,7 @@ def _section(
                 "just before the change keeps it that long; a lower TTL shortens this 1:1",
             )
         )
-    rows = [
-        (
-            e.number,
-            e.how,
-            e.lb,
-            f"{e.offset:.2f}",
-            "-" if e.round_of_run is None else e.round_of_run,
-            "-" if e.since_round is None else f"{e.since_round:.2f}",
-            "-" if e.detection is None else f"{e.detection:.2f}",
-        )
-        for e in events
-    ]
+    rows = [(e.number, e.how, e.lb, *_timing_cells(e)) for e in events]
     section.details += [
         f"Stand: 2 real HAProxy LBs (the project's haproxy.cfg answers `/health`), 3 real "
         f"web servers, moto's server; the real job back to back, {ROUNDS} rounds of INTERVAL = "
@@ -550,28 +539,15 @@ def _section(
             ("#", "how", "LB", "waited s", "round of run", "s since round began", "detection s"),
             rows,
         ),
-        (f"The series {stopped}. " if stopped else "")
-        + f"Controller errors during the run: {len(errors)}"
-        + ("" if not errors else " (" + "; ".join(sorted(set(errors))[:5]) + ")"),
+        _closing(stopped, errors),
     ]
-    section.data = {
-        "settings": {
-            "interval": INTERVAL,
-            "timeout": TIMEOUT,
-            "fall": FALL,
-            "rise": RISE,
-            "rounds": ROUNDS,
-            "ttl": TTL,
-            "bound": BOUND,
-            "bound_with_invoke": bound,
-            "invoke_term_production": INVOKE_TERM,
-            "seed": SEED,
-        },
-        "events": [asdict(e) for e in events],
-        "invoke_overheads": invoke.overheads,
-        "invoke_faults": invoke.faults,
-        "controller_errors": errors,
-    }
+    section.data = _data(
+        events,
+        errors,
+        invoke,
+        bound=bound,
+        settings={"ttl": TTL, "invoke_term_production": INVOKE_TERM},
+    )
     return section
 
 
@@ -597,15 +573,7 @@ def _eip_section(
         )
     figures += invoke.figures()
     rows = [
-        (
-            e.number,
-            e.lb,
-            f"{e.offset:.2f}",
-            "-" if e.round_of_run is None else e.round_of_run,
-            "-" if e.since_round is None else f"{e.since_round:.2f}",
-            "-" if e.detection is None else f"{e.detection:.2f}",
-            "-" if e.served is None else f"{e.served:.2f}",
-        )
+        (e.number, e.lb, *_timing_cells(e), "-" if e.served is None else f"{e.served:.2f}")
         for e in events
     ]
     section.details += [
@@ -622,11 +590,40 @@ def _eip_section(
             ("#", "LB", "waited s", "round of run", "s since round began", "moved s", "served s"),
             rows,
         ),
+        _closing(stopped, errors),
+    ]
+    section.data = _data(events, errors, invoke, bound=bound, settings={"address": EIP_ADDRESS})
+    return section
+
+
+def _timing_cells(e: Event) -> tuple[object, ...]:
+    """The columns both series' tables share: the wait, the round it fell in, the detection."""
+    return (
+        f"{e.offset:.2f}",
+        "-" if e.round_of_run is None else e.round_of_run,
+        "-" if e.since_round is None else f"{e.since_round:.2f}",
+        "-" if e.detection is None else f"{e.detection:.2f}",
+    )
+
+
+def _closing(stopped: str, errors: list[str]) -> str:
+    return (
         (f"The series {stopped}. " if stopped else "")
         + f"Controller errors during the run: {len(errors)}"
-        + ("" if not errors else " (" + "; ".join(sorted(set(errors))[:5]) + ")"),
-    ]
-    section.data = {
+        + ("" if not errors else " (" + "; ".join(sorted(set(errors))[:5]) + ")")
+    )
+
+
+def _data(
+    events: list[Event],
+    errors: list[str],
+    invoke: _Invoke,
+    *,
+    bound: float,
+    settings: dict[str, object],
+) -> dict[str, object]:
+    """What both series store: the stand's settings (plus the series' own), events, invokes."""
+    return {
         "settings": {
             "interval": INTERVAL,
             "timeout": TIMEOUT,
@@ -636,13 +633,13 @@ def _eip_section(
             "bound": BOUND,
             "bound_with_invoke": bound,
             "seed": SEED,
-            "address": EIP_ADDRESS,
+            **settings,
         },
         "events": [asdict(e) for e in events],
         "invoke_overheads": invoke.overheads,
+        "invoke_faults": invoke.faults,
         "controller_errors": errors,
     }
-    return section
 
 
 def _figures(

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.deployment import MB_PER_VCPU, lambda_memory_mb, vcpu_share
+from bench.deployment import lambda_memory_mb
 from bench.report import REPO, Figure, Progress, Section, table
+from bench.sizing import MB_PER_VCPU, memory_for, vcpu_share
 from bench.stats import median, ratio
 
 TIMEOUT = 2.0  # the default LBF_PROBE_TIMEOUT
@@ -263,7 +264,7 @@ def _on_lambda(case: Case) -> Figure:
     share = vcpu_share(memory)
     floor = case.cpu_seconds / share
     # Leave the CPU part at most the half timeout the target allows beyond one timeout.
-    needed = case.cpu_seconds / ((TARGET - 1) * TIMEOUT) * MB_PER_VCPU
+    needed = memory_for(case.cpu_seconds, (TARGET - 1) * TIMEOUT)
     fits = floor <= (TARGET - 1) * TIMEOUT
     return Figure(
         f"{case.targets} targets: prober CPU per round",
@@ -277,7 +278,7 @@ def _on_lambda(case: Case) -> Figure:
                 if fits
                 else f"a round there can take up to timeout + {floor:.1f} s = "
                 f"{ratio(TIMEOUT + floor, TIMEOUT):.1f} x timeout; {case.targets:,} targets "
-                f"need about {needed:,.0f} MB (or fewer targets per function) for "
+                f"need {needed:,} MB (or fewer targets per function) for "
                 f"{TARGET:g} x timeout"
             )
         ),

@@ -25,7 +25,11 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
+# Lambda allocates CPU in proportion to memory: 1,769 MB is the equivalent of one vCPU (AWS
+# Lambda developer guide, "Configuring function memory"), up to 6 vCPUs at 10,240 MB.
 MB_PER_VCPU = 1769
+MAX_VCPUS = 6.0
+MAX_MB = 10240
 MIN_MB = 128
 STEP_MB = 64  # sizes offered in steps people recognise; Lambda itself takes any whole MB
 SLACK_SHARE = 0.5  # the part of a slack the CPU work may take; the rest is for what is not CPU
@@ -52,6 +56,10 @@ def memory_for(cpu_seconds: float, budget_seconds: float) -> int:
 
 def seconds_on(cpu_seconds: float, memory_mb: int) -> float:
     return cpu_seconds * MB_PER_VCPU / memory_mb
+
+
+def vcpu_share(memory_mb: int) -> float:
+    return min(memory_mb / MB_PER_VCPU, MAX_VCPUS)
 
 
 def cold_start_cpu(coldstart: dict[str, Any], *, tracing: bool) -> float:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from chalicelib import deployed, jobs, planned, probing, render
+from chalicelib import deployed, jobs, move_active, probing, render
 from chalicelib.clock import Clock, SystemClock
 from chalicelib.config import ConfigError, Settings
 from chalicelib.core.timing import SCHEDULE_SECONDS
@@ -140,7 +140,7 @@ def main(
         if args.to is None and args.drain is None:
             print("move-active: give --to NAME, --drain NAME, or both", file=sys.stderr)
             return EXIT_CONFIG
-        report = planned.move_active(
+        report = move_active.move_active(
             settings, services, clock, to=args.to, drain=args.drain, wait=not args.no_wait
         )
     elif args.command == "plan":

@@ -29,11 +29,13 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from chalicelib.core import names
 from chalicelib.core.dns import RecordRules
 from chalicelib.core.endpoints import ADDRESS_FIELD, PORT_FIELD, SCHEMES, CheckTemplate, ProbeRules
 from chalicelib.core.health import Thresholds
 from chalicelib.core.inventory import ParseRules
 from chalicelib.core.model import ActiveMode, AddressKind, FailoverMode
+from chalicelib.core.names import CLUSTER, DNS_LABEL, HOSTED_ZONE_ID, HOSTED_ZONE_PREFIX, show
 from chalicelib.core.plan import ActiveRules, ListRules, PlanRules
 from chalicelib.core.planned_failover import MoveRules
 from chalicelib.core.pushes import PushRules
@@ -41,17 +43,11 @@ from chalicelib.core.second_opinion import SecondOpinionRules
 from chalicelib.core.timing import SCHEDULE_SECONDS, DetectionBound, detection_bound, schedule_fits
 
 # Shown in errors; longer values are cut so one bad variable cannot flood a log line.
-_SHOWN_CHARS = 60
+_SHOWN_CHARS = 57
 
-_CLUSTER = re.compile(r"[A-Za-z0-9._-]{1,128}")
-_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # Leaves room for "<label>.<domain>" with the longest label: 63 + 1 + 189 = 253, DNS's limit for a
 # whole name, so no LB name that passes as a label can make a record Route 53 refuses.
 _DOMAIN_MAX_CHARS = 189
-# Route 53 returns ids as "/hostedzone/Z..."; the API takes the bare id.
-_HOSTED_ZONE_PREFIX = "/hostedzone/"
-# Real ids start with "Z"; moto's do not, so only the character set is checked.
-_HOSTED_ZONE_ID = re.compile(r"[A-Z0-9]{1,32}")
 _EIP_ALLOCATION_ID = re.compile(r"eipalloc-[0-9a-f]{8,32}")
 _SSM_DOCUMENT_NAME = re.compile(r"[A-Za-z0-9_.-]{3,128}")
 _SSM_DOCUMENT_ARN = re.compile(
@@ -159,18 +155,18 @@ class Settings:
         return self.record_name(self.active_name)
 
     def record_name(self, label: str) -> str:
-        return f"{label}.{self.domain}"
+        return names.record_name(label, self.domain)
 
     @property
-    def backends_parameter(self) -> str:
+    def backends_parameter_name(self) -> str:
         return f"{self.parameter_prefix}/backends"
 
     @property
-    def lbs_parameter(self) -> str:
+    def lbs_parameter_name(self) -> str:
         return f"{self.parameter_prefix}/lbs"
 
     @property
-    def paused_parameter(self) -> str:
+    def paused_parameter_name(self) -> str:
         return f"{self.parameter_prefix}/paused"
 
     @property
@@ -180,7 +176,7 @@ class Settings:
         A naming convention rather than a setting: infra/cloudformation/cluster.yaml creates the
         group under this name (with retention) and lets the LBs' role write to it.
         """
-        return f"/lbf/{self.cluster}/pushes"
+        return names.push_log_group(self.cluster)
 
     @property
     def uses_prober_function(self) -> bool:
@@ -200,7 +196,7 @@ class Settings:
         )
 
     @property
-    def notices_parameter(self) -> str:
+    def notices_parameter_name(self) -> str:
         """The conditions already notified, so a notice goes out on a change, not every run."""
         return f"{self.parameter_prefix}/notices"
 
@@ -232,14 +228,14 @@ class Settings:
                 records=records,
                 active=active,
                 lists=ListRules(
-                    backends_parameter_name=self.backends_parameter,
-                    lbs_parameter_name=self.lbs_parameter,
+                    backends_parameter_name=self.backends_parameter_name,
+                    lbs_parameter_name=self.lbs_parameter_name,
                     max_pool_drop=self.max_pool_drop,
                 ),
                 pushes=PushRules(log_group=self.push_log_group),
             ),
             move=MoveRules(
-                records=records, active=active, paused_parameter_name=self.paused_parameter
+                records=records, active=active, paused_parameter_name=self.paused_parameter_name
             ),
             probes=ProbeRules(lb_check=self.lb_check, pool_check=self.pool_check),
             second_opinion=SecondOpinionRules(
@@ -327,9 +323,7 @@ class Settings:
 
 def _shown(value: str) -> str:
     """The value as it goes into an error: quoted, escaped, and cut to a readable length."""
-    if len(value) > _SHOWN_CHARS:
-        value = value[: _SHOWN_CHARS - 3] + "..."
-    return repr(value)
+    return show(value, _SHOWN_CHARS)
 
 
 def _bad(name: str, expected: str, value: str) -> ConfigError:
@@ -428,7 +422,7 @@ def _boolean(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
 def _cluster(environ: Mapping[str, str]) -> str:
     expected = "1-128 characters of A-Z a-z 0-9 . _ -"
     value = _required(environ, "LBF_CLUSTER", expected)
-    if not _CLUSTER.fullmatch(value):
+    if not CLUSTER.fullmatch(value):
         raise _bad("LBF_CLUSTER", expected, value)
     return value
 
@@ -445,7 +439,7 @@ def _domain(environ: Mapping[str, str]) -> str:
     if (
         len(domain) > _DOMAIN_MAX_CHARS
         or len(labels) < 2
-        or not all(_DNS_LABEL.fullmatch(label) for label in labels)
+        or not all(DNS_LABEL.fullmatch(label) for label in labels)
     ):
         raise _bad("LBF_DOMAIN", expected, value)
     return domain
@@ -454,8 +448,8 @@ def _domain(environ: Mapping[str, str]) -> str:
 def _hosted_zone_id(environ: Mapping[str, str]) -> str:
     expected = "a Route 53 hosted zone id such as Z0123456789ABC or /hostedzone/Z0123456789ABC"
     value = _required(environ, "LBF_HOSTED_ZONE_ID", expected)
-    zone_id = value.removeprefix(_HOSTED_ZONE_PREFIX)
-    if not _HOSTED_ZONE_ID.fullmatch(zone_id):
+    zone_id = value.removeprefix(HOSTED_ZONE_PREFIX)
+    if not HOSTED_ZONE_ID.fullmatch(zone_id):
         raise _bad("LBF_HOSTED_ZONE_ID", expected, value)
     return zone_id
 
@@ -465,7 +459,7 @@ def _active_name(environ: Mapping[str, str]) -> str:
     if value is None:
         return "lb"
     name = value.lower()
-    if not _DNS_LABEL.fullmatch(name):
+    if not DNS_LABEL.fullmatch(name):
         raise _bad(
             "LBF_ACTIVE_NAME", "a DNS label: 1-63 of a-z 0-9 - (no leading or trailing -)", value
         )

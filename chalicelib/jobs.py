@@ -91,7 +91,7 @@ def reconcile(
 
     report.dry_run = dry_run or settings.dry_run or world.paused
     if world.paused:
-        report.notes.append(f"paused: {settings.paused_parameter} is true; planning only")
+        report.notes.append(f"paused: {settings.paused_parameter_name} is true; planning only")
     if world.health_checks_error is not None:
         report.errors.append(world.health_checks_error)
     second_opinion = SecondOpinion(services, clock)

@@ -38,10 +38,10 @@ def observe(
             return None
         records = services.records.read(settings.domain)
         names = [
-            settings.backends_parameter,
-            settings.lbs_parameter,
-            settings.paused_parameter,
-            settings.notices_parameter,
+            settings.backends_parameter_name,
+            settings.lbs_parameter_name,
+            settings.paused_parameter_name,
+            settings.notices_parameter_name,
         ]
         parameters = services.parameters.read(names)
         pushes = services.commands.recent(since=now - PUSH_LOOKBACK_SECONDS)
@@ -58,11 +58,11 @@ def observe(
         webs=inventory.webs,
         skipped=inventory.skipped,
         records=records,
-        backends_parameter=parameters.get(settings.backends_parameter),
-        lbs_parameter=parameters.get(settings.lbs_parameter),
-        paused=parameters.get(settings.paused_parameter, "").strip().lower() == "true",
+        backends_parameter=parameters.get(settings.backends_parameter_name),
+        lbs_parameter=parameters.get(settings.lbs_parameter_name),
+        paused=parameters.get(settings.paused_parameter_name, "").strip().lower() == "true",
         commands=tuple(pushes),
-        notices=notice_policy.parse_stored(parameters.get(settings.notices_parameter)),
+        notices=notice_policy.parse_stored(parameters.get(settings.notices_parameter_name)),
         eip_instance_id=eip_instance_id,
         eip_address=eip_address,
         health_checks=health_checks,

@@ -18,7 +18,7 @@ def status_rows(
     world: World, settings: Settings, probes: Mapping[str, ProbeResult] | None = None
 ) -> list[dict[str, Any]]:
     records = {(r.name, r.type): r for r in world.records}
-    active = records.get((settings.active_record_name, "A"))
+    active = dns.find_record(world.records, settings.active_record_name)
     active_values = set(active.values) if active is not None else set()
     published = set(backend_lists.parse_list(world.backends_parameter))
     stored = world.backends_parameter
@@ -155,20 +155,19 @@ def status_text(
     if probes is not None:
         columns.insert(-1, "probe")
     rows = status_rows(world, settings, probes)
-    records = {(r.name, r.type): r for r in world.records}
-    active = records.get((settings.active_record_name, "A"))
+    active = dns.find_record(world.records, settings.active_record_name)
     header = [
         f"cluster {settings.cluster}  domain {settings.domain}  mode {settings.mode}"
         f"  active {settings.active_mode}",
         f"{settings.active_record_name} -> "
         + (" ".join(active.values) if active is not None else "(no record)"),
-        f"backends ({settings.backends_parameter}): "
+        f"backends ({settings.backends_parameter_name}): "
         + (world.backends_parameter or "(none published)"),
     ]
     header.append(f"detection bound: {settings.detection_bound.describe()}")
     header += feature_lines(world, settings)
     if world.paused:
-        header.append(f"PAUSED: {settings.paused_parameter} is true")
+        header.append(f"PAUSED: {settings.paused_parameter_name} is true")
     return "\n".join(header) + "\n\n" + table(rows, columns)
 
 
@@ -203,8 +202,7 @@ def feature_lines(world: World, settings: Settings) -> list[str]:
 def status_json(
     world: World, settings: Settings, probes: Mapping[str, ProbeResult] | None = None
 ) -> dict[str, Any]:
-    records = {(r.name, r.type): r for r in world.records}
-    active = records.get((settings.active_record_name, "A"))
+    active = dns.find_record(world.records, settings.active_record_name)
     return {
         "cluster": settings.cluster,
         "active_record": settings.active_record_name,

@@ -165,7 +165,7 @@ def notify(
             failovers=failovers,
             paused=executor.mode is Mode.PAUSED,
             subject=notice_policy.subject_of(settings.cluster),
-            parameter=settings.notices_parameter,
+            parameter=settings.notices_parameter_name,
             stored=stored,
         )
 
@@ -174,12 +174,12 @@ def notify(
         # What an overlapping run notified since this run read the parameter counts as notified.
         # A read, not a write; if it fails, the notice goes out (better twice than never).
         try:
-            stored = services.parameters.read([settings.notices_parameter])
+            stored = services.parameters.read([settings.notices_parameter_name])
         except AwsError:
             pass
         else:
             reread = condition_rules.notified_after_reread(
-                world.notices, stored.get(settings.notices_parameter)
+                world.notices, stored.get(settings.notices_parameter_name)
             )
             if reread is not None:
                 changes, remembered = planned(*reread)

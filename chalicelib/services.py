@@ -100,11 +100,11 @@ def aws_services(settings: Settings) -> Services:
         require_credentials,
     )
     from chalicelib.adapters.ec2 import Ec2Inventory
-    from chalicelib.adapters.healthchecks import Route53HealthChecks
     from chalicelib.adapters.notify import SnsNotifier
     from chalicelib.adapters.probe import SocketProber
     from chalicelib.adapters.probe_function import ProbeFunction
     from chalicelib.adapters.route53 import Route53Records
+    from chalicelib.adapters.route53_health_checks import Route53HealthChecks
     from chalicelib.adapters.ssm import SsmCommands, SsmParameters
 
     region = aws_region()

@@ -32,6 +32,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from chalicelib.core.names import (  # noqa: E402
+    CLUSTER,
+    HOSTED_ZONE_ID,
+    HOSTED_ZONE_PREFIX,
+    is_label,
+)
+
 APP_NAME = "lb-failover"
 ARCHITECTURE = "arm64"  # Graviton: 20% less per GB-second than x86_64, same code
 CONTROLLERS = ("reconcile", "on_instance_change")
@@ -52,10 +62,7 @@ DEFAULT_MEMORY_MB = {"traced": 256, "untraced": 192, PROBER: 384}
 PROBER_TIMEOUT_S = 10
 CONTROLLER_TIMEOUT_S = 90
 
-_CLUSTER = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _STAGE = re.compile(r"[A-Za-z0-9_]{1,32}")
-_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
-_ZONE_ID = re.compile(r"(/hostedzone/)?[A-Z0-9]{1,32}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
 _SUBNET = re.compile(r"subnet-[0-9a-f]{8,17}")
 _GROUP = re.compile(r"sg-[0-9a-f]{8,17}")
@@ -116,16 +123,16 @@ def normal_domain(name: str) -> str:
 def check(inputs: Inputs) -> Inputs:
     if not _STAGE.fullmatch(inputs.stage):
         raise ConfigureError(f"--stage: {inputs.stage!r} is not a stage name (letters, digits, _)")
-    if not _CLUSTER.fullmatch(inputs.cluster):
+    if not CLUSTER.fullmatch(inputs.cluster):
         raise ConfigureError(f"--cluster: {inputs.cluster!r} is not a valid lbf:cluster value")
     domain = normal_domain(inputs.domain)
     labels = domain.split(".")
-    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+    if len(labels) < 2 or not all(is_label(label) for label in labels):
         raise ConfigureError(f"--domain: {inputs.domain!r} is not a domain name")
     if not _REGION.fullmatch(inputs.region):
         raise ConfigureError(f"--region: {inputs.region!r} is not a region name")
     zone_id = inputs.zone_id.strip()
-    if zone_id and not _ZONE_ID.fullmatch(zone_id):
+    if zone_id and not HOSTED_ZONE_ID.fullmatch(zone_id.removeprefix(HOSTED_ZONE_PREFIX)):
         raise ConfigureError(f"--zone-id: {inputs.zone_id!r} is not a hosted zone id")
     for value, name in (
         (inputs.pool_address, "--pool-address"),

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +32,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from botocore.exceptions import ClientError, NoRegionError
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from chalicelib.core.inventory import natural_key  # noqa: E402
+from chalicelib.core.names import push_log_group  # noqa: E402
 
 DOCUMENT = "LbFailover-UpdateConfig"
 # The document's maxChars for Config (infra/render_document.py CONFIG_MAX_CHARS).
@@ -72,11 +78,6 @@ def encode(path: Path) -> tuple[str, str]:
     return encoded, hashlib.sha256(data).hexdigest()
 
 
-def _natural(name: str) -> list[Any]:
-    """lb2 before lb10."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
 def running_lbs(ec2: Any, cluster: str) -> list[LoadBalancer]:
     """The cluster's running LBs, standbys first, the active one last, natural name order."""
     found: list[LoadBalancer] = []
@@ -104,7 +105,7 @@ def running_lbs(ec2: Any, cluster: str) -> list[LoadBalancer]:
         if not token:
             break
         kwargs["NextToken"] = token
-    return sorted(found, key=lambda lb: (lb.active, _natural(lb.name), lb.instance_id))
+    return sorted(found, key=lambda lb: (lb.active, natural_key(lb.name), lb.instance_id))
 
 
 def install_on(
@@ -163,7 +164,7 @@ def update_cluster(
         # Nothing to update is not a failure: LBs launched later take the file from user data.
         print(f"no running load balancer in cluster {cluster}: nothing to update", file=out)
         return 0
-    log_group = f"/lbf/{cluster}/pushes"
+    log_group = push_log_group(cluster)
     print(
         f"installing {path} ({checksum[:12]}) on {len(lbs)} LB(s) of {cluster}, one at a time: "
         + ", ".join(lb.name for lb in lbs),

@@ -158,7 +158,7 @@ class Demo:
         haproxy.start()
         if boot_pull:
             # What infra/lb/user-data.sh does at boot: pull the current list and apply it.
-            current = self.aws.parameter(self.settings.backends_parameter)
+            current = self.aws.parameter(self.settings.backends_parameter_name)
             if current:
                 checksum = hashlib.sha256(current.encode()).hexdigest()
                 result = haproxy.apply(current, checksum)

@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError, InvalidRegionError, 
 from botocore.utils import validate_region_name
 
 from chalicelib.config import ConfigError
+from chalicelib.core.names import show
 from chalicelib.core.timing import PROBER_INVOKE_SECONDS, REPORT_SECONDS
 from chalicelib.errors import AwsError, StaleView
 
@@ -63,8 +64,7 @@ def aws_region() -> str:
     try:
         validate_region_name(region)
     except InvalidRegionError as exc:
-        shown = repr(region if len(region) <= 60 else region[:57] + "...")
-        raise ConfigError(source, f"expected {_REGION_FORM}, got {shown}") from exc
+        raise ConfigError(source, f"expected {_REGION_FORM}, got {show(region, 57)}") from exc
     return region
 
 

@@ -29,17 +29,17 @@ class Route53Records:
         """Every A and TXT record at or below the domain, all pages.
 
         Route 53 lists names in DNS order (labels compared right to left), so everything below the
-        domain follows it directly: start there and stop at the first name outside it.
+        domain follows it directly: start there and stop at the first name outside it. The
+        paginator asks for a page only when the loop reaches it, so stopping early saves the
+        requests (Route 53 allows 5 per second per account) for the rest of the zone.
         """
         records: list[Record] = []
         suffix = "." + domain
-        kwargs: dict[str, Any] = {
-            "HostedZoneId": self._zone_id,
-            "StartRecordName": _absolute(domain),
-        }
         with translated("route53", "ListResourceRecordSets"):
-            while True:
-                page = self._client.list_resource_record_sets(**kwargs)
+            pages = self._client.get_paginator("list_resource_record_sets").paginate(
+                HostedZoneId=self._zone_id, StartRecordName=_absolute(domain)
+            )
+            for page in pages:
                 for item in page.get("ResourceRecordSets", []):
                     name = _relative(item["Name"])
                     if name != domain and not name.endswith(suffix):
@@ -53,10 +53,7 @@ class Route53Records:
                                 values=tuple(r["Value"] for r in item["ResourceRecords"]),
                             )
                         )
-                if not page.get("IsTruncated"):
-                    return tuple(records)
-                kwargs["StartRecordName"] = page["NextRecordName"]
-                kwargs["StartRecordType"] = page["NextRecordType"]
+        return tuple(records)
 
     def change(self, changes: Sequence[RecordChange], comment: str) -> str:
         """One change batch, applied atomically by Route 53; returns the change id."""

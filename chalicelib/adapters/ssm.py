@@ -70,23 +70,16 @@ class SsmCommands:
         """Backend pushes requested since then, newest state SSM reports for each."""
         found: list[Command] = []
         after = dt.datetime.fromtimestamp(since, tz=dt.UTC)
-        kwargs: dict[str, Any] = {
-            "Filters": [
-                {"key": "DocumentName", "value": self._document},
-                {"key": "InvokedAfter", "value": after.strftime("%Y-%m-%dT%H:%M:%SZ")},
-            ]
-        }
+        filters = [
+            {"key": "DocumentName", "value": self._document},
+            {"key": "InvokedAfter", "value": after.strftime("%Y-%m-%dT%H:%M:%SZ")},
+        ]
         with translated("ssm", "ListCommands"):
-            while True:
-                page = self._client.list_commands(**kwargs)
+            for page in self._client.get_paginator("list_commands").paginate(Filters=filters):
                 for item in page.get("Commands", []):
                     command = self._parse(item, since)
                     if command is not None:
                         found.append(command)
-                token = page.get("NextToken")
-                if not token:
-                    break
-                kwargs["NextToken"] = token
         return found
 
     def _parse(self, item: dict[str, Any], since: float) -> Command | None:

@@ -7,6 +7,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from chalicelib.core import addresses
 from chalicelib.core.model import Instance, Verdict
 
 # Parameter Store: 4 KB for a standard parameter, 8 KB for an advanced one. The list is written
@@ -25,13 +26,11 @@ class Backend:
     instance_id: str
 
     def render(self) -> str:
-        parsed = ipaddress.ip_address(self.address)
-        host = f"[{parsed.compressed}]" if parsed.version == 6 else parsed.compressed
+        host = addresses.url_host(ipaddress.ip_address(self.address).compressed)
         return f"{host}:{self.port}"
 
     def sort_key(self) -> tuple[int, int, int]:
-        parsed = ipaddress.ip_address(self.address)
-        return (parsed.version, int(parsed), self.port)
+        return (*addresses.sort_key(self.address), self.port)
 
 
 @dataclass(frozen=True)
@@ -119,13 +118,10 @@ def _canonical_entry(entry: str) -> str | None:
     if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
         return None
     bracketed = host.startswith("[") and host.endswith("]")
-    try:
-        parsed = ipaddress.ip_address(host[1:-1] if bracketed else host)
-    except ValueError:
+    address = addresses.canonical(host[1:-1] if bracketed else host)
+    if address is None:
         return None
-    if isinstance(parsed, ipaddress.IPv6Address) and parsed.scope_id is not None:
-        return None
-    return Backend(parsed.compressed, int(port), "").render()
+    return Backend(address, int(port), "").render()
 
 
 @dataclass(frozen=True)

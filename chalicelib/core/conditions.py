@@ -63,10 +63,10 @@ def by_message(rejected: Mapping[str, str]) -> dict[str, str]:
     return {",".join(sorted(names)): message for message, names in grouped.items()}
 
 
-def failovers_to_notify(failovers: Sequence[Failover], *, round: int) -> list[notices.Failover]:
+def failovers_to_notify(failovers: Sequence[Failover], *, round: int) -> list[notices.ReportedMove]:
     """The failovers of `round`, as core/notices notifies them: keyed by their move when known."""
     return [
-        notices.Failover(
+        notices.ReportedMove(
             f.move.split(":", 1)[1] if f.move else f"{f.moved_from or ''}->{f.moved_to or ''}",
             f.reason,
             key=f.move,

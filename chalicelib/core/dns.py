@@ -6,11 +6,11 @@ strips it.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from chalicelib.core.addresses import sort_key as address_key
 from chalicelib.core.inventory import lowest_free_name, natural_key
 from chalicelib.core.model import (
     DOWN_STATES,
@@ -23,6 +23,7 @@ from chalicelib.core.model import (
     Verdict,
     World,
 )
+from chalicelib.core.names import record_name
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,14 @@ class RecordRules:
 
     @property
     def active_fqdn(self) -> str:
-        return f"{self.active_name}.{self.domain}"
+        return record_name(self.active_name, self.domain)
 
     @property
     def ownership_fqdn(self) -> str:
         return f"_lbf.{self.domain}"
 
     def fqdn(self, label: str) -> str:
-        return f"{label}.{self.domain}"
+        return record_name(label, self.domain)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,15 @@ class ActiveDecision:
     moved_to: str | None = None
     no_eligible: bool = False  # no LB can take the record (a notice, unless nothing is known yet)
     repaired: bool = False  # the record pointed at no LB of the cluster
+
+
+def find_record(records: Iterable[Record], name: str, kind: str = "A") -> Record | None:
+    """The record of that name and type among those read, or None."""
+    return next((r for r in records if r.name == name and r.type == kind), None)
+
+
+def active_record(records: Iterable[Record], rules: RecordRules) -> Record | None:
+    return find_record(records, rules.active_fqdn)
 
 
 def is_eligible(lb: Instance) -> bool:
@@ -317,9 +327,9 @@ def _decide_active_all(
         # Never an empty record: with no eligible LB it stays as it is.
         return ActiveDecision(None, (), "no eligible LB", no_eligible=current is not None)
     ordered = by_name(keep)
-    wanted = tuple(sorted({lb.address or "" for lb in ordered} | unjudged, key=_address_key))
+    wanted = tuple(sorted({lb.address or "" for lb in ordered} | unjudged, key=address_key))
     holders = tuple(lb.instance_id for lb in ordered)
-    if current is not None and tuple(sorted(current.values, key=_address_key)) == wanted:
+    if current is not None and tuple(sorted(current.values, key=address_key)) == wanted:
         return ActiveDecision(None, holders, "kept")
     gone = sorted(values - set(wanted))
     return ActiveDecision(
@@ -328,11 +338,6 @@ def _decide_active_all(
         f"now {' '.join(wanted)}" + (f" (removed {' '.join(gone)})" if gone else ""),
         moved_from=" ".join(gone) or None,
     )
-
-
-def _address_key(address: str) -> tuple[int, ...]:
-    parsed = ipaddress.ip_address(address)
-    return (parsed.version, int(parsed))
 
 
 def active_change(

@@ -15,8 +15,9 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from chalicelib.core.addresses import DEFAULT_PORTS, url_host
+
 SCHEMES = ("http", "https", "tcp")
-DEFAULT_PORTS = {"http": 80, "https": 443}
 ADDRESS_FIELD = "{address}"
 PORT_FIELD = "{port}"
 # A probe URL is a template filled with an EC2 address: printable ASCII only. Anything else is a
@@ -55,7 +56,7 @@ class Endpoint:
     def url(self) -> str:
         """The endpoint as a URL: the form the prober function's request carries it in."""
         if self.scheme == "tcp":
-            return f"tcp://{_bracketed(self.host)}:{self.port}"
+            return f"tcp://{url_host(self.host)}:{self.port}"
         return f"{self.scheme}://{self.host_header}{self.path}"
 
 
@@ -75,7 +76,7 @@ class CheckTemplate:
             raise ValueError(f"check {self.template!r} needs a port")
         if port is not None and not 1 <= port <= 65535:
             raise ValueError(f"port {port} is not in 1..65535")
-        url = self.template.replace(ADDRESS_FIELD, _bracketed(address))
+        url = self.template.replace(ADDRESS_FIELD, url_host(address))
         if port is not None:
             url = url.replace(PORT_FIELD, str(port))
         return url
@@ -129,8 +130,3 @@ def parse_url(url: str) -> Endpoint:
         return Endpoint("tcp", str(address), port, path="", host_header="")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Endpoint(parts.scheme, str(address), port, path=path, host_header=parts.netloc)
-
-
-def _bracketed(address: str) -> str:
-    # An IPv6 literal in a URL must be bracketed, or its colons read as a port separator.
-    return f"[{address}]" if ":" in address else address

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chalicelib.core import notices, rejections
+from chalicelib.core import dns, notices, rejections
 from chalicelib.core.model import FailoverMode, World
 from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import ChangeRecords, MoveAddress, Plan
@@ -46,7 +46,7 @@ def move_of(world: World, plan: Plan, *, mode: FailoverMode, active_fqdn: str) -
             return ""
         held = [world.eip_instance_id] if world.eip_instance_id else []
         return notices.move_key(held, [target.instance_id])
-    current = next((r for r in world.records if r.name == active_fqdn and r.type == "A"), None)
+    current = dns.find_record(world.records, active_fqdn)
     return notices.move_key(current.values if current else (), plan.active.values)
 
 

@@ -7,11 +7,11 @@ absent: the controller owns them and rewrites them.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from chalicelib.core.addresses import canonical
 from chalicelib.core.health import parse_probe_run, parse_verdict
 from chalicelib.core.model import (
     CONTROLLER_TAGS,
@@ -33,14 +33,19 @@ from chalicelib.core.model import (
     Role,
     Skipped,
 )
+from chalicelib.core.names import is_label, show
 
-_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _CHECKSUM = re.compile(r"[0-9a-f]{64}")
 _LB_NAME = re.compile(r"lb([1-9][0-9]{0,5})")
 
 
 @dataclass(frozen=True)
-class Inventory:
+class ParsedInventory:
+    """The cluster's instances once their tags are read: LBs, web servers, and those skipped.
+
+    Not `services.Inventory`, the EC2 calls that describe them.
+    """
+
     lbs: tuple[Instance, ...]
     webs: tuple[Instance, ...]
     skipped: tuple[Skipped, ...]
@@ -53,31 +58,6 @@ class ParseRules:
     pool_address: AddressKind
     pool_port: int
     mode: FailoverMode = FailoverMode.DNS  # says why an LB without its own public IPv4 cannot serve
-
-
-def show(value: str, limit: int = 40) -> str:
-    """A hostile value made safe to log or print: escaped, quoted, shortened."""
-    shortened = value if len(value) <= limit else value[:limit] + "..."
-    return ascii(shortened)
-
-
-def is_label(value: str) -> bool:
-    return _LABEL.fullmatch(value) is not None
-
-
-def parse_address(value: str | None) -> str | None:
-    """The compressed form of a valid IP address, or None."""
-    if value is None:
-        return None
-    try:
-        parsed = ipaddress.ip_address(value)
-    except ValueError:
-        return None
-    # ipaddress accepts an IPv6 scope id (`fe80::1%<anything but %>`) and keeps it in the
-    # compressed form: free text that would reach records, backend lists and commands.
-    if isinstance(parsed, ipaddress.IPv6Address) and parsed.scope_id is not None:
-        return None
-    return parsed.compressed
 
 
 def parse_port(value: str) -> int | None:
@@ -106,7 +86,7 @@ def parse_instance(raw: RawInstance, rules: ParseRules) -> Instance | Skipped:
     # address is recognised as its, and left to it while it runs.
     which = rules.pool_address if role is Role.WEB else rules.lb_address
     raw_address = raw.public_ip if which is AddressKind.PUBLIC else raw.private_ip
-    address = parse_address(raw_address)
+    address = canonical(raw_address)
     maintenance = tags.get(TAG_MAINTENANCE)
     raw_port = tags.get(TAG_PORT)
     port: int | None = None
@@ -221,7 +201,7 @@ def lowest_free_name(taken: Iterable[str]) -> str:
     return f"lb{number}"
 
 
-def build_inventory(raws: Iterable[RawInstance], rules: ParseRules) -> Inventory:
+def build_inventory(raws: Iterable[RawInstance], rules: ParseRules) -> ParsedInventory:
     """Parse, then settle names: duplicates go to the older LB, missing names get `lbN`."""
     lbs: list[Instance] = []
     webs: list[Instance] = []
@@ -282,4 +262,4 @@ def build_inventory(raws: Iterable[RawInstance], rules: ParseRules) -> Inventory
             lb = replace(lb, name=lowest_free_name(taken), name_assigned=True)
             taken.add(lb.name or "")
         named.append(lb)
-    return Inventory(lbs=tuple(named), webs=tuple(webs), skipped=tuple(skipped))
+    return ParsedInventory(lbs=tuple(named), webs=tuple(webs), skipped=tuple(skipped))

@@ -50,7 +50,7 @@ class Move:
 
 
 @dataclass(frozen=True)
-class Failover:
+class ReportedMove:
     """A move of the active record (or the Elastic IP) this round, as the run reports it."""
 
     moved: str  # old -> new, what the notice is about
@@ -172,7 +172,7 @@ def plan_notices(
     *,
     notified: Collection[str],
     conditions: Mapping[str, str],
-    failovers: Sequence[Failover],
+    failovers: Sequence[ReportedMove],
     paused: bool,
     subject: str,
     parameter: str,

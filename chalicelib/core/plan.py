@@ -28,7 +28,6 @@ from chalicelib.core.model import (
     LbState,
     ProbeResult,
     ProbeTarget,
-    Record,
     Role,
     Verdict,
     World,
@@ -303,7 +302,7 @@ def decide(
     for s in world.skipped:
         conditions[f"skipped:{s.instance_id}"] = f"instance {s.instance_id} skipped: {s.reason}"
 
-    current_active = _record(world, records.active_fqdn, "A")
+    current_active = dns.active_record(world.records, records)
     can_take_over = confirmed_current_list(world, rules.active.min_backends)
     if rules.active.mode is FailoverMode.EIP:
         active = dns.decide_holder(
@@ -398,10 +397,6 @@ def _own_records(world: World, rules: dns.RecordRules) -> dict[str, tuple[str, .
     return {n: by_fqdn[rules.fqdn(n)] for n in names if n is not None and rules.fqdn(n) in by_fqdn}
 
 
-def _record(world: World, name: str, kind: str) -> Record | None:
-    return next((r for r in world.records if r.name == name and r.type == kind), None)
-
-
 def _lb(world: World, instance_id: str) -> Instance:
     return next(lb for lb in world.lbs if lb.instance_id == instance_id)
 
@@ -412,7 +407,7 @@ def _record_part(
     """In EIP mode the active record holds the Elastic IP itself and never moves."""
     if rules.mode is not FailoverMode.EIP:
         return active
-    current = _record(world, records.active_fqdn, "A")
+    current = dns.active_record(world.records, records)
     eip = world.eip_address
     if eip is None or (
         current is not None and current.values == (eip,) and current.ttl == records.ttl

@@ -12,12 +12,12 @@ Two steps, because the candidates are probed live in between: `resolve` names th
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from chalicelib.core import dns
+from chalicelib.core.addresses import sort_key as address_key
 from chalicelib.core.inventory import natural_key
 from chalicelib.core.model import (
     TAG_MAINTENANCE,
@@ -27,7 +27,6 @@ from chalicelib.core.model import (
     Instance,
     LbState,
     ProbeResult,
-    Record,
     Skipped,
     Verdict,
     World,
@@ -150,7 +149,7 @@ def resolve(world: World, rules: MoveRules, request: MoveRequest) -> Resolved | 
     if target is not None:
         if target not in found_candidates:
             return Refused(
-                f"{target.name} cannot take over: {_why_not(world, rules.active, target)}"
+                f"{target.name} cannot take over: {_why_not_candidate(world, rules.active, target)}"
             )
         return Resolved(drained, target, holders, True, "", (target,), ())
     if not found_candidates:
@@ -193,7 +192,7 @@ def plan_move(
     moved_from = " ".join(names.get(h, h) for h in resolved.holders) or None
     drained_why = " (drained)" if resolved.drained is not None else ""
     records = rules.records
-    current = _active_record(world, records)
+    current = dns.active_record(world.records, records)
     move: Change
     if records.active_mode is ActiveMode.ALL:
         joining = [lb for lb in resolved.candidates if answered(lb)]
@@ -204,7 +203,7 @@ def plan_move(
                 + _probe_summary(resolved.to_probe, probes)
             )
         holders = tuple(lb.instance_id for lb in dns.by_name([*staying, *joining]))
-        values = sorted({lb.address or "" for lb in (*staying, *joining)}, key=_address_key)
+        values = sorted({lb.address or "" for lb in (*staying, *joining)}, key=address_key)
         taken_out = resolved.drained.label if resolved.drained is not None else ""
         reason = f"planned: now {' '.join(values)} ({taken_out} taken out)"
         move = ChangeRecords(
@@ -301,15 +300,11 @@ def _holders(world: World, rules: MoveRules) -> tuple[str, ...]:
     """The instances that hold the active role now: the Elastic IP's, or the active record's."""
     if rules.active.mode is FailoverMode.EIP:
         return (world.eip_instance_id,) if world.eip_instance_id is not None else ()
-    current = _active_record(world, rules.records)
+    current = dns.active_record(world.records, rules.records)
     values = set(current.values) if current is not None else set()
     held = [lb.instance_id for lb in dns.by_name(world.lbs) if lb.address in values]
     held += [s.instance_id for s in world.skipped if s.address is not None and s.address in values]
     return tuple(held)
-
-
-def _active_record(world: World, rules: dns.RecordRules) -> Record | None:
-    return next((r for r in world.records if r.name == rules.active_fqdn and r.type == "A"), None)
 
 
 def _stays(lb: Instance) -> bool:
@@ -317,7 +312,7 @@ def _stays(lb: Instance) -> bool:
     return dns.is_eligible(lb) or (lb.running and not lb.draining and lb.verdict is Verdict.UNKNOWN)
 
 
-def _why_not(world: World, rules: ActiveRules, lb: Instance) -> str:
+def _why_not_candidate(world: World, rules: ActiveRules, lb: Instance) -> str:
     if not lb.running:
         return f"it is {lb.state}"
     if lb.draining:
@@ -363,8 +358,3 @@ def _drain_tag(drained: Drained | None) -> tuple[Change, ...]:
     if drained is None or drained.already:
         return ()
     return (SetTags((drained.instance_id,), ((TAG_MAINTENANCE, "drain"),), after_records=True),)
-
-
-def _address_key(address: str) -> tuple[int, int]:
-    parsed = ipaddress.ip_address(address)
-    return (parsed.version, int(parsed))

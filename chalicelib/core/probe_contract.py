@@ -25,6 +25,7 @@ from typing import Any
 
 from chalicelib.core.endpoints import BadUrl, parse_url
 from chalicelib.core.model import ProbeResult, ProbeTarget
+from chalicelib.core.names import is_instance_id, show
 
 VERSION = 1
 
@@ -36,7 +37,6 @@ MAX_TARGETS = 5000
 MAX_URL_CHARS = 2200
 MAX_DETAIL_CHARS = 200
 MAX_TIMEOUT_SECONDS = 60.0
-_KEY = re.compile(r"i-[0-9a-f]{8,17}")
 _PRINTABLE = re.compile(r"[ -~]*")
 
 
@@ -135,8 +135,8 @@ def decode_response(payload: bytes, targets: Sequence[ProbeTarget]) -> dict[str,
     if isinstance(parsed, dict) and set(parsed) == {"version", "error"}:
         _version(parsed, "response")
         error = parsed["error"]
-        shown = error[:MAX_DETAIL_CHARS] if isinstance(error, str) else "(no reason)"
-        raise ContractError(f"the prober function refused the request: {shown!r}")
+        shown = show(error, MAX_DETAIL_CHARS) if isinstance(error, str) else "'(no reason)'"
+        raise ContractError(f"the prober function refused the request: {shown}")
     body = _object(parsed, "response", {"version", "results"})
     _version(body, "response")
     raw_results = body["results"]
@@ -194,11 +194,11 @@ def _object(value: object, where: str, fields: set[str]) -> dict[str, Any]:
 def _version(body: Mapping[str, Any], where: str) -> None:
     version = body["version"]
     if type(version) is not int or version != VERSION:
-        raise ContractError(f"{where}.version: {VERSION} expected, got {str(version)[:20]!r}")
+        raise ContractError(f"{where}.version: {VERSION} expected, got {show(str(version), 20)}")
 
 
 def _key(value: object, where: str) -> str:
-    if not isinstance(value, str) or not _KEY.fullmatch(value):
+    if not isinstance(value, str) or not is_instance_id(value):
         raise ContractError(f"{where}.key: an EC2 instance id")
     return value
 

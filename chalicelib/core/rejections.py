@@ -37,7 +37,7 @@ def unchanged(
 
 def holds(fresh: Sequence[Record], name: str, values: Sequence[str]) -> bool:
     """The re-read record `name` holds exactly `values` (in any order; TTL aside)."""
-    record = next((r for r in fresh if r.name == name and r.type == "A"), None)
+    record = dns.find_record(fresh, name)
     return record is not None and set(record.values) == set(values)
 
 

@@ -22,14 +22,15 @@ from __future__ import annotations
 import enum
 import hashlib
 import ipaddress
-import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from chalicelib.core.addresses import url_host
 from chalicelib.core.dns import by_name
 from chalicelib.core.endpoints import CheckTemplate
-from chalicelib.core.model import HealthCheck, HealthCheckSpec, Instance, World
+from chalicelib.core.model import TAG_CLUSTER, HealthCheck, HealthCheckSpec, Instance, World
+from chalicelib.core.names import is_instance_id
 
 # Route 53's standard interval and threshold: the cheapest health check ($0.50 a month for an AWS
 # endpoint); a 10 s interval costs $1 more per check and the second opinion does not need it.
@@ -44,7 +45,6 @@ RESOURCE_PATH_MAX_CHARS = 255
 
 _KINDS = {"http": "HTTP", "https": "HTTPS", "tcp": "TCP"}
 _REFERENCE_PREFIX = "lbf"
-_INSTANCE_ID = re.compile(r"i-[0-9a-z]{1,17}")
 
 NOT_CHECKABLE_PRIVATE = "not possible for private address"
 
@@ -78,7 +78,7 @@ def instance_of_reference(cluster: str, reference: str) -> str | None:
         len(parts) != 4
         or parts[0] != _REFERENCE_PREFIX
         or parts[1] != cluster_digest(cluster)
-        or not _INSTANCE_ID.fullmatch(parts[2])
+        or not is_instance_id(parts[2])
         or not parts[3].isdigit()
     ):
         return None
@@ -170,8 +170,7 @@ HealthCheckChange = CreateHealthCheck | UpdateHealthCheck | DeleteHealthCheck
 
 
 def _show(spec: HealthCheckSpec) -> str:
-    host = f"[{spec.address}]" if ":" in spec.address else spec.address
-    return f"{spec.kind} {host}:{spec.port}{spec.resource_path or ''}"
+    return f"{spec.kind} {url_host(spec.address)}:{spec.port}{spec.resource_path or ''}"
 
 
 def plan_health_checks(
@@ -210,7 +209,7 @@ def plan_health_checks(
                     ),
                     tags=(
                         ("Name", f"lbf {rules.cluster} {name}"),
-                        ("lbf:cluster", rules.cluster),
+                        (TAG_CLUSTER, rules.cluster),
                         ("lbf:instance", lb.instance_id),
                     ),
                 )

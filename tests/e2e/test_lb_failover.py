@@ -96,7 +96,7 @@ def test_active_record_moves_off_a_dead_lb_and_follows_a_replacement(
     assert aws.tags(lb2)["lbf:name"] == "lb2"
     assert aws.a_record(f"lb2.{DOMAIN}") == ("127.0.1.12",)
     assert aws.tags(lb1)["lbf:state"] == "active"
-    assert aws.parameter(settings.backends_parameter) == f"127.0.1.21:{WEB_PORT}"
+    assert aws.parameter(settings.backends_parameter_name) == f"127.0.1.21:{WEB_PORT}"
 
     servers.pop("127.0.1.11").stop()
     report = reconcile()
@@ -114,7 +114,7 @@ def test_active_record_moves_off_a_dead_lb_and_follows_a_replacement(
     assert aws.a_record(f"lb1.{DOMAIN}") == ("127.0.1.13",)
     # Non-preemptive: the healthy lb2 keeps the active record.
     assert aws.a_record(ACTIVE) == ("127.0.1.12",)
-    assert aws.parameter(settings.lbs_parameter) == "127.0.1.13 127.0.1.12"
+    assert aws.parameter(settings.lbs_parameter_name) == "127.0.1.13 127.0.1.12"
 
 
 def test_chalice_functions_run_the_job(
@@ -313,7 +313,7 @@ def test_the_prober_function_probes_each_round_and_its_absence_changes_no_verdic
     report = jobs.reconcile(settings, aws_services(settings), clock)
     assert report.ok, report.errors
     backends = f"127.0.1.92:{WEB_PORT} 127.0.1.93:{WEB_PORT}"
-    assert aws.parameter(settings.backends_parameter) == backends
+    assert aws.parameter(settings.backends_parameter_name) == backends
     # One invocation per round, each with the round's three private targets.
     lines = prober.probed(report.rounds)
     assert [line["targets"] for line in lines] == [3] * report.rounds
@@ -328,15 +328,15 @@ def test_the_prober_function_probes_each_round_and_its_absence_changes_no_verdic
     finally:
         prober.start()
     assert report.ok, report.errors
-    assert aws.parameter(settings.backends_parameter) == backends  # no verdict changed
+    assert aws.parameter(settings.backends_parameter_name) == backends  # no verdict changed
     assert all(aws.tags(i)["lbf:health"] == "healthy" for i in [lb, *webs])
-    notified = aws.parameter(settings.notices_parameter) or ""
+    notified = aws.parameter(settings.notices_parameter_name) or ""
     assert "prober-fault:private" in notified.splitlines()
 
     # Back: its results count again, and the condition clears.
     clock.advance(60)
     report = jobs.reconcile(settings, aws_services(settings), clock)
     assert report.ok, report.errors
-    assert aws.parameter(settings.backends_parameter) == f"127.0.1.92:{WEB_PORT}"
-    notified = aws.parameter(settings.notices_parameter) or ""
+    assert aws.parameter(settings.backends_parameter_name) == f"127.0.1.92:{WEB_PORT}"
+    notified = aws.parameter(settings.notices_parameter_name) or ""
     assert "prober-fault:private" not in notified.splitlines()

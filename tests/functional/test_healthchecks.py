@@ -20,7 +20,7 @@ from moto import mock_aws
 
 from chalicelib import render
 from chalicelib.adapters import clients
-from chalicelib.adapters.healthchecks import Route53HealthChecks
+from chalicelib.adapters.route53_health_checks import Route53HealthChecks
 from chalicelib.config import Settings
 from chalicelib.core.model import HealthCheck, HealthCheckSpec
 from chalicelib.core.second_opinion import CheckerObservation, caller_reference

@@ -32,10 +32,10 @@ from botocore import xform_name
 from bench.calls import is_write
 from chalicelib import services as services_module
 from chalicelib.adapters.ec2 import Ec2Inventory
-from chalicelib.adapters.healthchecks import Route53HealthChecks
 from chalicelib.adapters.notify import SnsNotifier
 from chalicelib.adapters.probe import SocketProber
 from chalicelib.adapters.route53 import Route53Records
+from chalicelib.adapters.route53_health_checks import Route53HealthChecks
 from chalicelib.adapters.ssm import SsmCommands, SsmParameters
 
 REPO = Path(__file__).resolve().parents[2]
@@ -307,7 +307,7 @@ def test_the_check_sees_the_boto3_writes_in_the_adapters() -> None:
         ("ssm.py", "send_command"),
         ("route53.py", "change_resource_record_sets"),
         ("notify.py", "publish"),
-        ("healthchecks.py", "delete_health_check"),
+        ("route53_health_checks.py", "delete_health_check"),
     ]:
         source = (REPO / "chalicelib/adapters" / name).read_text()
         found = violations(source, "chalicelib/jobs.py")
@@ -322,7 +322,7 @@ BYPASSES = {
             for message in conditions.values():
                 if services.notifier is not None:
                     services.notifier.publish("lb-failover", message)
-            services.parameters.put(settings.notices_parameter, "none")
+            services.parameters.put(settings.notices_parameter_name, "none")
     """,
     "a health check through a local name": """
         def keep(world, services):
@@ -357,7 +357,7 @@ BYPASSES = {
         def go():
             client("ssm").put_parameter(Name="/x", Value="y")
     """,
-    "planned.py tagging as it did before": """
+    "move_active.py tagging as it did before": """
         def move_active(settings, services, clock, *, to=None, drain=None):
             services.inventory.create_tags([drained.instance_id], [("lbf:maintenance", "drain")])
     """,

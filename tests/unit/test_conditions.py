@@ -144,11 +144,11 @@ def failover(round: int, move: str = "", moved_from: str | None = "lb1") -> Fail
         (
             [failover(2, "failover:a->b")],
             2,
-            [notices.Failover("a->b", "reason 2", key="failover:a->b")],
+            [notices.ReportedMove("a->b", "reason 2", key="failover:a->b")],
         ),
         # Without a move key (none known): named by the LBs.
-        ([failover(1)], 1, [notices.Failover("lb1->lb2", "reason 1", key="")]),
-        ([failover(1, moved_from=None)], 1, [notices.Failover("->lb2", "reason 1", key="")]),
+        ([failover(1)], 1, [notices.ReportedMove("lb1->lb2", "reason 1", key="")]),
+        ([failover(1, moved_from=None)], 1, [notices.ReportedMove("->lb2", "reason 1", key="")]),
         (
             [
                 failover(1, "failover:x->y"),
@@ -157,15 +157,15 @@ def failover(round: int, move: str = "", moved_from: str | None = "lb1") -> Fail
             ],
             2,
             [
-                notices.Failover("a->b", "reason 2", key="failover:a->b"),
-                notices.Failover("b->a", "reason 2", key="failover:b->a"),
+                notices.ReportedMove("a->b", "reason 2", key="failover:a->b"),
+                notices.ReportedMove("b->a", "reason 2", key="failover:b->a"),
             ],
         ),
     ],
     ids=["none", "earlier-round", "this-round", "no-key", "from-nowhere", "two-in-round"],
 )
 def test_failovers_to_notify(
-    failovers: list[Failover], round: int, expected: list[notices.Failover]
+    failovers: list[Failover], round: int, expected: list[notices.ReportedMove]
 ) -> None:
     assert failovers_to_notify(failovers, round=round) == expected
 

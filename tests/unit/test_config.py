@@ -105,14 +105,14 @@ def test_derived_names_follow_domain_active_name_and_prefix() -> None:
     result = settings(active_name="www", parameter_prefix="/ops/lbf")
     assert result.active_record_name == "www.example.com"
     assert result.record_name("lb2") == "lb2.example.com"
-    assert result.backends_parameter == "/ops/lbf/backends"
-    assert result.lbs_parameter == "/ops/lbf/lbs"
-    assert result.paused_parameter == "/ops/lbf/paused"
+    assert result.backends_parameter_name == "/ops/lbf/backends"
+    assert result.lbs_parameter_name == "/ops/lbf/lbs"
+    assert result.paused_parameter_name == "/ops/lbf/paused"
 
 
 def test_default_names_use_lb_and_the_cluster_prefix() -> None:
     assert DEFAULTS.active_record_name == "lb.example.com"
-    assert DEFAULTS.backends_parameter == "/lbf/prod/backends"
+    assert DEFAULTS.backends_parameter_name == "/lbf/prod/backends"
 
 
 def test_settings_are_frozen() -> None:

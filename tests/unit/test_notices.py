@@ -12,8 +12,8 @@ from chalicelib.core.notices import (
     MAX_PER_KIND,
     MESSAGE_LIMIT,
     STORED_LIMIT,
-    Failover,
     Move,
+    ReportedMove,
     decide_notices,
     move_key,
     parse_notified,
@@ -154,7 +154,7 @@ PARAMETER = "/lbf/demo/notices"
 def plan(
     notified: set[str],
     conditions: dict[str, str],
-    failovers: list[Failover] | None = None,
+    failovers: list[ReportedMove] | None = None,
     *,
     paused: bool = False,
 ) -> tuple[tuple[Notify | StoreNotices, ...], frozenset[str]]:
@@ -194,7 +194,7 @@ def test_a_cleared_condition_is_forgotten_without_a_notice() -> None:
 
 def test_a_failover_is_an_event_keyed_by_the_move_and_remembered() -> None:
     changes, remembered = plan(
-        set(), {}, [Failover("lb1->lb2", "moved off lb1 (unhealthy) to lb2")]
+        set(), {}, [ReportedMove("lb1->lb2", "moved off lb1 (unhealthy) to lb2")]
     )
 
     # The move is remembered until the next one, so that an overlapping run that made or
@@ -207,12 +207,12 @@ def test_a_failover_is_an_event_keyed_by_the_move_and_remembered() -> None:
         ),
         StoreNotices(PARAMETER, "failover:lb1->lb2"),
     )
-    assert plan(set(remembered), {}, [Failover("lb1->lb2", "again")]) == ((), remembered)
+    assert plan(set(remembered), {}, [ReportedMove("lb1->lb2", "again")]) == ((), remembered)
 
 
 def test_a_failover_keyed_by_its_values_names_them() -> None:
     key = move_key(["10.0.0.1"], ["10.0.0.2"])
-    changes, remembered = plan(set(), {}, [Failover("10.0.0.1->10.0.0.2", "off lb1", key=key)])
+    changes, remembered = plan(set(), {}, [ReportedMove("10.0.0.1->10.0.0.2", "off lb1", key=key)])
 
     assert changes[0] == Notify(
         key, "lb-failover demo", "active record moved: off lb1 (10.0.0.1->10.0.0.2)"
@@ -261,7 +261,7 @@ def test_what_the_parameter_holds_decides_whether_it_is_written() -> None:
 
 
 def test_paused_a_failover_is_a_condition_told_once_and_nothing_is_forgotten() -> None:
-    failover = Failover("lb1->lb2", "moved off lb1 (unhealthy) to lb2")
+    failover = ReportedMove("lb1->lb2", "moved off lb1 (unhealthy) to lb2")
 
     first, remembered = plan({"skipped:i-1"}, {}, [failover], paused=True)
 

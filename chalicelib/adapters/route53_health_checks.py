@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
 from chalicelib.adapters.clients import translated
+from chalicelib.core.addresses import DEFAULT_PORTS, canonical
 from chalicelib.core.model import HealthCheck, HealthCheckSpec
 from chalicelib.core.second_opinion import (
     FAILURE_THRESHOLD,
@@ -38,7 +38,7 @@ class Route53HealthChecks:
             )
             for page in pages:
                 for item in page.get("HealthChecks", []):
-                    check = _parse(item, cluster)
+                    check = _parse_check(item, cluster)
                     if check is not None:
                         found.append(check)
         return tuple(found)
@@ -120,7 +120,7 @@ class Route53HealthChecks:
         return tuple(observations)
 
 
-def _parse(item: dict[str, Any], cluster: str) -> HealthCheck | None:
+def _parse_check(item: dict[str, Any], cluster: str) -> HealthCheck | None:
     instance_id = instance_of_reference(cluster, str(item.get("CallerReference", "")))
     config = item.get("HealthCheckConfig", {})
     if instance_id is None or "IPAddress" not in config:
@@ -134,7 +134,7 @@ def _parse(item: dict[str, Any], cluster: str) -> HealthCheck | None:
         spec=HealthCheckSpec(
             kind=kind,
             address=_address(str(config["IPAddress"])),
-            port=int(config.get("Port", 443 if kind == "HTTPS" else 80)),
+            port=int(config.get("Port", DEFAULT_PORTS.get(kind.lower(), 80))),
             resource_path=str(path) if path is not None and kind != "TCP" else None,
         ),
     )
@@ -142,7 +142,5 @@ def _parse(item: dict[str, Any], cluster: str) -> HealthCheck | None:
 
 def _address(value: str) -> str:
     """In the compressed form the inventory uses, so an unchanged IPv6 address compares equal."""
-    try:
-        return ipaddress.ip_address(value).compressed
-    except ValueError:
-        return value  # not ours to judge: it differs from every LB address and gets updated
+    # Not ours to judge when it is not one: it differs from every LB address and gets updated.
+    return canonical(value) or value
