@@ -81,6 +81,23 @@ def test_when_no_target_is_private_the_prober_function_is_never_invoked(cloud: F
     assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
 
 
+def test_a_skipped_lb_is_probed_on_the_lbs_path(cloud: FakeCloud) -> None:
+    """A typo in the active LB's lbf:maintenance: it is still probed, as an LB, at its public
+    address by the controller; the prober function in the VPC gets the web servers only."""
+    config = settings(FAKE_CLOUD_ENV, TWO_PATHS)
+    settled(cloud, config)
+    lb1 = cloud.ec2.id_named("lb1")
+    cloud.ec2.set_tag(lb1, "lbf:maintenance", "Drain")
+
+    converge(cloud, config)
+
+    assert all(lb1 in keys for keys in cloud.prober.probed)
+    assert all(
+        sorted(keys) == sorted(cloud.ec2.ids("web")) for keys in cloud.probe_function.invocations
+    )
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
+
+
 def test_a_prober_function_that_cannot_answer_holds_the_pool_and_the_lbs_still_fail_over(
     cloud: FakeCloud,
 ) -> None:
