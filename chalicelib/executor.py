@@ -17,7 +17,7 @@ import enum
 import logging
 from collections.abc import Callable, Iterable
 
-from chalicelib.core.model import Command
+from chalicelib.core.model import Push
 from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import (
     Change,
@@ -25,8 +25,8 @@ from chalicelib.core.plan import (
     MoveAddress,
     Notify,
     Plan,
+    PushBackends,
     PutParameter,
-    SendBackends,
     SetTags,
     StoreNotices,
 )
@@ -105,16 +105,14 @@ class Executor:
     def _attempt(self, change: Change) -> Outcome:
         if not writes(self.mode, change):
             log.info("would apply: %s", change.describe())
-            command = None
-            if isinstance(change, SendBackends):
-                command = Command(
-                    "dry-run", change.instance_id, change.checksum, "Pending", self._now()
-                )
-            return Outcome(change, ok=True, command=command, printed=True)
+            push = None
+            if isinstance(change, PushBackends):
+                push = Push("dry-run", change.instance_id, change.checksum, "Pending", self._now())
+            return Outcome(change, ok=True, push=push, printed=True)
         if self.mode is Mode.PAUSED and isinstance(change, Notify):
             change = change.marked_paused()
         try:
-            command, change_id = self._apply_one(change)
+            push, change_id = self._apply_one(change)
         except StaleView as exc:
             log.warning("stale view, will re-read: %s: %s", change.describe(), exc)
             return Outcome(change, ok=False, error=str(exc), stale=True)
@@ -123,10 +121,10 @@ class Executor:
             return Outcome(change, ok=False, error=str(exc), code=exc.code)
         if not isinstance(change, Notify):  # a notice is logged as "notice: ...", once
             log.info("applied: %s", change.describe())
-        return Outcome(change, ok=True, command=command, change_id=change_id)
+        return Outcome(change, ok=True, push=push, change_id=change_id)
 
-    def _apply_one(self, change: Change) -> tuple[Command | None, str | None]:
-        """The one place a write is called: (the push's command, the change batch's id)."""
+    def _apply_one(self, change: Change) -> tuple[Push | None, str | None]:
+        """The one place a write is called: (the push sent, the change batch's id)."""
         services = self._services
         if isinstance(change, ChangeRecords):
             change_id = services.records.change(
@@ -137,11 +135,11 @@ class Executor:
             services.inventory.create_tags(change.instance_ids, change.tags)
         elif isinstance(change, PutParameter | StoreNotices):
             services.parameters.put(change.name, change.value)
-        elif isinstance(change, SendBackends):
-            command = services.commands.send(
+        elif isinstance(change, PushBackends):
+            push = services.pushes.send(
                 change.instance_id, change.backends, change.checksum, now=self._now()
             )
-            return command, None
+            return push, None
         elif isinstance(change, MoveAddress):
             # Check, then move: AssociateAddress has no condition of its own.
             holder, _ = services.inventory.address_holder(change.allocation_id)

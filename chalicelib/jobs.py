@@ -26,7 +26,7 @@ from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import (
     ChangeRecords,
     Plan,
-    SendBackends,
+    PushBackends,
     decide,
     fold_down_states,
     fold_probes,
@@ -238,7 +238,7 @@ def _plan_and_apply(
         kept = tuple(
             c
             for c in plan.changes
-            if not (isinstance(c, SendBackends) and c.instance_id in unregistered)
+            if not (isinstance(c, PushBackends) and c.instance_id in unregistered)
         )
         return replace(plan, changes=kept)
 
@@ -312,7 +312,7 @@ def _agents_not_registered(
     for outcome in outcomes:
         change = outcome.change
         if not (
-            isinstance(change, SendBackends) and outcome.code == push_rules.AGENT_NOT_REGISTERED
+            isinstance(change, PushBackends) and outcome.code == push_rules.AGENT_NOT_REGISTERED
         ):
             rest.append(outcome)
             continue

@@ -13,8 +13,8 @@ from chalicelib.config import Settings
 from chalicelib.core import dns
 from chalicelib.core import notices as notice_policy
 from chalicelib.core.inventory import build_inventory
-from chalicelib.core.model import Command, FailoverMode, World
-from chalicelib.core.plan import latest_commands
+from chalicelib.core.model import FailoverMode, Push, World
+from chalicelib.core.plan import latest_pushes
 from chalicelib.errors import AwsError, ViewNotLoaded
 from chalicelib.health_checks import read_health_checks
 from chalicelib.report import Report
@@ -44,7 +44,7 @@ def observe(
             settings.notices_parameter_name,
         ]
         parameters = services.parameters.read(names)
-        pushes = services.commands.recent(since=now - PUSH_LOOKBACK_SECONDS)
+        pushes = services.pushes.recent(since=now - PUSH_LOOKBACK_SECONDS)
         eip_instance_id = eip_address = None
         if settings.mode is FailoverMode.EIP and settings.eip_allocation_id:
             eip_instance_id, eip_address = services.inventory.address_holder(
@@ -61,7 +61,7 @@ def observe(
         backends_parameter=parameters.get(settings.backends_parameter_name),
         lbs_parameter=parameters.get(settings.lbs_parameter_name),
         paused=parameters.get(settings.paused_parameter_name, "").strip().lower() == "true",
-        commands=tuple(pushes),
+        pushes=tuple(pushes),
         notices=notice_policy.parse_stored(parameters.get(settings.notices_parameter_name)),
         eip_instance_id=eip_instance_id,
         eip_address=eip_address,
@@ -73,12 +73,12 @@ def observe(
 
 def refresh_pushes(world: World, services: Services, report: Report) -> World:
     """Ask SSM how the pushes in flight are doing; their outcome decides lbf:backends."""
-    updated: list[Command] = []
-    for push in latest_commands(world.commands).values():
+    updated: list[Push] = []
+    for push in latest_pushes(world.pushes).values():
         if not push.in_flight or push.command_id == "dry-run":
             continue
         try:
-            status = services.commands.status(push)
+            status = services.pushes.status(push)
         except AwsError as exc:
             report.errors.append(f"reading push {push.command_id}: {exc}")
             continue
@@ -87,5 +87,5 @@ def refresh_pushes(world: World, services: Services, report: Report) -> World:
     if not updated:
         return world
     changed = {c.command_id for c in updated}
-    kept = tuple(c for c in world.commands if c.command_id not in changed)
-    return replace(world, commands=kept + tuple(updated))
+    kept = tuple(c for c in world.pushes if c.command_id not in changed)
+    return replace(world, pushes=kept + tuple(updated))

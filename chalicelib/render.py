@@ -9,7 +9,7 @@ from chalicelib.config import Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core import dns
 from chalicelib.core.model import GONE_STATES, FailoverMode, Instance, ProbeResult, World
-from chalicelib.core.plan import confirmed_current_list, latest_commands
+from chalicelib.core.plan import confirmed_current_list, latest_pushes
 from chalicelib.core.second_opinion import status_note
 from chalicelib.report import Report
 
@@ -23,7 +23,7 @@ def status_rows(
     published = set(backend_lists.parse_list(world.backends_parameter))
     stored = world.backends_parameter
     published_checksum = backend_lists.checksum(stored) if published and stored else None
-    last = latest_commands(world.commands)
+    last = latest_pushes(world.pushes)
     rows: list[dict[str, Any]] = []
     for lb in dns.by_name(world.lbs):
         # A name's record belongs to the live instance carrying it, not to one it replaced.

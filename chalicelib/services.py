@@ -14,11 +14,11 @@ from typing import Protocol
 from chalicelib.config import Settings
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import (
-    Command,
     HealthCheck,
     HealthCheckSpec,
     ProbeResult,
     ProbeTarget,
+    Push,
     RawInstance,
     Record,
 )
@@ -43,10 +43,10 @@ class Parameters(Protocol):
     def put(self, name: str, value: str) -> None: ...
 
 
-class Commands(Protocol):
-    def send(self, instance_id: str, backends: str, checksum: str, *, now: float) -> Command: ...
-    def recent(self, *, since: float) -> list[Command]: ...
-    def status(self, command: Command) -> str: ...
+class Pushes(Protocol):
+    def send(self, instance_id: str, backends: str, checksum: str, *, now: float) -> Push: ...
+    def recent(self, *, since: float) -> list[Push]: ...
+    def status(self, command: Push) -> str: ...
 
 
 class Notifier(Protocol):
@@ -77,7 +77,7 @@ class Services:
     inventory: Inventory
     records: Records
     parameters: Parameters
-    commands: Commands
+    pushes: Pushes
     notifier: Notifier | None
     prober: Prober
     # Only with LBF_PROBER_FUNCTION: the private targets go there, once per round.
@@ -105,7 +105,7 @@ def aws_services(settings: Settings) -> Services:
     from chalicelib.adapters.probe_function import ProbeFunction
     from chalicelib.adapters.route53 import Route53Records
     from chalicelib.adapters.route53_health_checks import Route53HealthChecks
-    from chalicelib.adapters.ssm import SsmCommands, SsmParameters
+    from chalicelib.adapters.ssm import SsmParameters, SsmPushes
 
     region = aws_region()
     require_credentials()
@@ -113,7 +113,7 @@ def aws_services(settings: Settings) -> Services:
         inventory=Ec2Inventory(client("ec2", region)),
         records=Route53Records(client("route53", region), settings.hosted_zone_id),
         parameters=SsmParameters(client("ssm", region)),
-        commands=SsmCommands(
+        pushes=SsmPushes(
             client("ssm", region), settings.ssm_document, log_group=settings.push_log_group
         ),
         notifier=(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from chalicelib.adapters.clients import translated
-from chalicelib.core.model import Command
+from chalicelib.core.model import Push
 from chalicelib.errors import AwsError
 
 # The checksum travels in the command's comment, so that a run finds the pushes of an earlier
@@ -33,13 +33,13 @@ class SsmParameters:
             )
 
 
-class SsmCommands:
+class SsmPushes:
     def __init__(self, client: Any, document: str, *, log_group: str | None = None) -> None:
         self._client = client
         self._document = document
         self._log_group = log_group
 
-    def send(self, instance_id: str, backends: str, checksum: str, *, now: float) -> Command:
+    def send(self, instance_id: str, backends: str, checksum: str, *, now: float) -> Push:
         # The push's output also goes to CloudWatch Logs (streams <command>/<instance>/...): SSM
         # keeps at most 24,000 characters of it, and only for a while, and reading it there
         # needs the command's id. The LB's own role writes the log, not the caller.
@@ -58,7 +58,7 @@ class SsmCommands:
                 TimeoutSeconds=600,
                 **extra,
             )
-        return Command(
+        return Push(
             command_id=response["Command"]["CommandId"],
             instance_id=instance_id,
             checksum=checksum,
@@ -66,9 +66,9 @@ class SsmCommands:
             requested_at=now,
         )
 
-    def recent(self, *, since: float) -> list[Command]:
+    def recent(self, *, since: float) -> list[Push]:
         """Backend pushes requested since then, newest state SSM reports for each."""
-        found: list[Command] = []
+        found: list[Push] = []
         after = dt.datetime.fromtimestamp(since, tz=dt.UTC)
         filters = [
             {"key": "DocumentName", "value": self._document},
@@ -82,7 +82,7 @@ class SsmCommands:
                         found.append(command)
         return found
 
-    def _parse(self, item: dict[str, Any], since: float) -> Command | None:
+    def _parse(self, item: dict[str, Any], since: float) -> Push | None:
         comment = str(item.get("Comment", ""))
         instances = item.get("InstanceIds", [])
         requested = item.get("RequestedDateTime")
@@ -95,7 +95,7 @@ class SsmCommands:
             or at < since
         ):
             return None
-        return Command(
+        return Push(
             command_id=item["CommandId"],
             instance_id=instances[0],
             checksum=comment.removeprefix(COMMENT_PREFIX),
@@ -103,7 +103,7 @@ class SsmCommands:
             requested_at=at,
         )
 
-    def status(self, command: Command) -> str:
+    def status(self, command: Push) -> str:
         """The invocation's status on its LB. Right after sending it may not exist yet: Pending."""
         try:
             with translated("ssm", "GetCommandInvocation"):

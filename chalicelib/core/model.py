@@ -183,7 +183,7 @@ class ProbeResult:
 
 
 @dataclass(frozen=True)
-class Command:
+class Push:
     """The last backend push to one LB, as SSM reports it."""
 
     command_id: str
@@ -217,7 +217,7 @@ class World:
     backends_parameter: str | None  # <prefix>/backends as stored
     lbs_parameter: str | None  # <prefix>/lbs as stored
     paused: bool = False
-    commands: tuple[Command, ...] = ()
+    pushes: tuple[Push, ...] = ()
     notices: frozenset[str] = frozenset()  # conditions already notified (notices go out on change)
     # EIP mode: the instance the Elastic IP is associated with, and its public address.
     eip_instance_id: str | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chalicelib.core.model import Command
+from chalicelib.core.model import Push
 from chalicelib.core.plan import Change
 
 
@@ -19,7 +19,7 @@ class Outcome:
     ok: bool
     error: str | None = None
     stale: bool = False  # a compare-and-swap found the world changed: re-read and re-plan
-    command: Command | None = None
+    push: Push | None = None
     skipped: bool = False  # not attempted: it depended on a change that failed
     code: str | None = None  # AWS's error code when the call failed
     printed: bool = False  # planned and printed only (dry run, paused): nothing was written

@@ -22,12 +22,12 @@ from chalicelib.core.model import (
     TAG_NAME,
     TAG_PROBE,
     TAG_STATE,
-    Command,
     FailoverMode,
     Instance,
     LbState,
     ProbeResult,
     ProbeTarget,
+    Push,
     Role,
     Verdict,
     World,
@@ -114,7 +114,7 @@ class PutParameter:
 
 
 @dataclass(frozen=True)
-class SendBackends:
+class PushBackends:
     """One SendCommand per LB, so that one bad instance cannot fail the others."""
 
     instance_id: str
@@ -180,7 +180,7 @@ Change = (
     SetTags
     | ChangeRecords
     | PutParameter
-    | SendBackends
+    | PushBackends
     | MoveAddress
     | CreateHealthCheck
     | UpdateHealthCheck
@@ -508,7 +508,7 @@ def _plan_pushes(
     *,
     rules: push_rules.PushRules,
 ) -> list[Change]:
-    last = latest_commands(world.commands)
+    last = latest_pushes(world.pushes)
     pushes: list[Change] = []
     for lb in dns.by_name(world.lbs):
         if not lb.running or lb.backends_checksum == in_force.checksum:
@@ -531,7 +531,7 @@ def _plan_pushes(
                 )
                 continue
         pushes.append(
-            SendBackends(
+            PushBackends(
                 instance_id=lb.instance_id,
                 lb_name=lb.name or lb.instance_id,
                 backends=in_force.text,
@@ -541,12 +541,12 @@ def _plan_pushes(
     return pushes
 
 
-def latest_commands(commands: Iterable[Command]) -> dict[str, Command]:
-    latest: dict[str, Command] = {}
-    for command in commands:
-        seen = latest.get(command.instance_id)
-        if seen is None or command.requested_at >= seen.requested_at:
-            latest[command.instance_id] = command
+def latest_pushes(pushes: Iterable[Push]) -> dict[str, Push]:
+    latest: dict[str, Push] = {}
+    for push in pushes:
+        seen = latest.get(push.instance_id)
+        if seen is None or push.requested_at >= seen.requested_at:
+            latest[push.instance_id] = push
     return latest
 
 
@@ -559,7 +559,7 @@ def _plan_tags(
     del run_started_at
     wanted: dict[str, dict[str, str]] = {}
     holders = set(active.holders)
-    last = latest_commands(world.commands)
+    last = latest_pushes(world.pushes)
     for instance in (*world.lbs, *world.webs):
         if instance.state in ("shutting-down", "terminated"):
             continue  # nothing left to describe, and EC2 may refuse tags on it

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.core.model import Command
+from chalicelib.core.model import Push
 
 # The document's step: haproxy -c and a graceful reload take seconds; minutes is a fault.
 STEP_TIMEOUT_SECONDS = 180
@@ -29,7 +29,7 @@ class PushRules:
     log_group: str  # where the LBs' SSM Agent sends a push's output: named in its failure
 
 
-def overdue(command: Command, *, now: float) -> bool:
+def overdue(command: Push, *, now: float) -> bool:
     """Still pending or in progress past the step's timeout: it will not finish."""
     return command.in_flight and now - command.requested_at > STEP_TIMEOUT_SECONDS
 

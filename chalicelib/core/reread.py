@@ -30,8 +30,8 @@ from chalicelib.core.plan import (
 def fold_outcomes(world: World, outcomes: Sequence[Outcome]) -> World:
     """The view with the applied (or printed) changes in it, and the pushes just sent."""
     world = after(world, applied(outcomes))
-    sent = tuple(o.command for o in outcomes if o.command is not None)
-    return replace(world, commands=world.commands + sent) if sent else world
+    sent = tuple(o.push for o in outcomes if o.push is not None)
+    return replace(world, pushes=world.pushes + sent) if sent else world
 
 
 def rejected_batch(outcomes: Sequence[Outcome]) -> tuple[ChangeRecords, str] | None:
@@ -95,8 +95,8 @@ def merge_reread(ours: World, fresh: World, thresholds: Thresholds) -> World:
             merged.append(instance)
         return tuple(merged)
 
-    pushes = {c.command_id: c for c in fresh.commands}
-    for push in ours.commands:
+    pushes = {c.command_id: c for c in fresh.pushes}
+    for push in ours.pushes:
         known = pushes.get(push.command_id)
         if known is None or (known.in_flight and not push.in_flight):
             pushes[push.command_id] = push
@@ -113,6 +113,6 @@ def merge_reread(ours: World, fresh: World, thresholds: Thresholds) -> World:
         lbs=keep_counts(fresh.lbs),
         webs=keep_counts(fresh.webs),
         skipped=skipped,
-        commands=tuple(pushes.values()),
+        pushes=tuple(pushes.values()),
     )
     return fold_down_states(world, thresholds)

@@ -28,9 +28,9 @@ from chalicelib.adapters import clients
 from chalicelib.adapters.ec2 import Ec2Inventory
 from chalicelib.adapters.notify import SnsNotifier
 from chalicelib.adapters.route53 import Route53Records
-from chalicelib.adapters.ssm import SsmCommands, SsmParameters
+from chalicelib.adapters.ssm import SsmParameters, SsmPushes
 from chalicelib.core import dns
-from chalicelib.core.model import Command, Record
+from chalicelib.core.model import Push, Record
 from chalicelib.errors import AwsError, StaleView
 from tests.kit.settings import settings
 
@@ -631,12 +631,12 @@ def test_send_pushes_one_list_to_exactly_one_instance() -> None:
     )
 
     with stubber:
-        command = SsmCommands(client, DOCUMENT).send(
+        command = SsmPushes(client, DOCUMENT).send(
             "i-0000000000000000a", backends, CHECKSUM, now=SINCE
         )
         stubber.assert_no_pending_responses()
 
-    assert command == Command(
+    assert command == Push(
         command_id="0b7ab0e1-1111-2222-3333-444455556666",
         instance_id="i-0000000000000000a",
         checksum=CHECKSUM,
@@ -667,7 +667,7 @@ def test_send_asks_ssm_to_put_the_output_into_the_clusters_log_group() -> None:
     )
 
     with stubber:
-        SsmCommands(client, DOCUMENT, log_group="/lbf/web/pushes").send(
+        SsmPushes(client, DOCUMENT, log_group="/lbf/web/pushes").send(
             "i-0000000000000000a", backends, CHECKSUM, now=SINCE
         )
         stubber.assert_no_pending_responses()
@@ -682,9 +682,9 @@ def test_the_controller_sends_pushes_to_the_log_group_of_its_cluster(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     config = settings(cluster="web", domain="example.com", hosted_zone_id="Z1")
-    commands = aws_services(config).commands
-    assert isinstance(commands, SsmCommands)
-    assert commands._log_group == config.push_log_group == "/lbf/web/pushes"
+    pushes = aws_services(config).pushes
+    assert isinstance(pushes, SsmPushes)
+    assert pushes._log_group == config.push_log_group == "/lbf/web/pushes"
 
 
 @pytest.mark.parametrize("status", ["Success", "Failed", "InProgress", "TimedOut", "Delayed"])
@@ -695,29 +695,29 @@ def test_status_passes_ssm_statuses_through(status: str) -> None:
         {"CommandId": COMMAND_ID, "InstanceId": "i-0000000000000000a", "Status": status},
         {"CommandId": COMMAND_ID, "InstanceId": "i-0000000000000000a"},
     )
-    sent = Command(COMMAND_ID, "i-0000000000000000a", CHECKSUM, "Pending", SINCE)
+    sent = Push(COMMAND_ID, "i-0000000000000000a", CHECKSUM, "Pending", SINCE)
 
     with stubber:
-        assert SsmCommands(client, DOCUMENT).status(sent) == status
+        assert SsmPushes(client, DOCUMENT).status(sent) == status
 
 
 def test_status_right_after_sending_is_pending_not_an_error() -> None:
     """GetCommandInvocation may not know a command it just accepted (InvocationDoesNotExist)."""
     client, stubber = stubbed("ssm")
     stubber.add_client_error("get_command_invocation", service_error_code="InvocationDoesNotExist")
-    sent = Command(COMMAND_ID, "i-0000000000000000a", CHECKSUM, "Pending", SINCE)
+    sent = Push(COMMAND_ID, "i-0000000000000000a", CHECKSUM, "Pending", SINCE)
 
     with stubber:
-        assert SsmCommands(client, DOCUMENT).status(sent) == "Pending"
+        assert SsmPushes(client, DOCUMENT).status(sent) == "Pending"
 
 
 def test_status_of_an_unknown_command_is_an_error() -> None:
     client, stubber = stubbed("ssm")
     stubber.add_client_error("get_command_invocation", service_error_code="InvalidCommandId")
-    sent = Command(COMMAND_ID, "i-0000000000000000a", CHECKSUM, "Pending", SINCE)
+    sent = Push(COMMAND_ID, "i-0000000000000000a", CHECKSUM, "Pending", SINCE)
 
     with stubber, pytest.raises(AwsError) as caught:
-        SsmCommands(client, DOCUMENT).status(sent)
+        SsmPushes(client, DOCUMENT).status(sent)
 
     assert caught.value.code == "InvalidCommandId"
 
@@ -763,12 +763,12 @@ def test_recent_keeps_only_this_documents_single_instance_pushes_since_then() ->
     )
 
     with stubber:
-        found = SsmCommands(client, DOCUMENT).recent(since=SINCE)
+        found = SsmPushes(client, DOCUMENT).recent(since=SINCE)
         stubber.assert_no_pending_responses()
 
     assert found == [
-        Command(uid(1), "i-0000000000000000a", CHECKSUM, "Success", SINCE + 60),
-        Command(uid(7), "i-0000000000000000b", "abc123", "InProgress", SINCE),
+        Push(uid(1), "i-0000000000000000a", CHECKSUM, "Success", SINCE + 60),
+        Push(uid(7), "i-0000000000000000b", "abc123", "InProgress", SINCE),
     ]
 
 

@@ -42,7 +42,7 @@ def test_every_write_kind_is_in_the_plan() -> None:
         "SetTags",
         "ChangeRecords",
         "PutParameter",
-        "SendBackends",
+        "PushBackends",
         "MoveAddress",
         "CreateHealthCheck",
         "UpdateHealthCheck",

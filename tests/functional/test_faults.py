@@ -30,7 +30,7 @@ from chalicelib import jobs
 from chalicelib.adapters.clients import CONFIG
 from chalicelib.adapters.ec2 import Ec2Inventory
 from chalicelib.adapters.route53 import Route53Records
-from chalicelib.adapters.ssm import SsmCommands
+from chalicelib.adapters.ssm import SsmPushes
 from chalicelib.config import Settings
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
 from chalicelib.errors import AwsError, StaleView
@@ -235,7 +235,7 @@ def test_ssm_send_command_is_retried_through_throttling(
     script = Scripted(
         [(400, error), (400, error), (200, sent)], content_type="application/x-amz-json-1.1"
     )
-    commands = SsmCommands(aws_client("ssm", scripted_server(script)), "LbFailover-UpdateBackends")
+    commands = SsmPushes(aws_client("ssm", scripted_server(script)), "LbFailover-UpdateBackends")
 
     command = commands.send("i-0123456789abcdef0", "10.0.0.5:80", "a" * 64, now=0.0)
 
@@ -780,7 +780,7 @@ def test_a_run_killed_mid_apply_converges_without_duplicate_pushes_or_lost_tags(
     settle(cloud, config)
 
     assert _end_state(cloud) == _end_state(reference)
-    # Commands SSM holds (the call log also lists the call the kill cut off before it was made).
+    # Pushes SSM holds (the call log also lists the call the kill cut off before it was made).
     sent = Counter((c.instance_id, c.checksum) for c in cloud.ssm.commands)
     assert set(sent.values()) == {1}, sent
     assert len(active_moves(cloud)) == len(active_moves(reference))

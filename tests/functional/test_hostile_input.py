@@ -26,7 +26,7 @@ from botocore.stub import Stubber
 from chalicelib import render
 from chalicelib.adapters.clients import CONFIG
 from chalicelib.adapters.route53 import Route53Records
-from chalicelib.adapters.ssm import SsmCommands
+from chalicelib.adapters.ssm import SsmPushes
 from chalicelib.config import ConfigError, Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core.dns import RecordChange
@@ -491,7 +491,7 @@ def test_the_ssm_command_carries_exactly_the_list_and_its_checksum(
     client = boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name="eu-west-1"
     ).client("ssm", config=CONFIG)
-    commands = SsmCommands(client, "LbFailover-UpdateBackends")
+    commands = SsmPushes(client, "LbFailover-UpdateBackends")
     with Stubber(client) as stub:
         stub.add_response(
             "send_command",
@@ -529,7 +529,7 @@ def test_the_longest_list_is_sent_whole_and_its_parameters_are_pinned() -> None:
                 "TimeoutSeconds": 600,
             },
         )
-        SsmCommands(client, "LbFailover-UpdateBackends").send(
+        SsmPushes(client, "LbFailover-UpdateBackends").send(
             "i-0123456789abcdef0", text, checksum, now=0.0
         )
         stub.assert_no_pending_responses()

@@ -21,7 +21,7 @@ from botocore.stub import Stubber
 from chalicelib import jobs
 from chalicelib.__main__ import main
 from chalicelib.adapters.clients import CONFIG
-from chalicelib.adapters.ssm import SsmCommands
+from chalicelib.adapters.ssm import SsmPushes
 from chalicelib.core.backends import checksum
 from chalicelib.errors import AwsError
 from chalicelib.report import Report
@@ -325,7 +325,7 @@ def test_sendcommand_refusing_a_booting_lbs_agent_is_pinned_with_the_stubber() -
             "TimeoutSeconds": 600,
         },
     )
-    services = replace(cloud.services(), commands=SsmCommands(client, "LbFailover-UpdateBackends"))
+    services = replace(cloud.services(), pushes=SsmPushes(client, "LbFailover-UpdateBackends"))
     with stubber:
         report = jobs.reconcile(config, services, cloud.clock)
         stubber.assert_no_pending_responses()  # one SendCommand in three rounds

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field, replace
 from bench.calls import is_write  # the one read/write classification, the benchmarks' too
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import (
-    Command,
     HealthCheck,
     HealthCheckSpec,
     ProbeResult,
     ProbeTarget,
+    Push,
     RawInstance,
     Record,
 )
@@ -281,8 +281,8 @@ class FakeSsm:
         # Intelligent-Tiering as the adapter asks for it: past 4,096 characters a parameter becomes
         # advanced (billed); past 8,192 Parameter Store refuses it. moto enforces neither.
         self.tiers: dict[str, str] = {}
-        self.commands: list[Command] = []
-        self.outcome: Callable[[Command], str] = lambda command: "Success"
+        self.commands: list[Push] = []
+        self.outcome: Callable[[Push], str] = lambda command: "Success"
         self.fail_send_for: set[str] = set()
         self.fail_read: AwsError | None = None  # GetParameters
         self.fail_recent: AwsError | None = None  # ListCommands
@@ -307,21 +307,21 @@ class FakeSsm:
         self.parameters[name] = value
         self.tiers[name] = "Standard" if len(value) <= STANDARD_PARAMETER_LIMIT else "Advanced"
 
-    def send(self, instance_id: str, backends: str, checksum: str, *, now: float) -> Command:
+    def send(self, instance_id: str, backends: str, checksum: str, *, now: float) -> Push:
         self.calls.add("SendCommand", (instance_id, backends, checksum))
         if instance_id in self.fail_send_for:
             raise AwsError("ssm", "SendCommand", "InvalidInstanceId", f"{instance_id} not ready")
-        command = Command(f"cmd-{next(self._ids)}", instance_id, checksum, "Pending", now)
+        command = Push(f"cmd-{next(self._ids)}", instance_id, checksum, "Pending", now)
         self.commands.append(command)
         return command
 
-    def recent(self, *, since: float) -> list[Command]:
+    def recent(self, *, since: float) -> list[Push]:
         self.calls.add("ListCommands")
         if self.fail_recent is not None:
             raise self.fail_recent
         return [c for c in self.commands if c.requested_at >= since]
 
-    def status(self, command: Command) -> str:
+    def status(self, command: Push) -> str:
         self.calls.add("GetCommandInvocation", command.command_id)
         if self.fail_status is not None:
             raise self.fail_status
@@ -498,7 +498,7 @@ class FakeCloud:
             inventory=self.ec2,
             records=self.route53,
             parameters=self.ssm,
-            commands=self.ssm,
+            pushes=self.ssm,
             notifier=self.sns,
             prober=self.prober,
             probe_function=self.probe_function,

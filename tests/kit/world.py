@@ -28,11 +28,11 @@ from chalicelib.core.model import (
     TAG_PROBE,
     TAG_ROLE,
     TAG_STATE,
-    Command,
     Damping,
     Instance,
     LbState,
     ProbeRun,
+    Push,
     RawInstance,
     Record,
     Role,
@@ -308,15 +308,15 @@ def backend_text(webs: Iterable[Instance]) -> str:
     return " ".join(rendered)
 
 
-def command(
+def a_push(
     instance_id: str,
     checksum: str,
     status: str = "Pending",
     *,
     requested_at: float = 500.0,
     command_id: str | None = None,
-) -> Command:
-    return Command(
+) -> Push:
+    return Push(
         command_id=command_id or f"cmd-{instance_id}-{status}-{requested_at:g}",
         instance_id=instance_id,
         checksum=checksum,
@@ -333,7 +333,7 @@ def world(
     records: Sequence[Record] = (),
     backends: str | None = None,
     lbs_parameter: str | None = None,
-    commands: Sequence[Command] = (),
+    pushes: Sequence[Push] = (),
     paused: bool = False,
 ) -> World:
     """A world exactly as given: nothing is filled in."""
@@ -345,7 +345,7 @@ def world(
         backends_parameter=backends,
         lbs_parameter=lbs_parameter,
         paused=paused,
-        commands=tuple(commands),
+        pushes=tuple(pushes),
     )
 
 

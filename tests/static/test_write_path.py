@@ -5,12 +5,12 @@ a dry run or the pause switch was forgotten somewhere. It walks the syntax tree 
 (chalicelib/ and app.py) and reports every use of a write method outside the executor:
 
 - a write method of the services' protocols (`services.py`: `Inventory.create_tags`,
-  `Records.change`, `Parameters.put`, `Commands.send`, `Notifier.publish`,
+  `Records.change`, `Parameters.put`, `Pushes.send`, `Notifier.publish`,
   `HealthChecks.create/update/delete`, and any method added to them or to an adapter class later
   that is not listed as a read), reached through the services (`services.records.change`, `self._services...`), through
   a local name bound to a service (`checks = services.health_checks`), through a parameter or
   variable annotated with a protocol or an adapter class, or taken as a bound method without a
-  call (`send = services.commands.send`) or with `getattr`;
+  call (`send = services.pushes.send`) or with `getattr`;
 - a boto3 client operation that is not a read (botocore's own list of the operations of the
   services the controller uses, minus Describe/Get/List...), anywhere outside the adapters.
 
@@ -36,7 +36,7 @@ from chalicelib.adapters.notify import SnsNotifier
 from chalicelib.adapters.probe import SocketProber
 from chalicelib.adapters.route53 import Route53Records
 from chalicelib.adapters.route53_health_checks import Route53HealthChecks
-from chalicelib.adapters.ssm import SsmCommands, SsmParameters
+from chalicelib.adapters.ssm import SsmParameters, SsmPushes
 
 REPO = Path(__file__).resolve().parents[2]
 ALLOWED = {"chalicelib/executor.py"}
@@ -50,7 +50,7 @@ PROTOCOLS = (
     services_module.Inventory,
     services_module.Records,
     services_module.Parameters,
-    services_module.Commands,
+    services_module.Pushes,
     services_module.Notifier,
     services_module.HealthChecks,
     services_module.Prober,
@@ -59,7 +59,7 @@ ADAPTER_CLASSES = (
     Ec2Inventory,
     Route53Records,
     SsmParameters,
-    SsmCommands,
+    SsmPushes,
     SnsNotifier,
     Route53HealthChecks,
     SocketProber,
@@ -341,7 +341,7 @@ BYPASSES = {
     """,
     "a bound method taken for later": """
         def later(services):
-            push = services.commands.send
+            push = services.pushes.send
             return push
     """,
     "the executor's own attribute": """

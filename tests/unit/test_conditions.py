@@ -20,9 +20,9 @@ from chalicelib.core.conditions import (
 )
 from chalicelib.core.failover import Failover
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import PutParameter, SendBackends, SetTags
+from chalicelib.core.plan import PushBackends, PutParameter, SetTags
 
-PUSH = SendBackends("i-lb1", "lb1", "10.0.0.1:80 10.0.0.2:80", "c" * 64)
+PUSH = PushBackends("i-lb1", "lb1", "10.0.0.1:80 10.0.0.2:80", "c" * 64)
 TAGS = SetTags(("i-lb1",), (("lbf:state", "standby"),), after_records=True)
 LONG = PutParameter("/lbf/prod/backends", "x" * 300)
 

@@ -21,7 +21,7 @@ from chalicelib.core.failover import (
 )
 from chalicelib.core.model import FailoverMode, Record, World
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import Change, ChangeRecords, MoveAddress, Plan, SendBackends, SetTags
+from chalicelib.core.plan import Change, ChangeRecords, MoveAddress, Plan, PushBackends, SetTags
 from tests.kit.world import a_record, fqdn, world
 
 A1, A2, A3 = "203.0.113.1", "203.0.113.2", "203.0.113.3"
@@ -36,7 +36,7 @@ TO_A2 = ChangeRecords(
 )
 EIP = MoveAddress("eipalloc-1", "i-lb2", "i-lb1", "lb2")
 STATE = SetTags(("i-lb2",), (("lbf:state", "active"),), after_records=True)
-PUSH = SendBackends("i-lb2", "lb2", "10.0.0.1:80", "c1")
+PUSH = PushBackends("i-lb2", "lb2", "10.0.0.1:80", "c1")
 
 
 def plan(active: ActiveDecision, *changes: Change) -> Plan:

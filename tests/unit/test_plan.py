@@ -22,8 +22,8 @@ from chalicelib.core.plan import (
     Change,
     ChangeRecords,
     Plan,
+    PushBackends,
     PutParameter,
-    SendBackends,
     SetTags,
     after,
     decide,
@@ -34,10 +34,10 @@ from chalicelib.core.plan import (
 from tests.kit.settings import settings
 from tests.kit.world import (
     PREFIX,
+    a_push,
     a_record,
     backend_text,
     checksum_of,
-    command,
     fqdn,
     lb,
     observed,
@@ -73,11 +73,11 @@ def applied(view: World, plan: Plan) -> World:
     """What the job folds back after every change went through (pushes are then in flight)."""
     view = after(fold_down_states(view, S.rules.thresholds), plan.changes)
     sent = tuple(
-        command(c.instance_id, c.checksum, "Pending", requested_at=NOW)
+        a_push(c.instance_id, c.checksum, "Pending", requested_at=NOW)
         for c in plan.changes
-        if isinstance(c, SendBackends)
+        if isinstance(c, PushBackends)
     )
-    return replace(view, commands=view.commands + sent)
+    return replace(view, pushes=view.pushes + sent)
 
 
 T = TypeVar("T")
@@ -97,7 +97,7 @@ def tags_by_instance(plan: Plan) -> dict[str, dict[str, str]]:
 
 
 def pushed_to(plan: Plan) -> list[str]:
-    return [c.lb_name for c in of_type(plan, SendBackends)]
+    return [c.lb_name for c in of_type(plan, PushBackends)]
 
 
 def parameters(plan: Plan) -> dict[str, str]:
@@ -321,10 +321,10 @@ def test_a_new_list_is_published_then_pushed_to_running_lbs_that_lack_it() -> No
     plan = plan_for(with_web(view, RISEN))
     assert parameters(plan) == {f"{PREFIX}/backends": GROWN}
     assert pushed_to(plan) == ["lb1", "lb2"]
-    for push in of_type(plan, SendBackends):
+    for push in of_type(plan, PushBackends):
         assert (push.backends, push.checksum) == (GROWN, checksum_of(GROWN))
     kinds = [type(c) for c in plan.changes]
-    assert kinds.index(PutParameter) < kinds.index(SendBackends), "published before pushed"
+    assert kinds.index(PutParameter) < kinds.index(PushBackends), "published before pushed"
 
 
 def test_an_lb_that_already_applied_the_list_is_not_pushed() -> None:
@@ -348,21 +348,21 @@ def test_an_lb_that_lacks_the_current_list_gets_it_though_nothing_else_changed()
 def test_a_push_in_flight_for_the_same_list_is_not_repeated(status: str) -> None:
     view = with_web(STEADY, RISEN)
     view = replace(
-        view, commands=(command("i-lb1", checksum_of(GROWN), status, requested_at=NOW + 5),)
+        view, pushes=(a_push("i-lb1", checksum_of(GROWN), status, requested_at=NOW + 5),)
     )
     assert pushed_to(plan_for(view)) == ["lb2"]
 
 
 def test_a_push_in_flight_for_an_older_list_does_not_stop_the_new_one() -> None:
     view = with_web(STEADY, RISEN)
-    view = replace(view, commands=(command("i-lb1", checksum_of(LIST), "InProgress"),))
+    view = replace(view, pushes=(a_push("i-lb1", checksum_of(LIST), "InProgress"),))
     assert pushed_to(plan_for(view)) == ["lb1", "lb2"]
 
 
 def test_a_successful_push_sets_lbf_backends_and_is_not_repeated() -> None:
     view = with_web(STEADY, RISEN)
     view = replace(
-        view, commands=(command("i-lb1", checksum_of(GROWN), "Success", requested_at=NOW + 5),)
+        view, pushes=(a_push("i-lb1", checksum_of(GROWN), "Success", requested_at=NOW + 5),)
     )
     plan = plan_for(view)
     assert pushed_to(plan) == ["lb2"]
@@ -381,7 +381,7 @@ def test_a_successful_push_sets_lbf_backends_and_is_not_repeated() -> None:
 def test_a_push_that_failed_in_this_run_waits_for_the_next_run(status: str) -> None:
     view = with_web(STEADY, RISEN)
     view = replace(
-        view, commands=(command("i-lb1", checksum_of(GROWN), status, requested_at=NOW + 5),)
+        view, pushes=(a_push("i-lb1", checksum_of(GROWN), status, requested_at=NOW + 5),)
     )
     plan = plan_for(view)
     assert pushed_to(plan) == ["lb2"]
@@ -394,8 +394,8 @@ def test_the_notice_of_a_failed_push_points_at_its_output_in_cloudwatch() -> Non
     # The operator reads why it failed without logging in to the LB: the group the stack
     # creates and the streams SSM Agent writes for this command on this instance.
     view = with_web(STEADY, RISEN)
-    failed = command("i-lb1", checksum_of(GROWN), "Failed", requested_at=NOW + 5, command_id="c-1")
-    plan = plan_for(replace(view, commands=(failed,)))
+    failed = a_push("i-lb1", checksum_of(GROWN), "Failed", requested_at=NOW + 5, command_id="c-1")
+    plan = plan_for(replace(view, pushes=(failed,)))
     notice = plan.conditions["push-failed:i-lb1"]
     assert f"CloudWatch Logs /lbf/{S.cluster}/pushes" in notice
     assert "streams c-1/i-lb1/" in notice
@@ -403,11 +403,11 @@ def test_the_notice_of_a_failed_push_points_at_its_output_in_cloudwatch() -> Non
 
 def test_status_points_at_the_output_of_a_push_that_ended_badly() -> None:
     view = replace(STEADY, backends_parameter=GROWN)
-    failed = command("i-lb1", checksum_of(GROWN), "Failed", command_id="c-1")
-    pending = command("i-lb2", checksum_of(GROWN), "InProgress", command_id="c-2")
+    failed = a_push("i-lb1", checksum_of(GROWN), "Failed", command_id="c-1")
+    pending = a_push("i-lb2", checksum_of(GROWN), "InProgress", command_id="c-2")
     rows = {
         row["name"]: row["notes"]
-        for row in render.status_rows(replace(view, commands=(failed, pending)), S)
+        for row in render.status_rows(replace(view, pushes=(failed, pending)), S)
     }
     assert (
         f"backends stale (push Failed, output in CloudWatch Logs /lbf/{S.cluster}/pushes, "
@@ -420,7 +420,7 @@ def test_status_points_at_the_output_of_a_push_that_ended_badly() -> None:
 def test_a_push_that_failed_in_an_earlier_run_is_retried() -> None:
     view = with_web(STEADY, RISEN)
     view = replace(
-        view, commands=(command("i-lb1", checksum_of(GROWN), "Failed", requested_at=EARLIER),)
+        view, pushes=(a_push("i-lb1", checksum_of(GROWN), "Failed", requested_at=EARLIER),)
     )
     plan = plan_for(view)
     assert pushed_to(plan) == ["lb1", "lb2"]
@@ -430,10 +430,10 @@ def test_a_push_that_failed_in_an_earlier_run_is_retried() -> None:
 def test_the_latest_push_to_an_lb_is_the_one_that_counts() -> None:
     view = with_web(STEADY, RISEN)
     commands = (
-        command("i-lb1", checksum_of(GROWN), "Failed", requested_at=NOW + 1),
-        command("i-lb1", checksum_of(GROWN), "Success", requested_at=NOW + 9),
+        a_push("i-lb1", checksum_of(GROWN), "Failed", requested_at=NOW + 1),
+        a_push("i-lb1", checksum_of(GROWN), "Success", requested_at=NOW + 9),
     )
-    plan = plan_for(replace(view, commands=commands))
+    plan = plan_for(replace(view, pushes=commands))
     assert pushed_to(plan) == ["lb2"]
     assert "push-failed:i-lb1" not in plan.conditions
 
@@ -676,15 +676,15 @@ def test_a_push_lifecycle_ends_in_a_steady_world() -> None:
     assert pushed_to(first) == ["lb1", "lb2"]
     view = applied(view, first)
     # SSM reports the pushes done: lbf:backends is written, nothing is pushed again.
-    done = tuple(replace(c, status="Success") for c in view.commands)
-    second = plan_for(replace(view, commands=done))
+    done = tuple(replace(c, status="Success") for c in view.pushes)
+    second = plan_for(replace(view, pushes=done))
     assert pushed_to(second) == []
     assert tags_by_instance(second) == {
         "i-lb1": {"lbf:backends": checksum_of(GROWN)},
         "i-lb2": {"lbf:backends": checksum_of(GROWN)},
     }
     assert [type(c) for c in second.changes] == [SetTags]
-    third = plan_for(after(replace(view, commands=done), second.changes))
+    third = plan_for(after(replace(view, pushes=done), second.changes))
     assert third.changes == ()
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from chalicelib.core import pushes
-from chalicelib.core.plan import SendBackends, decide
+from chalicelib.core.plan import PushBackends, decide
 from tests.kit.settings import settings
-from tests.kit.world import command, lb, retag, settled, web
+from tests.kit.world import a_push, lb, retag, settled, web
 
 NOW = 10_000.0  # when this run started
 TIMEOUT = pushes.STEP_TIMEOUT_SECONDS
@@ -48,7 +48,7 @@ def test_the_document_step_times_out_when_the_controller_counts_it_overdue() -> 
     ],
 )
 def test_overdue(status: str, age: float, is_overdue: bool) -> None:
-    assert pushes.overdue(command("i-lb1", "c", status, requested_at=NOW - age), now=NOW) is (
+    assert pushes.overdue(a_push("i-lb1", "c", status, requested_at=NOW - age), now=NOW) is (
         is_overdue
     )
 
@@ -83,9 +83,9 @@ def test_a_push_past_its_step_timeout_is_sent_again_and_reported(
     view = replace(
         view,
         lbs=(retag(lb1, backends_checksum=None), *view.lbs[1:]),
-        commands=(command("i-lb1", checksum, status, requested_at=NOW - age),),
+        pushes=(a_push("i-lb1", checksum, status, requested_at=NOW - age),),
     )
     plan = decide(view, settings().rules.plan, run_started_at=NOW)
-    sends = [c.lb_name for c in plan.changes if isinstance(c, SendBackends)]
+    sends = [c.lb_name for c in plan.changes if isinstance(c, PushBackends)]
     assert sends == (["lb1"] if pushed else [])
     assert ("push-overdue:i-lb1" in plan.conditions) is condition

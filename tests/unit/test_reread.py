@@ -14,23 +14,23 @@ import pytest
 
 from chalicelib.core.dns import ActiveDecision, RecordChange
 from chalicelib.core.health import Thresholds
-from chalicelib.core.model import Command, Damping, Instance, World
+from chalicelib.core.model import Damping, Instance, Push, World
 from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import (
     Change,
     ChangeRecords,
     MoveAddress,
     Plan,
+    PushBackends,
     PutParameter,
-    SendBackends,
     SetTags,
 )
 from chalicelib.core.reread import fold_outcomes, merge_reread, rejected_batch, without_rejected
 from tests.kit.world import (
     FALL,
     RISE,
+    a_push,
     a_record,
-    command,
     damping,
     fqdn,
     lb,
@@ -49,8 +49,8 @@ TO_A2 = ChangeRecords(
     "lb1 unhealthy",
 )
 STANDBY = SetTags(("i-lb1",), (("lbf:state", "standby"),), after_records=True)
-PUSH = SendBackends("i-lb1", "lb1", "10.0.0.1:80", "c1")
-SENT = command("i-lb1", "c1", command_id="cmd-sent")
+PUSH = PushBackends("i-lb1", "lb1", "10.0.0.1:80", "c1")
+SENT = a_push("i-lb1", "c1", command_id="cmd-sent")
 MOVE = MoveAddress("eipalloc-1", "i-lb2", "i-lb1", "lb2")
 
 
@@ -61,7 +61,7 @@ def view(outcome_world: World) -> tuple[object, ...]:
         active,
         outcome_world.backends_parameter,
         outcome_world.lbs[0].lb_state.value if outcome_world.lbs[0].lb_state else None,
-        tuple(c.command_id for c in outcome_world.commands),
+        tuple(c.command_id for c in outcome_world.pushes),
     )
 
 
@@ -84,7 +84,7 @@ BEFORE = world([LB1], records=[a_record("lb", A1)], backends="10.0.0.9:80")
             [Outcome(TO_A2, ok=True), Outcome(STANDBY, ok=True)],
             ((A2,), "10.0.0.9:80", "standby", ()),
         ),
-        ([Outcome(PUSH, ok=True, command=SENT)], ((A1,), "10.0.0.9:80", "active", ("cmd-sent",))),
+        ([Outcome(PUSH, ok=True, push=SENT)], ((A1,), "10.0.0.9:80", "active", ("cmd-sent",))),
         (
             [Outcome(PUSH, ok=False, error="InvalidInstanceId")],
             ((A1,), "10.0.0.9:80", "active", ()),
@@ -106,10 +106,10 @@ def test_fold_outcomes(outcomes: list[Outcome], expected: tuple[object, ...]) ->
 
 
 def test_fold_outcomes_adds_the_pushes_sent_after_those_known() -> None:
-    known = command("i-lb2", "c0", "Success", command_id="cmd-known")
-    folded = fold_outcomes(world([LB1], commands=[known]), [Outcome(PUSH, ok=True, command=SENT)])
+    known = a_push("i-lb2", "c0", "Success", command_id="cmd-known")
+    folded = fold_outcomes(world([LB1], pushes=[known]), [Outcome(PUSH, ok=True, push=SENT)])
 
-    assert [c.command_id for c in folded.commands] == ["cmd-known", "cmd-sent"]
+    assert [c.command_id for c in folded.pushes] == ["cmd-known", "cmd-sent"]
 
 
 @pytest.mark.parametrize(
@@ -201,14 +201,14 @@ def test_merge_reread_keeps_this_runs_counts_where_nobody_wrote(
 def test_merge_reread_keeps_the_most_settled_status_of_each_push(
     ours: list[str], fresh: list[str], expected: dict[str, str]
 ) -> None:
-    def pushes(statuses: list[str]) -> list[Command]:
-        return [command("i-lb1", "c1", s, command_id="cmd") for s in statuses]
+    def pushes(statuses: list[str]) -> list[Push]:
+        return [a_push("i-lb1", "c1", s, command_id="cmd") for s in statuses]
 
     merged = merge_reread(
-        world([LB1], commands=pushes(ours)), world([LB1], commands=pushes(fresh)), THRESHOLDS
+        world([LB1], pushes=pushes(ours)), world([LB1], pushes=pushes(fresh)), THRESHOLDS
     )
 
-    assert {c.command_id: c.status for c in merged.commands} == expected
+    assert {c.command_id: c.status for c in merged.pushes} == expected
 
 
 def test_merge_reread_keeps_a_skipped_instances_counts_and_takes_the_rest_as_read() -> None:
