@@ -69,13 +69,7 @@ _FALLBACK = [
 
 def run_command() -> list[str]:
     """apply-backends.sh as runCommand lines, with the fallback for old agents after its shebang."""
-    lines = APPLY_SCRIPT.read_text().splitlines()
-    shebang, body = lines[0], lines[1:]
-    if not shebang.startswith("#!"):
-        raise ValueError(f"{APPLY_SCRIPT} must start with a shebang: SSM runs it with sh otherwise")
-    if any("{{" in line or "}}" in line for line in body):
-        raise ValueError(f"{APPLY_SCRIPT} must not contain double braces: SSM substitutes them")
-    return [shebang, *_FALLBACK, *body]
+    return _script_lines(APPLY_SCRIPT, _FALLBACK)
 
 
 def document() -> dict[str, Any]:
