@@ -100,7 +100,8 @@ def on_instance_change(event: CloudWatchEvent) -> dict[str, Any]:
     # isinstance first: a list or an object in the field is unhashable, and `in` would raise.
     elif not isinstance(state, str) or state not in _EC2_STATES:
         problem = "detail.state is not an EC2 instance state"
-    if problem is not None:
+    # (the isinstance again only narrows the type: a non-str id has set `problem` already)
+    if problem is not None or not isinstance(instance_id, str):
         logger.error("ignored event", extra={"problem": problem})
         metrics.add_metric(name="IgnoredEvents", unit=MetricUnit.Count, value=1)
         return {"ignored": problem}
@@ -114,16 +115,8 @@ def on_instance_change(event: CloudWatchEvent) -> dict[str, Any]:
     run_clock = _clock()
     deadline = _deadline(event.context, run_clock)
     with aws_time_limit(lambda: deadline - run_clock.now()):
-        report = jobs.reconcile(
-            settings,
-            services,
-            run_clock,
-            rounds=1,
-            probe=False,
-            job="on_instance_change",
-            concerning=instance_id,
-            run_id=run_id,
-            deadline=deadline,
+        report = jobs.on_instance_change(
+            settings, services, run_clock, instance_id, run_id=run_id, deadline=deadline
         )
     return _finish(report)
 

@@ -154,6 +154,29 @@ def reconcile(
     return report
 
 
+def on_instance_change(
+    settings: Settings,
+    services: Services,
+    clock: Clock,
+    instance_id: str,
+    *,
+    run_id: str | None = None,
+    deadline: float | None = None,
+) -> Report:
+    """The event-triggered run (EC2 state change of `instance_id`): one round, no probes."""
+    return reconcile(
+        settings,
+        services,
+        clock,
+        rounds=1,
+        probe=False,
+        job="on_instance_change",
+        concerning=instance_id,
+        run_id=run_id,
+        deadline=deadline,
+    )
+
+
 def _judge_path(
     world: World,
     path: probing.PathRound,

@@ -242,14 +242,8 @@ class Demo:
         """What EventBridge does when an instance changes state: the event-triggered run, which
         may overlap a scheduled one (compare-and-swap keeps that safe)."""
         self.timeline.add("event", f"EC2 state-change event for {instance_id}")
-        report = jobs.reconcile(
-            self.settings,
-            aws_services(self.settings),
-            SystemClock(),
-            rounds=1,
-            probe=False,
-            job="on_instance_change",
-            concerning=instance_id,
+        report = jobs.on_instance_change(
+            self.settings, aws_services(self.settings), SystemClock(), instance_id
         )
         if not report.ok:
             self.controller_errors += report.errors

@@ -322,15 +322,7 @@ def test_two_overlapping_runs_with_different_views_move_the_record_once() -> Non
     cloud.route53.before_change = lambda: scheduled.append(
         jobs.reconcile(config, cloud.services(), cloud.clock, rounds=1)
     )
-    event = jobs.reconcile(
-        config,
-        cloud.services(),
-        cloud.clock,
-        rounds=1,
-        probe=False,
-        job="on_instance_change",
-        concerning=lb1,
-    )
+    event = jobs.on_instance_change(config, cloud.services(), cloud.clock, lb1)
 
     assert scheduled[0].ok, scheduled[0].errors
     assert event.ok, event.errors
@@ -356,15 +348,7 @@ def test_two_overlapping_runs_push_each_list_once() -> None:
         jobs.reconcile(config, cloud.services(), cloud.clock, rounds=1)
 
     cloud.route53.before_change = other_run
-    event = jobs.reconcile(
-        config,
-        cloud.services(),
-        cloud.clock,
-        rounds=1,
-        probe=False,
-        job="on_instance_change",
-        concerning=lb1,
-    )
+    event = jobs.on_instance_change(config, cloud.services(), cloud.clock, lb1)
 
     assert event.ok, event.errors
     pushes = Counter((d[0], d[2]) for op, d in cloud.calls.log if op == "SendCommand")  # type: ignore[index]

@@ -13,7 +13,7 @@ import pytest
 from chalicelib.core.model import Record
 from chalicelib.errors import AwsError
 from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, small_cluster
-from tests.kit.runs import converge, run
+from tests.kit.runs import converge, event, run
 from tests.kit.settings import settings
 
 DOMAIN = FAKE_DOMAIN
@@ -123,7 +123,7 @@ def test_the_event_run_acts_on_state_without_advancing_counts(cloud: FakeCloud) 
     cloud.ec2.set_state(lb1, "stopping")
     rounds_before = len(cloud.prober.rounds)
 
-    report = run(cloud, config, rounds=1, probe=False, job="on_instance_change", concerning=lb1)
+    report = event(cloud, config, lb1)
 
     assert report.ok
     assert cloud.route53.value(ACTIVE) == ("127.0.0.12",)

@@ -21,7 +21,7 @@ from chalicelib.__main__ import main
 from chalicelib.core.model import RawInstance
 from tests.kit.cloud import FakeCloud, small_cluster
 from tests.kit.lambda_app import DEV_STAGE_ENV, LambdaApp
-from tests.kit.runs import scheduled, settle
+from tests.kit.runs import scheduled, scheduled_event, settle
 from tests.kit.settings import environment, settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,14 +62,7 @@ def runner(
             if kind == "scheduled":
                 scheduled(cloud, settings(env))
             elif kind == "event":
-                scheduled(
-                    cloud,
-                    settings(env),
-                    rounds=1,
-                    probe=False,
-                    job="on_instance_change",
-                    concerning=concerning,
-                )
+                scheduled_event(cloud, settings(env), concerning)
             elif kind == "cli":
                 command = "reconcile"
                 assert main(

@@ -423,15 +423,7 @@ def test_an_event_run_and_the_cli_meet_a_cname_like_a_scheduled_run(
     cloud.route53.cnames.add(ACTIVE)
     lb1 = cloud.ec2.id_named("lb1")
     cloud.ec2.set_state(lb1, "stopped")
-    event = jobs.reconcile(
-        config,
-        cloud.services(),
-        cloud.clock,
-        rounds=1,
-        probe=False,
-        job="on_instance_change",
-        concerning=lb1,
-    )
+    event = jobs.on_instance_change(config, cloud.services(), cloud.clock, lb1)
     assert any("conflicting RRSet" in e for e in event.errors)
     assert cloud.route53.value(f"lb1.{DOMAIN}") is None  # the stopped LB's record still goes
     assert len([m for m in cloud.sns.messages if "conflicting RRSet" in m]) == 1

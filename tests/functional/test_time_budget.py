@@ -202,15 +202,8 @@ def test_an_event_run_needs_only_its_writes(cloud: FakeCloud) -> None:
     started = cloud.clock.now()
 
     def event_run(seconds_left: float) -> Report:
-        return jobs.reconcile(
-            config,
-            cloud.services(),
-            cloud.clock,
-            rounds=1,
-            probe=False,
-            job="on_instance_change",
-            concerning=lb1,
-            deadline=cloud.clock.now() + seconds_left,
+        return jobs.on_instance_change(
+            config, cloud.services(), cloud.clock, lb1, deadline=cloud.clock.now() + seconds_left
         )
 
     report = event_run(ROUND_WRITE_SECONDS - 0.1)

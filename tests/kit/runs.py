@@ -29,9 +29,22 @@ def converge(cloud: FakeCloud, config: Settings) -> Report:
     return report
 
 
+def event(cloud: FakeCloud, config: Settings, instance_id: str, **kwargs: Any) -> Report:
+    """One event-triggered run about `instance_id`; the clock stays where the run left it."""
+    return jobs.on_instance_change(config, cloud.services(), cloud.clock, instance_id, **kwargs)
+
+
 def scheduled(cloud: FakeCloud, config: Settings, **kwargs: Any) -> Report:
     """One invocation, a minute after the previous one started (the schedule)."""
-    report = run(cloud, config, **kwargs)
+    return _minute_after(cloud, run(cloud, config, **kwargs))
+
+
+def scheduled_event(cloud: FakeCloud, config: Settings, instance_id: str) -> Report:
+    """One event-triggered run, then the clock to where the next scheduled run starts."""
+    return _minute_after(cloud, event(cloud, config, instance_id))
+
+
+def _minute_after(cloud: FakeCloud, report: Report) -> Report:
     cloud.clock.advance(max(0.0, SCHEDULE_SECONDS - report.seconds))
     return report
 
