@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,6 +31,7 @@ from chalicelib.adapters.ssm import SsmParameters, SsmPushes
 from chalicelib.core import dns
 from chalicelib.core.model import Push, Record
 from chalicelib.errors import AwsError, StaleView
+from tests.kit.aws_env import use_fake_credentials
 from tests.kit.settings import settings
 
 REGION = "us-east-1"
@@ -58,13 +58,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     An AWS_ENDPOINT_URL left behind by an end-to-end test would send clients to a stopped moto
     server instead of the in-process mock, so every AWS_ variable is cleared first.
     """
-    for key in list(os.environ):
-        if key.startswith("AWS_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    clients.forget_clients()
+    use_fake_credentials(monkeypatch, REGION, clear=True)
     with mock_aws():
         yield
     clients.forget_clients()
@@ -678,9 +672,7 @@ def test_the_controller_sends_pushes_to_the_log_group_of_its_cluster(
 ) -> None:
     from chalicelib.services import aws_services
 
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    use_fake_credentials(monkeypatch)
     config = settings(cluster="web", domain="example.com", hosted_zone_id="Z1")
     pushes = aws_services(config).pushes
     assert isinstance(pushes, SsmPushes)

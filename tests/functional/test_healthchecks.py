@@ -8,7 +8,6 @@ Stubber, and what the job does with the checkers' answers is tested on an in-mem
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,6 +27,7 @@ from chalicelib.errors import AwsError
 from chalicelib.observe import observe
 from chalicelib.report import Report
 from chalicelib.services import Services, aws_services
+from tests.kit.aws_env import use_fake_credentials
 from tests.kit.cloud import FAKE_CLOUD_ENV, FakeCloud, FakeHealthChecks
 from tests.kit.runs import converge, run
 from tests.kit.settings import settings
@@ -52,13 +52,7 @@ def spec(
 
 @pytest.fixture
 def route53(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for key in list(os.environ):
-        if key.startswith("AWS_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    clients.forget_clients()
+    use_fake_credentials(monkeypatch, "us-east-1", clear=True)
     with mock_aws():
         yield boto3.client("route53", region_name="us-east-1")
     clients.forget_clients()

@@ -34,6 +34,7 @@ from chalicelib.core.model import ProbeResult, ProbeTarget
 from chalicelib.errors import ProberFault
 from standin.aws import free_port
 from standin.web import LocalWebServer
+from tests.kit.aws_env import use_fake_credentials
 from tests.kit.cloud import FakeCloud
 from tests.kit.lambda_app import CLUSTER, LambdaApp
 
@@ -45,14 +46,7 @@ CLOSED = ProbeTarget("i-0000000000000000b", "")
 
 @pytest.fixture
 def lambda_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    forget_clients()
+    use_fake_credentials(monkeypatch)
     yield
     forget_clients()
 

@@ -22,6 +22,7 @@ from chalicelib.config import Settings
 from chalicelib.core.timing import ROUND_WRITE_SECONDS
 from chalicelib.errors import AwsError
 from chalicelib.report import Report
+from tests.kit.aws_env import use_fake_credentials
 from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud
 from tests.kit.scripted_aws import (
     ACTIVE_MOVE,
@@ -294,14 +295,7 @@ def route53_at(
         monkeypatch.setenv("AWS_ENDPOINT_URL_ROUTE_53", scripted_server(script))
         return Route53Records(clients.client("route53"), "Z123")
 
-    for name, value in {
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    clients.forget_clients()
+    use_fake_credentials(monkeypatch)
     yield make
     clients.forget_clients()
 

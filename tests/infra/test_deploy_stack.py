@@ -23,6 +23,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from tests.kit.aws_env import use_fake_credentials
+
 ROOT = Path(__file__).resolve().parents[2]
 CHALICE_DIR = ROOT / ".chalice"
 CFN_DIR = ROOT / "infra" / "cloudformation"
@@ -991,13 +993,7 @@ def test_cluster_and_document_stacks_create_their_resources_in_moto(
 ) -> None:
     boto3 = pytest.importorskip("boto3")
     moto = pytest.importorskip("moto")
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    use_fake_credentials(monkeypatch)
     with moto.mock_aws():
         cloudformation = boto3.client("cloudformation", region_name="eu-west-1")
         cloudformation.create_stack(
