@@ -41,14 +41,6 @@ def aws() -> Iterator[LocalAws]:
         yield aws
 
 
-@pytest.fixture
-def servers() -> Iterator[dict[str, LocalWebServer]]:
-    started: dict[str, LocalWebServer] = {}
-    yield started
-    for server in started.values():
-        server.stop()
-
-
 def environment(aws: LocalAws, cluster: str, **extra: str) -> dict[str, str]:
     return aws.controller_environment(
         cluster=cluster,
