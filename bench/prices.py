@@ -90,6 +90,16 @@ def lambda_compute(
     return seconds * memory_mb / 1024 * invocations * price
 
 
+def _api_calls(run: Run) -> Line:
+    """The same in both designs: the calls a run makes cost nothing."""
+    return Line(
+        "API calls",
+        f"{run.calls} per run x {INVOCATIONS_PER_MONTH:,}: EC2 describe, Route 53 record calls, "
+        "SSM Run Command and standard parameters are free",
+        0.0,
+    )
+
+
 def controller_lines(run: Run, memory_mb: int) -> list[Line]:
     """The previous design: one x86 controller in the VPC, the AWS APIs and the LBs' public
     addresses reached through a NAT gateway."""
@@ -109,12 +119,7 @@ def controller_lines(run: Run, memory_mb: int) -> list[Line]:
             f"{n:,} x {usd(LAMBDA_PER_MILLION_REQUESTS)} / 1M",
             n * LAMBDA_PER_MILLION_REQUESTS / 1e6,
         ),
-        Line(
-            "API calls",
-            f"{run.calls} per run x {n:,}: EC2 describe, Route 53 record calls, SSM Run Command "
-            "and standard parameters are free",
-            0.0,
-        ),
+        _api_calls(run),
         Line(
             "NAT gateway (VPC: private web addresses)",
             f"{HOURS_PER_MONTH} h x {usd(NAT_GATEWAY_HOUR)}",
@@ -197,12 +202,7 @@ def prober_design_lines(
             f"x {usd(LAMBDA_PER_MILLION_REQUESTS)} / 1M",
             (n + invocations) * LAMBDA_PER_MILLION_REQUESTS / 1e6,
         ),
-        Line(
-            "API calls",
-            f"{run.calls} per run x {n:,}: EC2 describe, Route 53 record calls, SSM Run Command "
-            "and standard parameters are free",
-            0.0,
-        ),
+        _api_calls(run),
         Line(
             "network",
             "no NAT gateway, no endpoint, no public IPv4 (the controller uses Lambda's "

@@ -15,6 +15,8 @@ import socket
 import threading
 from typing import Any
 
+from standin.web import loopback
+
 _BUFFER = 65536
 
 
@@ -28,9 +30,7 @@ class EipForwarder:
         address: str = "127.0.2.1",
         poll: float = 0.05,
     ) -> None:
-        if not address.startswith("127."):
-            raise ValueError(f"the stand-in only binds loopback addresses, not {address}")
-        self.address = address
+        self.address = loopback(address)
         self.port = port
         self._ec2 = ec2
         self._allocation_id = allocation_id

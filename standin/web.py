@@ -68,6 +68,13 @@ class _Server(ThreadingHTTPServer):
         return
 
 
+def loopback(address: str) -> str:
+    """The stand-in binds loopback addresses only: never one of a real network."""
+    if not address.startswith("127."):
+        raise ValueError(f"the stand-in only binds loopback addresses, not {address}")
+    return address
+
+
 class LocalWebServer:
     """Answers every GET with 200 and its `body` (see the module for the switches); stopping it
     is how it fails."""
@@ -81,9 +88,7 @@ class LocalWebServer:
         health_page: bool = False,
         keep_alive: bool = False,
     ) -> None:
-        if not address.startswith("127."):
-            raise ValueError(f"the stand-in only binds loopback addresses, not {address}")
-        self.address = address
+        self.address = loopback(address)
         self.port = port
         self.body = body
         self.health_page = health_page
