@@ -19,6 +19,8 @@ import random
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,15 +73,13 @@ class Case:
         return median(self.cpu_rounds)
 
 
-def _run_case(count: int, concurrency: int, rounds: int, workdir: Path) -> Case:
-    addresses = target_addresses(count)
-    holes = black_holes(count, BLACK_HOLE_SHARE)
-    server_spec = workdir / f"server-{count}.json"
-    server_spec.write_text(
-        json.dumps({"targets": [[a, i in holes] for i, a in enumerate(addresses)], "lifetime": 300})
-    )
+@contextmanager
+def target_server(targets: list[list[Any]], spec: Path, *, lifetime: float) -> Iterator[int]:
+    """bench.fanout_server in a process of its own, serving `targets` ([address, black hole]);
+    yields the one port every address listens on, and ends the server after."""
+    spec.write_text(json.dumps({"targets": targets, "lifetime": lifetime}))
     server = subprocess.Popen(
-        [sys.executable, "-m", "bench.fanout_server", str(server_spec)],
+        [sys.executable, "-m", "bench.fanout_server", str(spec)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
@@ -89,7 +89,17 @@ def _run_case(count: int, concurrency: int, rounds: int, workdir: Path) -> Case:
         line = server.stdout.readline()
         if not line:
             raise RuntimeError(f"the target server exited ({server.wait(timeout=10)})")
-        port = int(json.loads(line)["port"])
+        yield int(json.loads(line)["port"])
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _run_case(count: int, concurrency: int, rounds: int, workdir: Path) -> Case:
+    addresses = target_addresses(count)
+    holes = black_holes(count, BLACK_HOLE_SHARE)
+    targets = [[a, i in holes] for i, a in enumerate(addresses)]
+    with target_server(targets, workdir / f"server-{count}.json", lifetime=300) as port:
         probe_spec = workdir / f"probe-{count}-{concurrency}.json"
         probe_spec.write_text(
             json.dumps(
@@ -109,9 +119,6 @@ def _run_case(count: int, concurrency: int, rounds: int, workdir: Path) -> Case:
             timeout=60 + rounds * 10 * TIMEOUT,
             check=True,
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     raw: dict[str, Any] = json.loads(done.stdout)
     return Case(
         targets=count,

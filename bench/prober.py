@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.fanout import target_addresses
+from bench.fanout import target_addresses, target_server
 from bench.report import REPO, Figure, Progress, Section, table
 from bench.sizing import MAX_MB, MB_PER_VCPU, memory_for, vcpu_share
 from bench.stats import median
@@ -67,23 +67,9 @@ class Pool:
 def _measure(lbs: int, webs: int, runs: int, rounds: int, workdir: Path) -> Pool:
     count = lbs + webs
     addresses = target_addresses(count, first_octet=FIRST_OCTET)
-    server_spec = workdir / f"server-{count}.json"
-    server_spec.write_text(
-        json.dumps({"targets": [[a, False] for a in addresses], "lifetime": 600})
-    )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bench.fanout_server", str(server_spec)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    targets: list[list[Any]] = [[a, False] for a in addresses]
     found: list[dict[str, Any]] = []
-    try:
-        assert server.stdout is not None
-        line = server.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the target server exited ({server.wait(timeout=10)})")
-        port = int(json.loads(line)["port"])
+    with target_server(targets, workdir / f"server-{count}.json", lifetime=600) as port:
         spec = workdir / f"prober-{count}.json"
         spec.write_text(
             json.dumps(
@@ -104,9 +90,6 @@ def _measure(lbs: int, webs: int, runs: int, rounds: int, workdir: Path) -> Pool
                 check=True,
             )
             found.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     return Pool(
         lbs=lbs,
         webs=webs,
