@@ -557,6 +557,31 @@ def test_eip_drain_moves_the_address_after_checking_where_it_is(eip: FakeCloud) 
     assert cloud.ec2.tag(lb2, "lbf:state") == "active"
 
 
+@pytest.mark.parametrize("how", ["live", "dry-run"])
+def test_eip_drain_of_a_skipped_holder_by_its_valid_name(eip: FakeCloud, how: str) -> None:
+    """A typo in the holder's lbf:maintenance: --drain by its name moves the Elastic IP off it,
+    and the drain tag is the only tag written on it; a dry run writes nothing at all."""
+    cloud = eip
+    lb1, lb2 = cloud.ec2.id_named("lb1"), cloud.ec2.id_named("lb2")
+    cloud.ec2.set_tag(lb1, "lbf:maintenance", "Drain")
+    settle(cloud, EIP_ENV)
+    assert cloud.ec2.eip_holder == lb1  # frozen, it keeps what it holds
+    cloud.calls.log.clear()
+    environ = EIP_ENV | ({"LBF_DRY_RUN": "true"} if how == "dry-run" else {})
+
+    assert move(cloud, "--drain", "lb1", environ=environ) == 0
+
+    if how == "dry-run":
+        assert cloud.calls.writes() == []
+        assert cloud.ec2.eip_holder == lb1
+        return
+    assert cloud.ec2.eip_holder == lb2
+    tagged = [detail for op, detail in cloud.calls.writes() if op == "CreateTags"]
+    assert [tags for ids, tags in tagged if lb1 in ids] == [  # type: ignore[misc]
+        (("lbf:maintenance", "drain"),)
+    ]
+
+
 def test_eip_moved_by_someone_else_fails_and_writes_no_tag(eip: FakeCloud) -> None:
     cloud = eip
     lb2 = cloud.ec2.id_named("lb2")
