@@ -17,9 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from chalicelib.config import Settings
-from chalicelib.core.dns import frozen_lbs
 from chalicelib.core.model import AddressKind, ProbeResult, ProbeTarget, World
-from chalicelib.core.plan import probe_targets
+from chalicelib.core.plan import probe_targets, probed_lbs
 from chalicelib.errors import ProberFault
 from chalicelib.services import Prober, Services
 
@@ -46,7 +45,7 @@ def split_targets(world: World, settings: Settings) -> tuple[list[ProbeTarget], 
         return targets, []
     # A skipped LB is probed as an LB (its tags are frozen, not its health): on the LBs' path,
     # or a public LB would be probed from inside the VPC, where its public address may not answer.
-    lb_ids = {lb.instance_id for lb in [*world.lbs, *frozen_lbs(world.skipped)]}
+    lb_ids = {lb.instance_id for lb in probed_lbs(world)}
 
     def private(target: ProbeTarget) -> bool:
         address = settings.lb_address if target.key in lb_ids else settings.pool_address

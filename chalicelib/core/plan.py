@@ -243,10 +243,15 @@ def frozen_webs(world: World) -> list[tuple[Instance, tuple[str, ...]]]:
     ]
 
 
+def probed_lbs(world: World) -> list[Instance]:
+    """The LBs a round probes: the listed ones and the skipped ones whose role is known."""
+    return [*world.lbs, *dns.frozen_lbs(world.skipped)]
+
+
 def probe_targets(world: World, rules: ProbeRules) -> list[ProbeTarget]:
     """Running instances with an address. A skipped one is probed too: its tags are frozen, not
     its health; a skipped web server only through the entry it has (its port may not parse)."""
-    lbs = [*world.lbs, *dns.frozen_lbs(world.skipped)]
+    lbs = probed_lbs(world)
     targets = [
         ProbeTarget(lb.instance_id, rules.lb_check.endpoint(lb.address))
         for lb in lbs
