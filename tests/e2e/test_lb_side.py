@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import importlib.util
 import itertools
 import re
 import shutil
@@ -29,6 +28,7 @@ import pytest
 from bench.pool_changes import rolling_changes
 from standin.haproxy import APPLY_SCRIPT, EMPTY_BACKENDS, LocalHaproxy, haproxy_binary
 from standin.web import LocalWebServer
+from tests.kit.scripts import load_script
 
 pytestmark = [
     pytest.mark.e2e,
@@ -43,14 +43,7 @@ INFRA = ROOT / "infra"
 
 
 def _load_renderer() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "lbf_render_document_e2e", INFRA / "render_document.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(INFRA / "render_document.py")
 
 
 render = _load_renderer()

@@ -8,7 +8,6 @@ Nothing here calls AWS: cfn-lint and parliament run locally, `chalice package` b
 from __future__ import annotations
 
 import fnmatch
-import importlib.util
 import json
 import os
 import re
@@ -24,6 +23,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from tests.kit.aws_env import use_fake_credentials
+from tests.kit.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 CHALICE_DIR = ROOT / ".chalice"
@@ -263,24 +263,11 @@ def test_network_has_no_way_out_of_the_vpc() -> None:
 
 def load_infra_module(name: str) -> ModuleType:
     """An operator tool of infra/, loaded by path: infra/ is no package."""
-    spec = importlib.util.spec_from_file_location(
-        f"lbf_infra_{name}", ROOT / "infra" / f"{name}.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "infra" / f"{name}.py", f"lbf_infra_{name}")
 
 
 def load_render() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("lbf_cfn_render", CFN_DIR / "render.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(CFN_DIR / "render.py", "lbf_cfn_render")
 
 
 needs_document = pytest.mark.skipif(

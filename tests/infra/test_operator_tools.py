@@ -10,7 +10,6 @@ answers as AWS does. botocore's Stubber stands in where it does not:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import sys
@@ -23,6 +22,7 @@ import pytest
 from botocore.stub import Stubber
 
 from standin.aws import LocalAws, local_aws
+from tests.kit.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = "edge.tools.example.com"
@@ -30,15 +30,7 @@ LAYER = "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3
 
 
 def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        f"lbf_infra_{name}", ROOT / "infra" / f"{name}.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "infra" / f"{name}.py", f"lbf_infra_{name}")
 
 
 configure = load("configure")

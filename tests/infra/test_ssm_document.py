@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import importlib.util
 import json
 import re
 import subprocess
@@ -22,19 +21,14 @@ from typing import Any
 
 import pytest
 
+from tests.kit.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "infra" / "ssm" / "LbFailover-UpdateBackends.json"
 
 
 def _load_renderer() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "lbf_render_document", ROOT / "infra" / "render_document.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "infra" / "render_document.py")
 
 
 render = _load_renderer()

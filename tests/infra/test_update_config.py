@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import io
 import itertools
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,20 +23,13 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from tests.kit.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "lbf_update_config", ROOT / "infra" / "update_config.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # Registered first: its dataclasses look their module up while being defined.
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "infra" / "update_config.py")
 
 
 tool = _load_tool()
@@ -268,13 +259,7 @@ def test_the_requests_are_exactly_these(tmp_path: Path) -> None:
 
 
 def test_the_tool_and_the_document_agree_on_the_limits() -> None:
-    spec = importlib.util.spec_from_file_location(
-        "lbf_render_uc", ROOT / "infra" / "render_document.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    render = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(render)
+    render = load_script(ROOT / "infra" / "render_document.py")
     document = render.update_config_document()
     assert tool.DOCUMENT == render.UPDATE_CONFIG_DOCUMENT_NAME
     assert document["parameters"]["Config"]["maxChars"] == tool.MAX_ENCODED_CHARS

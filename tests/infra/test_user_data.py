@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib.util
 import os
 import shlex
 import shutil
@@ -23,6 +22,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests.kit.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 LB_DIR = ROOT / "infra" / "lb"
@@ -335,14 +336,7 @@ def test_haproxy_cfg_alone_passes_each_distributions_own_check(
 
 
 def _load_reader() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "lbf_read_parameter", LB_DIR / "read-parameter.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(LB_DIR / "read-parameter.py")
 
 
 def test_read_parameter_signs_the_request_exactly_as_botocore_does(
@@ -380,13 +374,7 @@ def test_read_parameter_signs_the_request_exactly_as_botocore_does(
 def test_the_embedded_reader_is_the_file(tmp_path: Path) -> None:
     """render_document strips comment lines from what it embeds: the result still compiles and
     defines the same signer."""
-    spec = importlib.util.spec_from_file_location(
-        "lbf_render_document_ud", ROOT / "infra" / "render_document.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    render = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(render)
+    render = load_script(ROOT / "infra" / "render_document.py")
     user_data = render.user_data()
     start = user_data.index("<<'LBF_EOF_READ_PARAMETER_PY'\n") + len(
         "<<'LBF_EOF_READ_PARAMETER_PY'\n"

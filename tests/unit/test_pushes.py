@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 from chalicelib.core import pushes
 from chalicelib.core.plan import PushBackends, decide
+from tests.kit.scripts import load_script
 from tests.kit.settings import settings
 from tests.kit.world import a_push, lb, retag, settled, web
 
@@ -20,12 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _render_document() -> object:
-    spec = importlib.util.spec_from_file_location("render", ROOT / "infra" / "render_document.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "infra" / "render_document.py")
 
 
 def test_the_document_step_times_out_when_the_controller_counts_it_overdue() -> None:
