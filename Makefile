@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system test check lint demo bench soak clean
+.PHONY: setup system test check lint demo sandbox bench soak clean
 
 setup: $(STAMP) system
 
@@ -35,6 +35,10 @@ check: lint test
 
 demo: setup
 	$(BIN)/python -m standin.demo
+
+# The demo's world left running for commands typed by hand; prints the environment to source.
+sandbox: setup
+	$(BIN)/python -m standin.sandbox
 
 bench: setup
 	$(BIN)/python -m bench

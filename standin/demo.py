@@ -103,9 +103,16 @@ def _alive(haproxy: LocalHaproxy) -> bool:
 
 class Demo:
     def __init__(
-        self, aws: LocalAws, workdir: Path, timeline: Timeline, prober: LocalLambda
+        self,
+        aws: LocalAws,
+        workdir: Path,
+        timeline: Timeline,
+        prober: LocalLambda,
+        *,
+        schedule: tuple[float, float, int] = (INTERVAL, TIMEOUT, ROUNDS),
     ) -> None:
         self.aws = aws
+        self.schedule = schedule  # LBF_PROBE_INTERVAL, LBF_PROBE_TIMEOUT, LBF_PROBE_ROUNDS
         self.prober = prober
         self.invocations = 0
         self.rounds = 0  # the scheduled runs' probe rounds: one invocation of the prober each
@@ -117,7 +124,8 @@ class Demo:
         self.webs: dict[str, tuple[str, LocalWebServer]] = {}  # address -> (id, server)
         self.changes: list[tuple[float, str]] = []
         self.failovers: list[Failover] = []
-        self.settings = Settings.from_env(self.environment())
+        self.controller_env = self.environment()
+        self.settings = Settings.from_env(self.controller_env)
         self.agent = LocalSsmAgent(self.settings.ssm_document)
         self._stop = threading.Event()
         self._controller: threading.Thread | None = None
@@ -127,15 +135,16 @@ class Demo:
 
     def environment(self) -> dict[str, str]:
         topic = self.aws.client("sns").create_topic(Name="lb-failover-demo")["TopicArn"]
+        interval, timeout, rounds = self.schedule
         return self.aws.controller_environment(
             cluster=CLUSTER,
             domain=DOMAIN,
             lb_port=LB_PORT,
             web_port=WEB_PORT,
             LBF_TTL="5",
-            LBF_PROBE_INTERVAL=str(INTERVAL),
-            LBF_PROBE_TIMEOUT=str(TIMEOUT),
-            LBF_PROBE_ROUNDS=str(ROUNDS),
+            LBF_PROBE_INTERVAL=str(interval),
+            LBF_PROBE_TIMEOUT=str(timeout),
+            LBF_PROBE_ROUNDS=str(rounds),
             LBF_RISE=str(RISE),
             LBF_FALL=str(FALL),
             LBF_SNS_TOPIC_ARN=topic,
@@ -196,7 +205,7 @@ class Demo:
 
     def _schedule(self) -> None:
         """Invocations back to back, as a 1-minute schedule is to 6 rounds of 10 s."""
-        period = ROUNDS * INTERVAL
+        period = self.settings.probe_rounds * self.settings.probe_interval
         services = aws_services(self.settings)
         start = time.monotonic()
         number = 0
