@@ -220,22 +220,59 @@ def load_average() -> str:
     return " / ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
+# The figures the README shows, by benchmark and figure name: what decides whether to use the
+# project (how fast, what clients see, what it costs, what it does to traffic). The rest, with
+# every method, is in bench/results/latest.md.
+HEADLINES = {
+    "failover": ("LB killed: detection max", "what clients see (record change + TTL)"),
+    "failover-eip": ("LB killed: first client request through the address",),
+    "fanout": ("2000 targets, concurrency 256: one round",),
+    "api-calls": ("steady run (2 LBs, 50 web)", "failover run"),
+    "coldstart": ("import app.py, tracing disabled",),
+    "cost": ("this design, 2 LBs + 20 web servers, all in",),
+    "pool-changes": (
+        "keep-alive clients: failed requests, Runtime API / reloads / reloads as before",
+    ),
+}
+
+
 def readme_block(sections: Sequence[Section]) -> str:
-    """The README's Performance section: where and when, the summary table, where the rest is."""
-    machines = sorted({s.machine for s in sections if s.machine})
-    dates = sorted({s.ran_at for s in sections if s.ran_at})
-    span = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}" if dates else "?"
+    """The README's Performance section: the headline figures of the newest run, one machine.
+
+    Sections re-measured with `--only` come from other runs (another commit, or another machine):
+    the README shows only the figures of the run measured last, so that every figure in it comes
+    from one run on one commit, and names that machine once; latest.md has every section.
+    """
+    measured = [s for s in sections if s.ran_at and s.machine]
+    if not measured:
+        return "No benchmark run yet: `make bench`.\n"
+    newest = max(measured, key=lambda s: s.ran_at)
+    run = [s for s in measured if s.machine == newest.machine]
+    dates = sorted(s.ran_at for s in run)
+    span = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
+    headlines = [
+        Section(
+            name=s.name,
+            title=s.title,
+            figures=[f for f in s.figures if f.name in HEADLINES.get(s.name, ())],
+        )
+        for s in run
+    ]
+    left_out = sorted(s.title for s in sections if s not in run)
     lines = [
         "Measured on the local stand-in (moto's server, real HAProxy and HTTP servers on "
-        "loopback) by `make bench`, which rewrites this section, "
-        "[bench/results/latest.md](bench/results/latest.md) (every figure's method and details) "
-        "and `bench/results/latest.json`. Ratios are to the target's reference; where a target "
-        "is missed, the note says what limits it.",
+        "loopback) by `make bench`. Every figure with its method, and the figures not shown "
+        "here: [bench/results/latest.md](bench/results/latest.md).",
         "",
-        f"Machine: {'; '.join(machines) or '?'}. Run: {span}.",
+        f"Machine: {newest.machine}. Run: {span}.",
         "",
-        summary_table(sections),
+        summary_table([h for h in headlines if h.figures]),
     ]
+    if left_out:
+        lines += [
+            "",
+            "Measured in another run, so only in latest.md: " + ", ".join(left_out) + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 

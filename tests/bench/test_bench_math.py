@@ -30,7 +30,7 @@ from bench.prices import (
     usd,
 )
 from bench.prober import cheapest
-from bench.report import Figure, replace_between, table
+from bench.report import HEADLINES, RESULTS, Figure, Section, readme_block, replace_between, table
 from bench.sizing import memory_for, seconds_on
 from bench.stats import median, percentile, ratio
 
@@ -262,3 +262,55 @@ def test_memory_is_the_smallest_step_whose_cpu_share_fits_the_budget(
     assert seconds_on(cpu, memory) <= budget
     if memory > 128:
         assert seconds_on(cpu, memory - 64) > budget
+
+
+def _measured(name: str, title: str, machine: str, ran_at: str, *figures: str) -> Section:
+    return Section(
+        name=name,
+        title=title,
+        figures=[Figure(f, "1 s") for f in figures],
+        ran_at=ran_at,
+        machine=machine,
+    )
+
+
+def test_the_readme_shows_headline_figures_of_one_run_and_names_its_machine_once() -> None:
+    sections = [
+        _measured(
+            "failover",
+            "Failover time",
+            "box, commit aaa",
+            "2026-12-05 10:00 UTC",
+            "LB killed: detection max",
+            "LB killed: detection p95",
+        ),
+        _measured(
+            "coldstart",
+            "Cold start and size",
+            "box, commit aaa",
+            "2026-12-05 10:05 UTC",
+            "import app.py, tracing disabled",
+        ),
+        _measured(
+            "fanout",
+            "Probe fan-out",
+            "box, commit old",
+            "2026-11-01 09:00 UTC",
+            "2000 targets, concurrency 256: one round",
+        ),
+    ]
+    block = readme_block(sections)
+    assert block.count("commit") == 1
+    assert "Machine: box, commit aaa. Run: 2026-12-05 10:00 UTC to 2026-12-05 10:05 UTC." in block
+    assert "LB killed: detection max" in block
+    assert "detection p95" not in block  # not a headline: latest.md has it
+    assert "2000 targets" not in block  # another run's figure
+    assert "only in latest.md: Probe fan-out." in block
+
+
+def test_every_headline_names_a_figure_the_benchmarks_publish() -> None:
+    """A renamed figure would silently drop out of the README: the stored results must have it."""
+    stored = json.loads((RESULTS / "latest.json").read_text())
+    published = {(s["name"], f["name"]) for s in stored["sections"] for f in s.get("figures", [])}
+    wanted = {(name, figure) for name, figures in HEADLINES.items() for figure in figures}
+    assert wanted <= published, sorted(wanted - published)
