@@ -47,6 +47,7 @@ from botocore.exceptions import ClientError  # noqa: E402
 
 from chalicelib.core.dns import RecordRules  # noqa: E402
 from chalicelib.core.second_opinion import instance_of_reference  # noqa: E402
+from infra.aws_errors import AWS_FAILURES, aws_problem, exit_status  # noqa: E402
 
 APP_NAME = "lb-failover"
 CONTROLLER_TIMEOUT_S = 90.0  # lambda_timeout: the longest a run started before step 1 lasts
@@ -403,6 +404,9 @@ def main(argv: Sequence[str] | None = None, session: Any = None, **options: Any)
     except TeardownError as exc:
         print(f"teardown: {exc}", file=sys.stderr)
         return 1
+    except AWS_FAILURES as exc:
+        print(f"teardown: {aws_problem(exc)}", file=sys.stderr)
+        return exit_status(exc)
     print("done")
     return 0
 

@@ -66,7 +66,7 @@ def targets() -> Iterator[list[ProbeTarget]]:
 def invoke_handler(payload: object) -> Any:
     import app
 
-    with Client(app.app, stage_name="dev", project_dir=str(ROOT)) as client:
+    with Client(app.app, stage_name="dev", project_dir=str(ROOT / "infra" / "stages")) as client:
         return client.lambda_.invoke("probe_private", payload).payload
 
 

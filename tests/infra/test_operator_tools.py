@@ -25,6 +25,7 @@ from standin.aws import LocalAws, local_aws
 from tests.kit.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "infra" / "stages" / ".chalice"
 DOMAIN = "edge.tools.example.com"
 LAYER = "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-{py}-arm64:27"
 
@@ -46,9 +47,10 @@ def aws() -> Any:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of the checkout's settings, so the tools write there and not in the work tree."""
+    """A checkout whose stage files are the committed examples, so the tools write there and not
+    in the work tree."""
     (tmp_path / ".chalice").mkdir()
-    for path in (ROOT / ".chalice").glob("*.json"):
+    for path in EXAMPLES.glob("*.json"):
         shutil.copy(path, tmp_path / ".chalice" / path.name)
     shutil.copy(ROOT / "requirements-dev.txt", tmp_path / "requirements-dev.txt")
     return tmp_path
@@ -90,9 +92,9 @@ def stage(project: Path, name: str = "prod") -> dict[str, Any]:
 
 
 def test_the_committed_example_files_are_what_configure_writes() -> None:
-    """The examples in .chalice/ are configure's output for the example inputs, byte for byte,
-    so the tool and the files the suite checks (test_deploy_stack.py) cannot drift apart."""
-    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    """The examples in infra/stages/.chalice are configure's output for the example inputs, byte
+    for byte, so the tool and the files the suite checks (test_deploy_stack.py) cannot drift."""
+    config = json.loads((EXAMPLES / "config.json").read_text())
     written: dict[str, str] = {}
     for name, cluster, domain in (
         ("dev", "web-dev", "edge-dev.example.com"),
@@ -116,7 +118,7 @@ def test_the_committed_example_files_are_what_configure_writes() -> None:
         config = json.loads(files["config.json"])
         written |= files
     for name, text in written.items():
-        assert (ROOT / ".chalice" / name).read_text() == text, name
+        assert (EXAMPLES / name).read_text() == text, name
 
 
 def test_configure_writes_a_stage_the_controller_accepts(aws: LocalAws, project: Path) -> None:
@@ -587,7 +589,7 @@ def test_the_old_network_goes_only_once_no_function_runs_in_it(
 def test_a_new_stage_gets_the_measured_memory_sizes() -> None:
     """Without an earlier stage to keep sizes from, configure writes the committed ones, which
     test_deploy_stack.py holds to bench/sizing.py's reading of the measurements."""
-    committed = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]
+    committed = json.loads((EXAMPLES / "config.json").read_text())["stages"]
     for name in ("dev", "prod"):
         inputs = configure.check(
             configure.Inputs(
@@ -607,3 +609,137 @@ def test_a_new_stage_gets_the_measured_memory_sizes() -> None:
                 fresh["lambda_functions"][function]["lambda_memory_size"]
                 == settings["lambda_memory_size"]
             ), (name, function)
+
+
+# --- what configure derives and refuses -----------------------------------------------------
+
+
+def test_the_probers_timeout_follows_the_probe_settings(aws: LocalAws, project: Path) -> None:
+    """A valid schedule with a 12 s probe: the controller waits 13 s for the prober, so a prober
+    cut off at a fixed 10 s would turn every round with a hung private target into a fault."""
+    args = configure_args(
+        project,
+        *("--set", "LBF_PROBE_TIMEOUT=12"),
+        *("--set", "LBF_PROBE_INTERVAL=15"),
+        *("--set", "LBF_PROBE_ROUNDS=4"),
+    )
+    assert configure.main(args, session()) == 0
+    prober = stage(project)["lambda_functions"]["probe_private"]
+    assert prober["lambda_timeout"] >= 12 + 1
+    # Back to the defaults: the limit follows them down again, nothing is kept from before.
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    for name in ("LBF_PROBE_TIMEOUT", "LBF_PROBE_INTERVAL", "LBF_PROBE_ROUNDS"):
+        del config["stages"]["prod"]["environment_variables"][name]
+    (project / ".chalice" / "config.json").write_text(json.dumps(config))
+    assert configure.main(configure_args(project), session()) == 0
+    assert stage(project)["lambda_functions"]["probe_private"]["lambda_timeout"] == 10
+
+
+@pytest.mark.parametrize(
+    ("sets", "named"),
+    [
+        # The default interval is 10 s: a 12 s timeout makes every run exit 2.
+        (["LBF_PROBE_TIMEOUT=12"], "LBF_PROBE_TIMEOUT"),
+        (["LBF_PROBE_ROUNDS=7"], "LBF_PROBE_ROUNDS"),
+        (["LBF_TTL=soon"], "LBF_TTL"),
+        (["LBF_MODE=eip"], "LBF_EIP_ALLOCATION_ID"),
+    ],
+)
+def test_a_stage_the_controller_would_refuse_is_never_written(
+    project: Path, sets: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = configure_args(project)
+    for item in sets:
+        args += ["--set", item]
+    before = (project / ".chalice" / "config.json").read_text()
+    assert configure.main(args, NoAws()) == 2
+    err = capsys.readouterr().err
+    assert "--set" in err
+    assert named in err
+    assert (project / ".chalice" / "config.json").read_text() == before
+
+
+def test_a_bad_value_kept_from_the_stage_is_named_as_the_stages(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    config["stages"]["prod"]["environment_variables"]["LBF_RISE"] = "0"
+    (project / ".chalice" / "config.json").write_text(json.dumps(config))
+    assert configure.main(configure_args(project), NoAws()) == 2
+    err = capsys.readouterr().err
+    assert "stage prod of .chalice/config.json" in err
+    assert "LBF_RISE" in err
+
+
+def test_a_private_lb_address_given_by_set_puts_the_prober_in_the_vpc(
+    aws: LocalAws, project: Path
+) -> None:
+    """The address has one source: --set LBF_LB_ADDRESS=private counts as --lb-address private,
+    so the controllers never hand private LBs to a prober left outside the VPC."""
+    args = [a for a in configure_args(project) if a != "--subnets" and "subnet-" not in a]
+    args = [a for a in args if a != "--security-group" and not a.startswith("sg-")]
+    public_pool = [*args, "--pool-address", "public", "--set", "LBF_LB_ADDRESS=private"]
+    assert configure.main(public_pool, NoAws()) == 2  # the VPC's subnets are needed
+    assert configure.main([*configure_args(project), *public_pool[len(args) :]], session()) == 0
+    written = stage(project)
+    assert written["environment_variables"]["LBF_LB_ADDRESS"] == "private"
+    assert written["environment_variables"]["LBF_POOL_ADDRESS"] == "public"
+    assert written["lambda_functions"]["probe_private"]["subnet_ids"]
+
+    from chalicelib.config import Settings
+    from chalicelib.core.model import AddressKind
+
+    settings = Settings.from_env(written["environment_variables"])
+    assert settings.lb_address is AddressKind.PRIVATE
+
+
+@pytest.mark.parametrize(
+    ("option", "variable"),
+    [("--lb-address", "LBF_LB_ADDRESS"), ("--pool-address", "LBF_POOL_ADDRESS")],
+)
+def test_an_address_given_twice_two_ways_is_refused_naming_both(
+    project: Path, option: str, variable: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = configure_args(project, option, "public", "--set", f"{variable}=private")
+    assert configure.main(args, NoAws()) == 2
+    err = capsys.readouterr().err
+    assert option in err
+    assert f"--set {variable}" in err
+    # The same answer twice is no contradiction.
+    same = configure_args(project, option, "private", "--set", f"{variable}=PRIVATE")
+    assert configure.check(configure.parse(same)[0]).variables.get(variable) is None
+
+
+def test_missing_credentials_are_one_line_not_a_traceback(
+    project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import subprocess
+
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    for script, args in (
+        ("configure", configure_args(project)),
+        ("teardown", ["--stage", "prod", "--region", "eu-west-1", "--yes"]),
+    ):
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "infra" / f"{script}.py"),
+                *args,
+                "--project",
+                str(project),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith(f"{script}: no AWS credentials found"), line
