@@ -743,3 +743,163 @@ def test_missing_credentials_are_one_line_not_a_traceback(
         assert "Traceback" not in done.stderr
         (line,) = done.stderr.strip().splitlines()
         assert line.startswith(f"{script}: no AWS credentials found"), line
+
+
+# --- ownership, and the way back -----------------------------------------------------------
+
+
+def owned_domain(aws: LocalAws, domain: str, txt: list[str]) -> None:
+    """The controller's records under `domain`: lb and lb1, and the `_lbf` TXT with `txt`."""
+    changes = [
+        {
+            "Action": "CREATE",
+            "ResourceRecordSet": {
+                "Name": name,
+                "Type": kind,
+                "TTL": 60,
+                "ResourceRecords": [{"Value": v} for v in values],
+            },
+        }
+        for name, kind, values in (
+            (f"lb.{domain}", "A", ["192.0.2.10"]),
+            (f"lb1.{domain}", "A", ["192.0.2.10"]),
+            (f"_lbf.{domain}", "TXT", txt),
+        )
+    ]
+    aws.client("route53").change_resource_record_sets(
+        HostedZoneId=aws.zone_id, ChangeBatch={"Changes": changes}
+    )
+
+
+def names_under(aws: LocalAws, domain: str) -> set[str]:
+    return {
+        r["Name"].rstrip(".")
+        for r in aws.client("route53").list_resource_record_sets(HostedZoneId=aws.zone_id)[
+            "ResourceRecordSets"
+        ]
+        if r["Name"].rstrip(".").endswith(domain)
+    }
+
+
+def teardown_args(stage: str, cluster: str, domain: str, aws: LocalAws, project: Path) -> list[str]:
+    return [
+        *("--stage", stage, "--region", "us-east-1", "--cluster", cluster),
+        *("--domain", domain, "--zone-id", aws.zone_id, "--yes", "--project", str(project)),
+    ]
+
+
+def test_teardown_refuses_a_domain_another_cluster_owns(
+    aws: LocalAws, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    domain = "taken.edge.tools.example.com"
+    owned_domain(aws, domain, ['"cluster=shop"', '"lb"', '"lb1"'])
+    aws.client("cloudformation").create_stack(
+        StackName="lb-failover-mistake", TemplateBody=json.dumps(STAND_IN_STAGE)
+    )
+    calls = session()
+    recorder = Recorder(calls)
+    args = teardown_args("mistake", "web", domain, aws, project)
+    assert teardown.main(args, calls, sleep=lambda _s: None, say=lambda _m: None) == 2
+    err = capsys.readouterr().err
+    assert "'shop'" in err
+    assert "nothing changed" in err
+    # Nothing stopped, nothing deleted: the refusal comes before the schedule is touched.
+    assert "events.DisableRule" not in recorder.calls
+    assert "cloudformation.DeleteStack" not in recorder.calls
+    assert names_under(aws, domain) == {f"lb.{domain}", f"lb1.{domain}", f"_lbf.{domain}"}
+    stacks = {s["StackName"] for s in aws.client("cloudformation").describe_stacks()["Stacks"]}
+    assert "lb-failover-mistake" in stacks
+
+
+@pytest.mark.parametrize(
+    "txt",
+    [['"cluster=mine"', '"lb"', '"lb1"'], ['"lb"', '"lb1"']],
+    ids=["owned-by-this-cluster", "written-before-the-owner-string"],
+)
+def test_teardown_removes_what_its_cluster_owns(
+    aws: LocalAws, project: Path, txt: list[str]
+) -> None:
+    domain = f"mine{len(txt)}.edge.tools.example.com"
+    owned_domain(aws, domain, txt)
+    args = teardown_args("mine", "mine", domain, aws, project)
+    assert teardown.main(args, session(), sleep=lambda _s: None, say=lambda _m: None) == 0
+    assert names_under(aws, domain) == set()
+
+
+def create_network(aws: LocalAws, name: str, cidr: str) -> dict[str, str]:
+    """network.yaml as a stack in a VPC of its own; its outputs."""
+    vpc = aws.client("ec2").create_vpc(CidrBlock=f"{cidr}.0.0/16")["Vpc"]["VpcId"]
+    cloudformation = aws.client("cloudformation")
+    cloudformation.create_stack(
+        StackName=name,
+        TemplateBody=(ROOT / "infra" / "cloudformation" / "network.yaml").read_text(),
+        Parameters=[
+            {"ParameterKey": "VpcId", "ParameterValue": vpc},
+            {"ParameterKey": "VpcCidr", "ParameterValue": f"{cidr}.0.0/16"},
+            {"ParameterKey": "PrivateSubnetCidrA", "ParameterValue": f"{cidr}.1.0/24"},
+            {"ParameterKey": "PrivateSubnetCidrB", "ParameterValue": f"{cidr}.2.0/24"},
+        ],
+    )
+    (found,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
+    return {o["OutputKey"]: o["OutputValue"] for o in found["Outputs"]}
+
+
+def test_rolling_back_the_stage_file_and_to_the_nat_design(
+    aws: LocalAws, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The way back, with the tools' own commands against moto's server: the stage written
+    before comes back with `configure.py --rollback`, and the prober network goes only once no
+    instance uses its security groups (named, instead of a stack stuck in DELETE_FAILED)."""
+    chalice = project / ".chalice"
+    probers = create_network(aws, "lbf-probers", "10.50")
+    first = configure_args(project, "--set", "LBF_TTL=45")
+    first[first.index("--subnets") + 1] = probers["ProberSubnetIds"]
+    first[first.index("--security-group") + 1] = probers["ProberSecurityGroupId"]
+    assert configure.main(first, session()) == 0
+    written = {p.name: p.read_text() for p in chalice.glob("*.json")}
+    assert configure.main([*first, "--set", "LBF_TTL=30", "--set", "LBF_RISE=3"], session()) == 0
+    assert stage(project)["environment_variables"]["LBF_TTL"] == "30"
+
+    assert configure.main(["--rollback", "--project", str(project)], session()) == 0
+    assert {p.name: p.read_text() for p in chalice.glob("*.json")} == written
+    assert "LBF_RISE" not in stage(project)["environment_variables"]
+    # A second rollback is the way forward again.
+    assert configure.main(["--rollback", "--project", str(project)], session()) == 0
+    assert stage(project)["environment_variables"]["LBF_RISE"] == "3"
+
+    # Back to the NAT design: the LBs were moved into lbf-probers' groups on the way up, and one
+    # still is; its stack cannot go yet, and the message says which instance holds which group.
+    ec2 = aws.client("ec2")
+    lb = ec2.run_instances(
+        ImageId="ami-12c6146b",
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=probers["ProberSubnetIds"].split(",")[0],
+        SecurityGroupIds=[probers["LoadBalancerSecurityGroupId"]],
+    )["Instances"][0]["InstanceId"]
+    args = ["--network-only", "lbf-probers", "--region", "us-east-1", "--yes"]
+    capsys.readouterr()
+    assert teardown.main(args, session(), sleep=lambda _s: None, say=lambda _m: None) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert lb in err
+    assert probers["LoadBalancerSecurityGroupId"] in err
+    stacks = {s["StackName"] for s in aws.client("cloudformation").describe_stacks()["Stacks"]}
+    assert "lbf-probers" in stacks
+
+    subnet = probers["ProberSubnetIds"].split(",")[0]
+    vpc = ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["VpcId"]
+    old = ec2.create_security_group(
+        GroupName="lbf-network-lb", Description="the NAT design's", VpcId=vpc
+    )
+    ec2.modify_instance_attribute(InstanceId=lb, Groups=[old["GroupId"]])
+    assert teardown.main(args, session(), sleep=lambda _s: None, say=lambda _m: None) == 0
+    stacks = {s["StackName"] for s in aws.client("cloudformation").describe_stacks()["Stacks"]}
+    assert "lbf-probers" not in stacks
+
+
+def test_rollback_with_nothing_to_restore_says_so(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert configure.main(["--rollback", "--project", str(project)], NoAws()) == 2
+    assert "nothing to restore" in capsys.readouterr().err
