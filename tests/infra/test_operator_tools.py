@@ -903,3 +903,16 @@ def test_rollback_with_nothing_to_restore_says_so(
 ) -> None:
     assert configure.main(["--rollback", "--project", str(project)], NoAws()) == 2
     assert "nothing to restore" in capsys.readouterr().err
+
+
+def test_a_misspelt_variable_is_refused_naming_the_known_one(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The controller refuses an LBF_ name outside its table; configure asks it, so the stage
+    with the typo is never written."""
+    before = (project / ".chalice" / "config.json").read_text()
+    assert configure.main(configure_args(project, "--set", "LBF_DRYRUN=true"), NoAws()) == 2
+    err = capsys.readouterr().err
+    assert "LBF_DRYRUN" in err
+    assert "LBF_DRY_RUN" in err
+    assert (project / ".chalice" / "config.json").read_text() == before

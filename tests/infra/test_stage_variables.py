@@ -1,4 +1,5 @@
-"""The deployed stages' variables (.chalice/config.json) are settings the controller accepts.
+"""The stages' variables are settings the controller accepts: the stages infra/configure.py wrote
+into this checkout's .chalice/config.json (never tracked), else the committed examples.
 
 A stage that sets an `LBF_` name the controller does not know would stop every invocation with a
 configuration error after a deploy; this catches it before.
@@ -14,7 +15,10 @@ import pytest
 from chalicelib.__main__ import stage_environment
 from chalicelib.config import KNOWN_VARIABLES, Settings
 
-CONFIG_PATH = Path(__file__).resolve().parents[2] / ".chalice" / "config.json"
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG_PATH = ROOT / ".chalice" / "config.json"
+if not CONFIG_PATH.is_file():
+    CONFIG_PATH = ROOT / "infra" / "stages" / ".chalice" / "config.json"
 CONFIG = json.loads(CONFIG_PATH.read_text())
 STAGES = sorted(CONFIG["stages"])
 
