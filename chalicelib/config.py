@@ -223,6 +223,17 @@ class Settings:
         return names.push_log_group(self.cluster)
 
     @property
+    def cluster_warning(self) -> str | None:
+        """Why a new cluster could not take this LBF_CLUSTER (core.names.NEW_CLUSTER), or None.
+        An existing cluster keeps running under its name: this is logged, not refused."""
+        if names.is_new_cluster_name(self.cluster):
+            return None
+        return (
+            f"LBF_CLUSTER {show(self.cluster)} runs, but a new cluster could not take it: "
+            f"{names.NEW_CLUSTER_FORM}"
+        )
+
+    @property
     def uses_prober_function(self) -> bool:
         """Whether some targets go to the prober function: it is set and something is private."""
         private = AddressKind.PRIVATE in (self.lb_address, self.pool_address)

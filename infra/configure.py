@@ -36,12 +36,20 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from botocore.exceptions import ClientError  # noqa: E402
+
 from chalicelib.config import ConfigError, Settings  # noqa: E402
 from chalicelib.core.names import (  # noqa: E402
     CLUSTER,
     HOSTED_ZONE_ID,
     HOSTED_ZONE_PREFIX,
+    NEW_CLUSTER_FORM,
+    STACK_NAME,
+    TOPIC_NAME,
+    cluster_stack_name,
     is_label,
+    is_new_cluster_name,
+    notice_topic_name,
 )
 from chalicelib.core.timing import PROBER_INVOKE_SECONDS  # noqa: E402
 from infra.aws_errors import AWS_FAILURES, aws_problem, exit_status  # noqa: E402
@@ -124,6 +132,7 @@ class Looked:
     account: str
     zone_id: str
     layer_arn: str
+    warnings: tuple[str, ...] = ()
 
 
 # --- input checks (no AWS call) -------------------------------------------------------------
@@ -138,6 +147,7 @@ def check(inputs: Inputs) -> Inputs:
         raise ConfigureError(f"--stage: {inputs.stage!r} is not a stage name (letters, digits, _)")
     if not CLUSTER.fullmatch(inputs.cluster):
         raise ConfigureError(f"--cluster: {inputs.cluster!r} is not a valid lbf:cluster value")
+    # A name outside NEW_CLUSTER is an existing cluster's or refused: see existing_cluster().
     domain = normal_domain(inputs.domain)
     labels = domain.split(".")
     if len(labels) < 2 or not all(is_label(label) for label in labels):
@@ -338,20 +348,59 @@ def find_layer(ssm: Any, version: str, region: str) -> str:
     return check_layer_arn(str(value), region, f"the parameter {parameter}")
 
 
-def look_up(inputs: Inputs, session: Any, project: Path = ROOT) -> Looked:
+def existing_cluster(inputs: Inputs, config: dict[str, Any], session: Any | None) -> str | None:
+    """A warning for an existing cluster whose name a new one could not take (it keeps it: its
+    instances, tags and instance profile carry it), None for a name a new cluster may take.
+    Existing: a stage of config.json runs it, or its cluster stack exists (asked only then)."""
+    if is_new_cluster_name(inputs.cluster):
+        return None
+    warning = (
+        f"cluster {inputs.cluster!r} is an existing cluster's name, kept; a new cluster could "
+        f"not take it: {NEW_CLUSTER_FORM}"
+    )
+    for stage in config.get("stages", {}).values():
+        if stage.get("environment_variables", {}).get("LBF_CLUSTER") == inputs.cluster:
+            return warning
+    stack = cluster_stack_name(inputs.cluster)
+    if STACK_NAME.fullmatch(stack):  # else no stack of that name can exist
+        if session is None:
+            return warning  # asked again once AWS may be
+        try:
+            session.client("cloudformation").describe_stacks(StackName=stack)
+        except ClientError as exc:
+            if "does not exist" not in str(exc):
+                raise
+        else:
+            return warning
+    raise ConfigureError(f"--cluster: {inputs.cluster!r} for a new cluster: {NEW_CLUSTER_FORM}")
+
+
+def look_up(
+    inputs: Inputs, session: Any, project: Path = ROOT, config: dict[str, Any] | None = None
+) -> Looked:
+    warning = existing_cluster(inputs, config or {}, session)
     account = str(session.client("sts").get_caller_identity()["Account"])
     zone_id = find_zone(session.client("route53"), inputs.domain, inputs.zone_id)
     layer = inputs.layer_arn or find_layer(
         session.client("ssm"), pinned_powertools(project), inputs.region
     )
-    return Looked(account=account, zone_id=zone_id, layer_arn=layer)
+    return Looked(
+        account=account,
+        zone_id=zone_id,
+        layer_arn=layer,
+        warnings=(warning,) if warning else (),
+    )
 
 
 # --- what gets written (pure) ---------------------------------------------------------------
 
 
-def topic_arn(inputs: Inputs, account: str) -> str:
-    return f"arn:aws:sns:{inputs.region}:{account}:lb-failover-{inputs.cluster}"
+def topic_arn(inputs: Inputs, account: str) -> str | None:
+    """The notice topic's ARN; None for an existing cluster whose name no topic can hold."""
+    name = notice_topic_name(inputs.cluster)
+    if not TOPIC_NAME.fullmatch(name):
+        return None
+    return f"arn:aws:sns:{inputs.region}:{account}:{name}"
 
 
 def parameter_prefix(inputs: Inputs, kept: dict[str, str]) -> str:
@@ -487,12 +536,11 @@ def controller_policy(
             # Never `paused`: the operator's switch.
             "Resource": [f"{parameters}/{n}" for n in ("backends", "lbs", "notices")],
         },
-        {
-            "Sid": "Notify",
-            "Effect": "Allow",
-            "Action": "sns:Publish",
-            "Resource": topic_arn(inputs, account),
-        },
+        *(
+            [{"Sid": "Notify", "Effect": "Allow", "Action": "sns:Publish", "Resource": topic}]
+            if (topic := topic_arn(inputs, account))
+            else []
+        ),
         {
             "Sid": "WriteOwnLogs",
             "Effect": "Allow",
@@ -595,8 +643,10 @@ def stage_config(inputs: Inputs, looked: Looked, previous: dict[str, Any]) -> di
         "LBF_CLUSTER": inputs.cluster,
         "LBF_DOMAIN": inputs.domain,
         "LBF_HOSTED_ZONE_ID": looked.zone_id,
-        "LBF_SNS_TOPIC_ARN": topic_arn(inputs, looked.account),
     }
+    topic = topic_arn(inputs, looked.account)
+    if topic is not None:
+        environment["LBF_SNS_TOPIC_ARN"] = topic
     if inputs.pool_address != "private":
         environment["LBF_POOL_ADDRESS"] = inputs.pool_address
     if inputs.lb_address != "public":
@@ -813,12 +863,13 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
         config_path = chalice / "config.json"
         config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
         # Every check on what would be written, before the first AWS call.
+        existing_cluster(inputs, config, None)
         render(inputs, Looked(_UNLOOKED_ACCOUNT, inputs.zone_id or _UNLOOKED_ZONE, ""), config)
         if session is None:
             import boto3
 
             session = boto3.Session(region_name=inputs.region)
-        looked = look_up(inputs, session, project)
+        looked = look_up(inputs, session, project, config)
         files = render(inputs, looked, config)
     except ConfigureError as exc:
         print(f"configure: {exc}", file=sys.stderr)
@@ -826,6 +877,8 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
     except AWS_FAILURES as exc:
         print(f"configure: {aws_problem(exc)}", file=sys.stderr)
         return exit_status(exc)
+    for warning in looked.warnings:
+        print(f"configure: warning: {warning}", file=sys.stderr)
     replace_files(chalice, files, remove_others=False)
     for name in files:
         print(f"wrote .chalice/{name}")

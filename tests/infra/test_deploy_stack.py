@@ -1067,3 +1067,94 @@ def test_cluster_and_document_stacks_create_their_resources_in_moto(
             for name in ("LbFailover-UpdateBackends", "LbFailover-UpdateConfig"):
                 described = ssm.describe_document(Name=name)["Document"]
                 assert described["DocumentType"] == "Command"
+
+
+def test_the_cluster_stack_names_its_instance_profile_as_core_names_does() -> None:
+    from chalicelib.core.names import instance_profile_name
+
+    profile = load_yaml_template(CFN_DIR / "cluster.yaml")["Resources"][
+        "LoadBalancerInstanceProfile"
+    ]["Properties"]["InstanceProfileName"]
+    condition, regional, legacy = profile["Fn::If"]
+    assert condition == "RegionInIamNames"
+    sub = {"${Cluster}": "web", "${AWS::Region}": "eu-west-1"}
+    for template, region in ((regional, "eu-west-1"), (legacy, None)):
+        name = template["Fn::Sub"]
+        for key, value in sub.items():
+            name = name.replace(key, value)
+        assert name == instance_profile_name("web", region)
+
+
+def cluster_stack(cloudformation: Any, template: str, cluster: str, *scope: str) -> None:
+    parameters = [{"ParameterKey": "Cluster", "ParameterValue": cluster}]
+    parameters += [{"ParameterKey": "IamNames", "ParameterValue": s} for s in scope]
+    cloudformation.create_stack(
+        StackName=f"lbf-{cluster}",
+        TemplateBody=template,
+        Parameters=parameters,
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+    )
+
+
+def test_a_new_cluster_name_serves_two_regions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """IAM names are account-wide: with IamNames=region the same cluster name gets one instance
+    profile per region; without, the second region's stack would collide with the first's."""
+    boto3 = pytest.importorskip("boto3")
+    moto = pytest.importorskip("moto")
+    use_fake_credentials(monkeypatch)
+    template = (CFN_DIR / "cluster.yaml").read_text(encoding="utf-8")
+    with moto.mock_aws():
+        for region in ("eu-west-1", "us-east-1"):
+            cloudformation = boto3.client("cloudformation", region_name=region)
+            cluster_stack(cloudformation, template, "web", "region")
+            (stack,) = cloudformation.describe_stacks(StackName="lbf-web")["Stacks"]
+            assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+        iam = boto3.client("iam", region_name="eu-west-1")
+        names = {p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]}
+        assert names == {"lb-failover-web-eu-west-1-lb", "lb-failover-web-us-east-1-lb"}
+
+
+def test_an_existing_cluster_stack_keeps_its_instance_profile_on_upgrade(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The upgrade path: a stack made by the template before IamNames, updated with this one
+    as `aws cloudformation deploy` does (the new parameter at its default), keeps the profile
+    its running LBs were launched with. moto keeps a resource whose name an update changes, where
+    CloudFormation replaces it: so the name the update asks for is resolved from the template
+    first, and moto shows the update itself goes through."""
+    template = load_yaml_template(CFN_DIR / "cluster.yaml")
+    default = template["Parameters"]["IamNames"]["Default"]
+    ((ref, value),) = [template["Conditions"]["RegionInIamNames"]["Fn::Equals"]]
+    assert ref == {"Ref": "IamNames"}
+    properties = template["Resources"]["LoadBalancerInstanceProfile"]["Properties"]
+    _, regional, legacy = properties["InstanceProfileName"]["Fn::If"]
+    asked = regional if default == value else legacy
+    assert asked == {"Fn::Sub": "lb-failover-${Cluster}-lb"}
+
+    boto3 = pytest.importorskip("boto3")
+    moto = pytest.importorskip("moto")
+    use_fake_credentials(monkeypatch)
+    before = json.loads(json.dumps(load_yaml_template(CFN_DIR / "cluster.yaml")))
+    del before["Parameters"]["IamNames"]
+    del before["Conditions"]["RegionInIamNames"]
+    before["Parameters"]["Cluster"]["AllowedPattern"] = "[A-Za-z0-9._-]{1,128}"
+    profile = before["Resources"]["LoadBalancerInstanceProfile"]["Properties"]
+    profile["InstanceProfileName"] = {"Fn::Sub": "lb-failover-${Cluster}-lb"}
+    with moto.mock_aws():
+        cloudformation = boto3.client("cloudformation", region_name="eu-west-1")
+        cluster_stack(cloudformation, json.dumps(before), "web")
+        iam = boto3.client("iam", region_name="eu-west-1")
+        held = iam.get_instance_profile(InstanceProfileName="lb-failover-web-lb")["InstanceProfile"]
+
+        cloudformation.update_stack(
+            StackName="lbf-web",
+            TemplateBody=(CFN_DIR / "cluster.yaml").read_text(encoding="utf-8"),
+            Parameters=[{"ParameterKey": "Cluster", "UsePreviousValue": True}],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+        )
+        (stack,) = cloudformation.describe_stacks(StackName="lbf-web")["Stacks"]
+        assert stack["StackStatus"] == "UPDATE_COMPLETE", stack.get("StackStatusReason")
+        profiles = iam.list_instance_profiles()["InstanceProfiles"]
+        assert [p["InstanceProfileName"] for p in profiles] == ["lb-failover-web-lb"]
+        assert profiles[0]["InstanceProfileId"] == held["InstanceProfileId"]
+        assert len(profiles[0]["Roles"]) == 1

@@ -916,3 +916,55 @@ def test_a_misspelt_variable_is_refused_naming_the_known_one(
     assert "LBF_DRYRUN" in err
     assert "LBF_DRY_RUN" in err
     assert (project / ".chalice" / "config.json").read_text() == before
+
+
+# --- the cluster-name rule -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cluster", ["web.eu", "web_eu", "a" * 33])
+def test_a_new_cluster_whose_name_breaks_an_aws_name_is_refused(
+    aws: LocalAws, project: Path, cluster: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No stage of config.json runs it and no stack lbf-<cluster> exists: a new cluster. A "."
+    or "_" cannot be in a stack name, so no AWS call is needed to know it is new."""
+    args = configure_args(project)
+    args[args.index("--cluster") + 1] = cluster
+    asked = NoAws() if not cluster.startswith("a") else session()
+    assert configure.main(args, asked) == 2
+    err = capsys.readouterr().err
+    assert "--cluster" in err
+    assert "1-32 of A-Z a-z 0-9 -" in err
+
+
+def test_an_existing_cluster_keeps_its_name_with_a_warning(
+    aws: LocalAws, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A dotted cluster that a stage already runs: written again, with a warning; no notice
+    topic can be named after it, so the stage names none (the controller would refuse the ARN)."""
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    env = config["stages"]["prod"]["environment_variables"]
+    env["LBF_CLUSTER"] = "web.eu"
+    del env["LBF_SNS_TOPIC_ARN"]
+    (project / ".chalice" / "config.json").write_text(json.dumps(config))
+    args = configure_args(project)
+    args[args.index("--cluster") + 1] = "web.eu"
+    assert configure.main(args, session()) == 0
+    assert "warning: cluster 'web.eu' is an existing cluster's name" in capsys.readouterr().err
+    written = stage(project)["environment_variables"]
+    assert written["LBF_CLUSTER"] == "web.eu"
+    assert "LBF_SNS_TOPIC_ARN" not in written
+    assert "sns:Publish" not in (project / ".chalice" / "policy-prod.json").read_text()
+
+
+def test_a_long_name_is_existing_when_its_cluster_stack_exists(
+    aws: LocalAws, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cluster = "c" * 40  # a name an earlier release's cluster stack took
+    aws.client("cloudformation").create_stack(
+        StackName=f"lbf-{cluster}", TemplateBody=json.dumps(STAND_IN_STAGE)
+    )
+    args = configure_args(project)
+    args[args.index("--cluster") + 1] = cluster
+    assert configure.main(args, session()) == 0
+    assert "existing cluster's name" in capsys.readouterr().err
+    assert stage(project)["environment_variables"]["LBF_CLUSTER"] == cluster
