@@ -4,17 +4,26 @@
         --region eu-west-1 --subnets subnet-0a1b,subnet-0c2d --security-group sg-0e3f \\
         [--zone-id Z0123456789ABC] [--pool-address private] [--lb-address public] \\
         [--set LBF_PROBE_INTERVAL=10 ...] [--no-xray] [--layer-arn ARN] [--project DIR]
+    python infra/configure.py --rollback [--project DIR]
 
 Everything the stage needs that can be looked up is looked up, read-only: the account (STS), the
 hosted zone (Route 53: public, and the zone that really holds the domain), the Powertools layer
 of the pinned version for the functions' architecture (AWS's public SSM parameter). The rest
 follows from the inputs: the notice topic's ARN (cluster.yaml names it), the policies' ARNs and
-conditions. Other settings of the stage (any `LBF_*` variable set before, memory sizes) are kept,
-so running it again after a change only changes what the inputs change.
+conditions, the prober's lambda_timeout (from the probe settings). Other settings of the stage
+(any `LBF_*` variable set before, memory sizes) are kept, so running it again after a change only
+changes what the inputs change. What it would write passes the controller's own validation
+(`Settings.from_env`) or is not written.
 
 The prober function (probe_private) gets the subnets and security group when some target is
-probed at its private address (LBF_POOL_ADDRESS or LBF_LB_ADDRESS private); when none is, it is
-deployed idle, outside any VPC, and the controllers never invoke it.
+probed at its private address (LBF_POOL_ADDRESS or LBF_LB_ADDRESS private, by option or by --set:
+one answer each); when none is, it is deployed idle, outside any VPC, and the controllers never
+invoke it.
+
+The files are this checkout's and never tracked (.gitignore); the ones a run replaces go to
+`.chalice/previous/`, and `--rollback` puts them back. A new cluster's name follows
+core.names.NEW_CLUSTER; an existing cluster (a stage runs it, or its stack lbf-<cluster> exists)
+keeps its name, with a warning.
 
 An operator tool: it lives under infra/, outside the controller's Plan, and changes only files.
 Bad input stops it before any AWS call with a message naming the option (exit 2).

@@ -4,23 +4,27 @@
         [--with-network lbf-network] [--with-document] [--yes]
     python infra/teardown.py --network-only lbf-network --region eu-west-1 [--yes]
 
+0. Refuse a domain another cluster owns: the `_lbf.<domain>` TXT's first string
+   `"cluster=<name>"` names the owner; another name stops it (exit 2) before anything changes.
+   A TXT written before that rule (labels only) is taken as this cluster's.
 1. Stop the schedule: disable the stage stack's EventBridge rules (the minute schedule and the
    instance-change rule), then wait one controller timeout, so no run is left that could write a
    record, a parameter or a health check after they are gone.
 2. Delete the stage stack `lb-failover-<stage>` (the functions, their roles, alarms, dashboard).
 3. Delete the records the controller owns: the names listed in `_lbf.<domain>` (one quoted label
-   each), then that TXT record, in one change batch built from what the zone holds now.
+   each, after the owner's string), then that TXT record, in one change batch built from what the zone holds now.
 4. Delete the parameters under the prefix (`/lbf/<cluster>/` unless LBF_PARAMETER_PREFIX).
 5. Delete the cluster's Route 53 health checks: tagged `lbf:cluster=<cluster>` or made by it
    (their CallerReference names the cluster's digest).
 6. Optionally the cluster stack `lbf-<cluster>` (LB instance profile, notice topic), then the
-   network stack, but only after Lambda's network interfaces in the prober's security group are
-   gone (Lambda releases them minutes after the function; the stack's deletion fails while they
+   network stack, but only once no instance has one of its security groups (it names them) and
+   Lambda's network interfaces in the prober's security group are gone (Lambda releases them minutes after the function; the stack's deletion fails while they
    exist), and the document stack (shared by every cluster of the account and region).
 
 `--network-only STACK` removes just a network stack, the last step of an upgrade from the NAT
-design: it refuses while a function still runs in the stack's subnets (deploy the stage first),
-then waits for Lambda's interfaces and deletes the stack.
+design (or of a rollback to it): it refuses while a function still runs in the stack's subnets
+(deploy the stage first) or an instance still has one of its security groups, then waits for
+Lambda's interfaces and deletes the stack.
 
 Cluster, domain, zone and prefix come from the stage in .chalice/config.json; options override.
 Instances are the operator's: terminate them yourself (infra/DEPLOY.md). An operator tool under
