@@ -739,6 +739,19 @@ def render(inputs: Inputs, looked: Looked, config: dict[str, Any]) -> dict[str, 
 PREVIOUS = "previous"
 
 
+def read_config(path: Path) -> dict[str, Any]:
+    """The checkout's config.json; {} before the first stage is written."""
+    if not path.exists():
+        return {}
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ConfigureError(f"{path} is not JSON ({exc}): fix it or --rollback") from exc
+    if not isinstance(config, dict):
+        raise ConfigureError(f"{path} is not a chalice config (a JSON object)")
+    return config
+
+
 def stage_files(chalice: Path) -> dict[str, str]:
     """The generated files in `chalice`: config.json and the policies, by name."""
     found = [chalice / "config.json", *sorted(chalice.glob("policy-*.json"))]
@@ -870,7 +883,7 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
         inputs, project = parse(arguments)
         chalice = project / ".chalice"
         config_path = chalice / "config.json"
-        config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
+        config = read_config(config_path)
         # Every check on what would be written, before the first AWS call.
         existing_cluster(inputs, config, None)
         render(inputs, Looked(_UNLOOKED_ACCOUNT, inputs.zone_id or _UNLOOKED_ZONE, ""), config)

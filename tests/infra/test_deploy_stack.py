@@ -864,6 +864,36 @@ def packaged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     return Packaged(stage, chalice_package(project, stage, project / "out"))
 
 
+# IAM resources whose names are account-wide when given: given one, the same stage or cluster
+# in a second region would collide with the first.
+NAMED_IAM = {
+    "AWS::IAM::Role": "RoleName",
+    "AWS::IAM::InstanceProfile": "InstanceProfileName",
+    "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
+}
+
+
+def test_the_stage_stack_leaves_its_iam_names_to_cloudformation(packaged: Packaged) -> None:
+    """CloudFormation names them after the stack and a random suffix: unique per region."""
+    resources = load_yaml_template(packaged.template)["Resources"]
+    roles = [r for r in resources.values() if r["Type"] in NAMED_IAM]
+    assert roles
+    for resource in roles:
+        assert NAMED_IAM[resource["Type"]] not in resource["Properties"]
+
+
+def test_the_cluster_stack_names_only_its_instance_profile() -> None:
+    """The profile's name goes on the LBs' launch command, so it is fixed (with the region:
+    test_a_new_cluster_name_serves_two_regions); everything else is CloudFormation's to name."""
+    resources = load_yaml_template(CFN_DIR / "cluster.yaml")["Resources"]
+    named = {
+        logical_id
+        for logical_id, r in resources.items()
+        if NAMED_IAM.get(r["Type"]) in r.get("Properties", {})
+    }
+    assert named == {"LoadBalancerInstanceProfile"}
+
+
 def test_chalice_package_passes_cfn_lint(packaged: Packaged) -> None:
     assert cfn_lint(packaged.template) == []
 
