@@ -54,6 +54,7 @@ from chalicelib.core.names import (  # noqa: E402
     HOSTED_ZONE_PREFIX,
     NEW_CLUSTER_FORM,
     STACK_NAME,
+    STAGE,
     TOPIC_NAME,
     cluster_stack_name,
     is_label,
@@ -92,7 +93,6 @@ LAMBDA_ONLY_ACTIONS = (
 _UNLOOKED_ACCOUNT = "000000000000"
 _UNLOOKED_ZONE = "Z00000000000000"
 
-_STAGE = re.compile(r"[A-Za-z0-9_]{1,32}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
 _SUBNET = re.compile(r"subnet-[0-9a-f]{8,17}")
 _GROUP = re.compile(r"sg-[0-9a-f]{8,17}")
@@ -152,8 +152,11 @@ def normal_domain(name: str) -> str:
 
 
 def check(inputs: Inputs) -> Inputs:
-    if not _STAGE.fullmatch(inputs.stage):
-        raise ConfigureError(f"--stage: {inputs.stage!r} is not a stage name (letters, digits, _)")
+    if not STAGE.fullmatch(inputs.stage):
+        raise ConfigureError(
+            f"--stage: {inputs.stage!r} is not a stage name (1-32 of letters, digits, -: it "
+            "names the stack lb-failover-<stage>, which takes no _)"
+        )
     if not CLUSTER.fullmatch(inputs.cluster):
         raise ConfigureError(f"--cluster: {inputs.cluster!r} is not a valid lbf:cluster value")
     # A name outside NEW_CLUSTER is an existing cluster's or refused: see existing_cluster().

@@ -50,6 +50,23 @@ def record_name(label: str, domain: str) -> str:
     return f"{label}.{domain}"
 
 
+# A stage's name (infra/configure.py --stage): it names the stage stack lb-failover-<stage>, and
+# through it the alarms (<stack>-not-running, the longest) and `chalice deploy`'s function names
+# (lb-failover-<stage>-on_instance_change, 64 at most).
+STAGE = re.compile(r"[A-Za-z0-9-]{1,32}")
+STAGE_ALARMS = ("no-healthy-lb", "backend-push-failures", "run-errors", "not-running")
+
+
+def stage_names(stage: str) -> dict[str, str]:
+    """Every AWS name the project builds from a stage's name, by what it names."""
+    stack = f"lb-failover-{stage}"
+    return {
+        "CloudFormation stack": stack,
+        **{f"CloudWatch alarm {alarm}": f"{stack}-{alarm}" for alarm in STAGE_ALARMS},
+        "Lambda function": f"{stack}-on_instance_change",
+    }
+
+
 def is_new_cluster_name(value: str) -> bool:
     return NEW_CLUSTER.fullmatch(value) is not None
 

@@ -189,6 +189,7 @@ class NoAws:
         ({"--domain": "not a domain"}, "--domain"),
         ({"--region": "Europe"}, "--region"),
         ({"--cluster": "web cluster"}, "--cluster"),
+        ({"--stage": "my_stage"}, "--stage"),  # the stack lb-failover-my_stage cannot exist
         ({"--subnets": "subnet-0123456789abcdef0"}, "--subnets"),
         ({"--security-group": "default"}, "--security-group"),
         ({"--zone-id": "zone one"}, "--zone-id"),

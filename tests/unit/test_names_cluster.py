@@ -2,9 +2,10 @@
 builds from a cluster's name (core.names.cluster_names). AWS's rules are written out here from
 AWS's documentation, not taken from names.py, so the two cannot agree by construction.
 
-Not built from the cluster's name, and so not in the table: DNS names (records are named after the
-LBs' labels under LBF_DOMAIN), CloudWatch alarm names and Lambda function names (after the stage
-stack), health check CallerReferences (a digest of the cluster).
+The stage's name (core.names.STAGE) builds the stage stack's name and, through it, the alarms'
+and the functions' (core.names.stage_names): the same table holds them. Not built from either: DNS
+names (records are named after the LBs' labels under LBF_DOMAIN) and health check
+CallerReferences (a digest of the cluster).
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import pytest
 from chalicelib.config import Settings
 from chalicelib.core.names import (
     NEW_CLUSTER_MAX_CHARS,
+    STAGE,
+    STAGE_ALARMS,
     cluster_names,
     instance_profile_name,
     is_new_cluster_name,
+    stage_names,
 )
 from tests.kit.settings import REQUIRED_ENV
 
@@ -38,6 +42,10 @@ AWS_RULES = {
     "EC2 tag value": (r"[\w .:/=+\-@]+", 256),
     # DNS: one character-string of a TXT record holds 255 octets.
     "TXT string": (r"[ -~]+", 255),
+    # Lambda CreateFunction: letters, digits, hyphens, underscores; 64.
+    "Lambda function": (r"[A-Za-z0-9_-]+", 64),
+    # CloudWatch PutMetricAlarm: 1-255 characters.
+    **{f"CloudWatch alarm {alarm}": (r"[^\x00-\x1f]+", 255) for alarm in STAGE_ALARMS},
 }
 # The longest region names today are 14 characters (ap-southeast-7, eusc-de-east-1); two more
 # for regions still to come.
@@ -50,7 +58,32 @@ def fits(kind: str, name: str) -> bool:
 
 
 def test_the_table_covers_every_name_built() -> None:
-    assert set(cluster_names("web", "eu-west-1")) == set(AWS_RULES)
+    assert set(cluster_names("web", "eu-west-1")) | set(stage_names("prod")) == set(AWS_RULES)
+
+
+@pytest.mark.parametrize("stage", ["prod", "dev", "shop-eu", "p" * 32])
+def test_a_stage_name_fits_every_aws_name_built_from_it(stage: str) -> None:
+    assert STAGE.fullmatch(stage)
+    for kind, name in stage_names(stage).items():
+        assert fits(kind, name), (kind, name)
+
+
+@pytest.mark.parametrize(
+    ("stage", "breaks"),
+    [("my_stage", {"CloudFormation stack"}), ("p" * 34, {"Lambda function"})],
+)
+def test_a_stage_name_the_rule_refuses_breaks_an_aws_name(stage: str, breaks: set[str]) -> None:
+    assert not STAGE.fullmatch(stage)
+    assert {kind for kind, name in stage_names(stage).items() if not fits(kind, name)} == breaks
+
+
+def test_the_alarms_are_the_ones_the_stage_stack_makes() -> None:
+    from pathlib import Path
+
+    template = Path(__file__).resolve().parents[2] / "infra" / "cloudformation" / "merge"
+    text = (template / "monitoring.yaml").read_text(encoding="utf-8")
+    made = set(re.findall(r"AlarmName: !Sub \$\{AWS::StackName\}-([a-z-]+)", text))
+    assert made == set(STAGE_ALARMS)
 
 
 @pytest.mark.parametrize(
