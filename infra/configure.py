@@ -252,7 +252,7 @@ def prober_timeout(probe: Settings) -> int:
     """The prober's lambda_timeout (whole seconds): a round's probes end within LBF_PROBE_TIMEOUT
     and the controller waits PROBER_INVOKE_SECONDS more for the answer, so a shorter limit kills a
     prober whose target hangs, and the controller takes every such round as the prober's fault.
-    Up to one round (LBF_PROBE_INTERVAL), for the prober's cold start in the VPC."""
+    At least one round (LBF_PROBE_INTERVAL), which leaves room for a cold start in the VPC."""
     wait = math.ceil(probe.probe_timeout + PROBER_INVOKE_SECONDS)
     return max(wait, math.floor(probe.probe_interval))
 
