@@ -46,7 +46,7 @@ bench: setup
 # Without pytest's log capture: it would keep every log line of the whole soak (one test of
 # 5000 examples) in memory, gigabytes by the end.
 soak: setup
-	LBF_SOAK=1 $(BIN)/pytest -q -p no:logging tests/model/test_model_based.py
+	LBTEST_SOAK=1 $(BIN)/pytest -q -p no:logging tests/model/test_model_based.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

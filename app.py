@@ -155,6 +155,8 @@ def _configured() -> tuple[Settings, Services]:
     """
     try:
         settings = Settings.from_env(os.environ)
+        if settings.cluster_warning is not None:
+            logger.warning(settings.cluster_warning)
         return settings, aws_services(settings)
     except ConfigError as exc:
         logger.error("configuration error, nothing done", extra={"error": str(exc)})

@@ -1,4 +1,5 @@
-"""What the deployed functions are configured with, read from `.chalice/config.json`."""
+"""What the deployed functions are configured with: the committed example stages
+(infra/stages/.chalice/config.json, what infra/configure.py writes for a new stage)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from bench.report import REPO
 
 
 def chalice_config() -> dict[str, Any]:
-    config: dict[str, Any] = json.loads((REPO / ".chalice" / "config.json").read_text())
+    config: dict[str, Any] = json.loads(
+        (REPO / "infra" / "stages" / ".chalice" / "config.json").read_text()
+    )
     return config
 
 

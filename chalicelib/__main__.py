@@ -106,6 +106,8 @@ def main(
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if settings.cluster_warning is not None:
+        print(f"warning: {settings.cluster_warning}", file=sys.stderr)
     if args.stage:
         # boto3 reads its own variables (region, endpoint) from the process environment.
         os.environ.update({k: v for k, v in environment.items() if k.startswith("AWS_")})

@@ -10,16 +10,22 @@ cause. Reading rules, the same for every variable:
 - A required variable that is unset or empty is an error. An optional variable that is set to the
   empty string (or only spaces) is treated as unset and takes its default, because deployment
   templates commonly render an unused variable as "".
-- Everything is validated on every call, in one fixed order: the required variables, then the
-  SPEC table's order, then the variables added after it (LBF_ACTIVE_MODE, LBF_PROBER_FAULT_PERCENT,
-  LBF_LB_MIN_BACKENDS, LBF_ROUTE53_HEALTH_CHECKS, LBF_PROBER_FUNCTION). The first bad variable
-  raises ConfigError, so the same environment always reports the same error.
+- The `LBF_` prefix belongs to the SPEC's table alone (KNOWN_VARIABLES). Any other name with that
+  prefix, in any case, is refused before anything else, naming the closest known name: a misspelt
+  safety switch (`LBF_DRYRUN`) silently ignored would do the opposite of what was meant.
+- Booleans are `true` or `false` in any case, nothing else: `yes`, `1` or `on` is a guess at intent.
+- Everything is validated on every call, in one fixed order: unknown names (in sorted order), the
+  required variables, then the SPEC table's order, then the variables added after it
+  (LBF_ACTIVE_MODE, LBF_PROBER_FAULT_PERCENT, LBF_LB_MIN_BACKENDS, LBF_ROUTE53_HEALTH_CHECKS,
+  LBF_PROBER_FUNCTION, then the names reserved for a later release). The first bad variable raises
+  ConfigError, so the same environment always reports the same error.
 
 Pure: the environment comes in as a mapping; nothing here reads os.environ, the clock or the network.
 """
 
 from __future__ import annotations
 
+import difflib
 import enum
 import math
 import re
@@ -73,8 +79,46 @@ _PARAMETER_RESERVED_STARTS = ("aws", "ssm")
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,10}")
 # Plain decimals only: no sign, exponent, nan or inf, so "1e3" cannot mean 1000 by accident.
 _DECIMAL = re.compile(r"(?:[0-9]{1,6}(?:\.[0-9]{0,6})?|\.[0-9]{1,6})")
-_TRUE_WORDS = frozenset({"true", "1", "yes"})
-_FALSE_WORDS = frozenset({"false", "0", "no"})
+
+# The SPEC's table ("Configuration"), in its order: the only names the `LBF_` prefix may carry.
+KNOWN_VARIABLES: frozenset[str] = frozenset(
+    {
+        "LBF_CLUSTER",
+        "LBF_DOMAIN",
+        "LBF_HOSTED_ZONE_ID",
+        "LBF_ACTIVE_NAME",
+        "LBF_TTL",
+        "LBF_MODE",
+        "LBF_EIP_ALLOCATION_ID",
+        "LBF_LB_ADDRESS",
+        "LBF_POOL_ADDRESS",
+        "LBF_LB_CHECK",
+        "LBF_POOL_CHECK",
+        "LBF_POOL_PORT",
+        "LBF_PROBE_TIMEOUT",
+        "LBF_PROBE_INTERVAL",
+        "LBF_PROBE_ROUNDS",
+        "LBF_POOL_INTERVAL",
+        "LBF_RISE",
+        "LBF_FALL",
+        "LBF_SSM_DOCUMENT",
+        "LBF_PARAMETER_PREFIX",
+        "LBF_SNS_TOPIC_ARN",
+        "LBF_DRY_RUN",
+        "LBF_MAX_POOL_DROP",
+        "LBF_ACTIVE_MODE",
+        "LBF_LB_MIN_BACKENDS",
+        "LBF_PROBER_FAULT_PERCENT",
+        "LBF_ROUTE53_HEALTH_CHECKS",
+        "LBF_DNS_FAILOVER",
+        "LBF_ROUTE53_INTERVAL",
+        "LBF_PROBER_FUNCTION",
+    }
+)
+_PREFIX = "LBF_"
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+_BOOLEAN_FORM = "true or false"
+_ROUTE53_INTERVALS = ("10", "30")
 
 # RFC 3986's characters plus the two placeholders' braces: nothing a URL parser might read two ways.
 _CHECK_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%{}]+")
@@ -179,6 +223,17 @@ class Settings:
         return names.push_log_group(self.cluster)
 
     @property
+    def cluster_warning(self) -> str | None:
+        """Why a new cluster could not take this LBF_CLUSTER (core.names.NEW_CLUSTER), or None.
+        An existing cluster keeps running under its name: this is logged, not refused."""
+        if names.is_new_cluster_name(self.cluster):
+            return None
+        return (
+            f"LBF_CLUSTER {show(self.cluster)} runs, but a new cluster could not take it: "
+            f"{names.NEW_CLUSTER_FORM}"
+        )
+
+    @property
     def uses_prober_function(self) -> bool:
         """Whether some targets go to the prober function: it is set and something is private."""
         private = AddressKind.PRIVATE in (self.lb_address, self.pool_address)
@@ -246,6 +301,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Validate every variable; raise ConfigError for the first bad one (see module doc)."""
+        _refuse_unknown_names(environ)
         cluster = _cluster(environ)
         domain = _domain(environ)
         hosted_zone_id = _hosted_zone_id(environ)
@@ -287,6 +343,7 @@ class Settings:
         lb_min_backends = _integer(environ, "LBF_LB_MIN_BACKENDS", 0, 0, 10000)
         route53_health_checks = _boolean(environ, "LBF_ROUTE53_HEALTH_CHECKS", default=False)
         prober_function = _prober_function(environ)
+        _reserved_for_later(environ)
         return cls(
             cluster=cluster,
             domain=domain,
@@ -409,11 +466,53 @@ def _boolean(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
     if value is None:
         return default
     lowered = value.lower()
-    if lowered in _TRUE_WORDS:
+    if lowered == "true":
         return True
-    if lowered in _FALSE_WORDS:
+    if lowered == "false":
         return False
-    raise _bad(name, "true or false (also 1/0, yes/no)", value)
+    raise _bad(name, _BOOLEAN_FORM, value)
+
+
+def _refuse_unknown_names(environ: Mapping[str, str]) -> None:
+    # Any case: `lbf_dry_run=true` is the same mistake as `LBF_DRYRUN=true`, and as easily made.
+    unknown = sorted(
+        name for name in environ if name.upper().startswith(_PREFIX) and name not in KNOWN_VARIABLES
+    )
+    if not unknown:
+        return
+    name = unknown[0]
+    # Compared without the prefix every name shares, which would make any two names look alike.
+    suffixes = {known.removeprefix(_PREFIX): known for known in KNOWN_VARIABLES}
+    typed = name.upper().removeprefix(_PREFIX)
+    close = difflib.get_close_matches(typed, sorted(suffixes), n=1, cutoff=0.6)
+    hint = f"; did you mean {suffixes[close[0]]}?" if close else ""
+    # A name is as untrusted as a value: anything odd in it is escaped before it reaches a log.
+    shown = name if _PLAIN_NAME.fullmatch(name) else _shown(name)
+    raise ConfigError(
+        shown, f"not a known setting (the {_PREFIX} prefix is reserved for lb-failover's){hint}"
+    )
+
+
+def _reserved_for_later(environ: Mapping[str, str]) -> None:
+    """The table's names for Route 53's own failover and the pool's interval, not used yet.
+
+    Validated so that a value set now is not a surprise when they are, and so that asking for
+    Route 53's failover says plainly that this release does not do it.
+    """
+    _seconds(environ, "LBF_POOL_INTERVAL", 10.0, high=SCHEDULE_SECONDS)
+    dns_failover = _optional(environ, "LBF_DNS_FAILOVER")
+    if dns_failover is not None:
+        lowered = dns_failover.lower()
+        if lowered == "route53":
+            raise ConfigError(
+                "LBF_DNS_FAILOVER",
+                "route53 is not supported yet by this release; unset it or set controller",
+            )
+        if lowered != "controller":
+            raise _bad("LBF_DNS_FAILOVER", "controller (route53: not supported yet)", dns_failover)
+    interval = _optional(environ, "LBF_ROUTE53_INTERVAL")
+    if interval is not None and interval not in _ROUTE53_INTERVALS:
+        raise _bad("LBF_ROUTE53_INTERVAL", "10 or 30 (seconds)", interval)
 
 
 # --- one parser per variable with its own form --------------------------------------------------

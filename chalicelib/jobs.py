@@ -17,7 +17,7 @@ from chalicelib import probing
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
 from chalicelib.core import conditions as condition_rules
-from chalicelib.core import dns, rejections, timing
+from chalicelib.core import dns, pausing, rejections, timing
 from chalicelib.core import pushes as push_rules
 from chalicelib.core.backends import parse_list
 from chalicelib.core.failover import failover_of, move_of, recognised
@@ -91,7 +91,9 @@ def reconcile(
 
     report.dry_run = dry_run or settings.dry_run or world.paused
     if world.paused:
-        report.notes.append(f"paused: {settings.paused_parameter_name} is true; planning only")
+        report.notes.append(
+            f"paused: {pausing.describe(world, settings.paused_parameter_name)}; planning only"
+        )
     if world.health_checks_error is not None:
         report.errors.append(world.health_checks_error)
     second_opinion = SecondOpinion(services, clock)
@@ -145,6 +147,7 @@ def reconcile(
         if number == 0:  # after the records: a failover never waits for a health check
             keep_health_checks(world, settings, executor, report, started)
         conditions.update(plan.conditions)
+        conditions.update(pausing.conditions(world, settings.paused_parameter_name))
         report.rounds = number + 1
         world = notify(world, settings, services, report, conditions, executor)
 

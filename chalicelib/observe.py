@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from chalicelib.config import Settings
-from chalicelib.core import dns
+from chalicelib.core import dns, pausing
 from chalicelib.core import notices as notice_policy
 from chalicelib.core.inventory import build_inventory
 from chalicelib.core.model import FailoverMode, Push, World
@@ -53,6 +53,7 @@ def observe(
     except AwsError as exc:
         raise ViewNotLoaded(f"could not read the world, acting on nothing: {exc}") from exc
     health_checks, health_checks_error = read_health_checks(settings, services)
+    pause = pausing.read(parameters.get(settings.paused_parameter_name))
     world = World(
         lbs=inventory.lbs,
         webs=inventory.webs,
@@ -60,7 +61,8 @@ def observe(
         records=records,
         backends_parameter=parameters.get(settings.backends_parameter_name),
         lbs_parameter=parameters.get(settings.lbs_parameter_name),
-        paused=parameters.get(settings.paused_parameter_name, "").strip().lower() == "true",
+        paused=pause.paused,
+        paused_unclear=pause.unclear,
         pushes=tuple(pushes),
         notices=notice_policy.parse_stored(parameters.get(settings.notices_parameter_name)),
         eip_instance_id=eip_instance_id,

@@ -7,7 +7,7 @@ from typing import Any
 
 from chalicelib.config import Settings
 from chalicelib.core import backends as backend_lists
-from chalicelib.core import dns
+from chalicelib.core import dns, pausing
 from chalicelib.core.model import GONE_STATES, FailoverMode, Instance, ProbeResult, World
 from chalicelib.core.plan import confirmed_current_list, latest_pushes
 from chalicelib.core.second_opinion import status_note
@@ -167,7 +167,7 @@ def status_text(
     header.append(f"detection bound: {settings.detection_bound.describe()}")
     header += feature_lines(world, settings)
     if world.paused:
-        header.append(f"PAUSED: {settings.paused_parameter_name} is true")
+        header.append(f"PAUSED: {pausing.describe(world, settings.paused_parameter_name)}")
     return "\n".join(header) + "\n\n" + table(rows, columns)
 
 
@@ -209,6 +209,8 @@ def status_json(
         "active": list(active.values) if active is not None else [],
         "backends": world.backends_parameter,
         "paused": world.paused,
+        # The value found when it is neither true nor false (taken as paused); else null.
+        "paused_value": world.paused_unclear,
         "mode": settings.mode,
         "active_mode": settings.active_mode,
         "features": feature_lines(world, settings),

@@ -4,17 +4,26 @@
         --region eu-west-1 --subnets subnet-0a1b,subnet-0c2d --security-group sg-0e3f \\
         [--zone-id Z0123456789ABC] [--pool-address private] [--lb-address public] \\
         [--set LBF_PROBE_INTERVAL=10 ...] [--no-xray] [--layer-arn ARN] [--project DIR]
+    python infra/configure.py --rollback [--project DIR]
 
 Everything the stage needs that can be looked up is looked up, read-only: the account (STS), the
 hosted zone (Route 53: public, and the zone that really holds the domain), the Powertools layer
 of the pinned version for the functions' architecture (AWS's public SSM parameter). The rest
 follows from the inputs: the notice topic's ARN (cluster.yaml names it), the policies' ARNs and
-conditions. Other settings of the stage (any `LBF_*` variable set before, memory sizes) are kept,
-so running it again after a change only changes what the inputs change.
+conditions, the prober's lambda_timeout (from the probe settings). Other settings of the stage
+(any `LBF_*` variable set before, memory sizes) are kept, so running it again after a change only
+changes what the inputs change. What it would write passes the controller's own validation
+(`Settings.from_env`) or is not written.
 
 The prober function (probe_private) gets the subnets and security group when some target is
-probed at its private address (LBF_POOL_ADDRESS or LBF_LB_ADDRESS private); when none is, it is
-deployed idle, outside any VPC, and the controllers never invoke it.
+probed at its private address (LBF_POOL_ADDRESS or LBF_LB_ADDRESS private, by option or by --set:
+one answer each); when none is, it is deployed idle, outside any VPC, and the controllers never
+invoke it.
+
+The files are this checkout's and never tracked (.gitignore); the ones a run replaces go to
+`.chalice/previous/`, and `--rollback` puts them back. A new cluster's name follows
+core.names.NEW_CLUSTER; an existing cluster (a stage runs it, or its stack lbf-<cluster> exists)
+keeps its name, with a warning.
 
 An operator tool: it lives under infra/, outside the controller's Plan, and changes only files.
 Bad input stops it before any AWS call with a message naming the option (exit 2).
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from collections.abc import Sequence
@@ -35,12 +45,24 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from botocore.exceptions import ClientError  # noqa: E402
+
+from chalicelib.config import ConfigError, Settings  # noqa: E402
 from chalicelib.core.names import (  # noqa: E402
     CLUSTER,
     HOSTED_ZONE_ID,
     HOSTED_ZONE_PREFIX,
+    NEW_CLUSTER_FORM,
+    STACK_NAME,
+    STAGE,
+    TOPIC_NAME,
+    cluster_stack_name,
     is_label,
+    is_new_cluster_name,
+    notice_topic_name,
 )
+from chalicelib.core.timing import PROBER_INVOKE_SECONDS  # noqa: E402
+from infra.aws_errors import AWS_FAILURES, aws_problem, exit_status  # noqa: E402
 
 APP_NAME = "lb-failover"
 ARCHITECTURE = "arm64"  # Graviton: 20% less per GB-second than x86_64, same code
@@ -59,10 +81,18 @@ POWERTOOLS_LAYER_VERSIONS = {"3.37.0": 27}
 # Sizes from bench/sizing.py on the committed measurements (cold start, probe CPU); kept when the
 # stage already has its own.
 DEFAULT_MEMORY_MB = {"traced": 256, "untraced": 192, PROBER: 384}
-PROBER_TIMEOUT_S = 10
 CONTROLLER_TIMEOUT_S = 90
+# The network-interface actions Lambda takes with the prober's role, and the prober never needs.
+LAMBDA_ONLY_ACTIONS = (
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
+# What configure checks the settings with before the lookups have found the real values: any
+# well-formed zone id and account do, since the tool writes those two itself.
+_UNLOOKED_ACCOUNT = "000000000000"
+_UNLOOKED_ZONE = "Z00000000000000"
 
-_STAGE = re.compile(r"[A-Za-z0-9_]{1,32}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
 _SUBNET = re.compile(r"subnet-[0-9a-f]{8,17}")
 _GROUP = re.compile(r"sg-[0-9a-f]{8,17}")
@@ -89,7 +119,7 @@ class Inputs:
     zone_id: str = ""
     subnets: tuple[str, ...] = ()
     security_group: str = ""
-    pool_address: str = "private"
+    pool_address: str = "private"  # "": not given (check() takes --set's, else the default)
     lb_address: str = "public"
     xray: bool | None = None  # None: on for a stage named prod, off otherwise
     variables: dict[str, str] = field(default_factory=dict)
@@ -111,6 +141,7 @@ class Looked:
     account: str
     zone_id: str
     layer_arn: str
+    warnings: tuple[str, ...] = ()
 
 
 # --- input checks (no AWS call) -------------------------------------------------------------
@@ -121,10 +152,14 @@ def normal_domain(name: str) -> str:
 
 
 def check(inputs: Inputs) -> Inputs:
-    if not _STAGE.fullmatch(inputs.stage):
-        raise ConfigureError(f"--stage: {inputs.stage!r} is not a stage name (letters, digits, _)")
+    if not STAGE.fullmatch(inputs.stage):
+        raise ConfigureError(
+            f"--stage: {inputs.stage!r} is not a stage name (1-32 of letters, digits, -: it "
+            "names the stack lb-failover-<stage>, which takes no _)"
+        )
     if not CLUSTER.fullmatch(inputs.cluster):
         raise ConfigureError(f"--cluster: {inputs.cluster!r} is not a valid lbf:cluster value")
+    # A name outside NEW_CLUSTER is an existing cluster's or refused: see existing_cluster().
     domain = normal_domain(inputs.domain)
     labels = domain.split(".")
     if len(labels) < 2 or not all(is_label(label) for label in labels):
@@ -134,12 +169,17 @@ def check(inputs: Inputs) -> Inputs:
     zone_id = inputs.zone_id.strip()
     if zone_id and not HOSTED_ZONE_ID.fullmatch(zone_id.removeprefix(HOSTED_ZONE_PREFIX)):
         raise ConfigureError(f"--zone-id: {inputs.zone_id!r} is not a hosted zone id")
-    for value, name in (
-        (inputs.pool_address, "--pool-address"),
-        (inputs.lb_address, "--lb-address"),
-    ):
-        if value not in ("private", "public"):
-            raise ConfigureError(f"{name}: {value!r} is neither private nor public")
+    variables = dict(inputs.variables)
+    addresses = {
+        option: address(option, variable, given, variables.pop(variable, None), default)
+        for option, variable, given, default in (
+            ("--pool-address", "LBF_POOL_ADDRESS", inputs.pool_address, "private"),
+            ("--lb-address", "LBF_LB_ADDRESS", inputs.lb_address, "public"),
+        )
+    }
+    inputs = replace(
+        inputs, pool_address=addresses["--pool-address"], lb_address=addresses["--lb-address"]
+    )
     subnets = tuple(s.strip() for s in inputs.subnets if s.strip())
     for subnet in subnets:
         if not _SUBNET.fullmatch(subnet):
@@ -163,11 +203,9 @@ def check(inputs: Inputs) -> Inputs:
             "--subnets/--security-group: no target is private (LBF_POOL_ADDRESS and "
             "LBF_LB_ADDRESS public), so the prober stays idle outside any VPC: leave them out"
         )
-    variables = {}
-    for name, value in inputs.variables.items():
+    for name in variables:
         if name in _OWNED:
             raise ConfigureError(f"--set: {name} comes from the other options, not from --set")
-        variables[name] = value
     if inputs.layer_arn:
         check_layer_arn(inputs.layer_arn, inputs.region, "--layer-arn")
     return replace(
@@ -178,6 +216,45 @@ def check(inputs: Inputs) -> Inputs:
         security_group=group,
         variables=variables,
     )
+
+
+def address(option: str, variable: str, given: str, set_value: str | None, default: str) -> str:
+    """One address setting from its option or its `--set`, never two different answers: the
+    prober's place (in the VPC or idle) follows from what is written, so they must agree."""
+    flag = given.strip().lower()
+    via_set = (set_value or "").strip().lower()
+    for value, source in ((flag, option), (via_set, f"--set {variable}")):
+        if value and value not in ("private", "public"):
+            raise ConfigureError(f"{source}: {value!r} is neither private nor public")
+    if flag and via_set and flag != via_set:
+        raise ConfigureError(
+            f"{option} {flag} and --set {variable}={via_set} contradict each other: give one"
+        )
+    return flag or via_set or default
+
+
+def settings(inputs: Inputs, environment: dict[str, str]) -> Settings:
+    """The controller's own validation of what configure writes: a stage it accepts here is one
+    whose every run starts. The error names where the bad value came from."""
+    try:
+        return Settings.from_env(environment)
+    except ConfigError as exc:
+        if exc.variable in inputs.variables:
+            source = "--set"
+        elif exc.variable in ("LBF_POOL_ADDRESS", "LBF_LB_ADDRESS", *_OWNED):
+            source = "the options"
+        else:
+            source = f"stage {inputs.stage} of .chalice/config.json (kept; --set it anew)"
+        raise ConfigureError(f"{source}: {exc}") from exc
+
+
+def prober_timeout(probe: Settings) -> int:
+    """The prober's lambda_timeout (whole seconds): a round's probes end within LBF_PROBE_TIMEOUT
+    and the controller waits PROBER_INVOKE_SECONDS more for the answer, so a shorter limit kills a
+    prober whose target hangs, and the controller takes every such round as the prober's fault.
+    At least one round (LBF_PROBE_INTERVAL), which leaves room for a cold start in the VPC."""
+    wait = math.ceil(probe.probe_timeout + PROBER_INVOKE_SECONDS)
+    return max(wait, math.floor(probe.probe_interval))
 
 
 def runtime() -> str:
@@ -283,20 +360,59 @@ def find_layer(ssm: Any, version: str, region: str) -> str:
     return check_layer_arn(str(value), region, f"the parameter {parameter}")
 
 
-def look_up(inputs: Inputs, session: Any, project: Path = ROOT) -> Looked:
+def existing_cluster(inputs: Inputs, config: dict[str, Any], session: Any | None) -> str | None:
+    """A warning for an existing cluster whose name a new one could not take (it keeps it: its
+    instances, tags and instance profile carry it), None for a name a new cluster may take.
+    Existing: a stage of config.json runs it, or its cluster stack exists (asked only then)."""
+    if is_new_cluster_name(inputs.cluster):
+        return None
+    warning = (
+        f"cluster {inputs.cluster!r} is an existing cluster's name, kept; a new cluster could "
+        f"not take it: {NEW_CLUSTER_FORM}"
+    )
+    for stage in config.get("stages", {}).values():
+        if stage.get("environment_variables", {}).get("LBF_CLUSTER") == inputs.cluster:
+            return warning
+    stack = cluster_stack_name(inputs.cluster)
+    if STACK_NAME.fullmatch(stack):  # else no stack of that name can exist
+        if session is None:
+            return warning  # asked again once AWS may be
+        try:
+            session.client("cloudformation").describe_stacks(StackName=stack)
+        except ClientError as exc:
+            if "does not exist" not in str(exc):
+                raise
+        else:
+            return warning
+    raise ConfigureError(f"--cluster: {inputs.cluster!r} for a new cluster: {NEW_CLUSTER_FORM}")
+
+
+def look_up(
+    inputs: Inputs, session: Any, project: Path = ROOT, config: dict[str, Any] | None = None
+) -> Looked:
+    warning = existing_cluster(inputs, config or {}, session)
     account = str(session.client("sts").get_caller_identity()["Account"])
     zone_id = find_zone(session.client("route53"), inputs.domain, inputs.zone_id)
     layer = inputs.layer_arn or find_layer(
         session.client("ssm"), pinned_powertools(project), inputs.region
     )
-    return Looked(account=account, zone_id=zone_id, layer_arn=layer)
+    return Looked(
+        account=account,
+        zone_id=zone_id,
+        layer_arn=layer,
+        warnings=(warning,) if warning else (),
+    )
 
 
 # --- what gets written (pure) ---------------------------------------------------------------
 
 
-def topic_arn(inputs: Inputs, account: str) -> str:
-    return f"arn:aws:sns:{inputs.region}:{account}:lb-failover-{inputs.cluster}"
+def topic_arn(inputs: Inputs, account: str) -> str | None:
+    """The notice topic's ARN; None for an existing cluster whose name no topic can hold."""
+    name = notice_topic_name(inputs.cluster)
+    if not TOPIC_NAME.fullmatch(name):
+        return None
+    return f"arn:aws:sns:{inputs.region}:{account}:{name}"
 
 
 def parameter_prefix(inputs: Inputs, kept: dict[str, str]) -> str:
@@ -432,12 +548,11 @@ def controller_policy(
             # Never `paused`: the operator's switch.
             "Resource": [f"{parameters}/{n}" for n in ("backends", "lbs", "notices")],
         },
-        {
-            "Sid": "Notify",
-            "Effect": "Allow",
-            "Action": "sns:Publish",
-            "Resource": topic_arn(inputs, account),
-        },
+        *(
+            [{"Sid": "Notify", "Effect": "Allow", "Action": "sns:Publish", "Resource": topic}]
+            if (topic := topic_arn(inputs, account))
+            else []
+        ),
         {
             "Sid": "WriteOwnLogs",
             "Effect": "Allow",
@@ -495,15 +610,30 @@ def prober_policy(inputs: Inputs, looked: Looked) -> dict[str, Any]:
             {
                 "Sid": "ManageVpcNetworkInterfaces",
                 "Effect": "Allow",
-                "Action": [
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:AssignPrivateIpAddresses",
-                    "ec2:UnassignPrivateIpAddresses",
-                ],
+                "Action": list(LAMBDA_ONLY_ACTIONS),
                 "Resource": f"{ec2}:network-interface/*",
+            },
+            {
+                # Lambda makes and removes the interfaces with this role; the function's own code
+                # would call with the same role, and its requests carry its ARN in
+                # lambda:SourceFunctionArn: AWS's documented way to leave these to Lambda alone.
+                "Sid": "InterfacesAreLambdasNotTheCodes",
+                "Effect": "Deny",
+                "Action": list(LAMBDA_ONLY_ACTIONS),
+                "Resource": "*",
+                "Condition": {
+                    "ArnEquals": {"lambda:SourceFunctionArn": prober_arns(inputs, account)}
+                },
             },
         ]
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def prober_arns(inputs: Inputs, account: str) -> list[str]:
+    """The prober's ARN as the stage stack names it (`<stack>-ProbePrivate-<random>`, unknown
+    until it exists: hence the wildcard, which ArnEquals accepts) and as `chalice deploy` does."""
+    function = f"arn:aws:lambda:{inputs.region}:{account}:function:{APP_NAME}-{inputs.stage}"
+    return [f"{function}-{PROBER_LOGICAL_ID}-*", f"{function}-{PROBER}"]
 
 
 def stage_config(inputs: Inputs, looked: Looked, previous: dict[str, Any]) -> dict[str, Any]:
@@ -525,13 +655,16 @@ def stage_config(inputs: Inputs, looked: Looked, previous: dict[str, Any]) -> di
         "LBF_CLUSTER": inputs.cluster,
         "LBF_DOMAIN": inputs.domain,
         "LBF_HOSTED_ZONE_ID": looked.zone_id,
-        "LBF_SNS_TOPIC_ARN": topic_arn(inputs, looked.account),
     }
+    topic = topic_arn(inputs, looked.account)
+    if topic is not None:
+        environment["LBF_SNS_TOPIC_ARN"] = topic
     if inputs.pool_address != "private":
         environment["LBF_POOL_ADDRESS"] = inputs.pool_address
     if inputs.lb_address != "public":
         environment["LBF_LB_ADDRESS"] = inputs.lb_address
     environment |= dict(sorted(kept.items()))
+    checked = settings(inputs, environment)
     functions = previous.get("lambda_functions", {})
     controller_mb = DEFAULT_MEMORY_MB["traced" if inputs.traced else "untraced"]
     lambda_functions: dict[str, Any] = {
@@ -544,7 +677,7 @@ def stage_config(inputs: Inputs, looked: Looked, previous: dict[str, Any]) -> di
         "lambda_memory_size": functions.get(PROBER, {}).get(
             "lambda_memory_size", DEFAULT_MEMORY_MB[PROBER]
         ),
-        "lambda_timeout": functions.get(PROBER, {}).get("lambda_timeout", PROBER_TIMEOUT_S),
+        "lambda_timeout": prober_timeout(checked),
         "iam_policy_file": f"policy-{inputs.stage}-prober.json",
         "xray": False,
         "environment_variables": {"POWERTOOLS_TRACE_DISABLED": "true"},
@@ -601,6 +734,81 @@ def render(inputs: Inputs, looked: Looked, config: dict[str, Any]) -> dict[str, 
     }
 
 
+# --- the stage files ------------------------------------------------------------------------
+# .chalice/config.json and the policies are this checkout's, never tracked (.gitignore): a pull
+# or a checkout of another release leaves them alone. The files each run replaces go to
+# .chalice/previous/, which `--rollback` puts back.
+
+PREVIOUS = "previous"
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The checkout's config.json; {} before the first stage is written."""
+    if not path.exists():
+        return {}
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ConfigureError(f"{path} is not JSON ({exc}): fix it or --rollback") from exc
+    if not isinstance(config, dict):
+        raise ConfigureError(f"{path} is not a chalice config (a JSON object)")
+    return config
+
+
+def stage_files(chalice: Path) -> dict[str, str]:
+    """The generated files in `chalice`: config.json and the policies, by name."""
+    found = [chalice / "config.json", *sorted(chalice.glob("policy-*.json"))]
+    return {path.name: path.read_text(encoding="utf-8") for path in found if path.is_file()}
+
+
+def replace_files(chalice: Path, files: dict[str, str], *, remove_others: bool) -> None:
+    """Write `files` into `chalice`, keeping what they replace in .chalice/previous/."""
+    current = stage_files(chalice)
+    kept = chalice / PREVIOUS
+    if current:
+        kept.mkdir(parents=True, exist_ok=True)
+        for old in kept.glob("*.json"):
+            old.unlink()
+        for name, text in current.items():
+            (kept / name).write_text(text, encoding="utf-8")
+    chalice.mkdir(parents=True, exist_ok=True)
+    if remove_others:
+        for name in set(current) - set(files):
+            (chalice / name).unlink()
+    for name, text in files.items():
+        (chalice / name).write_text(text, encoding="utf-8")
+
+
+def stage_environments(config: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Each stage's environment as chalice hands it to the functions: top level, then stage."""
+    return {
+        name: {**config.get("environment_variables", {}), **stage.get("environment_variables", {})}
+        for name, stage in config.get("stages", {}).items()
+    }
+
+
+def rollback(chalice: Path) -> list[str]:
+    """Put back the files the last run replaced (a second rollback undoes the first). Refused,
+    with nothing changed, when there are none or a stage in them would not start."""
+    kept = chalice / PREVIOUS
+    files = stage_files(kept) if kept.is_dir() else {}
+    if "config.json" not in files:
+        raise ConfigureError(f"--rollback: {kept} holds no earlier config.json: nothing to restore")
+    try:
+        config = json.loads(files["config.json"])
+    except ValueError as exc:
+        raise ConfigureError(f"--rollback: {kept / 'config.json'} is not JSON: {exc}") from exc
+    for name, environment in stage_environments(config).items():
+        try:
+            Settings.from_env(environment)
+        except ConfigError as exc:
+            raise ConfigureError(
+                f"--rollback: stage {name} of {kept / 'config.json'} would not start: {exc}"
+            ) from exc
+    replace_files(chalice, files, remove_others=True)
+    return sorted(files)
+
+
 # --- command line ---------------------------------------------------------------------------
 
 
@@ -615,8 +823,8 @@ def parse(argv: Sequence[str] | None) -> tuple[Inputs, Path]:
     parser.add_argument("--zone-id", default="", help="default: the public zone holding --domain")
     parser.add_argument("--subnets", default="", help="the prober's two subnets, comma-separated")
     parser.add_argument("--security-group", default="", help="the prober's security group")
-    parser.add_argument("--pool-address", default="private", help="LBF_POOL_ADDRESS")
-    parser.add_argument("--lb-address", default="public", help="LBF_LB_ADDRESS")
+    parser.add_argument("--pool-address", default="", help="LBF_POOL_ADDRESS (private)")
+    parser.add_argument("--lb-address", default="", help="LBF_LB_ADDRESS (public)")
     tracing = parser.add_mutually_exclusive_group()
     tracing.add_argument("--xray", dest="xray", action="store_true", default=None)
     tracing.add_argument("--no-xray", dest="xray", action="store_false")
@@ -625,6 +833,9 @@ def parse(argv: Sequence[str] | None) -> tuple[Inputs, Path]:
     )
     parser.add_argument("--layer-arn", default="", help="default: looked up for the pinned version")
     parser.add_argument("--project", default=str(ROOT), help="the checkout to write into")
+    parser.add_argument(
+        "--rollback", action="store_true", help="put back the files the last run replaced"
+    )
     args = parser.parse_args(argv)
     variables = {}
     for item in args.set:
@@ -649,23 +860,52 @@ def parse(argv: Sequence[str] | None) -> tuple[Inputs, Path]:
     return check(inputs), Path(args.project)
 
 
-def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
+def main_rollback(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python infra/configure.py --rollback")
+    parser.add_argument("--rollback", action="store_true", required=True)
+    parser.add_argument("--project", default=str(ROOT), help="the checkout to write into")
+    args = parser.parse_args(argv)
+    chalice = Path(args.project) / ".chalice"
     try:
-        inputs, project = parse(argv)
+        restored = rollback(chalice)
+    except ConfigureError as exc:
+        print(f"configure: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"restored {', '.join(restored)} from .chalice/{PREVIOUS}/; the files they replaced are "
+        f"there now (--rollback again undoes this). Deploy the stage to apply it."
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if "--rollback" in arguments:
+        return main_rollback(arguments)
+    try:
+        inputs, project = parse(arguments)
+        chalice = project / ".chalice"
+        config_path = chalice / "config.json"
+        config = read_config(config_path)
+        # Every check on what would be written, before the first AWS call.
+        existing_cluster(inputs, config, None)
+        render(inputs, Looked(_UNLOOKED_ACCOUNT, inputs.zone_id or _UNLOOKED_ZONE, ""), config)
         if session is None:
             import boto3
 
             session = boto3.Session(region_name=inputs.region)
-        looked = look_up(inputs, session, project)
+        looked = look_up(inputs, session, project, config)
+        files = render(inputs, looked, config)
     except ConfigureError as exc:
         print(f"configure: {exc}", file=sys.stderr)
         return 2
-    chalice = project / ".chalice"
-    config_path = chalice / "config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
-    chalice.mkdir(parents=True, exist_ok=True)
-    for name, text in render(inputs, looked, config).items():
-        (chalice / name).write_text(text, encoding="utf-8")
+    except AWS_FAILURES as exc:
+        print(f"configure: {aws_problem(exc)}", file=sys.stderr)
+        return exit_status(exc)
+    for warning in looked.warnings:
+        print(f"configure: warning: {warning}", file=sys.stderr)
+    replace_files(chalice, files, remove_others=False)
+    for name in files:
         print(f"wrote .chalice/{name}")
     print(
         f"stage {inputs.stage}: cluster {inputs.cluster}, {inputs.domain} in zone "

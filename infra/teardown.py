@@ -4,23 +4,27 @@
         [--with-network lbf-network] [--with-document] [--yes]
     python infra/teardown.py --network-only lbf-network --region eu-west-1 [--yes]
 
+0. Refuse a domain another cluster owns: the `_lbf.<domain>` TXT's first string
+   `"cluster=<name>"` names the owner; another name stops it (exit 2) before anything changes.
+   A TXT written before that rule (labels only) is taken as this cluster's.
 1. Stop the schedule: disable the stage stack's EventBridge rules (the minute schedule and the
    instance-change rule), then wait one controller timeout, so no run is left that could write a
    record, a parameter or a health check after they are gone.
 2. Delete the stage stack `lb-failover-<stage>` (the functions, their roles, alarms, dashboard).
 3. Delete the records the controller owns: the names listed in `_lbf.<domain>` (one quoted label
-   each), then that TXT record, in one change batch built from what the zone holds now.
+   each, after the owner's string), then that TXT record, in one change batch built from what the zone holds now.
 4. Delete the parameters under the prefix (`/lbf/<cluster>/` unless LBF_PARAMETER_PREFIX).
 5. Delete the cluster's Route 53 health checks: tagged `lbf:cluster=<cluster>` or made by it
    (their CallerReference names the cluster's digest).
 6. Optionally the cluster stack `lbf-<cluster>` (LB instance profile, notice topic), then the
-   network stack, but only after Lambda's network interfaces in the prober's security group are
-   gone (Lambda releases them minutes after the function; the stack's deletion fails while they
+   network stack, but only once no instance has one of its security groups (it names them) and
+   Lambda's network interfaces in the prober's security group are gone (Lambda releases them minutes after the function; the stack's deletion fails while they
    exist), and the document stack (shared by every cluster of the account and region).
 
 `--network-only STACK` removes just a network stack, the last step of an upgrade from the NAT
-design: it refuses while a function still runs in the stack's subnets (deploy the stage first),
-then waits for Lambda's interfaces and deletes the stack.
+design (or of a rollback to it): it refuses while a function still runs in the stack's subnets
+(deploy the stage first) or an instance still has one of its security groups, then waits for
+Lambda's interfaces and deletes the stack.
 
 Cluster, domain, zone and prefix come from the stage in .chalice/config.json; options override.
 Instances are the operator's: terminate them yourself (infra/DEPLOY.md). An operator tool under
@@ -43,10 +47,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from botocore.exceptions import ClientError  # noqa: E402
+from botocore.exceptions import ClientError, WaiterError  # noqa: E402
 
 from chalicelib.core.dns import RecordRules  # noqa: E402
 from chalicelib.core.second_opinion import instance_of_reference  # noqa: E402
+from infra.aws_errors import AWS_FAILURES, aws_problem, exit_status  # noqa: E402
 
 APP_NAME = "lb-failover"
 CONTROLLER_TIMEOUT_S = 90.0  # lambda_timeout: the longest a run started before step 1 lasts
@@ -56,6 +61,25 @@ POLL_S = 15.0
 
 class TeardownError(Exception):
     """Bad input or a step that cannot go on: the message says which and why."""
+
+
+class NotOwner(TeardownError):
+    """The domain's `_lbf` TXT names another cluster: nothing of it is this teardown's."""
+
+
+# The `_lbf` TXT's first string names the cluster that owns the domain (SPEC, "Ownership is by
+# cluster"); a TXT written before that rule has only labels.
+OWNER_PREFIX = "cluster="
+
+
+def read_ownership(values: Sequence[str]) -> tuple[str | None, list[str]]:
+    """The owning cluster (None for a TXT without one) and the owned labels, from the TXT's
+    strings as Route 53 returns them (quoted)."""
+    strings = [value.strip().strip('"') for value in values]
+    owner = None
+    if strings and strings[0].startswith(OWNER_PREFIX):
+        owner = strings.pop(0).removeprefix(OWNER_PREFIX)
+    return owner, [s for s in strings if not s.startswith(OWNER_PREFIX)]
 
 
 @dataclass(frozen=True)
@@ -137,6 +161,7 @@ class Teardown:
 
     def run(self) -> None:
         t = self.target
+        self.refuse_another_clusters_domain()
         self.stop_schedule()
         self.delete_stack(t.stage_stack)
         self.delete_records()
@@ -148,6 +173,37 @@ class Teardown:
             self.delete_network(t.network_stack)
         if t.with_document:
             self.delete_stack("lbf-document")
+
+    # 0: before anything stops, so a mistaken --domain or stage leaves everything running
+    def refuse_another_clusters_domain(self) -> None:
+        t = self.target
+        ownership = self.records().get((self.rules.ownership_fqdn, "TXT"))
+        if ownership is None:
+            return
+        owner, _ = read_ownership([r["Value"] for r in ownership.get("ResourceRecords", [])])
+        if owner is not None and owner != t.cluster:
+            raise NotOwner(
+                f"{t.domain} belongs to cluster {owner!r} ({self.rules.ownership_fqdn} TXT says "
+                f"{OWNER_PREFIX}{owner}), not to {t.cluster!r}: nothing changed. Tear down "
+                f"{owner}'s stage instead, or check --domain and the stage's LBF_DOMAIN"
+            )
+
+    @property
+    def rules(self) -> RecordRules:
+        # The controller's own naming: the TTL and active name play no part in it.
+        return RecordRules(domain=self.target.domain, ttl=60, active_name="lb")
+
+    def records(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """The zone's records by (name without the trailing dot, type)."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for page in (
+            self.client("route53")
+            .get_paginator("list_resource_record_sets")
+            .paginate(HostedZoneId=self.target.zone_id)
+        ):
+            for record in page["ResourceRecordSets"]:
+                found[(record["Name"].lower().rstrip("."), record["Type"])] = record
+        return found
 
     # 1
     def stop_schedule(self) -> None:
@@ -190,29 +246,39 @@ class Teardown:
                 return
             raise
         cloudformation.delete_stack(StackName=stack)
-        cloudformation.get_waiter("stack_delete_complete").wait(
-            StackName=stack, WaiterConfig={"Delay": 5, "MaxAttempts": 360}
-        )
+        try:
+            cloudformation.get_waiter("stack_delete_complete").wait(
+                StackName=stack, WaiterConfig={"Delay": 5, "MaxAttempts": 360}
+            )
+        except WaiterError as exc:
+            raise TeardownError(
+                f"the stack {stack} was not deleted: {self.why(stack, exc)}"
+            ) from exc
         self._say(f"deleted the stack {stack}")
+
+    def why(self, stack: str, exc: WaiterError) -> str:
+        """The reason CloudFormation gives for the first resource it could not delete."""
+        try:
+            events = self.client("cloudformation").describe_stack_events(StackName=stack)
+        except ClientError:
+            return str(exc)
+        for event in events["StackEvents"]:
+            if event.get("ResourceStatus") == "DELETE_FAILED" and event.get("ResourceStatusReason"):
+                return f"{event['LogicalResourceId']}: {event['ResourceStatusReason']}"
+        return str(exc)
 
     # 3
     def delete_records(self) -> None:
-        t = self.target
+        t, rules = self.target, self.rules
         route53 = self.client("route53")
-        records: dict[tuple[str, str], dict[str, Any]] = {}
-        for page in route53.get_paginator("list_resource_record_sets").paginate(
-            HostedZoneId=t.zone_id
-        ):
-            for record in page["ResourceRecordSets"]:
-                name = record["Name"].lower().rstrip(".")
-                records[(name, record["Type"])] = record
-        # The controller's own naming: the TTL and active name play no part in it.
-        rules = RecordRules(domain=t.domain, ttl=60, active_name="lb")
+        records = self.records()
         ownership = records.get((rules.ownership_fqdn, "TXT"))
         if ownership is None:
             self._say(f"no {rules.ownership_fqdn} TXT record: no records to delete")
             return
-        labels = [r["Value"].strip('"') for r in ownership.get("ResourceRecords", [])]
+        owner, labels = read_ownership([r["Value"] for r in ownership.get("ResourceRecords", [])])
+        if owner is not None and owner != t.cluster:  # taken over since step 0
+            raise NotOwner(f"{t.domain} now belongs to cluster {owner!r}: its records stay")
         doomed = [
             records[(rules.fqdn(label), "A")]
             for label in labels
@@ -269,8 +335,48 @@ class Teardown:
     # 6
     def delete_network(self, network_stack: str) -> None:
         self.refuse_while_functions_use(network_stack)
+        self.refuse_while_instances_use(network_stack)
         self.wait_for_lambda_interfaces(network_stack)
         self.delete_stack(network_stack)
+
+    def refuse_while_instances_use(self, network_stack: str) -> None:
+        """CloudFormation cannot delete a security group an instance still has: the stack would
+        end DELETE_FAILED half-way. Name the instances instead, before anything is deleted."""
+        groups = self.stack_groups(network_stack)
+        if not groups:
+            return
+        users: dict[str, set[str]] = {}
+        for page in (
+            self.client("ec2")
+            .get_paginator("describe_instances")
+            .paginate(
+                Filters=[
+                    {"Name": "instance.group-id", "Values": groups},
+                    {
+                        "Name": "instance-state-name",
+                        "Values": ["pending", "running", "stopping", "stopped"],
+                    },
+                ]
+            )
+        ):
+            for reservation in page["Reservations"]:
+                for instance in reservation["Instances"]:
+                    held = {g["GroupId"] for g in instance.get("SecurityGroups", [])}
+                    users[instance["InstanceId"]] = held & set(groups)
+        if users:
+            listed = ", ".join(f"{i} ({', '.join(sorted(g))})" for i, g in sorted(users.items()))
+            raise TeardownError(
+                f"instances still use the security groups of {network_stack}: {listed}. Move "
+                "them to the other network stack's groups (aws ec2 modify-instance-attribute "
+                "--groups) or terminate them, then run this again; nothing was deleted"
+            )
+
+    def stack_groups(self, stack: str) -> list[str]:
+        return [
+            r["PhysicalResourceId"]
+            for r in self.stack_resources(stack)
+            if r["ResourceType"] == "AWS::EC2::SecurityGroup" and r.get("PhysicalResourceId")
+        ]
 
     def refuse_while_functions_use(self, network_stack: str) -> None:
         subnets = {
@@ -292,11 +398,7 @@ class Teardown:
 
     def wait_for_lambda_interfaces(self, network_stack: str) -> None:
         # Every group of the stack: the prober's, or the controller's of the NAT design.
-        groups = [
-            r["PhysicalResourceId"]
-            for r in self.stack_resources(network_stack)
-            if r["ResourceType"] == "AWS::EC2::SecurityGroup"
-        ]
+        groups = self.stack_groups(network_stack)
         if not groups:
             return
         ec2 = self.client("ec2")
@@ -402,7 +504,10 @@ def main(argv: Sequence[str] | None = None, session: Any = None, **options: Any)
             work.delete_network(target.network_stack)
     except TeardownError as exc:
         print(f"teardown: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, NotOwner) else 1
+    except AWS_FAILURES as exc:
+        print(f"teardown: {aws_problem(exc)}", file=sys.stderr)
+        return exit_status(exc)
     print("done")
     return 0
 

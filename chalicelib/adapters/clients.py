@@ -22,7 +22,7 @@ from botocore.utils import validate_region_name
 
 from chalicelib.config import ConfigError
 from chalicelib.core.names import show
-from chalicelib.core.timing import PROBER_INVOKE_SECONDS, REPORT_SECONDS
+from chalicelib.core.timing import REPORT_SECONDS, prober_invoke_limit
 from chalicelib.errors import AwsError, StaleView
 
 CONFIG = botocore.config.Config(
@@ -245,12 +245,20 @@ def quick_client(service: str, region: str | None = None) -> Any:
     return _shared(f"{service} {region} quick", service, region, QUICK_CONFIG)
 
 
+# The invoke's connect (TCP and TLS, to Lambda's regional endpoint) within this; usually no
+# connect at all, as the client keeps its connection. Small, because it comes out of the second
+# the bound allows the invoke beyond its probes.
+INVOKE_CONNECT_SECONDS = 0.5
+
+
 def invoke_client(probe_timeout: float, region: str | None = None) -> Any:
     """The Lambda client that invokes the prober function once per round.
 
-    Its read timeout is the probe timeout plus a second (the prober function's probes take at most
-    the timeout; the second is for the invoke itself, a term of the detection bound and of what a
-    round needs: chalicelib/core/timing.py), cut like every client's to the invocation's time
+    The whole invoke must end within `prober_invoke_limit(probe_timeout)` (the probe timeout plus
+    a second: chalicelib/core/timing.py), so its connect timeout and its read timeout together
+    are exactly that: a connect that hangs, or an answer that never starts, ends the invoke inside
+    the limit. (A read timeout bounds each wait for bytes, not the whole answer: ProbeFunction
+    voids an answer that ends later.) Both are cut like every client's to the invocation's time
     left, and it makes exactly one attempt: `total_max_attempts` counts the first attempt too
     (`max_attempts` would count retries only). A retried invoke would probe again and could run
     the round past its slot; a failed one is a fault on the prober's side for that round, and the
@@ -258,8 +266,8 @@ def invoke_client(probe_timeout: float, region: str | None = None) -> Any:
     """
     region = region or aws_region()
     config = botocore.config.Config(
-        connect_timeout=2,
-        read_timeout=probe_timeout + PROBER_INVOKE_SECONDS,
+        connect_timeout=INVOKE_CONNECT_SECONDS,
+        read_timeout=prober_invoke_limit(probe_timeout) - INVOKE_CONNECT_SECONDS,
         retries={"mode": "standard", "total_max_attempts": 1},
     )
     return _shared(f"lambda {region} invoke {probe_timeout:g}", "lambda", region, config)

@@ -3,8 +3,14 @@
 The prober function (`probe_private` in app.py) runs in the VPC and probes the round's private
 targets; this adapter sends them and reads its answer. Anything short of a well-formed answer for
 exactly the targets asked (a failed, throttled, not-yet-ready or timed-out invoke, an error in
-the function, a malformed or mismatched answer) raises ProberFault: the job then takes the private
-path's round as a fault on the prober's side, and no verdict changes from it.
+the function, a malformed or mismatched answer, or any answer that ends later than the invoke's
+limit) raises ProberFault: the job then takes the private path's round as a fault on the prober's
+side, and no verdict changes from it.
+
+The limit (LBF_PROBE_TIMEOUT plus timing.PROBER_INVOKE_SECONDS) is the term the detection bound
+and a round's budget count for the invoke. The client's timeouts fit inside it, but a read timeout
+only bounds each wait for bytes; the limit is kept here, on the injected clock, around the whole
+call, connect and answer included: a late answer is not used, whatever it says.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 from chalicelib.adapters.clients import translated
 from chalicelib.core.model import ProbeResult, ProbeTarget
 from chalicelib.core.probe_contract import ContractError, decode_response, encode_request
+from chalicelib.core.timing import PROBER_INVOKE_SECONDS, prober_invoke_limit
 from chalicelib.errors import AwsError, ProberFault
 
 # An error answer's message is shown in the notice; its stack trace is not.
@@ -37,6 +44,7 @@ class ProbeFunction:
         self._client = client
         self._function = function
         self._timeout = timeout
+        self._limit = prober_invoke_limit(timeout)
         self._monotonic = monotonic
         # The last invoke's wall time, answer included: the benchmarks read it.
         self.last_invoke_seconds: float | None = None
@@ -61,6 +69,12 @@ class ProbeFunction:
             raise ProberFault(f"invoking the prober function failed: {exc}") from exc
         finally:
             self.last_invoke_seconds = self._monotonic() - started
+        if self.last_invoke_seconds > self._limit:
+            raise ProberFault(
+                f"the prober function answered after {self.last_invoke_seconds:.2f} s, later than "
+                f"the {self._limit:g} s (LBF_PROBE_TIMEOUT + {PROBER_INVOKE_SECONDS:g} s) an "
+                "invoke may take: its answer is void"
+            )
         function_error = response.get("FunctionError")
         if function_error:
             raise ProberFault(

@@ -217,6 +217,8 @@ class World:
     backends_parameter: str | None  # <prefix>/backends as stored
     lbs_parameter: str | None  # <prefix>/lbs as stored
     paused: bool = False
+    # <prefix>/paused as found when it is neither true nor false (taken as paused); else None.
+    paused_unclear: str | None = None
     pushes: tuple[Push, ...] = ()
     notices: frozenset[str] = frozenset()  # conditions already notified (notices go out on change)
     # EIP mode: the instance the Elastic IP is associated with, and its public address.

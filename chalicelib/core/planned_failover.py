@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from chalicelib.core import dns
+from chalicelib.core import dns, pausing
 from chalicelib.core.addresses import sort_key as address_key
 from chalicelib.core.inventory import natural_key
 from chalicelib.core.model import (
@@ -100,7 +100,8 @@ def candidates(world: World, rules: ActiveRules, *, excluding: Collection[str]) 
 def resolve(world: World, rules: MoveRules, request: MoveRequest) -> Resolved | Refused:
     if world.paused:
         return Refused(
-            f"paused: {rules.paused_parameter_name} is true, and a planned failover is a change"
+            f"paused: {pausing.describe(world, rules.paused_parameter_name)}, and a planned "
+            "failover is a change"
         )
     all_active = rules.records.active_mode is ActiveMode.ALL
     if request.to is not None and all_active:

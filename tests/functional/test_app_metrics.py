@@ -158,3 +158,42 @@ def test_no_region_stops_the_function_with_one_configuration_error(
     assert [r.getMessage() for r in logged] == ["configuration error, nothing done"]
     assert "AWS_DEFAULT_REGION" in str(logged[0].__dict__.get("error"))
     assert lambda_app.cloud.calls.log == []
+
+
+# --- a bad variable in the stage ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "phrase"),
+    [
+        ("LBF_DRYRUN", "true", "did you mean LBF_DRY_RUN?"),
+        ("LBF_DRY_RUN", "yes", "expected true or false"),
+    ],
+)
+@pytest.mark.parametrize("function", ["reconcile", "on_instance_change"])
+def test_a_bad_variable_stops_the_function_with_one_configuration_error(
+    lambda_app: LambdaApp,
+    monkeypatch: pytest.MonkeyPatch,
+    function: str,
+    variable: str,
+    value: str,
+    phrase: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    detail = {"instance-id": instance_of(lambda_app, CLUSTER), "state": "running"}
+    logged: list[logging.LogRecord] = []
+    catcher = logging.Handler(logging.ERROR)
+    catcher.emit = logged.append  # type: ignore[method-assign]
+    function_log = logging.getLogger(lambda_app.module.logger.name)
+    function_log.addHandler(catcher)
+    try:
+        with pytest.raises(ConfigError) as raised:
+            lambda_app.invoke(function, detail)
+    finally:
+        function_log.removeHandler(catcher)
+
+    assert raised.value.variable == variable
+    assert phrase in str(raised.value)
+    assert [r.getMessage() for r in logged] == ["configuration error, nothing done"]
+    assert phrase in str(logged[0].__dict__.get("error"))
+    assert lambda_app.cloud.calls.log == []

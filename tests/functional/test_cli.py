@@ -354,6 +354,32 @@ def test_a_schedule_that_cannot_fit_the_minute_exits_2_before_any_aws_call(
     assert cloud.calls.log == []
 
 
+@pytest.mark.parametrize("command", ["status", "plan", "reconcile", "move-active"])
+def test_a_misspelt_safety_switch_exits_2_naming_the_known_one_before_any_aws_call(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """`LBF_DRYRUN=true` silently ignored would make a real run of what was meant as a dry run."""
+    code = run(cloud, command, environ={**ENV, "LBF_DRYRUN": "true"})
+
+    assert code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("configuration error: LBF_DRYRUN: ")
+    assert line.endswith("did you mean LBF_DRY_RUN?")
+    assert cloud.calls.log == []
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "on"])
+def test_a_boolean_other_than_true_or_false_exits_2_before_any_aws_call(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    code = run(cloud, "reconcile", environ={**ENV, "LBF_DRY_RUN": value})
+
+    assert code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("configuration error: LBF_DRY_RUN: expected true or false, got ")
+    assert cloud.calls.log == []
+
+
 def test_status_probe_adds_a_live_probe_column(
     cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
 ) -> None:

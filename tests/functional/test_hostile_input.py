@@ -625,7 +625,7 @@ def test_an_event_without_a_detail_fails_before_the_handler_and_calls_nothing(
     from chalice.test import Client
 
     with (
-        Client(module.app, stage_name="dev", project_dir=str(ROOT)) as client,
+        Client(module.app, stage_name="dev", project_dir=str(ROOT / "infra" / "stages")) as client,
         pytest.raises(KeyError),
     ):
         client.lambda_.invoke("on_instance_change", {"source": "aws.ec2"})

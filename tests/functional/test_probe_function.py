@@ -66,7 +66,7 @@ def targets() -> Iterator[list[ProbeTarget]]:
 def invoke_handler(payload: object) -> Any:
     import app
 
-    with Client(app.app, stage_name="dev", project_dir=str(ROOT)) as client:
+    with Client(app.app, stage_name="dev", project_dir=str(ROOT / "infra" / "stages")) as client:
         return client.lambda_.invoke("probe_private", payload).payload
 
 
@@ -180,7 +180,8 @@ def test_the_invoke_client_waits_the_probe_timeout_plus_a_second_and_tries_once(
     lambda_env: None,
 ) -> None:
     config = invoke_client(2.5).meta.config
-    assert config.read_timeout == 3.5
+    # Connect and read together: the whole invoke's limit (tests/functional/test_prober_bound.py).
+    assert config.connect_timeout + config.read_timeout == 3.5
     assert config.retries["total_max_attempts"] == 1
 
 

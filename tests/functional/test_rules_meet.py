@@ -25,7 +25,7 @@ from tests.kit.runs import scheduled, scheduled_event, settle
 from tests.kit.settings import environment, settings
 
 ROOT = Path(__file__).resolve().parents[2]
-# The app's dev stage (.chalice/config.json): every run kind shares its cluster and domain.
+# The app's example dev stage (infra/stages/.chalice/config.json): every run kind shares its cluster and domain.
 CLUSTER = "web-dev"
 DOMAIN = "edge-dev.example.com"
 ACTIVE = f"lb.{DOMAIN}"

@@ -26,14 +26,16 @@ from tests.kit.aws_env import use_fake_credentials
 from tests.kit.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
-CHALICE_DIR = ROOT / ".chalice"
+EXAMPLE_DIR = ROOT / "infra" / "stages" / ".chalice"
+# An operator's checkout holds the stages that infra/configure.py wrote (one per cluster, never
+# tracked), and these tests check each of them; a fresh clone has the committed examples, dev and
+# prod.
+CHALICE_DIR = ROOT / ".chalice" if (ROOT / ".chalice" / "config.json").is_file() else EXAMPLE_DIR
 CFN_DIR = ROOT / "infra" / "cloudformation"
 MERGE_TEMPLATE = CFN_DIR / "merge" / "monitoring.yaml"
 DOCUMENT_SOURCE = ROOT / "infra" / "render_document.py"
 DEPLOY_DOC = ROOT / "infra" / "DEPLOY.md"
 CONFIG: dict[str, Any] = json.loads((CHALICE_DIR / "config.json").read_text(encoding="utf-8"))
-# The committed examples are dev and prod; an operator's checkout holds the stages that
-# infra/configure.py wrote (one per cluster), and these tests check each of them.
 STAGES = tuple(sorted(CONFIG["stages"]))
 EXAMPLE_ACCOUNT = "111122223333"  # the committed examples' account
 STANDALONE_TEMPLATES = sorted([*CFN_DIR.glob("*.yaml"), *CFN_DIR.glob("*.json")])
@@ -108,6 +110,29 @@ PARLIAMENT_ALLOWED: dict[tuple[str, frozenset[str]], str] = {
         "ChangeTagsForResource; IAM accepts arn:aws:route53:::healthcheck/* for it (only in "
         "the optional LBF_ROUTE53_HEALTH_CHECKS statement that infra/DEPLOY.md shows)."
     ),
+    **{
+        (
+            "UNKNOWN_CONDITION_FOR_ACTION",
+            frozenset({f"Unknown condition lambda:SourceFunctionArn for action {action}"}),
+        ): (
+            "lambda:SourceFunctionArn is set by Lambda on every request made with a function's "
+            "role from inside the function, whatever the service; AWS documents exactly this "
+            "Deny (the prober's InterfacesAreLambdasNotTheCodes) for the network-interface "
+            "actions of a VPC function's execution role. parliament lists only each service's "
+            "own condition keys."
+        )
+        for action in (
+            "ec2:DeleteNetworkInterface",
+            "ec2:AssignPrivateIpAddresses",
+            "ec2:UnassignPrivateIpAddresses",
+        )
+    },
+}
+# The network-interface actions that Lambda takes with the prober's role and that its code may not.
+LAMBDA_ONLY_ACTIONS = {
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
 }
 
 HEALTH_CHECK_ACTIONS = {
@@ -378,7 +403,10 @@ def test_each_stage_has_its_own_hand_written_policies() -> None:
 @pytest.mark.parametrize("function", [*CONTROLLERS, PROBER])
 def test_policy_is_allow_only_without_wildcard_actions(stage: str, function: str) -> None:
     for statement in statements(load_policy(stage, function)):
-        assert statement["Effect"] == "Allow"
+        # The one Deny: test_the_probers_code_cannot_use_lambdas_interface_actions.
+        assert statement["Effect"] == "Allow" or (
+            function == PROBER and statement["Sid"] == "InterfacesAreLambdasNotTheCodes"
+        )
         assert not {"NotAction", "NotResource", "Principal"} & set(statement)
         for action in as_list(statement["Action"]):
             assert "*" not in action, (statement["Sid"], action)
@@ -397,7 +425,7 @@ def test_star_resource_only_where_iam_has_no_resource_level_permission(
     stage: str, function: str
 ) -> None:
     for statement in statements(load_policy(stage, function)):
-        if "*" in as_list(statement["Resource"]):
+        if "*" in as_list(statement["Resource"]) and statement["Effect"] == "Allow":
             assert set(as_list(statement["Action"])) <= UNSCOPABLE_ACTIONS, statement["Sid"]
 
 
@@ -553,6 +581,32 @@ def test_the_prober_may_only_write_its_logs_and_attach_to_its_subnets(stage: str
 
 
 @pytest.mark.parametrize("stage", STAGES)
+def test_the_probers_code_cannot_use_lambdas_interface_actions(stage: str) -> None:
+    """Lambda deletes the prober's interfaces and moves their addresses with the prober's role,
+    on any interface of the region; the same calls from the prober's code carry its ARN in
+    lambda:SourceFunctionArn, and AWS documents a Deny on that key as the way to keep them
+    Lambda's. The ARN patterns are the stack's name for the prober and chalice deploy's."""
+    region, account = region_and_account(stage)
+    policy = load_policy(stage, PROBER)
+    if function_setting(stage, PROBER, "subnet_ids") is None:
+        assert not policy_actions(policy) & LAMBDA_ONLY_ACTIONS
+        return
+    (deny,) = [s for s in statements(policy) if s["Effect"] == "Deny"]
+    assert set(as_list(deny["Action"])) == LAMBDA_ONLY_ACTIONS
+    assert as_list(deny["Resource"]) == ["*"]
+    function = f"arn:aws:lambda:{region}:{account}:function:{CONFIG['app_name']}-{stage}"
+    assert deny["Condition"] == {
+        "ArnEquals": {
+            "lambda:SourceFunctionArn": [f"{function}-ProbePrivate-*", f"{function}-{PROBER}"]
+        }
+    }
+    allowed = {
+        a for s in statements(policy) if s["Effect"] == "Allow" for a in as_list(s["Action"])
+    }
+    assert allowed >= LAMBDA_ONLY_ACTIONS  # Lambda itself still may
+
+
+@pytest.mark.parametrize("stage", STAGES)
 @pytest.mark.parametrize("function", CONTROLLERS)
 def test_the_controllers_run_outside_any_vpc(stage: str, function: str) -> None:
     assert function_setting(stage, function, "subnet_ids") is None
@@ -664,13 +718,16 @@ def test_lambda_timeout_covers_the_probe_rounds_with_slack(stage: str) -> None:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_the_prober_outlives_the_controllers_wait_for_it_but_not_a_round(stage: str) -> None:
+def test_the_prober_outlives_the_controllers_wait_for_it(stage: str) -> None:
+    from chalicelib.core.timing import PROBER_INVOKE_SECONDS
+
     env = stage_env(stage)
     probe_timeout = float(env.get("LBF_PROBE_TIMEOUT", "2"))
-    interval = float(env.get("LBF_PROBE_INTERVAL", "10"))
-    # The controller gives up after TIMEOUT + 1 s; a prober still running then is cut off by
-    # its own timeout before the next round's invocation piles onto it.
-    assert probe_timeout + 1 < function_setting(stage, PROBER, "lambda_timeout") <= interval
+    # The controller waits LBF_PROBE_TIMEOUT + PROBER_INVOKE_SECONDS for the answer; a prober cut
+    # off sooner by its own limit turns every round with a hung target into a prober fault.
+    assert probe_timeout + PROBER_INVOKE_SECONDS <= function_setting(
+        stage, PROBER, "lambda_timeout"
+    )
 
 
 def bench_data(name: str) -> dict[str, Any]:
@@ -805,6 +862,36 @@ def packaged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     )
     copy_chalice_settings(project)
     return Packaged(stage, chalice_package(project, stage, project / "out"))
+
+
+# IAM resources whose names are account-wide when given: given one, the same stage or cluster
+# in a second region would collide with the first.
+NAMED_IAM = {
+    "AWS::IAM::Role": "RoleName",
+    "AWS::IAM::InstanceProfile": "InstanceProfileName",
+    "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
+}
+
+
+def test_the_stage_stack_leaves_its_iam_names_to_cloudformation(packaged: Packaged) -> None:
+    """CloudFormation names them after the stack and a random suffix: unique per region."""
+    resources = load_yaml_template(packaged.template)["Resources"]
+    roles = [r for r in resources.values() if r["Type"] in NAMED_IAM]
+    assert roles
+    for resource in roles:
+        assert NAMED_IAM[resource["Type"]] not in resource["Properties"]
+
+
+def test_the_cluster_stack_names_only_its_instance_profile() -> None:
+    """The profile's name goes on the LBs' launch command, so it is fixed (with the region:
+    test_a_new_cluster_name_serves_two_regions); everything else is CloudFormation's to name."""
+    resources = load_yaml_template(CFN_DIR / "cluster.yaml")["Resources"]
+    named = {
+        logical_id
+        for logical_id, r in resources.items()
+        if NAMED_IAM.get(r["Type"]) in r.get("Properties", {})
+    }
+    assert named == {"LoadBalancerInstanceProfile"}
 
 
 def test_chalice_package_passes_cfn_lint(packaged: Packaged) -> None:
@@ -1010,3 +1097,94 @@ def test_cluster_and_document_stacks_create_their_resources_in_moto(
             for name in ("LbFailover-UpdateBackends", "LbFailover-UpdateConfig"):
                 described = ssm.describe_document(Name=name)["Document"]
                 assert described["DocumentType"] == "Command"
+
+
+def test_the_cluster_stack_names_its_instance_profile_as_core_names_does() -> None:
+    from chalicelib.core.names import instance_profile_name
+
+    profile = load_yaml_template(CFN_DIR / "cluster.yaml")["Resources"][
+        "LoadBalancerInstanceProfile"
+    ]["Properties"]["InstanceProfileName"]
+    condition, regional, legacy = profile["Fn::If"]
+    assert condition == "RegionInIamNames"
+    sub = {"${Cluster}": "web", "${AWS::Region}": "eu-west-1"}
+    for template, region in ((regional, "eu-west-1"), (legacy, None)):
+        name = template["Fn::Sub"]
+        for key, value in sub.items():
+            name = name.replace(key, value)
+        assert name == instance_profile_name("web", region)
+
+
+def cluster_stack(cloudformation: Any, template: str, cluster: str, *scope: str) -> None:
+    parameters = [{"ParameterKey": "Cluster", "ParameterValue": cluster}]
+    parameters += [{"ParameterKey": "IamNames", "ParameterValue": s} for s in scope]
+    cloudformation.create_stack(
+        StackName=f"lbf-{cluster}",
+        TemplateBody=template,
+        Parameters=parameters,
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+    )
+
+
+def test_a_new_cluster_name_serves_two_regions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """IAM names are account-wide: with IamNames=region the same cluster name gets one instance
+    profile per region; without, the second region's stack would collide with the first's."""
+    boto3 = pytest.importorskip("boto3")
+    moto = pytest.importorskip("moto")
+    use_fake_credentials(monkeypatch)
+    template = (CFN_DIR / "cluster.yaml").read_text(encoding="utf-8")
+    with moto.mock_aws():
+        for region in ("eu-west-1", "us-east-1"):
+            cloudformation = boto3.client("cloudformation", region_name=region)
+            cluster_stack(cloudformation, template, "web", "region")
+            (stack,) = cloudformation.describe_stacks(StackName="lbf-web")["Stacks"]
+            assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+        iam = boto3.client("iam", region_name="eu-west-1")
+        names = {p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]}
+        assert names == {"lb-failover-web-eu-west-1-lb", "lb-failover-web-us-east-1-lb"}
+
+
+def test_an_existing_cluster_stack_keeps_its_instance_profile_on_upgrade(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The upgrade path: a stack made by the template before IamNames, updated with this one
+    as `aws cloudformation deploy` does (the new parameter at its default), keeps the profile
+    its running LBs were launched with. moto keeps a resource whose name an update changes, where
+    CloudFormation replaces it: so the name the update asks for is resolved from the template
+    first, and moto shows the update itself goes through."""
+    template = load_yaml_template(CFN_DIR / "cluster.yaml")
+    default = template["Parameters"]["IamNames"]["Default"]
+    ((ref, value),) = [template["Conditions"]["RegionInIamNames"]["Fn::Equals"]]
+    assert ref == {"Ref": "IamNames"}
+    properties = template["Resources"]["LoadBalancerInstanceProfile"]["Properties"]
+    _, regional, legacy = properties["InstanceProfileName"]["Fn::If"]
+    asked = regional if default == value else legacy
+    assert asked == {"Fn::Sub": "lb-failover-${Cluster}-lb"}
+
+    boto3 = pytest.importorskip("boto3")
+    moto = pytest.importorskip("moto")
+    use_fake_credentials(monkeypatch)
+    before = json.loads(json.dumps(load_yaml_template(CFN_DIR / "cluster.yaml")))
+    del before["Parameters"]["IamNames"]
+    del before["Conditions"]["RegionInIamNames"]
+    before["Parameters"]["Cluster"]["AllowedPattern"] = "[A-Za-z0-9._-]{1,128}"
+    profile = before["Resources"]["LoadBalancerInstanceProfile"]["Properties"]
+    profile["InstanceProfileName"] = {"Fn::Sub": "lb-failover-${Cluster}-lb"}
+    with moto.mock_aws():
+        cloudformation = boto3.client("cloudformation", region_name="eu-west-1")
+        cluster_stack(cloudformation, json.dumps(before), "web")
+        iam = boto3.client("iam", region_name="eu-west-1")
+        held = iam.get_instance_profile(InstanceProfileName="lb-failover-web-lb")["InstanceProfile"]
+
+        cloudformation.update_stack(
+            StackName="lbf-web",
+            TemplateBody=(CFN_DIR / "cluster.yaml").read_text(encoding="utf-8"),
+            Parameters=[{"ParameterKey": "Cluster", "UsePreviousValue": True}],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+        )
+        (stack,) = cloudformation.describe_stacks(StackName="lbf-web")["Stacks"]
+        assert stack["StackStatus"] == "UPDATE_COMPLETE", stack.get("StackStatusReason")
+        profiles = iam.list_instance_profiles()["InstanceProfiles"]
+        assert [p["InstanceProfileName"] for p in profiles] == ["lb-failover-web-lb"]
+        assert profiles[0]["InstanceProfileId"] == held["InstanceProfileId"]
+        assert len(profiles[0]["Roles"]) == 1

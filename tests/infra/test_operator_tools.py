@@ -25,6 +25,7 @@ from standin.aws import LocalAws, local_aws
 from tests.kit.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "infra" / "stages" / ".chalice"
 DOMAIN = "edge.tools.example.com"
 LAYER = "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-{py}-arm64:27"
 
@@ -46,9 +47,10 @@ def aws() -> Any:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of the checkout's settings, so the tools write there and not in the work tree."""
+    """A checkout whose stage files are the committed examples, so the tools write there and not
+    in the work tree."""
     (tmp_path / ".chalice").mkdir()
-    for path in (ROOT / ".chalice").glob("*.json"):
+    for path in EXAMPLES.glob("*.json"):
         shutil.copy(path, tmp_path / ".chalice" / path.name)
     shutil.copy(ROOT / "requirements-dev.txt", tmp_path / "requirements-dev.txt")
     return tmp_path
@@ -90,9 +92,9 @@ def stage(project: Path, name: str = "prod") -> dict[str, Any]:
 
 
 def test_the_committed_example_files_are_what_configure_writes() -> None:
-    """The examples in .chalice/ are configure's output for the example inputs, byte for byte,
-    so the tool and the files the suite checks (test_deploy_stack.py) cannot drift apart."""
-    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    """The examples in infra/stages/.chalice are configure's output for the example inputs, byte
+    for byte, so the tool and the files the suite checks (test_deploy_stack.py) cannot drift."""
+    config = json.loads((EXAMPLES / "config.json").read_text())
     written: dict[str, str] = {}
     for name, cluster, domain in (
         ("dev", "web-dev", "edge-dev.example.com"),
@@ -116,7 +118,7 @@ def test_the_committed_example_files_are_what_configure_writes() -> None:
         config = json.loads(files["config.json"])
         written |= files
     for name, text in written.items():
-        assert (ROOT / ".chalice" / name).read_text() == text, name
+        assert (EXAMPLES / name).read_text() == text, name
 
 
 def test_configure_writes_a_stage_the_controller_accepts(aws: LocalAws, project: Path) -> None:
@@ -187,6 +189,7 @@ class NoAws:
         ({"--domain": "not a domain"}, "--domain"),
         ({"--region": "Europe"}, "--region"),
         ({"--cluster": "web cluster"}, "--cluster"),
+        ({"--stage": "my_stage"}, "--stage"),  # the stack lb-failover-my_stage cannot exist
         ({"--subnets": "subnet-0123456789abcdef0"}, "--subnets"),
         ({"--security-group": "default"}, "--security-group"),
         ({"--zone-id": "zone one"}, "--zone-id"),
@@ -587,7 +590,7 @@ def test_the_old_network_goes_only_once_no_function_runs_in_it(
 def test_a_new_stage_gets_the_measured_memory_sizes() -> None:
     """Without an earlier stage to keep sizes from, configure writes the committed ones, which
     test_deploy_stack.py holds to bench/sizing.py's reading of the measurements."""
-    committed = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]
+    committed = json.loads((EXAMPLES / "config.json").read_text())["stages"]
     for name in ("dev", "prod"):
         inputs = configure.check(
             configure.Inputs(
@@ -607,3 +610,362 @@ def test_a_new_stage_gets_the_measured_memory_sizes() -> None:
                 fresh["lambda_functions"][function]["lambda_memory_size"]
                 == settings["lambda_memory_size"]
             ), (name, function)
+
+
+# --- what configure derives and refuses -----------------------------------------------------
+
+
+def test_the_probers_timeout_follows_the_probe_settings(aws: LocalAws, project: Path) -> None:
+    """A valid schedule with a 12 s probe: the controller waits 13 s for the prober, so a prober
+    cut off at a fixed 10 s would turn every round with a hung private target into a fault."""
+    args = configure_args(
+        project,
+        *("--set", "LBF_PROBE_TIMEOUT=12"),
+        *("--set", "LBF_PROBE_INTERVAL=15"),
+        *("--set", "LBF_PROBE_ROUNDS=4"),
+    )
+    assert configure.main(args, session()) == 0
+    prober = stage(project)["lambda_functions"]["probe_private"]
+    assert prober["lambda_timeout"] >= 12 + 1
+    # Back to the defaults: the limit follows them down again, nothing is kept from before.
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    for name in ("LBF_PROBE_TIMEOUT", "LBF_PROBE_INTERVAL", "LBF_PROBE_ROUNDS"):
+        del config["stages"]["prod"]["environment_variables"][name]
+    (project / ".chalice" / "config.json").write_text(json.dumps(config))
+    assert configure.main(configure_args(project), session()) == 0
+    assert stage(project)["lambda_functions"]["probe_private"]["lambda_timeout"] == 10
+
+
+@pytest.mark.parametrize(
+    ("sets", "named"),
+    [
+        # The default interval is 10 s: a 12 s timeout makes every run exit 2.
+        (["LBF_PROBE_TIMEOUT=12"], "LBF_PROBE_TIMEOUT"),
+        (["LBF_PROBE_ROUNDS=7"], "LBF_PROBE_ROUNDS"),
+        (["LBF_TTL=soon"], "LBF_TTL"),
+        (["LBF_MODE=eip"], "LBF_EIP_ALLOCATION_ID"),
+    ],
+)
+def test_a_stage_the_controller_would_refuse_is_never_written(
+    project: Path, sets: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = configure_args(project)
+    for item in sets:
+        args += ["--set", item]
+    before = (project / ".chalice" / "config.json").read_text()
+    assert configure.main(args, NoAws()) == 2
+    err = capsys.readouterr().err
+    assert "--set" in err
+    assert named in err
+    assert (project / ".chalice" / "config.json").read_text() == before
+
+
+def test_a_bad_value_kept_from_the_stage_is_named_as_the_stages(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    config["stages"]["prod"]["environment_variables"]["LBF_RISE"] = "0"
+    (project / ".chalice" / "config.json").write_text(json.dumps(config))
+    assert configure.main(configure_args(project), NoAws()) == 2
+    err = capsys.readouterr().err
+    assert "stage prod of .chalice/config.json" in err
+    assert "LBF_RISE" in err
+
+
+def test_a_private_lb_address_given_by_set_puts_the_prober_in_the_vpc(
+    aws: LocalAws, project: Path
+) -> None:
+    """The address has one source: --set LBF_LB_ADDRESS=private counts as --lb-address private,
+    so the controllers never hand private LBs to a prober left outside the VPC."""
+    args = [a for a in configure_args(project) if a != "--subnets" and "subnet-" not in a]
+    args = [a for a in args if a != "--security-group" and not a.startswith("sg-")]
+    public_pool = [*args, "--pool-address", "public", "--set", "LBF_LB_ADDRESS=private"]
+    assert configure.main(public_pool, NoAws()) == 2  # the VPC's subnets are needed
+    assert configure.main([*configure_args(project), *public_pool[len(args) :]], session()) == 0
+    written = stage(project)
+    assert written["environment_variables"]["LBF_LB_ADDRESS"] == "private"
+    assert written["environment_variables"]["LBF_POOL_ADDRESS"] == "public"
+    assert written["lambda_functions"]["probe_private"]["subnet_ids"]
+
+    from chalicelib.config import Settings
+    from chalicelib.core.model import AddressKind
+
+    settings = Settings.from_env(written["environment_variables"])
+    assert settings.lb_address is AddressKind.PRIVATE
+
+
+@pytest.mark.parametrize(
+    ("option", "variable"),
+    [("--lb-address", "LBF_LB_ADDRESS"), ("--pool-address", "LBF_POOL_ADDRESS")],
+)
+def test_an_address_given_twice_two_ways_is_refused_naming_both(
+    project: Path, option: str, variable: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = configure_args(project, option, "public", "--set", f"{variable}=private")
+    assert configure.main(args, NoAws()) == 2
+    err = capsys.readouterr().err
+    assert option in err
+    assert f"--set {variable}" in err
+    # The same answer twice is no contradiction.
+    same = configure_args(project, option, "private", "--set", f"{variable}=PRIVATE")
+    assert configure.check(configure.parse(same)[0]).variables.get(variable) is None
+
+
+def test_missing_credentials_are_one_line_not_a_traceback(
+    project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import subprocess
+
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    for script, args in (
+        ("configure", configure_args(project)),
+        ("teardown", ["--stage", "prod", "--region", "eu-west-1", "--yes"]),
+    ):
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "infra" / f"{script}.py"),
+                *args,
+                "--project",
+                str(project),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith(f"{script}: no AWS credentials found"), line
+
+
+# --- ownership, and the way back -----------------------------------------------------------
+
+
+def owned_domain(aws: LocalAws, domain: str, txt: list[str]) -> None:
+    """The controller's records under `domain`: lb and lb1, and the `_lbf` TXT with `txt`."""
+    changes = [
+        {
+            "Action": "CREATE",
+            "ResourceRecordSet": {
+                "Name": name,
+                "Type": kind,
+                "TTL": 60,
+                "ResourceRecords": [{"Value": v} for v in values],
+            },
+        }
+        for name, kind, values in (
+            (f"lb.{domain}", "A", ["192.0.2.10"]),
+            (f"lb1.{domain}", "A", ["192.0.2.10"]),
+            (f"_lbf.{domain}", "TXT", txt),
+        )
+    ]
+    aws.client("route53").change_resource_record_sets(
+        HostedZoneId=aws.zone_id, ChangeBatch={"Changes": changes}
+    )
+
+
+def names_under(aws: LocalAws, domain: str) -> set[str]:
+    return {
+        r["Name"].rstrip(".")
+        for r in aws.client("route53").list_resource_record_sets(HostedZoneId=aws.zone_id)[
+            "ResourceRecordSets"
+        ]
+        if r["Name"].rstrip(".").endswith(domain)
+    }
+
+
+def teardown_args(stage: str, cluster: str, domain: str, aws: LocalAws, project: Path) -> list[str]:
+    return [
+        *("--stage", stage, "--region", "us-east-1", "--cluster", cluster),
+        *("--domain", domain, "--zone-id", aws.zone_id, "--yes", "--project", str(project)),
+    ]
+
+
+def test_teardown_refuses_a_domain_another_cluster_owns(
+    aws: LocalAws, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    domain = "taken.edge.tools.example.com"
+    owned_domain(aws, domain, ['"cluster=shop"', '"lb"', '"lb1"'])
+    aws.client("cloudformation").create_stack(
+        StackName="lb-failover-mistake", TemplateBody=json.dumps(STAND_IN_STAGE)
+    )
+    calls = session()
+    recorder = Recorder(calls)
+    args = teardown_args("mistake", "web", domain, aws, project)
+    assert teardown.main(args, calls, sleep=lambda _s: None, say=lambda _m: None) == 2
+    err = capsys.readouterr().err
+    assert "'shop'" in err
+    assert "nothing changed" in err
+    # Nothing stopped, nothing deleted: the refusal comes before the schedule is touched.
+    assert "events.DisableRule" not in recorder.calls
+    assert "cloudformation.DeleteStack" not in recorder.calls
+    assert names_under(aws, domain) == {f"lb.{domain}", f"lb1.{domain}", f"_lbf.{domain}"}
+    stacks = {s["StackName"] for s in aws.client("cloudformation").describe_stacks()["Stacks"]}
+    assert "lb-failover-mistake" in stacks
+
+
+@pytest.mark.parametrize(
+    "txt",
+    [['"cluster=mine"', '"lb"', '"lb1"'], ['"lb"', '"lb1"']],
+    ids=["owned-by-this-cluster", "written-before-the-owner-string"],
+)
+def test_teardown_removes_what_its_cluster_owns(
+    aws: LocalAws, project: Path, txt: list[str]
+) -> None:
+    domain = f"mine{len(txt)}.edge.tools.example.com"
+    owned_domain(aws, domain, txt)
+    args = teardown_args("mine", "mine", domain, aws, project)
+    assert teardown.main(args, session(), sleep=lambda _s: None, say=lambda _m: None) == 0
+    assert names_under(aws, domain) == set()
+
+
+def create_network(aws: LocalAws, name: str, cidr: str) -> dict[str, str]:
+    """network.yaml as a stack in a VPC of its own; its outputs."""
+    vpc = aws.client("ec2").create_vpc(CidrBlock=f"{cidr}.0.0/16")["Vpc"]["VpcId"]
+    cloudformation = aws.client("cloudformation")
+    cloudformation.create_stack(
+        StackName=name,
+        TemplateBody=(ROOT / "infra" / "cloudformation" / "network.yaml").read_text(),
+        Parameters=[
+            {"ParameterKey": "VpcId", "ParameterValue": vpc},
+            {"ParameterKey": "VpcCidr", "ParameterValue": f"{cidr}.0.0/16"},
+            {"ParameterKey": "PrivateSubnetCidrA", "ParameterValue": f"{cidr}.1.0/24"},
+            {"ParameterKey": "PrivateSubnetCidrB", "ParameterValue": f"{cidr}.2.0/24"},
+        ],
+    )
+    (found,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
+    return {o["OutputKey"]: o["OutputValue"] for o in found["Outputs"]}
+
+
+def test_rolling_back_the_stage_file_and_to_the_nat_design(
+    aws: LocalAws, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The way back, with the tools' own commands against moto's server: the stage written
+    before comes back with `configure.py --rollback`, and the prober network goes only once no
+    instance uses its security groups (named, instead of a stack stuck in DELETE_FAILED)."""
+    chalice = project / ".chalice"
+    probers = create_network(aws, "lbf-probers", "10.50")
+    first = configure_args(project, "--set", "LBF_TTL=45")
+    first[first.index("--subnets") + 1] = probers["ProberSubnetIds"]
+    first[first.index("--security-group") + 1] = probers["ProberSecurityGroupId"]
+    assert configure.main(first, session()) == 0
+    written = {p.name: p.read_text() for p in chalice.glob("*.json")}
+    assert configure.main([*first, "--set", "LBF_TTL=30", "--set", "LBF_RISE=3"], session()) == 0
+    assert stage(project)["environment_variables"]["LBF_TTL"] == "30"
+
+    assert configure.main(["--rollback", "--project", str(project)], session()) == 0
+    assert {p.name: p.read_text() for p in chalice.glob("*.json")} == written
+    assert "LBF_RISE" not in stage(project)["environment_variables"]
+    # A second rollback is the way forward again.
+    assert configure.main(["--rollback", "--project", str(project)], session()) == 0
+    assert stage(project)["environment_variables"]["LBF_RISE"] == "3"
+
+    # Back to the NAT design: the LBs were moved into lbf-probers' groups on the way up, and one
+    # still is; its stack cannot go yet, and the message says which instance holds which group.
+    ec2 = aws.client("ec2")
+    lb = ec2.run_instances(
+        ImageId="ami-12c6146b",
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=probers["ProberSubnetIds"].split(",")[0],
+        SecurityGroupIds=[probers["LoadBalancerSecurityGroupId"]],
+    )["Instances"][0]["InstanceId"]
+    args = ["--network-only", "lbf-probers", "--region", "us-east-1", "--yes"]
+    capsys.readouterr()
+    assert teardown.main(args, session(), sleep=lambda _s: None, say=lambda _m: None) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert lb in err
+    assert probers["LoadBalancerSecurityGroupId"] in err
+    stacks = {s["StackName"] for s in aws.client("cloudformation").describe_stacks()["Stacks"]}
+    assert "lbf-probers" in stacks
+
+    subnet = probers["ProberSubnetIds"].split(",")[0]
+    vpc = ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["VpcId"]
+    old = ec2.create_security_group(
+        GroupName="lbf-network-lb", Description="the NAT design's", VpcId=vpc
+    )
+    ec2.modify_instance_attribute(InstanceId=lb, Groups=[old["GroupId"]])
+    assert teardown.main(args, session(), sleep=lambda _s: None, say=lambda _m: None) == 0
+    stacks = {s["StackName"] for s in aws.client("cloudformation").describe_stacks()["Stacks"]}
+    assert "lbf-probers" not in stacks
+
+
+def test_rollback_with_nothing_to_restore_says_so(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert configure.main(["--rollback", "--project", str(project)], NoAws()) == 2
+    assert "nothing to restore" in capsys.readouterr().err
+
+
+def test_a_misspelt_variable_is_refused_naming_the_known_one(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The controller refuses an LBF_ name outside its table; configure asks it, so the stage
+    with the typo is never written."""
+    before = (project / ".chalice" / "config.json").read_text()
+    assert configure.main(configure_args(project, "--set", "LBF_DRYRUN=true"), NoAws()) == 2
+    err = capsys.readouterr().err
+    assert "LBF_DRYRUN" in err
+    assert "LBF_DRY_RUN" in err
+    assert (project / ".chalice" / "config.json").read_text() == before
+
+
+# --- the cluster-name rule -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cluster", ["web.eu", "web_eu", "a" * 33])
+def test_a_new_cluster_whose_name_breaks_an_aws_name_is_refused(
+    aws: LocalAws, project: Path, cluster: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No stage of config.json runs it and no stack lbf-<cluster> exists: a new cluster. A "."
+    or "_" cannot be in a stack name, so no AWS call is needed to know it is new."""
+    args = configure_args(project)
+    args[args.index("--cluster") + 1] = cluster
+    asked = NoAws() if not cluster.startswith("a") else session()
+    assert configure.main(args, asked) == 2
+    err = capsys.readouterr().err
+    assert "--cluster" in err
+    assert "1-32 of A-Z a-z 0-9 -" in err
+
+
+def test_an_existing_cluster_keeps_its_name_with_a_warning(
+    aws: LocalAws, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A dotted cluster that a stage already runs: written again, with a warning; no notice
+    topic can be named after it, so the stage names none (the controller would refuse the ARN)."""
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    env = config["stages"]["prod"]["environment_variables"]
+    env["LBF_CLUSTER"] = "web.eu"
+    del env["LBF_SNS_TOPIC_ARN"]
+    (project / ".chalice" / "config.json").write_text(json.dumps(config))
+    args = configure_args(project)
+    args[args.index("--cluster") + 1] = "web.eu"
+    assert configure.main(args, session()) == 0
+    assert "warning: cluster 'web.eu' is an existing cluster's name" in capsys.readouterr().err
+    written = stage(project)["environment_variables"]
+    assert written["LBF_CLUSTER"] == "web.eu"
+    assert "LBF_SNS_TOPIC_ARN" not in written
+    assert "sns:Publish" not in (project / ".chalice" / "policy-prod.json").read_text()
+
+
+def test_a_long_name_is_existing_when_its_cluster_stack_exists(
+    aws: LocalAws, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cluster = "c" * 40  # a name an earlier release's cluster stack took
+    aws.client("cloudformation").create_stack(
+        StackName=f"lbf-{cluster}", TemplateBody=json.dumps(STAND_IN_STAGE)
+    )
+    args = configure_args(project)
+    args[args.index("--cluster") + 1] = cluster
+    assert configure.main(args, session()) == 0
+    assert "existing cluster's name" in capsys.readouterr().err
+    assert stage(project)["environment_variables"]["LBF_CLUSTER"] == cluster

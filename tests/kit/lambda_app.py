@@ -22,11 +22,11 @@ from tests.kit.cloud import FakeCloud, small_cluster
 from tests.kit.slow_aws import ClockTime
 
 ROOT = Path(__file__).resolve().parents[2]
-# The repository's dev stage (.chalice/config.json): its cluster, and its 90 s lambda_timeout.
+# The committed example dev stage (infra/stages/.chalice/config.json): its cluster, and its 90 s lambda_timeout.
 STAGE = "dev"
 CLUSTER = "web-dev"
 STAGE_TIMEOUT_MS = 90_000
-# The dev stage's variables (.chalice/config.json), for runs that are not through the app and
+# The dev stage's variables (infra/stages/.chalice/config.json), for runs that are not through the app and
 # must see what its handlers see.
 DEV_STAGE_ENV = {
     "LBF_CLUSTER": CLUSTER,
@@ -71,7 +71,7 @@ class LambdaApp:
             self.timeout_ms = timeout_ms
         self._monkeypatch.setattr(chalice.test, "LambdaContext", self._context)
         with chalice.test.Client(
-            self.module.app, stage_name=STAGE, project_dir=str(ROOT)
+            self.module.app, stage_name=STAGE, project_dir=str(ROOT / "infra" / "stages")
         ) as client:
             if function == "reconcile":
                 event = client.events.generate_cw_event(

@@ -34,7 +34,7 @@ its own account of rise/fall damping from the probe results the job actually got
   active name, a name outside the zone) and loses answers (applied, then the retry is refused).
 
 CI runs a fixed, bounded set of examples (derandomized, no example database). `make soak` sets
-LBF_SOAK=1 for many more, longer ones.
+LBTEST_SOAK=1 for many more, longer ones.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ from tests.kit.cloud import FAKE_CLOUD_ENV, FakeCloud, Killed, kill_at_write
 from tests.kit.settings import settings as config_from  # hypothesis has its own `settings`
 from tests.kit.slow_aws import SlowAws
 
-SOAK = os.environ.get("LBF_SOAK", "") not in ("", "0")
+SOAK = os.environ.get("LBTEST_SOAK", "") not in ("", "0")
 MAX_EXAMPLES = 5000 if SOAK else 400
 STEPS = 200 if SOAK else 60
 

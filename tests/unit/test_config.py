@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from chalicelib.config import ConfigError, Settings
+from chalicelib.config import KNOWN_VARIABLES, ConfigError, Settings
 from chalicelib.core.dns import RecordRules
 from chalicelib.core.endpoints import CheckTemplate, ProbeRules
 from chalicelib.core.health import Thresholds
@@ -126,8 +126,109 @@ def test_an_optional_variable_set_to_empty_takes_its_default(variable: str, empt
     assert settings({variable: empty}) == DEFAULTS
 
 
-def test_unrelated_variables_are_ignored() -> None:
-    assert Settings.from_env({**REQUIRED, "PATH": "/bin", "LBF_UNKNOWN": "$(id)"}) == DEFAULTS
+def test_variables_without_the_prefix_are_ignored() -> None:
+    environ = {**REQUIRED, "PATH": "/bin", "LBTEST_UNKNOWN": "$(id)", "XLBF_DRYRUN": "true"}
+    assert Settings.from_env(environ) == DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ("name", "suggested"),
+    [
+        ("LBF_DRYRUN", "LBF_DRY_RUN"),
+        ("LBF_DRY_RUNS", "LBF_DRY_RUN"),
+        ("LBF_PROBE_TIMOUT", "LBF_PROBE_TIMEOUT"),
+        ("LBF_CLUSTR", "LBF_CLUSTER"),
+        ("lbf_dry_run", "LBF_DRY_RUN"),
+        ("Lbf_Max_Pool_Drop", "LBF_MAX_POOL_DROP"),
+    ],
+)
+def test_an_unknown_lbf_name_is_refused_naming_the_closest_known_one(
+    name: str, suggested: str
+) -> None:
+    error = raised({**REQUIRED, name: "true"})
+    assert_names(error, name)
+    assert str(error).endswith(f"did you mean {suggested}?")
+
+
+def test_an_unknown_name_far_from_every_known_one_is_refused_without_a_guess() -> None:
+    error = raised({**REQUIRED, "LBF_SOAK": "1"})
+    assert_names(error, "LBF_SOAK")
+    assert "not a known setting" in str(error)
+    assert "did you mean" not in str(error)
+
+
+def test_an_unknown_name_is_reported_before_a_missing_required_variable() -> None:
+    # The typo is the cause: "LBF_CLUSTER required" alone would hide it.
+    error = raised({"LBF_CLUSTR": "prod", "LBF_DOMAIN": "example.com"})
+    assert_names(error, "LBF_CLUSTR")
+    assert "did you mean LBF_CLUSTER?" in str(error)
+
+
+def test_an_unknown_name_with_control_characters_is_shown_escaped() -> None:
+    error = raised({**REQUIRED, "LBF_X\nY\x1b": "1"})
+    assert "\n" not in str(error)
+    assert "\x1b" not in str(error)
+    assert "LBF_X\\nY" in str(error)
+
+
+def test_the_known_names_are_the_spec_table() -> None:
+    # The SPEC's "Configuration" table, row by row: a new row is a new name here and in config.
+    assert {
+        *REQUIRED,
+        *OPTIONAL_VARIABLES,
+        "LBF_POOL_INTERVAL",
+        "LBF_DNS_FAILOVER",
+        "LBF_ROUTE53_INTERVAL",
+    } == KNOWN_VARIABLES
+
+
+@pytest.mark.parametrize("value", ["true", "TRUE", "True", " false ", "FALSE"])
+def test_a_boolean_is_true_or_false_in_any_case(value: str) -> None:
+    assert settings(dry_run=value).dry_run is (value.strip().lower() == "true")
+
+
+@pytest.mark.parametrize("variable", ["LBF_DRY_RUN", "LBF_ROUTE53_HEALTH_CHECKS"])
+@pytest.mark.parametrize("value", ["yes", "no", "1", "0", "on", "off", "y", "t", "f"])
+def test_a_boolean_is_nothing_but_true_or_false(variable: str, value: str) -> None:
+    error = raised({**REQUIRED, variable: value})
+    assert_names(error, variable)
+    assert "expected true or false, got" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("LBF_POOL_INTERVAL", "10"),
+        ("LBF_POOL_INTERVAL", "2.5"),
+        ("LBF_DNS_FAILOVER", "controller"),
+        ("LBF_DNS_FAILOVER", "Controller"),
+        ("LBF_ROUTE53_INTERVAL", "10"),
+        ("LBF_ROUTE53_INTERVAL", "30"),
+    ],
+)
+def test_the_names_for_a_later_release_are_known_and_accepted(variable: str, value: str) -> None:
+    assert settings({variable: value}) == DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "phrase"),
+    [
+        ("LBF_POOL_INTERVAL", "0", "above 0"),
+        ("LBF_POOL_INTERVAL", "-5", "above 0"),
+        ("LBF_POOL_INTERVAL", "ten", "above 0"),
+        ("LBF_DNS_FAILOVER", "route53", "not supported yet"),
+        ("LBF_DNS_FAILOVER", "ROUTE53", "not supported yet"),
+        ("LBF_DNS_FAILOVER", "dns", "expected controller"),
+        ("LBF_ROUTE53_INTERVAL", "20", "expected 10 or 30"),
+        ("LBF_ROUTE53_INTERVAL", "fast", "expected 10 or 30"),
+    ],
+)
+def test_the_names_for_a_later_release_are_validated(
+    variable: str, value: str, phrase: str
+) -> None:
+    error = raised({**REQUIRED, variable: value})
+    assert_names(error, variable)
+    assert phrase in str(error)
 
 
 # --- accepted forms -------------------------------------------------------------------------------
@@ -202,13 +303,10 @@ def test_unrelated_variables_are_ignored() -> None:
         ),
         ("LBF_DRY_RUN", "true", "dry_run", True),
         ("LBF_DRY_RUN", "TRUE", "dry_run", True),
-        ("LBF_DRY_RUN", "1", "dry_run", True),
-        ("LBF_DRY_RUN", "Yes", "dry_run", True),
         ("LBF_DRY_RUN", "false", "dry_run", False),
-        ("LBF_DRY_RUN", "0", "dry_run", False),
-        ("LBF_DRY_RUN", "no", "dry_run", False),
+        ("LBF_DRY_RUN", "False", "dry_run", False),
         ("LBF_ROUTE53_HEALTH_CHECKS", "true", "route53_health_checks", True),
-        ("LBF_ROUTE53_HEALTH_CHECKS", "No", "route53_health_checks", False),
+        ("LBF_ROUTE53_HEALTH_CHECKS", "FALSE", "route53_health_checks", False),
         (
             "LBF_PROBER_FUNCTION",
             "lb-failover-prod-ProbePrivate-AbC123",
@@ -438,6 +536,8 @@ BAD_VALUES = [
     # booleans
     ("LBF_DRY_RUN", "maybe"),
     ("LBF_DRY_RUN", "on"),
+    ("LBF_DRY_RUN", "yes"),
+    ("LBF_DRY_RUN", "1"),
     ("LBF_DRY_RUN", "2"),
     ("LBF_DRY_RUN", "t"),
     ("LBF_ROUTE53_HEALTH_CHECKS", "enabled"),
