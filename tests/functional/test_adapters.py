@@ -30,7 +30,7 @@ from chalicelib.adapters.route53 import Route53Records
 from chalicelib.adapters.ssm import SsmParameters, SsmPushes
 from chalicelib.core import dns
 from chalicelib.core.model import Push, Record
-from chalicelib.errors import AwsError, StaleView
+from chalicelib.errors import AwsError, ChangeRejected
 from tests.kit.aws_env import use_fake_credentials
 from tests.kit.settings import settings
 
@@ -322,7 +322,7 @@ def test_a_rejected_compare_and_swap_is_a_stale_view() -> None:
         http_status_code=400,
     )
 
-    with stubber, pytest.raises(StaleView) as caught:
+    with stubber, pytest.raises(ChangeRejected) as caught:
         Route53Records(client, ZONE).change(
             dns.active_change(current, ["198.51.100.2"], 60, current.name), "swap"
         )
@@ -346,7 +346,7 @@ def test_other_route53_errors_are_not_a_stale_view(code: str) -> None:
             dns.active_change(current, ["198.51.100.2"], 60, current.name), "swap"
         )
 
-    assert not isinstance(caught.value, StaleView)
+    assert not isinstance(caught.value, ChangeRejected)
     assert (caught.value.service, caught.value.code) == ("route53", code)
 
 
@@ -810,7 +810,7 @@ def test_a_client_error_becomes_an_aws_error_naming_service_operation_and_code()
     with pytest.raises(AwsError) as caught, clients.translated("ec2", "DescribeInstances"):
         raise error
 
-    assert not isinstance(caught.value, StaleView)
+    assert not isinstance(caught.value, ChangeRejected)
     assert (caught.value.service, caught.value.operation, caught.value.code) == (
         "ec2",
         "DescribeInstances",

@@ -24,7 +24,7 @@ from chalicelib.core.model import (
     Record,
 )
 from chalicelib.core.second_opinion import CheckerObservation
-from chalicelib.errors import AwsError, ProberFault, StaleView
+from chalicelib.errors import AwsError, ProberFault, ChangeRejected
 from chalicelib.services import Services
 
 
@@ -211,7 +211,7 @@ class FakeRoute53:
             present = staged.get(key)
             if change.action == "DELETE":
                 if present != change.record:
-                    raise StaleView(
+                    raise ChangeRejected(
                         "route53",
                         "ChangeResourceRecordSets",
                         "InvalidChangeBatch",
@@ -220,7 +220,7 @@ class FakeRoute53:
                 del staged[key]
             elif change.action == "CREATE":
                 if present is not None:
-                    raise StaleView(
+                    raise ChangeRejected(
                         "route53",
                         "ChangeResourceRecordSets",
                         "InvalidChangeBatch",
@@ -236,7 +236,7 @@ class FakeRoute53:
             self.lose_answers -= 1
             self.calls.add("ChangeResourceRecordSets", tuple(changes))  # botocore's retry
             deleted = next(c.record for c in changes if c.action == "DELETE")
-            raise StaleView(
+            raise ChangeRejected(
                 "route53",
                 "ChangeResourceRecordSets",
                 "InvalidChangeBatch",
@@ -260,7 +260,7 @@ class FakeRoute53:
                     f"exists in zone {self.zone or 'example.com'}."
                 )
         if problems:
-            raise StaleView(
+            raise ChangeRejected(
                 "route53",
                 "ChangeResourceRecordSets",
                 "InvalidChangeBatch",
