@@ -24,7 +24,7 @@ from chalicelib.core.model import (
     Record,
 )
 from chalicelib.core.second_opinion import CheckerObservation
-from chalicelib.errors import AwsError, ProberFault, ChangeRejected
+from chalicelib.errors import AwsError, ChangeRejected, ProberFault
 from chalicelib.services import Services
 
 
@@ -179,6 +179,9 @@ class FakeRoute53:
         # CNAME conflict, and answers InvalidInput where AWS says InvalidChangeBatch).
         self.cnames: set[str] = set()  # names holding a CNAME: no A record may join it
         self.zone: str | None = None  # the hosted zone's name: nothing outside it is accepted
+        # The code and message of those refusals, when a test words them otherwise: moto's
+        # InvalidInput, or a message that names none of the records.
+        self.refusal: tuple[str, str] | None = None
         # Lost answers: the next N batches are applied, then their answer is lost and botocore's
         # retry is rejected because the DELETE no longer matches.
         self.lose_answers = 0
@@ -260,12 +263,8 @@ class FakeRoute53:
                     f"exists in zone {self.zone or 'example.com'}."
                 )
         if problems:
-            raise ChangeRejected(
-                "route53",
-                "ChangeResourceRecordSets",
-                "InvalidChangeBatch",
-                "[" + ", ".join(problems) + "]",
-            )
+            code, message = self.refusal or ("InvalidChangeBatch", "[" + ", ".join(problems) + "]")
+            raise ChangeRejected("route53", "ChangeResourceRecordSets", code, message)
 
     def change_status(self, change_id: str) -> str:
         self.calls.add("GetChange")

@@ -117,11 +117,17 @@ def test_fold_outcomes_adds_the_pushes_sent_after_those_known() -> None:
     [
         ([], None),
         ([Outcome(TO_A2, ok=True), Outcome(BACKENDS, ok=False, error="x")], None),
-        ([Outcome(TO_A2, ok=False, rejected=True, error="InvalidChangeBatch")], "InvalidChangeBatch"),
+        (
+            [Outcome(TO_A2, ok=False, rejected=True, error="InvalidChangeBatch")],
+            "InvalidChangeBatch",
+        ),
         ([Outcome(TO_A2, ok=False, rejected=True)], ""),
         # The rejected batch, with a failed push beside it: still the one to judge.
         (
-            [Outcome(TO_A2, ok=False, rejected=True, error="m"), Outcome(PUSH, ok=False, error="x")],
+            [
+                Outcome(TO_A2, ok=False, rejected=True, error="m"),
+                Outcome(PUSH, ok=False, error="x"),
+            ],
             "m",
         ),
         # The Elastic IP moved since it was read: not a record batch, nothing to judge.
