@@ -142,11 +142,11 @@ def test_route53_gives_up_after_five_attempts_with_the_service_error(
     assert len(backoff) == 5
 
 
-def test_a_stale_compare_and_swap_is_not_retried_but_reported_stale(
+def test_a_rejected_compare_and_swap_is_not_retried_but_reported_rejected(
     scripted_server: Callable[[Scripted], str], backoff: list[float]
 ) -> None:
-    """InvalidChangeBatch means the DELETE no longer matches: retrying the same batch is useless,
-    the job must re-read and re-plan."""
+    """InvalidChangeBatch: the DELETE no longer matches, or the batch can never go through;
+    retrying the same batch is useless either way, the job must re-read and judge which."""
     script = Scripted([(400, route53_error("InvalidChangeBatch"))])
     records = Route53Records(aws_client("route53", scripted_server(script)), "Z123")
 
