@@ -87,7 +87,9 @@ def without(plan: Plan, names: Collection[str], *, active_fqdn: str) -> Plan:
             changes.append(change)
     if not role_left_out:
         return replace(plan, changes=tuple(changes))
-    active = replace(plan.active, values=None, moved_from=None, moved_to=None)
+    # What the run reports as the active record's fate: not what it planned, what it did.
+    reason = f"left as it is: Route 53 rejects the change ({plan.active.reason})"
+    active = replace(plan.active, values=None, moved_from=None, moved_to=None, reason=reason)
     return replace(plan, changes=tuple(changes), active=active)
 
 

@@ -74,6 +74,7 @@ def test_reconcile_with_the_domain_outside_the_zone_still_publishes_and_pushes_t
     assert f"is not permitted in zone {ZONE}" in output
     assert "permanent" in output
     assert "stale" not in output
+    assert "active record: left as it is: Route 53 rejects the change" in output
     # Everything that is not a record went on: the backend list and its push to each LB.
     backends = f"{WEB}:{WEB_PORT}"
     assert aws.parameter(f"/lbf/{CLUSTER}/backends") == backends

@@ -96,6 +96,9 @@ def test_without_the_active_record_the_role_does_not_move_but_verdicts_are_writt
     rest = without(plan, {ACTIVE}, active_fqdn=ACTIVE)
     assert rest.active.values is None
     assert rest.active.moved_from is None
+    assert (
+        rest.active.reason == f"left as it is: Route 53 rejects the change ({plan.active.reason})"
+    )
     records = [c for c in rest.changes if isinstance(c, ChangeRecords)]
     assert all(r.record.name != ACTIVE for batch in records for r in batch.changes)
     tags = [c for c in rest.changes if isinstance(c, SetTags)]
