@@ -4,8 +4,8 @@ A round folds what it applied into its view (`fold_outcomes`), so the next round
 what is now true without reading AWS again. When Route 53 rejects a record batch, the job reads
 everything again; `rejected_batch` names the batch the re-read judges (core/rejections.py says
 what the re-read shows). A permanent rejection: `without_rejected` is what the round still
-applies, around the records Route 53 refuses. A stale change: `merge_reread` is the view the run plans from, the newer world with what
-only this run knows kept.
+applies, around the records Route 53 refuses. A stale change: `merge_reread` is the view the run
+plans from, the newer world with what only this run knows kept.
 """
 
 from __future__ import annotations
