@@ -17,12 +17,13 @@ class AwsError(LbfError):
         self.code = code
 
 
-class StaleView(AwsError):
-    """A compare-and-swap was rejected (Route 53's InvalidChangeBatch, or the Elastic IP moved).
+class ChangeRejected(AwsError):
+    """A compare-and-swap was rejected: Route 53 refused a change batch, or the Elastic IP moved.
 
-    Usually the record is no longer what this run read; Route 53 says the same for a batch it
-    will never take (a CNAME at the name) and for a retry of a batch that went through. The job
-    tells these apart by reading the records again.
+    Rejected is all it says. Route 53 refuses a batch whose DELETE no longer matches (stale), a
+    batch it will never take (a CNAME at the name, a name outside the zone: permanent), and the
+    retry of a batch that went through but whose answer was lost, with the same code. The job
+    judges which by reading the records again (core/rejections.py).
     """
 
 

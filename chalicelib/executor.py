@@ -35,7 +35,7 @@ from chalicelib.core.second_opinion import (
     DeleteHealthCheck,
     UpdateHealthCheck,
 )
-from chalicelib.errors import AwsError, StaleView
+from chalicelib.errors import AwsError, ChangeRejected
 from chalicelib.services import Services
 
 log = logging.getLogger(__name__)
@@ -91,12 +91,13 @@ class Executor:
         rest = [c for c in ordered if not isinstance(c, MoveAddress | ChangeRecords)]
         outcomes = [self._attempt(change) for change in first]
         moved = all(o.ok for o in outcomes)
-        # A stale compare-and-swap says the whole view is older than the world: pushes and tags
-        # planned from it may repeat what an overlapping run just did. None is attempted; the job
-        # reads everything again and plans once more.
-        stale = any(o.stale for o in outcomes)
+        # A rejected compare-and-swap may say that the whole view is older than the world, and
+        # pushes and tags planned from it would repeat what an overlapping run just did. None is
+        # attempted until the job's re-read judges the rejection: stale (plan again from the
+        # re-read) or permanent (the rest goes on without the rejected records).
+        rejected = any(o.rejected for o in outcomes)
         for later in rest:
-            if stale or (isinstance(later, SetTags) and later.after_records and not moved):
+            if rejected or (isinstance(later, SetTags) and later.after_records and not moved):
                 outcomes.append(Outcome(later, ok=False, skipped=True))
             else:
                 outcomes.append(self._attempt(later))
@@ -113,9 +114,9 @@ class Executor:
             change = change.marked_paused()
         try:
             push, change_id = self._apply_one(change)
-        except StaleView as exc:
-            log.warning("stale view, will re-read: %s: %s", change.describe(), exc)
-            return Outcome(change, ok=False, error=str(exc), stale=True)
+        except ChangeRejected as exc:
+            log.warning("rejected, to be judged by a re-read: %s: %s", change.describe(), exc)
+            return Outcome(change, ok=False, error=str(exc), rejected=True)
         except AwsError as exc:
             log.error("failed: %s: %s", change.describe(), exc)
             return Outcome(change, ok=False, error=str(exc), code=exc.code)
@@ -145,7 +146,7 @@ class Executor:
             holder, _ = services.inventory.address_holder(change.allocation_id)
             if holder != change.expected_instance_id:
                 # Someone (an overlapping run, an operator) moved it since we looked.
-                raise StaleView(
+                raise ChangeRejected(
                     "ec2",
                     "AssociateAddress",
                     "AddressMoved",

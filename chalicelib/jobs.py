@@ -272,46 +272,61 @@ def _plan_and_apply(
     move = move_of(world, plan, mode=settings.mode, active_fqdn=active_fqdn)
     outcomes = executor.apply(plan)
     world = _folded(world, outcomes)
-    if any(o.stale for o in outcomes):
-        # Route 53 says InvalidChangeBatch for a stale compare-and-swap, for a batch that can never
-        # go through, and for a batch that went through but whose answer was lost (botocore's
-        # retry then meets the changed record). Only a re-read tells them apart.
+    planned_again = False
+    while any(o.rejected for o in outcomes):
+        # Route 53 rejects a stale compare-and-swap, a batch that can never go through, and the
+        # retry of a batch that went through but whose answer was lost, all alike (and moto
+        # words them otherwise than AWS). Only a re-read tells them apart; until then the
+        # rejection is only that.
         try:
             fresh = observe(settings, services, now=clock.now())
         except ViewNotLoaded as exc:
             report.errors.append(f"re-reading after a rejected change failed: {exc}")
-        else:
-            assert fresh is not None  # only a run `concerning` one instance can read None
-            batch = rejected_batch(outcomes)
-            if batch is not None and rejections.unchanged(
-                world.records, fresh.records, batch[0].changes
-            ):
-                world, plan, outcomes = _apply_without_rejected(
-                    world, plan, outcomes, batch, executor, report, rejected, active_fqdn
+            break
+        assert fresh is not None  # only a run `concerning` one instance can read None
+        batch = rejected_batch(outcomes)
+        if batch is not None and rejections.unchanged(
+            world.records, fresh.records, batch[0].changes
+        ):
+            world, plan, outcomes = _apply_without_rejected(
+                world, plan, outcomes, batch, executor, report, rejected, active_fqdn
+            )
+            break
+        # Stale: someone changed the record since we read it, most likely an overlapping run,
+        # whose view is newer than ours in more than the record (its verdicts, its pushes):
+        # plan once more from everything read again, or the LB it chose would be judged by our
+        # older verdicts and the record moved a second time.
+        if recognised(plan, fresh, mode=settings.mode, active_fqdn=active_fqdn):
+            report.failovers.append(
+                failover_of(
+                    plan,
+                    round=report.rounds + 1,
+                    seconds=clock.now() - started,
+                    move=move,
+                    recognised=True,
                 )
-            else:
-                # Stale: someone changed the record since we read it, most likely an overlapping
-                # run, whose view is newer than ours in more than the record (its verdicts, its
-                # pushes): plan once more from everything read again, or the LB it chose would be
-                # judged by our older verdicts and the record moved a second time.
-                if recognised(plan, fresh, mode=settings.mode, active_fqdn=active_fqdn):
-                    report.failovers.append(
-                        failover_of(
-                            plan,
-                            round=report.rounds + 1,
-                            seconds=clock.now() - started,
-                            move=move,
-                            recognised=True,
-                        )
+            )
+        world = merge_reread(world, fresh, settings.rules.thresholds)
+        if planned_again:
+            for outcome in outcomes:
+                if outcome.rejected:
+                    report.errors.append(
+                        f"{outcome.change.describe()}: still stale after a re-read (the records "
+                        f"changed again); the next round plans from this re-read: {outcome.error}"
                     )
-                world = merge_reread(world, fresh, settings.rules.thresholds)
-                report.notes.append("a change met a newer view; re-read and planned again")
-                first = outcomes
-                plan = decided(world)
-                move = move_of(world, plan, mode=settings.mode, active_fqdn=active_fqdn)
-                outcomes = executor.apply(plan)
-                world = _folded(world, outcomes)
-                outcomes = [o for o in first if not o.stale and not o.skipped] + outcomes
+            outcomes = [o for o in outcomes if not o.rejected]
+            break
+        planned_again = True
+        report.notes.append(
+            "a change was rejected and a re-read shows its records changed since (stale): "
+            "planned again from the re-read"
+        )
+        first = outcomes
+        plan = decided(world)
+        move = move_of(world, plan, mode=settings.mode, active_fqdn=active_fqdn)
+        outcomes = executor.apply(plan)
+        world = _folded(world, outcomes)
+        outcomes = [o for o in first if not o.rejected and not o.skipped] + outcomes
     outcomes = _agents_not_registered(outcomes, world, report, unregistered, now=clock.now())
     failed = record_round(plan, outcomes, report, elapsed=clock.now() - started, move=move)
     failed.update(condition_rules.unregistered_agents(unregistered))
@@ -369,16 +384,44 @@ def _apply_without_rejected(
     rejected: dict[str, str],
     active_fqdn: str,
 ) -> tuple[World, Plan, list[Outcome]]:
-    """A permanent rejection: the rest of the plan, the other records in a second batch."""
+    """A permanent rejection: the round goes on without the records Route 53 refuses.
+
+    The re-read shows every record of the batch unchanged, so it cannot tell which of them Route
+    53 refuses, and Route 53's message is not parsed for it (AWS and moto word it differently). A
+    batch of one compare-and-swap is that one; otherwise each compare-and-swap is sent again in a
+    batch of its own: the ones rejected again are the rejected ones, the others are applied.
+    """
     change, message = batch
-    names = rejections.rejected_names(change.changes, message)
-    rejected.update(dict.fromkeys(names, message))
-    left_out = ChangeRecords(rejections.left_out(plan, names), change.reason)
-    report.errors.append(
-        f"Route 53 rejected {left_out.describe()}: {message}; the rest of the run went on "
-        "without it (a re-read shows the records unchanged: permanent, not a race)"
+    alone = rejections.compare_and_swaps(change)
+    tried: list[Outcome] = []
+    if len(alone) == 1:
+        refused = {change: message}
+    else:
+        tried = executor.apply_changes(alone)
+        world = _folded(world, tried)
+        refused = {
+            o.change: o.error or ""
+            for o in tried
+            if o.rejected and isinstance(o.change, ChangeRecords)
+        }
+    for records, why in refused.items():
+        names = {c.record.name for c in records.changes}
+        rejected.update(dict.fromkeys(names, why))
+        report.errors.append(
+            f"Route 53 rejected {records.describe()}: {why}; a re-read shows the records "
+            "unchanged, so it is permanent, not a race: the run goes on without them"
+        )
+    if len(alone) > 1 and not refused:
+        report.notes.append(
+            f"Route 53 rejected {change.describe()} but took each of its records in a batch of "
+            "its own"
+        )
+    left = without_rejected(
+        plan,
+        [*outcomes, *tried],
+        {name for records in refused for name in (c.record.name for c in records.changes)},
+        active_fqdn=active_fqdn,
     )
-    left = without_rejected(plan, outcomes, names, active_fqdn=active_fqdn)
     later = executor.apply(left.rest)
     world = _folded(world, later)
     return world, left.plan, [*left.attempted, *later, *left.waiting]

@@ -122,10 +122,11 @@ def _report(outcomes: Sequence[Outcome], report: Report, step: Callable[[str], N
             step(f"applied: {text}{suffix}")
         elif outcome.skipped:
             report.notes.append(f"not written, the move did not go through: {text}")
-        elif outcome.stale:
+        elif outcome.rejected:
             report.errors.append(
-                f"{text}: the active record (or the Elastic IP) changed since it was read, "
-                f"nothing moved; look at `status` and run again: {outcome.error}"
+                f"{text}: rejected, nothing moved: the active record (or the Elastic IP) "
+                "changed since it was read, or Route 53 refuses the change for good (a CNAME "
+                f"at the name); look at `status` and run again: {outcome.error}"
             )
         elif isinstance(change, SetTags):
             report.errors.append(f"{text}: {outcome.error}")

@@ -3,7 +3,7 @@
 Words, as the logs and the docs use them: a *condition* is what is wrong (keyed, so that it is
 notified once), a *notice* is the message sent about one (or about a failover), and a *note* is
 a line of the report that is neither an action nor an error (a round not started for lack of
-time, a push waiting for an LB's SSM agent, a view re-read after a stale change): it is
+time, a push waiting for an LB's SSM agent, a view re-read after a rejected change): it is
 reported, not sent.
 """
 
@@ -73,8 +73,13 @@ def report_outcomes(outcomes: Sequence[Outcome], report: Report) -> None:
             (report.planned if outcome.printed else report.applied).append(text)
         elif outcome.skipped:
             report.notes.append(f"not attempted (records did not change): {text}")
-        elif outcome.stale:
-            report.errors.append(f"{text}: still stale after a re-read; the next run retries")
+        elif outcome.rejected:
+            # Judged rejections (stale, permanent) are reported where they are judged; this one
+            # could not be, its re-read failed.
+            report.errors.append(
+                f"{text}: rejected, and not judged (no re-read); the next round tries again: "
+                f"{outcome.error}"
+            )
         else:
             report.errors.append(f"{text}: {outcome.error}")
 

@@ -23,7 +23,7 @@ from botocore.utils import validate_region_name
 from chalicelib.config import ConfigError
 from chalicelib.core.names import show
 from chalicelib.core.timing import REPORT_SECONDS, prober_invoke_limit
-from chalicelib.errors import AwsError, StaleView
+from chalicelib.errors import AwsError, ChangeRejected
 
 CONFIG = botocore.config.Config(
     connect_timeout=3,
@@ -281,9 +281,13 @@ def forget_clients() -> None:
 
 T = TypeVar("T")
 
-# Route 53 names a rejected batch InvalidChangeBatch: for a compare-and-swap, a stale view, until a
-# re-read shows otherwise (jobs._plan_and_apply: permanent, or this run's own lost answer).
-STALE_CODES = frozenset({"InvalidChangeBatch"})
+# A change batch Route 53 refuses: AWS says InvalidChangeBatch, moto says InvalidInput for some of
+# the same refusals (a DELETE that matches nothing). Rejected, and nothing more, until the job's
+# re-read judges it stale, permanent, or this run's own change whose answer was lost; the code and
+# the wording of the message never decide it.
+REJECTED_CHANGES = {
+    ("route53", "ChangeResourceRecordSets"): frozenset({"InvalidChangeBatch", "InvalidInput"})
+}
 
 
 @contextmanager
@@ -294,7 +298,8 @@ def translated(service: str, operation: str) -> Iterator[None]:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", "Unknown"))
         message = str(error.get("Message", exc))
-        kind = StaleView if code in STALE_CODES else AwsError
+        rejected = code in REJECTED_CHANGES.get((service, operation), frozenset())
+        kind = ChangeRejected if rejected else AwsError
         raise kind(service, operation, code, message) from exc
     except BotoCoreError as exc:
         raise AwsError(service, operation, type(exc).__name__, str(exc)) from exc

@@ -18,7 +18,9 @@ class Outcome:
     change: Change
     ok: bool
     error: str | None = None
-    stale: bool = False  # a compare-and-swap found the world changed: re-read and re-plan
+    # Refused as a compare-and-swap (ChangeRejected): not yet stale nor permanent; the job's
+    # re-read judges which.
+    rejected: bool = False
     push: Push | None = None
     skipped: bool = False  # not attempted: it depended on a change that failed
     code: str | None = None  # AWS's error code when the call failed

@@ -1,12 +1,16 @@
 """What a rejected Route 53 change batch means, judged by a re-read.
 
-Route 53 answers InvalidChangeBatch both when a compare-and-swap is stale (the record it meant to
-delete has changed) and when the batch can never go through (a CNAME at the active name, a name
-outside the zone). It also answers it when the batch went through but its answer was lost and
-botocore's retry met the changed record. Only a re-read tells these apart:
+Route 53 answers a rejection (InvalidChangeBatch on AWS; moto says InvalidInput for some) both
+when a compare-and-swap is stale (the record it meant to delete has changed) and when the batch
+can never go through (a CNAME at the active name, a name outside the zone). It also answers it
+when the batch went through but its answer was lost and botocore's retry met the changed record.
+Neither the code nor the wording of the message tells these apart (moto words them otherwise than
+AWS); a re-read does:
 
 - the records the batch touches are as this run read them: nothing changed, so the rejection is
-  permanent; the run goes on without the rejected changes;
+  permanent. Which of its records Route 53 refuses the re-read cannot tell (they all read
+  unchanged): a batch of one compare-and-swap is that one; otherwise each goes in a batch of its
+  own (`compare_and_swaps`), and the ones rejected again are the rejected ones;
 - they hold what this run wanted: the change is this run's (or an overlapping run made the same
   one), and a failover in it counts as this run's failover;
 - anything else: stale; re-read and plan again.
@@ -14,7 +18,6 @@ botocore's retry met the changed record. Only a re-read tells these apart:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 
@@ -41,18 +44,16 @@ def holds(fresh: Sequence[Record], name: str, values: Sequence[str]) -> bool:
     return record is not None and set(record.values) == set(values)
 
 
-def rejected_names(changes: Sequence[dns.RecordChange], message: str) -> set[str]:
-    """The names Route 53's message blames ("RRSet ... with DNS name lb.example.com. is not
-    permitted ..."), or every name of the batch when it names none of them."""
-    text = message.lower()
-    names = {c.record.name for c in changes}
-    # A whole name, absolute or not: lb1.example.com is not blamed for xlb1.example.com.
-    named = {
-        name
-        for name in names
-        if re.search(rf"(?<![\w.-]){re.escape(name)}\.?(?![\w-])", text) is not None
-    }
-    return named or names
+def compare_and_swaps(batch: ChangeRecords) -> tuple[ChangeRecords, ...]:
+    """Each record's compare-and-swap of `batch` as a batch of its own, in the batch's order.
+
+    A record's changes (the active record's DELETE and CREATE, an UPSERT, the _lbf TXT's) stay
+    together: Route 53 must see the DELETE of the exact record read beside what replaces it.
+    """
+    grouped: dict[tuple[str, str], list[dns.RecordChange]] = {}
+    for change in batch.changes:
+        grouped.setdefault((change.record.name, change.record.type), []).append(change)
+    return tuple(replace(batch, changes=tuple(changes)) for changes in grouped.values())
 
 
 def without(plan: Plan, names: Collection[str], *, active_fqdn: str) -> Plan:
@@ -86,7 +87,9 @@ def without(plan: Plan, names: Collection[str], *, active_fqdn: str) -> Plan:
             changes.append(change)
     if not role_left_out:
         return replace(plan, changes=tuple(changes))
-    active = replace(plan.active, values=None, moved_from=None, moved_to=None)
+    # What the run reports as the active record's fate: not what it planned, what it did.
+    reason = f"left as it is: Route 53 rejects the change ({plan.active.reason})"
+    active = replace(plan.active, values=None, moved_from=None, moved_to=None, reason=reason)
     return replace(plan, changes=tuple(changes), active=active)
 
 

@@ -4,8 +4,8 @@ A round folds what it applied into its view (`fold_outcomes`), so the next round
 what is now true without reading AWS again. When Route 53 rejects a record batch, the job reads
 everything again; `rejected_batch` names the batch the re-read judges (core/rejections.py says
 what the re-read shows). A permanent rejection: `without_rejected` is what the round still
-applies. A stale change: `merge_reread` is the view the run plans from, the newer world with what
-only this run knows kept.
+applies, around the records Route 53 refuses. A stale change: `merge_reread` is the view the run
+plans from, the newer world with what only this run knows kept.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from chalicelib.core.health import Thresholds
 from chalicelib.core.model import Instance, World
 from chalicelib.core.outcome import Outcome, applied
 from chalicelib.core.plan import (
+    Change,
     ChangeRecords,
     MoveAddress,
     Plan,
@@ -36,9 +37,9 @@ def fold_outcomes(world: World, outcomes: Sequence[Outcome]) -> World:
 
 def rejected_batch(outcomes: Sequence[Outcome]) -> tuple[ChangeRecords, str] | None:
     """The record batch Route 53 rejected, when it is the only rejected change."""
-    stale = [o for o in outcomes if o.stale]
-    if len(stale) == 1 and isinstance(stale[0].change, ChangeRecords):
-        return stale[0].change, stale[0].error or ""
+    rejected = [o for o in outcomes if o.rejected]
+    if len(rejected) == 1 and isinstance(rejected[0].change, ChangeRecords):
+        return rejected[0].change, rejected[0].error or ""
     return None
 
 
@@ -47,33 +48,50 @@ class WithoutRejected:
     """A round after a permanent rejection of some of its record names."""
 
     plan: Plan  # the round's plan less the changes to the rejected names
-    rest: Plan  # what of it is still to apply: what the first attempt did not reach
-    attempted: tuple[Outcome, ...]  # the first attempt's outcomes that stand
-    waiting: tuple[Outcome, ...]  # lbf:state tags held back: the Elastic IP's move failed
+    rest: Plan  # what of it is still to apply: what no attempt reached yet
+    attempted: tuple[Outcome, ...]  # the outcomes of the attempts so far that stand
+    waiting: tuple[Outcome, ...]  # lbf:state tags held back: the Elastic IP or a record failed
 
 
 def without_rejected(
     plan: Plan, outcomes: Sequence[Outcome], names: Collection[str], *, active_fqdn: str
 ) -> WithoutRejected:
-    """The rest of the plan once Route 53 rejects `names` for good: the other records go in a
-    second batch, and what the first attempt applied already (the Elastic IP) is not applied
-    twice."""
+    """The rest of the plan once Route 53 rejects `names` for good.
+
+    `outcomes` are every attempt of the round so far: the first (the whole plan, up to the
+    rejected batch) and, where the batch was split, each compare-and-swap alone. What they
+    attempted (the Elastic IP, the records taken alone) is not attempted twice in the round.
+    """
     remaining = rejections.without(plan, names, active_fqdn=active_fqdn)
-    attempted = tuple(o for o in outcomes if not o.skipped and not o.stale)
+    attempted = tuple(o for o in outcomes if not o.skipped and not o.rejected)
     done = {id(o.change) for o in attempted}
-    # lbf:state follows the Elastic IP too: if its move failed, the state tags wait as well.
-    role_failed = any(isinstance(o.change, MoveAddress) and not o.ok for o in attempted)
+    tried = {c for o in attempted if isinstance(o.change, ChangeRecords) for c in o.change.changes}
+    # lbf:state follows the records and the Elastic IP: if one of them failed, the tags wait.
+    role_failed = any(
+        isinstance(o.change, MoveAddress | ChangeRecords) and not o.ok for o in attempted
+    )
     waiting = tuple(
         Outcome(c, ok=False, skipped=True)
         for c in remaining.changes
         if role_failed and isinstance(c, SetTags) and c.after_records
     )
     held = {id(o.change) for o in waiting}
-    rest = replace(
-        remaining,
-        changes=tuple(c for c in remaining.changes if id(c) not in done and id(c) not in held),
+    rest: list[Change] = []
+    for change in remaining.changes:
+        if id(change) in done or id(change) in held:
+            continue
+        if isinstance(change, ChangeRecords):
+            untried = tuple(c for c in change.changes if c not in tried)
+            if not untried:
+                continue
+            change = replace(change, changes=untried)
+        rest.append(change)
+    return WithoutRejected(
+        plan=remaining,
+        rest=replace(remaining, changes=tuple(rest)),
+        attempted=attempted,
+        waiting=waiting,
     )
-    return WithoutRejected(plan=remaining, rest=rest, attempted=attempted, waiting=waiting)
 
 
 def merge_reread(ours: World, fresh: World, thresholds: Thresholds) -> World:

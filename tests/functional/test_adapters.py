@@ -30,7 +30,7 @@ from chalicelib.adapters.route53 import Route53Records
 from chalicelib.adapters.ssm import SsmParameters, SsmPushes
 from chalicelib.core import dns
 from chalicelib.core.model import Push, Record
-from chalicelib.errors import AwsError, StaleView
+from chalicelib.errors import AwsError, ChangeRejected
 from tests.kit.aws_env import use_fake_credentials
 from tests.kit.settings import settings
 
@@ -311,29 +311,64 @@ def test_active_record_change_is_one_compare_and_swap_batch() -> None:
     assert change_id == "/change/C2682N5HXP0BZ4"
 
 
-def test_a_rejected_compare_and_swap_is_a_stale_view() -> None:
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (
+            "InvalidChangeBatch",
+            "[Tried to delete resource record set [name='lb.prod.example.com.', type='A'] but the "
+            "values provided do not match the current values]",
+        ),
+        # moto's answer to a DELETE that matches nothing: another code, a message naming nothing.
+        (
+            "InvalidInput",
+            "Invalid request: Expected exactly one of [AliasTarget, all of [TTL, and "
+            "ResourceRecords], or TrafficPolicyInstanceId], but found none in Change with "
+            "[Action=DELETE, Name=lb.prod.example.com., Type=A, SetIdentifier=null]",
+        ),
+    ],
+    ids=["aws", "moto"],
+)
+def test_a_refused_change_batch_is_rejected_whatever_its_code_says(code: str, message: str) -> None:
+    """Rejected, not stale: which of the two it is, only the job's re-read can tell."""
     current = Record(f"lb.{DOMAIN}", "A", 60, ("192.0.2.11",))
     client, stubber = stubbed("route53")
     stubber.add_client_error(
         "change_resource_record_sets",
-        service_error_code="InvalidChangeBatch",
-        service_message="[Tried to delete resource record set [name='lb.prod.example.com.', "
-        "type='A'] but the values provided do not match the current values]",
+        service_error_code=code,
+        service_message=message,
         http_status_code=400,
     )
 
-    with stubber, pytest.raises(StaleView) as caught:
+    with stubber, pytest.raises(ChangeRejected) as caught:
         Route53Records(client, ZONE).change(
             dns.active_change(current, ["198.51.100.2"], 60, current.name), "swap"
         )
 
-    assert caught.value.code == "InvalidChangeBatch"
+    assert caught.value.code == code
     assert caught.value.operation == "ChangeResourceRecordSets"
+    assert message in str(caught.value)
     assert isinstance(caught.value.__cause__, ClientError)
 
 
+def test_invalid_input_to_a_read_is_an_error_not_a_rejected_change() -> None:
+    client, stubber = stubbed("route53")
+    stubber.add_client_error(
+        "list_resource_record_sets",
+        service_error_code="InvalidInput",
+        service_message="The input is not valid",
+        http_status_code=400,
+    )
+
+    with stubber, pytest.raises(AwsError) as caught:
+        Route53Records(client, ZONE).read(DOMAIN)
+
+    assert not isinstance(caught.value, ChangeRejected)
+    assert caught.value.code == "InvalidInput"
+
+
 @pytest.mark.parametrize("code", ["Throttling", "PriorRequestNotComplete", "AccessDenied"])
-def test_other_route53_errors_are_not_a_stale_view(code: str) -> None:
+def test_other_route53_errors_are_not_a_rejected_change(code: str) -> None:
     """A throttled or refused change says nothing about the record: no re-read and re-plan."""
     current = Record(f"lb.{DOMAIN}", "A", 60, ("192.0.2.11",))
     client, stubber = stubbed("route53")
@@ -346,7 +381,7 @@ def test_other_route53_errors_are_not_a_stale_view(code: str) -> None:
             dns.active_change(current, ["198.51.100.2"], 60, current.name), "swap"
         )
 
-    assert not isinstance(caught.value, StaleView)
+    assert not isinstance(caught.value, ChangeRejected)
     assert (caught.value.service, caught.value.code) == ("route53", code)
 
 
@@ -810,7 +845,7 @@ def test_a_client_error_becomes_an_aws_error_naming_service_operation_and_code()
     with pytest.raises(AwsError) as caught, clients.translated("ec2", "DescribeInstances"):
         raise error
 
-    assert not isinstance(caught.value, StaleView)
+    assert not isinstance(caught.value, ChangeRejected)
     assert (caught.value.service, caught.value.operation, caught.value.code) == (
         "ec2",
         "DescribeInstances",

@@ -33,7 +33,7 @@ from chalicelib.adapters.route53 import Route53Records
 from chalicelib.adapters.ssm import SsmPushes
 from chalicelib.config import Settings
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
-from chalicelib.errors import AwsError, StaleView
+from chalicelib.errors import AwsError, ChangeRejected
 from chalicelib.report import Report
 from tests.kit.cloud import (
     FAKE_CLOUD_ENV,
@@ -136,21 +136,21 @@ def test_route53_gives_up_after_five_attempts_with_the_service_error(
         records.change(ACTIVE_MOVE, comment="failover")
 
     assert raised.value.code == "Throttling"
-    assert not isinstance(raised.value, StaleView)
+    assert not isinstance(raised.value, ChangeRejected)
     # CONFIG's retries max_attempts=5 counts retries, as botocore's Config does: 6 requests.
     assert len(script.requests) == 6
     assert len(backoff) == 5
 
 
-def test_a_stale_compare_and_swap_is_not_retried_but_reported_stale(
+def test_a_rejected_compare_and_swap_is_not_retried_but_reported_rejected(
     scripted_server: Callable[[Scripted], str], backoff: list[float]
 ) -> None:
-    """InvalidChangeBatch means the DELETE no longer matches: retrying the same batch is useless,
-    the job must re-read and re-plan."""
+    """InvalidChangeBatch: the DELETE no longer matches, or the batch can never go through;
+    retrying the same batch is useless either way, the job must re-read and judge which."""
     script = Scripted([(400, route53_error("InvalidChangeBatch"))])
     records = Route53Records(aws_client("route53", scripted_server(script)), "Z123")
 
-    with pytest.raises(StaleView):
+    with pytest.raises(ChangeRejected):
         records.change(ACTIVE_MOVE, comment="failover")
     assert len(script.requests) == 1
     assert backoff == []

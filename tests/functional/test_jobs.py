@@ -232,10 +232,14 @@ def test_a_record_still_stale_after_one_re_read_fails_the_run(cloud: FakeCloud) 
         cloud.route53.before_change = someone_else
 
     cloud.route53.before_change = someone_else
+    cloud.calls.log.clear()
     report = run(cloud, config, rounds=1)
 
     assert not report.ok
-    assert any("still stale" in e for e in report.errors)
+    # Judged stale twice, by two re-reads: said once, as stale, not as a permanent rejection.
+    assert len([e for e in report.errors if "still stale after a re-read" in e]) == 1
+    assert not any("permanent" in e for e in report.errors)
+    assert cloud.calls.count("DescribeInstances") == 3  # the run's read and two re-reads
     # Nothing was half-applied: the record is where the other writer left it, and lbf:state
     # did not move.
     assert cloud.route53.value(ACTIVE) == ("127.0.0.14",)

@@ -14,7 +14,7 @@ import pytest
 from bench.calls import is_write
 from chalicelib.__main__ import main
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
-from chalicelib.errors import AwsError, StaleView
+from chalicelib.errors import AwsError, ChangeRejected
 from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, FakeProber
 from tests.kit.settings import environment
 
@@ -375,7 +375,7 @@ def test_a_stale_view_fails_changes_nothing_and_writes_no_drain_tag(
     cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cloud.route53.fail_next = [
-        StaleView("route53", "ChangeResourceRecordSets", "InvalidChangeBatch", "changed")
+        ChangeRejected("route53", "ChangeResourceRecordSets", "InvalidChangeBatch", "changed")
     ]
     cloud.calls.log.clear()
 
@@ -384,7 +384,7 @@ def test_a_stale_view_fails_changes_nothing_and_writes_no_drain_tag(
     assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
     assert write_ops(cloud) == ["ChangeResourceRecordSets"]  # refused by Route 53, nothing else
     assert cloud.ec2.tag(cloud.ec2.id_named("lb1"), "lbf:maintenance") is None
-    assert "changed since it was read, nothing moved" in capsys.readouterr().out
+    assert "rejected, nothing moved" in capsys.readouterr().out
 
 
 def test_someone_moving_the_record_first_makes_the_move_fail(cloud: FakeCloud) -> None:

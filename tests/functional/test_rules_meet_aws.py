@@ -11,18 +11,21 @@ always succeeds, whatever the instance).
 from __future__ import annotations
 
 import contextlib
+import datetime
 from dataclasses import replace
 from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
 from chalicelib import jobs
 from chalicelib.__main__ import main
 from chalicelib.adapters.clients import CONFIG
+from chalicelib.adapters.route53 import Route53Records
 from chalicelib.adapters.ssm import SsmPushes
 from chalicelib.core.backends import checksum
+from chalicelib.core.model import Record
 from chalicelib.errors import AwsError
 from chalicelib.report import Report
 from tests.kit.cloud import (
@@ -41,6 +44,7 @@ ACTIVE = f"lb.{DOMAIN}"
 NOTICES = "/lbf/demo/notices"
 LB1, LB2 = "127.0.0.11", "127.0.0.12"
 WEBS = ("127.0.1.21", "127.0.1.22", "127.0.1.23")
+NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,11 +93,13 @@ def test_a_cname_at_the_active_name_is_reported_once_and_blocks_nothing_else() -
     assert cloud.route53.value(ACTIVE) is None
     assert cloud.ssm.parameters["/lbf/demo/backends"]
     assert cloud.calls.count("SendCommand") == 2
-    # Tried once (then left out for the rest of the run), not once per round.
+    # Tried in its round's batch and once alone (the re-read cannot tell which of the batch's
+    # records Route 53 refuses), then left out for the rest of the run: not once per round.
     tries = [
         d for op, d in cloud.calls.log if op == "ChangeResourceRecordSets" and ACTIVE in str(d)
     ]
-    assert len(tries) == 1
+    assert len(tries) == 2
+    assert len(tries[1]) == 1  # type: ignore[arg-type]
     assert cloud.calls.count("DescribeInstances") == 2  # the run's read and the one re-read
     # The active role did not move: no LB claims it.
     assert {cloud.ec2.tag(i, "lbf:state") for i in cloud.ec2.instances} <= {None, "standby"}
@@ -127,11 +133,422 @@ def test_a_domain_outside_the_zone_still_keeps_the_backend_lists() -> None:
     assert cloud.ssm.parameters["/lbf/demo/backends"] == " ".join(f"{w}:80" for w in WEBS)
     assert cloud.calls.count("SendCommand") == 2
     assert len([m for m in cloud.sns.messages if "not permitted" in m]) == 1
-    # Each name tried once in the run: lb1, lb2 and _lbf in round 1, the active record (created
-    # once a verdict exists) in round 2; no second batch when nothing is left to apply.
-    assert cloud.calls.count("ChangeResourceRecordSets") == 2
+    # Round 1: lb1, lb2 and _lbf in one batch, then each alone (the re-read shows them all
+    # unchanged and cannot tell which Route 53 refuses); round 2: the active record (created once
+    # a verdict exists), alone in its batch, so not sent again; no batch at all after that.
+    batches = [d for op, d in cloud.calls.log if op == "ChangeResourceRecordSets"]
+    assert [sorted(c.record.name for c in b) for b in batches] == [  # type: ignore[attr-defined]
+        [f"_lbf.{DOMAIN}", f"lb1.{DOMAIN}", f"lb2.{DOMAIN}"],
+        [f"lb1.{DOMAIN}"],
+        [f"lb2.{DOMAIN}"],
+        [f"_lbf.{DOMAIN}"],
+        [ACTIVE],
+    ]
     scheduled(cloud, config)
     assert len([m for m in cloud.sns.messages if "not permitted" in m]) == 1
+
+
+def record_batches(cloud: FakeCloud) -> list[list[str]]:
+    """Each ChangeResourceRecordSets call, as the names it changed (in the batch's order)."""
+    return [
+        [c.record.name for c in detail]  # type: ignore[attr-defined]
+        for op, detail in cloud.calls.log
+        if op == "ChangeResourceRecordSets"
+    ]
+
+
+def by_round(cloud: FakeCloud) -> list[list[tuple[str, object]]]:
+    """The calls of a run, cut where each probe round starts (once the prober is `marked`)."""
+    rounds: list[list[tuple[str, object]]] = []
+    for op, detail in cloud.calls.log:
+        if op == "ProbeRound":
+            rounds.append([])
+        elif rounds:
+            rounds[-1].append((op, detail))
+    return rounds
+
+
+def marked(cloud: FakeCloud) -> None:
+    probe_round = cloud.prober.probe_round
+
+    def marking(targets: Any) -> Any:
+        cloud.calls.add("ProbeRound")
+        return probe_round(targets)
+
+    cloud.prober.probe_round = marking  # type: ignore[method-assign]
+
+
+def names_of(calls: list[tuple[str, object]]) -> list[list[str]]:
+    return [
+        [c.record.name for c in detail]  # type: ignore[attr-defined]
+        for op, detail in calls
+        if op == "ChangeResourceRecordSets"
+    ]
+
+
+def ops_of(calls: list[tuple[str, object]], op: str) -> list[object]:
+    return [detail for name, detail in calls if name == op]
+
+
+def test_every_write_of_a_multi_round_run_goes_on_while_route53_rejects_every_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """LBF_DOMAIN outside the hosted zone: every record is rejected, in every round and run."""
+    cloud = small_cluster()
+    cloud.route53.zone = "example.org"
+    marked(cloud)
+    config = settings(FAKE_CLOUD_ENV, probe_rounds="4")
+    lbs_parameter = ("/lbf/demo/lbs", f"{LB1} {LB2}")
+
+    first = scheduled(cloud, config)
+
+    one, two, three, four = by_round(cloud)
+    # Round 1: the batch, then (the re-read shows every record unchanged and cannot tell which
+    # Route 53 refuses) each record alone; <prefix>/lbs and the tags go on.
+    assert names_of(one) == [
+        [f"lb1.{DOMAIN}", f"lb2.{DOMAIN}", f"_lbf.{DOMAIN}"],
+        [f"lb1.{DOMAIN}"],
+        [f"lb2.{DOMAIN}"],
+        [f"_lbf.{DOMAIN}"],
+    ]
+    assert ops_of(one, "DescribeInstances") == [None]  # the one re-read
+    assert lbs_parameter in ops_of(one, "PutParameter")
+    assert ops_of(one, "CreateTags")
+    # Round 2 (the first with verdicts): the active record, alone in its batch, so judged without
+    # being sent again; the backend list is published and pushed in the same round.
+    assert names_of(two) == [[ACTIVE]]
+    assert [name for name, _ in ops_of(two, "PutParameter")] == ["/lbf/demo/backends"]  # type: ignore[misc]
+    assert len(ops_of(two, "SendCommand")) == 2
+    # Rounds 3 and 4: nothing rejected is sent again, nothing is pushed twice.
+    for later in (three, four):
+        assert names_of(later) == []
+        assert ops_of(later, "SendCommand") == []
+    assert {cloud.ec2.tag(i, "lbf:health") for i in cloud.ec2.instances} == {"healthy"}
+    # Judged, never called stale: not in the report, not in the log.
+    said = [*first.errors, *first.notes, *(r.getMessage() for r in caplog.records)]
+    assert not [line for line in said if "stale" in line]
+    assert len([e for e in first.errors if "permanent" in e]) == 4
+    assert len([m for m in cloud.sns.messages if "not permitted" in m]) == 1
+
+    # The next run: a web server stopped, so the list changes. Its round 1 tries every record
+    # again (each run does), and publishes and pushes the new list in that same round.
+    web3 = next(i for i, r in cloud.ec2.instances.items() if r.private_ip == WEBS[2])
+    cloud.ec2.set_state(web3, "stopped")
+    cloud.calls.log.clear()
+    caplog.clear()
+    second = scheduled(cloud, config)
+
+    one, *later_rounds = by_round(cloud)
+    assert names_of(one) == [
+        [f"lb1.{DOMAIN}", f"lb2.{DOMAIN}", ACTIVE, f"_lbf.{DOMAIN}"],
+        [f"lb1.{DOMAIN}"],
+        [f"lb2.{DOMAIN}"],
+        [ACTIVE],
+        [f"_lbf.{DOMAIN}"],
+    ]
+    new_list = " ".join(f"{w}:80" for w in WEBS[:2])
+    assert ("/lbf/demo/backends", new_list) in ops_of(one, "PutParameter")
+    assert [d[1] for d in ops_of(one, "SendCommand")] == [new_list, new_list]  # type: ignore[index]
+    assert len(later_rounds) == 3
+    assert all(names_of(r) == [] and ops_of(r, "SendCommand") == [] for r in later_rounds)
+    assert not second.ok  # exit 1: an action failed
+    said = [*second.errors, *second.notes, *(r.getMessage() for r in caplog.records)]
+    assert not [line for line in said if "stale" in line]
+    assert len([m for m in cloud.sns.messages if "not permitted" in m]) == 1
+
+
+# What moto says for a DELETE that matches nothing, and a message that names no record at all.
+MOTO_REFUSAL = (
+    "InvalidInput",
+    "Invalid request: Expected exactly one of [AliasTarget, all of [TTL, and ResourceRecords], "
+    "or TrafficPolicyInstanceId], but found none in Change with [Action=DELETE]",
+)
+VAGUE_REFUSAL = ("InvalidChangeBatch", "[The request contains an invalid set of changes]")
+
+
+@pytest.mark.parametrize("refusal", [MOTO_REFUSAL, VAGUE_REFUSAL], ids=["moto", "vague"])
+def test_one_bad_name_among_good_ones_is_found_without_reading_the_message(
+    refusal: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A new LB whose name holds a CNAME, in the batch that also moves every record to a new
+    LBF_TTL: only lb3 is left out, whatever Route 53's message says (or fails to say)."""
+    cloud = small_cluster()
+    settle(cloud, settings(FAKE_CLOUD_ENV))
+    lb3 = cloud.ec2.add("lb", "127.0.0.13", name="lb3")
+    cloud.route53.cnames.add(f"lb3.{DOMAIN}")
+    cloud.route53.refusal = refusal
+    config = settings(FAKE_CLOUD_ENV, ttl="300", probe_rounds="3")
+    cloud.calls.log.clear()
+    sent = len(cloud.sns.messages)
+
+    report = scheduled(cloud, config)
+
+    assert record_batches(cloud) == [
+        [f"lb1.{DOMAIN}", f"lb2.{DOMAIN}", f"lb3.{DOMAIN}", ACTIVE, ACTIVE, f"_lbf.{DOMAIN}"],
+        [f"lb1.{DOMAIN}"],
+        [f"lb2.{DOMAIN}"],
+        [f"lb3.{DOMAIN}"],
+        [ACTIVE, ACTIVE],  # the compare-and-swap stays one batch: its DELETE and its CREATE
+        [f"_lbf.{DOMAIN}"],
+    ]
+    # The good records took the new TTL; lb3's name was left out for the rest of the run.
+    for name in (f"lb1.{DOMAIN}", f"lb2.{DOMAIN}", ACTIVE):
+        assert cloud.route53.records[(name, "A")].ttl == 300
+    assert cloud.route53.records[(f"_lbf.{DOMAIN}", "TXT")].ttl == 300
+    assert cloud.route53.value(ACTIVE) == (LB1,)
+    assert cloud.route53.value(f"lb3.{DOMAIN}") is None
+    # Everything else of the round went on: lb3 got the list and its verdict.
+    assert sends_to(cloud, lb3) == 1
+    assert cloud.ec2.tag(lb3, "lbf:health") == "healthy"
+    errors = [e for e in report.errors if "permanent" in e]
+    assert len(errors) == 1
+    assert f"lb3.{DOMAIN}" in errors[0]
+    assert refusal[1] in errors[0]
+    said = [*report.errors, *report.notes, *(r.getMessage() for r in caplog.records)]
+    assert not [line for line in said if "stale" in line]
+    notices = [m for m in cloud.sns.messages[sent:] if f"lb3.{DOMAIN}" in m]
+    assert len(notices) == 1
+    assert refusal[1] in notices[0]
+
+    # The next run tries lb3 again, alone in its batch: nothing to split, nothing re-sent.
+    cloud.calls.log.clear()
+    scheduled(cloud, config)
+    assert record_batches(cloud) == [[f"lb3.{DOMAIN}"]]
+    assert len([m for m in cloud.sns.messages[sent:] if f"lb3.{DOMAIN}" in m]) == 1
+    # The CNAME is removed: the record is made, and the run is clean.
+    cloud.route53.cnames.clear()
+    fixed = scheduled(cloud, config)
+    assert fixed.ok, fixed.errors
+    assert cloud.route53.value(f"lb3.{DOMAIN}") == ("127.0.0.13",)
+
+
+# ---------------------------------------------------------------------------------------------
+# The same rejections as botocore sees them, each batch pinned with the Stubber: the in-memory
+# Route 53 above raises the project's error itself, and moto is no judge of them (it accepts a
+# stale DELETE, applies a batch change by change up to the one it refuses instead of all or
+# nothing, enforces no CNAME conflict, and answers InvalidInput where AWS says
+# InvalidChangeBatch). Route 53's message is AWS's own wording, or moto's, which names no record:
+# both are judged the same way, by the re-read.
+
+ZONE = "Z123"
+TXT = f"_lbf.{DOMAIN}"
+
+
+def rrset(record: Record) -> dict[str, Any]:
+    return {
+        "Name": record.name + ".",
+        "Type": record.type,
+        "TTL": record.ttl,
+        "ResourceRecords": [{"Value": v} for v in record.values],
+    }
+
+
+def listing(*records: Record, cname: str | None = None) -> dict[str, Any]:
+    """A ListResourceRecordSets page; a CNAME, which the controller does not read, at `cname`."""
+    sets = [rrset(r) for r in records]
+    if cname is not None:
+        sets.append(
+            {"Name": cname + ".", "Type": "CNAME", "TTL": 300, "ResourceRecords": [{"Value": "x."}]}
+        )
+    return {"ResourceRecordSets": sets, "IsTruncated": False, "MaxItems": "300"}
+
+
+def batch(*changes: tuple[str, Record]) -> dict[str, Any]:
+    """The exact ChangeResourceRecordSets request for `changes` (the comment carries the plan's
+    reason, pinned by the adapter's own tests)."""
+    return {
+        "HostedZoneId": ZONE,
+        "ChangeBatch": {
+            "Comment": ANY,
+            "Changes": [{"Action": a, "ResourceRecordSet": rrset(r)} for a, r in changes],
+        },
+    }
+
+
+def a(name: str, *values: str, ttl: int = 60) -> Record:
+    return Record(name, "A", ttl, values)
+
+
+def txt(*labels: str, ttl: int = 60) -> Record:
+    return Record(TXT, "TXT", ttl, tuple(f'"{label}"' for label in labels))
+
+
+def aws_cname(name: str) -> str:
+    return (
+        f"[RRSet of type A with DNS name {name}. is not permitted because a conflicting RRSet of "
+        f"type  CNAME with the same DNS name already exists in zone {DOMAIN}.]"
+    )
+
+
+def aws_outside(name: str) -> str:
+    return f"[RRSet with DNS name {name}. is not permitted in zone example.org.]"
+
+
+def stubbed_route53(cloud: FakeCloud) -> tuple[Any, Stubber]:
+    client: Any = boto3.session.Session().client(  # type: ignore[call-overload]
+        "route53",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=CONFIG,
+    )
+    return client, Stubber(client)
+
+
+READ = {"HostedZoneId": ZONE, "StartRecordName": f"{DOMAIN}."}
+# A batch that Route 53 rejects, for each wording: (code, message for the batch's records).
+WORDINGS = {
+    "aws": lambda message: ("InvalidChangeBatch", message),
+    "moto": lambda message: MOTO_REFUSAL,
+}
+
+
+def run_pinned(
+    cloud: FakeCloud,
+    config: Any,
+    read: dict[str, Any],
+    requests: list[tuple[dict[str, Any], tuple[str, str] | None]],
+) -> Report:
+    """One round with the real Route 53 adapter on a stubbed client: the run's read, then each
+    (request, rejection or None) in order, the re-read after the first."""
+    client, stubber = stubbed_route53(cloud)
+    stubber.add_response("list_resource_record_sets", read, READ)
+    for number, (request, refusal) in enumerate(requests):
+        if refusal is None:
+            stubber.add_response(
+                "change_resource_record_sets",
+                {"ChangeInfo": {"Id": "/change/C1", "Status": "PENDING", "SubmittedAt": NOW}},
+                request,
+            )
+        else:
+            stubber.add_client_error(
+                "change_resource_record_sets",
+                service_error_code=refusal[0],
+                service_message=refusal[1],
+                http_status_code=400,
+                expected_params=request,
+            )
+        if number == 0:
+            stubber.add_response("list_resource_record_sets", read, READ)  # the re-read
+    services = replace(cloud.services(), records=Route53Records(client, ZONE))
+    with stubber:
+        report = jobs.reconcile(config, services, cloud.clock, rounds=1)
+        stubber.assert_no_pending_responses()
+    return report
+
+
+def settled_with_a_new_list() -> FakeCloud:
+    """A settled cluster whose backend list changes this round (web3 stopped)."""
+    cloud = small_cluster()
+    settle(cloud, settings(FAKE_CLOUD_ENV))
+    web3 = next(i for i, r in cloud.ec2.instances.items() if r.private_ip == WEBS[2])
+    cloud.ec2.set_state(web3, "stopped")
+    cloud.calls.log.clear()
+    return cloud
+
+
+def assert_the_rest_went_on(cloud: FakeCloud, report: Report, *, lbs: int = 2) -> None:
+    new_list = " ".join(f"{w}:80" for w in WEBS[:2])
+    assert cloud.ssm.parameters["/lbf/demo/backends"] == new_list
+    assert [d[1] for op, d in cloud.calls.log if op == "SendCommand"] == [new_list] * lbs  # type: ignore[index]
+    assert not report.ok
+    assert not [line for line in [*report.errors, *report.notes] if "stale" in line]
+
+
+@pytest.mark.parametrize("wording", WORDINGS)
+def test_pinned_a_domain_outside_the_zone_rejects_every_record_alone(wording: str) -> None:
+    cloud = settled_with_a_new_list()
+    word = WORDINGS[wording]
+    records = [
+        ("UPSERT", a(f"lb1.{DOMAIN}", LB1)),
+        ("UPSERT", a(f"lb2.{DOMAIN}", LB2)),
+        ("CREATE", a(ACTIVE, LB1)),
+        ("UPSERT", txt("lb", "lb1", "lb2")),
+    ]
+    outside = aws_outside(f"lb1.{DOMAIN}")  # AWS names the first record it refuses
+    report = run_pinned(
+        cloud,
+        settings(FAKE_CLOUD_ENV),
+        listing(),  # nothing of the domain is in the zone
+        [
+            (batch(*records), word(outside)),
+            *((batch(r), word(aws_outside(r[1].name))) for r in records),
+        ],
+    )
+    assert len([e for e in report.errors if "permanent" in e]) == 4
+    assert_the_rest_went_on(cloud, report)
+    assert [m for m in cloud.sns.messages if "Route 53 rejects" in m]
+
+
+@pytest.mark.parametrize("wording", WORDINGS)
+def test_pinned_a_cname_at_the_active_name_rejects_it_alone_and_the_txt_goes_through(
+    wording: str,
+) -> None:
+    cloud = settled_with_a_new_list()
+    word = WORDINGS[wording]
+    read = listing(
+        a(f"lb1.{DOMAIN}", LB1), a(f"lb2.{DOMAIN}", LB2), txt("lb1", "lb2"), cname=ACTIVE
+    )
+    create = ("CREATE", a(ACTIVE, LB1))
+    owned = ("UPSERT", txt("lb", "lb1", "lb2"))
+    report = run_pinned(
+        cloud,
+        settings(FAKE_CLOUD_ENV),
+        read,
+        [
+            (batch(create, owned), word(aws_cname(ACTIVE))),
+            (batch(create), word(aws_cname(ACTIVE))),
+            (batch(owned), None),
+        ],
+    )
+    rejected = [e for e in report.errors if "permanent" in e]
+    assert len(rejected) == 1
+    assert f"CREATE {ACTIVE}" in rejected[0]
+    assert report.failovers == []
+    state_tags = [d for op, d in cloud.calls.log if op == "CreateTags" and "lbf:state" in str(d)]
+    assert state_tags == []
+    assert_the_rest_went_on(cloud, report)
+
+
+@pytest.mark.parametrize("wording", WORDINGS)
+def test_pinned_one_bad_name_among_good_ones_is_the_only_one_left_out(wording: str) -> None:
+    cloud = settled_with_a_new_list()
+    lb3 = cloud.ec2.add("lb", "127.0.0.13", name="lb3")
+    word = WORDINGS[wording]
+    read = listing(
+        a(f"lb1.{DOMAIN}", LB1),
+        a(f"lb2.{DOMAIN}", LB2),
+        a(ACTIVE, LB1),
+        txt("lb", "lb1", "lb2"),
+        cname=f"lb3.{DOMAIN}",
+    )
+    lb1, lb2 = (
+        ("UPSERT", a(f"lb1.{DOMAIN}", LB1, ttl=300)),
+        ("UPSERT", a(f"lb2.{DOMAIN}", LB2, ttl=300)),
+    )
+    lb3_record = ("UPSERT", a(f"lb3.{DOMAIN}", "127.0.0.13", ttl=300))
+    swap = (("DELETE", a(ACTIVE, LB1)), ("CREATE", a(ACTIVE, LB1, ttl=300)))
+    owned = ("UPSERT", txt("lb", "lb1", "lb2", "lb3", ttl=300))
+    bad = word(aws_cname(f"lb3.{DOMAIN}"))
+    report = run_pinned(
+        cloud,
+        settings(FAKE_CLOUD_ENV, ttl="300"),
+        read,
+        [
+            (batch(lb1, lb2, lb3_record, *swap, owned), bad),
+            (batch(lb1), None),
+            (batch(lb2), None),
+            (batch(lb3_record), bad),
+            (batch(*swap), None),  # the compare-and-swap alone is still one DELETE + CREATE
+            (batch(owned), None),
+        ],
+    )
+    rejected = [e for e in report.errors if "permanent" in e]
+    assert len(rejected) == 1
+    assert f"lb3.{DOMAIN}" in rejected[0]
+    assert bad[1] in rejected[0]
+    assert sends_to(cloud, lb3) == 1
+    assert_the_rest_went_on(cloud, report, lbs=3)
 
 
 def test_a_rejected_active_record_in_eip_mode_still_moves_the_elastic_ip() -> None:

@@ -24,7 +24,7 @@ from chalicelib.core.model import (
     Record,
 )
 from chalicelib.core.second_opinion import CheckerObservation
-from chalicelib.errors import AwsError, ProberFault, StaleView
+from chalicelib.errors import AwsError, ChangeRejected, ProberFault
 from chalicelib.services import Services
 
 
@@ -179,6 +179,9 @@ class FakeRoute53:
         # CNAME conflict, and answers InvalidInput where AWS says InvalidChangeBatch).
         self.cnames: set[str] = set()  # names holding a CNAME: no A record may join it
         self.zone: str | None = None  # the hosted zone's name: nothing outside it is accepted
+        # The code and message of those refusals, when a test words them otherwise: moto's
+        # InvalidInput, or a message that names none of the records.
+        self.refusal: tuple[str, str] | None = None
         # Lost answers: the next N batches are applied, then their answer is lost and botocore's
         # retry is rejected because the DELETE no longer matches.
         self.lose_answers = 0
@@ -211,7 +214,7 @@ class FakeRoute53:
             present = staged.get(key)
             if change.action == "DELETE":
                 if present != change.record:
-                    raise StaleView(
+                    raise ChangeRejected(
                         "route53",
                         "ChangeResourceRecordSets",
                         "InvalidChangeBatch",
@@ -220,7 +223,7 @@ class FakeRoute53:
                 del staged[key]
             elif change.action == "CREATE":
                 if present is not None:
-                    raise StaleView(
+                    raise ChangeRejected(
                         "route53",
                         "ChangeResourceRecordSets",
                         "InvalidChangeBatch",
@@ -236,7 +239,7 @@ class FakeRoute53:
             self.lose_answers -= 1
             self.calls.add("ChangeResourceRecordSets", tuple(changes))  # botocore's retry
             deleted = next(c.record for c in changes if c.action == "DELETE")
-            raise StaleView(
+            raise ChangeRejected(
                 "route53",
                 "ChangeResourceRecordSets",
                 "InvalidChangeBatch",
@@ -260,12 +263,8 @@ class FakeRoute53:
                     f"exists in zone {self.zone or 'example.com'}."
                 )
         if problems:
-            raise StaleView(
-                "route53",
-                "ChangeResourceRecordSets",
-                "InvalidChangeBatch",
-                "[" + ", ".join(problems) + "]",
-            )
+            code, message = self.refusal or ("InvalidChangeBatch", "[" + ", ".join(problems) + "]")
+            raise ChangeRejected("route53", "ChangeResourceRecordSets", code, message)
 
     def change_status(self, change_id: str) -> str:
         self.calls.add("GetChange")

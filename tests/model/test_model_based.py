@@ -58,7 +58,7 @@ from chalicelib.core import timing
 from chalicelib.core.dns import RecordChange, frozen_lbs, is_eligible
 from chalicelib.core.inventory import natural_key
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
-from chalicelib.errors import AwsError, StaleView
+from chalicelib.errors import AwsError, ChangeRejected
 from chalicelib.report import Report
 from tests.kit.cloud import FAKE_CLOUD_ENV, FakeCloud, Killed, kill_at_write
 from tests.kit.settings import settings as config_from  # hypothesis has its own `settings`
@@ -134,7 +134,7 @@ class WatchedRecords:
             result: str = self.inner.change(changes, comment)
             outcome = "ok"
             return result
-        except StaleView:
+        except ChangeRejected:
             outcome = "stale"
             raise
         finally:

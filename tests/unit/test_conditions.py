@@ -44,7 +44,7 @@ LONG = PutParameter("/lbf/prod/backends", "x" * 300)
         ([Outcome(TAGS, ok=False, skipped=True)], {}),
         # A stale change that stayed stale is a failed action too.
         (
-            [Outcome(TAGS, ok=False, stale=True, error="changed")],
+            [Outcome(TAGS, ok=False, rejected=True, error="changed")],
             {
                 f"failed:{TAGS.describe()}": (
                     f"action failed, retried next round or run: {TAGS.describe()}: changed"

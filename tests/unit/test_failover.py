@@ -106,7 +106,7 @@ def test_move_of_a_long_active_active_record_is_a_short_digest() -> None:
         # A dry run reports the failover it would make.
         (plan(MOVED, TO_A2), [Outcome(TO_A2, ok=True, printed=True)], True),
         (plan(MOVED, TO_A2), [Outcome(TO_A2, ok=False, error="throttled")], False),
-        (plan(MOVED, TO_A2), [Outcome(TO_A2, ok=False, stale=True)], False),
+        (plan(MOVED, TO_A2), [Outcome(TO_A2, ok=False, rejected=True)], False),
         # The move went through; a push beside it failed: still a failover.
         (
             plan(MOVED, TO_A2, PUSH),

@@ -1,4 +1,8 @@
-"""A rejected Route 53 batch, judged by a re-read: permanent, stale, or this run's own change."""
+"""A rejected Route 53 batch, judged by a re-read: permanent, stale, or this run's own change.
+
+Nothing here reads Route 53's message: which records a permanent rejection refuses is found by
+sending each record's compare-and-swap alone (`compare_and_swaps`), never by parsing its wording.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import pytest
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import Record
 from chalicelib.core.plan import ChangeRecords, SetTags, decide
-from chalicelib.core.rejections import holds, left_out, rejected_names, unchanged, without
+from chalicelib.core.rejections import compare_and_swaps, holds, left_out, unchanged, without
 from tests.kit.settings import settings
 from tests.kit.world import a_record, fqdn, lb, settled, world
 
@@ -40,29 +44,37 @@ def test_unchanged(
     assert unchanged(ours, fresh, changes) is expected
 
 
+TXT = RecordChange("UPSERT", Record("_lbf.example.com", "TXT", 60, ('"lb"', '"lb1"')))
+
+
 @pytest.mark.parametrize(
-    ("message", "expected"),
+    ("changes", "expected"),
     [
+        # The active record's DELETE and CREATE stay together, whatever lies between them.
         (
-            f"[RRSet of type A with DNS name {ACTIVE}. is not permitted because a conflicting RRSet "
-            "of type  CNAME with the same DNS name already exists in zone example.com.]",
-            {ACTIVE},
+            [CAS[0], *LB1_NEW, CAS[1], TXT],
+            [[CAS[0], CAS[1]], LB1_NEW, [TXT]],
         ),
+        ([*CAS], [[*CAS]]),
+        # A name's A record and a TXT of the same name are two records.
         (
-            f"[Tried to create resource record set [name='{ACTIVE}.', type='A'] but it exists]",
-            {ACTIVE},
-        ),
-        ("[something Route 53 never said before]", {ACTIVE, fqdn("lb1")}),
-        (f"[RRSet with DNS name {fqdn('LB1')}. is not permitted in zone x.]", {fqdn("lb1")}),
-        (
-            f"[RRSet with DNS name x{fqdn('lb1')}. is not permitted in zone x.]",
-            {ACTIVE, fqdn("lb1")},
+            [LB1_NEW[0], RecordChange("UPSERT", Record(fqdn("lb1"), "TXT", 60, ('"x"',)))],
+            [[LB1_NEW[0]], [RecordChange("UPSERT", Record(fqdn("lb1"), "TXT", 60, ('"x"',)))]],
         ),
     ],
-    ids=["cname", "quoted", "unknown-blames-all", "case", "whole-names-only"],
+    ids=["cas-pair-and-txt", "one-cas", "name-and-type"],
 )
-def test_rejected_names(message: str, expected: set[str]) -> None:
-    assert rejected_names(CAS + LB1_NEW, message) == expected
+def test_compare_and_swaps_keeps_each_records_changes_together(
+    changes: list[RecordChange], expected: list[list[RecordChange]]
+) -> None:
+    batch = ChangeRecords(tuple(changes), "lb1 unhealthy")
+
+    alone = compare_and_swaps(batch)
+
+    assert [list(b.changes) for b in alone] == expected
+    assert {b.reason for b in alone} == {"lb1 unhealthy"}
+    # Every change of the batch, once.
+    assert sorted(map(repr, (c for b in alone for c in b.changes))) == sorted(map(repr, changes))
 
 
 def test_holds() -> None:
@@ -84,6 +96,9 @@ def test_without_the_active_record_the_role_does_not_move_but_verdicts_are_writt
     rest = without(plan, {ACTIVE}, active_fqdn=ACTIVE)
     assert rest.active.values is None
     assert rest.active.moved_from is None
+    assert (
+        rest.active.reason == f"left as it is: Route 53 rejects the change ({plan.active.reason})"
+    )
     records = [c for c in rest.changes if isinstance(c, ChangeRecords)]
     assert all(r.record.name != ACTIVE for batch in records for r in batch.changes)
     tags = [c for c in rest.changes if isinstance(c, SetTags)]

@@ -77,7 +77,7 @@ BEFORE = world([LB1], records=[a_record("lb", A1)], backends="10.0.0.9:80")
         # Printed only (dry run, paused): the next round plans as if it held.
         ([Outcome(TO_A2, ok=True, printed=True)], ((A2,), "10.0.0.9:80", "active", ())),
         (
-            [Outcome(TO_A2, ok=False, stale=True), Outcome(STANDBY, ok=False, skipped=True)],
+            [Outcome(TO_A2, ok=False, rejected=True), Outcome(STANDBY, ok=False, skipped=True)],
             ((A1,), "10.0.0.9:80", "active", ()),
         ),
         (
@@ -117,17 +117,23 @@ def test_fold_outcomes_adds_the_pushes_sent_after_those_known() -> None:
     [
         ([], None),
         ([Outcome(TO_A2, ok=True), Outcome(BACKENDS, ok=False, error="x")], None),
-        ([Outcome(TO_A2, ok=False, stale=True, error="InvalidChangeBatch")], "InvalidChangeBatch"),
-        ([Outcome(TO_A2, ok=False, stale=True)], ""),
+        (
+            [Outcome(TO_A2, ok=False, rejected=True, error="InvalidChangeBatch")],
+            "InvalidChangeBatch",
+        ),
+        ([Outcome(TO_A2, ok=False, rejected=True)], ""),
         # The rejected batch, with a failed push beside it: still the one to judge.
         (
-            [Outcome(TO_A2, ok=False, stale=True, error="m"), Outcome(PUSH, ok=False, error="x")],
+            [
+                Outcome(TO_A2, ok=False, rejected=True, error="m"),
+                Outcome(PUSH, ok=False, error="x"),
+            ],
             "m",
         ),
         # The Elastic IP moved since it was read: not a record batch, nothing to judge.
-        ([Outcome(MOVE, ok=False, stale=True, error="AddressMoved")], None),
+        ([Outcome(MOVE, ok=False, rejected=True, error="AddressMoved")], None),
         # Two stale changes: the whole view is old, not one batch rejected.
-        ([Outcome(TO_A2, ok=False, stale=True), Outcome(MOVE, ok=False, stale=True)], None),
+        ([Outcome(TO_A2, ok=False, rejected=True), Outcome(MOVE, ok=False, rejected=True)], None),
     ],
     ids=["none", "nothing-stale", "one-batch", "no-message", "beside-a-failure", "eip", "two"],
 )
@@ -236,17 +242,31 @@ OWN_RECORD = ChangeRecords((LB2_RECORD,), "lb2's own record")
 TO_LB2 = ActiveDecision((A2,), ("i-lb2",), "lb1 unhealthy", moved_from="lb1", moved_to="lb2")
 DNS_PLAN = Plan((MOVE_AND_OWN, VERDICT, BACKENDS), TO_LB2, backends=None, held=None)
 DNS_FIRST = [
-    Outcome(MOVE_AND_OWN, ok=False, stale=True, error="rejected"),
+    Outcome(MOVE_AND_OWN, ok=False, rejected=True, error="rejected"),
     Outcome(VERDICT, ok=False, skipped=True),
     Outcome(BACKENDS, ok=False, skipped=True),
 ]
 EIP_PLAN = Plan((EIP_TO_LB2, OWN_RECORD, ACTIVE_TAG, BACKENDS), TO_LB2, backends=None, held=None)
 
 
+# The batch split after a permanent rejection: the active record's compare-and-swap alone, then
+# lb2's own record alone (rejected again).
+CAS_ALONE = ChangeRecords(TO_A2.changes, "lb1 unhealthy")
+OWN_ALONE = ChangeRecords((LB2_RECORD,), "lb1 unhealthy")
+
+
+def split(cas_ok: bool) -> list[Outcome]:
+    return [
+        *DNS_FIRST,
+        Outcome(CAS_ALONE, ok=cas_ok, error=None if cas_ok else "Throttling"),
+        Outcome(OWN_ALONE, ok=False, rejected=True, error="rejected again"),
+    ]
+
+
 def eip_first(moved: bool) -> list[Outcome]:
     return [
         Outcome(EIP_TO_LB2, ok=moved, error=None if moved else "throttled"),
-        Outcome(OWN_RECORD, ok=False, stale=True, error="rejected"),
+        Outcome(OWN_RECORD, ok=False, rejected=True, error="rejected"),
         Outcome(ACTIVE_TAG, ok=False, skipped=True),
         Outcome(BACKENDS, ok=False, skipped=True),
     ]
@@ -314,8 +334,36 @@ def described(changes: tuple[Change, ...] | list[Change]) -> list[str]:
             [ACTIVE_TAG.describe()],
             (A2,),
         ),
+        # Split: the active record went through alone; it is not sent again, and the role moves.
+        (
+            DNS_PLAN,
+            split(cas_ok=True),
+            {fqdn("lb2")},
+            [VERDICT.describe(), BACKENDS.describe()],
+            [CAS_ALONE.describe()],
+            [],
+            (A2,),
+        ),
+        # Split: the active record failed alone (not rejected: throttled); lbf:state waits.
+        (
+            DNS_PLAN,
+            split(cas_ok=False),
+            {fqdn("lb2")},
+            [BACKENDS.describe()],
+            [CAS_ALONE.describe()],
+            [VERDICT.describe()],
+            (A2,),
+        ),
     ],
-    ids=["active-name", "own-name", "every-name", "eip-moved", "eip-failed"],
+    ids=[
+        "active-name",
+        "own-name",
+        "every-name",
+        "eip-moved",
+        "eip-failed",
+        "split-applied",
+        "split-failed",
+    ],
 )
 def test_without_rejected(
     plan: Plan,
