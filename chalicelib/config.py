@@ -19,6 +19,9 @@ cause. Reading rules, the same for every variable:
   (LBF_ACTIVE_MODE, LBF_PROBER_FAULT_PERCENT, LBF_LB_MIN_BACKENDS, LBF_ROUTE53_HEALTH_CHECKS,
   LBF_PROBER_FUNCTION, then the names reserved for a later release). The first bad variable raises
   ConfigError, so the same environment always reports the same error.
+- One thing is read that is no setting: whether every AWS endpoint is on loopback, i.e. AWS is the
+  local stand-in, the only case that lets loopback web servers into backend lists
+  (`Settings.loopback_allowed`).
 
 Pure: the environment comes in as a mapping; nothing here reads os.environ, the clock or the network.
 """
