@@ -26,6 +26,7 @@ def settings(*variables: Mapping[str, object], **overrides: object) -> Settings:
     """The kit's builder, as a deployed controller reads its environment (no stand-in's AWS)."""
     return kit_settings(DEPLOYED, *variables, **overrides)
 
+
 OPTIONAL_VARIABLES = (
     "LBF_ACTIVE_NAME",
     "LBF_TTL",
