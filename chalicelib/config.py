@@ -19,6 +19,9 @@ cause. Reading rules, the same for every variable:
   (LBF_ACTIVE_MODE, LBF_PROBER_FAULT_PERCENT, LBF_LB_MIN_BACKENDS, LBF_ROUTE53_HEALTH_CHECKS,
   LBF_PROBER_FUNCTION, then the names reserved for a later release). The first bad variable raises
   ConfigError, so the same environment always reports the same error.
+- One thing is read that is no setting: whether every AWS endpoint is on loopback, i.e. AWS is the
+  local stand-in, the only case that lets loopback web servers into backend lists
+  (`Settings.loopback_allowed`).
 
 Pure: the environment comes in as a mapping; nothing here reads os.environ, the clock or the network.
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import ipaddress
 import math
 import re
 import unicodedata
@@ -193,6 +197,8 @@ class Settings:
     route53_health_checks: bool
     # The function that probes private targets from inside the VPC; None: probed in-process.
     prober_function: str | None = None
+    # Loopback web servers may enter a backend list: only when AWS is the local stand-in.
+    loopback_allowed: bool = False
 
     @property
     def active_record_name(self) -> str:
@@ -276,6 +282,7 @@ class Settings:
                 pool_address=self.pool_address,
                 pool_port=self.pool_port,
                 mode=self.mode,
+                loopback_allowed=self.loopback_allowed,
             ),
             thresholds=Thresholds(rise=self.rise, fall=self.fall),
             records=records,
@@ -344,6 +351,7 @@ class Settings:
         route53_health_checks = _boolean(environ, "LBF_ROUTE53_HEALTH_CHECKS", default=False)
         prober_function = _prober_function(environ)
         _reserved_for_later(environ)
+        loopback_allowed = _aws_is_the_stand_in(environ)
         return cls(
             cluster=cluster,
             domain=domain,
@@ -372,6 +380,7 @@ class Settings:
             lb_min_backends=lb_min_backends,
             route53_health_checks=route53_health_checks,
             prober_function=prober_function,
+            loopback_allowed=loopback_allowed,
         )
 
 
@@ -738,3 +747,34 @@ def _prober_function(environ: Mapping[str, str]) -> str | None:
             value,
         )
     return value
+
+
+def _aws_is_the_stand_in(environ: Mapping[str, str]) -> bool:
+    """Whether every AWS endpoint boto3 is sent to is on loopback: AWS is the local stand-in.
+
+    That is the one place a web server on a loopback address is real (the stand-in runs every
+    instance on 127.0.0.0/8); anywhere else a loopback backend sends the LB's clients to the LB
+    itself. Deliberately not a setting or a parameter, which a deployed stage could carry: a
+    deployed function talks to AWS's own endpoints, so it can never switch this on, and an
+    endpoint override pointing anywhere else (a service's own AWS_ENDPOINT_URL_<SERVICE>, or
+    AWS_IGNORE_CONFIGURED_ENDPOINT_URLS) switches it off.
+    """
+    if environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true":
+        return False
+    endpoints = [value for name, value in environ.items() if name.startswith("AWS_ENDPOINT_URL")]
+    return "AWS_ENDPOINT_URL" in environ and all(_is_loopback_url(url) for url in endpoints)
+
+
+def _is_loopback_url(url: str) -> bool:
+    try:
+        host = urlsplit(url.strip()).hostname
+    except ValueError:
+        return False
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -57,8 +57,13 @@ class LocalAws:
     def controller_environment(
         self, *, cluster: str, domain: str, lb_port: int, web_port: int, **extra: str
     ) -> dict[str, str]:
-        """The controller's settings against this stand-in; `extra` by full variable name."""
+        """The controller's settings against this stand-in; `extra` by full variable name.
+
+        With the stand-in's endpoint, which is what lets its loopback web servers into backend
+        lists (config.Settings.loopback_allowed).
+        """
         return {
+            "AWS_ENDPOINT_URL": self.endpoint,
             "LBF_CLUSTER": cluster,
             "LBF_DOMAIN": domain,
             "LBF_HOSTED_ZONE_ID": self.zone_id,

@@ -19,6 +19,34 @@ class BackendListTooLong(ValueError):
     pass
 
 
+# Addresses no web server can serve from, and that an LB must never be pointed at: HAProxy would
+# send clients' requests to the LB's own metadata service (169.254.169.254, with the LB's role
+# credentials behind it), to itself, or to no host at all.
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+_BROADCAST = ipaddress.ip_address("255.255.255.255")
+
+
+def refused_backend(address: str, *, loopback_allowed: bool) -> str | None:
+    """Why `address` (canonical) may never be a backend, or None when it may."""
+    parsed = ipaddress.ip_address(address)
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        # ::ffff:169.254.169.254 reaches the same host as 169.254.169.254.
+        parsed = parsed.ipv4_mapped
+    if parsed.is_link_local:
+        if parsed == ipaddress.ip_address("169.254.169.254"):
+            return "link-local: the instance metadata service"
+        return "link-local (169.254.0.0/16, fe80::/10)"
+    if parsed.is_unspecified or parsed in _THIS_NETWORK:
+        return "unspecified (0.0.0.0/8, ::)"
+    if parsed.is_multicast:
+        return "multicast (224.0.0.0/4, ff00::/8)"
+    if parsed == _BROADCAST:
+        return "broadcast (255.255.255.255)"
+    if parsed.is_loopback and not loopback_allowed:
+        return "loopback (127.0.0.0/8, ::1): the LB itself"
+    return None
+
+
 @dataclass(frozen=True)
 class Backend:
     address: str  # compressed form, as ipaddress renders it

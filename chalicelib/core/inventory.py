@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from chalicelib.core.addresses import canonical
+from chalicelib.core.backends import refused_backend
 from chalicelib.core.health import parse_probe_run, parse_verdict
 from chalicelib.core.model import (
     CONTROLLER_TAGS,
@@ -58,6 +59,8 @@ class ParseRules:
     pool_address: AddressKind
     pool_port: int
     mode: FailoverMode = FailoverMode.DNS  # says why an LB without its own public IPv4 cannot serve
+    # Loopback web servers are the local stand-in's alone (config.Settings.loopback_allowed).
+    loopback_allowed: bool = False
 
 
 def parse_port(value: str) -> int | None:
@@ -129,6 +132,11 @@ def parse_instance(raw: RawInstance, rules: ParseRules) -> Instance | Skipped:
         return skip(f"{which} address {show(raw_address)} is not an IP address")
     if role is None:
         return skip(_bad_role(role_value), known_address=address)
+    if role is Role.WEB and address is not None:
+        refused = refused_backend(address, loopback_allowed=rules.loopback_allowed)
+        if refused is not None:
+            # Without its address: never probed, and no entry of the published list is kept for it.
+            return skip(f"{which} address {address} is {refused}: never a backend")
 
     if maintenance not in (None, "drain"):
         return skip(

@@ -19,7 +19,7 @@ from chalicelib.__main__ import main
 from chalicelib.config import Settings
 from chalicelib.errors import AwsError
 from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud
-from tests.kit.settings import environment
+from tests.kit.settings import STAND_IN_AWS, environment
 
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN = FAKE_DOMAIN
@@ -648,6 +648,10 @@ def prod_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ],
     )
     monkeypatch.chdir(tmp_path)
+    # The operator's shell points boto3 at the stand-in, whose web servers are on loopback; set
+    # through monkeypatch, because `--stage` copies the AWS_ variables into the process.
+    for name, value in STAND_IN_AWS.items():
+        monkeypatch.setenv(name, value)
     return tmp_path
 
 
@@ -658,7 +662,7 @@ def test_status_probe_with_a_stage_probes_private_targets_through_its_prober_fun
     capsys.readouterr()
     cloud.probe_function.invocations.clear()
 
-    code = run(cloud, "--stage", "prod", "status", "--probe", environ={})
+    code = run(cloud, "--stage", "prod", "status", "--probe", environ=dict(STAND_IN_AWS))
 
     assert code == 0
     captured = capsys.readouterr()
@@ -676,7 +680,7 @@ def test_status_probe_shows_a_prober_function_that_cannot_answer(
     capsys.readouterr()
     cloud.probe_function.fault = "invoking the prober function failed: ResourceNotReadyException"
 
-    assert run(cloud, "--stage", "prod", "status", "--probe", environ={}) == 0
+    assert run(cloud, "--stage", "prod", "status", "--probe", environ=dict(STAND_IN_AWS)) == 0
 
     rows = table(capsys.readouterr().out)
     assert rows
@@ -686,7 +690,7 @@ def test_status_probe_shows_a_prober_function_that_cannot_answer(
 def test_status_without_probe_does_not_look_for_the_prober_function(
     cloud: FakeCloud, capsys: pytest.CaptureFixture[str], prod_stage: Path
 ) -> None:
-    assert run(cloud, "--stage", "prod", "status", environ={}) == 0
+    assert run(cloud, "--stage", "prod", "status", environ=dict(STAND_IN_AWS)) == 0
     assert "prober function" not in capsys.readouterr().err
     assert cloud.probe_function.invocations == []
 

@@ -53,3 +53,5 @@ def test_a_stage_environment_is_valid_settings(stage: str) -> None:
     settings = Settings.from_env(environment)
 
     assert settings.cluster == environment["LBF_CLUSTER"]
+    # A deployed function talks to AWS's own endpoints: loopback web servers never enter its lists.
+    assert not settings.loopback_allowed

@@ -19,6 +19,7 @@ import pytest
 from chalice.local import LambdaContext
 
 from tests.kit.cloud import FakeCloud, small_cluster
+from tests.kit.settings import STAND_IN_AWS
 from tests.kit.slow_aws import ClockTime
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +46,8 @@ class LambdaApp:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         """`environ`: variables set in the process for the test, as a deployed stage sets them."""
-        for key, value in (environ or {}).items():
+        # The in-memory AWS, with its loopback instances, stands in for AWS: see tests/kit/settings.
+        for key, value in {**STAND_IN_AWS, **(environ or {})}.items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
         monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "LbFailover")

@@ -8,6 +8,11 @@ names (the way an environment holds them) and then keyword overrides by name wit
 
 A value of None leaves the variable out (its default applies); booleans are written as the
 SPEC's lower-case `true`/`false`.
+
+Every environment also names a loopback AWS endpoint (STAND_IN_AWS), as the local stand-in's does:
+the in-memory AWS stands in for AWS the same way, and its web servers are on loopback addresses,
+which only a stand-in's backend lists may hold (config.Settings.loopback_allowed). A test of a
+deployed controller's view leaves it out: `settings(DEPLOYED)`.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ REQUIRED_ENV: Mapping[str, str] = {
     "LBF_DOMAIN": DOMAIN,
     "LBF_HOSTED_ZONE_ID": HOSTED_ZONE_ID,
 }
+# Nothing listens there: the in-memory AWS is handed to the code directly, never reached by URL.
+STAND_IN_AWS: Mapping[str, str] = {"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}
+# AWS's own endpoints, as a deployed function has them.
+DEPLOYED: Mapping[str, None] = {"AWS_ENDPOINT_URL": None}
 
 
 def _text(value: object) -> str:
@@ -31,8 +40,9 @@ def _text(value: object) -> str:
 
 
 def environment(*variables: Mapping[str, object], **overrides: object) -> dict[str, str]:
-    """The variables `Settings.from_env` reads: REQUIRED_ENV, each mapping in turn, then overrides."""
-    changes: dict[str, object] = {}
+    """The variables `Settings.from_env` reads: REQUIRED_ENV and STAND_IN_AWS, each mapping in
+    turn, then overrides."""
+    changes: dict[str, object] = dict(STAND_IN_AWS)
     for mapping in variables:
         changes.update(mapping)
     changes.update({f"LBF_{name.upper()}": value for name, value in overrides.items()})

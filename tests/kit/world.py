@@ -59,6 +59,7 @@ def parse_rules(config: Settings | None = None) -> ParseRules:
         pool_address=config.pool_address,
         pool_port=config.pool_port,
         mode=config.mode,
+        loopback_allowed=config.loopback_allowed,
     )
 
 

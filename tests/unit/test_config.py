@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import pytest
 
@@ -15,9 +16,16 @@ from chalicelib.core.plan import ActiveRules, ListRules, PlanRules
 from chalicelib.core.planned_failover import MoveRules
 from chalicelib.core.pushes import PushRules
 from chalicelib.core.second_opinion import SecondOpinionRules
-from tests.kit.settings import REQUIRED_ENV, settings
+from tests.kit.settings import DEPLOYED, REQUIRED_ENV
+from tests.kit.settings import settings as kit_settings
 
 REQUIRED = dict(REQUIRED_ENV)
+
+
+def settings(*variables: Mapping[str, object], **overrides: object) -> Settings:
+    """The kit's builder, as a deployed controller reads its environment (no stand-in's AWS)."""
+    return kit_settings(DEPLOYED, *variables, **overrides)
+
 
 OPTIONAL_VARIABLES = (
     "LBF_ACTIVE_NAME",
