@@ -33,7 +33,6 @@ import shutil
 import subprocess
 import sys
 import venv
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +81,8 @@ if kind == "cloudformation deploy" and stack.startswith("lb-failover-"):
 why = json.loads(os.environ["LBF_DOC_NOT_RUN"]).get(kind, "")
 with open(os.environ["LBF_DOC_LOG"], "a") as log:
     log.write(json.dumps({{"command": kind, "argv": sys.argv[1:], "ran": not why, "why": why}}) + "\n")
+if why and argv == sys.argv[1:]:  # not run, and nothing stands in for it
+    sys.exit(0)
 os.execv({aws!r}, [{aws!r}, *argv])
 '''
 
@@ -149,7 +150,7 @@ def test_configure_refuses_a_python_other_than_the_virtualenvs(tmp_path: Path) -
 
 
 @pytest.fixture
-def ssm_documents_as_aws_takes_them(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def ssm_documents_as_aws_takes_them(monkeypatch: pytest.MonkeyPatch) -> None:
     """moto's CloudFormation takes an AWS::SSM::Document's Content only as text; AWS also takes
     the object that ssm-document.json holds. The server runs in this process."""
     original = Document.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
@@ -162,11 +163,10 @@ def ssm_documents_as_aws_takes_them(monkeypatch: pytest.MonkeyPatch) -> Iterator
         return original(cls, name, template, *args, **kwargs)
 
     monkeypatch.setattr(Document, "create_from_cloudformation_json", classmethod(create))
-    yield
 
 
 @pytest.fixture
-def change_sets_with_outputs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def change_sets_with_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
     """`aws cloudformation deploy` creates and executes a change set; moto executes it without
     reading the new template's Outputs, so every stack made that way has none (on AWS it has)."""
     original = CloudFormationBackend.execute_change_set
@@ -181,7 +181,6 @@ def change_sets_with_outputs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         stack.output_map = stack._create_output_map()
 
     monkeypatch.setattr(CloudFormationBackend, "execute_change_set", execute)
-    yield
 
 
 def put_public_parameter(aws: LocalAws, name: str, value: str) -> None:
@@ -219,8 +218,11 @@ def stand_in_template(tmp_path: Path) -> Path:
     """The stage stack's outputs, and the log groups its functions would write to."""
     names = {
         output: f"lb-failover-standin-{output.removesuffix('FunctionName')}"
-        for output in ("ReconcileFunctionName", "OnInstanceChangeFunctionName")
-        + ("ProbePrivateFunctionName",)
+        for output in (
+            "ReconcileFunctionName",
+            "OnInstanceChangeFunctionName",
+            "ProbePrivateFunctionName",
+        )
     }
     template = {
         "Resources": {
@@ -345,9 +347,10 @@ def test_deploy_md_followed_end_to_end(
         assert {i["ImageId"] for i in launched} == {al2023_ami}
         lbs = [i for i in launched if {"Key": "lbf:role", "Value": "lb"} in i["Tags"]]
         assert all(i["MetadataOptions"]["InstanceMetadataTags"] == "enabled" for i in lbs)
-        # The Elastic IP the file allocates carries the cluster's tag.
+        # The Elastic IP the file allocates carries the tag of the cluster the shell names by
+        # then (shop, the second cluster's section sets it).
         addresses = ec2.describe_addresses()["Addresses"]
-        assert [a["Tags"] for a in addresses] == [[{"Key": "lbf:cluster", "Value": "web"}]]
+        assert [a["Tags"] for a in addresses] == [[{"Key": "lbf:cluster", "Value": "shop"}]]
 
     not_run = {c["command"]: c["why"] for c in calls if not c["ran"]}
     assert not_run == {**NOT_RUN, **OTHER_NOT_RUN}
