@@ -134,7 +134,9 @@ def test_no_project_tool_runs_on_the_system_python() -> None:
         assert not re.search(r"(^|[\s(])python3?\s", line), line
 
 
-def test_configure_refuses_a_python_other_than_the_virtualenvs(tmp_path: Path) -> None:
+def test_configure_refuses_a_python_other_than_the_virtualenvs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """chalice runs in .venv and packages for its Python: a layer chosen for another is wrong."""
     configure = load_script(ROOT / "infra" / "configure.py")
     (tmp_path / ".venv").mkdir()
@@ -145,8 +147,16 @@ def test_configure_refuses_a_python_other_than_the_virtualenvs(tmp_path: Path) -
         def client(self, name: str) -> Any:
             raise AssertionError(f"an AWS call ({name}) before the check")
 
-    args = ["--cluster", "web", "--domain", "edge.example.com", "--region", REGION]
+    args = [
+        *("--cluster", "web", "--domain", "edge.example.com", "--region", REGION),
+        *("--subnets", "subnet-0a1b2c3d,subnet-0e1f2a3b", "--security-group", "sg-0a1b2c3d"),
+    ]
     assert configure.main([*args, "--project", str(tmp_path)], NoAws()) == 2
+    said = capsys.readouterr().err
+    running = f"python3.{sys.version_info.minor}"
+    assert f"this is {running}" in said
+    assert f".venv is python{other.rsplit('.', 1)[0]}" in said
+    assert not (tmp_path / ".chalice").exists()
 
 
 @pytest.fixture
