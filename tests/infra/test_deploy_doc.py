@@ -121,7 +121,7 @@ def test_every_variable_the_file_uses_it_sets() -> None:
     # Heredocs with a quoted marker are file content for an instance, not this shell's.
     script = re.sub(r"<<'(\w+)'\n.*?\n\1\n", "\n", script, flags=re.S)
     used = set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", script))
-    set_here = set(re.findall(r"(?:^|[\s;(])([A-Za-z_][A-Za-z0-9_]*)=", script, re.M))
+    set_here = set(re.findall(r"(?:^|;)\s*([A-Za-z_][A-Za-z0-9_]*)=", script, re.M))
     set_here |= set(re.findall(r"\bfor ([A-Za-z_][A-Za-z0-9_]*) in\b", script))
     assert not used - set_here, f"used, never set: {sorted(used - set_here)}"
 
