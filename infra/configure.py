@@ -262,6 +262,28 @@ def runtime() -> str:
     return f"python{sys.version_info.major}.{sys.version_info.minor}"
 
 
+def check_interpreter(project: Path) -> None:
+    """Refuse a Python other than the project's virtualenv's (`make setup`): chalice, which runs
+    there, packages the functions for that Python, and the layer must be built for the same."""
+    config = project / ".venv" / "pyvenv.cfg"
+    if not config.exists():
+        print(
+            f"configure: warning: no {project / '.venv'} (make setup): the layer is for "
+            f"{runtime()}, the Python running this; chalice must package with the same",
+            file=sys.stderr,
+        )
+        return
+    found = re.search(
+        r"^version(?:_info)?\s*=\s*([0-9]+)\.([0-9]+)", config.read_text(encoding="utf-8"), re.M
+    )
+    packaging = f"python{found[1]}.{found[2]}" if found else "unknown"
+    if packaging != runtime():
+        raise ConfigureError(
+            f"this is {runtime()} ({sys.executable}), the project's .venv is {packaging}: run "
+            f"{project / '.venv' / 'bin' / 'python'} infra/configure.py"
+        )
+
+
 def pinned_powertools(project: Path = ROOT) -> str:
     for line in (project / "requirements-dev.txt").read_text(encoding="utf-8").splitlines():
         name, _, version = line.split("#")[0].strip().partition("==")
@@ -884,6 +906,7 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
         return main_rollback(arguments)
     try:
         inputs, project = parse(arguments)
+        check_interpreter(project)
         chalice = project / ".chalice"
         config_path = chalice / "config.json"
         config = read_config(config_path)
