@@ -78,8 +78,8 @@ stack = argv[argv.index("--stack-name") + 1] if "--stack-name" in argv else ""
 if kind == "cloudformation deploy" and stack.startswith("lb-failover-"):
     kind = "cloudformation deploy lb-failover-*"
     argv = ["cloudformation", "deploy", "--stack-name", stack, "--template-file", {stand_in!r}]
-why = json.loads(os.environ["LBF_DOC_NOT_RUN"]).get(kind, "")
-with open(os.environ["LBF_DOC_LOG"], "a") as log:
+why = json.loads(os.environ["DEPLOYDOC_NOT_RUN"]).get(kind, "")
+with open(os.environ["DEPLOYDOC_LOG"], "a") as log:
     log.write(json.dumps({{"command": kind, "argv": sys.argv[1:], "ran": not why, "why": why}}) + "\n")
 if why and argv == sys.argv[1:]:  # not run, and nothing stands in for it
     sys.exit(0)
@@ -87,7 +87,7 @@ os.execv({aws!r}, [{aws!r}, *argv])
 '''
 
 OTHER = """#!/bin/sh
-printf '%s\\n' "{{\\"command\\": \\"{name}\\", \\"argv\\": [], \\"ran\\": false, \\"why\\": \\"{why}\\"}}" >> "$LBF_DOC_LOG"
+printf '%s\\n' "{{\\"command\\": \\"{name}\\", \\"argv\\": [], \\"ran\\": false, \\"why\\": \\"{why}\\"}}" >> "$DEPLOYDOC_LOG"
 """
 
 
@@ -123,6 +123,8 @@ def test_every_variable_the_file_uses_it_sets() -> None:
     used = set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", script))
     set_here = set(re.findall(r"(?:^|;)\s*([A-Za-z_][A-Za-z0-9_]*)=", script, re.M))
     set_here |= set(re.findall(r"\bfor ([A-Za-z_][A-Za-z0-9_]*) in\b", script))
+    for names in re.findall(r"\bread -r ((?:[A-Za-z_][A-Za-z0-9_]* ?)+)", script):
+        set_here |= set(names.split())
     assert not used - set_here, f"used, never set: {sorted(used - set_here)}"
 
 
@@ -308,8 +310,8 @@ def test_deploy_md_followed_end_to_end(
             **aws.environment(),
             "PATH": path,
             "HOME": str(tmp_path),
-            "LBF_DOC_LOG": str(log),
-            "LBF_DOC_NOT_RUN": json.dumps(NOT_RUN),
+            "DEPLOYDOC_LOG": str(log),
+            "DEPLOYDOC_NOT_RUN": json.dumps(NOT_RUN),
         }
         done = subprocess.run(
             [dash, "-eu", "-c", shell_script()],
