@@ -5,8 +5,10 @@
     python infra/render_document.py user-data > user-data.sh    # EC2 user data of an LB
     python infra/render_document.py user-data --gzip > user-data.gz   # the same, as launched
 
-`document()` and `update_config_document()` are also what the CloudFormation template embeds; importing this module (by path is
-fine) has no side effect, and it needs nothing beyond the standard library.
+`document()` and `update_config_document()` are also what the CloudFormation template embeds.
+Importing this module (by path is fine) puts the project's root on sys.path, so that the push's
+time limit comes from the controller's own definition; it needs nothing beyond the standard
+library and the controller's pure core.
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from chalicelib.core.pushes import STEP_TIMEOUT_SECONDS  # noqa: E402
 
 LB_DIR = Path(__file__).resolve().parent / "lb"
 APPLY_SCRIPT = LB_DIR / "apply-backends.sh"
@@ -31,9 +39,6 @@ UPDATE_CONFIG_DOCUMENT_NAME = "LbFailover-UpdateConfig"
 MAX_CHARS = 8192
 MAX_ENTRIES = 1000
 CHECKSUM_CHARS = 64
-# The step's own timeout (SSM's default is an hour): a push still running after it is reported and
-# sent again by the controller, which counts the same number (chalicelib/core/pushes.py).
-STEP_TIMEOUT_SECONDS = 180
 
 # The patterns are one character class with a length bound each: checking one takes time linear in
 # the value, whatever the engine. SSM validates parameters service-side with a regex engine it does
@@ -107,8 +112,14 @@ def document() -> dict[str, Any]:
                 "action": "aws:runShellScript",
                 "name": "applyBackends",
                 "precondition": {"StringEquals": ["platformType", "Linux"]},
-                "timeoutSeconds": STEP_TIMEOUT_SECONDS,
-                "inputs": {"runCommand": run_command()},
+                "inputs": {
+                    "runCommand": run_command(),
+                    # Where aws:runShellScript reads its limit (a step-level timeoutSeconds is
+                    # ignored, and the default is an hour). The controller counts a push still
+                    # running after this long as stuck and sends it again: one number, defined
+                    # with that rule in chalicelib/core/pushes.py.
+                    "timeoutSeconds": STEP_TIMEOUT_SECONDS,
+                },
             }
         ],
     }
