@@ -226,7 +226,7 @@ def _without_comments(path: Path) -> list[str]:
 
 
 def _embedded(path: Path, destination: str, mode: str) -> list[str]:
-    marker = f"LBF_EOF_{path.name.replace('-', '_').replace('.', '_').upper()}"
+    marker = f"LBSIDE_EOF_{path.name.replace('-', '_').replace('.', '_').upper()}"
     content = _without_comments(path)
     if marker in content:
         raise ValueError(f"{path} contains its heredoc marker {marker}")
@@ -246,7 +246,7 @@ def user_data() -> str:
     shebang, *body = _without_comments(USER_DATA)
     files = [
         "# Embedded by infra/render_document.py: the files user-data.sh installs.",
-        "export LBF_FILES_DIR=/opt/lb-failover",
+        "export LBSIDE_FILES_DIR=/opt/lb-failover",
         *_embedded(HAPROXY_CONFIG, "/opt/lb-failover/haproxy.cfg", "0644"),
         *_embedded(APPLY_SCRIPT, "/opt/lb-failover/apply-backends.sh", "0755"),
         *_embedded(READ_PARAMETER, "/opt/lb-failover/read-parameter.py", "0755"),

@@ -76,14 +76,14 @@ class LocalHaproxy:
         """What HAProxy and apply-backends.sh see: this instance's paths and address."""
         env = dict(os.environ)
         env.update(
-            LBF_LOCAL="1",
-            LBF_BIND=f"{self.bind_address}:{self.port}",
-            LBF_HAPROXY_CONFIG=str(self.config_path),
-            LBF_BACKENDS_FILE=str(self.backends_path),
-            LBF_HAPROXY_PIDFILE=str(self.pidfile),
-            LBF_HAPROXY_BIN=self.binary,
-            LBF_ADMIN_SOCKET=str(self.admin_socket),
-            LBF_HAPROXY_SOCKET=str(self.admin_socket),
+            LBSIDE_LOCAL="1",
+            LBSIDE_BIND=f"{self.bind_address}:{self.port}",
+            LBSIDE_HAPROXY_CONFIG=str(self.config_path),
+            LBSIDE_BACKENDS_FILE=str(self.backends_path),
+            LBSIDE_HAPROXY_PIDFILE=str(self.pidfile),
+            LBSIDE_HAPROXY_BIN=self.binary,
+            LBSIDE_ADMIN_SOCKET=str(self.admin_socket),
+            LBSIDE_HAPROXY_SOCKET=str(self.admin_socket),
         )
         return env
 

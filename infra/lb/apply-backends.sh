@@ -13,17 +13,17 @@
 # no shell-active character (see infra/render_document.py). Validation here is the same either way.
 #
 # Paths and settings, overridable for local use:
-#   LBF_HAPROXY_CONFIG   main configuration       (default /etc/haproxy/haproxy.cfg)
-#   LBF_BACKENDS_FILE    the `backend web` section this script owns, loaded by HAProxy as a second
+#   LBSIDE_HAPROXY_CONFIG   main configuration       (default /etc/haproxy/haproxy.cfg)
+#   LBSIDE_BACKENDS_FILE    the `backend web` section this script owns, loaded by HAProxy as a second
 #                        `-f` file (HAProxy 2.6 has no include)   (default /etc/haproxy/backends.cfg)
-#   LBF_HAPROXY_SOCKET   HAProxy's admin-level stats socket (default /run/haproxy/admin.sock)
-#   LBF_HAPROXY_PIDFILE  set: reload by SIGUSR2 to the master pid in that file (master-worker mode)
+#   LBSIDE_HAPROXY_SOCKET   HAProxy's admin-level stats socket (default /run/haproxy/admin.sock)
+#   LBSIDE_HAPROXY_PIDFILE  set: reload by SIGUSR2 to the master pid in that file (master-worker mode)
 #                        unset: `systemctl reload-or-restart haproxy`
-#   LBF_HAPROXY_BIN      the haproxy binary used for `haproxy -c`  (default: haproxy on PATH)
-#   LBF_RELOAD_TIMEOUT   seconds to wait for HAProxy to serve the list after a reload (default 10)
-#   LBF_APPLY_METHOD     `runtime` (default), or `reload` to apply every change by a reload: how
+#   LBSIDE_HAPROXY_BIN      the haproxy binary used for `haproxy -c`  (default: haproxy on PATH)
+#   LBSIDE_RELOAD_TIMEOUT   seconds to wait for HAProxy to serve the list after a reload (default 10)
+#   LBSIDE_APPLY_METHOD     `runtime` (default), or `reload` to apply every change by a reload: how
 #                        lists were applied before, kept to measure the two side by side (bench/)
-#   LBF_APPLY_KILL_AT    a step name (see `checkpoint` below): the script SIGKILLs itself there,
+#   LBSIDE_APPLY_KILL_AT    a step name (see `checkpoint` below): the script SIGKILLs itself there,
 #                        as SSM kills a command that runs out of time (fault injection for tests)
 #
 # How a list is applied. Backend `web` is a row of slots, `server` lines s1, s2, ... each serving
@@ -55,15 +55,15 @@ umask 022
 readonly MAX_CHARS=8192
 readonly MAX_ENTRIES=1000
 
-config="${LBF_HAPROXY_CONFIG:-/etc/haproxy/haproxy.cfg}"
-backends_file="${LBF_BACKENDS_FILE:-/etc/haproxy/backends.cfg}"
-pidfile="${LBF_HAPROXY_PIDFILE:-}"
+config="${LBSIDE_HAPROXY_CONFIG:-/etc/haproxy/haproxy.cfg}"
+backends_file="${LBSIDE_BACKENDS_FILE:-/etc/haproxy/backends.cfg}"
+pidfile="${LBSIDE_HAPROXY_PIDFILE:-}"
 # SSM Agent runs commands with its own PATH; Debian and Amazon Linux install haproxy in /usr/sbin.
-haproxy_bin="${LBF_HAPROXY_BIN:-$(command -v haproxy || printf /usr/sbin/haproxy)}"
-reload_timeout="${LBF_RELOAD_TIMEOUT:-10}"
-socket="${LBF_HAPROXY_SOCKET:-/run/haproxy/admin.sock}"
-method="${LBF_APPLY_METHOD:-runtime}"
-kill_at="${LBF_APPLY_KILL_AT:-}"
+haproxy_bin="${LBSIDE_HAPROXY_BIN:-$(command -v haproxy || printf /usr/sbin/haproxy)}"
+reload_timeout="${LBSIDE_RELOAD_TIMEOUT:-10}"
+socket="${LBSIDE_HAPROXY_SOCKET:-/run/haproxy/admin.sock}"
+method="${LBSIDE_APPLY_METHOD:-runtime}"
+kill_at="${LBSIDE_APPLY_KILL_AT:-}"
 
 log() { printf 'apply-backends: %s\n' "$*"; }
 reject() {
@@ -161,7 +161,7 @@ for entry in "${entries[@]}"; do
 done
 
 
-[[ $method == runtime || $method == reload ]] || reject "LBF_APPLY_METHOD is '$method', not runtime or reload"
+[[ $method == runtime || $method == reload ]] || reject "LBSIDE_APPLY_METHOD is '$method', not runtime or reload"
 
 # --- the running HAProxy ---------------------------------------------------------------------
 
@@ -262,7 +262,7 @@ serves_wanted() {
 # Fault injection: the script dies here, without cleanup, as a command SSM kills on timeout.
 checkpoint() {
 	if [[ $kill_at == "$1" ]]; then
-		log "killed at $1 (LBF_APPLY_KILL_AT)"
+		log "killed at $1 (LBSIDE_APPLY_KILL_AT)"
 		kill -KILL $$
 	fi
 }

@@ -11,12 +11,12 @@
 #                  no newline, whatever the file says)
 #   SSM_Checksum   sha256 hex of the decoded file
 # Paths, overridable for local use (the same variables as apply-backends.sh):
-#   LBF_HAPROXY_CONFIG   the file this replaces          (default /etc/haproxy/haproxy.cfg)
-#   LBF_BACKENDS_FILE    the backend section loaded with it (default /etc/haproxy/backends.cfg)
-#   LBF_HAPROXY_PIDFILE  set: reload by SIGUSR2 to the master pid in that file (master-worker mode)
+#   LBSIDE_HAPROXY_CONFIG   the file this replaces          (default /etc/haproxy/haproxy.cfg)
+#   LBSIDE_BACKENDS_FILE    the backend section loaded with it (default /etc/haproxy/backends.cfg)
+#   LBSIDE_HAPROXY_PIDFILE  set: reload by SIGUSR2 to the master pid in that file (master-worker mode)
 #                        unset: `systemctl reload haproxy`
-#   LBF_HAPROXY_BIN      the haproxy binary used for `haproxy -c`  (default: haproxy on PATH)
-#   LBF_RELOAD_TIMEOUT   seconds to wait for the new worker after a reload (default 10)
+#   LBSIDE_HAPROXY_BIN      the haproxy binary used for `haproxy -c`  (default: haproxy on PATH)
+#   LBSIDE_RELOAD_TIMEOUT   seconds to wait for the new worker after a reload (default 10)
 #
 # Exit status: 0 installed (or already installed); 2 the input or the configuration was refused
 # and nothing changed; 1 HAProxy did not take the new file, and the previous one is back.
@@ -26,11 +26,11 @@ umask 022
 # The document's maxChars: 16 KB of base64 is a 12 KB configuration.
 readonly MAX_CHARS=16384
 
-config="${LBF_HAPROXY_CONFIG:-/etc/haproxy/haproxy.cfg}"
-backends_file="${LBF_BACKENDS_FILE:-/etc/haproxy/backends.cfg}"
-pidfile="${LBF_HAPROXY_PIDFILE:-}"
-haproxy_bin="${LBF_HAPROXY_BIN:-$(command -v haproxy || printf /usr/sbin/haproxy)}"
-reload_timeout="${LBF_RELOAD_TIMEOUT:-10}"
+config="${LBSIDE_HAPROXY_CONFIG:-/etc/haproxy/haproxy.cfg}"
+backends_file="${LBSIDE_BACKENDS_FILE:-/etc/haproxy/backends.cfg}"
+pidfile="${LBSIDE_HAPROXY_PIDFILE:-}"
+haproxy_bin="${LBSIDE_HAPROXY_BIN:-$(command -v haproxy || printf /usr/sbin/haproxy)}"
+reload_timeout="${LBSIDE_RELOAD_TIMEOUT:-10}"
 
 log() { printf 'update-config: %s\n' "$*"; }
 reject() {

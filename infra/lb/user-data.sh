@@ -6,7 +6,7 @@
 # the same apply-backends.sh the SSM document runs, and serves the current web pool at once.
 #
 # Use the rendered form as user data: `python infra/render_document.py user-data` embeds
-# haproxy.cfg, apply-backends.sh and read-parameter.py (LBF_FILES_DIR points at them). Run as-is,
+# haproxy.cfg, apply-backends.sh and read-parameter.py (LBSIDE_FILES_DIR points at them). Run as-is,
 # it takes them from its own directory.
 #
 # Images (infra/DEPLOY.md pins both): Amazon Linux 2023 and Ubuntu 24.04 LTS. It asks the package
@@ -24,16 +24,16 @@
 #   LBF_PARAMETER_PREFIX  Parameter Store prefix; default /lbf/<value of the lbf:cluster tag>,
 #                         read from instance metadata (the launch template must allow tags in
 #                         metadata: InstanceMetadataTags=enabled)
-#   LBF_FILES_DIR         where haproxy.cfg, apply-backends.sh and read-parameter.py are
-#   LBF_ROOT              prefix of every path written (tests/infra/test_user_data.py); empty on an LB
+#   LBSIDE_FILES_DIR         where haproxy.cfg, apply-backends.sh and read-parameter.py are
+#   LBSIDE_ROOT              prefix of every path written (tests/infra/test_user_data.py); empty on an LB
 #
 # The instance role needs ssm:GetParameter on <prefix>/backends (and the SSM Agent's usual
 # permissions, AmazonSSMManagedInstanceCore, for the pushed commands).
 set -euo pipefail
 
-files_dir="${LBF_FILES_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
+files_dir="${LBSIDE_FILES_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
 prefix="${LBF_PARAMETER_PREFIX:-}"
-root="${LBF_ROOT:-}"
+root="${LBSIDE_ROOT:-}"
 
 readonly APPLY=/usr/local/sbin/lbf-apply-backends
 readonly CONFIG=/etc/haproxy/haproxy.cfg

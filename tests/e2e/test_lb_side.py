@@ -251,7 +251,7 @@ def test_haproxy_cfg_is_valid_alone_and_with_the_backends_file(local, steady_lb,
     # with the backends file: before any list, and as the apply script writes it.
     env = steady_lb.environment()
     if not local:
-        env = {k: v for k, v in env.items() if k not in ("LBF_LOCAL", "LBF_ADMIN_SOCKET")}
+        env = {k: v for k, v in env.items() if k not in ("LBSIDE_LOCAL", "LBSIDE_ADMIN_SOCKET")}
     empty = tmp_path / "empty-backends.cfg"
     empty.write_text(EMPTY_BACKENDS)
     config = INFRA / "lb" / "haproxy.cfg"
@@ -284,7 +284,7 @@ def test_a_configuration_haproxy_refuses_is_never_installed(new_lb, webs, tmp_pa
     broken = tmp_path / "broken.cfg"
     broken.write_text(lb.config_path.read_text() + "\nfrontend broken\n    no-such-keyword\n")
 
-    result = lb.apply(*backend_list(webs[2:]), extra_env={"LBF_HAPROXY_CONFIG": str(broken)})
+    result = lb.apply(*backend_list(webs[2:]), extra_env={"LBSIDE_HAPROXY_CONFIG": str(broken)})
 
     assert result.returncode != 0
     assert "haproxy -c refused" in result.stderr
@@ -300,7 +300,10 @@ def test_a_failed_reload_restores_the_last_good_file(new_lb, webs, tmp_path) -> 
     # starts HAProxy with the new file by a reload, which fails here.
     dead_pidfile = tmp_path / "dead.pid"
     dead_pidfile.write_text(f"{_exited_pid()}\n")
-    gone = {"LBF_HAPROXY_PIDFILE": str(dead_pidfile), "LBF_HAPROXY_SOCKET": str(tmp_path / "x")}
+    gone = {
+        "LBSIDE_HAPROXY_PIDFILE": str(dead_pidfile),
+        "LBSIDE_HAPROXY_SOCKET": str(tmp_path / "x"),
+    }
 
     result = lb.apply(*backend_list(webs[2:]), extra_env=gone)
 
@@ -318,7 +321,7 @@ def test_a_running_haproxy_whose_state_cannot_be_read_is_left_alone(new_lb, webs
     before = lb.backends_path.read_bytes()
 
     result = lb.apply(
-        *backend_list(webs[2:]), extra_env={"LBF_HAPROXY_SOCKET": str(tmp_path / "x")}
+        *backend_list(webs[2:]), extra_env={"LBSIDE_HAPROXY_SOCKET": str(tmp_path / "x")}
     )
 
     assert result.returncode == 1, result.stdout + result.stderr
@@ -387,7 +390,7 @@ def test_already_applied_means_haproxy_serves_it_not_that_the_file_says_so(new_l
     assert lb.backends_path.read_bytes() == file_before
 
 
-# Each step the script can die at (LBF_APPLY_KILL_AT: SIGKILL, no cleanup), on both paths: a
+# Each step the script can die at (LBSIDE_APPLY_KILL_AT: SIGKILL, no cleanup), on both paths: a
 # change at run time, and the first list of a new LB, which HAProxy can only load by a reload.
 KILL_POINTS = [
     *(("change", step) for step in ("planned", "file-written", "servers-added", "servers-removed")),
@@ -403,7 +406,7 @@ def test_a_push_killed_at_any_step_is_completed_by_the_next(path, step, new_lb, 
     served_before = lb.serving()
     wanted = backend_list(webs[1:])
 
-    killed = lb.apply(*wanted, extra_env={"LBF_APPLY_KILL_AT": step})
+    killed = lb.apply(*wanted, extra_env={"LBSIDE_APPLY_KILL_AT": step})
 
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     assert f"killed at {step}" in killed.stdout
@@ -566,7 +569,7 @@ def test_user_data_installs_a_working_apply_script(new_lb, webs, tmp_path) -> No
     lb = new_lb()
     user_data = render.user_data()
     embedded = re.search(
-        r"<<'LBF_EOF_APPLY_BACKENDS_SH'\n(.*?)\nLBF_EOF_APPLY_BACKENDS_SH\n", user_data, re.S
+        r"<<'LBSIDE_EOF_APPLY_BACKENDS_SH'\n(.*?)\nLBSIDE_EOF_APPLY_BACKENDS_SH\n", user_data, re.S
     )
     assert embedded is not None
     script = tmp_path / "apply-backends.sh"
@@ -697,7 +700,7 @@ def _keep_alive_client(
 
 
 def test_reloads_that_change_the_servers_drop_no_request(new_lb, webs) -> None:
-    # The fallback when the slots run out, forced for every change (LBF_APPLY_METHOD=reload).
+    # The fallback when the slots run out, forced for every change (LBSIDE_APPLY_METHOD=reload).
     lb = new_lb()
     apply_ok(lb, webs)
     # Each apply adds and removes servers; checks stay on (haproxy.cfg: default-server check).
@@ -721,7 +724,7 @@ def test_reloads_that_change_the_servers_drop_no_request(new_lb, webs) -> None:
         time.sleep(0.5)
         for i in range(20):
             servers = sequence[i % len(sequence)]
-            result = lb.apply(*backend_list(servers), extra_env={"LBF_APPLY_METHOD": "reload"})
+            result = lb.apply(*backend_list(servers), extra_env={"LBSIDE_APPLY_METHOD": "reload"})
             assert result.returncode == 0, result.stdout + result.stderr
             assert "HAProxy reloaded" in result.stdout
             time.sleep(0.25)

@@ -67,7 +67,7 @@ def update(lb: LocalHaproxy, config: str) -> subprocess.CompletedProcess[str]:
     env.update(
         SSM_Config=encoded,
         SSM_Checksum=hashlib.sha256(config.encode()).hexdigest(),
-        LBF_RELOAD_TIMEOUT="3",
+        LBSIDE_RELOAD_TIMEOUT="3",
     )
     return subprocess.run(
         ["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60, check=False
@@ -142,7 +142,8 @@ def test_a_configuration_that_cannot_start_is_rolled_back_and_the_old_one_serves
     assert update(lb, with_header("v1")).returncode == 0
     before = lb.config_path.read_text()
     cannot_start = with_header("v2").replace(
-        '    bind "${LBF_BIND}"\n', f'    bind "${{LBF_BIND}}"\n    bind {TAKEN[0]}:{TAKEN[1]}\n'
+        '    bind "${LBSIDE_BIND}"\n',
+        f'    bind "${{LBSIDE_BIND}}"\n    bind {TAKEN[0]}:{TAKEN[1]}\n',
     )
     with socket.create_server(TAKEN):
         result = update(lb, cannot_start)

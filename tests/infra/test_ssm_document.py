@@ -143,10 +143,10 @@ def test_apply_script_refuses_what_the_pattern_lets_through(backends: str, tmp_p
             "PATH": "/usr/bin:/bin",
             "SSM_Backends": backends,
             "SSM_Checksum": sha256(backends),
-            "LBF_HAPROXY_CONFIG": str(tmp_path / "haproxy.cfg"),
-            "LBF_BACKENDS_FILE": str(backends_file),
+            "LBSIDE_HAPROXY_CONFIG": str(tmp_path / "haproxy.cfg"),
+            "LBSIDE_BACKENDS_FILE": str(backends_file),
             # Never reached: the list is refused first.
-            "LBF_HAPROXY_BIN": "/bin/false",
+            "LBSIDE_HAPROXY_BIN": "/bin/false",
         },
         capture_output=True,
         text=True,

@@ -5,7 +5,7 @@ replaced by a stand-in on PATH that records its argv and environment: the packag
 Amazon Linux 2023, `apt-get` on Ubuntu 24.04), `systemctl`, `curl` (instance metadata), `haproxy`
 (its version), `python3` (read-parameter.py) and the apply script. Nothing else is on PATH, so a
 command the script runs that no image provides fails the test. The files it writes land under
-LBF_ROOT. The units' check lines then run with the real HAProxy (Debian's 2.6) on the files the
+LBSIDE_ROOT. The units' check lines then run with the real HAProxy (Debian's 2.6) on the files the
 script wrote.
 """
 
@@ -141,8 +141,8 @@ def boot(
         ["bash", str(LB_DIR / "user-data.sh")],
         env={
             "PATH": f"{fake}:{tools}",
-            "LBF_ROOT": str(root),
-            "LBF_FILES_DIR": str(files),
+            "LBSIDE_ROOT": str(root),
+            "LBSIDE_FILES_DIR": str(files),
             "HOME": str(tmp_path),
         },
         capture_output=True,
@@ -376,10 +376,10 @@ def test_the_embedded_reader_is_the_file(tmp_path: Path) -> None:
     defines the same signer."""
     render = load_script(ROOT / "infra" / "render_document.py")
     user_data = render.user_data()
-    start = user_data.index("<<'LBF_EOF_READ_PARAMETER_PY'\n") + len(
-        "<<'LBF_EOF_READ_PARAMETER_PY'\n"
+    start = user_data.index("<<'LBSIDE_EOF_READ_PARAMETER_PY'\n") + len(
+        "<<'LBSIDE_EOF_READ_PARAMETER_PY'\n"
     )
-    embedded = user_data[start : user_data.index("\nLBF_EOF_READ_PARAMETER_PY\n")]
+    embedded = user_data[start : user_data.index("\nLBSIDE_EOF_READ_PARAMETER_PY\n")]
     path = tmp_path / "read-parameter.py"
     path.write_text(embedded + "\n")
     checked = subprocess.run(
