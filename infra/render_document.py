@@ -31,6 +31,11 @@ HAPROXY_CONFIG = LB_DIR / "haproxy.cfg"
 READ_PARAMETER = LB_DIR / "read-parameter.py"
 USER_DATA = LB_DIR / "user-data.sh"
 UPDATE_CONFIG_SCRIPT = LB_DIR / "update-config.sh"
+# HAProxy's master, workers, reload and start, shared by both scripts: each sources it from its
+# own directory (how tests run them from infra/lb/), and every rendering puts its text in place.
+HAPROXY_CONTROL = LB_DIR / "haproxy-control.sh"
+INCLUDE_LINE = f'. "$(dirname "${{BASH_SOURCE[0]}}")/{HAPROXY_CONTROL.name}"'
+INCLUDE_DIRECTIVE = f"# shellcheck source=infra/lb/{HAPROXY_CONTROL.name}"
 
 DOCUMENT_NAME = "LbFailover-UpdateBackends"
 UPDATE_CONFIG_DOCUMENT_NAME = "LbFailover-UpdateConfig"
@@ -146,8 +151,25 @@ _UPDATE_CONFIG_FALLBACK = [
 ]
 
 
-def _script_lines(path: Path, fallback: list[str]) -> list[str]:
+def script_text(path: Path) -> list[str]:
+    """A script of infra/lb/ as an LB runs it: haproxy-control.sh in place of the line that
+    sources it, so that the one file SSM or user data installs needs no other."""
     lines = path.read_text().splitlines()
+    if INCLUDE_LINE not in lines:
+        return lines
+    if lines.count(INCLUDE_LINE) != 1:
+        raise ValueError(f"{path} sources {HAPROXY_CONTROL.name} more than once")
+    at = lines.index(INCLUDE_LINE)
+    if lines[at - 1] != INCLUDE_DIRECTIVE:
+        raise ValueError(f"{path}: the line before the include must be {INCLUDE_DIRECTIVE!r}")
+    directive, *library = HAPROXY_CONTROL.read_text().splitlines()
+    if not directive.startswith("# shellcheck shell=bash"):
+        raise ValueError(f"{HAPROXY_CONTROL} must start with '# shellcheck shell=bash'")
+    return [*lines[: at - 1], *library, *lines[at + 1 :]]
+
+
+def _script_lines(path: Path, fallback: list[str]) -> list[str]:
+    lines = script_text(path)
     shebang, body = lines[0], lines[1:]
     if not shebang.startswith("#!"):
         raise ValueError(f"{path} must start with a shebang: SSM runs it with sh otherwise")
@@ -213,11 +235,12 @@ USER_DATA_LIMIT = 16384
 def _without_comments(path: Path) -> list[str]:
     """The file's lines less comment-only and blank lines, to fit the user-data limit.
 
-    Safe for these files: none has a heredoc or a multi-line string that a line starting with '#'
-    or a blank line could belong to (tests/e2e/test_lb_side.py applies a list with the result,
-    tests/infra/test_user_data.py runs the embedded read-parameter.py).
+    Safe for these files: none has a heredoc, and their only multi-line strings are the Python
+    programs of the shell scripts, in which such a line is a Python comment or blank line
+    (tests/e2e/test_lb_side.py applies a list with the result, tests/infra/test_user_data.py runs
+    the embedded read-parameter.py).
     """
-    lines = path.read_text().splitlines()
+    lines = script_text(path)
     kept = [lines[0]] if lines[0].startswith("#!") else []
     kept.append(f"# lb-failover infra/lb/{path.name}, comments stripped to fit in user data")
     start = len(kept) - 1

@@ -15,16 +15,16 @@
 # Paths and settings, overridable for local use:
 #   LBSIDE_HAPROXY_CONFIG   main configuration       (default /etc/haproxy/haproxy.cfg)
 #   LBSIDE_BACKENDS_FILE    the `backend web` section this script owns, loaded by HAProxy as a second
-#                        `-f` file (HAProxy 2.6 has no include)   (default /etc/haproxy/backends.cfg)
+#                           `-f` file (HAProxy 2.6 has no include)   (default /etc/haproxy/backends.cfg)
 #   LBSIDE_HAPROXY_SOCKET   HAProxy's admin-level stats socket (default /run/haproxy/admin.sock)
-#   LBSIDE_HAPROXY_PIDFILE  set: reload by SIGUSR2 to the master pid in that file (master-worker mode)
-#                        unset: `systemctl reload-or-restart haproxy`
+#   LBSIDE_HAPROXY_PIDFILE  set: HAProxy is the master whose pid that file holds (reloaded by
+#                           SIGUSR2, started with `haproxy -W -D`); unset: systemd's haproxy unit
 #   LBSIDE_HAPROXY_BIN      the haproxy binary used for `haproxy -c`  (default: haproxy on PATH)
 #   LBSIDE_RELOAD_TIMEOUT   seconds to wait for HAProxy to serve the list after a reload (default 10)
 #   LBSIDE_APPLY_METHOD     `runtime` (default), or `reload` to apply every change by a reload: how
-#                        lists were applied before, kept to measure the two side by side (bench/)
+#                           lists were applied before, kept to measure the two side by side (bench/)
 #   LBSIDE_APPLY_KILL_AT    a step name (see `checkpoint` below): the script SIGKILLs itself there,
-#                        as SSM kills a command that runs out of time (fault injection for tests)
+#                           as SSM kills a command that runs out of time (fault injection for tests)
 #
 # How a list is applied. Backend `web` is a row of slots, `server` lines s1, s2, ... each serving
 # one address, or in maintenance (free). The running HAProxy is the truth: the list is served when
@@ -74,6 +74,11 @@ die() {
 	printf 'apply-backends: failed: %s\n' "$*" >&2
 	exit 1
 }
+
+# Finding, reloading and starting HAProxy, shared with update-config.sh (rendered in place of
+# this line by infra/render_document.py).
+# shellcheck source=infra/lb/haproxy-control.sh
+. "$(dirname "${BASH_SOURCE[0]}")/haproxy-control.sh"
 
 # --- validation: everything below treats the values as data, never as shell text -------------
 
@@ -165,29 +170,6 @@ done
 
 # --- the running HAProxy ---------------------------------------------------------------------
 
-# Bash cannot open a Unix socket; Python 3 is on every image that runs cloud-init (both images
-# DEPLOY.md names), so it talks to the admin socket: one command per line on stdin, one
-# connection per command (the socket's non-interactive mode), the answers on stdout.
-# The system's own Python first: a python3 earlier on PATH may be a slow wrapper (pyenv's shim).
-if [[ -x /usr/bin/python3 ]]; then python=/usr/bin/python3; else python=$(command -v python3); fi
-readonly cli_program='
-import socket, sys
-try:
-    for command in sys.stdin.read().splitlines():
-        with socket.socket(socket.AF_UNIX) as connection:
-            connection.settimeout(30)
-            connection.connect(sys.argv[1])
-            connection.sendall(command.encode() + b"\n")
-            while True:
-                data = connection.recv(65536)
-                if not data:
-                    break
-                sys.stdout.buffer.write(data)
-except OSError as error:
-    sys.exit(f"apply-backends: admin socket {sys.argv[1]}: {error}")
-'
-cli() { "$python" -c "$cli_program" "$socket"; }
-
 # HAProxy prints an IPv6 address in inet_ntop's form: the wanted entries are compared in it too.
 readonly canonical_program='
 import socket, sys
@@ -265,62 +247,6 @@ checkpoint() {
 		log "killed at $1 (LBSIDE_APPLY_KILL_AT)"
 		kill -KILL $$
 	fi
-}
-
-master_pid() {
-	local pid
-	if [[ -n $pidfile ]]; then
-		[[ -r $pidfile ]] || return 1
-		IFS= read -r pid <"$pidfile" || return 1
-	else
-		pid=$(systemctl show --property MainPID --value haproxy) || return 1
-	fi
-	[[ $pid =~ ^[1-9][0-9]*$ ]] && kill -0 "$pid" 2>/dev/null && printf '%s' "$pid"
-}
-
-# The master's children (its workers), from /proc: no dependency on procps.
-workers_of() {
-	local stat line state parent
-	for stat in /proc/[0-9]*/stat; do
-		IFS= read -r line 2>/dev/null <"$stat" || continue
-		# pid (comm) state ppid ...: comm may hold spaces and parentheses, so cut after the last ')'.
-		read -r state parent _ <<<"${line##*) }"
-		[[ $parent == "$1" && $state != Z ]] && printf '%s\n' "${line%% *}"
-	done | sort
-}
-
-# A graceful reload in master-worker mode: the master re-reads both files and starts a new worker,
-# the old one finishes its connections. Done once the master has a worker it did not have before.
-reload() {
-	local pid before after deadline
-	if [[ -n $pidfile ]]; then
-		pid=$(master_pid) || {
-			log "no running HAProxy master in $pidfile"
-			return 1
-		}
-		before=$(workers_of "$pid")
-		kill -USR2 "$pid" || return 1
-	else
-		if ! pid=$(master_pid); then
-			# Not running yet (first boot): start it with the new file.
-			systemctl reload-or-restart haproxy || return 1
-			master_pid >/dev/null || return 1
-			return 0
-		fi
-		before=$(workers_of "$pid")
-		systemctl reload haproxy || return 1
-	fi
-	deadline=$((SECONDS + reload_timeout))
-	while ((SECONDS <= deadline)); do
-		kill -0 "$pid" 2>/dev/null || return 1
-		after=$(workers_of "$pid")
-		if [[ -n $after ]] && [[ -n $(comm -13 <(printf '%s\n' "$before") <(printf '%s\n' "$after")) ]]; then
-			return 0
-		fi
-		sleep 0.05
-	done
-	log "no new HAProxy worker within ${reload_timeout}s"
-	return 1
 }
 
 # After a reload the socket answers from the new worker once it has bound it: wait for the list.

@@ -40,6 +40,7 @@ readonly CONFIG=/etc/haproxy/haproxy.cfg
 readonly BACKENDS=/etc/haproxy/backends.cfg
 readonly DROP_IN=/etc/systemd/system/haproxy.service.d/lb-failover.conf
 readonly MINIMUM_MINOR=6 # of HAProxy 2.x
+readonly APT_LOCK_TIMEOUT=600 # seconds
 
 log() { printf 'lbf-user-data: %s\n' "$*"; }
 die() {
@@ -62,8 +63,12 @@ install_packages() {
 	if command -v dnf >/dev/null; then
 		dnf install -y -q haproxy
 	elif command -v apt-get >/dev/null; then
-		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy
+		# Ubuntu's first boot runs apt itself (apt-daily, unattended-upgrades, cloud-init's own
+		# steps): apt-get fails at once on a held lock, which under `set -e` ends the boot.
+		# Wait for it instead, bounded.
+		apt-get -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT" update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT" \
+			install -y -qq haproxy
 	else
 		die "neither dnf nor apt-get found: use an image infra/DEPLOY.md names"
 	fi
@@ -116,6 +121,12 @@ install_files() {
 		printf 'ExecReload=%s\n' "$check"
 		# $MAINPID is systemd's, expanded when the unit runs.
 		printf '%s\n' "ExecReload=/bin/kill -USR2 \$MAINPID"
+		# When a worker fails (a configuration that passes `haproxy -c` but cannot start), the
+		# master exits, HAProxy's default, which its documentation pairs with this: systemd
+		# starts it again, with whatever file is in place (update-config.sh's rollback puts the
+		# previous one back). Spaced so that five tries do not hit systemd's start limit.
+		printf 'Restart=on-failure\n'
+		printf 'RestartSec=3s\n'
 	} >"$root$DROP_IN"
 	systemctl daemon-reload
 	systemctl enable haproxy

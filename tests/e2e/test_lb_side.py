@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import http.client
 import itertools
+import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -264,6 +266,57 @@ def test_haproxy_cfg_is_valid_alone_and_with_the_backends_file(local, steady_lb,
     assert "server s1 " in steady_lb.backends_path.read_text()
 
 
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/var/lib/haproxy").is_dir(),
+    reason="the EC2 configuration chroots to /var/lib/haproxy and switches user: needs root",
+)
+def test_an_ec2_lb_logs_requests_to_standard_output_from_its_chroot(webs, tmp_path) -> None:
+    # haproxy.cfg as an EC2 LB runs it (chroot, user switch; no stand-in switch), started the
+    # way the drop-in starts it: systemd gives HAProxy's standard output to the journal. No
+    # /dev/log inside the chroot is needed for a request's log line to get there.
+    backends = tmp_path / "backends.cfg"
+    backends.write_text(f"backend web\n    server s1 {webs[0].entry}\n")
+    address = f"127.0.0.{next(_lb_addresses)}"
+    port = free_port(address)
+    sockets = Path(tempfile.mkdtemp(prefix="lbside-"))
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/bin",
+        "LBSIDE_BIND": f"{address}:{port}",
+        "LBSIDE_ADMIN_SOCKET": str(sockets / "admin.sock"),
+    }
+    output = tmp_path / "stdout.log"
+    config = INFRA / "lb" / "haproxy.cfg"
+    binary = haproxy_binary()
+    assert binary is not None
+    with output.open("wb") as stdout:
+        process = subprocess.Popen(
+            [binary, "-Ws", "-f", str(config), "-f", str(backends)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        lb = LocalHaproxy(tmp_path / "unused", address, port)
+        deadline = time.monotonic() + 10
+        while not lb._accepts_connections():
+            assert process.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(0.05)
+        assert get(lb, "/") == (200, webs[0].entry)
+        deadline = time.monotonic() + 5
+        while '"GET / HTTP/1.1"' not in output.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (line,) = [line for line in output.read_text().splitlines() if '"GET / HTTP/1.1"' in line]
+        assert " http web/s1 " in line, line
+        assert " 200 " in line, line
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+        shutil.rmtree(sockets, ignore_errors=True)
+
+
 def test_missing_parameters_are_rejected(steady_lb, webs) -> None:
     env = {k: v for k, v in steady_lb.environment().items() if not k.startswith("SSM_")}
     before = steady_lb.backends_path.read_bytes()
@@ -296,23 +349,65 @@ def test_a_failed_reload_restores_the_last_good_file(new_lb, webs, tmp_path) -> 
     lb = new_lb()
     apply_ok(lb, webs[:2])
     before = lb.backends_path.read_bytes()
-    # HAProxy as the script finds it after a crash: no admin socket, the master gone. It
-    # starts HAProxy with the new file by a reload, which fails here.
+    # HAProxy as the script finds it after a crash (no admin socket, the master gone), with a
+    # binary that checks configurations but cannot start (as when another process holds the
+    # port): the script starts HAProxy with the new file, which fails here.
     dead_pidfile = tmp_path / "dead.pid"
     dead_pidfile.write_text(f"{_exited_pid()}\n")
+    cannot_start = tmp_path / "haproxy"
+    cannot_start.write_text(
+        f'#!/bin/sh\nfor a; do [ "$a" = -c ] && exec {lb.binary} "$@"; done\n'
+        'echo "[ALERT] cannot bind" >&2\nexit 1\n'
+    )
+    cannot_start.chmod(0o755)
     gone = {
         "LBSIDE_HAPROXY_PIDFILE": str(dead_pidfile),
         "LBSIDE_HAPROXY_SOCKET": str(tmp_path / "x"),
+        "LBSIDE_HAPROXY_BIN": str(cannot_start),
+        "LBSIDE_RELOAD_TIMEOUT": "2",
     }
 
     result = lb.apply(*backend_list(webs[2:]), extra_env=gone)
 
     assert result.returncode == 1, result.stdout + result.stderr
+    assert "no HAProxy master runs: starting HAProxy" in result.stdout
+    assert "haproxy: [ALERT] cannot bind" in result.stdout
     assert "restored the last good" in result.stdout
     assert lb.backends_path.read_bytes() == before
     assert set(served_by(lb)) == entries(webs[:2])
     # And the next push, with a working reload, applies normally.
     apply_ok(lb, webs[2:])
+
+
+def test_a_push_to_an_lb_whose_haproxy_is_gone_starts_it_with_the_list(new_lb, webs) -> None:
+    lb = new_lb()
+    apply_ok(lb, webs[:2])
+    master = lb.pid
+    os.kill(master, signal.SIGTERM)  # the master stops its workers and exits
+    _wait_for_exit(master)
+    with pytest.raises(ConnectionRefusedError):
+        get(lb, "/")
+
+    result = lb.apply(*backend_list(webs[1:3]))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HAProxy is not running: it starts with the list" in result.stdout
+    assert "started HAProxy" in result.stdout
+    assert lb.pid != master
+    wait_until_served_by(lb, entries(webs[1:3]))
+
+
+def _wait_for_exit(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return
+        if state == "Z":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} still runs after {timeout}s")
 
 
 def test_a_running_haproxy_whose_state_cannot_be_read_is_left_alone(new_lb, webs, tmp_path):

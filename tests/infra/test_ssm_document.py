@@ -205,16 +205,28 @@ def test_document_runs_the_apply_script() -> None:
     (step,) = DOCUMENT["mainSteps"]
     assert step["action"] == "aws:runShellScript"
     lines = step["inputs"]["runCommand"]
-    script = (ROOT / "infra" / "lb" / "apply-backends.sh").read_text().splitlines()
+    script = render.script_text(ROOT / "infra" / "lb" / "apply-backends.sh")
     # SSM runs the commands as a file: the shebang must be the first line, or sh runs it.
     assert lines[0] == script[0] == "#!/usr/bin/env bash"
     assert lines[-len(script) + 1 :] == script[1:]
+    assert_haproxy_control_inlined(lines)
     # Parameter references appear only in the fallback for old agents, inside double quotes.
     references = [line for line in lines if "{{" in line]
     assert references == [
         'if [ -z "${SSM_Backends+x}" ]; then export SSM_Backends="{{Backends}}"; fi',
         'if [ -z "${SSM_Checksum+x}" ]; then export SSM_Checksum="{{Checksum}}"; fi',
     ]
+
+
+def assert_haproxy_control_inlined(lines: list[str]) -> None:
+    """The one file the agent writes needs no other: haproxy-control.sh is in it, once, where
+    the script sources it, and nothing sources it any more."""
+    library = (ROOT / "infra" / "lb" / "haproxy-control.sh").read_text().splitlines()[1:]
+    at = lines.index(library[0])
+    assert lines[at : at + len(library)] == library
+    assert lines.count(library[0]) == 1
+    assert not [line for line in lines if 'haproxy-control.sh"' in line]
+    assert sum(line.startswith(("reload() {", "master_pid() {")) for line in lines) == 2
 
 
 def test_committed_document_is_the_rendering() -> None:
@@ -291,9 +303,10 @@ def test_update_config_document_runs_the_script_with_a_short_timeout() -> None:
     assert step["action"] == "aws:runShellScript"
     assert step["inputs"]["timeoutSeconds"] == 300
     lines = step["inputs"]["runCommand"]
-    script = (ROOT / "infra" / "lb" / "update-config.sh").read_text().splitlines()
+    script = render.script_text(ROOT / "infra" / "lb" / "update-config.sh")
     assert lines[0] == script[0] == "#!/usr/bin/env bash"
     assert lines[-len(script) + 1 :] == script[1:]
+    assert_haproxy_control_inlined(lines)
     references = [line for line in lines if "{{" in line]
     assert references == [
         'if [ -z "${SSM_Config+x}" ]; then export SSM_Config="{{Config}}"; fi',
