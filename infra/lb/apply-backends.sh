@@ -25,6 +25,9 @@
 #                           lists were applied before, kept to measure the two side by side (bench/)
 #   LBSIDE_APPLY_KILL_AT    a step name (see `checkpoint` below): the script SIGKILLs itself there,
 #                           as SSM kills a command that runs out of time (fault injection for tests)
+#   LBSIDE_ALLOW_LOOPBACK   `1`: loopback backends are taken. Set only by the local stand-in
+#                           (standin/haproxy.py), which runs every web server on loopback; never
+#                           by a deployed LB, and no document parameter can set it.
 #
 # How a list is applied. Backend `web` is a row of slots, `server` lines s1, s2, ... each serving
 # one address, or in maintenance (free). The running HAProxy is the truth: the list is served when
@@ -64,6 +67,7 @@ reload_timeout="${LBSIDE_RELOAD_TIMEOUT:-10}"
 socket="${LBSIDE_HAPROXY_SOCKET:-/run/haproxy/admin.sock}"
 method="${LBSIDE_APPLY_METHOD:-runtime}"
 kill_at="${LBSIDE_APPLY_KILL_AT:-}"
+allow_loopback="${LBSIDE_ALLOW_LOOPBACK:-}"
 
 log() { printf 'apply-backends: %s\n' "$*"; }
 reject() {
@@ -185,6 +189,53 @@ if ((${#v6[@]} > 0)); then
 	((${#canonical[@]} == ${#v6[@]})) || die "python3 is needed to compare IPv6 addresses with HAProxy's"
 	for j in "${!v6[@]}"; do addresses[v6[j]]=${canonical[j]}; done
 fi
+# Addresses no web server has are refused, whoever asks (the controller leaves them out of every
+# list too): a list naming one is refused whole, loudly, and nothing is applied. Prints the
+# class of an address, nothing for one a web server can have.
+ipv4_class() {
+	local a b c d
+	IFS=. read -r a b c d <<<"$1"
+	if ((a == 169 && b == 254)); then
+		printf 'link-local: the instance metadata service is one'
+	elif ((a == 0)); then
+		# 0.0.0.0 itself, as a server address, means "wherever the client connected" to HAProxy.
+		printf 'unspecified (0.0.0.0/8)'
+	elif ((a >= 224 && a <= 239)); then
+		printf 'multicast'
+	elif ((a == 255 && b == 255 && c == 255 && d == 255)); then
+		printf 'broadcast'
+	elif ((a == 127)) && [[ $allow_loopback != 1 ]]; then
+		printf 'loopback'
+	fi
+}
+# On inet_ntop's form (lowercase, compressed), which the addresses above were turned into.
+ipv6_class() {
+	if [[ $1 =~ ^::ffff:([0-9.]+)$ ]]; then
+		ipv4_class "${BASH_REMATCH[1]}"
+		return
+	fi
+	case $1 in
+	::) printf 'unspecified' ;;
+	::1) [[ $allow_loopback == 1 ]] || printf 'loopback' ;;
+	fe[89ab][0-9a-f]:*) printf 'link-local' ;;
+	fd00:ec2::254) printf 'the instance metadata service' ;;
+	ff[0-9a-f][0-9a-f]:*) printf 'multicast' ;;
+	esac
+}
+refused=()
+for i in "${!entries[@]}"; do
+	if [[ ${entries[i]} == \[* ]]; then
+		class=$(ipv6_class "${addresses[i]}")
+	else
+		class=$(ipv4_class "${addresses[i]}")
+	fi
+	[[ -z $class ]] || refused+=("${entries[i]} ($class)")
+done
+if ((${#refused[@]} > 0)); then
+	named=$(printf '%s, ' "${refused[@]}")
+	reject "not a web server's address: ${named%, }; the whole list is refused"
+fi
+
 wanted=()
 declare -A want=()
 for i in "${!entries[@]}"; do

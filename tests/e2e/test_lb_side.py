@@ -247,6 +247,77 @@ def test_hostile_input_is_rejected_and_changes_nothing(case, steady_lb, webs, tm
     assert set(served_by(steady_lb, requests=8)) == entries(webs[:2])
 
 
+# Addresses no web server has: a list naming one is refused whole, beside a good entry too.
+REFUSED = {
+    "instance metadata service": (
+        "169.254.169.254:80",
+        "link-local: the instance metadata service is one",
+    ),
+    "link-local": ("169.254.10.1:8080", "link-local: the instance metadata service is one"),
+    "IPv6 link-local": ("[fe80::1]:80", "link-local"),
+    "IPv6 link-local, long form": ("[FEBF:0:0:0:0:0:0:1]:80", "link-local"),
+    "IPv6 instance metadata service": ("[fd00:ec2::254]:80", "the instance metadata service"),
+    "metadata service as IPv4-mapped IPv6": (
+        "[::ffff:a9fe:a9fe]:80",
+        "link-local: the instance metadata service is one",
+    ),
+    "unspecified": ("0.0.0.0:80", "unspecified (0.0.0.0/8)"),
+    "this network": ("0.1.2.3:80", "unspecified (0.0.0.0/8)"),
+    "IPv6 unspecified": ("[::]:80", "unspecified"),
+    "IPv6 unspecified, long form": ("[0:0:0:0:0:0:0:0]:80", "unspecified"),
+    "multicast": ("224.0.0.1:80", "multicast"),
+    "multicast, last block": ("239.255.255.250:1900", "multicast"),
+    "IPv6 multicast": ("[ff02::1]:80", "multicast"),
+    "broadcast": ("255.255.255.255:80", "broadcast"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_an_address_no_web_server_has_refuses_the_whole_list(case, steady_lb, webs) -> None:
+    entry, why = REFUSED[case]
+    text = f"{webs[2].entry} {entry}"
+    before = steady_lb.backends_path.read_bytes()
+
+    result = steady_lb.apply(text, sha256(text))
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert (
+        f"rejected: not a web server's address: {entry} ({why}); the whole list is refused; "
+        "nothing changed"
+    ) in result.stderr
+    assert steady_lb.backends_path.read_bytes() == before
+    assert steady_lb.serving() == entries(webs[:2])  # webs[2], good, was not applied either
+
+
+def test_every_refused_entry_is_named(steady_lb, webs) -> None:
+    text = f"0.0.0.0:80 {webs[2].entry} 169.254.169.254:80 [ff02::1]:80"
+    result = steady_lb.apply(text, sha256(text))
+    assert result.returncode == 2
+    assert (
+        "not a web server's address: 0.0.0.0:80 (unspecified (0.0.0.0/8)), 169.254.169.254:80 "
+        "(link-local: the instance metadata service is one), [ff02::1]:80 (multicast); "
+    ) in result.stderr
+
+
+@pytest.mark.parametrize(
+    "entry", ["127.0.0.1:80", "127.0.1.61:80", "[::1]:80", "[::ffff:127.0.0.1]:80"]
+)
+def test_loopback_is_refused_unless_the_stand_in_allows_it(entry, steady_lb, webs) -> None:
+    before = steady_lb.backends_path.read_bytes()
+    text = f"{entry} 10.0.1.5:80"
+
+    # A deployed LB: the stand-in's switch is not set.
+    result = steady_lb.apply(text, sha256(text), extra_env={"LBSIDE_ALLOW_LOOPBACK": ""})
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"not a web server's address: {entry} (loopback)" in result.stderr
+    assert steady_lb.backends_path.read_bytes() == before
+    # Only exactly `1` allows it.
+    other = steady_lb.apply(text, sha256(text), extra_env={"LBSIDE_ALLOW_LOOPBACK": "true"})
+    assert other.returncode == 2
+    assert "(loopback)" in other.stderr
+
+
 @pytest.mark.parametrize("local", [True, False], ids=["stand-in", "EC2"])
 def test_haproxy_cfg_is_valid_alone_and_with_the_backends_file(local, steady_lb, tmp_path) -> None:
     # Distributions' units check haproxy.cfg alone before starting HAProxy; the drop-in loads it

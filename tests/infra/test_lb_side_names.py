@@ -55,3 +55,17 @@ def test_the_lb_side_variables_are_named_lbside() -> None:
         assert name in texts["infra/lb/apply-backends.sh"]
     assert "LBSIDE_BIND" in texts["infra/lb/haproxy.cfg"]
     assert "LBSIDE_FILES_DIR" in texts["rendered user data"]
+
+
+def test_only_the_stand_in_lets_loopback_backends_through() -> None:
+    """LBSIDE_ALLOW_LOOPBACK is the local stand-in's switch: nothing an LB receives sets it (no
+    document parameter, no line of the documents or the user data), only standin/haproxy.py."""
+    setting = re.compile(r"LBSIDE_ALLOW_LOOPBACK\s*[=:]\s*[\"']?1")
+    texts = _lb_side_texts()
+    setters = sorted(where for where, text in texts.items() if setting.search(text))
+    assert setters == ["standin/haproxy.py"]
+    render = load_script(ROOT / "infra" / "render_document.py")
+    for document in (render.document(), render.update_config_document()):
+        assert "LOOPBACK" not in str(document["parameters"]).upper()
+    script = (ROOT / "infra" / "lb" / "apply-backends.sh").read_text()
+    assert 'allow_loopback="${LBSIDE_ALLOW_LOOPBACK:-}"' in script
