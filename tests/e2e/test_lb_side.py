@@ -756,14 +756,20 @@ def test_user_data_installs_a_working_apply_script(new_lb, webs, tmp_path) -> No
 def test_scripts_are_shellcheck_clean(tmp_path) -> None:
     shellcheck = shutil.which("shellcheck")
     assert shellcheck, "shellcheck is not installed (make system installs Debian's shellcheck)"
-    document_script = tmp_path / "document-runCommand.sh"
-    document_script.write_text(
-        "\n".join(render.document()["mainSteps"][0]["inputs"]["runCommand"]) + "\n"
-    )
+    # As run: the scripts of infra/ (haproxy-control.sh sourced), and what the LBs receive (each
+    # document's one file, the user data), with haproxy-control.sh inlined.
+    rendered = []
+    for name, document in (
+        ("update-backends", render.document()),
+        ("update-config", render.update_config_document()),
+    ):
+        path = tmp_path / f"{name}-runCommand.sh"
+        path.write_text("\n".join(document["mainSteps"][0]["inputs"]["runCommand"]) + "\n")
+        rendered.append(path)
     user_data = tmp_path / "user-data-rendered.sh"
     user_data.write_text(render.user_data())
-    scripts = [*sorted(INFRA.rglob("*.sh")), document_script, user_data]
-    assert len(scripts) >= 4
+    scripts = [*sorted(INFRA.rglob("*.sh")), *rendered, user_data]
+    assert len(scripts) >= 7
 
     result = subprocess.run(
         [shellcheck, "--external-sources", *map(str, scripts)],
