@@ -185,8 +185,10 @@ def update_config_document() -> dict[str, Any]:
         "description": (
             "lb-failover: install a new haproxy.cfg on this load balancer. Checks it with "
             "haproxy -c together with the backend section, installs it, reloads gracefully, "
-            "and puts the previous file back (exiting non-zero) if HAProxy does not start a "
-            "worker with it. Sent by infra/update_config.py, one LB at a time."
+            "checks that the LB serves (a web server up, /health 200, requests through the "
+            "frontend answered), and otherwise puts the previous file back and reloads or "
+            "starts HAProxy with it (exiting non-zero). Sent by infra/update_config.py, one LB "
+            "at a time."
         ),
         "parameters": {
             "Config": {
