@@ -369,13 +369,22 @@ def test_an_ec2_lb_logs_requests_to_standard_output_from_its_chroot(webs, tmp_pa
             start_new_session=True,
         )
     try:
-        lb = LocalHaproxy(tmp_path / "unused", address, port)
         deadline = time.monotonic() + 10
-        while not lb._accepts_connections():
-            assert process.poll() is None, output.read_text()
-            assert time.monotonic() < deadline, output.read_text()
-            time.sleep(0.05)
-        assert get(lb, "/") == (200, webs[0].entry)
+        while True:
+            try:
+                socket.create_connection((address, port), timeout=0.5).close()
+                break
+            except OSError:
+                assert process.poll() is None, output.read_text()
+                assert time.monotonic() < deadline, output.read_text()
+                time.sleep(0.05)
+        connection = http.client.HTTPConnection(address, port, timeout=10)
+        try:
+            connection.request("GET", "/")
+            response = connection.getresponse()
+            assert (response.status, response.read().decode()) == (200, webs[0].entry)
+        finally:
+            connection.close()
         deadline = time.monotonic() + 5
         while '"GET / HTTP/1.1"' not in output.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
