@@ -64,7 +64,7 @@ import json, os, sys, time
 import boto3, jmespath
 
 argv = sys.argv[1:]
-LOG = os.environ["LBF_DOC_LOG"]
+LOG = os.environ["DEPLOYDOC_LOG"]
 
 
 def log(kind, ran, why=""):
@@ -169,8 +169,8 @@ elif kind == "s3 mb":
     client("s3").create_bucket(Bucket=bucket, CreateBucketConfiguration={{"LocationConstraint": os.environ["AWS_DEFAULT_REGION"]}})
 elif kind == "s3 rb":
     client("s3").delete_bucket(Bucket=argv[2].removeprefix("s3://"))
-elif kind in json.loads(os.environ["LBF_DOC_NOT_RUN"]):
-    log(kind, False, json.loads(os.environ["LBF_DOC_NOT_RUN"])[kind])
+elif kind in json.loads(os.environ["DEPLOYDOC_NOT_RUN"]):
+    log(kind, False, json.loads(os.environ["DEPLOYDOC_NOT_RUN"])[kind])
     sys.exit(0)
 else:
     log(kind, False, "UNCLASSIFIED")
@@ -179,7 +179,7 @@ log(kind, True)
 '''
 
 OTHER = """#!/bin/sh
-printf '%s\\n' "{{\\"command\\": \\"{name}\\", \\"argv\\": [], \\"ran\\": false, \\"why\\": \\"{why}\\"}}" >> "$LBF_DOC_LOG"
+printf '%s\\n' "{{\\"command\\": \\"{name}\\", \\"argv\\": [], \\"ran\\": false, \\"why\\": \\"{why}\\"}}" >> "$DEPLOYDOC_LOG"
 """
 
 
@@ -265,8 +265,8 @@ def test_deploy_md_followed_end_to_end(tmp_path: Path) -> None:
             **aws.environment(),
             "PATH": f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin",
             "HOME": str(tmp_path),
-            "LBF_DOC_LOG": str(log),
-            "LBF_DOC_NOT_RUN": json.dumps(NOT_RUN),
+            "DEPLOYDOC_LOG": str(log),
+            "DEPLOYDOC_NOT_RUN": json.dumps(NOT_RUN),
         }
         done = subprocess.run(
             ["sh", "-e", "-c", shell_script()],
