@@ -190,6 +190,14 @@ await_serving() {
 exec 9>"$backends_file.lock"
 flock -w 60 9 || die "another apply holds $backends_file.lock"
 
+# A run stopped between installing a file and confirming it (SSM ends a command at its time
+# limit) leaves the file it replaced beside it: the last one that served goes back first.
+if [[ -f $last_good ]]; then
+	log "an earlier update did not finish: putting back $last_good, the last file that served"
+	mv -f "$last_good" "$config"
+	reload || die "HAProxy did not come back with the file an earlier update replaced"
+fi
+
 if [[ -f $config ]] && cmp -s "$candidate" "$config"; then
 	# Nothing to change, but the rollout goes on to the next LB only past one that serves.
 	if ! seen=$(await_serving); then

@@ -11,6 +11,8 @@ import base64
 import hashlib
 import http.client
 import io
+import os
+import signal
 import socket
 import subprocess
 import threading
@@ -479,3 +481,39 @@ def test_a_bad_configuration_stops_at_the_standby_and_no_client_of_the_active_lb
     assert sum(answers.values()) >= 10
     assert served_by(active) is None
     assert served_by(standby, STANDBY) is None
+
+
+def test_an_update_stopped_half_way_is_undone_by_the_next(lb: LocalHaproxy) -> None:
+    assert update(lb, with_header("v1")).returncode == 0
+    good = lb.config_path.read_text()
+    # As SSM's time limit leaves a run it stopped after the reload: the new file in place and
+    # running (serving nothing), the one it replaced beside it.
+    Path(f"{lb.config_path}.last-good").write_text(good)
+    lb.config_path.write_text(serves_nothing("misspelt backend"))
+    os.kill(lb.pid, signal.SIGUSR2)
+    deadline = time.monotonic() + 10
+    while status_through(lb) != 503:
+        assert time.monotonic() < deadline, "the stopped update's file never served 503"
+        time.sleep(0.1)
+
+    # The next update fails too: its rollback must land on the last file that served, not on
+    # the one the stopped run left running.
+    result = update(lb, serves_nothing("empty backend"))
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "an earlier update did not finish: putting back" in result.stdout
+    assert "the previous configuration serves again" in result.stdout
+    assert served_by(lb) == "v1"
+    assert lb.config_path.read_text() == good
+    assert not Path(f"{lb.config_path}.last-good").exists()
+
+
+def status_through(lb: LocalHaproxy) -> int:
+    connection = http.client.HTTPConnection(lb.bind_address, lb.port, timeout=5)
+    try:
+        connection.request("GET", "/")
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
