@@ -7,7 +7,7 @@ server has no request in flight (it drained), stop it. Meanwhile keep-alive clie
 connection, reused) and new-connection clients (one connection per request) send GETs through the
 LB, none retried: a failed request is a request an application would have seen fail. The same
 run is done three times: with the apply script's default (Runtime API, no reload); with
-LBF_APPLY_METHOD=reload (every change a graceful reload, the fallback when slots run out); and
+LBSIDE_APPLY_METHOD=reload (every change a graceful reload, the fallback when slots run out); and
 with reloads on haproxy.cfg without `option idle-close-on-response` (how every change was applied
 before the Runtime API).
 
@@ -145,7 +145,7 @@ def rolling_changes(
             known.add(new.entry)
             leaving, pool = pool[0], [*pool[1:], new]
             started = time.monotonic()
-            result = lb.apply(*backend_list(pool), extra_env={"LBF_APPLY_METHOD": method})
+            result = lb.apply(*backend_list(pool), extra_env={"LBSIDE_APPLY_METHOD": method})
             outcome.apply_seconds.append(time.monotonic() - started)
             if result.returncode != 0:
                 outcome.failed_applies.append(result.stdout + result.stderr)
@@ -180,7 +180,7 @@ def _free_port(address: str) -> int:
         return int(probe.getsockname()[1])
 
 
-# name -> (LBF_APPLY_METHOD, whether haproxy.cfg keeps `option idle-close-on-response`)
+# name -> (LBSIDE_APPLY_METHOD, whether haproxy.cfg keeps `option idle-close-on-response`)
 RUNS = {
     "Runtime API": ("runtime", True),
     "reloads": ("reload", True),
@@ -253,7 +253,7 @@ def run(progress: Progress, *, quick: bool = False) -> Section:
         "leaving server stops once it has no request in flight. 4 keep-alive and 4 "
         "new-connection clients send GETs through the LB meanwhile, never retried. Runtime API: "
         "the script's default (free slots filled, leaving servers put in maintenance, no "
-        "reload). Reloads: LBF_APPLY_METHOD=reload, the same file, then a graceful reload. "
+        "reload). Reloads: LBSIDE_APPLY_METHOD=reload, the same file, then a graceful reload. "
         "Reloads as before: the same, on haproxy.cfg less `option idle-close-on-response`."
     )
     rows = [f"| | {' | '.join(outcomes)} |", "|---|---|---|---|"]

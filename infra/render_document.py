@@ -5,8 +5,10 @@
     python infra/render_document.py user-data > user-data.sh    # EC2 user data of an LB
     python infra/render_document.py user-data --gzip > user-data.gz   # the same, as launched
 
-`document()` and `update_config_document()` are also what the CloudFormation template embeds; importing this module (by path is
-fine) has no side effect, and it needs nothing beyond the standard library.
+`document()` and `update_config_document()` are also what the CloudFormation template embeds.
+Importing this module (by path is fine) puts the project's root on sys.path, so that the push's
+time limit comes from the controller's own definition; it needs nothing beyond the standard
+library and the controller's pure core.
 """
 
 from __future__ import annotations
@@ -17,12 +19,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from chalicelib.core.pushes import STEP_TIMEOUT_SECONDS  # noqa: E402
+
 LB_DIR = Path(__file__).resolve().parent / "lb"
 APPLY_SCRIPT = LB_DIR / "apply-backends.sh"
 HAPROXY_CONFIG = LB_DIR / "haproxy.cfg"
 READ_PARAMETER = LB_DIR / "read-parameter.py"
 USER_DATA = LB_DIR / "user-data.sh"
 UPDATE_CONFIG_SCRIPT = LB_DIR / "update-config.sh"
+# HAProxy's master, workers, reload and start, shared by both scripts: each sources it from its
+# own directory (how tests run them from infra/lb/), and every rendering puts its text in place.
+HAPROXY_CONTROL = LB_DIR / "haproxy-control.sh"
+INCLUDE_LINE = f'. "$(dirname "${{BASH_SOURCE[0]}}")/{HAPROXY_CONTROL.name}"'
+INCLUDE_DIRECTIVE = f"# shellcheck source=infra/lb/{HAPROXY_CONTROL.name}"
 
 DOCUMENT_NAME = "LbFailover-UpdateBackends"
 UPDATE_CONFIG_DOCUMENT_NAME = "LbFailover-UpdateConfig"
@@ -31,9 +44,6 @@ UPDATE_CONFIG_DOCUMENT_NAME = "LbFailover-UpdateConfig"
 MAX_CHARS = 8192
 MAX_ENTRIES = 1000
 CHECKSUM_CHARS = 64
-# The step's own timeout (SSM's default is an hour): a push still running after it is reported and
-# sent again by the controller, which counts the same number (chalicelib/core/pushes.py).
-STEP_TIMEOUT_SECONDS = 180
 
 # The patterns are one character class with a length bound each: checking one takes time linear in
 # the value, whatever the engine. SSM validates parameters service-side with a regex engine it does
@@ -107,8 +117,14 @@ def document() -> dict[str, Any]:
                 "action": "aws:runShellScript",
                 "name": "applyBackends",
                 "precondition": {"StringEquals": ["platformType", "Linux"]},
-                "timeoutSeconds": STEP_TIMEOUT_SECONDS,
-                "inputs": {"runCommand": run_command()},
+                "inputs": {
+                    "runCommand": run_command(),
+                    # Where aws:runShellScript reads its limit (a step-level timeoutSeconds is
+                    # ignored, and the default is an hour). The controller counts a push still
+                    # running after this long as stuck and sends it again: one number, defined
+                    # with that rule in chalicelib/core/pushes.py.
+                    "timeoutSeconds": STEP_TIMEOUT_SECONDS,
+                },
             }
         ],
     }
@@ -135,8 +151,25 @@ _UPDATE_CONFIG_FALLBACK = [
 ]
 
 
-def _script_lines(path: Path, fallback: list[str]) -> list[str]:
+def script_text(path: Path) -> list[str]:
+    """A script of infra/lb/ as an LB runs it: haproxy-control.sh in place of the line that
+    sources it, so that the one file SSM or user data installs needs no other."""
     lines = path.read_text().splitlines()
+    if INCLUDE_LINE not in lines:
+        return lines
+    if lines.count(INCLUDE_LINE) != 1:
+        raise ValueError(f"{path} sources {HAPROXY_CONTROL.name} more than once")
+    at = lines.index(INCLUDE_LINE)
+    if lines[at - 1] != INCLUDE_DIRECTIVE:
+        raise ValueError(f"{path}: the line before the include must be {INCLUDE_DIRECTIVE!r}")
+    directive, *library = HAPROXY_CONTROL.read_text().splitlines()
+    if not directive.startswith("# shellcheck shell=bash"):
+        raise ValueError(f"{HAPROXY_CONTROL} must start with '# shellcheck shell=bash'")
+    return [*lines[: at - 1], *library, *lines[at + 1 :]]
+
+
+def _script_lines(path: Path, fallback: list[str]) -> list[str]:
+    lines = script_text(path)
     shebang, body = lines[0], lines[1:]
     if not shebang.startswith("#!"):
         raise ValueError(f"{path} must start with a shebang: SSM runs it with sh otherwise")
@@ -152,8 +185,10 @@ def update_config_document() -> dict[str, Any]:
         "description": (
             "lb-failover: install a new haproxy.cfg on this load balancer. Checks it with "
             "haproxy -c together with the backend section, installs it, reloads gracefully, "
-            "and puts the previous file back (exiting non-zero) if HAProxy does not start a "
-            "worker with it. Sent by infra/update_config.py, one LB at a time."
+            "checks that the LB serves (a web server up, /health 200, requests through the "
+            "frontend answered), and otherwise puts the previous file back and reloads or "
+            "starts HAProxy with it (exiting non-zero). Sent by infra/update_config.py, one LB "
+            "at a time."
         ),
         "parameters": {
             "Config": {
@@ -202,11 +237,12 @@ USER_DATA_LIMIT = 16384
 def _without_comments(path: Path) -> list[str]:
     """The file's lines less comment-only and blank lines, to fit the user-data limit.
 
-    Safe for these files: none has a heredoc or a multi-line string that a line starting with '#'
-    or a blank line could belong to (tests/e2e/test_lb_side.py applies a list with the result,
-    tests/infra/test_user_data.py runs the embedded read-parameter.py).
+    Safe for these files: none has a heredoc, and their only multi-line strings are the Python
+    programs of the shell scripts, in which such a line is a Python comment or blank line
+    (tests/e2e/test_lb_side.py applies a list with the result, tests/infra/test_user_data.py runs
+    the embedded read-parameter.py).
     """
-    lines = path.read_text().splitlines()
+    lines = script_text(path)
     kept = [lines[0]] if lines[0].startswith("#!") else []
     kept.append(f"# lb-failover infra/lb/{path.name}, comments stripped to fit in user data")
     start = len(kept) - 1
@@ -215,7 +251,7 @@ def _without_comments(path: Path) -> list[str]:
 
 
 def _embedded(path: Path, destination: str, mode: str) -> list[str]:
-    marker = f"LBF_EOF_{path.name.replace('-', '_').replace('.', '_').upper()}"
+    marker = f"LBSIDE_EOF_{path.name.replace('-', '_').replace('.', '_').upper()}"
     content = _without_comments(path)
     if marker in content:
         raise ValueError(f"{path} contains its heredoc marker {marker}")
@@ -235,7 +271,7 @@ def user_data() -> str:
     shebang, *body = _without_comments(USER_DATA)
     files = [
         "# Embedded by infra/render_document.py: the files user-data.sh installs.",
-        "export LBF_FILES_DIR=/opt/lb-failover",
+        "export LBSIDE_FILES_DIR=/opt/lb-failover",
         *_embedded(HAPROXY_CONFIG, "/opt/lb-failover/haproxy.cfg", "0644"),
         *_embedded(APPLY_SCRIPT, "/opt/lb-failover/apply-backends.sh", "0755"),
         *_embedded(READ_PARAMETER, "/opt/lb-failover/read-parameter.py", "0755"),

@@ -4,19 +4,22 @@
 
 User data runs at first boot only; this is how a changed configuration reaches running LBs. It
 sends the SSM document LbFailover-UpdateConfig (infra/lb/update-config.sh: checked with
-`haproxy -c` together with the LB's backend section, installed, reloaded, and rolled back if HAProxy
-does not take it) to one LB, waits until that LB reports, and only then goes on to the next.
-Standbys go first and the LB holding the active role last (`lbf:state`), each group in natural
-name order, so a configuration that only fails on a real LB is found on one that serves no
-clients. It stops at the first LB that does not report success: that LB keeps (or is back on)
-its previous file, and the LBs after it are not touched.
+`haproxy -c` together with the LB's backend section, installed, reloaded, then gated on the LB
+serving: a server of backend `web` up in the Runtime API, `/health` answering 200 and requests
+through the frontend answered; otherwise rolled back, HAProxy reloaded or started again) to one
+LB, waits until that LB reports that it serves, and only then goes on to the next. Standbys go
+first and the LB holding the active role last (`lbf:state`), each group in natural name order, so
+a configuration that only fails on a real LB is found on one that serves no clients. It stops at
+the first LB that does not report success and serving: that LB is back on its previous file, and
+the LBs after it are not touched.
 
 Not part of the controller: it runs with the operator's credentials (ec2:DescribeInstances,
 ssm:SendCommand on the document and the cluster's LBs, ssm:GetCommandInvocation). The output of
 each LB's run goes to the CloudWatch Logs group of the cluster's pushes, /lbf/<cluster>/pushes.
 
-Exit status: 0 every running LB has the file; 1 an LB failed or did not answer in time (the rest
-untouched); 2 bad arguments, an unreadable or oversized file, or no running LB.
+Exit status: 0 every running LB has the file and serves; 1 an LB failed, did not serve with the
+file (rolled back), or did not answer in time (the rest untouched); 2 bad arguments, an
+unreadable or oversized file.
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ MAX_ENCODED_CHARS = 16384
 DELIVERY_TIMEOUT = 600
 POLL_SECONDS = 2.0
 TERMINAL = {"Success", "Failed", "TimedOut", "Cancelled", "Undeliverable", "Terminated"}
+# The line update-config.sh prints once the LB serves with the new file: a success without it
+# came from a document older than the serving check, which proves nothing about clients.
+SERVING = "update-config: serving: "
 
 
 class UsageError(Exception):
@@ -117,8 +123,9 @@ def install_on(
     log_group: str,
     sleep: Callable[[float], None],
     clock: Callable[[], float],
-) -> tuple[str, str, str]:
-    """Sends the document to one LB and waits for its outcome: (status, command id, stderr)."""
+) -> tuple[str, str, str, str]:
+    """Sends the document to one LB and waits for its outcome: (status, command id, stdout,
+    stderr)."""
     response = ssm.send_command(
         InstanceIds=[lb.instance_id],
         DocumentName=DOCUMENT,
@@ -143,9 +150,14 @@ def install_on(
             invocation = {"Status": "Pending"}
         status = str(invocation.get("Status", "Pending"))
         if status in TERMINAL:
-            return status, command_id, str(invocation.get("StandardErrorContent", ""))
+            return (
+                status,
+                command_id,
+                str(invocation.get("StandardOutputContent", "")),
+                str(invocation.get("StandardErrorContent", "")),
+            )
         if clock() > deadline:
-            return f"still {status} after {DELIVERY_TIMEOUT + 300} s", command_id, ""
+            return f"still {status} after {DELIVERY_TIMEOUT + 300} s", command_id, "", ""
 
 
 def update_cluster(
@@ -172,7 +184,7 @@ def update_cluster(
     )
     for done, lb in enumerate(lbs):
         try:
-            status, command_id, stderr = install_on(
+            status, command_id, stdout, stderr = install_on(
                 ssm, lb, encoded, checksum, log_group=log_group, sleep=sleep, clock=clock
             )
         except ClientError as exc:
@@ -180,10 +192,20 @@ def update_cluster(
             # permission): this LB did not change, and the next ones are not tried either.
             error = exc.response.get("Error", {})
             status = f"refused by SSM: {error.get('Code')} {error.get('Message', '')}".strip()
-            command_id, stderr = "none", ""
-        if status == "Success":
-            print(f"{lb.name} {lb.instance_id}: installed (command {command_id})", file=out)
+            command_id, stdout, stderr = "none", "", ""
+        serving = [line for line in stdout.splitlines() if line.startswith(SERVING)]
+        if status == "Success" and serving:
+            seen = serving[-1].removeprefix(SERVING)
+            print(
+                f"{lb.name} {lb.instance_id}: installed and serving: {seen} (command {command_id})",
+                file=out,
+            )
             continue
+        if status == "Success":
+            status = (
+                "Success, but the LB did not report that it serves: is the stack lbf-document "
+                "current (python3 infra/cloudformation/render.py, then deploy it)?"
+            )
         print(f"{lb.name} {lb.instance_id}: {status} (command {command_id})", file=out)
         if stderr.strip():
             print("  " + stderr.strip().replace("\n", "\n  "), file=out)

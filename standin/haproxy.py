@@ -63,10 +63,29 @@ class LocalHaproxy:
 
     @property
     def pid(self) -> int:
-        """The master's pid: it stays the same across reloads."""
+        """The master's pid: it stays the same across reloads. A script that found the master
+        gone starts a new one itself (daemonised, in the pidfile): that one then."""
         if self._process is None:
             raise HaproxyError("HAProxy is not running")
-        return self._process.pid
+        restarted = self._pidfile_master()
+        return restarted if restarted is not None else self._process.pid
+
+    def _pidfile_master(self) -> int | None:
+        """The live master the pidfile names, when it is not the one this object started."""
+        try:
+            pid = int(self.pidfile.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        if self._process is not None and pid == self._process.pid:
+            return None
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError):
+            return None
+        if fields[0] == "Z" or str(self.config_path).encode() not in command:
+            return None
+        return pid
 
     @property
     def url(self) -> str:
@@ -76,14 +95,17 @@ class LocalHaproxy:
         """What HAProxy and apply-backends.sh see: this instance's paths and address."""
         env = dict(os.environ)
         env.update(
-            LBF_LOCAL="1",
-            LBF_BIND=f"{self.bind_address}:{self.port}",
-            LBF_HAPROXY_CONFIG=str(self.config_path),
-            LBF_BACKENDS_FILE=str(self.backends_path),
-            LBF_HAPROXY_PIDFILE=str(self.pidfile),
-            LBF_HAPROXY_BIN=self.binary,
-            LBF_ADMIN_SOCKET=str(self.admin_socket),
-            LBF_HAPROXY_SOCKET=str(self.admin_socket),
+            LBSIDE_LOCAL="1",
+            LBSIDE_BIND=f"{self.bind_address}:{self.port}",
+            LBSIDE_HAPROXY_CONFIG=str(self.config_path),
+            LBSIDE_BACKENDS_FILE=str(self.backends_path),
+            LBSIDE_HAPROXY_PIDFILE=str(self.pidfile),
+            LBSIDE_HAPROXY_BIN=self.binary,
+            LBSIDE_ADMIN_SOCKET=str(self.admin_socket),
+            LBSIDE_HAPROXY_SOCKET=str(self.admin_socket),
+            # Everything local runs on loopback, web servers included: only the stand-in lets
+            # apply-backends.sh take loopback backends (never a deployed LB, nor a parameter).
+            LBSIDE_ALLOW_LOOPBACK="1",
         )
         return env
 
@@ -194,9 +216,18 @@ class LocalHaproxy:
         return None if value in (None, "none") else value
 
     def stop(self, *, timeout: float = 10.0) -> None:
+        restarted = self._pidfile_master()
         process, self._process = self._process, None
         if process is None:
             return
+        if restarted is not None:
+            # Started by a script after this object's master exited: its own session.
+            os.killpg(restarted, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while self._alive(restarted) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self._alive(restarted):
+                os.killpg(restarted, signal.SIGKILL)
         # SIGTERM to the master stops it and its workers at once (a hard stop: this is teardown).
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -206,6 +237,13 @@ class LocalHaproxy:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=timeout)
         shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+    @staticmethod
+    def _alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return False
 
     def __enter__(self) -> LocalHaproxy:
         self.start()

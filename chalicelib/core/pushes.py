@@ -1,7 +1,8 @@
 """When a backend push is overdue, and when an LB whose agent SSM does not know is news.
 
-The SSM document's one step times out after STEP_TIMEOUT_SECONDS (infra/render_document.py
-sets the same number as its `timeoutSeconds`; SSM's default is an hour). A push still pending
+The SSM document's one step times out after STEP_TIMEOUT_SECONDS: infra/render_document.py
+renders this constant into the step's `inputs.timeoutSeconds`, the one place the agent's
+aws:runShellScript reads a limit from (without it, an hour). A push still pending
 or in progress past it, counted from when it was requested, will not finish: it is reported and
 sent again (not cancelled: a late success still confirms the same list).
 

@@ -13,18 +13,21 @@
 # no shell-active character (see infra/render_document.py). Validation here is the same either way.
 #
 # Paths and settings, overridable for local use:
-#   LBF_HAPROXY_CONFIG   main configuration       (default /etc/haproxy/haproxy.cfg)
-#   LBF_BACKENDS_FILE    the `backend web` section this script owns, loaded by HAProxy as a second
-#                        `-f` file (HAProxy 2.6 has no include)   (default /etc/haproxy/backends.cfg)
-#   LBF_HAPROXY_SOCKET   HAProxy's admin-level stats socket (default /run/haproxy/admin.sock)
-#   LBF_HAPROXY_PIDFILE  set: reload by SIGUSR2 to the master pid in that file (master-worker mode)
-#                        unset: `systemctl reload-or-restart haproxy`
-#   LBF_HAPROXY_BIN      the haproxy binary used for `haproxy -c`  (default: haproxy on PATH)
-#   LBF_RELOAD_TIMEOUT   seconds to wait for HAProxy to serve the list after a reload (default 10)
-#   LBF_APPLY_METHOD     `runtime` (default), or `reload` to apply every change by a reload: how
-#                        lists were applied before, kept to measure the two side by side (bench/)
-#   LBF_APPLY_KILL_AT    a step name (see `checkpoint` below): the script SIGKILLs itself there,
-#                        as SSM kills a command that runs out of time (fault injection for tests)
+#   LBSIDE_HAPROXY_CONFIG   main configuration       (default /etc/haproxy/haproxy.cfg)
+#   LBSIDE_BACKENDS_FILE    the `backend web` section this script owns, loaded by HAProxy as a second
+#                           `-f` file (HAProxy 2.6 has no include)   (default /etc/haproxy/backends.cfg)
+#   LBSIDE_HAPROXY_SOCKET   HAProxy's admin-level stats socket (default /run/haproxy/admin.sock)
+#   LBSIDE_HAPROXY_PIDFILE  set: HAProxy is the master whose pid that file holds (reloaded by
+#                           SIGUSR2, started with `haproxy -W -D`); unset: systemd's haproxy unit
+#   LBSIDE_HAPROXY_BIN      the haproxy binary used for `haproxy -c`  (default: haproxy on PATH)
+#   LBSIDE_RELOAD_TIMEOUT   seconds to wait for HAProxy to serve the list after a reload (default 10)
+#   LBSIDE_APPLY_METHOD     `runtime` (default), or `reload` to apply every change by a reload: how
+#                           lists were applied before, kept to measure the two side by side (bench/)
+#   LBSIDE_APPLY_KILL_AT    a step name (see `checkpoint` below): the script SIGKILLs itself there,
+#                           as SSM kills a command that runs out of time (fault injection for tests)
+#   LBSIDE_ALLOW_LOOPBACK   `1`: loopback backends are taken. Set only by the local stand-in
+#                           (standin/haproxy.py), which runs every web server on loopback; never
+#                           by a deployed LB, and no document parameter can set it.
 #
 # How a list is applied. Backend `web` is a row of slots, `server` lines s1, s2, ... each serving
 # one address, or in maintenance (free). The running HAProxy is the truth: the list is served when
@@ -55,15 +58,16 @@ umask 022
 readonly MAX_CHARS=8192
 readonly MAX_ENTRIES=1000
 
-config="${LBF_HAPROXY_CONFIG:-/etc/haproxy/haproxy.cfg}"
-backends_file="${LBF_BACKENDS_FILE:-/etc/haproxy/backends.cfg}"
-pidfile="${LBF_HAPROXY_PIDFILE:-}"
+config="${LBSIDE_HAPROXY_CONFIG:-/etc/haproxy/haproxy.cfg}"
+backends_file="${LBSIDE_BACKENDS_FILE:-/etc/haproxy/backends.cfg}"
+pidfile="${LBSIDE_HAPROXY_PIDFILE:-}"
 # SSM Agent runs commands with its own PATH; Debian and Amazon Linux install haproxy in /usr/sbin.
-haproxy_bin="${LBF_HAPROXY_BIN:-$(command -v haproxy || printf /usr/sbin/haproxy)}"
-reload_timeout="${LBF_RELOAD_TIMEOUT:-10}"
-socket="${LBF_HAPROXY_SOCKET:-/run/haproxy/admin.sock}"
-method="${LBF_APPLY_METHOD:-runtime}"
-kill_at="${LBF_APPLY_KILL_AT:-}"
+haproxy_bin="${LBSIDE_HAPROXY_BIN:-$(command -v haproxy || printf /usr/sbin/haproxy)}"
+reload_timeout="${LBSIDE_RELOAD_TIMEOUT:-10}"
+socket="${LBSIDE_HAPROXY_SOCKET:-/run/haproxy/admin.sock}"
+method="${LBSIDE_APPLY_METHOD:-runtime}"
+kill_at="${LBSIDE_APPLY_KILL_AT:-}"
+allow_loopback="${LBSIDE_ALLOW_LOOPBACK:-}"
 
 log() { printf 'apply-backends: %s\n' "$*"; }
 reject() {
@@ -74,6 +78,11 @@ die() {
 	printf 'apply-backends: failed: %s\n' "$*" >&2
 	exit 1
 }
+
+# Finding, reloading and starting HAProxy, shared with update-config.sh (rendered in place of
+# this line by infra/render_document.py).
+# shellcheck source=infra/lb/haproxy-control.sh
+. "$(dirname "${BASH_SOURCE[0]}")/haproxy-control.sh"
 
 # --- validation: everything below treats the values as data, never as shell text -------------
 
@@ -161,32 +170,9 @@ for entry in "${entries[@]}"; do
 done
 
 
-[[ $method == runtime || $method == reload ]] || reject "LBF_APPLY_METHOD is '$method', not runtime or reload"
+[[ $method == runtime || $method == reload ]] || reject "LBSIDE_APPLY_METHOD is '$method', not runtime or reload"
 
 # --- the running HAProxy ---------------------------------------------------------------------
-
-# Bash cannot open a Unix socket; Python 3 is on every image that runs cloud-init (both images
-# DEPLOY.md names), so it talks to the admin socket: one command per line on stdin, one
-# connection per command (the socket's non-interactive mode), the answers on stdout.
-# The system's own Python first: a python3 earlier on PATH may be a slow wrapper (pyenv's shim).
-if [[ -x /usr/bin/python3 ]]; then python=/usr/bin/python3; else python=$(command -v python3); fi
-readonly cli_program='
-import socket, sys
-try:
-    for command in sys.stdin.read().splitlines():
-        with socket.socket(socket.AF_UNIX) as connection:
-            connection.settimeout(30)
-            connection.connect(sys.argv[1])
-            connection.sendall(command.encode() + b"\n")
-            while True:
-                data = connection.recv(65536)
-                if not data:
-                    break
-                sys.stdout.buffer.write(data)
-except OSError as error:
-    sys.exit(f"apply-backends: admin socket {sys.argv[1]}: {error}")
-'
-cli() { "$python" -c "$cli_program" "$socket"; }
 
 # HAProxy prints an IPv6 address in inet_ntop's form: the wanted entries are compared in it too.
 readonly canonical_program='
@@ -203,6 +189,53 @@ if ((${#v6[@]} > 0)); then
 	((${#canonical[@]} == ${#v6[@]})) || die "python3 is needed to compare IPv6 addresses with HAProxy's"
 	for j in "${!v6[@]}"; do addresses[v6[j]]=${canonical[j]}; done
 fi
+# Addresses no web server has are refused, whoever asks (the controller leaves them out of every
+# list too): a list naming one is refused whole, loudly, and nothing is applied. Prints the
+# class of an address, nothing for one a web server can have.
+ipv4_class() {
+	local a b c d
+	IFS=. read -r a b c d <<<"$1"
+	if ((a == 169 && b == 254)); then
+		printf 'link-local: the instance metadata service is one'
+	elif ((a == 0)); then
+		# 0.0.0.0 itself, as a server address, means "wherever the client connected" to HAProxy.
+		printf 'unspecified (0.0.0.0/8)'
+	elif ((a >= 224 && a <= 239)); then
+		printf 'multicast'
+	elif ((a == 255 && b == 255 && c == 255 && d == 255)); then
+		printf 'broadcast'
+	elif ((a == 127)) && [[ $allow_loopback != 1 ]]; then
+		printf 'loopback'
+	fi
+}
+# On inet_ntop's form (lowercase, compressed), which the addresses above were turned into.
+ipv6_class() {
+	if [[ $1 =~ ^::ffff:([0-9.]+)$ ]]; then
+		ipv4_class "${BASH_REMATCH[1]}"
+		return
+	fi
+	case $1 in
+	::) printf 'unspecified' ;;
+	::1) [[ $allow_loopback == 1 ]] || printf 'loopback' ;;
+	fe[89ab][0-9a-f]:*) printf 'link-local' ;;
+	fd00:ec2::254) printf 'the instance metadata service' ;;
+	ff[0-9a-f][0-9a-f]:*) printf 'multicast' ;;
+	esac
+}
+refused=()
+for i in "${!entries[@]}"; do
+	if [[ ${entries[i]} == \[* ]]; then
+		class=$(ipv6_class "${addresses[i]}")
+	else
+		class=$(ipv4_class "${addresses[i]}")
+	fi
+	[[ -z $class ]] || refused+=("${entries[i]} ($class)")
+done
+if ((${#refused[@]} > 0)); then
+	named=$(printf '%s, ' "${refused[@]}")
+	reject "not a web server's address: ${named%, }; the whole list is refused"
+fi
+
 wanted=()
 declare -A want=()
 for i in "${!entries[@]}"; do
@@ -262,65 +295,9 @@ serves_wanted() {
 # Fault injection: the script dies here, without cleanup, as a command SSM kills on timeout.
 checkpoint() {
 	if [[ $kill_at == "$1" ]]; then
-		log "killed at $1 (LBF_APPLY_KILL_AT)"
+		log "killed at $1 (LBSIDE_APPLY_KILL_AT)"
 		kill -KILL $$
 	fi
-}
-
-master_pid() {
-	local pid
-	if [[ -n $pidfile ]]; then
-		[[ -r $pidfile ]] || return 1
-		IFS= read -r pid <"$pidfile" || return 1
-	else
-		pid=$(systemctl show --property MainPID --value haproxy) || return 1
-	fi
-	[[ $pid =~ ^[1-9][0-9]*$ ]] && kill -0 "$pid" 2>/dev/null && printf '%s' "$pid"
-}
-
-# The master's children (its workers), from /proc: no dependency on procps.
-workers_of() {
-	local stat line state parent
-	for stat in /proc/[0-9]*/stat; do
-		IFS= read -r line 2>/dev/null <"$stat" || continue
-		# pid (comm) state ppid ...: comm may hold spaces and parentheses, so cut after the last ')'.
-		read -r state parent _ <<<"${line##*) }"
-		[[ $parent == "$1" && $state != Z ]] && printf '%s\n' "${line%% *}"
-	done | sort
-}
-
-# A graceful reload in master-worker mode: the master re-reads both files and starts a new worker,
-# the old one finishes its connections. Done once the master has a worker it did not have before.
-reload() {
-	local pid before after deadline
-	if [[ -n $pidfile ]]; then
-		pid=$(master_pid) || {
-			log "no running HAProxy master in $pidfile"
-			return 1
-		}
-		before=$(workers_of "$pid")
-		kill -USR2 "$pid" || return 1
-	else
-		if ! pid=$(master_pid); then
-			# Not running yet (first boot): start it with the new file.
-			systemctl reload-or-restart haproxy || return 1
-			master_pid >/dev/null || return 1
-			return 0
-		fi
-		before=$(workers_of "$pid")
-		systemctl reload haproxy || return 1
-	fi
-	deadline=$((SECONDS + reload_timeout))
-	while ((SECONDS <= deadline)); do
-		kill -0 "$pid" 2>/dev/null || return 1
-		after=$(workers_of "$pid")
-		if [[ -n $after ]] && [[ -n $(comm -13 <(printf '%s\n' "$before") <(printf '%s\n' "$after")) ]]; then
-			return 0
-		fi
-		sleep 0.05
-	done
-	log "no new HAProxy worker within ${reload_timeout}s"
-	return 1
 }
 
 # After a reload the socket answers from the new worker once it has bound it: wait for the list.

@@ -11,7 +11,7 @@
 #
 #   read-parameter.py NAME
 # Exit status: 0 printed the value; 3 the parameter does not exist; 1 any other failure.
-# LBF_IMDS_URL and LBF_SSM_ENDPOINT replace the metadata service and the SSM endpoint (tests).
+# LBSIDE_IMDS_URL and LBSIDE_SSM_ENDPOINT replace the metadata service and the SSM endpoint (tests).
 import datetime
 import hashlib
 import hmac
@@ -22,7 +22,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-IMDS = os.environ.get("LBF_IMDS_URL", "http://169.254.169.254")
+IMDS = os.environ.get("LBSIDE_IMDS_URL", "http://169.254.169.254")
 
 
 def imds(path, token=None, method="GET"):
@@ -88,7 +88,7 @@ def main(argv):
     except (OSError, ValueError, IndexError) as exc:
         print(f"read-parameter: instance metadata: {exc}", file=sys.stderr)
         return 1
-    url = os.environ.get("LBF_SSM_ENDPOINT", f"https://ssm.{region}.amazonaws.com/")
+    url = os.environ.get("LBSIDE_SSM_ENDPOINT", f"https://ssm.{region}.amazonaws.com/")
     body = json.dumps({"Name": argv[0]})
     # datetime.UTC is Python 3.11+; AL2023's python3 is 3.9.
     now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017

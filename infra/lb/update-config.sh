@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs a new haproxy.cfg on this load balancer: validate, check, install, reload, and roll
-# back to the previous file if HAProxy does not come up with the new one.
+# Installs a new haproxy.cfg on this load balancer: validate, check, install, reload, check that
+# the LB still serves, and roll back to the previous file if it does not.
 #
 # Run by the SSM document LbFailover-UpdateConfig (infra/ssm/, rendered from this file by
-# infra/render_document.py), which infra/update_config.py sends to one LB of a cluster at a time.
+# infra/render_document.py), which infra/update_config.py sends to one LB of a cluster at a time
+# and goes on to the next only after this LB printed that it serves.
 # User data runs at first boot only: this is how a changed configuration reaches running LBs.
 #
 # Inputs, as SSM Agent >= 3.3.2746.0 passes parameters with `interpolationType: ENV_VAR`:
@@ -11,26 +12,46 @@
 #                  no newline, whatever the file says)
 #   SSM_Checksum   sha256 hex of the decoded file
 # Paths, overridable for local use (the same variables as apply-backends.sh):
-#   LBF_HAPROXY_CONFIG   the file this replaces          (default /etc/haproxy/haproxy.cfg)
-#   LBF_BACKENDS_FILE    the backend section loaded with it (default /etc/haproxy/backends.cfg)
-#   LBF_HAPROXY_PIDFILE  set: reload by SIGUSR2 to the master pid in that file (master-worker mode)
-#                        unset: `systemctl reload haproxy`
-#   LBF_HAPROXY_BIN      the haproxy binary used for `haproxy -c`  (default: haproxy on PATH)
-#   LBF_RELOAD_TIMEOUT   seconds to wait for the new worker after a reload (default 10)
+#   LBSIDE_HAPROXY_CONFIG   the file this replaces          (default /etc/haproxy/haproxy.cfg)
+#   LBSIDE_BACKENDS_FILE    the backend section loaded with it (default /etc/haproxy/backends.cfg)
+#   LBSIDE_HAPROXY_SOCKET   HAProxy's admin-level stats socket (default /run/haproxy/admin.sock)
+#   LBSIDE_HAPROXY_PIDFILE  set: HAProxy is the master whose pid that file holds (reloaded by
+#                           SIGUSR2, started with `haproxy -W -D`); unset: systemd's haproxy unit
+#   LBSIDE_HAPROXY_BIN      the haproxy binary used for `haproxy -c`  (default: haproxy on PATH)
+#   LBSIDE_RELOAD_TIMEOUT   seconds to wait for a new worker after a reload or start (default 10)
+#   LBSIDE_SERVE_TIMEOUT    seconds the LB has to serve after a change (default 20)
+#   LBSIDE_BIND             the frontend's address:port, as haproxy.cfg reads it (default :80,
+#                           checked on 127.0.0.1)
 #
-# Exit status: 0 installed (or already installed); 2 the input or the configuration was refused
-# and nothing changed; 1 HAProxy did not take the new file, and the previous one is back.
+# "Serves" is what a client and the controller would see, checked on this LB, several times in a
+# row: the Runtime API shows a server of backend `web` up, `GET /health` through the frontend
+# answers 200 (the controller's probe), and `GET /` through the frontend is answered by a web
+# server (no 5xx). A configuration can pass `haproxy -c`, start, and still serve nothing (a
+# `use_backend` naming a backend without servers answers 503 to everything); one whose worker
+# cannot start (a chroot to a missing directory) makes the master exit. Either way the previous
+# file goes back, and HAProxy is reloaded with it, or started again when its master is gone.
+#
+# Exit status: 0 installed (or already installed) and serving; 2 the input or the configuration
+# was refused and nothing changed; 1 the LB did not serve with the new file and the previous one
+# is back (or, with nothing changed, the LB does not serve now).
 set -euo pipefail
 umask 022
 
 # The document's maxChars: 16 KB of base64 is a 12 KB configuration.
 readonly MAX_CHARS=16384
+# Consecutive passes of the serving check, this far apart: a request answered by the worker
+# that a reload retires must not count for the new one.
+readonly SERVE_PASSES=3
+readonly SERVE_PAUSE=0.3
 
-config="${LBF_HAPROXY_CONFIG:-/etc/haproxy/haproxy.cfg}"
-backends_file="${LBF_BACKENDS_FILE:-/etc/haproxy/backends.cfg}"
-pidfile="${LBF_HAPROXY_PIDFILE:-}"
-haproxy_bin="${LBF_HAPROXY_BIN:-$(command -v haproxy || printf /usr/sbin/haproxy)}"
-reload_timeout="${LBF_RELOAD_TIMEOUT:-10}"
+config="${LBSIDE_HAPROXY_CONFIG:-/etc/haproxy/haproxy.cfg}"
+backends_file="${LBSIDE_BACKENDS_FILE:-/etc/haproxy/backends.cfg}"
+pidfile="${LBSIDE_HAPROXY_PIDFILE:-}"
+haproxy_bin="${LBSIDE_HAPROXY_BIN:-$(command -v haproxy || printf /usr/sbin/haproxy)}"
+reload_timeout="${LBSIDE_RELOAD_TIMEOUT:-10}"
+serve_timeout="${LBSIDE_SERVE_TIMEOUT:-20}"
+socket="${LBSIDE_HAPROXY_SOCKET:-/run/haproxy/admin.sock}"
+bind="${LBSIDE_BIND:-:80}"
 
 log() { printf 'update-config: %s\n' "$*"; }
 reject() {
@@ -42,6 +63,11 @@ die() {
 	exit 1
 }
 
+# Finding, reloading and starting HAProxy, shared with apply-backends.sh (rendered in place of
+# this line by infra/render_document.py).
+# shellcheck source=infra/lb/haproxy-control.sh
+. "$(dirname "${BASH_SOURCE[0]}")/haproxy-control.sh"
+
 [[ -n ${SSM_Config+x} ]] || reject "SSM_Config is not set"
 [[ -n ${SSM_Checksum+x} ]] || reject "SSM_Checksum is not set"
 encoded=$SSM_Config
@@ -51,6 +77,7 @@ checksum=$SSM_Checksum
 base64_characters='^[A-Za-z0-9+/]+={0,2}$'
 [[ $encoded =~ $base64_characters ]] || reject "Config is not base64"
 [[ $checksum =~ ^[0-9a-f]{64}$ ]] || reject "Checksum is not 64 lowercase hex characters"
+[[ $serve_timeout =~ ^[1-9][0-9]*$ ]] || reject "LBSIDE_SERVE_TIMEOUT is '$serve_timeout', not a number of seconds"
 
 # It replaces a configuration; the first one comes with the boot script.
 [[ -f $config ]] || die "no $config to replace"
@@ -71,63 +98,130 @@ if ! check_output=$("$haproxy_bin" -c -q -f "$candidate" -f "$backends_file" 2>&
 	reject "haproxy -c refused the new configuration with $backends_file"
 fi
 
+# The frontend as a client reaches it from this LB: a wildcard bind is checked on loopback.
+host=${bind%:*} port=${bind##*:}
+[[ $host == "" || $host == "*" || $host == 0.0.0.0 ]] && host=127.0.0.1
+[[ $host == "[::]" || $host == "::" ]] && host=::1
+host=${host#[}
+host=${host%]}
+
+readonly serving_program='
+import http.client, socket, sys
+
+admin_socket, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+
+def fail(reason):
+    print(reason)
+    sys.exit(1)
+
+
+try:
+    with socket.socket(socket.AF_UNIX) as connection:
+        connection.settimeout(5)
+        connection.connect(admin_socket)
+        connection.sendall(b"show servers state web\n")
+        state = b""
+        while True:
+            data = connection.recv(65536)
+            if not data:
+                break
+            state += data
+except OSError as error:
+    fail(f"no answer from the admin socket {admin_socket}: {error}")
+columns, up = None, 0
+for line in state.decode(errors="replace").splitlines():
+    fields = line.split()
+    if fields[:1] == ["#"]:
+        columns = fields[1:]
+    elif columns and len(fields) >= len(columns):
+        server = dict(zip(columns, fields))
+        # op state 2 is UP; admin state without maintenance or drain flags is in service.
+        if server["srv_op_state"] == "2" and int(server["srv_admin_state"]) & 0x3B == 0:
+            up += 1
+if columns is None:
+    fail("the Runtime API shows no backend web")
+if up == 0:
+    fail("no server of backend web is up")
+
+
+def get(path):
+    connection = http.client.HTTPConnection(host, port, timeout=5)
+    try:
+        connection.request("GET", path, headers={"User-Agent": "lb-failover update-config"})
+        response = connection.getresponse()
+        response.read(4096)
+        return response.status
+    except (OSError, http.client.HTTPException) as error:
+        fail(f"GET {path} through the frontend {host}:{port}: {error}")
+    finally:
+        connection.close()
+
+
+status = get("/health")
+if status != 200:
+    fail(f"GET /health through the frontend answered {status}, not 200")
+status = get("/")
+if status >= 500:
+    fail(f"GET / through the frontend answered {status}")
+print(f"{up} server(s) of backend web up, /health 200, / {status}")
+'
+
+# Prints why not, or what it saw; true once the check passed SERVE_PASSES times in a row.
+await_serving() {
+	local deadline=$((SECONDS + serve_timeout)) passes=0 seen=""
+	while ((SECONDS <= deadline)); do
+		if seen=$("$python" -c "$serving_program" "$socket" "$host" "$port" 2>&1); then
+			passes=$((passes + 1))
+			if ((passes >= SERVE_PASSES)); then
+				printf '%s' "$seen"
+				return 0
+			fi
+		else
+			passes=0
+		fi
+		sleep "$SERVE_PAUSE"
+	done
+	printf '%s' "$seen"
+	return 1
+}
+
 # One change at a time: a backend push reloads HAProxy too, and takes the same lock.
 exec 9>"$backends_file.lock"
 flock -w 60 9 || die "another apply holds $backends_file.lock"
 
+# A run stopped between installing a file and confirming it (SSM ends a command at its time
+# limit) leaves the file it replaced beside it: the last one that served goes back first.
+if [[ -f $last_good ]]; then
+	log "an earlier update did not finish: putting back $last_good, the last file that served"
+	mv -f "$last_good" "$config"
+	reload || die "HAProxy did not come back with the file an earlier update replaced"
+fi
+
 if [[ -f $config ]] && cmp -s "$candidate" "$config"; then
+	# Nothing to change, but the rollout goes on to the next LB only past one that serves.
+	if ! seen=$(await_serving); then
+		die "configuration $checksum is already installed, but this LB does not serve: $seen"
+	fi
 	log "configuration $checksum is already installed; nothing to do"
+	log "serving: $seen"
 	exit 0
 fi
 
-master_pid() {
-	local pid
-	if [[ -n $pidfile ]]; then
-		[[ -r $pidfile ]] || return 1
-		IFS= read -r pid <"$pidfile" || return 1
-	else
-		pid=$(systemctl show --property MainPID --value haproxy) || return 1
+# Put the previous file back, and HAProxy on it: reloaded, or started when its master is gone.
+roll_back() {
+	local seen
+	mv -f "$last_good" "$config"
+	log "restored the previous $config"
+	if ! reload; then
+		log "HAProxy did not come back with the previous configuration either"
+		return
 	fi
-	[[ $pid =~ ^[1-9][0-9]*$ ]] && kill -0 "$pid" 2>/dev/null && printf '%s' "$pid"
-}
-
-# The master's children (its workers), from /proc: no dependency on procps.
-workers_of() {
-	local stat line state parent
-	for stat in /proc/[0-9]*/stat; do
-		IFS= read -r line 2>/dev/null <"$stat" || continue
-		# pid (comm) state ppid ...: comm may hold spaces and parentheses, so cut after the last ')'.
-		read -r state parent _ <<<"${line##*) }"
-		[[ $parent == "$1" && $state != Z ]] && printf '%s\n' "${line%% *}"
-	done | sort
-}
-
-# A reload in master-worker mode: the master re-reads the files and starts a new worker; if the
-# new configuration cannot start (an address already in use: `haproxy -c` binds nothing), the
-# master keeps the old workers and no new one appears. Done once a worker is new.
-reload() {
-	local pid before after deadline
-	pid=$(master_pid) || {
-		log "no running HAProxy master"
-		return 1
-	}
-	before=$(workers_of "$pid")
-	if [[ -n $pidfile ]]; then
-		kill -USR2 "$pid" || return 1
+	if seen=$(await_serving); then
+		log "the previous configuration serves again: $seen"
 	else
-		systemctl reload haproxy || return 1
+		log "the previous configuration runs but does not serve either: $seen"
 	fi
-	deadline=$((SECONDS + reload_timeout))
-	while ((SECONDS <= deadline)); do
-		kill -0 "$pid" 2>/dev/null || return 1
-		after=$(workers_of "$pid")
-		if [[ -n $after ]] && [[ -n $(comm -13 <(printf '%s\n' "$before") <(printf '%s\n' "$after")) ]]; then
-			return 0
-		fi
-		sleep 0.05
-	done
-	log "no new HAProxy worker within ${reload_timeout}s"
-	return 1
 }
 
 cp -p "$config" "$last_good"
@@ -135,10 +229,14 @@ mv -f "$candidate" "$config"
 log "installed the new $config (checksum $checksum)"
 
 if ! reload; then
-	mv -f "$last_good" "$config"
-	log "restored the previous $config"
-	reload || log "reload with the previous configuration failed as well"
+	roll_back
 	die "HAProxy did not start a worker with the new configuration"
+fi
+if ! seen=$(await_serving); then
+	log "the new configuration does not serve within ${serve_timeout}s: $seen"
+	roll_back
+	die "the new configuration did not serve ($seen)"
 fi
 rm -f "$last_good"
 log "HAProxy reloaded with configuration $checksum"
+log "serving: $seen"

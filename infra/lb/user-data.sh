@@ -6,7 +6,7 @@
 # the same apply-backends.sh the SSM document runs, and serves the current web pool at once.
 #
 # Use the rendered form as user data: `python infra/render_document.py user-data` embeds
-# haproxy.cfg, apply-backends.sh and read-parameter.py (LBF_FILES_DIR points at them). Run as-is,
+# haproxy.cfg, apply-backends.sh and read-parameter.py (LBSIDE_FILES_DIR points at them). Run as-is,
 # it takes them from its own directory.
 #
 # Images (infra/DEPLOY.md pins both): Amazon Linux 2023 and Ubuntu 24.04 LTS. It asks the package
@@ -24,22 +24,23 @@
 #   LBF_PARAMETER_PREFIX  Parameter Store prefix; default /lbf/<value of the lbf:cluster tag>,
 #                         read from instance metadata (the launch template must allow tags in
 #                         metadata: InstanceMetadataTags=enabled)
-#   LBF_FILES_DIR         where haproxy.cfg, apply-backends.sh and read-parameter.py are
-#   LBF_ROOT              prefix of every path written (tests/infra/test_user_data.py); empty on an LB
+#   LBSIDE_FILES_DIR         where haproxy.cfg, apply-backends.sh and read-parameter.py are
+#   LBSIDE_ROOT              prefix of every path written (tests/infra/test_user_data.py); empty on an LB
 #
 # The instance role needs ssm:GetParameter on <prefix>/backends (and the SSM Agent's usual
 # permissions, AmazonSSMManagedInstanceCore, for the pushed commands).
 set -euo pipefail
 
-files_dir="${LBF_FILES_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
+files_dir="${LBSIDE_FILES_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
 prefix="${LBF_PARAMETER_PREFIX:-}"
-root="${LBF_ROOT:-}"
+root="${LBSIDE_ROOT:-}"
 
 readonly APPLY=/usr/local/sbin/lbf-apply-backends
 readonly CONFIG=/etc/haproxy/haproxy.cfg
 readonly BACKENDS=/etc/haproxy/backends.cfg
 readonly DROP_IN=/etc/systemd/system/haproxy.service.d/lb-failover.conf
 readonly MINIMUM_MINOR=6 # of HAProxy 2.x
+readonly APT_LOCK_TIMEOUT=600 # seconds
 
 log() { printf 'lbf-user-data: %s\n' "$*"; }
 die() {
@@ -62,8 +63,12 @@ install_packages() {
 	if command -v dnf >/dev/null; then
 		dnf install -y -q haproxy
 	elif command -v apt-get >/dev/null; then
-		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy
+		# Ubuntu's first boot runs apt itself (apt-daily, unattended-upgrades, cloud-init's own
+		# steps): apt-get fails at once on a held lock, which under `set -e` ends the boot.
+		# Wait for it instead, bounded.
+		apt-get -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT" update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT" \
+			install -y -qq haproxy
 	else
 		die "neither dnf nor apt-get found: use an image infra/DEPLOY.md names"
 	fi
@@ -116,6 +121,12 @@ install_files() {
 		printf 'ExecReload=%s\n' "$check"
 		# $MAINPID is systemd's, expanded when the unit runs.
 		printf '%s\n' "ExecReload=/bin/kill -USR2 \$MAINPID"
+		# When a worker fails (a configuration that passes `haproxy -c` but cannot start), the
+		# master exits, HAProxy's default, which its documentation pairs with this: systemd
+		# starts it again, with whatever file is in place (update-config.sh's rollback puts the
+		# previous one back). Spaced so that five tries do not hit systemd's start limit.
+		printf 'Restart=on-failure\n'
+		printf 'RestartSec=3s\n'
 	} >"$root$DROP_IN"
 	systemctl daemon-reload
 	systemctl enable haproxy

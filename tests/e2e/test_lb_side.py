@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import http.client
 import itertools
+import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -245,13 +247,84 @@ def test_hostile_input_is_rejected_and_changes_nothing(case, steady_lb, webs, tm
     assert set(served_by(steady_lb, requests=8)) == entries(webs[:2])
 
 
+# Addresses no web server has: a list naming one is refused whole, beside a good entry too.
+REFUSED = {
+    "instance metadata service": (
+        "169.254.169.254:80",
+        "link-local: the instance metadata service is one",
+    ),
+    "link-local": ("169.254.10.1:8080", "link-local: the instance metadata service is one"),
+    "IPv6 link-local": ("[fe80::1]:80", "link-local"),
+    "IPv6 link-local, long form": ("[FEBF:0:0:0:0:0:0:1]:80", "link-local"),
+    "IPv6 instance metadata service": ("[fd00:ec2::254]:80", "the instance metadata service"),
+    "metadata service as IPv4-mapped IPv6": (
+        "[::ffff:a9fe:a9fe]:80",
+        "link-local: the instance metadata service is one",
+    ),
+    "unspecified": ("0.0.0.0:80", "unspecified (0.0.0.0/8)"),
+    "this network": ("0.1.2.3:80", "unspecified (0.0.0.0/8)"),
+    "IPv6 unspecified": ("[::]:80", "unspecified"),
+    "IPv6 unspecified, long form": ("[0:0:0:0:0:0:0:0]:80", "unspecified"),
+    "multicast": ("224.0.0.1:80", "multicast"),
+    "multicast, last block": ("239.255.255.250:1900", "multicast"),
+    "IPv6 multicast": ("[ff02::1]:80", "multicast"),
+    "broadcast": ("255.255.255.255:80", "broadcast"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_an_address_no_web_server_has_refuses_the_whole_list(case, steady_lb, webs) -> None:
+    entry, why = REFUSED[case]
+    text = f"{webs[2].entry} {entry}"
+    before = steady_lb.backends_path.read_bytes()
+
+    result = steady_lb.apply(text, sha256(text))
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert (
+        f"rejected: not a web server's address: {entry} ({why}); the whole list is refused; "
+        "nothing changed"
+    ) in result.stderr
+    assert steady_lb.backends_path.read_bytes() == before
+    assert steady_lb.serving() == entries(webs[:2])  # webs[2], good, was not applied either
+
+
+def test_every_refused_entry_is_named(steady_lb, webs) -> None:
+    text = f"0.0.0.0:80 {webs[2].entry} 169.254.169.254:80 [ff02::1]:80"
+    result = steady_lb.apply(text, sha256(text))
+    assert result.returncode == 2
+    assert (
+        "not a web server's address: 0.0.0.0:80 (unspecified (0.0.0.0/8)), 169.254.169.254:80 "
+        "(link-local: the instance metadata service is one), [ff02::1]:80 (multicast); "
+    ) in result.stderr
+
+
+@pytest.mark.parametrize(
+    "entry", ["127.0.0.1:80", "127.0.1.61:80", "[::1]:80", "[::ffff:127.0.0.1]:80"]
+)
+def test_loopback_is_refused_unless_the_stand_in_allows_it(entry, steady_lb, webs) -> None:
+    before = steady_lb.backends_path.read_bytes()
+    text = f"{entry} 10.0.1.5:80"
+
+    # A deployed LB: the stand-in's switch is not set.
+    result = steady_lb.apply(text, sha256(text), extra_env={"LBSIDE_ALLOW_LOOPBACK": ""})
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"not a web server's address: {entry} (loopback)" in result.stderr
+    assert steady_lb.backends_path.read_bytes() == before
+    # Only exactly `1` allows it.
+    other = steady_lb.apply(text, sha256(text), extra_env={"LBSIDE_ALLOW_LOOPBACK": "true"})
+    assert other.returncode == 2
+    assert "(loopback)" in other.stderr
+
+
 @pytest.mark.parametrize("local", [True, False], ids=["stand-in", "EC2"])
 def test_haproxy_cfg_is_valid_alone_and_with_the_backends_file(local, steady_lb, tmp_path) -> None:
     # Distributions' units check haproxy.cfg alone before starting HAProxy; the drop-in loads it
     # with the backends file: before any list, and as the apply script writes it.
     env = steady_lb.environment()
     if not local:
-        env = {k: v for k, v in env.items() if k not in ("LBF_LOCAL", "LBF_ADMIN_SOCKET")}
+        env = {k: v for k, v in env.items() if k not in ("LBSIDE_LOCAL", "LBSIDE_ADMIN_SOCKET")}
     empty = tmp_path / "empty-backends.cfg"
     empty.write_text(EMPTY_BACKENDS)
     config = INFRA / "lb" / "haproxy.cfg"
@@ -262,6 +335,66 @@ def test_haproxy_cfg_is_valid_alone_and_with_the_backends_file(local, steady_lb,
         )
         assert result.returncode == 0, (extra, result.stdout + result.stderr)
     assert "server s1 " in steady_lb.backends_path.read_text()
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/var/lib/haproxy").is_dir(),
+    reason="the EC2 configuration chroots to /var/lib/haproxy and switches user: needs root",
+)
+def test_an_ec2_lb_logs_requests_to_standard_output_from_its_chroot(webs, tmp_path) -> None:
+    # haproxy.cfg as an EC2 LB runs it (chroot, user switch; no stand-in switch), started the
+    # way the drop-in starts it: systemd gives HAProxy's standard output to the journal. No
+    # /dev/log inside the chroot is needed for a request's log line to get there.
+    backends = tmp_path / "backends.cfg"
+    backends.write_text(f"backend web\n    server s1 {webs[0].entry}\n")
+    address = f"127.0.0.{next(_lb_addresses)}"
+    port = free_port(address)
+    sockets = Path(tempfile.mkdtemp(prefix="lbside-"))
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/bin",
+        "LBSIDE_BIND": f"{address}:{port}",
+        "LBSIDE_ADMIN_SOCKET": str(sockets / "admin.sock"),
+    }
+    output = tmp_path / "stdout.log"
+    config = INFRA / "lb" / "haproxy.cfg"
+    binary = haproxy_binary()
+    assert binary is not None
+    with output.open("wb") as stdout:
+        process = subprocess.Popen(
+            [binary, "-Ws", "-f", str(config), "-f", str(backends)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection((address, port), timeout=0.5).close()
+                break
+            except OSError:
+                assert process.poll() is None, output.read_text()
+                assert time.monotonic() < deadline, output.read_text()
+                time.sleep(0.05)
+        connection = http.client.HTTPConnection(address, port, timeout=10)
+        try:
+            connection.request("GET", "/")
+            response = connection.getresponse()
+            assert (response.status, response.read().decode()) == (200, webs[0].entry)
+        finally:
+            connection.close()
+        deadline = time.monotonic() + 5
+        while '"GET / HTTP/1.1"' not in output.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (line,) = [line for line in output.read_text().splitlines() if '"GET / HTTP/1.1"' in line]
+        assert " http web/s1 " in line, line
+        assert " 200 " in line, line
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+        shutil.rmtree(sockets, ignore_errors=True)
 
 
 def test_missing_parameters_are_rejected(steady_lb, webs) -> None:
@@ -284,7 +417,7 @@ def test_a_configuration_haproxy_refuses_is_never_installed(new_lb, webs, tmp_pa
     broken = tmp_path / "broken.cfg"
     broken.write_text(lb.config_path.read_text() + "\nfrontend broken\n    no-such-keyword\n")
 
-    result = lb.apply(*backend_list(webs[2:]), extra_env={"LBF_HAPROXY_CONFIG": str(broken)})
+    result = lb.apply(*backend_list(webs[2:]), extra_env={"LBSIDE_HAPROXY_CONFIG": str(broken)})
 
     assert result.returncode != 0
     assert "haproxy -c refused" in result.stderr
@@ -296,20 +429,65 @@ def test_a_failed_reload_restores_the_last_good_file(new_lb, webs, tmp_path) -> 
     lb = new_lb()
     apply_ok(lb, webs[:2])
     before = lb.backends_path.read_bytes()
-    # HAProxy as the script finds it after a crash: no admin socket, the master gone. It
-    # starts HAProxy with the new file by a reload, which fails here.
+    # HAProxy as the script finds it after a crash (no admin socket, the master gone), with a
+    # binary that checks configurations but cannot start (as when another process holds the
+    # port): the script starts HAProxy with the new file, which fails here.
     dead_pidfile = tmp_path / "dead.pid"
     dead_pidfile.write_text(f"{_exited_pid()}\n")
-    gone = {"LBF_HAPROXY_PIDFILE": str(dead_pidfile), "LBF_HAPROXY_SOCKET": str(tmp_path / "x")}
+    cannot_start = tmp_path / "haproxy"
+    cannot_start.write_text(
+        f'#!/bin/sh\nfor a; do [ "$a" = -c ] && exec {lb.binary} "$@"; done\n'
+        'echo "[ALERT] cannot bind" >&2\nexit 1\n'
+    )
+    cannot_start.chmod(0o755)
+    gone = {
+        "LBSIDE_HAPROXY_PIDFILE": str(dead_pidfile),
+        "LBSIDE_HAPROXY_SOCKET": str(tmp_path / "x"),
+        "LBSIDE_HAPROXY_BIN": str(cannot_start),
+        "LBSIDE_RELOAD_TIMEOUT": "2",
+    }
 
     result = lb.apply(*backend_list(webs[2:]), extra_env=gone)
 
     assert result.returncode == 1, result.stdout + result.stderr
+    assert "no HAProxy master runs: starting HAProxy" in result.stdout
+    assert "haproxy: [ALERT] cannot bind" in result.stdout
     assert "restored the last good" in result.stdout
     assert lb.backends_path.read_bytes() == before
     assert set(served_by(lb)) == entries(webs[:2])
     # And the next push, with a working reload, applies normally.
     apply_ok(lb, webs[2:])
+
+
+def test_a_push_to_an_lb_whose_haproxy_is_gone_starts_it_with_the_list(new_lb, webs) -> None:
+    lb = new_lb()
+    apply_ok(lb, webs[:2])
+    master = lb.pid
+    os.kill(master, signal.SIGTERM)  # the master stops its workers and exits
+    _wait_for_exit(master)
+    with pytest.raises(ConnectionRefusedError):
+        get(lb, "/")
+
+    result = lb.apply(*backend_list(webs[1:3]))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HAProxy is not running: it starts with the list" in result.stdout
+    assert "started HAProxy" in result.stdout
+    assert lb.pid != master
+    wait_until_served_by(lb, entries(webs[1:3]))
+
+
+def _wait_for_exit(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return
+        if state == "Z":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} still runs after {timeout}s")
 
 
 def test_a_running_haproxy_whose_state_cannot_be_read_is_left_alone(new_lb, webs, tmp_path):
@@ -318,7 +496,7 @@ def test_a_running_haproxy_whose_state_cannot_be_read_is_left_alone(new_lb, webs
     before = lb.backends_path.read_bytes()
 
     result = lb.apply(
-        *backend_list(webs[2:]), extra_env={"LBF_HAPROXY_SOCKET": str(tmp_path / "x")}
+        *backend_list(webs[2:]), extra_env={"LBSIDE_HAPROXY_SOCKET": str(tmp_path / "x")}
     )
 
     assert result.returncode == 1, result.stdout + result.stderr
@@ -387,7 +565,7 @@ def test_already_applied_means_haproxy_serves_it_not_that_the_file_says_so(new_l
     assert lb.backends_path.read_bytes() == file_before
 
 
-# Each step the script can die at (LBF_APPLY_KILL_AT: SIGKILL, no cleanup), on both paths: a
+# Each step the script can die at (LBSIDE_APPLY_KILL_AT: SIGKILL, no cleanup), on both paths: a
 # change at run time, and the first list of a new LB, which HAProxy can only load by a reload.
 KILL_POINTS = [
     *(("change", step) for step in ("planned", "file-written", "servers-added", "servers-removed")),
@@ -403,7 +581,7 @@ def test_a_push_killed_at_any_step_is_completed_by_the_next(path, step, new_lb, 
     served_before = lb.serving()
     wanted = backend_list(webs[1:])
 
-    killed = lb.apply(*wanted, extra_env={"LBF_APPLY_KILL_AT": step})
+    killed = lb.apply(*wanted, extra_env={"LBSIDE_APPLY_KILL_AT": step})
 
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     assert f"killed at {step}" in killed.stdout
@@ -566,7 +744,7 @@ def test_user_data_installs_a_working_apply_script(new_lb, webs, tmp_path) -> No
     lb = new_lb()
     user_data = render.user_data()
     embedded = re.search(
-        r"<<'LBF_EOF_APPLY_BACKENDS_SH'\n(.*?)\nLBF_EOF_APPLY_BACKENDS_SH\n", user_data, re.S
+        r"<<'LBSIDE_EOF_APPLY_BACKENDS_SH'\n(.*?)\nLBSIDE_EOF_APPLY_BACKENDS_SH\n", user_data, re.S
     )
     assert embedded is not None
     script = tmp_path / "apply-backends.sh"
@@ -587,14 +765,20 @@ def test_user_data_installs_a_working_apply_script(new_lb, webs, tmp_path) -> No
 def test_scripts_are_shellcheck_clean(tmp_path) -> None:
     shellcheck = shutil.which("shellcheck")
     assert shellcheck, "shellcheck is not installed (make system installs Debian's shellcheck)"
-    document_script = tmp_path / "document-runCommand.sh"
-    document_script.write_text(
-        "\n".join(render.document()["mainSteps"][0]["inputs"]["runCommand"]) + "\n"
-    )
+    # As run: the scripts of infra/ (haproxy-control.sh sourced), and what the LBs receive (each
+    # document's one file, the user data), with haproxy-control.sh inlined.
+    rendered = []
+    for name, document in (
+        ("update-backends", render.document()),
+        ("update-config", render.update_config_document()),
+    ):
+        path = tmp_path / f"{name}-runCommand.sh"
+        path.write_text("\n".join(document["mainSteps"][0]["inputs"]["runCommand"]) + "\n")
+        rendered.append(path)
     user_data = tmp_path / "user-data-rendered.sh"
     user_data.write_text(render.user_data())
-    scripts = [*sorted(INFRA.rglob("*.sh")), document_script, user_data]
-    assert len(scripts) >= 4
+    scripts = [*sorted(INFRA.rglob("*.sh")), *rendered, user_data]
+    assert len(scripts) >= 7
 
     result = subprocess.run(
         [shellcheck, "--external-sources", *map(str, scripts)],
@@ -697,7 +881,7 @@ def _keep_alive_client(
 
 
 def test_reloads_that_change_the_servers_drop_no_request(new_lb, webs) -> None:
-    # The fallback when the slots run out, forced for every change (LBF_APPLY_METHOD=reload).
+    # The fallback when the slots run out, forced for every change (LBSIDE_APPLY_METHOD=reload).
     lb = new_lb()
     apply_ok(lb, webs)
     # Each apply adds and removes servers; checks stay on (haproxy.cfg: default-server check).
@@ -721,7 +905,7 @@ def test_reloads_that_change_the_servers_drop_no_request(new_lb, webs) -> None:
         time.sleep(0.5)
         for i in range(20):
             servers = sequence[i % len(sequence)]
-            result = lb.apply(*backend_list(servers), extra_env={"LBF_APPLY_METHOD": "reload"})
+            result = lb.apply(*backend_list(servers), extra_env={"LBSIDE_APPLY_METHOD": "reload"})
             assert result.returncode == 0, result.stdout + result.stderr
             assert "HAProxy reloaded" in result.stdout
             time.sleep(0.25)

@@ -143,10 +143,10 @@ def test_apply_script_refuses_what_the_pattern_lets_through(backends: str, tmp_p
             "PATH": "/usr/bin:/bin",
             "SSM_Backends": backends,
             "SSM_Checksum": sha256(backends),
-            "LBF_HAPROXY_CONFIG": str(tmp_path / "haproxy.cfg"),
-            "LBF_BACKENDS_FILE": str(backends_file),
+            "LBSIDE_HAPROXY_CONFIG": str(tmp_path / "haproxy.cfg"),
+            "LBSIDE_BACKENDS_FILE": str(backends_file),
             # Never reached: the list is refused first.
-            "LBF_HAPROXY_BIN": "/bin/false",
+            "LBSIDE_HAPROXY_BIN": "/bin/false",
         },
         capture_output=True,
         text=True,
@@ -205,16 +205,28 @@ def test_document_runs_the_apply_script() -> None:
     (step,) = DOCUMENT["mainSteps"]
     assert step["action"] == "aws:runShellScript"
     lines = step["inputs"]["runCommand"]
-    script = (ROOT / "infra" / "lb" / "apply-backends.sh").read_text().splitlines()
+    script = render.script_text(ROOT / "infra" / "lb" / "apply-backends.sh")
     # SSM runs the commands as a file: the shebang must be the first line, or sh runs it.
     assert lines[0] == script[0] == "#!/usr/bin/env bash"
     assert lines[-len(script) + 1 :] == script[1:]
+    assert_haproxy_control_inlined(lines)
     # Parameter references appear only in the fallback for old agents, inside double quotes.
     references = [line for line in lines if "{{" in line]
     assert references == [
         'if [ -z "${SSM_Backends+x}" ]; then export SSM_Backends="{{Backends}}"; fi',
         'if [ -z "${SSM_Checksum+x}" ]; then export SSM_Checksum="{{Checksum}}"; fi',
     ]
+
+
+def assert_haproxy_control_inlined(lines: list[str]) -> None:
+    """The one file the agent writes needs no other: haproxy-control.sh is in it, once, where
+    the script sources it, and nothing sources it any more."""
+    library = (ROOT / "infra" / "lb" / "haproxy-control.sh").read_text().splitlines()[1:]
+    at = lines.index(library[0])
+    assert lines[at : at + len(library)] == library
+    assert lines.count(library[0]) == 1
+    assert not [line for line in lines if 'haproxy-control.sh"' in line]
+    assert sum(line.startswith(("reload() {", "master_pid() {")) for line in lines) == 2
 
 
 def test_committed_document_is_the_rendering() -> None:
@@ -291,11 +303,98 @@ def test_update_config_document_runs_the_script_with_a_short_timeout() -> None:
     assert step["action"] == "aws:runShellScript"
     assert step["inputs"]["timeoutSeconds"] == 300
     lines = step["inputs"]["runCommand"]
-    script = (ROOT / "infra" / "lb" / "update-config.sh").read_text().splitlines()
+    script = render.script_text(ROOT / "infra" / "lb" / "update-config.sh")
     assert lines[0] == script[0] == "#!/usr/bin/env bash"
     assert lines[-len(script) + 1 :] == script[1:]
+    assert_haproxy_control_inlined(lines)
     references = [line for line in lines if "{{" in line]
     assert references == [
         'if [ -z "${SSM_Config+x}" ]; then export SSM_Config="{{Config}}"; fi',
         'if [ -z "${SSM_Checksum+x}" ]; then export SSM_Checksum="{{Checksum}}"; fi',
     ]
+
+
+# --- time limits, read as the SSM Agent reads them ---------------------------------------------
+
+# amazon-ssm-agent's pluginutil: a limit outside 5..172800 s, or none, is the default hour.
+AGENT_DEFAULT_SECONDS = 3600
+AGENT_MIN_SECONDS = 5
+AGENT_MAX_SECONDS = 172800
+
+
+def agent_time_limit(step: dict[str, Any]) -> int:
+    """The limit the agent applies to an aws:runShellScript step.
+
+    The plugin decodes the step's `inputs` alone into its input (runCommand, workingDirectory,
+    timeoutSeconds) and passes `timeoutSeconds` through pluginutil.ValidateExecutionTimeout: a
+    string is read as a number, an integer as is, a float truncated, anything else (absent) is
+    the default, and so is a value outside the plugin's bounds. A `timeoutSeconds` beside
+    `inputs`, at the step's own level, never reaches the plugin.
+    """
+    assert step["action"] == "aws:runShellScript"
+    value = step["inputs"].get("timeoutSeconds")
+    seconds: int
+    if isinstance(value, bool):
+        seconds = 0
+    elif isinstance(value, int):
+        seconds = value
+    elif isinstance(value, float):
+        seconds = int(value)
+    elif isinstance(value, str):
+        try:
+            seconds = int(float(value))
+        except ValueError:
+            seconds = 0
+    else:
+        seconds = 0
+    if not AGENT_MIN_SECONDS <= seconds <= AGENT_MAX_SECONDS:
+        return AGENT_DEFAULT_SECONDS
+    return seconds
+
+
+def _rendered_documents() -> dict[str, dict[str, Any]]:
+    """Every place a document is shipped from: infra/ssm/ and the CloudFormation template."""
+    documents = {
+        f"infra/ssm/{path.name}": json.loads(path.read_text())
+        for path in sorted((ROOT / "infra" / "ssm").glob("*.json"))
+    }
+    template = json.loads((ROOT / "infra" / "cloudformation" / "ssm-document.json").read_text())
+    for resource in template["Resources"].values():
+        content = resource["Properties"]["Content"]
+        if isinstance(content, str):
+            content = json.loads(content)
+        documents[f"ssm-document.json {resource['Properties']['Name']}"] = content
+    return documents
+
+
+RENDERED = _rendered_documents()
+
+
+def test_every_rendered_document_is_one_of_the_two() -> None:
+    names = {name.rsplit(" ", 1)[-1].removesuffix(".json").rsplit("/", 1)[-1] for name in RENDERED}
+    assert names == {render.DOCUMENT_NAME, render.UPDATE_CONFIG_DOCUMENT_NAME}
+    assert len(RENDERED) == 4
+
+
+@pytest.mark.parametrize("where", sorted(RENDERED))
+def test_the_agent_stops_a_push_when_the_controller_sends_it_again(where: str) -> None:
+    # A hung push must end on the LB when the controller counts it stuck and resends it;
+    # otherwise the resend waits on the first one's lock and fails.
+    from chalicelib.core import pushes
+
+    (step,) = RENDERED[where]["mainSteps"]
+    assert "timeoutSeconds" not in step, "the agent does not read a limit at the step's level"
+    limit = agent_time_limit(step)
+    if render.DOCUMENT_NAME in where:
+        assert limit == pushes.STEP_TIMEOUT_SECONDS
+    else:
+        assert limit == 300
+    assert limit < AGENT_DEFAULT_SECONDS / 10  # minutes, not the agent's default hour
+
+
+def test_a_limit_at_the_step_level_is_the_agents_default_hour() -> None:
+    # The reading above, checked on the shape the issue found.
+    step = {"action": "aws:runShellScript", "timeoutSeconds": 180, "inputs": {"runCommand": []}}
+    assert agent_time_limit(step) == AGENT_DEFAULT_SECONDS
+    assert agent_time_limit({**step, "inputs": {"timeoutSeconds": "180"}}) == 180
+    assert agent_time_limit({**step, "inputs": {"timeoutSeconds": 1}}) == AGENT_DEFAULT_SECONDS

@@ -35,6 +35,8 @@ def _load_tool() -> ModuleType:
 tool = _load_tool()
 CONFIG = (ROOT / "infra" / "lb" / "haproxy.cfg").read_bytes()
 CHECKSUM = hashlib.sha256(CONFIG).hexdigest()
+# As update-config.sh prints it once the LB serves with the new file.
+SERVING_LINE = "update-config: serving: 2 server(s) of backend web up, /health 200, / 200"
 
 
 def instance(instance_id: str, name: str | None, *, state: str = "standby") -> dict[str, Any]:
@@ -62,8 +64,9 @@ class FakeSsm:
     """Each command goes Pending (unknown to GetCommandInvocation at first), InProgress, then
     the outcome chosen for its instance; `events` records every call in order."""
 
-    def __init__(self, outcomes: dict[str, str] | None = None) -> None:
+    def __init__(self, outcomes: dict[str, str] | None = None, *, serving: bool = True) -> None:
         self.outcomes = outcomes or {}
+        self.serving = serving
         self.events: list[tuple[str, str, str]] = []
         self._polls: dict[str, int] = {}
         self.sent: list[dict[str, Any]] = []
@@ -87,7 +90,10 @@ class FakeSsm:
         stderr = (
             "update-config: failed: HAProxy did not start a worker" if status == "Failed" else ""
         )
-        return {"Status": status, "StandardErrorContent": stderr}
+        stdout = "update-config: HAProxy reloaded with configuration c0ffee\n"
+        if status == "Success" and self.serving:
+            stdout += f"{SERVING_LINE}\n"
+        return {"Status": status, "StandardOutputContent": stdout, "StandardErrorContent": stderr}
 
 
 class Clock:
@@ -133,6 +139,19 @@ def test_one_lb_at_a_time_standbys_first_active_last(tmp_path: Path) -> None:
         started = ssm.events.index(("send", following, f"cmd-{sends.index(following) + 1}"))
         assert finished < started
     assert "done: 4 LB(s)" in out
+    assert "lb1 i-0c: installed and serving: 2 server(s) of backend web up, /health 200" in out
+
+
+def test_a_success_that_does_not_say_the_lb_serves_stops_the_rollout(tmp_path: Path) -> None:
+    # A document from before the serving check (a stale lbf-document stack) reports Success
+    # after a reload alone: that proves nothing about clients, so the next LB is not touched.
+    ssm = FakeSsm(serving=False)
+    code, out = run(FakeEc2(*LBS), ssm, tmp_path)
+
+    assert code == 1
+    assert [e for e in ssm.events if e[0] == "send"] == [("send", "i-0d", "cmd-1")]
+    assert "did not report that it serves: is the stack lbf-document current" in out
+    assert "stopped; not sent to: lb1, lb10, lb2" in out
 
 
 def test_it_stops_at_the_first_lb_that_fails_and_names_the_rest(tmp_path: Path) -> None:
@@ -246,7 +265,7 @@ def test_the_requests_are_exactly_these(tmp_path: Path) -> None:
         )
         ssm_stub.add_response(
             "get_command_invocation",
-            {"Status": "Success"},
+            {"Status": "Success", "StandardOutputContent": SERVING_LINE + "\n"},
             {
                 "CommandId": "0b5e1c6a-1f2d-4c3b-9a8e-7d6c5b4a3f21",
                 "InstanceId": "i-0123456789abcdef0",

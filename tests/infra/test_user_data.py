@@ -5,7 +5,7 @@ replaced by a stand-in on PATH that records its argv and environment: the packag
 Amazon Linux 2023, `apt-get` on Ubuntu 24.04), `systemctl`, `curl` (instance metadata), `haproxy`
 (its version), `python3` (read-parameter.py) and the apply script. Nothing else is on PATH, so a
 command the script runs that no image provides fails the test. The files it writes land under
-LBF_ROOT. The units' check lines then run with the real HAProxy (Debian's 2.6) on the files the
+LBSIDE_ROOT. The units' check lines then run with the real HAProxy (Debian's 2.6) on the files the
 script wrote.
 """
 
@@ -86,6 +86,7 @@ def boot(
     haproxy_version: str,
     preinstalled: bool = False,
     parameter: str | None = LIST,
+    apt_lock_held: bool = False,
 ) -> Boot:
     """Runs user-data.sh as on a fresh LB of that image; returns what it did."""
     fake, tools, root, files = (tmp_path / d for d in ("bin", "tools", "root", "files"))
@@ -115,10 +116,19 @@ def boot(
     if image == "al2023":
         _stand_in(fake / "dnf", install_haproxy, log)
     else:
+        # apt's own message and exit status when another process holds the lock.
+        held = (
+            'if [[ " $* " != *" -o DPkg::Lock::Timeout="[1-9]* ]]; then\n'
+            "  echo 'E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process"
+            " 1234 (unattended-upgr)' >&2\n  exit 100\nfi\n"
+            if apt_lock_held
+            else ""
+        )
         _stand_in(
             fake / "apt-get",
             f'printf "  DEBIAN_FRONTEND=%s\\n" "${{DEBIAN_FRONTEND:-}}" >>"{log}"\n'
-            f"if [[ $1 == install ]]; then\n{install_haproxy}fi\n",
+            + held
+            + f'if [[ " $* " == *" install "* ]]; then\n{install_haproxy}fi\n',
             log,
         )
     _stand_in(fake / "systemctl", "", log)
@@ -141,8 +151,8 @@ def boot(
         ["bash", str(LB_DIR / "user-data.sh")],
         env={
             "PATH": f"{fake}:{tools}",
-            "LBF_ROOT": str(root),
-            "LBF_FILES_DIR": str(files),
+            "LBSIDE_ROOT": str(root),
+            "LBSIDE_FILES_DIR": str(files),
             "HOME": str(tmp_path),
         },
         capture_output=True,
@@ -187,12 +197,21 @@ def test_ubuntu_2404_asks_apt_for_haproxy_alone(tmp_path: Path) -> None:
     result = boot(tmp_path, image="ubuntu", haproxy_version=NEWER)
     assert result.returncode == 0, result.stderr
     assert result.commands == [
-        "apt-get update -qq",
+        "apt-get -o DPkg::Lock::Timeout=600 update -qq",
         "  DEBIAN_FRONTEND=",
-        "apt-get install -y -qq haproxy",
+        "apt-get -o DPkg::Lock::Timeout=600 install -y -qq haproxy",
         "  DEBIAN_FRONTEND=noninteractive",
         *AFTER_INSTALL,
     ]
+
+
+def test_ubuntu_first_boot_waits_for_the_package_lock_instead_of_failing(tmp_path: Path) -> None:
+    """apt-get fails at once on a held lock unless told to wait; the stand-in `apt-get` fails
+    the same way when the script does not ask it to wait, as the real one does under Ubuntu's
+    first-boot apt-daily and unattended-upgrades."""
+    result = boot(tmp_path, image="ubuntu", haproxy_version=NEWER, apt_lock_held=True)
+    assert result.returncode == 0, result.stderr
+    assert "systemctl restart haproxy" in result.commands
 
 
 def test_an_image_with_haproxy_installs_nothing(tmp_path: Path) -> None:
@@ -254,6 +273,10 @@ def test_the_drop_in_replaces_every_distribution_line_and_checks_what_it_starts(
     assert len(start) == 2
     assert reload[0] == ""
     assert reload[2] == "/bin/kill -USR2 $MAINPID"
+    # A master that exits because its worker failed is started again (HAProxy's documented
+    # pairing for its exit-on-failure default), far enough apart to stay under the start limit.
+    assert _exec_lines(result.drop_in, "Restart") == ["on-failure"]
+    assert _exec_lines(result.drop_in, "RestartSec") == ["3s"]
     both = ["/etc/haproxy/haproxy.cfg", "/etc/haproxy/backends.cfg"]
     assert _files_loaded(start[1]) == both
     assert _files_loaded(start_pre[1]) == both
@@ -376,10 +399,10 @@ def test_the_embedded_reader_is_the_file(tmp_path: Path) -> None:
     defines the same signer."""
     render = load_script(ROOT / "infra" / "render_document.py")
     user_data = render.user_data()
-    start = user_data.index("<<'LBF_EOF_READ_PARAMETER_PY'\n") + len(
-        "<<'LBF_EOF_READ_PARAMETER_PY'\n"
+    start = user_data.index("<<'LBSIDE_EOF_READ_PARAMETER_PY'\n") + len(
+        "<<'LBSIDE_EOF_READ_PARAMETER_PY'\n"
     )
-    embedded = user_data[start : user_data.index("\nLBF_EOF_READ_PARAMETER_PY\n")]
+    embedded = user_data[start : user_data.index("\nLBSIDE_EOF_READ_PARAMETER_PY\n")]
     path = tmp_path / "read-parameter.py"
     path.write_text(embedded + "\n")
     checked = subprocess.run(

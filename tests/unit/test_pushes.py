@@ -26,7 +26,9 @@ def _render_document() -> object:
 def test_the_document_step_times_out_when_the_controller_counts_it_overdue() -> None:
     render = _render_document()
     (step,) = render.document()["mainSteps"]  # type: ignore[attr-defined]
-    assert step["timeoutSeconds"] == TIMEOUT
+    # aws:runShellScript reads its limit from its inputs only (tests/infra/test_ssm_document.py
+    # reads every rendered document as the agent does).
+    assert step["inputs"]["timeoutSeconds"] == TIMEOUT
     assert TIMEOUT < 3600  # SSM's default for a step is an hour: minutes, not that
 
 
