@@ -33,7 +33,7 @@ from chalicelib.core.plan import (
     is_prober_fault,
 )
 from chalicelib.core.reread import fold_outcomes, merge_reread, rejected_batch, without_rejected
-from chalicelib.errors import ViewNotLoaded
+from chalicelib.errors import DomainNotOwned, ViewNotLoaded
 from chalicelib.executor import Executor, mode_of
 from chalicelib.health_checks import SecondOpinion, keep_health_checks
 from chalicelib.observe import observe, refresh_pushes
@@ -79,6 +79,9 @@ def reconcile(
         return report
     try:
         observed = observe(settings, services, now=started, concerning=concerning)
+    except DomainNotOwned as exc:
+        report.seconds = clock.now() - started
+        return report.refuse(str(exc))
     except ViewNotLoaded as exc:
         report.errors.append(str(exc))
         report.seconds = clock.now() - started

@@ -22,10 +22,13 @@ from chalicelib.core.dns import (
 )
 from chalicelib.core.inventory import build_inventory
 from chalicelib.core.model import ActiveMode, Instance, RawInstance, Record, Skipped
+from tests.kit.settings import CLUSTER
 from tests.kit.world import TTL, a_record, fqdn, lb, ownership, parse_rules, raw, skipped
 
-RULES = RecordRules(domain="example.com", ttl=TTL, active_name="lb")
-ALL = RecordRules(domain="example.com", ttl=TTL, active_name="lb", active_mode=ActiveMode.ALL)
+RULES = RecordRules(domain="example.com", ttl=TTL, active_name="lb", cluster=CLUSTER)
+ALL = RecordRules(
+    domain="example.com", ttl=TTL, active_name="lb", active_mode=ActiveMode.ALL, cluster=CLUSTER
+)
 
 A1, A2, A3, A10 = "203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.10"
 NEW1 = "203.0.113.101"  # lb1 after a stop/start
@@ -443,6 +446,16 @@ def changes_of(changes: list[RecordChange]) -> list[tuple[str, str, str, tuple[s
     return [(c.action, c.record.name, c.record.type, c.record.values) for c in changes]
 
 
+def txt_swap(
+    before: Sequence[str], after: Sequence[str]
+) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """The TXT's compare-and-swap: the exact TXT read deleted, the new one created, one batch."""
+    return [
+        ("DELETE", fqdn("_lbf"), "TXT", ownership(*before).values),
+        ("CREATE", fqdn("_lbf"), "TXT", ownership(*after).values),
+    ]
+
+
 STEADY_LBS = [lb("lb1", A1, lb_state="active"), lb("lb2", A2, lb_state="standby")]
 STEADY_RECORDS = [
     a_record("lb1", A1),
@@ -505,7 +518,7 @@ def test_records_the_controller_does_not_own_are_never_touched() -> None:
             [],
             [
                 ("UPSERT", fqdn("lb3"), "A", (A3,)),
-                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"', '"lb3"')),
+                *txt_swap(["lb", "lb1", "lb2"], ["lb", "lb1", "lb2", "lb3"]),
             ],
             id="new-lb-gets-its-record-and-is-listed",
         ),
@@ -515,7 +528,7 @@ def test_records_the_controller_does_not_own_are_never_touched() -> None:
             [],
             [
                 ("DELETE", fqdn("lb2"), "A", (A2,)),
-                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"')),
+                *txt_swap(["lb", "lb1", "lb2"], ["lb", "lb1"]),
             ],
             id="stopped-lb-record-removed",
         ),
@@ -525,7 +538,7 @@ def test_records_the_controller_does_not_own_are_never_touched() -> None:
             [],
             [
                 ("DELETE", fqdn("lb2"), "A", (A2,)),
-                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"')),
+                *txt_swap(["lb", "lb1", "lb2"], ["lb", "lb1"]),
             ],
             id="terminated-lb-record-removed",
         ),
@@ -542,7 +555,7 @@ def test_records_the_controller_does_not_own_are_never_touched() -> None:
             [],
             [
                 ("DELETE", fqdn("lb3"), "A", (A3,)),
-                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"')),
+                *txt_swap(["lb", "lb1", "lb2", "lb3"], ["lb", "lb1", "lb2"]),
             ],
             id="vanished-lb-listed-in-txt-record-removed",
         ),
@@ -550,15 +563,25 @@ def test_records_the_controller_does_not_own_are_never_touched() -> None:
             [*STEADY_RECORDS[:3], ownership("lb", "lb1", "lb2", "lb3")],
             STEADY_LBS,
             [],
-            [("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"'))],
+            txt_swap(["lb", "lb1", "lb2", "lb3"], ["lb", "lb1", "lb2"]),
             id="vanished-lb-without-record-only-unlisted",
         ),
         pytest.param(
             STEADY_RECORDS[:3],
             STEADY_LBS,
             [],
-            [("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"'))],
-            id="missing-txt-record-written",
+            [],
+            id="missing-txt-not-claimed-by-a-run-that-writes-no-record",
+        ),
+        pytest.param(
+            STEADY_RECORDS[:2],
+            STEADY_LBS,
+            [],
+            [
+                ("CREATE", fqdn("lb"), "A", (A1,)),
+                ("CREATE", fqdn("_lbf"), "TXT", ownership("lb", "lb1", "lb2").values),
+            ],
+            id="missing-txt-created-by-the-first-run-that-writes-a-record",
         ),
         pytest.param(
             [*STEADY_RECORDS[:3], ownership("lb2", "lb", "lb1")],
@@ -582,7 +605,7 @@ def test_records_the_controller_does_not_own_are_never_touched() -> None:
                 ("UPSERT", fqdn("lb1"), "A", (A1,)),
                 ("UPSERT", fqdn("lb2"), "A", (A2,)),
                 ("CREATE", fqdn("lb"), "A", (A1,)),
-                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"')),
+                ("CREATE", fqdn("_lbf"), "TXT", ('"cluster=prod"', '"lb"', '"lb1"', '"lb2"')),
             ],
             id="empty-zone-gets-everything",
         ),
@@ -954,7 +977,7 @@ def test_active_active_and_a_skipped_lb(
             [skipped("i-frozen", name="lb3", address=A3, state="stopped", health="unhealthy")],
             [
                 ("DELETE", fqdn("lb3"), "A", (A3,)),
-                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"')),
+                *txt_swap(["lb", "lb1", "lb2", "lb3"], ["lb", "lb1", "lb2"]),
             ],
             id="stopped-skipped-lb-loses-its-record",
         ),
@@ -963,7 +986,7 @@ def test_active_active_and_a_skipped_lb(
             [skipped("i-frozen", name=None, address=A3, state="terminated", health="unhealthy")],
             [
                 ("DELETE", fqdn("lb3"), "A", (A3,)),
-                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"')),
+                *txt_swap(["lb", "lb1", "lb2", "lb3"], ["lb", "lb1", "lb2"]),
             ],
             id="terminated-skipped-lb-without-a-valid-name-loses-its-record",
         ),
@@ -1032,16 +1055,19 @@ def test_a_changed_ttl_reaches_the_active_record_and_the_txt_by_compare_and_swap
         ("UPSERT", fqdn("lb2"), TTL),
         ("DELETE", fqdn("lb"), 300),
         ("CREATE", fqdn("lb"), TTL),
-        ("UPSERT", fqdn("_lbf"), TTL),
+        ("DELETE", fqdn("_lbf"), 300),
+        ("CREATE", fqdn("_lbf"), TTL),
     ]
     assert changes[2].record == old[2]  # the exact record read: a stale view fails the batch
     assert changes[3].record.values == old[2].values
 
 
-def test_a_txt_naming_no_record_left_is_removed() -> None:
+def test_a_txt_naming_no_record_left_still_names_the_owner() -> None:
+    """An empty cluster is still a cluster: with its last record gone, the TXT keeps saying whose
+    the domain is, so that a run of another cluster (a typo) is still refused."""
     gone = [lb("lb1", A1, "unhealthy", "terminated"), lb("lb2", A2, "unhealthy", "terminated")]
     records = [a_record("lb1", A1), ownership("lb1")]
     assert changes_of(records_plan(records, gone)) == [
         ("DELETE", fqdn("lb1"), "A", (A1,)),
-        ("DELETE", fqdn("_lbf"), "TXT", ('"lb1"',)),
+        *txt_swap(["lb1"], []),
     ]
