@@ -327,7 +327,13 @@ def decide(
     addresses = _addresses_held(world, rules)
     if rules.active.mode is not FailoverMode.EIP and records.active_fqdn in _owned(world, records):
         # In eip mode the active record holds the Elastic IP, never an LB's own address.
-        active = dns.release_active(active, current_active, addresses)
+        active = dns.release_active(
+            active,
+            current_active,
+            addresses,
+            former=_former_lb_addresses(world, records),
+            lbs=probed_lbs(world),
+        )
     if active.no_eligible and any(lb.verdict is not Verdict.UNKNOWN for lb in world.lbs):
         conditions["no-eligible-lb"] = f"no load balancer is eligible to be active: {active.reason}"
     if active.repaired:
