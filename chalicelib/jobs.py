@@ -145,6 +145,8 @@ def reconcile(
             unregistered,
             start_list,
         )
+        if report.configuration_error is not None:
+            break  # the domain is no longer this cluster's: not another write, nor a notice
         if number == 0:  # after the records: a failover never waits for a health check
             keep_health_checks(world, settings, executor, report, started)
         conditions.update(plan.conditions)
@@ -278,6 +280,9 @@ def _plan_and_apply(
         # retry then meets the changed record). Only a re-read tells them apart.
         try:
             fresh = observe(settings, services, now=clock.now())
+        except DomainNotOwned as exc:
+            # The TXT changed hands since the run read it (a handover): it stops here.
+            report.refuse(str(exc))
         except ViewNotLoaded as exc:
             report.errors.append(f"re-reading after a rejected change failed: {exc}")
         else:
