@@ -7,6 +7,7 @@ after the round, and which change batch Route 53 receives.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -15,10 +16,17 @@ from chalicelib.core.dns import (
     RecordChange,
     RecordRules,
     active_change,
+    addresses_held,
     apply_record_changes,
     decide_active,
     decide_holder,
+    foreign_addresses,
+    handover_change,
+    ownership_of,
     plan_records,
+    record_plan,
+    refusal,
+    release_active,
 )
 from chalicelib.core.inventory import build_inventory
 from chalicelib.core.model import ActiveMode, Instance, RawInstance, Record, Skipped
@@ -1071,3 +1079,141 @@ def test_a_txt_naming_no_record_left_still_names_the_owner() -> None:
         ("DELETE", fqdn("lb1"), "A", (A1,)),
         *txt_swap(["lb1"], []),
     ]
+
+
+# --- ownership by cluster -----------------------------------------------------------------------
+
+OTHERS_LB = {"203.0.113.1": ("i-0000000000000000e", "edge")}
+
+
+@pytest.mark.parametrize(
+    ("txt", "foreign", "refused"),
+    [
+        pytest.param(None, None, None, id="no-txt-nobody-owns-it-yet"),
+        pytest.param(ownership("lb", "lb1"), None, None, id="owned-by-this-cluster"),
+        pytest.param(
+            ownership("lb", "lb1", cluster="edge"),
+            None,
+            "owned by cluster 'edge' (its _lbf.example.com TXT says cluster=edge), not by "
+            "LBF_CLUSTER 'prod'",
+            id="owned-by-another-cluster",
+        ),
+        pytest.param(ownership("lb", "lb1", cluster=None), {}, None, id="old-txt-adopted"),
+        pytest.param(
+            ownership("lb", "lb1", cluster=None),
+            OTHERS_LB,
+            "lb1.example.com 203.0.113.1 is i-0000000000000000e of cluster 'edge'",
+            id="old-txt-holding-another-clusters-lb",
+        ),
+    ],
+)
+def test_who_may_write_in_the_domain(
+    txt: Record | None, foreign: dict[str, tuple[str, str]] | None, refused: str | None
+) -> None:
+    records = [a_record("lb1", A1), a_record("lb", A1), *([txt] if txt else [])]
+    reason = refusal(records, RULES, foreign=foreign)
+    if refused is None:
+        assert reason is None
+    else:
+        assert reason is not None
+        assert refused in reason
+        assert "nothing written" in reason
+
+
+def test_the_owner_is_read_wherever_route53_puts_its_string() -> None:
+    txt = Record(fqdn("_lbf"), "TXT", TTL, ('"lb1"', '"cluster=edge"', '"lb"'))
+    read = ownership_of([txt], RULES)
+    assert (read.owner, read.labels) == ("edge", ("lb1", "lb"))
+
+
+def test_foreign_addresses_are_both_addresses_of_other_clusters_instances_only() -> None:
+    raws = [
+        raw("i-mine", public_ip="203.0.113.5", tags={"lbf:cluster": "prod"}),
+        raw(
+            "i-theirs", public_ip="203.0.113.6", private_ip="10.0.0.6", tags={"lbf:cluster": "edge"}
+        ),
+    ]
+    assert foreign_addresses(raws, "prod") == {
+        "203.0.113.6": ("i-theirs", "edge"),
+        "10.0.0.6": ("i-theirs", "edge"),
+    }
+
+
+def test_an_old_txt_is_adopted_by_compare_and_swap_even_when_nothing_else_changes() -> None:
+    old = ownership("lb", "lb1", "lb2", cluster=None)
+    changes = records_plan([*STEADY_RECORDS[:3], old], STEADY_LBS)
+    assert changes == [
+        RecordChange("DELETE", old),
+        RecordChange("CREATE", ownership("lb", "lb1", "lb2")),
+    ]
+
+
+def test_handover_is_one_compare_and_swap_of_the_txt_keeping_its_labels_and_ttl() -> None:
+    current = ownership("lb", "lb1", ttl=300)
+    assert handover_change([a_record("lb1", A1), current], RULES, "renamed") == [
+        RecordChange("DELETE", current),
+        RecordChange("CREATE", ownership("lb", "lb1", ttl=300, cluster="renamed")),
+    ]
+    assert handover_change([current], RULES, "prod") == []  # its own already
+    assert handover_change([a_record("lb1", A1)], RULES, "renamed") == []  # no TXT
+
+
+# --- a record never outlives its LB's address ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("current", "holders", "addresses", "values", "released"),
+    [
+        pytest.param((A1,), (), {A2}, (), (A1,), id="released-address-deletes-the-record"),
+        pytest.param((A1,), (), {A1}, None, (), id="held-address-left-as-it-is"),
+        pytest.param((A1, A2), (), {A2}, (A2,), (A1,), id="active-active-keeps-the-rest"),
+        pytest.param((FOREIGN,), (), set(), None, (), id="hand-pointed-is-the-repair-rules"),
+        pytest.param(
+            (A1,), ("i-lb1",), {NEW1}, (NEW1,), (A1,), id="its-lb-at-a-new-address-takes-it"
+        ),
+    ],
+)
+def test_a_value_no_lb_holds_leaves_the_active_record(
+    current: tuple[str, ...],
+    holders: tuple[str, ...],
+    addresses: set[str],
+    values: tuple[str, ...] | None,
+    released: tuple[str, ...],
+) -> None:
+    left = ActiveDecision(None, holders, "left on lb1: no eligible LB", no_eligible=True)
+    moved_lb = replace(lb("lb1", NEW1, "unhealthy"), instance_id="i-lb1")
+    decision = release_active(
+        left, a_record("lb", *current), addresses, former={A1, A2}, lbs=[moved_lb]
+    )
+    assert (decision.values, decision.released) == (values, released)
+    if values == ():
+        assert decision.holders == ()
+        assert active_change(a_record("lb", *current), (), TTL, fqdn("lb")) == [
+            RecordChange("DELETE", a_record("lb", *current))
+        ]
+
+
+def test_a_per_lb_record_loses_a_value_no_instance_holds() -> None:
+    pending = lb("lb2", "203.0.113.22", state="pending")
+    plan = record_plan(
+        STEADY_RECORDS,
+        [lb("lb1", A1, lb_state="active"), pending],
+        [],
+        ActiveDecision(None, (), "kept"),
+        RULES,
+        addresses=addresses_held([lb("lb1", A1), pending], []),
+    )
+    assert plan.released == {fqdn("lb2"): (A2,)}
+    assert changes_of(list(plan.changes)) == [
+        ("DELETE", fqdn("lb2"), "A", (A2,)),
+        *txt_swap(["lb", "lb1", "lb2"], ["lb", "lb1"]),
+    ]
+
+
+def test_terminated_instances_hold_no_address_and_stopped_ones_keep_what_ec2_keeps() -> None:
+    held = addresses_held(
+        [lb("lb1", A1, state="stopped"), lb("lb2", A2, state="terminated")],
+        [skipped("i-frozen", name="lb3", address=A3, state="shutting-down")],
+        also=(FOREIGN,),
+    )
+    assert held == {A1, FOREIGN}
