@@ -697,17 +697,16 @@ def release_active(
     addresses: Collection[str],
     *,
     former: Collection[str],
-    lbs: Sequence[Instance] = (),
 ) -> ActiveDecision:
     """A value no LB holds leaves the active record, even when no LB is eligible: a released
     public IP may be given to anyone's instance next, and clients must never be sent there.
 
     `addresses`: what the cluster's instances hold now (`addresses_held`); `former`: what its
     LBs are known to have held. A value in neither was pointed there by hand: the repair rule's,
-    not this one's. The LB the record belongs to (the decision's one holder), running at a new
-    address, takes the record along (the SPEC's "the active LB's IP changed: follows it"), healthy
-    or not yet; with nothing left to hold, the record goes. A decision that rewrites the record
-    holds LB addresses only.
+    not this one's. With no value left the record goes, and no LB holds the active role; it is
+    created again, on an eligible LB, when there is one. The record never follows an LB that is
+    not eligible to a new address (a healthy one it follows already: `decide_active`). A decision
+    that rewrites the record holds LB addresses only.
     """
     if decision.values is not None or current is None:
         return decision
@@ -715,21 +714,6 @@ def release_active(
     if not gone:
         return decision
     kept = tuple(v for v in current.values if v not in gone)
-    claimant = next(
-        (
-            lb
-            for lb in lbs
-            if (lb.instance_id,) == decision.holders and lb.running and lb.address is not None
-        ),
-        None,
-    )
-    if not kept and claimant is not None:
-        return replace(
-            decision,
-            values=(claimant.address or "",),
-            released=gone,
-            reason=f"follows {label(claimant)} to its address {claimant.address}",
-        )
     what = "removed" if kept else "deleted"
     return replace(
         decision,

@@ -332,7 +332,6 @@ def decide(
             current_active,
             addresses,
             former=_former_lb_addresses(world, records),
-            lbs=probed_lbs(world),
         )
     if active.no_eligible and any(lb.verdict is not Verdict.UNKNOWN for lb in world.lbs):
         conditions["no-eligible-lb"] = f"no load balancer is eligible to be active: {active.reason}"

@@ -157,9 +157,9 @@ def test_an_lb_starting_with_a_new_address_takes_its_old_one_out_of_its_record()
     assert cloud.route53.value(f"lb2.{DOMAIN}") == ("127.0.0.22",)
 
 
-def test_the_active_lb_back_at_a_new_address_takes_the_record_along_while_none_is_eligible() -> (
-    None
-):
+def test_the_active_lb_back_at_a_new_address_while_failing_leaves_no_record_behind() -> None:
+    """Its old public IP is EC2's to give away; the record never follows a failing LB (it
+    would be a move to an LB that is not healthy), so it goes, and comes back with a healthy LB."""
     cloud = small_cluster()
     config = settings(FAKE_CLOUD_ENV, PUBLIC)
     settle(cloud, config)
@@ -175,6 +175,12 @@ def test_the_active_lb_back_at_a_new_address_takes_the_record_along_while_none_i
     cloud.ec2.instances[lb1] = replace(raw, public_ip="127.0.0.21")
     scheduled(cloud, config)
 
+    assert cloud.route53.value(ACTIVE) is None
+    assert cloud.ec2.tag(lb1, "lbf:state") == "standby"
+    assert len(messages(cloud, f"{LB1} removed from {ACTIVE}")) == 1
+
+    cloud.prober.dead.clear()
+    settle(cloud, config)
     assert cloud.route53.value(ACTIVE) == ("127.0.0.21",)
     assert cloud.ec2.tag(lb1, "lbf:state") == "active"
 
