@@ -639,12 +639,12 @@ def refusal(
     held = []
     for label_ in ownership.labels:
         record = find_record(records, rules.fqdn(label_))
-        for value in record.values if record is not None else ():
+        if record is None:
+            continue
+        for value in record.values:
             if value in foreign:
                 instance_id, theirs = foreign[value]
-                held.append(
-                    f"{record.name if record else ''} {value} is {instance_id} of cluster {theirs!r}"
-                )
+                held.append(f"{record.name} {value} is {instance_id} of cluster {theirs!r}")
     if not held:
         return None
     return (

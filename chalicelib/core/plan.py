@@ -340,7 +340,7 @@ def decide(
     if not (world.lbs or world.webs or world.skipped):
         conditions["cluster-empty"] = (
             f"no instance carries lbf:cluster={records.cluster}: the cluster serves nothing; "
-            f"its records in {records.domain} are kept while an LB holds their addresses"
+            f"{records.domain} stays its own, and a record no LB of it holds an address for goes"
         )
 
     changes: list[Change] = []
