@@ -110,6 +110,7 @@ def run_entry(
         "cli-move-active": ["move-active", "--to", "lb1"],
         "cli-status": ["status"],
     }[entry]
+    capsys.readouterr()  # only what the command prints
     code = cli(cloud, environ, *argv)
     captured = capsys.readouterr()
     return code, captured.out + captured.err
