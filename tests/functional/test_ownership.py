@@ -264,18 +264,20 @@ def test_a_run_that_writes_no_record_claims_no_domain() -> None:
 # --- the function: its metric, no HealthyLBs, no notice --------------------------------------------
 
 
-@pytest.fixture
-def owned_by_another(monkeypatch: pytest.MonkeyPatch) -> LambdaApp:
-    """The dev stage's cluster in a domain another cluster owns (a typo of the stage's name)."""
+@pytest.fixture(params=list(MODES))
+def owned_by_another(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> LambdaApp:
+    """The dev stage's cluster in a domain another cluster owns (a typo of the stage's name), in
+    each mode: the stage names no mode, so the process's LBF_MODE / LBF_ACTIVE_MODE reach it."""
+    mode = MODES[request.param]
     cloud = small_cluster(cluster="web-prod")
     domain = "edge-dev.example.com"  # the dev stage's LBF_DOMAIN
     prod = environment(
         FAKE_CLOUD_ENV,
+        mode,
         {"LBF_CLUSTER": "web-prod", "LBF_DOMAIN": domain, "LBF_HOSTED_ZONE_ID": "Z1"},
     )
     settle(cloud, settings(prod))
-    app = LambdaApp(monkeypatch, cloud)
-    return app
+    return LambdaApp(monkeypatch, cloud, environ=mode)
 
 
 @pytest.mark.parametrize("function", ["reconcile", "on_instance_change"])
