@@ -180,6 +180,15 @@ def _deadline(context: Any, run_clock: Clock) -> float:
 def _finish(report: Report) -> dict[str, Any]:
     from chalicelib import render
 
+    summary = render.report_json(report)
+    if report.configuration_error is not None:
+        # Refused before anything was planned (the domain is another cluster's): its one metric,
+        # alarmed, and one logged error; no notice, which would go out every minute.
+        metrics.add_metric(name="ConfigurationErrors", unit=MetricUnit.Count, value=1)
+        logger.error(
+            "configuration error, nothing written", extra={"error": report.configuration_error}
+        )
+        return summary
     # HealthyLBs only from a view that was read and is about this cluster: an event about another
     # cluster's instance, or a run that could not read, measured nothing, and a 0 would page.
     if report.world is not None:
@@ -188,7 +197,6 @@ def _finish(report: Report) -> dict[str, Any]:
     metrics.add_metric(name="ProbeFailures", unit=MetricUnit.Count, value=report.probe_failures)
     metrics.add_metric(name="ActionErrors", unit=MetricUnit.Count, value=len(report.errors))
     metrics.add_metric(name="RunSeconds", unit=MetricUnit.Seconds, value=report.seconds)
-    summary = render.report_json(report)
     # A failed action is not raised: Lambda would re-run the whole job twice, overlapping the
     # next scheduled run. It is counted (ActionErrors, alarmed) and retried by the next run.
     (logger.info if report.ok else logger.error)("run finished", extra=summary)

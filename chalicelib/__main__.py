@@ -1,4 +1,5 @@
-"""The command line: `python -m chalicelib status | plan | reconcile`. Wiring only."""
+"""The command line: `python -m chalicelib status | plan | reconcile | move-active | handover`.
+Wiring only."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from chalicelib import deployed, jobs, move_active, probing, render
+from chalicelib import deployed, handover, jobs, move_active, probing, render
 from chalicelib.clock import Clock, SystemClock
 from chalicelib.config import ConfigError, Settings
+from chalicelib.core.names import CLUSTER, show
 from chalicelib.core.timing import SCHEDULE_SECONDS
-from chalicelib.errors import ViewNotLoaded
+from chalicelib.errors import DomainNotOwned, ViewNotLoaded
 from chalicelib.observe import observe
 from chalicelib.services import Services, aws_services, aws_time_limit
 
@@ -87,6 +89,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     move.add_argument("--no-wait", action="store_true", help="do not wait for Route 53's INSYNC")
     move.add_argument("--json", action="store_true")
+    hand = commands.add_parser(
+        "handover", help="hand the domain (its _lbf TXT) to cluster NEW, for a renamed cluster"
+    )
+    hand.add_argument("new_cluster", metavar="NEW", help="the cluster's new name (lbf:cluster)")
+    hand.add_argument("--json", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -124,9 +131,15 @@ def main(
         return EXIT_CONFIG
     clock = clock or SystemClock()
 
+    if args.command == "handover":
+        return _handover(settings, services, clock, args.new_cluster, as_json=args.json)
+
     if args.command == "status":
         try:
             world = observe(settings, services, now=clock.now())
+        except DomainNotOwned as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
         except ViewNotLoaded as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
@@ -153,11 +166,41 @@ def main(
         deadline = clock.now() + SCHEDULE_SECONDS
         with aws_time_limit(lambda: deadline - clock.now()):
             report = jobs.reconcile(settings, services, clock, deadline=deadline)
+    if report.configuration_error is not None:
+        print(f"configuration error: {report.configuration_error}", file=sys.stderr)
+        return EXIT_CONFIG
     if args.json:
         print(json.dumps(render.report_json(report), indent=2))
     else:
         print(render.report_text(report))
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _handover(
+    settings: Settings, services: Services, clock: Clock, new_cluster: str, *, as_json: bool
+) -> int:
+    if not CLUSTER.fullmatch(new_cluster):
+        print(
+            f"handover: NEW {show(new_cluster)} is not a cluster name "
+            "(1-128 characters of A-Z a-z 0-9 . _ -)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    try:
+        result = handover.handover(settings, services, clock, new_cluster)
+    except DomainNotOwned as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ViewNotLoaded as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if as_json:
+        print(json.dumps(result.json(), indent=2))
+    elif result.changed or result.errors:
+        print(result.text())
+    else:
+        print(f"{settings.domain} is owned by cluster {new_cluster} already: nothing to do")
+    return EXIT_OK if result.ok else EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -269,6 +269,7 @@ class Settings:
             ttl=self.ttl,
             active_name=self.active_name,
             active_mode=self.active_mode,
+            cluster=self.cluster,
         )
         active = ActiveRules(
             mode=self.mode,

@@ -34,3 +34,12 @@ class ViewNotLoaded(LbfError):
 class ProberFault(LbfError):
     """A probe path could not answer for its round (the prober function failed, was throttled,
     timed out or answered malformed): a fault on the prober's side, not a verdict on targets."""
+
+
+class DomainNotOwned(ViewNotLoaded):
+    """The domain's `_lbf` TXT names another cluster (or its records hold another cluster's
+    instances): this run writes nothing. A configuration error, exit 2 on the command line.
+
+    A ViewNotLoaded, so that any caller which acts on nothing when the view cannot be read acts
+    on nothing here too; the callers that say "bad configuration" catch it first.
+    """

@@ -33,7 +33,7 @@ from chalicelib.core.plan import (
     is_prober_fault,
 )
 from chalicelib.core.reread import fold_outcomes, merge_reread, rejected_batch, without_rejected
-from chalicelib.errors import ViewNotLoaded
+from chalicelib.errors import DomainNotOwned, ViewNotLoaded
 from chalicelib.executor import Executor, mode_of
 from chalicelib.health_checks import SecondOpinion, keep_health_checks
 from chalicelib.observe import observe, refresh_pushes
@@ -79,6 +79,9 @@ def reconcile(
         return report
     try:
         observed = observe(settings, services, now=started, concerning=concerning)
+    except DomainNotOwned as exc:
+        report.seconds = clock.now() - started
+        return report.refuse(str(exc))
     except ViewNotLoaded as exc:
         report.errors.append(str(exc))
         report.seconds = clock.now() - started
@@ -144,6 +147,8 @@ def reconcile(
             unregistered,
             start_list,
         )
+        if report.configuration_error is not None:
+            break  # the domain is no longer this cluster's: not another write, nor a notice
         if number == 0:  # after the records: a failover never waits for a health check
             keep_health_checks(world, settings, executor, report, started)
         conditions.update(plan.conditions)
@@ -280,6 +285,9 @@ def _plan_and_apply(
         # rejection is only that.
         try:
             fresh = observe(settings, services, now=clock.now())
+        except DomainNotOwned as exc:
+            # The TXT changed hands since the run read it (a handover): it stops here.
+            report.refuse(str(exc))
         except ViewNotLoaded as exc:
             report.errors.append(f"re-reading after a rejected change failed: {exc}")
             break

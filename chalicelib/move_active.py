@@ -23,7 +23,7 @@ from chalicelib.core.plan import (
     fold_down_states,
 )
 from chalicelib.core.planned_failover import MoveRequest, Refused, plan_move, resolve
-from chalicelib.errors import AwsError, ViewNotLoaded
+from chalicelib.errors import AwsError, DomainNotOwned, ViewNotLoaded
 from chalicelib.executor import Executor, mode_of
 from chalicelib.observe import observe
 from chalicelib.report import Report, new_run_id
@@ -54,6 +54,8 @@ def move_active(
 
     try:
         observed = observe(settings, services, now=started)
+    except DomainNotOwned as exc:
+        return report.refuse(str(exc))
     except ViewNotLoaded as exc:
         report.errors.append(str(exc))
         return report

@@ -13,9 +13,9 @@ from chalicelib.config import Settings
 from chalicelib.core import dns, pausing
 from chalicelib.core import notices as notice_policy
 from chalicelib.core.inventory import build_inventory
-from chalicelib.core.model import FailoverMode, Push, World
+from chalicelib.core.model import FailoverMode, Push, Record, World
 from chalicelib.core.plan import latest_pushes
-from chalicelib.errors import AwsError, ViewNotLoaded
+from chalicelib.errors import AwsError, DomainNotOwned, ViewNotLoaded
 from chalicelib.health_checks import read_health_checks
 from chalicelib.report import Report
 from chalicelib.services import Services
@@ -37,6 +37,7 @@ def observe(
         if concerning is not None and concerning not in {r.instance_id for r in raws}:
             return None
         records = services.records.read(settings.domain)
+        _check_ownership(records, settings, services)
         names = [
             settings.backends_parameter_name,
             settings.lbs_parameter_name,
@@ -71,6 +72,21 @@ def observe(
         health_checks_error=health_checks_error,
     )
     return dns.reserve_frozen_names(world, settings.rules.records)
+
+
+def _check_ownership(records: tuple[Record, ...], settings: Settings, services: Services) -> None:
+    """Right after the records are read, before anything is planned: a domain another cluster
+    owns is left alone. Another cluster's instances are read only for a TXT that names no
+    cluster (written before clusters owned domains), once, by the run that adopts it."""
+    rules = settings.rules.records
+    ownership = dns.ownership_of(records, rules)
+    foreign = None
+    if ownership.record is not None and ownership.owner is None:
+        others = services.inventory.describe_other_clusters(settings.cluster)
+        foreign = dns.foreign_addresses(others, settings.cluster)
+    refused = dns.refusal(records, rules, foreign=foreign)
+    if refused is not None:
+        raise DomainNotOwned(refused)
 
 
 def refresh_pushes(world: World, services: Services, report: Report) -> World:

@@ -55,10 +55,19 @@ class Report:
     plan: Plan | None = None
     world: World | None = None
     timeline: list[tuple[float, str]] = field(default_factory=list)
+    # Set when the run was refused for its configuration before anything was planned (the domain
+    # is another cluster's): exit 2, and in a function the configuration-error metric alone.
+    configuration_error: str | None = None
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    def refuse(self, reason: str) -> Report:
+        """The run stops here, for its configuration: nothing was written."""
+        self.configuration_error = reason
+        self.errors.append(reason)
+        return self
 
 
 def new_run_id() -> str:

@@ -15,11 +15,22 @@ class Ec2Inventory:
 
     def describe(self, cluster: str) -> list[RawInstance]:
         """Every instance tagged with the cluster, all pages, any state."""
+        return self._describe({"Name": f"tag:{TAG_CLUSTER}", "Values": [cluster]})
+
+    def describe_other_clusters(self, cluster: str) -> list[RawInstance]:
+        """Every instance tagged with another cluster, all pages, any state.
+
+        EC2 filters cannot say "not this value": the tag-key filter narrows the read to instances
+        of some cluster, and this one's are dropped here.
+        """
+        found = self._describe({"Name": "tag-key", "Values": [TAG_CLUSTER]})
+        return [r for r in found if (TAG_CLUSTER, cluster) not in r.tags]
+
+    def _describe(self, tag_filter: dict[str, Any]) -> list[RawInstance]:
         found: list[RawInstance] = []
         with translated("ec2", "DescribeInstances"):
             pages = self._client.get_paginator("describe_instances").paginate(
-                Filters=[{"Name": f"tag:{TAG_CLUSTER}", "Values": [cluster]}],
-                PaginationConfig={"PageSize": 500},
+                Filters=[tag_filter], PaginationConfig={"PageSize": 500}
             )
             for page in pages:
                 for reservation in page.get("Reservations", []):

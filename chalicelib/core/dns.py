@@ -15,15 +15,20 @@ from chalicelib.core.inventory import lowest_free_name, natural_key
 from chalicelib.core.model import (
     DOWN_STATES,
     GONE_STATES,
+    TAG_CLUSTER,
     ActiveMode,
     Instance,
+    RawInstance,
     Record,
     Role,
     Skipped,
     Verdict,
     World,
 )
-from chalicelib.core.names import record_name
+from chalicelib.core.names import is_label, record_name
+
+# The `_lbf` TXT's first string names the cluster that owns the domain: `"cluster=<LBF_CLUSTER>"`.
+OWNER_PREFIX = "cluster="
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,9 @@ class RecordRules:
     ttl: int
     active_name: str
     active_mode: ActiveMode = ActiveMode.SINGLE
+    # The cluster a run writes into the `_lbf` TXT as the domain's owner. None only where the
+    # rules serve to read the TXT (infra/teardown.py): planning records then refuses.
+    cluster: str | None = None
 
     @property
     def active_fqdn(self) -> str:
@@ -62,6 +70,7 @@ class ActiveDecision:
     moved_to: str | None = None
     no_eligible: bool = False  # no LB can take the record (a notice, unless nothing is known yet)
     repaired: bool = False  # the record pointed at no LB of the cluster
+    released: tuple[str, ...] = ()  # values taken out because no LB holds them any more
 
 
 def find_record(records: Iterable[Record], name: str, kind: str = "A") -> Record | None:
@@ -349,9 +358,20 @@ def active_change(
     or concurrent run fails instead of overwriting; clients never see the name missing.
     """
     new = _a_record(name, values, ttl)
+    if not values:
+        # Route 53 has no A record without a value: left with none, the record goes.
+        return [RecordChange("DELETE", current)] if current is not None else []
     if current is None:
         return [RecordChange("CREATE", new)]
     return [RecordChange("DELETE", current), RecordChange("CREATE", new)]
+
+
+@dataclass(frozen=True)
+class RecordPlan:
+    """A round's record changes, and the values they take out because no LB holds them."""
+
+    changes: tuple[RecordChange, ...]
+    released: Mapping[str, tuple[str, ...]]  # record name -> values taken out of it
 
 
 def plan_records(
@@ -362,16 +382,43 @@ def plan_records(
     rules: RecordRules,
     *,
     former: Collection[str] = (),
+    addresses: Collection[str] | None = None,
 ) -> list[RecordChange]:
+    """Every record change of this round, for one change batch (see `record_plan`)."""
+    return list(
+        record_plan(
+            records, lbs, skipped, decision, rules, former=former, addresses=addresses
+        ).changes
+    )
+
+
+def record_plan(
+    records: Sequence[Record],
+    lbs: Sequence[Instance],
+    skipped: Sequence[Skipped],
+    decision: ActiveDecision,
+    rules: RecordRules,
+    *,
+    former: Collection[str] = (),
+    addresses: Collection[str] | None = None,
+) -> RecordPlan:
     """Every record change of this round, for one change batch (Route 53: 5 requests/s).
 
     `former`: addresses the cluster's LBs are known to have held; an active record left on one
     of them is still the cluster's, and takes a new LBF_TTL like the rest.
+
+    `addresses`: the addresses the cluster's instances hold now (`addresses_held`). A per-LB record
+    the TXT lists loses every value outside it: a released public IP may be given to anyone's
+    instance next, and a record must never send clients there. None: not judged. The active
+    record's values are the decision's (`release_active`).
     """
+    if rules.cluster is None:
+        raise ValueError("planning records needs the cluster that owns them (RecordRules.cluster)")
     current = {(r.name, r.type): r for r in records}
     changes: list[RecordChange] = []
     existing_after: set[str] = {name for (name, kind) in current if kind == "A"}
-    owned = _owned_names(current.get((rules.ownership_fqdn, "TXT")), rules)
+    ownership = current.get((rules.ownership_fqdn, "TXT"))
+    owned = _owned_names(ownership, rules)
 
     # Names an instance of the cluster still answers for. A skipped LB that has not given up its
     # address is frozen: the record of its name stays as it is, and so does its own record found
@@ -447,10 +494,33 @@ def plan_records(
             changes.append(RecordChange("DELETE", record))
         existing_after.discard(fqdn)
 
+    released: dict[str, tuple[str, ...]] = {}
+    if addresses is not None:
+        changed = {c.record.name for c in changes if c.record.type == "A"}
+        for fqdn in sorted(owned - changed - {rules.active_fqdn}):
+            record = current.get((fqdn, "A"))
+            if record is None:
+                continue
+            gone = tuple(v for v in record.values if v not in addresses)
+            if not gone:
+                continue
+            kept = tuple(v for v in record.values if v in addresses)
+            released[fqdn] = gone
+            if kept:
+                changes.append(RecordChange("UPSERT", _a_record(fqdn, kept, rules.ttl)))
+            else:
+                changes.append(RecordChange("DELETE", record))
+                existing_after.discard(fqdn)
+
     active = current.get((rules.active_fqdn, "A"))
+    if decision.released:
+        released[rules.active_fqdn] = decision.released
     if decision.values is not None:
         changes.extend(active_change(active, decision.values, rules.ttl, rules.active_fqdn))
-        existing_after.add(rules.active_fqdn)
+        if decision.values:
+            existing_after.add(rules.active_fqdn)
+        else:
+            existing_after.discard(rules.active_fqdn)
     elif (
         active is not None
         and active.ttl != rules.ttl
@@ -466,23 +536,192 @@ def plan_records(
     labels = sorted(
         (name.removesuffix("." + rules.domain) for name in owned_after), key=natural_key
     )
-    ownership = current.get((rules.ownership_fqdn, "TXT"))
-    if labels and (
-        _owned_names(ownership, rules) != owned_after
-        or (ownership is not None and ownership.ttl != rules.ttl)
-    ):
-        record = Record(
-            name=rules.ownership_fqdn,
-            type="TXT",
-            ttl=rules.ttl,
-            values=tuple(f'"{label}"' for label in labels),
+    wanted = ownership_record(rules.cluster, labels, rules)
+    if ownership is None:
+        # A domain without a TXT gets one from the first run that writes a record in it: a run
+        # that writes nothing (a typo in LBF_CLUSTER, say) never claims a domain.
+        writes = any(c.action != "DELETE" and c.record.type == "A" for c in changes)
+        if writes and labels:
+            changes.append(RecordChange("CREATE", wanted))
+    elif _says(ownership, rules) != _says(wanted, rules) or ownership.ttl != rules.ttl:
+        # Compare-and-swap, as the active record: the TXT says who owns the domain, and a run
+        # that read it before a handover (or another cluster's adoption) must fail, not undo it.
+        # A TXT without a cluster string is adopted here, by the same swap. With no record left
+        # it still names the owner: an empty cluster is still a cluster.
+        changes += [RecordChange("DELETE", ownership), RecordChange("CREATE", wanted)]
+    return RecordPlan(tuple(changes), released)
+
+
+def _says(record: Record, rules: RecordRules) -> tuple[str | None, frozenset[str]]:
+    """What a TXT means, whatever order Route 53 gives its strings in."""
+    ownership = ownership_of([record], rules)
+    return ownership.owner, frozenset(ownership.labels)
+
+
+def ownership_record(cluster: str, labels: Sequence[str], rules: RecordRules) -> Record:
+    """The `_lbf` TXT: the owning cluster first, then the labels it owns, one string each."""
+    return Record(
+        name=rules.ownership_fqdn,
+        type="TXT",
+        ttl=rules.ttl,
+        values=(f'"{OWNER_PREFIX}{cluster}"', *(f'"{label}"' for label in labels)),
+    )
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """What the `_lbf` TXT says: who owns the domain, and which labels."""
+
+    record: Record | None
+    owner: str | None  # None: no TXT, or one written before clusters owned domains
+    labels: tuple[str, ...]
+
+
+def ownership_of(records: Iterable[Record], rules: RecordRules) -> Ownership:
+    record = find_record(records, rules.ownership_fqdn, "TXT")
+    if record is None:
+        return Ownership(None, None, ())
+    owner = None
+    labels = []
+    for value in record.values:
+        text = value.strip('"')
+        if text.startswith(OWNER_PREFIX):
+            owner = owner or text.removeprefix(OWNER_PREFIX)
+        elif is_label(text):
+            labels.append(text)
+    return Ownership(record, owner, tuple(labels))
+
+
+def foreign_addresses(raws: Iterable[RawInstance], cluster: str) -> dict[str, tuple[str, str]]:
+    """Address -> (instance id, its cluster) of every instance tagged with another cluster.
+
+    Both addresses of each: a record may hold either kind, whatever this run's settings select.
+    """
+    found: dict[str, tuple[str, str]] = {}
+    for raw in raws:
+        theirs = dict(raw.tags).get(TAG_CLUSTER)
+        if theirs is None or theirs == cluster:
+            continue
+        for address in (raw.private_ip, raw.public_ip):
+            if address:
+                found.setdefault(address, (raw.instance_id, theirs))
+    return found
+
+
+def refusal(
+    records: Sequence[Record],
+    rules: RecordRules,
+    *,
+    foreign: Mapping[str, tuple[str, str]] | None = None,
+) -> str | None:
+    """Why this run must write nothing in the domain, or None when it may.
+
+    The domain is another cluster's when its TXT names that cluster; a TXT that names none is
+    adopted, unless a record it lists holds an address of another cluster's instance (`foreign`,
+    read only for such a TXT). A domain without a TXT is nobody's yet.
+    """
+    cluster = rules.cluster
+    ownership = ownership_of(records, rules)
+    advice = (
+        "check LBF_CLUSTER; a renamed cluster is handed the domain with "
+        "`python -m chalicelib handover NEW`, run as the owner"
+    )
+    if ownership.owner is not None:
+        if ownership.owner == cluster:
+            return None
+        return (
+            f"domain {rules.domain} is owned by cluster {ownership.owner!r} (its "
+            f"{rules.ownership_fqdn} TXT says {OWNER_PREFIX}{ownership.owner}), not by "
+            f"LBF_CLUSTER {cluster!r}: nothing written; {advice}"
         )
-        changes.append(RecordChange("UPSERT", record))
-    elif not labels and ownership is not None and not owned_after:
-        # Every record it listed is gone: a TXT naming none of them is removed, not left stale
-        # (Route 53 has no empty TXT record).
-        changes.append(RecordChange("DELETE", ownership))
-    return changes
+    if ownership.record is None or not foreign:
+        return None
+    held = []
+    for label_ in ownership.labels:
+        record = find_record(records, rules.fqdn(label_))
+        if record is None:
+            continue
+        for value in record.values:
+            if value in foreign:
+                instance_id, theirs = foreign[value]
+                held.append(f"{record.name} {value} is {instance_id} of cluster {theirs!r}")
+    if not held:
+        return None
+    return (
+        f"domain {rules.domain}'s {rules.ownership_fqdn} TXT names no cluster and its records hold "
+        f"addresses of another cluster's instances ({'; '.join(held)}), so it is not LBF_CLUSTER "
+        f"{cluster!r}'s to adopt: nothing written; {advice}"
+    )
+
+
+def handover_change(
+    records: Sequence[Record], rules: RecordRules, new_cluster: str
+) -> list[RecordChange]:
+    """The compare-and-swap of the TXT that hands the domain to `new_cluster`, labels unchanged.
+
+    Empty when there is nothing to hand over (no TXT) or `new_cluster` owns it already.
+    """
+    ownership = ownership_of(records, rules)
+    if ownership.record is None or ownership.owner == new_cluster:
+        return []
+    wanted = replace(
+        ownership_record(new_cluster, ownership.labels, rules), ttl=ownership.record.ttl
+    )
+    return [RecordChange("DELETE", ownership.record), RecordChange("CREATE", wanted)]
+
+
+def addresses_held(
+    instances: Iterable[Instance], skipped: Iterable[Skipped], *, also: Iterable[str] = ()
+) -> frozenset[str]:
+    """The addresses the cluster's instances hold now, in the kinds the settings select.
+
+    A stopped instance keeps its private IP (EC2 keeps it) and loses its public one; a
+    terminated one holds nothing. `also`: addresses held otherwise (the Elastic IP).
+    """
+    found = {
+        i.address for i in instances if i.address is not None and i.state not in _RELEASED_STATES
+    }
+    found |= {
+        s.address for s in skipped if s.address is not None and s.state not in _RELEASED_STATES
+    }
+    return frozenset(found | set(also))
+
+
+# States in which an instance holds no address any more.
+_RELEASED_STATES = frozenset({"shutting-down", "terminated"})
+
+
+def release_active(
+    decision: ActiveDecision,
+    current: Record | None,
+    addresses: Collection[str],
+    *,
+    former: Collection[str],
+) -> ActiveDecision:
+    """A value no LB holds leaves the active record, even when no LB is eligible: a released
+    public IP may be given to anyone's instance next, and clients must never be sent there.
+
+    `addresses`: what the cluster's instances hold now (`addresses_held`); `former`: what its
+    LBs are known to have held. A value in neither was pointed there by hand: the repair rule's,
+    not this one's. With no value left the record goes, and no LB holds the active role; it is
+    created again, on an eligible LB, when there is one. The record never follows an LB that is
+    not eligible to a new address (a healthy one it follows already: `decide_active`). A decision
+    that rewrites the record holds LB addresses only.
+    """
+    if decision.values is not None or current is None:
+        return decision
+    gone = tuple(v for v in current.values if v not in addresses and v in former)
+    if not gone:
+        return decision
+    kept = tuple(v for v in current.values if v not in gone)
+    what = "removed" if kept else "deleted"
+    return replace(
+        decision,
+        values=kept,
+        holders=decision.holders if kept else (),
+        released=gone,
+        reason=f"{decision.reason}; {' '.join(gone)} {what}: no LB holds it",
+    )
 
 
 def _addresses(lbs: Sequence[Instance], skipped: Sequence[Skipped]) -> set[str]:
@@ -492,10 +731,11 @@ def _addresses(lbs: Sequence[Instance], skipped: Sequence[Skipped]) -> set[str]:
 
 
 def _owned_names(record: Record | None, rules: RecordRules) -> set[str]:
-    """The TXT record lists the labels the controller owns, one quoted string each."""
+    """The TXT record lists the labels the controller owns, one quoted string each (after the
+    owner's `cluster=` string, which names no record)."""
     if record is None:
         return set()
-    return {rules.fqdn(value.strip('"')) for value in record.values}
+    return {rules.fqdn(label) for label in ownership_of([record], rules).labels}
 
 
 def apply_record_changes(

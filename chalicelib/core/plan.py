@@ -323,22 +323,44 @@ def decide(
             former=_former_lb_addresses(world, records),
             own=_own_records(world, records),
         )
+    # Only values of records the cluster owns (the TXT lists the active name with the rest).
+    addresses = _addresses_held(world, rules)
+    if rules.active.mode is not FailoverMode.EIP and records.active_fqdn in _owned(world, records):
+        # In eip mode the active record holds the Elastic IP, never an LB's own address.
+        active = dns.release_active(
+            active,
+            current_active,
+            addresses,
+            former=_former_lb_addresses(world, records),
+        )
     if active.no_eligible and any(lb.verdict is not Verdict.UNKNOWN for lb in world.lbs):
         conditions["no-eligible-lb"] = f"no load balancer is eligible to be active: {active.reason}"
     if active.repaired:
         conditions["active-repaired"] = f"active record {active.reason}"
+    if not (world.lbs or world.webs or world.skipped):
+        conditions["cluster-empty"] = (
+            f"no instance carries lbf:cluster={records.cluster}: the cluster serves nothing; "
+            f"{records.domain} stays its own, and a record no LB of it holds an address for goes"
+        )
 
     changes: list[Change] = []
-    record_changes = dns.plan_records(
+    record_plan = dns.record_plan(
         world.records,
         world.lbs,
         world.skipped,
         _record_part(active, world, rules.active, records),
         records,
         former=_former_lb_addresses(world, records),
+        addresses=addresses,
     )
-    if record_changes:
-        changes.append(ChangeRecords(tuple(record_changes), active.reason))
+    for name, values in record_plan.released.items():
+        for value in values:
+            conditions[f"released:{name}={value}"] = (
+                f"{value} removed from {name}: no LB of cluster {records.cluster} holds that "
+                "address any more (stopped or terminated, or re-addressed)"
+            )
+    if record_plan.changes:
+        changes.append(ChangeRecords(record_plan.changes, active.reason))
     if rules.active.mode is FailoverMode.EIP and active.values is not None and active.holders:
         target = _lb(world, active.holders[0])
         changes.append(
@@ -372,6 +394,17 @@ def decide(
         conditions=conditions,
         notes=tuple(notes),
     )
+
+
+def _addresses_held(world: World, rules: PlanRules) -> frozenset[str]:
+    """The addresses the cluster holds now: its instances', and in eip mode the Elastic IP."""
+    eip = (world.eip_address,) if world.eip_address is not None else ()
+    also = eip if rules.active.mode is FailoverMode.EIP else ()
+    return dns.addresses_held((*world.lbs, *world.webs), world.skipped, also=also)
+
+
+def _owned(world: World, rules: dns.RecordRules) -> set[str]:
+    return {rules.fqdn(label) for label in dns.ownership_of(world.records, rules).labels}
 
 
 def _pool_still_unknown(world: World) -> bool:

@@ -458,6 +458,24 @@ def test_describe_finds_only_the_clusters_instances_in_every_state(aws: None) ->
     assert found[lb1].launch_time > 0
 
 
+def test_describe_other_clusters_finds_every_other_clusters_instance_and_no_untagged_one(
+    aws: None,
+) -> None:
+    """Read only to judge a TXT that names no cluster: a tag-key filter, this cluster's dropped."""
+    ec2 = clients.client("ec2")
+    subnet, image = moto_vpc(ec2)
+    launch(ec2, subnet, image, "127.0.1.11", {"lbf:cluster": "prod", "lbf:role": "lb"})
+    staging = launch(ec2, subnet, image, "127.0.1.31", {"lbf:cluster": "staging"})
+    old = launch(ec2, subnet, image, "127.0.1.32", {"lbf:cluster": "prod-old", "lbf:role": "lb"})
+    launch(ec2, subnet, image, "127.0.1.33", {"Name": "unmanaged"})
+    ec2.stop_instances(InstanceIds=[old])
+
+    found = {raw.instance_id: raw for raw in Ec2Inventory(ec2).describe_other_clusters("prod")}
+
+    assert set(found) == {staging, old}
+    assert found[old].private_ip == "127.0.1.32"  # a stopped instance keeps its private IP
+
+
 def test_describe_reads_every_page() -> None:
     """moto never returns a NextToken for a few instances: the pages are faked with the Stubber."""
     client, stubber = stubbed("ec2")

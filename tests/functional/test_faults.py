@@ -669,10 +669,12 @@ def test_damping_allows_at_most_one_move_per_fall_plus_rise_rounds(
         assert cloud.route53.value(ACTIVE) == (LB2,)
 
 
-def test_the_active_lb_coming_back_with_a_new_ip_keeps_the_record_when_all_restart() -> None:
-    """Found by the model-based soak. lb2 held the record, every LB was stopped, then all started
-    with new IPs. While lb2 had no verdict yet its lbf:state was rewritten to standby, so once
-    healthy the record was 'repaired' to the lowest name, lb1: a switch of LB for no reason."""
+def test_every_lb_coming_back_with_a_new_ip_leaves_no_record_on_the_old_one() -> None:
+    """Found by the model-based soak: lb2 held the record, every LB was stopped, then all started
+    with new IPs; once healthy the record went to the lowest name for no reason. Since then the
+    SPEC says a record never outlives its LB's address: lb2's old one, held by nobody, leaves the
+    record (it is deleted, and lb2 is no longer tagged active), and once an LB is eligible the
+    record is created again, on the lowest-named healthy LB, as an absent record is."""
     cloud = small_cluster()
     config = settings(FAKE_CLOUD_ENV)
     settle(cloud, config)
@@ -682,15 +684,24 @@ def test_the_active_lb_coming_back_with_a_new_ip_keeps_the_record_when_all_resta
     assert cloud.route53.value(ACTIVE) == (LB2,)
     cloud.ec2.set_state(lb2, "stopped")
     settle(cloud, config)
-    assert cloud.route53.value(ACTIVE) == (LB2,)  # nowhere better to go
+    assert cloud.route53.value(ACTIVE) == (LB2,)  # it keeps its private IP: nowhere better to go
 
     cloud.ec2.set_state(lb1, "running", address="127.0.0.21")
     cloud.ec2.set_state(lb2, "running", address="127.0.0.22")
+    batches = len(cloud.route53.batches)
     settle(cloud, config)
 
-    assert cloud.route53.value(ACTIVE) == ("127.0.0.22",)
-    assert cloud.ec2.tag(lb2, "lbf:state") == "active"
-    assert cloud.ec2.tag(lb1, "lbf:state") == "standby"
+    # 127.0.0.12 is nobody's now: the record is deleted first, in a batch that creates nothing.
+    first = next(
+        b for b in cloud.route53.batches[batches:] if any(c.record.name == ACTIVE for c in b)
+    )
+    assert [(c.action, c.record.values) for c in first if c.record.name == ACTIVE] == [
+        ("DELETE", (LB2,))
+    ]
+
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.21",)
+    assert cloud.ec2.tag(lb1, "lbf:state") == "active"
+    assert cloud.ec2.tag(lb2, "lbf:state") == "standby"
 
 
 def test_a_record_pointed_nowhere_while_no_lb_is_eligible_is_repaired_to_the_active_lb() -> None:

@@ -33,7 +33,7 @@ def test_first_run_creates_records_after_rise_and_pushes_backends(cloud: FakeClo
     assert cloud.route53.value(f"lb1.{DOMAIN}") == ("127.0.0.11",)
     assert cloud.route53.value(f"lb2.{DOMAIN}") == ("127.0.0.12",)
     owned = cloud.route53.records[(f"_lbf.{DOMAIN}", "TXT")].values
-    assert owned == ('"lb"', '"lb1"', '"lb2"')
+    assert owned == ('"cluster=demo"', '"lb"', '"lb1"', '"lb2"')
     expected = "127.0.1.21:80 127.0.1.22:80 127.0.1.23:80"
     assert cloud.ssm.parameters["/lbf/demo/backends"] == expected
     assert cloud.ssm.parameters["/lbf/demo/lbs"] == "127.0.0.11 127.0.0.12"
@@ -112,7 +112,11 @@ def test_stopped_active_lb_is_replaced_in_the_first_round(cloud: FakeCloud) -> N
     assert report.failovers[0].round == 1
     # Its own record is removed and the ownership record no longer lists it.
     assert cloud.route53.value(f"lb1.{DOMAIN}") is None
-    assert cloud.route53.records[(f"_lbf.{DOMAIN}", "TXT")].values == ('"lb"', '"lb2"')
+    assert cloud.route53.records[(f"_lbf.{DOMAIN}", "TXT")].values == (
+        '"cluster=demo"',
+        '"lb"',
+        '"lb2"',
+    )
 
 
 def test_the_event_run_acts_on_state_without_advancing_counts(cloud: FakeCloud) -> None:

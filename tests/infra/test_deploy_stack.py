@@ -1016,6 +1016,21 @@ def test_alarm_when_no_lb_is_healthy() -> None:
     )
 
 
+def test_alarm_when_runs_are_refused_for_their_configuration() -> None:
+    """A run of a cluster that does not own its domain writes nothing and sends no notice: this
+    alarm on the one metric app.py publishes for it is how an operator hears of it."""
+    alarm = alarms()["ConfigurationErrors"]
+    assert emf_metric(alarm) == "ConfigurationErrors"
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "Sum",
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert alarm["TreatMissingData"] == "notBreaching"  # only refused runs publish it
+    if (ROOT / "app.py").exists():
+        assert 'name="ConfigurationErrors"' in (ROOT / "app.py").read_text(encoding="utf-8")
+
+
 def test_alarm_when_backend_pushes_keep_failing() -> None:
     alarm = alarms()["BackendPushFailures"]
     assert emf_metric(alarm) == "ActionErrors"

@@ -145,6 +145,16 @@ class FakeEc2:
             raise self.fail_describe
         return [r for r in self.instances.values() if ("lbf:cluster", cluster) in r.tags]
 
+    def describe_other_clusters(self, cluster: str) -> list[RawInstance]:
+        self.calls.add("DescribeInstances")
+        if self.fail_describe is not None:
+            raise self.fail_describe
+        return [
+            r
+            for r in self.instances.values()
+            if "lbf:cluster" in dict(r.tags) and ("lbf:cluster", cluster) not in r.tags
+        ]
+
     def create_tags(self, instance_ids: Sequence[str], tags: Sequence[tuple[str, str]]) -> None:
         self.calls.add("CreateTags", (tuple(instance_ids), tuple(tags)))
         if self.fail_tags is not None:

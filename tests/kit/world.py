@@ -274,10 +274,15 @@ def a_record(label: str, *addresses: str, ttl: int = TTL) -> Record:
     return Record(name=fqdn(label), type="A", ttl=ttl, values=addresses)
 
 
-def ownership(*labels: str, ttl: int = TTL) -> Record:
-    """The TXT record `_lbf.<domain>` listing the labels the controller owns, one string each."""
+def ownership(*labels: str, ttl: int = TTL, cluster: str | None = CLUSTER) -> Record:
+    """The TXT record `_lbf.<domain>`: the owning cluster's string first (`cluster=None`: a TXT
+    written before clusters owned domains), then the labels it owns, one string each."""
+    owner = (f'"cluster={cluster}"',) if cluster is not None else ()
     return Record(
-        name=fqdn("_lbf"), type="TXT", ttl=ttl, values=tuple(f'"{label}"' for label in labels)
+        name=fqdn("_lbf"),
+        type="TXT",
+        ttl=ttl,
+        values=owner + tuple(f'"{label}"' for label in labels),
     )
 
 

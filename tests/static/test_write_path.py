@@ -44,7 +44,16 @@ ADAPTERS = "chalicelib/adapters/"
 
 # The protocols' reads; every other method of a protocol counts as a write.
 READ_METHODS = frozenset(
-    {"describe", "address_holder", "read", "change_status", "recent", "status", "probe_round"}
+    {
+        "describe",
+        "describe_other_clusters",
+        "address_holder",
+        "read",
+        "change_status",
+        "recent",
+        "status",
+        "probe_round",
+    }
 )
 PROTOCOLS = (
     services_module.Inventory,

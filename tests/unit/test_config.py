@@ -382,7 +382,11 @@ def test_the_core_rules_are_built_from_the_settings() -> None:
     rules = config.rules
     assert rules.thresholds == Thresholds(rise=4, fall=5)
     assert rules.records == RecordRules(
-        domain="example.com", ttl=60, active_name="lb", active_mode=ActiveMode.SINGLE
+        domain="example.com",
+        ttl=60,
+        active_name="lb",
+        active_mode=ActiveMode.SINGLE,
+        cluster="prod",
     )
     assert rules.plan == PlanRules(
         records=rules.records,

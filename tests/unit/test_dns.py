@@ -15,17 +15,27 @@ from chalicelib.core.dns import (
     RecordChange,
     RecordRules,
     active_change,
+    addresses_held,
     apply_record_changes,
     decide_active,
     decide_holder,
+    foreign_addresses,
+    handover_change,
+    ownership_of,
     plan_records,
+    record_plan,
+    refusal,
+    release_active,
 )
 from chalicelib.core.inventory import build_inventory
 from chalicelib.core.model import ActiveMode, Instance, RawInstance, Record, Skipped
+from tests.kit.settings import CLUSTER
 from tests.kit.world import TTL, a_record, fqdn, lb, ownership, parse_rules, raw, skipped
 
-RULES = RecordRules(domain="example.com", ttl=TTL, active_name="lb")
-ALL = RecordRules(domain="example.com", ttl=TTL, active_name="lb", active_mode=ActiveMode.ALL)
+RULES = RecordRules(domain="example.com", ttl=TTL, active_name="lb", cluster=CLUSTER)
+ALL = RecordRules(
+    domain="example.com", ttl=TTL, active_name="lb", active_mode=ActiveMode.ALL, cluster=CLUSTER
+)
 
 A1, A2, A3, A10 = "203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.10"
 NEW1 = "203.0.113.101"  # lb1 after a stop/start
@@ -443,6 +453,16 @@ def changes_of(changes: list[RecordChange]) -> list[tuple[str, str, str, tuple[s
     return [(c.action, c.record.name, c.record.type, c.record.values) for c in changes]
 
 
+def txt_swap(
+    before: Sequence[str], after: Sequence[str]
+) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """The TXT's compare-and-swap: the exact TXT read deleted, the new one created, one batch."""
+    return [
+        ("DELETE", fqdn("_lbf"), "TXT", ownership(*before).values),
+        ("CREATE", fqdn("_lbf"), "TXT", ownership(*after).values),
+    ]
+
+
 STEADY_LBS = [lb("lb1", A1, lb_state="active"), lb("lb2", A2, lb_state="standby")]
 STEADY_RECORDS = [
     a_record("lb1", A1),
@@ -505,7 +525,7 @@ def test_records_the_controller_does_not_own_are_never_touched() -> None:
             [],
             [
                 ("UPSERT", fqdn("lb3"), "A", (A3,)),
-                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"', '"lb3"')),
+                *txt_swap(["lb", "lb1", "lb2"], ["lb", "lb1", "lb2", "lb3"]),
             ],
             id="new-lb-gets-its-record-and-is-listed",
         ),
@@ -515,7 +535,7 @@ def test_records_the_controller_does_not_own_are_never_touched() -> None:
             [],
             [
                 ("DELETE", fqdn("lb2"), "A", (A2,)),
-                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"')),
+                *txt_swap(["lb", "lb1", "lb2"], ["lb", "lb1"]),
             ],
             id="stopped-lb-record-removed",
         ),
@@ -525,7 +545,7 @@ def test_records_the_controller_does_not_own_are_never_touched() -> None:
             [],
             [
                 ("DELETE", fqdn("lb2"), "A", (A2,)),
-                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"')),
+                *txt_swap(["lb", "lb1", "lb2"], ["lb", "lb1"]),
             ],
             id="terminated-lb-record-removed",
         ),
@@ -542,7 +562,7 @@ def test_records_the_controller_does_not_own_are_never_touched() -> None:
             [],
             [
                 ("DELETE", fqdn("lb3"), "A", (A3,)),
-                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"')),
+                *txt_swap(["lb", "lb1", "lb2", "lb3"], ["lb", "lb1", "lb2"]),
             ],
             id="vanished-lb-listed-in-txt-record-removed",
         ),
@@ -550,15 +570,25 @@ def test_records_the_controller_does_not_own_are_never_touched() -> None:
             [*STEADY_RECORDS[:3], ownership("lb", "lb1", "lb2", "lb3")],
             STEADY_LBS,
             [],
-            [("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"'))],
+            txt_swap(["lb", "lb1", "lb2", "lb3"], ["lb", "lb1", "lb2"]),
             id="vanished-lb-without-record-only-unlisted",
         ),
         pytest.param(
             STEADY_RECORDS[:3],
             STEADY_LBS,
             [],
-            [("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"'))],
-            id="missing-txt-record-written",
+            [],
+            id="missing-txt-not-claimed-by-a-run-that-writes-no-record",
+        ),
+        pytest.param(
+            STEADY_RECORDS[:2],
+            STEADY_LBS,
+            [],
+            [
+                ("CREATE", fqdn("lb"), "A", (A1,)),
+                ("CREATE", fqdn("_lbf"), "TXT", ownership("lb", "lb1", "lb2").values),
+            ],
+            id="missing-txt-created-by-the-first-run-that-writes-a-record",
         ),
         pytest.param(
             [*STEADY_RECORDS[:3], ownership("lb2", "lb", "lb1")],
@@ -582,7 +612,7 @@ def test_records_the_controller_does_not_own_are_never_touched() -> None:
                 ("UPSERT", fqdn("lb1"), "A", (A1,)),
                 ("UPSERT", fqdn("lb2"), "A", (A2,)),
                 ("CREATE", fqdn("lb"), "A", (A1,)),
-                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"')),
+                ("CREATE", fqdn("_lbf"), "TXT", ('"cluster=prod"', '"lb"', '"lb1"', '"lb2"')),
             ],
             id="empty-zone-gets-everything",
         ),
@@ -954,7 +984,7 @@ def test_active_active_and_a_skipped_lb(
             [skipped("i-frozen", name="lb3", address=A3, state="stopped", health="unhealthy")],
             [
                 ("DELETE", fqdn("lb3"), "A", (A3,)),
-                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"')),
+                *txt_swap(["lb", "lb1", "lb2", "lb3"], ["lb", "lb1", "lb2"]),
             ],
             id="stopped-skipped-lb-loses-its-record",
         ),
@@ -963,7 +993,7 @@ def test_active_active_and_a_skipped_lb(
             [skipped("i-frozen", name=None, address=A3, state="terminated", health="unhealthy")],
             [
                 ("DELETE", fqdn("lb3"), "A", (A3,)),
-                ("UPSERT", fqdn("_lbf"), "TXT", ('"lb"', '"lb1"', '"lb2"')),
+                *txt_swap(["lb", "lb1", "lb2", "lb3"], ["lb", "lb1", "lb2"]),
             ],
             id="terminated-skipped-lb-without-a-valid-name-loses-its-record",
         ),
@@ -1032,16 +1062,154 @@ def test_a_changed_ttl_reaches_the_active_record_and_the_txt_by_compare_and_swap
         ("UPSERT", fqdn("lb2"), TTL),
         ("DELETE", fqdn("lb"), 300),
         ("CREATE", fqdn("lb"), TTL),
-        ("UPSERT", fqdn("_lbf"), TTL),
+        ("DELETE", fqdn("_lbf"), 300),
+        ("CREATE", fqdn("_lbf"), TTL),
     ]
     assert changes[2].record == old[2]  # the exact record read: a stale view fails the batch
     assert changes[3].record.values == old[2].values
 
 
-def test_a_txt_naming_no_record_left_is_removed() -> None:
+def test_a_txt_naming_no_record_left_still_names_the_owner() -> None:
+    """An empty cluster is still a cluster: with its last record gone, the TXT keeps saying whose
+    the domain is, so that a run of another cluster (a typo) is still refused."""
     gone = [lb("lb1", A1, "unhealthy", "terminated"), lb("lb2", A2, "unhealthy", "terminated")]
     records = [a_record("lb1", A1), ownership("lb1")]
     assert changes_of(records_plan(records, gone)) == [
         ("DELETE", fqdn("lb1"), "A", (A1,)),
-        ("DELETE", fqdn("_lbf"), "TXT", ('"lb1"',)),
+        *txt_swap(["lb1"], []),
     ]
+
+
+# --- ownership by cluster -----------------------------------------------------------------------
+
+OTHERS_LB = {"203.0.113.1": ("i-0000000000000000e", "edge")}
+
+
+@pytest.mark.parametrize(
+    ("txt", "foreign", "refused"),
+    [
+        pytest.param(None, None, None, id="no-txt-nobody-owns-it-yet"),
+        pytest.param(ownership("lb", "lb1"), None, None, id="owned-by-this-cluster"),
+        pytest.param(
+            ownership("lb", "lb1", cluster="edge"),
+            None,
+            "owned by cluster 'edge' (its _lbf.example.com TXT says cluster=edge), not by "
+            "LBF_CLUSTER 'prod'",
+            id="owned-by-another-cluster",
+        ),
+        pytest.param(ownership("lb", "lb1", cluster=None), {}, None, id="old-txt-adopted"),
+        pytest.param(
+            ownership("lb", "lb1", cluster=None),
+            OTHERS_LB,
+            "lb1.example.com 203.0.113.1 is i-0000000000000000e of cluster 'edge'",
+            id="old-txt-holding-another-clusters-lb",
+        ),
+    ],
+)
+def test_who_may_write_in_the_domain(
+    txt: Record | None, foreign: dict[str, tuple[str, str]] | None, refused: str | None
+) -> None:
+    records = [a_record("lb1", A1), a_record("lb", A1), *([txt] if txt else [])]
+    reason = refusal(records, RULES, foreign=foreign)
+    if refused is None:
+        assert reason is None
+    else:
+        assert reason is not None
+        assert refused in reason
+        assert "nothing written" in reason
+
+
+def test_the_owner_is_read_wherever_route53_puts_its_string() -> None:
+    txt = Record(fqdn("_lbf"), "TXT", TTL, ('"lb1"', '"cluster=edge"', '"lb"'))
+    read = ownership_of([txt], RULES)
+    assert (read.owner, read.labels) == ("edge", ("lb1", "lb"))
+
+
+def test_foreign_addresses_are_both_addresses_of_other_clusters_instances_only() -> None:
+    raws = [
+        raw("i-mine", public_ip="203.0.113.5", tags={"lbf:cluster": "prod"}),
+        raw(
+            "i-theirs", public_ip="203.0.113.6", private_ip="10.0.0.6", tags={"lbf:cluster": "edge"}
+        ),
+    ]
+    assert foreign_addresses(raws, "prod") == {
+        "203.0.113.6": ("i-theirs", "edge"),
+        "10.0.0.6": ("i-theirs", "edge"),
+    }
+
+
+def test_an_old_txt_is_adopted_by_compare_and_swap_even_when_nothing_else_changes() -> None:
+    old = ownership("lb", "lb1", "lb2", cluster=None)
+    changes = records_plan([*STEADY_RECORDS[:3], old], STEADY_LBS)
+    assert changes == [
+        RecordChange("DELETE", old),
+        RecordChange("CREATE", ownership("lb", "lb1", "lb2")),
+    ]
+
+
+def test_handover_is_one_compare_and_swap_of_the_txt_keeping_its_labels_and_ttl() -> None:
+    current = ownership("lb", "lb1", ttl=300)
+    assert handover_change([a_record("lb1", A1), current], RULES, "renamed") == [
+        RecordChange("DELETE", current),
+        RecordChange("CREATE", ownership("lb", "lb1", ttl=300, cluster="renamed")),
+    ]
+    assert handover_change([current], RULES, "prod") == []  # its own already
+    assert handover_change([a_record("lb1", A1)], RULES, "renamed") == []  # no TXT
+
+
+# --- a record never outlives its LB's address ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("current", "holders", "addresses", "values", "released"),
+    [
+        pytest.param((A1,), (), {A2}, (), (A1,), id="released-address-deletes-the-record"),
+        pytest.param((A1,), (), {A1}, None, (), id="held-address-left-as-it-is"),
+        pytest.param((A1, A2), (), {A2}, (A2,), (A1,), id="active-active-keeps-the-rest"),
+        pytest.param((FOREIGN,), (), set(), None, (), id="hand-pointed-is-the-repair-rules"),
+        pytest.param(
+            (A1,), ("i-lb1",), {NEW1}, (), (A1,), id="never-follows-a-failing-lb-to-a-new-address"
+        ),
+    ],
+)
+def test_a_value_no_lb_holds_leaves_the_active_record(
+    current: tuple[str, ...],
+    holders: tuple[str, ...],
+    addresses: set[str],
+    values: tuple[str, ...] | None,
+    released: tuple[str, ...],
+) -> None:
+    left = ActiveDecision(None, holders, "left on lb1: no eligible LB", no_eligible=True)
+    decision = release_active(left, a_record("lb", *current), addresses, former={A1, A2})
+    assert (decision.values, decision.released) == (values, released)
+    if values == ():
+        assert decision.holders == ()
+        assert active_change(a_record("lb", *current), (), TTL, fqdn("lb")) == [
+            RecordChange("DELETE", a_record("lb", *current))
+        ]
+
+
+def test_a_per_lb_record_loses_a_value_no_instance_holds() -> None:
+    pending = lb("lb2", "203.0.113.22", state="pending")
+    plan = record_plan(
+        STEADY_RECORDS,
+        [lb("lb1", A1, lb_state="active"), pending],
+        [],
+        ActiveDecision(None, (), "kept"),
+        RULES,
+        addresses=addresses_held([lb("lb1", A1), pending], []),
+    )
+    assert plan.released == {fqdn("lb2"): (A2,)}
+    assert changes_of(list(plan.changes)) == [
+        ("DELETE", fqdn("lb2"), "A", (A2,)),
+        *txt_swap(["lb", "lb1", "lb2"], ["lb", "lb1"]),
+    ]
+
+
+def test_terminated_instances_hold_no_address_and_stopped_ones_keep_what_ec2_keeps() -> None:
+    held = addresses_held(
+        [lb("lb1", A1, state="stopped"), lb("lb2", A2, state="terminated")],
+        [skipped("i-frozen", name="lb3", address=A3, state="shutting-down")],
+        also=(FOREIGN,),
+    )
+    assert held == {A1, FOREIGN}

@@ -1,0 +1,120 @@
+"""Handing the domain to a renamed cluster: `python -m chalicelib handover NEW`.
+
+It runs as the owner (LBF_CLUSTER is the old name): it reads the world as a run does (so a domain
+another cluster owns is refused the same way), and swaps the `_lbf` TXT to name NEW, with the same
+compare-and-swap and the same executor as a run: LBF_DRY_RUN prints the change and writes nothing.
+While paused it refuses, as the other commands that write do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chalicelib.clock import Clock
+from chalicelib.config import Settings
+from chalicelib.core import dns
+from chalicelib.core.plan import ChangeRecords
+from chalicelib.executor import Executor, mode_of
+from chalicelib.observe import observe
+from chalicelib.services import Services
+
+SCHEMA = 1
+
+
+@dataclass
+class Handover:
+    """What `handover` did: from which cluster to which, and the labels that went with it."""
+
+    domain: str
+    from_cluster: str
+    to_cluster: str
+    labels: tuple[str, ...] = ()
+    changed: bool = False
+    dry_run: bool = False
+    planned: list[str] = field(default_factory=list)  # printed only (dry run)
+    applied: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def text(self) -> str:
+        lines = []
+        if self.changed:
+            owned = ", ".join(self.labels) or "no records"
+            verb = "would hand" if self.dry_run else "handed"
+            lines.append(
+                f"{verb} {self.domain} from cluster {self.from_cluster} to cluster "
+                f"{self.to_cluster} ({owned})"
+            )
+        lines += [f"would apply: {text}" for text in self.planned]
+        lines += [f"applied: {text}" for text in self.applied]
+        lines += [f"error: {text}" for text in self.errors]
+        return "\n".join(lines)
+
+    def json(self) -> dict[str, object]:
+        return {
+            "schema": SCHEMA,
+            "command": "handover",
+            "domain": self.domain,
+            "from": self.from_cluster,
+            "to": self.to_cluster,
+            "labels": list(self.labels),
+            "changed": self.changed,
+            "dry_run": self.dry_run,
+            "planned": self.planned,
+            "applied": self.applied,
+            "errors": self.errors,
+        }
+
+
+def handover(settings: Settings, services: Services, clock: Clock, new_cluster: str) -> Handover:
+    """Raises DomainNotOwned (a configuration error) when LBF_CLUSTER does not own the domain,
+    and ViewNotLoaded when the world cannot be read; a refusal or a failed swap is in `errors`."""
+    result = Handover(
+        domain=settings.domain,
+        from_cluster=settings.cluster,
+        to_cluster=new_cluster,
+        dry_run=settings.dry_run,
+    )
+    world = observe(settings, services, now=clock.now())
+    assert world is not None  # only None for a run about one instance
+    rules = settings.rules.records
+    ownership = dns.ownership_of(world.records, rules)
+    result.labels = ownership.labels
+    if world.paused:
+        result.errors.append(
+            f"refused, nothing changed: paused ({settings.paused_parameter_name} is true); "
+            "resume first"
+        )
+        return result
+    if ownership.record is None:
+        result.errors.append(
+            f"refused, nothing changed: {rules.ownership_fqdn} has no TXT record, so no cluster "
+            f"owns {settings.domain} yet; the first run of {new_cluster} that writes a record "
+            "takes it"
+        )
+        return result
+    changes = dns.handover_change(world.records, rules, new_cluster)
+    if not changes:
+        return result
+    change = ChangeRecords(tuple(changes), f"handover from {settings.cluster} to {new_cluster}")
+    executor = Executor(
+        services, now=clock.now, mode=mode_of(dry_run=settings.dry_run, paused=False)
+    )
+    [outcome] = executor.apply_changes([change])
+    if outcome.printed:
+        result.planned.append(change.describe())
+        result.changed = True
+    elif outcome.ok:
+        result.applied.append(change.describe())
+        result.changed = True
+    elif outcome.stale:
+        result.errors.append(
+            f"{change.describe()}: {rules.ownership_fqdn} changed since it was read (a run "
+            f"or another handover); nothing changed, run it again: {outcome.error}"
+        )
+    else:
+        result.errors.append(f"{change.describe()}: {outcome.error}")
+    return result
