@@ -110,10 +110,12 @@ def handover(settings: Settings, services: Services, clock: Clock, new_cluster: 
     elif outcome.ok:
         result.applied.append(change.describe())
         result.changed = True
-    elif outcome.stale:
+    elif outcome.rejected:
+        # One compare-and-swap batch: rejected means nothing changed, whether the TXT moved since
+        # it was read (a run or another handover) or Route 53 refuses the change for good.
         result.errors.append(
-            f"{change.describe()}: {rules.ownership_fqdn} changed since it was read (a run "
-            f"or another handover); nothing changed, run it again: {outcome.error}"
+            f"{change.describe()}: Route 53 rejected it, nothing changed ({rules.ownership_fqdn} "
+            f"changed since it was read, or the change cannot go through): {outcome.error}"
         )
     else:
         result.errors.append(f"{change.describe()}: {outcome.error}")
