@@ -288,6 +288,7 @@ def _plan_and_apply(
         except DomainNotOwned as exc:
             # The TXT changed hands since the run read it (a handover): it stops here.
             report.refuse(str(exc))
+            break
         except ViewNotLoaded as exc:
             report.errors.append(f"re-reading after a rejected change failed: {exc}")
             break

@@ -54,7 +54,13 @@ def record_name(label: str, domain: str) -> str:
 # through it the alarms (<stack>-not-running, the longest) and `chalice deploy`'s function names
 # (lb-failover-<stage>-on_instance_change, 64 at most).
 STAGE = re.compile(r"[A-Za-z0-9-]{1,32}")
-STAGE_ALARMS = ("no-healthy-lb", "backend-push-failures", "run-errors", "not-running")
+STAGE_ALARMS = (
+    "no-healthy-lb",
+    "backend-push-failures",
+    "run-errors",
+    "not-running",
+    "configuration-errors",
+)
 
 
 def stage_names(stage: str) -> dict[str, str]:

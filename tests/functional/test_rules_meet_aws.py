@@ -272,6 +272,7 @@ def test_one_bad_name_among_good_ones_is_found_without_reading_the_message(
 ) -> None:
     """A new LB whose name holds a CNAME, in the batch that also moves every record to a new
     LBF_TTL: only lb3 is left out, whatever Route 53's message says (or fails to say)."""
+    TXT = f"_lbf.{DOMAIN}"
     cloud = small_cluster()
     settle(cloud, settings(FAKE_CLOUD_ENV))
     lb3 = cloud.ec2.add("lb", "127.0.0.13", name="lb3")
@@ -284,12 +285,14 @@ def test_one_bad_name_among_good_ones_is_found_without_reading_the_message(
     report = scheduled(cloud, config)
 
     assert record_batches(cloud) == [
-        [f"lb1.{DOMAIN}", f"lb2.{DOMAIN}", f"lb3.{DOMAIN}", ACTIVE, ACTIVE, f"_lbf.{DOMAIN}"],
+        [f"lb1.{DOMAIN}", f"lb2.{DOMAIN}", f"lb3.{DOMAIN}", ACTIVE, ACTIVE, TXT, TXT],
         [f"lb1.{DOMAIN}"],
         [f"lb2.{DOMAIN}"],
         [f"lb3.{DOMAIN}"],
-        [ACTIVE, ACTIVE],  # the compare-and-swap stays one batch: its DELETE and its CREATE
-        [f"_lbf.{DOMAIN}"],
+        # Each compare-and-swap stays one batch, its DELETE with its CREATE: the active record's
+        # and the ownership TXT's.
+        [ACTIVE, ACTIVE],
+        [TXT, TXT],
     ]
     # The good records took the new TTL; lb3's name was left out for the rest of the run.
     for name in (f"lb1.{DOMAIN}", f"lb2.{DOMAIN}", ACTIVE):
@@ -369,8 +372,10 @@ def a(name: str, *values: str, ttl: int = 60) -> Record:
     return Record(name, "A", ttl, values)
 
 
-def txt(*labels: str, ttl: int = 60) -> Record:
-    return Record(TXT, "TXT", ttl, tuple(f'"{label}"' for label in labels))
+def txt(*labels: str, ttl: int = 60, owner: str | None = "demo") -> Record:
+    """The ownership TXT: its owner first (None: a TXT from before the rule), then the labels."""
+    owned = () if owner is None else (f"cluster={owner}",)
+    return Record(TXT, "TXT", ttl, tuple(f'"{text}"' for text in (*owned, *labels)))
 
 
 def aws_cname(name: str) -> str:
@@ -463,7 +468,7 @@ def test_pinned_a_domain_outside_the_zone_rejects_every_record_alone(wording: st
         ("UPSERT", a(f"lb1.{DOMAIN}", LB1)),
         ("UPSERT", a(f"lb2.{DOMAIN}", LB2)),
         ("CREATE", a(ACTIVE, LB1)),
-        ("UPSERT", txt("lb", "lb1", "lb2")),
+        ("CREATE", txt("lb", "lb1", "lb2")),  # a domain with no TXT gets one with its owner
     ]
     outside = aws_outside(f"lb1.{DOMAIN}")  # AWS names the first record it refuses
     report = run_pinned(
@@ -490,15 +495,15 @@ def test_pinned_a_cname_at_the_active_name_rejects_it_alone_and_the_txt_goes_thr
         a(f"lb1.{DOMAIN}", LB1), a(f"lb2.{DOMAIN}", LB2), txt("lb1", "lb2"), cname=ACTIVE
     )
     create = ("CREATE", a(ACTIVE, LB1))
-    owned = ("UPSERT", txt("lb", "lb1", "lb2"))
+    owned = (("DELETE", txt("lb1", "lb2")), ("CREATE", txt("lb", "lb1", "lb2")))
     report = run_pinned(
         cloud,
         settings(FAKE_CLOUD_ENV),
         read,
         [
-            (batch(create, owned), word(aws_cname(ACTIVE))),
+            (batch(create, *owned), word(aws_cname(ACTIVE))),
             (batch(create), word(aws_cname(ACTIVE))),
-            (batch(owned), None),
+            (batch(*owned), None),  # the TXT's compare-and-swap, one DELETE + CREATE
         ],
     )
     rejected = [e for e in report.errors if "permanent" in e]
@@ -528,19 +533,22 @@ def test_pinned_one_bad_name_among_good_ones_is_the_only_one_left_out(wording: s
     )
     lb3_record = ("UPSERT", a(f"lb3.{DOMAIN}", "127.0.0.13", ttl=300))
     swap = (("DELETE", a(ACTIVE, LB1)), ("CREATE", a(ACTIVE, LB1, ttl=300)))
-    owned = ("UPSERT", txt("lb", "lb1", "lb2", "lb3", ttl=300))
+    owned = (
+        ("DELETE", txt("lb", "lb1", "lb2")),
+        ("CREATE", txt("lb", "lb1", "lb2", "lb3", ttl=300)),
+    )
     bad = word(aws_cname(f"lb3.{DOMAIN}"))
     report = run_pinned(
         cloud,
         settings(FAKE_CLOUD_ENV, ttl="300"),
         read,
         [
-            (batch(lb1, lb2, lb3_record, *swap, owned), bad),
+            (batch(lb1, lb2, lb3_record, *swap, *owned), bad),
             (batch(lb1), None),
             (batch(lb2), None),
             (batch(lb3_record), bad),
             (batch(*swap), None),  # the compare-and-swap alone is still one DELETE + CREATE
-            (batch(owned), None),
+            (batch(*owned), None),
         ],
     )
     rejected = [e for e in report.errors if "permanent" in e]
