@@ -198,15 +198,24 @@ def run_plan(ctx: Context) -> int:
 
 
 def run_reconcile(ctx: Context) -> int:
-    from chalicelib import jobs
+    from chalicelib import jobs, render
     from chalicelib.core.timing import SCHEDULE_SECONDS
+    from chalicelib.report import RoundDone
     from chalicelib.services import aws_time_limit
 
     # The scheduled function's one-minute budget: a round that would end past it is not
     # started, and AWS calls take their timeouts from what is left of it.
     deadline = ctx.clock.now() + SCHEDULE_SECONDS
+
+    def progress(done: RoundDone) -> None:
+        # As it happens, not after the minute: the operator sees a failover when it is made.
+        if not ctx.args.json:
+            print(render.round_line(done), flush=True)
+
     with aws_time_limit(lambda: deadline - ctx.clock.now()):
-        report = jobs.reconcile(ctx.settings, ctx.services, ctx.clock, deadline=deadline)
+        report = jobs.reconcile(
+            ctx.settings, ctx.services, ctx.clock, deadline=deadline, progress=progress
+        )
     return print_report(ctx, report)
 
 
@@ -290,8 +299,8 @@ def main(
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        # Outside a run's rounds (which keep their Report): nothing was written yet.
-        print("interrupted; nothing was changed", file=sys.stderr)
+        # Outside a run's rounds, which end with their Report: before any write.
+        print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

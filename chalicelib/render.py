@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.config import Settings
@@ -20,7 +21,7 @@ from chalicelib.core.model import (
 )
 from chalicelib.core.plan import confirmed_current_list, latest_pushes
 from chalicelib.core.second_opinion import status_note
-from chalicelib.report import Report
+from chalicelib.report import Report, RoundDone
 
 SCHEMA_VERSION = 1  # schemas/cli-output.schema.json: raised when a field is removed or changes
 
@@ -412,6 +413,21 @@ def report_json(report: Report, command: str | None = None) -> dict[str, Any]:
             "timeline": [{"seconds": round(t, 3), "event": e} for t, e in report.timeline],
         },
     )
+
+
+def round_line(done: RoundDone) -> str:
+    """One line per round as it ends: its number, time, verdict changes and writes."""
+    at = datetime.fromtimestamp(done.at, tz=UTC).strftime("%H:%M:%S")
+    parts = ["; ".join(done.verdicts) or "no verdict changed"]
+    if done.applied:
+        parts.append(f"changed {len(done.applied)}")
+    if done.planned:
+        parts.append(f"would change {len(done.planned)}")
+    if not done.applied and not done.planned:
+        parts.append("nothing to change")
+    if done.errors:
+        parts.append(f"{len(done.errors)} FAILED")
+    return f"round {done.number}  {at} UTC  +{done.seconds:.1f} s  " + ", ".join(parts)
 
 
 def report_text(report: Report) -> str:

@@ -78,6 +78,19 @@ class Report:
         return self.codes.get(text, default)
 
 
+@dataclass(frozen=True)
+class RoundDone:
+    """One round of a run as it ends, for whoever shows progress (the command line)."""
+
+    number: int
+    at: float  # the clock's time (epoch seconds)
+    seconds: float  # since the run started
+    verdicts: tuple[str, ...]  # "lb1 healthy -> unhealthy"
+    applied: tuple[str, ...]
+    planned: tuple[str, ...]  # printed only: dry run, paused
+    errors: tuple[str, ...]
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 

@@ -70,6 +70,11 @@ def table(output: str) -> list[dict[str, str]]:
     return rows
 
 
+def summary(output: str) -> str:
+    """The Report's first line, after the round lines printed as the rounds ended."""
+    return next(line for line in output.splitlines() if line.startswith(("reconcile ", "plan ")))
+
+
 # --- configuration ------------------------------------------------------------------------------
 
 
@@ -486,7 +491,7 @@ def test_reconcile_exits_0_and_prints_what_changed(
 
     assert code == 0
     out = capsys.readouterr().out
-    assert ", ok," in out.splitlines()[0]
+    assert ", ok," in summary(out)
     assert "changed:" in out
     assert "would change" not in out
     assert f"CREATE lb.{DOMAIN} A 127.0.0.11" in out
@@ -509,7 +514,7 @@ def test_reconcile_exits_1_when_a_push_fails(
 
     assert code == 1
     out = capsys.readouterr().out
-    assert "FAILED" in out.splitlines()[0]
+    assert "FAILED" in summary(out)
     errors = [line for line in out.splitlines() if line.startswith("error:")]
     assert errors
     assert all(lb2 in line for line in errors)
