@@ -206,28 +206,40 @@ def table(
     *,
     headers: Mapping[str, str] | None = None,
     width: int | None = None,
-    minimums: Mapping[str, int] | None = None,
+    cuts: Sequence[tuple[str, int]] = (),
     below: str | None = None,
 ) -> str:
     """A plain aligned table; every cell was escaped or came from a parsed value.
 
-    With `width`, the widest columns are cut (down to their `minimums`, a cut cell ending in
-    TRUNCATED) until a line fits, and column `below` goes under its row, wrapped, instead.
+    With `width`, a line that is too long first loses a space between columns, then the `cuts`
+    are made in their order (a column down to its width there; a cut cell marked TRUNCATED,
+    addresses in the middle so that the port stays) until it fits. Column `below` goes under
+    its row, wrapped, instead.
     """
     titles = [(headers or {}).get(c, c).upper() for c in columns]
     cells = [[str(row.get(c, "")) for c in columns] for row in rows]
     widths = [max([len(t)] + [len(r[i]) for r in cells]) for i, t in enumerate(titles)]
+    gap = 2
     if width is not None:
-        floors = [max(1, (minimums or {}).get(c, 4)) for c in columns]
-        while sum(widths) + 2 * (len(widths) - 1) > width:
-            room = [w - f for w, f in zip(widths, floors, strict=True)]
-            widest = max(range(len(widths)), key=lambda i: (room[i], widths[i]))
-            if room[widest] <= 0:
+        if sum(widths) + gap * (len(widths) - 1) > width:
+            gap = 1
+        for column, floor in cuts:
+            if column not in columns:
+                continue
+            over = sum(widths) + gap * (len(widths) - 1) - width
+            if over <= 0:
                 break
-            widths[widest] -= 1
-    lines = ["  ".join(_cut(t, w).ljust(w) for t, w in zip(titles, widths, strict=True))]
+            i = columns.index(column)
+            widths[i] = max(floor, widths[i] - over)
+    space = " " * gap
+    lines = [space.join(_cut(t, w).ljust(w) for t, w in zip(titles, widths, strict=True))]
     for row, line in zip(rows, cells, strict=True):
-        lines.append("  ".join(_cut(v, w).ljust(w) for v, w in zip(line, widths, strict=True)))
+        lines.append(
+            space.join(
+                _cut(v, w, middle=c in MIDDLE_CUT).ljust(w)
+                for c, v, w in zip(columns, line, widths, strict=True)
+            )
+        )
         under = str(row.get(below, "")) if below is not None else ""
         if under:
             lines += textwrap.wrap(
@@ -240,8 +252,13 @@ def table(
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _cut(value: str, width: int) -> str:
-    return value if len(value) <= width else value[: max(0, width - 1)] + TRUNCATED
+def _cut(value: str, width: int, *, middle: bool = False) -> str:
+    if len(value) <= width:
+        return value
+    if middle and width >= 7:
+        tail = (width - 1) // 2
+        return value[: width - 1 - tail] + TRUNCATED + value[len(value) - tail :]
+    return value[: max(0, width - 1)] + TRUNCATED
 
 
 # --wide: every column, one line per instance, nothing cut.
@@ -262,21 +279,22 @@ WIDE_COLUMNS = (
 LB_COLUMNS = ("lb", "instance", "address", "health", "why", "state", "record")
 WEB_COLUMNS = ("web server", "instance", "health", "why")
 OTHER_COLUMNS = ("other", "role", "address", "health")
-# How far a column may be cut: an instance id never (it is what an operator pastes into the AWS
-# CLI), a verdict never; the rest keep enough to be recognised.
-MINIMUMS = {
-    "lb": 5,
-    "web server": 12,
-    "other": 19,
-    "role": 4,
-    "instance": 19,
-    "address": 9,
-    "health": 9,
-    "why": 7,
-    "state": 7,
-    "record": 4,
-    "probe": 6,
-}
+# Where a line too long for WIDTH is cut, in this order, and how far: first what is long only
+# when unusual (a 63-character name, a reason), then the live probe's detail, and addresses last
+# (cut in the middle, so that a port stays). Never an instance id (what an operator pastes into
+# the AWS CLI) or a verdict. Every table cut this far fits WIDTH.
+CUTS = (
+    ("lb", 5),
+    ("other", 19),
+    ("why", 7),
+    ("record", 6),
+    ("state", 5),
+    ("probe", 8),
+    ("web server", 15),
+    ("address", 9),
+    ("role", 4),
+)
+MIDDLE_CUT = frozenset({"address", "web server", "record"})
 # The table's short words for the commonest reasons (the JSON and --wide keep the full text).
 SHORT_WHY = {"connection refused": "refused", "connection reset": "reset"}
 
@@ -292,9 +310,11 @@ def status_text(
     rows = [_text_cells(row, probed=probed) for row in status_rows(world, settings, probes)]
     active = dns.find_record(world.records, settings.active_record_name)
     backends = backend_lists.parse_list(world.backends_parameter)
+    verdict = serving(world, settings, probes)
     header = [
         f"cluster {settings.cluster}  domain {settings.domain}  mode {settings.mode}"
         f"  active {settings.active_mode}",
+        verdict.text if verdict.ok else f"NOT SERVING: {verdict.text}",
         f"{settings.active_record_name} -> "
         + (" ".join(active.values) if active is not None else "(no record)"),
         f"backends ({settings.backends_parameter_name}): "
@@ -345,7 +365,7 @@ def _role_tables(rows: Sequence[dict[str, str]], *, probed: bool) -> list[str]:
             cells["notes"] = ", ".join(n for n in notes if n)
             shown.append(cells)
         chosen_columns = list(columns) + (["probe"] if probed else [])
-        tables.append(table(shown, chosen_columns, width=WIDTH, minimums=MINIMUMS, below="notes"))
+        tables.append(table(shown, chosen_columns, width=WIDTH, cuts=CUTS, below="notes"))
     return tables
 
 
