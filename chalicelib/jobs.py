@@ -69,7 +69,7 @@ def reconcile(
     returned says `interrupted` and holds what was applied until then.
     """
     started = clock.now()
-    report = Report(job=job, run_id=run_id or new_run_id())
+    report = Report(job=job, run_id=run_id or new_run_id(), dry_run=dry_run or settings.dry_run)
     # The prober function's invoke runs beside the public probes and may outlast them.
     invoke = settings.uses_prober_function
     round_needs = timing.round_seconds(
@@ -77,27 +77,30 @@ def reconcile(
     )
     if not timing.round_fits(starts_at=started, deadline=deadline, needs=round_needs):
         # Not even one round fits: reading the world would only spend the time left.
-        report.errors.append(
-            _no_time_for(1, started, deadline, round_needs, probes=probe, invoke=invoke)
+        report.error(
+            "no-time-for-a-round",
+            _no_time_for(1, started, deadline, round_needs, probes=probe, invoke=invoke),
         )
         return report
     try:
         observed = observe(settings, services, now=started, concerning=concerning)
     except ViewNotLoaded as exc:
-        report.errors.append(str(exc))
+        report.error("view-not-loaded", str(exc))
         report.seconds = clock.now() - started
         return report
     if observed is None:
-        report.notes.append(f"{concerning} is not an instance of cluster {settings.cluster}")
+        report.note(
+            "other-cluster", f"{concerning} is not an instance of cluster {settings.cluster}"
+        )
         report.seconds = clock.now() - started
         return report
     world = observed
 
     report.dry_run = dry_run or settings.dry_run or world.paused
     if world.paused:
-        report.notes.append(f"paused: {settings.paused_parameter_name} is true; planning only")
+        report.note("paused", f"paused: {settings.paused_parameter_name} is true; planning only")
     if world.health_checks_error is not None:
-        report.errors.append(world.health_checks_error)
+        report.error("health-checks-unread", world.health_checks_error)
     second_opinion = SecondOpinion(services, clock)
     rejected: dict[str, str] = {}  # record names Route 53 rejects this run, left out after
     unregistered: dict[str, str] = {}  # LBs SSM does not know this run -> their condition or ""
@@ -351,7 +354,7 @@ def _plan_and_apply(
         try:
             fresh = observe(settings, services, now=clock.now())
         except ViewNotLoaded as exc:
-            report.errors.append(f"re-reading after a rejected change failed: {exc}")
+            report.error("reread-failed", f"re-reading after a rejected change failed: {exc}")
         else:
             assert fresh is not None  # only a run `concerning` one instance can read None
             batch = rejected_batch(outcomes)
@@ -377,7 +380,7 @@ def _plan_and_apply(
                         )
                     )
                 world = merge_reread(world, fresh, settings.rules.thresholds)
-                report.notes.append("a change met a newer view; re-read and planned again")
+                report.note("newer-view", "a change met a newer view; re-read and planned again")
                 first = outcomes
                 plan = decided(world)
                 move = move_of(world, plan, mode=settings.mode, active_fqdn=active_fqdn)
@@ -420,12 +423,13 @@ def _agents_not_registered(
                 f"{change.describe()}: SSM does not know the LB's agent {now - launch:.0f} s after "
                 f"its launch; tried again next run: {outcome.error}"
             )
-            report.errors.append(text)
+            report.error("ssm-agent-missing", text)
         else:
             text = ""
-            report.notes.append(
+            report.note(
+                "ssm-agent-waiting",
                 f"{change.describe()}: waits for the LB's SSM agent to register (launched "
-                f"{now - launch:.0f} s ago); tried again next run"
+                f"{now - launch:.0f} s ago); tried again next run",
             )
         unregistered[change.instance_id] = text
     return rest
@@ -446,9 +450,10 @@ def _apply_without_rejected(
     names = rejections.rejected_names(change.changes, message)
     rejected.update(dict.fromkeys(names, message))
     left_out = ChangeRecords(rejections.left_out(plan, names), change.reason)
-    report.errors.append(
+    report.error(
+        "route53-rejected",
         f"Route 53 rejected {left_out.describe()}: {message}; the rest of the run went on "
-        "without it (a re-read shows the records unchanged: permanent, not a race)"
+        "without it (a re-read shows the records unchanged: permanent, not a race)",
     )
     left = without_rejected(plan, outcomes, names, active_fqdn=active_fqdn)
     later = executor.apply(left.rest)

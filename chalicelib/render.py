@@ -17,6 +17,7 @@ from chalicelib.core.model import (
     FailoverMode,
     Instance,
     ProbeResult,
+    Role,
     Verdict,
     World,
 )
@@ -389,9 +390,12 @@ def serving(
     The addresses: the active record's values, or the Elastic IP's holder. The verdict: the live
     probe's with --probe (a stored verdict can be a minute old), else the stored one.
     """
-    lbs = {lb.address: lb for lb in world.lbs if lb.address is not None}
+    # A skipped LB (a tag that does not parse) still serves what it holds, judged as it is probed.
+    frozen = [s.frozen for s in world.skipped if s.frozen is not None]
+    every_lb = [*world.lbs, *(i for i in frozen if i.role is Role.LB)]
+    lbs = {lb.address: lb for lb in every_lb if lb.address is not None}
     if settings.mode is FailoverMode.EIP:
-        holder = next((lb for lb in world.lbs if lb.instance_id == world.eip_instance_id), None)
+        holder = next((lb for lb in every_lb if lb.instance_id == world.eip_instance_id), None)
         if holder is None:
             where = world.eip_instance_id or "no instance"
             return Serving(
