@@ -118,22 +118,23 @@ def reconcile(
     start_list = parse_list(world.backends_parameter)
 
     verdicts = _verdicts(observed)
-    for number in range(count):
-        starts_at = max(clock.now(), started + number * settings.probe_interval)
-        if not timing.round_fits(starts_at=starts_at, deadline=deadline, needs=round_needs):
-            # A round cut short by the invocation's end could stop mid-change; the next run
-            # starts within the minute and does this round's work.
-            text = _no_time_for(
-                number + 1, starts_at, deadline, round_needs, probes=probe, invoke=invoke
-            )
-            if number > 0:
-                report.note("round-not-started", text)
-            else:
-                report.error("no-time-for-a-round", text)
-            log.warning(text)
-            break
-        done_before = (len(report.applied), len(report.planned), len(report.errors))
-        try:
+    number = 0
+    try:
+        for number in range(count):
+            starts_at = max(clock.now(), started + number * settings.probe_interval)
+            if not timing.round_fits(starts_at=starts_at, deadline=deadline, needs=round_needs):
+                # A round cut short by the invocation's end could stop mid-change; the next run
+                # starts within the minute and does this round's work.
+                text = _no_time_for(
+                    number + 1, starts_at, deadline, round_needs, probes=probe, invoke=invoke
+                )
+                if number > 0:
+                    report.note("round-not-started", text)
+                else:
+                    report.error("no-time-for-a-round", text)
+                log.warning(text)
+                break
+            done_before = (len(report.applied), len(report.planned), len(report.errors))
             if number > 0:
                 wait = starts_at - clock.now()
                 if wait > 0:
@@ -163,31 +164,33 @@ def reconcile(
                 conditions.update(plan.conditions)
                 report.rounds = number + 1
                 world = notify(world, settings, services, report, conditions, executor)
+            if progress is not None:
+                now_verdicts = _verdicts(world)
+                seconds = clock.now() - started
+                progress(
+                    _round_done(
+                        number + 1,
+                        report,
+                        done_before,
+                        verdicts,
+                        now_verdicts,
+                        seconds,
+                        clock.now(),
+                    )
+                )
+                verdicts = now_verdicts
             if held.interrupted:
                 raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            report.interrupted = True
-            report.note(
-                "interrupted",
-                f"interrupted in round {number + 1}: what is reported as changed was applied, "
-                "nothing after it; the next scheduled run carries on",
-            )
-        if progress is not None and report.rounds == number + 1:
-            now_verdicts = _verdicts(world)
-            progress(
-                _round_done(
-                    number + 1,
-                    report,
-                    done_before,
-                    verdicts,
-                    now_verdicts,
-                    clock.now() - started,
-                    clock.now(),
-                )
-            )
-            verdicts = now_verdicts
-        if report.interrupted:
-            break
+    except KeyboardInterrupt:
+        # Between steps (a wait, a probe round, a printed line) or right after a round's writes:
+        # the Report holds every change applied, and nothing was left half-done.
+        report.interrupted = True
+        where = "after" if report.rounds == number + 1 else "in"
+        report.note(
+            "interrupted",
+            f"interrupted {where} round {number + 1}: what is reported as changed was applied, "
+            "nothing after it; the next scheduled run carries on",
+        )
 
     report.world = world
     report.healthy_lbs = sum(1 for lb in world.lbs if dns.is_eligible(lb))
