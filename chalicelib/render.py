@@ -574,6 +574,14 @@ def round_line(done: RoundDone) -> str:
     return f"round {done.number}  {at} UTC  +{done.seconds:.1f} s  " + ", ".join(parts)
 
 
+def _counted(texts: Sequence[str]) -> list[str]:
+    """Each text once, in order, with how many times it came (a write failing in every round)."""
+    counts: dict[str, int] = {}
+    for text in texts:
+        counts[text] = counts.get(text, 0) + 1
+    return [text if n == 1 else f"{text} (x{n})" for text, n in counts.items()]
+
+
 def report_text(report: Report) -> str:
     plan = report.plan
     verb = "would change" if report.dry_run else "changed"
@@ -593,7 +601,7 @@ def report_text(report: Report) -> str:
     changes = report.planned if report.dry_run else report.applied
     lines.append(f"{verb}: {len(changes)}" + ("" if changes else " (nothing to do)"))
     lines += [f"  {c}" for c in changes]
-    lines += [f"error: {e}" for e in report.errors]
-    lines += [f"note: {n}" for n in report.notes]
+    lines += [f"error: {e}" for e in _counted(report.errors)]
+    lines += [f"note: {n}" for n in _counted(report.notes)]
     lines += [f"notice: {n}" for n in report.notices]
     return "\n".join(lines)
