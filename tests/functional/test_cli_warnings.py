@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.kit.cli_schema import valid
+
 REPO = Path(__file__).resolve().parents[2]
 
 CHILD = """
@@ -91,3 +93,40 @@ def test_throttling_is_one_line_and_exit_1_never_a_traceback(argv: list[str]) ->
     if "--json" not in argv:
         assert len(errors) == 1, both
         assert errors[0].startswith("error: ")
+
+
+@pytest.mark.parametrize("argv", [["status"], ["plan"], ["reconcile", "--json"]])
+def test_an_unreachable_endpoint_is_one_line_and_exit_1_never_a_traceback(argv: list[str]) -> None:
+    """AWS_ENDPOINT_URL at a port where nothing listens: what a wrong endpoint or a network
+    outage looks like from the operator's machine."""
+    result = subprocess.run(
+        [sys.executable, "-m", "chalicelib", *argv],
+        cwd=REPO,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+            "AWS_MAX_ATTEMPTS": "1",
+            "LBF_CLUSTER": "demo",
+            "LBF_DOMAIN": "example.com",
+            "LBF_HOSTED_ZONE_ID": "Z0000000000EXAMPLE",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    both = (result.stdout + result.stderr).splitlines()
+    unreachable = [line for line in both if "Could not connect to the endpoint URL" in line]
+    if "--json" in argv:
+        error = valid(result.stdout)["errors"][0]
+        assert error["code"] == "view-not-loaded"
+        assert "EndpointConnectionError" in error["text"]
+    else:
+        assert len(unreachable) == 1, both
+        assert unreachable[0].startswith("error: ")
