@@ -109,7 +109,7 @@ def status_rows(
                 "address": skipped.address or "",
                 "ec2": skipped.state,
                 "health": "skipped",
-                "reason": None,
+                "reason": _why(frozen) if frozen is not None else None,
                 "state": "",
                 "record": (),
                 "probe": _probe(skipped.instance_id, probes),
