@@ -103,7 +103,10 @@ def _options() -> argparse.ArgumentParser:
 
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(
-        prog="python -m chalicelib", description="lb-failover: load balancer failover on EC2"
+        prog="python -m chalicelib",
+        description="lb-failover: load balancer failover on EC2",
+        epilog="exit codes: 0 done, 1 an action failed or was refused (status: not serving), "
+        "2 bad configuration or usage, 130 interrupted",
     )
     main_parser.add_argument("--version", action="version", version=f"lb-failover {version()}")
     main_parser.add_argument(
