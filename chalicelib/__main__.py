@@ -40,10 +40,6 @@ def version() -> str:
         return "unknown (no pyproject.toml beside chalicelib)"
 
 
-class ConfigurationError(Exception):
-    """A bad configuration the command line found itself (a stage, an argument): exit 2."""
-
-
 def stage_environment(stage: str, config_path: Path) -> dict[str, str]:
     """The variables chalice gives a stage: the top level's, overridden by the stage's."""
     from chalicelib.config import ConfigError
@@ -144,7 +140,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    return parser().parse_args(argv)
+    """The arguments; a usage error exits 2 with the usage, before anything is read."""
+    line = parser()
+    args = line.parse_args(argv)
+    if args.command == "move-active" and args.to is None and args.drain is None:
+        line.error("move-active: give --to NAME, --drain NAME, or both")
+    return args
 
 
 # --- running a command --------------------------------------------------------------------------
@@ -226,8 +227,6 @@ def run_move_active(ctx: Context) -> int:
     from chalicelib import move_active
 
     args = ctx.args
-    if args.to is None and args.drain is None:
-        raise ConfigurationError("move-active: give --to NAME, --drain NAME, or both")
     report = move_active.move_active(
         ctx.settings, ctx.services, ctx.clock, to=args.to, drain=args.drain, wait=not args.no_wait
     )
@@ -280,7 +279,12 @@ def main(
     services: Services | None = None,
     clock: Clock | None = None,
 ) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:  # argparse's own exit: --help, --version (0), a usage error (2)
+        return (
+            EXIT_OK if exc.code is None else exc.code if isinstance(exc.code, int) else EXIT_CONFIG
+        )
     from chalicelib.clock import SystemClock
     from chalicelib.config import ConfigError
     from chalicelib.errors import AwsError, ViewNotLoaded
@@ -295,7 +299,7 @@ def main(
             clock=clock or SystemClock(),
         )
         return COMMANDS[args.command](ctx)
-    except (ConfigError, ConfigurationError) as exc:
+    except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except ViewNotLoaded as exc:
