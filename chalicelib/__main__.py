@@ -1,5 +1,10 @@
-"""The command line: `python -m chalicelib status | plan | reconcile | move-active | handover`.
-Wiring only."""
+"""The command line: `python -m chalicelib COMMAND`. Wiring only.
+
+Its conventions, for every command: `--stage NAME` before or after the command, `--json` for one
+object a script can read (render.envelope, schemas/cli-output.schema.json), exit 0 done, 1 an
+action failed or was refused (status: not serving), 2 bad configuration or usage, 130
+interrupted. Nothing an operator can cause ends in a traceback.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +13,39 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from chalicelib import deployed, handover, jobs, move_active, probing, render
-from chalicelib.clock import Clock, SystemClock
-from chalicelib.config import ConfigError, Settings
-from chalicelib.core.names import CLUSTER, show
-from chalicelib.core.timing import SCHEDULE_SECONDS
-from chalicelib.errors import DomainNotOwned, ViewNotLoaded
-from chalicelib.observe import observe
-from chalicelib.services import Services, aws_services, aws_time_limit
+from chalicelib.core.names import NEW_CLUSTER_FORM, is_new_cluster_name, show
+
+if TYPE_CHECKING:
+    from chalicelib.clock import Clock
+    from chalicelib.config import Settings
+    from chalicelib.report import Report
+    from chalicelib.services import Services
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C ended
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE: the reader went away (`| head`); nothing is wrong here
+
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+
+def version() -> str:
+    """pyproject's version, read as text: `--version` must not wait for boto3 to import."""
+    try:
+        return str(tomllib.loads(PYPROJECT.read_text())["project"]["version"])
+    except (OSError, ValueError, KeyError):
+        return "unknown (no pyproject.toml beside chalicelib)"
 
 
 def stage_environment(stage: str, config_path: Path) -> dict[str, str]:
     """The variables chalice gives a stage: the top level's, overridden by the stage's."""
+    from chalicelib.config import ConfigError
+
     try:
         config = json.loads(config_path.read_text())
     except (OSError, ValueError) as exc:
@@ -38,17 +59,15 @@ def stage_environment(stage: str, config_path: Path) -> dict[str, str]:
     return {key: str(value) for key, value in merged.items()}
 
 
-def _probes(args: argparse.Namespace) -> bool:
-    return args.command in ("plan", "reconcile") or (args.command == "status" and args.probe)
-
-
 def _with_stage_prober(settings: Settings, environment: dict[str, str], stage: str) -> Settings:
     """The deployed stage's prober function, so private targets are probed from inside the VPC.
 
     Not found (never deployed, or this machine cannot read the stack): the targets are probed
     from here, which is right on a machine inside the VPC and on the local stand-in.
     """
+    from chalicelib import deployed
     from chalicelib.adapters.clients import client
+    from chalicelib.config import Settings
 
     found, where = deployed.prober_function(stage, Path("."), lambda: client("cloudformation"))
     if found is None:
@@ -58,24 +77,55 @@ def _with_stage_prober(settings: Settings, environment: dict[str, str], stage: s
     return Settings.from_env({**environment, "LBF_PROBER_FUNCTION": found})
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m chalicelib", description="lb-failover: load balancer failover on EC2"
+# --- arguments ----------------------------------------------------------------------------------
+
+
+def _options() -> argparse.ArgumentParser:
+    """The options every command takes, wherever they stand on the line.
+
+    `--stage` is on the main parser and on each command's: SUPPRESS keeps a command's parser
+    from overwriting, with its default, a `--stage` given before the command.
+    """
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--stage",
+        metavar="NAME",
+        default=argparse.SUPPRESS,
+        help="take the environment from .chalice/config.json's stage NAME",
     )
-    parser.add_argument(
-        "--stage", help="take the environment from .chalice/config.json's stage NAME"
+    options.add_argument(
+        "--json", action="store_true", help="print one JSON object (schemas/cli-output.schema.json)"
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    status = commands.add_parser("status", help="LBs and web servers from the stored state")
+    return options
+
+
+def parser() -> argparse.ArgumentParser:
+    main_parser = argparse.ArgumentParser(
+        prog="python -m chalicelib",
+        description="lb-failover: load balancer failover on EC2",
+        epilog="exit codes: 0 done, 1 an action failed or was refused (status: not serving), "
+        "2 bad configuration or usage, 130 interrupted",
+    )
+    main_parser.add_argument("--version", action="version", version=f"lb-failover {version()}")
+    main_parser.add_argument(
+        "--stage",
+        metavar="NAME",
+        help="take the environment from .chalice/config.json's stage NAME",
+    )
+    options = _options()
+    commands = main_parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[options], help=description)
+
+    status = command("status", "LBs and web servers from the stored state; exit 1 if not serving")
     status.add_argument("--probe", action="store_true", help="add a live probe column")
-    status.add_argument("--json", action="store_true")
-    plan = commands.add_parser("plan", help="one probe round, then every change it would make")
-    plan.add_argument("--json", action="store_true")
-    run = commands.add_parser("reconcile", help="exactly the work of one scheduled invocation")
-    run.add_argument("--json", action="store_true")
-    move = commands.add_parser(
+    status.add_argument("--wide", action="store_true", help="every column, whatever the width")
+    command("plan", "one probe round, then every change it would make")
+    command("reconcile", "exactly the work of one scheduled invocation")
+    move = command(
         "move-active",
-        help="planned failover: move the active record (or the Elastic IP) and wait for INSYNC",
+        "planned failover: move the active record (or the Elastic IP) and wait for INSYNC",
     )
     move.add_argument(
         "--to",
@@ -88,13 +138,167 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="move off this LB (a name, or an instance id), then tag it lbf:maintenance=drain",
     )
     move.add_argument("--no-wait", action="store_true", help="do not wait for Route 53's INSYNC")
-    move.add_argument("--json", action="store_true")
-    hand = commands.add_parser(
-        "handover", help="hand the domain (its _lbf TXT) to cluster NEW, for a renamed cluster"
+    hand = command(
+        "handover", "hand the domain (its _lbf TXT) to cluster NEW, for a renamed cluster"
     )
     hand.add_argument("new_cluster", metavar="NEW", help="the cluster's new name (lbf:cluster)")
-    hand.add_argument("--json", action="store_true")
-    return parser.parse_args(argv)
+    return main_parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The arguments; a usage error exits 2 with the usage, before anything is read."""
+    line = parser()
+    args = line.parse_args(argv)
+    if args.command == "move-active" and args.to is None and args.drain is None:
+        line.error("move-active: give --to NAME, --drain NAME, or both")
+    if args.command == "handover" and not is_new_cluster_name(args.new_cluster):
+        line.error(
+            f"handover: NEW {show(args.new_cluster)} is not a cluster name ({NEW_CLUSTER_FORM})"
+        )
+    return args
+
+
+# --- running a command --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a command runs with: its arguments, the settings, the AWS services, the clock."""
+
+    args: argparse.Namespace
+    settings: Settings
+    services: Services
+    clock: Clock
+
+
+def emit(ctx: Context, document: Mapping[str, Any], text: str) -> None:
+    """The command's result on stdout: the JSON object with --json, else the text."""
+    print(json.dumps(document, indent=2) if ctx.args.json else text, flush=True)
+
+
+def print_report(ctx: Context, report: Report) -> int:
+    """A Report printed, and its exit code."""
+    from chalicelib import render
+
+    if report.configuration_error is not None:
+        # Refused before anything was planned (the domain is another cluster's): nothing written.
+        print(f"configuration error: {report.configuration_error}", file=sys.stderr)
+        return EXIT_CONFIG
+    emit(ctx, render.report_json(report, ctx.args.command), render.report_text(report))
+    if report.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def run_status(ctx: Context) -> int:
+    from chalicelib import probing, render
+    from chalicelib.observe import observe
+
+    world = observe(ctx.settings, ctx.services, now=ctx.clock.now())
+    assert world is not None  # only None for a run about one instance
+    probes = probing.probe_all(world, ctx.settings, ctx.services) if ctx.args.probe else None
+    serving = render.serving(world, ctx.settings, probes)
+    emit(
+        ctx,
+        render.status_json(world, ctx.settings, probes),
+        render.status_text(world, ctx.settings, probes, wide=ctx.args.wide),
+    )
+    return EXIT_OK if serving.ok else EXIT_FAILED
+
+
+def run_plan(ctx: Context) -> int:
+    from chalicelib import jobs
+
+    report = jobs.reconcile(
+        ctx.settings, ctx.services, ctx.clock, rounds=1, dry_run=True, job="plan"
+    )
+    return print_report(ctx, report)
+
+
+def run_reconcile(ctx: Context) -> int:
+    from chalicelib import jobs, render
+    from chalicelib.core.timing import SCHEDULE_SECONDS
+    from chalicelib.report import RoundDone
+    from chalicelib.services import aws_time_limit
+
+    # The scheduled function's one-minute budget: a round that would end past it is not
+    # started, and AWS calls take their timeouts from what is left of it.
+    deadline = ctx.clock.now() + SCHEDULE_SECONDS
+
+    def progress(done: RoundDone) -> None:
+        # As it happens, not after the minute: the operator sees a failover when it is made.
+        if not ctx.args.json:
+            print(render.round_line(done), flush=True)
+
+    with aws_time_limit(lambda: deadline - ctx.clock.now()):
+        report = jobs.reconcile(
+            ctx.settings, ctx.services, ctx.clock, deadline=deadline, progress=progress
+        )
+    return print_report(ctx, report)
+
+
+def run_move_active(ctx: Context) -> int:
+    from chalicelib import move_active
+
+    args = ctx.args
+    report = move_active.move_active(
+        ctx.settings, ctx.services, ctx.clock, to=args.to, drain=args.drain, wait=not args.no_wait
+    )
+    return print_report(ctx, report)
+
+
+def run_handover(ctx: Context) -> int:
+    from chalicelib import handover
+
+    result = handover.handover(ctx.settings, ctx.services, ctx.clock, ctx.args.new_cluster)
+    nothing = (
+        f"{ctx.settings.domain} is owned by cluster {ctx.args.new_cluster} already: nothing to do"
+    )
+    emit(ctx, result.json(), result.text() if result.changed or result.errors else nothing)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+COMMANDS: dict[str, Callable[[Context], int]] = {
+    "status": run_status,
+    "plan": run_plan,
+    "reconcile": run_reconcile,
+    "move-active": run_move_active,
+    "handover": run_handover,
+}
+# Commands that probe: with --stage, they look for the stage's deployed prober function.
+PROBING = ("plan", "reconcile")
+
+
+def _settings(args: argparse.Namespace, environ: Mapping[str, str] | None) -> Settings:
+    from chalicelib.config import Settings
+
+    environment = dict(os.environ if environ is None else environ)
+    stage = getattr(args, "stage", None)
+    if stage:
+        environment.update(stage_environment(stage, Path(".chalice/config.json")))
+    settings = Settings.from_env(environment)
+    if settings.cluster_warning is not None:
+        print(f"warning: {settings.cluster_warning}", file=sys.stderr)
+    if stage:
+        # boto3 reads its own variables (region, endpoint) from the process environment.
+        os.environ.update({k: v for k, v in environment.items() if k.startswith("AWS_")})
+        probes = args.command in PROBING or getattr(args, "probe", False)
+        if settings.prober_function is None and probes:
+            settings = _with_stage_prober(settings, environment, stage)
+    return settings
+
+
+def configure_logging() -> None:
+    """Warnings on stderr, once.
+
+    The run's own log lines (chalicelib's: a failed action, a notice sent, a round not started)
+    are for the deployed function's logs; each is also in the Report this command prints, so
+    here they would print twice. Other libraries' warnings (botocore's) reach stderr through the
+    one handler. Done for the process only (`entry`), never by `main`, which tests call in
+    process and whose log capture must stay as it is.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    logging.getLogger("chalicelib").setLevel(logging.CRITICAL + 1)
 
 
 def main(
@@ -103,105 +307,61 @@ def main(
     services: Services | None = None,
     clock: Clock | None = None,
 ) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    environment = dict(os.environ if environ is None else environ)
     try:
-        if args.stage:
-            environment.update(stage_environment(args.stage, Path(".chalice/config.json")))
-        settings = Settings.from_env(environment)
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    if settings.cluster_warning is not None:
-        print(f"warning: {settings.cluster_warning}", file=sys.stderr)
-    if args.stage:
-        # boto3 reads its own variables (region, endpoint) from the process environment.
-        os.environ.update({k: v for k, v in environment.items() if k.startswith("AWS_")})
-        if settings.prober_function is None and _probes(args):
-            try:
-                settings = _with_stage_prober(settings, environment, args.stage)
-            except ConfigError as exc:
-                print(f"configuration error: {exc}", file=sys.stderr)
-                return EXIT_CONFIG
-    try:
-        services = services or aws_services(settings)
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    clock = clock or SystemClock()
-
-    if args.command == "handover":
-        return _handover(settings, services, clock, args.new_cluster, as_json=args.json)
-
-    if args.command == "status":
-        try:
-            world = observe(settings, services, now=clock.now())
-        except DomainNotOwned as exc:
-            print(f"configuration error: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
-        except ViewNotLoaded as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-        assert world is not None  # only None for a run about one instance
-        probes = probing.probe_all(world, settings, services) if args.probe else None
-        if args.json:
-            print(json.dumps(render.status_json(world, settings, probes), indent=2))
-        else:
-            print(render.status_text(world, settings, probes))
-        return EXIT_OK
-
-    if args.command == "move-active":
-        if args.to is None and args.drain is None:
-            print("move-active: give --to NAME, --drain NAME, or both", file=sys.stderr)
-            return EXIT_CONFIG
-        report = move_active.move_active(
-            settings, services, clock, to=args.to, drain=args.drain, wait=not args.no_wait
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:  # argparse's own exit: --help, --version (0), a usage error (2)
+        return (
+            EXIT_OK if exc.code is None else exc.code if isinstance(exc.code, int) else EXIT_CONFIG
         )
-    elif args.command == "plan":
-        report = jobs.reconcile(settings, services, clock, rounds=1, dry_run=True, job="plan")
-    else:
-        # The scheduled function's one-minute budget: a round that would end past it is not
-        # started, and AWS calls take their timeouts from what is left of it.
-        deadline = clock.now() + SCHEDULE_SECONDS
-        with aws_time_limit(lambda: deadline - clock.now()):
-            report = jobs.reconcile(settings, services, clock, deadline=deadline)
-    if report.configuration_error is not None:
-        print(f"configuration error: {report.configuration_error}", file=sys.stderr)
-        return EXIT_CONFIG
-    if args.json:
-        print(json.dumps(render.report_json(report), indent=2))
-    else:
-        print(render.report_text(report))
-    return EXIT_OK if report.ok else EXIT_FAILED
+    from chalicelib.clock import SystemClock
+    from chalicelib.config import ConfigError
+    from chalicelib.errors import AwsError, DomainNotOwned, ViewNotLoaded
+    from chalicelib.services import aws_services
 
-
-def _handover(
-    settings: Settings, services: Services, clock: Clock, new_cluster: str, *, as_json: bool
-) -> int:
-    if not CLUSTER.fullmatch(new_cluster):
-        print(
-            f"handover: NEW {show(new_cluster)} is not a cluster name "
-            "(1-128 characters of A-Z a-z 0-9 . _ -)",
-            file=sys.stderr,
-        )
-        return EXIT_CONFIG
     try:
-        result = handover.handover(settings, services, clock, new_cluster)
-    except DomainNotOwned as exc:
+        settings = _settings(args, environ)
+        ctx = Context(
+            args=args,
+            settings=settings,
+            services=services or aws_services(settings),
+            clock=clock or SystemClock(),
+        )
+        return COMMANDS[args.command](ctx)
+    except (ConfigError, DomainNotOwned) as exc:
+        # DomainNotOwned: LBF_CLUSTER is not the domain's owner (a typo, another cluster's name).
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except ViewNotLoaded as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    if as_json:
-        print(json.dumps(result.json(), indent=2))
-    elif result.changed or result.errors:
-        print(result.text())
-    else:
-        print(f"{settings.domain} is owned by cluster {new_cluster} already: nothing to do")
-    return EXIT_OK if result.ok else EXIT_FAILED
+    except AwsError as exc:
+        # A read outside a run's Report (credentials, an endpoint, throttling): one line.
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        # Outside a run's rounds, which end with their Report: before any write.
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def entry(run: Callable[[], int] = main) -> int:
+    """`python -m chalicelib`: `run` (main) in a process, with what only a process meets: its
+    logging, Ctrl-C before a command starts, and a reader that goes away (`| head`)."""
+    configure_logging()
+    try:
+        code = run()
+        sys.stdout.flush()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The Python documentation's way (signal, "Note on SIGPIPE"): point stdout at devnull so
+        # that the interpreter's own flush at exit does not raise again, and leave quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_PIPE_CLOSED
+    return code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

@@ -54,19 +54,22 @@ class Handover:
         return "\n".join(lines)
 
     def json(self) -> dict[str, object]:
-        return {
-            "schema": SCHEMA,
-            "command": "handover",
-            "domain": self.domain,
-            "from": self.from_cluster,
-            "to": self.to_cluster,
-            "labels": list(self.labels),
-            "changed": self.changed,
-            "dry_run": self.dry_run,
-            "planned": self.planned,
-            "applied": self.applied,
-            "errors": self.errors,
-        }
+        from chalicelib.render import envelope, reason
+
+        return envelope(
+            "handover",
+            {
+                "domain": self.domain,
+                "from": self.from_cluster,
+                "to": self.to_cluster,
+                "labels": list(self.labels),
+                "changed": self.changed,
+                "dry_run": self.dry_run,
+                "planned": self.planned,
+                "applied": self.applied,
+                "errors": [reason("action-failed", text) for text in self.errors],
+            },
+        )
 
 
 def handover(settings: Settings, services: Services, clock: Clock, new_cluster: str) -> Handover:

@@ -11,9 +11,10 @@ the notices are chalicelib/report.py's bookkeeping.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 
-from chalicelib import probing
+from chalicelib import interrupts, probing
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
 from chalicelib.core import conditions as condition_rules
@@ -37,7 +38,7 @@ from chalicelib.errors import DomainNotOwned, ViewNotLoaded
 from chalicelib.executor import Executor, mode_of
 from chalicelib.health_checks import SecondOpinion, keep_health_checks
 from chalicelib.observe import observe, refresh_pushes
-from chalicelib.report import Report, log_changes, new_run_id, notify, record_round
+from chalicelib.report import Report, RoundDone, log_changes, new_run_id, notify, record_round
 from chalicelib.services import Services
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def reconcile(
     concerning: str | None = None,
     run_id: str | None = None,
     deadline: float | None = None,
+    progress: Callable[[RoundDone], None] | None = None,
 ) -> Report:
     """One invocation's work: `rounds` probe rounds (default LBF_PROBE_ROUNDS), acting each round.
 
@@ -62,10 +64,12 @@ def reconcile(
     stored verdicts only, and leaves the rise/fall counts to the scheduled rounds. With
     `concerning`, a run about an instance outside the cluster stops after the inventory read.
     `deadline` (the clock's time when the invocation ends) lets a round start only if its probes
-    and its writes fit before it (SPEC "Where two rules meet", Time).
+    and its writes fit before it (SPEC "Where two rules meet", Time). `progress` is told of each
+    round as it ends (the command line prints it). Ctrl-C ends the run between steps: the Report
+    returned says `interrupted` and holds what was applied until then.
     """
     started = clock.now()
-    report = Report(job=job, run_id=run_id or new_run_id())
+    report = Report(job=job, run_id=run_id or new_run_id(), dry_run=dry_run or settings.dry_run)
     # The prober function's invoke runs beside the public probes and may outlast them.
     invoke = settings.uses_prober_function
     round_needs = timing.round_seconds(
@@ -73,8 +77,9 @@ def reconcile(
     )
     if not timing.round_fits(starts_at=started, deadline=deadline, needs=round_needs):
         # Not even one round fits: reading the world would only spend the time left.
-        report.errors.append(
-            _no_time_for(1, started, deadline, round_needs, probes=probe, invoke=invoke)
+        report.error(
+            "no-time-for-a-round",
+            _no_time_for(1, started, deadline, round_needs, probes=probe, invoke=invoke),
         )
         return report
     try:
@@ -83,22 +88,25 @@ def reconcile(
         report.seconds = clock.now() - started
         return report.refuse(str(exc))
     except ViewNotLoaded as exc:
-        report.errors.append(str(exc))
+        report.error("view-not-loaded", str(exc))
         report.seconds = clock.now() - started
         return report
     if observed is None:
-        report.notes.append(f"{concerning} is not an instance of cluster {settings.cluster}")
+        report.note(
+            "other-cluster", f"{concerning} is not an instance of cluster {settings.cluster}"
+        )
         report.seconds = clock.now() - started
         return report
     world = observed
 
     report.dry_run = dry_run or settings.dry_run or world.paused
     if world.paused:
-        report.notes.append(
-            f"paused: {pausing.describe(world, settings.paused_parameter_name)}; planning only"
+        report.note(
+            "paused",
+            f"paused: {pausing.describe(world, settings.paused_parameter_name)}; planning only",
         )
     if world.health_checks_error is not None:
-        report.errors.append(world.health_checks_error)
+        report.error("health-checks-unread", world.health_checks_error)
     second_opinion = SecondOpinion(services, clock)
     rejected: dict[str, str] = {}  # record names Route 53 rejects this run, left out after
     unregistered: dict[str, str] = {}  # LBs SSM does not know this run -> their condition or ""
@@ -115,51 +123,125 @@ def reconcile(
     # LBF_MAX_POOL_DROP bounds the whole run against the list published when it started.
     start_list = parse_list(world.backends_parameter)
 
-    for number in range(count):
-        starts_at = max(clock.now(), started + number * settings.probe_interval)
-        if not timing.round_fits(starts_at=starts_at, deadline=deadline, needs=round_needs):
-            # A round cut short by the invocation's end could stop mid-change; the next run
-            # starts within the minute and does this round's work.
-            text = _no_time_for(
-                number + 1, starts_at, deadline, round_needs, probes=probe, invoke=invoke
-            )
-            (report.notes if number > 0 else report.errors).append(text)
-            log.warning(text)
-            break
-        if number > 0:
-            wait = starts_at - clock.now()
-            if wait > 0:
-                clock.sleep(wait)
-        conditions: dict[str, str] = {}
-        if probe:
-            for path in probing.probe_round(world, settings, services):
-                world = _judge_path(world, path, settings, conditions, report, second_opinion)
-        world = refresh_pushes(world, services, report)
-        world, plan = _plan_and_apply(
-            world,
-            settings,
-            services,
-            executor,
-            report,
-            clock,
-            started,
-            rejected,
-            unregistered,
-            start_list,
+    verdicts = _verdicts(observed)
+    number = 0
+    try:
+        for number in range(count):
+            starts_at = max(clock.now(), started + number * settings.probe_interval)
+            if not timing.round_fits(starts_at=starts_at, deadline=deadline, needs=round_needs):
+                # A round cut short by the invocation's end could stop mid-change; the next run
+                # starts within the minute and does this round's work.
+                text = _no_time_for(
+                    number + 1, starts_at, deadline, round_needs, probes=probe, invoke=invoke
+                )
+                if number > 0:
+                    report.note("round-not-started", text)
+                else:
+                    report.error("no-time-for-a-round", text)
+                log.warning(text)
+                break
+            done_before = (len(report.applied), len(report.planned), len(report.errors))
+            if number > 0:
+                wait = starts_at - clock.now()
+                if wait > 0:
+                    clock.sleep(wait)
+            conditions: dict[str, str] = {}
+            if probe:
+                for path in probing.probe_round(world, settings, services):
+                    world = _judge_path(world, path, settings, conditions, report, second_opinion)
+            world = refresh_pushes(world, services, report)
+            # From here the round writes: Ctrl-C waits for its writes (and their record in the
+            # Report), so that what the Report says was applied is what was.
+            with interrupts.writes_finish_first() as held:
+                world, plan = _plan_and_apply(
+                    world,
+                    settings,
+                    services,
+                    executor,
+                    report,
+                    clock,
+                    started,
+                    rejected,
+                    unregistered,
+                    start_list,
+                )
+                if report.configuration_error is not None:
+                    break  # the domain is no longer this cluster's: not another write, nor a notice
+                if number == 0:  # after the records: a failover never waits for a health check
+                    keep_health_checks(world, settings, executor, report, started)
+                conditions.update(plan.conditions)
+                conditions.update(pausing.conditions(world, settings.paused_parameter_name))
+                report.rounds = number + 1
+                world = notify(world, settings, services, report, conditions, executor)
+            if progress is not None:
+                now_verdicts = _verdicts(world)
+                seconds = clock.now() - started
+                progress(
+                    _round_done(
+                        number + 1,
+                        report,
+                        done_before,
+                        verdicts,
+                        now_verdicts,
+                        seconds,
+                        clock.now(),
+                    )
+                )
+                verdicts = now_verdicts
+            if held.interrupted:
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        # Between steps (a wait, a probe round, a printed line) or right after a round's writes:
+        # the Report holds every change applied, and nothing was left half-done.
+        report.interrupted = True
+        where = "after" if report.rounds == number + 1 else "in"
+        report.note(
+            "interrupted",
+            f"interrupted {where} round {number + 1}: what is reported as changed was applied, "
+            "nothing after it; the next scheduled run carries on",
         )
-        if report.configuration_error is not None:
-            break  # the domain is no longer this cluster's: not another write, nor a notice
-        if number == 0:  # after the records: a failover never waits for a health check
-            keep_health_checks(world, settings, executor, report, started)
-        conditions.update(plan.conditions)
-        conditions.update(pausing.conditions(world, settings.paused_parameter_name))
-        report.rounds = number + 1
-        world = notify(world, settings, services, report, conditions, executor)
 
     report.world = world
     report.healthy_lbs = sum(1 for lb in world.lbs if dns.is_eligible(lb))
     report.seconds = clock.now() - started
     return report
+
+
+def _verdicts(world: World) -> dict[str, tuple[str, str]]:
+    """instance id -> (name as shown, verdict), to tell a round's verdict changes."""
+    return {
+        instance.instance_id: (
+            instance.name or instance.address or instance.instance_id,
+            instance.verdict.value,
+        )
+        for instance in (*world.lbs, *world.webs)
+    }
+
+
+def _round_done(
+    number: int,
+    report: Report,
+    done_before: tuple[int, int, int],
+    before: dict[str, tuple[str, str]],
+    after: dict[str, tuple[str, str]],
+    seconds: float,
+    at: float,
+) -> RoundDone:
+    applied, planned, errors = done_before
+    changed = []
+    for key, (name, verdict) in after.items():
+        was = before.get(key, (name, "unknown"))[1]
+        if was != verdict:
+            changed.append(f"{name} {was} -> {verdict}")
+    return RoundDone(
+        number=number,
+        at=at,
+        seconds=seconds,
+        verdicts=tuple(changed),
+        applied=tuple(report.applied[applied:]),
+        planned=tuple(report.planned[planned:]),
+        errors=tuple(report.errors[errors:]),
+    )
 
 
 def on_instance_change(
@@ -290,7 +372,7 @@ def _plan_and_apply(
             report.refuse(str(exc))
             break
         except ViewNotLoaded as exc:
-            report.errors.append(f"re-reading after a rejected change failed: {exc}")
+            report.error("reread-failed", f"re-reading after a rejected change failed: {exc}")
             break
         assert fresh is not None  # only a run `concerning` one instance can read None
         batch = rejected_batch(outcomes)
@@ -319,16 +401,18 @@ def _plan_and_apply(
         if planned_again:
             for outcome in outcomes:
                 if outcome.rejected:
-                    report.errors.append(
+                    report.error(
+                        "stale",
                         f"{outcome.change.describe()}: still stale after a re-read (the records "
-                        f"changed again); the next round plans from this re-read: {outcome.error}"
+                        f"changed again); the next round plans from this re-read: {outcome.error}",
                     )
             outcomes = [o for o in outcomes if not o.rejected]
             break
         planned_again = True
-        report.notes.append(
+        report.note(
+            "newer-view",
             "a change was rejected and a re-read shows its records changed since (stale): "
-            "planned again from the re-read"
+            "planned again from the re-read",
         )
         first = outcomes
         plan = decided(world)
@@ -372,12 +456,13 @@ def _agents_not_registered(
                 f"{change.describe()}: SSM does not know the LB's agent {now - launch:.0f} s after "
                 f"its launch; tried again next run: {outcome.error}"
             )
-            report.errors.append(text)
+            report.error("ssm-agent-missing", text)
         else:
             text = ""
-            report.notes.append(
+            report.note(
+                "ssm-agent-waiting",
                 f"{change.describe()}: waits for the LB's SSM agent to register (launched "
-                f"{now - launch:.0f} s ago); tried again next run"
+                f"{now - launch:.0f} s ago); tried again next run",
             )
         unregistered[change.instance_id] = text
     return rest
@@ -416,14 +501,16 @@ def _apply_without_rejected(
     for records, why in refused.items():
         names = {c.record.name for c in records.changes}
         rejected.update(dict.fromkeys(names, why))
-        report.errors.append(
+        report.error(
+            "route53-rejected",
             f"Route 53 rejected {records.describe()}: {why}; a re-read shows the records "
-            "unchanged, so it is permanent, not a race: the run goes on without them"
+            "unchanged, so it is permanent, not a race: the run goes on without them",
         )
     if len(alone) > 1 and not refused:
-        report.notes.append(
+        report.note(
+            "route53-rejected-whole",
             f"Route 53 rejected {change.describe()} but took each of its records in a batch of "
-            "its own"
+            "its own",
         )
     left = without_rejected(
         plan,

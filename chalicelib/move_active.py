@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from chalicelib import interrupts
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
 from chalicelib.core.failover import Failover
@@ -48,7 +49,7 @@ def move_active(
         report.timeline.append((clock.now() - started, text))
 
     def refuse(reason: str) -> Report:
-        report.errors.append(f"refused, nothing changed: {reason}")
+        report.error("refused", f"refused, nothing changed: {reason}")
         report.seconds = clock.now() - started
         return report
 
@@ -57,7 +58,7 @@ def move_active(
     except DomainNotOwned as exc:
         return report.refuse(str(exc))
     except ViewNotLoaded as exc:
-        report.errors.append(str(exc))
+        report.error("view-not-loaded", str(exc))
         return report
     assert observed is not None  # only None for a run about one instance
     world = fold_down_states(observed, settings.rules.thresholds)
@@ -89,8 +90,14 @@ def move_active(
     executor = Executor(
         services, now=clock.now, mode=mode_of(dry_run=settings.dry_run, paused=world.paused)
     )
-    outcomes = executor.apply(plan)
+    # Ctrl-C from here waits for the move's writes: the Report must say whether it moved.
+    with interrupts.writes_finish_first() as held:
+        outcomes = executor.apply(plan)
     _report(outcomes, report, step)
+    if held.interrupted:
+        report.interrupted = True
+        report.note("interrupted", "interrupted after the move's writes; INSYNC not waited for")
+        wait = False
     moves = [o for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress)]
     if moves and all(o.ok for o in moves):
         active = plan.active
@@ -107,7 +114,14 @@ def move_active(
         step(plan.active.reason)
     change_ids = [o.change_id for o in moves if o.ok and o.change_id is not None]
     if change_ids and wait:
-        _wait_insync(services, clock, change_ids[0], report, step, insync_timeout)
+        try:
+            _wait_insync(services, clock, change_ids[0], report, step, insync_timeout)
+        except KeyboardInterrupt:
+            report.interrupted = True
+            report.note(
+                "interrupted",
+                f"stopped waiting for change {change_ids[0]} to be INSYNC; the move was applied",
+            )
     report.seconds = clock.now() - started
     return report
 
@@ -123,17 +137,18 @@ def _report(outcomes: Sequence[Outcome], report: Report, step: Callable[[str], N
             suffix = f" (change {outcome.change_id})" if outcome.change_id else ""
             step(f"applied: {text}{suffix}")
         elif outcome.skipped:
-            report.notes.append(f"not written, the move did not go through: {text}")
+            report.note("not-written", f"not written, the move did not go through: {text}")
         elif outcome.rejected:
-            report.errors.append(
+            report.error(
+                "route53-rejected",
                 f"{text}: rejected, nothing moved: the active record (or the Elastic IP) "
                 "changed since it was read, or Route 53 refuses the change for good (a CNAME "
-                f"at the name); look at `status` and run again: {outcome.error}"
+                f"at the name); look at `status` and run again: {outcome.error}",
             )
         elif isinstance(change, SetTags):
-            report.errors.append(f"{text}: {outcome.error}")
+            report.error("action-failed", f"{text}: {outcome.error}")
         else:
-            report.errors.append(f"{text} failed, nothing moved: {outcome.error}")
+            report.error("move-failed", f"{text} failed, nothing moved: {outcome.error}")
 
 
 def _wait_insync(
@@ -149,12 +164,14 @@ def _wait_insync(
         try:
             status = services.records.change_status(change_id)
         except AwsError as exc:
-            report.errors.append(f"reading change {change_id}: {exc}")
+            report.error("insync-unread", f"reading change {change_id}: {exc}")
             return
         if status == "INSYNC":
             step("INSYNC: every Route 53 name server answers with the new address")
             return
         if clock.now() >= deadline:
-            report.errors.append(f"change {change_id} still {status} after {timeout:.0f} s")
+            report.error(
+                "insync-timeout", f"change {change_id} still {status} after {timeout:.0f} s"
+            )
             return
         clock.sleep(2.0)

@@ -58,6 +58,9 @@ class Report:
     # Set when the run was refused for its configuration before anything was planned (the domain
     # is another cluster's): exit 2, and in a function the configuration-error metric alone.
     configuration_error: str | None = None
+    # Ctrl-C ended the run between two steps: what it holds is what was applied until then.
+    interrupted: bool = False
+    codes: dict[str, str] = field(default_factory=dict)  # an error's or a note's text -> its code
 
     @property
     def ok(self) -> bool:
@@ -66,8 +69,34 @@ class Report:
     def refuse(self, reason: str) -> Report:
         """The run stops here, for its configuration: nothing was written."""
         self.configuration_error = reason
-        self.errors.append(reason)
+        self.error("domain-not-owned", reason)
         return self
+
+    def error(self, code: str, text: str) -> None:
+        """An action that failed (the run exits 1), with a stable code for --json."""
+        self.errors.append(text)
+        self.codes.setdefault(text, code)
+
+    def note(self, code: str, text: str) -> None:
+        """A line that is neither an action nor an error, with a stable code for --json."""
+        self.notes.append(text)
+        self.codes.setdefault(text, code)
+
+    def code_of(self, text: str, default: str) -> str:
+        return self.codes.get(text, default)
+
+
+@dataclass(frozen=True)
+class RoundDone:
+    """One round of a run as it ends, for whoever shows progress (the command line)."""
+
+    number: int
+    at: float  # the clock's time (epoch seconds)
+    seconds: float  # since the run started
+    verdicts: tuple[str, ...]  # "lb1 healthy -> unhealthy"
+    applied: tuple[str, ...]
+    planned: tuple[str, ...]  # printed only: dry run, paused
+    errors: tuple[str, ...]
 
 
 def new_run_id() -> str:
@@ -81,16 +110,17 @@ def report_outcomes(outcomes: Sequence[Outcome], report: Report) -> None:
         if outcome.ok:
             (report.planned if outcome.printed else report.applied).append(text)
         elif outcome.skipped:
-            report.notes.append(f"not attempted (records did not change): {text}")
+            report.note("not-attempted", f"not attempted (records did not change): {text}")
         elif outcome.rejected:
             # Judged rejections (stale, permanent) are reported where they are judged; this one
             # could not be, its re-read failed.
-            report.errors.append(
+            report.error(
+                "route53-rejected",
                 f"{text}: rejected, and not judged (no re-read); the next round tries again: "
-                f"{outcome.error}"
+                f"{outcome.error}",
             )
         else:
-            report.errors.append(f"{text}: {outcome.error}")
+            report.error("action-failed", f"{text}: {outcome.error}")
 
 
 def record_round(
@@ -111,11 +141,11 @@ def record_round(
         )
     for note in plan.notes:
         if note not in report.notes:
-            report.notes.append(note)
+            report.note("plan", note)
     for key, text in plan.conditions.items():
         # A push sent again past its step's timeout: in the report as well as the notice.
         if key.startswith("push-overdue:") and text not in report.notes:
-            report.notes.append(text)
+            report.note("push-overdue", text)
     return failed
 
 
@@ -201,15 +231,15 @@ def notify(
         change = outcome.change
         if outcome.printed:
             if isinstance(change, Notify):
-                report.notes.append(f"would notify: {change.message}")
+                report.note("would-notify", f"would notify: {change.message}")
             else:
                 report.planned.append(change.describe())
         elif isinstance(change, Notify):
             report.notices.append(change.message)
             if not outcome.ok:
-                report.errors.append(f"notice not sent: {outcome.error}")
+                report.error("notice-not-sent", f"notice not sent: {outcome.error}")
         elif outcome.ok:
             report.applied.append(change.describe())
         else:
-            report.errors.append(f"storing notified conditions: {outcome.error}")
+            report.error("notices-not-stored", f"storing notified conditions: {outcome.error}")
     return replace(world, notices=remembered)

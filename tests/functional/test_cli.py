@@ -24,7 +24,7 @@ from tests.kit.settings import STAND_IN_AWS, environment
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN = FAKE_DOMAIN
 ENV = environment(FAKE_CLOUD_ENV, sns_topic_arn=None)
-STATUS_COLUMNS = ["ROLE", "NAME", "INSTANCE", "ADDRESS", "EC2", "HEALTH", "STATE", "RECORD"]
+STATUS_COLUMNS = ["ROLE", "NAME", "INSTANCE", "ADDRESS", "EC2", "HEALTH", "WHY", "STATE", "RECORD"]
 # A tag an operator (or an attacker with ec2:CreateTags) set with a line break and a command in it.
 HOSTILE_NAME = "lb3\nrm -rf /"
 
@@ -68,6 +68,11 @@ def table(output: str) -> list[dict[str, str]]:
         ]
         rows.append(dict(zip(names, cells, strict=True)))
     return rows
+
+
+def summary(output: str) -> str:
+    """The Report's first line, after the round lines printed as the rounds ended."""
+    return next(line for line in output.splitlines() if line.startswith(("reconcile ", "plan ")))
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -142,7 +147,7 @@ def test_stage_takes_the_environment_from_chalice_config(
     settle(cloud)
     capsys.readouterr()
 
-    code = run(cloud, "--stage", "prod", "status", environ={})
+    code = run(cloud, "--stage", "prod", "status", "--wide", environ={})
 
     assert code == 0
     out = capsys.readouterr().out
@@ -195,7 +200,7 @@ def test_status_shows_lbs_and_web_servers_from_the_stored_state(
     capsys.readouterr()
     writes = len(cloud.calls.writes())
 
-    code = run(cloud, "status")
+    code = run(cloud, "status", "--wide")
 
     assert code == 0
     out = capsys.readouterr().out
@@ -227,7 +232,7 @@ def test_status_shows_a_skipped_instance_with_its_reason_escaped(
     settle(cloud)
     capsys.readouterr()
 
-    code = run(cloud, "status")
+    code = run(cloud, "status", "--wide")
 
     assert code == 0
     out = capsys.readouterr().out
@@ -258,7 +263,7 @@ def test_status_json_is_parseable_and_carries_the_same_rows(
     data = json.loads(capsys.readouterr().out)
     assert data["cluster"] == "demo"
     assert data["active"] == ["127.0.0.11"]
-    assert data["backends"] == "127.0.1.21:80 127.0.1.22:8080"
+    assert data["backends"] == ["127.0.1.21:80", "127.0.1.22:8080"]
     assert data["paused"] is False
     rows = {row["instance"]: row for row in data["instances"]}
     lb1 = rows[cloud.ec2.id_at("127.0.0.11")]
@@ -267,11 +272,13 @@ def test_status_json_is_parseable_and_carries_the_same_rows(
         "lb1",
         "healthy",
         "active",
-        "127.0.0.11",
+        ["127.0.0.11"],
     )
     assert rows[hostile]["health"] == "skipped"
-    assert "\n" not in rows[hostile]["notes"]
-    assert "'lb3\\nrm -rf /'" in rows[hostile]["notes"]
+    [skipped] = rows[hostile]["notes"]
+    assert skipped["code"] == "skipped"
+    assert "\n" not in skipped["text"]
+    assert "'lb3\\nrm -rf /'" in skipped["text"]
 
 
 @pytest.mark.parametrize(
@@ -298,7 +305,7 @@ def test_status_prints_the_detection_bound_with_its_terms(
     settle(cloud)
     capsys.readouterr()
 
-    assert run(cloud, "status", environ=environ) == 0
+    assert run(cloud, "status", "--wide", environ=environ) == 0
     assert line in capsys.readouterr().out.splitlines()
 
     assert run(cloud, "status", "--json", environ=environ) == 0
@@ -325,7 +332,7 @@ def test_status_prints_the_prober_function_s_invoke_as_a_term(
     settle(cloud)
     capsys.readouterr()
 
-    assert run(cloud, "status", environ=environ) == 0
+    assert run(cloud, "status", "--wide", environ=environ) == 0
     assert (
         "detection bound: 43 s + start-up = (FALL + 1) x INTERVAL [40 s] + TIMEOUT [2 s]"
         " + (60 - ROUNDS x INTERVAL) [0 s] + PROBER INVOKE [1 s] + start-up"
@@ -354,12 +361,16 @@ def test_a_schedule_that_cannot_fit_the_minute_exits_2_before_any_aws_call(
     assert cloud.calls.log == []
 
 
-@pytest.mark.parametrize("command", ["status", "plan", "reconcile", "move-active"])
+@pytest.mark.parametrize(
+    "command",
+    [["status"], ["plan"], ["reconcile"], ["move-active", "--to", "lb2"], ["handover", "next"]],
+    ids=" ".join,
+)
 def test_a_misspelt_safety_switch_exits_2_naming_the_known_one_before_any_aws_call(
-    cloud: FakeCloud, capsys: pytest.CaptureFixture[str], command: str
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
     """`LBF_DRYRUN=true` silently ignored would make a real run of what was meant as a dry run."""
-    code = run(cloud, command, environ={**ENV, "LBF_DRYRUN": "true"})
+    code = run(cloud, *command, environ={**ENV, "LBF_DRYRUN": "true"})
 
     assert code == 2
     [line] = capsys.readouterr().err.splitlines()
@@ -389,7 +400,7 @@ def test_status_probe_adds_a_live_probe_column(
     rounds = len(cloud.prober.rounds)
     writes = len(cloud.calls.writes())
 
-    code = run(cloud, "status", "--probe")
+    code = run(cloud, "status", "--wide", "--probe")
 
     assert code == 0
     rows = {row["NAME"]: row for row in table(capsys.readouterr().out)}
@@ -488,7 +499,7 @@ def test_plan_json_lists_the_planned_changes_and_applies_none(
     assert data["rounds"] == 1
     assert data["applied"] == []
     assert any(f"CREATE lb.{DOMAIN} A 127.0.0.12" in change for change in data["planned"])
-    assert data["active"] == "moved off lb1 (stopped) to lb2"
+    assert data["active"] == {"code": "moved", "text": "moved off lb1 (stopped) to lb2"}
     assert len(cloud.calls.writes()) == writes
 
 
@@ -510,7 +521,7 @@ def test_reconcile_exits_0_and_prints_what_changed(
 
     assert code == 0
     out = capsys.readouterr().out
-    assert ", ok," in out.splitlines()[0]
+    assert ", ok," in summary(out)
     assert "changed:" in out
     assert "would change" not in out
     assert f"CREATE lb.{DOMAIN} A 127.0.0.11" in out
@@ -533,7 +544,7 @@ def test_reconcile_exits_1_when_a_push_fails(
 
     assert code == 1
     out = capsys.readouterr().out
-    assert "FAILED" in out.splitlines()[0]
+    assert "FAILED" in summary(out)
     errors = [line for line in out.splitlines() if line.startswith("error:")]
     assert errors
     assert all(lb2 in line for line in errors)
@@ -598,8 +609,9 @@ def test_help_as_a_process() -> None:
     )
 
     assert result.returncode == 0
-    for command in ("status", "plan", "reconcile", "--stage"):
+    for command in ("status", "plan", "reconcile", "--stage", "--version"):
         assert command in result.stdout
+    assert "130 interrupted" in " ".join(result.stdout.split())
 
 
 def test_status_with_an_empty_environment_as_a_process() -> None:
@@ -662,7 +674,7 @@ def test_status_probe_with_a_stage_probes_private_targets_through_its_prober_fun
     capsys.readouterr()
     cloud.probe_function.invocations.clear()
 
-    code = run(cloud, "--stage", "prod", "status", "--probe", environ=dict(STAND_IN_AWS))
+    code = run(cloud, "--stage", "prod", "status", "--wide", "--probe", environ=dict(STAND_IN_AWS))
 
     assert code == 0
     captured = capsys.readouterr()
@@ -680,7 +692,11 @@ def test_status_probe_shows_a_prober_function_that_cannot_answer(
     capsys.readouterr()
     cloud.probe_function.fault = "invoking the prober function failed: ResourceNotReadyException"
 
-    assert run(cloud, "--stage", "prod", "status", "--probe", environ=dict(STAND_IN_AWS)) == 0
+    # No LB answered: status cannot say the cluster is serving.
+    assert (
+        run(cloud, "--stage", "prod", "status", "--wide", "--probe", environ=dict(STAND_IN_AWS))
+        == 1
+    )
 
     rows = table(capsys.readouterr().out)
     assert rows
@@ -690,6 +706,9 @@ def test_status_probe_shows_a_prober_function_that_cannot_answer(
 def test_status_without_probe_does_not_look_for_the_prober_function(
     cloud: FakeCloud, capsys: pytest.CaptureFixture[str], prod_stage: Path
 ) -> None:
+    settle(cloud)
+    capsys.readouterr()
+
     assert run(cloud, "--stage", "prod", "status", environ=dict(STAND_IN_AWS)) == 0
     assert "prober function" not in capsys.readouterr().err
     assert cloud.probe_function.invocations == []
@@ -701,7 +720,7 @@ def test_status_probe_without_a_stage_probes_from_this_machine(
     settle(cloud)
     cloud.probe_function.invocations.clear()
 
-    assert run(cloud, "status", "--probe") == 0
+    assert run(cloud, "status", "--wide", "--probe") == 0
 
     assert cloud.probe_function.invocations == []
     assert all(row["PROBE"] == "ok 200" for row in table(capsys.readouterr().out))

@@ -406,7 +406,7 @@ def test_status_points_at_the_output_of_a_push_that_ended_badly() -> None:
     failed = a_push("i-lb1", checksum_of(GROWN), "Failed", command_id="c-1")
     pending = a_push("i-lb2", checksum_of(GROWN), "InProgress", command_id="c-2")
     rows = {
-        row["name"]: row["notes"]
+        row["name"]: [text for _, text in row["notes"]]
         for row in render.status_rows(replace(view, pushes=(failed, pending)), S)
     }
     assert (
@@ -576,7 +576,7 @@ def test_fold_probes_advances_only_the_instances_probed() -> None:
     }
     folded = fold_probes(view, probed, S.rules.thresholds)
     assert [(x.verdict.value, x.damping.run) for x in folded.lbs] == [
-        ("healthy", ProbeRun(ok=False, count=1)),
+        ("healthy", ProbeRun(ok=False, count=1, reason="timeout")),
         ("unhealthy", view.lbs[1].damping.run),
     ]
     assert folded.webs == view.webs
