@@ -12,6 +12,7 @@ from dataclasses import replace
 from chalicelib.config import Settings
 from chalicelib.core import dns
 from chalicelib.core import notices as notice_policy
+from chalicelib.core import pause
 from chalicelib.core.inventory import build_inventory
 from chalicelib.core.model import FailoverMode, Push, World
 from chalicelib.core.plan import latest_pushes
@@ -42,6 +43,7 @@ def observe(
             settings.lbs_parameter_name,
             settings.paused_parameter_name,
             settings.notices_parameter_name,
+            settings.held_drop_parameter_name,
         ]
         parameters = services.parameters.read(names)
         pushes = services.pushes.recent(since=now - PUSH_LOOKBACK_SECONDS)
@@ -60,7 +62,9 @@ def observe(
         records=records,
         backends_parameter=parameters.get(settings.backends_parameter_name),
         lbs_parameter=parameters.get(settings.lbs_parameter_name),
-        paused=parameters.get(settings.paused_parameter_name, "").strip().lower() == "true",
+        held_drop_parameter=parameters.get(settings.held_drop_parameter_name),
+        paused=pause.is_paused(parameters.get(settings.paused_parameter_name)),
+        paused_value=parameters.get(settings.paused_parameter_name),
         pushes=tuple(pushes),
         notices=notice_policy.parse_stored(parameters.get(settings.notices_parameter_name)),
         eip_instance_id=eip_instance_id,

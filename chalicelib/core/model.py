@@ -217,6 +217,8 @@ class World:
     backends_parameter: str | None  # <prefix>/backends as stored
     lbs_parameter: str | None  # <prefix>/lbs as stored
     paused: bool = False
+    paused_value: str | None = None  # <prefix>/paused as stored
+    held_drop_parameter: str | None = None  # <prefix>/held-drop as stored (core.held_drop)
     pushes: tuple[Push, ...] = ()
     notices: frozenset[str] = frozenset()  # conditions already notified (notices go out on change)
     # EIP mode: the instance the Elastic IP is associated with, and its public address.
