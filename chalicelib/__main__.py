@@ -7,15 +7,19 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from chalicelib import commands as operator_commands
 from chalicelib import deployed, jobs, move_active, probing, render
 from chalicelib.clock import Clock, SystemClock
 from chalicelib.config import ConfigError, Settings
+from chalicelib.core.history import REASON_LIMIT, Event, Unreadable
 from chalicelib.core.timing import SCHEDULE_SECONDS
 from chalicelib.errors import ViewNotLoaded
 from chalicelib.observe import observe
+from chalicelib.report import Report
 from chalicelib.services import Services, aws_services, aws_time_limit
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -37,7 +41,9 @@ def stage_environment(stage: str, config_path: Path) -> dict[str, str]:
 
 
 def _probes(args: argparse.Namespace) -> bool:
-    return args.command in ("plan", "reconcile") or (args.command == "status" and args.probe)
+    return args.command in ("plan", "reconcile", "move-active", "drain") or (
+        args.command == "status" and args.probe
+    )
 
 
 def _with_stage_prober(settings: Settings, environment: dict[str, str], stage: str) -> Settings:
@@ -87,7 +93,51 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     move.add_argument("--no-wait", action="store_true", help="do not wait for Route 53's INSYNC")
     move.add_argument("--json", action="store_true")
+    _add_operator_commands(commands)
     return parser.parse_args(argv)
+
+
+def _add_operator_commands(commands: Any) -> None:
+    pause = commands.add_parser("pause", help="runs plan and notify, and change nothing")
+    pause.add_argument("--reason", default="", help="why (shown by status and history)")
+    pause.add_argument("--json", action="store_true")
+    resume = commands.add_parser("resume", help="runs change what they plan again")
+    resume.add_argument("--json", action="store_true")
+    drain = commands.add_parser(
+        "drain",
+        help="tag lbf:maintenance=drain on an LB (moved off first if it is active) or web server",
+    )
+    drain.add_argument(
+        "name", metavar="NAME", help="an LB's name, a web server's address, or an instance id"
+    )
+    drain.add_argument("--no-wait", action="store_true", help="do not wait for Route 53's INSYNC")
+    drain.add_argument("--json", action="store_true")
+    undrain = commands.add_parser(
+        "undrain", help="remove lbf:maintenance (nothing moves back to it)"
+    )
+    undrain.add_argument(
+        "name", metavar="NAME", help="an LB's name, a web server's address, or an instance id"
+    )
+    undrain.add_argument("--json", action="store_true")
+    accept = commands.add_parser(
+        "accept-drop", help="publish the backend list LBF_MAX_POOL_DROP holds back, as it is now"
+    )
+    accept.add_argument("--json", action="store_true")
+    history = commands.add_parser("history", help="what the controller did, newest first")
+    history.add_argument(
+        "--limit", type=_positive, default=20, metavar="N", help="at most N events (default 20)"
+    )
+    history.add_argument("--json", action="store_true")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, not {text!r}")
+    return value
 
 
 def main(
@@ -130,11 +180,14 @@ def main(
             return EXIT_FAILED
         assert world is not None  # only None for a run about one instance
         probes = probing.probe_all(world, settings, services) if args.probe else None
+        events = _status_history(settings, services)
         if args.json:
-            print(json.dumps(render.status_json(world, settings, probes), indent=2))
+            print(json.dumps(render.status_json(world, settings, probes, events), indent=2))
         else:
-            print(render.status_text(world, settings, probes))
+            print(render.status_text(world, settings, probes, events))
         return EXIT_OK
+    if args.command in OPERATOR_COMMANDS:
+        return OPERATOR_COMMANDS[args.command](args, settings, services, clock)
 
     if args.command == "move-active":
         if args.to is None and args.drain is None:
@@ -156,6 +209,77 @@ def main(
     else:
         print(render.report_text(report))
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _status_history(settings: Settings, services: Services) -> list[Event | Unreadable] | None:
+    """The history for status' pause and last-failover lines; status goes on without it."""
+    try:
+        return operator_commands.read_history(settings, services)
+    except ViewNotLoaded as exc:
+        print(f"warning: {exc}", file=sys.stderr)
+        return None
+
+
+def _printed(report: Report, args: argparse.Namespace) -> int:
+    if args.json:
+        print(json.dumps(render.report_json(report), indent=2))
+    else:
+        print(render.report_text(report))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _pause(args: argparse.Namespace, settings: Settings, services: Services, clock: Clock) -> int:
+    reason = " ".join(args.reason.split())
+    if len(reason) > REASON_LIMIT or not reason.isprintable():
+        print(
+            f"pause: --reason: at most {REASON_LIMIT} printable characters "
+            f"(got {len(args.reason)})",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    return _printed(operator_commands.pause_cluster(settings, services, clock, reason=reason), args)
+
+
+def _resume(args: argparse.Namespace, settings: Settings, services: Services, clock: Clock) -> int:
+    return _printed(operator_commands.resume_cluster(settings, services, clock), args)
+
+
+def _drain(args: argparse.Namespace, settings: Settings, services: Services, clock: Clock) -> int:
+    report = operator_commands.drain(settings, services, clock, args.name, wait=not args.no_wait)
+    return _printed(report, args)
+
+
+def _undrain(args: argparse.Namespace, settings: Settings, services: Services, clock: Clock) -> int:
+    return _printed(operator_commands.undrain(settings, services, clock, args.name), args)
+
+
+def _accept_drop(
+    args: argparse.Namespace, settings: Settings, services: Services, clock: Clock
+) -> int:
+    return _printed(operator_commands.accept_drop(settings, services, clock), args)
+
+
+def _history(args: argparse.Namespace, settings: Settings, services: Services, clock: Clock) -> int:
+    try:
+        events = operator_commands.read_history(settings, services)[: args.limit]
+    except ViewNotLoaded as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(render.history_json(events), indent=2))
+    else:
+        print(render.history_text(events))
+    return EXIT_OK
+
+
+OPERATOR_COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, Services, Clock], int]] = {
+    "pause": _pause,
+    "resume": _resume,
+    "drain": _drain,
+    "undrain": _undrain,
+    "accept-drop": _accept_drop,
+    "history": _history,
+}
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from chalicelib import probing
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
+from chalicelib.core import history
 from chalicelib.core.failover import Failover
-from chalicelib.core.model import ProbeTarget
 from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import (
     ChangeRecords,
@@ -63,15 +64,9 @@ def move_active(
     resolved = resolve(world, settings.rules.move, MoveRequest(to=to, drain=drain))
     if isinstance(resolved, Refused):
         return refuse(resolved.reason)
-    probes = {}
-    if resolved.to_probe:
-        probes = services.prober.probe_round(
-            [
-                ProbeTarget(lb.instance_id, settings.lb_check.endpoint(lb.address))
-                for lb in resolved.to_probe
-                if lb.address is not None
-            ]
-        )
+    # The candidates are probed as a round probes LBs: through the prober function where the
+    # LBs are private and the stage has one (from here, a private address may not answer).
+    probes = probing.probe_lbs(resolved.to_probe, settings, services) if resolved.to_probe else {}
     for lb in resolved.to_probe:
         result = probes.get(lb.instance_id)
         answer = "answered" if result is not None and result.ok else "FAILED"
@@ -103,6 +98,16 @@ def move_active(
         )
     if not moves:
         step(plan.active.reason)
+    events = history.round_events(
+        world, outcomes, report.failovers, now=clock.now(), by="the command line"
+    )
+    record = history.record(settings.history_parameter_name, events)
+    if record is not None:
+        for outcome in executor.apply_changes([record]):
+            if not outcome.ok:
+                report.errors.append(f"history not stored: {outcome.error}")
+            else:
+                (report.planned if outcome.printed else report.applied).append(record.describe())
     change_ids = [o.change_id for o in moves if o.ok and o.change_id is not None]
     if change_ids and wait:
         _wait_insync(services, clock, change_ids[0], report, step, insync_timeout)

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from chalicelib.config import Settings
-from chalicelib.core import dns
+from chalicelib.core import dns, pause
 from chalicelib.core import notices as notice_policy
-from chalicelib.core import pause
 from chalicelib.core.inventory import build_inventory
 from chalicelib.core.model import FailoverMode, Push, World
 from chalicelib.core.plan import latest_pushes

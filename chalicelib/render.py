@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chalicelib.config import Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core import dns
+from chalicelib.core import pause as pause_rules
+from chalicelib.core.history import Event, EventCode, Unreadable, last_of
 from chalicelib.core.model import GONE_STATES, FailoverMode, Instance, ProbeResult, World
 from chalicelib.core.plan import confirmed_current_list, latest_pushes
 from chalicelib.core.second_opinion import status_note
@@ -149,7 +152,10 @@ STATUS_COLUMNS = (
 
 
 def status_text(
-    world: World, settings: Settings, probes: Mapping[str, ProbeResult] | None = None
+    world: World,
+    settings: Settings,
+    probes: Mapping[str, ProbeResult] | None = None,
+    events: Sequence[Event | Unreadable] | None = None,
 ) -> str:
     columns = list(STATUS_COLUMNS)
     if probes is not None:
@@ -166,9 +172,87 @@ def status_text(
     ]
     header.append(f"detection bound: {settings.detection_bound.describe()}")
     header += feature_lines(world, settings)
-    if world.paused:
-        header.append(f"PAUSED: {settings.paused_parameter_name} is true")
+    header += operator_lines(world, settings, events)
     return "\n".join(header) + "\n\n" + table(rows, columns)
+
+
+def operator_lines(
+    world: World, settings: Settings, events: Sequence[Event | Unreadable] | None
+) -> list[str]:
+    """Whether the cluster is paused (why, since when) and the last failover, from the history."""
+    data = operator_json(world, settings, events)
+    paused = data["paused"]
+    if paused["paused"]:
+        line = f"PAUSED: {settings.paused_parameter_name} is {paused['value']!r}"
+        if paused["odd_value"]:
+            line += " (neither true nor false: taken as paused)"
+        if paused["since"] is not None:
+            line += f" since {paused['since']}"
+        if paused["reason"]:
+            line += f", reason: {paused['reason']}"
+        lines = [line + "; runs plan and notify, change nothing (`resume` ends it)"]
+    else:
+        lines = ["paused: no"]
+    failover = data["last_failover"]
+    if failover is not None:
+        lines.append(f"last failover: {failover['at']} {failover['text']} ({failover['reason']})")
+    elif data["history_error"] is None:
+        lines.append("last failover: none in the history")
+    if data["history_error"] is not None:
+        lines.append(f"history not read: {data['history_error']}")
+    return lines
+
+
+def operator_json(
+    world: World, settings: Settings, events: Sequence[Event | Unreadable] | None
+) -> dict[str, Any]:
+    """`events`: the history, newest first; None when it could not be read."""
+    switch = last_of(events or (), (EventCode.PAUSED, EventCode.RESUMED))
+    # The pause event is the one that explains this pause only if it is the latest switch.
+    pause_event = switch if switch is not None and switch.code is EventCode.PAUSED else None
+    failover = last_of(events or (), (EventCode.FAILOVER,))
+    return {
+        "paused": {
+            "paused": world.paused,
+            "value": world.paused_value,
+            "odd_value": pause_rules.odd_value(world.paused_value) is not None,
+            "since": timestamp(pause_event.at) if world.paused and pause_event else None,
+            "reason": pause_event.reason if world.paused and pause_event else "",
+        },
+        "last_failover": event_json(failover) if failover is not None else None,
+        "history_error": None if events is not None else "GetParameterHistory failed",
+    }
+
+
+def timestamp(at: float) -> str:
+    return dt.datetime.fromtimestamp(at, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event_json(item: Event | Unreadable) -> dict[str, Any]:
+    if isinstance(item, Unreadable):
+        return {"at": timestamp(item.at), "code": "unreadable", "text": item.text, "reason": ""}
+    return {
+        "at": timestamp(item.at),
+        "code": item.code.value,
+        "text": item.text,
+        "reason": item.reason,
+    }
+
+
+def history_json(events: Sequence[Event | Unreadable]) -> dict[str, Any]:
+    return {"events": [event_json(e) for e in events]}
+
+
+def history_text(events: Sequence[Event | Unreadable]) -> str:
+    if not events:
+        return "no history yet: nothing has happened since it was first kept"
+    rows = [event_json(e) for e in events]
+    width = max(len(r["code"]) for r in rows)
+    lines = []
+    for row in rows:
+        line = f"{row['at']}  {row['code'].ljust(width)}  {row['text']}"
+        lines.append(line + (f" ({row['reason']})" if row["reason"] else ""))
+    return "\n".join(lines)
 
 
 def feature_lines(world: World, settings: Settings) -> list[str]:
@@ -200,15 +284,22 @@ def feature_lines(world: World, settings: Settings) -> list[str]:
 
 
 def status_json(
-    world: World, settings: Settings, probes: Mapping[str, ProbeResult] | None = None
+    world: World,
+    settings: Settings,
+    probes: Mapping[str, ProbeResult] | None = None,
+    events: Sequence[Event | Unreadable] | None = None,
 ) -> dict[str, Any]:
     active = dns.find_record(world.records, settings.active_record_name)
+    operator = operator_json(world, settings, events)
     return {
         "cluster": settings.cluster,
         "active_record": settings.active_record_name,
         "active": list(active.values) if active is not None else [],
         "backends": world.backends_parameter,
         "paused": world.paused,
+        "pause": operator["paused"],
+        "last_failover": operator["last_failover"],
+        "history_error": operator["history_error"],
         "mode": settings.mode,
         "active_mode": settings.active_mode,
         "features": feature_lines(world, settings),

@@ -188,9 +188,7 @@ def round_events(
     """What one round did: `world` is the view its changes were planned against. `by` names
     who asked, when a command did (the reason of a drain, or of a drop taken at once)."""
     # A move only printed (dry run, paused) is reported as a failover, but did not happen.
-    printed = any(
-        o.printed for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress)
-    )
+    printed = any(o.printed for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress))
     events = [
         event(now, EventCode.FAILOVER, f"active role {f.moved_from} -> {f.moved_to}", f.reason)
         for f in failovers

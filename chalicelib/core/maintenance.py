@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from chalicelib.core import addresses
 from chalicelib.core.backends import Backend
-from chalicelib.core.model import TAG_MAINTENANCE, Instance, Role, World
+from chalicelib.core.model import Instance, Role, World
 from chalicelib.core.planned_failover import Refused
 
 DRAIN = "drain"
