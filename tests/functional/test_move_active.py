@@ -8,7 +8,6 @@ and a refused or dry move by `calls.writes()` being empty.
 from __future__ import annotations
 
 import json
-
 from collections.abc import Sequence
 
 import pytest
