@@ -17,7 +17,7 @@ from chalicelib import probing
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
 from chalicelib.core import conditions as condition_rules
-from chalicelib.core import dns, history, rejections, timing
+from chalicelib.core import dns, history, pause, rejections, timing
 from chalicelib.core import pushes as push_rules
 from chalicelib.core.backends import parse_list
 from chalicelib.core.failover import failover_of, move_of, recognised
@@ -91,7 +91,10 @@ def reconcile(
 
     report.dry_run = dry_run or settings.dry_run or world.paused
     if world.paused:
-        report.notes.append(f"paused: {settings.paused_parameter_name} is true; planning only")
+        report.notes.append(
+            f"paused: {settings.paused_parameter_name} is {world.paused_value!r}; planning only"
+        )
+    odd_pause = pause.odd_value(world.paused_value)
     if world.health_checks_error is not None:
         report.errors.append(world.health_checks_error)
     second_opinion = SecondOpinion(services, clock)
@@ -130,6 +133,11 @@ def reconcile(
             if wait > 0:
                 clock.sleep(wait)
         conditions: dict[str, str] = {}
+        if odd_pause is not None:
+            conditions[pause.CONDITION] = (
+                f"{settings.paused_parameter_name} holds {odd_pause!r}, neither true nor false: "
+                "taken as paused"
+            )
         if probe:
             for path in probing.probe_round(world, settings, services):
                 world = _judge_path(

@@ -1,0 +1,398 @@
+"""The operator's commands through `main`, against the in-memory AWS: pause, resume, drain,
+undrain, accept-drop and history, as an operator sees them (output, exit code, AWS state).
+
+An unknown NAME is exit 1 with the reason ("no LB ... is named ..."), as `move-active` refuses
+one: the command line was well formed, the cluster has no such instance. Exit 2 is kept for what
+is wrong before any AWS call (a bad `--reason`, a bad `--limit`, a bad setting).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+
+from chalicelib.__main__ import main
+from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, small_cluster
+from tests.kit.settings import environment
+
+ENV = environment(FAKE_CLOUD_ENV, sns_topic_arn=None)
+ACTIVE = f"lb.{FAKE_DOMAIN}"
+PAUSED = "/lbf/demo/paused"
+HISTORY = "/lbf/demo/history"
+BACKENDS = "/lbf/demo/backends"
+
+
+@pytest.fixture
+def cloud() -> FakeCloud:
+    cloud = small_cluster(lbs=2)
+    assert run(cloud, "reconcile") == 0
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
+    return cloud
+
+
+def run(cloud: FakeCloud, *argv: str, environ: dict[str, str] | None = None) -> int:
+    return main(
+        list(argv),
+        environ=ENV if environ is None else environ,
+        services=cloud.services(),
+        clock=cloud.clock,
+    )
+
+
+def iso(at: float) -> str:
+    return dt.datetime.fromtimestamp(at, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def everything(cloud: FakeCloud) -> dict[str, Any]:
+    """What an operator can see change: tags, records, parameters and their versions."""
+    return copy.deepcopy(
+        {
+            "instances": cloud.ec2.instances,
+            "records": cloud.route53.records,
+            "parameters": cloud.ssm.parameters,
+            "versions": cloud.ssm.versions,
+            "eip": cloud.ec2.eip_holder,
+        }
+    )
+
+
+def history(cloud: FakeCloud, capsys: pytest.CaptureFixture[str], *extra: str) -> list[Any]:
+    capsys.readouterr()
+    assert run(cloud, "history", "--json", *extra) == 0
+    events: list[Any] = json.loads(capsys.readouterr().out)["events"]
+    return events
+
+
+def status(cloud: FakeCloud, capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    run(cloud, "status")
+    return capsys.readouterr().out
+
+
+# --- pause and resume ----------------------------------------------------------------------------
+
+
+def test_pause_then_resume_as_status_and_history_show_them(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert "paused: no" in status(cloud, capsys).splitlines()
+    paused_at = iso(cloud.clock.now())
+
+    assert run(cloud, "pause", "--reason", "HAProxy upgrade, ticket OPS-12") == 0
+
+    assert cloud.ssm.parameters[PAUSED] == "true"
+    lines = status(cloud, capsys).splitlines()
+    [paused] = [line for line in lines if line.startswith("PAUSED")]
+    assert paused == (
+        f"PAUSED: {PAUSED} is 'true' since {paused_at}, reason: HAProxy upgrade, "
+        "ticket OPS-12; runs plan and notify, change nothing (`resume` ends it)"
+    )
+    capsys.readouterr()
+    assert run(cloud, "status", "--json") == 0
+    pause = json.loads(capsys.readouterr().out)["pause"]
+    assert pause["paused"] is True
+    assert pause["reason"] == "HAProxy upgrade, ticket OPS-12"
+
+    cloud.clock.advance(300)
+    resumed_at = iso(cloud.clock.now())
+    assert run(cloud, "resume") == 0
+
+    assert cloud.ssm.parameters[PAUSED] == "false"
+    assert "paused: no" in status(cloud, capsys).splitlines()
+    events = history(cloud, capsys)
+    assert [(e["code"], e["at"]) for e in events[:2]] == [
+        ("resumed", resumed_at),
+        ("paused", paused_at),
+    ]
+    assert events[1]["reason"] == "HAProxy upgrade, ticket OPS-12"
+
+
+def test_a_paused_run_plans_and_writes_nothing_but_notices(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(cloud, "pause") == 0
+    cloud.prober.dead.add("127.0.0.11")
+    before = everything(cloud)
+
+    assert run(cloud, "reconcile") == 0
+
+    out = capsys.readouterr().out
+    assert "moved off lb1" in out
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
+    after = everything(cloud)
+    # Only the notices parameter (what was notified) changed: the notice went out, marked paused.
+    assert {k: v for k, v in after["parameters"].items() if k != "/lbf/demo/notices"} == {
+        k: v for k, v in before["parameters"].items() if k != "/lbf/demo/notices"
+    }
+    assert after["instances"] == before["instances"]
+    assert after["records"] == before["records"]
+    assert after["versions"][HISTORY] == before["versions"][HISTORY]  # no failover happened
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("drain", "lb1"),
+        ("drain", "127.0.1.21"),
+        ("undrain", "lb1"),
+        ("accept-drop",),
+        ("move-active", "--to", "lb2", "--no-wait"),
+    ],
+)
+def test_while_paused_the_commands_that_change_the_world_refuse(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+) -> None:
+    assert run(cloud, "pause", "--reason", "window") == 0
+    before = everything(cloud)
+    capsys.readouterr()
+
+    assert run(cloud, *argv) == 1
+
+    assert "paused" in capsys.readouterr().out
+    assert everything(cloud) == before
+
+
+def test_pause_and_resume_in_a_dry_run_write_nothing(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dry = {**ENV, "LBF_DRY_RUN": "true"}
+    before = everything(cloud)
+
+    assert run(cloud, "pause", "--reason", "x", environ=dry) == 0
+    out = capsys.readouterr().out
+    assert f"parameter {PAUSED} = true" in out
+    assert "would change: 2" in out  # the switch and the history
+    assert everything(cloud) == before
+
+    cloud.ssm.put(PAUSED, "true")
+    before = everything(cloud)
+    assert run(cloud, "resume", environ=dry) == 0
+    assert everything(cloud) == before
+
+
+def test_resume_when_not_paused_writes_nothing(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = everything(cloud)
+
+    assert run(cloud, "resume") == 0
+
+    assert "nothing to resume" in capsys.readouterr().out
+    assert everything(cloud) == before
+
+
+def test_an_odd_paused_value_is_paused_and_resume_ends_it(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cloud.ssm.put(PAUSED, "yes")
+
+    assert "(neither true nor false: taken as paused)" in status(cloud, capsys)
+    assert run(cloud, "drain", "lb2") == 1
+    assert run(cloud, "resume") == 0
+    assert cloud.ssm.parameters[PAUSED] == "false"
+
+
+@pytest.mark.parametrize("reason", ["x" * 201, "line\nbreak\x07"])
+def test_a_bad_reason_is_exit_2_before_any_aws_call(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str], reason: str
+) -> None:
+    cloud.calls.log.clear()
+
+    assert run(cloud, "pause", "--reason", reason) == 2
+
+    assert "--reason" in capsys.readouterr().err
+    assert cloud.calls.log == []
+
+
+# --- drain and undrain ---------------------------------------------------------------------------
+
+
+def test_drain_and_undrain_a_web_server_by_address(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    web = cloud.ec2.id_at("127.0.1.22")
+
+    assert run(cloud, "drain", "127.0.1.22") == 0
+
+    assert cloud.ec2.tag(web, "lbf:maintenance") == "drain"
+    assert "the next run takes 127.0.1.22:80" in capsys.readouterr().out
+    assert run(cloud, "reconcile") == 0
+    assert cloud.ssm.parameters[BACKENDS] == "127.0.1.21:80 127.0.1.23:80"
+
+    assert run(cloud, "undrain", web) == 0  # by instance id
+
+    assert cloud.ec2.tag(web, "lbf:maintenance") is None
+    assert run(cloud, "reconcile") == 0
+    assert cloud.ssm.parameters[BACKENDS] == "127.0.1.21:80 127.0.1.22:80 127.0.1.23:80"
+    codes = [e["code"] for e in history(cloud, capsys)]
+    assert codes.index("undrained") < codes.index("drained")
+
+
+def test_drain_in_a_dry_run_writes_nothing(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = everything(cloud)
+
+    assert run(cloud, "drain", "127.0.1.22", environ={**ENV, "LBF_DRY_RUN": "true"}) == 0
+    assert run(cloud, "drain", "lb1", "--no-wait", environ={**ENV, "LBF_DRY_RUN": "true"}) == 0
+
+    assert "lbf:maintenance=drain" in capsys.readouterr().out
+    assert everything(cloud) == before
+
+
+def test_drain_of_an_unknown_name_is_refused_with_exit_1(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = everything(cloud)
+
+    assert run(cloud, "drain", "lb9") == 1
+
+    out = capsys.readouterr().out
+    assert "no LB (by name or instance id) or web server (by address or instance id)" in out
+    assert "'lb9'" in out
+    assert everything(cloud) == before
+    assert run(cloud, "undrain", "10.9.9.9") == 1
+
+
+def test_undrain_of_what_is_not_draining_writes_nothing(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = everything(cloud)
+
+    assert run(cloud, "undrain", "lb2") == 0
+
+    assert "lb2 is not draining: nothing to write" in capsys.readouterr().out
+    assert everything(cloud) == before
+
+
+def test_draining_the_active_lb_moves_it_first_and_undrain_moves_nothing_back(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lb1 = cloud.ec2.id_named("lb1")
+
+    assert run(cloud, "drain", "lb1", "--no-wait") == 0
+
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.12",)
+    assert cloud.ec2.tag(lb1, "lbf:maintenance") == "drain"
+    events = history(cloud, capsys)
+    assert [e["code"] for e in events[:2]] == ["drained", "failover"]
+
+    assert run(cloud, "undrain", "lb1") == 0
+    assert run(cloud, "reconcile") == 0
+
+    assert cloud.ec2.tag(lb1, "lbf:maintenance") is None
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.12",)  # non-preemptive
+
+
+def test_draining_the_elastic_ip_holder_moves_the_address(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cloud = small_cluster(lbs=2)
+    eip = {
+        **ENV,
+        "LBF_MODE": "eip",
+        "LBF_EIP_ALLOCATION_ID": "eipalloc-0123456789abcdef0",
+    }
+    assert run(cloud, "reconcile", environ=eip) == 0
+    lb1, lb2 = cloud.ec2.id_named("lb1"), cloud.ec2.id_named("lb2")
+    assert cloud.ec2.eip_holder == lb1
+
+    assert run(cloud, "drain", "lb1", "--no-wait", environ=eip) == 0
+
+    assert cloud.ec2.eip_holder == lb2
+    assert cloud.ec2.tag(lb1, "lbf:maintenance") == "drain"
+
+
+def test_draining_one_lb_in_active_active_leaves_the_others(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cloud = small_cluster(lbs=3)
+    both = {**ENV, "LBF_ACTIVE_MODE": "all"}
+    assert run(cloud, "reconcile", environ=both) == 0
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.11", "127.0.0.12", "127.0.0.13")
+
+    assert run(cloud, "drain", "lb2", "--no-wait", environ=both) == 0
+
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.11", "127.0.0.13")
+    assert cloud.ec2.tag(cloud.ec2.id_named("lb2"), "lbf:maintenance") == "drain"
+    assert run(cloud, "reconcile", environ=both) == 0
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.11", "127.0.0.13")
+
+
+# --- history -------------------------------------------------------------------------------------
+
+
+def test_history_of_a_failover_and_a_steady_run_that_writes_nothing(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = history(cloud, capsys)
+    # The first run: verdicts, the first list and its pushes (creating the record moves nothing).
+    assert {e["code"] for e in first} == {"verdict", "backends-published", "push-confirmed"}
+    versions = len(cloud.ssm.versions[HISTORY])
+
+    cloud.clock.advance(60)
+    assert run(cloud, "reconcile") == 0
+    assert len(cloud.ssm.versions[HISTORY]) == versions  # steady: nothing written
+
+    cloud.clock.advance(60)
+    cloud.prober.dead.add("127.0.0.11")
+    minute = iso(cloud.clock.now())[:16]
+    assert run(cloud, "reconcile") == 0
+
+    events = history(cloud, capsys)
+    failover = next(e for e in events if e["code"] == "failover")
+    assert failover["text"] == "active role lb1 -> lb2"
+    assert "unhealthy" in failover["reason"]
+    verdict = next(e for e in events if e["code"] == "verdict")
+    assert verdict["text"] == "lb1 (i-00000000000000001) healthy -> unhealthy"
+    assert f"last failover: {minute}" in status(cloud, capsys)
+
+    capsys.readouterr()
+    assert run(cloud, "history", "--limit", "2") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(minute)
+
+
+def test_history_json_is_one_object_with_codes_and_texts(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert run(cloud, "history", "--json", "--limit", "3") == 0
+
+    document = json.loads(capsys.readouterr().out)
+    assert len(document["events"]) == 3
+    assert all(set(e) == {"at", "code", "text", "reason"} for e in document["events"])
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "many"])
+def test_a_bad_limit_is_exit_2(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str], limit: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run(cloud, "history", "--limit", limit)
+    assert exited.value.code == 2
+    assert "--limit" in capsys.readouterr().err
+
+
+def test_history_before_anything_happened(capsys: pytest.CaptureFixture[str]) -> None:
+    cloud = small_cluster(lbs=1)
+
+    assert run(cloud, "history") == 0
+
+    assert capsys.readouterr().out.startswith("no history yet")
+
+
+def test_history_keeps_a_hundred_rounds(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for _ in range(60):
+        assert run(cloud, "pause") == 0
+        assert run(cloud, "resume") == 0
+
+    assert len(cloud.ssm.versions[HISTORY]) == 100
+    assert len(history(cloud, capsys, "--limit", "1000")) == 100
