@@ -135,6 +135,11 @@ def accept_drop(settings: Settings, services: Services, clock: Clock) -> Report:
         run_started_at=now,
         accept_drop=True,
     )
+    if plan.held is not None:
+        # Another guard holds the list: never an empty one, whatever an operator accepts.
+        return _refuse(
+            report, f"the list is held back, and not by LBF_MAX_POOL_DROP: {plan.held.reason}"
+        )
     if not plan.drop_taken:
         report.notes.append("LBF_MAX_POOL_DROP holds nothing back: nothing to publish")
         return report
@@ -145,12 +150,6 @@ def accept_drop(settings: Settings, services: Services, clock: Clock) -> Report:
         if isinstance(c, PushBackends)
         or (isinstance(c, PutParameter) and c.name == lists.backends_parameter_name)
     ]
-    if not any(isinstance(c, PutParameter) for c in changes):
-        return _refuse(
-            report,
-            "without the servers that fail probes the list would be empty, and an empty list "
-            "is never published",
-        )
     if world.held_drop_parameter not in (None, "none"):
         changes.append(PutParameter(lists.held_drop_parameter_name, "none"))
     _apply(settings, services, clock, report, changes, world=world, drop_taken=plan.drop_taken)
