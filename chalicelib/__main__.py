@@ -1,4 +1,10 @@
-"""The command line: `python -m chalicelib status | plan | reconcile`. Wiring only."""
+"""The command line: `python -m chalicelib COMMAND`. Wiring only.
+
+Its conventions, for every command: `--stage NAME` before or after the command, `--json` for one
+object a script can read (render.envelope, schemas/cli-output.schema.json), exit 0 done, 1 an
+action failed or was refused (status: not serving), 2 bad configuration or usage, 130
+interrupted. Nothing an operator can cause ends in a traceback.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +13,42 @@ import json
 import logging
 import os
 import sys
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chalicelib import commands as operator_commands
-from chalicelib import deployed, jobs, move_active, probing, render
-from chalicelib.clock import Clock, SystemClock
-from chalicelib.config import ConfigError, Settings
-from chalicelib.core.history import REASON_LIMIT, Event, Unreadable
-from chalicelib.core.timing import SCHEDULE_SECONDS
-from chalicelib.errors import ViewNotLoaded
-from chalicelib.observe import observe
-from chalicelib.report import Report
-from chalicelib.services import Services, aws_services, aws_time_limit
+if TYPE_CHECKING:
+    from chalicelib.clock import Clock
+    from chalicelib.config import Settings
+    from chalicelib.core.history import Event, Unreadable
+    from chalicelib.report import Report
+    from chalicelib.services import Services
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C ended
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE: the reader went away (`| head`); nothing is wrong here
+
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+
+def version() -> str:
+    """pyproject's version, read as text: `--version` must not wait for boto3 to import."""
+    try:
+        return str(tomllib.loads(PYPROJECT.read_text())["project"]["version"])
+    except (OSError, ValueError, KeyError):
+        return "unknown (no pyproject.toml beside chalicelib)"
+
+
+class ConfigurationError(Exception):
+    """A bad configuration the command line found itself (a stage, an argument): exit 2."""
 
 
 def stage_environment(stage: str, config_path: Path) -> dict[str, str]:
     """The variables chalice gives a stage: the top level's, overridden by the stage's."""
+    from chalicelib.config import ConfigError
+
     try:
         config = json.loads(config_path.read_text())
     except (OSError, ValueError) as exc:
@@ -40,19 +62,15 @@ def stage_environment(stage: str, config_path: Path) -> dict[str, str]:
     return {key: str(value) for key, value in merged.items()}
 
 
-def _probes(args: argparse.Namespace) -> bool:
-    return args.command in ("plan", "reconcile", "move-active", "drain") or (
-        args.command == "status" and args.probe
-    )
-
-
 def _with_stage_prober(settings: Settings, environment: dict[str, str], stage: str) -> Settings:
     """The deployed stage's prober function, so private targets are probed from inside the VPC.
 
     Not found (never deployed, or this machine cannot read the stack): the targets are probed
     from here, which is right on a machine inside the VPC and on the local stand-in.
     """
+    from chalicelib import deployed
     from chalicelib.adapters.clients import client
+    from chalicelib.config import Settings
 
     found, where = deployed.prober_function(stage, Path("."), lambda: client("cloudformation"))
     if found is None:
@@ -62,24 +80,52 @@ def _with_stage_prober(settings: Settings, environment: dict[str, str], stage: s
     return Settings.from_env({**environment, "LBF_PROBER_FUNCTION": found})
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+# --- arguments ----------------------------------------------------------------------------------
+
+
+def _options() -> argparse.ArgumentParser:
+    """The options every command takes, wherever they stand on the line.
+
+    `--stage` is on the main parser and on each command's: SUPPRESS keeps a command's parser
+    from overwriting, with its default, a `--stage` given before the command.
+    """
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--stage",
+        metavar="NAME",
+        default=argparse.SUPPRESS,
+        help="take the environment from .chalice/config.json's stage NAME",
+    )
+    options.add_argument(
+        "--json", action="store_true", help="print one JSON object (schemas/cli-output.schema.json)"
+    )
+    return options
+
+
+def parser() -> argparse.ArgumentParser:
+    main_parser = argparse.ArgumentParser(
         prog="python -m chalicelib", description="lb-failover: load balancer failover on EC2"
     )
-    parser.add_argument(
-        "--stage", help="take the environment from .chalice/config.json's stage NAME"
+    main_parser.add_argument("--version", action="version", version=f"lb-failover {version()}")
+    main_parser.add_argument(
+        "--stage",
+        metavar="NAME",
+        help="take the environment from .chalice/config.json's stage NAME",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    status = commands.add_parser("status", help="LBs and web servers from the stored state")
+    options = _options()
+    commands = main_parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[options], help=description)
+
+    status = command("status", "LBs and web servers from the stored state; exit 1 if not serving")
     status.add_argument("--probe", action="store_true", help="add a live probe column")
-    status.add_argument("--json", action="store_true")
-    plan = commands.add_parser("plan", help="one probe round, then every change it would make")
-    plan.add_argument("--json", action="store_true")
-    run = commands.add_parser("reconcile", help="exactly the work of one scheduled invocation")
-    run.add_argument("--json", action="store_true")
-    move = commands.add_parser(
+    status.add_argument("--wide", action="store_true", help="every column, whatever the width")
+    command("plan", "one probe round, then every change it would make")
+    command("reconcile", "exactly the work of one scheduled invocation")
+    move = command(
         "move-active",
-        help="planned failover: move the active record (or the Elastic IP) and wait for INSYNC",
+        "planned failover: move the active record (or the Elastic IP) and wait for INSYNC",
     )
     move.add_argument(
         "--to",
@@ -92,42 +138,27 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="move off this LB (a name, or an instance id), then tag it lbf:maintenance=drain",
     )
     move.add_argument("--no-wait", action="store_true", help="do not wait for Route 53's INSYNC")
-    move.add_argument("--json", action="store_true")
-    _add_operator_commands(commands)
-    return parser.parse_args(argv)
+    _operator_commands(command)
+    return main_parser
 
 
-def _add_operator_commands(commands: Any) -> None:
-    pause = commands.add_parser("pause", help="runs plan and notify, and change nothing")
-    pause.add_argument("--reason", default="", help="why (shown by status and history)")
-    pause.add_argument("--json", action="store_true")
-    resume = commands.add_parser("resume", help="runs change what they plan again")
-    resume.add_argument("--json", action="store_true")
-    drain = commands.add_parser(
-        "drain",
-        help="tag lbf:maintenance=drain on an LB (moved off first if it is active) or web server",
+def _operator_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    pause = command("pause", "runs plan and notify, and change nothing, until `resume`")
+    pause.add_argument("--reason", default="", help="why (status and history show it)")
+    command("resume", "runs change what they plan again")
+    target = "an LB's name, a web server's address, or an instance id"
+    drain = command(
+        "drain", "lbf:maintenance=drain on an LB (moved off first if it is active) or web server"
     )
-    drain.add_argument(
-        "name", metavar="NAME", help="an LB's name, a web server's address, or an instance id"
-    )
+    drain.add_argument("name", metavar="NAME", help=target)
     drain.add_argument("--no-wait", action="store_true", help="do not wait for Route 53's INSYNC")
-    drain.add_argument("--json", action="store_true")
-    undrain = commands.add_parser(
-        "undrain", help="remove lbf:maintenance (nothing moves back to it)"
-    )
-    undrain.add_argument(
-        "name", metavar="NAME", help="an LB's name, a web server's address, or an instance id"
-    )
-    undrain.add_argument("--json", action="store_true")
-    accept = commands.add_parser(
-        "accept-drop", help="publish the backend list LBF_MAX_POOL_DROP holds back, as it is now"
-    )
-    accept.add_argument("--json", action="store_true")
-    history = commands.add_parser("history", help="what the controller did, newest first")
+    undrain = command("undrain", "remove lbf:maintenance (nothing moves back to it)")
+    undrain.add_argument("name", metavar="NAME", help=target)
+    command("accept-drop", "publish the backend list LBF_MAX_POOL_DROP holds back, as it is now")
+    history = command("history", "what the controller did, newest first")
     history.add_argument(
         "--limit", type=_positive, default=20, metavar="N", help="at most N events (default 20)"
     )
-    history.add_argument("--json", action="store_true")
 
 
 def _positive(text: str) -> int:
@@ -140,6 +171,201 @@ def _positive(text: str) -> int:
     return value
 
 
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    return parser().parse_args(argv)
+
+
+# --- running a command --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a command runs with: its arguments, the settings, the AWS services, the clock."""
+
+    args: argparse.Namespace
+    settings: Settings
+    services: Services
+    clock: Clock
+
+
+def emit(ctx: Context, document: Mapping[str, Any], text: str) -> None:
+    """The command's result on stdout: the JSON object with --json, else the text."""
+    print(json.dumps(document, indent=2) if ctx.args.json else text, flush=True)
+
+
+def print_report(ctx: Context, report: Report) -> int:
+    """A Report printed, and its exit code."""
+    from chalicelib import render
+
+    emit(ctx, render.report_json(report, ctx.args.command), render.report_text(report))
+    if report.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def run_status(ctx: Context) -> int:
+    from chalicelib import probing, render
+    from chalicelib.observe import observe
+
+    world = observe(ctx.settings, ctx.services, now=ctx.clock.now())
+    assert world is not None  # only None for a run about one instance
+    probes = probing.probe_all(world, ctx.settings, ctx.services) if ctx.args.probe else None
+    serving = render.serving(world, ctx.settings, probes)
+    events = _status_history(ctx)
+    emit(
+        ctx,
+        render.status_json(world, ctx.settings, probes, events),
+        render.status_text(world, ctx.settings, probes, wide=ctx.args.wide, events=events),
+    )
+    return EXIT_OK if serving.ok else EXIT_FAILED
+
+
+def _status_history(ctx: Context) -> list[Event | Unreadable] | None:
+    """The history, for status' pause and last-failover lines; status goes on without it."""
+    from chalicelib import commands
+    from chalicelib.errors import ViewNotLoaded
+
+    try:
+        return commands.read_history(ctx.settings, ctx.services)
+    except ViewNotLoaded as exc:
+        print(f"warning: {exc}", file=sys.stderr)
+        return None
+
+
+def run_plan(ctx: Context) -> int:
+    from chalicelib import jobs
+
+    report = jobs.reconcile(
+        ctx.settings, ctx.services, ctx.clock, rounds=1, dry_run=True, job="plan"
+    )
+    return print_report(ctx, report)
+
+
+def run_reconcile(ctx: Context) -> int:
+    from chalicelib import jobs, render
+    from chalicelib.core.timing import SCHEDULE_SECONDS
+    from chalicelib.report import RoundDone
+    from chalicelib.services import aws_time_limit
+
+    # The scheduled function's one-minute budget: a round that would end past it is not
+    # started, and AWS calls take their timeouts from what is left of it.
+    deadline = ctx.clock.now() + SCHEDULE_SECONDS
+
+    def progress(done: RoundDone) -> None:
+        # As it happens, not after the minute: the operator sees a failover when it is made.
+        if not ctx.args.json:
+            print(render.round_line(done), flush=True)
+
+    with aws_time_limit(lambda: deadline - ctx.clock.now()):
+        report = jobs.reconcile(
+            ctx.settings, ctx.services, ctx.clock, deadline=deadline, progress=progress
+        )
+    return print_report(ctx, report)
+
+
+def run_move_active(ctx: Context) -> int:
+    from chalicelib import move_active
+
+    args = ctx.args
+    if args.to is None and args.drain is None:
+        raise ConfigurationError("move-active: give --to NAME, --drain NAME, or both")
+    report = move_active.move_active(
+        ctx.settings, ctx.services, ctx.clock, to=args.to, drain=args.drain, wait=not args.no_wait
+    )
+    return print_report(ctx, report)
+
+
+def run_pause(ctx: Context) -> int:
+    from chalicelib import commands
+    from chalicelib.core.history import REASON_LIMIT
+
+    reason = " ".join(ctx.args.reason.split())
+    if len(reason) > REASON_LIMIT or not reason.isprintable():
+        raise ConfigurationError(
+            f"pause: --reason: at most {REASON_LIMIT} printable characters on one line "
+            f"(got {len(ctx.args.reason)})"
+        )
+    return print_report(ctx, commands.pause_cluster(*_run_with(ctx), reason=reason))
+
+
+def run_resume(ctx: Context) -> int:
+    from chalicelib import commands
+
+    return print_report(ctx, commands.resume_cluster(*_run_with(ctx)))
+
+
+def run_drain(ctx: Context) -> int:
+    from chalicelib import commands
+
+    report = commands.drain(*_run_with(ctx), ctx.args.name, wait=not ctx.args.no_wait)
+    return print_report(ctx, report)
+
+
+def run_undrain(ctx: Context) -> int:
+    from chalicelib import commands
+
+    return print_report(ctx, commands.undrain(*_run_with(ctx), ctx.args.name))
+
+
+def run_accept_drop(ctx: Context) -> int:
+    from chalicelib import commands
+
+    return print_report(ctx, commands.accept_drop(*_run_with(ctx)))
+
+
+def run_history(ctx: Context) -> int:
+    from chalicelib import commands, render
+
+    events = commands.read_history(ctx.settings, ctx.services)[: ctx.args.limit]
+    emit(ctx, render.history_json(events), render.history_text(events))
+    return EXIT_OK
+
+
+def _run_with(ctx: Context) -> tuple[Settings, Services, Clock]:
+    return ctx.settings, ctx.services, ctx.clock
+
+
+COMMANDS: dict[str, Callable[[Context], int]] = {
+    "status": run_status,
+    "plan": run_plan,
+    "reconcile": run_reconcile,
+    "move-active": run_move_active,
+    "pause": run_pause,
+    "resume": run_resume,
+    "drain": run_drain,
+    "undrain": run_undrain,
+    "accept-drop": run_accept_drop,
+    "history": run_history,
+}
+# Commands that probe: with --stage, they look for the stage's deployed prober function.
+PROBING = ("plan", "reconcile", "move-active", "drain")
+
+
+def _settings(args: argparse.Namespace, environ: Mapping[str, str] | None) -> Settings:
+    from chalicelib.config import Settings
+
+    environment = dict(os.environ if environ is None else environ)
+    stage = getattr(args, "stage", None)
+    if stage:
+        environment.update(stage_environment(stage, Path(".chalice/config.json")))
+    settings = Settings.from_env(environment)
+    if stage:
+        # boto3 reads its own variables (region, endpoint) from the process environment.
+        os.environ.update({k: v for k, v in environment.items() if k.startswith("AWS_")})
+        probes = args.command in PROBING or getattr(args, "probe", False)
+        if settings.prober_function is None and probes:
+            settings = _with_stage_prober(settings, environment, stage)
+    return settings
+
+
+def _quiet_library_log() -> None:
+    """Warnings once: the run's own log lines (for the deployed function's logs) are all in the
+    Report this command prints, so here they would print a second time. Other libraries'
+    warnings (botocore's) still reach stderr, through one handler."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    logging.getLogger("chalicelib").setLevel(logging.ERROR)
+
+
 def main(
     argv: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -147,140 +373,50 @@ def main(
     clock: Clock | None = None,
 ) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    environment = dict(os.environ if environ is None else environ)
+    _quiet_library_log()
+    from chalicelib.clock import SystemClock
+    from chalicelib.config import ConfigError
+    from chalicelib.errors import AwsError, ViewNotLoaded
+    from chalicelib.services import aws_services
+
     try:
-        if args.stage:
-            environment.update(stage_environment(args.stage, Path(".chalice/config.json")))
-        settings = Settings.from_env(environment)
-    except ConfigError as exc:
+        settings = _settings(args, environ)
+        ctx = Context(
+            args=args,
+            settings=settings,
+            services=services or aws_services(settings),
+            clock=clock or SystemClock(),
+        )
+        return COMMANDS[args.command](ctx)
+    except (ConfigError, ConfigurationError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    if args.stage:
-        # boto3 reads its own variables (region, endpoint) from the process environment.
-        os.environ.update({k: v for k, v in environment.items() if k.startswith("AWS_")})
-        if settings.prober_function is None and _probes(args):
-            try:
-                settings = _with_stage_prober(settings, environment, args.stage)
-            except ConfigError as exc:
-                print(f"configuration error: {exc}", file=sys.stderr)
-                return EXIT_CONFIG
-    try:
-        services = services or aws_services(settings)
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    clock = clock or SystemClock()
-
-    if args.command == "status":
-        try:
-            world = observe(settings, services, now=clock.now())
-        except ViewNotLoaded as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-        assert world is not None  # only None for a run about one instance
-        probes = probing.probe_all(world, settings, services) if args.probe else None
-        events = _status_history(settings, services)
-        if args.json:
-            print(json.dumps(render.status_json(world, settings, probes, events), indent=2))
-        else:
-            print(render.status_text(world, settings, probes, events))
-        return EXIT_OK
-    if args.command in OPERATOR_COMMANDS:
-        return OPERATOR_COMMANDS[args.command](args, settings, services, clock)
-
-    if args.command == "move-active":
-        if args.to is None and args.drain is None:
-            print("move-active: give --to NAME, --drain NAME, or both", file=sys.stderr)
-            return EXIT_CONFIG
-        report = move_active.move_active(
-            settings, services, clock, to=args.to, drain=args.drain, wait=not args.no_wait
-        )
-    elif args.command == "plan":
-        report = jobs.reconcile(settings, services, clock, rounds=1, dry_run=True, job="plan")
-    else:
-        # The scheduled function's one-minute budget: a round that would end past it is not
-        # started, and AWS calls take their timeouts from what is left of it.
-        deadline = clock.now() + SCHEDULE_SECONDS
-        with aws_time_limit(lambda: deadline - clock.now()):
-            report = jobs.reconcile(settings, services, clock, deadline=deadline)
-    if args.json:
-        print(json.dumps(render.report_json(report), indent=2))
-    else:
-        print(render.report_text(report))
-    return EXIT_OK if report.ok else EXIT_FAILED
-
-
-def _status_history(settings: Settings, services: Services) -> list[Event | Unreadable] | None:
-    """The history for status' pause and last-failover lines; status goes on without it."""
-    try:
-        return operator_commands.read_history(settings, services)
-    except ViewNotLoaded as exc:
-        print(f"warning: {exc}", file=sys.stderr)
-        return None
-
-
-def _printed(report: Report, args: argparse.Namespace) -> int:
-    if args.json:
-        print(json.dumps(render.report_json(report), indent=2))
-    else:
-        print(render.report_text(report))
-    return EXIT_OK if report.ok else EXIT_FAILED
-
-
-def _pause(args: argparse.Namespace, settings: Settings, services: Services, clock: Clock) -> int:
-    reason = " ".join(args.reason.split())
-    if len(reason) > REASON_LIMIT or not reason.isprintable():
-        print(
-            f"pause: --reason: at most {REASON_LIMIT} printable characters "
-            f"(got {len(args.reason)})",
-            file=sys.stderr,
-        )
-        return EXIT_CONFIG
-    return _printed(operator_commands.pause_cluster(settings, services, clock, reason=reason), args)
-
-
-def _resume(args: argparse.Namespace, settings: Settings, services: Services, clock: Clock) -> int:
-    return _printed(operator_commands.resume_cluster(settings, services, clock), args)
-
-
-def _drain(args: argparse.Namespace, settings: Settings, services: Services, clock: Clock) -> int:
-    report = operator_commands.drain(settings, services, clock, args.name, wait=not args.no_wait)
-    return _printed(report, args)
-
-
-def _undrain(args: argparse.Namespace, settings: Settings, services: Services, clock: Clock) -> int:
-    return _printed(operator_commands.undrain(settings, services, clock, args.name), args)
-
-
-def _accept_drop(
-    args: argparse.Namespace, settings: Settings, services: Services, clock: Clock
-) -> int:
-    return _printed(operator_commands.accept_drop(settings, services, clock), args)
-
-
-def _history(args: argparse.Namespace, settings: Settings, services: Services, clock: Clock) -> int:
-    try:
-        events = operator_commands.read_history(settings, services)[: args.limit]
     except ViewNotLoaded as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    if args.json:
-        print(json.dumps(render.history_json(events), indent=2))
-    else:
-        print(render.history_text(events))
-    return EXIT_OK
+    except AwsError as exc:
+        # A read outside a run's Report (credentials, an endpoint, throttling): one line.
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        # Outside a run's rounds, which end with their Report: before any write.
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
-OPERATOR_COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, Services, Clock], int]] = {
-    "pause": _pause,
-    "resume": _resume,
-    "drain": _drain,
-    "undrain": _undrain,
-    "accept-drop": _accept_drop,
-    "history": _history,
-}
+def entry() -> int:
+    """`python -m chalicelib`: main, plus what only a real process meets (a closed pipe)."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The Python documentation's way (signal, "Note on SIGPIPE"): point stdout at devnull so
+        # that the interpreter's own flush at exit does not raise again, and leave quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_PIPE_CLOSED
+    return code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

@@ -11,9 +11,10 @@ the notices are chalicelib/report.py's bookkeeping.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 
-from chalicelib import probing
+from chalicelib import interrupts, probing
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
 from chalicelib.core import conditions as condition_rules
@@ -37,7 +38,7 @@ from chalicelib.errors import ViewNotLoaded
 from chalicelib.executor import Executor, mode_of
 from chalicelib.health_checks import SecondOpinion, keep_health_checks
 from chalicelib.observe import observe, refresh_pushes
-from chalicelib.report import Report, log_changes, new_run_id, notify, record_round
+from chalicelib.report import Report, RoundDone, log_changes, new_run_id, notify, record_round
 from chalicelib.services import Services
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def reconcile(
     concerning: str | None = None,
     run_id: str | None = None,
     deadline: float | None = None,
+    progress: Callable[[RoundDone], None] | None = None,
 ) -> Report:
     """One invocation's work: `rounds` probe rounds (default LBF_PROBE_ROUNDS), acting each round.
 
@@ -62,7 +64,9 @@ def reconcile(
     stored verdicts only, and leaves the rise/fall counts to the scheduled rounds. With
     `concerning`, a run about an instance outside the cluster stops after the inventory read.
     `deadline` (the clock's time when the invocation ends) lets a round start only if its probes
-    and its writes fit before it (SPEC "Where two rules meet", Time).
+    and its writes fit before it (SPEC "Where two rules meet", Time). `progress` is told of each
+    round as it ends (the command line prints it). Ctrl-C ends the run between steps: the Report
+    returned says `interrupted` and holds what was applied until then.
     """
     started = clock.now()
     report = Report(job=job, run_id=run_id or new_run_id())
@@ -116,7 +120,7 @@ def reconcile(
     # Whether a probe path was taken as a fault on the prober's side this run: such a run does
     # not count toward releasing a list LBF_MAX_POOL_DROP holds (core.held_drop).
     faults: list[str] = []
-
+    verdicts = _verdicts(observed)
     for number in range(count):
         starts_at = max(clock.now(), started + number * settings.probe_interval)
         if not timing.round_fits(starts_at=starts_at, deadline=deadline, needs=round_needs):
@@ -125,52 +129,122 @@ def reconcile(
             text = _no_time_for(
                 number + 1, starts_at, deadline, round_needs, probes=probe, invoke=invoke
             )
-            (report.notes if number > 0 else report.errors).append(text)
+            if number > 0:
+                report.note("round-not-started", text)
+            else:
+                report.error("no-time-for-a-round", text)
             log.warning(text)
             break
-        if number > 0:
-            wait = starts_at - clock.now()
-            if wait > 0:
-                clock.sleep(wait)
-        conditions: dict[str, str] = {}
-        if odd_pause is not None:
-            conditions[pause.CONDITION] = (
-                f"{settings.paused_parameter_name} holds {odd_pause!r}, neither true nor false: "
-                "taken as paused"
-            )
-        if probe:
-            for path in probing.probe_round(world, settings, services):
-                world = _judge_path(
-                    world, path, settings, conditions, report, second_opinion, faults
+        done_before = (len(report.applied), len(report.planned), len(report.errors))
+        try:
+            if number > 0:
+                wait = starts_at - clock.now()
+                if wait > 0:
+                    clock.sleep(wait)
+            conditions: dict[str, str] = {}
+            if odd_pause is not None:
+                conditions[pause.CONDITION] = (
+                    f"{settings.paused_parameter_name} holds {odd_pause!r}, neither true nor "
+                    "false: taken as paused"
                 )
-        pushes_before = world.pushes
-        world = refresh_pushes(world, services, report)
-        events = history.push_events(world, pushes_before, world.pushes, now=clock.now())
-        world, plan = _plan_and_apply(
-            world,
-            settings,
-            services,
-            executor,
-            report,
-            clock,
-            started,
-            rejected,
-            unregistered,
-            start_list,
-            prober_fault=bool(faults) if probe else None,
-            events=events,
-        )
-        if number == 0:  # after the records: a failover never waits for a health check
-            keep_health_checks(world, settings, executor, report, started)
-        conditions.update(plan.conditions)
-        report.rounds = number + 1
-        world = notify(world, settings, services, report, conditions, executor)
-        _record_history(settings, executor, report, events)
+            if probe:
+                for path in probing.probe_round(world, settings, services):
+                    world = _judge_path(
+                        world, path, settings, conditions, report, second_opinion, faults
+                    )
+            pushes_before = world.pushes
+            world = refresh_pushes(world, services, report)
+            events = history.push_events(world, pushes_before, world.pushes, now=clock.now())
+            # From here the round writes: Ctrl-C waits for its writes (and their record in the
+            # Report), so that what the Report says was applied is what was.
+            with interrupts.writes_finish_first() as held:
+                world, plan = _plan_and_apply(
+                    world,
+                    settings,
+                    services,
+                    executor,
+                    report,
+                    clock,
+                    started,
+                    rejected,
+                    unregistered,
+                    start_list,
+                    prober_fault=bool(faults) if probe else None,
+                    events=events,
+                )
+                if number == 0:  # after the records: a failover never waits for a health check
+                    keep_health_checks(world, settings, executor, report, started)
+                conditions.update(plan.conditions)
+                report.rounds = number + 1
+                world = notify(world, settings, services, report, conditions, executor)
+                _record_history(settings, executor, report, events)
+            if held.interrupted:
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            report.interrupted = True
+            report.note(
+                "interrupted",
+                f"interrupted in round {number + 1}: what is reported as changed was applied, "
+                "nothing after it; the next scheduled run carries on",
+            )
+        if progress is not None and report.rounds == number + 1:
+            now_verdicts = _verdicts(world)
+            progress(
+                _round_done(
+                    number + 1,
+                    report,
+                    done_before,
+                    verdicts,
+                    now_verdicts,
+                    clock.now() - started,
+                    clock.now(),
+                )
+            )
+            verdicts = now_verdicts
+        if report.interrupted:
+            break
 
     report.world = world
     report.healthy_lbs = sum(1 for lb in world.lbs if dns.is_eligible(lb))
     report.seconds = clock.now() - started
     return report
+
+
+def _verdicts(world: World) -> dict[str, tuple[str, str]]:
+    """instance id -> (name as shown, verdict), to tell a round's verdict changes."""
+    return {
+        instance.instance_id: (
+            instance.name or instance.address or instance.instance_id,
+            instance.verdict.value,
+        )
+        for instance in (*world.lbs, *world.webs)
+    }
+
+
+def _round_done(
+    number: int,
+    report: Report,
+    done_before: tuple[int, int, int],
+    before: dict[str, tuple[str, str]],
+    after: dict[str, tuple[str, str]],
+    seconds: float,
+    at: float,
+) -> RoundDone:
+    applied, planned, errors = done_before
+    changed = []
+    for key, (name, verdict) in after.items():
+        was = before.get(key, (name, "unknown"))[1]
+        if was != verdict:
+            changed.append(f"{name} {was} -> {verdict}")
+    return RoundDone(
+        number=number,
+        at=at,
+        seconds=seconds,
+        verdicts=tuple(changed),
+        applied=tuple(report.applied[applied:]),
+        planned=tuple(report.planned[planned:]),
+        errors=tuple(report.errors[errors:]),
+    )
 
 
 def on_instance_change(
@@ -209,7 +283,7 @@ def _record_history(
         elif outcome.ok:
             report.applied.append(change.describe())
         else:
-            report.errors.append(f"history not stored: {outcome.error}")
+            report.error("history-not-stored", f"history not stored: {outcome.error}")
 
 
 def _judge_path(

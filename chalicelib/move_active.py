@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from chalicelib import probing
+from chalicelib import interrupts, probing
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
 from chalicelib.core import history
@@ -82,8 +82,14 @@ def move_active(
     executor = Executor(
         services, now=clock.now, mode=mode_of(dry_run=settings.dry_run, paused=world.paused)
     )
-    outcomes = executor.apply(plan)
+    # Ctrl-C from here waits for the move's writes: the Report must say whether it moved.
+    with interrupts.writes_finish_first() as held:
+        outcomes = executor.apply(plan)
     _report(outcomes, report, step)
+    if held.interrupted:
+        report.interrupted = True
+        report.note("interrupted", "interrupted after the move's writes; INSYNC not waited for")
+        wait = False
     moves = [o for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress)]
     if moves and all(o.ok for o in moves):
         active = plan.active
@@ -110,7 +116,14 @@ def move_active(
                 (report.planned if outcome.printed else report.applied).append(record.describe())
     change_ids = [o.change_id for o in moves if o.ok and o.change_id is not None]
     if change_ids and wait:
-        _wait_insync(services, clock, change_ids[0], report, step, insync_timeout)
+        try:
+            _wait_insync(services, clock, change_ids[0], report, step, insync_timeout)
+        except KeyboardInterrupt:
+            report.interrupted = True
+            report.note(
+                "interrupted",
+                f"stopped waiting for change {change_ids[0]} to be INSYNC; the move was applied",
+            )
     report.seconds = clock.now() - started
     return report
 

@@ -4,22 +4,48 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.config import Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core import dns
 from chalicelib.core import pause as pause_rules
+from chalicelib.core.dns import ActiveDecision
 from chalicelib.core.history import Event, EventCode, Unreadable, last_of
-from chalicelib.core.model import GONE_STATES, FailoverMode, Instance, ProbeResult, World
+from chalicelib.core.model import (
+    GONE_STATES,
+    FailoverMode,
+    Instance,
+    ProbeResult,
+    Verdict,
+    World,
+)
 from chalicelib.core.plan import confirmed_current_list, latest_pushes
 from chalicelib.core.second_opinion import status_note
-from chalicelib.report import Report
+from chalicelib.report import Report, RoundDone
+
+SCHEMA_VERSION = 1  # schemas/cli-output.schema.json: raised when a field is removed or changes
+
+
+def envelope(command: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Every command's --json object: the schema's version and the command, then its fields."""
+    return {"schema": SCHEMA_VERSION, "command": command, **body}
+
+
+def reason(code: str, text: str) -> dict[str, str]:
+    """A reason for scripts: a stable code to compare, and the text an operator reads."""
+    return {"code": code, "text": text}
+
+
+Note = tuple[str, str]  # (code, text)
 
 
 def status_rows(
     world: World, settings: Settings, probes: Mapping[str, ProbeResult] | None = None
 ) -> list[dict[str, Any]]:
+    """One row per LB, web server and skipped instance; notes and reasons as (code, text)."""
     records = {(r.name, r.type): r for r in world.records}
     active = dns.find_record(world.records, settings.active_record_name)
     active_values = set(active.values) if active is not None else set()
@@ -27,6 +53,7 @@ def status_rows(
     stored = world.backends_parameter
     published_checksum = backend_lists.checksum(stored) if published and stored else None
     last = latest_pushes(world.pushes)
+    holds: Note = ("holds-active", f"holds {settings.active_record_name}")
     rows: list[dict[str, Any]] = []
     for lb in dns.by_name(world.lbs):
         # A name's record belongs to the live instance carrying it, not to one it replaced.
@@ -37,9 +64,9 @@ def status_rows(
         )
         notes = _notes(lb)
         if lb.name_assigned:
-            notes.append(f"name {lb.name} to be assigned")
+            notes.append(("name-to-assign", f"name {lb.name} to be assigned"))
         if lb.backends_checksum is not None and lb.backends_checksum == published_checksum:
-            notes.append("backends current")
+            notes.append(("backends-current", "backends current"))
         elif published_checksum is not None and lb.running:
             command = last.get(lb.instance_id)
             pending = ""
@@ -47,12 +74,12 @@ def status_rows(
                 ended = not command.in_flight and command.status != "Success"
                 output = f", {command.output_in(settings.push_log_group)}" if ended else ""
                 pending = f" (push {command.status}{output})"
-            notes.append("backends stale" + pending)
+            notes.append(("backends-stale", "backends stale" + pending))
         if lb.address is not None and lb.address in active_values:
-            notes.append(f"holds {settings.active_record_name}")
+            notes.append(holds)
         second_opinion = status_note(lb, world, settings.rules.second_opinion)
         if second_opinion is not None:
-            notes.append(second_opinion)
+            notes.append(("second-opinion", second_opinion))
         rows.append(
             _row("lb", lb, record.values if record else (), notes, probes) | {"name": lb.name or ""}
         )
@@ -64,21 +91,17 @@ def status_rows(
         )
         notes = _notes(web)
         if entry is not None and entry in published:
-            notes.append("in backend list")
+            notes.append(("in-backend-list", "in backend list"))
         rows.append(_row("web", web, (), notes, probes) | {"name": entry or ""})
     for skipped in world.skipped:
         # Why it is skipped, and what it keeps while frozen (its tags are never written).
-        notes = [f"skipped: {skipped.reason}"]
+        notes = [("skipped", f"skipped: {skipped.reason}")]
         frozen = skipped.frozen
         if frozen is not None and frozen.address is not None:
             if frozen.address in active_values or world.eip_instance_id == skipped.instance_id:
-                notes.append(f"holds {settings.active_record_name}")
+                notes.append(holds)
             if backend_lists.entries_of(frozen, tuple(published)):
-                notes.append("in backend list")
-        probe = ""
-        if probes is not None:
-            result = probes.get(skipped.instance_id)
-            probe = "-" if result is None else ("ok " if result.ok else "FAIL ") + result.detail
+                notes.append(("in-backend-list", "in backend list"))
         rows.append(
             {
                 "role": skipped.role or "?",
@@ -87,45 +110,74 @@ def status_rows(
                 "address": skipped.address or "",
                 "ec2": skipped.state,
                 "health": "skipped",
+                "reason": None,
                 "state": "",
-                "record": "",
-                "probe": probe,
-                "notes": ", ".join(notes),
+                "record": (),
+                "probe": _probe(skipped.instance_id, probes),
+                "notes": notes,
             }
         )
     return rows
 
 
-def _notes(instance: Instance) -> list[str]:
+def _notes(instance: Instance) -> list[Note]:
     notes = []
     if instance.draining:
-        notes.append("draining")
+        notes.append(("draining", "draining"))
     if instance.damping.run is not None:
-        notes.append(f"probe {instance.damping.run.render()}")
+        notes.append(("probe-run", f"probe {instance.damping.run.render()}"))
     return notes
+
+
+def _probe(instance_id: str, probes: Mapping[str, ProbeResult] | None) -> ProbeResult | None:
+    return None if probes is None else probes.get(instance_id)
 
 
 def _row(
     role: str,
     instance: Instance,
     record: Sequence[str],
-    notes: list[str],
+    notes: list[Note],
     probes: Mapping[str, ProbeResult] | None,
 ) -> dict[str, Any]:
-    probe = ""
-    if probes is not None:
-        result = probes.get(instance.instance_id)
-        probe = "-" if result is None else ("ok " if result.ok else "FAIL ") + result.detail
     return {
         "role": role,
         "instance": instance.instance_id,
         "address": instance.address or "",
         "ec2": instance.state,
         "health": instance.verdict.value,
+        "reason": None,
         "state": instance.lb_state.value if instance.lb_state else "",
-        "record": " ".join(record),
-        "probe": probe,
-        "notes": ", ".join(notes),
+        "record": tuple(record),
+        "probe": _probe(instance.instance_id, probes),
+        "notes": notes,
+    }
+
+
+def _probe_text(result: ProbeResult | None) -> str:
+    if result is None:
+        return "-"
+    return ("ok " if result.ok else "FAIL ") + result.detail
+
+
+def _text_cells(row: Mapping[str, Any], *, probed: bool) -> dict[str, str]:
+    """A row's cells as the table prints them."""
+    cells = {key: value for key, value in row.items() if isinstance(value, str)}
+    cells["record"] = " ".join(row["record"])
+    cells["notes"] = ", ".join(text for _, text in row["notes"])
+    cells["probe"] = _probe_text(row["probe"]) if probed else ""
+    return cells
+
+
+def _json_row(row: Mapping[str, Any], *, probed: bool) -> dict[str, Any]:
+    probe = row["probe"]
+    cause = row["reason"]
+    return {
+        **row,
+        "reason": None if cause is None else reason(*cause),
+        "record": list(row["record"]),
+        "probe": None if not probed or probe is None else {"ok": probe.ok, "detail": probe.detail},
+        "notes": [reason(code, text) for code, text in row["notes"]],
     }
 
 
@@ -155,12 +207,16 @@ def status_text(
     world: World,
     settings: Settings,
     probes: Mapping[str, ProbeResult] | None = None,
+    *,
+    wide: bool = False,
     events: Sequence[Event | Unreadable] | None = None,
 ) -> str:
     columns = list(STATUS_COLUMNS)
     if probes is not None:
         columns.insert(-1, "probe")
-    rows = status_rows(world, settings, probes)
+    rows = [
+        _text_cells(row, probed=probes is not None) for row in status_rows(world, settings, probes)
+    ]
     active = dns.find_record(world.records, settings.active_record_name)
     header = [
         f"cluster {settings.cluster}  domain {settings.domain}  mode {settings.mode}"
@@ -171,7 +227,7 @@ def status_text(
         + (world.backends_parameter or "(none published)"),
     ]
     header.append(f"detection bound: {settings.detection_bound.describe()}")
-    header += feature_lines(world, settings)
+    header += [text for _, text in feature_lines(world, settings)]
     header += operator_lines(world, settings, events)
     return "\n".join(header) + "\n\n" + table(rows, columns)
 
@@ -240,7 +296,7 @@ def event_json(item: Event | Unreadable) -> dict[str, Any]:
 
 
 def history_json(events: Sequence[Event | Unreadable]) -> dict[str, Any]:
-    return {"events": [event_json(e) for e in events]}
+    return envelope("history", {"events": [event_json(e) for e in events]})
 
 
 def history_text(events: Sequence[Event | Unreadable]) -> str:
@@ -255,30 +311,97 @@ def history_text(events: Sequence[Event | Unreadable]) -> str:
     return "\n".join(lines)
 
 
-def feature_lines(world: World, settings: Settings) -> list[str]:
+@dataclass(frozen=True)
+class Serving:
+    """Whether clients are served: the answer `status` exits with (0 yes, 1 no or unknown)."""
+
+    ok: bool
+    code: str
+    text: str
+
+    def json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "reason": reason(self.code, self.text)}
+
+
+def serving(
+    world: World, settings: Settings, probes: Mapping[str, ProbeResult] | None = None
+) -> Serving:
+    """Every address clients can be given is an LB whose verdict is healthy.
+
+    The addresses: the active record's values, or the Elastic IP's holder. The verdict: the live
+    probe's with --probe (a stored verdict can be a minute old), else the stored one.
+    """
+    lbs = {lb.address: lb for lb in world.lbs if lb.address is not None}
+    if settings.mode is FailoverMode.EIP:
+        holder = next((lb for lb in world.lbs if lb.instance_id == world.eip_instance_id), None)
+        if holder is None:
+            where = world.eip_instance_id or "no instance"
+            return Serving(
+                False,
+                "no-active-lb",
+                f"Elastic IP {settings.eip_allocation_id} is on {where}, not on an LB",
+            )
+        given: list[tuple[str, Instance | None]] = [
+            (world.eip_address or holder.address or "?", holder)
+        ]
+    else:
+        active = dns.find_record(world.records, settings.active_record_name)
+        if active is None or not active.values:
+            return Serving(False, "no-active-record", f"no record {settings.active_record_name}")
+        given = [(value, lbs.get(value)) for value in active.values]
+    for address, lb in given:
+        if lb is None:
+            return Serving(False, "not-an-lb", f"{address} is not an LB of the cluster")
+        name = lb.name or lb.instance_id
+        if probes is not None:
+            result = probes.get(lb.instance_id)
+            if result is None or not result.ok:
+                why = "not probed" if result is None else result.detail
+                return Serving(
+                    False, "lb-probe-failed", f"{name} ({address}) failed a probe: {why}"
+                )
+        elif lb.verdict is not Verdict.HEALTHY:
+            text = f"{name} ({address}) is {lb.verdict.value}"
+            return Serving(False, f"lb-{lb.verdict.value}", text)
+    names = ", ".join(lb.name or lb.instance_id for _, lb in given if lb is not None)
+    how = "answered a probe" if probes is not None else "healthy"
+    return Serving(True, "serving", f"serving: clients are given {names}, {how}")
+
+
+def feature_lines(world: World, settings: Settings) -> list[Note]:
     """What the optional features are doing, in the operator's words."""
-    lines = []
+    lines: list[Note] = []
     names = {lb.instance_id: lb.name or lb.instance_id for lb in world.lbs}
     if settings.mode is FailoverMode.EIP:
         holder = world.eip_instance_id
         where = names.get(holder or "", holder or "no instance")
         lines.append(
-            f"Elastic IP {settings.eip_allocation_id} ({world.eip_address or '?'}) is on {where}"
+            (
+                "elastic-ip",
+                f"Elastic IP {settings.eip_allocation_id} ({world.eip_address or '?'}) is on {where}",
+            )
         )
     if settings.lb_min_backends > 0:
         confirmed = confirmed_current_list(world, settings.lb_min_backends)
         ready = [lb.name or lb.instance_id for lb in dns.by_name(world.lbs) if confirmed(lb)]
         lines.append(
-            f"LBF_LB_MIN_BACKENDS={settings.lb_min_backends}: may take over: "
-            + (", ".join(ready) or "none (no LB confirmed the current list)")
+            (
+                "lb-min-backends",
+                f"LBF_LB_MIN_BACKENDS={settings.lb_min_backends}: may take over: "
+                + (", ".join(ready) or "none (no LB confirmed the current list)"),
+            )
         )
     if settings.route53_health_checks:
         if world.health_checks is None:
-            lines.append(f"second opinion: {world.health_checks_error or 'checks not read'}")
+            text = f"second opinion: {world.health_checks_error or 'checks not read'}"
+            lines.append(("second-opinion-unread", text))
         else:
             lines.append(
-                f"second opinion: {len(world.health_checks)} Route 53 health check(s), "
-                "asked only when most probes fail at once"
+                (
+                    "second-opinion",
+                    f"second opinion: {len(world.health_checks)} Route 53 health check(s), "
+                    "asked only when most probes fail at once",
+                )
             )
     return lines
 
@@ -290,22 +413,30 @@ def status_json(
     events: Sequence[Event | Unreadable] | None = None,
 ) -> dict[str, Any]:
     active = dns.find_record(world.records, settings.active_record_name)
+    probed = probes is not None
     operator = operator_json(world, settings, events)
-    return {
-        "cluster": settings.cluster,
-        "active_record": settings.active_record_name,
-        "active": list(active.values) if active is not None else [],
-        "backends": world.backends_parameter,
-        "paused": world.paused,
-        "pause": operator["paused"],
-        "last_failover": operator["last_failover"],
-        "history_error": operator["history_error"],
-        "mode": settings.mode,
-        "active_mode": settings.active_mode,
-        "features": feature_lines(world, settings),
-        "detection_bound": detection_bound_json(settings),
-        "instances": status_rows(world, settings, probes),
-    }
+    return envelope(
+        "status",
+        {
+            "cluster": settings.cluster,
+            "domain": settings.domain,
+            "mode": settings.mode,
+            "active_mode": settings.active_mode,
+            "active_record": settings.active_record_name,
+            "active": list(active.values) if active is not None else [],
+            "backends": list(backend_lists.parse_list(world.backends_parameter)),
+            "paused": world.paused,
+            "pause": operator["paused"],
+            "last_failover": operator["last_failover"],
+            "history_error": operator["history_error"],
+            "serving": serving(world, settings, probes).json(),
+            "features": [reason(code, text) for code, text in feature_lines(world, settings)],
+            "detection_bound": detection_bound_json(settings),
+            "instances": [
+                _json_row(row, probed=probed) for row in status_rows(world, settings, probes)
+            ],
+        },
+    )
 
 
 def detection_bound_json(settings: Settings) -> dict[str, Any]:
@@ -322,45 +453,87 @@ def detection_bound_json(settings: Settings) -> dict[str, Any]:
     }
 
 
-def report_json(report: Report) -> dict[str, Any]:
+def active_reason(decision: ActiveDecision) -> dict[str, str]:
+    if decision.moved_to is not None:
+        code = "moved"
+    elif decision.no_eligible:
+        code = "no-eligible-lb"
+    elif decision.repaired:
+        code = "repaired"
+    else:
+        code = "kept"
+    return reason(code, decision.reason)
+
+
+def report_json(report: Report, command: str | None = None) -> dict[str, Any]:
+    """The Report for scripts; `command` is the command line's, the job's name by default."""
     plan = report.plan
-    return {
-        "job": report.job,
-        "run_id": report.run_id,
-        "ok": report.ok,
-        "dry_run": report.dry_run,
-        "rounds": report.rounds,
-        "applied": report.applied,
-        "planned": report.planned,
-        "errors": report.errors,
-        "notes": report.notes,
-        "notices": report.notices,
-        "failovers": [
-            {"from": f.moved_from, "to": f.moved_to, "reason": f.reason, "round": f.round}
-            for f in report.failovers
-        ],
-        "active": plan.active.reason if plan is not None else None,
-        "backends": plan.backends.text if plan is not None and plan.backends else None,
-        "held": plan.held.reason if plan is not None and plan.held else None,
-        "seconds": round(report.seconds, 3),
-        "timeline": [{"seconds": round(t, 3), "event": e} for t, e in report.timeline],
-    }
+    return envelope(
+        command or report.job,
+        {
+            "job": report.job,
+            "run_id": report.run_id,
+            "ok": report.ok,
+            "dry_run": report.dry_run,
+            "interrupted": report.interrupted,
+            "rounds": report.rounds,
+            "applied": report.applied,
+            "planned": report.planned,
+            "errors": [reason(report.code_of(e, "action-failed"), e) for e in report.errors],
+            "notes": [reason(report.code_of(n, "note"), n) for n in report.notes],
+            "notices": report.notices,
+            "failovers": [
+                {
+                    "from": f.moved_from,
+                    "to": f.moved_to,
+                    "reason": reason("failover", f.reason),
+                    "round": f.round,
+                }
+                for f in report.failovers
+            ],
+            "active": active_reason(plan.active) if plan is not None else None,
+            "backends": list(plan.backends.entries)
+            if plan is not None and plan.backends is not None
+            else None,
+            "held": reason(plan.held.guard, plan.held.reason)
+            if plan is not None and plan.held
+            else None,
+            "seconds": round(report.seconds, 3),
+            "timeline": [{"seconds": round(t, 3), "event": e} for t, e in report.timeline],
+        },
+    )
+
+
+def round_line(done: RoundDone) -> str:
+    """One line per round as it ends: its number, time, verdict changes and writes."""
+    at = datetime.fromtimestamp(done.at, tz=UTC).strftime("%H:%M:%S")
+    parts = ["; ".join(done.verdicts) or "no verdict changed"]
+    if done.applied:
+        parts.append(f"changed {len(done.applied)}")
+    if done.planned:
+        parts.append(f"would change {len(done.planned)}")
+    if not done.applied and not done.planned:
+        parts.append("nothing to change")
+    if done.errors:
+        parts.append(f"{len(done.errors)} FAILED")
+    return f"round {done.number}  {at} UTC  +{done.seconds:.1f} s  " + ", ".join(parts)
 
 
 def report_text(report: Report) -> str:
-    data = report_json(report)
+    plan = report.plan
     verb = "would change" if report.dry_run else "changed"
     lines = [
-        f"{report.job} {report.run_id}: {data['rounds']} round(s), "
-        f"{'ok' if report.ok else 'FAILED'}, {data['seconds']} s"
+        f"{report.job} {report.run_id}: {report.rounds} round(s), "
+        f"{'ok' if report.ok else 'FAILED'}"
+        + (", INTERRUPTED" if report.interrupted else "")
+        + f", {round(report.seconds, 3)} s"
     ]
-    if data["active"]:
-        lines.append(f"active record: {data['active']}")
-    if data["backends"] is not None:
-        count = len(data["backends"].split(" "))
-        lines.append(f"backend list: {count} entries")
-    if data["held"]:
-        lines.append(f"backend list held: {data['held']}")
+    if plan is not None and plan.active.reason:
+        lines.append(f"active record: {plan.active.reason}")
+    if plan is not None and plan.backends is not None:
+        lines.append(f"backend list: {len(plan.backends)} entries")
+    if plan is not None and plan.held:
+        lines.append(f"backend list held: {plan.held.reason}")
     lines += [f"  {t:7.1f}s  {event}" for t, event in report.timeline]
     changes = report.planned if report.dry_run else report.applied
     lines.append(f"{verb}: {len(changes)}" + ("" if changes else " (nothing to do)"))

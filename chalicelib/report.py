@@ -55,10 +55,40 @@ class Report:
     plan: Plan | None = None
     world: World | None = None
     timeline: list[tuple[float, str]] = field(default_factory=list)
+    # Ctrl-C ended the run between two steps: what it holds is what was applied until then.
+    interrupted: bool = False
+    codes: dict[str, str] = field(default_factory=dict)  # an error's or a note's text -> its code
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    def error(self, code: str, text: str) -> None:
+        """An action that failed (the run exits 1), with a stable code for --json."""
+        self.errors.append(text)
+        self.codes.setdefault(text, code)
+
+    def note(self, code: str, text: str) -> None:
+        """A line that is neither an action nor an error, once."""
+        if text not in self.notes:
+            self.notes.append(text)
+        self.codes.setdefault(text, code)
+
+    def code_of(self, text: str, default: str) -> str:
+        return self.codes.get(text, default)
+
+
+@dataclass(frozen=True)
+class RoundDone:
+    """One round of a run as it ends, for whoever shows progress (the command line)."""
+
+    number: int
+    at: float  # the clock's time (epoch seconds)
+    seconds: float  # since the run started
+    verdicts: tuple[str, ...]  # "lb1 healthy -> unhealthy"
+    applied: tuple[str, ...]
+    planned: tuple[str, ...]  # printed only: dry run, paused
+    errors: tuple[str, ...]
 
 
 def new_run_id() -> str:

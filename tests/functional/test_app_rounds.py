@@ -63,7 +63,9 @@ def test_no_round_fits_chalice_s_three_seconds(
 
     assert not payload["ok"]
     assert payload["rounds"] == 0
-    assert payload["errors"][0].startswith("round 1 not started: 3.0 s of the invocation left")
+    assert payload["errors"][0]["text"].startswith(
+        "round 1 not started: 3.0 s of the invocation left"
+    )
     assert lambda_app.cloud.calls.log == []
     [figures] = emf_figures(capsys.readouterr().out)
     assert "HealthyLBs" not in figures
@@ -87,7 +89,7 @@ def test_a_slow_route53_during_a_failover_never_outlasts_the_lambda(lambda_app: 
     assert payload["ok"], payload
     assert [f["to"] for f in payload["failovers"]] == ["lb2"]
     assert payload["rounds"] == 3
-    assert any(note.startswith("round 4 not started") for note in payload["notes"])
+    assert any(note["text"].startswith("round 4 not started") for note in payload["notes"])
     starts = [start - started for start in cloud.prober.rounds]
     assert all(start + ROUND_NEEDS <= 60 for start in starts), starts
     assert cloud.clock.now() <= started + 60

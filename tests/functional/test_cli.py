@@ -70,6 +70,11 @@ def table(output: str) -> list[dict[str, str]]:
     return rows
 
 
+def summary(output: str) -> str:
+    """The Report's first line, after the round lines printed as the rounds ended."""
+    return next(line for line in output.splitlines() if line.startswith(("reconcile ", "plan ")))
+
+
 # --- configuration ------------------------------------------------------------------------------
 
 
@@ -258,7 +263,7 @@ def test_status_json_is_parseable_and_carries_the_same_rows(
     data = json.loads(capsys.readouterr().out)
     assert data["cluster"] == "demo"
     assert data["active"] == ["127.0.0.11"]
-    assert data["backends"] == "127.0.1.21:80 127.0.1.22:8080"
+    assert data["backends"] == ["127.0.1.21:80", "127.0.1.22:8080"]
     assert data["paused"] is False
     rows = {row["instance"]: row for row in data["instances"]}
     lb1 = rows[cloud.ec2.id_at("127.0.0.11")]
@@ -267,11 +272,13 @@ def test_status_json_is_parseable_and_carries_the_same_rows(
         "lb1",
         "healthy",
         "active",
-        "127.0.0.11",
+        ["127.0.0.11"],
     )
     assert rows[hostile]["health"] == "skipped"
-    assert "\n" not in rows[hostile]["notes"]
-    assert "'lb3\\nrm -rf /'" in rows[hostile]["notes"]
+    [skipped] = rows[hostile]["notes"]
+    assert skipped["code"] == "skipped"
+    assert "\n" not in skipped["text"]
+    assert "'lb3\\nrm -rf /'" in skipped["text"]
 
 
 @pytest.mark.parametrize(
@@ -462,7 +469,7 @@ def test_plan_json_lists_the_planned_changes_and_applies_none(
     assert data["rounds"] == 1
     assert data["applied"] == []
     assert any(f"CREATE lb.{DOMAIN} A 127.0.0.12" in change for change in data["planned"])
-    assert data["active"] == "moved off lb1 (stopped) to lb2"
+    assert data["active"] == {"code": "moved", "text": "moved off lb1 (stopped) to lb2"}
     assert len(cloud.calls.writes()) == writes
 
 
@@ -484,7 +491,7 @@ def test_reconcile_exits_0_and_prints_what_changed(
 
     assert code == 0
     out = capsys.readouterr().out
-    assert ", ok," in out.splitlines()[0]
+    assert ", ok," in summary(out)
     assert "changed:" in out
     assert "would change" not in out
     assert f"CREATE lb.{DOMAIN} A 127.0.0.11" in out
@@ -507,7 +514,7 @@ def test_reconcile_exits_1_when_a_push_fails(
 
     assert code == 1
     out = capsys.readouterr().out
-    assert "FAILED" in out.splitlines()[0]
+    assert "FAILED" in summary(out)
     errors = [line for line in out.splitlines() if line.startswith("error:")]
     assert errors
     assert all(lb2 in line for line in errors)
@@ -650,7 +657,8 @@ def test_status_probe_shows_a_prober_function_that_cannot_answer(
     capsys.readouterr()
     cloud.probe_function.fault = "invoking the prober function failed: ResourceNotReadyException"
 
-    assert run(cloud, "--stage", "prod", "status", "--probe", environ={}) == 0
+    # No LB answered: status cannot say the cluster is serving.
+    assert run(cloud, "--stage", "prod", "status", "--probe", environ={}) == 1
 
     rows = table(capsys.readouterr().out)
     assert rows
@@ -660,6 +668,9 @@ def test_status_probe_shows_a_prober_function_that_cannot_answer(
 def test_status_without_probe_does_not_look_for_the_prober_function(
     cloud: FakeCloud, capsys: pytest.CaptureFixture[str], prod_stage: Path
 ) -> None:
+    settle(cloud)
+    capsys.readouterr()
+
     assert run(cloud, "--stage", "prod", "status", environ={}) == 0
     assert "prober function" not in capsys.readouterr().err
     assert cloud.probe_function.invocations == []

@@ -322,7 +322,11 @@ def test_private_addresses_get_no_check_and_status_says_why(world: World) -> Non
     assert world.checks.checks == {}
     view = observe(config, world.services(), now=world.cloud.clock.now())
     assert view is not None
-    notes = [row["notes"] for row in render.status_rows(view, config) if row["role"] == "lb"]
+    notes = [
+        ", ".join(text for _, text in row["notes"])
+        for row in render.status_rows(view, config)
+        if row["role"] == "lb"
+    ]
     assert all("second opinion: not possible for private address" in n for n in notes)
     assert "second opinion: 0 Route 53 health check(s)" in render.status_text(view, config)
 
@@ -333,7 +337,9 @@ def test_status_names_each_lbs_check(world: World) -> None:
 
     view = observe(config, world.services(), now=world.cloud.clock.now())
     assert view is not None
-    rows = {row["name"]: row["notes"] for row in render.status_rows(view, config)}
+    rows = {
+        row["name"]: [text for _, text in row["notes"]] for row in render.status_rows(view, config)
+    }
     assert "second opinion: Route 53 health check hc-1" in rows["lb1"]
     assert "second opinion: Route 53 health check hc-2" in rows["lb2"]
 

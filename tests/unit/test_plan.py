@@ -406,7 +406,7 @@ def test_status_points_at_the_output_of_a_push_that_ended_badly() -> None:
     failed = a_push("i-lb1", checksum_of(GROWN), "Failed", command_id="c-1")
     pending = a_push("i-lb2", checksum_of(GROWN), "InProgress", command_id="c-2")
     rows = {
-        row["name"]: row["notes"]
+        row["name"]: [text for _, text in row["notes"]]
         for row in render.status_rows(replace(view, pushes=(failed, pending)), S)
     }
     assert (
