@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from chalicelib.__main__ import main
+from tests.kit.cli_schema import valid
 from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, small_cluster
 from tests.kit.settings import environment
 
@@ -396,3 +397,49 @@ def test_history_keeps_a_hundred_rounds(
 
     assert len(cloud.ssm.versions[HISTORY]) == 100
     assert len(history(cloud, capsys, "--limit", "1000")) == 100
+
+
+# --- --json ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (("pause", "--reason", "window"), 0),
+        (("resume",), 0),
+        (("drain", "127.0.1.21"), 0),
+        (("undrain", "127.0.1.21"), 0),
+        (("drain", "lb9"), 1),
+        (("accept-drop",), 0),
+        (("history", "--limit", "5"), 0),
+        (("status",), 0),
+    ],
+)
+def test_each_command_s_json_validates_against_the_schema(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], code: int
+) -> None:
+    capsys.readouterr()
+
+    assert run(cloud, *argv, "--json") == code
+
+    document = valid(capsys.readouterr().out)
+    assert document["command"] == argv[0]
+    if code == 1:
+        [error] = document["errors"]
+        assert "lb9" in error["text"]
+
+
+def test_status_json_shows_the_pause_and_the_last_failover(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cloud.prober.dead.add("127.0.0.11")
+    assert run(cloud, "reconcile") == 0
+    assert run(cloud, "pause", "--reason", "look at lb1") == 0
+    capsys.readouterr()
+
+    assert run(cloud, "status", "--json") == 0  # lb2 took over: serving
+
+    document = valid(capsys.readouterr().out)
+    assert document["pause"]["reason"] == "look at lb1"
+    assert document["last_failover"]["code"] == "failover"
+    assert document["last_failover"]["text"] == "active role lb1 -> lb2"
