@@ -53,10 +53,12 @@ def _switch(
     try:
         stored = services.parameters.read([name]).get(name)
     except AwsError as exc:
-        report.errors.append(f"could not read {name}, nothing changed: {exc}")
+        report.error("not-read", f"could not read {name}, nothing changed: {exc}")
         return report
     if not paused and not pause.is_paused(stored):
-        report.notes.append(f"not paused ({name} is {stored or 'absent'}): nothing to resume")
+        report.note(
+            "nothing-to-do", f"not paused ({name} is {stored or 'absent'}): nothing to resume"
+        )
         return report
     changes: list[Change] = []
     value = "true" if paused else "false"
@@ -94,10 +96,10 @@ def drain(
     if refused is not None:
         return _refuse(report, refused.reason)
     if named.draining:
-        report.notes.append(f"{named.label} is draining already: nothing to write")
+        report.note("nothing-to-do", f"{named.label} is draining already: nothing to write")
         return report
     tag = SetTags((named.instance_id,), ((TAG_MAINTENANCE, maintenance.DRAIN),))
-    report.notes.append(f"the next run takes {named.label} out of the backend list")
+    report.note("next-run", f"the next run takes {named.label} out of the backend list")
     _apply(settings, services, clock, report, [tag], world=world)
     return report
 
@@ -110,13 +112,14 @@ def undrain(settings: Settings, services: Services, clock: Clock, name: str) -> 
         return report
     world, named = found
     if not named.draining:
-        report.notes.append(f"{named.label} is not draining: nothing to write")
+        report.note("nothing-to-do", f"{named.label} is not draining: nothing to write")
         return report
     untag = RemoveTags((named.instance_id,), (TAG_MAINTENANCE,))
-    report.notes.append(
+    report.note(
+        "next-run",
         f"{named.label} is eligible again once healthy; nothing moves back to it"
         if named.role is Role.LB
-        else f"the next run puts {named.label} back in the backend list once it is healthy"
+        else f"the next run puts {named.label} back in the backend list once it is healthy",
     )
     _apply(settings, services, clock, report, [untag], world=world)
     return report
@@ -141,7 +144,7 @@ def accept_drop(settings: Settings, services: Services, clock: Clock) -> Report:
             report, f"the list is held back, and not by LBF_MAX_POOL_DROP: {plan.held.reason}"
         )
     if not plan.drop_taken:
-        report.notes.append("LBF_MAX_POOL_DROP holds nothing back: nothing to publish")
+        report.note("nothing-to-do", "LBF_MAX_POOL_DROP holds nothing back: nothing to publish")
         return report
     lists = settings.rules.plan.lists
     changes: list[Change] = [
@@ -174,8 +177,8 @@ def _report(job: str, settings: Settings) -> Report:
     return Report(job=job, run_id=new_run_id(), dry_run=settings.dry_run, rounds=1)
 
 
-def _refuse(report: Report, reason: str) -> Report:
-    report.errors.append(f"refused, nothing changed: {reason}")
+def _refuse(report: Report, reason: str, code: str = "refused") -> Report:
+    report.error(code, f"refused, nothing changed: {reason}")
     return report
 
 
@@ -184,7 +187,7 @@ def _world(settings: Settings, services: Services, now: float, report: Report) -
     try:
         world = observe(settings, services, now=now)
     except ViewNotLoaded as exc:
-        report.errors.append(str(exc))
+        report.error("not-read", str(exc))
         return None
     assert world is not None  # only None for a run about one instance
     if world.paused:
@@ -204,7 +207,7 @@ def _find(
         return None
     named = maintenance.find(world, name)
     if isinstance(named, Refused):
-        _refuse(report, named.reason)
+        _refuse(report, named.reason, code="unknown-name")
         return None
     return world, named
 
@@ -247,4 +250,4 @@ def _report_outcomes(outcomes: Sequence[Outcome], report: Report) -> None:
         elif outcome.ok:
             report.applied.append(text)
         else:
-            report.errors.append(f"{text}: {outcome.error}")
+            report.error("action-failed", f"{text}: {outcome.error}")

@@ -426,6 +426,7 @@ def test_each_command_s_json_validates_against_the_schema(
     assert document["command"] == argv[0]
     if code == 1:
         [error] = document["errors"]
+        assert error["code"] == "unknown-name"
         assert "lb9" in error["text"]
 
 
