@@ -444,3 +444,37 @@ def test_status_json_shows_the_pause_and_the_last_failover(
     assert document["pause"]["reason"] == "look at lb1"
     assert document["last_failover"]["code"] == "failover"
     assert document["last_failover"]["text"] == "active role lb1 -> lb2"
+
+
+# --- move-active and drain probe private LBs through the prober function --------------------------
+
+
+def test_move_active_probes_private_candidates_through_the_prober_function(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """From this machine the private address of lb2 does not answer; from inside the VPC it
+    does. The move is judged on the prober function's answer, as a round's probe would be."""
+    with_function = {**ENV, "LBF_PROBER_FUNCTION": "lb-failover-prod-probe_private"}
+    lb2 = cloud.ec2.id_named("lb2")
+    cloud.prober.dead_when = lambda address, now: address == "127.0.0.12"  # from here only
+    cloud.probe_function.invocations.clear()
+
+    assert run(cloud, "move-active", "--to", "lb2", "--no-wait", environ=with_function) == 0
+
+    assert cloud.probe_function.invocations == [[lb2]]
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.12",)
+    assert "live probe answered" in capsys.readouterr().out
+
+
+def test_move_active_refuses_when_the_prober_function_cannot_answer(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with_function = {**ENV, "LBF_PROBER_FUNCTION": "lb-failover-prod-probe_private"}
+    cloud.probe_function.fault = "invoking the prober function failed: TooManyRequestsException"
+    before = everything(cloud)
+
+    assert run(cloud, "drain", "lb1", "--no-wait", environ=with_function) == 1
+
+    out = capsys.readouterr().out
+    assert "no answer: invoking the prober function failed" in out
+    assert everything(cloud) == before
