@@ -355,7 +355,23 @@ def _settings(args: argparse.Namespace, environ: Mapping[str, str] | None) -> Se
         probes = args.command in PROBING or getattr(args, "probe", False)
         if settings.prober_function is None and probes:
             settings = _with_stage_prober(settings, environment, stage)
+        elif settings.prober_function is None and args.command == "status":
+            settings = _with_declared_prober(settings, stage)
     return settings
+
+
+def _with_declared_prober(settings: Settings, stage: str) -> Settings:
+    """The stage's controllers get LBF_PROBER_FUNCTION from their template whenever the stage
+    declares the prober function, and their detection bound then counts its invoke: `status`
+    prints the same bound, from the stage's configuration, without looking the function up
+    (nothing here invokes it: only `--probe` needs where it is)."""
+    import dataclasses
+
+    from chalicelib import deployed
+
+    if not deployed.declared(stage, Path(".chalice/config.json")):
+        return settings
+    return dataclasses.replace(settings, prober_function=f"{deployed.FUNCTION} of stage {stage}")
 
 
 def _quiet_library_log() -> None:

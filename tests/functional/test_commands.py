@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -478,3 +480,39 @@ def test_move_active_refuses_when_the_prober_function_cannot_answer(
     out = capsys.readouterr().out
     assert "no answer: invoking the prober function failed" in out
     assert everything(cloud) == before
+
+
+# --- status --stage: the detection bound the stage's controllers have ------------------------------
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_status_with_a_stage_prints_the_bound_with_the_prober_s_invoke_without_a_lookup(
+    cloud: FakeCloud,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    declared: bool,
+) -> None:
+    stage: dict[str, Any] = {
+        "environment_variables": {
+            "LBF_CLUSTER": "demo",
+            "LBF_DOMAIN": FAKE_DOMAIN,
+            "LBF_HOSTED_ZONE_ID": "Z123",
+            "LBF_LB_ADDRESS": "private",
+        }
+    }
+    if declared:  # as infra/configure.py writes every stage
+        stage["lambda_functions"] = {"probe_private": {"subnet_ids": ["subnet-1"]}}
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text(json.dumps({"stages": {"prod": stage}}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # main hands boto3 the stage's AWS_*
+    capsys.readouterr()
+
+    run(cloud, "status", "--stage", "prod", environ={})
+
+    captured = capsys.readouterr()
+    [bound] = [line for line in captured.out.splitlines() if line.startswith("detection bound")]
+    assert ("PROBER INVOKE [1 s]" in bound) is declared
+    assert "prober function" not in captured.err  # not looked up: nothing to say where it is
+    assert cloud.probe_function.invocations == []
