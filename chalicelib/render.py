@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -124,9 +124,25 @@ def _notes(instance: Instance) -> list[Note]:
     notes = []
     if instance.draining:
         notes.append(("draining", "draining"))
-    if instance.damping.run is not None:
-        notes.append(("probe-run", f"probe {instance.damping.run.render()}"))
+    run = instance.damping.run
+    if run is not None:
+        notes.append(("probe-run", f"probe {'ok' if run.ok else 'fail'}:{run.count}"))
     return notes
+
+
+def _why(instance: Instance) -> Note | None:
+    """The last failed probe's reason, while the probes fail (from lbf:probe)."""
+    run = instance.damping.run
+    if run is None or run.ok:
+        return None
+    text = run.reason or "probe failed"
+    return (_code(text), text)
+
+
+def _code(text: str) -> str:
+    """A reason's code: its words, lower case, joined by hyphens ("HTTP 503" -> "http-503")."""
+    words = "".join(c if c.isascii() and c.isalnum() else " " for c in text.lower()).split()
+    return "-".join(words) or "unknown"
 
 
 def _probe(instance_id: str, probes: Mapping[str, ProbeResult] | None) -> ProbeResult | None:
@@ -146,7 +162,7 @@ def _row(
         "address": instance.address or "",
         "ec2": instance.state,
         "health": instance.verdict.value,
-        "reason": None,
+        "reason": _why(instance),
         "state": instance.lb_state.value if instance.lb_state else "",
         "record": tuple(record),
         "probe": _probe(instance.instance_id, probes),
@@ -163,6 +179,7 @@ def _probe_text(result: ProbeResult | None) -> str:
 def _text_cells(row: Mapping[str, Any], *, probed: bool) -> dict[str, str]:
     """A row's cells as the table prints them."""
     cells = {key: value for key, value in row.items() if isinstance(value, str)}
+    cells["why"] = row["reason"][1] if row["reason"] is not None else ""
     cells["record"] = " ".join(row["record"])
     cells["notes"] = ", ".join(text for _, text in row["notes"])
     cells["probe"] = _probe_text(row["probe"]) if probed else ""
@@ -181,26 +198,107 @@ def _json_row(row: Mapping[str, Any], *, probed: bool) -> dict[str, Any]:
     }
 
 
-def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """A plain aligned table; every cell was escaped or came from a parsed value."""
+WIDTH = 80  # what `status` fits by default: a terminal, a ticket, a pager's message
+TRUNCATED = "~"  # ends a cut cell (ASCII: the output may go to a log or a C-locale terminal)
+
+
+def table(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    headers: Mapping[str, str] | None = None,
+    width: int | None = None,
+    cuts: Sequence[tuple[str, int]] = (),
+    below: str | None = None,
+) -> str:
+    """A plain aligned table; every cell was escaped or came from a parsed value.
+
+    With `width`, a line that is too long first loses a space between columns, then the `cuts`
+    are made in their order (a column down to its width there; a cut cell marked TRUNCATED,
+    addresses in the middle so that the port stays) until it fits. Column `below` goes under
+    its row, wrapped, instead.
+    """
+    titles = [(headers or {}).get(c, c).upper() for c in columns]
     cells = [[str(row.get(c, "")) for c in columns] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    widths = [max([len(t)] + [len(r[i]) for r in cells]) for i, t in enumerate(titles)]
+    gap = 2
+    if width is not None:
+        if sum(widths) + gap * (len(widths) - 1) > width:
+            gap = 1
+        for column, floor in cuts:
+            if column not in columns:
+                continue
+            over = sum(widths) + gap * (len(widths) - 1) - width
+            if over <= 0:
+                break
+            i = columns.index(column)
+            widths[i] = max(floor, widths[i] - over)
+    space = " " * gap
+    lines = [space.join(_cut(t, w).ljust(w) for t, w in zip(titles, widths, strict=True))]
+    for row, line in zip(rows, cells, strict=True):
+        lines.append(
+            space.join(
+                _cut(v, w, middle=c in MIDDLE_CUT).ljust(w)
+                for c, v, w in zip(columns, line, widths, strict=True)
+            )
+        )
+        under = str(row.get(below, "")) if below is not None else ""
+        if under:
+            lines += textwrap.wrap(
+                under,
+                width=width or len(under) + 4,
+                initial_indent="    ",
+                subsequent_indent="    ",
+                break_on_hyphens=False,
+            )
     return "\n".join(line.rstrip() for line in lines)
 
 
-STATUS_COLUMNS = (
+def _cut(value: str, width: int, *, middle: bool = False) -> str:
+    if len(value) <= width:
+        return value
+    if middle and width >= 7:
+        tail = (width - 1) // 2
+        return value[: width - 1 - tail] + TRUNCATED + value[len(value) - tail :]
+    return value[: max(0, width - 1)] + TRUNCATED
+
+
+# --wide: every column, one line per instance, nothing cut.
+WIDE_COLUMNS = (
     "role",
     "name",
     "instance",
     "address",
     "ec2",
     "health",
+    "why",
     "state",
     "record",
     "notes",
 )
+# By default one table per role, each with the columns that mean something for it; the EC2 state
+# (unless "running") and the notes go under the row, and cells are cut to fit WIDTH.
+LB_COLUMNS = ("lb", "instance", "address", "health", "why", "state", "record")
+WEB_COLUMNS = ("web server", "instance", "health", "why")
+OTHER_COLUMNS = ("other", "role", "address", "health")
+# Where a line too long for WIDTH is cut, in this order, and how far: first what is long only
+# when unusual (a 63-character name, a reason), then the live probe's detail, and addresses last
+# (cut in the middle, so that a port stays). Never an instance id (what an operator pastes into
+# the AWS CLI) or a verdict. Every table cut this far fits WIDTH.
+CUTS = (
+    ("lb", 5),
+    ("other", 19),
+    ("why", 7),
+    ("record", 6),
+    ("state", 5),
+    ("probe", 8),
+    ("web server", 15),
+    ("address", 9),
+    ("role", 4),
+)
+MIDDLE_CUT = frozenset({"address", "web server", "record"})
+# The table's short words for the commonest reasons (the JSON and --wide keep the full text).
+SHORT_WHY = {"connection refused": "refused", "connection reset": "reset"}
 
 
 def status_text(
@@ -211,25 +309,66 @@ def status_text(
     wide: bool = False,
     events: Sequence[Event | Unreadable] | None = None,
 ) -> str:
-    columns = list(STATUS_COLUMNS)
-    if probes is not None:
-        columns.insert(-1, "probe")
-    rows = [
-        _text_cells(row, probed=probes is not None) for row in status_rows(world, settings, probes)
-    ]
+    probed = probes is not None
+    rows = [_text_cells(row, probed=probed) for row in status_rows(world, settings, probes)]
     active = dns.find_record(world.records, settings.active_record_name)
+    backends = backend_lists.parse_list(world.backends_parameter)
+    verdict = serving(world, settings, probes)
     header = [
         f"cluster {settings.cluster}  domain {settings.domain}  mode {settings.mode}"
         f"  active {settings.active_mode}",
+        verdict.text if verdict.ok else f"NOT SERVING: {verdict.text}",
         f"{settings.active_record_name} -> "
         + (" ".join(active.values) if active is not None else "(no record)"),
         f"backends ({settings.backends_parameter_name}): "
-        + (world.backends_parameter or "(none published)"),
+        + (" ".join(backends) or world.backends_parameter or "(none published)"),
+        f"detection bound: {settings.detection_bound.describe()}",
     ]
-    header.append(f"detection bound: {settings.detection_bound.describe()}")
     header += [text for _, text in feature_lines(world, settings)]
     header += operator_lines(world, settings, events)
-    return "\n".join(header) + "\n\n" + table(rows, columns)
+    if wide:
+        columns = list(WIDE_COLUMNS)
+        if probed:
+            columns.insert(columns.index("notes"), "probe")
+        return "\n".join(header) + "\n\n" + table(rows, columns)
+    lines = [
+        line
+        for text in header
+        for line in textwrap.wrap(
+            text, width=WIDTH, subsequent_indent="    ", break_on_hyphens=False
+        )
+    ]
+    return "\n".join(lines) + "\n\n" + "\n\n".join(_role_tables(rows, probed=probed))
+
+
+def _role_tables(rows: Sequence[dict[str, str]], *, probed: bool) -> list[str]:
+    """The LBs, the web servers and instances of no known role, each in a table fitting WIDTH."""
+    tables = []
+    for role, columns in (("lb", LB_COLUMNS), ("web", WEB_COLUMNS), (None, OTHER_COLUMNS)):
+        chosen = [
+            r
+            for r in rows
+            if r["role"] == role or (role is None and r["role"] not in ("lb", "web"))
+        ]
+        if not chosen:
+            continue
+        shown = []
+        for row in chosen:
+            cells = dict(row)
+            cells["why"] = SHORT_WHY.get(row["why"], row["why"])
+            if row["record"] and row["record"] == row["address"]:
+                cells["record"] = "ok"  # its name's record points at its address
+            elif role == "lb" and not row["record"] and row["health"] != "skipped":
+                cells["record"] = "none"
+            cells["lb"] = row["name"]
+            cells["web server"] = row["name"] or row["address"]
+            cells["other"] = row["instance"]
+            notes = [f"EC2 {row['ec2']}" if row["ec2"] != "running" else "", row["notes"]]
+            cells["notes"] = ", ".join(n for n in notes if n)
+            shown.append(cells)
+        chosen_columns = list(columns) + (["probe"] if probed else [])
+        tables.append(table(shown, chosen_columns, width=WIDTH, cuts=CUTS, below="notes"))
+    return tables
 
 
 def operator_lines(
@@ -281,7 +420,7 @@ def operator_json(
 
 
 def timestamp(at: float) -> str:
-    return dt.datetime.fromtimestamp(at, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def event_json(item: Event | Unreadable) -> dict[str, Any]:

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from chalicelib.core.model import Damping, ProbeRun, Verdict
 
-_PROBE_RUN = re.compile(r"(ok|fail):([0-9]{1,3})")
+# A failure's reason after a space: printable ASCII only, as it is shown to an operator.
+_PROBE_RUN = re.compile(r"(ok|fail):([0-9]{1,3})(?: ([!-~][ -~]{0,63}))?")
+REASON_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -21,12 +23,15 @@ class Thresholds:
     fall: int
 
 
-def advance(damping: Damping, ok: bool, thresholds: Thresholds) -> Damping:
-    """One probe result folded into the carried state."""
+def advance(
+    damping: Damping, ok: bool, thresholds: Thresholds, *, detail: str | None = None
+) -> Damping:
+    """One probe result folded into the carried state; a failure keeps its reason (`detail`)."""
     previous = damping.run
     count = previous.count + 1 if previous is not None and previous.ok == ok else 1
     needed = thresholds.rise if ok else thresholds.fall
-    run = ProbeRun(ok=ok, count=min(count, needed))
+    reason = None if ok or detail is None else failure_reason(detail)
+    run = ProbeRun(ok=ok, count=min(count, needed), reason=reason)
     verdict = damping.verdict
     if run.count >= needed:
         verdict = Verdict.HEALTHY if ok else Verdict.UNHEALTHY
@@ -36,6 +41,14 @@ def advance(damping: Damping, ok: bool, thresholds: Thresholds) -> Damping:
 def down_at_once(damping: Damping, thresholds: Thresholds) -> Damping:
     """EC2 says the instance is stopping or gone: unhealthy now, no rounds needed."""
     return Damping(verdict=Verdict.UNHEALTHY, run=ProbeRun(ok=False, count=thresholds.fall))
+
+
+def failure_reason(detail: str) -> str | None:
+    """A failed probe's detail as the tag carries it: a bare status code reads "HTTP 503"; any
+    other text kept to printable ASCII and cut short (an OS error's text can be anything)."""
+    text = f"HTTP {detail}" if detail.isascii() and detail.isdigit() else detail
+    text = "".join(char if " " <= char <= "~" else "?" for char in text).strip()
+    return text[:REASON_CHARS].rstrip() or None
 
 
 def parse_verdict(value: str | None) -> Verdict:
@@ -50,11 +63,15 @@ def parse_verdict(value: str | None) -> Verdict:
 
 
 def parse_probe_run(value: str | None) -> ProbeRun | None:
-    """`ok:N` / `fail:N`; anything else means no carried run (counting starts afresh)."""
+    """`ok:N` / `fail:N` / `fail:N reason`; anything else means no carried run (counting starts
+    afresh)."""
     if value is None:
         return None
     match = _PROBE_RUN.fullmatch(value)
     if match is None:
         return None
     count = int(match[2])
-    return ProbeRun(ok=match[1] == "ok", count=count) if count > 0 else None
+    ok = match[1] == "ok"
+    if count <= 0 or (ok and match[3] is not None):
+        return None
+    return ProbeRun(ok=ok, count=count, reason=match[3])

@@ -73,13 +73,16 @@ GONE_STATES = frozenset({"stopped", "shutting-down", "terminated"})
 
 @dataclass(frozen=True)
 class ProbeRun:
-    """A run of equal probe results (`lbf:probe` = `ok:N` / `fail:N`)."""
+    """A run of equal probe results (`lbf:probe` = `ok:N` / `fail:N reason`)."""
 
     ok: bool
     count: int
+    # The last failed probe's reason ("timeout", "connection refused", "HTTP 503"), for `status`.
+    reason: str | None = None
 
     def render(self) -> str:
-        return f"{'ok' if self.ok else 'fail'}:{self.count}"
+        tag = f"{'ok' if self.ok else 'fail'}:{self.count}"
+        return f"{tag} {self.reason}" if self.reason and not self.ok else tag
 
 
 @dataclass(frozen=True)

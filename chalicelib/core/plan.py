@@ -312,7 +312,9 @@ def is_prober_fault(results: Mapping[str, ProbeResult], fault_percent: int) -> b
 def fold_probes(world: World, results: Mapping[str, ProbeResult], thresholds: Thresholds) -> World:
     def fold(i: Instance) -> Instance:
         if i.instance_id in results and not i.down:
-            return replace(i, damping=advance(i.damping, results[i.instance_id].ok, thresholds))
+            result = results[i.instance_id]
+            damping = advance(i.damping, result.ok, thresholds, detail=result.detail)
+            return replace(i, damping=damping)
         return i
 
     return _fold_all(world, fold)

@@ -24,7 +24,7 @@ from tests.kit.settings import environment
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN = FAKE_DOMAIN
 ENV = environment(FAKE_CLOUD_ENV, sns_topic_arn=None)
-STATUS_COLUMNS = ["ROLE", "NAME", "INSTANCE", "ADDRESS", "EC2", "HEALTH", "STATE", "RECORD"]
+STATUS_COLUMNS = ["ROLE", "NAME", "INSTANCE", "ADDRESS", "EC2", "HEALTH", "WHY", "STATE", "RECORD"]
 # A tag an operator (or an attacker with ec2:CreateTags) set with a line break and a command in it.
 HOSTILE_NAME = "lb3\nrm -rf /"
 
@@ -147,7 +147,7 @@ def test_stage_takes_the_environment_from_chalice_config(
     settle(cloud)
     capsys.readouterr()
 
-    code = run(cloud, "--stage", "prod", "status", environ={})
+    code = run(cloud, "--stage", "prod", "status", "--wide", environ={})
 
     assert code == 0
     out = capsys.readouterr().out
@@ -200,7 +200,7 @@ def test_status_shows_lbs_and_web_servers_from_the_stored_state(
     capsys.readouterr()
     writes = len(cloud.calls.writes())
 
-    code = run(cloud, "status")
+    code = run(cloud, "status", "--wide")
 
     assert code == 0
     out = capsys.readouterr().out
@@ -232,7 +232,7 @@ def test_status_shows_a_skipped_instance_with_its_reason_escaped(
     settle(cloud)
     capsys.readouterr()
 
-    code = run(cloud, "status")
+    code = run(cloud, "status", "--wide")
 
     assert code == 0
     out = capsys.readouterr().out
@@ -305,7 +305,7 @@ def test_status_prints_the_detection_bound_with_its_terms(
     settle(cloud)
     capsys.readouterr()
 
-    assert run(cloud, "status", environ=environ) == 0
+    assert run(cloud, "status", "--wide", environ=environ) == 0
     assert line in capsys.readouterr().out.splitlines()
 
     assert run(cloud, "status", "--json", environ=environ) == 0
@@ -332,7 +332,7 @@ def test_status_prints_the_prober_function_s_invoke_as_a_term(
     settle(cloud)
     capsys.readouterr()
 
-    assert run(cloud, "status", environ=environ) == 0
+    assert run(cloud, "status", "--wide", environ=environ) == 0
     assert (
         "detection bound: 43 s + start-up = (FALL + 1) x INTERVAL [40 s] + TIMEOUT [2 s]"
         " + (60 - ROUNDS x INTERVAL) [0 s] + PROBER INVOKE [1 s] + start-up"
@@ -370,7 +370,7 @@ def test_status_probe_adds_a_live_probe_column(
     rounds = len(cloud.prober.rounds)
     writes = len(cloud.calls.writes())
 
-    code = run(cloud, "status", "--probe")
+    code = run(cloud, "status", "--wide", "--probe")
 
     assert code == 0
     rows = {row["NAME"]: row for row in table(capsys.readouterr().out)}
@@ -639,7 +639,7 @@ def test_status_probe_with_a_stage_probes_private_targets_through_its_prober_fun
     capsys.readouterr()
     cloud.probe_function.invocations.clear()
 
-    code = run(cloud, "--stage", "prod", "status", "--probe", environ={})
+    code = run(cloud, "--stage", "prod", "status", "--wide", "--probe", environ={})
 
     assert code == 0
     captured = capsys.readouterr()
@@ -658,7 +658,7 @@ def test_status_probe_shows_a_prober_function_that_cannot_answer(
     cloud.probe_function.fault = "invoking the prober function failed: ResourceNotReadyException"
 
     # No LB answered: status cannot say the cluster is serving.
-    assert run(cloud, "--stage", "prod", "status", "--probe", environ={}) == 1
+    assert run(cloud, "--stage", "prod", "status", "--wide", "--probe", environ={}) == 1
 
     rows = table(capsys.readouterr().out)
     assert rows
@@ -682,7 +682,7 @@ def test_status_probe_without_a_stage_probes_from_this_machine(
     settle(cloud)
     cloud.probe_function.invocations.clear()
 
-    assert run(cloud, "status", "--probe") == 0
+    assert run(cloud, "status", "--wide", "--probe") == 0
 
     assert cloud.probe_function.invocations == []
     assert all(row["PROBE"] == "ok 200" for row in table(capsys.readouterr().out))

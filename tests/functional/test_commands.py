@@ -71,8 +71,9 @@ def history(cloud: FakeCloud, capsys: pytest.CaptureFixture[str], *extra: str) -
 
 
 def status(cloud: FakeCloud, capsys: pytest.CaptureFixture[str]) -> str:
+    """`status --wide`: its lines unwrapped, whatever their length."""
     capsys.readouterr()
-    run(cloud, "status")
+    run(cloud, "status", "--wide")
     return capsys.readouterr().out
 
 
@@ -509,7 +510,7 @@ def test_status_with_a_stage_prints_the_bound_with_the_prober_s_invoke_without_a
     monkeypatch.setattr(os, "environ", dict(os.environ))  # main hands boto3 the stage's AWS_*
     capsys.readouterr()
 
-    run(cloud, "status", "--stage", "prod", environ={})
+    run(cloud, "status", "--stage", "prod", "--wide", environ={})
 
     captured = capsys.readouterr()
     [bound] = [line for line in captured.out.splitlines() if line.startswith("detection bound")]

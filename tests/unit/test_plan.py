@@ -576,7 +576,7 @@ def test_fold_probes_advances_only_the_instances_probed() -> None:
     }
     folded = fold_probes(view, probed, S.rules.thresholds)
     assert [(x.verdict.value, x.damping.run) for x in folded.lbs] == [
-        ("healthy", ProbeRun(ok=False, count=1)),
+        ("healthy", ProbeRun(ok=False, count=1, reason="timeout")),
         ("unhealthy", view.lbs[1].damping.run),
     ]
     assert folded.webs == view.webs
