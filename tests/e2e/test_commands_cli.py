@@ -59,7 +59,7 @@ def test_pause_history_resume_status_each_in_a_new_process(aws: LocalAws) -> Non
     assert event_shown["code"] == "paused"
     assert event_shown["reason"] == "kernel upgrade on lb1"
 
-    status = cli(aws, "status")
+    status = cli(aws, "status", "--wide")
     [line] = [line for line in status.stdout.splitlines() if line.startswith("PAUSED")]
     assert f"since {event_shown['at']}, reason: kernel upgrade on lb1" in line
 
