@@ -89,9 +89,9 @@ def drain(
         return report
     world, named = found
     if named.role is Role.LB:
-        moved = move_active.move_active(settings, services, clock, drain=named.label, wait=wait)
-        moved.job = "drain"
-        return moved
+        return move_active.move_active(
+            settings, services, clock, drain=named.label, wait=wait, job="drain"
+        )
     refused = maintenance.refuse_frozen(named)
     if refused is not None:
         return _refuse(report, refused.reason)
@@ -233,7 +233,12 @@ def _apply(
     done = list(events)
     if world is not None:
         done += history.round_events(
-            world, outcomes, (), now=clock.now(), drop_taken=drop_taken, by="the command line"
+            world,
+            outcomes,
+            (),
+            now=clock.now(),
+            drop_taken=drop_taken,
+            by=f"{report.job} on the command line",
         )
     elif any(not o.ok for o in outcomes):
         done = []  # the switch was not written: nothing happened

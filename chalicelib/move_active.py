@@ -40,10 +40,11 @@ def move_active(
     drain: str | None = None,
     wait: bool = True,
     insync_timeout: float = 300.0,
+    job: str = "move-active",
 ) -> Report:
     """Exit 0 (report ok) when it moved or nothing had to move; an error when refused or failed."""
     started = clock.now()
-    report = Report(job="move-active", run_id=new_run_id(), dry_run=settings.dry_run, rounds=1)
+    report = Report(job=job, run_id=new_run_id(), dry_run=settings.dry_run, rounds=1)
 
     def step(text: str) -> None:
         report.timeline.append((clock.now() - started, text))
@@ -105,7 +106,7 @@ def move_active(
     if not moves:
         step(plan.active.reason)
     events = history.round_events(
-        world, outcomes, report.failovers, now=clock.now(), by="the command line"
+        world, outcomes, report.failovers, now=clock.now(), by=f"{job} on the command line"
     )
     record = history.record(settings.history_parameter_name, events)
     if record is not None:

@@ -258,7 +258,7 @@ def round_events(
                         now,
                         EventCode.DROP_TAKEN,
                         f"{len(drop_taken)} failing backend(s) taken out: {' '.join(drop_taken)}",
-                        f"accept-drop from {by}" if by else "failed every probe for 10 minutes",
+                        by or "failed every probe for 10 minutes",
                     )
                 )
     return events

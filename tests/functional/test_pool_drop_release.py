@@ -138,7 +138,7 @@ def test_accept_drop_takes_it_at_once(cloud: FakeCloud, capsys: pytest.CaptureFi
         cloud.ec2.id_named("lb2"),
     }
     [taken] = [e for e in all_events(cloud) if e["code"] == "drop-taken"]
-    assert taken["reason"] == "accept-drop from the command line"
+    assert taken["reason"] == "accept-drop on the command line"
     minute(cloud)  # the next run keeps it
     assert cloud.ssm.parameters[BACKENDS] == "127.0.1.21:80"
 

@@ -83,17 +83,22 @@ def test_drain_undrain_and_a_drop_taken() -> None:
     ]
 
     events = round_events(
-        WORLD, outcomes, [], now=T, drop_taken=("10.0.1.22:80",), by="the command line"
+        WORLD,
+        outcomes,
+        [],
+        now=T,
+        drop_taken=("10.0.1.22:80",),
+        by="an operator",
     )
 
     assert [(e.code.value, e.text, e.reason) for e in events] == [
-        ("drained", "10.0.1.21:80 (i-web-10.0.1.21-80): lbf:maintenance=drain", "the command line"),
-        ("undrained", "lb1 (i-lb1): lbf:maintenance removed", "the command line"),
+        ("drained", "10.0.1.21:80 (i-web-10.0.1.21-80): lbf:maintenance=drain", "an operator"),
+        ("undrained", "lb1 (i-lb1): lbf:maintenance removed", "an operator"),
         ("backends-published", "1 backend(s): 10.0.1.21:80", ""),
         (
             "drop-taken",
             "1 failing backend(s) taken out: 10.0.1.22:80",
-            "accept-drop from the command line",
+            "an operator",
         ),
     ]
 
