@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from chalicelib.__main__ import main
+from chalicelib.errors import AwsError
 from tests.kit.cli_schema import valid
 from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, small_cluster
 from tests.kit.settings import environment
@@ -517,3 +518,18 @@ def test_status_with_a_stage_prints_the_bound_with_the_prober_s_invoke_without_a
     assert ("PROBER INVOKE [1 s]" in bound) is declared
     assert "prober function" not in captured.err  # not looked up: nothing to say where it is
     assert cloud.probe_function.invocations == []
+
+
+def test_status_goes_on_without_the_history_and_history_says_why_it_cannot(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cloud.history.fail_read = AwsError("ssm", "GetParameterHistory", "AccessDeniedException", "no")
+
+    out = status(cloud, capsys)
+
+    assert "history not read: GetParameterHistory failed" in out
+    assert run(cloud, "status") == 0  # still serving: the history is not what status judges
+    assert run(cloud, "history") == 1
+    err = capsys.readouterr().err
+    assert f"could not read {HISTORY}" in err
+    assert "AccessDeniedException" in err
