@@ -22,6 +22,7 @@ from chalicelib.core.model import (
     TAG_BACKENDS,
     TAG_HEALTH,
     TAG_MAINTENANCE,
+    TAG_PROBE,
     Instance,
     Push,
     World,
@@ -237,6 +238,7 @@ def round_events(
                             now,
                             EventCode.VERDICT,
                             f"{label} {before or 'unknown'} -> {tags[TAG_HEALTH]}",
+                            _verdict_reason(instance, tags),
                         )
                     )
                 if TAG_BACKENDS in tags:
@@ -282,6 +284,16 @@ def push_events(
         and not push.in_flight
         and push.status != "Success"
     ]
+
+
+def _verdict_reason(instance: Instance | None, tags: dict[str, str]) -> str:
+    """Why the verdict changed: EC2's state when it is not running, else the probes' run
+    (`lbf:probe`, with the last failure's reason: `fail:3 connection refused`)."""
+    if instance is not None and not instance.running:
+        return f"EC2 {instance.state}"
+    if TAG_PROBE in tags:
+        return f"{TAG_PROBE} {tags[TAG_PROBE]}"
+    return ""
 
 
 def _label(instance: Instance) -> str:

@@ -354,6 +354,7 @@ def test_history_of_a_failover_and_a_steady_run_that_writes_nothing(
     assert "unhealthy" in failover["reason"]
     verdict = next(e for e in events if e["code"] == "verdict")
     assert verdict["text"] == "lb1 (i-00000000000000001) healthy -> unhealthy"
+    assert verdict["reason"] == "lbf:probe fail:3 timeout"
     assert f"last failover: {minute}" in status(cloud, capsys)
 
     capsys.readouterr()

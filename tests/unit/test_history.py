@@ -56,12 +56,21 @@ def test_a_round_s_events_come_from_what_it_wrote() -> None:
 
     assert [(e.code.value, e.text, e.reason) for e in events] == [
         ("failover", "active role lb1 -> lb2", "moved off lb1 (unhealthy) to lb2"),
-        ("verdict", "lb1 (i-lb1) healthy -> unhealthy", ""),
+        ("verdict", "lb1 (i-lb1) healthy -> unhealthy", "lbf:probe fail:3"),
         ("backends-published", "1 backend(s): 10.0.1.21:80", ""),
         ("push-confirmed", "lb2 (i-lb2) applied the backend list abababababab", ""),
         ("action-failed", "tag i-lb2: lbf:state=active", "Throttling"),
     ]
     assert all(e.at == T for e in events)
+
+
+def test_a_verdict_s_reason_is_ec2_s_state_when_it_is_not_running() -> None:
+    stopped = lb("lb1", "10.0.0.11", state="stopped")
+    tags = SetTags(("i-lb1",), (("lbf:health", "unhealthy"), ("lbf:probe", "fail:3")))
+
+    [verdict] = round_events(world([stopped]), [Outcome(tags, ok=True)], [], now=T)
+
+    assert verdict.reason == "EC2 stopped"
 
 
 def test_what_was_only_printed_or_not_attempted_did_not_happen() -> None:
