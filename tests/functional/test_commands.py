@@ -534,3 +534,17 @@ def test_status_goes_on_without_the_history_and_history_says_why_it_cannot(
     err = capsys.readouterr().err
     assert f"could not read {HISTORY}" in err
     assert "AccessDeniedException" in err
+
+
+def test_an_odd_paused_value_is_notified_once(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cloud.ssm.put(PAUSED, "ja")
+    notices = []
+    for _ in range(2):
+        capsys.readouterr()
+        assert run(cloud, "reconcile", "--json") == 0
+        notices += json.loads(capsys.readouterr().out)["notices"]
+        cloud.clock.advance(60)
+
+    assert notices == [f"[paused] {PAUSED} holds 'ja', neither true nor false: taken as paused"]
