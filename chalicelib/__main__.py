@@ -374,12 +374,17 @@ def _with_declared_prober(settings: Settings, stage: str) -> Settings:
     return dataclasses.replace(settings, prober_function=f"{deployed.FUNCTION} of stage {stage}")
 
 
-def _quiet_library_log() -> None:
-    """Warnings once: the run's own log lines (for the deployed function's logs) are all in the
-    Report this command prints, so here they would print a second time. Other libraries'
-    warnings (botocore's) still reach stderr, through one handler."""
+def configure_logging() -> None:
+    """Warnings on stderr, once.
+
+    The run's own log lines (chalicelib's: a failed action, a notice sent, a round not started)
+    are for the deployed function's logs; each is also in the Report this command prints, so
+    here they would print twice. Other libraries' warnings (botocore's) reach stderr through the
+    one handler. Done for the process only (`entry`), never by `main`, which tests call in
+    process and whose log capture must stay as it is.
+    """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    logging.getLogger("chalicelib").setLevel(logging.ERROR)
+    logging.getLogger("chalicelib").setLevel(logging.CRITICAL + 1)
 
 
 def main(
@@ -389,7 +394,6 @@ def main(
     clock: Clock | None = None,
 ) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    _quiet_library_log()
     from chalicelib.clock import SystemClock
     from chalicelib.config import ConfigError
     from chalicelib.errors import AwsError, ViewNotLoaded
@@ -420,11 +424,16 @@ def main(
         return EXIT_INTERRUPTED
 
 
-def entry() -> int:
-    """`python -m chalicelib`: main, plus what only a real process meets (a closed pipe)."""
+def entry(run: Callable[[], int] = main) -> int:
+    """`python -m chalicelib`: `run` (main) in a process, with what only a process meets: its
+    logging, Ctrl-C before a command starts, and a reader that goes away (`| head`)."""
+    configure_logging()
     try:
-        code = main()
+        code = run()
         sys.stdout.flush()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The Python documentation's way (signal, "Note on SIGPIPE"): point stdout at devnull so
         # that the interpreter's own flush at exit does not raise again, and leave quietly.

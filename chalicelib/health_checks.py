@@ -83,4 +83,6 @@ class SecondOpinion:
         if self._unavailable is not None:
             found["second-opinion-unavailable"] = self._unavailable
         conditions.update(found)
-        report.notes.extend(text for text in found.values() if text not in report.notes)
+        for text in found.values():
+            if text not in report.notes:
+                report.note("second-opinion", text)

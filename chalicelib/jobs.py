@@ -69,7 +69,7 @@ def reconcile(
     returned says `interrupted` and holds what was applied until then.
     """
     started = clock.now()
-    report = Report(job=job, run_id=run_id or new_run_id())
+    report = Report(job=job, run_id=run_id or new_run_id(), dry_run=dry_run or settings.dry_run)
     # The prober function's invoke runs beside the public probes and may outlast them.
     invoke = settings.uses_prober_function
     round_needs = timing.round_seconds(
@@ -77,30 +77,34 @@ def reconcile(
     )
     if not timing.round_fits(starts_at=started, deadline=deadline, needs=round_needs):
         # Not even one round fits: reading the world would only spend the time left.
-        report.errors.append(
-            _no_time_for(1, started, deadline, round_needs, probes=probe, invoke=invoke)
+        report.error(
+            "no-time-for-a-round",
+            _no_time_for(1, started, deadline, round_needs, probes=probe, invoke=invoke),
         )
         return report
     try:
         observed = observe(settings, services, now=started, concerning=concerning)
     except ViewNotLoaded as exc:
-        report.errors.append(str(exc))
+        report.error("view-not-loaded", str(exc))
         report.seconds = clock.now() - started
         return report
     if observed is None:
-        report.notes.append(f"{concerning} is not an instance of cluster {settings.cluster}")
+        report.note(
+            "other-cluster", f"{concerning} is not an instance of cluster {settings.cluster}"
+        )
         report.seconds = clock.now() - started
         return report
     world = observed
 
     report.dry_run = dry_run or settings.dry_run or world.paused
     if world.paused:
-        report.notes.append(
-            f"paused: {settings.paused_parameter_name} is {world.paused_value!r}; planning only"
+        report.note(
+            "paused",
+            f"paused: {settings.paused_parameter_name} is {world.paused_value!r}; planning only",
         )
     odd_pause = pause.odd_value(world.paused_value)
     if world.health_checks_error is not None:
-        report.errors.append(world.health_checks_error)
+        report.error("health-checks-unread", world.health_checks_error)
     second_opinion = SecondOpinion(services, clock)
     rejected: dict[str, str] = {}  # record names Route 53 rejects this run, left out after
     unregistered: dict[str, str] = {}  # LBs SSM does not know this run -> their condition or ""
@@ -121,22 +125,23 @@ def reconcile(
     # not count toward releasing a list LBF_MAX_POOL_DROP holds (core.held_drop).
     faults: list[str] = []
     verdicts = _verdicts(observed)
-    for number in range(count):
-        starts_at = max(clock.now(), started + number * settings.probe_interval)
-        if not timing.round_fits(starts_at=starts_at, deadline=deadline, needs=round_needs):
-            # A round cut short by the invocation's end could stop mid-change; the next run
-            # starts within the minute and does this round's work.
-            text = _no_time_for(
-                number + 1, starts_at, deadline, round_needs, probes=probe, invoke=invoke
-            )
-            if number > 0:
-                report.note("round-not-started", text)
-            else:
-                report.error("no-time-for-a-round", text)
-            log.warning(text)
-            break
-        done_before = (len(report.applied), len(report.planned), len(report.errors))
-        try:
+    number = 0
+    try:
+        for number in range(count):
+            starts_at = max(clock.now(), started + number * settings.probe_interval)
+            if not timing.round_fits(starts_at=starts_at, deadline=deadline, needs=round_needs):
+                # A round cut short by the invocation's end could stop mid-change; the next run
+                # starts within the minute and does this round's work.
+                text = _no_time_for(
+                    number + 1, starts_at, deadline, round_needs, probes=probe, invoke=invoke
+                )
+                if number > 0:
+                    report.note("round-not-started", text)
+                else:
+                    report.error("no-time-for-a-round", text)
+                log.warning(text)
+                break
+            done_before = (len(report.applied), len(report.planned), len(report.errors))
             if number > 0:
                 wait = starts_at - clock.now()
                 if wait > 0:
@@ -178,31 +183,33 @@ def reconcile(
                 report.rounds = number + 1
                 world = notify(world, settings, services, report, conditions, executor)
                 _record_history(settings, executor, report, events)
+            if progress is not None:
+                now_verdicts = _verdicts(world)
+                seconds = clock.now() - started
+                progress(
+                    _round_done(
+                        number + 1,
+                        report,
+                        done_before,
+                        verdicts,
+                        now_verdicts,
+                        seconds,
+                        clock.now(),
+                    )
+                )
+                verdicts = now_verdicts
             if held.interrupted:
                 raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            report.interrupted = True
-            report.note(
-                "interrupted",
-                f"interrupted in round {number + 1}: what is reported as changed was applied, "
-                "nothing after it; the next scheduled run carries on",
-            )
-        if progress is not None and report.rounds == number + 1:
-            now_verdicts = _verdicts(world)
-            progress(
-                _round_done(
-                    number + 1,
-                    report,
-                    done_before,
-                    verdicts,
-                    now_verdicts,
-                    clock.now() - started,
-                    clock.now(),
-                )
-            )
-            verdicts = now_verdicts
-        if report.interrupted:
-            break
+    except KeyboardInterrupt:
+        # Between steps (a wait, a probe round, a printed line) or right after a round's writes:
+        # the Report holds every change applied, and nothing was left half-done.
+        report.interrupted = True
+        where = "after" if report.rounds == number + 1 else "in"
+        report.note(
+            "interrupted",
+            f"interrupted {where} round {number + 1}: what is reported as changed was applied, "
+            "nothing after it; the next scheduled run carries on",
+        )
 
     report.world = world
     report.healthy_lbs = sum(1 for lb in world.lbs if dns.is_eligible(lb))
@@ -400,7 +407,7 @@ def _plan_and_apply(
         try:
             fresh = observe(settings, services, now=clock.now())
         except ViewNotLoaded as exc:
-            report.errors.append(f"re-reading after a rejected change failed: {exc}")
+            report.error("reread-failed", f"re-reading after a rejected change failed: {exc}")
         else:
             assert fresh is not None  # only a run `concerning` one instance can read None
             batch = rejected_batch(outcomes)
@@ -426,7 +433,7 @@ def _plan_and_apply(
                         )
                     )
                 world = merge_reread(world, fresh, settings.rules.thresholds)
-                report.notes.append("a change met a newer view; re-read and planned again")
+                report.note("newer-view", "a change met a newer view; re-read and planned again")
                 first = outcomes
                 plan = decided(world)
                 move = move_of(world, plan, mode=settings.mode, active_fqdn=active_fqdn)
@@ -477,12 +484,13 @@ def _agents_not_registered(
                 f"{change.describe()}: SSM does not know the LB's agent {now - launch:.0f} s after "
                 f"its launch; tried again next run: {outcome.error}"
             )
-            report.errors.append(text)
+            report.error("ssm-agent-missing", text)
         else:
             text = ""
-            report.notes.append(
+            report.note(
+                "ssm-agent-waiting",
                 f"{change.describe()}: waits for the LB's SSM agent to register (launched "
-                f"{now - launch:.0f} s ago); tried again next run"
+                f"{now - launch:.0f} s ago); tried again next run",
             )
         unregistered[change.instance_id] = text
     return rest
@@ -503,9 +511,10 @@ def _apply_without_rejected(
     names = rejections.rejected_names(change.changes, message)
     rejected.update(dict.fromkeys(names, message))
     left_out = ChangeRecords(rejections.left_out(plan, names), change.reason)
-    report.errors.append(
+    report.error(
+        "route53-rejected",
         f"Route 53 rejected {left_out.describe()}: {message}; the rest of the run went on "
-        "without it (a re-read shows the records unchanged: permanent, not a race)"
+        "without it (a re-read shows the records unchanged: permanent, not a race)",
     )
     left = without_rejected(plan, outcomes, names, active_fqdn=active_fqdn)
     later = executor.apply(left.rest)

@@ -50,14 +50,14 @@ def move_active(
         report.timeline.append((clock.now() - started, text))
 
     def refuse(reason: str) -> Report:
-        report.errors.append(f"refused, nothing changed: {reason}")
+        report.error("refused", f"refused, nothing changed: {reason}")
         report.seconds = clock.now() - started
         return report
 
     try:
         observed = observe(settings, services, now=started)
     except ViewNotLoaded as exc:
-        report.errors.append(str(exc))
+        report.error("view-not-loaded", str(exc))
         return report
     assert observed is not None  # only None for a run about one instance
     world = fold_down_states(observed, settings.rules.thresholds)
@@ -140,16 +140,17 @@ def _report(outcomes: Sequence[Outcome], report: Report, step: Callable[[str], N
             suffix = f" (change {outcome.change_id})" if outcome.change_id else ""
             step(f"applied: {text}{suffix}")
         elif outcome.skipped:
-            report.notes.append(f"not written, the move did not go through: {text}")
+            report.note("not-written", f"not written, the move did not go through: {text}")
         elif outcome.stale:
-            report.errors.append(
+            report.error(
+                "stale",
                 f"{text}: the active record (or the Elastic IP) changed since it was read, "
-                f"nothing moved; look at `status` and run again: {outcome.error}"
+                f"nothing moved; look at `status` and run again: {outcome.error}",
             )
         elif isinstance(change, SetTags):
-            report.errors.append(f"{text}: {outcome.error}")
+            report.error("action-failed", f"{text}: {outcome.error}")
         else:
-            report.errors.append(f"{text} failed, nothing moved: {outcome.error}")
+            report.error("move-failed", f"{text} failed, nothing moved: {outcome.error}")
 
 
 def _wait_insync(
@@ -165,12 +166,14 @@ def _wait_insync(
         try:
             status = services.records.change_status(change_id)
         except AwsError as exc:
-            report.errors.append(f"reading change {change_id}: {exc}")
+            report.error("insync-unread", f"reading change {change_id}: {exc}")
             return
         if status == "INSYNC":
             step("INSYNC: every Route 53 name server answers with the new address")
             return
         if clock.now() >= deadline:
-            report.errors.append(f"change {change_id} still {status} after {timeout:.0f} s")
+            report.error(
+                "insync-timeout", f"change {change_id} still {status} after {timeout:.0f} s"
+            )
             return
         clock.sleep(2.0)

@@ -83,7 +83,7 @@ def refresh_pushes(world: World, services: Services, report: Report) -> World:
         try:
             status = services.pushes.status(push)
         except AwsError as exc:
-            report.errors.append(f"reading push {push.command_id}: {exc}")
+            report.error("push-unread", f"reading push {push.command_id}: {exc}")
             continue
         if status != push.status:
             updated.append(replace(push, status=status))

@@ -19,6 +19,7 @@ from chalicelib.core.model import (
     FailoverMode,
     Instance,
     ProbeResult,
+    Role,
     Verdict,
     World,
 )
@@ -110,7 +111,7 @@ def status_rows(
                 "address": skipped.address or "",
                 "ec2": skipped.state,
                 "health": "skipped",
-                "reason": None,
+                "reason": _why(frozen) if frozen is not None else None,
                 "state": "",
                 "record": (),
                 "probe": _probe(skipped.instance_id, probes),
@@ -470,9 +471,12 @@ def serving(
     The addresses: the active record's values, or the Elastic IP's holder. The verdict: the live
     probe's with --probe (a stored verdict can be a minute old), else the stored one.
     """
-    lbs = {lb.address: lb for lb in world.lbs if lb.address is not None}
+    # A skipped LB (a tag that does not parse) still serves what it holds, judged as it is probed.
+    frozen = [s.frozen for s in world.skipped if s.frozen is not None]
+    every_lb = [*world.lbs, *(i for i in frozen if i.role is Role.LB)]
+    lbs = {lb.address: lb for lb in every_lb if lb.address is not None}
     if settings.mode is FailoverMode.EIP:
-        holder = next((lb for lb in world.lbs if lb.instance_id == world.eip_instance_id), None)
+        holder = next((lb for lb in every_lb if lb.instance_id == world.eip_instance_id), None)
         if holder is None:
             where = world.eip_instance_id or "no instance"
             return Serving(
@@ -658,6 +662,14 @@ def round_line(done: RoundDone) -> str:
     return f"round {done.number}  {at} UTC  +{done.seconds:.1f} s  " + ", ".join(parts)
 
 
+def _counted(texts: Sequence[str]) -> list[str]:
+    """Each text once, in order, with how many times it came (a write failing in every round)."""
+    counts: dict[str, int] = {}
+    for text in texts:
+        counts[text] = counts.get(text, 0) + 1
+    return [text if n == 1 else f"{text} (x{n})" for text, n in counts.items()]
+
+
 def report_text(report: Report) -> str:
     plan = report.plan
     verb = "would change" if report.dry_run else "changed"
@@ -677,7 +689,7 @@ def report_text(report: Report) -> str:
     changes = report.planned if report.dry_run else report.applied
     lines.append(f"{verb}: {len(changes)}" + ("" if changes else " (nothing to do)"))
     lines += [f"  {c}" for c in changes]
-    lines += [f"error: {e}" for e in report.errors]
-    lines += [f"note: {n}" for n in report.notes]
+    lines += [f"error: {e}" for e in _counted(report.errors)]
+    lines += [f"note: {n}" for n in _counted(report.notes)]
     lines += [f"notice: {n}" for n in report.notices]
     return "\n".join(lines)

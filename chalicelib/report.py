@@ -69,9 +69,8 @@ class Report:
         self.codes.setdefault(text, code)
 
     def note(self, code: str, text: str) -> None:
-        """A line that is neither an action nor an error, once."""
-        if text not in self.notes:
-            self.notes.append(text)
+        """A line that is neither an action nor an error, with a stable code for --json."""
+        self.notes.append(text)
         self.codes.setdefault(text, code)
 
     def code_of(self, text: str, default: str) -> str:
@@ -102,11 +101,11 @@ def report_outcomes(outcomes: Sequence[Outcome], report: Report) -> None:
         if outcome.ok:
             (report.planned if outcome.printed else report.applied).append(text)
         elif outcome.skipped:
-            report.notes.append(f"not attempted (records did not change): {text}")
+            report.note("not-attempted", f"not attempted (records did not change): {text}")
         elif outcome.stale:
-            report.errors.append(f"{text}: still stale after a re-read; the next run retries")
+            report.error("stale", f"{text}: still stale after a re-read; the next run retries")
         else:
-            report.errors.append(f"{text}: {outcome.error}")
+            report.error("action-failed", f"{text}: {outcome.error}")
 
 
 def record_round(
@@ -127,11 +126,11 @@ def record_round(
         )
     for note in plan.notes:
         if note not in report.notes:
-            report.notes.append(note)
+            report.note("plan", note)
     for key, text in plan.conditions.items():
         # A push sent again past its step's timeout: in the report as well as the notice.
         if key.startswith("push-overdue:") and text not in report.notes:
-            report.notes.append(text)
+            report.note("push-overdue", text)
     return failed
 
 
@@ -217,15 +216,15 @@ def notify(
         change = outcome.change
         if outcome.printed:
             if isinstance(change, Notify):
-                report.notes.append(f"would notify: {change.message}")
+                report.note("would-notify", f"would notify: {change.message}")
             else:
                 report.planned.append(change.describe())
         elif isinstance(change, Notify):
             report.notices.append(change.message)
             if not outcome.ok:
-                report.errors.append(f"notice not sent: {outcome.error}")
+                report.error("notice-not-sent", f"notice not sent: {outcome.error}")
         elif outcome.ok:
             report.applied.append(change.describe())
         else:
-            report.errors.append(f"storing notified conditions: {outcome.error}")
+            report.error("notices-not-stored", f"storing notified conditions: {outcome.error}")
     return replace(world, notices=remembered)

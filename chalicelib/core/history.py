@@ -25,6 +25,7 @@ from chalicelib.core.model import (
     TAG_PROBE,
     Instance,
     Push,
+    Verdict,
     World,
 )
 from chalicelib.core.outcome import Outcome
@@ -37,6 +38,7 @@ from chalicelib.core.plan import (
     SetTags,
 )
 
+VERDICTS = frozenset(v.value for v in Verdict)
 # A standard parameter holds 4,096 characters; beyond that it would become an advanced
 # (billed) one, and Parameter Store keeps the same 100 versions either way.
 STORED_LIMIT = 4096
@@ -232,7 +234,10 @@ def round_events(
                         )
                     )
                 if TAG_HEALTH in tags:
-                    before = dict(instance.written).get(TAG_HEALTH) if instance else None
+                    # As read: a value that does not parse was read as absent (and may be
+                    # anything someone wrote).
+                    stored = dict(instance.written).get(TAG_HEALTH) if instance else None
+                    before = stored if stored in VERDICTS else None
                     events.append(
                         event(
                             now,

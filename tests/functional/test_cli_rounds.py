@@ -151,8 +151,14 @@ def test_ctrl_c_during_a_write_lets_the_write_and_its_step_finish(
             os.kill(os.getpid(), signal.SIGINT)
 
     cloud.calls.before = press_ctrl_c
-
-    code = run(cloud, "reconcile")
+    # Python's own Ctrl-C handler, which a command line started from a terminal has (pytest
+    # started in the background inherits SIGINT ignored).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code = run(cloud, "reconcile")
+        restored = signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
     assert code == EXIT_INTERRUPTED
     out = capsys.readouterr().out
@@ -161,4 +167,4 @@ def test_ctrl_c_during_a_write_lets_the_write_and_its_step_finish(
     assert any(f"tag {lb2}" in line and "lbf:state=active" in line for line in out.splitlines())
     assert [line.split()[:2] for line in round_lines(out)] == [["round", "1"]]
     assert "INTERRUPTED" in out
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    assert restored is signal.default_int_handler  # put back after the writes

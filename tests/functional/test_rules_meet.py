@@ -320,10 +320,11 @@ def test_status_says_why_each_instance_is_skipped(
     )
 
     rows = {row["instance"]: row for row in json.loads(capsys.readouterr().out)["instances"]}
-    assert "skipped: lbf:name 'LB1' is not a DNS label" in rows[lb1]["notes"]
-    assert f"holds lb.{DOMAIN}" in rows[lb1]["notes"]
-    assert "skipped: lbf:port '0' is not a port 1-65535" in rows[web]["notes"]
-    assert "in backend list" in rows[web]["notes"]
+    notes = {key: [note["text"] for note in row["notes"]] for key, row in rows.items()}
+    assert "skipped: lbf:name 'LB1' is not a DNS label" in notes[lb1]
+    assert f"holds lb.{DOMAIN}" in notes[lb1]
+    assert "skipped: lbf:port '0' is not a port 1-65535" in notes[web]
+    assert "in backend list" in notes[web]
 
 
 # --- a running instance without the address the settings select ------------------------------------
@@ -385,7 +386,9 @@ def test_status_says_an_eip_mode_lb_needs_its_own_public_ipv4(
     )
     capsys.readouterr()
 
-    assert main(["status"], environ=env, services=cloud.services(), clock=cloud.clock) == 0
+    assert (
+        main(["status", "--wide"], environ=env, services=cloud.services(), clock=cloud.clock) == 0
+    )
 
     line = next(line for line in capsys.readouterr().out.splitlines() if lb2 in line)
     assert "needs LBs with their own public IPv4" in line
