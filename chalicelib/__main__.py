@@ -41,10 +41,6 @@ def version() -> str:
         return "unknown (no pyproject.toml beside chalicelib)"
 
 
-class ConfigurationError(Exception):
-    """A bad configuration the command line found itself (a stage, an argument): exit 2."""
-
-
 def stage_environment(stage: str, config_path: Path) -> dict[str, str]:
     """The variables chalice gives a stage: the top level's, overridden by the stage's."""
     from chalicelib.config import ConfigError
@@ -104,7 +100,10 @@ def _options() -> argparse.ArgumentParser:
 
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(
-        prog="python -m chalicelib", description="lb-failover: load balancer failover on EC2"
+        prog="python -m chalicelib",
+        description="lb-failover: load balancer failover on EC2",
+        epilog="exit codes: 0 done, 1 an action failed or was refused (status: not serving), "
+        "2 bad configuration or usage, 130 interrupted",
     )
     main_parser.add_argument("--version", action="version", version=f"lb-failover {version()}")
     main_parser.add_argument(
@@ -172,7 +171,12 @@ def _positive(text: str) -> int:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    return parser().parse_args(argv)
+    """The arguments; a usage error exits 2 with the usage, before anything is read."""
+    line = parser()
+    args = line.parse_args(argv)
+    if args.command == "move-active" and args.to is None and args.drain is None:
+        line.error("move-active: give --to NAME, --drain NAME, or both")
+    return args
 
 
 # --- running a command --------------------------------------------------------------------------
@@ -267,8 +271,6 @@ def run_move_active(ctx: Context) -> int:
     from chalicelib import move_active
 
     args = ctx.args
-    if args.to is None and args.drain is None:
-        raise ConfigurationError("move-active: give --to NAME, --drain NAME, or both")
     report = move_active.move_active(
         ctx.settings, ctx.services, ctx.clock, to=args.to, drain=args.drain, wait=not args.no_wait
     )
@@ -393,7 +395,12 @@ def main(
     services: Services | None = None,
     clock: Clock | None = None,
 ) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:  # argparse's own exit: --help, --version (0), a usage error (2)
+        return (
+            EXIT_OK if exc.code is None else exc.code if isinstance(exc.code, int) else EXIT_CONFIG
+        )
     from chalicelib.clock import SystemClock
     from chalicelib.config import ConfigError
     from chalicelib.errors import AwsError, ViewNotLoaded
@@ -408,7 +415,7 @@ def main(
             clock=clock or SystemClock(),
         )
         return COMMANDS[args.command](ctx)
-    except (ConfigError, ConfigurationError) as exc:
+    except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except ViewNotLoaded as exc:

@@ -579,8 +579,9 @@ def test_help_as_a_process() -> None:
     )
 
     assert result.returncode == 0
-    for command in ("status", "plan", "reconcile", "--stage"):
+    for command in ("status", "plan", "reconcile", "--stage", "--version"):
         assert command in result.stdout
+    assert "130 interrupted" in " ".join(result.stdout.split())
 
 
 def test_status_with_an_empty_environment_as_a_process() -> None:

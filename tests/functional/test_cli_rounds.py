@@ -111,7 +111,7 @@ def test_ctrl_c_between_rounds_prints_what_was_applied_and_exits_130(
     assert "1 round(s)" in summary
     assert "INTERRUPTED" in summary
     assert "note: interrupted in round 2" in captured.out
-    assert "Traceback" not in captured.err
+    assert "KeyboardInterrupt" not in captured.err  # ended by the round loop, not a traceback
     assert len(cloud.prober.rounds) == 1 + 6  # the fixture's six rounds, then this run's first
     assert cloud.route53.value(ACTIVE) == ("127.0.0.12",)
 
@@ -168,3 +168,41 @@ def test_ctrl_c_during_a_write_lets_the_write_and_its_step_finish(
     assert [line.split()[:2] for line in round_lines(out)] == [["round", "1"]]
     assert "INTERRUPTED" in out
     assert restored is signal.default_int_handler  # put back after the writes
+
+
+def test_ctrl_c_while_move_active_waits_for_insync_reports_the_move_and_exits_130(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    cloud.route53.change_status = lambda change_id: "PENDING"  # type: ignore[method-assign]
+
+    def ctrl_c(sleeps: int) -> None:
+        raise KeyboardInterrupt  # at the first wait between two GetChange polls
+
+    clock_of(cloud).at_sleep(ctrl_c)
+
+    assert run(cloud, "move-active", "--to", "lb2", "--json") == EXIT_INTERRUPTED
+
+    document = valid(capsys.readouterr().out)
+    assert document["interrupted"] is True
+    assert any(f"CREATE {ACTIVE} A 127.0.0.12" in change for change in document["applied"])
+    [note] = [n for n in document["notes"] if n["code"] == "interrupted"]
+    assert "the move was applied" in note["text"]
+    assert cloud.route53.value(ACTIVE) == ("127.0.0.12",)
+
+
+def test_ctrl_c_during_status_probe_exits_130_quietly(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+
+    def ctrl_c(targets: object) -> dict[str, object]:
+        raise KeyboardInterrupt
+
+    cloud.prober.probe_round = ctrl_c  # type: ignore[method-assign,assignment]
+
+    assert run(cloud, "status", "--probe") == EXIT_INTERRUPTED
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "interrupted\n"

@@ -354,3 +354,15 @@ def test_version_is_pyproject_s() -> None:
     )
 
     assert (result.returncode, result.stdout, result.stderr) == (0, f"lb-failover {declared}\n", "")
+
+
+@pytest.mark.parametrize(
+    "argv", [["move-active"], ["status", "--bogus"], ["frobnicate"], ["status", "--stage"]]
+)
+def test_a_usage_error_exits_2_with_the_usage_before_any_aws_call(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    assert run(cloud, *argv) == 2
+
+    assert capsys.readouterr().err.startswith("usage: python -m chalicelib")
+    assert cloud.calls.log == []
