@@ -143,7 +143,9 @@ def parser() -> argparse.ArgumentParser:
 
 def _operator_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     pause = command("pause", "runs plan and notify, and change nothing, until `resume`")
-    pause.add_argument("--reason", default="", help="why (status and history show it)")
+    pause.add_argument(
+        "--reason", type=_reason, default="", help="why (status and history show it)"
+    )
     command("resume", "runs change what they plan again")
     target = "an LB's name, a web server's address, or an instance id"
     drain = command(
@@ -158,6 +160,17 @@ def _operator_commands(command: Callable[[str, str], argparse.ArgumentParser]) -
     history.add_argument(
         "--limit", type=_positive, default=20, metavar="N", help="at most N events (default 20)"
     )
+
+
+def _reason(text: str) -> str:
+    from chalicelib.core.history import REASON_LIMIT
+
+    line = " ".join(text.split())
+    if len(line) > REASON_LIMIT or not line.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"at most {REASON_LIMIT} printable characters on one line (got {len(text)})"
+        )
+    return line
 
 
 def _positive(text: str) -> int:
@@ -279,15 +292,8 @@ def run_move_active(ctx: Context) -> int:
 
 def run_pause(ctx: Context) -> int:
     from chalicelib import commands
-    from chalicelib.core.history import REASON_LIMIT
 
-    reason = " ".join(ctx.args.reason.split())
-    if len(reason) > REASON_LIMIT or not reason.isprintable():
-        raise ConfigurationError(
-            f"pause: --reason: at most {REASON_LIMIT} printable characters on one line "
-            f"(got {len(ctx.args.reason)})"
-        )
-    return print_report(ctx, commands.pause_cluster(*_run_with(ctx), reason=reason))
+    return print_report(ctx, commands.pause_cluster(*_run_with(ctx), reason=ctx.args.reason))
 
 
 def run_resume(ctx: Context) -> int:
