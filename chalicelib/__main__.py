@@ -24,6 +24,7 @@ from chalicelib.core.names import NEW_CLUSTER_FORM, is_new_cluster_name, show
 if TYPE_CHECKING:
     from chalicelib.clock import Clock
     from chalicelib.config import Settings
+    from chalicelib.core.history import Event, Unreadable
     from chalicelib.report import Report
     from chalicelib.services import Services
 
@@ -142,7 +143,50 @@ def parser() -> argparse.ArgumentParser:
         "handover", "hand the domain (its _lbf TXT) to cluster NEW, for a renamed cluster"
     )
     hand.add_argument("new_cluster", metavar="NEW", help="the cluster's new name (lbf:cluster)")
+    _operator_commands(command)
     return main_parser
+
+
+def _operator_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    pause = command("pause", "runs plan and notify, and change nothing, until `resume`")
+    pause.add_argument(
+        "--reason", type=_reason, default="", help="why (status and history show it)"
+    )
+    command("resume", "runs change what they plan again")
+    target = "an LB's name, a web server's address, or an instance id"
+    drain = command(
+        "drain", "lbf:maintenance=drain on an LB (moved off first if it is active) or web server"
+    )
+    drain.add_argument("name", metavar="NAME", help=target)
+    drain.add_argument("--no-wait", action="store_true", help="do not wait for Route 53's INSYNC")
+    undrain = command("undrain", "remove lbf:maintenance (nothing moves back to it)")
+    undrain.add_argument("name", metavar="NAME", help=target)
+    command("accept-drop", "publish the backend list LBF_MAX_POOL_DROP holds back, as it is now")
+    history = command("history", "what the controller did, newest first")
+    history.add_argument(
+        "--limit", type=_positive, default=20, metavar="N", help="at most N events (default 20)"
+    )
+
+
+def _reason(text: str) -> str:
+    from chalicelib.core.history import REASON_LIMIT
+
+    line = " ".join(text.split())
+    if len(line) > REASON_LIMIT or not line.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"at most {REASON_LIMIT} printable characters on one line (got {len(text)})"
+        )
+    return line
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, not {text!r}")
+    return value
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -198,12 +242,25 @@ def run_status(ctx: Context) -> int:
     assert world is not None  # only None for a run about one instance
     probes = probing.probe_all(world, ctx.settings, ctx.services) if ctx.args.probe else None
     serving = render.serving(world, ctx.settings, probes)
+    events = _status_history(ctx)
     emit(
         ctx,
-        render.status_json(world, ctx.settings, probes),
-        render.status_text(world, ctx.settings, probes, wide=ctx.args.wide),
+        render.status_json(world, ctx.settings, probes, events),
+        render.status_text(world, ctx.settings, probes, wide=ctx.args.wide, events=events),
     )
     return EXIT_OK if serving.ok else EXIT_FAILED
+
+
+def _status_history(ctx: Context) -> list[Event | Unreadable] | None:
+    """The history, for status' pause and last-failover lines; status goes on without it."""
+    from chalicelib import commands
+    from chalicelib.errors import ViewNotLoaded
+
+    try:
+        return commands.read_history(ctx.settings, ctx.services)
+    except ViewNotLoaded as exc:
+        print(f"warning: {exc}", file=sys.stderr)
+        return None
 
 
 def run_plan(ctx: Context) -> int:
@@ -258,15 +315,64 @@ def run_handover(ctx: Context) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
+def run_pause(ctx: Context) -> int:
+    from chalicelib import commands
+
+    return print_report(ctx, commands.pause_cluster(*_run_with(ctx), reason=ctx.args.reason))
+
+
+def run_resume(ctx: Context) -> int:
+    from chalicelib import commands
+
+    return print_report(ctx, commands.resume_cluster(*_run_with(ctx)))
+
+
+def run_drain(ctx: Context) -> int:
+    from chalicelib import commands
+
+    report = commands.drain(*_run_with(ctx), ctx.args.name, wait=not ctx.args.no_wait)
+    return print_report(ctx, report)
+
+
+def run_undrain(ctx: Context) -> int:
+    from chalicelib import commands
+
+    return print_report(ctx, commands.undrain(*_run_with(ctx), ctx.args.name))
+
+
+def run_accept_drop(ctx: Context) -> int:
+    from chalicelib import commands
+
+    return print_report(ctx, commands.accept_drop(*_run_with(ctx)))
+
+
+def run_history(ctx: Context) -> int:
+    from chalicelib import commands, render
+
+    events = commands.read_history(ctx.settings, ctx.services)[: ctx.args.limit]
+    emit(ctx, render.history_json(events), render.history_text(events))
+    return EXIT_OK
+
+
+def _run_with(ctx: Context) -> tuple[Settings, Services, Clock]:
+    return ctx.settings, ctx.services, ctx.clock
+
+
 COMMANDS: dict[str, Callable[[Context], int]] = {
     "status": run_status,
     "plan": run_plan,
     "reconcile": run_reconcile,
     "move-active": run_move_active,
     "handover": run_handover,
+    "pause": run_pause,
+    "resume": run_resume,
+    "drain": run_drain,
+    "undrain": run_undrain,
+    "accept-drop": run_accept_drop,
+    "history": run_history,
 }
 # Commands that probe: with --stage, they look for the stage's deployed prober function.
-PROBING = ("plan", "reconcile")
+PROBING = ("plan", "reconcile", "move-active", "drain")
 
 
 def _settings(args: argparse.Namespace, environ: Mapping[str, str] | None) -> Settings:
@@ -285,7 +391,23 @@ def _settings(args: argparse.Namespace, environ: Mapping[str, str] | None) -> Se
         probes = args.command in PROBING or getattr(args, "probe", False)
         if settings.prober_function is None and probes:
             settings = _with_stage_prober(settings, environment, stage)
+        elif settings.prober_function is None and args.command == "status":
+            settings = _with_declared_prober(settings, stage)
     return settings
+
+
+def _with_declared_prober(settings: Settings, stage: str) -> Settings:
+    """The stage's controllers get LBF_PROBER_FUNCTION from their template whenever the stage
+    declares the prober function, and their detection bound then counts its invoke: `status`
+    prints the same bound, from the stage's configuration, without looking the function up
+    (nothing here invokes it: only `--probe` needs where it is)."""
+    import dataclasses
+
+    from chalicelib import deployed
+
+    if not deployed.declared(stage, Path(".chalice/config.json")):
+        return settings
+    return dataclasses.replace(settings, prober_function=f"{deployed.FUNCTION} of stage {stage}")
 
 
 def configure_logging() -> None:

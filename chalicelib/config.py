@@ -257,6 +257,16 @@ class Settings:
         )
 
     @property
+    def history_parameter_name(self) -> str:
+        """What the controller did: one version per round in which something happened."""
+        return f"{self.parameter_prefix}/history"
+
+    @property
+    def held_drop_parameter_name(self) -> str:
+        """The servers LBF_MAX_POOL_DROP holds in the list, and since when (core.held_drop)."""
+        return f"{self.parameter_prefix}/held-drop"
+
+    @property
     def notices_parameter_name(self) -> str:
         """The conditions already notified, so a notice goes out on a change, not every run."""
         return f"{self.parameter_prefix}/notices"
@@ -294,6 +304,7 @@ class Settings:
                     backends_parameter_name=self.backends_parameter_name,
                     lbs_parameter_name=self.lbs_parameter_name,
                     max_pool_drop=self.max_pool_drop,
+                    held_drop_parameter_name=self.held_drop_parameter_name,
                 ),
                 pushes=PushRules(log_group=self.push_log_group),
             ),

@@ -22,6 +22,17 @@ STACK = "lb-failover-{stage}"
 OUTPUT = "ProbePrivateFunctionName"
 
 
+def declared(stage: str, config_path: Path) -> bool:
+    """Whether `.chalice/config.json` gives the stage the prober function (infra/configure.py
+    always does; the template then sets LBF_PROBER_FUNCTION on the controllers)."""
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError):
+        return False
+    functions = config.get("stages", {}).get(stage, {}).get("lambda_functions", {})
+    return isinstance(functions, dict) and FUNCTION in functions
+
+
 def prober_function(
     stage: str, project: Path, cloudformation: Callable[[], Any]
 ) -> tuple[str | None, str]:

@@ -5,9 +5,9 @@ test_write_path.py). What is written and what is only printed is decided here, p
 change, by the executor's mode, so the safety switches hold for every write by construction:
 
 - LIVE: every change is applied.
-- PAUSED (`<prefix>/paused` is true): every change is printed, except notices and the notices
-  parameter: those are still sent, each notice marked paused, so that an operator who paused for
-  maintenance still hears about a dying LB.
+- PAUSED (`<prefix>/paused` is true): every change is printed, except notices, the notices
+  parameter and the history: those are still sent, each notice marked paused, so that an operator
+  who paused for maintenance still hears about a dying LB.
 - DRY_RUN (`LBF_DRY_RUN`, `plan`): every change is printed, notices included; nothing is sent.
 """
 
@@ -27,6 +27,8 @@ from chalicelib.core.plan import (
     Plan,
     PushBackends,
     PutParameter,
+    RecordHistory,
+    RemoveTags,
     SetTags,
     StoreNotices,
 )
@@ -55,7 +57,8 @@ def mode_of(*, dry_run: bool, paused: bool) -> Mode:
 
 
 def is_notice(change: Change) -> bool:
-    return isinstance(change, Notify | StoreNotices)
+    """What tells the operator: notices, what was notified, and the history."""
+    return isinstance(change, Notify | StoreNotices | RecordHistory)
 
 
 def writes(mode: Mode, change: Change) -> bool:
@@ -134,7 +137,9 @@ class Executor:
             return None, change_id
         if isinstance(change, SetTags):
             services.inventory.create_tags(change.instance_ids, change.tags)
-        elif isinstance(change, PutParameter | StoreNotices):
+        elif isinstance(change, RemoveTags):
+            services.inventory.delete_tags(change.instance_ids, change.keys)
+        elif isinstance(change, PutParameter | StoreNotices | RecordHistory):
             services.parameters.put(change.name, change.value)
         elif isinstance(change, PushBackends):
             push = services.pushes.send(

@@ -18,7 +18,7 @@ from chalicelib import interrupts, probing
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
 from chalicelib.core import conditions as condition_rules
-from chalicelib.core import dns, pausing, rejections, timing
+from chalicelib.core import dns, history, pausing, rejections, timing
 from chalicelib.core import pushes as push_rules
 from chalicelib.core.backends import parse_list
 from chalicelib.core.failover import failover_of, move_of, recognised
@@ -123,6 +123,9 @@ def reconcile(
     # LBF_MAX_POOL_DROP bounds the whole run against the list published when it started.
     start_list = parse_list(world.backends_parameter)
 
+    # Whether a probe path was taken as a fault on the prober's side this run: such a run does
+    # not count toward releasing a list LBF_MAX_POOL_DROP holds (core.held_drop).
+    faults: list[str] = []
     verdicts = _verdicts(observed)
     number = 0
     try:
@@ -148,8 +151,12 @@ def reconcile(
             conditions: dict[str, str] = {}
             if probe:
                 for path in probing.probe_round(world, settings, services):
-                    world = _judge_path(world, path, settings, conditions, report, second_opinion)
+                    world = _judge_path(
+                        world, path, settings, conditions, report, second_opinion, faults
+                    )
+            pushes_before = world.pushes
             world = refresh_pushes(world, services, report)
+            events = history.push_events(world, pushes_before, world.pushes, now=clock.now())
             # From here the round writes: Ctrl-C waits for its writes (and their record in the
             # Report), so that what the Report says was applied is what was.
             with interrupts.writes_finish_first() as held:
@@ -164,6 +171,8 @@ def reconcile(
                     rejected,
                     unregistered,
                     start_list,
+                    prober_fault=bool(faults) if probe else None,
+                    events=events,
                 )
                 if report.configuration_error is not None:
                     break  # the domain is no longer this cluster's: not another write, nor a notice
@@ -173,6 +182,7 @@ def reconcile(
                 conditions.update(pausing.conditions(world, settings.paused_parameter_name))
                 report.rounds = number + 1
                 world = notify(world, settings, services, report, conditions, executor)
+                _record_history(settings, executor, report, events)
             if progress is not None:
                 now_verdicts = _verdicts(world)
                 seconds = clock.now() - started
@@ -267,6 +277,22 @@ def on_instance_change(
     )
 
 
+def _record_history(
+    settings: Settings, executor: Executor, report: Report, events: list[history.Event]
+) -> None:
+    """The round's events, one version of `<prefix>/history`; a steady round writes nothing."""
+    change = history.record(settings.history_parameter_name, events)
+    if change is None:
+        return
+    for outcome in executor.apply_changes([change]):
+        if outcome.printed:
+            report.planned.append(change.describe())
+        elif outcome.ok:
+            report.applied.append(change.describe())
+        else:
+            report.error("history-not-stored", f"history not stored: {outcome.error}")
+
+
 def _judge_path(
     world: World,
     path: probing.PathRound,
@@ -274,9 +300,12 @@ def _judge_path(
     conditions: dict[str, str],
     report: Report,
     second_opinion: SecondOpinion,
+    faults: list[str],
 ) -> World:
     """Folds one probe path's round into the view, unless it is a fault on the prober's side."""
     where = "" if path.condition == probing.IN_PROCESS else " of the prober function"
+    if path.fault is not None or is_prober_fault(path.results, settings.prober_fault_percent):
+        faults.append(path.condition)
     if path.fault is not None:
         conditions[path.condition] = (
             f"the prober function did not answer for {len(path.targets)} private target(s): "
@@ -330,13 +359,17 @@ def _plan_and_apply(
     rejected: dict[str, str] | None = None,
     unregistered: dict[str, str] | None = None,
     start_list: tuple[str, ...] | None = None,
+    *,
+    prober_fault: bool | None = None,
+    events: list[history.Event] | None = None,
 ) -> tuple[World, Plan]:
     """One round's plan, applied; a rejected record batch is judged by a re-read.
 
     `rejected` (record name -> Route 53's message) holds this run's permanent rejections, and
     `unregistered` the LBs whose SSM agent SendCommand did not know: their changes are left out
     of the later rounds' plans, and tried again by the next run. `start_list` is the backend
-    list published when the run started: LBF_MAX_POOL_DROP is counted against it.
+    list published when the run started: LBF_MAX_POOL_DROP is counted against it. What the
+    round did is added to `events` (core.history).
     """
     rejected = {} if rejected is None else rejected
     unregistered = {} if unregistered is None else unregistered
@@ -344,7 +377,13 @@ def _plan_and_apply(
 
     def decided(world: World) -> Plan:
         plan = rejections.without(
-            decide(world, settings.rules.plan, run_started_at=started, run_start_list=start_list),
+            decide(
+                world,
+                settings.rules.plan,
+                run_started_at=started,
+                run_start_list=start_list,
+                prober_fault=prober_fault,
+            ),
             rejected,
             active_fqdn=active_fqdn,
         )
@@ -356,6 +395,8 @@ def _plan_and_apply(
         return replace(plan, changes=kept)
 
     plan = decided(world)
+    planned_from = world
+    failovers_before = len(report.failovers)
     move = move_of(world, plan, mode=settings.mode, active_fqdn=active_fqdn)
     outcomes = executor.apply(plan)
     world = _folded(world, outcomes)
@@ -422,6 +463,14 @@ def _plan_and_apply(
         outcomes = [o for o in first if not o.rejected and not o.skipped] + outcomes
     outcomes = _agents_not_registered(outcomes, world, report, unregistered, now=clock.now())
     failed = record_round(plan, outcomes, report, elapsed=clock.now() - started, move=move)
+    if events is not None:
+        events += history.round_events(
+            planned_from,
+            outcomes,
+            report.failovers[failovers_before:],
+            now=clock.now(),
+            drop_taken=plan.drop_taken,
+        )
     failed.update(condition_rules.unregistered_agents(unregistered))
     failed.update(condition_rules.rejected_records(rejected))
     return world, replace(plan, conditions={**plan.conditions, **failed})

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from chalicelib import interrupts
+from chalicelib import interrupts, probing
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
+from chalicelib.core import history
 from chalicelib.core.failover import Failover
-from chalicelib.core.model import ProbeTarget
 from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import (
     ChangeRecords,
@@ -40,10 +40,11 @@ def move_active(
     drain: str | None = None,
     wait: bool = True,
     insync_timeout: float = 300.0,
+    job: str = "move-active",
 ) -> Report:
     """Exit 0 (report ok) when it moved or nothing had to move; an error when refused or failed."""
     started = clock.now()
-    report = Report(job="move-active", run_id=new_run_id(), dry_run=settings.dry_run, rounds=1)
+    report = Report(job=job, run_id=new_run_id(), dry_run=settings.dry_run, rounds=1)
 
     def step(text: str) -> None:
         report.timeline.append((clock.now() - started, text))
@@ -66,15 +67,9 @@ def move_active(
     resolved = resolve(world, settings.rules.move, MoveRequest(to=to, drain=drain))
     if isinstance(resolved, Refused):
         return refuse(resolved.reason)
-    probes = {}
-    if resolved.to_probe:
-        probes = services.prober.probe_round(
-            [
-                ProbeTarget(lb.instance_id, settings.lb_check.endpoint(lb.address))
-                for lb in resolved.to_probe
-                if lb.address is not None
-            ]
-        )
+    # The candidates are probed as a round probes LBs: through the prober function where the
+    # LBs are private and the stage has one (from here, a private address may not answer).
+    probes = probing.probe_lbs(resolved.to_probe, settings, services) if resolved.to_probe else {}
     for lb in resolved.to_probe:
         result = probes.get(lb.instance_id)
         answer = "answered" if result is not None and result.ok else "FAILED"
@@ -112,6 +107,16 @@ def move_active(
         )
     if not moves:
         step(plan.active.reason)
+    events = history.round_events(
+        world, outcomes, report.failovers, now=clock.now(), by=f"{job} on the command line"
+    )
+    record = history.record(settings.history_parameter_name, events)
+    if record is not None:
+        for outcome in executor.apply_changes([record]):
+            if not outcome.ok:
+                report.errors.append(f"history not stored: {outcome.error}")
+            else:
+                (report.planned if outcome.printed else report.applied).append(record.describe())
     change_ids = [o.change_id for o in moves if o.ok and o.change_id is not None]
     if change_ids and wait:
         try:

@@ -43,6 +43,7 @@ def observe(
             settings.lbs_parameter_name,
             settings.paused_parameter_name,
             settings.notices_parameter_name,
+            settings.held_drop_parameter_name,
         ]
         parameters = services.parameters.read(names)
         pushes = services.pushes.recent(since=now - PUSH_LOOKBACK_SECONDS)
@@ -64,6 +65,7 @@ def observe(
         lbs_parameter=parameters.get(settings.lbs_parameter_name),
         paused=pause.paused,
         paused_unclear=pause.unclear,
+        held_drop_parameter=parameters.get(settings.held_drop_parameter_name),
         pushes=tuple(pushes),
         notices=notice_policy.parse_stored(parameters.get(settings.notices_parameter_name)),
         eip_instance_id=eip_instance_id,

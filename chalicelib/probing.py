@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from chalicelib.config import Settings
-from chalicelib.core.model import AddressKind, ProbeResult, ProbeTarget, World
+from chalicelib.core.model import AddressKind, Instance, ProbeResult, ProbeTarget, World
 from chalicelib.core.plan import probe_targets, probed_lbs
 from chalicelib.errors import ProberFault
 from chalicelib.services import Prober, Services
@@ -78,8 +78,33 @@ def _probe(prober: Prober, condition: str, targets: Sequence[ProbeTarget]) -> Pa
 
 def probe_all(world: World, settings: Settings, services: Services) -> dict[str, ProbeResult]:
     """Every target's result for display (`status --probe`); a faulted path shows its fault."""
+    return _shown(probe_round(world, settings, services))
+
+
+def probe_lbs(
+    lbs: Sequence[Instance], settings: Settings, services: Services
+) -> dict[str, ProbeResult]:
+    """These LBs probed live on the LBs' path, as a round probes them (`move-active`'s
+    candidates): through the prober function when LBs are private and there is one. A path
+    that cannot answer fails each of its targets with its fault: never a move on no answer."""
+    targets = [
+        ProbeTarget(lb.instance_id, settings.rules.probes.lb_check.endpoint(lb.address))
+        for lb in lbs
+        if lb.address is not None
+    ]
+    function = services.probe_function
+    if (
+        settings.prober_function is not None
+        and function is not None
+        and (settings.lb_address is AddressKind.PRIVATE)
+    ):
+        return _shown([_probe(function, PRIVATE, targets)])
+    return _shown([_probe(services.prober, IN_PROCESS, targets)])
+
+
+def _shown(paths: Sequence[PathRound]) -> dict[str, ProbeResult]:
     results: dict[str, ProbeResult] = {}
-    for path in probe_round(world, settings, services):
+    for path in paths:
         results.update(path.results)
         if path.fault is not None:
             shown = f"no answer: {path.fault}"[:120]

@@ -12,6 +12,7 @@ from chalicelib.config import Settings
 from chalicelib.core import backends as backend_lists
 from chalicelib.core import dns, pausing
 from chalicelib.core.dns import ActiveDecision
+from chalicelib.core.history import Event, EventCode, Unreadable, last_of
 from chalicelib.core.model import (
     GONE_STATES,
     FailoverMode,
@@ -306,6 +307,7 @@ def status_text(
     probes: Mapping[str, ProbeResult] | None = None,
     *,
     wide: bool = False,
+    events: Sequence[Event | Unreadable] | None = None,
 ) -> str:
     probed = probes is not None
     rows = [_text_cells(row, probed=probed) for row in status_rows(world, settings, probes)]
@@ -323,8 +325,7 @@ def status_text(
         f"detection bound: {settings.detection_bound.describe()}",
     ]
     header += [text for _, text in feature_lines(world, settings)]
-    if world.paused:
-        header.append(f"PAUSED: {pausing.describe(world, settings.paused_parameter_name)}")
+    header += operator_lines(world, settings, events)
     if wide:
         columns = list(WIDE_COLUMNS)
         if probed:
@@ -368,6 +369,84 @@ def _role_tables(rows: Sequence[dict[str, str]], *, probed: bool) -> list[str]:
         chosen_columns = list(columns) + (["probe"] if probed else [])
         tables.append(table(shown, chosen_columns, width=WIDTH, cuts=CUTS, below="notes"))
     return tables
+
+
+def operator_lines(
+    world: World, settings: Settings, events: Sequence[Event | Unreadable] | None
+) -> list[str]:
+    """Whether the cluster is paused (why, since when) and the last failover, from the history."""
+    data = operator_json(world, settings, events)
+    paused = data["paused"]
+    if paused["paused"]:
+        line = f"PAUSED: {pausing.describe(world, settings.paused_parameter_name)}"
+        if paused["since"] is not None:
+            line += f" since {paused['since']}"
+        if paused["reason"]:
+            line += f", reason: {paused['reason']}"
+        lines = [line + "; runs plan and notify, change nothing (`resume` ends it)"]
+    else:
+        lines = ["paused: no"]
+    failover = data["last_failover"]
+    if failover is not None:
+        lines.append(f"last failover: {failover['at']} {failover['text']} ({failover['reason']})")
+    elif data["history_error"] is None:
+        lines.append("last failover: none in the history")
+    if data["history_error"] is not None:
+        lines.append(f"history not read: {data['history_error']}")
+    return lines
+
+
+def operator_json(
+    world: World, settings: Settings, events: Sequence[Event | Unreadable] | None
+) -> dict[str, Any]:
+    """`events`: the history, newest first; None when it could not be read."""
+    switch = last_of(events or (), (EventCode.PAUSED, EventCode.RESUMED))
+    # The pause event is the one that explains this pause only if it is the latest switch.
+    pause_event = switch if switch is not None and switch.code is EventCode.PAUSED else None
+    failover = last_of(events or (), (EventCode.FAILOVER,))
+    return {
+        "paused": {
+            "paused": world.paused,
+            # The value found when it is neither true nor false (taken as paused); else null.
+            "value": world.paused_unclear,
+            "odd_value": world.paused_unclear is not None,
+            "since": timestamp(pause_event.at) if world.paused and pause_event else None,
+            "reason": pause_event.reason if world.paused and pause_event else "",
+        },
+        "last_failover": event_json(failover) if failover is not None else None,
+        "history_error": None if events is not None else "GetParameterHistory failed",
+    }
+
+
+def timestamp(at: float) -> str:
+    return datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event_json(item: Event | Unreadable) -> dict[str, Any]:
+    if isinstance(item, Unreadable):
+        return {"at": timestamp(item.at), "code": "unreadable", "text": item.text, "reason": ""}
+    return {
+        "at": timestamp(item.at),
+        "code": item.code.value,
+        "text": item.text,
+        "reason": item.reason,
+    }
+
+
+def history_json(events: Sequence[Event | Unreadable]) -> dict[str, Any]:
+    return envelope("history", {"events": [event_json(e) for e in events]})
+
+
+def history_text(events: Sequence[Event | Unreadable]) -> str:
+    if not events:
+        return "no history yet: nothing has happened since it was first kept"
+    rows = [event_json(e) for e in events]
+    width = max(len(r["code"]) for r in rows)
+    lines = []
+    for row in rows:
+        line = f"{row['at']}  {row['code'].ljust(width)}  {row['text']}"
+        lines.append(line + (f" ({row['reason']})" if row["reason"] else ""))
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -469,10 +548,14 @@ def feature_lines(world: World, settings: Settings) -> list[Note]:
 
 
 def status_json(
-    world: World, settings: Settings, probes: Mapping[str, ProbeResult] | None = None
+    world: World,
+    settings: Settings,
+    probes: Mapping[str, ProbeResult] | None = None,
+    events: Sequence[Event | Unreadable] | None = None,
 ) -> dict[str, Any]:
     active = dns.find_record(world.records, settings.active_record_name)
     probed = probes is not None
+    operator = operator_json(world, settings, events)
     return envelope(
         "status",
         {
@@ -484,8 +567,9 @@ def status_json(
             "active": list(active.values) if active is not None else [],
             "backends": list(backend_lists.parse_list(world.backends_parameter)),
             "paused": world.paused,
-            # The value found when it is neither true nor false (taken as paused); else null.
-            "paused_value": world.paused_unclear,
+            "pause": operator["paused"],
+            "last_failover": operator["last_failover"],
+            "history_error": operator["history_error"],
             "serving": serving(world, settings, probes).json(),
             "features": [reason(code, text) for code, text in feature_lines(world, settings)],
             "detection_bound": detection_bound_json(settings),

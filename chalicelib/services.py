@@ -29,6 +29,7 @@ class Inventory(Protocol):
     def describe(self, cluster: str) -> list[RawInstance]: ...
     def describe_other_clusters(self, cluster: str) -> list[RawInstance]: ...
     def create_tags(self, instance_ids: Sequence[str], tags: Sequence[tuple[str, str]]) -> None: ...
+    def delete_tags(self, instance_ids: Sequence[str], keys: Sequence[str]) -> None: ...
     def address_holder(self, allocation_id: str) -> tuple[str | None, str | None]: ...
     def associate_address(self, allocation_id: str, instance_id: str) -> None: ...
 
@@ -42,6 +43,12 @@ class Records(Protocol):
 class Parameters(Protocol):
     def read(self, names: Sequence[str]) -> dict[str, str]: ...
     def put(self, name: str, value: str) -> None: ...
+
+
+class History(Protocol):
+    """A parameter's stored versions (Parameter Store keeps the last 100), oldest first."""
+
+    def read(self, name: str) -> list[tuple[float, str]]: ...
 
 
 class Pushes(Protocol):
@@ -85,6 +92,8 @@ class Services:
     probe_function: Prober | None = None
     # Only with LBF_ROUTE53_HEALTH_CHECKS: without it no health-check call is made at all.
     health_checks: HealthChecks | None = None
+    # `<prefix>/history`'s versions; read by `status` and `history`, never by a run.
+    history: History | None = None
 
 
 def aws_services(settings: Settings) -> Services:
@@ -106,7 +115,7 @@ def aws_services(settings: Settings) -> Services:
     from chalicelib.adapters.probe_function import ProbeFunction
     from chalicelib.adapters.route53 import Route53Records
     from chalicelib.adapters.route53_health_checks import Route53HealthChecks
-    from chalicelib.adapters.ssm import SsmParameters, SsmPushes
+    from chalicelib.adapters.ssm import SsmHistory, SsmParameters, SsmPushes
 
     region = aws_region()
     require_credentials()
@@ -137,6 +146,7 @@ def aws_services(settings: Settings) -> Services:
             if settings.route53_health_checks
             else None
         ),
+        history=SsmHistory(client("ssm", region)),
     )
 
 

@@ -561,14 +561,19 @@ def controller_policy(
             "Sid": "ReadClusterParameters",
             "Effect": "Allow",
             "Action": ["ssm:GetParameter", "ssm:GetParameters"],
-            "Resource": [f"{parameters}/{n}" for n in ("backends", "lbs", "notices", "paused")],
+            "Resource": [
+                f"{parameters}/{n}" for n in ("backends", "lbs", "notices", "paused", "held-drop")
+            ],
         },
         {
             "Sid": "WriteClusterParameters",
             "Effect": "Allow",
             "Action": "ssm:PutParameter",
-            # Never `paused`: the operator's switch.
-            "Resource": [f"{parameters}/{n}" for n in ("backends", "lbs", "notices")],
+            # Never `paused`: the operator's switch. The history is only written here; it is read
+            # (GetParameterHistory) by the operator's `status` and `history`, not by a run.
+            "Resource": [
+                f"{parameters}/{n}" for n in ("backends", "lbs", "notices", "history", "held-drop")
+            ],
         },
         *(
             [{"Sid": "Notify", "Effect": "Allow", "Action": "sns:Publish", "Resource": topic}]

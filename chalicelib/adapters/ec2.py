@@ -44,6 +44,13 @@ class Ec2Inventory:
                 Tags=[{"Key": key, "Value": value} for key, value in tags],
             )
 
+    def delete_tags(self, instance_ids: Sequence[str], keys: Sequence[str]) -> None:
+        with translated("ec2", "DeleteTags"):
+            # A key without a value removes the tag whatever its value.
+            self._client.delete_tags(
+                Resources=list(instance_ids), Tags=[{"Key": key} for key in keys]
+            )
+
     def address_holder(self, allocation_id: str) -> tuple[str | None, str | None]:
         """(instance id, public IP) of the Elastic IP; DescribeAddresses is the truth."""
         with translated("ec2", "DescribeAddresses"):

@@ -33,6 +33,31 @@ class SsmParameters:
             )
 
 
+class SsmHistory:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def read(self, name: str) -> list[tuple[float, str]]:
+        """Every stored version of the parameter, oldest first: (LastModifiedDate, Value).
+
+        Parameter Store keeps the last 100 versions; a parameter never written has none.
+        """
+        versions: list[tuple[float, str]] = []
+        try:
+            with translated("ssm", "GetParameterHistory"):
+                pages = self._client.get_paginator("get_parameter_history").paginate(Name=name)
+                for page in pages:
+                    versions += [
+                        (p["LastModifiedDate"].timestamp(), p["Value"])
+                        for p in page.get("Parameters", [])
+                    ]
+        except AwsError as exc:
+            if exc.code == "ParameterNotFound":
+                return []
+            raise
+        return versions
+
+
 class SsmPushes:
     def __init__(self, client: Any, document: str, *, log_group: str | None = None) -> None:
         self._client = client

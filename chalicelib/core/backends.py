@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from chalicelib.core import addresses
@@ -152,12 +152,21 @@ def _canonical_entry(entry: str) -> str | None:
     return Backend(address, int(port), "").render()
 
 
+POOL_DROP = "pool-drop"
+
+
+def _entry_key(entry: str) -> tuple[int, int, int]:
+    host, _, port = entry.rpartition(":")
+    return (*addresses.sort_key(host.strip("[]")), int(port))
+
+
 @dataclass(frozen=True)
 class Held:
     """A guard kept the last list: which, and why (for the notice)."""
 
     guard: str
     reason: str
+    entries: tuple[str, ...] = ()  # pool-drop: the entries held in the list although they failed
 
 
 def guard_not_empty(wanted: BackendList) -> Held | None:
@@ -174,11 +183,14 @@ def guard_pool_drop(
     max_drop_percent: int,
     *,
     failed_entries: Sequence[str] = (),
+    accepted: Collection[str] = (),
 ) -> Held | None:
     """Too many servers failing probes at once is more likely the prober's fault than theirs.
 
     `published` is the list published when the run started: the bound is per run, however many
     rounds remove entries. `failed_entries`: entries of skipped web servers whose probes failed.
+    `accepted`: removals taken on purpose (`accept-drop`, or held long enough: core.held_drop),
+    which do not count against the bound.
     """
     if not published:
         return None
@@ -194,11 +206,12 @@ def guard_pool_drop(
             Backend(web.address, web.port, web.instance_id).render(),
         ]
     }
-    removed = (set(published) - set(wanted.entries)) & failed
+    removed = (set(published) - set(wanted.entries)) & failed - set(accepted)
     if len(removed) * 100 > max_drop_percent * len(published):
         return Held(
-            "pool-drop",
+            POOL_DROP,
             f"{len(removed)} of {len(published)} backends failed probes in one run, more than "
             f"LBF_MAX_POOL_DROP={max_drop_percent}%; the last list stays",
+            entries=tuple(sorted(removed, key=_entry_key)),
         )
     return None

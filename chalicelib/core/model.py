@@ -222,6 +222,7 @@ class World:
     paused: bool = False
     # <prefix>/paused as found when it is neither true nor false (taken as paused); else None.
     paused_unclear: str | None = None
+    held_drop_parameter: str | None = None  # <prefix>/held-drop as stored (core.held_drop)
     pushes: tuple[Push, ...] = ()
     notices: frozenset[str] = frozenset()  # conditions already notified (notices go out on change)
     # EIP mode: the instance the Elastic IP is associated with, and its public address.

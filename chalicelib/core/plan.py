@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from chalicelib.core import backends as backend_lists
-from chalicelib.core import dns
+from chalicelib.core import dns, held_drop
 from chalicelib.core import pushes as push_rules
+from chalicelib.core.backends import POOL_DROP
 from chalicelib.core.endpoints import ProbeRules
 from chalicelib.core.health import Thresholds, advance, down_at_once
 from chalicelib.core.model import (
@@ -58,6 +59,7 @@ class ListRules:
     backends_parameter_name: str
     lbs_parameter_name: str
     max_pool_drop: int  # percent (LBF_MAX_POOL_DROP)
+    held_drop_parameter_name: str  # what the guard holds, and since when (core.held_drop)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,17 @@ class SetTags:
     def describe(self) -> str:
         pairs = ", ".join(f"{k}={v}" for k, v in self.tags)
         return f"tag {' '.join(self.instance_ids)}: {pairs}"
+
+
+@dataclass(frozen=True)
+class RemoveTags:
+    """One DeleteTags call: these tag keys removed from every instance listed (`undrain`)."""
+
+    instance_ids: tuple[str, ...]
+    keys: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"untag {' '.join(self.instance_ids)}: {', '.join(self.keys)}"
 
 
 @dataclass(frozen=True)
@@ -173,11 +186,25 @@ class StoreNotices:
         return f"parameter {self.name} = {shown}"
 
 
+@dataclass(frozen=True)
+class RecordHistory:
+    """One round's events (`core.history`): one PutParameter of `<prefix>/history`, which
+    Parameter Store keeps as a new version."""
+
+    name: str
+    value: str
+    codes: tuple[str, ...]  # the events' codes, for the printed plan
+
+    def describe(self) -> str:
+        return f"history {self.name}: {len(self.codes)} event(s) ({', '.join(self.codes)})"
+
+
 # What tells the operator: still sent while paused (marked so), never under LBF_DRY_RUN.
 NoticeChange = Notify | StoreNotices
 
 Change = (
     SetTags
+    | RemoveTags
     | ChangeRecords
     | PutParameter
     | PushBackends
@@ -187,6 +214,7 @@ Change = (
     | DeleteHealthCheck
     | Notify
     | StoreNotices
+    | RecordHistory
 )
 
 
@@ -198,6 +226,8 @@ class Plan:
     held: backend_lists.Held | None
     conditions: Mapping[str, str] = field(default_factory=dict)  # key -> notice text
     notes: tuple[str, ...] = ()
+    # Entries LBF_MAX_POOL_DROP held that this plan takes out after all (core.held_drop).
+    drop_taken: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -300,9 +330,71 @@ def decide(
     *,
     run_started_at: float,
     run_start_list: Sequence[str] | None = None,
+    prober_fault: bool | None = None,
+    accept_drop: bool = False,
 ) -> Plan:
     """`run_start_list`: the backend list published when the run started, which bounds what the
-    whole run may remove for failed probes (LBF_MAX_POOL_DROP); None: the one in `world`."""
+    whole run may remove for failed probes (LBF_MAX_POOL_DROP); None: the one in `world`.
+
+    A list that bound holds back is published after all once the same servers have failed every
+    probe for 10 minutes (core.held_drop); `prober_fault` says whether a probe path of this run
+    was taken as a fault on the prober's side (such a run restarts the 10 minutes), None when the
+    run made no probes (the clock neither runs nor restarts). `accept_drop` (the command
+    `accept-drop`) takes the held drop at once.
+    """
+    plan = _decide(world, rules, run_started_at, run_start_list, accepted=())
+    held = plan.held.entries if plan.held is not None and plan.held.guard == POOL_DROP else ()
+    if accept_drop:
+        if not held:
+            return plan
+        return replace(
+            _decide(world, rules, run_started_at, run_start_list, accepted=held),
+            drop_taken=held,
+        )
+    if prober_fault is None:
+        return plan
+    stored = held_drop.parse(world.held_drop_parameter)
+    release = held_drop.decide_release(
+        stored,
+        held,
+        now=run_started_at,
+        counts=not prober_fault and _failing_every_probe(world, held),
+    )
+    changes = list(plan.changes)
+    conditions = dict(plan.conditions)
+    taken: tuple[str, ...] = ()
+    if release.take:
+        plan = _decide(world, rules, run_started_at, run_start_list, accepted=held)
+        changes, conditions, taken = list(plan.changes), dict(plan.conditions), held
+        conditions[f"drop-taken:{backend_lists.checksum(' '.join(held))[:16]}"] = (
+            f"{len(held)} backend(s) failed every probe for "
+            f"{held_drop.RELEASE_SECONDS / 60:g} minutes of runs whose other probes answered: "
+            f"the drop LBF_MAX_POOL_DROP held back is taken ({' '.join(held)})"
+        )
+    text = held_drop.render(release.stored)
+    if text != (world.held_drop_parameter or held_drop.NOTHING_HELD):
+        changes.append(PutParameter(rules.lists.held_drop_parameter_name, text))
+    return replace(plan, changes=tuple(changes), conditions=conditions, drop_taken=taken)
+
+
+def _failing_every_probe(world: World, entries: Sequence[str]) -> bool:
+    """Whether the last probe of each server behind these entries failed."""
+    servers = [*world.webs, *(web for web, _ in frozen_webs(world))]
+    for entry in entries:
+        owners = [w for w in servers if entry in backend_lists.entries_of(w, (entry,))]
+        if not owners or any(w.damping.run is None or w.damping.run.ok for w in owners):
+            return False
+    return True
+
+
+def _decide(
+    world: World,
+    rules: PlanRules,
+    run_started_at: float,
+    run_start_list: Sequence[str] | None,
+    *,
+    accepted: Sequence[str],
+) -> Plan:
     records = rules.records
     conditions: dict[str, str] = {}
     notes: list[str] = [f"skipped {s.instance_id}: {s.reason}" for s in world.skipped]
@@ -380,7 +472,7 @@ def decide(
         else tuple(run_start_list)
     )
     wanted, held, list_changes, list_conditions = _plan_backends(
-        world, rules.lists, rules.pushes, run_started_at, start_list
+        world, rules.lists, rules.pushes, run_started_at, start_list, accepted
     )
     changes += list_changes
     conditions.update(list_conditions)
@@ -481,6 +573,7 @@ def _plan_backends(
     pushes: push_rules.PushRules,
     run_started_at: float,
     start_list: Sequence[str],
+    accepted: Sequence[str] = (),
 ) -> tuple[
     backend_lists.BackendList | None, backend_lists.Held | None, list[Change], dict[str, str]
 ]:
@@ -511,7 +604,12 @@ def _plan_backends(
     held = None
     if wanted is not None:
         held = backend_lists.guard_not_empty(wanted) or backend_lists.guard_pool_drop(
-            start_list, wanted, world.webs, rules.max_pool_drop, failed_entries=failed
+            start_list,
+            wanted,
+            world.webs,
+            rules.max_pool_drop,
+            failed_entries=failed,
+            accepted=accepted,
         )
     # The list in force: the one wanted, or while a guard holds that back, the one published.
     in_force = wanted if wanted is not None and held is None else None
@@ -644,6 +742,7 @@ def after(world: World, applied: Sequence[Change]) -> World:
     records = world.records
     lbs, webs = world.lbs, world.webs
     backends_parameter, lbs_parameter = world.backends_parameter, world.lbs_parameter
+    held_drop_parameter = world.held_drop_parameter
     eip_instance_id = world.eip_instance_id
     for change in applied:
         if isinstance(change, ChangeRecords):
@@ -656,6 +755,8 @@ def after(world: World, applied: Sequence[Change]) -> World:
                 backends_parameter = change.value
             elif change.name.endswith("/lbs"):
                 lbs_parameter = change.value
+            elif change.name.endswith("/held-drop"):
+                held_drop_parameter = change.value
         elif isinstance(change, MoveAddress):
             eip_instance_id = change.instance_id
     return replace(
@@ -665,6 +766,7 @@ def after(world: World, applied: Sequence[Change]) -> World:
         webs=webs,
         backends_parameter=backends_parameter,
         lbs_parameter=lbs_parameter,
+        held_drop_parameter=held_drop_parameter,
         eip_instance_id=eip_instance_id,
     )
 

@@ -11,12 +11,13 @@ import typing
 import pytest
 
 from bench.calls import is_write
-from chalicelib.core.plan import Change, Notify, StoreNotices
+from chalicelib.core.plan import Change, Notify, RecordHistory, StoreNotices
 from chalicelib.executor import Executor, Mode, mode_of, writes
 from tests.kit.cloud import FakeCloud
 
 KINDS = typing.get_args(Change)
-NOTICE_KINDS = {Notify, StoreNotices}
+# What tells the operator, still written while paused: the notices and the history.
+NOTICE_KINDS = {Notify, StoreNotices, RecordHistory}
 
 
 def test_the_modes() -> None:
@@ -40,6 +41,7 @@ def test_every_write_kind_is_in_the_plan() -> None:
     names = {kind.__name__ for kind in KINDS}
     assert names == {
         "SetTags",
+        "RemoveTags",
         "ChangeRecords",
         "PutParameter",
         "PushBackends",
@@ -49,6 +51,7 @@ def test_every_write_kind_is_in_the_plan() -> None:
         "DeleteHealthCheck",
         "Notify",
         "StoreNotices",
+        "RecordHistory",
     }
 
 

@@ -13,6 +13,7 @@ run before any AWS call. Here only the normalised domain is followed through to 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -73,6 +74,8 @@ def written_strings(cloud: FakeCloud) -> list[str]:
         elif operation == "PutParameter":
             assert isinstance(detail, tuple)
             name, value = detail
+            if name.endswith("/history"):  # JSON for `history`: its texts are checked below
+                continue
             if not name.endswith("/notices"):  # bookkeeping, read back only by the controller
                 out += [name, value]
         elif operation == "SendCommand":
@@ -88,6 +91,15 @@ def assert_nothing_hostile_written(cloud: FakeCloud, hostile: str) -> None:
         assert _CLEAN.fullmatch(text), f"unclean value written: {text!r}"
         if len(hostile) >= 3:
             assert hostile not in text or hostile in GOOD_LIST, (hostile, text)
+    # The history is JSON (escaped by construction) that `history` prints: each event's text and
+    # reason one printable line, and nothing of the skipped instance's tags in it.
+    for operation, detail in cloud.calls.log:
+        if operation == "PutParameter" and str(detail[0]).endswith("/history"):  # type: ignore[index]
+            for event in json.loads(detail[1]):  # type: ignore[index]
+                for text in (event["text"], event.get("reason", "")):
+                    assert text.isprintable(), text
+                    if len(hostile) >= 3:
+                        assert hostile not in text or hostile in GOOD_LIST, (hostile, text)
 
 
 def assert_notices_are_escaped(report: Report, cloud: FakeCloud) -> None:

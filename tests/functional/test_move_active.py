@@ -7,6 +7,7 @@ and a refused or dry move by `calls.writes()` being empty.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import pytest
@@ -163,9 +164,13 @@ def test_drain_moves_off_the_lb_then_tags_it(cloud: FakeCloud) -> None:
     lb1, lb2 = cloud.ec2.id_named("lb1"), cloud.ec2.id_named("lb2")
     assert cloud.ec2.tag(lb1, "lbf:maintenance") == "drain"
     assert cloud.route53.value(ACTIVE) == ("127.0.0.12",)
-    # The drain tag is the last write: after the move it belongs to went through.
-    assert cloud.calls.writes()[0][0] == "ChangeResourceRecordSets"
-    assert cloud.calls.writes()[-1] == ("CreateTags", ((lb1,), (("lbf:maintenance", "drain"),)))
+    # The drain tag is the last write to the world: after the move it belongs to went through.
+    # Then the history records both.
+    *world_writes, (operation, (name, _)) = cloud.calls.writes()
+    assert world_writes[0][0] == "ChangeResourceRecordSets"
+    assert world_writes[-1] == ("CreateTags", ((lb1,), (("lbf:maintenance", "drain"),)))
+    assert (operation, name) == ("PutParameter", "/lbf/demo/history")
+    assert [e["code"] for e in json.loads(cloud.ssm.parameters[name])] == ["failover", "drained"]
     assert cloud.ec2.tag(lb2, "lbf:state") == "active"
     # A scheduled run afterwards keeps it so: lb1 is draining.
     assert main(["reconcile"], environ=ENV, services=cloud.services(), clock=cloud.clock) == 0
@@ -186,7 +191,9 @@ def test_drain_of_an_lb_that_holds_nothing_only_tags_it(
     assert move(cloud, "--drain", "lb2", "--no-wait") == 0
 
     lb2 = cloud.ec2.id_named("lb2")
-    assert cloud.calls.writes() == [("CreateTags", ((lb2,), (("lbf:maintenance", "drain"),)))]
+    tag, history = cloud.calls.writes()
+    assert tag == ("CreateTags", ((lb2,), (("lbf:maintenance", "drain"),)))
+    assert history[0] == "PutParameter"
     assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)  # the record moves only off NAME
     assert rounds(cloud) == before  # nothing to move, nobody to probe
     assert "nothing to move: lb2 does not hold the active role" in capsys.readouterr().out

@@ -79,7 +79,25 @@ def cli(cloud: FakeCloud, environ: dict[str, str], *argv: str) -> int:
 
 # --- a run of another cluster writes nothing, in every mode and through every entry point ---------
 
-ENTRY_POINTS = ["scheduled", "event", "cli-reconcile", "cli-plan", "cli-move-active", "cli-status"]
+# The operator's commands that write: pause and resume obey ownership like every write; the
+# others refuse a domain that is not LBF_CLUSTER's the same way.
+OPERATOR_COMMANDS = {
+    "cli-pause": ["pause", "--reason", "maintenance"],
+    "cli-resume": ["resume"],
+    "cli-drain-lb": ["drain", "lb1"],
+    "cli-undrain": ["undrain", "lb1"],
+    "cli-accept-drop": ["accept-drop"],
+    "cli-handover": ["handover", "next"],
+}
+ENTRY_POINTS = [
+    "scheduled",
+    "event",
+    "cli-reconcile",
+    "cli-plan",
+    "cli-move-active",
+    "cli-status",
+    *OPERATOR_COMMANDS,
+]
 WRONG = ["typo-egde-no-instances", "other-cluster-with-its-own-lb"]
 
 
@@ -109,6 +127,7 @@ def run_entry(
         "cli-plan": ["plan"],
         "cli-move-active": ["move-active", "--to", "lb1"],
         "cli-status": ["status"],
+        **OPERATOR_COMMANDS,
     }[entry]
     capsys.readouterr()  # only what the command prints
     code = cli(cloud, environ, *argv)

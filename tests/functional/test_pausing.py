@@ -103,7 +103,7 @@ def test_an_unclear_value_is_shown_by_status(
 
     assert f"PAUSED: {PAUSED} holds 'ture', neither true nor false: taken as paused" in text
     assert data["paused"] is True
-    assert data["paused_value"] == "ture"
+    assert data["pause"]["value"] == "ture"
 
 
 def test_a_hostile_value_is_shown_escaped_and_cut(

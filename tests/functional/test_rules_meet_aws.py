@@ -217,7 +217,10 @@ def test_every_write_of_a_multi_round_run_goes_on_while_route53_rejects_every_re
     # Round 2 (the first with verdicts): the active record, alone in its batch, so judged without
     # being sent again; the backend list is published and pushed in the same round.
     assert names_of(two) == [[ACTIVE]]
-    assert [name for name, _ in ops_of(two, "PutParameter")] == ["/lbf/demo/backends"]  # type: ignore[misc]
+    assert [name for name, _ in ops_of(two, "PutParameter")] == [  # type: ignore[misc]
+        "/lbf/demo/backends",
+        "/lbf/demo/history",  # the list published, in the round's one history write
+    ]
     assert len(ops_of(two, "SendCommand")) == 2
     # Rounds 3 and 4: nothing rejected is sent again, nothing is pushed twice.
     for later in (three, four):

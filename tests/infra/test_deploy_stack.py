@@ -521,11 +521,14 @@ def test_parameters_only_under_the_prefix_and_never_writes_paused(stage: str) ->
     for action in ("ssm:GetParameter", "ssm:GetParameters"):
         (statement,) = granting(policy, action)
         assert set(as_list(statement["Resource"])) == {
-            base + name for name in ("backends", "lbs", "notices", "paused")
+            base + name for name in ("backends", "lbs", "notices", "paused", "held-drop")
         }
     (put,) = granting(policy, "ssm:PutParameter")
-    # `paused` is the operator's switch: the controller reads it and never writes it.
-    assert set(as_list(put["Resource"])) == {base + n for n in ("backends", "lbs", "notices")}
+    # `paused` is the operator's switch: the controller reads it and never writes it. It writes
+    # the history, which only the operator's `status` and `history` read.
+    assert set(as_list(put["Resource"])) == {
+        base + n for n in ("backends", "lbs", "notices", "history", "held-drop")
+    }
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -163,6 +163,14 @@ class FakeEc2:
             for key, value in tags:
                 self.set_tag(instance_id, key, value)
 
+    def delete_tags(self, instance_ids: Sequence[str], keys: Sequence[str]) -> None:
+        self.calls.add("DeleteTags", (tuple(instance_ids), tuple(keys)))
+        if self.fail_tags is not None:
+            raise self.fail_tags
+        for instance_id in instance_ids:
+            for key in keys:
+                self.set_tag(instance_id, key, None)
+
     def address_holder(self, allocation_id: str) -> tuple[str | None, str | None]:
         self.calls.add("DescribeAddresses")
         # An allocated Elastic IP has its address whether or not it is associated.
@@ -281,12 +289,19 @@ class FakeRoute53:
         return "INSYNC"
 
 
+# Parameter Store keeps this many versions of a parameter and drops the oldest by itself.
+KEPT_VERSIONS = 100
+
+
 class FakeSsm:
     """Parameters and commands. `outcome` decides what each sent command ends as."""
 
-    def __init__(self, calls: Calls) -> None:
+    def __init__(self, calls: Calls, clock: FakeClock | None = None) -> None:
         self.calls = calls
+        self.clock = clock
         self.parameters: dict[str, str] = {}
+        # Every parameter's versions, oldest first, (LastModifiedDate, value), as SSM keeps them.
+        self.versions: dict[str, list[tuple[float, str]]] = {}
         # Intelligent-Tiering as the adapter asks for it: past 4,096 characters a parameter becomes
         # advanced (billed); past 8,192 Parameter Store refuses it. moto enforces neither.
         self.tiers: dict[str, str] = {}
@@ -314,6 +329,8 @@ class FakeSsm:
                 f"Parameter value, {len(value)} characters, exceeds the maximum of 8192",
             )
         self.parameters[name] = value
+        at = self.clock.now() if self.clock is not None else 0.0
+        self.versions[name] = [*self.versions.get(name, []), (at, value)][-KEPT_VERSIONS:]
         self.tiers[name] = "Standard" if len(value) <= STANDARD_PARAMETER_LIMIT else "Advanced"
 
     def send(self, instance_id: str, backends: str, checksum: str, *, now: float) -> Push:
@@ -340,6 +357,20 @@ class FakeSsm:
             for c in self.commands
         ]
         return status
+
+
+class FakeHistory:
+    """GetParameterHistory over FakeSsm's versions (the History protocol)."""
+
+    def __init__(self, ssm: FakeSsm) -> None:
+        self.ssm = ssm
+        self.fail_read: AwsError | None = None
+
+    def read(self, name: str) -> list[tuple[float, str]]:
+        self.ssm.calls.add("GetParameterHistory", name)
+        if self.fail_read is not None:
+            raise self.fail_read
+        return list(self.ssm.versions.get(name, []))
 
 
 class FakeSns:
@@ -496,7 +527,8 @@ class FakeCloud:
     def __post_init__(self) -> None:
         self.ec2 = FakeEc2(self.calls)
         self.route53 = FakeRoute53(self.calls, self.clock)
-        self.ssm = FakeSsm(self.calls)
+        self.ssm = FakeSsm(self.calls, self.clock)
+        self.history = FakeHistory(self.ssm)
         self.sns = FakeSns(self.calls)
         self.prober = FakeProber(self.clock, self.ec2)
         self.probe_function = FakeProbeFunction(self.prober)
@@ -513,6 +545,7 @@ class FakeCloud:
             probe_function=self.probe_function,
             # Used only with LBF_ROUTE53_HEALTH_CHECKS on, as aws_services makes it then.
             health_checks=self.health_checks,
+            history=self.history,
         )
 
 

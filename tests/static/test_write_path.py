@@ -279,6 +279,7 @@ def test_the_write_methods_are_the_services_writes() -> None:
         frozenset(
             {
                 "create_tags",
+                "delete_tags",
                 "associate_address",
                 "change",
                 "put",

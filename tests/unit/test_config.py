@@ -395,6 +395,7 @@ def test_the_core_rules_are_built_from_the_settings() -> None:
             backends_parameter_name="/ops/lbf/backends",
             lbs_parameter_name="/ops/lbf/lbs",
             max_pool_drop=25,
+            held_drop_parameter_name="/ops/lbf/held-drop",
         ),
         pushes=PushRules(log_group="/lbf/prod/pushes"),
     )
