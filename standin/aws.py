@@ -173,6 +173,9 @@ def local_aws(domain: str) -> Iterator[LocalAws]:
             aws.prepare(domain)
             yield aws
     finally:
+        # moto's backends belong to the process, not to the server: what this stand-in created
+        # would otherwise still be there for the next test's mock_aws or server.
+        aws.reset()
         aws.stop()
         for key, value in saved.items():
             if value is None:

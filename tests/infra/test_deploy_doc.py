@@ -22,7 +22,11 @@ Where moto cannot be AWS, the stand-in says so, named in the log or here:
 - moto's CloudFormation takes an SSM document's Content only as text, where AWS also takes the
   object ssm-document.json has, and a stack made by `cloudformation deploy` (a change set) has no
   outputs there: both patched to AWS's behaviour in moto's classes (the server runs in this
-  process).
+  process);
+- a template deployed through a bucket (`--s3-bucket`, for the documents' template, over the
+  51,200 bytes CloudFormation takes inline) has a TemplateURL on the stand-in's own address,
+  `http://127.0.0.1:PORT/bucket/key`, which moto reads as bucket "127": patched to read the
+  path, as moto already does for `localhost`.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import Any
 
 import boto3
 import pytest
+from moto.cloudformation import responses as cloudformation_responses
 from moto.cloudformation.models import CloudFormationBackend
 from moto.ssm.models import Document, ssm_backends
 
@@ -195,6 +200,20 @@ def change_sets_with_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(CloudFormationBackend, "execute_change_set", execute)
 
 
+@pytest.fixture
+def templates_from_the_stand_ins_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The AWS CLI uploads a template given with --s3-bucket and passes its URL on the endpoint
+    it uses, here the stand-in's loopback address; moto takes the path for `localhost` only."""
+    original = cloudformation_responses.get_stack_from_s3_url
+
+    def read(template_url: str, account_id: str, partition: str) -> str:
+        if template_url.startswith("http://127.0.0.1:"):
+            template_url = template_url.replace("http://127.0.0.1:", "http://localhost:", 1)
+        return original(template_url, account_id=account_id, partition=partition)
+
+    monkeypatch.setattr(cloudformation_responses, "get_stack_from_s3_url", read)
+
+
 def put_public_parameter(aws: LocalAws, name: str, value: str) -> None:
     """moto refuses every name under /aws/: place AWS's public parameter in its store."""
     account = aws.client("sts").get_caller_identity()["Account"]
@@ -274,7 +293,10 @@ def tools(tmp_path: Path) -> Path:
 
 
 def test_deploy_md_followed_end_to_end(
-    tmp_path: Path, ssm_documents_as_aws_takes_them: None, change_sets_with_outputs: None
+    tmp_path: Path,
+    ssm_documents_as_aws_takes_them: None,
+    change_sets_with_outputs: None,
+    templates_from_the_stand_ins_bucket: None,
 ) -> None:
     if not AWS_CLI.exists():
         pytest.skip("AWS CLI v1 is not installed (make awscli installs it in .venv-awscli)")
@@ -401,3 +423,22 @@ def test_every_step_of_the_upgrade_comes_in_its_checked_order() -> None:
         section.index("infra/teardown.py --network-only lbf-network"),
     ]
     assert order == sorted(order)
+
+
+def test_a_template_over_cloudformations_inline_limit_goes_through_a_bucket() -> None:
+    """CloudFormation takes at most 51,200 bytes of template inline (the AWS CLI refuses more
+    before sending): a larger one must be deployed with --s3-bucket, or the step fails."""
+    deploys = re.findall(
+        r"aws cloudformation deploy((?:[^\n]*\\\n)*[^\n]*)", shell_script(), flags=re.M
+    )
+    checked = []
+    for command in deploys:
+        template = re.search(r"--template-file (\S+)", command)
+        assert template is not None, command
+        path = ROOT / template[1]
+        if not path.exists():  # built by an earlier step (build/$STAGE/packaged.yaml)
+            continue
+        checked.append(path.name)
+        if path.stat().st_size > 51_200:
+            assert "--s3-bucket" in command, f"{path.name} is over 51,200 bytes: {command}"
+    assert "ssm-document.json" in checked

@@ -723,13 +723,15 @@ def test_missing_credentials_are_one_line_not_a_traceback(
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
         "AWS_EC2_METADATA_DISABLED": "true",
     }
+    # An operator's checkout after `make setup`: configure.py checks it runs on that interpreter.
+    (project / ".venv").symlink_to(Path(sys.prefix))
     for script, args in (
         ("configure", configure_args(project)),
         ("teardown", ["--stage", "prod", "--region", "eu-west-1", "--yes"]),
     ):
         done = subprocess.run(
             [
-                sys.executable,
+                str(project / ".venv" / "bin" / "python"),
                 str(ROOT / "infra" / f"{script}.py"),
                 *args,
                 "--project",
