@@ -668,11 +668,16 @@ def _counted(texts: Sequence[str]) -> list[str]:
     return [text if n == 1 else f"{text} (x{n})" for text, n in counts.items()]
 
 
+ROUND_JOBS = frozenset({"reconcile", "plan", "on_instance_change"})
+
+
 def report_text(report: Report) -> str:
     plan = report.plan
     verb = "would change" if report.dry_run else "changed"
+    # Rounds are a run's (reconcile, plan); an operator's command makes one step, not rounds.
+    rounds = f"{report.rounds} round(s), " if report.job in ROUND_JOBS else ""
     lines = [
-        f"{report.job} {report.run_id}: {report.rounds} round(s), "
+        f"{report.job} {report.run_id}: {rounds}"
         f"{'ok' if report.ok else 'FAILED'}"
         + (", INTERRUPTED" if report.interrupted else "")
         + f", {round(report.seconds, 3)} s"
