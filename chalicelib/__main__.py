@@ -47,6 +47,13 @@ def stage_environment(stage: str, config_path: Path) -> dict[str, str]:
     """The variables chalice gives a stage: the top level's, overridden by the stage's."""
     from chalicelib.config import ConfigError
 
+    if not config_path.exists():
+        # The stage files are this checkout's, written by configure.py and never tracked.
+        raise ConfigError(
+            "--stage",
+            f"no stage {stage!r}: {config_path} does not exist here (infra/configure.py writes it, "
+            "infra/DEPLOY.md step 6; run from the checkout that deployed the stage)",
+        )
     try:
         config = json.loads(config_path.read_text())
     except (OSError, ValueError) as exc:

@@ -43,3 +43,10 @@ class DomainNotOwned(ViewNotLoaded):
     A ViewNotLoaded, so that any caller which acts on nothing when the view cannot be read acts
     on nothing here too; the callers that say "bad configuration" catch it first.
     """
+
+
+class ZoneNotFound(DomainNotOwned):
+    """LBF_HOSTED_ZONE_ID names no hosted zone this account can read (a typo, another account's
+    zone): a configuration error like a domain another cluster owns, refused the same way, exit 2
+    on the command line and the configuration-error metric in a function, not a failed read that
+    would fail every minute as if AWS were down."""

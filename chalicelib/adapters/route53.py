@@ -8,6 +8,7 @@ from typing import Any
 from chalicelib.adapters.clients import translated
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import Record
+from chalicelib.errors import AwsError, ZoneNotFound
 
 
 def _absolute(name: str) -> str:
@@ -33,6 +34,18 @@ class Route53Records:
         paginator asks for a page only when the loop reaches it, so stopping early saves the
         requests (Route 53 allows 5 per second per account) for the rest of the zone.
         """
+        try:
+            return self._read(domain)
+        except AwsError as exc:
+            if exc.code != "NoSuchHostedZone":
+                raise
+            raise ZoneNotFound(
+                f"LBF_HOSTED_ZONE_ID: Route 53 has no hosted zone {self._zone_id} in this account "
+                f"({exc.code}): nothing written; LBF_HOSTED_ZONE_ID must be the zone that holds "
+                f"{domain}"
+            ) from exc
+
+    def _read(self, domain: str) -> tuple[Record, ...]:
         records: list[Record] = []
         suffix = "." + domain
         with translated("route53", "ListResourceRecordSets"):

@@ -144,3 +144,21 @@ def test_a_typo_or_another_cluster_is_refused_on_moto_and_handover_hands_the_dom
         r for r in with_other["records"] if r[1] == "A"
     ]
     assert cli(aws, edge, "reconcile").returncode == 2  # the old name is refused from now on
+
+
+@pytest.mark.parametrize("command", [["reconcile"], ["status"], ["pause"], ["drain", "lb1"]])
+def test_a_hosted_zone_that_does_not_exist_is_bad_configuration_and_writes_nothing(
+    aws: LocalAws, command: list[str]
+) -> None:
+    """A well-formed LBF_HOSTED_ZONE_ID of no zone (a typo, another account's): exit 2 naming
+    it, as for a domain another cluster owns, not a failed read that would repeat every minute."""
+    before = everything(aws)
+    env = {**environment(aws, "edge"), "LBF_HOSTED_ZONE_ID": "Z0000000000000000000"}
+
+    done = cli(aws, env, *command)
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "LBF_HOSTED_ZONE_ID" in done.stderr
+    assert "no hosted zone Z0000000000000000000" in done.stderr
+    assert everything(aws) == before

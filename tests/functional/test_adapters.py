@@ -30,7 +30,7 @@ from chalicelib.adapters.route53 import Route53Records
 from chalicelib.adapters.ssm import SsmParameters, SsmPushes
 from chalicelib.core import dns
 from chalicelib.core.model import Push, Record
-from chalicelib.errors import AwsError, ChangeRejected
+from chalicelib.errors import AwsError, ChangeRejected, DomainNotOwned, ZoneNotFound
 from tests.kit.aws_env import use_fake_credentials
 from tests.kit.settings import settings
 
@@ -388,16 +388,26 @@ def test_other_route53_errors_are_not_a_rejected_change(code: str) -> None:
 def test_a_failed_record_read_is_an_aws_error() -> None:
     client, stubber = stubbed("route53")
     stubber.add_client_error(
-        "list_resource_record_sets", service_error_code="NoSuchHostedZone", http_status_code=404
+        "list_resource_record_sets", service_error_code="AccessDenied", http_status_code=403
     )
 
     with stubber, pytest.raises(AwsError) as caught:
         Route53Records(client, ZONE).read(DOMAIN)
 
-    assert (caught.value.operation, caught.value.code) == (
-        "ListResourceRecordSets",
-        "NoSuchHostedZone",
+    assert (caught.value.operation, caught.value.code) == ("ListResourceRecordSets", "AccessDenied")
+
+
+def test_a_zone_that_does_not_exist_is_a_configuration_error_naming_the_variable() -> None:
+    client, stubber = stubbed("route53")
+    stubber.add_client_error(
+        "list_resource_record_sets", service_error_code="NoSuchHostedZone", http_status_code=404
     )
+
+    with stubber, pytest.raises(ZoneNotFound) as caught:
+        Route53Records(client, ZONE).read(DOMAIN)
+
+    assert str(caught.value).startswith(f"LBF_HOSTED_ZONE_ID: Route 53 has no hosted zone {ZONE}")
+    assert isinstance(caught.value, DomainNotOwned)  # refused, exit 2, like another's domain
 
 
 # --- EC2 ----------------------------------------------------------------------------------------
