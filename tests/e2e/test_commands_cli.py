@@ -9,21 +9,18 @@ GetParameterHistory pages through them (the adapter follows the pages).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from chalicelib.adapters.ssm import SsmHistory, SsmParameters
 from chalicelib.core.history import EventCode, event, newest_first, render
 from standin.aws import LocalAws, local_aws
+from tests.kit.cli_process import run_cli
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 DOMAIN = "commands.example.com"
 CLUSTER = "ops"
 
@@ -36,16 +33,7 @@ def aws() -> Iterator[LocalAws]:
 
 def cli(aws: LocalAws, *argv: str) -> subprocess.CompletedProcess[str]:
     env = aws.controller_environment(cluster=CLUSTER, domain=DOMAIN, lb_port=18280, web_port=18281)
-    process_env = {"PATH": os.environ.get("PATH", ""), **aws.environment(), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "chalicelib", *argv],
-        cwd=REPO,
-        env=process_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(aws, env, *argv)
 
 
 def test_pause_history_resume_status_each_in_a_new_process(aws: LocalAws) -> None:

@@ -10,11 +10,8 @@ which also covers every rule case by case; here the point is the real command, e
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,11 +21,11 @@ from chalicelib.config import Settings
 from chalicelib.services import aws_services
 from standin.aws import LocalAws, local_aws
 from standin.web import LocalWebServer
+from tests.kit.cli_process import run_cli
 from tests.kit.cloud import FakeClock
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 DOMAIN = "move.example.com"
 ACTIVE = f"lb.{DOMAIN}"
 LB_PORT = 18180
@@ -55,16 +52,7 @@ def environment(aws: LocalAws, cluster: str, **extra: str) -> dict[str, str]:
 
 
 def cli(aws: LocalAws, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
-    process_env = {"PATH": os.environ.get("PATH", ""), **aws.environment(), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "chalicelib", *argv],
-        cwd=REPO,
-        env=process_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(aws, env, *argv)
 
 
 def settle(env: dict[str, str]) -> None:

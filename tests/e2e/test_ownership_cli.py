@@ -9,11 +9,8 @@ everything an operator can see exactly as it was. Then `handover` hands the doma
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,11 +20,11 @@ from chalicelib.config import Settings
 from chalicelib.services import aws_services
 from standin.aws import LocalAws, local_aws
 from standin.web import LocalWebServer
+from tests.kit.cli_process import run_cli
 from tests.kit.cloud import FakeClock
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 DOMAIN = "owned.example.com"
 ACTIVE = f"lb.{DOMAIN}"
 LB_PORT = 18280
@@ -53,16 +50,7 @@ def environment(aws: LocalAws, cluster: str) -> dict[str, str]:
 
 
 def cli(aws: LocalAws, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
-    process_env = {"PATH": os.environ.get("PATH", ""), **aws.environment(), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "chalicelib", *argv],
-        cwd=REPO,
-        env=process_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(aws, env, *argv)
 
 
 def everything(aws: LocalAws) -> dict[str, Any]:

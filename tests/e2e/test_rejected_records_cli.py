@@ -9,21 +9,17 @@ change, so it cannot show them); here the point is the real command over the wir
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from chalicelib.core.backends import checksum
 from standin.aws import LocalAws, local_aws
 from standin.web import LocalWebServer
+from tests.kit.cli_process import run_cli
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 ZONE = "zone.example.com"
 DOMAIN = "outside.example.org"  # not in the hosted zone
 CLUSTER = "outside"
@@ -59,15 +55,7 @@ def test_reconcile_with_the_domain_outside_the_zone_still_publishes_and_pushes_t
         LBF_PROBE_ROUNDS="3",
     )
 
-    process = subprocess.run(
-        [sys.executable, "-m", "chalicelib", "reconcile"],
-        cwd=REPO,
-        env={"PATH": os.environ.get("PATH", ""), **aws.environment(), **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    process = run_cli(aws, env, "reconcile")
     output = process.stdout + process.stderr
 
     assert process.returncode == 1, output  # an action failed
