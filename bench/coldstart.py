@@ -34,6 +34,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.deployment import EXAMPLE_STAGES
 from bench.report import REPO, Figure, Progress, Section, table
 from bench.stats import median
 
@@ -142,7 +143,9 @@ def _package(temp: str, progress: Progress) -> Package:
     shutil.copy2(REPO / "app.py", project / "app.py")
     shutil.copy2(REPO / "requirements.txt", project / "requirements.txt")
     shutil.copytree(REPO / "chalicelib", project / "chalicelib", ignore=ignore)
-    shutil.copytree(REPO / ".chalice", project / ".chalice", ignore=ignore)
+    # The example stages, as configure.py writes a stage: the work tree's .chalice/ is the
+    # operator's, and holds none in a fresh clone.
+    shutil.copytree(EXAMPLE_STAGES, project / ".chalice", ignore=ignore)
     env = dict(os.environ)
     env.update(
         AWS_DEFAULT_REGION="us-east-1",
