@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 HOURS_PER_MONTH = 730
 LAMBDA_GB_SECOND = 0.0000166667  # x86
@@ -20,7 +21,14 @@ CUSTOM_METRIC_MONTH = 0.30
 LOG_INGESTION_GB = 0.50
 ALARM_MONTH = 0.10
 XRAY_PER_MILLION_TRACES = 5.00  # traces recorded
-MONITORING_ALARMS = 4  # infra/cloudformation/merge/monitoring.yaml
+REPO = Path(__file__).resolve().parents[1]
+# Counted in the template, so that an alarm added there is in the bill.
+MONITORING_ALARMS = sum(
+    line.strip() == "Type: AWS::CloudWatch::Alarm"
+    for line in (REPO / "infra" / "cloudformation" / "merge" / "monitoring.yaml")
+    .read_text()
+    .splitlines()
+)
 HEALTH_CHECK_AWS_ENDPOINT = 0.50
 HEALTH_CHECK_OPTION = 1.00  # each of HTTPS, string matching, 10 s interval (AWS endpoints)
 

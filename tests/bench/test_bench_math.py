@@ -314,3 +314,16 @@ def test_every_headline_names_a_figure_the_benchmarks_publish() -> None:
     published = {(s["name"], f["name"]) for s in stored["sections"] for f in s.get("figures", [])}
     wanted = {(name, figure) for name, figures in HEADLINES.items() for figure in figures}
     assert wanted <= published, sorted(wanted - published)
+
+
+def test_the_bill_counts_every_alarm_the_monitoring_template_makes() -> None:
+    """An alarm added to the template costs $0.10 a month: the cost table must count it."""
+    from cfnlint.decode import decode
+
+    from bench.prices import MONITORING_ALARMS, REPO
+
+    template, problems = decode(str(REPO / "infra/cloudformation/merge/monitoring.yaml"))
+    assert not problems
+    resources = template["Resources"].values()
+    alarms = [r for r in resources if r.get("Type") == "AWS::CloudWatch::Alarm"]
+    assert MONITORING_ALARMS == len(alarms) == 5
