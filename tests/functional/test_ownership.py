@@ -14,7 +14,6 @@ Route 53, which applies a batch atomically and rejects a DELETE that does not ma
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +22,7 @@ import pytest
 from chalicelib.__main__ import main
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import Record
+from tests.kit.cli_schema import valid
 from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, small_cluster
 from tests.kit.lambda_app import CLUSTER as STAGE_CLUSTER
 from tests.kit.lambda_app import LambdaApp, emf_figures
@@ -420,7 +420,7 @@ def test_handover_run_as_a_cluster_that_does_not_own_the_domain_is_refused(
 def test_handover_json_is_one_object_with_a_schema(capsys: pytest.CaptureFixture[str]) -> None:
     cloud = edge_cluster("dns")
     assert cli(cloud, env("dns", "edge"), "handover", "edge-v2", "--json") == 0
-    document = json.loads(capsys.readouterr().out)
+    document = valid(capsys.readouterr().out)  # against schemas/cli-output.schema.json
     assert document["schema"] == 1
     assert document["command"] == "handover"
     assert (document["from"], document["to"]) == ("edge", "edge-v2")
