@@ -183,10 +183,15 @@ def test_stage_without_a_chalice_config_exits_2(
 ) -> None:
     monkeypatch.chdir(tmp_path)
 
+    """Stage files are written by configure.py and never tracked: a fresh clone has none, and the
+    error says where they come from."""
     code = run(cloud, "--stage", "prod", "plan", environ=ENV)
 
     assert code == 2
-    assert ".chalice/config.json" in capsys.readouterr().err
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("configuration error: --stage: no stage 'prod': ")
+    assert ".chalice/config.json" in line
+    assert "infra/configure.py writes it" in line
     assert cloud.calls.log == []
 
 

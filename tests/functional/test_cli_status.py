@@ -335,23 +335,6 @@ def test_an_unknown_stage_anywhere_exits_2_naming_it(
     assert cloud.calls.log == []
 
 
-def test_a_stage_in_a_checkout_that_has_none_says_where_stages_come_from(
-    cloud: FakeCloud,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Stage files are written by configure.py and never tracked: a fresh clone has none."""
-    monkeypatch.chdir(tmp_path)
-
-    assert main(["status", "--stage", "prod"], services=cloud.services(), clock=cloud.clock) == 2
-
-    [line] = capsys.readouterr().err.splitlines()
-    assert line.startswith("configuration error: --stage: no stage 'prod': ")
-    assert "infra/configure.py writes it" in line
-    assert cloud.calls.log == []
-
-
 def test_version_is_pyproject_s() -> None:
     declared = next(
         line.split("=", 1)[1].strip().strip('"')
