@@ -10,7 +10,6 @@ which also covers every rule case by case; here the point is the real command, e
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +20,7 @@ from chalicelib.config import Settings
 from chalicelib.services import aws_services
 from standin.aws import LocalAws, local_aws
 from standin.web import LocalWebServer
-from tests.kit.cli_process import run_cli
+from tests.kit.cli_process import FAST_ROUNDS, run_cli
 from tests.kit.cloud import FakeClock
 
 pytestmark = pytest.mark.e2e
@@ -44,15 +43,9 @@ def environment(aws: LocalAws, cluster: str, **extra: str) -> dict[str, str]:
         domain=DOMAIN,
         lb_port=LB_PORT,
         web_port=WEB_PORT,
-        LBF_PROBE_TIMEOUT="0.5",
-        LBF_PROBE_INTERVAL="1",
-        LBF_PROBE_ROUNDS="3",
+        **FAST_ROUNDS,
         **extra,
     )
-
-
-def cli(aws: LocalAws, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
-    return run_cli(aws, env, *argv)
 
 
 def settle(env: dict[str, str]) -> None:
@@ -115,7 +108,9 @@ def test_move_active_on_moto_every_refusal_writes_nothing_then_the_drain_moves(
     start = everything(aws, cluster)
 
     # LBF_DRY_RUN: the plan is printed, nothing changes, tags included (the reported bug).
-    dry = cli(aws, env | {"LBF_DRY_RUN": "true"}, "move-active", "--drain", "lb1", "--to", "lb2")
+    dry = run_cli(
+        aws, env | {"LBF_DRY_RUN": "true"}, "move-active", "--drain", "lb1", "--to", "lb2"
+    )
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "would change: 4" in dry.stdout
     assert f"CREATE {ACTIVE} A 127.0.1.42" in dry.stdout
@@ -125,7 +120,7 @@ def test_move_active_on_moto_every_refusal_writes_nothing_then_the_drain_moves(
     # Paused: refused, exit 1.
     aws.client("ssm").put_parameter(Name=f"/lbf/{cluster}/paused", Value="true", Type="String")
     paused_start = everything(aws, cluster)
-    paused = cli(aws, env, "move-active", "--drain", "lb1")
+    paused = run_cli(aws, env, "move-active", "--drain", "lb1")
     assert paused.returncode == 1
     assert "refused, nothing changed: paused" in paused.stdout
     assert everything(aws, cluster) == paused_start
@@ -133,20 +128,20 @@ def test_move_active_on_moto_every_refusal_writes_nothing_then_the_drain_moves(
 
     # The target fails the live probe (its tags still say healthy): refused, exit 1.
     servers.pop("127.0.1.42").stop()
-    dead = cli(aws, env, "move-active", "--drain", "lb1", "--to", "lb2")
+    dead = run_cli(aws, env, "move-active", "--drain", "lb1", "--to", "lb2")
     assert dead.returncode == 1
     assert "lb2 did not answer the live probe" in dead.stdout
     assert everything(aws, cluster) == start
 
     # Bad configuration: exit 2, naming the variable, before any AWS call.
-    bad = cli(aws, env | {"LBF_TTL": "sixty"}, "move-active", "--to", "lb2")
+    bad = run_cli(aws, env | {"LBF_TTL": "sixty"}, "move-active", "--to", "lb2")
     assert bad.returncode == 2
     assert "LBF_TTL" in bad.stderr
     assert "Traceback" not in bad.stderr
 
     # lb2 answers again: the drain moves the record with one compare-and-swap, then tags lb1.
     servers["127.0.1.42"] = LocalWebServer("127.0.1.42", LB_PORT).start()
-    moved = cli(aws, env, "move-active", "--drain", "lb1")
+    moved = run_cli(aws, env, "move-active", "--drain", "lb1")
     assert moved.returncode == 0, moved.stdout + moved.stderr
     assert aws.a_record(ACTIVE) == ("127.0.1.42",)
     assert aws.tags(lb1)["lbf:maintenance"] == "drain"
@@ -186,12 +181,12 @@ def test_move_active_on_moto_moves_the_elastic_ip(
 
     assert holder() == lb1
 
-    dry = cli(aws, env | {"LBF_DRY_RUN": "true"}, "move-active", "--to", "lb2")
+    dry = run_cli(aws, env | {"LBF_DRY_RUN": "true"}, "move-active", "--to", "lb2")
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert f"move Elastic IP {allocation} to lb2" in dry.stdout
     assert holder() == lb1
 
-    moved = cli(aws, env, "move-active", "--to", "lb2")
+    moved = run_cli(aws, env, "move-active", "--to", "lb2")
     assert moved.returncode == 0, moved.stdout + moved.stderr
     assert holder() == lb2
     assert aws.tags(lb2)["lbf:state"] == "active"

@@ -9,7 +9,6 @@ everything an operator can see exactly as it was. Then `handover` hands the doma
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +19,7 @@ from chalicelib.config import Settings
 from chalicelib.services import aws_services
 from standin.aws import LocalAws, local_aws
 from standin.web import LocalWebServer
-from tests.kit.cli_process import run_cli
+from tests.kit.cli_process import FAST_ROUNDS, run_cli
 from tests.kit.cloud import FakeClock
 
 pytestmark = pytest.mark.e2e
@@ -43,14 +42,8 @@ def environment(aws: LocalAws, cluster: str) -> dict[str, str]:
         domain=DOMAIN,
         lb_port=LB_PORT,
         web_port=WEB_PORT,
-        LBF_PROBE_TIMEOUT="0.5",
-        LBF_PROBE_INTERVAL="1",
-        LBF_PROBE_ROUNDS="3",
+        **FAST_ROUNDS,
     )
-
-
-def cli(aws: LocalAws, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
-    return run_cli(aws, env, *argv)
 
 
 def everything(aws: LocalAws) -> dict[str, Any]:
@@ -104,7 +97,7 @@ def test_a_typo_or_another_cluster_is_refused_on_moto_and_handover_hands_the_dom
     ]
 
     # The typo: no instance carries `egde`.
-    typo = cli(aws, environment(aws, "egde"), "reconcile")
+    typo = run_cli(aws, environment(aws, "egde"), "reconcile")
     assert typo.returncode == 2, typo.stdout + typo.stderr
     assert "owned by cluster 'edge'" in typo.stderr
     assert "Traceback" not in typo.stderr
@@ -115,13 +108,13 @@ def test_a_typo_or_another_cluster_is_refused_on_moto_and_handover_hands_the_dom
     launch(aws, servers, "other", "127.0.1.64", role="lb", name="lb1")
     with_other = everything(aws)
     for command in (["reconcile"], ["plan"], ["move-active", "--to", "lb1"], ["status"]):
-        other = cli(aws, environment(aws, "other"), *command)
+        other = run_cli(aws, environment(aws, "other"), *command)
         assert other.returncode == 2, (command, other.stdout + other.stderr)
         assert "owned by cluster 'edge'" in other.stderr
         assert everything(aws) == with_other, command
 
     # The operator renames edge to edge-v2: the owner hands the domain over first.
-    handed = cli(aws, edge, "handover", "edge-v2")
+    handed = run_cli(aws, edge, "handover", "edge-v2")
     assert handed.returncode == 0, handed.stdout + handed.stderr
     assert "handed owned.example.com from cluster edge to cluster edge-v2" in handed.stdout
     after = everything(aws)
@@ -131,7 +124,7 @@ def test_a_typo_or_another_cluster_is_refused_on_moto_and_handover_hands_the_dom
     assert [r for r in after["records"] if r[1] == "A"] == [
         r for r in with_other["records"] if r[1] == "A"
     ]
-    assert cli(aws, edge, "reconcile").returncode == 2  # the old name is refused from now on
+    assert run_cli(aws, edge, "reconcile").returncode == 2  # the old name is refused from now on
 
 
 @pytest.mark.parametrize("command", [["reconcile"], ["status"], ["pause"], ["drain", "lb1"]])
@@ -143,7 +136,7 @@ def test_a_hosted_zone_that_does_not_exist_is_bad_configuration_and_writes_nothi
     before = everything(aws)
     env = {**environment(aws, "edge"), "LBF_HOSTED_ZONE_ID": "Z0000000000000000000"}
 
-    done = cli(aws, env, *command)
+    done = run_cli(aws, env, *command)
 
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr

@@ -16,7 +16,7 @@ import pytest
 from chalicelib.core.backends import checksum
 from standin.aws import LocalAws, local_aws
 from standin.web import LocalWebServer
-from tests.kit.cli_process import run_cli
+from tests.kit.cli_process import FAST_ROUNDS, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -50,9 +50,7 @@ def test_reconcile_with_the_domain_outside_the_zone_still_publishes_and_pushes_t
         domain=DOMAIN,
         lb_port=LB_PORT,
         web_port=WEB_PORT,
-        LBF_PROBE_TIMEOUT="0.5",
-        LBF_PROBE_INTERVAL="1",
-        LBF_PROBE_ROUNDS="3",
+        **FAST_ROUNDS,
     )
 
     process = run_cli(aws, env, "reconcile")
