@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -141,17 +142,7 @@ def test_no_region_stops_the_function_with_one_configuration_error(
 ) -> None:
     monkeypatch.setattr(lambda_app.module, "aws_services", aws_services)
     detail = {"instance-id": instance_of(lambda_app, CLUSTER), "state": "running"}
-    # Straight on the function's logger: other tests (the demo) change its propagation.
-    logged: list[logging.LogRecord] = []
-    catcher = logging.Handler(logging.ERROR)
-    catcher.emit = logged.append  # type: ignore[method-assign]
-    function_log = logging.getLogger(lambda_app.module.logger.name)
-    function_log.addHandler(catcher)
-    try:
-        with pytest.raises(ConfigError) as raised:
-            lambda_app.invoke(function, detail)
-    finally:
-        function_log.removeHandler(catcher)
+    raised, logged = refused(lambda_app, function, detail)
 
     assert raised.value.variable == "AWS_DEFAULT_REGION"
     assert "AWS_REGION" in str(raised.value)
@@ -181,6 +172,21 @@ def test_a_bad_variable_stops_the_function_with_one_configuration_error(
 ) -> None:
     monkeypatch.setenv(variable, value)
     detail = {"instance-id": instance_of(lambda_app, CLUSTER), "state": "running"}
+    raised, logged = refused(lambda_app, function, detail)
+
+    assert raised.value.variable == variable
+    assert phrase in str(raised.value)
+    assert [r.getMessage() for r in logged] == ["configuration error, nothing done"]
+    assert phrase in str(logged[0].__dict__.get("error"))
+    assert lambda_app.cloud.calls.log == []
+
+
+def refused(
+    lambda_app: LambdaApp, function: str, detail: dict[str, Any]
+) -> tuple[pytest.ExceptionInfo[ConfigError], list[logging.LogRecord]]:
+    """An invocation that must fail for its configuration, and the errors its function logged.
+
+    Caught straight on the function's logger: other tests (the demo) change its propagation."""
     logged: list[logging.LogRecord] = []
     catcher = logging.Handler(logging.ERROR)
     catcher.emit = logged.append  # type: ignore[method-assign]
@@ -191,9 +197,4 @@ def test_a_bad_variable_stops_the_function_with_one_configuration_error(
             lambda_app.invoke(function, detail)
     finally:
         function_log.removeHandler(catcher)
-
-    assert raised.value.variable == variable
-    assert phrase in str(raised.value)
-    assert [r.getMessage() for r in logged] == ["configuration error, nothing done"]
-    assert phrase in str(logged[0].__dict__.get("error"))
-    assert lambda_app.cloud.calls.log == []
+    return raised, logged
