@@ -13,11 +13,12 @@ Two steps, because the candidates are probed live in between: `resolve` names th
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from chalicelib.core import dns, pausing
 from chalicelib.core.addresses import sort_key as address_key
+from chalicelib.core.failover import Failover
 from chalicelib.core.inventory import natural_key
 from chalicelib.core.model import (
     TAG_MAINTENANCE,
@@ -31,6 +32,7 @@ from chalicelib.core.model import (
     Verdict,
     World,
 )
+from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import (
     ActiveRules,
     Change,
@@ -304,6 +306,33 @@ def _move_single(
             reason,
         )
     return _Move(change, (target.instance_id,), values, moved_to, reason)
+
+
+def probed_world(world: World, resolved: Resolved) -> World:
+    """The world a round would probe to answer for these LBs alone: move-active's candidates go
+    through the round's own probe paths (`chalicelib.probing`), nothing else is probed."""
+    return replace(world, lbs=resolved.to_probe, webs=(), skipped=())
+
+
+def moved(plan: Plan, outcomes: Sequence[Outcome], *, seconds: float) -> Failover | None:
+    """The failover the move made: its move applied (a dry run prints it and moves nothing)."""
+    moves = [o for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress)]
+    if not moves or not all(o.ok for o in moves):
+        return None
+    active = plan.active
+    return Failover(
+        moved_from=active.moved_from,
+        moved_to=active.moved_to,
+        reason=active.reason,
+        round=1,
+        seconds=seconds,
+    )
+
+
+def move_change_id(outcomes: Sequence[Outcome]) -> str | None:
+    """The Route 53 change to wait on for INSYNC (none for an Elastic IP or a dry run)."""
+    moves = [o for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress)]
+    return next((o.change_id for o in moves if o.ok and o.change_id is not None), None)
 
 
 # ---------------------------------------------------------------------------------------------
