@@ -9,13 +9,14 @@ themselves always write (a dry run aside). What each did goes into the history.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from chalicelib import move_active
+from chalicelib import move_active, probing, render
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
 from chalicelib.core import history, maintenance, pausing
 from chalicelib.core.history import Event, EventCode, Unreadable
-from chalicelib.core.model import TAG_MAINTENANCE, Role, World
+from chalicelib.core.model import TAG_MAINTENANCE, ProbeResult, Role, World
 from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import (
     Change,
@@ -27,6 +28,7 @@ from chalicelib.core.plan import (
     fold_down_states,
 )
 from chalicelib.core.planned_failover import Refused
+from chalicelib.core.status import Serving
 from chalicelib.errors import AwsError, DomainNotOwned, ViewNotLoaded
 from chalicelib.executor import Executor, mode_of
 from chalicelib.observe import observe
@@ -162,6 +164,39 @@ def accept_drop(settings: Settings, services: Services, clock: Clock) -> Report:
         changes.append(PutParameter(lists.held_drop_parameter_name, "none"))
     _apply(settings, services, clock, report, changes, world=world, drop_taken=plan.drop_taken)
     return report
+
+
+@dataclass(frozen=True)
+class Status:
+    """What `status` shows: the world as stored, the live probes (--probe), the history."""
+
+    world: World
+    probes: dict[str, ProbeResult] | None  # None: not probed live
+    events: list[Event | Unreadable] | None  # None: the history could not be read
+    history_error: str | None
+    serving: Serving  # the exit code: 0 serving, 1 not or cannot tell
+
+
+def status(settings: Settings, services: Services, clock: Clock, *, probe: bool) -> Status:
+    """Raises DomainNotOwned and ViewNotLoaded: without the world there is nothing to show."""
+    world = observe(settings, services, now=clock.now())
+    assert world is not None  # only None for a run about one instance
+    probes = probing.probe_all(world, settings, services) if probe else None
+    # The history gives the pause's reason and the last failover; status goes on without it.
+    try:
+        events: list[Event | Unreadable] | None = read_history(settings, services)
+        error = None
+    except ViewNotLoaded as exc:
+        events, error = None, str(exc)
+    verdict = render.serving(world, settings, probes)
+    return Status(world, probes, events, error, verdict)
+
+
+def history_events(
+    settings: Settings, services: Services, *, limit: int
+) -> list[Event | Unreadable]:
+    """`history --limit N`: the newest N events. Raises ViewNotLoaded."""
+    return read_history(settings, services)[:limit]
 
 
 def read_history(settings: Settings, services: Services) -> list[Event | Unreadable]:

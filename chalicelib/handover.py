@@ -40,6 +40,8 @@ class Handover:
         return not self.errors
 
     def text(self) -> str:
+        if not self.changed and not self.errors:
+            return f"{self.domain} is owned by cluster {self.to_cluster} already: nothing to do"
         lines = []
         if self.changed:
             owned = ", ".join(self.labels) or "no records"
