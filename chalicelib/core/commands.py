@@ -1,7 +1,7 @@
 """The operator's commands as values: what each writes, what it tells, or why it refuses. Pure.
 
-`pause`/`resume` (plan_switch), `drain`/`undrain` (core.maintenance) and `accept-drop`
-(here) each turn the observed world into a CommandPlan; chalicelib/commands.py applies its changes
+`pause`/`resume` (plan_switch), `drain`/`undrain` (core.maintenance), `accept-drop` and
+`handover` (here) each turn the observed world into a CommandPlan; chalicelib/commands.py applies its changes
 with the same executor as a run, then stores its history. A paused cluster refuses every command
 but pause and resume: the pause is the operator's word that nothing changes.
 """
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.core import history, pausing
+from chalicelib.core import dns, history, pausing
+from chalicelib.core.dns import RecordRules
 from chalicelib.core.health import Thresholds
 from chalicelib.core.history import Event, EventCode
 from chalicelib.core.model import World
 from chalicelib.core.plan import (
     Change,
+    ChangeRecords,
     PlanRules,
     PushBackends,
     PutParameter,
@@ -104,3 +106,34 @@ def plan_switch(
         else f"{parameter} = {value}: runs change what they plan again"
     )
     return CommandPlan(changes=changes, events=(history.event(now, code, text, reason),))
+
+
+def plan_handover(
+    world: World, rules: RecordRules, new_cluster: str, *, paused_parameter_name: str
+) -> CommandPlan:
+    """`handover NEW`: the `_lbf` TXT's compare-and-swap to name NEW, labels unchanged.
+
+    Refused while paused, and when no TXT exists (no cluster owns the domain yet: NEW's first
+    run takes it). Nothing to do when NEW owns it already.
+    """
+    if world.paused:
+        return CommandPlan(
+            refused=(
+                "refused",
+                f"refused, nothing changed: paused ({paused_parameter_name} is true); resume first",
+            )
+        )
+    if dns.ownership_of(world.records, rules).record is None:
+        return CommandPlan(
+            refused=(
+                "refused",
+                f"refused, nothing changed: {rules.ownership_fqdn} has no TXT record, so no "
+                f"cluster owns {rules.domain} yet; the first run of {new_cluster} that writes a "
+                "record takes it",
+            )
+        )
+    changes = dns.handover_change(world.records, rules, new_cluster)
+    if not changes:
+        return CommandPlan()
+    reason = f"handover from {rules.cluster} to {new_cluster}"
+    return CommandPlan(changes=(ChangeRecords(tuple(changes), reason),))

@@ -11,13 +11,14 @@ import pytest
 from chalicelib.core.commands import (
     CommandPlan,
     plan_accept_drop,
+    plan_handover,
     plan_switch,
     refuse_paused,
 )
 from chalicelib.core.history import EventCode
 from chalicelib.core.maintenance import Named, find, plan_drain, plan_undrain
 from chalicelib.core.model import Role, World
-from chalicelib.core.plan import PushBackends, PutParameter, RemoveTags, SetTags
+from chalicelib.core.plan import ChangeRecords, PushBackends, PutParameter, RemoveTags, SetTags
 from tests.kit.settings import settings
 from tests.kit.world import lb, observed, settled, skipped, web
 
@@ -168,3 +169,30 @@ def test_accept_drop_never_publishes_an_empty_list() -> None:
     assert plan.refused is not None
     assert "not by LBF_MAX_POOL_DROP" in plan.refused[1]
     assert plan.changes == ()
+
+
+@pytest.mark.parametrize(
+    ("paused", "has_txt", "new", "outcome"),
+    [
+        (False, True, "prod-eu", "swap"),
+        (False, True, "prod", "nothing"),  # NEW owns it already
+        (True, True, "prod-eu", "refused"),
+        (False, False, "prod-eu", "refused"),  # no TXT: NEW's first run takes the domain
+    ],
+)
+def test_handover_swaps_the_ownership_txt_or_refuses(
+    paused: bool, has_txt: bool, new: str, outcome: str
+) -> None:
+    world = steady(paused=paused)
+    if not has_txt:
+        world = replace(world, records=tuple(r for r in world.records if r.type != "TXT"))
+    rules = settings().rules.records
+
+    plan = plan_handover(world, rules, new, paused_parameter_name=PAUSED)
+
+    assert (plan.refused is not None) is (outcome == "refused")
+    [*swaps] = [c for c in plan.changes if isinstance(c, ChangeRecords)]
+    assert len(swaps) == (1 if outcome == "swap" else 0)
+    if swaps:
+        actions = [(c.action, c.record.values[0]) for c in swaps[0].changes]
+        assert actions == [("DELETE", '"cluster=prod"'), ("CREATE", f'"cluster={new}"')]
