@@ -10,6 +10,7 @@ change INSYNC on all its name servers, and keeps a timeline of each step.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from chalicelib import interrupts, probing
 from chalicelib.clock import Clock
@@ -41,6 +42,21 @@ from chalicelib.report import Report, new_run_id
 from chalicelib.services import Services
 
 
+@dataclass(frozen=True)
+class _Run:
+    """One move-active run: what it works with, and the Report it fills in as it goes."""
+
+    settings: Settings
+    services: Services
+    clock: Clock
+    report: Report
+    started: float
+
+    def step(self, text: str) -> None:
+        """One line of the timeline, timed from the start."""
+        self.report.timeline.append((self.clock.now() - self.started, text))
+
+
 def move_active(
     settings: Settings,
     services: Services,
@@ -53,103 +69,84 @@ def move_active(
     job: str = "move-active",
 ) -> Report:
     """Exit 0 (report ok) when it moved or nothing had to move; an error when refused or failed."""
-    started = clock.now()
     report = Report(job=job, run_id=new_run_id(), dry_run=settings.dry_run, rounds=1)
-
-    def step(text: str) -> None:
-        report.timeline.append((clock.now() - started, text))
-
-    world = _observed(settings, services, report, now=started)
+    run = _Run(settings, services, clock, report, started=clock.now())
+    world = _observed(run)
     if world is None:
         return report
-    resolved = resolve(world, settings.rules.move, MoveRequest(to=to, drain=drain))
+    rules = settings.rules.move
+    resolved = resolve(world, rules, MoveRequest(to=to, drain=drain))
     plan = (
         resolved
         if isinstance(resolved, Refused)
-        else plan_move(
-            world, settings.rules.move, resolved, _probe(world, resolved, settings, services, step)
-        )
+        else plan_move(world, rules, resolved, _probe(run, world, resolved))
     )
     if isinstance(plan, Refused):
         report.error("refused", f"refused, nothing changed: {plan.reason}")
     else:
         report.plan = plan
-        change_id = _apply(world, plan, settings, services, clock, report, step, started)
+        change_id = _apply(run, world, plan)
         if change_id is not None and wait and not report.interrupted:
-            _wait(services, clock, change_id, report, step, insync_timeout)
-    report.seconds = clock.now() - started
+            _wait(run, change_id, insync_timeout)
+    report.seconds = clock.now() - run.started
     return report
 
 
-def _observed(
-    settings: Settings, services: Services, report: Report, *, now: float
-) -> World | None:
+def _observed(run: _Run) -> World | None:
     """The world as a round reads it, its down states folded; None when the report says why."""
     try:
-        observed = observe(settings, services, now=now)
+        observed = observe(run.settings, run.services, now=run.started)
     except DomainNotOwned as exc:
-        report.refuse(str(exc))
+        run.report.refuse(str(exc))
         return None
     except ViewNotLoaded as exc:
-        report.error("view-not-loaded", str(exc))
+        run.report.error("view-not-loaded", str(exc))
         return None
     assert observed is not None  # only None for a run about one instance
-    return fold_down_states(observed, settings.rules.thresholds)
+    return fold_down_states(observed, run.settings.rules.thresholds)
 
 
-def _probe(
-    world: World,
-    resolved: Resolved,
-    settings: Settings,
-    services: Services,
-    step: Callable[[str], None],
-) -> dict[str, ProbeResult]:
+def _probe(run: _Run, world: World, resolved: Resolved) -> dict[str, ProbeResult]:
     """The candidates probed as a round probes LBs, on the round's paths: through the prober
     function where the LBs are private and the stage has one (from here, a private address may
     not answer). A path that cannot answer fails each of its targets: never a move on no answer."""
     if not resolved.to_probe:
         return {}
-    probes = probing.probe_all(probed_world(world, resolved), settings, services)
+    probes = probing.probe_all(probed_world(world, resolved), run.settings, run.services)
     for lb in resolved.to_probe:
         result = probes.get(lb.instance_id)
         answer = "answered" if result is not None and result.ok else "FAILED"
         detail = result.detail if result is not None else "not probed"
         what = "stays in the record" if lb in resolved.kept else "healthy, backend list current"
-        step(f"checked {lb.name} ({lb.address}): {what}; live probe {answer} ({detail})")
+        run.step(f"checked {lb.name} ({lb.address}): {what}; live probe {answer} ({detail})")
     return probes
 
 
-def _apply(
-    world: World,
-    plan: Plan,
-    settings: Settings,
-    services: Services,
-    clock: Clock,
-    report: Report,
-    step: Callable[[str], None],
-    started: float,
-) -> str | None:
+def _apply(run: _Run, world: World, plan: Plan) -> str | None:
     """The Plan through the executor, then its history; the Route 53 change to wait for."""
+    report, clock = run.report, run.clock
     # Paused was refused above; the mode still comes from the one policy every write obeys.
     executor = Executor(
-        services, now=clock.now, mode=mode_of(dry_run=settings.dry_run, paused=world.paused)
+        run.services,
+        now=clock.now,
+        mode=mode_of(dry_run=run.settings.dry_run, paused=world.paused),
     )
     # Ctrl-C from here waits for the move's writes: the Report must say whether it moved.
     with interrupts.writes_finish_first() as held:
         outcomes = executor.apply(plan)
-    _report(outcomes, report, step)
+    _report(outcomes, report, run.step)
     if held.interrupted:
         report.interrupted = True
         report.note("interrupted", "interrupted after the move's writes; INSYNC not waited for")
-    failover = moved(plan, outcomes, seconds=clock.now() - started)
+    failover = moved(plan, outcomes, seconds=clock.now() - run.started)
     if failover is not None:
         report.failovers.append(failover)
     if not any(isinstance(o.change, ChangeRecords | MoveAddress) for o in outcomes):
-        step(plan.active.reason)
+        run.step(plan.active.reason)
     events = history.round_events(
         world, outcomes, report.failovers, now=clock.now(), by=f"{report.job} on the command line"
     )
-    record = history.record(settings.history_parameter_name, events)
+    record = history.record(run.settings.history_parameter_name, events)
     if record is not None:
         for outcome in executor.apply_changes([record]):
             if not outcome.ok:
@@ -159,19 +156,12 @@ def _apply(
     return move_change_id(outcomes)
 
 
-def _wait(
-    services: Services,
-    clock: Clock,
-    change_id: str,
-    report: Report,
-    step: Callable[[str], None],
-    timeout: float,
-) -> None:
+def _wait(run: _Run, change_id: str, timeout: float) -> None:
     try:
-        _wait_insync(services, clock, change_id, report, step, timeout)
+        _wait_insync(run.services, run.clock, change_id, run.report, run.step, timeout)
     except KeyboardInterrupt:
-        report.interrupted = True
-        report.note(
+        run.report.interrupted = True
+        run.report.note(
             "interrupted",
             f"stopped waiting for change {change_id} to be INSYNC; the move was applied",
         )
