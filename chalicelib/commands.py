@@ -1,9 +1,11 @@
-"""The operator's commands that write: pause, resume, drain, undrain, accept-drop; and history.
+"""The operator's commands as jobs: pause, resume, drain, undrain, accept-drop; status, history.
 
-Each reads what it needs, asks the core for the changes, and applies them with the same executor
-as a scheduled run, so LBF_DRY_RUN prints them and writes nothing. While paused, drain, undrain
-and accept-drop refuse (the pause is the operator's word that nothing changes); pause and resume
-themselves always write (a dry run aside). What each did goes into the history.
+Each is a round's shape: observe, decide in the core (core/commands.py, core/maintenance.py,
+core/status.py), apply through the same executor as a scheduled run (`_carry_out`), so
+LBF_DRY_RUN prints the changes and writes nothing. While paused, drain, undrain and accept-drop
+refuse (the pause is the operator's word that nothing changes); pause and resume themselves
+always write (a dry run aside). What each did goes into the history. `status` and `history` only
+read: they return what the command line prints.
 """
 
 from __future__ import annotations
