@@ -24,7 +24,6 @@ from chalicelib.core.names import NEW_CLUSTER_FORM, is_new_cluster_name, show
 if TYPE_CHECKING:
     from chalicelib.clock import Clock
     from chalicelib.config import Settings
-    from chalicelib.core.history import Event, Unreadable
     from chalicelib.report import Report
     from chalicelib.services import Services
 
@@ -41,48 +40,6 @@ def version() -> str:
         return str(tomllib.loads(PYPROJECT.read_text())["project"]["version"])
     except (OSError, ValueError, KeyError):
         return "unknown (no pyproject.toml beside chalicelib)"
-
-
-def stage_environment(stage: str, config_path: Path) -> dict[str, str]:
-    """The variables chalice gives a stage: the top level's, overridden by the stage's."""
-    from chalicelib.config import ConfigError
-
-    if not config_path.exists():
-        # The stage files are this checkout's, written by configure.py and never tracked.
-        raise ConfigError(
-            "--stage",
-            f"no stage {stage!r}: {config_path} does not exist here (infra/configure.py writes it, "
-            "infra/DEPLOY.md step 6; run from the checkout that deployed the stage)",
-        )
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError("--stage", f"cannot read {config_path}: {exc}") from exc
-    stages = config.get("stages", {})
-    if stage not in stages:
-        known = ", ".join(sorted(stages)) or "none"
-        raise ConfigError("--stage", f"no stage {stage!r} in {config_path} (stages: {known})")
-    merged = dict(config.get("environment_variables", {}))
-    merged.update(stages[stage].get("environment_variables", {}))
-    return {key: str(value) for key, value in merged.items()}
-
-
-def _with_stage_prober(settings: Settings, environment: dict[str, str], stage: str) -> Settings:
-    """The deployed stage's prober function, so private targets are probed from inside the VPC.
-
-    Not found (never deployed, or this machine cannot read the stack): the targets are probed
-    from here, which is right on a machine inside the VPC and on the local stand-in.
-    """
-    from chalicelib import deployed
-    from chalicelib.adapters.clients import client
-    from chalicelib.config import Settings
-
-    found, where = deployed.prober_function(stage, Path("."), lambda: client("cloudformation"))
-    if found is None:
-        print(f"note: private targets probed from this machine ({where})", file=sys.stderr)
-        return settings
-    print(f"note: private targets probed by the prober function {found} ({where})", file=sys.stderr)
-    return Settings.from_env({**environment, "LBF_PROBER_FUNCTION": found})
 
 
 # --- arguments ----------------------------------------------------------------------------------
@@ -242,32 +199,18 @@ def print_report(ctx: Context, report: Report) -> int:
 
 
 def run_status(ctx: Context) -> int:
-    from chalicelib import probing, render
-    from chalicelib.observe import observe
+    from chalicelib import commands, render
 
-    world = observe(ctx.settings, ctx.services, now=ctx.clock.now())
-    assert world is not None  # only None for a run about one instance
-    probes = probing.probe_all(world, ctx.settings, ctx.services) if ctx.args.probe else None
-    serving = render.serving(world, ctx.settings, probes)
-    events = _status_history(ctx)
+    found = commands.status(ctx.settings, ctx.services, ctx.clock, probe=ctx.args.probe)
+    if found.history_error is not None:
+        print(f"warning: {found.history_error}", file=sys.stderr)
+    world, probes, events = found.world, found.probes, found.events
     emit(
         ctx,
         render.status_json(world, ctx.settings, probes, events),
         render.status_text(world, ctx.settings, probes, wide=ctx.args.wide, events=events),
     )
-    return EXIT_OK if serving.ok else EXIT_FAILED
-
-
-def _status_history(ctx: Context) -> list[Event | Unreadable] | None:
-    """The history, for status' pause and last-failover lines; status goes on without it."""
-    from chalicelib import commands
-    from chalicelib.errors import ViewNotLoaded
-
-    try:
-        return commands.read_history(ctx.settings, ctx.services)
-    except ViewNotLoaded as exc:
-        print(f"warning: {exc}", file=sys.stderr)
-        return None
+    return EXIT_OK if found.serving.ok else EXIT_FAILED
 
 
 def run_plan(ctx: Context) -> int:
@@ -315,10 +258,7 @@ def run_handover(ctx: Context) -> int:
     from chalicelib import handover
 
     result = handover.handover(ctx.settings, ctx.services, ctx.clock, ctx.args.new_cluster)
-    nothing = (
-        f"{ctx.settings.domain} is owned by cluster {ctx.args.new_cluster} already: nothing to do"
-    )
-    emit(ctx, result.json(), result.text() if result.changed or result.errors else nothing)
+    emit(ctx, result.json(), result.text())
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
@@ -356,7 +296,7 @@ def run_accept_drop(ctx: Context) -> int:
 def run_history(ctx: Context) -> int:
     from chalicelib import commands, render
 
-    events = commands.read_history(ctx.settings, ctx.services)[: ctx.args.limit]
+    events = commands.history_events(ctx.settings, ctx.services, limit=ctx.args.limit)
     emit(ctx, render.history_json(events), render.history_text(events))
     return EXIT_OK
 
@@ -383,38 +323,30 @@ PROBING = ("plan", "reconcile", "move-active", "drain")
 
 
 def _settings(args: argparse.Namespace, environ: Mapping[str, str] | None) -> Settings:
+    from chalicelib import stage
+    from chalicelib.adapters.clients import client
     from chalicelib.config import Settings
 
-    environment = dict(os.environ if environ is None else environ)
-    stage = getattr(args, "stage", None)
-    if stage:
-        environment.update(stage_environment(stage, Path(".chalice/config.json")))
+    name = getattr(args, "stage", None)
+    environment = stage.environment(os.environ if environ is None else environ, name)
     settings = Settings.from_env(environment)
     if settings.cluster_warning is not None:
         print(f"warning: {settings.cluster_warning}", file=sys.stderr)
-    if stage:
-        # boto3 reads its own variables (region, endpoint) from the process environment.
-        os.environ.update({k: v for k, v in environment.items() if k.startswith("AWS_")})
-        probes = args.command in PROBING or getattr(args, "probe", False)
-        if settings.prober_function is None and probes:
-            settings = _with_stage_prober(settings, environment, stage)
-        elif settings.prober_function is None and args.command == "status":
-            settings = _with_declared_prober(settings, stage)
-    return settings
-
-
-def _with_declared_prober(settings: Settings, stage: str) -> Settings:
-    """The stage's controllers get LBF_PROBER_FUNCTION from their template whenever the stage
-    declares the prober function, and their detection bound then counts its invoke: `status`
-    prints the same bound, from the stage's configuration, without looking the function up
-    (nothing here invokes it: only `--probe` needs where it is)."""
-    import dataclasses
-
-    from chalicelib import deployed
-
-    if not deployed.declared(stage, Path(".chalice/config.json")):
+    if not name:
         return settings
-    return dataclasses.replace(settings, prober_function=f"{deployed.FUNCTION} of stage {stage}")
+    # boto3 reads its own variables (region, endpoint) from the process environment.
+    os.environ.update({k: v for k, v in environment.items() if k.startswith("AWS_")})
+    settings, note = stage.with_prober(
+        settings,
+        environment,
+        name,
+        probes=args.command in PROBING or getattr(args, "probe", False),
+        bound=args.command == "status",
+        cloudformation=lambda: client("cloudformation"),
+    )
+    if note is not None:
+        print(note, file=sys.stderr)
+    return settings
 
 
 def configure_logging() -> None:

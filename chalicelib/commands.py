@@ -1,32 +1,29 @@
-"""The operator's commands that write: pause, resume, drain, undrain, accept-drop; and history.
+"""The operator's commands as jobs: pause, resume, drain, undrain, accept-drop; status, history.
 
-Each reads what it needs, asks the core for the changes, and applies them with the same executor
-as a scheduled run, so LBF_DRY_RUN prints them and writes nothing. While paused, drain, undrain
-and accept-drop refuse (the pause is the operator's word that nothing changes); pause and resume
-themselves always write (a dry run aside). What each did goes into the history.
+Each is a round's shape: observe, decide in the core (core/commands.py, core/maintenance.py,
+core/status.py), apply through the same executor as a scheduled run (`_carry_out`), so
+LBF_DRY_RUN prints the changes and writes nothing. While paused, drain, undrain and accept-drop
+refuse (the pause is the operator's word that nothing changes); pause and resume themselves
+always write (a dry run aside). What each did goes into the history. `status` and `history` only
+read: they return what the command line prints.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from chalicelib import move_active
+from chalicelib import move_active, probing, render
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
-from chalicelib.core import history, maintenance, pausing
-from chalicelib.core.history import Event, EventCode, Unreadable
-from chalicelib.core.model import TAG_MAINTENANCE, Role, World
+from chalicelib.core import commands as core_commands
+from chalicelib.core import history, maintenance
+from chalicelib.core.commands import CommandPlan
+from chalicelib.core.history import Event, Unreadable
+from chalicelib.core.model import ProbeResult, Role, World
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import (
-    Change,
-    PushBackends,
-    PutParameter,
-    RemoveTags,
-    SetTags,
-    decide,
-    fold_down_states,
-)
 from chalicelib.core.planned_failover import Refused
+from chalicelib.core.status import Serving
 from chalicelib.errors import AwsError, DomainNotOwned, ViewNotLoaded
 from chalicelib.executor import Executor, mode_of
 from chalicelib.observe import observe
@@ -49,34 +46,17 @@ def _switch(
 ) -> Report:
     now = clock.now()
     report = _report("pause" if paused else "resume", settings)
-    name = settings.paused_parameter_name
     # The whole view, not the parameter alone: a pause is a write like any other, refused on a
     # domain another cluster owns (a typo in LBF_CLUSTER must not pause a cluster that isn't).
-    try:
-        world = observe(settings, services, now=now)
-    except DomainNotOwned as exc:
-        return report.refuse(str(exc))
-    except ViewNotLoaded as exc:
-        report.error("not-read", f"could not read the cluster, nothing changed: {exc}")
-        return report
-    assert world is not None  # only None for a run about one instance
-    if not paused and not world.paused:
-        report.note("nothing-to-do", f"not paused ({name} is not true): nothing to resume")
-        return report
-    changes: list[Change] = []
-    value = "true" if paused else "false"
-    # Already what it should be: only the history hears the (new) reason. An unclear value is
-    # written over either way.
-    if paused != world.paused or world.paused_unclear is not None:
-        changes.append(PutParameter(name, value))
-    code = EventCode.PAUSED if paused else EventCode.RESUMED
-    text = (
-        f"{name} = {value}: runs plan and notify, change nothing"
-        if paused
-        else f"{name} = {value}: runs change what they plan again"
+    world = _observed(
+        settings, services, now, report, unread="could not read the cluster, nothing changed: "
     )
-    events = [history.event(now, code, text, reason)]
-    _apply(settings, services, clock, report, changes, events)
+    if world is None:
+        return report
+    plan = core_commands.plan_switch(
+        world, settings.paused_parameter_name, paused=paused, reason=reason, now=now
+    )
+    _carry_out(settings, services, clock, report, world, plan)
     return report
 
 
@@ -97,15 +77,7 @@ def drain(
         return move_active.move_active(
             settings, services, clock, drain=named.label, wait=wait, job="drain"
         )
-    refused = maintenance.refuse_frozen(named)
-    if refused is not None:
-        return _refuse(report, refused.reason)
-    if named.draining:
-        report.note("nothing-to-do", f"{named.label} is draining already: nothing to write")
-        return report
-    tag = SetTags((named.instance_id,), ((TAG_MAINTENANCE, maintenance.DRAIN),))
-    report.note("next-run", f"the next run takes {named.label} out of the backend list")
-    _apply(settings, services, clock, report, [tag], world=world)
+    _carry_out(settings, services, clock, report, world, maintenance.plan_drain(named))
     return report
 
 
@@ -113,20 +85,9 @@ def undrain(settings: Settings, services: Services, clock: Clock, name: str) -> 
     """`undrain NAME`: removes lbf:maintenance. Nothing moves back (non-preemptive)."""
     report = _report("undrain", settings)
     found = _find(settings, services, clock, name, report)
-    if found is None:
-        return report
-    world, named = found
-    if not named.draining:
-        report.note("nothing-to-do", f"{named.label} is not draining: nothing to write")
-        return report
-    untag = RemoveTags((named.instance_id,), (TAG_MAINTENANCE,))
-    report.note(
-        "next-run",
-        f"{named.label} is eligible again once healthy; nothing moves back to it"
-        if named.role is Role.LB
-        else f"the next run puts {named.label} back in the backend list once it is healthy",
-    )
-    _apply(settings, services, clock, report, [untag], world=world)
+    if found is not None:
+        world, named = found
+        _carry_out(settings, services, clock, report, world, maintenance.plan_undrain(named))
     return report
 
 
@@ -135,33 +96,44 @@ def accept_drop(settings: Settings, services: Services, clock: Clock) -> Report:
     now = clock.now()
     report = _report("accept-drop", settings)
     world = _world(settings, services, now, report)
-    if world is None:
-        return report
-    plan = decide(
-        fold_down_states(world, settings.rules.thresholds),
-        settings.rules.plan,
-        run_started_at=now,
-        accept_drop=True,
-    )
-    if plan.held is not None:
-        # Another guard holds the list: never an empty one, whatever an operator accepts.
-        return _refuse(
-            report, f"the list is held back, and not by LBF_MAX_POOL_DROP: {plan.held.reason}"
-        )
-    if not plan.drop_taken:
-        report.note("nothing-to-do", "LBF_MAX_POOL_DROP holds nothing back: nothing to publish")
-        return report
-    lists = settings.rules.plan.lists
-    changes: list[Change] = [
-        c
-        for c in plan.changes
-        if isinstance(c, PushBackends)
-        or (isinstance(c, PutParameter) and c.name == lists.backends_parameter_name)
-    ]
-    if world.held_drop_parameter not in (None, "none"):
-        changes.append(PutParameter(lists.held_drop_parameter_name, "none"))
-    _apply(settings, services, clock, report, changes, world=world, drop_taken=plan.drop_taken)
+    if world is not None:
+        rules = settings.rules
+        plan = core_commands.plan_accept_drop(world, rules.plan, rules.thresholds, now=now)
+        _carry_out(settings, services, clock, report, world, plan)
     return report
+
+
+@dataclass(frozen=True)
+class Status:
+    """What `status` shows: the world as stored, the live probes (--probe), the history."""
+
+    world: World
+    probes: dict[str, ProbeResult] | None  # None: not probed live
+    events: list[Event | Unreadable] | None  # None: the history could not be read
+    history_error: str | None
+    serving: Serving  # the exit code: 0 serving, 1 not or cannot tell
+
+
+def status(settings: Settings, services: Services, clock: Clock, *, probe: bool) -> Status:
+    """Raises DomainNotOwned and ViewNotLoaded: without the world there is nothing to show."""
+    world = observe(settings, services, now=clock.now())
+    assert world is not None  # only None for a run about one instance
+    probes = probing.probe_all(world, settings, services) if probe else None
+    # The history gives the pause's reason and the last failover; status goes on without it.
+    try:
+        events: list[Event | Unreadable] | None = read_history(settings, services)
+        error = None
+    except ViewNotLoaded as exc:
+        events, error = None, str(exc)
+    verdict = render.serving(world, settings, probes)
+    return Status(world, probes, events, error, verdict)
+
+
+def history_events(
+    settings: Settings, services: Services, *, limit: int
+) -> list[Event | Unreadable]:
+    """`history --limit N`: the newest N events. Raises ViewNotLoaded."""
+    return read_history(settings, services)[:limit]
 
 
 def read_history(settings: Settings, services: Services) -> list[Event | Unreadable]:
@@ -182,27 +154,30 @@ def _report(job: str, settings: Settings) -> Report:
     return Report(job=job, run_id=new_run_id(), dry_run=settings.dry_run, rounds=1)
 
 
-def _refuse(report: Report, reason: str, code: str = "refused") -> Report:
-    report.error(code, f"refused, nothing changed: {reason}")
-    return report
-
-
-def _world(settings: Settings, services: Services, now: float, report: Report) -> World | None:
-    """The world, or None (and the report says why) when it cannot be read or is paused."""
+def _observed(
+    settings: Settings, services: Services, now: float, report: Report, *, unread: str = ""
+) -> World | None:
+    """The world, or None (and the report says why) when it cannot be read."""
     try:
         world = observe(settings, services, now=now)
     except DomainNotOwned as exc:
         report.refuse(str(exc))
         return None
     except ViewNotLoaded as exc:
-        report.error("not-read", str(exc))
+        report.error("not-read", f"{unread}{exc}")
         return None
     assert world is not None  # only None for a run about one instance
-    if world.paused:
-        _refuse(
-            report,
-            f"paused: {pausing.describe(world, settings.paused_parameter_name)}; `resume` first",
-        )
+    return world
+
+
+def _world(settings: Settings, services: Services, now: float, report: Report) -> World | None:
+    """The world, or None (and the report says why) when it cannot be read or is paused."""
+    world = _observed(settings, services, now, report)
+    if world is None:
+        return None
+    paused = core_commands.refuse_paused(world, settings.paused_parameter_name)
+    if paused is not None and paused.refused is not None:
+        report.error(*paused.refused)
         return None
     return world
 
@@ -215,42 +190,50 @@ def _find(
         return None
     named = maintenance.find(world, name)
     if isinstance(named, Refused):
-        _refuse(report, named.reason, code="unknown-name")
+        refusal = core_commands.refused(named.reason, code="unknown-name")
+        _carry_out(settings, services, clock, report, world, refusal)
         return None
     return world, named
 
 
-def _apply(
+def _carry_out(
     settings: Settings,
     services: Services,
     clock: Clock,
     report: Report,
-    changes: Sequence[Change],
-    events: Sequence[Event] = (),
-    *,
-    world: World | None = None,
-    drop_taken: Sequence[str] = (),
+    world: World,
+    plan: CommandPlan,
 ) -> None:
-    """The changes through the executor (never paused here: a refused command never gets here,
-    and pause and resume write whether or not the cluster is paused), then the history."""
+    """A command's plan: refused, or its changes through the executor, then its history.
+
+    Never paused here: a command the pause refuses never gets here, and pause and resume write
+    whether or not the cluster is paused.
+    """
+    if plan.refused is not None:
+        report.error(*plan.refused)
+        return
+    for code, text in plan.notes:
+        report.note(code, text)
+    if plan.nothing_to_do:
+        return
     executor = Executor(
         services, now=clock.now, mode=mode_of(dry_run=settings.dry_run, paused=False)
     )
-    outcomes = executor.apply_changes(changes)
+    outcomes = executor.apply_changes(plan.changes)
     _report_outcomes(outcomes, report)
-    done = list(events)
-    if world is not None:
-        done += history.round_events(
+    if plan.events is not None:
+        # The switch not written: nothing happened.
+        events = list(plan.events) if all(o.ok for o in outcomes) else []
+    else:
+        events = history.round_events(
             world,
             outcomes,
             (),
             now=clock.now(),
-            drop_taken=drop_taken,
+            drop_taken=plan.drop_taken,
             by=f"{report.job} on the command line",
         )
-    elif any(not o.ok for o in outcomes):
-        done = []  # the switch was not written: nothing happened
-    record = history.record(settings.history_parameter_name, done)
+    record = history.record(settings.history_parameter_name, events)
     if record is not None:
         _report_outcomes(executor.apply_changes([record]), report)
 

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
-from chalicelib.core import dns
-from chalicelib.core.plan import ChangeRecords
+from chalicelib.core import commands, dns
 from chalicelib.executor import Executor, mode_of
 from chalicelib.observe import observe
 from chalicelib.services import Services
@@ -40,6 +39,8 @@ class Handover:
         return not self.errors
 
     def text(self) -> str:
+        if not self.changed and not self.errors:
+            return f"{self.domain} is owned by cluster {self.to_cluster} already: nothing to do"
         lines = []
         if self.changed:
             owned = ", ".join(self.labels) or "no records"
@@ -84,29 +85,20 @@ def handover(settings: Settings, services: Services, clock: Clock, new_cluster: 
     world = observe(settings, services, now=clock.now())
     assert world is not None  # only None for a run about one instance
     rules = settings.rules.records
-    ownership = dns.ownership_of(world.records, rules)
-    result.labels = ownership.labels
-    if world.paused:
-        result.errors.append(
-            f"refused, nothing changed: paused ({settings.paused_parameter_name} is true); "
-            "resume first"
-        )
+    result.labels = dns.ownership_of(world.records, rules).labels
+    plan = commands.plan_handover(
+        world, rules, new_cluster, paused_parameter_name=settings.paused_parameter_name
+    )
+    if plan.refused is not None:
+        result.errors.append(plan.refused[1])
         return result
-    if ownership.record is None:
-        result.errors.append(
-            f"refused, nothing changed: {rules.ownership_fqdn} has no TXT record, so no cluster "
-            f"owns {settings.domain} yet; the first run of {new_cluster} that writes a record "
-            "takes it"
-        )
+    if not plan.changes:
         return result
-    changes = dns.handover_change(world.records, rules, new_cluster)
-    if not changes:
-        return result
-    change = ChangeRecords(tuple(changes), f"handover from {settings.cluster} to {new_cluster}")
     executor = Executor(
         services, now=clock.now, mode=mode_of(dry_run=settings.dry_run, paused=False)
     )
-    [outcome] = executor.apply_changes([change])
+    [outcome] = executor.apply_changes(plan.changes)
+    change = outcome.change
     if outcome.printed:
         result.planned.append(change.describe())
         result.changed = True

@@ -10,25 +10,51 @@ change INSYNC on all its name servers, and keeps a timeline of each step.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from chalicelib import interrupts, probing
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
 from chalicelib.core import history
-from chalicelib.core.failover import Failover
+from chalicelib.core.model import ProbeResult, World
 from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import (
     ChangeRecords,
     MoveAddress,
+    Plan,
     SetTags,
     fold_down_states,
 )
-from chalicelib.core.planned_failover import MoveRequest, Refused, plan_move, resolve
+from chalicelib.core.planned_failover import (
+    MoveRequest,
+    Refused,
+    Resolved,
+    move_change_id,
+    moved,
+    plan_move,
+    probed_world,
+    resolve,
+)
 from chalicelib.errors import AwsError, DomainNotOwned, ViewNotLoaded
 from chalicelib.executor import Executor, mode_of
 from chalicelib.observe import observe
 from chalicelib.report import Report, new_run_id
 from chalicelib.services import Services
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One move-active run: what it works with, and the Report it fills in as it goes."""
+
+    settings: Settings
+    services: Services
+    clock: Clock
+    report: Report
+    started: float
+
+    def step(self, text: str) -> None:
+        """One line of the timeline, timed from the start."""
+        self.report.timeline.append((self.clock.now() - self.started, text))
 
 
 def move_active(
@@ -43,92 +69,102 @@ def move_active(
     job: str = "move-active",
 ) -> Report:
     """Exit 0 (report ok) when it moved or nothing had to move; an error when refused or failed."""
-    started = clock.now()
     report = Report(job=job, run_id=new_run_id(), dry_run=settings.dry_run, rounds=1)
-
-    def step(text: str) -> None:
-        report.timeline.append((clock.now() - started, text))
-
-    def refuse(reason: str) -> Report:
-        report.error("refused", f"refused, nothing changed: {reason}")
-        report.seconds = clock.now() - started
+    run = _Run(settings, services, clock, report, started=clock.now())
+    world = _observed(run)
+    if world is None:
         return report
+    rules = settings.rules.move
+    resolved = resolve(world, rules, MoveRequest(to=to, drain=drain))
+    plan = (
+        resolved
+        if isinstance(resolved, Refused)
+        else plan_move(world, rules, resolved, _probe(run, world, resolved))
+    )
+    if isinstance(plan, Refused):
+        report.error("refused", f"refused, nothing changed: {plan.reason}")
+    else:
+        report.plan = plan
+        change_id = _apply(run, world, plan)
+        if change_id is not None and wait and not report.interrupted:
+            _wait(run, change_id, insync_timeout)
+    report.seconds = clock.now() - run.started
+    return report
 
+
+def _observed(run: _Run) -> World | None:
+    """The world as a round reads it, its down states folded; None when the report says why."""
     try:
-        observed = observe(settings, services, now=started)
+        observed = observe(run.settings, run.services, now=run.started)
     except DomainNotOwned as exc:
-        return report.refuse(str(exc))
+        run.report.refuse(str(exc))
+        return None
     except ViewNotLoaded as exc:
-        report.error("view-not-loaded", str(exc))
-        return report
+        run.report.error("view-not-loaded", str(exc))
+        return None
     assert observed is not None  # only None for a run about one instance
-    world = fold_down_states(observed, settings.rules.thresholds)
+    return fold_down_states(observed, run.settings.rules.thresholds)
 
-    resolved = resolve(world, settings.rules.move, MoveRequest(to=to, drain=drain))
-    if isinstance(resolved, Refused):
-        return refuse(resolved.reason)
-    # The candidates are probed as a round probes LBs: through the prober function where the
-    # LBs are private and the stage has one (from here, a private address may not answer).
-    probes = probing.probe_lbs(resolved.to_probe, settings, services) if resolved.to_probe else {}
+
+def _probe(run: _Run, world: World, resolved: Resolved) -> dict[str, ProbeResult]:
+    """The candidates probed as a round probes LBs, on the round's paths: through the prober
+    function where the LBs are private and the stage has one (from here, a private address may
+    not answer). A path that cannot answer fails each of its targets: never a move on no answer."""
+    if not resolved.to_probe:
+        return {}
+    probes = probing.probe_all(probed_world(world, resolved), run.settings, run.services)
     for lb in resolved.to_probe:
         result = probes.get(lb.instance_id)
         answer = "answered" if result is not None and result.ok else "FAILED"
         detail = result.detail if result is not None else "not probed"
         what = "stays in the record" if lb in resolved.kept else "healthy, backend list current"
-        step(f"checked {lb.name} ({lb.address}): {what}; live probe {answer} ({detail})")
+        run.step(f"checked {lb.name} ({lb.address}): {what}; live probe {answer} ({detail})")
+    return probes
 
-    plan = plan_move(world, settings.rules.move, resolved, probes)
-    if isinstance(plan, Refused):
-        return refuse(plan.reason)
-    report.plan = plan
+
+def _apply(run: _Run, world: World, plan: Plan) -> str | None:
+    """The Plan through the executor, then its history; the Route 53 change to wait for."""
+    report, clock = run.report, run.clock
     # Paused was refused above; the mode still comes from the one policy every write obeys.
     executor = Executor(
-        services, now=clock.now, mode=mode_of(dry_run=settings.dry_run, paused=world.paused)
+        run.services,
+        now=clock.now,
+        mode=mode_of(dry_run=run.settings.dry_run, paused=world.paused),
     )
     # Ctrl-C from here waits for the move's writes: the Report must say whether it moved.
     with interrupts.writes_finish_first() as held:
         outcomes = executor.apply(plan)
-    _report(outcomes, report, step)
+    _report(outcomes, report, run.step)
     if held.interrupted:
         report.interrupted = True
         report.note("interrupted", "interrupted after the move's writes; INSYNC not waited for")
-        wait = False
-    moves = [o for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress)]
-    if moves and all(o.ok for o in moves):
-        active = plan.active
-        report.failovers.append(
-            Failover(
-                moved_from=active.moved_from,
-                moved_to=active.moved_to,
-                reason=active.reason,
-                round=1,
-                seconds=clock.now() - started,
-            )
-        )
-    if not moves:
-        step(plan.active.reason)
+    failover = moved(plan, outcomes, seconds=clock.now() - run.started)
+    if failover is not None:
+        report.failovers.append(failover)
+    if not any(isinstance(o.change, ChangeRecords | MoveAddress) for o in outcomes):
+        run.step(plan.active.reason)
     events = history.round_events(
-        world, outcomes, report.failovers, now=clock.now(), by=f"{job} on the command line"
+        world, outcomes, report.failovers, now=clock.now(), by=f"{report.job} on the command line"
     )
-    record = history.record(settings.history_parameter_name, events)
+    record = history.record(run.settings.history_parameter_name, events)
     if record is not None:
         for outcome in executor.apply_changes([record]):
             if not outcome.ok:
                 report.errors.append(f"history not stored: {outcome.error}")
             else:
                 (report.planned if outcome.printed else report.applied).append(record.describe())
-    change_ids = [o.change_id for o in moves if o.ok and o.change_id is not None]
-    if change_ids and wait:
-        try:
-            _wait_insync(services, clock, change_ids[0], report, step, insync_timeout)
-        except KeyboardInterrupt:
-            report.interrupted = True
-            report.note(
-                "interrupted",
-                f"stopped waiting for change {change_ids[0]} to be INSYNC; the move was applied",
-            )
-    report.seconds = clock.now() - started
-    return report
+    return move_change_id(outcomes)
+
+
+def _wait(run: _Run, change_id: str, timeout: float) -> None:
+    try:
+        _wait_insync(run.services, run.clock, change_id, run.report, run.step, timeout)
+    except KeyboardInterrupt:
+        run.report.interrupted = True
+        run.report.note(
+            "interrupted",
+            f"stopped waiting for change {change_id} to be INSYNC; the move was applied",
+        )
 
 
 def _report(outcomes: Sequence[Outcome], report: Report, step: Callable[[str], None]) -> None:

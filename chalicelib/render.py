@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.config import Settings
 from chalicelib.core import backends as backend_lists
-from chalicelib.core import dns, pausing
+from chalicelib.core import dns, pausing, status
 from chalicelib.core.dns import ActiveDecision
 from chalicelib.core.history import Event, EventCode, Unreadable, last_of
 from chalicelib.core.model import (
-    GONE_STATES,
     FailoverMode,
-    Instance,
     ProbeResult,
-    Role,
-    Verdict,
     World,
 )
-from chalicelib.core.plan import confirmed_current_list, latest_pushes
-from chalicelib.core.second_opinion import status_note
+from chalicelib.core.plan import confirmed_current_list
+from chalicelib.core.status import Note, Serving, StatusRules
 from chalicelib.report import Report, RoundDone
 
 SCHEMA_VERSION = 1  # schemas/cli-output.schema.json: raised when a field is removed or changes
@@ -39,135 +34,22 @@ def reason(code: str, text: str) -> dict[str, str]:
     return {"code": code, "text": text}
 
 
-Note = tuple[str, str]  # (code, text)
+def status_rules(settings: Settings) -> StatusRules:
+    """What `status` reads of the settings, as the core's rule objects."""
+    rules = settings.rules
+    return StatusRules(
+        records=rules.records,
+        active=rules.plan.active,
+        push_log_group=settings.push_log_group,
+        second_opinion=rules.second_opinion,
+    )
 
 
 def status_rows(
     world: World, settings: Settings, probes: Mapping[str, ProbeResult] | None = None
 ) -> list[dict[str, Any]]:
-    """One row per LB, web server and skipped instance; notes and reasons as (code, text)."""
-    records = {(r.name, r.type): r for r in world.records}
-    active = dns.find_record(world.records, settings.active_record_name)
-    active_values = set(active.values) if active is not None else set()
-    published = set(backend_lists.parse_list(world.backends_parameter))
-    stored = world.backends_parameter
-    published_checksum = backend_lists.checksum(stored) if published and stored else None
-    last = latest_pushes(world.pushes)
-    holds: Note = ("holds-active", f"holds {settings.active_record_name}")
-    rows: list[dict[str, Any]] = []
-    for lb in dns.by_name(world.lbs):
-        # A name's record belongs to the live instance carrying it, not to one it replaced.
-        record = (
-            records.get((settings.record_name(lb.name), "A"))
-            if lb.name and lb.state not in GONE_STATES
-            else None
-        )
-        notes = _notes(lb)
-        if lb.name_assigned:
-            notes.append(("name-to-assign", f"name {lb.name} to be assigned"))
-        if lb.backends_checksum is not None and lb.backends_checksum == published_checksum:
-            notes.append(("backends-current", "backends current"))
-        elif published_checksum is not None and lb.running:
-            command = last.get(lb.instance_id)
-            pending = ""
-            if command is not None:
-                ended = not command.in_flight and command.status != "Success"
-                output = f", {command.output_in(settings.push_log_group)}" if ended else ""
-                pending = f" (push {command.status}{output})"
-            notes.append(("backends-stale", "backends stale" + pending))
-        if lb.address is not None and lb.address in active_values:
-            notes.append(holds)
-        second_opinion = status_note(lb, world, settings.rules.second_opinion)
-        if second_opinion is not None:
-            notes.append(("second-opinion", second_opinion))
-        rows.append(
-            _row("lb", lb, record.values if record else (), notes, probes) | {"name": lb.name or ""}
-        )
-    for web in sorted(world.webs, key=lambda w: (w.address or "", w.port or 0)):
-        entry = (
-            backend_lists.Backend(web.address, web.port, web.instance_id).render()
-            if web.address is not None and web.port is not None
-            else None
-        )
-        notes = _notes(web)
-        if entry is not None and entry in published:
-            notes.append(("in-backend-list", "in backend list"))
-        rows.append(_row("web", web, (), notes, probes) | {"name": entry or ""})
-    for skipped in world.skipped:
-        # Why it is skipped, and what it keeps while frozen (its tags are never written).
-        notes = [("skipped", f"skipped: {skipped.reason}")]
-        frozen = skipped.frozen
-        if frozen is not None and frozen.address is not None:
-            if frozen.address in active_values or world.eip_instance_id == skipped.instance_id:
-                notes.append(holds)
-            if backend_lists.entries_of(frozen, tuple(published)):
-                notes.append(("in-backend-list", "in backend list"))
-        rows.append(
-            {
-                "role": skipped.role or "?",
-                "name": skipped.name or "",
-                "instance": skipped.instance_id,
-                "address": skipped.address or "",
-                "ec2": skipped.state,
-                "health": "skipped",
-                "reason": _why(frozen) if frozen is not None else None,
-                "state": "",
-                "record": (),
-                "probe": _probe(skipped.instance_id, probes),
-                "notes": notes,
-            }
-        )
-    return rows
-
-
-def _notes(instance: Instance) -> list[Note]:
-    notes = []
-    if instance.draining:
-        notes.append(("draining", "draining"))
-    run = instance.damping.run
-    if run is not None:
-        notes.append(("probe-run", f"probe {'ok' if run.ok else 'fail'}:{run.count}"))
-    return notes
-
-
-def _why(instance: Instance) -> Note | None:
-    """The last failed probe's reason, while the probes fail (from lbf:probe)."""
-    run = instance.damping.run
-    if run is None or run.ok:
-        return None
-    text = run.reason or "probe failed"
-    return (_code(text), text)
-
-
-def _code(text: str) -> str:
-    """A reason's code: its words, lower case, joined by hyphens ("HTTP 503" -> "http-503")."""
-    words = "".join(c if c.isascii() and c.isalnum() else " " for c in text.lower()).split()
-    return "-".join(words) or "unknown"
-
-
-def _probe(instance_id: str, probes: Mapping[str, ProbeResult] | None) -> ProbeResult | None:
-    return None if probes is None else probes.get(instance_id)
-
-
-def _row(
-    role: str,
-    instance: Instance,
-    record: Sequence[str],
-    notes: list[Note],
-    probes: Mapping[str, ProbeResult] | None,
-) -> dict[str, Any]:
-    return {
-        "role": role,
-        "instance": instance.instance_id,
-        "address": instance.address or "",
-        "ec2": instance.state,
-        "health": instance.verdict.value,
-        "reason": _why(instance),
-        "state": instance.lb_state.value if instance.lb_state else "",
-        "record": tuple(record),
-        "probe": _probe(instance.instance_id, probes),
-        "notes": notes,
-    }
+    """One row per LB, web server and skipped instance (core.status decides them)."""
+    return status.status_rows(world, status_rules(settings), probes)
 
 
 def _probe_text(result: ProbeResult | None) -> str:
@@ -449,64 +331,15 @@ def history_text(events: Sequence[Event | Unreadable]) -> str:
     return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class Serving:
-    """Whether clients are served: the answer `status` exits with (0 yes, 1 no or unknown)."""
-
-    ok: bool
-    code: str
-    text: str
-
-    def json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "reason": reason(self.code, self.text)}
-
-
 def serving(
     world: World, settings: Settings, probes: Mapping[str, ProbeResult] | None = None
 ) -> Serving:
-    """Every address clients can be given is an LB whose verdict is healthy.
+    """Whether clients are served (core.status decides it): what `status` exits with."""
+    return status.serving(world, status_rules(settings), probes)
 
-    The addresses: the active record's values, or the Elastic IP's holder. The verdict: the live
-    probe's with --probe (a stored verdict can be a minute old), else the stored one.
-    """
-    # A skipped LB (a tag that does not parse) still serves what it holds, judged as it is probed.
-    frozen = [s.frozen for s in world.skipped if s.frozen is not None]
-    every_lb = [*world.lbs, *(i for i in frozen if i.role is Role.LB)]
-    lbs = {lb.address: lb for lb in every_lb if lb.address is not None}
-    if settings.mode is FailoverMode.EIP:
-        holder = next((lb for lb in every_lb if lb.instance_id == world.eip_instance_id), None)
-        if holder is None:
-            where = world.eip_instance_id or "no instance"
-            return Serving(
-                False,
-                "no-active-lb",
-                f"Elastic IP {settings.eip_allocation_id} is on {where}, not on an LB",
-            )
-        given: list[tuple[str, Instance | None]] = [
-            (world.eip_address or holder.address or "?", holder)
-        ]
-    else:
-        active = dns.find_record(world.records, settings.active_record_name)
-        if active is None or not active.values:
-            return Serving(False, "no-active-record", f"no record {settings.active_record_name}")
-        given = [(value, lbs.get(value)) for value in active.values]
-    for address, lb in given:
-        if lb is None:
-            return Serving(False, "not-an-lb", f"{address} is not an LB of the cluster")
-        name = lb.name or lb.instance_id
-        if probes is not None:
-            result = probes.get(lb.instance_id)
-            if result is None or not result.ok:
-                why = "not probed" if result is None else result.detail
-                return Serving(
-                    False, "lb-probe-failed", f"{name} ({address}) failed a probe: {why}"
-                )
-        elif lb.verdict is not Verdict.HEALTHY:
-            text = f"{name} ({address}) is {lb.verdict.value}"
-            return Serving(False, f"lb-{lb.verdict.value}", text)
-    names = ", ".join(lb.name or lb.instance_id for _, lb in given if lb is not None)
-    how = "answered a probe" if probes is not None else "healthy"
-    return Serving(True, "serving", f"serving: clients are given {names}, {how}")
+
+def serving_json(verdict: Serving) -> dict[str, Any]:
+    return {"ok": verdict.ok, "reason": reason(verdict.code, verdict.text)}
 
 
 def feature_lines(world: World, settings: Settings) -> list[Note]:
@@ -570,7 +403,7 @@ def status_json(
             "pause": operator["paused"],
             "last_failover": operator["last_failover"],
             "history_error": operator["history_error"],
-            "serving": serving(world, settings, probes).json(),
+            "serving": serving_json(serving(world, settings, probes)),
             "features": [reason(code, text) for code, text in feature_lines(world, settings)],
             "detection_bound": detection_bound_json(settings),
             "instances": [

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from chalicelib.core import addresses
 from chalicelib.core.backends import Backend
-from chalicelib.core.model import Instance, Role, World
+from chalicelib.core.commands import CommandPlan, nothing, refused
+from chalicelib.core.model import TAG_MAINTENANCE, Instance, Role, World
+from chalicelib.core.plan import RemoveTags, SetTags
 from chalicelib.core.planned_failover import Refused
 
 DRAIN = "drain"
@@ -81,3 +83,32 @@ def _entry(web: Instance) -> str:
     if web.port is None:
         return web.address
     return Backend(web.address, web.port, web.instance_id).render()
+
+
+def plan_drain(named: Named) -> CommandPlan:
+    """A web server's (or an LB's that holds nothing: commands.drain hands an LB to move-active,
+    which writes the tag after the move it belongs to) lbf:maintenance=drain."""
+    frozen = refuse_frozen(named)
+    if frozen is not None:
+        return refused(frozen.reason)
+    if named.draining:
+        return nothing(f"{named.label} is draining already: nothing to write")
+    return CommandPlan(
+        changes=(SetTags((named.instance_id,), ((TAG_MAINTENANCE, DRAIN),)),),
+        notes=(("next-run", f"the next run takes {named.label} out of the backend list"),),
+    )
+
+
+def plan_undrain(named: Named) -> CommandPlan:
+    """lbf:maintenance removed; nothing moves back to it (non-preemptive)."""
+    if not named.draining:
+        return nothing(f"{named.label} is not draining: nothing to write")
+    after = (
+        f"{named.label} is eligible again once healthy; nothing moves back to it"
+        if named.role is Role.LB
+        else f"the next run puts {named.label} back in the backend list once it is healthy"
+    )
+    return CommandPlan(
+        changes=(RemoveTags((named.instance_id,), (TAG_MAINTENANCE,)),),
+        notes=(("next-run", after),),
+    )

@@ -13,11 +13,12 @@ Two steps, because the candidates are probed live in between: `resolve` names th
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from chalicelib.core import dns, pausing
 from chalicelib.core.addresses import sort_key as address_key
+from chalicelib.core.failover import Failover
 from chalicelib.core.inventory import natural_key
 from chalicelib.core.model import (
     TAG_MAINTENANCE,
@@ -31,6 +32,7 @@ from chalicelib.core.model import (
     Verdict,
     World,
 )
+from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import (
     ActiveRules,
     Change,
@@ -98,33 +100,12 @@ def candidates(world: World, rules: ActiveRules, *, excluding: Collection[str]) 
 
 
 def resolve(world: World, rules: MoveRules, request: MoveRequest) -> Resolved | Refused:
-    if world.paused:
-        return Refused(
-            f"paused: {pausing.describe(world, rules.paused_parameter_name)}, and a planned "
-            "failover is a change"
-        )
-    all_active = rules.records.active_mode is ActiveMode.ALL
-    if request.to is not None and all_active:
-        return Refused(
-            "--to: with LBF_ACTIVE_MODE=all the active record holds every eligible LB; there is "
-            "no single active LB to move (use --drain NAME to take one out)"
-        )
-    target: Instance | None = None
-    if request.to is not None:
-        found = _lb_named(world, request.to)
-        if isinstance(found, Refused):
-            return found
-        target = found
-    drained: Drained | None = None
+    """The request against the world: the LBs to probe live, or why nothing has to move."""
+    named = _named(world, rules, request)
+    if isinstance(named, Refused):
+        return named
+    target, drained = named
     holders = _holders(world, rules)
-    if request.drain is not None:
-        found_drained = _drained(world, request.drain, holders)
-        if isinstance(found_drained, Refused):
-            return found_drained
-        drained = found_drained
-        if target is not None and target.instance_id == drained.instance_id:
-            return Refused(f"--to {request.to} is the LB being drained")
-
     if drained is not None and not drained.holds:
         why = f"{drained.label} does not hold the active role"
         if target is not None:
@@ -132,38 +113,81 @@ def resolve(world: World, rules: MoveRules, request: MoveRequest) -> Resolved | 
         return Resolved(drained, target, holders, False, why, (), ())
     if drained is None and target is not None and target.instance_id in holders:
         return Resolved(None, target, holders, False, f"{target.name} holds it already", (), ())
-
     drained_id = drained.instance_id if drained is not None else None
     excluding = {*holders, *([drained_id] if drained_id is not None else [])}
-    found_candidates = candidates(world, rules.active, excluding=excluding)
-    kept: list[Instance] = []
-    if all_active:
-        # Only --drain gets here: it takes one LB out and leaves every other that stays.
-        kept = [
-            lb
-            for lb in dns.by_name(world.lbs)
-            if lb.instance_id in holders and lb.instance_id != drained_id and _stays(lb)
-        ]
-        if not kept and not found_candidates:
-            return Refused("no other LB could stay in the active record, and it is never emptied")
-        return Resolved(drained, None, holders, True, "", tuple(found_candidates), tuple(kept))
+    found = candidates(world, rules.active, excluding=excluding)
+    if rules.records.active_mode is ActiveMode.ALL:
+        return _resolve_active_active(world, drained, holders, found)
     if target is not None:
-        if target not in found_candidates:
-            return Refused(
-                f"{target.name} cannot take over: {_why_not_candidate(world, rules.active, target)}"
-            )
+        if target not in found:
+            why = _why_not_candidate(world, rules.active, target)
+            return Refused(f"{target.name} cannot take over: {why}")
         return Resolved(drained, target, holders, True, "", (target,), ())
-    if not found_candidates:
+    if not found:
+        return Refused(_no_candidate(rules.active))
+    return Resolved(drained, None, holders, True, "", tuple(found), ())
+
+
+def _named(
+    world: World, rules: MoveRules, request: MoveRequest
+) -> tuple[Instance | None, Drained | None] | Refused:
+    """The LBs `--to` and `--drain` name, or why the request is refused as it stands."""
+    if world.paused:
         return Refused(
-            "no LB can take over: none other is eligible"
-            + (
-                f" and has confirmed the current backend list (LBF_LB_MIN_BACKENDS="
-                f"{rules.active.min_backends})"
-                if rules.active.min_backends > 0
-                else ""
-            )
+            f"paused: {pausing.describe(world, rules.paused_parameter_name)}, and a planned "
+            "failover is a change"
         )
-    return Resolved(drained, None, holders, True, "", tuple(found_candidates), ())
+    if request.to is not None and rules.records.active_mode is ActiveMode.ALL:
+        return Refused(
+            "--to: with LBF_ACTIVE_MODE=all the active record holds every eligible LB; there is "
+            "no single active LB to move (use --drain NAME to take one out)"
+        )
+    target = _lb_named(world, request.to) if request.to is not None else None
+    if isinstance(target, Refused):
+        return target
+    if request.drain is None:
+        return target, None
+    drained = _drained(world, request.drain, _holders(world, rules))
+    if isinstance(drained, Refused):
+        return drained
+    if target is not None and target.instance_id == drained.instance_id:
+        return Refused(f"--to {request.to} is the LB being drained")
+    return target, drained
+
+
+def _resolve_active_active(
+    world: World, drained: Drained | None, holders: tuple[str, ...], found: list[Instance]
+) -> Resolved | Refused:
+    """Only --drain gets here: it takes one LB out and leaves every other that stays."""
+    drained_id = drained.instance_id if drained is not None else None
+    kept = [
+        lb
+        for lb in dns.by_name(world.lbs)
+        if lb.instance_id in holders and lb.instance_id != drained_id and _stays(lb)
+    ]
+    if not kept and not found:
+        return Refused("no other LB could stay in the active record, and it is never emptied")
+    return Resolved(drained, None, holders, True, "", tuple(found), tuple(kept))
+
+
+def _no_candidate(rules: ActiveRules) -> str:
+    if rules.min_backends <= 0:
+        return "no LB can take over: none other is eligible"
+    return (
+        "no LB can take over: none other is eligible and has confirmed the current backend list "
+        f"(LBF_LB_MIN_BACKENDS={rules.min_backends})"
+    )
+
+
+@dataclass(frozen=True)
+class _Move:
+    """The one write that moves the active role, and what it leaves."""
+
+    change: Change
+    holders: tuple[str, ...]
+    values: tuple[str, ...]
+    moved_to: str
+    reason: str
 
 
 def plan_move(
@@ -183,76 +207,132 @@ def plan_move(
             backends=None,
             held=None,
         )
-
-    def answered(lb: Instance) -> bool:
-        result = probes.get(lb.instance_id)
-        return result is not None and result.ok
-
     names = {lb.instance_id: lb.name or lb.instance_id for lb in world.lbs}
     names |= {s.instance_id: s.instance_id for s in world.skipped}
     moved_from = " ".join(names.get(h, h) for h in resolved.holders) or None
-    drained_why = " (drained)" if resolved.drained is not None else ""
-    records = rules.records
-    current = dns.active_record(world.records, records)
-    move: Change
-    if records.active_mode is ActiveMode.ALL:
-        joining = [lb for lb in resolved.candidates if answered(lb)]
-        staying = list(resolved.kept)
-        if not any(answered(lb) for lb in (*staying, *joining)):
-            return Refused(
-                "no LB that would stay in the active record answered the live probe: "
-                + _probe_summary(resolved.to_probe, probes)
-            )
-        holders = tuple(lb.instance_id for lb in dns.by_name([*staying, *joining]))
-        values = sorted({lb.address or "" for lb in (*staying, *joining)}, key=address_key)
-        taken_out = resolved.drained.label if resolved.drained is not None else ""
-        reason = f"planned: now {' '.join(values)} ({taken_out} taken out)"
-        move = ChangeRecords(
-            tuple(dns.active_change(current, values, records.ttl, records.active_fqdn)), reason
-        )
-        moved_to = " ".join(names[h] for h in holders)
+    if rules.records.active_mode is ActiveMode.ALL:
+        move = _move_active_active(world, rules, resolved, probes, names)
     else:
-        target = next((lb for lb in resolved.candidates if answered(lb)), None)
-        if target is None:
-            which = (
-                f"{resolved.target.name} did not answer"
-                if resolved.target is not None
-                else "no candidate answered"
-            )
-            return Refused(
-                f"{which} the live probe: " + _probe_summary(resolved.candidates, probes)
-            )
-        holders = (target.instance_id,)
-        values = [target.address or ""]
-        moved_to = target.name or target.instance_id
-        reason = (
-            f"planned: moved off {moved_from}{drained_why} to {moved_to}"
-            if moved_from
-            else f"planned: created on {moved_to}"
-        )
-        if rules.active.mode is FailoverMode.EIP:
-            move = MoveAddress(
-                allocation_id=rules.active.eip_allocation_id or "",
-                instance_id=target.instance_id,
-                expected_instance_id=world.eip_instance_id,
-                lb_name=moved_to,
-            )
-        else:
-            move = ChangeRecords(
-                tuple(dns.active_change(current, values, records.ttl, records.active_fqdn)),
-                reason,
-            )
-    changes: tuple[Change, ...] = (move, *_state_tags(world, holders), *drain_tag)
+        move = _move_single(world, rules, resolved, probes, moved_from)
+    if isinstance(move, Refused):
+        return move
+    changes: tuple[Change, ...] = (move.change, *_state_tags(world, move.holders), *drain_tag)
     # In Elastic IP mode the record holds the Elastic IP and does not change.
-    record_values = None if isinstance(move, MoveAddress) else tuple(values)
+    record_values = None if isinstance(move.change, MoveAddress) else move.values
     return Plan(
         changes=changes,
         active=dns.ActiveDecision(
-            record_values, holders, reason, moved_from=moved_from, moved_to=moved_to
+            record_values,
+            move.holders,
+            move.reason,
+            moved_from=moved_from,
+            moved_to=move.moved_to,
         ),
         backends=None,
         held=None,
     )
+
+
+def _answered(lb: Instance, probes: Mapping[str, ProbeResult]) -> bool:
+    result = probes.get(lb.instance_id)
+    return result is not None and result.ok
+
+
+def _move_active_active(
+    world: World,
+    rules: MoveRules,
+    resolved: Resolved,
+    probes: Mapping[str, ProbeResult],
+    names: Mapping[str, str],
+) -> _Move | Refused:
+    """The record without the drained LB: every LB that stays, and every candidate that answered."""
+    joining = [lb for lb in resolved.candidates if _answered(lb, probes)]
+    staying = list(resolved.kept)
+    if not any(_answered(lb, probes) for lb in (*staying, *joining)):
+        return Refused(
+            "no LB that would stay in the active record answered the live probe: "
+            + _probe_summary(resolved.to_probe, probes)
+        )
+    holders = tuple(lb.instance_id for lb in dns.by_name([*staying, *joining]))
+    values = sorted({lb.address or "" for lb in (*staying, *joining)}, key=address_key)
+    taken_out = resolved.drained.label if resolved.drained is not None else ""
+    reason = f"planned: now {' '.join(values)} ({taken_out} taken out)"
+    records = rules.records
+    current = dns.active_record(world.records, records)
+    change = ChangeRecords(
+        tuple(dns.active_change(current, values, records.ttl, records.active_fqdn)), reason
+    )
+    moved_to = " ".join(names[h] for h in holders)
+    return _Move(change, holders, tuple(values), moved_to, reason)
+
+
+def _move_single(
+    world: World,
+    rules: MoveRules,
+    resolved: Resolved,
+    probes: Mapping[str, ProbeResult],
+    moved_from: str | None,
+) -> _Move | Refused:
+    """To the first candidate that answered: the record's compare-and-swap, or the Elastic IP."""
+    target = next((lb for lb in resolved.candidates if _answered(lb, probes)), None)
+    if target is None:
+        which = (
+            f"{resolved.target.name} did not answer"
+            if resolved.target is not None
+            else "no candidate answered"
+        )
+        return Refused(f"{which} the live probe: " + _probe_summary(resolved.candidates, probes))
+    values = (target.address or "",)
+    moved_to = target.name or target.instance_id
+    drained_why = " (drained)" if resolved.drained is not None else ""
+    reason = (
+        f"planned: moved off {moved_from}{drained_why} to {moved_to}"
+        if moved_from
+        else f"planned: created on {moved_to}"
+    )
+    change: Change
+    if rules.active.mode is FailoverMode.EIP:
+        change = MoveAddress(
+            allocation_id=rules.active.eip_allocation_id or "",
+            instance_id=target.instance_id,
+            expected_instance_id=world.eip_instance_id,
+            lb_name=moved_to,
+        )
+    else:
+        records = rules.records
+        current = dns.active_record(world.records, records)
+        change = ChangeRecords(
+            tuple(dns.active_change(current, list(values), records.ttl, records.active_fqdn)),
+            reason,
+        )
+    return _Move(change, (target.instance_id,), values, moved_to, reason)
+
+
+def probed_world(world: World, resolved: Resolved) -> World:
+    """The world a round would probe to answer for these LBs alone: move-active's candidates go
+    through the round's own probe paths (`chalicelib.probing`), nothing else is probed."""
+    return replace(world, lbs=resolved.to_probe, webs=(), skipped=())
+
+
+def moved(plan: Plan, outcomes: Sequence[Outcome], *, seconds: float) -> Failover | None:
+    """The failover the move made: its move applied (a dry run prints it and moves nothing)."""
+    moves = [o for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress)]
+    if not moves or not all(o.ok for o in moves):
+        return None
+    active = plan.active
+    return Failover(
+        moved_from=active.moved_from,
+        moved_to=active.moved_to,
+        reason=active.reason,
+        round=1,
+        seconds=seconds,
+    )
+
+
+def move_change_id(outcomes: Sequence[Outcome]) -> str | None:
+    """The Route 53 change to wait on for INSYNC (none for an Elastic IP or a dry run)."""
+    moves = [o for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress)]
+    return next((o.change_id for o in moves if o.ok and o.change_id is not None), None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.__main__ import stage_environment
 from chalicelib.config import KNOWN_VARIABLES, Settings
+from chalicelib.stage import stage_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_PATH = ROOT / ".chalice" / "config.json"

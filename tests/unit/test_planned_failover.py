@@ -11,13 +11,17 @@ from dataclasses import replace
 import pytest
 
 from chalicelib.core.model import Instance, ProbeResult, Skipped
+from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import ChangeRecords, MoveAddress, Plan, SetTags
 from chalicelib.core.planned_failover import (
     MoveRequest,
     Refused,
     Resolved,
     candidates,
+    move_change_id,
+    moved,
     plan_move,
+    probed_world,
     resolve,
 )
 from tests.kit.settings import settings
@@ -227,3 +231,62 @@ def test_active_active_drain_keeps_every_other_lb() -> None:
     assert isinstance(move, ChangeRecords)
     assert move.changes[-1].record.values == ("10.0.0.1", "10.0.0.10")
     assert plan.active.holders == ("i-lb1", "i-lb10")
+
+
+def test_only_the_lbs_to_probe_go_to_the_round_s_probe_paths() -> None:
+    odd = skipped("i-odd", name="lb9", address="10.0.0.9")
+    world = settled(three_lbs(), [web("10.0.1.1")], active="lb1", skipped=[odd])
+    found = resolved(MoveRequest(drain="lb1"))
+
+    probed = probed_world(world, found)
+
+    assert [x.name for x in probed.lbs] == ["lb2", "lb10"]
+    assert probed.webs == ()
+    assert probed.skipped == ()
+    assert probed.records == world.records  # the rest of the world is the one read
+
+
+def _move_plan() -> Plan:
+    world = settled(three_lbs(), [web("10.0.1.1")], active="lb1")
+    plan = plan_move(world, settings().rules.move, resolved(MoveRequest(to="lb2")), {"i-lb2": OK})
+    assert isinstance(plan, Plan)
+    return plan
+
+
+@pytest.mark.parametrize(
+    ("move_ok", "tags_ok", "failover", "change_id"),
+    [
+        (True, True, True, "C1"),
+        (True, False, True, "C1"),  # a tag that failed does not undo the move
+        (False, True, False, None),  # the move failed: no failover, nothing to wait for
+    ],
+)
+def test_the_failover_and_the_change_to_wait_for_follow_the_move_s_outcome(
+    move_ok: bool, tags_ok: bool, failover: bool, change_id: str | None
+) -> None:
+    plan = _move_plan()
+    move, *tags = plan.changes
+    outcomes = [
+        Outcome(move, ok=move_ok, change_id="C1" if move_ok else None),
+        *(Outcome(t, ok=tags_ok) for t in tags),
+    ]
+
+    found = moved(plan, outcomes, seconds=1.5)
+
+    assert (found is not None) is failover
+    if found is not None:
+        assert (found.moved_from, found.moved_to, found.seconds) == ("lb1", "lb2", 1.5)
+    assert move_change_id(outcomes) == change_id
+
+
+def test_a_plan_without_a_move_is_no_failover() -> None:
+    world = settled(three_lbs(), [web("10.0.1.1")], active="lb1")
+    plan = plan_move(
+        world, settings().rules.move, resolved(MoveRequest(drain="lb2")), {"i-lb2": OK}
+    )
+    assert isinstance(plan, Plan)
+    outcomes = [Outcome(c, ok=True) for c in plan.changes]
+
+    assert outcomes  # the drain tag
+    assert moved(plan, outcomes, seconds=1.0) is None
+    assert move_change_id(outcomes) is None
