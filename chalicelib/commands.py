@@ -14,18 +14,19 @@ from chalicelib import move_active
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
 from chalicelib.core import history, maintenance, pausing
+from chalicelib.core.changes import (
+    Change,
+    PushBackends,
+    PutBackendList,
+    PutHeldDrop,
+    PutPaused,
+    RemoveTags,
+    SetTags,
+)
 from chalicelib.core.history import Event, EventCode, Unreadable
 from chalicelib.core.model import TAG_MAINTENANCE, Role, World
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import (
-    Change,
-    PushBackends,
-    PutParameter,
-    RemoveTags,
-    SetTags,
-    decide,
-    fold_down_states,
-)
+from chalicelib.core.plan import decide, fold_down_states
 from chalicelib.core.planned_failover import Refused
 from chalicelib.errors import AwsError, DomainNotOwned, ViewNotLoaded
 from chalicelib.executor import Executor, mode_of
@@ -68,7 +69,7 @@ def _switch(
     # Already what it should be: only the history hears the (new) reason. An unclear value is
     # written over either way.
     if paused != world.paused or world.paused_unclear is not None:
-        changes.append(PutParameter(name, value))
+        changes.append(PutPaused(name, value))
     code = EventCode.PAUSED if paused else EventCode.RESUMED
     text = (
         f"{name} = {value}: runs plan and notify, change nothing"
@@ -153,13 +154,10 @@ def accept_drop(settings: Settings, services: Services, clock: Clock) -> Report:
         return report
     lists = settings.rules.plan.lists
     changes: list[Change] = [
-        c
-        for c in plan.changes
-        if isinstance(c, PushBackends)
-        or (isinstance(c, PutParameter) and c.name == lists.backends_parameter_name)
+        c for c in plan.changes if isinstance(c, PushBackends | PutBackendList)
     ]
     if world.held_drop_parameter not in (None, "none"):
-        changes.append(PutParameter(lists.held_drop_parameter_name, "none"))
+        changes.append(PutHeldDrop(lists.held_drop_parameter_name, "none"))
     _apply(settings, services, clock, report, changes, world=world, drop_taken=plan.drop_taken)
     return report
 

@@ -17,26 +17,24 @@ import enum
 import logging
 from collections.abc import Callable, Iterable
 
-from chalicelib.core.model import Push
-from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import (
+from chalicelib.core.changes import (
     Change,
     ChangeRecords,
+    CreateHealthCheck,
+    DeleteHealthCheck,
     MoveAddress,
     Notify,
-    Plan,
     PushBackends,
     PutParameter,
     RecordHistory,
     RemoveTags,
     SetTags,
     StoreNotices,
-)
-from chalicelib.core.second_opinion import (
-    CreateHealthCheck,
-    DeleteHealthCheck,
     UpdateHealthCheck,
 )
+from chalicelib.core.model import Push
+from chalicelib.core.outcome import Outcome
+from chalicelib.core.plan import Plan
 from chalicelib.errors import AwsError, ChangeRejected
 from chalicelib.services import Services
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
 from chalicelib.core import dns
-from chalicelib.core.plan import ChangeRecords
+from chalicelib.core.changes import ChangeRecords
 from chalicelib.executor import Executor, mode_of
 from chalicelib.observe import observe
 from chalicelib.services import Services

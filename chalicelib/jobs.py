@@ -21,18 +21,11 @@ from chalicelib.core import conditions as condition_rules
 from chalicelib.core import dns, history, pausing, rejections, timing
 from chalicelib.core import pushes as push_rules
 from chalicelib.core.backends import parse_list
+from chalicelib.core.changes import ChangeRecords, PushBackends
 from chalicelib.core.failover import failover_of, move_of, recognised
 from chalicelib.core.model import World
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import (
-    ChangeRecords,
-    Plan,
-    PushBackends,
-    decide,
-    fold_down_states,
-    fold_probes,
-    is_prober_fault,
-)
+from chalicelib.core.plan import Plan, decide, fold_down_states, fold_probes, is_prober_fault
 from chalicelib.core.reread import fold_outcomes, merge_reread, rejected_batch, without_rejected
 from chalicelib.errors import DomainNotOwned, ViewNotLoaded
 from chalicelib.executor import Executor, mode_of

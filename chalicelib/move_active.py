@@ -15,14 +15,10 @@ from chalicelib import interrupts, probing
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
 from chalicelib.core import history
+from chalicelib.core.changes import ChangeRecords, MoveAddress, SetTags
 from chalicelib.core.failover import Failover
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import (
-    ChangeRecords,
-    MoveAddress,
-    SetTags,
-    fold_down_states,
-)
+from chalicelib.core.plan import fold_down_states
 from chalicelib.core.planned_failover import MoveRequest, Refused, plan_move, resolve
 from chalicelib.errors import AwsError, DomainNotOwned, ViewNotLoaded
 from chalicelib.executor import Executor, mode_of

@@ -17,19 +17,21 @@ from dataclasses import dataclass, field, replace
 from chalicelib.config import Settings
 from chalicelib.core import conditions as condition_rules
 from chalicelib.core import notices as notice_policy
-from chalicelib.core.failover import Failover, failover_of, moved_role
-from chalicelib.core.model import World
-from chalicelib.core.outcome import Outcome, applied
-from chalicelib.core.plan import (
+from chalicelib.core.changes import (
     Change,
     ChangeRecords,
     MoveAddress,
     NoticeChange,
     Notify,
-    Plan,
+    PutBackendList,
+    PutLbList,
     PutParameter,
     SetTags,
 )
+from chalicelib.core.failover import Failover, failover_of, moved_role
+from chalicelib.core.model import World
+from chalicelib.core.outcome import Outcome, applied
+from chalicelib.core.plan import Plan
 from chalicelib.errors import AwsError
 from chalicelib.executor import Executor, Mode
 from chalicelib.services import Services
@@ -178,8 +180,8 @@ def before_and_after(world: World, change: Change) -> tuple[object, object]:
         }
         return before_records, after_records
     if isinstance(change, PutParameter):
-        stored = {"backends": world.backends_parameter, "lbs": world.lbs_parameter}
-        return stored.get(change.name.rsplit("/", 1)[-1]), change.value
+        stored = {PutBackendList: world.backends_parameter, PutLbList: world.lbs_parameter}
+        return stored.get(type(change)), change.value
     if isinstance(change, MoveAddress):
         return world.eip_instance_id, change.instance_id
     return None, change.describe()

@@ -17,6 +17,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from chalicelib.core.backends import Backend
+from chalicelib.core.changes import (
+    ChangeRecords,
+    MoveAddress,
+    PutBackendList,
+    RecordHistory,
+    RemoveTags,
+    SetTags,
+)
 from chalicelib.core.failover import Failover
 from chalicelib.core.model import (
     TAG_BACKENDS,
@@ -29,14 +37,6 @@ from chalicelib.core.model import (
     World,
 )
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import (
-    ChangeRecords,
-    MoveAddress,
-    PutParameter,
-    RecordHistory,
-    RemoveTags,
-    SetTags,
-)
 
 VERDICTS = frozenset(v.value for v in Verdict)
 # A standard parameter holds 4,096 characters; beyond that it would become an advanced
@@ -254,7 +254,7 @@ def round_events(
                             f"{label} applied the backend list {tags[TAG_BACKENDS][:12]}",
                         )
                     )
-        elif isinstance(change, PutParameter) and change.name.endswith("/backends"):
+        elif isinstance(change, PutBackendList):
             count = len(change.value.split(" "))
             events.append(
                 event(now, EventCode.BACKENDS_PUBLISHED, f"{count} backend(s): {change.value}")

@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from chalicelib.core.plan import NoticeChange, Notify, StoreNotices
+from chalicelib.core.changes import NoticeChange, Notify, StoreNotices
 
 # Parameter Store's standard tier holds values up to 4 KB.
 STORED_LIMIT = 4096

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from chalicelib.core.changes import Change
 from chalicelib.core.model import Push
-from chalicelib.core.plan import Change
 
 
 @dataclass(frozen=True)

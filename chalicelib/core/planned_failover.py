@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from chalicelib.core import dns, pausing
 from chalicelib.core.addresses import sort_key as address_key
+from chalicelib.core.changes import Change, ChangeRecords, MoveAddress, SetTags
 from chalicelib.core.inventory import natural_key
 from chalicelib.core.model import (
     TAG_MAINTENANCE,
@@ -31,15 +32,7 @@ from chalicelib.core.model import (
     Verdict,
     World,
 )
-from chalicelib.core.plan import (
-    ActiveRules,
-    Change,
-    ChangeRecords,
-    MoveAddress,
-    Plan,
-    SetTags,
-    confirmed_current_list,
-)
+from chalicelib.core.plan import ActiveRules, Plan, confirmed_current_list
 
 
 @dataclass(frozen=True)

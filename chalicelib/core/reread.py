@@ -14,18 +14,12 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 from chalicelib.core import rejections
+from chalicelib.core.applied import after
+from chalicelib.core.changes import Change, ChangeRecords, MoveAddress, SetTags
 from chalicelib.core.health import Thresholds
 from chalicelib.core.model import Instance, World
 from chalicelib.core.outcome import Outcome, applied
-from chalicelib.core.plan import (
-    Change,
-    ChangeRecords,
-    MoveAddress,
-    Plan,
-    SetTags,
-    after,
-    fold_down_states,
-)
+from chalicelib.core.plan import Plan, fold_down_states
 
 
 def fold_outcomes(world: World, outcomes: Sequence[Outcome]) -> World:

@@ -11,7 +11,7 @@ import typing
 import pytest
 
 from bench.calls import is_write
-from chalicelib.core.plan import Change, Notify, RecordHistory, StoreNotices
+from chalicelib.core.changes import Change, Notify, RecordHistory, StoreNotices
 from chalicelib.executor import Executor, Mode, mode_of, writes
 from tests.kit.cloud import FakeCloud
 
@@ -85,7 +85,7 @@ def test_a_notice_by_mode(mode: Mode) -> None:
 
 
 def test_paused_stores_the_notices_and_prints_the_rest() -> None:
-    from chalicelib.core.plan import PutParameter, SetTags
+    from chalicelib.core.changes import PutBackendList, SetTags
 
     cloud = FakeCloud()
     executor = Executor(cloud.services(), now=cloud.clock.now, mode=Mode.PAUSED)
@@ -93,7 +93,7 @@ def test_paused_stores_the_notices_and_prints_the_rest() -> None:
     outcomes = executor.apply_changes(
         [
             SetTags(("i-1",), (("lbf:health", "unhealthy"),)),
-            PutParameter("/lbf/demo/backends", "127.0.1.21:80"),
+            PutBackendList("/lbf/demo/backends", "127.0.1.21:80"),
             StoreNotices("/lbf/demo/notices", "no-eligible-lb"),
         ]
     )

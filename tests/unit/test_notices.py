@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.core.changes import Notify, StoreNotices
 from chalicelib.core.notices import (
     MAX_PER_KIND,
     MESSAGE_LIMIT,
@@ -20,7 +21,6 @@ from chalicelib.core.notices import (
     parse_stored,
     plan_notices,
 )
-from chalicelib.core.plan import Notify, StoreNotices
 
 
 def skipped(count: int, start: int = 0) -> dict[str, str]:

@@ -17,20 +17,17 @@ import pytest
 
 from chalicelib import render
 from chalicelib.config import Settings
-from chalicelib.core.model import Instance, ProbeResult, ProbeRun, World
-from chalicelib.core.plan import (
+from chalicelib.core.applied import after
+from chalicelib.core.changes import (
     Change,
     ChangeRecords,
-    Plan,
     PushBackends,
+    PutBackendList,
     PutParameter,
     SetTags,
-    after,
-    decide,
-    fold_down_states,
-    fold_probes,
-    is_prober_fault,
 )
+from chalicelib.core.model import Instance, ProbeResult, ProbeRun, World
+from chalicelib.core.plan import Plan, decide, fold_down_states, fold_probes, is_prober_fault
 from tests.kit.settings import settings
 from tests.kit.world import (
     PREFIX,
@@ -324,7 +321,7 @@ def test_a_new_list_is_published_then_pushed_to_running_lbs_that_lack_it() -> No
     for push in of_type(plan, PushBackends):
         assert (push.backends, push.checksum) == (GROWN, checksum_of(GROWN))
     kinds = [type(c) for c in plan.changes]
-    assert kinds.index(PutParameter) < kinds.index(PushBackends), "published before pushed"
+    assert kinds.index(PutBackendList) < kinds.index(PushBackends), "published before pushed"
 
 
 def test_an_lb_that_already_applied_the_list_is_not_pushed() -> None:
