@@ -107,10 +107,7 @@ class Executor:
     def _attempt(self, change: Change) -> Outcome:
         if not writes(self.mode, change):
             log.info("would apply: %s", change.describe())
-            push = None
-            if isinstance(change, PushBackends):
-                push = Push("dry-run", change.instance_id, change.checksum, "Pending", self._now())
-            return Outcome(change, ok=True, push=push, printed=True)
+            return Outcome(change, ok=True, printed=True)
         if self.mode is Mode.PAUSED and isinstance(change, Notify):
             change = change.marked_paused()
         try:

@@ -95,7 +95,7 @@ def refresh_pushes(world: World, services: Services, report: Report) -> World:
     """Ask SSM how the pushes in flight are doing; their outcome decides lbf:backends."""
     updated: list[Push] = []
     for push in latest_pushes(world.pushes).values():
-        if not push.in_flight or push.command_id == "dry-run":
+        if not push.in_flight:
             continue
         try:
             status = services.pushes.status(push)

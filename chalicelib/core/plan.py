@@ -505,11 +505,13 @@ def _plan_pushes(
     *,
     rules: push_rules.PushRules,
 ) -> list[Change]:
-    last = latest_pushes(world.pushes)
+    last = _latest_sent(world)
     pushes: list[Change] = []
     for lb in dns.by_name(world.lbs):
         if not lb.running or lb.backends_checksum == in_force.checksum:
             continue
+        if dict(world.pushes_printed).get(lb.instance_id) == in_force.checksum:
+            continue  # printed earlier in this run: printed once, not every round
         command = last.get(lb.instance_id)
         if command is not None and command.checksum == in_force.checksum:
             if push_rules.overdue(command, now=run_started_at):
@@ -556,7 +558,7 @@ def _plan_tags(
     del run_started_at
     wanted: dict[str, dict[str, str]] = {}
     holders = set(active.holders)
-    last = latest_pushes(world.pushes)
+    last = _latest_sent(world)
     for instance in (*world.lbs, *world.webs):
         if instance.state in ("shutting-down", "terminated"):
             continue  # nothing left to describe, and EC2 may refuse tags on it
@@ -590,3 +592,10 @@ def _plan_tags(
         )
         for tags, ids in sorted(grouped.items())
     ]
+
+
+def _latest_sent(world: World) -> dict[str, Push]:
+    """The last push SSM reports per LB, less the LBs this run printed a push to since (dry run,
+    paused): for them the printed one is the latest, and it has no answer yet, as if in flight."""
+    printed = {instance_id for instance_id, _ in world.pushes_printed}
+    return {i: push for i, push in latest_pushes(world.pushes).items() if i not in printed}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from chalicelib.core import rejections
 from chalicelib.core.applied import after
-from chalicelib.core.changes import Change, ChangeRecords, MoveAddress, SetTags
+from chalicelib.core.changes import Change, ChangeRecords, MoveAddress, PushBackends, SetTags
 from chalicelib.core.health import Thresholds
 from chalicelib.core.model import Instance, World
 from chalicelib.core.outcome import Outcome, applied
@@ -23,10 +23,15 @@ from chalicelib.core.plan import Plan, fold_down_states
 
 
 def fold_outcomes(world: World, outcomes: Sequence[Outcome]) -> World:
-    """The view with the applied (or printed) changes in it, and the pushes just sent."""
+    """The world with the applied (or printed) changes in it, and the pushes just sent or printed."""
     world = after(world, applied(outcomes))
     sent = tuple(o.push for o in outcomes if o.push is not None)
-    return replace(world, pushes=world.pushes + sent) if sent else world
+    printed = tuple(
+        (o.change.instance_id, o.change.checksum)
+        for o in outcomes
+        if o.printed and isinstance(o.change, PushBackends)
+    )
+    return replace(world, pushes=world.pushes + sent, pushes_printed=world.pushes_printed + printed)
 
 
 def rejected_batch(outcomes: Sequence[Outcome]) -> tuple[ChangeRecords, str] | None:
@@ -126,5 +131,6 @@ def merge_reread(ours: World, fresh: World, thresholds: Thresholds) -> World:
         webs=keep_counts(fresh.webs),
         skipped=skipped,
         pushes=tuple(pushes.values()),
+        pushes_printed=ours.pushes_printed,
     )
     return fold_down_states(world, thresholds)

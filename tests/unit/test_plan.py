@@ -366,6 +366,30 @@ def test_a_successful_push_sets_lbf_backends_and_is_not_repeated() -> None:
     assert tags_by_instance(plan)["i-lb1"] == {"lbf:backends": checksum_of(GROWN)}
 
 
+def test_a_push_printed_earlier_in_the_run_is_not_printed_again() -> None:
+    """Dry run, paused: a printed push was never sent, so SSM knows no command for it; the run
+    still plans as if it were in flight, or every round would print it again."""
+    view = with_web(STEADY, RISEN)
+    view = replace(view, pushes_printed=(("i-lb1", checksum_of(GROWN)),))
+    assert pushed_to(plan_for(view)) == ["lb2"]
+
+
+def test_a_push_printed_for_an_older_list_does_not_stop_the_new_one() -> None:
+    view = with_web(STEADY, RISEN)
+    # The printed push is the latest to lb1: the earlier one in flight for GROWN no longer counts.
+    sent = a_push("i-lb1", checksum_of(GROWN), "InProgress", requested_at=NOW - 5)
+    view = replace(view, pushes=(sent,), pushes_printed=(("i-lb1", checksum_of(LIST)),))
+    assert pushed_to(plan_for(view)) == ["lb1", "lb2"]
+
+
+def test_a_push_printed_since_a_successful_one_holds_back_its_lbf_backends() -> None:
+    view = with_web(STEADY, RISEN)
+    done = a_push("i-lb1", checksum_of(LIST), "Success", requested_at=NOW - 5)
+    view = replace(view, pushes=(done,), pushes_printed=(("i-lb1", checksum_of(GROWN)),))
+    view = with_lbs(view, retag(lb_of(view, "lb1"), backends_checksum=None))
+    assert "lbf:backends" not in tags_by_instance(plan_for(view)).get("i-lb1", {})
+
+
 @pytest.mark.parametrize(
     "status",
     [

@@ -382,3 +382,12 @@ def test_without_rejected(
     assert all(o.skipped and not o.ok for o in left.waiting)
     assert left.plan.active.values == moves_to
     assert left.rest.active == left.plan.active
+
+
+def test_a_printed_push_is_kept_as_printed_and_no_push_is_made_up() -> None:
+    """Dry run, paused: the executor sends nothing, so no command exists to stand for it."""
+    folded = fold_outcomes(BEFORE, [Outcome(PUSH, ok=True, printed=True)])
+    assert folded.pushes == ()
+    assert folded.pushes_printed == (("i-lb1", "c1"),)
+    sent = fold_outcomes(BEFORE, [Outcome(PUSH, ok=True, push=SENT)])
+    assert (sent.pushes, sent.pushes_printed) == ((SENT,), ())
