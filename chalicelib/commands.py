@@ -29,7 +29,7 @@ from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import decide, fold_down_states
 from chalicelib.core.planned_failover import Refused
 from chalicelib.errors import AwsError, DomainNotOwned, ViewNotLoaded
-from chalicelib.executor import Executor, mode_of
+from chalicelib.executor import Executor, writes_for
 from chalicelib.observe import observe
 from chalicelib.report import Report, new_run_id
 from chalicelib.services import Services
@@ -232,7 +232,7 @@ def _apply(
     """The changes through the executor (never paused here: a refused command never gets here,
     and pause and resume write whether or not the cluster is paused), then the history."""
     executor = Executor(
-        services, now=clock.now, mode=mode_of(dry_run=settings.dry_run, paused=False)
+        services, now=clock.now, writes=writes_for(dry_run=settings.dry_run, paused=False)
     )
     outcomes = executor.apply_changes(changes)
     _report_outcomes(outcomes, report)

@@ -14,7 +14,7 @@ from chalicelib.clock import Clock
 from chalicelib.config import Settings
 from chalicelib.core import dns
 from chalicelib.core.changes import ChangeRecords
-from chalicelib.executor import Executor, mode_of
+from chalicelib.executor import Executor, writes_for
 from chalicelib.observe import observe
 from chalicelib.services import Services
 
@@ -104,7 +104,7 @@ def handover(settings: Settings, services: Services, clock: Clock, new_cluster: 
         return result
     change = ChangeRecords(tuple(changes), f"handover from {settings.cluster} to {new_cluster}")
     executor = Executor(
-        services, now=clock.now, mode=mode_of(dry_run=settings.dry_run, paused=False)
+        services, now=clock.now, writes=writes_for(dry_run=settings.dry_run, paused=False)
     )
     [outcome] = executor.apply_changes([change])
     if outcome.printed:

@@ -28,7 +28,7 @@ from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import Plan, decide, fold_down_states, fold_probes, is_prober_fault
 from chalicelib.core.reread import fold_outcomes, merge_reread, rejected_batch, without_rejected
 from chalicelib.errors import DomainNotOwned, ViewNotLoaded
-from chalicelib.executor import Executor, mode_of
+from chalicelib.executor import Executor, writes_for
 from chalicelib.health_checks import SecondOpinion, keep_health_checks
 from chalicelib.observe import observe, refresh_pushes
 from chalicelib.report import Report, RoundDone, log_changes, new_run_id, notify, record_round
@@ -108,7 +108,7 @@ def reconcile(
     executor = Executor(
         services,
         now=clock.now,
-        mode=mode_of(dry_run=dry_run or settings.dry_run, paused=world.paused),
+        writes=writes_for(dry_run=dry_run or settings.dry_run, paused=world.paused),
     )
     thresholds = settings.rules.thresholds
     world = fold_down_states(world, thresholds)

@@ -21,7 +21,7 @@ from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import fold_down_states
 from chalicelib.core.planned_failover import MoveRequest, Refused, plan_move, resolve
 from chalicelib.errors import AwsError, DomainNotOwned, ViewNotLoaded
-from chalicelib.executor import Executor, mode_of
+from chalicelib.executor import Executor, writes_for
 from chalicelib.observe import observe
 from chalicelib.report import Report, new_run_id
 from chalicelib.services import Services
@@ -79,7 +79,7 @@ def move_active(
     report.plan = plan
     # Paused was refused above; the mode still comes from the one policy every write obeys.
     executor = Executor(
-        services, now=clock.now, mode=mode_of(dry_run=settings.dry_run, paused=world.paused)
+        services, now=clock.now, writes=writes_for(dry_run=settings.dry_run, paused=world.paused)
     )
     # Ctrl-C from here waits for the move's writes: the Report must say whether it moved.
     with interrupts.writes_finish_first() as held:

@@ -33,7 +33,7 @@ from chalicelib.core.model import World
 from chalicelib.core.outcome import Outcome, applied
 from chalicelib.core.plan import Plan
 from chalicelib.errors import AwsError
-from chalicelib.executor import Executor, Mode
+from chalicelib.executor import Executor, Writes
 from chalicelib.services import Services
 
 log = logging.getLogger(__name__)
@@ -209,14 +209,14 @@ def notify(
             notified=notified,
             conditions=conditions,
             failovers=failovers,
-            paused=executor.mode is Mode.PAUSED,
+            paused=executor.writes is Writes.NOTICES_ONLY,
             subject=notice_policy.subject_of(settings.cluster),
             parameter=settings.notices_parameter_name,
             stored=stored,
         )
 
     changes, remembered = planned(world.notices, world.notices)
-    if executor.mode is not Mode.DRY_RUN and any(isinstance(c, Notify) for c in changes):
+    if executor.writes is not Writes.NOTHING and any(isinstance(c, Notify) for c in changes):
         # What an overlapping run notified since this run read the parameter counts as notified.
         # A read, not a write; if it fails, the notice goes out (better twice than never).
         try:
