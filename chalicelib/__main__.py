@@ -261,11 +261,11 @@ def run_status(ctx: Context) -> int:
 def _status_history(ctx: Context) -> list[Event | Unreadable] | None:
     """The history, for status' pause and last-failover lines; status goes on without it."""
     from chalicelib import commands
-    from chalicelib.errors import ViewNotLoaded
+    from chalicelib.errors import WorldNotRead
 
     try:
         return commands.read_history(ctx.settings, ctx.services)
-    except ViewNotLoaded as exc:
+    except WorldNotRead as exc:
         print(f"warning: {exc}", file=sys.stderr)
         return None
 
@@ -444,7 +444,7 @@ def main(
         )
     from chalicelib.clock import SystemClock
     from chalicelib.config import ConfigError
-    from chalicelib.errors import AwsError, DomainNotOwned, ViewNotLoaded
+    from chalicelib.errors import AwsError, DomainNotOwned, WorldNotRead
     from chalicelib.services import aws_services
 
     try:
@@ -460,7 +460,7 @@ def main(
         # DomainNotOwned: LBF_CLUSTER is not the domain's owner (a typo, another cluster's name).
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except ViewNotLoaded as exc:
+    except WorldNotRead as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except AwsError as exc:

@@ -28,7 +28,7 @@ from chalicelib.core.model import TAG_MAINTENANCE, Role, World
 from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import decide, fold_down_states
 from chalicelib.core.planned_failover import Refused
-from chalicelib.errors import AwsError, DomainNotOwned, ViewNotLoaded
+from chalicelib.errors import AwsError, DomainNotOwned, WorldNotRead
 from chalicelib.executor import Executor, writes_for
 from chalicelib.observe import observe
 from chalicelib.report import Report, new_run_id
@@ -57,7 +57,7 @@ def _switch(
         world = observe(settings, services, now=now)
     except DomainNotOwned as exc:
         return report.refuse(str(exc))
-    except ViewNotLoaded as exc:
+    except WorldNotRead as exc:
         report.error("not-read", f"could not read the cluster, nothing changed: {exc}")
         return report
     assert world is not None  # only None for a run about one instance
@@ -163,13 +163,13 @@ def accept_drop(settings: Settings, services: Services, clock: Clock) -> Report:
 
 
 def read_history(settings: Settings, services: Services) -> list[Event | Unreadable]:
-    """Every stored event, newest first. Raises ViewNotLoaded when it cannot be read."""
+    """Every stored event, newest first. Raises WorldNotRead when it cannot be read."""
     if services.history is None:
-        raise ViewNotLoaded("no history adapter: the history cannot be read here")
+        raise WorldNotRead("no history adapter: the history cannot be read here")
     try:
         versions = services.history.read(settings.history_parameter_name)
     except AwsError as exc:
-        raise ViewNotLoaded(f"could not read {settings.history_parameter_name}: {exc}") from exc
+        raise WorldNotRead(f"could not read {settings.history_parameter_name}: {exc}") from exc
     return history.newest_first(versions)
 
 
@@ -192,7 +192,7 @@ def _world(settings: Settings, services: Services, now: float, report: Report) -
     except DomainNotOwned as exc:
         report.refuse(str(exc))
         return None
-    except ViewNotLoaded as exc:
+    except WorldNotRead as exc:
         report.error("not-read", str(exc))
         return None
     assert world is not None  # only None for a run about one instance

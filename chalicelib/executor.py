@@ -90,7 +90,7 @@ class Executor:
         rest = [c for c in ordered if not isinstance(c, MoveAddress | ChangeRecords)]
         outcomes = [self._attempt(change) for change in first]
         moved = all(o.ok for o in outcomes)
-        # A rejected compare-and-swap may say that the whole view is older than the world, and
+        # A rejected compare-and-swap may say that the world this run read is out of date, and
         # pushes and tags planned from it would repeat what an overlapping run just did. None is
         # attempted until the job's re-read judges the rejection: stale (plan again from the
         # re-read) or permanent (the rest goes on without the rejected records).

@@ -74,7 +74,7 @@ class Handover:
 
 def handover(settings: Settings, services: Services, clock: Clock, new_cluster: str) -> Handover:
     """Raises DomainNotOwned (a configuration error) when LBF_CLUSTER does not own the domain,
-    and ViewNotLoaded when the world cannot be read; a refusal or a failed swap is in `errors`."""
+    and WorldNotRead when the world cannot be read; a refusal or a failed swap is in `errors`."""
     result = Handover(
         domain=settings.domain,
         from_cluster=settings.cluster,

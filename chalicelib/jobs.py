@@ -27,7 +27,7 @@ from chalicelib.core.model import World
 from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import Plan, decide, fold_down_states, fold_probes, is_prober_fault
 from chalicelib.core.reread import fold_outcomes, merge_reread, rejected_batch, without_rejected
-from chalicelib.errors import DomainNotOwned, ViewNotLoaded
+from chalicelib.errors import DomainNotOwned, WorldNotRead
 from chalicelib.executor import Executor, writes_for
 from chalicelib.health_checks import SecondOpinion, keep_health_checks
 from chalicelib.observe import observe, refresh_pushes
@@ -80,7 +80,7 @@ def reconcile(
     except DomainNotOwned as exc:
         report.seconds = clock.now() - started
         return report.refuse(str(exc))
-    except ViewNotLoaded as exc:
+    except WorldNotRead as exc:
         report.error("view-not-loaded", str(exc))
         report.seconds = clock.now() - started
         return report
@@ -405,7 +405,7 @@ def _plan_and_apply(
             # The TXT changed hands since the run read it (a handover): it stops here.
             report.refuse(str(exc))
             break
-        except ViewNotLoaded as exc:
+        except WorldNotRead as exc:
             report.error("reread-failed", f"re-reading after a rejected change failed: {exc}")
             break
         assert fresh is not None  # only a run `concerning` one instance can read None

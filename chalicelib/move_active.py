@@ -20,7 +20,7 @@ from chalicelib.core.failover import Failover
 from chalicelib.core.outcome import Outcome
 from chalicelib.core.plan import fold_down_states
 from chalicelib.core.planned_failover import MoveRequest, Refused, plan_move, resolve
-from chalicelib.errors import AwsError, DomainNotOwned, ViewNotLoaded
+from chalicelib.errors import AwsError, DomainNotOwned, WorldNotRead
 from chalicelib.executor import Executor, writes_for
 from chalicelib.observe import observe
 from chalicelib.report import Report, new_run_id
@@ -54,7 +54,7 @@ def move_active(
         observed = observe(settings, services, now=started)
     except DomainNotOwned as exc:
         return report.refuse(str(exc))
-    except ViewNotLoaded as exc:
+    except WorldNotRead as exc:
         report.error("view-not-loaded", str(exc))
         return report
     assert observed is not None  # only None for a run about one instance

@@ -94,7 +94,7 @@ class Plan:
 
 
 # ---------------------------------------------------------------------------------------------
-# Folding observations into the view.
+# Folding observations into the world.
 
 
 def _fold_all(world: World, fold: Callable[[Instance], Instance]) -> World:

@@ -1,10 +1,10 @@
-"""The view after a round's outcomes, and after the re-read a stale change asks for.
+"""The world after a round's outcomes, and after the re-read a stale change asks for.
 
-A round folds what it applied into its view (`fold_outcomes`), so the next round plans against
+A round folds what it applied into its world (`fold_outcomes`), so the next round plans against
 what is now true without reading AWS again. When Route 53 rejects a record batch, the job reads
 everything again; `rejected_batch` names the batch the re-read judges (core/rejections.py says
 what the re-read shows). A permanent rejection: `without_rejected` is what the round still
-applies, around the records Route 53 refuses. A stale change: `merge_reread` is the view the run
+applies, around the records Route 53 refuses. A stale change: `merge_reread` is the world the run
 plans from, the newer world with what only this run knows kept.
 """
 
@@ -99,7 +99,7 @@ def merge_reread(ours: World, fresh: World, thresholds: Thresholds) -> World:
     An instance whose controller tags are still what this run last saw written has been counted
     by nobody else since: its damping, with this run's rounds in it, is kept. Where another run
     wrote them, that run's verdict is the newer one and is taken. Pushes: the union, each with
-    the most settled status either view has.
+    the most settled status either world has.
     """
     own = {i.instance_id: i for i in (*ours.lbs, *ours.webs)}
 
