@@ -102,9 +102,6 @@ def parse_stored(text: str | None) -> frozenset[str]:
     return frozenset(line for line in (text or "").splitlines() if line and line != NO_CONDITIONS)
 
 
-parse_notified = parse_stored
-
-
 def decide_notices(
     conditions: Mapping[str, str],
     stored: Collection[str],

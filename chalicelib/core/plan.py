@@ -88,10 +88,6 @@ class Plan:
     # Entries LBF_MAX_POOL_DROP held that this plan takes out after all (core.held_drop).
     drop_taken: tuple[str, ...] = ()
 
-    @property
-    def empty(self) -> bool:
-        return not self.changes
-
 
 # ---------------------------------------------------------------------------------------------
 # Folding observations into the world.
@@ -117,7 +113,7 @@ def fold_down_states(world: World, thresholds: Thresholds) -> World:
     """
 
     def fold(i: Instance) -> Instance:
-        return replace(i, damping=down_at_once(i.damping, thresholds)) if i.down else i
+        return replace(i, damping=down_at_once(thresholds)) if i.down else i
 
     return _fold_all(world, fold)
 
@@ -338,7 +334,7 @@ def _decide(
     if held is not None and not _pool_still_unknown(world):
         conditions[f"backends-held:{held.guard}"] = held.reason
 
-    changes += _plan_tags(world, active, wanted, run_started_at)
+    changes += _plan_tags(world, active)
     return Plan(
         changes=tuple(changes),
         active=active,
@@ -549,13 +545,7 @@ def latest_pushes(pushes: Iterable[Push]) -> dict[str, Push]:
     return latest
 
 
-def _plan_tags(
-    world: World,
-    active: dns.ActiveDecision,
-    in_force: backend_lists.BackendList | None,
-    run_started_at: float,
-) -> list[Change]:
-    del run_started_at
+def _plan_tags(world: World, active: dns.ActiveDecision) -> list[Change]:
     wanted: dict[str, dict[str, str]] = {}
     holders = set(active.holders)
     last = _latest_sent(world)
