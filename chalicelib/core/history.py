@@ -188,7 +188,7 @@ def round_events(
     drop_taken: Sequence[str] = (),
     by: str = "",
 ) -> list[Event]:
-    """What one round did: `world` is the view its changes were planned against. `by` names
+    """What one round did: `world` is the world its changes were planned against. `by` names
     who asked, when a command did (the reason of a drain, or of a drop taken at once)."""
     # A move only printed (dry run, paused) is reported as a failover, but did not happen.
     printed = any(o.printed for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress))
