@@ -77,7 +77,7 @@ def move_active(
     if isinstance(plan, Refused):
         return refuse(plan.reason)
     report.plan = plan
-    # Paused was refused above; the mode still comes from the one policy every write obeys.
+    # Paused was refused above; what is written still comes from the one policy every write obeys.
     executor = Executor(
         services, now=clock.now, writes=writes_for(dry_run=settings.dry_run, paused=world.paused)
     )
