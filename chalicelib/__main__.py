@@ -376,7 +376,7 @@ def main(
         )
     from chalicelib.clock import SystemClock
     from chalicelib.config import ConfigError
-    from chalicelib.errors import AwsError, DomainNotOwned, ViewNotLoaded
+    from chalicelib.errors import AwsError, DomainNotOwned, WorldNotRead
     from chalicelib.services import aws_services
 
     try:
@@ -392,7 +392,7 @@ def main(
         # DomainNotOwned: LBF_CLUSTER is not the domain's owner (a typo, another cluster's name).
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except ViewNotLoaded as exc:
+    except WorldNotRead as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except AwsError as exc:

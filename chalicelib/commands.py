@@ -24,8 +24,8 @@ from chalicelib.core.model import ProbeResult, Role, World
 from chalicelib.core.outcome import Outcome
 from chalicelib.core.planned_failover import Refused
 from chalicelib.core.status import Serving
-from chalicelib.errors import AwsError, DomainNotOwned, ViewNotLoaded
-from chalicelib.executor import Executor, mode_of
+from chalicelib.errors import AwsError, DomainNotOwned, WorldNotRead
+from chalicelib.executor import Executor, writes_for
 from chalicelib.observe import observe
 from chalicelib.report import Report, new_run_id
 from chalicelib.services import Services
@@ -115,7 +115,7 @@ class Status:
 
 
 def status(settings: Settings, services: Services, clock: Clock, *, probe: bool) -> Status:
-    """Raises DomainNotOwned and ViewNotLoaded: without the world there is nothing to show."""
+    """Raises DomainNotOwned and WorldNotRead: without the world there is nothing to show."""
     world = observe(settings, services, now=clock.now())
     assert world is not None  # only None for a run about one instance
     probes = probing.probe_all(world, settings, services) if probe else None
@@ -123,7 +123,7 @@ def status(settings: Settings, services: Services, clock: Clock, *, probe: bool)
     try:
         events: list[Event | Unreadable] | None = read_history(settings, services)
         error = None
-    except ViewNotLoaded as exc:
+    except WorldNotRead as exc:
         events, error = None, str(exc)
     verdict = render.serving(world, settings, probes)
     return Status(world, probes, events, error, verdict)
@@ -132,18 +132,18 @@ def status(settings: Settings, services: Services, clock: Clock, *, probe: bool)
 def history_events(
     settings: Settings, services: Services, *, limit: int
 ) -> list[Event | Unreadable]:
-    """`history --limit N`: the newest N events. Raises ViewNotLoaded."""
+    """`history --limit N`: the newest N events. Raises WorldNotRead."""
     return read_history(settings, services)[:limit]
 
 
 def read_history(settings: Settings, services: Services) -> list[Event | Unreadable]:
-    """Every stored event, newest first. Raises ViewNotLoaded when it cannot be read."""
+    """Every stored event, newest first. Raises WorldNotRead when it cannot be read."""
     if services.history is None:
-        raise ViewNotLoaded("no history adapter: the history cannot be read here")
+        raise WorldNotRead("no history adapter: the history cannot be read here")
     try:
         versions = services.history.read(settings.history_parameter_name)
     except AwsError as exc:
-        raise ViewNotLoaded(f"could not read {settings.history_parameter_name}: {exc}") from exc
+        raise WorldNotRead(f"could not read {settings.history_parameter_name}: {exc}") from exc
     return history.newest_first(versions)
 
 
@@ -163,7 +163,7 @@ def _observed(
     except DomainNotOwned as exc:
         report.refuse(str(exc))
         return None
-    except ViewNotLoaded as exc:
+    except WorldNotRead as exc:
         report.error("not-read", f"{unread}{exc}")
         return None
     assert world is not None  # only None for a run about one instance
@@ -217,7 +217,7 @@ def _carry_out(
     if plan.nothing_to_do:
         return
     executor = Executor(
-        services, now=clock.now, mode=mode_of(dry_run=settings.dry_run, paused=False)
+        services, now=clock.now, writes=writes_for(dry_run=settings.dry_run, paused=False)
     )
     outcomes = executor.apply_changes(plan.changes)
     _report_outcomes(outcomes, report)

@@ -27,7 +27,7 @@ class ChangeRejected(AwsError):
     """
 
 
-class ViewNotLoaded(LbfError):
+class WorldNotRead(LbfError):
     """The inventory, records or parameters could not be read: the run acts on nothing."""
 
 
@@ -36,11 +36,11 @@ class ProberFault(LbfError):
     timed out or answered malformed): a fault on the prober's side, not a verdict on targets."""
 
 
-class DomainNotOwned(ViewNotLoaded):
+class DomainNotOwned(WorldNotRead):
     """The domain's `_lbf` TXT names another cluster (or its records hold another cluster's
     instances): this run writes nothing. A configuration error, exit 2 on the command line.
 
-    A ViewNotLoaded, so that any caller which acts on nothing when the view cannot be read acts
+    A WorldNotRead, so that any caller which acts on nothing when the world cannot be read acts
     on nothing here too; the callers that say "bad configuration" catch it first.
     """
 

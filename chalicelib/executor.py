@@ -2,13 +2,14 @@
 
 This is the only module that calls a write of the services (the suite checks it: tests/static/
 test_write_path.py). What is written and what is only printed is decided here, per kind of
-change, by the executor's mode, so the safety switches hold for every write by construction:
+change, by what the executor is allowed to write (`Writes`), so the safety switches hold for every
+write by construction:
 
-- LIVE: every change is applied.
-- PAUSED (`<prefix>/paused` is true): every change is printed, except notices, the notices
+- ALL: every change is applied.
+- NOTICES_ONLY (`<prefix>/paused` is true): every change is printed, except notices, the notices
   parameter and the history: those are still sent, each notice marked paused, so that an operator
   who paused for maintenance still hears about a dying LB.
-- DRY_RUN (`LBF_DRY_RUN`, `plan`): every change is printed, notices included; nothing is sent.
+- NOTHING (`LBF_DRY_RUN`, `plan`): every change is printed, notices included; nothing is sent.
 """
 
 from __future__ import annotations
@@ -17,43 +18,43 @@ import enum
 import logging
 from collections.abc import Callable, Iterable
 
-from chalicelib.core.model import Push
-from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import (
+from chalicelib.core.changes import (
     Change,
     ChangeRecords,
+    CreateHealthCheck,
+    DeleteHealthCheck,
     MoveAddress,
     Notify,
-    Plan,
     PushBackends,
     PutParameter,
     RecordHistory,
     RemoveTags,
     SetTags,
     StoreNotices,
-)
-from chalicelib.core.second_opinion import (
-    CreateHealthCheck,
-    DeleteHealthCheck,
     UpdateHealthCheck,
 )
+from chalicelib.core.model import Push
+from chalicelib.core.outcome import Outcome
+from chalicelib.core.plan import Plan
 from chalicelib.errors import AwsError, ChangeRejected
 from chalicelib.services import Services
 
 log = logging.getLogger(__name__)
 
 
-class Mode(enum.Enum):
-    LIVE = "live"
-    PAUSED = "paused"
-    DRY_RUN = "dry-run"
+class Writes(enum.Enum):
+    """What the executor writes: the one policy the dry run and the pause switch set."""
+
+    ALL = "all"
+    NOTICES_ONLY = "notices-only"  # paused
+    NOTHING = "nothing"  # LBF_DRY_RUN, `plan`
 
 
-def mode_of(*, dry_run: bool, paused: bool) -> Mode:
+def writes_for(*, dry_run: bool, paused: bool) -> Writes:
     """LBF_DRY_RUN outranks the pause switch: a dry run sends nothing at all."""
     if dry_run:
-        return Mode.DRY_RUN
-    return Mode.PAUSED if paused else Mode.LIVE
+        return Writes.NOTHING
+    return Writes.NOTICES_ONLY if paused else Writes.ALL
 
 
 def is_notice(change: Change) -> bool:
@@ -61,27 +62,22 @@ def is_notice(change: Change) -> bool:
     return isinstance(change, Notify | StoreNotices | RecordHistory)
 
 
-def writes(mode: Mode, change: Change) -> bool:
-    """The policy: whether this change is applied in this mode, or only printed."""
-    if mode is Mode.LIVE:
+def is_applied(writes: Writes, change: Change) -> bool:
+    """The policy: whether this change is applied, or only printed."""
+    if writes is Writes.ALL:
         return True
-    if mode is Mode.PAUSED:
+    if writes is Writes.NOTICES_ONLY:
         return is_notice(change)
     return False
 
 
 class Executor:
     def __init__(
-        self, services: Services, *, now: Callable[[], float], mode: Mode = Mode.LIVE
+        self, services: Services, *, now: Callable[[], float], writes: Writes = Writes.ALL
     ) -> None:
         self._services = services
         self._now = now
-        self.mode = mode
-
-    @property
-    def dry_run(self) -> bool:
-        """True when the world's changes are only printed (a dry run, or paused)."""
-        return self.mode is not Mode.LIVE
+        self.writes = writes
 
     def apply(self, plan: Plan) -> list[Outcome]:
         return self.apply_changes(plan.changes)
@@ -94,7 +90,7 @@ class Executor:
         rest = [c for c in ordered if not isinstance(c, MoveAddress | ChangeRecords)]
         outcomes = [self._attempt(change) for change in first]
         moved = all(o.ok for o in outcomes)
-        # A rejected compare-and-swap may say that the whole view is older than the world, and
+        # A rejected compare-and-swap may say that the world this run read is out of date, and
         # pushes and tags planned from it would repeat what an overlapping run just did. None is
         # attempted until the job's re-read judges the rejection: stale (plan again from the
         # re-read) or permanent (the rest goes on without the rejected records).
@@ -107,13 +103,10 @@ class Executor:
         return outcomes
 
     def _attempt(self, change: Change) -> Outcome:
-        if not writes(self.mode, change):
+        if not is_applied(self.writes, change):
             log.info("would apply: %s", change.describe())
-            push = None
-            if isinstance(change, PushBackends):
-                push = Push("dry-run", change.instance_id, change.checksum, "Pending", self._now())
-            return Outcome(change, ok=True, push=push, printed=True)
-        if self.mode is Mode.PAUSED and isinstance(change, Notify):
+            return Outcome(change, ok=True, printed=True)
+        if self.writes is Writes.NOTICES_ONLY and isinstance(change, Notify):
             change = change.marked_paused()
         try:
             push, change_id = self._apply_one(change)

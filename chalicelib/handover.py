@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
 from chalicelib.core import commands, dns
-from chalicelib.executor import Executor, mode_of
+from chalicelib.executor import Executor, writes_for
 from chalicelib.observe import observe
 from chalicelib.services import Services
 
@@ -75,7 +75,7 @@ class Handover:
 
 def handover(settings: Settings, services: Services, clock: Clock, new_cluster: str) -> Handover:
     """Raises DomainNotOwned (a configuration error) when LBF_CLUSTER does not own the domain,
-    and ViewNotLoaded when the world cannot be read; a refusal or a failed swap is in `errors`."""
+    and WorldNotRead when the world cannot be read; a refusal or a failed swap is in `errors`."""
     result = Handover(
         domain=settings.domain,
         from_cluster=settings.cluster,
@@ -95,7 +95,7 @@ def handover(settings: Settings, services: Services, clock: Clock, new_cluster: 
     if not plan.changes:
         return result
     executor = Executor(
-        services, now=clock.now, mode=mode_of(dry_run=settings.dry_run, paused=False)
+        services, now=clock.now, writes=writes_for(dry_run=settings.dry_run, paused=False)
     )
     [outcome] = executor.apply_changes(plan.changes)
     change = outcome.change

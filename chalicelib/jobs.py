@@ -21,21 +21,14 @@ from chalicelib.core import conditions as condition_rules
 from chalicelib.core import dns, history, pausing, rejections, timing
 from chalicelib.core import pushes as push_rules
 from chalicelib.core.backends import parse_list
+from chalicelib.core.changes import ChangeRecords, PushBackends
 from chalicelib.core.failover import failover_of, move_of, recognised
 from chalicelib.core.model import World
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import (
-    ChangeRecords,
-    Plan,
-    PushBackends,
-    decide,
-    fold_down_states,
-    fold_probes,
-    is_prober_fault,
-)
+from chalicelib.core.plan import Plan, decide, fold_down_states, fold_probes, is_prober_fault
 from chalicelib.core.reread import fold_outcomes, merge_reread, rejected_batch, without_rejected
-from chalicelib.errors import DomainNotOwned, ViewNotLoaded
-from chalicelib.executor import Executor, mode_of
+from chalicelib.errors import DomainNotOwned, WorldNotRead
+from chalicelib.executor import Executor, writes_for
 from chalicelib.health_checks import SecondOpinion, keep_health_checks
 from chalicelib.observe import observe, refresh_pushes
 from chalicelib.report import Report, RoundDone, log_changes, new_run_id, notify, record_round
@@ -87,7 +80,7 @@ def reconcile(
     except DomainNotOwned as exc:
         report.seconds = clock.now() - started
         return report.refuse(str(exc))
-    except ViewNotLoaded as exc:
+    except WorldNotRead as exc:
         report.error("view-not-loaded", str(exc))
         report.seconds = clock.now() - started
         return report
@@ -115,7 +108,7 @@ def reconcile(
     executor = Executor(
         services,
         now=clock.now,
-        mode=mode_of(dry_run=dry_run or settings.dry_run, paused=world.paused),
+        writes=writes_for(dry_run=dry_run or settings.dry_run, paused=world.paused),
     )
     thresholds = settings.rules.thresholds
     world = fold_down_states(world, thresholds)
@@ -412,7 +405,7 @@ def _plan_and_apply(
             # The TXT changed hands since the run read it (a handover): it stops here.
             report.refuse(str(exc))
             break
-        except ViewNotLoaded as exc:
+        except WorldNotRead as exc:
             report.error("reread-failed", f"re-reading after a rejected change failed: {exc}")
             break
         assert fresh is not None  # only a run `concerning` one instance can read None

@@ -16,15 +16,10 @@ from chalicelib import interrupts, probing
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
 from chalicelib.core import history
+from chalicelib.core.changes import ChangeRecords, MoveAddress, SetTags
 from chalicelib.core.model import ProbeResult, World
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import (
-    ChangeRecords,
-    MoveAddress,
-    Plan,
-    SetTags,
-    fold_down_states,
-)
+from chalicelib.core.plan import Plan, fold_down_states
 from chalicelib.core.planned_failover import (
     MoveRequest,
     Refused,
@@ -35,8 +30,8 @@ from chalicelib.core.planned_failover import (
     probed_world,
     resolve,
 )
-from chalicelib.errors import AwsError, DomainNotOwned, ViewNotLoaded
-from chalicelib.executor import Executor, mode_of
+from chalicelib.errors import AwsError, DomainNotOwned, WorldNotRead
+from chalicelib.executor import Executor, writes_for
 from chalicelib.observe import observe
 from chalicelib.report import Report, new_run_id
 from chalicelib.services import Services
@@ -99,7 +94,7 @@ def _observed(run: _Run) -> World | None:
     except DomainNotOwned as exc:
         run.report.refuse(str(exc))
         return None
-    except ViewNotLoaded as exc:
+    except WorldNotRead as exc:
         run.report.error("view-not-loaded", str(exc))
         return None
     assert observed is not None  # only None for a run about one instance
@@ -125,11 +120,11 @@ def _probe(run: _Run, world: World, resolved: Resolved) -> dict[str, ProbeResult
 def _apply(run: _Run, world: World, plan: Plan) -> str | None:
     """The Plan through the executor, then its history; the Route 53 change to wait for."""
     report, clock = run.report, run.clock
-    # Paused was refused above; the mode still comes from the one policy every write obeys.
+    # Paused was refused above; what is written still comes from the one policy every write obeys.
     executor = Executor(
         run.services,
         now=clock.now,
-        mode=mode_of(dry_run=run.settings.dry_run, paused=world.paused),
+        writes=writes_for(dry_run=run.settings.dry_run, paused=world.paused),
     )
     # Ctrl-C from here waits for the move's writes: the Report must say whether it moved.
     with interrupts.writes_finish_first() as held:

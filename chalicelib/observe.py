@@ -15,7 +15,7 @@ from chalicelib.core import notices as notice_policy
 from chalicelib.core.inventory import build_inventory
 from chalicelib.core.model import FailoverMode, Push, Record, World
 from chalicelib.core.plan import latest_pushes
-from chalicelib.errors import AwsError, DomainNotOwned, ViewNotLoaded
+from chalicelib.errors import AwsError, DomainNotOwned, WorldNotRead
 from chalicelib.health_checks import read_health_checks
 from chalicelib.report import Report
 from chalicelib.services import Services
@@ -53,7 +53,7 @@ def observe(
                 settings.eip_allocation_id
             )
     except AwsError as exc:
-        raise ViewNotLoaded(f"could not read the world, acting on nothing: {exc}") from exc
+        raise WorldNotRead(f"could not read the world, acting on nothing: {exc}") from exc
     health_checks, health_checks_error = read_health_checks(settings, services)
     pause = pausing.read(parameters.get(settings.paused_parameter_name))
     world = World(
@@ -95,7 +95,7 @@ def refresh_pushes(world: World, services: Services, report: Report) -> World:
     """Ask SSM how the pushes in flight are doing; their outcome decides lbf:backends."""
     updated: list[Push] = []
     for push in latest_pushes(world.pushes).values():
-        if not push.in_flight or push.command_id == "dry-run":
+        if not push.in_flight:
             continue
         try:
             status = services.pushes.status(push)

@@ -257,7 +257,7 @@ def operator_lines(
     world: World, settings: Settings, events: Sequence[Event | Unreadable] | None
 ) -> list[str]:
     """Whether the cluster is paused (why, since when) and the last failover, from the history."""
-    data = operator_json(world, settings, events)
+    data = operator_json(world, events)
     paused = data["paused"]
     if paused["paused"]:
         line = f"PAUSED: {pausing.describe(world, settings.paused_parameter_name)}"
@@ -278,9 +278,7 @@ def operator_lines(
     return lines
 
 
-def operator_json(
-    world: World, settings: Settings, events: Sequence[Event | Unreadable] | None
-) -> dict[str, Any]:
+def operator_json(world: World, events: Sequence[Event | Unreadable] | None) -> dict[str, Any]:
     """`events`: the history, newest first; None when it could not be read."""
     switch = last_of(events or (), (EventCode.PAUSED, EventCode.RESUMED))
     # The pause event is the one that explains this pause only if it is the latest switch.
@@ -388,7 +386,7 @@ def status_json(
 ) -> dict[str, Any]:
     active = dns.find_record(world.records, settings.active_record_name)
     probed = probes is not None
-    operator = operator_json(world, settings, events)
+    operator = operator_json(world, events)
     return envelope(
         "status",
         {

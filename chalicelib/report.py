@@ -17,21 +17,23 @@ from dataclasses import dataclass, field, replace
 from chalicelib.config import Settings
 from chalicelib.core import conditions as condition_rules
 from chalicelib.core import notices as notice_policy
-from chalicelib.core.failover import Failover, failover_of, moved_role
-from chalicelib.core.model import World
-from chalicelib.core.outcome import Outcome, applied
-from chalicelib.core.plan import (
+from chalicelib.core.changes import (
     Change,
     ChangeRecords,
     MoveAddress,
     NoticeChange,
     Notify,
-    Plan,
+    PutBackendList,
+    PutLbList,
     PutParameter,
     SetTags,
 )
+from chalicelib.core.failover import Failover, failover_of, moved_role
+from chalicelib.core.model import World
+from chalicelib.core.outcome import Outcome, applied
+from chalicelib.core.plan import Plan
 from chalicelib.errors import AwsError
-from chalicelib.executor import Executor, Mode
+from chalicelib.executor import Executor, Writes
 from chalicelib.services import Services
 
 log = logging.getLogger(__name__)
@@ -178,8 +180,8 @@ def before_and_after(world: World, change: Change) -> tuple[object, object]:
         }
         return before_records, after_records
     if isinstance(change, PutParameter):
-        stored = {"backends": world.backends_parameter, "lbs": world.lbs_parameter}
-        return stored.get(change.name.rsplit("/", 1)[-1]), change.value
+        stored = {PutBackendList: world.backends_parameter, PutLbList: world.lbs_parameter}
+        return stored.get(type(change)), change.value
     if isinstance(change, MoveAddress):
         return world.eip_instance_id, change.instance_id
     return None, change.describe()
@@ -207,14 +209,14 @@ def notify(
             notified=notified,
             conditions=conditions,
             failovers=failovers,
-            paused=executor.mode is Mode.PAUSED,
+            paused=executor.writes is Writes.NOTICES_ONLY,
             subject=notice_policy.subject_of(settings.cluster),
             parameter=settings.notices_parameter_name,
             stored=stored,
         )
 
     changes, remembered = planned(world.notices, world.notices)
-    if executor.mode is not Mode.DRY_RUN and any(isinstance(c, Notify) for c in changes):
+    if executor.writes is not Writes.NOTHING and any(isinstance(c, Notify) for c in changes):
         # What an overlapping run notified since this run read the parameter counts as notified.
         # A read, not a write; if it fails, the notice goes out (better twice than never).
         try:

@@ -11,19 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib.core import dns, history, pausing
+from chalicelib.core.changes import (
+    Change,
+    ChangeRecords,
+    PushBackends,
+    PutBackendList,
+    PutHeldDrop,
+    PutPaused,
+)
 from chalicelib.core.dns import RecordRules
 from chalicelib.core.health import Thresholds
 from chalicelib.core.history import Event, EventCode
 from chalicelib.core.model import World
-from chalicelib.core.plan import (
-    Change,
-    ChangeRecords,
-    PlanRules,
-    PushBackends,
-    PutParameter,
-    decide,
-    fold_down_states,
-)
+from chalicelib.core.plan import PlanRules, decide, fold_down_states
 
 Note = tuple[str, str]  # (code, text)
 
@@ -74,13 +74,10 @@ def plan_accept_drop(
         return nothing("LBF_MAX_POOL_DROP holds nothing back: nothing to publish")
     lists = rules.lists
     changes: list[Change] = [
-        c
-        for c in plan.changes
-        if isinstance(c, PushBackends)
-        or (isinstance(c, PutParameter) and c.name == lists.backends_parameter_name)
+        c for c in plan.changes if isinstance(c, PushBackends | PutBackendList)
     ]
     if world.held_drop_parameter not in (None, "none"):
-        changes.append(PutParameter(lists.held_drop_parameter_name, "none"))
+        changes.append(PutHeldDrop(lists.held_drop_parameter_name, "none"))
     return CommandPlan(changes=tuple(changes), drop_taken=plan.drop_taken)
 
 
@@ -98,7 +95,7 @@ def plan_switch(
     # written over either way.
     changes: tuple[Change, ...] = ()
     if paused != world.paused or world.paused_unclear is not None:
-        changes = (PutParameter(parameter, value),)
+        changes = (PutPaused(parameter, value),)
     code = EventCode.PAUSED if paused else EventCode.RESUMED
     text = (
         f"{parameter} = {value}: runs plan and notify, change nothing"

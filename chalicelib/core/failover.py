@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from chalicelib.core import dns, notices, rejections
+from chalicelib.core.changes import ChangeRecords, MoveAddress
 from chalicelib.core.model import FailoverMode, World
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import ChangeRecords, MoveAddress, Plan
+from chalicelib.core.plan import Plan
 
 RECOGNISED = " (its answer was lost, or an overlapping run made the same move: re-read)"
 

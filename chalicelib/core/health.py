@@ -38,7 +38,7 @@ def advance(
     return Damping(verdict=verdict, run=run)
 
 
-def down_at_once(damping: Damping, thresholds: Thresholds) -> Damping:
+def down_at_once(thresholds: Thresholds) -> Damping:
     """EC2 says the instance is stopping or gone: unhealthy now, no rounds needed."""
     return Damping(verdict=Verdict.UNHEALTHY, run=ProbeRun(ok=False, count=thresholds.fall))
 

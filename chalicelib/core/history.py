@@ -17,6 +17,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from chalicelib.core.backends import Backend
+from chalicelib.core.changes import (
+    ChangeRecords,
+    MoveAddress,
+    PutBackendList,
+    RecordHistory,
+    RemoveTags,
+    SetTags,
+)
 from chalicelib.core.failover import Failover
 from chalicelib.core.model import (
     TAG_BACKENDS,
@@ -29,14 +37,6 @@ from chalicelib.core.model import (
     World,
 )
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import (
-    ChangeRecords,
-    MoveAddress,
-    PutParameter,
-    RecordHistory,
-    RemoveTags,
-    SetTags,
-)
 
 VERDICTS = frozenset(v.value for v in Verdict)
 # A standard parameter holds 4,096 characters; beyond that it would become an advanced
@@ -188,7 +188,7 @@ def round_events(
     drop_taken: Sequence[str] = (),
     by: str = "",
 ) -> list[Event]:
-    """What one round did: `world` is the view its changes were planned against. `by` names
+    """What one round did: `world` is the world its changes were planned against. `by` names
     who asked, when a command did (the reason of a drain, or of a drop taken at once)."""
     # A move only printed (dry run, paused) is reported as a failover, but did not happen.
     printed = any(o.printed for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress))
@@ -254,7 +254,7 @@ def round_events(
                             f"{label} applied the backend list {tags[TAG_BACKENDS][:12]}",
                         )
                     )
-        elif isinstance(change, PutParameter) and change.name.endswith("/backends"):
+        elif isinstance(change, PutBackendList):
             count = len(change.value.split(" "))
             events.append(
                 event(now, EventCode.BACKENDS_PUBLISHED, f"{count} backend(s): {change.value}")

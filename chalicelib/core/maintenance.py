@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from chalicelib.core import addresses
 from chalicelib.core.backends import Backend
+from chalicelib.core.changes import RemoveTags, SetTags
 from chalicelib.core.commands import CommandPlan, nothing, refused
 from chalicelib.core.model import TAG_MAINTENANCE, Instance, Role, World
-from chalicelib.core.plan import RemoveTags, SetTags
 from chalicelib.core.planned_failover import Refused
 
 DRAIN = "drain"

@@ -224,6 +224,9 @@ class World:
     paused_unclear: str | None = None
     held_drop_parameter: str | None = None  # <prefix>/held-drop as stored (core.held_drop)
     pushes: tuple[Push, ...] = ()
+    # The pushes this run printed and did not send (dry run, paused): LB instance id -> checksum.
+    # No command exists for them, so they are kept apart from `pushes`, which SSM reports.
+    pushes_printed: tuple[tuple[str, str], ...] = ()
     notices: frozenset[str] = frozenset()  # conditions already notified (notices go out on change)
     # EIP mode: the instance the Elastic IP is associated with, and its public address.
     eip_instance_id: str | None = None

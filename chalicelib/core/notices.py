@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from chalicelib.core.plan import NoticeChange, Notify, StoreNotices
+from chalicelib.core.changes import NoticeChange, Notify, StoreNotices
 
 # Parameter Store's standard tier holds values up to 4 KB.
 STORED_LIMIT = 4096
@@ -100,9 +100,6 @@ def kind_of(key: str) -> str:
 def parse_stored(text: str | None) -> frozenset[str]:
     """The keys in `<prefix>/notices`, one a line ("none" when nothing is remembered)."""
     return frozenset(line for line in (text or "").splitlines() if line and line != NO_CONDITIONS)
-
-
-parse_notified = parse_stored
 
 
 def decide_notices(

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from chalicelib.core.changes import Change
 from chalicelib.core.model import Push
-from chalicelib.core.plan import Change
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,9 @@ class Outcome:
     push: Push | None = None
     skipped: bool = False  # not attempted: it depended on a change that failed
     code: str | None = None  # AWS's error code when the call failed
-    printed: bool = False  # planned and printed only (dry run, paused): nothing was written
+    # Not applied: planned and printed only (dry run, paused). Nothing was written, and no push
+    # was sent; the next round plans as if it had been (core.reread.fold_outcomes).
+    printed: bool = False
     change_id: str | None = None  # a Route 53 change batch's id, to wait for INSYNC
 
 

@@ -1,8 +1,8 @@
 """Observed world in, Plan out: the whole decision of one round, as values.
 
-`decide` is pure. The job probes, folds the results in (`fold_probes`), asks `decide` for a Plan,
-hands it to an executor, and folds what was applied back into its view (`after`), so the next round
-plans against what is now true without reading AWS again.
+`decide` is pure. The job probes, folds the results in (`fold_probes`), asks `decide` for a Plan
+of changes (core.changes), hands it to an executor, and folds what was applied back into its world
+(core.applied), so the next round plans against what is now true without reading AWS again.
 """
 
 from __future__ import annotations
@@ -15,6 +15,16 @@ from chalicelib.core import backends as backend_lists
 from chalicelib.core import dns, held_drop
 from chalicelib.core import pushes as push_rules
 from chalicelib.core.backends import POOL_DROP
+from chalicelib.core.changes import (
+    Change,
+    ChangeRecords,
+    MoveAddress,
+    PushBackends,
+    PutBackendList,
+    PutHeldDrop,
+    PutLbList,
+    SetTags,
+)
 from chalicelib.core.endpoints import ProbeRules
 from chalicelib.core.health import Thresholds, advance, down_at_once
 from chalicelib.core.model import (
@@ -32,11 +42,6 @@ from chalicelib.core.model import (
     Role,
     Verdict,
     World,
-)
-from chalicelib.core.second_opinion import (
-    CreateHealthCheck,
-    DeleteHealthCheck,
-    UpdateHealthCheck,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -72,152 +77,6 @@ class PlanRules:
     pushes: push_rules.PushRules
 
 
-# ---------------------------------------------------------------------------------------------
-# Changes: each one is one AWS write call. The executor is the only code that makes them; the
-# Route 53 health-check changes are defined with the rest of the second opinion.
-
-
-@dataclass(frozen=True)
-class SetTags:
-    """One CreateTags call: the same tag set on every instance listed."""
-
-    instance_ids: tuple[str, ...]
-    tags: tuple[tuple[str, str], ...]
-    after_records: bool = False  # lbf:state follows the record: skipped if the batch failed
-
-    def describe(self) -> str:
-        pairs = ", ".join(f"{k}={v}" for k, v in self.tags)
-        return f"tag {' '.join(self.instance_ids)}: {pairs}"
-
-
-@dataclass(frozen=True)
-class RemoveTags:
-    """One DeleteTags call: these tag keys removed from every instance listed (`undrain`)."""
-
-    instance_ids: tuple[str, ...]
-    keys: tuple[str, ...]
-
-    def describe(self) -> str:
-        return f"untag {' '.join(self.instance_ids)}: {', '.join(self.keys)}"
-
-
-@dataclass(frozen=True)
-class ChangeRecords:
-    """One Route 53 change batch."""
-
-    changes: tuple[dns.RecordChange, ...]
-    reason: str
-
-    def describe(self) -> str:
-        parts = [
-            f"{c.action} {c.record.name} {c.record.type} {' '.join(c.record.values)}"
-            for c in self.changes
-        ]
-        return f"records ({self.reason}): " + "; ".join(parts)
-
-
-@dataclass(frozen=True)
-class PutParameter:
-    name: str
-    value: str
-
-    def describe(self) -> str:
-        shown = self.value if len(self.value) <= 120 else self.value[:117] + "..."
-        return f"parameter {self.name} = {shown}"
-
-
-@dataclass(frozen=True)
-class PushBackends:
-    """One SendCommand per LB, so that one bad instance cannot fail the others."""
-
-    instance_id: str
-    lb_name: str
-    backends: str
-    checksum: str
-
-    def describe(self) -> str:
-        count = len(self.backends.split(" "))
-        return f"push {count} backends ({self.checksum[:12]}) to {self.lb_name} {self.instance_id}"
-
-
-@dataclass(frozen=True)
-class MoveAddress:
-    """EIP mode: associate the Elastic IP with the new active LB, if it is still where we saw it."""
-
-    allocation_id: str
-    instance_id: str
-    expected_instance_id: str | None
-    lb_name: str
-
-    def describe(self) -> str:
-        return f"move Elastic IP {self.allocation_id} to {self.lb_name} {self.instance_id}"
-
-
-@dataclass(frozen=True)
-class Notify:
-    """One SNS publish (or, without a topic, one logged line): a notice to the operator.
-
-    `key` names what the notice is about (a condition, a failover), so that what was notified
-    can be remembered and deduplicated.
-    """
-
-    key: str
-    subject: str
-    message: str
-
-    def describe(self) -> str:
-        return f"notify: {self.message}"
-
-    def marked_paused(self) -> Notify:
-        """The same notice, saying that the controller is paused and changed nothing."""
-        return replace(self, subject=f"[paused] {self.subject}", message=f"[paused] {self.message}")
-
-
-@dataclass(frozen=True)
-class StoreNotices:
-    """The conditions already notified, kept in `<prefix>/notices` (one PutParameter)."""
-
-    name: str
-    value: str
-
-    def describe(self) -> str:
-        shown = self.value.replace("\n", " ")
-        shown = shown if len(shown) <= 120 else shown[:117] + "..."
-        return f"parameter {self.name} = {shown}"
-
-
-@dataclass(frozen=True)
-class RecordHistory:
-    """One round's events (`core.history`): one PutParameter of `<prefix>/history`, which
-    Parameter Store keeps as a new version."""
-
-    name: str
-    value: str
-    codes: tuple[str, ...]  # the events' codes, for the printed plan
-
-    def describe(self) -> str:
-        return f"history {self.name}: {len(self.codes)} event(s) ({', '.join(self.codes)})"
-
-
-# What tells the operator: still sent while paused (marked so), never under LBF_DRY_RUN.
-NoticeChange = Notify | StoreNotices
-
-Change = (
-    SetTags
-    | RemoveTags
-    | ChangeRecords
-    | PutParameter
-    | PushBackends
-    | MoveAddress
-    | CreateHealthCheck
-    | UpdateHealthCheck
-    | DeleteHealthCheck
-    | Notify
-    | StoreNotices
-    | RecordHistory
-)
-
-
 @dataclass(frozen=True)
 class Plan:
     changes: tuple[Change, ...]
@@ -229,13 +88,9 @@ class Plan:
     # Entries LBF_MAX_POOL_DROP held that this plan takes out after all (core.held_drop).
     drop_taken: tuple[str, ...] = ()
 
-    @property
-    def empty(self) -> bool:
-        return not self.changes
-
 
 # ---------------------------------------------------------------------------------------------
-# Folding observations into the view.
+# Folding observations into the world.
 
 
 def _fold_all(world: World, fold: Callable[[Instance], Instance]) -> World:
@@ -258,7 +113,7 @@ def fold_down_states(world: World, thresholds: Thresholds) -> World:
     """
 
     def fold(i: Instance) -> Instance:
-        return replace(i, damping=down_at_once(i.damping, thresholds)) if i.down else i
+        return replace(i, damping=down_at_once(thresholds)) if i.down else i
 
     return _fold_all(world, fold)
 
@@ -373,7 +228,7 @@ def decide(
         )
     text = held_drop.render(release.stored)
     if text != (world.held_drop_parameter or held_drop.NOTHING_HELD):
-        changes.append(PutParameter(rules.lists.held_drop_parameter_name, text))
+        changes.append(PutHeldDrop(rules.lists.held_drop_parameter_name, text))
     return replace(plan, changes=tuple(changes), conditions=conditions, drop_taken=taken)
 
 
@@ -479,7 +334,7 @@ def _decide(
     if held is not None and not _pool_still_unknown(world):
         conditions[f"backends-held:{held.guard}"] = held.reason
 
-    changes += _plan_tags(world, active, wanted, run_started_at)
+    changes += _plan_tags(world, active)
     return Plan(
         changes=tuple(changes),
         active=active,
@@ -618,7 +473,7 @@ def _plan_backends(
 
     if in_force is not None and len(in_force) > 0:
         if in_force.text != world.backends_parameter:
-            changes.append(PutParameter(rules.backends_parameter_name, in_force.text))
+            changes.append(PutBackendList(rules.backends_parameter_name, in_force.text))
         changes += _plan_pushes(world, in_force, run_started_at, conditions, rules=pushes)
 
     addresses = [
@@ -634,7 +489,7 @@ def _plan_backends(
     lbs_text = " ".join(addresses)
     # SSM rejects an empty parameter value; with no LB running the last value stays.
     if lbs_text and lbs_text != world.lbs_parameter:
-        changes.append(PutParameter(rules.lbs_parameter_name, lbs_text))
+        changes.append(PutLbList(rules.lbs_parameter_name, lbs_text))
     return in_force, held, changes, conditions
 
 
@@ -646,11 +501,13 @@ def _plan_pushes(
     *,
     rules: push_rules.PushRules,
 ) -> list[Change]:
-    last = latest_pushes(world.pushes)
+    last = _latest_sent(world)
     pushes: list[Change] = []
     for lb in dns.by_name(world.lbs):
         if not lb.running or lb.backends_checksum == in_force.checksum:
             continue
+        if dict(world.pushes_printed).get(lb.instance_id) == in_force.checksum:
+            continue  # printed earlier in this run: printed once, not every round
         command = last.get(lb.instance_id)
         if command is not None and command.checksum == in_force.checksum:
             if push_rules.overdue(command, now=run_started_at):
@@ -688,16 +545,10 @@ def latest_pushes(pushes: Iterable[Push]) -> dict[str, Push]:
     return latest
 
 
-def _plan_tags(
-    world: World,
-    active: dns.ActiveDecision,
-    in_force: backend_lists.BackendList | None,
-    run_started_at: float,
-) -> list[Change]:
-    del run_started_at
+def _plan_tags(world: World, active: dns.ActiveDecision) -> list[Change]:
     wanted: dict[str, dict[str, str]] = {}
     holders = set(active.holders)
-    last = latest_pushes(world.pushes)
+    last = _latest_sent(world)
     for instance in (*world.lbs, *world.webs):
         if instance.state in ("shutting-down", "terminated"):
             continue  # nothing left to describe, and EC2 may refuse tags on it
@@ -733,57 +584,8 @@ def _plan_tags(
     ]
 
 
-# ---------------------------------------------------------------------------------------------
-# Folding what was applied back into the view.
-
-
-def after(world: World, applied: Sequence[Change]) -> World:
-    """The view after these changes succeeded: the next round plans against it."""
-    records = world.records
-    lbs, webs = world.lbs, world.webs
-    backends_parameter, lbs_parameter = world.backends_parameter, world.lbs_parameter
-    held_drop_parameter = world.held_drop_parameter
-    eip_instance_id = world.eip_instance_id
-    for change in applied:
-        if isinstance(change, ChangeRecords):
-            records = dns.apply_record_changes(records, change.changes)
-        elif isinstance(change, SetTags):
-            lbs = _with_tags(lbs, change)
-            webs = _with_tags(webs, change)
-        elif isinstance(change, PutParameter):
-            if change.name.endswith("/backends"):
-                backends_parameter = change.value
-            elif change.name.endswith("/lbs"):
-                lbs_parameter = change.value
-            elif change.name.endswith("/held-drop"):
-                held_drop_parameter = change.value
-        elif isinstance(change, MoveAddress):
-            eip_instance_id = change.instance_id
-    return replace(
-        world,
-        records=records,
-        lbs=lbs,
-        webs=webs,
-        backends_parameter=backends_parameter,
-        lbs_parameter=lbs_parameter,
-        held_drop_parameter=held_drop_parameter,
-        eip_instance_id=eip_instance_id,
-    )
-
-
-def _with_tags(instances: tuple[Instance, ...], change: SetTags) -> tuple[Instance, ...]:
-    ids = set(change.instance_ids)
-    result = []
-    for instance in instances:
-        if instance.instance_id in ids:
-            written = dict(instance.written) | dict(change.tags)
-            tags = dict(change.tags)
-            instance = replace(
-                instance,
-                written=tuple(sorted(written.items())),
-                name_assigned=False if TAG_NAME in tags else instance.name_assigned,
-                lb_state=LbState(tags[TAG_STATE]) if TAG_STATE in tags else instance.lb_state,
-                backends_checksum=tags.get(TAG_BACKENDS, instance.backends_checksum),
-            )
-        result.append(instance)
-    return tuple(result)
+def _latest_sent(world: World) -> dict[str, Push]:
+    """The last push SSM reports per LB, less the LBs this run printed a push to since (dry run,
+    paused): for them the printed one is the latest, and it has no answer yet, as if in flight."""
+    printed = {instance_id for instance_id, _ in world.pushes_printed}
+    return {i: push for i, push in latest_pushes(world.pushes).items() if i not in printed}

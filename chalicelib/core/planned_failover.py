@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from chalicelib.core import dns, pausing
 from chalicelib.core.addresses import sort_key as address_key
+from chalicelib.core.changes import Change, ChangeRecords, MoveAddress, SetTags
 from chalicelib.core.failover import Failover
 from chalicelib.core.inventory import natural_key
 from chalicelib.core.model import (
@@ -33,15 +34,7 @@ from chalicelib.core.model import (
     World,
 )
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import (
-    ActiveRules,
-    Change,
-    ChangeRecords,
-    MoveAddress,
-    Plan,
-    SetTags,
-    confirmed_current_list,
-)
+from chalicelib.core.plan import ActiveRules, Plan, confirmed_current_list
 
 
 @dataclass(frozen=True)

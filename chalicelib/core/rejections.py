@@ -22,8 +22,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 from chalicelib.core import dns
+from chalicelib.core.changes import Change, ChangeRecords, SetTags
 from chalicelib.core.model import TAG_STATE, Record
-from chalicelib.core.plan import Change, ChangeRecords, Plan, SetTags
+from chalicelib.core.plan import Plan
 
 
 def _touched(records: Sequence[Record], changes: Sequence[dns.RecordChange]) -> dict[str, object]:

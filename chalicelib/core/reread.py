@@ -1,10 +1,10 @@
-"""The view after a round's outcomes, and after the re-read a stale change asks for.
+"""The world after a round's outcomes, and after the re-read a stale change asks for.
 
-A round folds what it applied into its view (`fold_outcomes`), so the next round plans against
+A round folds what it applied into its world (`fold_outcomes`), so the next round plans against
 what is now true without reading AWS again. When Route 53 rejects a record batch, the job reads
 everything again; `rejected_batch` names the batch the re-read judges (core/rejections.py says
 what the re-read shows). A permanent rejection: `without_rejected` is what the round still
-applies, around the records Route 53 refuses. A stale change: `merge_reread` is the view the run
+applies, around the records Route 53 refuses. A stale change: `merge_reread` is the world the run
 plans from, the newer world with what only this run knows kept.
 """
 
@@ -14,25 +14,24 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 from chalicelib.core import rejections
+from chalicelib.core.applied import after
+from chalicelib.core.changes import Change, ChangeRecords, MoveAddress, PushBackends, SetTags
 from chalicelib.core.health import Thresholds
 from chalicelib.core.model import Instance, World
 from chalicelib.core.outcome import Outcome, applied
-from chalicelib.core.plan import (
-    Change,
-    ChangeRecords,
-    MoveAddress,
-    Plan,
-    SetTags,
-    after,
-    fold_down_states,
-)
+from chalicelib.core.plan import Plan, fold_down_states
 
 
 def fold_outcomes(world: World, outcomes: Sequence[Outcome]) -> World:
-    """The view with the applied (or printed) changes in it, and the pushes just sent."""
+    """The world with the applied (or printed) changes in it, and the pushes just sent or printed."""
     world = after(world, applied(outcomes))
     sent = tuple(o.push for o in outcomes if o.push is not None)
-    return replace(world, pushes=world.pushes + sent) if sent else world
+    printed = tuple(
+        (o.change.instance_id, o.change.checksum)
+        for o in outcomes
+        if o.printed and isinstance(o.change, PushBackends)
+    )
+    return replace(world, pushes=world.pushes + sent, pushes_printed=world.pushes_printed + printed)
 
 
 def rejected_batch(outcomes: Sequence[Outcome]) -> tuple[ChangeRecords, str] | None:
@@ -100,7 +99,7 @@ def merge_reread(ours: World, fresh: World, thresholds: Thresholds) -> World:
     An instance whose controller tags are still what this run last saw written has been counted
     by nobody else since: its damping, with this run's rounds in it, is kept. Where another run
     wrote them, that run's verdict is the newer one and is taken. Pushes: the union, each with
-    the most settled status either view has.
+    the most settled status either world has.
     """
     own = {i.instance_id: i for i in (*ours.lbs, *ours.webs)}
 
@@ -132,5 +131,6 @@ def merge_reread(ours: World, fresh: World, thresholds: Thresholds) -> World:
         webs=keep_counts(fresh.webs),
         skipped=skipped,
         pushes=tuple(pushes.values()),
+        pushes_printed=ours.pushes_printed,
     )
     return fold_down_states(world, thresholds)

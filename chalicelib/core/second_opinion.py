@@ -26,7 +26,13 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from chalicelib.core.addresses import url_host
+from chalicelib.core.changes import (
+    CreateHealthCheck,
+    DeleteHealthCheck,
+    HealthCheckChange,
+    UpdateHealthCheck,
+    describe_check,
+)
 from chalicelib.core.dns import by_name
 from chalicelib.core.endpoints import CheckTemplate
 from chalicelib.core.model import TAG_CLUSTER, HealthCheck, HealthCheckSpec, Instance, World
@@ -118,59 +124,6 @@ def desired_check(lb: Instance, lb_check: CheckTemplate) -> HealthCheckSpec | No
     return HealthCheckSpec(
         kind=_KINDS[endpoint.scheme], address=lb.address, port=endpoint.port, resource_path=path
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Changes: each one is one Route 53 write (a create also tags the check, for people).
-
-
-@dataclass(frozen=True)
-class CreateHealthCheck:
-    instance_id: str
-    lb_name: str
-    spec: HealthCheckSpec
-    caller_reference: str
-    tags: tuple[tuple[str, str], ...]
-
-    def describe(self) -> str:
-        return (
-            f"create Route 53 health check of {self.lb_name} {self.instance_id}: {_show(self.spec)}"
-        )
-
-
-@dataclass(frozen=True)
-class UpdateHealthCheck:
-    """Compare-and-swap: Route 53 refuses it if the check changed since its version was read."""
-
-    health_check_id: str
-    version: int
-    instance_id: str
-    lb_name: str
-    before: HealthCheckSpec
-    spec: HealthCheckSpec
-
-    def describe(self) -> str:
-        return (
-            f"update Route 53 health check {self.health_check_id} of {self.lb_name}: "
-            f"{_show(self.before)} -> {_show(self.spec)}"
-        )
-
-
-@dataclass(frozen=True)
-class DeleteHealthCheck:
-    health_check_id: str
-    instance_id: str
-    reason: str
-
-    def describe(self) -> str:
-        return f"delete Route 53 health check {self.health_check_id} of {self.instance_id}: {self.reason}"
-
-
-HealthCheckChange = CreateHealthCheck | UpdateHealthCheck | DeleteHealthCheck
-
-
-def _show(spec: HealthCheckSpec) -> str:
-    return f"{spec.kind} {url_host(spec.address)}:{spec.port}{spec.resource_path or ''}"
 
 
 def plan_health_checks(
@@ -386,6 +339,6 @@ def status_note(lb: Instance, world: World, rules: SecondOpinionRules) -> str | 
     if checks:
         return (
             f"second opinion: Route 53 health check {checks[0].health_check_id} "
-            f"probes {_show(checks[0].spec)}, updated on the next run"
+            f"probes {describe_check(checks[0].spec)}, updated on the next run"
         )
     return "second opinion: no Route 53 health check yet, made on the next run"

@@ -58,13 +58,6 @@ umask 022
 readonly MAX_CHARS=8192
 readonly MAX_ENTRIES=1000
 
-config="${LBSIDE_HAPROXY_CONFIG:-/etc/haproxy/haproxy.cfg}"
-backends_file="${LBSIDE_BACKENDS_FILE:-/etc/haproxy/backends.cfg}"
-pidfile="${LBSIDE_HAPROXY_PIDFILE:-}"
-# SSM Agent runs commands with its own PATH; Debian and Amazon Linux install haproxy in /usr/sbin.
-haproxy_bin="${LBSIDE_HAPROXY_BIN:-$(command -v haproxy || printf /usr/sbin/haproxy)}"
-reload_timeout="${LBSIDE_RELOAD_TIMEOUT:-10}"
-socket="${LBSIDE_HAPROXY_SOCKET:-/run/haproxy/admin.sock}"
 method="${LBSIDE_APPLY_METHOD:-runtime}"
 kill_at="${LBSIDE_APPLY_KILL_AT:-}"
 allow_loopback="${LBSIDE_ALLOW_LOOPBACK:-}"
@@ -79,7 +72,7 @@ die() {
 	exit 1
 }
 
-# Finding, reloading and starting HAProxy, shared with update-config.sh (rendered in place of
+# HAProxy's paths, lock, reload and start, shared with update-config.sh (rendered in place of
 # this line by infra/render_document.py).
 # shellcheck source=infra/lb/haproxy-control.sh
 . "$(dirname "${BASH_SOURCE[0]}")/haproxy-control.sh"
@@ -321,9 +314,7 @@ address_of() {
 backends_dir=$(dirname "$backends_file")
 [[ -d $backends_dir ]] || die "no directory $backends_dir"
 
-# One apply at a time: the boot script and a pushed command may overlap.
-exec 9>"$backends_file.lock"
-flock -w 60 9 || die "another apply holds $backends_file.lock"
+lock_haproxy
 # Left behind by an apply that was killed mid-way.
 rm -f "$backends_file".new.*
 

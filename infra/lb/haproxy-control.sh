@@ -1,18 +1,36 @@
 # shellcheck shell=bash disable=SC2154  # the including script sets the variables named below
-# HAProxy's master and workers as apply-backends.sh and update-config.sh drive them: find the
-# master, list its workers, reload, and start HAProxy when no master runs.
+# HAProxy's master and workers as apply-backends.sh and update-config.sh drive them: where its
+# files are, the lock both scripts take, find the master, list its workers, reload, and start
+# HAProxy when no master runs.
 #
 # Included, not run. infra/render_document.py puts this text in place of the line that sources
 # it, so each script an LB receives (the SSM documents, the user data) is one file; run from
 # infra/lb/ (tests, local use), the scripts source it from their own directory.
 #
-# The including script sets: config, backends_file, pidfile (empty: systemd runs HAProxy),
-# haproxy_bin, reload_timeout, socket (the admin socket), and log().
+# The including script sets log() and die(). This sets, from the LBSIDE_* variables both scripts
+# document: config, backends_file, pidfile (empty: systemd runs HAProxy), haproxy_bin,
+# reload_timeout, socket (the admin socket).
 #
 # Why start and not only reload: when a worker fails at start-up (a configuration that passes
 # `haproxy -c` but cannot run, such as a chroot to a missing directory), the master kills its
 # workers and exits, HAProxy's default. A reload then signals nothing; whatever restores a
 # configuration has to start HAProxy again.
+
+config="${LBSIDE_HAPROXY_CONFIG:-/etc/haproxy/haproxy.cfg}"
+backends_file="${LBSIDE_BACKENDS_FILE:-/etc/haproxy/backends.cfg}"
+pidfile="${LBSIDE_HAPROXY_PIDFILE:-}"
+# SSM Agent runs commands with its own PATH; Debian and Amazon Linux install haproxy in /usr/sbin.
+haproxy_bin="${LBSIDE_HAPROXY_BIN:-$(command -v haproxy || printf /usr/sbin/haproxy)}"
+reload_timeout="${LBSIDE_RELOAD_TIMEOUT:-10}"
+socket="${LBSIDE_HAPROXY_SOCKET:-/run/haproxy/admin.sock}"
+
+# One change to HAProxy at a time: a backend push and a configuration update both reload it, and
+# the boot script's apply and a pushed one may overlap. Held on descriptor 9 until the script
+# exits (start_haproxy keeps it from the daemon).
+lock_haproxy() {
+	exec 9>"$backends_file.lock"
+	flock -w 60 9 || die "another apply holds $backends_file.lock"
+}
 
 # Bash cannot open a Unix socket; Python 3 is on every image that runs cloud-init (both images
 # DEPLOY.md names). The system's own first: a python3 earlier on PATH may be a slow wrapper.

@@ -44,13 +44,7 @@ readonly MAX_CHARS=16384
 readonly SERVE_PASSES=3
 readonly SERVE_PAUSE=0.3
 
-config="${LBSIDE_HAPROXY_CONFIG:-/etc/haproxy/haproxy.cfg}"
-backends_file="${LBSIDE_BACKENDS_FILE:-/etc/haproxy/backends.cfg}"
-pidfile="${LBSIDE_HAPROXY_PIDFILE:-}"
-haproxy_bin="${LBSIDE_HAPROXY_BIN:-$(command -v haproxy || printf /usr/sbin/haproxy)}"
-reload_timeout="${LBSIDE_RELOAD_TIMEOUT:-10}"
 serve_timeout="${LBSIDE_SERVE_TIMEOUT:-20}"
-socket="${LBSIDE_HAPROXY_SOCKET:-/run/haproxy/admin.sock}"
 bind="${LBSIDE_BIND:-:80}"
 
 log() { printf 'update-config: %s\n' "$*"; }
@@ -63,7 +57,7 @@ die() {
 	exit 1
 }
 
-# Finding, reloading and starting HAProxy, shared with apply-backends.sh (rendered in place of
+# HAProxy's paths, lock, reload and start, shared with apply-backends.sh (rendered in place of
 # this line by infra/render_document.py).
 # shellcheck source=infra/lb/haproxy-control.sh
 . "$(dirname "${BASH_SOURCE[0]}")/haproxy-control.sh"
@@ -186,9 +180,7 @@ await_serving() {
 	return 1
 }
 
-# One change at a time: a backend push reloads HAProxy too, and takes the same lock.
-exec 9>"$backends_file.lock"
-flock -w 60 9 || die "another apply holds $backends_file.lock"
+lock_haproxy
 
 # A run stopped between installing a file and confirming it (SSM ends a command at its time
 # limit) leaves the file it replaced beside it: the last one that served goes back first.

@@ -1,4 +1,4 @@
-"""The executor's policy: per kind of change, what is written in each mode (SPEC "Pausing").
+"""The executor's policy: per kind of change, what is written by each setting of `Writes` (SPEC "Pausing").
 
 Every kind of change in the Plan's `Change` union is checked, so a kind added later is covered
 without anyone remembering to add it here.
@@ -11,8 +11,8 @@ import typing
 import pytest
 
 from bench.calls import is_write
-from chalicelib.core.plan import Change, Notify, RecordHistory, StoreNotices
-from chalicelib.executor import Executor, Mode, mode_of, writes
+from chalicelib.core.changes import Change, Notify, RecordHistory, StoreNotices
+from chalicelib.executor import Executor, Writes, is_applied, writes_for
 from tests.kit.cloud import FakeCloud
 
 KINDS = typing.get_args(Change)
@@ -20,21 +20,21 @@ KINDS = typing.get_args(Change)
 NOTICE_KINDS = {Notify, StoreNotices, RecordHistory}
 
 
-def test_the_modes() -> None:
-    assert mode_of(dry_run=False, paused=False) is Mode.LIVE
-    assert mode_of(dry_run=False, paused=True) is Mode.PAUSED
+def test_what_the_switches_let_the_executor_write() -> None:
+    assert writes_for(dry_run=False, paused=False) is Writes.ALL
+    assert writes_for(dry_run=False, paused=True) is Writes.NOTICES_ONLY
     # LBF_DRY_RUN outranks the pause: a dry run sends nothing at all.
-    assert mode_of(dry_run=True, paused=True) is Mode.DRY_RUN
-    assert mode_of(dry_run=True, paused=False) is Mode.DRY_RUN
+    assert writes_for(dry_run=True, paused=True) is Writes.NOTHING
+    assert writes_for(dry_run=True, paused=False) is Writes.NOTHING
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda kind: kind.__name__)
-def test_each_kind_of_change_by_mode(kind: type) -> None:
+def test_each_kind_of_change_by_what_is_written(kind: type) -> None:
     change = typing.cast(Change, object.__new__(kind))
 
-    assert writes(Mode.LIVE, change)
-    assert writes(Mode.PAUSED, change) is (kind in NOTICE_KINDS)
-    assert not writes(Mode.DRY_RUN, change)
+    assert is_applied(Writes.ALL, change)
+    assert is_applied(Writes.NOTICES_ONLY, change) is (kind in NOTICE_KINDS)
+    assert not is_applied(Writes.NOTHING, change)
 
 
 def test_every_write_kind_is_in_the_plan() -> None:
@@ -43,7 +43,10 @@ def test_every_write_kind_is_in_the_plan() -> None:
         "SetTags",
         "RemoveTags",
         "ChangeRecords",
-        "PutParameter",
+        "PutBackendList",
+        "PutLbList",
+        "PutHeldDrop",
+        "PutPaused",
         "PushBackends",
         "MoveAddress",
         "CreateHealthCheck",
@@ -63,20 +66,20 @@ class RecordingNotifier:
         self.sent.append((subject, message))
 
 
-@pytest.mark.parametrize("mode", list(Mode))
-def test_a_notice_by_mode(mode: Mode) -> None:
+@pytest.mark.parametrize("writes", list(Writes))
+def test_a_notice_by_what_is_written(writes: Writes) -> None:
     cloud = FakeCloud()
     notifier = RecordingNotifier()
     services = cloud.services()
     services = type(services)(**{**services.__dict__, "notifier": notifier})
-    executor = Executor(services, now=cloud.clock.now, mode=mode)
+    executor = Executor(services, now=cloud.clock.now, writes=writes)
 
     [outcome] = executor.apply_changes([Notify("k", "lb-failover demo", "lb1 is down")])
 
     assert outcome.ok
-    if mode is Mode.LIVE:
+    if writes is Writes.ALL:
         assert notifier.sent == [("lb-failover demo", "lb1 is down")]
-    elif mode is Mode.PAUSED:
+    elif writes is Writes.NOTICES_ONLY:
         assert notifier.sent == [("[paused] lb-failover demo", "[paused] lb1 is down")]
         assert outcome.change == Notify("k", "[paused] lb-failover demo", "[paused] lb1 is down")
     else:
@@ -85,15 +88,15 @@ def test_a_notice_by_mode(mode: Mode) -> None:
 
 
 def test_paused_stores_the_notices_and_prints_the_rest() -> None:
-    from chalicelib.core.plan import PutParameter, SetTags
+    from chalicelib.core.changes import PutBackendList, SetTags
 
     cloud = FakeCloud()
-    executor = Executor(cloud.services(), now=cloud.clock.now, mode=Mode.PAUSED)
+    executor = Executor(cloud.services(), now=cloud.clock.now, writes=Writes.NOTICES_ONLY)
 
     outcomes = executor.apply_changes(
         [
             SetTags(("i-1",), (("lbf:health", "unhealthy"),)),
-            PutParameter("/lbf/demo/backends", "127.0.1.21:80"),
+            PutBackendList("/lbf/demo/backends", "127.0.1.21:80"),
             StoreNotices("/lbf/demo/notices", "no-eligible-lb"),
         ]
     )

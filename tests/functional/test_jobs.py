@@ -375,3 +375,22 @@ def test_the_prober_failing_everything_at_once_moves_nothing(cloud: FakeCloud) -
     assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
     assert cloud.ssm.parameters["/lbf/demo/backends"].count(":80") == 3
     assert any("fault on the prober's side" in m for m in cloud.sns.messages)
+
+
+def test_a_dry_run_prints_each_push_once_across_its_rounds(cloud: FakeCloud) -> None:
+    """A printed push is sent nowhere, so SSM never reports it; later rounds of the run must
+    still take it as made, not print it again each round, nor ask SSM about a command that
+    does not exist."""
+    converge(cloud, settings(FAKE_CLOUD_ENV))
+    converge(cloud, settings(FAKE_CLOUD_ENV))
+    cloud.ec2.add("web", "127.0.1.24")
+    cloud.calls.log.clear()
+
+    report = run(cloud, settings(FAKE_CLOUD_ENV, dry_run="true"))
+
+    assert report.ok, report.errors
+    assert cloud.calls.writes() == []
+    pushes = [line for line in report.planned if line.startswith("push ")]
+    assert sorted(pushes) == sorted(set(pushes))
+    assert {line.rsplit(" ", 2)[1] for line in pushes} == {"lb1", "lb2"}
+    assert not any(op == "GetCommandInvocation" for op, _ in cloud.calls.log)

@@ -229,6 +229,24 @@ def assert_haproxy_control_inlined(lines: list[str]) -> None:
     assert sum(line.startswith(("reload() {", "master_pid() {")) for line in lines) == 2
 
 
+def test_the_two_scripts_repeat_nothing_haproxy_control_defines() -> None:
+    """A path default or the lock written twice drifts apart: a push and a configuration update
+    that took different locks would reload HAProxy under each other."""
+    library = (ROOT / "infra" / "lb" / "haproxy-control.sh").read_text().splitlines()
+    variables = {line.split("=", 1)[0] for line in library if re.fullmatch(r"[a-z_]+=.*", line)}
+    functions = {line for line in library if re.fullmatch(r"[a-z_]+\(\) \{.*", line)}
+    assert {"config", "backends_file", "pidfile", "haproxy_bin", "socket"} <= variables
+    assert "lock_haproxy() {" in functions
+    for name in ("apply-backends.sh", "update-config.sh"):
+        text = (ROOT / "infra" / "lb" / name).read_text()
+        lines = text.splitlines()
+        repeated = [line for line in lines if line.split("=", 1)[0] in variables]
+        repeated += [line for line in lines if line in functions]
+        assert repeated == [], f"{name} repeats what haproxy-control.sh defines"
+        assert "flock" not in text, f"{name} takes a lock of its own"
+        assert lines.count("lock_haproxy") == 1
+
+
 def test_committed_document_is_the_rendering() -> None:
     assert COMMITTED.read_text() == render.document_json(), (
         "infra/ssm/LbFailover-UpdateBackends.json is stale: "

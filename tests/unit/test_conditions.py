@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.core import notices
+from chalicelib.core.changes import PushBackends, PutBackendList, SetTags
 from chalicelib.core.conditions import (
     ROUTE53_REJECTED,
     by_message,
@@ -20,11 +21,10 @@ from chalicelib.core.conditions import (
 )
 from chalicelib.core.failover import Failover
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import PushBackends, PutParameter, SetTags
 
 PUSH = PushBackends("i-lb1", "lb1", "10.0.0.1:80 10.0.0.2:80", "c" * 64)
 TAGS = SetTags(("i-lb1",), (("lbf:state", "standby"),), after_records=True)
-LONG = PutParameter("/lbf/prod/backends", "x" * 300)
+LONG = PutBackendList("/lbf/prod/backends", "x" * 300)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+from chalicelib.core.changes import Change, ChangeRecords, MoveAddress, PushBackends, SetTags
 from chalicelib.core.dns import ActiveDecision, RecordChange
 from chalicelib.core.failover import (
     RECOGNISED,
@@ -21,7 +22,7 @@ from chalicelib.core.failover import (
 )
 from chalicelib.core.model import FailoverMode, Record, World
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import Change, ChangeRecords, MoveAddress, Plan, PushBackends, SetTags
+from chalicelib.core.plan import Plan
 from tests.kit.world import a_record, fqdn, world
 
 A1, A2, A3 = "203.0.113.1", "203.0.113.2", "203.0.113.3"

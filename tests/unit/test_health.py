@@ -100,17 +100,9 @@ def test_a_stored_count_above_the_threshold_is_capped_back() -> None:
     assert shown(probes(damping("healthy", "ok:50"), "+")) == ("healthy", "ok:2")
 
 
-@pytest.mark.parametrize(
-    "start",
-    [
-        pytest.param(damping("healthy"), id="from-healthy"),
-        pytest.param(damping("unknown"), id="from-unknown"),
-        pytest.param(damping("unhealthy", "fail:1"), id="from-partial-fail-run"),
-        pytest.param(damping("unhealthy", "ok:1"), id="from-rising"),
-    ],
-)
-def test_down_at_once_is_unhealthy_without_rounds(start: Damping) -> None:
-    down = down_at_once(start, DEFAULT)
+def test_down_at_once_is_unhealthy_without_rounds() -> None:
+    # Whatever the instance's counts were: down_at_once does not take them.
+    down = down_at_once(DEFAULT)
     assert shown(down) == ("unhealthy", "fail:3")
     # Coming back takes the full RISE: one good probe after a restart is not enough.
     assert shown(probes(down, "+")) == ("unhealthy", "ok:1")

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from chalicelib.core.changes import ChangeRecords, PutBackendList, PutLbList, RemoveTags, SetTags
 from chalicelib.core.failover import Failover
 from chalicelib.core.history import (
     STORED_LIMIT,
@@ -24,7 +25,6 @@ from chalicelib.core.history import (
 )
 from chalicelib.core.model import Push
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import ChangeRecords, PutParameter, RemoveTags, SetTags
 from tests.kit.world import lb, web, world
 
 T = 1_700_000_000.0
@@ -46,9 +46,9 @@ def test_a_round_s_events_come_from_what_it_wrote() -> None:
         Outcome(
             SetTags(("i-lb1",), (("lbf:health", "unhealthy"), ("lbf:probe", "fail:3"))), ok=True
         ),
-        Outcome(PutParameter("/lbf/c/backends", "10.0.1.21:80"), ok=True),
+        Outcome(PutBackendList("/lbf/c/backends", "10.0.1.21:80"), ok=True),
         Outcome(SetTags(("i-lb2",), (("lbf:backends", "ab" * 32),)), ok=True),
-        Outcome(PutParameter("/lbf/c/lbs", "10.0.0.12"), ok=True),  # not an event
+        Outcome(PutLbList("/lbf/c/lbs", "10.0.0.12"), ok=True),  # not an event
         Outcome(SetTags(("i-lb2",), (("lbf:state", "active"),)), ok=False, error="Throttling"),
     ]
 
@@ -88,7 +88,7 @@ def test_drain_undrain_and_a_drop_taken() -> None:
     outcomes = [
         Outcome(SetTags(("i-web-10.0.1.21-80",), (("lbf:maintenance", "drain"),)), ok=True),
         Outcome(RemoveTags(("i-lb1",), ("lbf:maintenance",)), ok=True),
-        Outcome(PutParameter("/lbf/c/backends", "10.0.1.21:80"), ok=True),
+        Outcome(PutBackendList("/lbf/c/backends", "10.0.1.21:80"), ok=True),
     ]
 
     events = round_events(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.core.changes import Notify, StoreNotices
 from chalicelib.core.notices import (
     MAX_PER_KIND,
     MESSAGE_LIMIT,
@@ -16,11 +17,9 @@ from chalicelib.core.notices import (
     ReportedMove,
     decide_notices,
     move_key,
-    parse_notified,
     parse_stored,
     plan_notices,
 )
-from chalicelib.core.plan import Notify, StoreNotices
 
 
 def skipped(count: int, start: int = 0) -> dict[str, str]:
@@ -276,7 +275,7 @@ def test_paused_a_failover_is_a_condition_told_once_and_nothing_is_forgotten() -
     assert again == ()
 
 
-def test_parse_notified_reads_the_stored_keys() -> None:
-    assert parse_notified(None) == frozenset()
-    assert parse_notified("none") == frozenset()
-    assert parse_notified("a\nb\n") == {"a", "b"}
+def test_parse_stored_reads_the_stored_keys() -> None:
+    assert parse_stored(None) == frozenset()
+    assert parse_stored("none") == frozenset()
+    assert parse_stored("a\nb\n") == {"a", "b"}

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from chalicelib.core.changes import ChangeRecords, PushBackends, PutParameter, RemoveTags, SetTags
 from chalicelib.core.commands import (
     CommandPlan,
     plan_accept_drop,
@@ -18,7 +19,6 @@ from chalicelib.core.commands import (
 from chalicelib.core.history import EventCode
 from chalicelib.core.maintenance import Named, find, plan_drain, plan_undrain
 from chalicelib.core.model import Role, World
-from chalicelib.core.plan import ChangeRecords, PushBackends, PutParameter, RemoveTags, SetTags
 from tests.kit.settings import settings
 from tests.kit.world import lb, observed, settled, skipped, web
 

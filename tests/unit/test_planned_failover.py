@@ -10,9 +10,10 @@ from dataclasses import replace
 
 import pytest
 
+from chalicelib.core.changes import ChangeRecords, MoveAddress, SetTags
 from chalicelib.core.model import Instance, ProbeResult, Skipped
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import ChangeRecords, MoveAddress, Plan, SetTags
+from chalicelib.core.plan import Plan
 from chalicelib.core.planned_failover import (
     MoveRequest,
     Refused,

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from chalicelib.core import pushes
-from chalicelib.core.plan import PushBackends, decide
+from chalicelib.core.changes import PushBackends
+from chalicelib.core.plan import decide
 from tests.kit.scripts import load_script
 from tests.kit.settings import settings
 from tests.kit.world import a_push, lb, retag, settled, web

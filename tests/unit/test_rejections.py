@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.core.changes import ChangeRecords, SetTags
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import Record
-from chalicelib.core.plan import ChangeRecords, SetTags, decide
+from chalicelib.core.plan import decide
 from chalicelib.core.rejections import compare_and_swaps, holds, left_out, unchanged, without
 from tests.kit.settings import settings
 from tests.kit.world import a_record, fqdn, lb, settled, world

@@ -12,19 +12,19 @@ from dataclasses import replace
 
 import pytest
 
+from chalicelib.core.changes import (
+    Change,
+    ChangeRecords,
+    MoveAddress,
+    PushBackends,
+    PutBackendList,
+    SetTags,
+)
 from chalicelib.core.dns import ActiveDecision, RecordChange
 from chalicelib.core.health import Thresholds
 from chalicelib.core.model import Damping, Instance, Push, World
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import (
-    Change,
-    ChangeRecords,
-    MoveAddress,
-    Plan,
-    PushBackends,
-    PutParameter,
-    SetTags,
-)
+from chalicelib.core.plan import Plan
 from chalicelib.core.reread import fold_outcomes, merge_reread, rejected_batch, without_rejected
 from tests.kit.world import (
     FALL,
@@ -43,7 +43,7 @@ from tests.kit.world import (
 A1, A2 = "203.0.113.1", "203.0.113.2"
 THRESHOLDS = Thresholds(rise=RISE, fall=FALL)
 LB1 = lb("lb1", A1, lb_state="active")
-BACKENDS = PutParameter("/lbf/prod/backends", "10.0.0.1:80")
+BACKENDS = PutBackendList("/lbf/prod/backends", "10.0.0.1:80")
 TO_A2 = ChangeRecords(
     (RecordChange("DELETE", a_record("lb", A1)), RecordChange("CREATE", a_record("lb", A2))),
     "lb1 unhealthy",
@@ -382,3 +382,12 @@ def test_without_rejected(
     assert all(o.skipped and not o.ok for o in left.waiting)
     assert left.plan.active.values == moves_to
     assert left.rest.active == left.plan.active
+
+
+def test_a_printed_push_is_kept_as_printed_and_no_push_is_made_up() -> None:
+    """Dry run, paused: the executor sends nothing, so no command exists to stand for it."""
+    folded = fold_outcomes(BEFORE, [Outcome(PUSH, ok=True, printed=True)])
+    assert folded.pushes == ()
+    assert folded.pushes_printed == (("i-lb1", "c1"),)
+    sent = fold_outcomes(BEFORE, [Outcome(PUSH, ok=True, push=SENT)])
+    assert (sent.pushes, sent.pushes_printed) == ((SENT,), ())

@@ -6,16 +6,14 @@ from dataclasses import replace
 
 import pytest
 
+from chalicelib.core.changes import CreateHealthCheck, DeleteHealthCheck, UpdateHealthCheck
 from chalicelib.core.model import HealthCheck, HealthCheckSpec
 from chalicelib.core.second_opinion import (
     MIN_REGIONS,
     OBSERVATION_MAX_AGE,
     CheckerObservation,
     Consensus,
-    CreateHealthCheck,
-    DeleteHealthCheck,
     NotCheckable,
-    UpdateHealthCheck,
     caller_reference,
     checkable_by_route53,
     checks_to_consult,
