@@ -29,6 +29,7 @@ its TTL on an injectable clock, so client figures include the TTL as real client
 
 from __future__ import annotations
 
+import ast
 import logging
 import threading
 import time
@@ -36,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dnslib import QTYPE, RCODE, RR, DNSRecord  # type: ignore[import-untyped]
+from dnslib import QTYPE, RCODE, RR, DNSError, DNSRecord  # type: ignore[import-untyped]
 from dnslib.server import DNSLogger, DNSServer  # type: ignore[import-untyped]
 
 from standin.route53_checkers import Route53Checkers
@@ -64,7 +65,7 @@ class RecordSet:
             name=_name(item["Name"]),
             kind=str(item["Type"]),
             ttl=int(item.get("TTL", 300)),
-            values=tuple(str(r["Value"]) for r in item.get("ResourceRecords", [])),
+            values=tuple(_value(str(r["Value"])) for r in item.get("ResourceRecords", [])),
             failover=str(item.get("Failover", PLAIN)),
             health_check_id=item.get("HealthCheckId"),
         )
@@ -74,6 +75,15 @@ class RecordSet:
 class Answer:
     rcode: str  # NOERROR, NXDOMAIN or REFUSED
     records: tuple[RecordSet, ...] = ()
+
+
+def _value(value: str) -> str:
+    """moto 5.2.5 lists the zone's own SOA value as the text of a dict ("{'Value': '...'}")."""
+    if value.startswith("{'Value': "):
+        found = ast.literal_eval(value)
+        if isinstance(found, dict) and isinstance(found.get("Value"), str):
+            return str(found["Value"])
+    return value
 
 
 def _name(value: str) -> str:
@@ -112,6 +122,19 @@ def route(records: Sequence[RecordSet], healthy: Callable[[str], bool]) -> tuple
             return (record,)
     # Every record's check is unhealthy: Route 53 fails open, to the primary.
     return tuple(pair[:1])
+
+
+def _resource_records(records: Sequence[RecordSet]) -> list[RR]:
+    """dnslib's wire records, from the values' zone-file form (the form Route 53's API uses)."""
+    made: list[RR] = []
+    for record in records:
+        for value in record.values:
+            zone_line = f"{record.name}. {record.ttl} IN {record.kind} {value}"
+            try:
+                made += RR.fromZone(zone_line)
+            except (DNSError, ValueError, IndexError, KeyError):  # dnslib's errors on bad text
+                log.warning("cannot answer %r: not a valid zone-file record", zone_line)
+    return made
 
 
 class Route53DataPlane:
@@ -191,14 +214,11 @@ class Route53DataPlane:
         answer = self.answer(str(question.qname), QTYPE[question.qtype])
         reply.header.rcode = getattr(RCODE, answer.rcode)
         reply.header.aa = int(answer.rcode != "REFUSED")
-        for record in answer.records:
-            for value in record.values:
-                zone_line = f"{record.name}. {record.ttl} IN {record.kind} {value}"
-                for rr in RR.fromZone(zone_line):
-                    if answer.rcode == "NXDOMAIN":
-                        reply.add_auth(rr)
-                    else:
-                        reply.add_answer(rr)
+        for rr in _resource_records(answer.records):
+            if answer.rcode == "NXDOMAIN":
+                reply.add_auth(rr)
+            else:
+                reply.add_answer(rr)
         return reply
 
     def start(self, *, poll_interval: float = 0.1) -> Route53DataPlane:
@@ -210,7 +230,10 @@ class Route53DataPlane:
         tcp = DNSServer(self, address=self.address, port=self.port, tcp=True, logger=quiet)
         self._servers = [udp, tcp]
         for server in self._servers:
-            server.start_thread()
+            # Not dnslib's start_thread: its half-second poll would make every stop take a second.
+            threading.Thread(
+                target=server.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            ).start()
         self._thread = threading.Thread(
             target=self._poll, args=(poll_interval,), daemon=True, name="route53-records"
         )
