@@ -33,14 +33,16 @@ import ast
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from dnslib import QTYPE, RCODE, RR, DNSError, DNSRecord  # type: ignore[import-untyped]
 from dnslib.server import DNSLogger, DNSServer  # type: ignore[import-untyped]
 
-from standin.route53_checkers import Route53Checkers
+from standin.aws import LocalAws
+from standin.route53_checkers import Route53Checkers, route53_status_from
 from standin.web import loopback
 
 log = logging.getLogger(__name__)
@@ -167,6 +169,15 @@ class Route53DataPlane:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def model_label(self) -> str:
+        """What every printed figure measured through the data plane carries."""
+        factor = self.checkers.time_factor
+        return (
+            "Route 53 stand-in's model, not AWS's: health-check intervals x"
+            f"{factor:g} (10 s checks every {10 * factor:g} s, 30 s checks every"
+            f" {30 * factor:g} s), propagation {self.propagation_seconds:g} s"
+        )
+
     def read_records(self) -> tuple[RecordSet, ...]:
         records: list[RecordSet] = []
         for page in self._route53.get_paginator("list_resource_record_sets").paginate(
@@ -256,6 +267,31 @@ class Route53DataPlane:
             server.stop()
             server.server.server_close()
         self._servers = []
+
+
+@contextmanager
+def local_route53(
+    aws: LocalAws,
+    *,
+    time_factor: float,
+    propagation_seconds: float,
+    poll_interval: float = 0.1,
+    address: str = "127.0.0.1",
+) -> Iterator[Route53DataPlane]:
+    """The whole data plane for a LocalAws, running: checkers on the real clock, moto's
+    GetHealthCheckStatus answering their reports, and the DNS server polling the zone."""
+    route53 = aws.client("route53")
+    checkers = Route53Checkers(route53, time_factor=time_factor).start(refresh_every=poll_interval)
+    plane = Route53DataPlane(
+        route53, aws.zone_id, checkers, propagation_seconds=propagation_seconds, address=address
+    )
+    try:
+        with route53_status_from(checkers):
+            plane.start(poll_interval=poll_interval)
+            yield plane
+    finally:
+        plane.stop()
+        checkers.stop()
 
 
 class ResolveError(RuntimeError):

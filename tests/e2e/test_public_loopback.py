@@ -5,7 +5,7 @@ Each test has its own moto server: the option changes how every instance is laun
 
 from __future__ import annotations
 
-import socket
+import http.client
 from pathlib import Path
 
 import pytest
@@ -36,6 +36,8 @@ def test_instances_get_loopback_public_addresses_an_lb_listens_on(tmp_path: Path
     port = free_port("127.0.1.31")
     with LocalHaproxy(tmp_path, "127.0.1.31", port, public_address="127.0.3.31"):
         for address in ("127.0.1.31", "127.0.3.31"):
-            # No list applied yet: HAProxy itself answers the health page (503), on both.
-            with socket.create_connection((address, port), timeout=5):
-                pass
+            # No list applied yet: HAProxy itself answers its health page with 503, on both.
+            connection = http.client.HTTPConnection(address, port, timeout=5)
+            connection.request("GET", "/health")
+            assert connection.getresponse().status == 503
+            connection.close()

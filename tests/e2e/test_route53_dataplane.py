@@ -24,7 +24,7 @@ from standin.route53_checkers import (
     probe,
     route53_status_from,
 )
-from standin.route53_dns import CachingResolver, Route53DataPlane
+from standin.route53_dns import CachingResolver, ResolveError, Route53DataPlane, local_route53
 from standin.web import LocalWebServer
 
 DOMAIN = "dataplane.example.com"
@@ -430,12 +430,14 @@ def test_on_the_real_clock_a_client_sees_the_failover_after_threshold_intervals(
 ) -> None:
     """The threads as the demo runs them: 10 s checks at the time factor 0.02 (0.2 s), threshold
     3, propagation 0, the record's TTL 60 s; the client's cache is what delays it most."""
-    name, _ = pair
-    checkers = Route53Checkers(route53, time_factor=0.02).start(refresh_every=0.1)
-    plane = Route53DataPlane(route53, aws.zone_id, checkers).start(poll_interval=0.05)
-    client_clock = Clock(0.0)
-    client = CachingResolver(plane.address, plane.port, clock=client_clock)
-    try:
+    name, ids = pair
+    with local_route53(aws, time_factor=0.02, propagation_seconds=0, poll_interval=0.05) as plane:
+        assert plane.model_label() == (
+            "Route 53 stand-in's model, not AWS's: health-check intervals x0.02"
+            " (10 s checks every 0.2 s, 30 s checks every 0.6 s), propagation 0 s"
+        )
+        client_clock = Clock(0.0)
+        client = CachingResolver(plane.address, plane.port, clock=client_clock)
         assert client.resolve(name) == (PRIMARY_ADDRESS,)
         servers["PRIMARY"].stop()
         killed = time.monotonic()
@@ -448,9 +450,9 @@ def test_on_the_real_clock_a_client_sees_the_failover_after_threshold_intervals(
         assert client.resolve(name) == (PRIMARY_ADDRESS,)  # cached: the TTL is not over
         client_clock.now = 60.0
         assert client.resolve(name) == (SECONDARY_ADDRESS,)
-    finally:
-        plane.stop()
-        checkers.stop()
+        # moto's status answers the running checkers' reports, as the controller reads them.
+        reports = Route53HealthChecks(route53).status(ids["PRIMARY"])
+        assert [o.healthy for o in reports] == [False] * len(CHECKER_REGIONS)
 
 
 def test_without_the_option_instances_have_no_public_address(aws: LocalAws) -> None:
@@ -460,3 +462,22 @@ def test_without_the_option_instances_have_no_public_address(aws: LocalAws) -> N
     assert "PublicIpAddress" not in described["Reservations"][0]["Instances"][0]
     env = aws.controller_environment(cluster="c", domain=DOMAIN, lb_port=80, web_port=8080)
     assert env["LBF_LB_ADDRESS"] == "private"
+
+
+def test_a_client_keeps_a_negative_answer_for_the_soa_time_at_most_its_cap(
+    aws: LocalAws, plane: Route53DataPlane
+) -> None:
+    name = f"later.{DOMAIN}"
+    client_clock = Clock(0.0)
+    capped = CachingResolver(plane.address, plane.port, clock=client_clock, max_negative_ttl=5)
+    uncached = CachingResolver(plane.address, plane.port, clock=client_clock)
+    assert capped.resolve(name) == uncached.resolve(name) == ()
+    change(aws, ("CREATE", a_record(name, "127.0.4.5")))
+    plane.refresh()
+    assert uncached.resolve(name) == ("127.0.4.5",)
+    client_clock.now = 4.9
+    assert capped.resolve(name) == ()  # moto's SOA says 900 s; the cap is 5
+    client_clock.now = 5.0
+    assert capped.resolve(name) == ("127.0.4.5",)
+    with pytest.raises(ResolveError, match="REFUSED"):
+        capped.resolve("www.example.org")
