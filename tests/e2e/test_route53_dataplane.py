@@ -20,11 +20,21 @@ from standin.aws import LocalAws, local_aws
 from standin.route53_checkers import (
     CHECKER_REGIONS,
     CheckConfig,
+    CheckJudgement,
+    Observation,
     Route53Checkers,
     probe,
     route53_status_from,
 )
-from standin.route53_dns import CachingResolver, ResolveError, Route53DataPlane, local_route53
+from standin.route53_dns import (
+    CachingResolver,
+    RecordSet,
+    ResolveError,
+    Route53DataPlane,
+    local_route53,
+    route,
+    without_conflicts,
+)
 from standin.web import LocalWebServer
 
 DOMAIN = "dataplane.example.com"
@@ -481,3 +491,75 @@ def test_a_client_keeps_a_negative_answer_for_the_soa_time_at_most_its_cap(
     assert capped.resolve(name) == ("127.0.4.5",)
     with pytest.raises(ResolveError, match="REFUSED"):
         capped.resolve("www.example.org")
+
+
+# The rules without servers: tables over the pure parts.
+
+PLAIN = RecordSet("www.x", "A", 60, ("127.0.4.9",))
+PRIMARY = RecordSet("www.x", "A", 60, ("127.0.4.1",), "PRIMARY", "check-p")
+SECONDARY = RecordSet("www.x", "A", 60, ("127.0.4.2",), "SECONDARY", "check-s")
+UNCHECKED_SECONDARY = RecordSet("www.x", "A", 60, ("127.0.4.1",), "SECONDARY", None)
+
+
+@pytest.mark.parametrize(
+    ("records", "unhealthy", "answered"),
+    [
+        ((PRIMARY, SECONDARY), set(), PRIMARY),
+        ((PRIMARY, SECONDARY), {"check-p"}, SECONDARY),
+        ((PRIMARY, SECONDARY), {"check-s"}, PRIMARY),
+        ((PRIMARY, SECONDARY), {"check-p", "check-s"}, PRIMARY),  # fails open
+        ((PRIMARY, UNCHECKED_SECONDARY), {"check-p"}, UNCHECKED_SECONDARY),  # no check: healthy
+        ((SECONDARY, PRIMARY), {"check-p"}, SECONDARY),  # roles, not the listing's order
+    ],
+)
+def test_route_answers_a_pair_as_route53_does(
+    records: tuple[RecordSet, ...], unhealthy: set[str], answered: RecordSet
+) -> None:
+    assert route(records, lambda check: check not in unhealthy) == (answered,)
+
+
+def test_a_mix_of_plain_and_failover_keeps_what_was_answered_before() -> None:
+    assert without_conflicts((PRIMARY, SECONDARY), (PRIMARY, SECONDARY, PLAIN)) == (
+        PRIMARY,
+        SECONDARY,
+    )
+    assert without_conflicts((PLAIN,), (PLAIN, PRIMARY, SECONDARY)) == (PLAIN,)
+    # No version before it: the pair (the form the controller moves to in one batch).
+    assert without_conflicts((), (PLAIN, PRIMARY, SECONDARY)) == (PRIMARY, SECONDARY)
+    other = RecordSet("other.x", "A", 60, ("127.0.4.7",))
+    assert without_conflicts((), (other, PLAIN)) == (other, PLAIN)
+
+
+def judgement(regions: int, failing: int, **config: bool) -> CheckJudgement:
+    """A check with threshold 1, `failing` of its `regions` checkers reporting a failure."""
+    made = CheckJudgement(CheckConfig("c", "HTTP", "127.0.4.1", 80, "/", 10, 1, **config))
+    for index in range(regions):
+        made.record(Observation(f"region-{index}", index >= failing, "", 0.0))
+    return made
+
+
+@pytest.mark.parametrize(
+    ("regions", "failing", "config", "healthy"),
+    [
+        (3, 2, {}, True),  # one of three (33%) is more than 18%
+        (3, 3, {}, False),
+        (6, 5, {}, False),  # one of six (17%) is not
+        (3, 3, {"disabled": True}, True),  # Route 53 counts a disabled check healthy
+        (3, 3, {"inverted": True}, True),
+        (3, 0, {"inverted": True}, False),
+    ],
+)
+def test_a_check_is_healthy_while_more_than_18_percent_of_checkers_say_so(
+    regions: int, failing: int, config: dict[str, bool], healthy: bool
+) -> None:
+    assert judgement(regions, failing, **config).healthy is healthy
+
+
+def test_a_checker_needs_threshold_results_in_a_row_to_change_its_verdict() -> None:
+    check = CheckJudgement(CheckConfig("c", "HTTP", "127.0.4.1", 80, "/", 10, 3))
+    verdicts = []
+    for success in (False, False, True, False, False, False, True, True, False, True, True, True):
+        check.record(Observation("us-east-1", success, "", 0.0))
+        verdicts.append(check.healthy)
+    # No data (healthy) until three failures in a row; back only after three successes in a row.
+    assert verdicts == [True] * 5 + [False] * 6 + [True]
