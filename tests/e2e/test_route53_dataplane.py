@@ -7,12 +7,22 @@ runs them on the real clock with a small time factor.
 
 from __future__ import annotations
 
+import datetime
 import socket
+import ssl
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from dnslib import QTYPE, RCODE, DNSRecord
 
 from chalicelib.adapters.route53_health_checks import Route53HealthChecks
@@ -563,3 +573,69 @@ def test_a_checker_needs_threshold_results_in_a_row_to_change_its_verdict() -> N
         verdicts.append(check.healthy)
     # No data (healthy) until three failures in a row; back only after three successes in a row.
     assert verdicts == [True] * 5 + [False] * 6 + [True]
+
+
+class _SlowOrMoved(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path == "/slow":
+            time.sleep(1.5)
+        self.send_response(200 if self.path == "/slow" else 301)
+        self.send_header("Location", "http://203.0.113.10/")  # never followed
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def _self_signed(directory: Path) -> ssl.SSLContext:
+    """A certificate whose name matches nothing: Route 53 validates none."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "standin.invalid")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
+    return context
+
+
+@pytest.fixture(params=["HTTP", "HTTPS"])
+def slow_or_moved(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CheckConfig]:
+    """A server answering 301 at once, or 200 after 1.5 s at /slow; the check's config."""
+    server = ThreadingHTTPServer(("127.0.4.31", 0), _SlowOrMoved)
+    server.daemon_threads = True
+    if request.param == "HTTPS":
+        server.socket = _self_signed(tmp_path).wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    yield CheckConfig("c", request.param, "127.0.4.31", server.server_address[1], "/", 10, 3)
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_a_3xx_is_success_and_a_status_after_the_deadline_is_failure(
+    slow_or_moved: CheckConfig,
+) -> None:
+    assert probe(slow_or_moved, 1.0) == (True, "Success: HTTP Status Code 301, Moved Permanently")
+    # At the time factor 0.25 the 2 s deadline for the status is 0.5 s.
+    success, status = probe(replace(slow_or_moved, resource_path="/slow"), 0.25)
+    assert not success
+    assert status.startswith("Failure: No HTTP status within the time limit")
