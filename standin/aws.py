@@ -103,11 +103,18 @@ class LocalAws:
                 self._clients[service] = made
             return made
 
-    def prepare(self, domain: str) -> None:
-        """A hosted zone for the domain and a loopback VPC to launch instances into."""
+    def prepare(self, domain: str, *, ec2: bool = True) -> None:
+        """A hosted zone for the domain and (with `ec2`) a loopback VPC to launch instances into.
+
+        Without `ec2` only the zone: moto's first EC2 calls take seconds (tests of Route 53 alone).
+        """
         route53 = self.client("route53")
         zone = route53.create_hosted_zone(Name=domain + ".", CallerReference=domain)
         self.zone_id = zone["HostedZone"]["Id"].split("/")[-1]
+        if ec2:
+            self._prepare_ec2()
+
+    def _prepare_ec2(self) -> None:
         ec2 = self.client("ec2")
         vpc = ec2.create_vpc(CidrBlock="127.0.0.0/16")["Vpc"]["VpcId"]
         self.subnet_id = ec2.create_subnet(VpcId=vpc, CidrBlock=SUBNET_CIDR)["Subnet"]["SubnetId"]
@@ -173,7 +180,9 @@ class LocalAws:
 
 
 @contextmanager
-def local_aws(domain: str, *, public_addresses: bool = False) -> Iterator[LocalAws]:
+def local_aws(
+    domain: str, *, public_addresses: bool = False, ec2: bool = True
+) -> Iterator[LocalAws]:
     aws = LocalAws(public_addresses=public_addresses)
     saved = {k: os.environ.get(k) for k in (*_ENV, "AWS_ENDPOINT_URL")}
     aws.start()
@@ -181,7 +190,7 @@ def local_aws(domain: str, *, public_addresses: bool = False) -> Iterator[LocalA
         with route53_moves_back(), ExitStack() as fixes:
             if public_addresses:
                 fixes.enter_context(loopback_public_addresses())
-            aws.prepare(domain)
+            aws.prepare(domain, ec2=ec2)
             yield aws
     finally:
         # moto's backends belong to the process, not to the server: what this stand-in created

@@ -41,3 +41,13 @@ def test_instances_get_loopback_public_addresses_an_lb_listens_on(tmp_path: Path
             connection.request("GET", "/health")
             assert connection.getresponse().status == 503
             connection.close()
+
+
+def test_without_the_option_instances_have_no_public_address() -> None:
+    """The demo's behaviour today: private addresses only."""
+    with local_aws(DOMAIN) as aws:
+        instance_id = aws.launch("127.0.1.32", {"Name": "lb"})
+        described = aws.client("ec2").describe_instances(InstanceIds=[instance_id])
+        assert "PublicIpAddress" not in described["Reservations"][0]["Instances"][0]
+        env = aws.controller_environment(cluster="c", domain=DOMAIN, lb_port=80, web_port=8080)
+        assert env["LBF_LB_ADDRESS"] == "private"

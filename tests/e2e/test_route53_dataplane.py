@@ -62,7 +62,7 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def aws() -> Iterator[LocalAws]:
-    with local_aws(DOMAIN) as aws:
+    with local_aws(DOMAIN, ec2=False) as aws:
         yield aws
 
 
@@ -473,15 +473,6 @@ def test_on_the_real_clock_a_client_sees_the_failover_after_threshold_intervals(
         # moto's status answers the running checkers' reports, as the controller reads them.
         reports = Route53HealthChecks(route53).status(ids["PRIMARY"])
         assert [o.healthy for o in reports] == [False] * len(CHECKER_REGIONS)
-
-
-def test_without_the_option_instances_have_no_public_address(aws: LocalAws) -> None:
-    """The demo's behaviour today: private addresses only (see test_public_loopback.py)."""
-    instance_id = aws.launch("127.0.1.32", {"Name": "lb"})
-    described = aws.client("ec2").describe_instances(InstanceIds=[instance_id])
-    assert "PublicIpAddress" not in described["Reservations"][0]["Instances"][0]
-    env = aws.controller_environment(cluster="c", domain=DOMAIN, lb_port=80, web_port=8080)
-    assert env["LBF_LB_ADDRESS"] == "private"
 
 
 def test_a_client_keeps_a_negative_answer_for_the_soa_time_at_most_its_cap(
