@@ -465,8 +465,9 @@ def test_on_the_real_clock_a_client_sees_the_failover_after_threshold_intervals(
             assert time.monotonic() - killed < 5, "the pair never moved"
             time.sleep(0.02)
         moved = time.monotonic() - killed
-        # Three failed probes: at least two whole intervals after the first failure.
-        assert moved >= 2 * 0.2
+        # Three failed probes: two whole intervals after the first failure (less a little: the
+        # checkers read the clock just before a tick's probes go out).
+        assert moved >= 2 * 0.2 - 0.05
         assert client.resolve(name) == (PRIMARY_ADDRESS,)  # cached: the TTL is not over
         client_clock.now = 60.0
         assert client.resolve(name) == (SECONDARY_ADDRESS,)
