@@ -7,8 +7,9 @@ demo need not wait 90 s for three 30 s checks; whatever prints a figure states t
 
 The rules modelled, from Route 53's developer guide ("How Amazon Route 53 determines whether a
 health check is healthy"):
-- checkers in several regions each probe the check's IPAddress:Port every RequestInterval (10 or
-  30 s); they do not coordinate (here they probe in the same tick, which keeps counts exact);
+- a checker in each of the check's regions (Route 53's eight by default) probes its
+  IPAddress:Port every RequestInterval (10 or 30 s); on AWS they do not coordinate, here they
+  probe in the same tick, which keeps counts exact;
 - HTTP and HTTPS: a TCP connection within 4 s, then a 2xx or 3xx status within 2 s of connecting
   (HTTPS certificates are not validated); TCP: a connection within 10 s;
 - each checker turns unhealthy after FailureThreshold failures in a row and healthy after as many
@@ -33,7 +34,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,7 +45,17 @@ from moto.route53 import responses as route53_responses
 
 log = logging.getLogger(__name__)
 
-CHECKER_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
+# The regions Route 53 checks from when a check names none (its HealthCheckRegion values).
+CHECKER_REGIONS = (
+    "us-east-1",
+    "us-west-1",
+    "us-west-2",
+    "eu-west-1",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-northeast-1",
+    "sa-east-1",
+)
 # Route 53 counts a check healthy while more than this share of its checkers report it healthy.
 HEALTHY_SHARE = 0.18
 HTTP_CONNECT_SECONDS = 4.0
@@ -70,6 +81,7 @@ class CheckConfig:
     failure_threshold: int
     inverted: bool = False
     disabled: bool = False
+    regions: tuple[str, ...] = CHECKER_REGIONS
 
     @classmethod
     def from_api(cls, item: dict[str, Any]) -> CheckConfig:
@@ -86,6 +98,7 @@ class CheckConfig:
             failure_threshold=int(config.get("FailureThreshold") or 3),
             inverted=bool(config.get("Inverted", False)),
             disabled=bool(config.get("Disabled", False)),
+            regions=tuple(config.get("Regions") or CHECKER_REGIONS),
         )
 
     def not_probed_reason(self) -> str | None:
@@ -221,7 +234,6 @@ class Route53Checkers:
         route53: Any,
         *,
         time_factor: float = 1.0,
-        regions: Sequence[str] = CHECKER_REGIONS,
         probe_function: Probe = probe,
         wall_clock: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
@@ -230,7 +242,6 @@ class Route53Checkers:
             raise ValueError("time_factor must be positive")
         self.time_factor = time_factor
         self._route53 = route53
-        self._regions = tuple(regions)
         self._probe = probe_function
         self._wall_clock = wall_clock
         self._clock = clock
@@ -239,7 +250,7 @@ class Route53Checkers:
         self._due: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="route53-checker")
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="route53-checker")
 
     def interval(self, config: CheckConfig) -> float:
         """Seconds between one checker's probes, in the stand-in's time."""
@@ -282,7 +293,7 @@ class Route53Checkers:
         jobs = [
             (config, region, self._pool.submit(self._probe, config, self.time_factor))
             for config in due
-            for region in self._regions
+            for region in config.regions
         ]
         for config, region, future in jobs:
             success, status = future.result()
