@@ -341,13 +341,13 @@ class Route53Checkers:
         refreshed = self._clock()
         while not self._stop.is_set():
             now = self._clock()
-            if now - refreshed >= refresh_every:
-                try:
+            try:
+                if now - refreshed >= refresh_every:
+                    refreshed = now
                     self.refresh()
-                except Exception:  # a moto hiccup must not stop the checkers for good
-                    log.exception("reading the health checks failed")
-                refreshed = now
-            self.tick(now)
+                self.tick(now)
+            except Exception:  # a moto hiccup must not stop the checkers for good
+                log.exception("the stand-in's Route 53 checkers failed a round")
             next_due = self.next_due()
             wait = refresh_every if next_due is None else next_due - self._clock()
             self._stop.wait(max(0.01, min(wait, refresh_every)))

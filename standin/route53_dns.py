@@ -235,7 +235,11 @@ class Route53DataPlane:
     def start(self, *, poll_interval: float = 0.1) -> Route53DataPlane:
         """Serve UDP and TCP on one port (a free one when `port` is 0); poll moto's records."""
         self.refresh()
-        quiet = DNSLogger(log="-recv,-send,-request,-reply,-truncated,-data")
+        # dnslib prints every query by default; only its errors are worth a line, in the log.
+        quiet = DNSLogger(
+            log="-recv,-send,-request,-reply,-truncated,-data",
+            logf=lambda line: log.warning("%s", line),
+        )
         udp = DNSServer(self, address=self.address, port=self.port, logger=quiet)
         self.port = int(udp.server.server_address[1])
         tcp = DNSServer(self, address=self.address, port=self.port, tcp=True, logger=quiet)
