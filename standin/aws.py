@@ -45,8 +45,9 @@ class LocalAws:
 
     def __init__(self, *, public_addresses: bool = False) -> None:
         """`public_addresses`: launched instances get a public address (127.0.3.N for the
-        private 127.0.1.N); only inside `local_aws(..., public_addresses=True)`."""
+        private 127.0.1.N), from `start()` to `stop()`."""
         self.public_addresses = public_addresses
+        self._fixes = ExitStack()
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
@@ -83,11 +84,14 @@ class LocalAws:
         # moto's server logs every request through werkzeug; the demo prints its own timeline.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server.start()
+        if self.public_addresses:
+            self._fixes.enter_context(loopback_public_addresses())
         os.environ.update(self.environment())
         forget_clients()
 
     def stop(self) -> None:
         self._server.stop()
+        self._fixes.close()
         forget_clients()
 
     def reset(self) -> None:
@@ -187,9 +191,7 @@ def local_aws(
     saved = {k: os.environ.get(k) for k in (*_ENV, "AWS_ENDPOINT_URL")}
     aws.start()
     try:
-        with route53_moves_back(), ExitStack() as fixes:
-            if public_addresses:
-                fixes.enter_context(loopback_public_addresses())
+        with route53_moves_back():
             aws.prepare(domain, ec2=ec2)
             yield aws
     finally:
