@@ -1,7 +1,9 @@
 """moto's server on 127.0.0.1, set up as an account the controller can manage.
 
 The VPC is 127.0.0.0/16 so that every instance's private address is a loopback address a real
-local server can bind to; public addresses (which moto invents) are never used or probed.
+local server can bind to. Public addresses, which moto invents outside 127.0.0.0/8, are never used
+or probed; with `public_addresses=True` instances get loopback public addresses instead
+(standin/moto_fixes.loopback_public_addresses), so that LBF_LB_ADDRESS=public runs here too.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import socket
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import boto3
@@ -19,7 +21,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from chalicelib.adapters.clients import forget_clients
-from standin.moto_fixes import route53_moves_back
+from standin.moto_fixes import loopback_public_addresses, route53_moves_back
 
 REGION = "us-east-1"
 SUBNET_CIDR = "127.0.1.0/24"
@@ -41,7 +43,11 @@ def free_port(address: str = "127.0.0.1") -> int:
 class LocalAws:
     """One moto server; `environment()` is what a controller process needs to use it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, public_addresses: bool = False) -> None:
+        """`public_addresses`: launched instances get a public address (127.0.3.N for the
+        private 127.0.1.N), from `start()` to `stop()`."""
+        self.public_addresses = public_addresses
+        self._fixes = ExitStack()
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
@@ -67,8 +73,8 @@ class LocalAws:
             "LBF_CLUSTER": cluster,
             "LBF_DOMAIN": domain,
             "LBF_HOSTED_ZONE_ID": self.zone_id,
-            # moto invents public addresses that are not on this machine: use the loopback ones.
-            "LBF_LB_ADDRESS": "private",
+            # Without loopback public addresses, moto's are not on this machine: use the private.
+            "LBF_LB_ADDRESS": "public" if self.public_addresses else "private",
             "LBF_LB_CHECK": f"http://{{address}}:{lb_port}/health",
             "LBF_POOL_PORT": str(web_port),
             **extra,
@@ -78,11 +84,14 @@ class LocalAws:
         # moto's server logs every request through werkzeug; the demo prints its own timeline.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server.start()
+        if self.public_addresses:
+            self._fixes.enter_context(loopback_public_addresses())
         os.environ.update(self.environment())
         forget_clients()
 
     def stop(self) -> None:
         self._server.stop()
+        self._fixes.close()
         forget_clients()
 
     def reset(self) -> None:
@@ -98,14 +107,25 @@ class LocalAws:
                 self._clients[service] = made
             return made
 
-    def prepare(self, domain: str) -> None:
-        """A hosted zone for the domain and a loopback VPC to launch instances into."""
+    def prepare(self, domain: str, *, ec2: bool = True) -> None:
+        """A hosted zone for the domain and (with `ec2`) a loopback VPC to launch instances into.
+
+        Without `ec2` only the zone: moto's first EC2 calls take seconds (tests of Route 53 alone).
+        """
         route53 = self.client("route53")
         zone = route53.create_hosted_zone(Name=domain + ".", CallerReference=domain)
         self.zone_id = zone["HostedZone"]["Id"].split("/")[-1]
+        if ec2:
+            self._prepare_ec2()
+
+    def _prepare_ec2(self) -> None:
         ec2 = self.client("ec2")
         vpc = ec2.create_vpc(CidrBlock="127.0.0.0/16")["Vpc"]["VpcId"]
         self.subnet_id = ec2.create_subnet(VpcId=vpc, CidrBlock=SUBNET_CIDR)["Subnet"]["SubnetId"]
+        if self.public_addresses:
+            ec2.modify_subnet_attribute(
+                SubnetId=self.subnet_id, MapPublicIpOnLaunch={"Value": True}
+            )
         images = ec2.describe_images(Owners=["amazon"])["Images"]
         self.image_id = images[0]["ImageId"]
 
@@ -164,13 +184,15 @@ class LocalAws:
 
 
 @contextmanager
-def local_aws(domain: str) -> Iterator[LocalAws]:
-    aws = LocalAws()
+def local_aws(
+    domain: str, *, public_addresses: bool = False, ec2: bool = True
+) -> Iterator[LocalAws]:
+    aws = LocalAws(public_addresses=public_addresses)
     saved = {k: os.environ.get(k) for k in (*_ENV, "AWS_ENDPOINT_URL")}
     aws.start()
     try:
         with route53_moves_back():
-            aws.prepare(domain)
+            aws.prepare(domain, ec2=ec2)
             yield aws
     finally:
         # moto's backends belong to the process, not to the server: what this stand-in created

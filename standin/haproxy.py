@@ -41,12 +41,25 @@ class LocalHaproxy:
     """One HAProxy master (and its worker) serving `bind_address:port`, configured in `workdir`."""
 
     def __init__(
-        self, workdir: Path, bind_address: str, port: int, *, config: Path = HAPROXY_CONFIG
+        self,
+        workdir: Path,
+        bind_address: str,
+        port: int,
+        *,
+        config: Path = HAPROXY_CONFIG,
+        public_address: str | None = None,
     ) -> None:
-        """`config` is the main configuration to run (a benchmark compares it with a variant)."""
+        """`config` is the main configuration to run (a benchmark compares it with a variant).
+
+        `public_address`: the instance's public address on the stand-in (standin/aws.LocalAws
+        with `public_addresses`), where clients and Route 53's checkers reach it; the frontend
+        listens on both, as an EC2 LB bound to `:80` does. infra/lb/update-config.sh reads one
+        address from LBSIDE_BIND, so it is not run against an LB with both.
+        """
         self.source_config = config
         self.workdir = workdir
         self.bind_address = bind_address
+        self.public_address = public_address
         self.port = port
         self.config_path = workdir / "haproxy.cfg"
         self.backends_path = workdir / "backends.cfg"
@@ -96,7 +109,12 @@ class LocalHaproxy:
         env = dict(os.environ)
         env.update(
             LBSIDE_LOCAL="1",
-            LBSIDE_BIND=f"{self.bind_address}:{self.port}",
+            # HAProxy's bind takes a comma-separated list of addresses.
+            LBSIDE_BIND=",".join(
+                f"{address}:{self.port}"
+                for address in (self.bind_address, self.public_address)
+                if address is not None
+            ),
             LBSIDE_HAPROXY_CONFIG=str(self.config_path),
             LBSIDE_BACKENDS_FILE=str(self.backends_path),
             LBSIDE_HAPROXY_PIDFILE=str(self.pidfile),

@@ -6,10 +6,12 @@ so patching its backend class reaches the server, as standin/ssm_agent.py does f
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from moto.ec2.models import elastic_network_interfaces as eni_models
 from moto.route53 import models as route53_models
 
 
@@ -59,3 +61,46 @@ def route53_moves_back() -> Iterator[None]:
         yield
     finally:
         backend_class.change_resource_record_sets = original  # type: ignore[method-assign]
+
+
+# The stand-in's "public" addresses: 127.0.1.N (the instances' subnet) -> 127.0.3.N. Not
+# 127.0.2.0/24, where the Elastic IP's stand-in listens (standin/eip_forwarder.py, 127.0.2.1).
+PRIVATE_NETWORK = ipaddress.ip_network("127.0.1.0/24")
+PUBLIC_NETWORK = ipaddress.ip_network("127.0.3.0/24")
+
+
+def public_address_of(private: str) -> str | None:
+    """The loopback public address of an instance with this private address, if it has one."""
+    try:
+        address = ipaddress.ip_address(private)
+    except ValueError:
+        return None
+    if address not in PRIVATE_NETWORK:
+        return None
+    offset = int(address) - int(PRIVATE_NETWORK.network_address)
+    return str(PUBLIC_NETWORK.network_address + offset)
+
+
+@contextmanager
+def loopback_public_addresses() -> Iterator[None]:
+    """Instances given a public address get one on loopback instead of one moto invents.
+
+    moto 5.2.5 gives an auto-assigned public address a random one outside 127.0.0.0/8
+    (`random_public_ip`), which nothing here can bind and nothing may send traffic to. With this,
+    a cluster with LBF_LB_ADDRESS=public runs on the stand-in: the LB listens on its public
+    address too (LocalHaproxy's `public_address`). EC2 gives a new public address at each start;
+    here a restarted instance gets the same one back, its subnet's counterpart. An instance outside
+    the subnet gets none rather than an address off this machine.
+    """
+    interface_class = eni_models.NetworkInterface
+    original = interface_class.check_auto_public_ip
+
+    def check_auto_public_ip(interface: Any) -> None:
+        if str(interface.public_ip_auto_assign).lower() == "true":
+            interface.public_ip = public_address_of(str(interface.private_ip_address))
+
+    interface_class.check_auto_public_ip = check_auto_public_ip  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        interface_class.check_auto_public_ip = original  # type: ignore[method-assign]
