@@ -45,7 +45,7 @@ def version() -> str:
 
 def stage_environment(stage: str, config_path: Path) -> dict[str, str]:
     """The variables chalice gives a stage: the top level's, overridden by the stage's."""
-    from chalicelib.config import ConfigError
+    from chalicelib.config.reading import ConfigError
 
     if not config_path.exists():
         # The stage files are this checkout's, written by configure.py and never tracked.
@@ -443,7 +443,7 @@ def main(
             EXIT_OK if exc.code is None else exc.code if isinstance(exc.code, int) else EXIT_CONFIG
         )
     from chalicelib.clock import SystemClock
-    from chalicelib.config import ConfigError
+    from chalicelib.config.reading import ConfigError
     from chalicelib.errors import AwsError, DomainNotOwned, ViewNotLoaded
     from chalicelib.services import aws_services
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from chalicelib.__main__ import stage_environment
-from chalicelib.config import KNOWN_VARIABLES, Settings
+from chalicelib.config import Settings
+from chalicelib.config.variables import KNOWN_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_PATH = ROOT / ".chalice" / "config.json"
