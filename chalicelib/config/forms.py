@@ -87,15 +87,15 @@ def domain(environ: Mapping[str, str]) -> str:
     )
     value = required(environ, "LBF_DOMAIN", expected)
     # Route 53 answers with fully qualified names ("example.com."); one trailing dot is the same name.
-    domain = value.lower().removesuffix(".")
-    labels = domain.split(".")
+    name = value.lower().removesuffix(".")
+    labels = name.split(".")
     if (
-        len(domain) > _DOMAIN_MAX_CHARS
+        len(name) > _DOMAIN_MAX_CHARS
         or len(labels) < 2
         or not all(DNS_LABEL.fullmatch(label) for label in labels)
     ):
         raise bad("LBF_DOMAIN", expected, value)
-    return domain
+    return name
 
 
 def hosted_zone_id(environ: Mapping[str, str]) -> str:
@@ -137,15 +137,15 @@ def eip_allocation_id(environ: Mapping[str, str], mode: FailoverMode) -> str | N
 
 
 def active_mode(environ: Mapping[str, str], mode: FailoverMode) -> ActiveMode:
-    active_mode = choice(
+    chosen = choice(
         environ, "LBF_ACTIVE_MODE", ActiveMode.SINGLE, (ActiveMode.SINGLE, ActiveMode.ALL)
     )
-    if active_mode is ActiveMode.ALL and mode is FailoverMode.EIP:
+    if chosen is ActiveMode.ALL and mode is FailoverMode.EIP:
         # One Elastic IP can be attached to one instance only.
         raise ConfigError(
             "LBF_ACTIVE_MODE", "all cannot be used with LBF_MODE=eip (one EIP, one LB); use single"
         )
-    return active_mode
+    return chosen
 
 
 def check(

@@ -101,10 +101,10 @@ def seconds(environ: Mapping[str, str], name: str, default: float, *, high: floa
     expected = f"a number of seconds above 0 and at most {high:g}, e.g. 2 or 0.5"
     if not _DECIMAL.fullmatch(value):
         raise bad(name, expected, value)
-    seconds = float(value)
-    if not (math.isfinite(seconds) and 0 < seconds <= high):
+    number = float(value)
+    if not (math.isfinite(number) and 0 < number <= high):
         raise bad(name, expected, value)
-    return seconds
+    return number
 
 
 _Choice = TypeVar("_Choice", bound=enum.StrEnum)
