@@ -56,7 +56,7 @@ _ROUTE53_INTERVALS = ("10", "30")
 
 
 def refuse_unknown_names(environ: Mapping[str, str]) -> None:
-    """Raise ConfigError for the first unknown `LBF_` name (sorted), naming the closest known one."""
+    """ConfigError for the first unknown `LBF_` name (sorted), naming the closest known one."""
     # Any case: `lbf_dry_run=true` is the same mistake as `LBF_DRYRUN=true`, and as easily made.
     unknown = sorted(
         name for name in environ if name.upper().startswith(_PREFIX) and name not in KNOWN_VARIABLES

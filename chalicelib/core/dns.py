@@ -1,4 +1,7 @@
-"""Which records should exist, and the one compare-and-swap change that gets there.
+"""Where the active record points, who owns the domain, and the compare-and-swap that changes them.
+
+The round's whole record batch (per-LB records, the active record's change, the `_lbf` TXT) is put
+together in core/record_batch.py from these.
 
 Names here are fully qualified, lower case, without Route 53's trailing dot; the adapter adds and
 strips it.

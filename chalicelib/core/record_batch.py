@@ -72,10 +72,10 @@ def record_plan(
     `former`: addresses the cluster's LBs are known to have held; an active record left on one
     of them is still the cluster's, and takes a new LBF_TTL like the rest.
 
-    `addresses`: the addresses the cluster's instances hold now (`addresses_held`). A per-LB record
-    the TXT lists loses every value outside it: a released public IP may be given to anyone's
-    instance next, and a record must never send clients there. None: not judged. The active
-    record's values are the decision's (`release_active`).
+    `addresses`: the addresses the cluster's instances hold now (`dns.addresses_held`). A per-LB
+    record the TXT lists loses every value outside it: a released public IP may be given to
+    anyone's instance next, and a record must never send clients there. None: not judged. The
+    active record's values are the decision's (`dns.release_active`).
     """
     if rules.cluster is None:
         raise ValueError("planning records needs the cluster that owns them (RecordRules.cluster)")
