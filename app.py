@@ -15,7 +15,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Rate
 
 from chalicelib.adapters.probe import SocketProber
-from chalicelib.config import ConfigError, Settings
+from chalicelib.config import Settings
+from chalicelib.config.reading import ConfigError
 from chalicelib.core import probe_contract
 from chalicelib.core.names import is_instance_id
 

@@ -375,7 +375,7 @@ def main(
             EXIT_OK if exc.code is None else exc.code if isinstance(exc.code, int) else EXIT_CONFIG
         )
     from chalicelib.clock import SystemClock
-    from chalicelib.config import ConfigError
+    from chalicelib.config.reading import ConfigError
     from chalicelib.errors import AwsError, DomainNotOwned, WorldNotRead
     from chalicelib.services import aws_services
 

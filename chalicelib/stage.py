@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib import deployed
-from chalicelib.config import ConfigError, Settings
+from chalicelib.config import Settings
+from chalicelib.config.reading import ConfigError
 
 CONFIG_PATH = Path(".chalice/config.json")
 

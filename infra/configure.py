@@ -47,7 +47,8 @@ if str(ROOT) not in sys.path:
 
 from botocore.exceptions import ClientError  # noqa: E402
 
-from chalicelib.config import ConfigError, Settings  # noqa: E402
+from chalicelib.config import Settings  # noqa: E402
+from chalicelib.config.reading import ConfigError  # noqa: E402
 from chalicelib.core.names import (  # noqa: E402
     CLUSTER,
     HOSTED_ZONE_ID,

@@ -20,7 +20,7 @@ import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError, InvalidRegionError, ProfileNotFound
 from botocore.utils import validate_region_name
 
-from chalicelib.config import ConfigError
+from chalicelib.config.reading import ConfigError
 from chalicelib.core.names import show
 from chalicelib.core.timing import REPORT_SECONDS, prober_invoke_limit
 from chalicelib.errors import AwsError, ChangeRejected

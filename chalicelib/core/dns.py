@@ -1,4 +1,7 @@
-"""Which records should exist, and the one compare-and-swap change that gets there.
+"""Where the active record points, who owns the domain, and the compare-and-swap that changes them.
+
+The round's whole record batch (per-LB records, the active record's change, the `_lbf` TXT) is put
+together in core/record_batch.py from these.
 
 Names here are fully qualified, lower case, without Route 53's trailing dot; the adapter adds and
 strips it.
@@ -6,9 +9,9 @@ strips it.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from chalicelib.core.addresses import sort_key as address_key
 from chalicelib.core.inventory import lowest_free_name, natural_key
@@ -127,7 +130,7 @@ def by_name(lbs: Iterable[Instance]) -> list[Instance]:
     return sorted(lbs, key=lambda lb: natural_key(lb.name or ""))
 
 
-def _a_record(name: str, values: Sequence[str], ttl: int) -> Record:
+def address_record(name: str, values: Sequence[str], ttl: int) -> Record:
     return Record(name=name, type="A", ttl=ttl, values=tuple(values))
 
 
@@ -175,26 +178,10 @@ def decide_active(
             None, (), f"left as is: it points at skipped instance {unjudged.instance_id}"
         )
 
-    holder: Instance | None = pointed[0] if pointed else None
-    followed = False
-    keeps: Instance | None = None  # keeps lbf:state=active while the record waits for it
-    if holder is None:
-        # The record holds no current LB address: either the active LB came back with a new IP
-        # (it still carries lbf:state=active), or someone pointed the record elsewhere.
-        tagged = [lb for lb in known if lb.lb_state is not None and lb.lb_state.value == "active"]
-        if len(tagged) == 1 and tagged[0].address is None:
-            # A stopped LB has no public address, but the record is still its: moving off it is a
-            # failover (with its notice), not the repair of a record no LB of the cluster holds.
-            holder = tagged[0]
-        elif len(tagged) == 1 and (former is None or values <= set(former)):
-            holder, followed = tagged[0], True
-        elif len(tagged) == 1:
-            # Pointed by hand at an address no LB ever had: repaired, back to the LB still tagged
-            # active as soon as it is eligible; until then it keeps the tag, and with it the claim.
-            keeps = tagged[0]
-            if keeps in candidates:
-                candidates = [keeps, *(lb for lb in candidates if lb is not keeps)]
-
+    claim = TaggedClaim(pointed[0]) if pointed else tagged_claim(known, values, former)
+    holder, followed, keeps = claim
+    if keeps is not None and keeps in candidates:
+        candidates = [keeps, *(lb for lb in candidates if lb is not keeps)]
     if holder is not None and keeps_role(holder):
         if not followed and len(current.values) == 1:
             return ActiveDecision(None, (holder.instance_id,), f"kept on {label(holder)}")
@@ -204,6 +191,36 @@ def decide_active(
             f"follows {label(holder)} to its address {holder.address}",
         )
     return _off_holder(holder, candidates, pointed_at=", ".join(sorted(values)), keeps=keeps)
+
+
+class TaggedClaim(NamedTuple):
+    """Which LB the active record is taken to be, when it holds no current LB address."""
+
+    holder: Instance | None = None
+    followed: bool = False  # the record follows the holder to its new address
+    keeps: Instance | None = None  # keeps lbf:state=active while the record waits for it
+
+
+def tagged_claim(
+    known: Sequence[Instance], values: Collection[str], former: Collection[str] | None
+) -> TaggedClaim:
+    """The record holds no current LB address: either the active LB came back with a new IP
+    (it still carries lbf:state=active), or someone pointed the record elsewhere.
+
+    Only an LB that is the one tagged active has a claim; `former` as in `decide_active`.
+    """
+    tagged = [lb for lb in known if lb.lb_state is not None and lb.lb_state.value == "active"]
+    if len(tagged) != 1:
+        return TaggedClaim()
+    if tagged[0].address is None:
+        # A stopped LB has no public address, but the record is still its: moving off it is a
+        # failover (with its notice), not the repair of a record no LB of the cluster holds.
+        return TaggedClaim(tagged[0])
+    if former is None or set(values) <= set(former):
+        return TaggedClaim(tagged[0], followed=True)
+    # Pointed by hand at an address no LB ever had: repaired, back to the LB still tagged
+    # active as soon as it is eligible; until then it keeps the tag, and with it the claim.
+    return TaggedClaim(keeps=tagged[0])
 
 
 def decide_holder(
@@ -357,205 +374,13 @@ def active_change(
     Route 53 rejects the whole batch if the DELETE does not match the current record, so a stale
     or concurrent run fails instead of overwriting; clients never see the name missing.
     """
-    new = _a_record(name, values, ttl)
+    new = address_record(name, values, ttl)
     if not values:
         # Route 53 has no A record without a value: left with none, the record goes.
         return [RecordChange("DELETE", current)] if current is not None else []
     if current is None:
         return [RecordChange("CREATE", new)]
     return [RecordChange("DELETE", current), RecordChange("CREATE", new)]
-
-
-@dataclass(frozen=True)
-class RecordPlan:
-    """A round's record changes, and the values they take out because no LB holds them."""
-
-    changes: tuple[RecordChange, ...]
-    released: Mapping[str, tuple[str, ...]]  # record name -> values taken out of it
-
-
-def plan_records(
-    records: Sequence[Record],
-    lbs: Sequence[Instance],
-    skipped: Sequence[Skipped],
-    decision: ActiveDecision,
-    rules: RecordRules,
-    *,
-    former: Collection[str] = (),
-    addresses: Collection[str] | None = None,
-) -> list[RecordChange]:
-    """Every record change of this round, for one change batch (see `record_plan`)."""
-    return list(
-        record_plan(
-            records, lbs, skipped, decision, rules, former=former, addresses=addresses
-        ).changes
-    )
-
-
-def record_plan(
-    records: Sequence[Record],
-    lbs: Sequence[Instance],
-    skipped: Sequence[Skipped],
-    decision: ActiveDecision,
-    rules: RecordRules,
-    *,
-    former: Collection[str] = (),
-    addresses: Collection[str] | None = None,
-) -> RecordPlan:
-    """Every record change of this round, for one change batch (Route 53: 5 requests/s).
-
-    `former`: addresses the cluster's LBs are known to have held; an active record left on one
-    of them is still the cluster's, and takes a new LBF_TTL like the rest.
-
-    `addresses`: the addresses the cluster's instances hold now (`addresses_held`). A per-LB record
-    the TXT lists loses every value outside it: a released public IP may be given to anyone's
-    instance next, and a record must never send clients there. None: not judged. The active
-    record's values are the decision's (`release_active`).
-    """
-    if rules.cluster is None:
-        raise ValueError("planning records needs the cluster that owns them (RecordRules.cluster)")
-    current = {(r.name, r.type): r for r in records}
-    changes: list[RecordChange] = []
-    existing_after: set[str] = {name for (name, kind) in current if kind == "A"}
-    ownership = current.get((rules.ownership_fqdn, "TXT"))
-    owned = _owned_names(ownership, rules)
-
-    # Names an instance of the cluster still answers for. A skipped LB that has not given up its
-    # address is frozen: the record of its name stays as it is, and so does its own record found
-    # by address (an owned name whose record holds it) when its name tag no longer parses.
-    # EC2's state outranks a tag: a skipped LB that is gone loses its record like any other.
-    live_skipped = [s for s in skipped if s.state not in GONE_STATES]
-    frozen_labels = {s.name for s in live_skipped if s.name is not None}
-    known_names: set[str] = {rules.fqdn(label) for label in frozen_labels}
-    frozen_addresses = {s.address for s in live_skipped if s.address is not None}
-    known_names |= {
-        name
-        for name in owned
-        if (record := current.get((name, "A"))) is not None
-        and frozen_addresses.intersection(record.values)
-    }
-    # Several instances can carry one name (a replacement and the one it replaced): the record
-    # follows the running one, and is removed only when every one of them is gone.
-    by_label: dict[str, list[Instance]] = {}
-    for lb in lbs:
-        if lb.name is not None:
-            by_label.setdefault(lb.name, []).append(lb)
-    for label_, holders in by_label.items():
-        fqdn = rules.fqdn(label_)
-        known_names.add(fqdn)
-        record = current.get((fqdn, "A"))
-        live = [lb for lb in holders if lb.running and lb.address is not None]
-        if live:
-            wanted = _a_record(fqdn, [live[0].address or ""], rules.ttl)
-            if record != wanted:
-                changes.append(RecordChange("UPSERT", wanted))
-                existing_after.add(fqdn)
-        elif (
-            record is not None
-            and all(lb.state in GONE_STATES for lb in holders)
-            and label_ not in frozen_labels
-        ):
-            changes.append(RecordChange("DELETE", record))
-            existing_after.discard(fqdn)
-    # Its name is frozen, its address is EC2's: a running skipped LB that came back with a new
-    # address takes its record along (the active record follows it the same way), rather than
-    # leaving its name on an address it no longer has. A record it has not got is not created.
-    # Two skipped instances with one name (a replacement and the one it replaced): both are
-    # frozen, neither moves the record.
-    names = Counter(s.name for s in live_skipped)
-    for s in live_skipped:
-        if s.state != "running" or s.address is None or s.name is None:
-            continue
-        if s.name in by_label or names[s.name] > 1:
-            continue
-        fqdn = rules.fqdn(s.name)
-        if fqdn not in owned or fqdn in (rules.active_fqdn, rules.ownership_fqdn):
-            continue  # only a per-LB record of the cluster's, never one a hostile tag names
-        record = current.get((fqdn, "A"))
-        if record is not None and record.values != (s.address,):
-            changes.append(RecordChange("UPSERT", _a_record(fqdn, [s.address], rules.ttl)))
-    gone_labels = (
-        {s.name for s in skipped if s.name is not None and s.state in GONE_STATES}
-        - frozen_labels
-        - set(by_label)
-    )
-    for label_ in sorted(gone_labels, key=natural_key):
-        fqdn = rules.fqdn(label_)
-        record = current.get((fqdn, "A"))
-        if record is not None and fqdn not in known_names:
-            changes.append(RecordChange("DELETE", record))
-            existing_after.discard(fqdn)
-            known_names.add(fqdn)  # deleted here, not again as a vanished name below
-
-    # A record we created for an LB that has since vanished while no run was looking.
-    for fqdn in sorted(owned - known_names - {rules.active_fqdn}):
-        record = current.get((fqdn, "A"))
-        if record is not None:
-            changes.append(RecordChange("DELETE", record))
-        existing_after.discard(fqdn)
-
-    released: dict[str, tuple[str, ...]] = {}
-    if addresses is not None:
-        changed = {c.record.name for c in changes if c.record.type == "A"}
-        for fqdn in sorted(owned - changed - {rules.active_fqdn}):
-            record = current.get((fqdn, "A"))
-            if record is None:
-                continue
-            gone = tuple(v for v in record.values if v not in addresses)
-            if not gone:
-                continue
-            kept = tuple(v for v in record.values if v in addresses)
-            released[fqdn] = gone
-            if kept:
-                changes.append(RecordChange("UPSERT", _a_record(fqdn, kept, rules.ttl)))
-            else:
-                changes.append(RecordChange("DELETE", record))
-                existing_after.discard(fqdn)
-
-    active = current.get((rules.active_fqdn, "A"))
-    if decision.released:
-        released[rules.active_fqdn] = decision.released
-    if decision.values is not None:
-        changes.extend(active_change(active, decision.values, rules.ttl, rules.active_fqdn))
-        if decision.values:
-            existing_after.add(rules.active_fqdn)
-        else:
-            existing_after.discard(rules.active_fqdn)
-    elif (
-        active is not None
-        and active.ttl != rules.ttl
-        and set(active.values) <= _addresses(lbs, skipped) | set(former)
-    ):
-        # LBF_TTL changed: the same values with the new TTL, through the same compare-and-swap.
-        # Only while it holds the cluster's LBs: a record pointed by hand at no LB is rewritten
-        # when it is repaired, never restated as it is.
-        changes.extend(active_change(active, active.values, rules.ttl, rules.active_fqdn))
-
-    mine = {rules.fqdn(lb.name) for lb in lbs if lb.name is not None} | {rules.active_fqdn}
-    owned_after = {name for name in existing_after if name in owned or name in mine}
-    labels = sorted(
-        (name.removesuffix("." + rules.domain) for name in owned_after), key=natural_key
-    )
-    wanted = ownership_record(rules.cluster, labels, rules)
-    if ownership is None:
-        # A domain without a TXT gets one from the first run that writes a record in it: a run
-        # that writes nothing (a typo in LBF_CLUSTER, say) never claims a domain.
-        writes = any(c.action != "DELETE" and c.record.type == "A" for c in changes)
-        if writes and labels:
-            changes.append(RecordChange("CREATE", wanted))
-    elif _says(ownership, rules) != _says(wanted, rules) or ownership.ttl != rules.ttl:
-        # Compare-and-swap, as the active record: the TXT says who owns the domain, and a run
-        # that read it before a handover (or another cluster's adoption) must fail, not undo it.
-        # A TXT without a cluster string is adopted here, by the same swap. With no record left
-        # it still names the owner: an empty cluster is still a cluster.
-        changes += [RecordChange("DELETE", ownership), RecordChange("CREATE", wanted)]
-    return RecordPlan(tuple(changes), released)
-
-
-def _says(record: Record, rules: RecordRules) -> tuple[str | None, frozenset[str]]:
-    """What a TXT means, whatever order Route 53 gives its strings in."""
-    ownership = ownership_of([record], rules)
-    return ownership.owner, frozenset(ownership.labels)
 
 
 def ownership_record(cluster: str, labels: Sequence[str], rules: RecordRules) -> Record:
@@ -724,13 +549,7 @@ def release_active(
     )
 
 
-def _addresses(lbs: Sequence[Instance], skipped: Sequence[Skipped]) -> set[str]:
-    return {lb.address for lb in lbs if lb.address is not None} | {
-        s.address for s in skipped if s.address is not None
-    }
-
-
-def _owned_names(record: Record | None, rules: RecordRules) -> set[str]:
+def owned_names(record: Record | None, rules: RecordRules) -> set[str]:
     """The TXT record lists the labels the controller owns, one quoted string each (after the
     owner's `cluster=` string, which names no record)."""
     if record is None:
@@ -763,7 +582,7 @@ def reserve_frozen_names(world: World, rules: RecordRules) -> World:
     addresses = {
         s.address for s in world.skipped if s.address is not None and s.state not in GONE_STATES
     }
-    owned = _owned_names(current.get((rules.ownership_fqdn, "TXT")), rules)
+    owned = owned_names(current.get((rules.ownership_fqdn, "TXT")), rules)
     reserved = {
         name.removesuffix("." + rules.domain)
         for name in owned

@@ -2,7 +2,7 @@
 
 A template is rendered with a target's address (and a web server's port) and parsed once, here,
 into an `Endpoint`: the probe then connects and sends from its fields, and never reads a URL.
-URLs remain only where text has to cross a boundary: the variables (validated in config.py) and
+URLs remain only where text has to cross a boundary: the variables (config/forms.py) and
 the prober function's request (core/probe_contract.py), whose side parses them with `parse_url`.
 
 Pure: no network, and no name is ever resolved.
@@ -82,8 +82,8 @@ class CheckTemplate:
         return url
 
     def endpoint(self, address: str, port: int | None = None) -> Endpoint:
-        """The endpoint for one target. A template that config.py accepted, filled with an EC2
-        address, always parses: config.py renders every template with both address families."""
+        """The endpoint for one target. A template config/forms.py accepted, filled with an EC2
+        address, always parses: it renders every template with both address families."""
         return parse_url(self.render(address, port))
 
 

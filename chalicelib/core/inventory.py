@@ -8,7 +8,7 @@ absent: the controller owns them and rewrites them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from chalicelib.core.addresses import canonical
@@ -78,107 +78,146 @@ def _lb_state(value: str | None) -> LbState | None:
     return LbState(value) if value in (LbState.ACTIVE.value, LbState.STANDBY.value) else None
 
 
-def parse_instance(raw: RawInstance, rules: ParseRules) -> Instance | Skipped:
+@dataclass(frozen=True)
+class _Read:
+    """What an instance's tags and addresses say, before anything is refused."""
+
+    role_value: str | None
+    role: Role | None
+    raw_name: str | None
+    valid_name: str | None
+    which: AddressKind  # the kind of address the settings select for its role
+    raw_address: str | None
+    address: str | None
+    maintenance: str | None
+    raw_port: str | None
+    port: int | None
+    damping: Damping
+    lb_state: LbState | None
+
+
+def _read(raw: RawInstance, rules: ParseRules) -> _Read:
     tags = dict(raw.tags)
     role_value = tags.get(TAG_ROLE)
     role = Role(role_value) if role_value in (Role.LB.value, Role.WEB.value) else None
     raw_name = tags.get(TAG_NAME)
-    valid_name = raw_name if raw_name is not None and is_label(raw_name) else None
-
     # An instance of unknown role is most likely an LB with a typo: an active record on its LB
     # address is recognised as its, and left to it while it runs.
     which = rules.pool_address if role is Role.WEB else rules.lb_address
     raw_address = raw.public_ip if which is AddressKind.PUBLIC else raw.private_ip
-    address = canonical(raw_address)
-    maintenance = tags.get(TAG_MAINTENANCE)
     raw_port = tags.get(TAG_PORT)
     port: int | None = None
     if role is Role.WEB:
         port = rules.pool_port if raw_port is None else parse_port(raw_port)
-    damping = Damping(
-        verdict=parse_verdict(tags.get(TAG_HEALTH)), run=parse_probe_run(tags.get(TAG_PROBE))
+    return _Read(
+        role_value=role_value,
+        role=role,
+        raw_name=raw_name,
+        valid_name=raw_name if raw_name is not None and is_label(raw_name) else None,
+        which=which,
+        raw_address=raw_address,
+        address=canonical(raw_address),
+        maintenance=tags.get(TAG_MAINTENANCE),
+        raw_port=raw_port,
+        port=port,
+        damping=Damping(
+            verdict=parse_verdict(tags.get(TAG_HEALTH)), run=parse_probe_run(tags.get(TAG_PROBE))
+        ),
+        lb_state=_lb_state(tags.get(TAG_STATE)) if role is Role.LB else None,
     )
 
-    def skip(reason: str, *, known_address: str | None = None) -> Skipped:
-        # A valid name protects its record: a skipped LB is frozen, not forgotten. What parsed of
-        # it is kept so it can be probed and judged; nothing that did not parse is.
-        frozen = None
-        if role is not None:
-            frozen = Instance(
-                instance_id=raw.instance_id,
-                role=role,
-                state=raw.state,
-                launch_time=raw.launch_time,
-                address=known_address,
-                name=valid_name if role is Role.LB and valid_name != rules.active_name else None,
-                port=port,
-                draining=maintenance == "drain",
-                damping=damping,
-                lb_state=_lb_state(tags.get(TAG_STATE)) if role is Role.LB else None,
-            )
-        return Skipped(
-            instance_id=raw.instance_id,
-            reason=reason,
-            role=role.value if role is not None else None,
-            name=valid_name,
-            address=known_address,
-            state=raw.state,
-            frozen=frozen,
-        )
 
-    if raw_address is not None and address is None:
-        if role is None:
-            return skip(_bad_role(role_value))
-        return skip(f"{which} address {show(raw_address)} is not an IP address")
+def parse_instance(raw: RawInstance, rules: ParseRules) -> Instance | Skipped:
+    read = _read(raw, rules)
+    role = read.role
     if role is None:
-        return skip(_bad_role(role_value), known_address=address)
-    if role is Role.WEB and address is not None:
-        refused = refused_backend(address, loopback_allowed=rules.loopback_allowed)
-        if refused is not None:
-            # Without its address: never probed, and no entry of the published list is kept for it.
-            return skip(f"{which} address {address} is {refused}: never a backend")
-
-    if maintenance not in (None, "drain"):
-        return skip(
-            f"{TAG_MAINTENANCE} {show(maintenance or '')} is not 'drain'", known_address=address
-        )
-
-    name: str | None = None
-    if role is Role.LB:
-        if raw_name is not None:
-            if not is_label(raw_name):
-                return skip(
-                    f"{TAG_NAME} {show(raw_name)} is not a DNS label", known_address=address
-                )
-            if raw_name == rules.active_name:
-                return skip(
-                    f"{TAG_NAME} {show(raw_name)} is the active record's name",
-                    known_address=address,
-                )
-            name = raw_name
-    elif port is None:
-        return skip(
-            f"{TAG_PORT} {show(raw_port or '')} is not a port 1-65535", known_address=address
-        )
-
-    if address is None and raw.state == "running":
+        return _skipped(raw, read, rules, _bad_role(read.role_value), known_address=read.address)
+    refused = _address_refusal(read, role, rules) or _tag_refusal(read, role, rules)
+    if refused is None and read.address is None and raw.state == "running":
         # Never silently left out: without the address the settings select it can be neither
         # probed nor published, and an operator must hear why.
-        return skip(_no_address(role, which, rules))
-
+        refused = (_no_address(role, read.which, rules), None)
+    if refused is not None:
+        reason, known_address = refused
+        return _skipped(raw, read, rules, reason, known_address=known_address)
+    tags = dict(raw.tags)
     return Instance(
         instance_id=raw.instance_id,
         role=role,
         state=raw.state,
         launch_time=raw.launch_time,
-        address=address,
-        name=name,
-        port=port,
-        draining=maintenance == "drain",
-        damping=damping,
-        lb_state=_lb_state(tags.get(TAG_STATE)) if role is Role.LB else None,
+        address=read.address,
+        name=read.raw_name if role is Role.LB else None,
+        port=read.port,
+        draining=read.maintenance == "drain",
+        damping=read.damping,
+        lb_state=read.lb_state,
         backends_checksum=_checksum(tags.get(TAG_BACKENDS)) if role is Role.LB else None,
         written=tuple(sorted((k, v) for k, v in tags.items() if k in CONTROLLER_TAGS)),
+    )
+
+
+# Why an instance is skipped, and the address it is known by (None: never probed or matched).
+_Refusal = tuple[str, str | None]
+
+
+def _address_refusal(read: _Read, role: Role, rules: ParseRules) -> _Refusal | None:
+    """An address that is no IP address, or a web server's that is never a backend."""
+    if read.raw_address is not None and read.address is None:
+        return f"{read.which} address {show(read.raw_address)} is not an IP address", None
+    if role is Role.WEB and read.address is not None:
+        refused = refused_backend(read.address, loopback_allowed=rules.loopback_allowed)
+        if refused is not None:
+            # Without its address: never probed, and no entry of the published list is kept for it.
+            return f"{read.which} address {read.address} is {refused}: never a backend", None
+    return None
+
+
+def _tag_refusal(read: _Read, role: Role, rules: ParseRules) -> _Refusal | None:
+    """An operator-set tag that does not parse: maintenance, an LB's name, a web server's port."""
+    address = read.address
+    if read.maintenance not in (None, "drain"):
+        return f"{TAG_MAINTENANCE} {show(read.maintenance or '')} is not 'drain'", address
+    if role is Role.LB and read.raw_name is not None:
+        if not is_label(read.raw_name):
+            return f"{TAG_NAME} {show(read.raw_name)} is not a DNS label", address
+        if read.raw_name == rules.active_name:
+            return f"{TAG_NAME} {show(read.raw_name)} is the active record's name", address
+    elif role is Role.WEB and read.port is None:
+        return f"{TAG_PORT} {show(read.raw_port or '')} is not a port 1-65535", address
+    return None
+
+
+def _skipped(
+    raw: RawInstance, read: _Read, rules: ParseRules, reason: str, *, known_address: str | None
+) -> Skipped:
+    # A valid name protects its record: a skipped LB is frozen, not forgotten. What parsed of
+    # it is kept so it can be probed and judged; nothing that did not parse is.
+    frozen = None
+    role = read.role
+    if role is not None:
+        frozen = Instance(
+            instance_id=raw.instance_id,
+            role=role,
+            state=raw.state,
+            launch_time=raw.launch_time,
+            address=known_address,
+            name=read.valid_name
+            if role is Role.LB and read.valid_name != rules.active_name
+            else None,
+            port=read.port,
+            draining=read.maintenance == "drain",
+            damping=read.damping,
+            lb_state=read.lb_state,
+        )
+    return Skipped(
+        instance_id=raw.instance_id,
+        reason=reason,
+        role=role.value if role is not None else None,
+        name=read.valid_name,
+        address=known_address,
+        state=raw.state,
+        frozen=frozen,
     )
 
 
@@ -230,11 +269,22 @@ def build_inventory(raws: Iterable[RawInstance], rules: ParseRules) -> ParsedInv
             lbs.append(parsed)
         else:
             webs.append(parsed)
+    kept, duplicates = _settle_names(lbs, frozen_claims)
+    skipped += duplicates
+    named = _assign_names(kept, skipped, rules)
+    return ParsedInventory(lbs=tuple(named), webs=tuple(webs), skipped=tuple(skipped))
 
-    # A name is held by the oldest LB that can still answer for it. A stopped or terminated LB
-    # never holds it against a live one: that is how a replacement takes over its name.
+
+def _settle_names(
+    lbs: Iterable[Instance], frozen_claims: Mapping[str, tuple[float, str]]
+) -> tuple[list[Instance], list[Skipped]]:
+    """A name is held by the oldest LB that can still answer for it; the newer ones carrying it
+    are skipped. A stopped or terminated LB never holds it against a live one: that is how a
+    replacement takes over its name. `lbs` oldest first; `frozen_claims` as in build_inventory.
+    """
     holders: dict[str, Instance] = {}
     kept: list[Instance] = []
+    duplicates: list[Skipped] = []
     for lb in lbs:
         if lb.name is None or lb.state in GONE_STATES:
             kept.append(lb)
@@ -248,7 +298,7 @@ def build_inventory(raws: Iterable[RawInstance], rules: ParseRules) -> ParsedInv
             holders[lb.name] = lb
             kept.append(lb)
         else:
-            skipped.append(
+            duplicates.append(
                 Skipped(
                     instance_id=lb.instance_id,
                     reason=f"{TAG_NAME} {lb.name!r} is already held by older {holder_id}",
@@ -260,7 +310,14 @@ def build_inventory(raws: Iterable[RawInstance], rules: ParseRules) -> ParsedInv
                     frozen=replace(lb, name=None, backends_checksum=None, written=()),
                 )
             )
+    return kept, duplicates
 
+
+def _assign_names(
+    kept: Sequence[Instance], skipped: Iterable[Skipped], rules: ParseRules
+) -> list[Instance]:
+    """A live LB without a name gets the lowest free `lbN`: free of every LB's and skipped
+    instance's name, and of the active record's."""
     taken = {lb.name for lb in kept if lb.name is not None}
     taken |= {s.name for s in skipped if s.name is not None}
     taken.add(rules.active_name)
@@ -270,4 +327,4 @@ def build_inventory(raws: Iterable[RawInstance], rules: ParseRules) -> ParsedInv
             lb = replace(lb, name=lowest_free_name(taken), name_assigned=True)
             taken.add(lb.name or "")
         named.append(lb)
-    return ParsedInventory(lbs=tuple(named), webs=tuple(webs), skipped=tuple(skipped))
+    return named

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from chalicelib.core import backends as backend_lists
-from chalicelib.core import dns, held_drop
+from chalicelib.core import dns, held_drop, record_batch
 from chalicelib.core import pushes as push_rules
 from chalicelib.core.backends import POOL_DROP
 from chalicelib.core.changes import (
@@ -293,7 +293,7 @@ def _decide(
         )
 
     changes: list[Change] = []
-    record_plan = dns.record_plan(
+    record_plan = record_batch.record_plan(
         world.records,
         world.lbs,
         world.skipped,

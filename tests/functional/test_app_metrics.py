@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.clients import forget_clients
-from chalicelib.config import ConfigError
+from chalicelib.config.reading import ConfigError
 from chalicelib.errors import AwsError
 from chalicelib.services import aws_services
 from tests.kit.lambda_app import CLUSTER, LambdaApp, emf_figures, stage_cloud

@@ -28,7 +28,8 @@ from chalicelib import render
 from chalicelib.adapters.clients import CONFIG
 from chalicelib.adapters.route53 import Route53Records
 from chalicelib.adapters.ssm import SsmPushes
-from chalicelib.config import ConfigError, Settings
+from chalicelib.config import Settings
+from chalicelib.config.reading import ConfigError
 from chalicelib.core import backends as backend_lists
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import Damping, Instance, Record, Role, Verdict

@@ -1,7 +1,7 @@
 """The `LBF_` prefix is the controller's: it refuses an `LBF_` name it does not know, so that a
 misspelt safety switch is never ignored. What runs on an LB, the stand-in that runs it locally,
 the documents that ship it and the benchmarks name their own variables `LBSIDE_`; every `LBF_`
-name left in them is a setting the controller itself reads (chalicelib/config.py).
+name left in them is a setting the controller itself reads (chalicelib/config/).
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ NAME = re.compile(r"\bLBF_[A-Z0-9_]+")
 
 
 def _controller_settings() -> set[str]:
-    source = (ROOT / "chalicelib" / "config.py").read_text()
-    return set(re.findall(r'"(LBF_[A-Z0-9_]+)"', source))
+    sources = sorted((ROOT / "chalicelib" / "config").glob("*.py"))
+    return {
+        name for path in sources for name in re.findall(r'"(LBF_[A-Z0-9_]+)"', path.read_text())
+    }
 
 
 def _lb_side_texts() -> dict[str, str]:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.config import KNOWN_VARIABLES, Settings
+from chalicelib.config import Settings
+from chalicelib.config.variables import KNOWN_VARIABLES
 from chalicelib.stage import stage_environment
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 
 import pytest
 
-from chalicelib.config import KNOWN_VARIABLES, ConfigError, Settings
+from chalicelib.config import Settings
+from chalicelib.config.reading import ConfigError
+from chalicelib.config.variables import KNOWN_VARIABLES
 from chalicelib.core.dns import RecordRules
 from chalicelib.core.endpoints import CheckTemplate, ProbeRules
 from chalicelib.core.health import Thresholds

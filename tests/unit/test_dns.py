@@ -22,13 +22,12 @@ from chalicelib.core.dns import (
     foreign_addresses,
     handover_change,
     ownership_of,
-    plan_records,
-    record_plan,
     refusal,
     release_active,
 )
 from chalicelib.core.inventory import build_inventory
 from chalicelib.core.model import ActiveMode, Instance, RawInstance, Record, Skipped
+from chalicelib.core.record_batch import plan_records, record_plan
 from tests.kit.settings import CLUSTER
 from tests.kit.world import TTL, a_record, fqdn, lb, ownership, parse_rules, raw, skipped
 

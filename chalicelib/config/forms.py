@@ -1,0 +1,358 @@
+"""One parser per variable with a form of its own: names, ids, ARNs, check templates, paths.
+
+Several of these values end up in DNS names, Parameter Store names or probe URLs, where a stray
+character would do damage far from the cause: each form is as narrow as AWS's own. Also the one
+thing read that is no setting: whether AWS is the local stand-in (`aws_is_the_stand_in`).
+
+Pure: the environment comes in as a mapping.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from chalicelib.config.reading import (
+    ConfigError,
+    bad,
+    choice,
+    integer,
+    optional,
+    required,
+    seconds,
+    shown,
+)
+from chalicelib.core.endpoints import ADDRESS_FIELD, PORT_FIELD, SCHEMES, CheckTemplate
+from chalicelib.core.model import ActiveMode, AddressKind, FailoverMode
+from chalicelib.core.names import CLUSTER, DNS_LABEL, HOSTED_ZONE_ID, HOSTED_ZONE_PREFIX
+from chalicelib.core.timing import SCHEDULE_SECONDS, schedule_fits
+
+# Leaves room for "<label>.<domain>" with the longest label: 63 + 1 + 189 = 253, DNS's limit for a
+# whole name, so no LB name that passes as a label can make a record Route 53 refuses.
+_DOMAIN_MAX_CHARS = 189
+_EIP_ALLOCATION_ID = re.compile(r"eipalloc-[0-9a-f]{8,32}")
+_SSM_DOCUMENT_NAME = re.compile(r"[A-Za-z0-9_.-]{3,128}")
+_SSM_DOCUMENT_ARN = re.compile(
+    r"arn:aws[a-z-]*:ssm:[a-z]{2}(?:-[a-z]+)+-[0-9]+:[0-9]{12}:document/[A-Za-z0-9_.-]{3,128}"
+)
+_SNS_TOPIC_ARN = re.compile(
+    r"arn:aws[a-z-]*:sns:[a-z]{2}(?:-[a-z]+)+-[0-9]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(?:\.fifo)?"
+)
+# Lambda's own forms: a function name, or its ARN with an optional version or alias.
+_FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_FUNCTION_ARN = re.compile(
+    r"arn:aws[a-z-]*:lambda:[a-z]{2}(?:-[a-z]+)+-[0-9]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64}"
+    r"(?::(?:\$LATEST|[A-Za-z0-9_-]{1,128}))?"
+)
+_PARAMETER_PREFIX = re.compile(r"(?:/[A-Za-z0-9_.-]+)+")
+# "<prefix>/backends" must stay under Parameter Store's 1011-character name limit.
+_PARAMETER_PREFIX_MAX_CHARS = 900
+# Parameter Store allows 15 levels; the prefix leaves one for "backends", "lbs", "paused".
+_PARAMETER_PREFIX_MAX_LEVELS = 14
+# Parameter Store reserves names whose first level starts with these (case-insensitive).
+_PARAMETER_RESERVED_STARTS = ("aws", "ssm")
+
+# RFC 3986's characters plus the two placeholders' braces: nothing a URL parser might read two ways.
+_CHECK_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%{}]+")
+_TCP_CHECK = re.compile(r"tcp://\{address\}:(?:\{port\}|[0-9]{1,5})")
+# Rendered once with each address family to prove the template puts the address in the host.
+_SAMPLE_IPV4 = "192.0.2.10"
+_SAMPLE_IPV6 = "2001:db8::10"
+_SAMPLE_PORT = 8080
+
+# The template becomes the probe's request line. Web servers refuse request lines past about
+# 8 KiB (414), which would fail every probe; a check URL has no reason to come near that.
+_CHECK_MAX_CHARS = 2048
+
+_CHECK_FORM = (
+    "an http://, https:// or tcp:// URL template with {address} as the host, "
+    "e.g. http://{address}:80/health"
+)
+
+
+def cluster(environ: Mapping[str, str]) -> str:
+    expected = "1-128 characters of A-Z a-z 0-9 . _ -"
+    value = required(environ, "LBF_CLUSTER", expected)
+    if not CLUSTER.fullmatch(value):
+        raise bad("LBF_CLUSTER", expected, value)
+    return value
+
+
+def domain(environ: Mapping[str, str]) -> str:
+    expected = (
+        f"a domain name of at least two labels and at most {_DOMAIN_MAX_CHARS} characters, "
+        "each label 1-63 of a-z 0-9 - (no leading or trailing -), e.g. lb.example.com"
+    )
+    value = required(environ, "LBF_DOMAIN", expected)
+    # Route 53 answers with fully qualified names ("example.com."); one trailing dot is the same name.
+    name = value.lower().removesuffix(".")
+    labels = name.split(".")
+    if (
+        len(name) > _DOMAIN_MAX_CHARS
+        or len(labels) < 2
+        or not all(DNS_LABEL.fullmatch(label) for label in labels)
+    ):
+        raise bad("LBF_DOMAIN", expected, value)
+    return name
+
+
+def hosted_zone_id(environ: Mapping[str, str]) -> str:
+    expected = "a Route 53 hosted zone id such as Z0123456789ABC or /hostedzone/Z0123456789ABC"
+    value = required(environ, "LBF_HOSTED_ZONE_ID", expected)
+    zone_id = value.removeprefix(HOSTED_ZONE_PREFIX)
+    if not HOSTED_ZONE_ID.fullmatch(zone_id):
+        raise bad("LBF_HOSTED_ZONE_ID", expected, value)
+    return zone_id
+
+
+def active_name(environ: Mapping[str, str]) -> str:
+    value = optional(environ, "LBF_ACTIVE_NAME")
+    if value is None:
+        return "lb"
+    name = value.lower()
+    if not DNS_LABEL.fullmatch(name):
+        raise bad(
+            "LBF_ACTIVE_NAME", "a DNS label: 1-63 of a-z 0-9 - (no leading or trailing -)", value
+        )
+    return name
+
+
+def eip_allocation_id(environ: Mapping[str, str], mode: FailoverMode) -> str | None:
+    name = "LBF_EIP_ALLOCATION_ID"
+    expected = "an Elastic IP allocation id such as eipalloc-0123456789abcdef0"
+    value = optional(environ, name)
+    if value is None:
+        if mode is FailoverMode.EIP:
+            raise ConfigError(name, f"required when LBF_MODE is eip; expected {expected}")
+        return None
+    if mode is not FailoverMode.EIP:
+        # Set but unused means the operator expects the EIP to follow the active LB, and it would not.
+        raise ConfigError(name, "set, but LBF_MODE is dns; set LBF_MODE=eip or unset it")
+    allocation_id = value.lower()
+    if not _EIP_ALLOCATION_ID.fullmatch(allocation_id):
+        raise bad(name, expected, value)
+    return allocation_id
+
+
+def active_mode(environ: Mapping[str, str], mode: FailoverMode) -> ActiveMode:
+    chosen = choice(
+        environ, "LBF_ACTIVE_MODE", ActiveMode.SINGLE, (ActiveMode.SINGLE, ActiveMode.ALL)
+    )
+    if chosen is ActiveMode.ALL and mode is FailoverMode.EIP:
+        # One Elastic IP can be attached to one instance only.
+        raise ConfigError(
+            "LBF_ACTIVE_MODE", "all cannot be used with LBF_MODE=eip (one EIP, one LB); use single"
+        )
+    return chosen
+
+
+def check(
+    environ: Mapping[str, str], name: str, default: str, *, port_allowed: bool
+) -> CheckTemplate:
+    value = optional(environ, name)
+    template = default if value is None else value
+    problem = _check_problem(template, port_allowed=port_allowed)
+    if problem is not None:
+        raise ConfigError(name, f"{problem}; expected {_CHECK_FORM}, got {shown(template)}")
+    scheme, rest = template.split("://", 1)
+    return CheckTemplate(scheme=scheme.lower(), template=f"{scheme.lower()}://{rest}")
+
+
+def _check_problem(template: str, *, port_allowed: bool) -> str | None:
+    """Why a check template is unusable, or None. Every rule here guards the probe URL."""
+    if len(template) > _CHECK_MAX_CHARS:
+        return f"at most {_CHECK_MAX_CHARS} characters"
+    if any(char.isspace() for char in template):
+        return "whitespace is not allowed"
+    if not _CHECK_CHARACTERS.fullmatch(template):
+        return "only URL characters are allowed"
+    scheme, separator, _ = template.partition("://")
+    scheme = scheme.lower()
+    if not separator or scheme not in SCHEMES:
+        return "the scheme must be http, https or tcp"
+    leftover = template.replace(ADDRESS_FIELD, "").replace(PORT_FIELD, "")
+    if "{" in leftover or "}" in leftover:
+        # Also refuses format specs ("{address!r}"): the template is substituted, never .format()ed.
+        return "the only placeholders are {address} and {port}, written exactly so"
+    if template.count(ADDRESS_FIELD) != 1:
+        return "{address} must appear exactly once"
+    if PORT_FIELD in template and not port_allowed:
+        return "{port} is not allowed: a load balancer has no backend port, write the number"
+    if template.count(PORT_FIELD) > 1:
+        return "{port} may appear at most once"
+    normalised = f"{scheme}://{template.partition('://')[2]}"
+    if scheme == "tcp" and not _TCP_CHECK.fullmatch(normalised):
+        return "a tcp:// check is exactly tcp://{address}:PORT, with no path"
+    for sample in (_SAMPLE_IPV4, _SAMPLE_IPV6):
+        rendered = CheckTemplate(scheme, normalised).render(sample, _SAMPLE_PORT)
+        problem = _rendered_url_problem(rendered, sample, needs_port=scheme == "tcp")
+        if problem is not None:
+            return problem
+    return None
+
+
+def _rendered_url_problem(url: str, address: str, *, needs_port: bool) -> str | None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        # urlsplit refuses a malformed bracketed host, e.g. a template that adds its own [ ].
+        return "{address} must be the whole host, without brackets"
+    try:
+        port = parts.port
+    except ValueError:
+        return "the port must be a number from 1 to 65535"
+    if parts.username is not None or parts.password is not None:
+        return "credentials are not allowed in a check URL"
+    if parts.hostname != address:
+        return "{address} must be the whole host, without brackets"
+    # "host:" with no digits parses as no port at all; it is a typo, not a request for the default.
+    if port == 0 or parts.netloc.endswith(":") or (needs_port and port is None):
+        return "the port must be a number from 1 to 65535"
+    return None
+
+
+def require_timeout_below_interval(timeout: float, interval: float) -> None:
+    # A probe still running when the next round starts would overlap it and skew rise/fall.
+    if timeout >= interval:
+        raise ConfigError(
+            "LBF_PROBE_TIMEOUT",
+            f"expected less than LBF_PROBE_INTERVAL ({interval:g} s), got {timeout:g}",
+        )
+
+
+def require_rounds_fit_the_schedule(rounds: int, interval: float) -> None:
+    # A run starts every minute: rounds that do not fit would overlap the next run's, and the
+    # detection bound's gap term would be negative, a promise no schedule can keep.
+    if not schedule_fits(rounds=rounds, interval=interval):
+        raise ConfigError(
+            "LBF_PROBE_ROUNDS",
+            f"expected LBF_PROBE_ROUNDS x LBF_PROBE_INTERVAL of at most {SCHEDULE_SECONDS:g} s "
+            f"(the one-minute schedule), got {rounds} x {interval:g} s = {rounds * interval:g} s",
+        )
+
+
+def address_kinds(environ: Mapping[str, str]) -> tuple[AddressKind, AddressKind]:
+    """LBF_LB_ADDRESS, then LBF_POOL_ADDRESS: the address of each role that is probed and used."""
+    lb_address = choice(
+        environ, "LBF_LB_ADDRESS", AddressKind.PUBLIC, (AddressKind.PUBLIC, AddressKind.PRIVATE)
+    )
+    pool_address = choice(
+        environ,
+        "LBF_POOL_ADDRESS",
+        AddressKind.PRIVATE,
+        (AddressKind.PRIVATE, AddressKind.PUBLIC),
+    )
+    return lb_address, pool_address
+
+
+def checks(environ: Mapping[str, str]) -> tuple[CheckTemplate, CheckTemplate]:
+    """LBF_LB_CHECK, then LBF_POOL_CHECK: an LB has no backend port, a web server has one."""
+    lb_check = check(environ, "LBF_LB_CHECK", "http://{address}:80/health", port_allowed=False)
+    pool_check = check(
+        environ, "LBF_POOL_CHECK", "http://{address}:{port}/health", port_allowed=True
+    )
+    return lb_check, pool_check
+
+
+def probe_schedule(environ: Mapping[str, str]) -> tuple[float, float, int]:
+    """LBF_PROBE_TIMEOUT, LBF_PROBE_INTERVAL, LBF_PROBE_ROUNDS: (timeout, interval, rounds),
+    each checked against the ones before it."""
+    # One probe outlasting the one-minute schedule is never what was meant.
+    probe_timeout = seconds(environ, "LBF_PROBE_TIMEOUT", 2.0, high=60.0)
+    probe_interval = seconds(environ, "LBF_PROBE_INTERVAL", 10.0, high=SCHEDULE_SECONDS)
+    require_timeout_below_interval(probe_timeout, probe_interval)
+    probe_rounds = integer(environ, "LBF_PROBE_ROUNDS", 6, 1, 60)
+    require_rounds_fit_the_schedule(probe_rounds, probe_interval)
+    return probe_timeout, probe_interval, probe_rounds
+
+
+def ssm_document(environ: Mapping[str, str]) -> str:
+    value = optional(environ, "LBF_SSM_DOCUMENT")
+    if value is None:
+        return "LbFailover-UpdateBackends"
+    if not (_SSM_DOCUMENT_NAME.fullmatch(value) or _SSM_DOCUMENT_ARN.fullmatch(value)):
+        raise bad(
+            "LBF_SSM_DOCUMENT",
+            "an SSM document name of 3-128 characters of A-Z a-z 0-9 _ . - or a document ARN",
+            value,
+        )
+    return value
+
+
+def parameter_prefix(environ: Mapping[str, str], cluster: str) -> str:
+    name = "LBF_PARAMETER_PREFIX"
+    value = optional(environ, name)
+    if value is None:
+        return f"/lbf/{cluster}"
+    expected = (
+        f"a Parameter Store path such as /lbf/{cluster}: starting with /, no trailing / or //, "
+        f"only A-Z a-z 0-9 _ . - /, at most {_PARAMETER_PREFIX_MAX_CHARS} characters "
+        f"and {_PARAMETER_PREFIX_MAX_LEVELS} levels"
+    )
+    if (
+        len(value) > _PARAMETER_PREFIX_MAX_CHARS
+        or not _PARAMETER_PREFIX.fullmatch(value)
+        or value.count("/") > _PARAMETER_PREFIX_MAX_LEVELS
+    ):
+        raise bad(name, expected, value)
+    if value[1:].lower().startswith(_PARAMETER_RESERVED_STARTS):
+        raise bad(name, "a path whose first level does not start with aws or ssm (reserved)", value)
+    return value
+
+
+def sns_topic_arn(environ: Mapping[str, str]) -> str | None:
+    value = optional(environ, "LBF_SNS_TOPIC_ARN")
+    if value is not None and not _SNS_TOPIC_ARN.fullmatch(value):
+        raise bad(
+            "LBF_SNS_TOPIC_ARN",
+            "an SNS topic ARN such as arn:aws:sns:eu-west-1:123456789012:lb-failover",
+            value,
+        )
+    return value
+
+
+def prober_function(environ: Mapping[str, str]) -> str | None:
+    value = optional(environ, "LBF_PROBER_FUNCTION")
+    if value is not None and not (
+        _FUNCTION_NAME.fullmatch(value) or _FUNCTION_ARN.fullmatch(value)
+    ):
+        raise bad(
+            "LBF_PROBER_FUNCTION",
+            "a Lambda function name (1-64 of A-Z a-z 0-9 _ -) or its ARN, such as "
+            "arn:aws:lambda:eu-west-1:123456789012:function:lb-failover-prod-ProbePrivate",
+            value,
+        )
+    return value
+
+
+def aws_is_the_stand_in(environ: Mapping[str, str]) -> bool:
+    """Whether every AWS endpoint boto3 is sent to is on loopback: AWS is the local stand-in.
+
+    That is the one place a web server on a loopback address is real (the stand-in runs every
+    instance on 127.0.0.0/8); anywhere else a loopback backend sends the LB's clients to the LB
+    itself. Deliberately not a setting or a parameter, which a deployed stage could carry: a
+    deployed function talks to AWS's own endpoints, so it can never switch this on, and an
+    endpoint override pointing anywhere else (a service's own AWS_ENDPOINT_URL_<SERVICE>, or
+    AWS_IGNORE_CONFIGURED_ENDPOINT_URLS) switches it off.
+    """
+    if environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true":
+        return False
+    endpoints = [value for name, value in environ.items() if name.startswith("AWS_ENDPOINT_URL")]
+    return "AWS_ENDPOINT_URL" in environ and all(_is_loopback_url(url) for url in endpoints)
+
+
+def _is_loopback_url(url: str) -> bool:
+    try:
+        host = urlsplit(url.strip()).hostname
+    except ValueError:
+        return False
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
