@@ -98,6 +98,35 @@ def reconcile(
     world = _observed(settings, services, clock, report, started=started, concerning=concerning)
     if world is None:
         return report
+    executor, world, state = _start(
+        world, settings, services, clock, report, started=started, probe=probe, dry_run=dry_run
+    )
+    loop = _Loop(settings, services, clock, executor, report, round_rules(settings), progress)
+    world, state = loop.rounds(
+        world,
+        state,
+        count=settings.probe_rounds if rounds is None else rounds,
+        deadline=deadline,
+        needs=needs,
+    )
+    report.world = replace(world, notices=state.notified)
+    report.healthy_lbs = sum(1 for lb in world.lbs if dns.is_eligible(lb))
+    report.seconds = clock.now() - started
+    return report
+
+
+def _start(
+    world: World,
+    settings: Settings,
+    services: Services,
+    clock: Clock,
+    report: Report,
+    *,
+    started: float,
+    probe: bool,
+    dry_run: bool,
+) -> tuple[Executor, World, RunState]:
+    """The run's executor and its first state, from the world it read."""
     writes_only_printed = dry_run or settings.dry_run
     report.dry_run = writes_only_printed or world.paused
     if world.paused:
@@ -122,18 +151,7 @@ def reconcile(
         dry_run=writes_only_printed,
         paused=world.paused,
     )
-    loop = _Loop(settings, services, clock, executor, report, round_rules(settings), progress)
-    world, state = loop.rounds(
-        world,
-        state,
-        count=settings.probe_rounds if rounds is None else rounds,
-        deadline=deadline,
-        needs=needs,
-    )
-    report.world = replace(world, notices=state.notified)
-    report.healthy_lbs = sum(1 for lb in world.lbs if dns.is_eligible(lb))
-    report.seconds = clock.now() - started
-    return report
+    return executor, world, state
 
 
 def round_rules(settings: Settings) -> RoundRules:
