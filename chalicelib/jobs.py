@@ -224,12 +224,14 @@ class _Loop:
                     self._not_started(number, starts_at, deadline, needs, probes=state.probes)
                     break
                 done_before = (len(report.applied), len(report.planned), len(report.errors))
-                if number > 0 and starts_at > clock.now():
-                    clock.sleep(starts_at - clock.now())
+                wait = starts_at - clock.now() if number > 0 else 0.0
+                if wait > 0:
+                    clock.sleep(wait)
+                planned = self.decide(world, state)
                 # From here the round writes: Ctrl-C waits for its writes (and their record in
                 # the Report), so that what the Report says was applied is what was.
                 with interrupts.writes_finish_first() as held:
-                    ended = self.round(world, state)
+                    ended = self.write(planned)
                 if ended is None:
                     break  # the domain is no longer this cluster's: not another write
                 world, state = ended
@@ -274,8 +276,8 @@ class _Loop:
             self.report.error("no-time-for-a-round", text)
         log.warning(text)
 
-    def round(self, world: World, state: RunState) -> tuple[World, RunState] | None:
-        """Probe, decide, apply, fold: one round. None when the run is refused mid-round."""
+    def decide(self, world: World, state: RunState) -> RoundPlan:
+        """Probe, read what the core asks for, and decide: the round's Plan, nothing written."""
         report = self.report
         paths = probing.probe_round(world, self.settings, self.services) if state.probes else []
         asked = checks_to_ask(world, paths, state, self.rules)
@@ -294,6 +296,12 @@ class _Loop:
         report.add(planned.lines)
         for text in unread:
             report.error("push-unread", text)
+        return planned
+
+    def write(self, planned: RoundPlan) -> tuple[World, RunState] | None:
+        """Apply, fold, and apply the tail: the round's writes. None when the run is refused
+        mid-round (the domain changed hands): not another write, nor a notice."""
+        report = self.report
         applied, refused = self.apply(planned)
         fold = fold_round(planned, applied, self.rules, now=self.clock.now())
         report.plan = applied.plan

@@ -1,8 +1,9 @@
-"""Observed world in, Plan out: the whole decision of one round, as values.
+"""Observed world in, Plan out: what one round writes to records, lists, pushes and tags.
 
-`decide` is pure. The job probes, folds the results in (`fold_probes`), asks `decide` for a Plan,
-hands it to an executor, and folds what was applied back into its view (`after`), so the next round
-plans against what is now true without reading AWS again.
+`decide` is pure. core/round.py's `decide_round` folds the round's probes in (`fold_probes`),
+asks `decide` for the Plan and leaves out what the run knows will not go through; what was
+applied is folded back into the view (`after`), so the next round plans against what is now true
+without reading AWS again.
 """
 
 from __future__ import annotations
