@@ -143,7 +143,7 @@ def checks_to_ask(
     world: World, paths: Sequence[ProbePath], state: RunState, rules: RoundRules
 ) -> dict[str, HealthCheck]:
     """The checks whose checkers the loop should read: the LBs whose probes failed in a path
-    taken as a prober fault. None once a read failed this run (each try costs the rounds)."""
+    taken as a prober fault. Nothing once a read failed this run (each try costs the rounds)."""
     if state.second_opinion_unavailable is not None:
         return {}
     asked: dict[str, HealthCheck] = {}
