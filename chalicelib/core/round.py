@@ -49,6 +49,7 @@ from chalicelib.core.reread import WithoutRejected, merge_reread, rejected_batch
 from chalicelib.core.round_lines import Line, Lines, outcome_lines, plan_lines
 from chalicelib.core.second_opinion import (
     CheckerObservation,
+    HealthCheckChange,
     SecondOpinionRules,
     checks_to_consult,
     opinions_of,
@@ -459,16 +460,19 @@ def fold_round(
                 applied.plan, round=number, seconds=now - state.started_at, move=applied.move
             )
         )
+    # The health checks are kept once a run: a failure of theirs would clear in round 2 and be
+    # told anew every run. It is in the Report (the run fails), not in the notices nor the history.
+    told = [o for o in outcomes if not isinstance(o.change, HealthCheckChange)]
     events = (
         *round_plan.events,
         *history.round_events(
-            round_plan.world, outcomes, failovers, now=now, drop_taken=applied.plan.drop_taken
+            round_plan.world, told, failovers, now=now, drop_taken=applied.plan.drop_taken
         ),
     )
     conditions = {
         **round_plan.conditions,
         **applied.plan.conditions,
-        **condition_rules.failed_actions(outcomes),
+        **condition_rules.failed_actions(told),
         **condition_rules.unregistered_agents(unregistered),
         **condition_rules.rejected_records(state.rejected),
         **pausing.conditions(applied.world, rules.paused_parameter_name),
