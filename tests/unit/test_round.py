@@ -28,6 +28,7 @@ from chalicelib.core.pushes import AGENT_NOT_REGISTERED
 from chalicelib.core.round import (
     Applied,
     Attempt,
+    RoundPlan,
     RunState,
     SecondOpinionAnswer,
     after_refusal,
@@ -288,9 +289,9 @@ def test_stale_twice_stops_with_an_error_and_no_third_plan() -> None:
 
 def test_a_refused_batch_of_one_is_left_out_for_the_rest_of_the_run() -> None:
     attempt = attempt_of(FAILING)
-    batch = (attempt.outcomes[0].change, "CNAME at lb")
-    assert isinstance(batch[0], ChangeRecords)
-    run, lines, left = after_refusal(attempt, batch, [], state(), RULES)  # type: ignore[arg-type]
+    change = attempt.outcomes[0].change
+    assert isinstance(change, ChangeRecords)
+    run, lines, left = after_refusal(attempt, (change, "CNAME at lb"), [], state(), RULES)
     assert run.rejected == {ACTIVE: "CNAME at lb"}
     assert [line.code for line in lines.errors] == ["route53-rejected"]
     assert ACTIVE not in records_of(left.plan.changes)
@@ -326,7 +327,7 @@ def test_an_unknown_ssm_agent_is_news_only_after_its_grace(
     assert bool(agents.unregistered["i-lb1"]) is notified
 
 
-def applied_round(run: RunState, *, ok: bool = True) -> tuple[object, Applied]:
+def applied_round(run: RunState, *, ok: bool = True) -> tuple[RoundPlan, Applied]:
     planned = decide_round(FAILING, [], run, RULES, now=NOW)
     outcomes = tuple(
         Outcome(c, ok=ok, error=None if ok else "throttled") for c in planned.plan.changes
@@ -344,7 +345,7 @@ def applied_round(run: RunState, *, ok: bool = True) -> tuple[object, Applied]:
 
 def test_a_failover_is_counted_notified_and_written_to_the_history() -> None:
     planned, applied = applied_round(state(rounds_done=1))
-    fold = fold_round(planned, applied, RULES, now=NOW + 4)  # type: ignore[arg-type]
+    fold = fold_round(planned, applied, RULES, now=NOW + 4)
     (failover,) = fold.state.failovers
     assert (failover.moved_to, failover.round, failover.seconds) == ("lb2", 2, 4)
     assert fold.state.rounds_done == 2
@@ -358,7 +359,7 @@ def test_a_failover_is_counted_notified_and_written_to_the_history() -> None:
 
 def test_a_failed_action_is_a_condition_notified_and_no_failover() -> None:
     planned, applied = applied_round(state(rounds_done=1), ok=False)
-    fold = fold_round(planned, applied, RULES, now=NOW)  # type: ignore[arg-type]
+    fold = fold_round(planned, applied, RULES, now=NOW)
     assert fold.state.failovers == ()
     assert any(key.startswith("failed:records") for key in fold.conditions)
     assert {line.code for line in fold.lines.errors} == {"action-failed"}
@@ -366,14 +367,14 @@ def test_a_failed_action_is_a_condition_notified_and_no_failover() -> None:
 
 def test_a_dry_run_plans_its_notices_but_reads_nothing_for_them() -> None:
     planned, applied = applied_round(state(rounds_done=1, dry_run=True))
-    fold = fold_round(planned, applied, RULES, now=NOW)  # type: ignore[arg-type]
+    fold = fold_round(planned, applied, RULES, now=NOW)
     assert any(isinstance(c, Notify) for c in fold.tail)
     assert not fold.asks_stored_notices
 
 
 def test_what_an_overlapping_run_notified_since_is_not_sent_again() -> None:
     planned, applied = applied_round(state(rounds_done=1))
-    fold = fold_round(planned, applied, RULES, now=NOW)  # type: ignore[arg-type]
+    fold = fold_round(planned, applied, RULES, now=NOW)
     sent = {c.key for c in fold.tail if isinstance(c, Notify)}
     again = with_stored_notices(fold, "\n".join(sorted(sent)), RULES)
     assert not any(isinstance(c, Notify) for c in again.tail)
