@@ -1,25 +1,19 @@
-"""The Route 53 health checks in a run: read with the view, kept, and asked for a second opinion.
+"""The Route 53 health checks in a run, read: with the world, and their checkers when asked.
 
 Optional (LBF_ROUTE53_HEALTH_CHECKS): with the setting off, none of this makes a call. The checks
-never decide a failover; the controller's own probes do. What to create, update or delete, and
-what the checkers' answers mean, is core/second_opinion.py's decision; this module reads, hands
-the changes to the executor, and puts the answers in the round's conditions and the report.
+never decide a failover; the controller's own probes do. Which checks to keep and which to ask
+about, and what the checkers' answers mean, is the core's (core/round.py, core/second_opinion.py);
+this module only reads.
 """
 
 from __future__ import annotations
 
-from chalicelib.clock import Clock
+from collections.abc import Mapping
+
 from chalicelib.config import Settings
-from chalicelib.core.model import HealthCheck, World
-from chalicelib.core.second_opinion import (
-    CheckerObservation,
-    checks_to_consult,
-    opinions_of,
-    plan_health_checks,
-)
+from chalicelib.core.model import HealthCheck
+from chalicelib.core.second_opinion import CheckerObservation
 from chalicelib.errors import AwsError
-from chalicelib.executor import Executor
-from chalicelib.report import Report, report_outcomes
 from chalicelib.services import Services
 
 
@@ -39,50 +33,19 @@ def read_health_checks(
         return None, f"Route 53 health checks not read; none changed or asked this run: {exc}"
 
 
-def keep_health_checks(
-    world: World, settings: Settings, executor: Executor, report: Report, started: float
-) -> None:
-    """Once per run, as the inventory is read once: each LB's check follows its address."""
-    changes = plan_health_checks(world, settings.rules.second_opinion, run_started_at=started)
-    report_outcomes(executor.apply_changes(changes), report)
-
-
-class SecondOpinion:
-    """In a prober-fault round, asks Route 53's checkers about the LBs whose probes failed.
-
-    Their answer changes no verdict: the round's results are discarded as before, and the answer
-    goes into the notice and the report ("... still see lb1 healthy: holding"). A fault on the
-    prober's side is often the controller's own network, so a failed read is not tried again in
-    the same run: each try could cost seconds of the rounds.
-    """
-
-    def __init__(self, services: Services, clock: Clock) -> None:
-        self._services = services
-        self._clock = clock
-        self._unavailable: str | None = None
-
-    def consult(
-        self, world: World, failed: list[str], conditions: dict[str, str], report: Report
-    ) -> None:
-        checks = self._services.health_checks
-        if checks is None or not world.health_checks:
-            return
-        statuses: dict[str, tuple[CheckerObservation, ...]] = {}
-        if self._unavailable is None:
-            for instance_id, check in checks_to_consult(world, failed).items():
-                try:
-                    statuses[instance_id] = checks.status(check.health_check_id)
-                except AwsError as exc:
-                    self._unavailable = (
-                        f"Route 53's checkers could not be asked (not again this run): {exc}"
-                    )
-                    break
-        found = {
-            o.condition: o.describe() for o in opinions_of(world, statuses, now=self._clock.now())
-        }
-        if self._unavailable is not None:
-            found["second-opinion-unavailable"] = self._unavailable
-        conditions.update(found)
-        for text in found.values():
-            if text not in report.notes:
-                report.note("second-opinion", text)
+def ask_checkers(
+    services: Services, asked: Mapping[str, HealthCheck]
+) -> tuple[dict[str, tuple[CheckerObservation, ...]], str | None]:
+    """What Route 53's checkers last reported on each check the core asked about (by LB), and
+    the error that stopped the asking. A fault on the prober's side is often the controller's own
+    network, so the first failed read ends the asking (the core asks no more this run)."""
+    checks = services.health_checks
+    statuses: dict[str, tuple[CheckerObservation, ...]] = {}
+    if checks is None:
+        return statuses, None
+    for instance_id, check in asked.items():
+        try:
+            statuses[instance_id] = checks.status(check.health_check_id)
+        except AwsError as exc:
+            return statuses, str(exc)
+    return statuses, None

@@ -17,7 +17,6 @@ from chalicelib.core.model import FailoverMode, Push, Record, World
 from chalicelib.core.plan import latest_pushes
 from chalicelib.errors import AwsError, DomainNotOwned, WorldNotRead
 from chalicelib.health_checks import read_health_checks
-from chalicelib.report import Report
 from chalicelib.services import Services
 
 # Pushes older than this are not looked up again: an LB that never answered is pushed anew.
@@ -91,21 +90,23 @@ def _check_ownership(records: tuple[Record, ...], settings: Settings, services: 
         raise DomainNotOwned(refused)
 
 
-def refresh_pushes(world: World, services: Services, report: Report) -> World:
-    """Ask SSM how the pushes in flight are doing; their outcome decides lbf:backends."""
+def refresh_pushes(world: World, services: Services) -> tuple[tuple[Push, ...], list[str]]:
+    """Ask SSM how the pushes in flight are doing (their outcome decides lbf:backends): the
+    pushes as SSM reports them now, and the reads that failed."""
     updated: list[Push] = []
+    errors: list[str] = []
     for push in latest_pushes(world.pushes).values():
         if not push.in_flight:
             continue
         try:
             status = services.pushes.status(push)
         except AwsError as exc:
-            report.error("push-unread", f"reading push {push.command_id}: {exc}")
+            errors.append(f"reading push {push.command_id}: {exc}")
             continue
         if status != push.status:
             updated.append(replace(push, status=status))
     if not updated:
-        return world
+        return world.pushes, errors
     changed = {c.command_id for c in updated}
     kept = tuple(c for c in world.pushes if c.command_id not in changed)
-    return replace(world, pushes=kept + tuple(updated))
+    return kept + tuple(updated), errors

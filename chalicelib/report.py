@@ -1,10 +1,8 @@
-"""A run's Report, and the bookkeeping that fills it: outcomes, failovers, changes, notices.
+"""A run's Report: what the run did, as the command line prints it and a function logs it.
 
-Words, as the logs and the docs use them: a *condition* is what is wrong (keyed, so that it is
-notified once), a *notice* is the message sent about one (or about a failover), and a *note* is
-a line of the report that is neither an action nor an error (a round not started for lack of
-time, a push waiting for an LB's SSM agent, a view re-read after a rejected change): it is
-reported, not sent.
+Each round's lines are the core's (core/round_lines.py, a pure function of the round's Plans and
+their outcomes); the Report adds them up in order (`Report.add`), and the "changed" log lines say
+what each applied change replaced.
 """
 
 from __future__ import annotations
@@ -12,29 +10,22 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from chalicelib.config import Settings
-from chalicelib.core import conditions as condition_rules
-from chalicelib.core import notices as notice_policy
 from chalicelib.core.changes import (
     Change,
     ChangeRecords,
     MoveAddress,
-    NoticeChange,
-    Notify,
     PutBackendList,
     PutLbList,
     PutParameter,
     SetTags,
 )
-from chalicelib.core.failover import Failover, failover_of, moved_role
+from chalicelib.core.failover import Failover
 from chalicelib.core.model import World
 from chalicelib.core.outcome import Outcome, applied
 from chalicelib.core.plan import Plan
-from chalicelib.errors import AwsError
-from chalicelib.executor import Executor, Writes
-from chalicelib.services import Services
+from chalicelib.core.round_lines import Lines
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +78,17 @@ class Report:
     def code_of(self, text: str, default: str) -> str:
         return self.codes.get(text, default)
 
+    def add(self, lines: Lines) -> None:
+        """A round's lines, in order; a note marked `once` only if it is not here yet."""
+        self.applied += lines.applied
+        self.planned += lines.planned
+        for line in lines.errors:
+            self.error(line.code, line.text)
+        for line in lines.notes:
+            if not (line.once and line.text in self.notes):
+                self.note(line.code, line.text)
+        self.notices += lines.notices
+
 
 @dataclass(frozen=True)
 class RoundDone:
@@ -103,52 +105,6 @@ class RoundDone:
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
-
-
-def report_outcomes(outcomes: Sequence[Outcome], report: Report) -> None:
-    """Each outcome in the report: applied or planned (printed only), failed, or not attempted."""
-    for outcome in outcomes:
-        text = outcome.change.describe()
-        if outcome.ok:
-            (report.planned if outcome.printed else report.applied).append(text)
-        elif outcome.skipped:
-            report.note("not-attempted", f"not attempted (records did not change): {text}")
-        elif outcome.rejected:
-            # Judged rejections (stale, permanent) are reported where they are judged; this one
-            # could not be, its re-read failed.
-            report.error(
-                "route53-rejected",
-                f"{text}: rejected, and not judged (no re-read); the next round tries again: "
-                f"{outcome.error}",
-            )
-        else:
-            report.error("action-failed", f"{text}: {outcome.error}")
-
-
-def record_round(
-    plan: Plan,
-    outcomes: list[Outcome],
-    report: Report,
-    *,
-    elapsed: float,
-    move: str,
-) -> dict[str, str]:
-    """Adds the round to the report; returns its failed actions as conditions to notify."""
-    report.plan = plan
-    failed = condition_rules.failed_actions(outcomes)
-    report_outcomes(outcomes, report)
-    if moved_role(plan, outcomes):
-        report.failovers.append(
-            failover_of(plan, round=report.rounds + 1, seconds=elapsed, move=move)
-        )
-    for note in plan.notes:
-        if note not in report.notes:
-            report.note("plan", note)
-    for key, text in plan.conditions.items():
-        # A push sent again past its step's timeout: in the report as well as the notice.
-        if key.startswith("push-overdue:") and text not in report.notes:
-            report.note("push-overdue", text)
-    return failed
 
 
 def log_changes(world: World, outcomes: Sequence[Outcome]) -> None:
@@ -185,63 +141,3 @@ def before_and_after(world: World, change: Change) -> tuple[object, object]:
     if isinstance(change, MoveAddress):
         return world.eip_instance_id, change.instance_id
     return None, change.describe()
-
-
-def notify(
-    world: World,
-    settings: Settings,
-    services: Services,
-    report: Report,
-    conditions: dict[str, str],
-    executor: Executor,
-) -> World:
-    """Notices go out when something changes: a failover, a new condition, a failed action.
-
-    What goes out and what is remembered is `core.notices`' decision, applied as Plan changes by
-    the executor (paused: still sent, marked paused; dry run: printed only).
-    """
-    failovers = condition_rules.failovers_to_notify(report.failovers, round=report.rounds)
-
-    def planned(
-        notified: frozenset[str], stored: frozenset[str]
-    ) -> tuple[tuple[NoticeChange, ...], frozenset[str]]:
-        return notice_policy.plan_notices(
-            notified=notified,
-            conditions=conditions,
-            failovers=failovers,
-            paused=executor.writes is Writes.NOTICES_ONLY,
-            subject=notice_policy.subject_of(settings.cluster),
-            parameter=settings.notices_parameter_name,
-            stored=stored,
-        )
-
-    changes, remembered = planned(world.notices, world.notices)
-    if executor.writes is not Writes.NOTHING and any(isinstance(c, Notify) for c in changes):
-        # What an overlapping run notified since this run read the parameter counts as notified.
-        # A read, not a write; if it fails, the notice goes out (better twice than never).
-        try:
-            stored = services.parameters.read([settings.notices_parameter_name])
-        except AwsError:
-            pass
-        else:
-            reread = condition_rules.notified_after_reread(
-                world.notices, stored.get(settings.notices_parameter_name)
-            )
-            if reread is not None:
-                changes, remembered = planned(*reread)
-    for outcome in executor.apply_changes(changes):
-        change = outcome.change
-        if outcome.printed:
-            if isinstance(change, Notify):
-                report.note("would-notify", f"would notify: {change.message}")
-            else:
-                report.planned.append(change.describe())
-        elif isinstance(change, Notify):
-            report.notices.append(change.message)
-            if not outcome.ok:
-                report.error("notice-not-sent", f"notice not sent: {outcome.error}")
-        elif outcome.ok:
-            report.applied.append(change.describe())
-        else:
-            report.error("notices-not-stored", f"storing notified conditions: {outcome.error}")
-    return replace(world, notices=remembered)

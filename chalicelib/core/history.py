@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from chalicelib.core.backends import Backend
@@ -199,11 +199,6 @@ def round_events(
     ]
     by_id = {i.instance_id: i for i in (*world.lbs, *world.webs)}
     by_id |= {s.instance_id: s.frozen for s in world.skipped if s.frozen is not None}
-
-    def label_of(instance_id: str) -> str:
-        instance = by_id.get(instance_id)
-        return _label(instance) if instance is not None else instance_id
-
     for outcome in outcomes:
         change = outcome.change
         if outcome.printed or outcome.skipped:
@@ -216,58 +211,83 @@ def round_events(
             continue
         if isinstance(change, RemoveTags) and TAG_MAINTENANCE in change.keys:
             events += [
-                event(now, EventCode.UNDRAINED, f"{label_of(i)}: {TAG_MAINTENANCE} removed", by)
+                event(
+                    now,
+                    EventCode.UNDRAINED,
+                    f"{_label_of(by_id, i)}: {TAG_MAINTENANCE} removed",
+                    by,
+                )
                 for i in change.instance_ids
             ]
         if isinstance(change, SetTags):
-            tags = dict(change.tags)
-            for instance_id in change.instance_ids:
-                instance = by_id.get(instance_id)
-                label = label_of(instance_id)
-                if TAG_MAINTENANCE in tags:
-                    events.append(
-                        event(
-                            now,
-                            EventCode.DRAINED,
-                            f"{label}: {TAG_MAINTENANCE}={tags[TAG_MAINTENANCE]}",
-                            by,
-                        )
-                    )
-                if TAG_HEALTH in tags:
-                    # As read: a value that does not parse was read as absent (and may be
-                    # anything someone wrote).
-                    stored = dict(instance.written).get(TAG_HEALTH) if instance else None
-                    before = stored if stored in VERDICTS else None
-                    events.append(
-                        event(
-                            now,
-                            EventCode.VERDICT,
-                            f"{label} {before or 'unknown'} -> {tags[TAG_HEALTH]}",
-                            _verdict_reason(instance, tags),
-                        )
-                    )
-                if TAG_BACKENDS in tags:
-                    events.append(
-                        event(
-                            now,
-                            EventCode.PUSH_CONFIRMED,
-                            f"{label} applied the backend list {tags[TAG_BACKENDS][:12]}",
-                        )
-                    )
+            events += _tag_events(change, by_id, now=now, by=by)
         elif isinstance(change, PutBackendList):
-            count = len(change.value.split(" "))
+            events += _published_events(change, now=now, drop_taken=drop_taken, by=by)
+    return events
+
+
+def _label_of(by_id: Mapping[str, Instance], instance_id: str) -> str:
+    instance = by_id.get(instance_id)
+    return _label(instance) if instance is not None else instance_id
+
+
+def _tag_events(
+    change: SetTags, by_id: Mapping[str, Instance], *, now: float, by: str
+) -> list[Event]:
+    """A drain, a verdict changed, a list confirmed: what tags written say happened."""
+    events: list[Event] = []
+    tags = dict(change.tags)
+    for instance_id in change.instance_ids:
+        instance = by_id.get(instance_id)
+        label = _label_of(by_id, instance_id)
+        if TAG_MAINTENANCE in tags:
             events.append(
-                event(now, EventCode.BACKENDS_PUBLISHED, f"{count} backend(s): {change.value}")
-            )
-            if drop_taken:
-                events.append(
-                    event(
-                        now,
-                        EventCode.DROP_TAKEN,
-                        f"{len(drop_taken)} failing backend(s) taken out: {' '.join(drop_taken)}",
-                        by or "failed every probe for 10 minutes",
-                    )
+                event(
+                    now,
+                    EventCode.DRAINED,
+                    f"{label}: {TAG_MAINTENANCE}={tags[TAG_MAINTENANCE]}",
+                    by,
                 )
+            )
+        if TAG_HEALTH in tags:
+            # As read: a value that does not parse was read as absent (and may be anything
+            # someone wrote).
+            stored = dict(instance.written).get(TAG_HEALTH) if instance else None
+            before = stored if stored in VERDICTS else None
+            events.append(
+                event(
+                    now,
+                    EventCode.VERDICT,
+                    f"{label} {before or 'unknown'} -> {tags[TAG_HEALTH]}",
+                    _verdict_reason(instance, tags),
+                )
+            )
+        if TAG_BACKENDS in tags:
+            events.append(
+                event(
+                    now,
+                    EventCode.PUSH_CONFIRMED,
+                    f"{label} applied the backend list {tags[TAG_BACKENDS][:12]}",
+                )
+            )
+    return events
+
+
+def _published_events(
+    change: PutBackendList, *, now: float, drop_taken: Sequence[str], by: str
+) -> list[Event]:
+    """A backend list published, and the held drop it takes, if it takes one."""
+    count = len(change.value.split(" "))
+    events = [event(now, EventCode.BACKENDS_PUBLISHED, f"{count} backend(s): {change.value}")]
+    if drop_taken:
+        events.append(
+            event(
+                now,
+                EventCode.DROP_TAKEN,
+                f"{len(drop_taken)} failing backend(s) taken out: {' '.join(drop_taken)}",
+                by or "failed every probe for 10 minutes",
+            )
+        )
     return events
 
 

@@ -118,26 +118,7 @@ def decide_notices(
     # The last move is remembered until the next one: enough for an overlapping run to see it,
     # and a later move back and forth again is a new failover, notified again.
     move_lines = {moves[-1].key} if moves else {k for k in stored if kind_of(k) == MOVE_KIND}
-    summarised = {kind for kind, members in groups.items() if len(members) > MAX_PER_KIND}
-
-    def lines() -> set[str]:
-        found = set(move_lines)
-        for kind, members in groups.items():
-            found |= {kind + _SUMMARY} if kind in summarised else set(members)
-        return found
-
-    while _size(lines()) > STORED_LIMIT:
-        open_kinds = [kind for kind in groups if kind not in summarised]
-        if not open_kinds:
-            break
-        summarised.add(max(open_kinds, key=lambda k: (_size(groups[k]), k)))
-    keys = lines()
-    if _size(keys) > STORED_LIMIT:  # only with absurdly many kinds: keep what fits, in order
-        kept: set[str] = set()
-        for line in sorted(keys):
-            if _size(kept | {line}) <= STORED_LIMIT:
-                kept.add(line)
-        keys = kept
+    keys, summarised = _stored_lines(groups, move_lines)
 
     notices: list[tuple[str, str]] = []
     for move in moves:
@@ -163,6 +144,34 @@ def decide_notices(
         else:
             notices += [(key, _fit(text)) for key, text in new.items()]
     return NoticeDecision(notices=tuple(notices), keys=frozenset(keys))
+
+
+def _stored_lines(
+    groups: Mapping[str, Mapping[str, str]], move_lines: set[str]
+) -> tuple[set[str], set[str]]:
+    """What `<prefix>/notices` holds within STORED_LIMIT, and the kinds summarised to fit: the
+    kinds with too many members, then the largest kinds, until the lines fit."""
+    summarised = {kind for kind, members in groups.items() if len(members) > MAX_PER_KIND}
+
+    def lines() -> set[str]:
+        found = set(move_lines)
+        for kind, members in groups.items():
+            found |= {kind + _SUMMARY} if kind in summarised else set(members)
+        return found
+
+    while _size(lines()) > STORED_LIMIT:
+        open_kinds = [kind for kind in groups if kind not in summarised]
+        if not open_kinds:
+            break
+        summarised.add(max(open_kinds, key=lambda k: (_size(groups[k]), k)))
+    keys = lines()
+    if _size(keys) > STORED_LIMIT:  # only with absurdly many kinds: keep what fits, in order
+        kept: set[str] = set()
+        for line in sorted(keys):
+            if _size(kept | {line}) <= STORED_LIMIT:
+                kept.add(line)
+        keys = kept
+    return keys, summarised
 
 
 def plan_notices(

@@ -1,8 +1,9 @@
-"""Observed world in, Plan out: the whole decision of one round, as values.
+"""Observed world in, Plan out: what one round writes to records, lists, pushes and tags.
 
-`decide` is pure. The job probes, folds the results in (`fold_probes`), asks `decide` for a Plan
-of changes (core.changes), hands it to an executor, and folds what was applied back into its world
-(core.applied), so the next round plans against what is now true without reading AWS again.
+`decide` is pure. core/round.py's `decide_round` folds the round's probes in (`fold_probes`),
+asks `decide` for a Plan of changes (core.changes) and leaves out what the run knows will not go
+through; what was applied is folded back into the world (core.applied), so the next round plans
+against what is now true without reading AWS again.
 """
 
 from __future__ import annotations
@@ -250,76 +251,17 @@ def _decide(
     *,
     accepted: Sequence[str],
 ) -> Plan:
-    records = rules.records
-    conditions: dict[str, str] = {}
     notes: list[str] = [f"skipped {s.instance_id}: {s.reason}" for s in world.skipped]
-    for s in world.skipped:
-        conditions[f"skipped:{s.instance_id}"] = f"instance {s.instance_id} skipped: {s.reason}"
-
-    current_active = dns.active_record(world.records, records)
-    can_take_over = confirmed_current_list(world, rules.active.min_backends)
-    if rules.active.mode is FailoverMode.EIP:
-        active = dns.decide_holder(
-            world.eip_instance_id, world.lbs, world.skipped, can_take_over=can_take_over
-        )
-    else:
-        active = dns.decide_active(
-            current_active,
-            world.lbs,
-            world.skipped,
-            records,
-            can_take_over=can_take_over,
-            former=_former_lb_addresses(world, records),
-            own=_own_records(world, records),
-        )
+    conditions = {
+        f"skipped:{s.instance_id}": f"instance {s.instance_id} skipped: {s.reason}"
+        for s in world.skipped
+    }
     # Only values of records the cluster owns (the TXT lists the active name with the rest).
     addresses = _addresses_held(world, rules)
-    if rules.active.mode is not FailoverMode.EIP and records.active_fqdn in _owned(world, records):
-        # In eip mode the active record holds the Elastic IP, never an LB's own address.
-        active = dns.release_active(
-            active,
-            current_active,
-            addresses,
-            former=_former_lb_addresses(world, records),
-        )
-    if active.no_eligible and any(lb.verdict is not Verdict.UNKNOWN for lb in world.lbs):
-        conditions["no-eligible-lb"] = f"no load balancer is eligible to be active: {active.reason}"
-    if active.repaired:
-        conditions["active-repaired"] = f"active record {active.reason}"
-    if not (world.lbs or world.webs or world.skipped):
-        conditions["cluster-empty"] = (
-            f"no instance carries lbf:cluster={records.cluster}: the cluster serves nothing; "
-            f"{records.domain} stays its own, and a record no LB of it holds an address for goes"
-        )
-
-    changes: list[Change] = []
-    record_plan = record_batch.record_plan(
-        world.records,
-        world.lbs,
-        world.skipped,
-        _record_part(active, world, rules.active, records),
-        records,
-        former=_former_lb_addresses(world, records),
-        addresses=addresses,
-    )
-    for name, values in record_plan.released.items():
-        for value in values:
-            conditions[f"released:{name}={value}"] = (
-                f"{value} removed from {name}: no LB of cluster {records.cluster} holds that "
-                "address any more (stopped or terminated, or re-addressed)"
-            )
-    if record_plan.changes:
-        changes.append(ChangeRecords(record_plan.changes, active.reason))
-    if rules.active.mode is FailoverMode.EIP and active.values is not None and active.holders:
-        target = _lb(world, active.holders[0])
-        changes.append(
-            MoveAddress(
-                allocation_id=rules.active.eip_allocation_id or "",
-                instance_id=target.instance_id,
-                expected_instance_id=world.eip_instance_id,
-                lb_name=target.name or "",
-            )
-        )
+    active = _decide_active(world, rules, addresses)
+    conditions.update(_view_conditions(world, active, rules.records))
+    changes, released = _role_changes(world, rules, active, addresses)
+    conditions.update(released)
 
     start_list = (
         backend_lists.parse_list(world.backends_parameter)
@@ -343,6 +285,87 @@ def _decide(
         conditions=conditions,
         notes=tuple(notes),
     )
+
+
+def _decide_active(world: World, rules: PlanRules, addresses: frozenset[str]) -> dns.ActiveDecision:
+    """Who holds the active role after this round, and what the active record holds."""
+    records = rules.records
+    current_active = dns.active_record(world.records, records)
+    can_take_over = confirmed_current_list(world, rules.active.min_backends)
+    if rules.active.mode is FailoverMode.EIP:
+        return dns.decide_holder(
+            world.eip_instance_id, world.lbs, world.skipped, can_take_over=can_take_over
+        )
+    active = dns.decide_active(
+        current_active,
+        world.lbs,
+        world.skipped,
+        records,
+        can_take_over=can_take_over,
+        former=_former_lb_addresses(world, records),
+        own=_own_records(world, records),
+    )
+    if records.active_fqdn not in _owned(world, records):
+        return active
+    # In eip mode the active record holds the Elastic IP, never an LB's own address.
+    return dns.release_active(
+        active, current_active, addresses, former=_former_lb_addresses(world, records)
+    )
+
+
+def _view_conditions(
+    world: World, active: dns.ActiveDecision, records: dns.RecordRules
+) -> dict[str, str]:
+    """What is wrong with the view itself: no eligible LB, a repaired record, no instance."""
+    conditions: dict[str, str] = {}
+    if active.no_eligible and any(lb.verdict is not Verdict.UNKNOWN for lb in world.lbs):
+        conditions["no-eligible-lb"] = f"no load balancer is eligible to be active: {active.reason}"
+    if active.repaired:
+        conditions["active-repaired"] = f"active record {active.reason}"
+    if not (world.lbs or world.webs or world.skipped):
+        conditions["cluster-empty"] = (
+            f"no instance carries lbf:cluster={records.cluster}: the cluster serves nothing; "
+            f"{records.domain} stays its own, and a record no LB of it holds an address for goes"
+        )
+    return conditions
+
+
+def _role_changes(
+    world: World, rules: PlanRules, active: dns.ActiveDecision, addresses: frozenset[str]
+) -> tuple[list[Change], dict[str, str]]:
+    """The record batch and, in eip mode, the Elastic IP's move; the addresses released."""
+    records = rules.records
+    changes: list[Change] = []
+    record_plan = record_batch.record_plan(
+        world.records,
+        world.lbs,
+        world.skipped,
+        _record_part(active, world, rules.active, records),
+        records,
+        former=_former_lb_addresses(world, records),
+        addresses=addresses,
+    )
+    released = {
+        f"released:{name}={value}": (
+            f"{value} removed from {name}: no LB of cluster {records.cluster} holds that "
+            "address any more (stopped or terminated, or re-addressed)"
+        )
+        for name, values in record_plan.released.items()
+        for value in values
+    }
+    if record_plan.changes:
+        changes.append(ChangeRecords(record_plan.changes, active.reason))
+    if rules.active.mode is FailoverMode.EIP and active.values is not None and active.holders:
+        target = _lb(world, active.holders[0])
+        changes.append(
+            MoveAddress(
+                allocation_id=rules.active.eip_allocation_id or "",
+                instance_id=target.instance_id,
+                expected_instance_id=world.eip_instance_id,
+                lb_name=target.name or "",
+            )
+        )
+    return changes, released
 
 
 def _addresses_held(world: World, rules: PlanRules) -> frozenset[str]:
@@ -435,22 +458,7 @@ def _plan_backends(
     changes: list[Change] = []
     conditions: dict[str, str] = {}
     published = backend_lists.parse_list(world.backends_parameter)
-    # A skipped web server keeps the entry it has while it answers, and is never newly added.
-    kept: list[str] = []
-    failed: list[str] = []
-    for web, entries in frozen_webs(world):
-        if not web.running or web.draining:
-            continue
-        (failed if web.verdict is Verdict.UNHEALTHY else kept).extend(entries)
-    # No verdict (its tags were lost, say, by a run killed between the list and the tags) is
-    # never a reason to take a server out: it keeps the entry it has until probes decide, so
-    # that a removal is always one for failed probes, counted against LBF_MAX_POOL_DROP.
-    kept += [
-        entry
-        for web in world.webs
-        if web.running and not web.draining and web.verdict is Verdict.UNKNOWN
-        for entry in backend_lists.entries_of(web, published)
-    ]
+    kept, failed = _entries_kept(world, published)
     try:
         wanted: backend_lists.BackendList | None = backend_lists.build_list(world.webs, kept)
     except backend_lists.BackendListTooLong as exc:
@@ -476,6 +484,34 @@ def _plan_backends(
             changes.append(PutBackendList(rules.backends_parameter_name, in_force.text))
         changes += _plan_pushes(world, in_force, run_started_at, conditions, rules=pushes)
 
+    changes += _plan_lbs_parameter(world, rules)
+    return in_force, held, changes, conditions
+
+
+def _entries_kept(world: World, published: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Entries of the published list that stay without a healthy verdict, and the skipped web
+    servers' entries that failed. A skipped web server keeps the entry it has while it answers,
+    and is never newly added."""
+    kept: list[str] = []
+    failed: list[str] = []
+    for web, entries in frozen_webs(world):
+        if not web.running or web.draining:
+            continue
+        (failed if web.verdict is Verdict.UNHEALTHY else kept).extend(entries)
+    # No verdict (its tags were lost, say, by a run killed between the list and the tags) is
+    # never a reason to take a server out: it keeps the entry it has until probes decide, so
+    # that a removal is always one for failed probes, counted against LBF_MAX_POOL_DROP.
+    kept += [
+        entry
+        for web in world.webs
+        if web.running and not web.draining and web.verdict is Verdict.UNKNOWN
+        for entry in backend_lists.entries_of(web, published)
+    ]
+    return kept, failed
+
+
+def _plan_lbs_parameter(world: World, rules: ListRules) -> list[Change]:
+    """`<prefix>/lbs`: the running LBs' addresses, in name order."""
     addresses = [
         lb.address for lb in dns.by_name(world.lbs) if lb.running and lb.address is not None
     ]
@@ -489,8 +525,8 @@ def _plan_backends(
     lbs_text = " ".join(addresses)
     # SSM rejects an empty parameter value; with no LB running the last value stays.
     if lbs_text and lbs_text != world.lbs_parameter:
-        changes.append(PutLbList(rules.lbs_parameter_name, lbs_text))
-    return in_force, held, changes, conditions
+        return [PutLbList(rules.lbs_parameter_name, lbs_text)]
+    return []
 
 
 def _plan_pushes(

@@ -142,47 +142,7 @@ def plan_health_checks(
     changes: list[HealthCheckChange] = []
     for lb in by_name(world.lbs):
         existing = by_instance.pop(lb.instance_id, [])
-        name = lb.name or lb.instance_id
-        wanted = desired_check(lb, rules.lb_check)
-        if not isinstance(wanted, HealthCheckSpec):
-            reason = f"{name} is {lb.state}" if wanted is None else f"{name}: {wanted.reason}"
-            changes += [
-                DeleteHealthCheck(c.health_check_id, lb.instance_id, reason) for c in existing
-            ]
-            continue
-        kept = _best_match(existing, wanted)
-        if kept is None:
-            changes.append(
-                CreateHealthCheck(
-                    instance_id=lb.instance_id,
-                    lb_name=name,
-                    spec=wanted,
-                    caller_reference=caller_reference(
-                        rules.cluster, lb.instance_id, run_started_at
-                    ),
-                    tags=(
-                        ("Name", f"lbf {rules.cluster} {name}"),
-                        (TAG_CLUSTER, rules.cluster),
-                        ("lbf:instance", lb.instance_id),
-                    ),
-                )
-            )
-        elif kept.spec != wanted:
-            changes.append(
-                UpdateHealthCheck(
-                    health_check_id=kept.health_check_id,
-                    version=kept.version,
-                    instance_id=lb.instance_id,
-                    lb_name=name,
-                    before=kept.spec,
-                    spec=wanted,
-                )
-            )
-        changes += [
-            DeleteHealthCheck(c.health_check_id, lb.instance_id, f"a second check of {name}")
-            for c in existing
-            if c is not kept
-        ]
+        changes += _checks_of(lb, existing, rules, run_started_at=run_started_at)
     frozen = {s.instance_id for s in world.skipped}
     for instance_id, checks in sorted(by_instance.items()):
         if instance_id in frozen:
@@ -192,6 +152,52 @@ def plan_health_checks(
             for c in checks
         ]
     return tuple(changes)
+
+
+def _checks_of(
+    lb: Instance, existing: list[HealthCheck], rules: SecondOpinionRules, *, run_started_at: float
+) -> list[HealthCheckChange]:
+    """The writes that leave `lb` with exactly the check it should have (none if it should have
+    none): one kept, created or updated, every other one deleted."""
+    changes: list[HealthCheckChange] = []
+    name = lb.name or lb.instance_id
+    wanted = desired_check(lb, rules.lb_check)
+    if not isinstance(wanted, HealthCheckSpec):
+        reason = f"{name} is {lb.state}" if wanted is None else f"{name}: {wanted.reason}"
+        changes += [DeleteHealthCheck(c.health_check_id, lb.instance_id, reason) for c in existing]
+        return changes
+    kept = _best_match(existing, wanted)
+    if kept is None:
+        changes.append(
+            CreateHealthCheck(
+                instance_id=lb.instance_id,
+                lb_name=name,
+                spec=wanted,
+                caller_reference=caller_reference(rules.cluster, lb.instance_id, run_started_at),
+                tags=(
+                    ("Name", f"lbf {rules.cluster} {name}"),
+                    (TAG_CLUSTER, rules.cluster),
+                    ("lbf:instance", lb.instance_id),
+                ),
+            )
+        )
+    elif kept.spec != wanted:
+        changes.append(
+            UpdateHealthCheck(
+                health_check_id=kept.health_check_id,
+                version=kept.version,
+                instance_id=lb.instance_id,
+                lb_name=name,
+                before=kept.spec,
+                spec=wanted,
+            )
+        )
+    changes += [
+        DeleteHealthCheck(c.health_check_id, lb.instance_id, f"a second check of {name}")
+        for c in existing
+        if c is not kept
+    ]
+    return changes
 
 
 def _best_match(existing: Sequence[HealthCheck], wanted: HealthCheckSpec) -> HealthCheck | None:

@@ -481,3 +481,28 @@ def test_the_event_run_gives_a_started_lb_its_check_at_once(world: World) -> Non
 
     assert report.ok, report.errors
     assert world.checks.at(lb3) == ["52.1.2.13"]
+
+
+def test_a_check_route53_refuses_fails_the_run_and_is_not_told_every_run(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checks go through the round's Plan like every write, after the records. They are kept
+    once a run, so a refusal would clear in the next round and come back each minute: it fails the
+    run (the Report, exit 1), never a notice or a history event, and the records still move."""
+
+    def refused(*args: object) -> str:
+        raise AwsError("route53", "CreateHealthCheck", "TooManyHealthChecks", "limit reached")
+
+    monkeypatch.setattr(world.checks, "create", refused)
+    config = settings(FAKE_CLOUD_ENV, SECOND_OPINION)
+
+    first = world.run(config)
+    second = world.run(config)
+
+    for report in (first, second):
+        assert not report.ok
+        assert sum("limit reached" in e for e in report.errors) == 2  # one per LB
+    assert any(a.startswith("records") for a in first.applied)
+    assert not any("limit reached" in m for m in world.cloud.sns.messages)
+    history = " ".join(v for _, v in world.cloud.ssm.versions.get(f"/lbf/{CLUSTER}/history", []))
+    assert "limit reached" not in history
