@@ -67,9 +67,7 @@ class RecordingNotifier:
 def test_a_notice_by_mode(mode: Mode) -> None:
     cloud = FakeCloud()
     notifier = RecordingNotifier()
-    services = cloud.services()
-    services = type(services)(**{**services.__dict__, "notifier": notifier})
-    executor = Executor(services, now=cloud.clock.now, mode=mode)
+    executor = Executor(cloud.services(notifier=notifier), now=cloud.clock.now, mode=mode)
 
     [outcome] = executor.apply_changes([Notify("k", "lb-failover demo", "lb1 is down")])
 
