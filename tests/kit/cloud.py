@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from bench.calls import is_write  # the one read/write classification, the benchmarks' too
+from chalicelib.adapters.operations import is_write  # the benchmarks' rule too
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import (
     HealthCheck,
