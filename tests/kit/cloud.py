@@ -555,8 +555,8 @@ class FakeCloud:
         `records`, `pushes` or `notifier` puts another one (a real adapter on botocore's Stubber,
         a recording wrapper) in the fake's place, as reader and writer both.
         """
-        records = records or self.route53
-        pushes = pushes or self.ssm
+        records = self.route53 if records is None else records
+        pushes = self.ssm if pushes is None else pushes
         return Services(
             inventory=self.ec2,
             records=records,
@@ -568,7 +568,7 @@ class FakeCloud:
                 records=records,
                 parameters=self.ssm,
                 pushes=pushes,
-                notifier=notifier or self.sns,
+                notifier=self.sns if notifier is None else notifier,
                 health_checks=self.health_checks,
             ),
             probe_function=self.probe_function,
