@@ -135,17 +135,9 @@ def aws_services(settings: Settings) -> Services:
     Raises ConfigError, before any client is made, when AWS's own settings (the region, the
     credentials) are missing.
     """
-    from chalicelib.adapters.clients import (
-        aws_region,
-        client,
-        invoke_client,
-        quick_client,
-        require_credentials,
-    )
+    from chalicelib.adapters.clients import aws_region, client, quick_client, require_credentials
     from chalicelib.adapters.ec2 import Ec2Inventory
-    from chalicelib.adapters.notify import SnsNotifier
     from chalicelib.adapters.probe import SocketProber
-    from chalicelib.adapters.probe_function import ProbeFunction
     from chalicelib.adapters.route53 import Route53Records
     from chalicelib.adapters.route53_health_checks import Route53HealthChecks
     from chalicelib.adapters.ssm import SsmHistory, SsmParameters, SsmPushes
@@ -169,11 +161,7 @@ def aws_services(settings: Settings) -> Services:
         records=records,
         parameters=parameters,
         pushes=pushes,
-        notifier=(
-            SnsNotifier(client("sns", region), settings.sns_topic_arn)
-            if settings.sns_topic_arn
-            else None
-        ),
+        notifier=_notifier(settings, region),
         health_checks=health_checks,
     )
     return Services(
@@ -183,17 +171,31 @@ def aws_services(settings: Settings) -> Services:
         pushes=pushes,
         prober=SocketProber(timeout=settings.probe_timeout),
         writers=writers,
-        probe_function=(
-            ProbeFunction(
-                invoke_client(settings.probe_timeout, region),
-                settings.prober_function,
-                timeout=settings.probe_timeout,
-            )
-            if settings.prober_function
-            else None
-        ),
+        probe_function=_probe_function(settings, region),
         health_checks=health_checks,
         history=SsmHistory(client("ssm", region)),
+    )
+
+
+def _notifier(settings: Settings, region: str) -> Notifier | None:
+    from chalicelib.adapters.clients import client
+    from chalicelib.adapters.notify import SnsNotifier
+
+    if not settings.sns_topic_arn:
+        return None
+    return SnsNotifier(client("sns", region), settings.sns_topic_arn)
+
+
+def _probe_function(settings: Settings, region: str) -> Prober | None:
+    from chalicelib.adapters.clients import invoke_client
+    from chalicelib.adapters.probe_function import ProbeFunction
+
+    if not settings.prober_function:
+        return None
+    return ProbeFunction(
+        invoke_client(settings.probe_timeout, region),
+        settings.prober_function,
+        timeout=settings.probe_timeout,
     )
 
 
