@@ -4,10 +4,11 @@ A structural test, so that a future bypass fails CI instead of waiting for someo
 a dry run or the pause switch was forgotten somewhere. It walks the syntax tree of the controller
 (chalicelib/ and app.py) and reports every use of a write method outside the executor:
 
-- a write method of the services' protocols (`services.py`: `Inventory.create_tags`,
-  `Records.change`, `Parameters.put`, `Pushes.send`, `Notifier.publish`,
-  `HealthChecks.create/update/delete`, and any method added to them or to an adapter class later
-  that is not listed as a read), reached through the services (`services.records.change`, `self._services...`), through
+- a write method of the services' writer protocols (`services.py`: `InventoryWriter.create_tags`,
+  `RecordsWriter.change`, `ParametersWriter.put`, `PushesWriter.send`, `Notifier.publish`,
+  `HealthChecksWriter.create/update/delete`, and any method added to a protocol or an adapter
+  class later that is not listed as a read), reached through the services or their writers
+  (`services.records.change`, `self._writers...`), through
   a local name bound to a service (`checks = services.health_checks`), through a parameter or
   variable annotated with a protocol or an adapter class, or taken as a bound method without a
   call (`send = services.pushes.send`) or with `getattr`;
@@ -17,7 +18,7 @@ a dry run or the pause switch was forgotten somewhere. It walks the syntax tree 
 - a boto3 resource action that writes (`boto3.resource("ec2").Instance(i).terminate()`: boto3's
   resource models, each action judged by the operation it sends), on a resource;
 - `Services.writers` read anywhere but the executor: jobs hold the readers only, on which mypy
-  refuses a write (test_write_types.py), and this keeps the writers out of their reach.
+  refuses a write (test_planted_bypasses.py), and this keeps the writers out of their reach.
 
 The adapters' own definitions (chalicelib/adapters/) are where the writes are implemented and
 are not checked; deploy helpers under infra/ are outside the rule.
