@@ -16,12 +16,10 @@ from typing import Any
 
 from chalicelib.adapters.clients import client
 
+# The one read/write classification, shared with the tests; bench.calls.is_write stays its name.
+from chalicelib.adapters.operations import is_write as is_write
+
 SERVICES = ("ec2", "route53", "ssm", "sns")
-READ_PREFIXES = ("Describe", "List", "Get")
-
-
-def is_write(operation: str) -> bool:
-    return not operation.startswith(READ_PREFIXES)
 
 
 @dataclass(frozen=True)

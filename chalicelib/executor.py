@@ -1,9 +1,10 @@
 """Carries a Plan out, one AWS call per change, each failure isolated to its change.
 
-This is the only module that calls a write of the services (the suite checks it: tests/static/
-test_write_path.py). What is written and what is only printed is decided here, per kind of
-change, by what the executor is allowed to write (`Writes`), so the safety switches hold for every
-write by construction:
+This is the only module that calls a write of the services: it alone reads `Services.writers`,
+a job holds only the readers, on which mypy refuses a write (tests/static/test_write_path.py checks
+both). What is written and what is only printed is decided here, per kind of change, by what the
+executor is allowed to write (`Writes`), so the safety switches hold for every write by
+construction:
 
 - ALL: every change is applied.
 - NOTICES_ONLY (`<prefix>/paused` is true): every change is printed, except notices, the notices
@@ -75,7 +76,9 @@ class Executor:
     def __init__(
         self, services: Services, *, now: Callable[[], float], writes: Writes = Writes.ALL
     ) -> None:
+        # The readers for the Elastic IP's check-then-move; every write goes through the writers.
         self._services = services
+        self._writers = services.writers
         self._now = now
         self.writes = writes
 
@@ -122,26 +125,26 @@ class Executor:
 
     def _apply_one(self, change: Change) -> tuple[Push | None, str | None]:
         """The one place a write is called: (the push sent, the change batch's id)."""
-        services = self._services
+        writers = self._writers
         if isinstance(change, ChangeRecords):
-            change_id = services.records.change(
+            change_id = writers.records.change(
                 change.changes, comment=f"lb-failover: {change.reason}"
             )
             return None, change_id
         if isinstance(change, SetTags):
-            services.inventory.create_tags(change.instance_ids, change.tags)
+            writers.inventory.create_tags(change.instance_ids, change.tags)
         elif isinstance(change, RemoveTags):
-            services.inventory.delete_tags(change.instance_ids, change.keys)
+            writers.inventory.delete_tags(change.instance_ids, change.keys)
         elif isinstance(change, PutParameter | StoreNotices | RecordHistory):
-            services.parameters.put(change.name, change.value)
+            writers.parameters.put(change.name, change.value)
         elif isinstance(change, PushBackends):
-            push = services.pushes.send(
+            push = writers.pushes.send(
                 change.instance_id, change.backends, change.checksum, now=self._now()
             )
             return push, None
         elif isinstance(change, MoveAddress):
             # Check, then move: AssociateAddress has no condition of its own.
-            holder, _ = services.inventory.address_holder(change.allocation_id)
+            holder, _ = self._services.inventory.address_holder(change.allocation_id)
             if holder != change.expected_instance_id:
                 # Someone (an overlapping run, an operator) moved it since we looked.
                 raise ChangeRejected(
@@ -150,11 +153,11 @@ class Executor:
                     "AddressMoved",
                     f"{change.allocation_id} is on {holder}, expected {change.expected_instance_id}",
                 )
-            services.inventory.associate_address(change.allocation_id, change.instance_id)
+            writers.inventory.associate_address(change.allocation_id, change.instance_id)
         elif isinstance(change, Notify):
             log.warning("notice: %s", change.message)
-            if services.notifier is not None:  # without a topic, notices are only logged
-                services.notifier.publish(change.subject, change.message)
+            if writers.notifier is not None:  # without a topic, notices are only logged
+                writers.notifier.publish(change.subject, change.message)
         else:
             self._apply_health_check(change)
         return None, None
@@ -162,7 +165,7 @@ class Executor:
     def _apply_health_check(
         self, change: CreateHealthCheck | UpdateHealthCheck | DeleteHealthCheck
     ) -> None:
-        checks = self._services.health_checks
+        checks = self._writers.health_checks
         if checks is None:
             # Planned only from checks that were read, which needs the adapter: a bug if not.
             raise AwsError("route53", "HealthCheck", "NotConfigured", "no health-check adapter")

@@ -1,7 +1,10 @@
 """What a job needs from the outside world, as interfaces, and the real AWS-backed set.
 
 Jobs depend on these protocols only, so tests hand them in-memory fakes and the local stand-in
-hands them the same adapters pointed at a moto server.
+hands them the same adapters pointed at a moto server. Each service is split into what reads and
+what writes. A job is typed against the readers, so a write through them does not type-check;
+the writers travel in `Services.writers`, which only the executor reads (the syntax check in
+tests/static/test_write_path.py holds that second half).
 """
 
 from __future__ import annotations
@@ -28,20 +31,29 @@ from chalicelib.core.second_opinion import CheckerObservation
 class Inventory(Protocol):
     def describe(self, cluster: str) -> list[RawInstance]: ...
     def describe_other_clusters(self, cluster: str) -> list[RawInstance]: ...
+    def address_holder(self, allocation_id: str) -> tuple[str | None, str | None]: ...
+
+
+class InventoryWriter(Protocol):
     def create_tags(self, instance_ids: Sequence[str], tags: Sequence[tuple[str, str]]) -> None: ...
     def delete_tags(self, instance_ids: Sequence[str], keys: Sequence[str]) -> None: ...
-    def address_holder(self, allocation_id: str) -> tuple[str | None, str | None]: ...
     def associate_address(self, allocation_id: str, instance_id: str) -> None: ...
 
 
 class Records(Protocol):
     def read(self, domain: str) -> tuple[Record, ...]: ...
-    def change(self, changes: Sequence[RecordChange], comment: str) -> str: ...
     def change_status(self, change_id: str) -> str: ...
+
+
+class RecordsWriter(Protocol):
+    def change(self, changes: Sequence[RecordChange], comment: str) -> str: ...
 
 
 class Parameters(Protocol):
     def read(self, names: Sequence[str]) -> dict[str, str]: ...
+
+
+class ParametersWriter(Protocol):
     def put(self, name: str, value: str) -> None: ...
 
 
@@ -52,9 +64,12 @@ class History(Protocol):
 
 
 class Pushes(Protocol):
-    def send(self, instance_id: str, backends: str, checksum: str, *, now: float) -> Push: ...
     def recent(self, *, since: float) -> list[Push]: ...
     def status(self, command: Push) -> str: ...
+
+
+class PushesWriter(Protocol):
+    def send(self, instance_id: str, backends: str, checksum: str, *, now: float) -> Push: ...
 
 
 class Notifier(Protocol):
@@ -72,22 +87,40 @@ class HealthChecks(Protocol):
     """Route 53 health checks, the second opinion (LBF_ROUTE53_HEALTH_CHECKS)."""
 
     def read(self, cluster: str) -> tuple[HealthCheck, ...]: ...
+    def status(self, health_check_id: str) -> tuple[CheckerObservation, ...]: ...
+
+
+class HealthChecksWriter(Protocol):
     def create(
         self, spec: HealthCheckSpec, caller_reference: str, tags: Sequence[tuple[str, str]]
     ) -> str: ...
     def update(self, health_check_id: str, version: int, spec: HealthCheckSpec) -> None: ...
     def delete(self, health_check_id: str) -> None: ...
-    def status(self, health_check_id: str) -> tuple[CheckerObservation, ...]: ...
+
+
+@dataclass(frozen=True)
+class Writers:
+    """Every write the controller can make, for the executor alone."""
+
+    inventory: InventoryWriter
+    records: RecordsWriter
+    parameters: ParametersWriter
+    pushes: PushesWriter
+    # Without a topic, notices are only logged.
+    notifier: Notifier | None
+    health_checks: HealthChecksWriter | None = None
 
 
 @dataclass(frozen=True)
 class Services:
+    """What a job reads, and, for its executor, the writers."""
+
     inventory: Inventory
     records: Records
     parameters: Parameters
     pushes: Pushes
-    notifier: Notifier | None
     prober: Prober
+    writers: Writers
     # Only with LBF_PROBER_FUNCTION: the private targets go there, once per round.
     probe_function: Prober | None = None
     # Only with LBF_ROUTE53_HEALTH_CHECKS: without it no health-check call is made at all.
@@ -102,51 +135,67 @@ def aws_services(settings: Settings) -> Services:
     Raises ConfigError, before any client is made, when AWS's own settings (the region, the
     credentials) are missing.
     """
-    from chalicelib.adapters.clients import (
-        aws_region,
-        client,
-        invoke_client,
-        quick_client,
-        require_credentials,
-    )
+    from chalicelib.adapters.clients import aws_region, client, quick_client, require_credentials
     from chalicelib.adapters.ec2 import Ec2Inventory
-    from chalicelib.adapters.notify import SnsNotifier
     from chalicelib.adapters.probe import SocketProber
-    from chalicelib.adapters.probe_function import ProbeFunction
     from chalicelib.adapters.route53 import Route53Records
     from chalicelib.adapters.route53_health_checks import Route53HealthChecks
     from chalicelib.adapters.ssm import SsmHistory, SsmParameters, SsmPushes
 
     region = aws_region()
     require_credentials()
+    # One adapter per service, both reading and writing: the split is in the types handed out.
+    inventory = Ec2Inventory(client("ec2", region))
+    records = Route53Records(client("route53", region), settings.hosted_zone_id)
+    parameters = SsmParameters(client("ssm", region))
+    pushes = SsmPushes(
+        client("ssm", region), settings.ssm_document, log_group=settings.push_log_group
+    )
+    health_checks = (
+        Route53HealthChecks(client("route53", region), quick_client("route53", region))
+        if settings.route53_health_checks
+        else None
+    )
+    writers = Writers(
+        inventory=inventory,
+        records=records,
+        parameters=parameters,
+        pushes=pushes,
+        notifier=_notifier(settings, region),
+        health_checks=health_checks,
+    )
     return Services(
-        inventory=Ec2Inventory(client("ec2", region)),
-        records=Route53Records(client("route53", region), settings.hosted_zone_id),
-        parameters=SsmParameters(client("ssm", region)),
-        pushes=SsmPushes(
-            client("ssm", region), settings.ssm_document, log_group=settings.push_log_group
-        ),
-        notifier=(
-            SnsNotifier(client("sns", region), settings.sns_topic_arn)
-            if settings.sns_topic_arn
-            else None
-        ),
+        inventory=inventory,
+        records=records,
+        parameters=parameters,
+        pushes=pushes,
         prober=SocketProber(timeout=settings.probe_timeout),
-        probe_function=(
-            ProbeFunction(
-                invoke_client(settings.probe_timeout, region),
-                settings.prober_function,
-                timeout=settings.probe_timeout,
-            )
-            if settings.prober_function
-            else None
-        ),
-        health_checks=(
-            Route53HealthChecks(client("route53", region), quick_client("route53", region))
-            if settings.route53_health_checks
-            else None
-        ),
+        writers=writers,
+        probe_function=_probe_function(settings, region),
+        health_checks=health_checks,
         history=SsmHistory(client("ssm", region)),
+    )
+
+
+def _notifier(settings: Settings, region: str) -> Notifier | None:
+    from chalicelib.adapters.clients import client
+    from chalicelib.adapters.notify import SnsNotifier
+
+    if not settings.sns_topic_arn:
+        return None
+    return SnsNotifier(client("sns", region), settings.sns_topic_arn)
+
+
+def _probe_function(settings: Settings, region: str) -> Prober | None:
+    from chalicelib.adapters.clients import invoke_client
+    from chalicelib.adapters.probe_function import ProbeFunction
+
+    if not settings.prober_function:
+        return None
+    return ProbeFunction(
+        invoke_client(settings.probe_timeout, region),
+        settings.prober_function,
+        timeout=settings.probe_timeout,
     )
 
 

@@ -70,9 +70,7 @@ class RecordingNotifier:
 def test_a_notice_by_what_is_written(writes: Writes) -> None:
     cloud = FakeCloud()
     notifier = RecordingNotifier()
-    services = cloud.services()
-    services = type(services)(**{**services.__dict__, "notifier": notifier})
-    executor = Executor(services, now=cloud.clock.now, writes=writes)
+    executor = Executor(cloud.services(notifier=notifier), now=cloud.clock.now, writes=writes)
 
     [outcome] = executor.apply_changes([Notify("k", "lb-failover demo", "lb1 is down")])
 

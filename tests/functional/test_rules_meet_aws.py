@@ -438,7 +438,7 @@ def run_pinned(
             )
         if number == 0:
             stubber.add_response("list_resource_record_sets", read, READ)  # the re-read
-    services = replace(cloud.services(), records=Route53Records(client, ZONE))
+    services = cloud.services(records=Route53Records(client, ZONE))
     with stubber:
         report = jobs.reconcile(config, services, cloud.clock, rounds=1)
         stubber.assert_no_pending_responses()
@@ -753,7 +753,7 @@ def test_sendcommand_refusing_a_booting_lbs_agent_is_pinned_with_the_stubber() -
             "TimeoutSeconds": 600,
         },
     )
-    services = replace(cloud.services(), pushes=SsmPushes(client, "LbFailover-UpdateBackends"))
+    services = cloud.services(pushes=SsmPushes(client, "LbFailover-UpdateBackends"))
     with stubber:
         report = jobs.reconcile(config, services, cloud.clock)
         stubber.assert_no_pending_responses()  # one SendCommand in three rounds

@@ -11,8 +11,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
-from bench.calls import is_write  # the one read/write classification, the benchmarks' too
+from chalicelib.adapters.operations import is_write  # the benchmarks' rule too
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.model import (
     HealthCheck,
@@ -25,7 +26,15 @@ from chalicelib.core.model import (
 )
 from chalicelib.core.second_opinion import CheckerObservation
 from chalicelib.errors import AwsError, ChangeRejected, ProberFault
-from chalicelib.services import Services
+from chalicelib.services import (
+    Notifier,
+    Pushes,
+    PushesWriter,
+    Records,
+    RecordsWriter,
+    Services,
+    Writers,
+)
 
 
 class FakeClock:
@@ -534,19 +543,47 @@ class FakeCloud:
         self.probe_function = FakeProbeFunction(self.prober)
         self.health_checks = FakeHealthChecks(self.clock, self.calls)
 
-    def services(self) -> Services:
+    def services(
+        self,
+        *,
+        records: RecordsAdapter | None = None,
+        pushes: PushesAdapter | None = None,
+        notifier: Notifier | None = None,
+    ) -> Services:
+        """The fakes as a job is given them: each fake reads and writes, split as the adapters are.
+
+        `records`, `pushes` or `notifier` puts another one (a real adapter on botocore's Stubber,
+        a recording wrapper) in the fake's place, as reader and writer both.
+        """
+        records = self.route53 if records is None else records
+        pushes = self.ssm if pushes is None else pushes
         return Services(
             inventory=self.ec2,
-            records=self.route53,
+            records=records,
             parameters=self.ssm,
-            pushes=self.ssm,
-            notifier=self.sns,
+            pushes=pushes,
             prober=self.prober,
+            writers=Writers(
+                inventory=self.ec2,
+                records=records,
+                parameters=self.ssm,
+                pushes=pushes,
+                notifier=self.sns if notifier is None else notifier,
+                health_checks=self.health_checks,
+            ),
             probe_function=self.probe_function,
             # Used only with LBF_ROUTE53_HEALTH_CHECKS on, as aws_services makes it then.
             health_checks=self.health_checks,
             history=self.history,
         )
+
+
+class RecordsAdapter(Records, RecordsWriter, Protocol):
+    """What reads and writes the records, as Route53Records and FakeRoute53 both do."""
+
+
+class PushesAdapter(Pushes, PushesWriter, Protocol):
+    """What reads and sends the pushes, as SsmPushes and FakeSsm both do."""
 
 
 WEBS = ("127.0.1.21", "127.0.1.22", "127.0.1.23")

@@ -201,10 +201,8 @@ class ClusterMachine(RuleBasedStateMachine):
         self.records = WatchedRecords(self.cloud.route53)
         self.notices = NoticeLog(self)
         self.services = replace(
-            self.cloud.services(),
+            self.cloud.services(records=self.records, notifier=self.notices),
             prober=RecordingProber(self),
-            records=self.records,
-            notifier=self.notices,
         )
         self.unstored: list[int] = []  # calls-log marks of runs that may not have stored notices
         self.next_lb = 11
