@@ -54,7 +54,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from bench.calls import is_write
 from chalicelib import jobs
 from chalicelib.core import backends as backend_lists
-from chalicelib.core import timing
+from chalicelib.core import held_drop, timing
 from chalicelib.core.dns import RecordChange, frozen_lbs, is_eligible
 from chalicelib.core.inventory import natural_key
 from chalicelib.core.model import ProbeResult, ProbeTarget, Record
@@ -169,12 +169,19 @@ class Damping:
         self.count = 0
         self.verdict: str | None = None
         self.timeline: list[tuple[float, str | None]] = []
+        # When its probes began to fail, every one since (None: the last one answered). Kept when
+        # the counts are forgotten: the failures happened whatever the job persisted of them.
+        self.failing_since: float | None = None
 
     def forget(self, now: float) -> None:
         self.ok, self.count, self.verdict = None, 0, None
         self.timeline.append((now, None))
 
     def fold(self, now: float, ok: bool) -> None:
+        if ok:
+            self.failing_since = None
+        elif self.failing_since is None:
+            self.failing_since = now
         self.count = self.count + 1 if self.ok == ok else 1
         self.ok = ok
         if ok and self.count >= RISE:
@@ -501,7 +508,7 @@ class ClusterMachine(RuleBasedStateMachine):
             self.cloud.clock.time = max(self.cloud.clock.time, started + 60)
         self._check_moves(batches, by_damping=not overlapping)
         if not overlapping:
-            self._check_pool_drop(start_list, report)
+            self._check_pool_drop(start_list, report, started=started)
         self._check_frozen_kept(frozen_before, report)
         self.last_report = report
         self.clean_run = report is not None and report.ok and not disturbed
@@ -746,10 +753,17 @@ class ClusterMachine(RuleBasedStateMachine):
                 assert value is not None, f"skipped {instance_id} lost its record {name}"
                 assert address in value, f"skipped {instance_id} lost {name}: now {value}"
 
-    def _check_pool_drop(self, start_list: str | None, report: Report | None) -> None:
+    def _check_pool_drop(
+        self, start_list: str | None, report: Report | None, *, started: float
+    ) -> None:
         """No run removes more than LBF_MAX_POOL_DROP percent of the list it started with for
         failed probes: an entry gone whose server still runs, is not draining, has that entry,
-        and failed its probes (unhealthy when the run ended; unknown is not a failed probe)."""
+        and failed its probes (unhealthy when the run ended; unknown is not a failed probe).
+
+        Unless the held drop was released: a server that has failed every probe the model saw
+        for held_drop.RELEASE_SECONDS may be taken out past the bound (SPEC: a held list is not
+        held forever). Only that long a failure allows it, so a release that comes too early
+        still fails here."""
         if not start_list or report is None or report.world is None:
             return
         failed = {w.instance_id for w in report.world.webs if w.verdict.value == "unhealthy"}
@@ -761,10 +775,12 @@ class ClusterMachine(RuleBasedStateMachine):
         final = set((self.cloud.ssm.parameters.get(BACKENDS) or "").split())
         entries = {}
         for instance_id in self._ids("web", running=True):
+            since = self.damping[instance_id].failing_since
             if (
                 instance_id in self.draining
                 or instance_id in self.typo
                 or instance_id not in failed
+                or (since is not None and started - since >= held_drop.RELEASE_SECONDS)
             ):
                 continue
             port = self.cloud.ec2.tag(instance_id, "lbf:port") or str(self.config.pool_port)
