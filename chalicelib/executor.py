@@ -78,7 +78,7 @@ class Executor:
     ) -> None:
         # The readers for the Elastic IP's check-then-move; every write goes through the writers.
         self._services = services
-        self._writers = services.writers
+        self._writers = services.writers._writers  # noqa: SLF001 (the one place it is opened)
         self._now = now
         self.writes = writes
 

@@ -3,8 +3,9 @@
 Jobs depend on these protocols only, so tests hand them in-memory fakes and the local stand-in
 hands them the same adapters pointed at a moto server. Each service is split into what reads and
 what writes. A job is typed against the readers, so a write through them does not type-check;
-the writers travel in `Services.writers`, which only the executor reads (the syntax check in
-tests/static/test_write_path.py holds that second half).
+the writers travel sealed in `Services.writers`, with nothing a job can call on them, and only the
+executor opens the seal (ruff's SLF001 refuses `._writers` anywhere else, and the syntax check in
+tests/static/test_write_path.py refuses reading `.writers` outside the executor).
 """
 
 from __future__ import annotations
@@ -111,6 +112,16 @@ class Writers:
     health_checks: HealthChecksWriter | None = None
 
 
+class Sealed:
+    """The writers as a job carries them: no attribute to call, so mypy refuses
+    `services.writers.records.change(...)` in a job. The executor alone opens it."""
+
+    __slots__ = ("_writers",)
+
+    def __init__(self, writers: Writers) -> None:
+        self._writers = writers
+
+
 @dataclass(frozen=True)
 class Services:
     """What a job reads, and, for its executor, the writers."""
@@ -120,7 +131,7 @@ class Services:
     parameters: Parameters
     pushes: Pushes
     prober: Prober
-    writers: Writers
+    writers: Sealed
     # Only with LBF_PROBER_FUNCTION: the private targets go there, once per round.
     probe_function: Prober | None = None
     # Only with LBF_ROUTE53_HEALTH_CHECKS: without it no health-check call is made at all.
@@ -170,7 +181,7 @@ def aws_services(settings: Settings) -> Services:
         parameters=parameters,
         pushes=pushes,
         prober=SocketProber(timeout=settings.probe_timeout),
-        writers=writers,
+        writers=Sealed(writers),
         probe_function=_probe_function(settings, region),
         health_checks=health_checks,
         history=SsmHistory(client("ssm", region)),

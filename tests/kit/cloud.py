@@ -32,6 +32,7 @@ from chalicelib.services import (
     PushesWriter,
     Records,
     RecordsWriter,
+    Sealed,
     Services,
     Writers,
 )
@@ -563,13 +564,15 @@ class FakeCloud:
             parameters=self.ssm,
             pushes=pushes,
             prober=self.prober,
-            writers=Writers(
-                inventory=self.ec2,
-                records=records,
-                parameters=self.ssm,
-                pushes=pushes,
-                notifier=self.sns if notifier is None else notifier,
-                health_checks=self.health_checks,
+            writers=Sealed(
+                Writers(
+                    inventory=self.ec2,
+                    records=records,
+                    parameters=self.ssm,
+                    pushes=pushes,
+                    notifier=self.sns if notifier is None else notifier,
+                    health_checks=self.health_checks,
+                )
             ),
             probe_function=self.probe_function,
             # Used only with LBF_ROUTE53_HEALTH_CHECKS on, as aws_services makes it then.

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -213,6 +214,57 @@ def test_mypy_refuses_a_write_through_the_services_a_job_is_given(tmp_path: Path
 
     assert done.returncode == 1, done.stdout + done.stderr
     assert 'error: "Records" has no attribute "change"  [attr-defined]' in done.stdout
+
+
+def test_mypy_refuses_a_write_through_the_sealed_writers(tmp_path: Path) -> None:
+    """A job does carry the writers (its executor needs them), sealed: nothing to call on them."""
+    done = _mypy(tmp_path, 'return services.writers.records.change(changes, comment="planted")')
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert 'error: "Sealed" has no attribute "records"  [attr-defined]' in done.stdout
+
+
+def test_ruff_refuses_opening_the_seal_outside_the_executor(tmp_path: Path) -> None:
+    job = tmp_path / "chalicelib" / "planted_job.py"
+    job.parent.mkdir()
+    job.write_text(
+        "from chalicelib.services import Services\n\n\n"
+        "def planted(services: Services) -> object:\n"
+        "    return services.writers._writers.records\n"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--isolated",
+            "--select",
+            "SLF001",
+            "--output-format",
+            "concise",
+            str(job),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "SLF001 Private member accessed: `_writers`" in done.stdout
+    # ... and `make check` holds that rule for the controller, with the executor's one exception.
+    lint = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["ruff"]["lint"]
+    assert "SLF001" in lint["select"]
+    assert {p for p, codes in lint["per-file-ignores"].items() if "SLF001" in codes} == {
+        "!chalicelib/**"
+    }
+    opened = [
+        str(path.relative_to(REPO))
+        for path in sorted((REPO / "chalicelib").rglob("*.py"))
+        if "noqa: SLF001" in path.read_text()
+    ]
+    assert opened == ["chalicelib/executor.py"]
 
 
 def test_mypy_accepts_the_same_job_reading(tmp_path: Path) -> None:
