@@ -42,9 +42,10 @@ from urllib.parse import urlsplit
 from chalicelib.core import names
 from chalicelib.core.dns import RecordRules
 from chalicelib.core.endpoints import ADDRESS_FIELD, PORT_FIELD, SCHEMES, CheckTemplate, ProbeRules
+from chalicelib.core.failover_pair import PairRules
 from chalicelib.core.health import Thresholds
 from chalicelib.core.inventory import ParseRules
-from chalicelib.core.model import ActiveMode, AddressKind, FailoverMode
+from chalicelib.core.model import ActiveMode, AddressKind, DnsFailover, FailoverMode
 from chalicelib.core.names import CLUSTER, DNS_LABEL, HOSTED_ZONE_ID, HOSTED_ZONE_PREFIX, show
 from chalicelib.core.plan import ActiveRules, ListRules, PlanRules
 from chalicelib.core.planned_failover import MoveRules
@@ -162,6 +163,7 @@ class Rules:
     move: MoveRules  # a planned failover
     probes: ProbeRules  # what each probe connects to
     second_opinion: SecondOpinionRules  # Route 53 health checks
+    pair: PairRules  # the active name as a Route 53 failover pair
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,9 @@ class Settings:
     route53_health_checks: bool
     # The function that probes private targets from inside the VPC; None: probed in-process.
     prober_function: str | None = None
+    # LBF_DNS_FAILOVER and LBF_ROUTE53_INTERVAL (seconds): the active name as a failover pair.
+    dns_failover: DnsFailover = DnsFailover.CONTROLLER
+    route53_interval: int = 30
     # Loopback web servers may enter a backend list: only when AWS is the local stand-in.
     loopback_allowed: bool = False
 
@@ -313,7 +318,18 @@ class Settings:
             ),
             probes=ProbeRules(lb_check=self.lb_check, pool_check=self.pool_check),
             second_opinion=SecondOpinionRules(
-                enabled=self.route53_health_checks, cluster=self.cluster, lb_check=self.lb_check
+                enabled=self.route53_health_checks,
+                cluster=self.cluster,
+                lb_check=self.lb_check,
+                request_interval=self.route53_interval,
+                failure_threshold=self.fall,
+                loopback_allowed=self.loopback_allowed,
+            ),
+            pair=PairRules(
+                enabled=self.dns_failover is DnsFailover.ROUTE53,
+                records=records,
+                request_interval=self.route53_interval,
+                failure_threshold=self.fall,
             ),
         )
 
@@ -363,6 +379,8 @@ class Settings:
         route53_health_checks = _boolean(environ, "LBF_ROUTE53_HEALTH_CHECKS", default=False)
         prober_function = _prober_function(environ)
         _reserved_for_later(environ)
+        dns_failover = _dns_failover(environ, mode, active_mode, lb_address)
+        route53_interval = _route53_interval(environ)
         loopback_allowed = _aws_is_the_stand_in(environ)
         return cls(
             cluster=cluster,
@@ -392,6 +410,8 @@ class Settings:
             lb_min_backends=lb_min_backends,
             route53_health_checks=route53_health_checks,
             prober_function=prober_function,
+            dns_failover=dns_failover,
+            route53_interval=route53_interval,
             loopback_allowed=loopback_allowed,
         )
 
@@ -515,25 +535,45 @@ def _refuse_unknown_names(environ: Mapping[str, str]) -> None:
 
 
 def _reserved_for_later(environ: Mapping[str, str]) -> None:
-    """The table's names for Route 53's own failover and the pool's interval, not used yet.
-
-    Validated so that a value set now is not a surprise when they are, and so that asking for
-    Route 53's failover says plainly that this release does not do it.
-    """
+    """The table's name for the pool's interval, not used yet: validated so that a value set now
+    is not a surprise when it is."""
     _seconds(environ, "LBF_POOL_INTERVAL", 10.0, high=SCHEDULE_SECONDS)
-    dns_failover = _optional(environ, "LBF_DNS_FAILOVER")
-    if dns_failover is not None:
-        lowered = dns_failover.lower()
-        if lowered == "route53":
-            raise ConfigError(
-                "LBF_DNS_FAILOVER",
-                "route53 is not supported yet by this release; unset it or set controller",
-            )
-        if lowered != "controller":
-            raise _bad("LBF_DNS_FAILOVER", "controller (route53: not supported yet)", dns_failover)
-    interval = _optional(environ, "LBF_ROUTE53_INTERVAL")
-    if interval is not None and interval not in _ROUTE53_INTERVALS:
-        raise _bad("LBF_ROUTE53_INTERVAL", "10 or 30 (seconds)", interval)
+
+
+def _dns_failover(
+    environ: Mapping[str, str], mode: FailoverMode, active_mode: ActiveMode, lb_address: AddressKind
+) -> DnsFailover:
+    """`route53` only where Route 53 can check and answer what the active record holds."""
+    choice = _choice(
+        environ,
+        "LBF_DNS_FAILOVER",
+        DnsFailover.CONTROLLER,
+        (DnsFailover.CONTROLLER, DnsFailover.ROUTE53),
+    )
+    if choice is DnsFailover.CONTROLLER:
+        return choice
+    why = None
+    if mode is not FailoverMode.DNS:
+        why = "LBF_MODE=dns (the pair is the active record; with eip an Elastic IP moves instead)"
+    elif active_mode is not ActiveMode.SINGLE:
+        why = "LBF_ACTIVE_MODE=single (a failover pair answers one LB at a time)"
+    elif lb_address is not AddressKind.PUBLIC:
+        why = "LBF_LB_ADDRESS=public (Route 53's health checkers reach only public addresses)"
+    if why is not None:
+        raise ConfigError(
+            "LBF_DNS_FAILOVER", f"route53 needs {why}; set it or unset LBF_DNS_FAILOVER"
+        )
+    return choice
+
+
+def _route53_interval(environ: Mapping[str, str]) -> int:
+    # Route 53 offers these two request intervals and no other.
+    value = _optional(environ, "LBF_ROUTE53_INTERVAL")
+    if value is None:
+        return 30
+    if value not in _ROUTE53_INTERVALS:
+        raise _bad("LBF_ROUTE53_INTERVAL", "10 or 30 (seconds)", value)
+    return int(value)
 
 
 # --- one parser per variable with its own form --------------------------------------------------

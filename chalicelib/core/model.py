@@ -58,6 +58,13 @@ class ActiveMode(enum.StrEnum):
     ALL = "all"  # every eligible LB (active-active)
 
 
+class DnsFailover(enum.StrEnum):
+    """LBF_DNS_FAILOVER: who moves clients when the active LB fails."""
+
+    CONTROLLER = "controller"  # this controller alone, through the active record
+    ROUTE53 = "route53"  # a failover pair on the LBs' health checks: Route 53 moves them too
+
+
 class AddressKind(enum.StrEnum):
     """LBF_LB_ADDRESS, LBF_POOL_ADDRESS: which of an instance's addresses is probed and published."""
 

@@ -56,6 +56,11 @@ class SecondOpinionRules:
     enabled: bool
     cluster: str
     lb_check: CheckTemplate  # a health check probes what the controller's LB probe does
+    # Route 53 cannot change a check's interval: a check made with another one is replaced.
+    request_interval: int = REQUEST_INTERVAL  # LBF_ROUTE53_INTERVAL
+    failure_threshold: int = FAILURE_THRESHOLD  # LBF_FALL
+    # The local stand-in's "public" addresses are loopback, and its checkers reach them.
+    loopback_allowed: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
