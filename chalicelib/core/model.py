@@ -157,6 +157,12 @@ class Record:
     type: str
     ttl: int
     values: tuple[str, ...]
+    # A failover record (LBF_DNS_FAILOVER=route53): Route 53 tells the two records of one name
+    # apart by SetIdentifier, answers by Failover (PRIMARY, SECONDARY) and the health check's
+    # status. A DELETE must name all of them, as it names the TTL and every value.
+    set_identifier: str | None = None
+    failover: str | None = None
+    health_check_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +173,9 @@ class HealthCheckSpec:
     address: str
     port: int
     resource_path: str | None  # None for TCP
+    # Route 53 cannot change a check's interval (nor its type): another one means a new check.
+    request_interval: int = 30
+    failure_threshold: int = 3
 
 
 @dataclass(frozen=True)

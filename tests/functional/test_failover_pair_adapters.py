@@ -1,0 +1,69 @@
+"""The failover pair's records and checks through the adapters: against moto where it keeps what
+it is given, and against botocore's Stubber where the exact request matters.
+
+moto stores failover records as given, but accepts what Route 53 refuses (a plain record beside a
+failover pair, a DELETE that no longer matches): those batches are pinned with the Stubber.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib.adapters import clients
+from chalicelib.adapters.route53 import Route53Records
+from chalicelib.adapters.route53_health_checks import Route53HealthChecks
+from chalicelib.core.dns import RecordChange
+from chalicelib.core.model import HealthCheckSpec, Record
+from chalicelib.core.second_opinion import caller_reference
+from tests.kit.aws_env import use_fake_credentials
+
+DOMAIN = "prod.example.com"
+ACTIVE = f"lb.{DOMAIN}"
+NOW = 1_700_000_000.0
+LB1, LB2 = "52.1.2.11", "52.1.2.12"
+
+
+@pytest.fixture
+def route53(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    use_fake_credentials(monkeypatch, "us-east-1", clear=True)
+    with mock_aws():
+        yield boto3.client("route53", region_name="us-east-1")
+    clients.forget_clients()
+
+
+def test_a_failover_pair_round_trips_with_its_identity_and_checks(route53: Any) -> None:
+    zone_id = route53.create_hosted_zone(Name="example.com.", CallerReference="z")["HostedZone"][
+        "Id"
+    ].split("/")[-1]
+    checks = Route53HealthChecks(route53)
+    spec = HealthCheckSpec("HTTP", LB1, 80, "/health")
+    hc1 = checks.create(spec, caller_reference("demo", "i-0123456789abcdef0", NOW), [])
+    primary = Record(ACTIVE, "A", 60, (LB1,), "primary", "PRIMARY", hc1)
+    secondary = Record(ACTIVE, "A", 60, (LB2,), "secondary", "SECONDARY", None)
+    records = Route53Records(route53, zone_id)
+
+    records.change([RecordChange("CREATE", primary), RecordChange("CREATE", secondary)], "pair")
+
+    assert set(records.read(DOMAIN)) == {primary, secondary}
+
+
+def test_a_check_is_made_with_the_interval_and_threshold_of_the_rules(route53: Any) -> None:
+    """LBF_ROUTE53_INTERVAL=10 (Route 53's fast checks) and LBF_FALL=2 reach Route 53, and a
+    check read back carries them, so that a check of another interval is known as one."""
+    checks = Route53HealthChecks(route53)
+    fast = HealthCheckSpec("HTTP", LB1, 80, "/health", request_interval=10, failure_threshold=2)
+
+    health_check_id = checks.create(fast, caller_reference("demo", "i-0123456789abcdef0", NOW), [])
+
+    config = route53.get_health_check(HealthCheckId=health_check_id)["HealthCheck"]
+    assert (
+        config["HealthCheckConfig"]["RequestInterval"],
+        config["HealthCheckConfig"]["FailureThreshold"],
+    ) == (10, 2)
+    [read] = checks.read("demo")
+    assert read.spec == fast
