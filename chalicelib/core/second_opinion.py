@@ -219,7 +219,7 @@ def plan_health_checks(
                 DeleteHealthCheck(c.health_check_id, lb.instance_id, reason) for c in existing
             ]
             continue
-        kept = _best_match(existing, wanted)
+        kept = kept_check(existing, wanted)
         if kept is None:
             changes.append(
                 CreateHealthCheck(
@@ -265,7 +265,7 @@ def plan_health_checks(
     )
 
 
-def _best_match(existing: Sequence[HealthCheck], wanted: HealthCheckSpec) -> HealthCheck | None:
+def kept_check(existing: Sequence[HealthCheck], wanted: HealthCheckSpec) -> HealthCheck | None:
     """The check to keep: one that is right already, else one an update can fix.
 
     Route 53 cannot change a check's type or request interval, so a check that differs there
