@@ -291,6 +291,21 @@ class Settings:
             eip_allocation_id=self.eip_allocation_id,
             min_backends=self.lb_min_backends,
         )
+        checks = SecondOpinionRules(
+            enabled=self.route53_health_checks,
+            cluster=self.cluster,
+            lb_check=self.lb_check,
+            request_interval=self.route53_interval,
+            failure_threshold=self.fall,
+            loopback_allowed=self.loopback_allowed,
+        )
+        pair = PairRules(
+            enabled=self.dns_failover is DnsFailover.ROUTE53,
+            records=records,
+            request_interval=self.route53_interval,
+            failure_threshold=self.fall,
+            checks=checks,
+        )
         return Rules(
             parse=ParseRules(
                 active_name=self.active_name,
@@ -312,25 +327,14 @@ class Settings:
                     held_drop_parameter_name=self.held_drop_parameter_name,
                 ),
                 pushes=PushRules(log_group=self.push_log_group),
+                pair=pair,
             ),
             move=MoveRules(
                 records=records, active=active, paused_parameter_name=self.paused_parameter_name
             ),
             probes=ProbeRules(lb_check=self.lb_check, pool_check=self.pool_check),
-            second_opinion=SecondOpinionRules(
-                enabled=self.route53_health_checks,
-                cluster=self.cluster,
-                lb_check=self.lb_check,
-                request_interval=self.route53_interval,
-                failure_threshold=self.fall,
-                loopback_allowed=self.loopback_allowed,
-            ),
-            pair=PairRules(
-                enabled=self.dns_failover is DnsFailover.ROUTE53,
-                records=records,
-                request_interval=self.route53_interval,
-                failure_threshold=self.fall,
-            ),
+            second_opinion=checks,
+            pair=pair,
         )
 
     @classmethod

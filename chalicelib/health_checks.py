@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
+from chalicelib.core.failover_pair import checks_in_use, judged_healthy, read_active_name
+from chalicelib.core.history import EventCode, last_of, newest_first
 from chalicelib.core.model import HealthCheck, World
 from chalicelib.core.second_opinion import (
     CheckerObservation,
@@ -31,7 +33,8 @@ def read_health_checks(
     A failed read fails the run (reported) but stops nothing else: failover runs on the
     controller's own probes, and a missing permission here must not take that away.
     """
-    if not settings.route53_health_checks or services.health_checks is None:
+    wanted = settings.route53_health_checks or settings.rules.pair.enabled
+    if not wanted or services.health_checks is None:
         return None, None
     try:
         return services.health_checks.read(settings.cluster), None
@@ -43,7 +46,12 @@ def keep_health_checks(
     world: World, settings: Settings, executor: Executor, report: Report, started: float
 ) -> None:
     """Once per run, as the inventory is read once: each LB's check follows its address."""
-    changes = plan_health_checks(world, settings.rules.second_opinion, run_started_at=started)
+    changes = plan_health_checks(
+        world,
+        settings.rules.second_opinion,
+        run_started_at=started,
+        in_use=checks_in_use(world.records, settings.rules.records),
+    )
     report_outcomes(executor.apply_changes(changes), report)
 
 
@@ -86,3 +94,42 @@ class SecondOpinion:
         for text in found.values():
             if text not in report.notes:
                 report.note("second-opinion", text)
+
+
+def read_route53_view(
+    world: World, settings: Settings, services: Services, *, now: float
+) -> tuple[tuple[str, bool], ...]:
+    """Route 53's view of the checks the pair is bound to: one GetHealthCheckStatus per check,
+    once per run, at most once per check interval (its checkers report no faster, and the
+    account's health-check API allows five requests a second). A check not read counts as
+    Route 53 counts a new one: healthy. A failed read leaves the rest unread: the pair is kept
+    on the controller's own probes, as it always is."""
+    rules = settings.rules.pair
+    if not rules.enabled or services.health_checks is None:
+        return ()
+    current = read_active_name(world.records, settings.rules.records)
+    ids = sorted({r.health_check_id for r in current.records if r.health_check_id is not None})
+    view: list[tuple[str, bool]] = []
+    for health_check_id in ids:
+        try:
+            observations = services.health_checks.status(health_check_id)
+        except AwsError:
+            return tuple(view)
+        healthy = judged_healthy(observations, now=now, rules=rules)
+        if healthy is not None:
+            view.append((health_check_id, healthy))
+    return tuple(view)
+
+
+def read_last_swap(settings: Settings, services: Services) -> float | None:
+    """When the active role last moved (the history's last failover): at most one swap of the
+    pair per LBF_ROUTE53_INTERVAL x LBF_FALL, across runs too. Unreadable: None, no limit,
+    because a failover must never wait for the history."""
+    if not settings.rules.pair.enabled or services.history is None:
+        return None
+    try:
+        versions = services.history.read(settings.history_parameter_name)
+    except AwsError:
+        return None
+    last = last_of(newest_first(versions), (EventCode.FAILOVER,))
+    return last.at if last is not None else None

@@ -473,6 +473,10 @@ def _plan_and_apply(
         )
     failed.update(condition_rules.unregistered_agents(unregistered))
     failed.update(condition_rules.rejected_records(rejected))
+    if len(report.failovers) > failovers_before:
+        # The failover pair swaps at most once per Route 53 detection time: later rounds count
+        # from this one, as the next run counts from the history's failover.
+        world = replace(world, pair_swapped_at=clock.now())
     return world, replace(plan, conditions={**plan.conditions, **failed})
 
 

@@ -16,7 +16,7 @@ from chalicelib.core.inventory import build_inventory
 from chalicelib.core.model import FailoverMode, Push, Record, World
 from chalicelib.core.plan import latest_pushes
 from chalicelib.errors import AwsError, DomainNotOwned, ViewNotLoaded
-from chalicelib.health_checks import read_health_checks
+from chalicelib.health_checks import read_health_checks, read_last_swap, read_route53_view
 from chalicelib.report import Report
 from chalicelib.services import Services
 
@@ -73,6 +73,12 @@ def observe(
         health_checks=health_checks,
         health_checks_error=health_checks_error,
     )
+    if settings.rules.pair.enabled:
+        world = replace(
+            world,
+            route53_view=read_route53_view(world, settings, services, now=now),
+            pair_swapped_at=read_last_swap(settings, services),
+        )
     return dns.reserve_frozen_names(world, settings.rules.records)
 
 

@@ -21,8 +21,21 @@ from chalicelib.core.dns import (
     keeps_role,
     label,
 )
-from chalicelib.core.model import HealthCheck, HealthCheckSpec, Instance, Record, Skipped, Verdict
-from chalicelib.core.second_opinion import SecondOpinionRules, desired_check, kept_check
+from chalicelib.core.model import (
+    HealthCheck,
+    HealthCheckSpec,
+    Instance,
+    Record,
+    Skipped,
+    Verdict,
+    World,
+)
+from chalicelib.core.second_opinion import (
+    CheckerObservation,
+    SecondOpinionRules,
+    desired_check,
+    kept_check,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,7 @@ class PairRules:
     records: RecordRules
     request_interval: int  # LBF_ROUTE53_INTERVAL
     failure_threshold: int  # LBF_FALL
+    checks: SecondOpinionRules | None = None  # what each LB's check probes
 
     @property
     def detection_seconds(self) -> int:
@@ -124,14 +138,66 @@ def swap_batch(current: ActiveName, wanted: Sequence[Record]) -> tuple[RecordCha
     )
 
 
-def back_to_plain(current: ActiveName, rules: RecordRules) -> tuple[RecordChange, ...]:
-    """LBF_DNS_FAILOVER back to controller: the pair becomes the plain record of its PRIMARY."""
+def back_to_plain(
+    current: ActiveName, rules: RecordRules, values: Sequence[str] | None = None
+) -> tuple[RecordChange, ...]:
+    """LBF_DNS_FAILOVER back to controller: the pair becomes the plain record of its PRIMARY
+    (or `values`, where the plain rules move it in the same run), in one batch."""
     if not current.is_pair or current.plain is not None:
         return ()
     kept = current.primary or current.secondary
     assert kept is not None
-    plain = Record(rules.active_fqdn, "A", rules.ttl, kept.values)
-    return swap_batch(current, [plain])
+    wanted = kept.values if values is None else tuple(values)
+    plain = [Record(rules.active_fqdn, "A", rules.ttl, wanted)] if wanted else []
+    return swap_batch(current, plain)
+
+
+def plan_pair(
+    world: World,
+    base: ActiveDecision,
+    rules: PairRules,
+    *,
+    now: float,
+    can_take_over: Callable[[Instance], bool] = anyone,
+) -> PairDecision | None:
+    """The round's decision on the active name as a pair, from the plain rules' decision `base`;
+    None when the pair is none of this round's business (the setting is off and none is there).
+    """
+    current = read_active_name(world.records, rules.records)
+    if not rules.enabled:
+        if not current.is_pair:
+            return None
+        changes = back_to_plain(current, rules.records, base.values)
+        return PairDecision(base, changes, None, None, swapped=False)
+    checks = (
+        bound_checks(world.health_checks or (), world.lbs, world.skipped, current, rules.checks)
+        if rules.checks is not None
+        else {}
+    )
+    inputs = PairInputs(
+        world.lbs,
+        world.skipped,
+        checks,
+        dict(world.route53_view),
+        world.pair_swapped_at,
+        now,
+        can_take_over,
+    )
+    return decide_pair(current, base, inputs, rules)
+
+
+def with_pair(
+    changes: Sequence[RecordChange], pair: Sequence[RecordChange], rules: RecordRules
+) -> tuple[RecordChange, ...]:
+    """The round's record changes with the active name's made by the pair's batch instead."""
+    others = [c for c in changes if (c.record.name, c.record.type) != (rules.active_fqdn, "A")]
+    return (*others, *pair)
+
+
+def checks_in_use(records: Iterable[Record], rules: RecordRules) -> frozenset[str]:
+    """The checks a record at the active name is bound to: never deleted from under it."""
+    current = read_active_name(records, rules)
+    return frozenset(r.health_check_id for r in current.records if r.health_check_id is not None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,6 +232,21 @@ def bound_checks(
         if chosen is not None:
             found[lb.instance_id] = chosen.health_check_id
     return found
+
+
+# Route 53 calls an endpoint healthy while more than 18% of its checkers report it healthy.
+HEALTHY_SHARE = 0.18
+
+
+def judged_healthy(
+    observations: Sequence[CheckerObservation], *, now: float, rules: PairRules
+) -> bool | None:
+    """What Route 53's data plane makes of its checkers' reports on one check; None when no
+    report is recent (three intervals), which Route 53 treats as it treats a new check."""
+    recent = [o for o in observations if now - o.checked_at <= 3 * rules.request_interval]
+    if not recent:
+        return None
+    return sum(o.healthy for o in recent) > HEALTHY_SHARE * len(recent)
 
 
 def route53_answers(current: ActiveName, view: Mapping[str, bool]) -> Record | None:

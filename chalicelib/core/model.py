@@ -248,6 +248,10 @@ class World:
     # off, or the read failed, and then `health_checks_error` says why).
     health_checks: tuple[HealthCheck, ...] | None = None
     health_checks_error: str | None = None
+    # LBF_DNS_FAILOVER=route53: Route 53's view of the pair's checks (check id, healthy), read
+    # at most once per check interval; and when the pair's PRIMARY last moved between LBs.
+    route53_view: tuple[tuple[str, bool], ...] = ()
+    pair_swapped_at: float | None = None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from chalicelib.core import backends as backend_lists
-from chalicelib.core import dns, held_drop
+from chalicelib.core import dns, failover_pair, held_drop
 from chalicelib.core import pushes as push_rules
 from chalicelib.core.backends import POOL_DROP
 from chalicelib.core.endpoints import ProbeRules
@@ -70,6 +70,7 @@ class PlanRules:
     active: ActiveRules
     lists: ListRules
     pushes: push_rules.PushRules
+    pair: failover_pair.PairRules | None = None  # LBF_DNS_FAILOVER
 
 
 # ---------------------------------------------------------------------------------------------
@@ -427,6 +428,14 @@ def _decide(
             addresses,
             former=_former_lb_addresses(world, records),
         )
+    pair = None
+    if rules.pair is not None and rules.active.mode is FailoverMode.DNS:
+        pair = failover_pair.plan_pair(
+            world, active, rules.pair, now=run_started_at, can_take_over=can_take_over
+        )
+    if pair is not None:
+        active = pair.active
+        conditions.update(pair.conditions)
     if active.no_eligible and any(lb.verdict is not Verdict.UNKNOWN for lb in world.lbs):
         conditions["no-eligible-lb"] = f"no load balancer is eligible to be active: {active.reason}"
     if active.repaired:
@@ -453,8 +462,11 @@ def _decide(
                 f"{value} removed from {name}: no LB of cluster {records.cluster} holds that "
                 "address any more (stopped or terminated, or re-addressed)"
             )
-    if record_plan.changes:
-        changes.append(ChangeRecords(record_plan.changes, active.reason))
+    record_changes = record_plan.changes
+    if pair is not None:
+        record_changes = failover_pair.with_pair(record_changes, pair.changes, records)
+    if record_changes:
+        changes.append(ChangeRecords(record_changes, active.reason))
     if rules.active.mode is FailoverMode.EIP and active.values is not None and active.holders:
         target = _lb(world, active.holders[0])
         changes.append(

@@ -27,8 +27,13 @@ from chalicelib.core.plan import Change, ChangeRecords, Plan, SetTags
 
 
 def _touched(records: Sequence[Record], changes: Sequence[dns.RecordChange]) -> dict[str, object]:
+    # A failover pair is two records of one name and type: its SetIdentifier tells them apart.
     keys = {(c.record.name, c.record.type) for c in changes}
-    return {f"{r.name} {r.type}": r for r in records if (r.name, r.type) in keys}
+    return {
+        f"{r.name} {r.type} {r.set_identifier or ''}": r
+        for r in records
+        if (r.name, r.type) in keys
+    }
 
 
 def unchanged(

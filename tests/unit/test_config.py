@@ -395,7 +395,9 @@ def test_the_core_rules_are_built_from_the_settings() -> None:
             held_drop_parameter_name="/ops/lbf/held-drop",
         ),
         pushes=PushRules(log_group="/lbf/prod/pushes"),
+        pair=rules.pair,
     )
+    assert rules.pair.checks == rules.second_opinion
     assert rules.move == MoveRules(
         records=rules.records, active=rules.plan.active, paused_parameter_name="/ops/lbf/paused"
     )
