@@ -7,20 +7,30 @@ failover pair, a DELETE that no longer matches): those batches are pinned with t
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from chalicelib.adapters import clients
 from chalicelib.adapters.route53 import Route53Records
 from chalicelib.adapters.route53_health_checks import Route53HealthChecks
 from chalicelib.core.dns import RecordChange
+from chalicelib.core.failover_pair import (
+    PRIMARY,
+    SECONDARY,
+    pair_record,
+    read_active_name,
+    swap_batch,
+)
 from chalicelib.core.model import HealthCheckSpec, Record
 from chalicelib.core.second_opinion import caller_reference
 from tests.kit.aws_env import use_fake_credentials
+from tests.kit.settings import settings
 
 DOMAIN = "prod.example.com"
 ACTIVE = f"lb.{DOMAIN}"
@@ -67,3 +77,76 @@ def test_a_check_is_made_with_the_interval_and_threshold_of_the_rules(route53: A
     ) == (10, 2)
     [read] = checks.read("demo")
     assert read.spec == fast
+
+
+def test_a_swap_of_the_pair_is_one_batch_whose_deletes_name_every_field() -> None:
+    """Pinned with the Stubber because moto cannot prove it: moto checks a DELETE against past
+    changes rather than the current record, accepts a plain record beside a failover pair, and
+    does not apply a batch atomically. Route 53 deletes a failover record only when SetIdentifier,
+    Failover, HealthCheckId, TTL and every value match, so each DELETE must carry them all."""
+    rules = settings(dns_failover="route53", domain=DOMAIN).rules.records
+    current = read_active_name(
+        [
+            Record(ACTIVE, "A", 300, (LB1,), "primary", "PRIMARY", "hc-1"),
+            Record(ACTIVE, "A", 300, (LB2,), "secondary", "SECONDARY", "hc-2"),
+        ],
+        rules,
+    )
+    wanted = [
+        pair_record(rules, PRIMARY, (LB2,), "hc-2"),
+        pair_record(rules, SECONDARY, (LB2,), None),
+    ]
+    client: Any = boto3.session.Session().client(  # type: ignore[call-overload]
+        "route53",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=clients.CONFIG,
+    )
+    stubber = Stubber(client)
+
+    def record_set(values: str, ttl: int, role: str, check: str | None) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "Name": f"{ACTIVE}.",
+            "Type": "A",
+            "TTL": ttl,
+            "ResourceRecords": [{"Value": values}],
+            "SetIdentifier": role.lower(),
+            "Failover": role,
+        }
+        if check is not None:
+            found["HealthCheckId"] = check
+        return found
+
+    stubber.add_response(
+        "change_resource_record_sets",
+        {
+            "ChangeInfo": {
+                "Id": "/change/C1",
+                "Status": "PENDING",
+                "SubmittedAt": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+            }
+        },
+        {
+            "HostedZoneId": "Z123",
+            "ChangeBatch": {
+                "Comment": "swap",
+                "Changes": [
+                    {
+                        "Action": "DELETE",
+                        "ResourceRecordSet": record_set(LB1, 300, PRIMARY, "hc-1"),
+                    },
+                    {
+                        "Action": "DELETE",
+                        "ResourceRecordSet": record_set(LB2, 300, SECONDARY, "hc-2"),
+                    },
+                    {"Action": "CREATE", "ResourceRecordSet": record_set(LB2, 60, PRIMARY, "hc-2")},
+                    {"Action": "CREATE", "ResourceRecordSet": record_set(LB2, 60, SECONDARY, None)},
+                ],
+            },
+        },
+    )
+
+    with stubber:
+        Route53Records(client, "Z123").change(swap_batch(current, wanted), "swap")
+        stubber.assert_no_pending_responses()
