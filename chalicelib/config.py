@@ -330,7 +330,10 @@ class Settings:
                 pair=pair,
             ),
             move=MoveRules(
-                records=records, active=active, paused_parameter_name=self.paused_parameter_name
+                records=records,
+                active=active,
+                paused_parameter_name=self.paused_parameter_name,
+                pair=pair,
             ),
             probes=ProbeRules(lb_check=self.lb_check, pool_check=self.pool_check),
             second_opinion=checks,

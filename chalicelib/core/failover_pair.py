@@ -7,7 +7,7 @@ LB, `SECONDARY` the LB a run would choose next, each bound to its LB's health ch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from chalicelib.core.dns import (
@@ -335,18 +335,7 @@ def decide_pair(
             active, (), primary.instance_id, None, swapped=False, conditions=conditions
         )
     after_secondary = _next(candidates, primary, _holder(current.secondary, candidates))
-    wanted = [pair_record(rules.records, PRIMARY, values, inputs.checks.get(primary.instance_id))]
-    if after_secondary is None or after_secondary.address is None:
-        wanted.append(pair_record(rules.records, SECONDARY, values, None))
-    else:
-        wanted.append(
-            pair_record(
-                rules.records,
-                SECONDARY,
-                (after_secondary.address,),
-                inputs.checks.get(after_secondary.instance_id),
-            )
-        )
+    wanted = _wanted(rules, values, primary, after_secondary, inputs.checks)
     swapped = before is not None and primary.instance_id != before.instance_id
     return PairDecision(
         active,
@@ -466,3 +455,50 @@ def _untouched(current: ActiveName, inputs: PairInputs, why: str) -> PairDecisio
     return PairDecision(
         active, (), None, None, swapped=False, conditions={"pair-foreign-records": why}
     )
+
+
+def _wanted(
+    rules: PairRules,
+    values: Sequence[str],
+    primary: Instance,
+    secondary: Instance | None,
+    checks: Mapping[str, str],
+) -> list[Record]:
+    """PRIMARY with its check; SECONDARY with its own, or PRIMARY's values without a check."""
+    wanted = [pair_record(rules.records, PRIMARY, values, checks.get(primary.instance_id))]
+    if secondary is None or secondary.address is None:
+        wanted.append(pair_record(rules.records, SECONDARY, values, None))
+    else:
+        check = checks.get(secondary.instance_id)
+        wanted.append(pair_record(rules.records, SECONDARY, (secondary.address,), check))
+    return wanted
+
+
+def planned_pair(
+    world: World,
+    target: Instance,
+    rules: PairRules,
+    *,
+    leaving: Collection[str] = (),
+    can_take_over: Callable[[Instance], bool] = anyone,
+) -> tuple[RecordChange, ...] | None:
+    """move-active (and drain) onto `target`: the pair's batch, or None when the active name is
+    a plain record and stays one. The operator's move is not held by the swap limit: it is one
+    move, asked for, never a back-and-forth between two vantages. `leaving`: the LB being
+    drained, which is never SECONDARY (its tag is written only after the move)."""
+    current = read_active_name(world.records, rules.records)
+    values = (target.address or "",)
+    if not rules.enabled:
+        return back_to_plain(current, rules.records, values) if current.is_pair else None
+    candidates = by_name(
+        lb
+        for lb in world.lbs
+        if is_eligible(lb) and can_take_over(lb) and lb.instance_id not in leaving
+    )
+    secondary = _next(candidates, target, _holder(current.secondary, candidates))
+    checks = (
+        bound_checks(world.health_checks or (), world.lbs, world.skipped, current, rules.checks)
+        if rules.checks is not None
+        else {}
+    )
+    return swap_batch(current, _wanted(rules, values, target, secondary, checks))

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from chalicelib.core import dns, pausing
+from chalicelib.core import dns, failover_pair, pausing
 from chalicelib.core.addresses import sort_key as address_key
 from chalicelib.core.inventory import natural_key
 from chalicelib.core.model import (
@@ -49,6 +49,7 @@ class MoveRules:
     records: dns.RecordRules
     active: ActiveRules
     paused_parameter_name: str  # named when a paused controller refuses the move
+    pair: failover_pair.PairRules | None = None  # LBF_DNS_FAILOVER
 
 
 @dataclass(frozen=True)
@@ -238,10 +239,7 @@ def plan_move(
                 lb_name=moved_to,
             )
         else:
-            move = ChangeRecords(
-                tuple(dns.active_change(current, values, records.ttl, records.active_fqdn)),
-                reason,
-            )
+            move = ChangeRecords(_record_move(world, rules, target, resolved), reason)
     changes: tuple[Change, ...] = (move, *_state_tags(world, holders), *drain_tag)
     # In Elastic IP mode the record holds the Elastic IP and does not change.
     record_values = None if isinstance(move, MoveAddress) else tuple(values)
@@ -256,6 +254,27 @@ def plan_move(
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _record_move(
+    world: World, rules: MoveRules, target: Instance, resolved: Resolved
+) -> tuple[dns.RecordChange, ...]:
+    """The active name's compare-and-swap onto `target`: the plain record's, or the pair's."""
+    records = rules.records
+    if rules.pair is not None:
+        leaving = (resolved.drained.instance_id,) if resolved.drained is not None else ()
+        pair = failover_pair.planned_pair(
+            world,
+            target,
+            rules.pair,
+            leaving=leaving,
+            can_take_over=confirmed_current_list(world, rules.active.min_backends),
+        )
+        if pair is not None:
+            return pair
+    current = dns.active_record(world.records, records)
+    values = [target.address or ""]
+    return tuple(dns.active_change(current, values, records.ttl, records.active_fqdn))
 
 
 def _lb_named(world: World, name: str) -> Instance | Refused:

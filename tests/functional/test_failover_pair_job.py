@@ -12,12 +12,13 @@ from dataclasses import dataclass, replace
 
 import pytest
 
+from chalicelib.__main__ import main
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.failover_pair import PRIMARY
 from chalicelib.core.model import Record
 from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, record_key
 from tests.kit.runs import converge, run
-from tests.kit.settings import settings
+from tests.kit.settings import environment, settings
 
 ACTIVE = f"lb.{FAKE_DOMAIN}"
 # Route 53's checkers reach only public addresses: these are global ones, never contacted (the
@@ -224,3 +225,39 @@ def test_the_fake_refuses_a_plain_record_beside_the_pair_as_route53_does(cluster
         cluster.cloud.route53.change(
             [RecordChange("CREATE", Record(ACTIVE, "A", 60, (LB1,)))], "by hand"
         )
+
+
+# --- move-active and drain, through the command line ---------------------------------------------
+
+
+def command(cluster: Cluster, *args: str) -> int:
+    environ = environment(FAKE_CLOUD_ENV, PAIR, sns_topic_arn=None)
+    return main(
+        list(args), environ=environ, services=cluster.cloud.services(), clock=cluster.cloud.clock
+    )
+
+
+def test_move_active_moves_the_pair_in_one_batch(cluster: Cluster) -> None:
+    settled(cluster)
+    batches = len(cluster.cloud.route53.batches)
+
+    assert command(cluster, "move-active", "--to", "lb2", "--no-wait") == 0
+
+    assert len(cluster.cloud.route53.batches) == batches + 1
+    hc1, hc2 = cluster.check_of(LB1), cluster.check_of(LB2)
+    # The LB it left is eligible still: it is the one chosen next.
+    assert cluster.pair() == ((LB2,), hc2, (LB1,), hc1)
+
+
+def test_draining_the_primary_moves_the_pair_and_never_makes_the_drained_lb_secondary(
+    cluster: Cluster,
+) -> None:
+    settled(cluster)
+
+    assert command(cluster, "drain", "lb1") == 0
+
+    assert cluster.pair() == ((LB2,), cluster.check_of(LB2), (LB2,), None)
+    assert cluster.cloud.ec2.tag(cluster.lb1, "lbf:maintenance") == "drain"
+    # A scheduled run afterwards keeps it so.
+    converge(cluster.cloud, CONFIG)
+    assert cluster.pair() == ((LB2,), cluster.check_of(LB2), (LB2,), None)

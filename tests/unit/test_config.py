@@ -399,7 +399,10 @@ def test_the_core_rules_are_built_from_the_settings() -> None:
     )
     assert rules.pair.checks == rules.second_opinion
     assert rules.move == MoveRules(
-        records=rules.records, active=rules.plan.active, paused_parameter_name="/ops/lbf/paused"
+        records=rules.records,
+        active=rules.plan.active,
+        paused_parameter_name="/ops/lbf/paused",
+        pair=rules.pair,
     )
     assert rules.probes == ProbeRules(lb_check=config.lb_check, pool_check=config.pool_check)
     assert rules.second_opinion == SecondOpinionRules(
