@@ -10,7 +10,7 @@ from typing import Any
 
 from chalicelib.config import Settings
 from chalicelib.core import backends as backend_lists
-from chalicelib.core import dns, pausing
+from chalicelib.core import dns, failover_pair, pausing
 from chalicelib.core.dns import ActiveDecision
 from chalicelib.core.history import Event, EventCode, Unreadable, last_of
 from chalicelib.core.model import (
@@ -544,6 +544,35 @@ def feature_lines(world: World, settings: Settings) -> list[Note]:
                     "asked only when most probes fail at once",
                 )
             )
+    return lines + pair_lines(world, settings)
+
+
+def pair_lines(world: World, settings: Settings) -> list[Note]:
+    """The failover pair: both records, each check, and Route 53's view of it, and which record
+    Route 53 answers by that view (what clients get while no controller runs)."""
+    current = failover_pair.read_active_name(world.records, settings.rules.records)
+    if not current.is_pair:
+        return []
+    view = dict(world.route53_view)
+    by_address = {lb.address: lb.name or lb.instance_id for lb in world.lbs if lb.address}
+    lines: list[Note] = []
+    for record in (current.primary, current.secondary):
+        if record is None:
+            continue
+        where = " ".join(f"{by_address.get(v, 'no LB')} {v}" for v in record.values)
+        check = record.health_check_id
+        if check is None:
+            seen = "no health check (Route 53 counts it healthy)"
+        elif check in view:
+            seen = f"check {check}: Route 53 sees it {'healthy' if view[check] else 'unhealthy'}"
+        else:
+            seen = f"check {check}: no recent report from Route 53"
+        role = (record.failover or "").lower()
+        lines.append((f"pair-{role}", f"failover pair {record.failover}: {where}, {seen}"))
+    answered = failover_pair.route53_answers(current, view)
+    if answered is not None:
+        who = " ".join(by_address.get(v, v) for v in answered.values)
+        lines.append(("pair-answer", f"Route 53 answers {answered.failover} ({who}) by its checks"))
     return lines
 
 

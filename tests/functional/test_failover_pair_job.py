@@ -12,10 +12,12 @@ from dataclasses import dataclass, replace
 
 import pytest
 
+from chalicelib import render
 from chalicelib.__main__ import main
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.failover_pair import PRIMARY
 from chalicelib.core.model import Record
+from chalicelib.observe import observe
 from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, record_key
 from tests.kit.runs import converge, run
 from tests.kit.settings import environment, settings
@@ -261,3 +263,20 @@ def test_draining_the_primary_moves_the_pair_and_never_makes_the_drained_lb_seco
     # A scheduled run afterwards keeps it so.
     converge(cluster.cloud, CONFIG)
     assert cluster.pair() == ((LB2,), cluster.check_of(LB2), (LB2,), None)
+
+
+def test_status_shows_both_records_and_route53s_view_of_each_check(cluster: Cluster) -> None:
+    settled(cluster)
+    cluster.cloud.health_checks.seen_healthy = {LB2}
+    hc1, hc2 = cluster.check_of(LB1), cluster.check_of(LB2)
+
+    view = observe(CONFIG, cluster.cloud.services(), now=cluster.cloud.clock.now())
+    assert view is not None
+    text = render.status_text(view, CONFIG)
+
+    assert f"failover pair PRIMARY: lb1 {LB1}, check {hc1}: Route 53 sees it unhealthy" in text
+    assert f"failover pair SECONDARY: lb2 {LB2}, check {hc2}: Route 53 sees it healthy" in text
+    # What clients get from Route 53 while no controller runs.
+    assert "Route 53 answers SECONDARY (lb2) by its checks" in text
+    codes = [f["code"] for f in render.status_json(view, CONFIG)["features"]]
+    assert codes == ["pair-primary", "pair-secondary", "pair-answer"]
