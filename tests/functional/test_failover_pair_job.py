@@ -280,3 +280,25 @@ def test_status_shows_both_records_and_route53s_view_of_each_check(cluster: Clus
     assert "Route 53 answers SECONDARY (lb2) by its checks" in text
     codes = [f["code"] for f in render.status_json(view, CONFIG)["features"]]
     assert codes == ["pair-primary", "pair-secondary", "pair-answer"]
+
+
+def test_a_new_check_interval_makes_new_checks_moves_the_pair_then_deletes_the_old(
+    cluster: Cluster,
+) -> None:
+    """Route 53 cannot change a check's interval: create the new check, move the pair to it,
+    then delete the old one, never leaving the pair naming a check that is gone."""
+    settled(cluster)
+    old = cluster.pair()[1]
+    fast = settings(FAKE_CLOUD_ENV, PAIR, route53_interval=10)
+    checks = cluster.cloud.health_checks
+
+    converge(cluster.cloud, fast)  # the 10 s checks are made; the pair still names the old
+    assert cluster.pair()[1] == old
+    assert old in checks.checks
+    converge(cluster.cloud, fast)  # the pair moves to the new checks, then the old go
+
+    primary_check = cluster.pair()[1]
+    assert primary_check is not None
+    assert checks.checks[primary_check].spec.request_interval == 10
+    assert {c.spec.request_interval for c in checks.checks.values()} == {10}
+    assert not any(op == "UpdateHealthCheck" for op, _ in checks.calls)
