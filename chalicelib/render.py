@@ -466,8 +466,9 @@ def serving(
 ) -> Serving:
     """Every address clients can be given is an LB whose verdict is healthy.
 
-    The addresses: the active record's values, or the Elastic IP's holder. The verdict: the live
-    probe's with --probe (a stored verdict can be a minute old), else the stored one.
+    The addresses: the active record's values (the pair's answer), or the Elastic IP's holder.
+    The verdict: the live probe's with --probe (a stored verdict can be a minute old), else the
+    stored one.
     """
     # A skipped LB (a tag that does not parse) still serves what it holds, judged as it is probed.
     frozen = [s.frozen for s in world.skipped if s.frozen is not None]
@@ -486,7 +487,11 @@ def serving(
             (world.eip_address or holder.address or "?", holder)
         ]
     else:
-        active = dns.find_record(world.records, settings.active_record_name)
+        # Of a failover pair, the record Route 53 answers by its checks' view.
+        active = failover_pair.route53_answers(
+            failover_pair.read_active_name(world.records, settings.rules.records),
+            dict(world.route53_view),
+        )
         if active is None or not active.values:
             return Serving(False, "no-active-record", f"no record {settings.active_record_name}")
         given = [(value, lbs.get(value)) for value in active.values]

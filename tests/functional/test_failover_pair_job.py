@@ -302,3 +302,15 @@ def test_a_new_check_interval_makes_new_checks_moves_the_pair_then_deletes_the_o
     assert checks.checks[primary_check].spec.request_interval == 10
     assert {c.spec.request_interval for c in checks.checks.values()} == {10}
     assert not any(op == "UpdateHealthCheck" for op, _ in checks.calls)
+
+
+def test_status_judges_the_lb_route53_answers(cluster: Cluster) -> None:
+    """Route 53 fails lb1's check and answers SECONDARY lb2: clients are given lb2, whatever
+    PRIMARY holds, and `status` judges lb2."""
+    settled(cluster)
+    cluster.cloud.health_checks.seen_healthy = {LB2}
+
+    view = observe(CONFIG, cluster.cloud.services(), now=cluster.cloud.clock.now())
+    assert view is not None
+    verdict = render.serving(view, CONFIG)
+    assert (verdict.ok, verdict.text) == (True, "serving: clients are given lb2, healthy")
