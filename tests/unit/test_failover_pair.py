@@ -23,15 +23,20 @@ from chalicelib.core.failover_pair import (
     PairInputs,
     back_to_plain,
     bound_checks,
+    checks_in_use,
     decide_pair,
+    judged_healthy,
     pair_record,
+    planned_pair,
     read_active_name,
     route53_answers,
     view_due,
+    with_pair,
 )
 from chalicelib.core.model import HealthCheck, HealthCheckSpec, Instance, Record, Skipped
+from chalicelib.core.second_opinion import CheckerObservation
 from tests.kit.settings import settings
-from tests.kit.world import lb, skipped
+from tests.kit.world import lb, skipped, world
 
 CONFIG = settings(dns_failover="route53")
 RULES = CONFIG.rules.pair
@@ -359,3 +364,46 @@ def test_an_active_name_is_read_as_plain_pair_or_other() -> None:
     assert read_active_name([plain(LB1)], RECORDS) == ActiveName(plain=plain(LB1))
     read = read_active_name(PAIR_1_2, RECORDS)
     assert (read.primary, read.secondary, read.is_pair) == (*PAIR_1_2, True)
+
+
+@pytest.mark.parametrize(
+    ("healthy", "of", "judged"),
+    [
+        (0, 16, False),
+        (2, 16, False),  # 12.5%: Route 53 calls it unhealthy
+        (3, 16, True),  # 18.75%: more than 18% of its checkers see it healthy
+        (16, 16, True),
+    ],
+)
+def test_route53_calls_a_check_healthy_while_more_than_18_percent_of_checkers_do(
+    healthy: int, of: int, judged: bool
+) -> None:
+    reports = [CheckerObservation(f"r{n}", n < healthy, NOW - 5) for n in range(of)]
+    assert judged_healthy(reports, now=NOW, rules=RULES) is judged
+
+
+def test_old_reports_say_nothing_about_now() -> None:
+    stale = [CheckerObservation("us-east-1", False, NOW - 3 * RULES.request_interval - 1)]
+    assert judged_healthy(stale, now=NOW, rules=RULES) is None
+
+
+def test_a_planned_move_is_not_held_and_never_makes_the_leaving_lb_secondary() -> None:
+    lbs = [lb("lb1", LB1), lb("lb2", LB2), lb("lb3", LB3)]
+    view = replace(world(lbs), records=PAIR_1_2)
+    target = lbs[1]
+
+    changes = planned_pair(view, target, CONFIG.rules.pair, leaving={"i-lb1"})
+
+    # The checks were not read here (no health checks in this world): none is named.
+    assert changes == batch(PAIR_1_2, (primary(LB2), secondary(LB3)))
+    kept = planned_pair(view, target, CONFIG.rules.pair)
+    assert kept == batch(PAIR_1_2, (primary(LB2), secondary(LB1)))
+
+
+def test_the_pairs_batch_replaces_the_active_records_changes_and_its_checks_are_in_use() -> None:
+    other = RecordChange("UPSERT", Record(f"lb1.{CONFIG.domain}", "A", 60, (LB1,)))
+    plain_swap = RecordChange("CREATE", plain(LB2))
+    pair_swap = batch(PAIR_1_2, (primary(LB2, "hc-2"), secondary(LB2)))
+
+    assert with_pair([other, plain_swap], pair_swap, RECORDS) == (other, *pair_swap)
+    assert checks_in_use(PAIR_1_2, RECORDS) == {"hc-1", "hc-2"}
