@@ -29,6 +29,7 @@ from chalicelib.core.model import (
     ProbeResult,
     ProbeTarget,
     Push,
+    Record,
     Role,
     Verdict,
     World,
@@ -110,11 +111,17 @@ class ChangeRecords:
     reason: str
 
     def describe(self) -> str:
-        parts = [
-            f"{c.action} {c.record.name} {c.record.type} {' '.join(c.record.values)}"
-            for c in self.changes
-        ]
+        parts = [f"{c.action} {_shown_record(c.record)}" for c in self.changes]
         return f"records ({self.reason}): " + "; ".join(parts)
+
+
+def _shown_record(record: Record) -> str:
+    """A failover record (LBF_DNS_FAILOVER=route53) shows its role and the check it is bound
+    to: a dry run must say what Route 53 would answer when."""
+    shown = f"{record.name} {record.type} {' '.join(record.values)}"
+    if record.failover is None:
+        return shown
+    return f"{shown} {record.failover} check {record.health_check_id or 'none'}"
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from chalicelib.core.failover_pair import (
     with_pair,
 )
 from chalicelib.core.model import HealthCheck, HealthCheckSpec, Instance, Record, Skipped
+from chalicelib.core.plan import ChangeRecords
 from chalicelib.core.second_opinion import CheckerObservation
 from tests.kit.settings import settings
 from tests.kit.world import lb, skipped, world
@@ -407,3 +408,11 @@ def test_the_pairs_batch_replaces_the_active_records_changes_and_its_checks_are_
 
     assert with_pair([other, plain_swap], pair_swap, RECORDS) == (other, *pair_swap)
     assert checks_in_use(PAIR_1_2, RECORDS) == {"hc-1", "hc-2"}
+
+
+def test_a_dry_run_shows_each_records_role_and_check() -> None:
+    shown = ChangeRecords(batch(PAIR_1_2[:1], [primary(LB2, "hc-2")]), "moved").describe()
+    assert shown == (
+        f"records (moved): DELETE {ACTIVE} A {LB1} PRIMARY check hc-1; "
+        f"CREATE {ACTIVE} A {LB2} PRIMARY check hc-2"
+    )
