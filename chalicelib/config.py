@@ -50,7 +50,7 @@ from chalicelib.core.names import CLUSTER, DNS_LABEL, HOSTED_ZONE_ID, HOSTED_ZON
 from chalicelib.core.plan import ActiveRules, ListRules, PlanRules
 from chalicelib.core.planned_failover import MoveRules
 from chalicelib.core.pushes import PushRules
-from chalicelib.core.second_opinion import SecondOpinionRules
+from chalicelib.core.second_opinion import RESOURCE_PATH_MAX_CHARS, SecondOpinionRules
 from chalicelib.core.timing import SCHEDULE_SECONDS, DetectionBound, detection_bound, schedule_fits
 
 # Shown in errors; longer values are cut so one bad variable cannot flood a log line.
@@ -386,7 +386,7 @@ class Settings:
         route53_health_checks = _boolean(environ, "LBF_ROUTE53_HEALTH_CHECKS", default=False)
         prober_function = _prober_function(environ)
         _reserved_for_later(environ)
-        dns_failover = _dns_failover(environ, mode, active_mode, lb_address)
+        dns_failover = _dns_failover(environ, mode, active_mode, lb_address, lb_check)
         route53_interval = _route53_interval(environ)
         loopback_allowed = _aws_is_the_stand_in(environ)
         return cls(
@@ -548,7 +548,11 @@ def _reserved_for_later(environ: Mapping[str, str]) -> None:
 
 
 def _dns_failover(
-    environ: Mapping[str, str], mode: FailoverMode, active_mode: ActiveMode, lb_address: AddressKind
+    environ: Mapping[str, str],
+    mode: FailoverMode,
+    active_mode: ActiveMode,
+    lb_address: AddressKind,
+    lb_check: CheckTemplate,
 ) -> DnsFailover:
     """`route53` only where Route 53 can check and answer what the active record holds."""
     choice = _choice(
@@ -566,6 +570,8 @@ def _dns_failover(
         why = "LBF_ACTIVE_MODE=single (a failover pair answers one LB at a time)"
     elif lb_address is not AddressKind.PUBLIC:
         why = "LBF_LB_ADDRESS=public (Route 53's health checkers reach only public addresses)"
+    elif len(lb_check.endpoint(_SAMPLE_IPV4).path) > RESOURCE_PATH_MAX_CHARS:
+        why = f"an LBF_LB_CHECK path of at most {RESOURCE_PATH_MAX_CHARS} characters (Route 53's)"
     if why is not None:
         raise ConfigError(
             "LBF_DNS_FAILOVER", f"route53 needs {why}; set it or unset LBF_DNS_FAILOVER"

@@ -908,6 +908,10 @@ def test_route53_failover_and_its_check_interval_reach_the_rules() -> None:
             {"LBF_LB_ADDRESS": "private"},
             "Route 53's health checkers reach only public addresses",
         ),
+        (
+            {"LBF_LB_CHECK": "http://{address}/" + "a" * 255},
+            "an LBF_LB_CHECK path of at most 255 characters",
+        ),
     ],
 )
 def test_route53_failover_is_refused_where_route53_cannot_check_the_lbs(
