@@ -29,6 +29,7 @@ from chalicelib.core.failover_pair import (
 )
 from chalicelib.core.model import HealthCheckSpec, Record
 from chalicelib.core.second_opinion import caller_reference
+from standin.moto_fixes import route53_moves_back
 from tests.kit.aws_env import use_fake_credentials
 from tests.kit.settings import settings
 
@@ -150,3 +151,30 @@ def test_a_swap_of_the_pair_is_one_batch_whose_deletes_name_every_field() -> Non
     with stubber:
         Route53Records(client, "Z123").change(swap_batch(current, wanted), "swap")
         stubber.assert_no_pending_responses()
+
+
+def test_the_stand_ins_moto_takes_the_pairs_batches_as_route53_does(route53: Any) -> None:
+    """The local stand-in runs moto with standin/moto_fixes: a plain record becomes the pair,
+    PRIMARY swaps while SECONDARY is restated unchanged in the same batch, swaps back to a value
+    it held before, and the pair becomes the plain record again. moto alone refuses the restated
+    record's CREATE (its journal holds an equal one) and the move back."""
+    zone_id = route53.create_hosted_zone(Name="example.com.", CallerReference="z")["HostedZone"][
+        "Id"
+    ].split("/")[-1]
+    records = Route53Records(route53, zone_id)
+    rules = settings(dns_failover="route53", domain=DOMAIN).rules.records
+    plain = Record(ACTIVE, "A", 60, (LB1,))
+    on_lb1 = [
+        pair_record(rules, PRIMARY, (LB1,), None),
+        pair_record(rules, SECONDARY, (LB2,), None),
+    ]
+    on_lb2 = [
+        pair_record(rules, PRIMARY, (LB2,), None),
+        pair_record(rules, SECONDARY, (LB2,), None),
+    ]
+
+    with route53_moves_back():
+        for wanted in (on_lb1, on_lb2, on_lb1, on_lb2, [plain]):
+            current = read_active_name(records.read(DOMAIN), rules)
+            records.change(swap_batch(current, wanted), "pair")
+            assert set(records.read(DOMAIN)) == set(wanted)
