@@ -291,21 +291,7 @@ class Settings:
             eip_allocation_id=self.eip_allocation_id,
             min_backends=self.lb_min_backends,
         )
-        checks = SecondOpinionRules(
-            enabled=self.route53_health_checks,
-            cluster=self.cluster,
-            lb_check=self.lb_check,
-            request_interval=self.route53_interval,
-            failure_threshold=self.fall,
-            loopback_allowed=self.loopback_allowed,
-        )
-        pair = PairRules(
-            enabled=self.dns_failover is DnsFailover.ROUTE53,
-            records=records,
-            request_interval=self.route53_interval,
-            failure_threshold=self.fall,
-            checks=checks,
-        )
+        checks, pair = self._route53_rules(records)
         return Rules(
             parse=ParseRules(
                 active_name=self.active_name,
@@ -339,6 +325,25 @@ class Settings:
             second_opinion=checks,
             pair=pair,
         )
+
+    def _route53_rules(self, records: RecordRules) -> tuple[SecondOpinionRules, PairRules]:
+        """The health checks the controller keeps, shared by the second opinion and the pair."""
+        checks = SecondOpinionRules(
+            enabled=self.route53_health_checks,
+            cluster=self.cluster,
+            lb_check=self.lb_check,
+            request_interval=self.route53_interval,
+            failure_threshold=self.fall,
+            loopback_allowed=self.loopback_allowed,
+        )
+        pair = PairRules(
+            enabled=self.dns_failover is DnsFailover.ROUTE53,
+            records=records,
+            request_interval=self.route53_interval,
+            failure_threshold=self.fall,
+            checks=checks,
+        )
+        return checks, pair
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

@@ -187,11 +187,13 @@ def plan_pair(
 
 
 def with_pair(
-    changes: Sequence[RecordChange], pair: Sequence[RecordChange], rules: RecordRules
+    changes: Sequence[RecordChange], pair: PairDecision | None, rules: RecordRules
 ) -> tuple[RecordChange, ...]:
     """The round's record changes with the active name's made by the pair's batch instead."""
+    if pair is None:
+        return tuple(changes)
     others = [c for c in changes if (c.record.name, c.record.type) != (rules.active_fqdn, "A")]
-    return (*others, *pair)
+    return (*others, *pair.changes)
 
 
 def checks_in_use(records: Iterable[Record], rules: RecordRules) -> frozenset[str]:

@@ -435,14 +435,9 @@ def _decide(
             addresses,
             former=_former_lb_addresses(world, records),
         )
-    pair = None
-    if rules.pair is not None and rules.active.mode is FailoverMode.DNS:
-        pair = failover_pair.plan_pair(
-            world, active, rules.pair, now=run_started_at, can_take_over=can_take_over
-        )
-    if pair is not None:
-        active = pair.active
-        conditions.update(pair.conditions)
+    pair = _pair(world, active, rules, run_started_at, can_take_over)
+    active = pair.active if pair is not None else active
+    conditions.update(pair.conditions if pair is not None else {})
     if active.no_eligible and any(lb.verdict is not Verdict.UNKNOWN for lb in world.lbs):
         conditions["no-eligible-lb"] = f"no load balancer is eligible to be active: {active.reason}"
     if active.repaired:
@@ -469,9 +464,7 @@ def _decide(
                 f"{value} removed from {name}: no LB of cluster {records.cluster} holds that "
                 "address any more (stopped or terminated, or re-addressed)"
             )
-    record_changes = record_plan.changes
-    if pair is not None:
-        record_changes = failover_pair.with_pair(record_changes, pair.changes, records)
+    record_changes = failover_pair.with_pair(record_plan.changes, pair, records)
     if record_changes:
         changes.append(ChangeRecords(record_changes, active.reason))
     if rules.active.mode is FailoverMode.EIP and active.values is not None and active.holders:
@@ -507,6 +500,19 @@ def _decide(
         conditions=conditions,
         notes=tuple(notes),
     )
+
+
+def _pair(
+    world: World,
+    active: dns.ActiveDecision,
+    rules: PlanRules,
+    now: float,
+    can_take_over: Callable[[Instance], bool],
+) -> failover_pair.PairDecision | None:
+    """The active name as a failover pair (LBF_DNS_FAILOVER=route53), or back from one."""
+    if rules.pair is None or rules.active.mode is not FailoverMode.DNS:
+        return None
+    return failover_pair.plan_pair(world, active, rules.pair, now=now, can_take_over=can_take_over)
 
 
 def _addresses_held(world: World, rules: PlanRules) -> frozenset[str]:

@@ -211,47 +211,7 @@ def plan_health_checks(
     changes: list[HealthCheckChange] = []
     for lb in by_name(world.lbs):
         existing = by_instance.pop(lb.instance_id, [])
-        name = lb.name or lb.instance_id
-        wanted = desired_check(lb, rules)
-        if not isinstance(wanted, HealthCheckSpec):
-            reason = f"{name} is {lb.state}" if wanted is None else f"{name}: {wanted.reason}"
-            changes += [
-                DeleteHealthCheck(c.health_check_id, lb.instance_id, reason) for c in existing
-            ]
-            continue
-        kept = kept_check(existing, wanted)
-        if kept is None:
-            changes.append(
-                CreateHealthCheck(
-                    instance_id=lb.instance_id,
-                    lb_name=name,
-                    spec=wanted,
-                    caller_reference=caller_reference(
-                        rules.cluster, lb.instance_id, run_started_at
-                    ),
-                    tags=(
-                        ("Name", f"lbf {rules.cluster} {name}"),
-                        (TAG_CLUSTER, rules.cluster),
-                        ("lbf:instance", lb.instance_id),
-                    ),
-                )
-            )
-        elif kept.spec != wanted:
-            changes.append(
-                UpdateHealthCheck(
-                    health_check_id=kept.health_check_id,
-                    version=kept.version,
-                    instance_id=lb.instance_id,
-                    lb_name=name,
-                    before=kept.spec,
-                    spec=wanted,
-                )
-            )
-        changes += [
-            DeleteHealthCheck(c.health_check_id, lb.instance_id, f"a second check of {name}")
-            for c in existing
-            if c is not kept
-        ]
+        changes += _lb_checks(lb, existing, rules, run_started_at)
     frozen = {s.instance_id for s in world.skipped}
     for instance_id, checks in sorted(by_instance.items()):
         if instance_id in frozen:
@@ -263,6 +223,50 @@ def plan_health_checks(
     return tuple(
         c for c in changes if not (isinstance(c, DeleteHealthCheck) and c.health_check_id in in_use)
     )
+
+
+def _lb_checks(
+    lb: Instance, existing: Sequence[HealthCheck], rules: SecondOpinionRules, run_started_at: float
+) -> list[HealthCheckChange]:
+    """One LB's changes: its check made, updated or deleted, and any second one deleted."""
+    name = lb.name or lb.instance_id
+    wanted = desired_check(lb, rules)
+    if not isinstance(wanted, HealthCheckSpec):
+        reason = f"{name} is {lb.state}" if wanted is None else f"{name}: {wanted.reason}"
+        return [DeleteHealthCheck(c.health_check_id, lb.instance_id, reason) for c in existing]
+    changes: list[HealthCheckChange] = []
+    kept = kept_check(existing, wanted)
+    if kept is None:
+        changes.append(
+            CreateHealthCheck(
+                instance_id=lb.instance_id,
+                lb_name=name,
+                spec=wanted,
+                caller_reference=caller_reference(rules.cluster, lb.instance_id, run_started_at),
+                tags=(
+                    ("Name", f"lbf {rules.cluster} {name}"),
+                    (TAG_CLUSTER, rules.cluster),
+                    ("lbf:instance", lb.instance_id),
+                ),
+            )
+        )
+    elif kept.spec != wanted:
+        changes.append(
+            UpdateHealthCheck(
+                health_check_id=kept.health_check_id,
+                version=kept.version,
+                instance_id=lb.instance_id,
+                lb_name=name,
+                before=kept.spec,
+                spec=wanted,
+            )
+        )
+    changes += [
+        DeleteHealthCheck(c.health_check_id, lb.instance_id, f"a second check of {name}")
+        for c in existing
+        if c is not kept
+    ]
+    return changes
 
 
 def kept_check(existing: Sequence[HealthCheck], wanted: HealthCheckSpec) -> HealthCheck | None:

@@ -406,7 +406,9 @@ def test_the_pairs_batch_replaces_the_active_records_changes_and_its_checks_are_
     plain_swap = RecordChange("CREATE", plain(LB2))
     pair_swap = batch(PAIR_1_2, (primary(LB2, "hc-2"), secondary(LB2)))
 
-    assert with_pair([other, plain_swap], pair_swap, RECORDS) == (other, *pair_swap)
+    decision = PairDecision(decide_active(None, [], [], RECORDS), pair_swap, None, None, False)
+    assert with_pair([other, plain_swap], decision, RECORDS) == (other, *pair_swap)
+    assert with_pair([other, plain_swap], None, RECORDS) == (other, plain_swap)
     assert checks_in_use(PAIR_1_2, RECORDS) == {"hc-1", "hc-2"}
 
 
