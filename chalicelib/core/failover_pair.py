@@ -14,6 +14,7 @@ from chalicelib.core.dns import (
     ActiveDecision,
     RecordChange,
     RecordRules,
+    addresses_held,
     anyone,
     by_name,
     frozen_lbs,
@@ -182,6 +183,7 @@ def plan_pair(
         world.pair_swapped_at,
         now,
         can_take_over,
+        addresses=addresses_held((*world.lbs, *world.webs), world.skipped),
     )
     return decide_pair(current, base, inputs, rules)
 
@@ -296,6 +298,8 @@ class PairInputs:
     last_swap_at: float | None  # when PRIMARY last moved from one LB to another
     now: float
     can_take_over: Callable[[Instance], bool] = anyone
+    # The addresses the cluster's instances hold (core.dns.addresses_held); None: not known.
+    addresses: Collection[str] | None = None
 
 
 def decide_pair(
@@ -331,10 +335,11 @@ def decide_pair(
     conditions.update(_disagreement(current, primary, before, inputs.view))
     if active.values is None and not (candidates and (current.is_pair or keeps_role(primary))):
         # No LB is eligible, or a plain record on an LB the controller judges ineligible: left
-        # as it is. A pair keeps its SECONDARY, which Route 53 may still answer; a new pair is
-        # never made with an ineligible PRIMARY.
+        # as it is. A pair keeps its SECONDARY, which Route 53 may still answer, while its LB
+        # holds that address; a new pair is never made with an ineligible PRIMARY.
+        changes = _release_secondary(current, values, inputs, rules)
         return PairDecision(
-            active, (), primary.instance_id, None, swapped=False, conditions=conditions
+            active, changes, primary.instance_id, None, swapped=False, conditions=conditions
         )
     after_secondary = _next(candidates, primary, _holder(current.secondary, candidates))
     wanted = _wanted(rules, values, primary, after_secondary, inputs.checks)
@@ -504,3 +509,21 @@ def planned_pair(
         else {}
     )
     return swap_batch(current, _wanted(rules, values, target, secondary, checks))
+
+
+def _release_secondary(
+    current: ActiveName, values: Sequence[str], inputs: PairInputs, rules: PairRules
+) -> tuple[RecordChange, ...]:
+    """A SECONDARY whose address no instance of the cluster holds any more (released, so anyone's
+    next) never stays: it takes PRIMARY's values, without a check, as a pair with no other LB."""
+    secondary = current.secondary
+    if (
+        not current.is_pair
+        or current.primary is None
+        or secondary is None
+        or inputs.addresses is None
+        or set(secondary.values) <= set(inputs.addresses)
+    ):
+        return ()
+    replaced = pair_record(rules.records, SECONDARY, values, None)
+    return swap_batch(current, [current.primary, replaced])

@@ -418,3 +418,18 @@ def test_a_dry_run_shows_each_records_role_and_check() -> None:
         f"records (moved): DELETE {ACTIVE} A {LB1} PRIMARY check hc-1; "
         f"CREATE {ACTIVE} A {LB2} PRIMARY check hc-2"
     )
+
+
+def test_a_secondary_whose_address_was_released_never_stays() -> None:
+    """No LB is eligible, so the pair stays, but lb2 was terminated and its public IP may be
+    anyone's next: SECONDARY takes PRIMARY's address, without a check."""
+    lbs = [lb("lb1", LB1, "unhealthy"), lb("lb2", None, "unhealthy", "terminated")]
+    current = read_active_name(PAIR_1_2, RECORDS)
+    base = decide_active(current.answered, lbs, (), RECORDS)
+    inputs = PairInputs(lbs, (), CHECKS, {}, None, NOW, addresses={LB1})
+
+    decision = decide_pair(current, base, inputs, RULES)
+
+    assert decision.changes == batch(PAIR_1_2, (primary(LB1, "hc-1"), secondary(LB1)))
+    held = replace(inputs, addresses={LB1, LB2})
+    assert decide_pair(current, base, held, RULES).changes == ()
