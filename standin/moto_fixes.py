@@ -15,10 +15,36 @@ from moto.ec2.models import elastic_network_interfaces as eni_models
 from moto.route53 import models as route53_models
 
 
-def _record_key(change: dict[str, Any]) -> tuple[str, str, object, tuple[str, ...]]:
+def _record_key(change: dict[str, Any]) -> tuple[object, ...]:
+    # A failover pair's records share name, type and often the value: SetIdentifier tells them
+    # apart, from each other and from the plain record they replace; a record that only moves to
+    # another health check is another record set too.
     record = change["ResourceRecordSet"]
     values = tuple(str(r["Value"]) for r in record.get("ResourceRecords", []))
-    return record["Name"].rstrip("."), record["Type"], record.get("TTL"), values
+    name, kind = record["Name"].rstrip("."), record["Type"]
+    return (
+        name,
+        kind,
+        record.get("SetIdentifier"),
+        str(record.get("TTL")),
+        values,
+        record.get("Failover"),
+        record.get("HealthCheckId"),
+    )
+
+
+def _without_restated(change_list: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A record a batch deletes and creates again unchanged (the failover pair's record that
+    stays, in its compare-and-swap batch) is left as it is, as Route 53's atomic batch leaves
+    it: moto would refuse the CREATE as an earlier one still in its journal."""
+    deleted = [c["ResourceRecordSet"] for c in change_list if c["Action"] == "DELETE"]
+    created = [c["ResourceRecordSet"] for c in change_list if c["Action"] == "CREATE"]
+    same = [r for r in deleted if r in created]
+    return [
+        c
+        for c in change_list
+        if c["Action"] not in ("DELETE", "CREATE") or c["ResourceRecordSet"] not in same
+    ]
 
 
 @contextmanager
@@ -39,14 +65,20 @@ def route53_moves_back() -> Iterator[None]:
         backend: Any, zoneid: str, change_list: list[dict[str, Any]]
     ) -> None:
         zone = backend.get_hosted_zone(zoneid)
-        deleted = {_record_key(c)[:2] for c in change_list if c["Action"] == "DELETE"}
+        change_list = _without_restated(change_list)
+        if not change_list:
+            return
+        deleting = {_record_key(c) for c in change_list if c["Action"] == "DELETE"}
+        deleted = {key[:2] for key in deleting}
         created = {_record_key(c) for c in change_list if c["Action"] == "CREATE"}
+        # Never the CREATE a DELETE of this batch is matched against (moto looks it up there).
         hidden = [
             entry
             for entry in zone.rr_changes
             if entry["Action"] == "CREATE"
             and _record_key(entry)[:2] in deleted
             and _record_key(entry) in created
+            and _record_key(entry) not in deleting
         ]
         for entry in hidden:
             zone.rr_changes.remove(entry)
