@@ -271,6 +271,15 @@ def probe_schedule(environ: Mapping[str, str]) -> tuple[float, float, int]:
     return probe_timeout, probe_interval, probe_rounds
 
 
+def damping(environ: Mapping[str, str]) -> tuple[int, int]:
+    """LBF_RISE and LBF_FALL: equal results in a row that turn a target healthy / unhealthy."""
+    return integer(environ, "LBF_RISE", 2, 1, 10), integer(environ, "LBF_FALL", 3, 1, 10)
+
+
+def prober_fault_percent(environ: Mapping[str, str]) -> int:
+    return integer(environ, "LBF_PROBER_FAULT_PERCENT", 100, 1, 100, unit="percent")
+
+
 def ssm_document(environ: Mapping[str, str]) -> str:
     value = optional(environ, "LBF_SSM_DOCUMENT")
     if value is None:
