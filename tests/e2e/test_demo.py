@@ -1,7 +1,8 @@
 """`make demo` runs in the suite: the whole scenario, judged on outcomes, never on seconds.
 
 Each step waits (with a generous deadline that only stops a hang) for what an operator would
-check: the record, the lists HAProxy applied, and real requests through the active record.
+check: the record, the lists HAProxy applied, and real requests through the address clients
+resolve the active name to, through the Route 53 stand-in as real clients would.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ def test_the_demo_scenario_holds(capsys: pytest.CaptureFixture[str]) -> None:
     for step in ("start", "failover", "pool", "replace", "healthy"):
         assert f"  {step:<10} OK" in out, step
     assert "all 6 steps held" in out
-    # The summary shows the failover against its bound.
+    # The summary shows the failover against its bound, and the clients' figure as the
+    # stand-in's model, not AWS's.
     assert "kill lb1" in out
+    assert "resolving the active name through the Route 53" in out
+    assert "Route 53 stand-in's model, not AWS's" in out
     assert "FAILED" not in out
     # Both functions at work: the prober function probed the private targets, and saw lb1 die.
     prober_lines = [line for line in out.splitlines() if "  prober fn  " in line]
