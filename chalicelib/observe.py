@@ -16,7 +16,7 @@ from chalicelib.core.inventory import build_inventory
 from chalicelib.core.model import FailoverMode, Push, Record, World
 from chalicelib.core.plan import latest_pushes
 from chalicelib.errors import AwsError, DomainNotOwned, WorldNotRead
-from chalicelib.health_checks import read_health_checks
+from chalicelib.health_checks import read_health_checks, read_last_swap
 from chalicelib.services import Services
 
 # Pushes older than this are not looked up again: an LB that never answered is pushed anew.
@@ -71,6 +71,7 @@ def observe(
         eip_address=eip_address,
         health_checks=health_checks,
         health_checks_error=health_checks_error,
+        pair_swapped_at=read_last_swap(settings, services),
     )
     return dns.reserve_frozen_names(world, settings.rules.records)
 
