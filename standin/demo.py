@@ -4,12 +4,17 @@ AWS is moto's server; two load balancers are real HAProxy processes running the 
 configuration and apply script; the web servers are real HTTP servers. The controller is the very
 job the Lambda runs (`chalicelib.jobs.reconcile`), scheduled back to back with short intervals.
 The prober function (app.py's `probe_private`) runs as the separate function it is, in a process
-of its own behind Lambda's Invoke API (standin/local_lambda.py): the stand-in's targets are all
-private (loopback) addresses, so every round's probes go through it, as they would inside a VPC.
+of its own behind Lambda's Invoke API (standin/local_lambda.py): this cluster's LBs and web
+servers are reached at their private (loopback) addresses, so every round's probes go through
+it, as they would inside a VPC.
 Clients resolve the active name as real clients do: through Route 53's data plane on loopback
 (standin/route53_dns.py, the stand-in's model of it), with their answers cached for the record's
 TTL. Each step checks its outcome with real requests to the address they resolve, and the demo
 exits non-zero if any outcome does not hold.
+
+Its last part (standin/demo_dataplane.py) is the case the plain design cannot survive: a second
+cluster with the active name as a Route 53 failover pair, whose controller is stopped before its
+active LB dies.
 """
 
 from __future__ import annotations
@@ -27,11 +32,10 @@ from pathlib import Path
 
 import requests
 
-from chalicelib import jobs, render
+from chalicelib import commands, jobs, render
 from chalicelib.clock import SystemClock
 from chalicelib.config import Settings
 from chalicelib.core.model import AddressKind
-from chalicelib.observe import observe
 from chalicelib.services import aws_services
 from standin.aws import LocalAws, local_aws
 from standin.haproxy import HaproxyError, LocalHaproxy
@@ -498,9 +502,12 @@ class Demo:
         self.check("healthy", "all LBs and web servers healthy")
 
     def status(self) -> str:
-        world = observe(self.settings, aws_services(self.settings), now=time.time())
-        assert world is not None
-        return render.status_text(world, self.settings)
+        """What `python -m chalicelib status` prints: the same read, history and Route 53's view
+        of the pair's checks included."""
+        found = commands.status(
+            self.settings, aws_services(self.settings), SystemClock(), probe=False
+        )
+        return render.status_text(found.world, self.settings, events=found.events)
 
     def check(self, event: str, detail: str) -> None:
         if self.controller_errors:
@@ -553,6 +560,9 @@ def _plain_part(
 
 
 def run(*, short: bool = False) -> int:
+    # The last part builds on this module's Demo: imported here, where both exist.
+    from standin import demo_dataplane
+
     timeline = Timeline()
     steps = ["step_start", "step_kill_active", "step_stop_web"]
     if not short:
@@ -567,7 +577,10 @@ def run(*, short: bool = False) -> int:
         timeline.add("setup", plane.model_label())
         if not _plain_part(aws, plane, Path(workdir), timeline, steps):
             return 1
-    print(f"\nall {len(steps)} steps held in {timeline.elapsed():.1f} s")
+        held = demo_dataplane.run_part(aws, plane, Path(workdir), timeline)
+        if held is None:
+            return 1
+    print(f"\nall {len(steps) + held} steps held in {timeline.elapsed():.1f} s")
     return 0
 
 
@@ -576,7 +589,7 @@ def main() -> None:
     parser.add_argument(
         "--short",
         action="store_true",
-        help="only the first three steps",
+        help="the first three steps, then the failover with the controller stopped",
     )
     args = parser.parse_args()
     sys.exit(run(short=args.short))
