@@ -25,6 +25,11 @@ import requests
 
 from standin.aws import LocalAws
 from standin.demo import FALL, LB_PORT, STEP_DEADLINE, TTL, Demo, StepFailed, Timeline
+from standin.route53_checkers import (
+    HTTP_CONNECT_SECONDS,
+    HTTP_RESPONSE_SECONDS,
+    MIN_TIMEOUT_SECONDS,
+)
 from standin.route53_dns import CachingResolver, ResolveError, Route53DataPlane
 
 CLUSTER = "demo-pair"
@@ -33,9 +38,10 @@ DOMAIN = "pair.demo.example.com"  # in the demo's hosted zone: a subdomain per c
 ROUTE53_INTERVAL = 10
 WEBS = ("127.0.1.41", "127.0.1.42")
 LBS = (("lb1", "127.0.1.31"), ("lb2", "127.0.1.32"))
-# How long the recovered LB is watched not taking traffic back, in Route 53 check intervals: a
-# failback would show within one interval after Route 53's checkers see it healthy again.
-HOLD_INTERVALS = 4
+# How long the recovered LB is watched not taking traffic back, in Route 53 check intervals on
+# top of the TTL: a failback would show in Route 53's answer within an interval of its checkers
+# seeing the LB healthy again, and a client re-resolves at least once while it is watched.
+HOLD_INTERVALS = 2
 POLL = 0.05
 
 
@@ -277,7 +283,7 @@ class ControllerStopped:
         assert self.world.clients is not None
         self.world.clients.forget()  # a cached answer would hide a failback
         started = time.monotonic()
-        hold = HOLD_INTERVALS * self.check_interval
+        hold = TTL + HOLD_INTERVALS * self.check_interval
         while time.monotonic() < started + hold:
             answer = self.answer()
             if answer != (address,):
@@ -290,19 +296,32 @@ class ControllerStopped:
 
     # --- what it prints ------------------------------------------------------------------------
 
+    def model_bound(self) -> float:
+        """The model's latest kill -> answer moved: FailureThreshold probes, one interval apart,
+        the first within an interval of the kill, the last taking at most a probe's time."""
+        factor = self.plane.checkers.time_factor
+        probe = max(MIN_TIMEOUT_SECONDS, factor * HTTP_CONNECT_SECONDS) + max(
+            MIN_TIMEOUT_SECONDS, factor * HTTP_RESPONSE_SECONDS
+        )
+        return FALL * self.check_interval + probe
+
     def summary(self) -> str:
         killed = next(t for t, what in self.moments if what.startswith("killed"))
-        interval = self.check_interval
+        bound = self.model_bound()
+
+        def held(measured: float, limit: float) -> str:
+            verdict = "held" if measured <= limit else "NOT held"
+            return f"{measured:.2f} s (model: at most {limit:.1f} s, {verdict})"
+
         lines = [
             "",
             f"failover with the controller stopped ({self.name}, LBF_DNS_FAILOVER=route53):",
             *(f"{t - killed:8.2f}s  {what}" for t, what in self.moments),
-            f"measured: kill -> answer moved {self.answer_moved:.2f} s, kill -> first client "
-            f"served {self.client_moved:.2f} s",
-            f"model: Route 53 marks a check unhealthy after FailureThreshold ({FALL}) failed "
-            f"probes, RequestInterval {ROUTE53_INTERVAL} s apart, here every {interval:g} s: "
-            f"the answer moves {(FALL - 1) * interval:g}-{FALL * interval:g} s after the kill "
-            f"plus a probe's time; clients keep their cached answer up to the TTL ({TTL} s) more",
+            f"kill -> the answer moved: {held(self.answer_moved, bound)}",
+            f"kill -> first client served: {held(self.client_moved, bound + TTL)}",
+            f"model: a check turns unhealthy after FailureThreshold ({FALL}) failed probes, "
+            f"RequestInterval {ROUTE53_INTERVAL} s apart (here {self.check_interval:g} s), each "
+            f"within a probe's time limits; a client keeps its cached answer for the TTL ({TTL} s)",
             f"({self.plane.model_label()})",
         ]
         return "\n".join(lines)

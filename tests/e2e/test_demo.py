@@ -4,12 +4,13 @@ Each step waits (with a generous deadline that only stops a hang) for what an op
 check: the record, the lists HAProxy applied, and real requests through the address clients
 resolve the active name to, through the Route 53 stand-in as real clients would.
 
-Where the time goes (about a minute on an idle machine): the controller's part takes about 35 s,
-most of it waiting for what clients see (each record change reaches the stand-in's answers after
-its 2 s propagation, and clients keep a cached answer for the 5 s TTL); the part with the
-controller stopped about 25 s (the second cluster's start, Route 53's checkers judging with
-1 s intervals and a threshold of 2, the controller's rounds after it comes back, and 4 check
-intervals watched for a failback that must not come).
+Where the time goes (about 70 s on an idle machine, 30 s before the data-plane part): the
+controller's part takes about 35 s, 8 more than when it read moto's records, waiting for what
+clients see (each record change reaches the stand-in's answers after its 2 s propagation, and
+clients keep a cached answer for the 5 s TTL); the part with the controller stopped about 30 s:
+the second cluster's start (about 6 s), a controller run ending before it stops (up to 5 s),
+Route 53's checkers and then a client's TTL (about 6 s), the controller's rounds after it comes
+back and the old LB's recovery (about 3 s), and 7 s watched for a failback that must not come.
 """
 
 from __future__ import annotations
