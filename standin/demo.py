@@ -418,7 +418,11 @@ class Demo:
             "clients reach all three web servers through the active record",
             lambda: self.served_by_active() == set(self.healthy_webs()),
         )
-        self.check("start", f"lb -> {self.active_address()}, serving {wanted}")
+        self.check(
+            "start",
+            f"lb -> {self.active_address()} (clients resolve {self.resolved_address()}),"
+            f" serving {wanted}",
+        )
         if self.invocations == 0:
             raise StepFailed("the prober function was never invoked")
 
@@ -439,7 +443,9 @@ class Demo:
             lambda: self.served_by_active() == set(self.healthy_webs()),
         )
         self.failovers.append(Failover(f"kill {name}", moved - killed, served - killed))
-        self.check("failover", f"lb -> {self.active_address()}")
+        self.check(
+            "failover", f"lb -> {self.active_address()} (clients resolve {self.resolved_address()})"
+        )
 
     def step_stop_web(self) -> None:
         address = "127.0.1.23"
@@ -529,7 +535,8 @@ def summary(failovers: list[Failover], rounds: int, invocations: int, model: str
     lines += [
         "detection: kill -> the controller changed the active record (bound: detection only)",
         "total: kill -> clients served anew, resolving the active name through the Route 53",
-        f"  stand-in (propagation, then each client's cached answer until its TTL): {model}",
+        "  stand-in: the record's propagation, then each client's cached answer until its TTL",
+        f"  ({model})",
         f"both functions at work: the controller's scheduled runs probed {rounds} rounds, and "
         f"the prober function was invoked {invocations} times, once per round",
     ]
