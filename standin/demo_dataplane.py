@@ -30,7 +30,7 @@ from standin.route53_checkers import (
     HTTP_RESPONSE_SECONDS,
     MIN_TIMEOUT_SECONDS,
 )
-from standin.route53_dns import CachingResolver, ResolveError, Route53DataPlane
+from standin.route53_dns import PLAIN, CachingResolver, ResolveError, Route53DataPlane
 
 CLUSTER = "demo-pair"
 DOMAIN = "pair.demo.example.com"  # in the demo's hosted zone: a subdomain per cluster
@@ -127,6 +127,21 @@ class ControllerStopped:
             return None
         return address if response.status_code == 200 else None
 
+    def propagated(self) -> dict[str, PairRecord]:
+        """The pair as Route 53's name servers answer it now: the records the stand-in's model
+        of propagation has let through, by role."""
+        visible = self.plane.visible(time.monotonic())
+        return {
+            r.failover: PairRecord(r.failover, r.values, r.health_check_id)
+            for r in visible
+            if r.name == self.name and r.kind == "A" and r.failover != PLAIN
+        }
+
+    def in_sync(self) -> bool:
+        """Whether the name servers answer from the pair moto holds (Route 53's INSYNC)."""
+        pair = self.pair()
+        return bool(pair) and self.propagated() == pair
+
     def checkers_judge(self, name: str, *, healthy: bool) -> bool:
         """Whether Route 53's checkers (the stand-in's) hold `name`'s check healthy or not, every
         region's last probe agreeing."""
@@ -150,6 +165,8 @@ class ControllerStopped:
             f"{self.name} is a failover pair, each record with its LB's health check",
             self._pair_checked,
         )
+        # Route 53's name servers answer by the checks only once the checked pair reached them.
+        world.wait_for("the checked pair reaches Route 53's name servers", self.in_sync)
         world.wait_for(
             "Route 53's checkers judge both LBs healthy",
             lambda: all(self.checkers_judge(name, healthy=True) for name, _ in LBS),
@@ -239,6 +256,13 @@ class ControllerStopped:
             lambda: self.pair()["PRIMARY"].values == (address,),
         )
         self.mark(f"PRIMARY is {survivor}: the controller matched Route 53")
+        # Until the change reaches Route 53's name servers they answer from the old pair, where a
+        # recovered old PRIMARY would take the traffic back: an operator waits for INSYNC.
+        world.wait_for(
+            f"the new pair reaches Route 53's name servers ({self.plane.propagation_seconds:g} s)",
+            self.in_sync,
+        )
+        self.mark("the new pair answered by Route 53's name servers (INSYNC)")
         world.wait_for(
             "clients reach both web servers through the new PRIMARY",
             lambda: world.served_by_active() == set(world.healthy_webs()),

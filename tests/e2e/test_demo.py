@@ -69,6 +69,7 @@ def _the_failover_without_controller_held(out: str) -> None:
         "the stand-in answers SECONDARY lb2",
         "first client request served through lb2",
         "PRIMARY is lb2: the controller matched Route 53",
+        "the new pair answered by Route 53's name servers (INSYNC)",
         "Route 53's checkers judge lb1 healthy",
         "SECONDARY is lb1 again: PRIMARY stays lb2",
         "every answer and every request lb2",
