@@ -220,3 +220,37 @@ def test_the_stand_ins_moto_takes_the_swap_that_drops_a_records_check(route53: A
             records.change(swap_batch(current, after), "swapped")
 
     assert set(records.read(DOMAIN)) == set(alone)
+
+
+def test_the_stand_ins_moto_takes_checks_joining_a_pair_whose_secondary_moved(
+    route53: Any,
+) -> None:
+    """What a new cluster's first runs write: the pair on one LB, SECONDARY moved to the second,
+    then each record gains its LB's check. The last batch deletes a SECONDARY that moto's journal
+    holds only as that move's CREATE, and creates records that differ from earlier ones only by
+    their check: nothing in it is a move back, so the stand-in's fix must hide no journal entry
+    (hiding that CREATE made moto refuse the DELETE, and the demo's pair never got its checks)."""
+    zone_id = route53.create_hosted_zone(Name="example.com.", CallerReference="z")["HostedZone"][
+        "Id"
+    ].split("/")[-1]
+    records = Route53Records(route53, zone_id)
+    rules = settings(dns_failover="route53", domain=DOMAIN).rules.records
+    both_on_lb1 = [
+        pair_record(rules, PRIMARY, (LB1,), None),
+        pair_record(rules, SECONDARY, (LB1,), None),
+    ]
+    secondary_moved = [
+        pair_record(rules, PRIMARY, (LB1,), None),
+        pair_record(rules, SECONDARY, (LB2,), None),
+    ]
+    checked = [
+        pair_record(rules, PRIMARY, (LB1,), "hc-lb1"),
+        pair_record(rules, SECONDARY, (LB2,), "hc-lb2"),
+    ]
+
+    with route53_moves_back():
+        records.change(swap_batch(read_active_name(records.read(DOMAIN), rules), both_on_lb1), "")
+        for wanted in (secondary_moved, checked):
+            current = read_active_name(records.read(DOMAIN), rules)
+            records.change(swap_batch(current, wanted), "pair")
+            assert set(records.read(DOMAIN)) == set(wanted)
