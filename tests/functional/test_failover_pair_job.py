@@ -313,3 +313,20 @@ def test_status_judges_the_lb_route53_answers(cluster: Cluster) -> None:
         CONFIG, cluster.cloud.services(), cluster.cloud.clock, probe=False
     ).serving
     assert (verdict.ok, verdict.text) == (True, "serving: clients are given lb2, healthy")
+
+
+def test_a_new_ttl_reaches_the_pair_while_no_lb_is_eligible(cluster: Cluster) -> None:
+    """Both LBs fail, so the pair is left where it is; an operator changing LBF_TTL meanwhile
+    still sees it on both records, as on a plain record left on its LB (found by the model-based
+    test: the pair kept its old TTL until an LB recovered)."""
+    settled(cluster)
+    cluster.kill("10.0.0.11")
+    cluster.kill("10.0.0.12")
+    converge(cluster.cloud, CONFIG)
+    hc1, hc2 = cluster.check_of(LB1), cluster.check_of(LB2)
+
+    converge(cluster.cloud, settings(FAKE_CLOUD_ENV, PAIR, ttl=300))
+
+    records = cluster.cloud.route53.records
+    assert cluster.pair() == ((LB1,), hc1, (LB2,), hc2)  # left where it is
+    assert [records[(ACTIVE, f"A {role}")].ttl for role in ("primary", "secondary")] == [300, 300]
