@@ -526,11 +526,16 @@ def _kept_as_it_is(
     """The pair left where it is (no LB to move it to), with its upkeep: a SECONDARY whose
     address no instance of the cluster holds any more (released, so anyone's next) takes
     PRIMARY's values, without a check, as a pair with no other LB; and a new LBF_TTL reaches
-    both records, as it reaches a plain record left on its LB."""
+    both records, or the plain record not yet made a pair, as the plain rules restate it (only
+    while it holds the cluster's addresses: one pointed by hand is rewritten when repaired)."""
     primary, secondary = current.primary, current.secondary
+    ttl = rules.records.ttl
+    plain = current.plain
+    if plain is not None and not current.is_pair:
+        known = inputs.addresses is not None and set(plain.values) <= set(inputs.addresses)
+        return swap_batch(current, [replace(plain, ttl=ttl)]) if known else ()
     if not current.is_pair or primary is None or secondary is None:
         return ()
     if inputs.addresses is not None and not set(secondary.values) <= set(inputs.addresses):
         secondary = pair_record(rules.records, SECONDARY, values, None)
-    ttl = rules.records.ttl
     return swap_batch(current, [replace(primary, ttl=ttl), replace(secondary, ttl=ttl)])

@@ -330,3 +330,17 @@ def test_a_new_ttl_reaches_the_pair_while_no_lb_is_eligible(cluster: Cluster) ->
     records = cluster.cloud.route53.records
     assert cluster.pair() == ((LB1,), hc1, (LB2,), hc2)  # left where it is
     assert [records[(ACTIVE, f"A {role}")].ttl for role in ("primary", "secondary")] == [300, 300]
+
+
+def test_a_new_ttl_reaches_a_plain_record_not_yet_made_a_pair(cluster: Cluster) -> None:
+    """A plain record on an LB the controller judges ineligible is never made a pair; a new
+    LBF_TTL still reaches it, as it does with LBF_DNS_FAILOVER=controller."""
+    plain = settings(FAKE_CLOUD_ENV, lb_address="public")
+    converge(cluster.cloud, plain)
+    cluster.kill("10.0.0.11")
+    cluster.kill("10.0.0.12")
+    converge(cluster.cloud, plain)  # both judged unhealthy: the record is left on lb1
+
+    converge(cluster.cloud, settings(FAKE_CLOUD_ENV, PAIR, ttl=300))
+
+    assert cluster.cloud.route53.records[(ACTIVE, "A")] == Record(ACTIVE, "A", 300, (LB1,))

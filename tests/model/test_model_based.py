@@ -1102,6 +1102,7 @@ class PairMachine(ClusterMachine):
         self.swaps: list[tuple[float, str, str]] = []  # (when, from LB, to LB) PRIMARY moved
         self.touched: dict[str, float] = {}  # instance -> when a rule last changed it
         self.edited_at = float("-inf")  # when an operator last pointed the active name by hand
+        self.ran_at = float("-inf")  # when the last run started
         self.records.after = self._check_the_active_name_is_whole
 
     # --- Route 53's vantage -----------------------------------------------------------------------
@@ -1289,6 +1290,7 @@ class PairMachine(ClusterMachine):
         for address in self.checks_flapping:
             self._judge(address, address not in self.cloud.health_checks.seen_healthy)
         batches = len(self.cloud.route53.history)
+        self.ran_at = self.cloud.clock.now()
         super()._run(**kwargs)
         self._check_swaps(batches)
         self._check_disagreement_notified(batches)
@@ -1302,6 +1304,8 @@ class PairMachine(ClusterMachine):
         if self.clean_run and report is not None and report.world is not None:
             # The controller has had its run: any LB it judged eligible would do.
             healthy = [lb.instance_id for lb in report.world.lbs if is_eligible(lb)]
+        elif self.edited_at > self.ran_at:
+            return  # the operator's pair, not the controller's: bound as the operator left it
         else:
             # Route 53's data plane alone: it can answer only the pair's two LBs.
             pair = self.pair()
