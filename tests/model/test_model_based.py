@@ -54,7 +54,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from bench.calls import is_write
 from chalicelib import jobs
 from chalicelib.core import backends as backend_lists
-from chalicelib.core import timing
+from chalicelib.core import held_drop, timing
 from chalicelib.core.dns import RecordChange, frozen_lbs, is_eligible
 from chalicelib.core.failover_pair import PRIMARY, SECONDARY, SWAP_HELD, VANTAGES_DISAGREE
 from chalicelib.core.inventory import natural_key
@@ -526,6 +526,7 @@ class ClusterMachine(RuleBasedStateMachine):
         batches = len(self.cloud.route53.history)
         started = self.cloud.clock.now()
         start_list = self.cloud.ssm.parameters.get(BACKENDS)
+        held = held_drop.parse(self.cloud.ssm.parameters.get(self.config.held_drop_parameter_name))
         frozen_before = self._frozen_holdings()
         report: Report | None = None
         try:
@@ -538,7 +539,7 @@ class ClusterMachine(RuleBasedStateMachine):
             self.cloud.clock.time = max(self.cloud.clock.time, started + 60)
         self._check_moves(batches, by_damping=not overlapping)
         if not overlapping:
-            self._check_pool_drop(start_list, report)
+            self._check_pool_drop(start_list, report, held)
         self._check_frozen_kept(frozen_before, report)
         self.last_report = report
         self.clean_run = report is not None and report.ok and not disturbed
@@ -784,10 +785,14 @@ class ClusterMachine(RuleBasedStateMachine):
                 assert value is not None, f"skipped {instance_id} lost its record {name}"
                 assert address in value, f"skipped {instance_id} lost {name}: now {value}"
 
-    def _check_pool_drop(self, start_list: str | None, report: Report | None) -> None:
+    def _check_pool_drop(
+        self, start_list: str | None, report: Report | None, held: held_drop.HeldDrop | None
+    ) -> None:
         """No run removes more than LBF_MAX_POOL_DROP percent of the list it started with for
         failed probes: an entry gone whose server still runs, is not draining, has that entry,
-        and failed its probes (unhealthy when the run ended; unknown is not a failed probe)."""
+        and failed its probes (unhealthy when the run ended; unknown is not a failed probe).
+        Entries the guard has held for 10 minutes by the run's end are released (SPEC), as the
+        pair's machine reaches with its minutes of no run."""
         if not start_list or report is None or report.world is None:
             return
         failed = {w.instance_id for w in report.world.webs if w.verdict.value == "unhealthy"}
@@ -808,7 +813,10 @@ class ClusterMachine(RuleBasedStateMachine):
             port = self.cloud.ec2.tag(instance_id, "lbf:port") or str(self.config.pool_port)
             entries[f"{self.address(instance_id)}:{port}"] = instance_id
         started = start_list.split()
-        removed = [e for e in started if e not in final and e in entries]
+        released = ()
+        if held is not None and self.cloud.clock.now() - held.since >= held_drop.RELEASE_SECONDS:
+            released = held.entries
+        removed = [e for e in started if e not in final and e in entries and e not in released]
         limit = self.config.max_pool_drop * len(started)
         assert len(removed) * 100 <= limit, f"one run removed {removed} of {started}"
 
@@ -1291,9 +1299,10 @@ class PairMachine(ClusterMachine):
             self._judge(address, address not in self.cloud.health_checks.seen_healthy)
         batches = len(self.cloud.route53.history)
         self.ran_at = self.cloud.clock.now()
+        before = self.pair()
         super()._run(**kwargs)
         self._check_swaps(batches)
-        self._check_disagreement_notified(batches)
+        self._check_disagreement_notified(before[0] if before else None)
 
     def _check_clients(self) -> None:
         answer = self.cloud.answer(ACTIVE)
@@ -1307,9 +1316,13 @@ class PairMachine(ClusterMachine):
         elif self.edited_at > self.ran_at:
             return  # the operator's pair, not the controller's: bound as the operator left it
         else:
-            # Route 53's data plane alone: it can answer only the pair's two LBs.
+            # Route 53's data plane alone: it can answer only the pair's two LBs, and judges
+            # only the checks they are bound to (a pair the runs left unbound, made before its
+            # checks, always answers PRIMARY: _check_converged holds a settled pair bound).
             pair = self.pair()
-            healthy = [self._lb_of(r.values[0]) or "" for r in pair] if pair else []
+            if pair is None or any(r.health_check_id is None for r in pair):
+                return
+            healthy = [self._lb_of(r.values[0]) or "" for r in pair]
         healthy = [i for i in healthy if i in self.roles and self.alive_everywhere(i)]
         assert not healthy, f"clients sent to {target}, dead to every vantage; {healthy} serve"
 
@@ -1346,22 +1359,21 @@ class PairMachine(ClusterMachine):
                     )
             self.swaps.append((at, source, target))
 
-    def _check_disagreement_notified(self, since: int) -> None:
-        """A run that keeps the pair through a disagreement on PRIMARY has it notified."""
+    def _check_disagreement_notified(self, before: Record | None) -> None:
+        """A run that keeps PRIMARY through a disagreement on it has it notified. Only a PRIMARY
+        the run found and kept, bound to its check: Route 53's view is read of the checks the
+        records name (a run that binds a check, moves or repairs PRIMARY has not read it)."""
         report = self.last_report
         pair = self.pair()
         if not self.clean_run or report is None or report.world is None or pair is None:
             return
         primary = pair[0]
+        if primary != before:
+            return
         holder = next((lb for lb in report.world.lbs if lb.address in primary.values), None)
         check = self.cloud.health_checks.checks.get(primary.health_check_id or "")
         if holder is None or check is None or holder.verdict.value == "unknown":
             return
-        for _, batch in self.cloud.route53.history[since:]:
-            changes = [c for c in batch if answered(c)]
-            moved = len({c.record.values for c in changes}) > 1
-            if moved or (changes and all(c.action == "DELETE" for c in changes)):
-                return  # moved (or repaired) this run: Route 53 is only slower to see it
         route53 = check.spec.address in self.cloud.health_checks.seen_healthy
         controller = holder.running and holder.verdict.value == "healthy"
         if route53 == controller:
