@@ -254,6 +254,10 @@ class ClusterMachine(RuleBasedStateMachine):
     def settling(self) -> None:
         """The world is about to settle: what else must stop first (the pair's machine below)."""
 
+    def held(self) -> bool:
+        """The last run held a move it will make once its time comes (the pair's swap limit)."""
+        return False
+
     def kept_by_the_swap_limit(
         self, report: Report, holder: Instance, eligible: Sequence[Instance]
     ) -> bool:
@@ -721,7 +725,7 @@ class ClusterMachine(RuleBasedStateMachine):
             assert self.last_report is not None
             assert self.last_report.ok, self.last_report.errors
             writes = [(op, d) for op, d in self.cloud.calls.log[mark:] if is_write(op)]
-            if attempt >= 1 and not writes:
+            if attempt >= 1 and not writes and not self.held():
                 break
         assert not writes, f"still writing after {attempt + 1} quiet runs: {writes}"
         self._check_converged()
@@ -1193,10 +1197,15 @@ class PairMachine(ClusterMachine):
         self.cloud.route53.records[record_key(pair[0])] = replace(pair[0], values=(address,))
 
     def settling(self) -> None:
-        """Route 53's checkers stop flapping, and the swap limit's time since the last swap
-        passes: a pair held on a dead LB would rightly still be there."""
         self.checks_flapping.clear()
-        self.cloud.clock.advance(DETECTION)
+
+    def held(self) -> bool:
+        """A swap held by the limit is made once LBF_ROUTE53_INTERVAL x LBF_FALL has passed: a
+        run in between writes nothing, and the world has not settled yet."""
+        report = self.last_report
+        return (
+            report is not None and report.plan is not None and (SWAP_HELD in report.plan.conditions)
+        )
 
     def kept_by_the_swap_limit(
         self, report: Report, holder: Instance, eligible: Sequence[Instance]
