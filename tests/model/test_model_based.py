@@ -1142,6 +1142,19 @@ class PairMachine(ClusterMachine):
         super()._fix_typo(instance_id)
         self.touched[instance_id] = self.cloud.clock.now()
 
+    def serves(self, instance_id: str) -> bool:
+        """The controller's probes find the LB serving (running, not draining, answering):
+        leaving it is a move of its own, not the undoing of one. An LB already failing when a
+        run moved to it (its tags still said healthy: FALL rounds have not passed) is left
+        again as its probes fail."""
+        address = self.address(instance_id)
+        return (
+            self.state(instance_id) == "running"
+            and instance_id not in self.draining
+            and address not in self.cloud.prober.dead
+            and address not in self.flapping
+        )
+
     def reaches(self, instance_id: str) -> bool:
         """Route 53's checkers reach the LB (over its public address, here the same)."""
         address = self.address(instance_id)
@@ -1361,7 +1374,7 @@ class PairMachine(ClusterMachine):
                         f"swapped {last_source}->{last_target}, then {source}->{target} "
                         f"{at - last_at:.0f} s later, {source} running"
                     )
-                if (source, target) == (last_target, last_source):
+                if (source, target) == (last_target, last_source) and self.serves(source):
                     caused = max(self.touched.get(source, float("-inf")), self.edited_at)
                     assert caused >= last_at, (
                         f"{last_source}->{last_target} undone by a run with no new cause"
