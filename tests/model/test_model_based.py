@@ -857,6 +857,8 @@ class ClusterMachine(RuleBasedStateMachine):
                 continue
             if not by_damping or self.address(source) not in deleted[0].record.values:
                 continue  # overlapping views, or the LB's old address: nobody reached it there
+            if source in self.skipped:
+                continue  # its counts restart from its frozen tags each run: not the model's
             assert self.damping[source].at(at) != "healthy", f"false failover off {source}"
 
     @invariant()
@@ -1082,6 +1084,9 @@ PAIR_CONFIG = config_from(
 DETECTION = PAIR_CONFIG.rules.pair.detection_seconds
 ROUTE53_TIME = DETECTION + 60.0
 PAIR_EXAMPLES = 2000 if SOAK else 40
+# Where an LB stops answering: for every vantage (twice as likely), Route 53's checkers alone, or
+# the controller's probes alone.
+VANTAGES = ["every", "every", "route53", "controller"]
 
 
 class PairMachine(ClusterMachine):
@@ -1277,6 +1282,56 @@ class PairMachine(ClusterMachine):
         (self.cloud.prober.dead.add if vantage == "controller" else self.cloud.prober.dead.discard)(
             address
         )
+
+    @rule(
+        role=st.sampled_from([PRIMARY, SECONDARY]),
+        vantage=st.sampled_from(VANTAGES),
+    )
+    def a_pair_lb_fails(self, role: str, vantage: str) -> None:
+        """The LB behind PRIMARY or SECONDARY stops answering, for every vantage or for one:
+        the pair's own LBs, where a swap (and a second one) is decided."""
+        self._changed()
+        pair = self.pair()
+        if pair is None:
+            return
+        picked = self._lb_of(pair[0 if role == PRIMARY else 1].values[0])
+        if picked is None or self.state(picked) != "running":
+            return
+        self.touched[picked] = self.cloud.clock.now()
+        address = self.address(picked)
+        if vantage == "every":
+            self.split.pop(address, None)
+            self.cloud.prober.dead.add(address)
+        elif vantage == "route53":
+            self.split[address] = False
+        else:
+            self.split[address] = True
+            self.cloud.prober.dead.add(address)
+
+    @rule(
+        first=st.sampled_from(VANTAGES),
+        second=st.sampled_from(VANTAGES),
+        back=st.booleans(),
+        fault=st.one_of(st.none(), st.sampled_from(FAULTS)),
+    )
+    def primary_fails_twice_a_run_apart(
+        self, first: str, second: str, back: bool, fault: str | None
+    ) -> None:
+        """PRIMARY's LB fails and a run swaps; then the new PRIMARY fails too (the old one
+        back, or not) and the next run comes within LBF_ROUTE53_INTERVAL x LBF_FALL of that
+        swap: where a second swap must wait, and where one vantage alone must move nothing."""
+        pair = self.pair()
+        old = self._lb_of(pair[0].values[0]) if pair is not None else None
+        self.a_pair_lb_fails(PRIMARY, first)
+        self._run()
+        self.a_pair_lb_fails(PRIMARY, second)
+        if back and old is not None and self.state(old) == "running":
+            address = self.address(old)
+            self.split.pop(address, None)
+            self.cloud.prober.dead.discard(address)
+            self.flapping.discard(address)
+            self.touched[old] = self.cloud.clock.now()
+        self._run(fault=fault)
 
     @rule()
     def route53_time_passes(self) -> None:
