@@ -1345,7 +1345,7 @@ class PairMachine(ClusterMachine):
 
     @rule(
         events=st.lists(
-            st.tuples(st.sampled_from(["dies", "recovers"]), st.integers(0, 20)),
+            st.tuples(st.sampled_from(["dies", "recovers", "primary-dies"]), st.integers(0, 20)),
             min_size=1,
             max_size=3,
         )
@@ -1357,12 +1357,18 @@ class PairMachine(ClusterMachine):
         self._changed()
         for kind, index in events:
             self.cloud.clock.advance(60.0)  # a scheduled run that did not happen
-            picked = self._pick("lb", index, running=True)
+            pair = self.pair()
+            if kind == "primary-dies" and pair is not None:
+                picked = self._lb_of(pair[0].values[0])
+                if picked is not None:
+                    self.touched[picked] = self.cloud.clock.now()
+            else:
+                picked = self._pick("lb", index, running=True)
             if picked is None:
                 continue
             address = self.address(picked)
             self.split.pop(address, None)
-            if kind == "dies":
+            if kind != "recovers":
                 self.cloud.prober.dead.add(address)
             else:
                 self.cloud.prober.dead.discard(address)
