@@ -1116,10 +1116,14 @@ class PairMachine(ClusterMachine):
         # True, Route 53's checkers reach it (the controller's path is broken); False, they do not.
         self.split: dict[str, bool] = {}
         self.checks_flapping: set[str] = set()  # addresses whose check Route 53 flips every run
-        self.swaps: list[tuple[float, str, str]] = []  # (when, from LB, to LB) PRIMARY moved
+        # PRIMARY moved between LBs: when, from, to, and when the run that moved it started.
+        self.swaps: list[tuple[float, str, str, float]] = []
         self.touched: dict[str, float] = {}  # instance -> when a rule last changed it
         self.edited_at = float("-inf")  # when an operator last pointed the active name by hand
         self.ran_at = float("-inf")  # when the last run started
+        # When the last run that met a fault started: its stored verdicts may lag behind the
+        # probes (tags not written, counts half-written), a cause the next runs act on.
+        self.faulted_at = float("-inf")
         self.records.after = self._check_the_active_name_is_whole
 
     # --- Route 53's vantage -----------------------------------------------------------------------
@@ -1384,6 +1388,8 @@ class PairMachine(ClusterMachine):
         self.ran_at = self.cloud.clock.now()
         before = self.pair()
         super()._run(**kwargs)
+        if not self.clean_run:
+            self.faulted_at = self.ran_at
         self._check_swaps(batches)
         self._check_disagreement_notified(before[0] if before else None)
 
@@ -1429,18 +1435,19 @@ class PairMachine(ClusterMachine):
             if self.address(source) not in old[0]:
                 continue  # the LB's old address: a repair, not a swap
             if self.swaps:
-                last_at, last_source, last_target = self.swaps[-1]
+                last_at, last_source, last_target, last_run = self.swaps[-1]
                 if at - last_at < DETECTION:
                     assert self.state(source) != "running", (
                         f"swapped {last_source}->{last_target}, then {source}->{target} "
                         f"{at - last_at:.0f} s later, {source} running"
                     )
                 if (source, target) == (last_target, last_source) and self.serves(source):
-                    caused = max(self.touched.get(source, float("-inf")), self.edited_at)
-                    assert caused >= last_at, (
+                    touched = self.touched.get(source, float("-inf"))
+                    caused = max(touched, self.edited_at, self.faulted_at)
+                    assert caused >= last_run, (
                         f"{last_source}->{last_target} undone by a run with no new cause"
                     )
-            self.swaps.append((at, source, target))
+            self.swaps.append((at, source, target, self.ran_at))
 
     def _check_disagreement_notified(self, before: Record | None) -> None:
         """A run that keeps PRIMARY through a disagreement on it has it notified. Only a PRIMARY
