@@ -1124,6 +1124,7 @@ class PairMachine(ClusterMachine):
         # When the last run that met a fault started: its stored verdicts may lag behind the
         # probes (tags not written, counts half-written), a cause the next runs act on.
         self.faulted_at = float("-inf")
+        self.faulted_runs: set[float] = set()
         self.records.after = self._check_the_active_name_is_whole
 
     # --- Route 53's vantage -----------------------------------------------------------------------
@@ -1390,6 +1391,7 @@ class PairMachine(ClusterMachine):
         super()._run(**kwargs)
         if not self.clean_run:
             self.faulted_at = self.ran_at
+            self.faulted_runs.add(self.ran_at)
         self._check_swaps(batches)
         self._check_disagreement_notified(before[0] if before else None)
 
@@ -1436,7 +1438,9 @@ class PairMachine(ClusterMachine):
                 continue  # the LB's old address: a repair, not a swap
             if self.swaps:
                 last_at, last_source, last_target, last_run = self.swaps[-1]
-                if at - last_at < DETECTION:
+                # The limit's memory is the history the swapping run writes: a run cut short or
+                # failing may not have stored it, and the next run cannot know.
+                if at - last_at < DETECTION and last_run not in self.faulted_runs:
                     assert self.state(source) != "running", (
                         f"swapped {last_source}->{last_target}, then {source}->{target} "
                         f"{at - last_at:.0f} s later, {source} running"
