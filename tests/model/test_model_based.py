@@ -1326,7 +1326,12 @@ class PairMachine(ClusterMachine):
         back, or not) and the next run comes within LBF_ROUTE53_INTERVAL x LBF_FALL of that
         swap: where a second swap must wait, and where one vantage alone must move nothing."""
         pair = self.pair()
-        old = self._lb_of(pair[0].values[0]) if pair is not None else None
+        if pair is None:
+            return
+        old = self._lb_of(pair[0].values[0])
+        while len(self._ids("lb", running=True)) < 3 and len(self.roles) < 12:
+            self._changed()
+            self._add("lb")  # a third LB, for the second swap to go to
         self.a_pair_lb_fails(PRIMARY, first)
         self._run()
         self.a_pair_lb_fails(PRIMARY, second)
