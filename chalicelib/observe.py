@@ -2,7 +2,9 @@
 progress each round.
 
 A run reads the inventory, the records, the parameters, the recent pushes, the Elastic IP and
-the health checks once. If any of them fails, the run acts on nothing: never on half a view.
+the health checks once. If any of them fails, the run acts on nothing: never on half a view. With
+the failover pair it also reads when the pair last swapped (the history's last failover), without
+which it goes on: a failover never waits for the history.
 """
 
 from __future__ import annotations

@@ -344,3 +344,17 @@ def test_a_new_ttl_reaches_a_plain_record_not_yet_made_a_pair(cluster: Cluster) 
     converge(cluster.cloud, settings(FAKE_CLOUD_ENV, PAIR, ttl=300))
 
     assert cluster.cloud.route53.records[(ACTIVE, "A")] == Record(ACTIVE, "A", 300, (LB1,))
+
+
+def test_route53s_view_is_read_once_per_check_interval_in_a_runs_rounds(cluster: Cluster) -> None:
+    """Six rounds 10 s apart (a minute's run): the pair's two checks are read in round 1 and
+    again once LBF_ROUTE53_INTERVAL (30 s) has passed, mid-run, never every round: the account's
+    health-check API allows five requests a second, for every tool that uses it."""
+    settled(cluster)
+    checks = cluster.cloud.health_checks
+    before = checks.count("GetHealthCheckStatus")
+    config = settings(FAKE_CLOUD_ENV, PAIR, probe_interval=10, probe_rounds=6)
+
+    converge(cluster.cloud, config)
+
+    assert checks.count("GetHealthCheckStatus") - before == 2 * 2
