@@ -33,8 +33,12 @@ its own account of rise/fall damping from the probe results the job actually got
   could not store what it notified). Route 53 here also rejects batches for good (a CNAME at the
   active name, a name outside the zone) and loses answers (applied, then the retry is refused).
 
-CI runs a fixed, bounded set of examples (derandomized, no example database). `make soak` sets
-LBTEST_SOAK=1 for many more, longer ones.
+A second machine (PairMachine, at the end) runs the same world, faults and promises with
+LBF_DNS_FAILOVER=route53, plus Route 53's own vantage and the controller absent for minutes; its
+promises are in its docstring.
+
+CI runs a fixed, bounded set of examples (derandomized, no example database): 400 of the plain
+machine, 40 of the pair's. `make soak` sets LBTEST_SOAK=1 for many more, longer ones.
 """
 
 from __future__ import annotations
