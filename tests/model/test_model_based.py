@@ -1106,8 +1106,10 @@ class PairMachine(ClusterMachine):
     - clients (the data plane's answer) are never sent to an LB every vantage sees dead while a
       healthy one exists: after a clean run, and Route 53's own time, any LB the run judged
       eligible; with no controller, the pair's other LB;
-    - no run undoes another's swap without a new cause on the LB it swapped to;
-    - at most one swap per LBF_ROUTE53_INTERVAL x LBF_FALL, unless EC2 reports PRIMARY stopped;
+    - no run undoes another's swap without a new cause on the LB it swapped to (a rule that
+      changed it, its probes failing, an operator's edit, or a run that met a fault since);
+    - at most one swap per LBF_ROUTE53_INTERVAL x LBF_FALL, unless EC2 reports PRIMARY stopped
+      (after a swap whose run could store it: the limit's memory is the history);
     - a disagreement the controller keeps the pair through is notified, once;
     - after every batch the active name is nothing, one plain record or a whole pair: every
       change of the pair, and the switch from a plain record, is one batch.
