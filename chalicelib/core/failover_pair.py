@@ -346,7 +346,7 @@ def decide_pair(
         # No LB is eligible, or a plain record on an LB the controller judges ineligible: left
         # as it is. A pair keeps its SECONDARY, which Route 53 may still answer, while its LB
         # holds that address; a new pair is never made with an ineligible PRIMARY.
-        changes = _release_secondary(current, values, inputs, rules)
+        changes = _kept_as_it_is(current, values, inputs, rules)
         return PairDecision(
             active, changes, primary.instance_id, None, swapped=False, conditions=conditions
         )
@@ -520,19 +520,22 @@ def planned_pair(
     return swap_batch(current, _wanted(rules, values, target, secondary, checks))
 
 
-def _release_secondary(
+def _kept_as_it_is(
     current: ActiveName, values: Sequence[str], inputs: PairInputs, rules: PairRules
 ) -> tuple[RecordChange, ...]:
-    """A SECONDARY whose address no instance of the cluster holds any more (released, so anyone's
-    next) never stays: it takes PRIMARY's values, without a check, as a pair with no other LB."""
-    secondary = current.secondary
-    if (
-        not current.is_pair
-        or current.primary is None
-        or secondary is None
-        or inputs.addresses is None
-        or set(secondary.values) <= set(inputs.addresses)
-    ):
+    """The pair left where it is (no LB to move it to), with its upkeep: a SECONDARY whose
+    address no instance of the cluster holds any more (released, so anyone's next) takes
+    PRIMARY's values, without a check, as a pair with no other LB; and a new LBF_TTL reaches
+    both records, or the plain record not yet made a pair, as the plain rules restate it (only
+    while it holds the cluster's addresses: one pointed by hand is rewritten when repaired)."""
+    primary, secondary = current.primary, current.secondary
+    ttl = rules.records.ttl
+    plain = current.plain
+    if plain is not None and not current.is_pair:
+        known = inputs.addresses is not None and set(plain.values) <= set(inputs.addresses)
+        return swap_batch(current, [replace(plain, ttl=ttl)]) if known else ()
+    if not current.is_pair or primary is None or secondary is None:
         return ()
-    replaced = pair_record(rules.records, SECONDARY, values, None)
-    return swap_batch(current, [current.primary, replaced])
+    if inputs.addresses is not None and not set(secondary.values) <= set(inputs.addresses):
+        secondary = pair_record(rules.records, SECONDARY, values, None)
+    return swap_batch(current, [replace(primary, ttl=ttl), replace(secondary, ttl=ttl)])

@@ -315,6 +315,37 @@ def test_status_judges_the_lb_route53_answers(cluster: Cluster) -> None:
     assert (verdict.ok, verdict.text) == (True, "serving: clients are given lb2, healthy")
 
 
+def test_a_new_ttl_reaches_the_pair_while_no_lb_is_eligible(cluster: Cluster) -> None:
+    """Both LBs fail, so the pair is left where it is; an operator changing LBF_TTL meanwhile
+    still sees it on both records, as on a plain record left on its LB (found by the model-based
+    test: the pair kept its old TTL until an LB recovered)."""
+    settled(cluster)
+    cluster.kill("10.0.0.11")
+    cluster.kill("10.0.0.12")
+    converge(cluster.cloud, CONFIG)
+    hc1, hc2 = cluster.check_of(LB1), cluster.check_of(LB2)
+
+    converge(cluster.cloud, settings(FAKE_CLOUD_ENV, PAIR, ttl=300))
+
+    records = cluster.cloud.route53.records
+    assert cluster.pair() == ((LB1,), hc1, (LB2,), hc2)  # left where it is
+    assert [records[(ACTIVE, f"A {role}")].ttl for role in ("primary", "secondary")] == [300, 300]
+
+
+def test_a_new_ttl_reaches_a_plain_record_not_yet_made_a_pair(cluster: Cluster) -> None:
+    """A plain record on an LB the controller judges ineligible is never made a pair; a new
+    LBF_TTL still reaches it, as it does with LBF_DNS_FAILOVER=controller."""
+    plain = settings(FAKE_CLOUD_ENV, lb_address="public")
+    converge(cluster.cloud, plain)
+    cluster.kill("10.0.0.11")
+    cluster.kill("10.0.0.12")
+    converge(cluster.cloud, plain)  # both judged unhealthy: the record is left on lb1
+
+    converge(cluster.cloud, settings(FAKE_CLOUD_ENV, PAIR, ttl=300))
+
+    assert cluster.cloud.route53.records[(ACTIVE, "A")] == Record(ACTIVE, "A", 300, (LB1,))
+
+
 def test_route53s_view_is_read_once_per_check_interval_in_a_runs_rounds(cluster: Cluster) -> None:
     """Six rounds 10 s apart (a minute's run): the pair's two checks are read in round 1 and
     again once LBF_ROUTE53_INTERVAL (30 s) has passed, mid-run, never every round: the account's

@@ -605,6 +605,29 @@ class FakeCloud:
             history=self.history,
         )
 
+    def answer(self, name: str) -> tuple[str, ...] | None:
+        """What Route 53's data plane gives a client asking for `name` (A), by its checkers' view
+        (`health_checks.seen_healthy`): the plain record; for a failover pair, PRIMARY while its
+        check is healthy, else SECONDARY if its check is healthy, else PRIMARY (Route 53 fails
+        open when both fail). A record without a check counts as healthy, and so does one naming
+        a check Route 53 has no data for (a new one, or one deleted from under it)."""
+        at_name = [r for (n, _), r in self.route53.records.items() if n == name and r.type == "A"]
+        plain = next((r for r in at_name if r.failover is None), None)
+        if plain is not None:
+            return plain.values
+        primary = next((r for r in at_name if r.failover == "PRIMARY"), None)
+        secondary = next((r for r in at_name if r.failover == "SECONDARY"), None)
+        if primary is None or secondary is None:
+            found = primary or secondary
+            return found.values if found is not None else None
+        if self._seen_healthy(primary) or not self._seen_healthy(secondary):
+            return primary.values
+        return secondary.values
+
+    def _seen_healthy(self, record: Record) -> bool:
+        check = self.health_checks.checks.get(record.health_check_id or "")
+        return check is None or check.spec.address in self.health_checks.seen_healthy
+
 
 class RecordsAdapter(Records, RecordsWriter, Protocol):
     """What reads and writes the records, as Route53Records and FakeRoute53 both do."""

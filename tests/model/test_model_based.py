@@ -33,8 +33,12 @@ its own account of rise/fall damping from the probe results the job actually got
   could not store what it notified). Route 53 here also rejects batches for good (a CNAME at the
   active name, a name outside the zone) and loses answers (applied, then the retry is refused).
 
-CI runs a fixed, bounded set of examples (derandomized, no example database). `make soak` sets
-LBTEST_SOAK=1 for many more, longer ones.
+A second machine (PairMachine, at the end) runs the same world, faults and promises with
+LBF_DNS_FAILOVER=route53, plus Route 53's own vantage and the controller absent for minutes; its
+promises are in its docstring.
+
+CI runs a fixed, bounded set of examples (derandomized, no example database): 400 of the plain
+machine, 40 of the pair's. `make soak` sets LBTEST_SOAK=1 for many more, longer ones.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ import hashlib
 import ipaddress
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -56,11 +60,12 @@ from chalicelib import jobs
 from chalicelib.core import backends as backend_lists
 from chalicelib.core import held_drop, timing
 from chalicelib.core.dns import RecordChange, frozen_lbs, is_eligible
+from chalicelib.core.failover_pair import PRIMARY, SECONDARY, SWAP_HELD, VANTAGES_DISAGREE
 from chalicelib.core.inventory import natural_key
-from chalicelib.core.model import ProbeResult, ProbeTarget, Record
+from chalicelib.core.model import Instance, ProbeResult, ProbeTarget, Record
 from chalicelib.errors import AwsError, ChangeRejected
 from chalicelib.report import Report
-from tests.kit.cloud import FAKE_CLOUD_ENV, FakeCloud, Killed, kill_at_write
+from tests.kit.cloud import FAKE_CLOUD_ENV, FakeCloud, Killed, kill_at_write, record_key
 from tests.kit.settings import settings as config_from  # hypothesis has its own `settings`
 from tests.kit.slow_aws import SlowAws
 
@@ -93,6 +98,17 @@ FAULTS = [
 BAD_ENDINGS = frozenset({"Failed", "TimedOut", "Cancelled", "Undeliverable"})
 
 
+def is_a(kind: str) -> bool:
+    """An A record's key: the in-memory Route 53 keys a failover record by type and SetIdentifier."""
+    return kind.split(" ")[0] == "A"
+
+
+def answered(change: RecordChange) -> bool:
+    """A change of what clients are given at the active name while all is well: the plain record,
+    or the pair's PRIMARY (never its SECONDARY, which Route 53 answers only when PRIMARY fails)."""
+    return change.record.name == ACTIVE and change.record.failover != SECONDARY
+
+
 class RecordingProber:
     """The fake prober, reporting every round's results to the model; during a prober-network
     fault every probe fails at once."""
@@ -120,6 +136,8 @@ class WatchedRecords:
         self.inner = inner
         self.depth = 0
         self.outermost: list[str] = []
+        # Called after each batch Route 53 applied: what clients could see between two batches.
+        self.after: Callable[[], None] | None = None
 
     def read(self, domain: str) -> tuple[Record, ...]:
         return self.inner.read(domain)  # type: ignore[no-any-return]
@@ -141,6 +159,8 @@ class WatchedRecords:
             self.depth -= 1
             if self.depth == 0:
                 self.outermost.append(outcome)
+            if self.after is not None:  # a lost answer was applied too
+                self.after()
 
 
 class NoticeLog:
@@ -234,6 +254,29 @@ class ClusterMachine(RuleBasedStateMachine):
         self.cloud.prober.dead_when = self._flaps
 
     # --- the world ------------------------------------------------------------------------------
+
+    def active_value(self) -> tuple[str, ...] | None:
+        """What the active name gives clients while all is well: the plain record's values (the
+        pair's machine below: its PRIMARY's)."""
+        return self.cloud.route53.value(ACTIVE)
+
+    def settling(self) -> None:
+        """The world is about to settle: what else must stop first (the pair's machine below)."""
+
+    def held(self) -> bool:
+        """The last run held a move it will make once its time comes (the pair's swap limit)."""
+        return False
+
+    def kept_by_the_swap_limit(
+        self, report: Report, holder: Instance, eligible: Sequence[Instance]
+    ) -> bool:
+        """Whether the last run kept the active role where it is only because the failover pair
+        swaps at most once per LBF_ROUTE53_INTERVAL x LBF_FALL (the pair's machine below)."""
+        return False
+
+    def point_active_at(self, address: str) -> None:
+        """An operator's edit of the active name in the console."""
+        self.cloud.route53.records[(ACTIVE, "A")] = Record(ACTIVE, "A", self.config.ttl, (address,))
 
     def _flaps(self, address: str, now: float) -> bool:
         if address not in self.flapping:
@@ -422,7 +465,7 @@ class ClusterMachine(RuleBasedStateMachine):
             if picked is None:
                 return
             to = self.address(picked)
-        self.cloud.route53.records[(ACTIVE, "A")] = Record(ACTIVE, "A", self.config.ttl, (to,))
+        self.point_active_at(to)
 
     # --- faults -----------------------------------------------------------------------------------
 
@@ -633,8 +676,8 @@ class ClusterMachine(RuleBasedStateMachine):
         report = self.last_report
         assert report is not None
         for _, batch in self.cloud.route53.history[batches:]:
-            deleted = [c for c in batch if c.record.name == ACTIVE and c.action == "DELETE"]
-            created = [c for c in batch if c.record.name == ACTIVE and c.action != "DELETE"]
+            deleted = [c for c in batch if answered(c) and c.action == "DELETE"]
+            created = [c for c in batch if answered(c) and c.action != "DELETE"]
             if not deleted or not created:
                 continue
             source = next((self._lb_of(v) for v in deleted[0].record.values), None)
@@ -658,7 +701,7 @@ class ClusterMachine(RuleBasedStateMachine):
             if message.startswith("active record moved"):
                 old, _, new = message.rsplit("(", 1)[1].rstrip(")").partition("->")
                 remade = any(
-                    {c.record.values for c in batch if c.record.name == ACTIVE}
+                    {c.record.values for c in batch if answered(c)}
                     == {tuple(old.split(",")), tuple(new.split(","))}
                     for _, batch in self.cloud.route53.history[batches:later_batches]
                 )
@@ -683,13 +726,14 @@ class ClusterMachine(RuleBasedStateMachine):
             self._fix_typo(instance_id)
         for instance_id in sorted(self.typo):
             self.port_typo_fixed(instance_id)
+        self.settling()
         for attempt in range(6):
             mark = len(self.cloud.calls.log)
             self._run()
             assert self.last_report is not None
             assert self.last_report.ok, self.last_report.errors
             writes = [(op, d) for op, d in self.cloud.calls.log[mark:] if is_write(op)]
-            if attempt >= 1 and not writes:
+            if attempt >= 1 and not writes and not self.held():
                 break
         assert not writes, f"still writing after {attempt + 1} quiet runs: {writes}"
         self._check_converged()
@@ -719,7 +763,7 @@ class ClusterMachine(RuleBasedStateMachine):
             names = {
                 name
                 for (name, kind), record in self.cloud.route53.records.items()
-                if kind == "A" and address in record.values
+                if is_a(kind) and record.failover != SECONDARY and address in record.values
             }
             held[instance_id] = (address, names)
         return held
@@ -749,7 +793,7 @@ class ClusterMachine(RuleBasedStateMachine):
             ):
                 continue
             for name in names:
-                value = self.cloud.route53.value(name)
+                value = self.active_value() if name == ACTIVE else self.cloud.route53.value(name)
                 assert value is not None, f"skipped {instance_id} lost its record {name}"
                 assert address in value, f"skipped {instance_id} lost {name}: now {value}"
 
@@ -785,10 +829,10 @@ class ClusterMachine(RuleBasedStateMachine):
                 continue
             port = self.cloud.ec2.tag(instance_id, "lbf:port") or str(self.config.pool_port)
             entries[f"{self.address(instance_id)}:{port}"] = instance_id
-        started = start_list.split()
-        removed = [e for e in started if e not in final and e in entries]
-        limit = self.config.max_pool_drop * len(started)
-        assert len(removed) * 100 <= limit, f"one run removed {removed} of {started}"
+        listed = start_list.split()
+        removed = [e for e in listed if e not in final and e in entries]
+        limit = self.config.max_pool_drop * len(listed)
+        assert len(removed) * 100 <= limit, f"one run removed {removed} of {listed}"
 
     def _lb_of(self, address: str) -> str | None:
         instance_id = self.owner.get(address)
@@ -801,8 +845,8 @@ class ClusterMachine(RuleBasedStateMachine):
         sequence (both interleaved) is neither's view, so only the structural checks apply.
         """
         for at, batch in self.cloud.route53.history[since:]:
-            deleted = [c for c in batch if c.record.name == ACTIVE and c.action == "DELETE"]
-            created = [c for c in batch if c.record.name == ACTIVE and c.action != "DELETE"]
+            deleted = [c for c in batch if answered(c) and c.action == "DELETE"]
+            created = [c for c in batch if answered(c) and c.action != "DELETE"]
             if not created:
                 continue
             [new] = created[0].record.values  # one address: no split brain
@@ -823,6 +867,8 @@ class ClusterMachine(RuleBasedStateMachine):
                 continue
             if not by_damping or self.address(source) not in deleted[0].record.values:
                 continue  # overlapping views, or the LB's old address: nobody reached it there
+            if source in self.skipped:
+                continue  # its counts restart from its frozen tags each run: not the model's
             assert self.damping[source].at(at) != "healthy", f"false failover off {source}"
 
     @invariant()
@@ -864,14 +910,25 @@ class ClusterMachine(RuleBasedStateMachine):
 
     @invariant()
     def every_record_written_points_at_an_lb(self) -> None:
+        """A failover pair's batch restates what it does not change (its DELETEs must match the
+        whole pair), an address pointed by hand included; with no other LB to take it, SECONDARY
+        holds PRIMARY's address (SPEC): neither is a new address the controller chose."""
         for _, batch in self.cloud.route53.history[self.checked_batches :]:
+            deleted = {
+                (c.record.name, c.record.failover): c.record.values
+                for c in batch
+                if c.action == "DELETE"
+            }
+            primary = next((c.record.values for c in batch if c.record.failover == PRIMARY), None)
             for change in batch:
                 assert isinstance(change, RecordChange)
                 record = change.record
                 if change.action == "DELETE":
                     continue
                 if record.type == "A":
-                    assert all(self._lb_of(v) for v in record.values), record
+                    restated = deleted.get((record.name, record.failover)) == record.values
+                    copied = record.failover == SECONDARY and record.values == primary
+                    assert restated or copied or all(self._lb_of(v) for v in record.values), record
                     if record.name == ACTIVE:
                         assert len(record.values) == 1, f"split brain: {record}"
                 else:
@@ -902,13 +959,15 @@ class ClusterMachine(RuleBasedStateMachine):
         eligible = [lb for lb in world.lbs if is_eligible(lb)]
         if not eligible:
             return
-        value = self.cloud.route53.value(ACTIVE)
+        value = self.active_value()
         assert value is not None, "no active record while an LB is eligible"
         # A skipped LB may hold the record (never newly chosen): judged like any holder.
         holder = next(
             (lb for lb in (*world.lbs, *frozen_lbs(world.skipped)) if lb.address in value), None
         )
         assert holder is not None, f"active record {value} on no LB, {eligible[0].name} eligible"
+        if self.kept_by_the_swap_limit(report, holder, eligible):
+            return
         if holder.draining:
             assert [lb for lb in eligible if lb is not holder] == [], "on a draining LB"
         unknown = holder.running and not holder.draining and holder.verdict.value == "unknown"
@@ -950,7 +1009,7 @@ class ClusterMachine(RuleBasedStateMachine):
         prober_fault = len(targets) >= 2 and not any(alive(i) for i in targets)
 
         # Records: one per running LB, at its address; the TXT record lists exactly those there.
-        a_names = {name for (name, kind) in cloud.route53.records if kind == "A"}
+        a_names = {name for (name, kind) in cloud.route53.records if is_a(kind)}
         for lb in running_lbs:
             name = cloud.ec2.tag(lb, "lbf:name")
             assert name is not None, f"{lb} has no lbf:name"
@@ -967,7 +1026,7 @@ class ClusterMachine(RuleBasedStateMachine):
 
         # The active record: on an LB that is up, whenever one is; lbf:state says which.
         up = [i for i in running_lbs if alive(i) and i not in self.draining]
-        value = cloud.route53.value(ACTIVE)
+        value = self.active_value()
         if up and not prober_fault:
             assert value is not None, up
             assert self._lb_of(value[0]) in up, (value, up)
@@ -1017,6 +1076,469 @@ class ClusterMachine(RuleBasedStateMachine):
 TestClusterMachine = ClusterMachine.TestCase
 TestClusterMachine.settings = settings(
     max_examples=MAX_EXAMPLES,
+    stateful_step_count=STEPS,
+    derandomize=not SOAK,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+# --- the failover pair (LBF_DNS_FAILOVER=route53) ------------------------------------------------
+
+PAIR_CONFIG = config_from(
+    FAKE_CLOUD_ENV, probe_rounds=3, lb_address="public", dns_failover="route53"
+)
+# Route 53's own time to act on an LB's change: its checkers' detection (LBF_ROUTE53_INTERVAL x
+# LBF_FALL), then the answer's propagation (about a minute).
+DETECTION = PAIR_CONFIG.rules.pair.detection_seconds
+ROUTE53_TIME = DETECTION + 60.0
+PAIR_EXAMPLES = 2000 if SOAK else 40
+# Where an LB stops answering: for every vantage (twice as likely), Route 53's checkers alone, or
+# the controller's probes alone.
+VANTAGES = ["every", "every", "route53", "controller"]
+
+
+class PairMachine(ClusterMachine):
+    """The same world, faults and promises, with the active name as a failover pair; and
+    Route 53's own vantage beside the controller's.
+
+    Route 53's checkers reach each LB from the internet, or not (`split`: a path one vantage has
+    and the other has not); their view of each LB's check, which the in-memory Route 53 answers
+    the pair by (`FakeCloud.answer`), lags behind the LBs, flips, flaps from run to run and
+    disagrees with the controller's probes. The controller is absent for a while: runs are
+    skipped while LBs die and recover, and Route 53's data plane alone moves clients. Promises:
+
+    - clients (the data plane's answer) are never sent to an LB every vantage sees dead while a
+      healthy one exists: after a clean run, and Route 53's own time, any LB the run judged
+      eligible; with no controller, the pair's other LB;
+    - no run undoes another's swap without a new cause on the LB it swapped to (a rule that
+      changed it, its probes failing, an operator's edit, or a run that met a fault since);
+    - at most one swap per LBF_ROUTE53_INTERVAL x LBF_FALL, unless EC2 reports PRIMARY stopped
+      (after a swap whose run could store it: the limit's memory is the history);
+    - a disagreement the controller keeps the pair through is notified, once;
+    - after every batch the active name is nothing, one plain record or a whole pair: every
+      change of the pair, and the switch from a plain record, is one batch.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = PAIR_CONFIG
+        # Addresses whose reachability from the internet differs from the controller's probes:
+        # True, Route 53's checkers reach it (the controller's path is broken); False, they do not.
+        self.split: dict[str, bool] = {}
+        self.checks_flapping: set[str] = set()  # addresses whose check Route 53 flips every run
+        # PRIMARY moved between LBs: when, from, to, and when the run that moved it started.
+        self.swaps: list[tuple[float, str, str, float]] = []
+        self.touched: dict[str, float] = {}  # instance -> when a rule last changed it
+        self.edited_at = float("-inf")  # when an operator last pointed the active name by hand
+        self.ran_at = float("-inf")  # when the last run started
+        # When the last run that met a fault started: its stored verdicts may lag behind the
+        # probes (tags not written, counts half-written), a cause the next runs act on.
+        self.faulted_at = float("-inf")
+        self.faulted_runs: set[float] = set()
+        self.records.after = self._check_the_active_name_is_whole
+
+    # --- Route 53's vantage -----------------------------------------------------------------------
+
+    def _new_address(self, role: str) -> str:
+        address = super()._new_address(role)
+        if role == "lb":
+            # A check new to Route 53 counts as healthy until its checkers report.
+            self.cloud.health_checks.seen_healthy.add(address)
+        return address
+
+    def _pick(self, role: str | None, index: int, *, running: bool | None = None) -> str | None:
+        picked = super()._pick(role, index, running=running)
+        if picked is not None:
+            self.touched[picked] = self.cloud.clock.now()
+        return picked
+
+    def _flaps(self, address: str, now: float) -> bool:
+        dead = super()._flaps(address, now)
+        if dead and address in self.owner:
+            self.touched[self.owner[address]] = now  # a failed probe is a cause of its own
+        return dead
+
+    def _fix_typo(self, instance_id: str) -> None:
+        super()._fix_typo(instance_id)
+        self.touched[instance_id] = self.cloud.clock.now()
+
+    def serves(self, instance_id: str) -> bool:
+        """The controller's probes find the LB serving (running, not draining, answering):
+        leaving it is a move of its own, not the undoing of one. An LB already failing when a
+        run moved to it (its tags still said healthy: FALL rounds have not passed) is left
+        again as its probes fail."""
+        address = self.address(instance_id)
+        return (
+            self.state(instance_id) == "running"
+            and instance_id not in self.draining
+            and address not in self.cloud.prober.dead
+            and address not in self.flapping
+        )
+
+    def reaches(self, instance_id: str) -> bool:
+        """Route 53's checkers reach the LB (over its public address, here the same)."""
+        address = self.address(instance_id)
+        if self.state(instance_id) != "running":
+            return False
+        return self.split.get(address, address not in self.cloud.prober.dead)
+
+    def _judge(self, address: str, healthy: bool) -> None:
+        seen = self.cloud.health_checks.seen_healthy
+        (seen.add if healthy else seen.discard)(address)
+
+    def _catch_up(self, instance_id: str) -> None:
+        """Route 53's checkers have seen the LB as it is for their failure threshold."""
+        address = self.address(instance_id)
+        if address not in self.flapping and address not in self.checks_flapping:
+            self._judge(address, self.reaches(instance_id))
+
+    def dead_everywhere(self, instance_id: str) -> bool:
+        controller = (
+            self.state(instance_id) != "running"
+            or self.address(instance_id) in self.cloud.prober.dead
+        )
+        route53 = self.address(instance_id) not in self.cloud.health_checks.seen_healthy
+        return controller and route53
+
+    def alive_everywhere(self, instance_id: str) -> bool:
+        address = self.address(instance_id)
+        return (
+            self.state(instance_id) == "running"
+            and instance_id not in self.draining
+            and address not in self.cloud.prober.dead
+            and address not in self.flapping
+            and address in self.cloud.health_checks.seen_healthy
+        )
+
+    def pair(self) -> tuple[Record, Record] | None:
+        at_name = [r for (n, _), r in self.cloud.route53.records.items() if n == ACTIVE]
+        primary = next((r for r in at_name if r.failover == PRIMARY), None)
+        secondary = next((r for r in at_name if r.failover == SECONDARY), None)
+        return (primary, secondary) if primary and secondary else None
+
+    def active_value(self) -> tuple[str, ...] | None:
+        pair = self.pair()
+        return pair[0].values if pair is not None else super().active_value()
+
+    def point_active_at(self, address: str) -> None:
+        """In the console: PRIMARY's value, keeping its check (a plain record if no pair yet)."""
+        self.edited_at = self.cloud.clock.now()
+        pair = self.pair()
+        if pair is None:
+            super().point_active_at(address)
+            return
+        self.cloud.route53.records[record_key(pair[0])] = replace(pair[0], values=(address,))
+
+    def settling(self) -> None:
+        self.checks_flapping.clear()
+
+    def held(self) -> bool:
+        """A swap held by the limit is made once LBF_ROUTE53_INTERVAL x LBF_FALL has passed: a
+        run in between writes nothing, and the world has not settled yet."""
+        report = self.last_report
+        return (
+            report is not None and report.plan is not None and (SWAP_HELD in report.plan.conditions)
+        )
+
+    def kept_by_the_swap_limit(
+        self, report: Report, holder: Instance, eligible: Sequence[Instance]
+    ) -> bool:
+        if report.plan is None or SWAP_HELD not in report.plan.conditions:
+            return False
+        # Held on an LB the controller judges ineligible: SECONDARY is where Route 53 sends
+        # clients when its checkers agree, so it must be an eligible LB.
+        pair = self.pair()
+        assert pair is not None, "the swap limit held a pair that is not there"
+        others = [lb.address for lb in eligible if lb is not holder]
+        assert not others or pair[1].values[0] in others, f"SECONDARY {pair[1].values} held"
+        return True
+
+    # --- rules ------------------------------------------------------------------------------------
+
+    @rule(index=st.integers(0, 20), healthy=st.booleans())
+    def route53_judges(self, index: int, healthy: bool) -> None:
+        """Route 53's checkers' view of one LB's check changes between runs: lagging behind the
+        LB, ahead of the controller's damping, or wrong from where they stand."""
+        picked = self._pick("lb", index)
+        if picked is not None:
+            self._judge(self.address(picked), healthy)
+
+    @rule(index=st.integers(0, 20))
+    def route53_catches_up(self, index: int) -> None:
+        """One LB's check has seen it as it is for its failure threshold (the others lag)."""
+        picked = self._pick("lb", index)
+        if picked is not None:
+            self._catch_up(picked)
+
+    @rule(index=st.integers(0, 20), flapping=st.booleans())
+    def route53_check_flaps(self, index: int, flapping: bool) -> None:
+        """Route 53's view of one LB's check flips before every run (its checkers disagree
+        among themselves around the 18% line)."""
+        picked = self._pick("lb", index)
+        if picked is not None:
+            (self.checks_flapping.add if flapping else self.checks_flapping.discard)(
+                self.address(picked)
+            )
+
+    @rule(index=st.integers(0, 20), vantage=st.sampled_from(["route53", "controller", "none"]))
+    def one_vantage_loses_an_lb(self, index: int, vantage: str) -> None:
+        """A path breaks: Route 53's checkers no longer reach a serving LB, or the controller's
+        probes no longer do while the internet still does; "none": both paths work again."""
+        self._changed()
+        picked = self._pick("lb", index, running=True)
+        if picked is None:
+            return
+        address = self.address(picked)
+        if vantage == "none":
+            self.split.pop(address, None)
+            self.cloud.prober.dead.discard(address)
+            return
+        self.split[address] = vantage == "controller"
+        (self.cloud.prober.dead.add if vantage == "controller" else self.cloud.prober.dead.discard)(
+            address
+        )
+
+    @rule(
+        role=st.sampled_from([PRIMARY, SECONDARY]),
+        vantage=st.sampled_from(VANTAGES),
+    )
+    def a_pair_lb_fails(self, role: str, vantage: str) -> None:
+        """The LB behind PRIMARY or SECONDARY stops answering, for every vantage or for one:
+        the pair's own LBs, where a swap (and a second one) is decided."""
+        self._changed()
+        pair = self.pair()
+        if pair is None:
+            return
+        picked = self._lb_of(pair[0 if role == PRIMARY else 1].values[0])
+        if picked is None or self.state(picked) != "running":
+            return
+        self.touched[picked] = self.cloud.clock.now()
+        address = self.address(picked)
+        if vantage == "every":
+            self.split.pop(address, None)
+            self.cloud.prober.dead.add(address)
+        elif vantage == "route53":
+            self.split[address] = False
+        else:
+            self.split[address] = True
+            self.cloud.prober.dead.add(address)
+
+    @rule(
+        first=st.sampled_from(VANTAGES),
+        second=st.sampled_from(VANTAGES),
+        back=st.booleans(),
+        fault=st.one_of(st.none(), st.sampled_from(FAULTS)),
+    )
+    def primary_fails_twice_a_run_apart(
+        self, first: str, second: str, back: bool, fault: str | None
+    ) -> None:
+        """PRIMARY's LB fails and a run swaps; then the new PRIMARY fails too (the old one
+        back, or not) and the next run comes within LBF_ROUTE53_INTERVAL x LBF_FALL of that
+        swap: where a second swap must wait, and where one vantage alone must move nothing."""
+        pair = self.pair()
+        if pair is None:
+            return
+        old = self._lb_of(pair[0].values[0])
+        while len(self._ids("lb", running=True)) < 3 and len(self.roles) < 12:
+            self._changed()
+            self._add("lb")  # a third LB, for the second swap to go to
+        self.a_pair_lb_fails(PRIMARY, first)
+        self._run()
+        self.a_pair_lb_fails(PRIMARY, second)
+        if back and old is not None and self.state(old) == "running":
+            address = self.address(old)
+            self.split.pop(address, None)
+            self.cloud.prober.dead.discard(address)
+            self.flapping.discard(address)
+            self.touched[old] = self.cloud.clock.now()
+        self._run(fault=fault)
+
+    @rule()
+    def route53_time_passes(self) -> None:
+        """No run for Route 53's own time: its checkers see every steady LB as it is, and the
+        answer has propagated. Clients are not sent to an LB every vantage sees dead while a
+        healthy one exists."""
+        self.cloud.clock.advance(ROUTE53_TIME)
+        for instance_id in self._ids("lb"):
+            self._catch_up(instance_id)
+        self._check_clients()
+
+    @rule(
+        events=st.lists(
+            st.tuples(st.sampled_from(["dies", "recovers", "primary-dies"]), st.integers(0, 20)),
+            min_size=1,
+            max_size=3,
+        )
+    )
+    def controller_absent(self, events: list[tuple[str, int]]) -> None:
+        """No run for a while (a bad deploy, throttling, a region event): LBs die and recover,
+        for every vantage, a minute apart; Route 53's data plane alone moves clients, by the pair
+        the last run left."""
+        self._changed()
+        for kind, index in events:
+            self.cloud.clock.advance(60.0)  # a scheduled run that did not happen
+            pair = self.pair()
+            if kind == "primary-dies" and pair is not None:
+                picked = self._lb_of(pair[0].values[0])
+                if picked is not None:
+                    self.touched[picked] = self.cloud.clock.now()
+            else:
+                picked = self._pick("lb", index, running=True)
+            if picked is None:
+                continue
+            address = self.address(picked)
+            self.split.pop(address, None)
+            if kind != "recovers":
+                self.cloud.prober.dead.add(address)
+            else:
+                self.cloud.prober.dead.discard(address)
+                self.flapping.discard(address)
+        self.route53_time_passes()
+
+    # --- runs and promises ------------------------------------------------------------------------
+
+    def _run(self, **kwargs: Any) -> None:
+        for address in self.checks_flapping:
+            self._judge(address, address not in self.cloud.health_checks.seen_healthy)
+        batches = len(self.cloud.route53.history)
+        self.ran_at = self.cloud.clock.now()
+        before = self.pair()
+        super()._run(**kwargs)
+        if not self.clean_run:
+            self.faulted_at = self.ran_at
+            self.faulted_runs.add(self.ran_at)
+        self._check_swaps(batches)
+        self._check_disagreement_notified(before[0] if before else None)
+
+    def _check_clients(self) -> None:
+        answer = self.cloud.answer(ACTIVE)
+        target = self._lb_of(answer[0]) if answer else None
+        if target is None or not self.dead_everywhere(target):
+            return
+        report = self.last_report
+        if self.clean_run and report is not None and report.world is not None:
+            # The controller has had its run: any LB it judged eligible would do.
+            healthy = [lb.instance_id for lb in report.world.lbs if is_eligible(lb)]
+        elif self.edited_at > self.ran_at:
+            return  # the operator's pair, not the controller's: bound as the operator left it
+        else:
+            # Route 53's data plane alone: it can answer only the pair's two LBs, and judges
+            # only the checks they are bound to (a pair the runs left unbound, made before its
+            # checks, always answers PRIMARY: _check_converged holds a settled pair bound).
+            pair = self.pair()
+            if pair is None or any(r.health_check_id is None for r in pair):
+                return
+            healthy = [self._lb_of(r.values[0]) or "" for r in pair]
+        healthy = [i for i in healthy if i in self.roles and self.alive_everywhere(i)]
+        assert not healthy, f"clients sent to {target}, dead to every vantage; {healthy} serve"
+
+    def _check_the_active_name_is_whole(self) -> None:
+        """Between two batches, clients see one plain record or a whole pair, never half of
+        one, nor a plain record beside it."""
+        at_name = [r for (n, kind), r in self.cloud.route53.records.items() if n == ACTIVE]
+        roles = sorted(str(r.failover) for r in at_name)
+        assert roles in ([], ["None"], [PRIMARY, SECONDARY]), f"the active name holds {at_name}"
+
+    def _check_swaps(self, since: int) -> None:
+        for at, batch in self.cloud.route53.history[since:]:
+            old = [c.record.values for c in batch if answered(c) and c.action == "DELETE"]
+            new = [c.record.values for c in batch if answered(c) and c.action != "DELETE"]
+            if not old or not new:
+                continue
+            source = next((self._lb_of(v) for v in old[0]), None)
+            target = self._lb_of(new[0][0])
+            if source is None or target is None or source == target:
+                continue
+            if self.address(source) not in old[0]:
+                continue  # the LB's old address: a repair, not a swap
+            if self.swaps:
+                last_at, last_source, last_target, last_run = self.swaps[-1]
+                # The limit's memory is the history the swapping run writes: a run cut short or
+                # failing may not have stored it, and the next run cannot know.
+                if at - last_at < DETECTION and last_run not in self.faulted_runs:
+                    assert self.state(source) != "running", (
+                        f"swapped {last_source}->{last_target}, then {source}->{target} "
+                        f"{at - last_at:.0f} s later, {source} running"
+                    )
+                if (source, target) == (last_target, last_source) and self.serves(source):
+                    touched = self.touched.get(source, float("-inf"))
+                    caused = max(touched, self.edited_at, self.faulted_at)
+                    assert caused >= last_run, (
+                        f"{last_source}->{last_target} undone by a run with no new cause"
+                    )
+            self.swaps.append((at, source, target, self.ran_at))
+
+    def _check_disagreement_notified(self, before: Record | None) -> None:
+        """A run that keeps PRIMARY through a disagreement on it has it notified. Only a PRIMARY
+        the run found and kept, bound to its check: Route 53's view is read of the checks the
+        records name (a run that binds a check, moves or repairs PRIMARY has not read it)."""
+        report = self.last_report
+        pair = self.pair()
+        if not self.clean_run or report is None or report.world is None or pair is None:
+            return
+        primary = pair[0]
+        if primary != before:
+            return
+        holder = next((lb for lb in report.world.lbs if lb.address in primary.values), None)
+        check = self.cloud.health_checks.checks.get(primary.health_check_id or "")
+        if holder is None or check is None or holder.verdict.value == "unknown":
+            return
+        route53 = check.spec.address in self.cloud.health_checks.seen_healthy
+        controller = holder.running and holder.verdict.value == "healthy"
+        if route53 == controller:
+            return
+        stored = self.cloud.ssm.parameters.get(NOTICES, "").split("\n")
+        assert any(line.startswith(VANTAGES_DISAGREE) for line in stored), (
+            f"vantages disagree on {holder.instance_id}, not notified: {stored}"
+        )
+
+    @invariant()
+    def one_notice_per_disagreement(self) -> None:
+        """A "vantages disagree" notice again only after the condition cleared (or a run could
+        not store what it notified), whichever LB or views it names."""
+        told = [entry for entry in self.notices.sent if "vantages disagree" in entry[2]]
+        for (at, _, _, before), (later_at, _, _, _) in itertools.pairwise(told):
+            puts = [
+                str(d[1])  # type: ignore[index]
+                for op, d in self.cloud.calls.log[at:later_at]
+                if op == "PutParameter" and d[0] == NOTICES  # type: ignore[index]
+            ]
+            held = [
+                any(line.startswith(VANTAGES_DISAGREE) for line in text.split("\n"))
+                for text in [before, *puts]
+            ]
+            lost = any(at < mark <= later_at for mark in self.unstored)
+            assert not all(held) or lost, "one disagreement notified twice"
+
+    def _check_converged(self) -> None:
+        super()._check_converged()
+        up = [
+            i
+            for i in self._ids("lb", running=True)
+            if self.address(i) not in self.cloud.prober.dead and i not in self.draining
+        ]
+        pair = self.pair()
+        if not up:
+            return
+        assert pair is not None, "no failover pair while an LB is up"
+        primary, secondary = pair
+        checks = self.cloud.health_checks.checks
+        for record in pair:
+            if record.health_check_id is not None:
+                check = checks[record.health_check_id]
+                assert (check.spec.address,) == record.values, f"{record} bound to {check}"
+        assert primary.health_check_id is not None, "PRIMARY without its check"
+        if len(up) >= 2:
+            assert secondary.values != primary.values, "SECONDARY on PRIMARY while another is up"
+            assert self._lb_of(secondary.values[0]) in up, f"SECONDARY {secondary.values} not up"
+            assert secondary.health_check_id is not None, "SECONDARY without its check"
+
+
+TestPairMachine = PairMachine.TestCase
+TestPairMachine.settings = settings(
+    max_examples=PAIR_EXAMPLES,
     stateful_step_count=STEPS,
     derandomize=not SOAK,
     database=None,
