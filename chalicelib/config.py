@@ -36,10 +36,10 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
-from chalicelib.core import names
+from chalicelib.core import names, timing
 from chalicelib.core.dns import RecordRules
 from chalicelib.core.endpoints import ADDRESS_FIELD, PORT_FIELD, SCHEMES, CheckTemplate, ProbeRules
 from chalicelib.core.health import Thresholds
@@ -50,7 +50,7 @@ from chalicelib.core.plan import ActiveRules, ListRules, PlanRules
 from chalicelib.core.planned_failover import MoveRules
 from chalicelib.core.pushes import PushRules
 from chalicelib.core.second_opinion import SecondOpinionRules
-from chalicelib.core.timing import SCHEDULE_SECONDS, DetectionBound, detection_bound, schedule_fits
+from chalicelib.core.timing import SCHEDULE_SECONDS, DetectionBound, detection_bound
 
 # Shown in errors; longer values are cut so one bad variable cannot flood a log line.
 _SHOWN_CHARS = 57
@@ -184,6 +184,7 @@ class Settings:
     probe_timeout: float
     probe_interval: float
     probe_rounds: int
+    pool_interval: float
     rise: int
     fall: int
     ssm_document: str
@@ -246,6 +247,16 @@ class Settings:
         return self.prober_function is not None and private
 
     @property
+    def lbs_through_prober(self) -> bool:
+        """Whether the LBs' probe path goes through the prober function (LBs are private)."""
+        return self.prober_function is not None and self.lb_address is AddressKind.PRIVATE
+
+    @property
+    def pool_through_prober(self) -> bool:
+        """Whether the pool's probe path goes through the prober function (the pool is private)."""
+        return self.prober_function is not None and self.pool_address is AddressKind.PRIVATE
+
+    @property
     def detection_bound(self) -> DetectionBound:
         """How long a dead LB can hold the active role with these settings (`status` prints it)."""
         return detection_bound(
@@ -253,7 +264,7 @@ class Settings:
             interval=self.probe_interval,
             timeout=self.probe_timeout,
             rounds=self.probe_rounds,
-            prober_invoke=self.uses_prober_function,
+            prober_invoke=self.lbs_through_prober,
         )
 
     @property
@@ -342,12 +353,7 @@ class Settings:
             environ, "LBF_POOL_CHECK", "http://{address}:{port}/health", port_allowed=True
         )
         pool_port = _integer(environ, "LBF_POOL_PORT", 80, 1, 65535)
-        # One probe outlasting the one-minute schedule is never what was meant.
-        probe_timeout = _seconds(environ, "LBF_PROBE_TIMEOUT", 2.0, high=60.0)
-        probe_interval = _seconds(environ, "LBF_PROBE_INTERVAL", 10.0, high=SCHEDULE_SECONDS)
-        _require_timeout_below_interval(probe_timeout, probe_interval)
-        probe_rounds = _integer(environ, "LBF_PROBE_ROUNDS", 6, 1, 60)
-        _require_rounds_fit_the_schedule(probe_rounds, probe_interval)
+        probes = _probe_numbers(environ, lb_address)
         rise = _integer(environ, "LBF_RISE", 2, 1, 10)
         fall = _integer(environ, "LBF_FALL", 3, 1, 10)
         ssm_document = _ssm_document(environ)
@@ -362,6 +368,11 @@ class Settings:
         lb_min_backends = _integer(environ, "LBF_LB_MIN_BACKENDS", 0, 0, 10000)
         route53_health_checks = _boolean(environ, "LBF_ROUTE53_HEALTH_CHECKS", default=False)
         prober_function = _prober_function(environ)
+        probe_rounds = _schedule(
+            probes,
+            lbs_invoke=prober_function is not None and lb_address is AddressKind.PRIVATE,
+            pool_invoke=prober_function is not None and pool_address is AddressKind.PRIVATE,
+        )
         _reserved_for_later(environ)
         loopback_allowed = _aws_is_the_stand_in(environ)
         return cls(
@@ -378,9 +389,10 @@ class Settings:
             lb_check=lb_check,
             pool_check=pool_check,
             pool_port=pool_port,
-            probe_timeout=probe_timeout,
-            probe_interval=probe_interval,
+            probe_timeout=probes.timeout,
+            probe_interval=probes.interval,
             probe_rounds=probe_rounds,
+            pool_interval=probes.pool_interval,
             rise=rise,
             fall=fall,
             ssm_document=ssm_document,
@@ -452,6 +464,13 @@ def _integer(
     return number
 
 
+def _optional_integer(environ: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    """A whole number from `low` to `high`, or None when unset (its default is derived)."""
+    if _optional(environ, name) is None:
+        return None
+    return _integer(environ, name, low, low, high)
+
+
 def _seconds(environ: Mapping[str, str], name: str, default: float, *, high: float) -> float:
     value = _optional(environ, name)
     if value is None:
@@ -515,12 +534,11 @@ def _refuse_unknown_names(environ: Mapping[str, str]) -> None:
 
 
 def _reserved_for_later(environ: Mapping[str, str]) -> None:
-    """The table's names for Route 53's own failover and the pool's interval, not used yet.
+    """The table's names for Route 53's own failover, not used yet.
 
     Validated so that a value set now is not a surprise when they are, and so that asking for
     Route 53's failover says plainly that this release does not do it.
     """
-    _seconds(environ, "LBF_POOL_INTERVAL", 10.0, high=SCHEDULE_SECONDS)
     dns_failover = _optional(environ, "LBF_DNS_FAILOVER")
     if dns_failover is not None:
         lowered = dns_failover.lower()
@@ -680,24 +698,82 @@ def _rendered_url_problem(url: str, address: str, *, needs_port: bool) -> str | 
     return None
 
 
-def _require_timeout_below_interval(timeout: float, interval: float) -> None:
-    # A probe still running when the next round starts would overlap it and skew rise/fall.
-    if timeout >= interval:
+class _ProbeNumbers(NamedTuple):
+    timeout: float
+    interval: float
+    rounds: int | None  # None: as many as fit (`_schedule`)
+    pool_interval: float
+
+
+def _probe_numbers(environ: Mapping[str, str], lb_address: AddressKind) -> _ProbeNumbers:
+    """The four probe timings, each on its own; how they fit together is `_schedule`'s, once
+    LBF_PROBER_FUNCTION says which paths take the invoke's margin."""
+    private_lbs = lb_address is AddressKind.PRIVATE
+    return _ProbeNumbers(
+        # One probe outlasting the one-minute schedule is never what was meant.
+        timeout=_seconds(environ, "LBF_PROBE_TIMEOUT", timing.DEFAULT_PROBE_TIMEOUT, high=60.0),
+        interval=_seconds(
+            environ,
+            "LBF_PROBE_INTERVAL",
+            timing.PRIVATE_LB_INTERVAL if private_lbs else timing.PUBLIC_LB_INTERVAL,
+            high=SCHEDULE_SECONDS,
+        ),
+        rounds=_optional_integer(environ, "LBF_PROBE_ROUNDS", 1, 60),
+        pool_interval=_seconds(
+            environ, "LBF_POOL_INTERVAL", timing.DEFAULT_POOL_INTERVAL, high=SCHEDULE_SECONDS
+        ),
+    )
+
+
+def _schedule(probes: _ProbeNumbers, *, lbs_invoke: bool, pool_invoke: bool) -> int:
+    """LBF_PROBE_ROUNDS (as many as fit when unset), once each path is known to fit its interval.
+
+    A path whose probes outlast its interval would overlap its next probes and skew rise/fall;
+    rounds that do not fit would overlap the next run's, and the detection bound's gap term
+    would be a promise no schedule can keep (SPEC "Where two rules meet", Time).
+    """
+    timeout = probes.timeout
+    for interval_name, interval, invoke, path in (
+        ("LBF_PROBE_INTERVAL", probes.interval, lbs_invoke, "the LBs'"),
+        ("LBF_POOL_INTERVAL", probes.pool_interval, pool_invoke, "the pool's"),
+    ):
+        if not timing.path_fits(interval=interval, probe_timeout=timeout, invoke=invoke):
+            raise ConfigError(
+                interval_name,
+                f"expected at least {_path_wait(timeout, invoke=invoke)} ({path} probes end "
+                f"before their next start), got {interval:g}; raise {interval_name} or lower "
+                "LBF_PROBE_TIMEOUT",
+            )
+    fit = timing.rounds_that_fit(interval=probes.interval, probe_timeout=timeout, invoke=lbs_invoke)
+    if fit == 0:
         raise ConfigError(
             "LBF_PROBE_TIMEOUT",
-            f"expected less than LBF_PROBE_INTERVAL ({interval:g} s), got {timeout:g}",
+            f"expected {_path_wait(timeout, invoke=lbs_invoke)} of at most "
+            f"{timing.PROBES_END_BY:g} s (one round's probes in the one-minute schedule), "
+            f"got {timeout:g}",
         )
-
-
-def _require_rounds_fit_the_schedule(rounds: int, interval: float) -> None:
-    # A run starts every minute: rounds that do not fit would overlap the next run's, and the
-    # detection bound's gap term would be negative, a promise no schedule can keep.
-    if not schedule_fits(rounds=rounds, interval=interval):
+    if probes.rounds is None:
+        return fit
+    if probes.rounds > fit:
         raise ConfigError(
             "LBF_PROBE_ROUNDS",
-            f"expected LBF_PROBE_ROUNDS x LBF_PROBE_INTERVAL of at most {SCHEDULE_SECONDS:g} s "
-            f"(the one-minute schedule), got {rounds} x {interval:g} s = {rounds * interval:g} s",
+            f"expected at most {fit} (the last round's probes end by {timing.PROBES_END_BY:g} s "
+            f"of the one-minute schedule: (LBF_PROBE_ROUNDS - 1) x LBF_PROBE_INTERVAL + "
+            f"{_path_wait(timeout, invoke=lbs_invoke)}), got {probes.rounds} rounds of "
+            f"{probes.interval:g} s; unset it for as many as fit",
         )
+    return probes.rounds
+
+
+def _path_wait(probe_timeout: float, *, invoke: bool) -> str:
+    """A path's probe time as the operator reads it: "LBF_PROBE_TIMEOUT (1.5 s)"."""
+    if not invoke:
+        return f"LBF_PROBE_TIMEOUT ({probe_timeout:g} s)"
+    seconds = timing.path_seconds(probe_timeout, invoke=True)
+    return (
+        f"LBF_PROBE_TIMEOUT + {timing.PROBER_INVOKE_SECONDS:g} s through the prober function "
+        f"({seconds:g} s)"
+    )
 
 
 def _ssm_document(environ: Mapping[str, str]) -> str:
