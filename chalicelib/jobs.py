@@ -343,8 +343,9 @@ def _no_time_for(
     elif probes:
         parts = f"its probes' LBF_PROBE_TIMEOUT and {parts}"
     return (
-        f"round {number} not started: {max(0.0, left):.1f} s of the invocation left when it "
-        f"would start, and a round needs {needs:g} s ({parts})"
+        f"round {number} not started: {max(0.0, left):.1f} s of the run left when it would "
+        f"start (probes before the next scheduled run, writes before the invocation's end), "
+        f"and a round needs {needs:g} s ({parts})"
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 
 # EventBridge's rate(1 minute): the next run is scheduled a minute after this one was.
 SCHEDULE_SECONDS = 60.0
@@ -103,6 +104,24 @@ def pool_due(
     ):
         return False
     return pool_probed_at is None or starts_at - pool_probed_at >= pool_interval - _EPSILON
+
+
+def scheduled_time(event_time: object, *, now: float) -> float:
+    """When EventBridge scheduled this run (the event's `time`, e.g. "2026-12-05T18:50:00Z"), in
+    seconds since the epoch, as the runs' clock counts; `now` when the event carries no time.
+
+    Never later than `now`: a scheduled time ahead of the invocation's own clock is a clock's
+    skew, and the run's minute cannot have started after the run did.
+    """
+    if not isinstance(event_time, str):
+        return now
+    try:
+        parsed = datetime.fromisoformat(event_time)
+    except ValueError:
+        return now
+    if parsed.tzinfo is None:
+        return now  # EventBridge always says UTC; a time without a zone is not its
+    return min(parsed.timestamp(), now)
 
 
 def round_deadline(*, scheduled_at: float, invocation_ends: float) -> float:
