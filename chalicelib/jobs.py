@@ -70,8 +70,8 @@ def reconcile(
     """
     started = clock.now()
     report = Report(job=job, run_id=run_id or new_run_id(), dry_run=dry_run or settings.dry_run)
-    # The prober function's invoke runs beside the public probes and may outlast them.
-    invoke = settings.uses_prober_function
+    # The LBs' invoke of the prober function may outlast the probes (the pool's: core.timing).
+    invoke = settings.lbs_through_prober
     round_needs = timing.round_seconds(
         probes=probe, probe_timeout=settings.probe_timeout, prober_invoke=invoke
     )
@@ -127,6 +127,7 @@ def reconcile(
     # not count toward releasing a list LBF_MAX_POOL_DROP holds (core.held_drop).
     faults: list[str] = []
     verdicts = _verdicts(observed)
+    round_probes = probing.RoundProbes(settings, services, deadline=deadline)
     number = 0
     try:
         for number in range(count):
@@ -150,7 +151,8 @@ def reconcile(
                     clock.sleep(wait)
             conditions: dict[str, str] = {}
             if probe:
-                for path in probing.probe_round(world, settings, services):
+                last = number == count - 1
+                for path in round_probes.probe(world, starts_at=starts_at, last=last):
                     world = _judge_path(
                         world, path, settings, conditions, report, second_opinion, faults
                     )
