@@ -156,6 +156,7 @@ def reconcile(
                     world = _judge_path(
                         world, path, settings, conditions, report, second_opinion, faults
                     )
+                round_probes.keep_conditions(conditions)
             pushes_before = world.pushes
             world = refresh_pushes(world, services, report)
             events = history.push_events(world, pushes_before, world.pushes, now=clock.now())

@@ -94,10 +94,22 @@ class RoundProbes:
     pool_probed_at: float | None = None
     # The pool's invoke in the worker: when its result may be judged, and the result.
     _running: tuple[float, Future[PathRound]] | None = field(default=None, repr=False)
+    # The paths of the last round, and each path's condition when it was last judged.
+    _judged: frozenset[str] = frozenset()
+    _conditions: dict[str, str] = field(default_factory=dict)
+    # What the run found notified when it started: a path not judged yet this run keeps it.
+    _notified: frozenset[str] | None = None
 
     def probe(self, world: World, *, starts_at: float, last: bool) -> list[PathRound]:
         """This round's paths, and the pool's from the worker once its invoke is over."""
         settings = self.settings
+        if self._notified is None:
+            self._notified = world.notices
+            self._conditions = {
+                key: "as last notified: not probed again yet"
+                for key in (IN_PROCESS, PRIVATE)
+                if key in world.notices
+            }
         paths = self._finished(starts_at, wait=False)
         beside = self._pool_beside()
         pool = self._running is None and timing.pool_due(
@@ -116,7 +128,21 @@ class RoundProbes:
             self._start_pool(world, starts_at)
         if last:
             paths += self._finished(starts_at, wait=True)
+        self._judged = frozenset(path.condition for path in paths)
         return paths
+
+    def keep_conditions(self, conditions: dict[str, str]) -> None:
+        """A path this round did not probe keeps the condition it was last judged with: the
+        pool's fault is not over because a round probed only the LBs (a notice would go out
+        again each time the pool is probed). `conditions` are the round's, added to here."""
+        for key in (IN_PROCESS, PRIVATE):
+            if key in self._judged:
+                if key in conditions:
+                    self._conditions[key] = conditions[key]
+                else:
+                    self._conditions.pop(key, None)
+            elif key in self._conditions:
+                conditions.setdefault(key, self._conditions[key])
 
     def _pool_beside(self) -> bool:
         """Whether the pool alone goes to the prober function: its invoke then runs beside."""
