@@ -94,9 +94,11 @@ class RoundProbes:
     pool_probed_at: float | None = None
     # The pool's invoke in the worker: when its result may be judged, and the result.
     _running: tuple[float, Future[PathRound]] | None = field(default=None, repr=False)
-    # The paths of the last round, and each path's condition when it was last judged.
+    # The paths of the last round, those of them that carried the pool, and each path's
+    # condition when it was last judged, with whether that round carried the pool.
     _judged: frozenset[str] = frozenset()
-    _conditions: dict[str, str] = field(default_factory=dict)
+    _with_pool: frozenset[str] = frozenset()
+    _conditions: dict[str, tuple[str, bool]] = field(default_factory=dict)
     # What the run found notified when it started: a path not judged yet this run keeps it.
     _notified: frozenset[str] | None = None
 
@@ -106,7 +108,7 @@ class RoundProbes:
         if self._notified is None:
             self._notified = world.notices
             self._conditions = {
-                key: "as last notified: not probed again yet"
+                key: ("as last notified: not probed again yet", True)
                 for key in (IN_PROCESS, PRIVATE)
                 if key in world.notices
             }
@@ -128,21 +130,28 @@ class RoundProbes:
             self._start_pool(world, starts_at)
         if last:
             paths += self._finished(starts_at, wait=True)
+        lb_ids = {lb.instance_id for lb in probed_lbs(world)}
         self._judged = frozenset(path.condition for path in paths)
+        self._with_pool = frozenset(
+            path.condition for path in paths if any(t.key not in lb_ids for t in path.targets)
+        )
         return paths
 
     def keep_conditions(self, conditions: dict[str, str]) -> None:
-        """A path this round did not probe keeps the condition it was last judged with: the
-        pool's fault is not over because a round probed only the LBs (a notice would go out
-        again each time the pool is probed). `conditions` are the round's, added to here."""
+        """A path keeps the condition it was last judged with until a round probes again what
+        it was judged on: the pool's fault is not over because a round probed only the LBs (a
+        notice would go out again each time the pool is probed). `conditions` are the round's,
+        added to here."""
         for key in (IN_PROCESS, PRIVATE):
-            if key in self._judged:
-                if key in conditions:
-                    self._conditions[key] = conditions[key]
-                else:
-                    self._conditions.pop(key, None)
-            elif key in self._conditions:
-                conditions.setdefault(key, self._conditions[key])
+            kept = self._conditions.get(key)
+            if key in conditions:
+                self._conditions[key] = (conditions[key], key in self._with_pool)
+            elif kept is not None and (
+                key not in self._judged or (kept[1] and key not in self._with_pool)
+            ):
+                conditions[key] = kept[0]
+            else:
+                self._conditions.pop(key, None)
 
     def _pool_beside(self) -> bool:
         """Whether the pool alone goes to the prober function: its invoke then runs beside."""
