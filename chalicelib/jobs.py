@@ -307,7 +307,7 @@ def _judge_path(
 ) -> World:
     """Folds one probe path's round into the view, unless it is a fault on the prober's side."""
     where = "" if path.condition == probing.IN_PROCESS else " of the prober function"
-    if path.fault is not None or is_prober_fault(path.results, settings.prober_fault_percent):
+    if path.fault is not None or is_prober_fault(path.judged, settings.prober_fault_percent):
         faults.append(path.condition)
     if path.fault is not None:
         conditions[path.condition] = (
@@ -317,7 +317,7 @@ def _judge_path(
         return world
     failed = [key for key, result in path.results.items() if not result.ok]
     report.probe_failures += len(failed)
-    if is_prober_fault(path.results, settings.prober_fault_percent):
+    if is_prober_fault(path.judged, settings.prober_fault_percent):
         conditions[path.condition] = (
             f"{len(failed)} of {len(path.results)} probes{where} failed in one round: taken as "
             "a fault on the prober's side; no verdict changed"

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from chalicelib.config import Settings
 from chalicelib.core import timing
@@ -45,6 +45,15 @@ class PathRound:
     targets: tuple[ProbeTarget, ...]
     results: dict[str, ProbeResult]
     fault: str | None = None  # the path could not answer: no results, no verdict from it
+    # What the prober-fault rule judges: every target of the path by its latest result this
+    # run, where a round probed only some of them (the LBs, between the pool's probes); None:
+    # the results. Otherwise all LBs failing in a round without the pool would be a prober
+    # fault there and not in the next round with it, and the condition would come and go.
+    latest: dict[str, ProbeResult] | None = None
+
+    @property
+    def judged(self) -> dict[str, ProbeResult]:
+        return self.results if self.latest is None else self.latest
 
 
 def split_targets(
@@ -99,6 +108,8 @@ class RoundProbes:
     _judged: frozenset[str] = frozenset()
     _with_pool: frozenset[str] = frozenset()
     _conditions: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    # The pool's latest results on each path, for the rounds that probe only the LBs there.
+    _pool_results: dict[str, dict[str, ProbeResult]] = field(default_factory=dict)
     # What the run found notified when it started: a path not judged yet this run keeps it.
     _notified: frozenset[str] | None = None
 
@@ -135,7 +146,19 @@ class RoundProbes:
         self._with_pool = frozenset(
             path.condition for path in paths if any(t.key not in lb_ids for t in path.targets)
         )
-        return paths
+        return [self._with_latest(path, lb_ids) for path in paths]
+
+    def _with_latest(self, path: PathRound, lb_ids: set[str]) -> PathRound:
+        """The path with the pool's latest results on it added for the prober-fault rule."""
+        if path.condition in self._with_pool:
+            self._pool_results[path.condition] = {
+                key: result for key, result in path.results.items() if key not in lb_ids
+            }
+            return path
+        earlier = self._pool_results.get(path.condition)
+        if path.fault is not None or not earlier:
+            return path
+        return replace(path, latest={**earlier, **path.results})
 
     def keep_conditions(self, conditions: dict[str, str]) -> None:
         """A path keeps the condition it was last judged with until a round probes again what
