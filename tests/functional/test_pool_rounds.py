@@ -137,3 +137,23 @@ def test_an_operator_s_ten_second_interval_keeps_a_valid_schedule() -> None:
     assert [round(t - started, 6) for t in cloud.prober.rounds] == [0, 10, 20, 30, 40, 50]
     assert len(cloud.probe_function.invocations) == 6
     assert cloud.route53.value(ACTIVE) == ("127.0.0.11",)
+
+
+def test_every_lb_failing_between_pool_probes_is_judged_with_the_pool_s_latest_results() -> None:
+    """In-process, the rounds between the pool's probes hold the LBs alone. Both LBs dead with
+    the pool answering is not the controller's network (the pool's latest results say it
+    reaches targets): the LBs turn unhealthy, and no prober-fault notice comes and goes each
+    time the pool is probed again."""
+    cloud = small_cluster(webs=WEBS[:1])
+    config = settings(FAKE_CLOUD_ENV, lb_address="public")
+    settled_in_process = converge(cloud, config)
+    assert settled_in_process.ok
+    cloud.sns.messages.clear()
+    cloud.prober.dead |= {"127.0.0.11", "127.0.0.12"}
+
+    for _ in range(2):
+        converge(cloud, config)
+
+    assert all(cloud.ec2.tag(lb, "lbf:health") == "unhealthy" for lb in cloud.ec2.ids("lb"))
+    assert not any("fault on the prober's side" in m for m in cloud.sns.messages)
+    assert len([m for m in cloud.sns.messages if "no load balancer is eligible" in m]) == 1
