@@ -72,24 +72,31 @@ def test_no_round_fits_chalice_s_three_seconds(
 
 
 @pytest.mark.parametrize(
-    ("late", "rounds"),
+    ("scheduled_ago", "rounds"),
     [
         (0.0, 29),  # invoked on the minute: the last round at 56 s, its probes end at 57.5 s
         # Invoked 5 s after the minute: the rounds still end their probes before the next
         # scheduled run (65 s after this one's start would be too late), so the last 2 go.
         (5.0, 27),
         (30.0, 15),
-        # A minute late (a replay, an old test event): the next run has its minute; none here.
-        (61.0, 0),
+        # 58.5 s late (a 60 s maximum event age lets up to 60 s through): one round's probes
+        # still end before the next run, and its writes may follow it; at 59 s none would.
+        (58.5, 1),
+        (59.0, 0),
+        # Older than the maximum event age: no scheduled run's event (a hand-made one, a sample
+        # from the console): budgeted as if scheduled at its start.
+        (61.0, 29),
     ],
 )
 def test_the_scheduled_time_not_the_start_decides_where_the_minute_ends(
-    lambda_app: LambdaApp, late: float, rounds: int
+    lambda_app: LambdaApp, scheduled_ago: float, rounds: int
 ) -> None:
     started = lambda_app.cloud.clock.now()
+    # An event older than the maximum event age is no scheduled run's: as if scheduled now.
+    late = scheduled_ago if scheduled_ago <= 60 else 0.0
     next_run = started - late + 60
 
-    payload = lambda_app.invoke("reconcile", timeout_ms=90_000, scheduled_ago=late)
+    payload = lambda_app.invoke("reconcile", timeout_ms=90_000, scheduled_ago=scheduled_ago)
 
     assert payload["rounds"] == rounds
     probes_end = [start + 1.5 for start in lambda_app.cloud.prober.rounds]

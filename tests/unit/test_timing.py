@@ -19,6 +19,7 @@ from chalicelib.core.timing import (
     round_seconds,
     rounds_that_fit,
     schedule_fits,
+    scheduled_time,
 )
 from tests.kit.settings import settings
 
@@ -156,6 +157,31 @@ def test_the_pool_is_probed_as_often_as_before_at_the_defaults() -> None:
             probed_at = starts_at
             probes.append(starts_at)
     assert probes == [0.0, 10.0, 20.0, 30.0, 40.0, 50.0]
+
+
+# 2026-12-05T18:50:00Z
+MINUTE = 1_796_496_600.0
+
+
+@pytest.mark.parametrize(
+    ("event_time", "now", "scheduled"),
+    [
+        ("2026-12-05T18:50:00Z", MINUTE + 3.2, MINUTE),  # EventBridge's form, a late start
+        ("2026-12-05T18:50:00+00:00", MINUTE + 60.0, MINUTE),  # the maximum event age
+        ("2026-12-05T18:50:00Z", MINUTE - 0.5, MINUTE - 0.5),  # a clock behind: never ahead
+        # Older than the maximum event age: no scheduled run's (chalice's sample says 2015).
+        ("2015-11-11T21:29:54Z", MINUTE, MINUTE),
+        ("2026-12-05T18:50:00Z", MINUTE + 60.5, MINUTE + 60.5),
+        ("2026-12-05T18:50:00", MINUTE + 1, MINUTE + 1),  # no zone: not EventBridge's
+        ("soon", MINUTE, MINUTE),
+        (None, MINUTE, MINUTE),
+        (1796496600, MINUTE, MINUTE),
+    ],
+)
+def test_the_scheduled_time_comes_from_the_event(
+    event_time: object, now: float, scheduled: float
+) -> None:
+    assert scheduled_time(event_time, now=now) == scheduled
 
 
 @pytest.mark.parametrize(
