@@ -286,6 +286,29 @@ def test_the_command_line_reconcile_has_the_one_minute_budget(
     assert "not started" in output
 
 
+def test_the_command_line_reconcile_keeps_the_scheduled_function_s_rounds(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As if scheduled when it starts: all 19 rounds of 3 s, the last one's probes ending before
+    the minute does, and its writes after (a budget of the invocation's end alone would stop at
+    the round whose writes end by 60 s, and leave the last 2 rounds out)."""
+    settle(cloud, settings(FAKE_CLOUD_ENV))
+    started = cloud.clock.now()
+
+    code = main(
+        ["reconcile"],
+        environ=environment(FAKE_CLOUD_ENV, sns_topic_arn=None),
+        services=cloud.services(),
+        clock=cloud.clock,
+    )
+
+    assert code == 0, capsys.readouterr().out
+    assert [round(start - started, 6) for start in cloud.prober.rounds] == [
+        3.0 * n for n in range(19)
+    ]
+    assert cloud.prober.rounds[-1] + 1.5 <= started + 60
+
+
 # --- botocore under the time left -------------------------------------------------------------------
 
 
