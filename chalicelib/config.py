@@ -241,12 +241,6 @@ class Settings:
         )
 
     @property
-    def uses_prober_function(self) -> bool:
-        """Whether some targets go to the prober function: it is set and something is private."""
-        private = AddressKind.PRIVATE in (self.lb_address, self.pool_address)
-        return self.prober_function is not None and private
-
-    @property
     def lbs_through_prober(self) -> bool:
         """Whether the LBs' probe path goes through the prober function (LBs are private)."""
         return self.prober_function is not None and self.lb_address is AddressKind.PRIVATE
