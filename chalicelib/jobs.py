@@ -152,7 +152,8 @@ def reconcile(
             conditions: dict[str, str] = {}
             if probe:
                 last = number == count - 1
-                for path in round_probes.probe(world, starts_at=starts_at, last=last):
+                scheduled_at = started + number * settings.probe_interval
+                for path in round_probes.probe(world, starts_at, scheduled_at, last=last):
                     world = _judge_path(
                         world, path, settings, conditions, report, second_opinion, faults
                     )

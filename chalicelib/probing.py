@@ -113,8 +113,11 @@ class RoundProbes:
     # What the run found notified when it started: a path not judged yet this run keeps it.
     _notified: frozenset[str] | None = None
 
-    def probe(self, world: World, *, starts_at: float, last: bool) -> list[PathRound]:
-        """This round's paths, and the pool's from the worker once its invoke is over."""
+    def probe(
+        self, world: World, starts_at: float, scheduled_at: float, *, last: bool
+    ) -> list[PathRound]:
+        """This round's paths, and the pool's from the worker once its invoke is over. The
+        round starts at `starts_at`; the schedule puts it at `scheduled_at` (timing.pool_due)."""
         settings = self.settings
         if self._notified is None:
             self._notified = world.notices
@@ -126,6 +129,7 @@ class RoundProbes:
         paths = self._finished(starts_at, wait=False)
         beside = self._pool_beside()
         pool = self._running is None and timing.pool_due(
+            scheduled_at=scheduled_at,
             starts_at=starts_at,
             pool_probed_at=self.pool_probed_at,
             pool_interval=settings.pool_interval,
@@ -135,7 +139,7 @@ class RoundProbes:
             deadline=self.deadline,
         )
         if pool:
-            self.pool_probed_at = starts_at
+            self.pool_probed_at = scheduled_at
         paths += probe_round(world, settings, self.services, pool=pool and not beside)
         if pool and beside:
             self._start_pool(world, starts_at)

@@ -86,16 +86,21 @@ def path_fits(*, interval: float, probe_timeout: float, invoke: bool) -> bool:
 
 def pool_due(
     *,
+    scheduled_at: float,
     starts_at: float,
     pool_probed_at: float | None,
     pool_interval: float,
     pool_seconds: float,
     deadline: float | None,
 ) -> bool:
-    """Whether the round starting at `starts_at` probes the pool as well as the LBs.
+    """Whether the round scheduled at `scheduled_at` (and starting at `starts_at`) probes the
+    pool as well as the LBs.
 
     The pool is probed in the first round, then in each round that starts at least
-    LBF_POOL_INTERVAL after its last probe (`pool_probed_at`, None before the first), and only
+    LBF_POOL_INTERVAL after its last probe (`pool_probed_at`, the scheduled start of that round;
+    None before the first). Rounds are counted where the schedule puts them, LBF_PROBE_INTERVAL
+    apart start to start: the first round always starts late by the run's first reads, and
+    counted from there the pool would skip a round every time (5 probes a minute, not 6). Only
     where its probes (`pool_seconds`) and the round's writes end by the run's `deadline`, as a
     round's must (`round_fits`): a probe the run cannot use is not made.
     """
@@ -103,7 +108,7 @@ def pool_due(
         starts_at=starts_at, deadline=deadline, needs=pool_seconds + ROUND_WRITE_SECONDS
     ):
         return False
-    return pool_probed_at is None or starts_at - pool_probed_at >= pool_interval - _EPSILON
+    return pool_probed_at is None or scheduled_at - pool_probed_at >= pool_interval - _EPSILON
 
 
 def scheduled_time(event_time: object, *, now: float) -> float:

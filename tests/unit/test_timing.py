@@ -110,27 +110,34 @@ def test_the_rounds_that_fit(interval: float, timeout: float, invoke: bool, roun
 
 
 @pytest.mark.parametrize(
-    ("starts_at", "probed_at", "deadline", "due"),
+    ("scheduled_at", "starts_at", "probed_at", "deadline", "due"),
     [
-        (0.0, None, None, True),  # the first round probes the pool
-        (2.0, 0.0, None, False),
-        (8.0, 0.0, None, False),
-        (10.0, 0.0, None, True),  # LBF_POOL_INTERVAL after its last probe
-        (10.5, 0.0, None, True),  # a late round: at least, not exactly
-        (12.0, 10.5, None, False),  # counted from the probe made, not the schedule
-        (20.5, 10.5, None, True),
-        (0.3 + 0.3 + 0.3 + 10.0, 0.9, None, True),  # float sums do not skip a round
+        (0.0, 0.2, None, None, True),  # the first round probes the pool (late by its reads)
+        (2.0, 2.0, 0.0, None, False),
+        (8.0, 8.0, 0.0, None, False),
+        # LBF_POOL_INTERVAL after its last probe, on the schedule: the first round's late start
+        # (0.2 s, the run's reads) does not push the pool's next probe a round later.
+        (10.0, 10.0, 0.0, None, True),
+        (10.0, 11.5, 0.0, None, True),  # a round running late is still that round
+        (12.0, 12.0, 10.0, None, False),
+        (0.3 + 0.3 + 0.3 + 10.0, 10.9, 0.9, None, True),  # float sums do not skip a round
         # Its probes (2.5 s through the prober function) and the writes end by the deadline.
-        (50.0, 40.0, 50.0 + 2.5 + ROUND_WRITE_SECONDS, True),
-        (50.0, 40.0, 50.0 + 2.4 + ROUND_WRITE_SECONDS, False),
-        (50.0, None, 55.0, False),  # not even a first probe the run could not use
+        (50.0, 50.0, 40.0, 50.0 + 2.5 + ROUND_WRITE_SECONDS, True),
+        (50.0, 50.0, 40.0, 50.0 + 2.4 + ROUND_WRITE_SECONDS, False),
+        (50.0, 50.5, 40.0, 50.0 + 2.5 + ROUND_WRITE_SECONDS, False),  # started late: it does not
+        (0.0, 0.0, None, 5.0, False),  # not even a first probe the run could not use
     ],
 )
 def test_which_rounds_probe_the_pool(
-    starts_at: float, probed_at: float | None, deadline: float | None, due: bool
+    scheduled_at: float,
+    starts_at: float,
+    probed_at: float | None,
+    deadline: float | None,
+    due: bool,
 ) -> None:
     assert (
         pool_due(
+            scheduled_at=scheduled_at,
             starts_at=starts_at,
             pool_probed_at=probed_at,
             pool_interval=10.0,
@@ -148,7 +155,8 @@ def test_the_pool_is_probed_as_often_as_before_at_the_defaults() -> None:
     for number in range(29):
         starts_at = number * 2.0
         if pool_due(
-            starts_at=starts_at,
+            scheduled_at=starts_at,
+            starts_at=starts_at + (0.3 if number == 0 else 0.0),  # the first round's reads
             pool_probed_at=probed_at,
             pool_interval=10.0,
             pool_seconds=2.5,
