@@ -40,7 +40,9 @@ DOMAIN = "demo.example.com"
 CLUSTER = "demo"
 LB_PORT = 8080
 WEB_PORT = 8081
-INTERVAL, TIMEOUT, ROUNDS, RISE, FALL = 1.0, 0.5, 5, 2, 2
+# Every target goes through the prober function: its invoke (TIMEOUT + 1 s) fits one INTERVAL
+# (SPEC "Time"), and the pool is probed every round, as the LBs are.
+INTERVAL, TIMEOUT, ROUNDS, RISE, FALL = 1.5, 0.5, 5, 2, 2
 STEP_DEADLINE = 45.0
 _CONTROLLER_LOGS = (
     "chalicelib.executor",
@@ -145,6 +147,7 @@ class Demo:
             LBF_PROBE_INTERVAL=str(interval),
             LBF_PROBE_TIMEOUT=str(timeout),
             LBF_PROBE_ROUNDS=str(rounds),
+            LBF_POOL_INTERVAL=str(interval),
             LBF_RISE=str(RISE),
             LBF_FALL=str(FALL),
             LBF_SNS_TOPIC_ARN=topic,
