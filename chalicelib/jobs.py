@@ -5,7 +5,8 @@ command line's `reconcile` and `plan`. A run reads the world once (chalicelib/ob
 it probes in rounds, LBF_PROBE_INTERVAL apart start to start, and after each round acts at once,
 so a verdict that changes in round 3 moves the record in round 3, not at the end of the minute.
 
-One round, as `_Loop.round` makes it: the probe paths (chalicelib/probing.py) and the reads the
+One round, as `_Loop.decide` makes it: the probe paths (chalicelib/probing.py; the pool's in the
+rounds `core.round.pool_due` picks, its invoke beside the rounds) and the reads the
 core asks for (Route 53's checkers in a prober-fault round, its view of the failover pair's
 checks once per check interval, SSM's pushes in flight) go into
 `core.round.decide_round`, which returns the round's one Plan; the executor (chalicelib/
@@ -312,7 +313,7 @@ class _Loop:
                 number=start.number,
                 starts_at=start.starts_at,
                 deadline=start.deadline,
-                busy=self.probes.busy,
+                busy=self.probes.busy(start.starts_at),
             )
             paths = self.probes.probe(world, start.starts_at, pool=pool, last=start.last)
         asked = checks_to_ask(world, paths, state, self.rules)

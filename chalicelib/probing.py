@@ -9,9 +9,9 @@ Each path is judged on its own (the prober-fault rule, `is_prober_fault`, applie
 prober function that cannot answer, or a round whose private probes all fail, is a fault on that
 path only, and the other path's results still count.
 
-The LBs are probed every round; the pool in the rounds the core picks (`core.round.pool_due`) (every
-LBF_POOL_INTERVAL). In-process, the pool's targets join the LBs' in the round's one concurrent
-probe, which LBF_PROBE_TIMEOUT ends for all of them alike. A pool that alone goes through the
+The LBs are probed every round; the pool in the rounds the core picks (`core.round.pool_due`,
+every LBF_POOL_INTERVAL). In-process, the pool's targets join the LBs' in the round's one
+concurrent probe, which LBF_PROBE_TIMEOUT ends for all of them alike. A pool that alone goes through the
 prober function (public LBs, the default) is invoked in a worker beside the rounds, since its
 invoke may outlast LBF_PROBE_INTERVAL: no round waits for it; the first round that starts once
 its invoke is over (LBF_PROBE_TIMEOUT + 1 s) judges its results, and the run's last round waits
@@ -95,10 +95,10 @@ class RoundProbes:
     # The pool's invoke in the worker: when its result may be judged, and the result.
     _running: tuple[float, Future[PathRound]] | None = field(default=None, repr=False)
 
-    @property
-    def busy(self) -> bool:
-        """Whether the pool's invoke is still out: the pool is not probed again before it ends."""
-        return self._running is not None
+    def busy(self, starts_at: float) -> bool:
+        """Whether the pool's invoke is still out when a round starts at `starts_at` (its results
+        not judged yet): the pool is not probed again before they are."""
+        return self._running is not None and starts_at < self._running[0]
 
     def probe(self, world: World, starts_at: float, *, pool: bool, last: bool) -> list[PathRound]:
         """This round's paths (the pool's with `pool`), and the pool's from the worker once its
