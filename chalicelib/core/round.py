@@ -65,6 +65,8 @@ from chalicelib.core.second_opinion import (
 IN_PROCESS = "prober-fault"
 PRIVATE = "prober-fault:private"
 PATHS = (IN_PROCESS, PRIVATE)
+# A path's condition the run found notified stays until the path is probed again.
+_NOT_PROBED_AGAIN = "as last notified: not probed again yet"
 
 
 class ProbePath(Protocol):
@@ -255,10 +257,6 @@ def keep_conditions(
         else:
             memory.pop(key, None)
     return kept, memory
-
-
-# A path's condition the run found notified stays until the path is probed again.
-_NOT_PROBED_AGAIN = "as last notified: not probed again yet"
 
 
 def _lb_ids(world: World) -> frozenset[str]:
