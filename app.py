@@ -77,6 +77,7 @@ def aws_services(settings: Settings) -> Services:
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def reconcile(event: CloudWatchEvent) -> dict[str, Any]:
     from chalicelib import jobs
+    from chalicelib.core import timing
     from chalicelib.report import new_run_id
     from chalicelib.services import aws_time_limit
 
@@ -85,8 +86,15 @@ def reconcile(event: CloudWatchEvent) -> dict[str, Any]:
     settings, services = _configured()
     run_clock = _clock()
     deadline = _deadline(event.context, run_clock)
+    # The minute ends a minute after the run was scheduled (the event's time), not after the
+    # invocation started: a late start (a cold start, EventBridge's delivery) leaves fewer rounds,
+    # so that this run's probes never meet the next run's.
+    rounds_until = timing.round_deadline(
+        scheduled_at=timing.scheduled_time(event.time, now=run_clock.now()),
+        invocation_ends=deadline,
+    )
     with aws_time_limit(lambda: deadline - run_clock.now()):
-        report = jobs.reconcile(settings, services, run_clock, run_id=run_id, deadline=deadline)
+        report = jobs.reconcile(settings, services, run_clock, run_id=run_id, deadline=rounds_until)
     return _finish(report)
 
 

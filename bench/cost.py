@@ -1,7 +1,7 @@
 """Cost: what a month costs for 2 LBs + 20, 2 + 100 and 4 + 500 web servers, measured inputs.
 
 Measured on the stand-in: one scheduled invocation of the real handler (bench/handler_run.py:
-app.py's `reconcile` with its Powertools middleware, the default 6 rounds 10 s apart, after the
+app.py's `reconcile` with its Powertools middleware, the default rounds (29, 2 s apart), after the
 world converged) with 2 LBs and 20 web servers: its wall time (what Lambda bills), its AWS calls
 and their bytes (what a NAT gateway bills), its log output and its EMF metrics. The memory sizes
 come from .chalice/config.json, which bench/sizing.py derives from the cold-start and fan-out
@@ -51,6 +51,7 @@ from bench.world import (
     use_subnet,
 )
 from chalicelib.config import Settings
+from chalicelib.core import timing
 from standin.aws import local_aws
 
 LBS, WEBS = 2, 20
@@ -86,7 +87,8 @@ def _measure(settings_env: dict[str, str], quick: bool, workdir: Path) -> tuple[
         "POWERTOOLS_METRICS_NAMESPACE": "LbFailover",
     }
     if quick:
-        env |= {"LBF_PROBE_INTERVAL": "1", "LBF_PROBE_TIMEOUT": "0.5"}
+        # Six rounds: left unset, the rounds that fit a 1 s interval would fill the minute.
+        env |= {"LBF_PROBE_INTERVAL": "1", "LBF_PROBE_TIMEOUT": "0.5", "LBF_PROBE_ROUNDS": "6"}
     done = subprocess.run(
         [sys.executable, "-m", "bench.handler_run", str(spec)],
         cwd=REPO,
@@ -159,12 +161,32 @@ def scaled_run(measured: Run, size: Size) -> Run:
     )
 
 
-def prober_run(size: Size, memory_mb: int, fanout: dict[str, Any], rounds: int) -> ProberRun:
-    """One round's private targets (the web pool, LBF_POOL_ADDRESS=private; the LBs are probed
-    at their public addresses by the controller) on the prober's share of a vCPU."""
+def pool_probes_per_run(rounds: int, interval: float, pool_interval: float) -> int:
+    """The rounds of a run that probe the pool (core.timing.pool_due): the first, then one each
+    LBF_POOL_INTERVAL on the rounds' schedule; 6 at the defaults (29 rounds 2 s apart, 10 s)."""
+    probed_at: float | None = None
+    probes = 0
+    for number in range(rounds):
+        at = number * interval
+        if timing.pool_due(
+            scheduled_at=at,
+            starts_at=at,
+            pool_probed_at=probed_at,
+            pool_interval=pool_interval,
+            pool_seconds=0.0,
+            deadline=None,
+        ):
+            probed_at, probes = at, probes + 1
+    return probes
+
+
+def prober_run(size: Size, memory_mb: int, fanout: dict[str, Any], per_run: int) -> ProberRun:
+    """One pool probe's private targets (the web pool, LBF_POOL_ADDRESS=private; the LBs are
+    probed at their public addresses by the controller) on the prober's share of a vCPU,
+    `per_run` times a run."""
     cpu = PROBER_HANDLER_CPU_S + sizing.probe_cpu_per_target(fanout) * size.webs
     billed = math.ceil((sizing.seconds_on(cpu, memory_mb) + VPC_ROUND_TRIP_S) * 1000) / 1000
-    return ProberRun(seconds=billed, log_bytes=PROBER_LOG_BYTES, per_run=rounds)
+    return ProberRun(seconds=billed, log_bytes=PROBER_LOG_BYTES, per_run=per_run)
 
 
 def _stored(name: str) -> dict[str, Any]:
@@ -186,11 +208,14 @@ def _section(measured: Run, raw: dict[str, Any], *, quick: bool) -> Section:
     prober_mb = lambda_memory_mb("prod", "probe_private")
     untraced_mb = lambda_memory_mb("dev", "reconcile")
     fanout, coldstart = _stored("fanout"), _stored("coldstart")
-    rounds = int(raw["summary"].get("rounds") or 6)
+    rounds = int(raw["summary"].get("rounds") or 29)
+    interval = 1.0 if quick else timing.PUBLIC_LB_INTERVAL
+    timeout = 0.5 if quick else timing.DEFAULT_PROBE_TIMEOUT
+    pool_probes = pool_probes_per_run(rounds, interval, timing.DEFAULT_POOL_INTERVAL)
     designs: dict[str, dict[str, list[Line]]] = {}
     for size in SIZES:
         run = scaled_run(measured, size)
-        prober = prober_run(size, prober_mb, fanout, rounds)
+        prober = prober_run(size, prober_mb, fanout, pool_probes)
         designs[size.short] = {
             "this": prober_design_lines(run, controller_mb, prober, prober_mb, traced=True),
             "untraced": prober_design_lines(run, untraced_mb, prober, prober_mb, traced=False),
@@ -260,7 +285,7 @@ def _section(measured: Run, raw: dict[str, Any], *, quick: bool) -> Section:
     ]
     section.details.append(
         f"Inputs measured here: one steady invocation of app.py's `reconcile` handler (Powertools "
-        f"middleware included) with the default schedule ({rounds} rounds 10 s apart), {LBS} LBs "
+        f"middleware included) with the default schedule ({rounds} rounds {interval:g} s apart), {LBS} LBs "
         f"and {WEBS} web servers: {measured.seconds:.2f} s, {measured.calls} API calls "
         f"({', '.join(f'{k} {v}' for k, v in sorted(raw['calls'].items()))}), "
         f"{measured.api_bytes:,} bytes through the SDK, {measured.log_bytes:,} bytes of log "
@@ -269,7 +294,8 @@ def _section(measured: Run, raw: dict[str, Any], *, quick: bool) -> Section:
         f"(prod), {untraced_mb} MB (dev), prober {prober_mb} MB. Other sizes scale the measured "
         f"run: the same duration (the rounds are INTERVAL apart start to start), "
         f"{API_BYTES_PER_INSTANCE:,} more API bytes per instance (the DescribeInstances answer), "
-        f"one LB probe per LB and round. The prober is invoked once per round ({rounds} per run) "
+        f"one LB probe per LB and round. The prober is invoked once per pool probe, every "
+        f"LBF_POOL_INTERVAL beside the rounds ({pool_probes} per run), "
         f"with the web pool's private addresses; its billed time is the fan-out benchmark's "
         f"probe CPU per target ({sizing.probe_cpu_per_target(fanout) * 1e6:.0f} us) times the "
         f"pool on {prober_mb} MB's share of a vCPU, plus {PROBER_HANDLER_CPU_S * 1000:g} ms of "
@@ -317,9 +343,10 @@ def _section(measured: Run, raw: dict[str, Any], *, quick: bool) -> Section:
         "Not counted: the hosted zone ($0.50) and DNS queries (the same for every design), "
         "on_instance_change invocations (a few per instance start or stop), SNS notices (only "
         "on changes), the dashboard (3 per account are free). A web server that stops answering "
-        "keeps being probed until it is healthy again: each round then waits LBF_PROBE_TIMEOUT "
-        f"for it, which the prober bills (2 s x {rounds} x {INVOCATIONS_PER_MONTH:,} at "
-        f"{prober_mb} MB = ${2 * rounds * INVOCATIONS_PER_MONTH * prober_mb / 1024 * 0.0000133334:.2f} "
+        "keeps being probed until it is healthy again: each pool probe then waits LBF_PROBE_TIMEOUT "
+        f"for it, which the prober bills ({timeout:g} s x {pool_probes} x "
+        f"{INVOCATIONS_PER_MONTH:,} at {prober_mb} MB = "
+        f"${timeout * pool_probes * INVOCATIONS_PER_MONTH * prober_mb / 1024 * 0.0000133334:.2f} "
         f"a month for as long as it lasts). Interface endpoints instead of the NAT gateway would "
         f"have cost {alternative.arithmetic} = ${alternative.dollars:,.2f} a month; this design "
         "needs neither, because the prober calls no AWS API.",

@@ -3,9 +3,10 @@
 The stand: moto's server, two real HAProxy load balancers running the project's own configuration
 and apply script (their `/health` is answered by HAProxy itself: 503 without a usable web server, so
 "healthy" means "can serve"), three real web servers, all on 127.0.5.0/24. The controller is the
-job the Lambda runs, `jobs.reconcile` with the real adapters and the system clock, invoked back to
-back every ROUNDS x INTERVAL like the 1-minute schedule of 6 rounds of 10 s, scaled down 10 times.
-So a kill can land in any round of an invocation, or in the gap between two invocations.
+job the Lambda runs, `jobs.reconcile` with the real adapters and the system clock, at the SPEC's
+defaults (private LBs: 19 rounds of 3 s, LBF_PROBE_TIMEOUT 1.5 s, FALL 3), invoked once a minute
+on a fixed grid and budgeted to the next start as the scheduled function is. So a kill can land in
+any round of an invocation, or in the gap between two invocations.
 
 A kill is SIGTERM to HAProxy's master: the listener closes, probes are refused at once. A hang is
 SIGSTOP: the kernel still accepts connections, nobody answers, so every probe of it waits for the
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import queue
 import random
@@ -50,8 +52,9 @@ from bench.world import Observer, environment, quiet_controller, use_subnet
 from chalicelib import jobs
 from chalicelib.clock import SystemClock
 from chalicelib.config import Settings
+from chalicelib.core import timing
 from chalicelib.core.model import ProbeResult, ProbeTarget
-from chalicelib.core.timing import PROBER_INVOKE_SECONDS
+from chalicelib.core.timing import PROBER_INVOKE_SECONDS, SCHEDULE_SECONDS
 from chalicelib.errors import ProberFault
 from chalicelib.services import Prober, aws_services
 from standin.aws import LocalAws, local_aws
@@ -68,8 +71,15 @@ LB_ADDRESSES = {"lb1": "127.0.5.11", "lb2": "127.0.5.12"}
 WEB_ADDRESSES = ("127.0.5.21", "127.0.5.22", "127.0.5.23")
 LB_PORT, WEB_PORT = 28080, 28081
 
-INTERVAL, TIMEOUT, FALL, RISE, ROUNDS = 1.0, 0.5, 2, 2, 6
-BOUND = (FALL + 1) * INTERVAL + TIMEOUT
+# The defaults (SPEC "Configuration") for this stand, whose LBs are private and go through the
+# prober function: the settings below are asserted to be what the controller reads.
+INTERVAL = timing.PRIVATE_LB_INTERVAL
+TIMEOUT = timing.DEFAULT_PROBE_TIMEOUT
+FALL, RISE = 3, 2
+ROUNDS = timing.rounds_that_fit(interval=INTERVAL, probe_timeout=TIMEOUT, invoke=True)
+PERIOD = SCHEDULE_SECONDS  # EventBridge's rate(1 minute)
+# Without the invoke term: the measured invoke is added in its place (`_section`).
+BOUND = timing.detection_bound(fall=FALL, interval=INTERVAL, timeout=TIMEOUT, rounds=ROUNDS).seconds
 # The production value of the bound's invoke term: the ceiling the invoke client's read timeout
 # puts on it (a slower answer voids the round instead of stretching it). AWS publishes no latency
 # figure for a synchronous invoke; its "Operating Lambda: Performance optimization - Part 1"
@@ -234,13 +244,17 @@ class _Stand:
             prober=self.times.wrap(services.prober, invoke=False),
             probe_function=self.times.wrap(services.probe_function, invoke=True),
         )
-        period = ROUNDS * INTERVAL
+        period = PERIOD
         start = time.monotonic()
         number = 0
         try:
             while not self._stop.is_set():
                 self.times.run_started()
-                report = jobs.reconcile(self.settings, services, SystemClock())
+                clock = SystemClock()
+                # As app.py does: the rounds end their probes before the next start on the grid.
+                scheduled = clock.now() - (time.monotonic() - (start + number * period))
+                deadline = timing.round_deadline(scheduled_at=scheduled, invocation_ends=math.inf)
+                report = jobs.reconcile(self.settings, services, clock, deadline=deadline)
                 self.errors += report.errors
                 number += 1
                 wait = start + number * period - time.monotonic()
@@ -411,15 +425,8 @@ def run_series(progress: Progress, *, mode: str, quick: bool = False) -> Section
         local_prober_function() as prober,
         quiet_controller(),
     ):
-        extra = {
-            "LBF_PROBE_INTERVAL": str(INTERVAL),
-            "LBF_PROBE_TIMEOUT": str(TIMEOUT),
-            "LBF_PROBE_ROUNDS": str(ROUNDS),
-            "LBF_RISE": str(RISE),
-            "LBF_FALL": str(FALL),
-            "LBF_TTL": str(TTL),
-            "LBF_PROBER_FUNCTION": prober.function,
-        }
+        # The probe schedule is the defaults': nothing of it is set here.
+        extra = {"LBF_TTL": str(TTL), "LBF_PROBER_FUNCTION": prober.function}
         if mode == "eip":
             allocation = aws.client("ec2").allocate_address(Domain="vpc")["AllocationId"]
             extra |= {"LBF_MODE": "eip", "LBF_EIP_ALLOCATION_ID": allocation}
@@ -428,6 +435,12 @@ def run_series(progress: Progress, *, mode: str, quick: bool = False) -> Section
                 aws, cluster=cluster, domain=domain, lb_port=LB_PORT, web_port=WEB_PORT, extra=extra
             )
         )
+        assert (settings.probe_interval, settings.probe_timeout, settings.probe_rounds) == (
+            INTERVAL,
+            TIMEOUT,
+            ROUNDS,
+        )
+        assert (settings.fall, settings.rise) == (FALL, RISE)
         stand = _Stand(
             aws=aws,
             workdir=Path(workdir),
@@ -440,7 +453,7 @@ def run_series(progress: Progress, *, mode: str, quick: bool = False) -> Section
             stand.start()
             progress(f"{label}: stand up, waiting for both LBs to be healthy")
             for number, how in enumerate(plan, start=1):
-                offset = rng.uniform(0, ROUNDS * INTERVAL)
+                offset = rng.uniform(0, PERIOD)
                 try:
                     event = stand.fail_over_once(number, how, offset)
                 except TimeoutError as exc:
@@ -522,14 +535,16 @@ def _section(
     rows = [(e.number, e.how, e.lb, *_timing_cells(e)) for e in events]
     section.details += [
         f"Stand: 2 real HAProxy LBs (the project's haproxy.cfg answers `/health`), 3 real "
-        f"web servers, moto's server; the real job back to back, {ROUNDS} rounds of INTERVAL = "
-        f"{INTERVAL:g} s per invocation, TIMEOUT = {TIMEOUT:g} s, FALL = {FALL}, RISE = {RISE}; "
+        f"web servers, moto's server; the real job once a minute at the defaults, {ROUNDS} rounds "
+        f"of INTERVAL = {INTERVAL:g} s per invocation, TIMEOUT = {TIMEOUT:g} s, FALL = {FALL}, "
+        f"RISE = {RISE}; "
         "every target private, so every round's probes go through the prober function (a "
         "separate process behind Lambda's Invoke API, reached with the real adapter). "
-        f"Bound (FALL + 1) x INTERVAL + TIMEOUT + invoke = {BOUND:g} s + the worst invoke "
+        f"Bound (FALL + 1) x INTERVAL + TIMEOUT + (60 - ROUNDS x INTERVAL) + invoke = {BOUND:g} s "
+        "+ the worst invoke "
         f"measured ({invoke.worst * 1000:.0f} ms) = {bound:.2f} s; with the production invoke "
         f"term ({INVOKE_TERM:g} s) it is {BOUND + INVOKE_TERM:g} s. Each event waits a random "
-        f"0-{ROUNDS * INTERVAL:g} s (seed {SEED}), then signals the active LB's HAProxy: "
+        f"0-{PERIOD:g} s (seed {SEED}), then signals the active LB's HAProxy: "
         "*kill* = SIGTERM (connections refused at once), *hang* = SIGSTOP (connections accepted, "
         "never answered: every probe waits for TIMEOUT). Detection = signal until the change "
         "batch for the active record returned. The victim is restored (restart / SIGCONT) and "
@@ -582,10 +597,10 @@ def _eip_section(
         "the prober function. The Elastic IP's stand-in is the loopback address "
         f"{EIP_ADDRESS}, forwarding each connection to the LB that moto's describe_addresses "
         "says holds the allocation (polled every 50 ms). Each kill (SIGTERM to the active LB's "
-        f"HAProxy) after a random 0-{ROUNDS * INTERVAL:g} s wait (seed {SEED}); *moved* = kill "
+        f"HAProxy) after a random 0-{PERIOD:g} s wait (seed {SEED}); *moved* = kill "
         "until the executor's AssociateAddress returned; *served* = kill until a client "
         "request through the address (one every 20 ms, 0.5 s timeout) succeeded. Bound "
-        f"(FALL + 1) x INTERVAL + TIMEOUT + worst invoke = {bound:.2f} s.",
+        f"(FALL + 1) x INTERVAL + TIMEOUT + (60 - ROUNDS x INTERVAL) + worst invoke = {bound:.2f} s.",
         table(
             ("#", "LB", "waited s", "round of run", "s since round began", "moved s", "served s"),
             rows,

@@ -1,6 +1,6 @@
 """Elastic IP failover time: the series of bench/failover.py with the Elastic IP moving.
 
-20 kills with LBF_PROBE_INTERVAL=1 and LBF_FALL=2, timed to the address move and to the first
+20 kills at the defaults (LBF_PROBE_INTERVAL 3 with private LBs, LBF_FALL 3), timed to the address move and to the first
 successful client request through the address (its stand-in: standin/eip_forwarder.py).
 """
 

@@ -29,8 +29,9 @@ from bench.deployment import lambda_memory_mb
 from bench.report import REPO, Figure, Progress, Section, table
 from bench.sizing import MB_PER_VCPU, memory_for, vcpu_share
 from bench.stats import median, ratio
+from chalicelib.core.timing import DEFAULT_PROBE_TIMEOUT
 
-TIMEOUT = 2.0  # the default LBF_PROBE_TIMEOUT
+TIMEOUT = DEFAULT_PROBE_TIMEOUT
 BLACK_HOLE_SHARE = 0.10
 TARGET = 1.5  # rounds at 2,000 targets under 1.5 x TIMEOUT
 ROUNDS = 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import tomllib
@@ -224,13 +225,13 @@ def run_plan(ctx: Context) -> int:
 
 def run_reconcile(ctx: Context) -> int:
     from chalicelib import jobs, render
-    from chalicelib.core.timing import SCHEDULE_SECONDS
+    from chalicelib.core import timing
     from chalicelib.report import RoundDone
     from chalicelib.services import aws_time_limit
 
-    # The scheduled function's one-minute budget: a round that would end past it is not
-    # started, and AWS calls take their timeouts from what is left of it.
-    deadline = ctx.clock.now() + SCHEDULE_SECONDS
+    # The scheduled function's schedule, as if scheduled now: a round starts only while its
+    # probes end within the minute, and AWS calls take their timeouts from what is left.
+    deadline = timing.round_deadline(scheduled_at=ctx.clock.now(), invocation_ends=math.inf)
 
     def progress(done: RoundDone) -> None:
         # As it happens, not after the minute: the operator sees a failover when it is made.

@@ -5,7 +5,8 @@ command line's `reconcile` and `plan`. A run reads the world once (chalicelib/ob
 it probes in rounds, LBF_PROBE_INTERVAL apart start to start, and after each round acts at once,
 so a verdict that changes in round 3 moves the record in round 3, not at the end of the minute.
 
-One round, as `_Loop.round` makes it: the probe paths (chalicelib/probing.py) and the reads the
+One round, as `_Loop.decide` makes it: the probe paths (chalicelib/probing.py; the pool's in the
+rounds `core.round.pool_due` picks, its invoke beside the rounds) and the reads the
 core asks for (Route 53's checkers in a prober-fault round, its view of the failover pair's
 checks once per check interval, SSM's pushes in flight) go into
 `core.round.decide_round`, which returns the round's one Plan; the executor (chalicelib/
@@ -35,6 +36,7 @@ from chalicelib.core.reread import fold_outcomes
 from chalicelib.core.round import (
     Applied,
     Attempt,
+    PoolSchedule,
     RoundFold,
     RoundPlan,
     RoundRules,
@@ -47,6 +49,7 @@ from chalicelib.core.round import (
     judge_reread,
     move_key,
     pair_checks_to_read,
+    pool_due,
     with_stored_notices,
 )
 from chalicelib.core.round_lines import Line, Lines, tail_lines
@@ -86,8 +89,8 @@ def reconcile(
     """
     started = clock.now()
     report = Report(job=job, run_id=run_id or new_run_id(), dry_run=dry_run or settings.dry_run)
-    # The prober function's invoke runs beside the public probes and may outlast them.
-    invoke = settings.uses_prober_function
+    # The LBs' invoke of the prober function may outlast the probes (the pool's: core.timing).
+    invoke = settings.lbs_through_prober
     needs = timing.round_seconds(
         probes=probe, probe_timeout=settings.probe_timeout, prober_invoke=invoke
     )
@@ -104,7 +107,9 @@ def reconcile(
     executor, world, state = _start(
         world, settings, services, clock, report, started=started, probe=probe, dry_run=dry_run
     )
-    loop = _Loop(settings, services, clock, executor, report, round_rules(settings), progress)
+    probes = probing.RoundProbes(settings, services)
+    rules = round_rules(settings)
+    loop = _Loop(settings, services, clock, executor, report, rules, probes, progress)
     world, state = loop.rounds(
         world,
         state,
@@ -171,6 +176,13 @@ def round_rules(settings: Settings) -> RoundRules:
         paused_parameter_name=settings.paused_parameter_name,
         notices_parameter_name=settings.notices_parameter_name,
         history_parameter_name=settings.history_parameter_name,
+        pool=PoolSchedule(
+            probe_interval=settings.probe_interval,
+            pool_interval=settings.pool_interval,
+            pool_seconds=timing.path_seconds(
+                settings.probe_timeout, invoke=settings.pool_through_prober
+            ),
+        ),
     )
 
 
@@ -201,6 +213,14 @@ def _observed(
 
 
 @dataclass(frozen=True)
+class _RoundStart:
+    number: int  # from 0
+    starts_at: float
+    deadline: float | None  # the run's, as its rounds are budgeted (timing.round_fits)
+    last: bool
+
+
+@dataclass(frozen=True)
 class _Loop:
     """What stays the same through a run's rounds; the world and the RunState are passed along."""
 
@@ -210,6 +230,7 @@ class _Loop:
     executor: Executor
     report: Report
     rules: RoundRules
+    probes: probing.RoundProbes  # the pool's invoke beside the rounds is its only state
     progress: Callable[[RoundDone], None] | None
 
     def rounds(
@@ -230,7 +251,9 @@ class _Loop:
                 wait = starts_at - clock.now() if number > 0 else 0.0
                 if wait > 0:
                     clock.sleep(wait)
-                planned = self.decide(world, state)
+                planned = self.decide(
+                    world, state, _RoundStart(number, starts_at, deadline, last=number == count - 1)
+                )
                 # From here the round writes: Ctrl-C waits for its writes (and their record in
                 # the Report), so that what the Report says was applied is what was.
                 with interrupts.writes_finish_first() as held:
@@ -271,7 +294,7 @@ class _Loop:
     ) -> None:
         """A round cut short by the invocation's end could stop mid-change; the next run starts
         within the minute and does this round's work."""
-        invoke = self.settings.uses_prober_function
+        invoke = self.settings.lbs_through_prober
         text = _no_time_for(number + 1, starts_at, deadline, needs, probes=probes, invoke=invoke)
         if number > 0:
             self.report.note("round-not-started", text)
@@ -279,10 +302,20 @@ class _Loop:
             self.report.error("no-time-for-a-round", text)
         log.warning(text)
 
-    def decide(self, world: World, state: RunState) -> RoundPlan:
+    def decide(self, world: World, state: RunState, start: _RoundStart) -> RoundPlan:
         """Probe, read what the core asks for, and decide: the round's Plan, nothing written."""
         report = self.report
-        paths = probing.probe_round(world, self.settings, self.services) if state.probes else []
+        paths: list[probing.PathRound] = []
+        if state.probes:
+            pool, state = pool_due(
+                state,
+                self.rules,
+                number=start.number,
+                starts_at=start.starts_at,
+                deadline=start.deadline,
+                busy=self.probes.busy(start.starts_at),
+            )
+            paths = self.probes.probe(world, start.starts_at, pool=pool, last=start.last)
         asked = checks_to_ask(world, paths, state, self.rules)
         statuses, error = ask_checkers(self.services, asked) if asked else ({}, None)
         answer = SecondOpinionAnswer(statuses, error)
@@ -470,8 +503,9 @@ def _no_time_for(
     elif probes:
         parts = f"its probes' LBF_PROBE_TIMEOUT and {parts}"
     return (
-        f"round {number} not started: {max(0.0, left):.1f} s of the invocation left when it "
-        f"would start, and a round needs {needs:g} s ({parts})"
+        f"round {number} not started: {max(0.0, left):.1f} s of the run left when it would "
+        f"start (probes before the next scheduled run, writes before the invocation's end), "
+        f"and a round needs {needs:g} s ({parts})"
     )
 
 

@@ -234,11 +234,17 @@ def address(option: str, variable: str, given: str, set_value: str | None, defau
     return flag or via_set or default
 
 
+# Stands for the prober's name, which CloudFormation gives it at deploy time (the merge template).
+DEPLOYED_PROBER = "lb-failover-ProbePrivate"
+
+
 def settings(inputs: Inputs, environment: dict[str, str]) -> Settings:
     """The controller's own validation of what configure writes: a stage it accepts here is one
-    whose every run starts. The error names where the bad value came from."""
+    whose every run starts. The error names where the bad value came from. Validated as
+    deployed: the merge template hands the controllers LBF_PROBER_FUNCTION, and a path through
+    the prober function must fit its interval with the invoke's margin (SPEC "Time")."""
     try:
-        return Settings.from_env(environment)
+        return Settings.from_env({"LBF_PROBER_FUNCTION": DEPLOYED_PROBER, **environment})
     except ConfigError as exc:
         if exc.variable in inputs.variables:
             source = "--set"
@@ -253,9 +259,11 @@ def prober_timeout(probe: Settings) -> int:
     """The prober's lambda_timeout (whole seconds): a round's probes end within LBF_PROBE_TIMEOUT
     and the controller waits PROBER_INVOKE_SECONDS more for the answer, so a shorter limit kills a
     prober whose target hangs, and the controller takes every such round as the prober's fault.
-    At least one round (LBF_PROBE_INTERVAL), which leaves room for a cold start in the VPC."""
+    At least the interval of the path it serves (LBF_PROBE_INTERVAL where the LBs are private,
+    else LBF_POOL_INTERVAL: the pool alone), which leaves room for a cold start in the VPC."""
     wait = math.ceil(probe.probe_timeout + PROBER_INVOKE_SECONDS)
-    return max(wait, math.floor(probe.probe_interval))
+    interval = probe.probe_interval if probe.lbs_through_prober else probe.pool_interval
+    return max(wait, math.floor(interval))
 
 
 def runtime() -> str:

@@ -50,8 +50,10 @@ CLUSTER = "demo"
 LB_PORT = 8080
 WEB_PORT = 8081
 # The demo's own fast schedule (the defaults are 2 s rounds and 1.5 s probes): explicit here, so
-# that a change of the defaults leaves the demo's timing as it is.
-INTERVAL, TIMEOUT, ROUNDS, RISE, FALL = 1.0, 0.5, 5, 2, 2
+# that a change of the defaults leaves the demo's timing as it is. Targets go through the prober
+# function: its invoke (TIMEOUT + 1 s) fits one INTERVAL (SPEC "Time"), and the pool is probed
+# every round, as the LBs are.
+INTERVAL, TIMEOUT, ROUNDS, RISE, FALL = 1.5, 0.5, 5, 2, 2
 TTL = 5
 # The Route 53 stand-in's model: its checkers' intervals and timeouts x TIME_FACTOR (a 10 s check
 # every second), and a record change reaching the answers PROPAGATION seconds after it is made
@@ -173,6 +175,7 @@ class Demo:
             "LBF_PROBE_INTERVAL": str(interval),
             "LBF_PROBE_TIMEOUT": str(timeout),
             "LBF_PROBE_ROUNDS": str(rounds),
+            "LBF_POOL_INTERVAL": str(interval),
             "LBF_RISE": str(RISE),
             "LBF_FALL": str(FALL),
             "LBF_SNS_TOPIC_ARN": topic["TopicArn"],

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from chalicelib.config import forms
 from chalicelib.config.reading import boolean, choice, integer
-from chalicelib.config.variables import refuse_unknown_names, reserved_for_later
+from chalicelib.config.variables import refuse_unknown_names
 from chalicelib.core import names
 from chalicelib.core.dns import RecordRules
 from chalicelib.core.endpoints import CheckTemplate, ProbeRules
@@ -73,6 +73,7 @@ class Settings:
     probe_timeout: float
     probe_interval: float
     probe_rounds: int
+    pool_interval: float
     rise: int
     fall: int
     ssm_document: str
@@ -132,10 +133,14 @@ class Settings:
         )
 
     @property
-    def uses_prober_function(self) -> bool:
-        """Whether some targets go to the prober function: it is set and something is private."""
-        private = AddressKind.PRIVATE in (self.lb_address, self.pool_address)
-        return self.prober_function is not None and private
+    def lbs_through_prober(self) -> bool:
+        """Whether the LBs' probe path goes through the prober function (LBs are private)."""
+        return self.prober_function is not None and self.lb_address is AddressKind.PRIVATE
+
+    @property
+    def pool_through_prober(self) -> bool:
+        """Whether the pool's probe path goes through the prober function (the pool is private)."""
+        return self.prober_function is not None and self.pool_address is AddressKind.PRIVATE
 
     @property
     def detection_bound(self) -> DetectionBound:
@@ -145,7 +150,7 @@ class Settings:
             interval=self.probe_interval,
             timeout=self.probe_timeout,
             rounds=self.probe_rounds,
-            prober_invoke=self.uses_prober_function,
+            prober_invoke=self.lbs_through_prober,
         )
 
     @property
@@ -246,7 +251,7 @@ class Settings:
         lb_address, pool_address = forms.address_kinds(environ)
         lb_check, pool_check = forms.checks(environ)
         pool_port = integer(environ, "LBF_POOL_PORT", 80, 1, 65535)
-        probe_timeout, probe_interval, probe_rounds = forms.probe_schedule(environ)
+        probes = forms.probe_numbers(environ, lb_address)
         rise, fall = forms.damping(environ)
         ssm_document = forms.ssm_document(environ)
         parameter_prefix = forms.parameter_prefix(environ, cluster)
@@ -258,9 +263,8 @@ class Settings:
         lb_min_backends = integer(environ, "LBF_LB_MIN_BACKENDS", 0, 0, 10000)
         route53_health_checks = boolean(environ, "LBF_ROUTE53_HEALTH_CHECKS", default=False)
         prober_function = forms.prober_function(environ)
-        reserved_for_later(environ)
+        probe_rounds = forms.rounds(probes, prober_function, lb_address, pool_address)
         dns_failover = forms.dns_failover(environ, mode, active_mode, lb_address, lb_check)
-        route53_interval = forms.route53_interval(environ)
         return cls(
             cluster=cluster,
             domain=domain,
@@ -275,9 +279,10 @@ class Settings:
             lb_check=lb_check,
             pool_check=pool_check,
             pool_port=pool_port,
-            probe_timeout=probe_timeout,
-            probe_interval=probe_interval,
+            probe_timeout=probes.timeout,
+            probe_interval=probes.interval,
             probe_rounds=probe_rounds,
+            pool_interval=probes.pool_interval,
             rise=rise,
             fall=fall,
             ssm_document=ssm_document,
@@ -290,6 +295,6 @@ class Settings:
             route53_health_checks=route53_health_checks,
             prober_function=prober_function,
             dns_failover=dns_failover,
-            route53_interval=route53_interval,
+            route53_interval=forms.route53_interval(environ),
             loopback_allowed=forms.aws_is_the_stand_in(environ),
         )

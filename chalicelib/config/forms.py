@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from chalicelib.config.reading import (
@@ -20,15 +21,17 @@ from chalicelib.config.reading import (
     choice,
     integer,
     optional,
+    optional_integer,
     required,
     seconds,
     shown,
 )
+from chalicelib.core import timing
 from chalicelib.core.endpoints import ADDRESS_FIELD, PORT_FIELD, SCHEMES, CheckTemplate
 from chalicelib.core.model import ActiveMode, AddressKind, DnsFailover, FailoverMode
 from chalicelib.core.names import CLUSTER, DNS_LABEL, HOSTED_ZONE_ID, HOSTED_ZONE_PREFIX
 from chalicelib.core.second_opinion import RESOURCE_PATH_MAX_CHARS
-from chalicelib.core.timing import SCHEDULE_SECONDS, schedule_fits
+from chalicelib.core.timing import SCHEDULE_SECONDS
 
 # Leaves room for "<label>.<domain>" with the longest label: 63 + 1 + 189 = 253, DNS's limit for a
 # whole name, so no LB name that passes as a label can make a record Route 53 refuses.
@@ -216,26 +219,6 @@ def _rendered_url_problem(url: str, address: str, *, needs_port: bool) -> str | 
     return None
 
 
-def require_timeout_below_interval(timeout: float, interval: float) -> None:
-    # A probe still running when the next round starts would overlap it and skew rise/fall.
-    if timeout >= interval:
-        raise ConfigError(
-            "LBF_PROBE_TIMEOUT",
-            f"expected less than LBF_PROBE_INTERVAL ({interval:g} s), got {timeout:g}",
-        )
-
-
-def require_rounds_fit_the_schedule(rounds: int, interval: float) -> None:
-    # A run starts every minute: rounds that do not fit would overlap the next run's, and the
-    # detection bound's gap term would be negative, a promise no schedule can keep.
-    if not schedule_fits(rounds=rounds, interval=interval):
-        raise ConfigError(
-            "LBF_PROBE_ROUNDS",
-            f"expected LBF_PROBE_ROUNDS x LBF_PROBE_INTERVAL of at most {SCHEDULE_SECONDS:g} s "
-            f"(the one-minute schedule), got {rounds} x {interval:g} s = {rounds * interval:g} s",
-        )
-
-
 def address_kinds(environ: Mapping[str, str]) -> tuple[AddressKind, AddressKind]:
     """LBF_LB_ADDRESS, then LBF_POOL_ADDRESS: the address of each role that is probed and used."""
     lb_address = choice(
@@ -259,16 +242,96 @@ def checks(environ: Mapping[str, str]) -> tuple[CheckTemplate, CheckTemplate]:
     return lb_check, pool_check
 
 
-def probe_schedule(environ: Mapping[str, str]) -> tuple[float, float, int]:
-    """LBF_PROBE_TIMEOUT, LBF_PROBE_INTERVAL, LBF_PROBE_ROUNDS: (timeout, interval, rounds),
-    each checked against the ones before it."""
-    # One probe outlasting the one-minute schedule is never what was meant.
-    probe_timeout = seconds(environ, "LBF_PROBE_TIMEOUT", 2.0, high=60.0)
-    probe_interval = seconds(environ, "LBF_PROBE_INTERVAL", 10.0, high=SCHEDULE_SECONDS)
-    require_timeout_below_interval(probe_timeout, probe_interval)
-    probe_rounds = integer(environ, "LBF_PROBE_ROUNDS", 6, 1, 60)
-    require_rounds_fit_the_schedule(probe_rounds, probe_interval)
-    return probe_timeout, probe_interval, probe_rounds
+class ProbeNumbers(NamedTuple):
+    timeout: float
+    interval: float
+    rounds: int | None  # None: as many as fit (`schedule`)
+    pool_interval: float
+
+
+def probe_numbers(environ: Mapping[str, str], lb_address: AddressKind) -> ProbeNumbers:
+    """The four probe timings, each on its own; how they fit together is `schedule`'s, once
+    LBF_PROBER_FUNCTION says which paths take the invoke's margin."""
+    private_lbs = lb_address is AddressKind.PRIVATE
+    return ProbeNumbers(
+        # One probe outlasting the one-minute schedule is never what was meant.
+        timeout=seconds(environ, "LBF_PROBE_TIMEOUT", timing.DEFAULT_PROBE_TIMEOUT, high=60.0),
+        interval=seconds(
+            environ,
+            "LBF_PROBE_INTERVAL",
+            timing.PRIVATE_LB_INTERVAL if private_lbs else timing.PUBLIC_LB_INTERVAL,
+            high=SCHEDULE_SECONDS,
+        ),
+        rounds=optional_integer(environ, "LBF_PROBE_ROUNDS", 1, 60),
+        pool_interval=seconds(
+            environ, "LBF_POOL_INTERVAL", timing.DEFAULT_POOL_INTERVAL, high=SCHEDULE_SECONDS
+        ),
+    )
+
+
+def rounds(
+    probes: ProbeNumbers,
+    prober_function: str | None,
+    lb_address: AddressKind,
+    pool_address: AddressKind,
+) -> int:
+    """`schedule` for the paths as deployed: a private path goes through the prober function."""
+    return schedule(
+        probes,
+        lbs_invoke=prober_function is not None and lb_address is AddressKind.PRIVATE,
+        pool_invoke=prober_function is not None and pool_address is AddressKind.PRIVATE,
+    )
+
+
+def schedule(probes: ProbeNumbers, *, lbs_invoke: bool, pool_invoke: bool) -> int:
+    """LBF_PROBE_ROUNDS (as many as fit when unset), once each path is known to fit its interval.
+
+    A path whose probes outlast its interval would overlap its next probes and skew rise/fall;
+    rounds that do not fit would overlap the next run's, and the detection bound's gap term
+    would be a promise no schedule can keep (SPEC "Where two rules meet", Time).
+    """
+    timeout = probes.timeout
+    for interval_name, interval, invoke, path in (
+        ("LBF_PROBE_INTERVAL", probes.interval, lbs_invoke, "the LBs'"),
+        ("LBF_POOL_INTERVAL", probes.pool_interval, pool_invoke, "the pool's"),
+    ):
+        if not timing.path_fits(interval=interval, probe_timeout=timeout, invoke=invoke):
+            raise ConfigError(
+                interval_name,
+                f"expected at least {_path_wait(timeout, invoke=invoke)} ({path} probes end "
+                f"before their next start), got {interval:g}; raise {interval_name} or lower "
+                "LBF_PROBE_TIMEOUT",
+            )
+    fit = timing.rounds_that_fit(interval=probes.interval, probe_timeout=timeout, invoke=lbs_invoke)
+    if fit == 0:
+        raise ConfigError(
+            "LBF_PROBE_TIMEOUT",
+            f"expected {_path_wait(timeout, invoke=lbs_invoke)} of at most "
+            f"{timing.PROBES_END_BY:g} s (one round's probes in the one-minute schedule), "
+            f"got {timeout:g}",
+        )
+    if probes.rounds is None:
+        return fit
+    if probes.rounds > fit:
+        raise ConfigError(
+            "LBF_PROBE_ROUNDS",
+            f"expected at most {fit} (the last round's probes end by {timing.PROBES_END_BY:g} s "
+            f"of the one-minute schedule: (LBF_PROBE_ROUNDS - 1) x LBF_PROBE_INTERVAL + "
+            f"{_path_wait(timeout, invoke=lbs_invoke)}), got {probes.rounds} rounds of "
+            f"{probes.interval:g} s; unset it for as many as fit",
+        )
+    return probes.rounds
+
+
+def _path_wait(probe_timeout: float, *, invoke: bool) -> str:
+    """A path's probe time as the operator reads it: "LBF_PROBE_TIMEOUT (1.5 s)"."""
+    if not invoke:
+        return f"LBF_PROBE_TIMEOUT ({probe_timeout:g} s)"
+    total = timing.path_seconds(probe_timeout, invoke=True)
+    return (
+        f"LBF_PROBE_TIMEOUT + {timing.PROBER_INVOKE_SECONDS:g} s through the prober function "
+        f"({total:g} s)"
+    )
 
 
 def damping(environ: Mapping[str, str]) -> tuple[int, int]:

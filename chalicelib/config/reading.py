@@ -94,6 +94,13 @@ def integer(
     return number
 
 
+def optional_integer(environ: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    """A whole number from `low` to `high`, or None when unset (its default is derived)."""
+    if optional(environ, name) is None:
+        return None
+    return integer(environ, name, low, low, high)
+
+
 def seconds(environ: Mapping[str, str], name: str, default: float, *, high: float) -> float:
     value = optional(environ, name)
     if value is None:

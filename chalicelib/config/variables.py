@@ -12,8 +12,7 @@ import difflib
 import re
 from collections.abc import Mapping
 
-from chalicelib.config.reading import ConfigError, seconds, shown
-from chalicelib.core.timing import SCHEDULE_SECONDS
+from chalicelib.config.reading import ConfigError, shown
 
 # The SPEC's table ("Configuration"), in its order: the only names the `LBF_` prefix may carry.
 KNOWN_VARIABLES: frozenset[str] = frozenset(
@@ -73,9 +72,3 @@ def refuse_unknown_names(environ: Mapping[str, str]) -> None:
     raise ConfigError(
         displayed, f"not a known setting (the {_PREFIX} prefix is reserved for lb-failover's){hint}"
     )
-
-
-def reserved_for_later(environ: Mapping[str, str]) -> None:
-    """The table's name for the pool's interval, not used yet: validated so that a value set now
-    is not a surprise when it is."""
-    seconds(environ, "LBF_POOL_INTERVAL", 10.0, high=SCHEDULE_SECONDS)

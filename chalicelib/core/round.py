@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from chalicelib.core import conditions as condition_rules
-from chalicelib.core import failover_pair, history, pausing, rejections
+from chalicelib.core import failover_pair, history, pausing, rejections, timing
 from chalicelib.core import notices as notice_policy
 from chalicelib.core import pushes as push_rules
 from chalicelib.core.changes import (
@@ -43,7 +43,14 @@ from chalicelib.core.failover import Failover, failover_of, move_of, moved_role,
 from chalicelib.core.health import Thresholds
 from chalicelib.core.model import FailoverMode, HealthCheck, ProbeResult, ProbeTarget, Push, World
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import Plan, PlanRules, decide, fold_probes, is_prober_fault
+from chalicelib.core.plan import (
+    Plan,
+    PlanRules,
+    decide,
+    fold_probes,
+    is_prober_fault,
+    probed_lbs,
+)
 from chalicelib.core.reread import WithoutRejected, merge_reread, rejected_batch, without_rejected
 from chalicelib.core.round_lines import Line, Lines, outcome_lines, plan_lines
 from chalicelib.core.second_opinion import (
@@ -54,8 +61,12 @@ from chalicelib.core.second_opinion import (
     plan_health_checks,
 )
 
-# The condition of the in-process probe path's fault (chalicelib/probing.py names the paths).
+# The conditions of the probe paths' faults (chalicelib/probing.py names the paths).
 IN_PROCESS = "prober-fault"
+PRIVATE = "prober-fault:private"
+PATHS = (IN_PROCESS, PRIVATE)
+# A path's condition the run found notified stays until the path is probed again.
+_NOT_PROBED_AGAIN = "as last notified: not probed again yet"
 
 
 class ProbePath(Protocol):
@@ -72,6 +83,15 @@ class ProbePath(Protocol):
 
 
 @dataclass(frozen=True)
+class PoolSchedule:
+    """When the pool is probed beside the LB rounds (SPEC "Time"): every `pool_interval`."""
+
+    probe_interval: float  # LBF_PROBE_INTERVAL: where the schedule puts each round
+    pool_interval: float  # LBF_POOL_INTERVAL
+    pool_seconds: float  # the pool's path: its probes' timeout, and the invoke's margin
+
+
+@dataclass(frozen=True)
 class RoundRules:
     """Everything a round reads of the settings (built once per run from Settings)."""
 
@@ -85,6 +105,7 @@ class RoundRules:
     paused_parameter_name: str
     notices_parameter_name: str
     history_parameter_name: str
+    pool: PoolSchedule | None = None  # None: the pool is probed in every round
 
 
 @dataclass(frozen=True)
@@ -107,6 +128,13 @@ class RunState:
     route53_view_read_at: float | None = None
     rounds_done: int = 0
     failovers: tuple[Failover, ...] = ()
+    # The pool's schedule: the scheduled start of the round that last probed it (None: none yet).
+    pool_probed_at: float | None = None
+    # The pool's latest results on each path, for the rounds that probe only the LBs there.
+    pool_results: Mapping[str, Mapping[str, ProbeResult]] = field(default_factory=dict)
+    # Each path's condition when it was last judged, and whether that round carried the pool
+    # (`keep_conditions`); None before the first round: what the run found notified.
+    path_conditions: Mapping[str, tuple[str, bool]] | None = None
 
     @property
     def prober_fault(self) -> bool | None:
@@ -153,10 +181,91 @@ def checks_to_ask(
         # the pair's, and the second opinion stays the option the operator turned off.
         return {}
     asked: dict[str, HealthCheck] = {}
+    lb_ids = _lb_ids(world)
     for path in paths:
-        if path.fault is None and is_prober_fault(path.results, rules.prober_fault_percent):
+        judged = judged_results(path, state, lb_ids)
+        if path.fault is None and is_prober_fault(judged, rules.prober_fault_percent):
             asked |= checks_to_consult(world, _failed(path))
     return asked
+
+
+def pool_due(
+    state: RunState,
+    rules: RoundRules,
+    *,
+    number: int,
+    starts_at: float,
+    deadline: float | None,
+    busy: bool = False,
+) -> tuple[bool, RunState]:
+    """Whether round `number` (from 0) probes the pool beside the LBs (`timing.pool_due`), and
+    the state that remembers it. Not while the pool's last invoke is still out (`busy`): its
+    results are judged first."""
+    schedule = rules.pool
+    if schedule is None:
+        return True, state
+    scheduled_at = state.started_at + number * schedule.probe_interval
+    due = not busy and timing.pool_due(
+        scheduled_at=scheduled_at,
+        starts_at=starts_at,
+        pool_probed_at=state.pool_probed_at,
+        pool_interval=schedule.pool_interval,
+        pool_seconds=schedule.pool_seconds,
+        deadline=deadline,
+    )
+    if not due:
+        return False, state
+    return True, replace(state, pool_probed_at=scheduled_at)
+
+
+def judged_results(
+    path: ProbePath, state: RunState, lb_ids: frozenset[str]
+) -> Mapping[str, ProbeResult]:
+    """What the prober-fault rule judges on a path: every target of it by its latest result this
+    run. A round that probes only the LBs there judges them with the pool's latest results:
+    otherwise all LBs failing between the pool's probes would be a prober fault in that round
+    and not in the next one with the pool, and the condition would come and go."""
+    if path.fault is not None or _carries_pool(path, lb_ids):
+        return path.results
+    earlier = state.pool_results.get(path.condition)
+    return {**earlier, **path.results} if earlier else path.results
+
+
+def keep_conditions(
+    paths: Sequence[ProbePath],
+    conditions: Mapping[str, str],
+    state: RunState,
+    lb_ids: frozenset[str],
+) -> tuple[dict[str, str], dict[str, tuple[str, bool]]]:
+    """The round's path conditions, each kept until a round probes again what it was judged on:
+    the pool's fault is not over because a round probed only the LBs (a notice would go out
+    again each time the pool is probed). With the memory for the next round."""
+    judged = {path.condition for path in paths}
+    with_pool = {path.condition for path in paths if _carries_pool(path, lb_ids)}
+    memory = dict(
+        state.path_conditions
+        if state.path_conditions is not None
+        else {key: (_NOT_PROBED_AGAIN, True) for key in PATHS if key in state.notified}
+    )
+    kept = dict(conditions)
+    for key in PATHS:
+        before = memory.get(key)
+        if key in conditions:
+            memory[key] = (conditions[key], key in with_pool)
+        elif before is not None and (key not in judged or (before[1] and key not in with_pool)):
+            kept[key] = before[0]
+        else:
+            memory.pop(key, None)
+    return kept, memory
+
+
+def _lb_ids(world: World) -> frozenset[str]:
+    # A skipped LB is probed as an LB: on the LBs' path (chalicelib/probing.split_targets).
+    return frozenset(lb.instance_id for lb in probed_lbs(world))
+
+
+def _carries_pool(path: ProbePath, lb_ids: frozenset[str]) -> bool:
+    return any(target.key not in lb_ids for target in path.targets)
 
 
 def pair_checks_to_read(
@@ -205,7 +314,12 @@ def decide_round(
     if pushes is not None:
         events = tuple(history.push_events(world, world.pushes, pushes, now=now))
         world = replace(world, pushes=pushes)
-    state = replace(state, faults=state.faults + folded.faults)
+    state = replace(
+        state,
+        faults=state.faults + folded.faults,
+        pool_results=folded.pool_results,
+        path_conditions=folded.path_conditions,
+    )
     return RoundPlan(
         world=world,
         plan=plan_round(world, state, rules, now=now),
@@ -224,6 +338,8 @@ class PathsFolded:
     lines: Lines
     faults: tuple[str, ...]
     probe_failures: int
+    pool_results: Mapping[str, Mapping[str, ProbeResult]]  # the next RunState's
+    path_conditions: Mapping[str, tuple[str, bool]] | None  # the next RunState's
 
 
 def fold_paths(
@@ -235,13 +351,22 @@ def fold_paths(
     *,
     now: float,
 ) -> PathsFolded:
-    """Each path folded into the verdicts, unless it is a fault on the prober's side."""
+    """Each path folded into the verdicts, unless it is a fault on the prober's side (judged on
+    every target's latest result: `judged_results`); its condition kept until a round probes
+    again what it was judged on (`keep_conditions`)."""
     conditions: dict[str, str] = {}
     notes: list[Line] = []
     faults: list[str] = []
     failures = 0
+    lb_ids = _lb_ids(world)
+    pool_results = dict(state.pool_results)
     for path in paths:
-        faulted = is_prober_fault(path.results, rules.prober_fault_percent)
+        if _carries_pool(path, lb_ids):
+            pool_results[path.condition] = {
+                key: result for key, result in path.results.items() if key not in lb_ids
+            }
+        judged = judged_results(path, state, lb_ids)
+        faulted = is_prober_fault(judged, rules.prober_fault_percent)
         if path.fault is not None or faulted:
             faults.append(path.condition)
         if path.fault is not None:
@@ -267,7 +392,12 @@ def fold_paths(
         )
         conditions.update(found)
         notes += [Line("second-opinion", text, once=True) for text in found.values()]
-    return PathsFolded(world, conditions, Lines(notes=tuple(notes)), tuple(faults), failures)
+    kept = state.path_conditions
+    if state.probes:  # a run without probes judges no path: nothing to keep
+        conditions, kept = keep_conditions(paths, conditions, state, lb_ids)
+    return PathsFolded(
+        world, conditions, Lines(notes=tuple(notes)), tuple(faults), failures, pool_results, kept
+    )
 
 
 def second_opinion(

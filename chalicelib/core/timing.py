@@ -1,6 +1,7 @@
 """The time rules of a run (SPEC "Where two rules meet", Time). Pure: numbers in, numbers out.
 
-- The schedule: a run starts every minute, and its rounds must fit in it.
+- The schedule: a run starts every minute, and its rounds must fit in it; the defaults that do.
+- The paths: the LBs are probed every round, the pool every LBF_POOL_INTERVAL beside them.
 - The detection bound: how long a dead LB can hold the active record, as a sum of named terms, so
   that a new source of delay becomes one more term.
 - The round budget: a round starts only if its probes and its writes fit in the time left.
@@ -8,10 +9,27 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import datetime
 
-# EventBridge's rate(1 minute): the next run starts a minute after this one did.
+# EventBridge's rate(1 minute): the next run is scheduled a minute after this one was.
 SCHEDULE_SECONDS = 60.0
+
+# The last round's probes end by this long after the run's scheduled time (SPEC "Time"): the 2 s
+# to the next run absorb the invocation's start, so the default rounds still fit a minute whose
+# first round starts a little late.
+PROBES_END_BY = 58.0
+
+# LBF_PROBE_INTERVAL's default: LBs probed from inside the VPC (private) go through the prober
+# function, whose invoke (PROBER_INVOKE_SECONDS beyond LBF_PROBE_TIMEOUT) must fit one interval.
+PUBLIC_LB_INTERVAL = 2.0
+PRIVATE_LB_INTERVAL = 3.0
+DEFAULT_PROBE_TIMEOUT = 1.5
+DEFAULT_POOL_INTERVAL = 10.0
+
+# Float sums of fractional intervals (0.1 x 3) must not lose a round that fits exactly.
+_EPSILON = 1e-9
 
 # What a round may spend on its writes once its probes are done: one Route 53 change batch, the
 # tags, the two parameters and one push per LB take a fraction of a second each when AWS is well,
@@ -41,9 +59,87 @@ def prober_invoke_limit(probe_timeout: float) -> float:
     return probe_timeout + PROBER_INVOKE_SECONDS
 
 
-def schedule_fits(*, rounds: int, interval: float) -> bool:
-    """Whether `rounds` rounds `interval` apart fit in one minute, before the next run starts."""
-    return rounds * interval <= SCHEDULE_SECONDS
+def path_seconds(probe_timeout: float, *, invoke: bool) -> float:
+    """The longest one probe path takes in a round: its probes' timeout, and through the prober
+    function (`invoke`) the invoke's margin beyond it."""
+    return probe_timeout + (PROBER_INVOKE_SECONDS if invoke else 0.0)
+
+
+def rounds_that_fit(*, interval: float, probe_timeout: float, invoke: bool) -> int:
+    """The most rounds whose last one's probes end by PROBES_END_BY (0: not even one):
+    `(ROUNDS - 1) x INTERVAL + TIMEOUT` (+ the invoke) at most 58 s; 29 at 2 s, 6 at 10 s."""
+    room = PROBES_END_BY - path_seconds(probe_timeout, invoke=invoke)
+    if room < -_EPSILON:
+        return 0
+    return math.floor(room / interval + _EPSILON) + 1
+
+
+def schedule_fits(*, rounds: int, interval: float, probe_timeout: float, invoke: bool) -> bool:
+    """Whether `rounds` rounds `interval` apart end their probes before the next run starts."""
+    return rounds <= rounds_that_fit(interval=interval, probe_timeout=probe_timeout, invoke=invoke)
+
+
+def path_fits(*, interval: float, probe_timeout: float, invoke: bool) -> bool:
+    """Whether one path's probes end before its next probes start (`interval` later)."""
+    return path_seconds(probe_timeout, invoke=invoke) <= interval + _EPSILON
+
+
+def pool_due(
+    *,
+    scheduled_at: float,
+    starts_at: float,
+    pool_probed_at: float | None,
+    pool_interval: float,
+    pool_seconds: float,
+    deadline: float | None,
+) -> bool:
+    """Whether the round scheduled at `scheduled_at` (and starting at `starts_at`) probes the
+    pool as well as the LBs.
+
+    The pool is probed in the first round, then in each round that starts at least
+    LBF_POOL_INTERVAL after its last probe (`pool_probed_at`, the scheduled start of that round;
+    None before the first). Rounds are counted where the schedule puts them, LBF_PROBE_INTERVAL
+    apart start to start: the first round always starts late by the run's first reads, and
+    counted from there the pool would skip a round every time (5 probes a minute, not 6). Only
+    where its probes (`pool_seconds`) and the round's writes end by the run's `deadline`, as a
+    round's must (`round_fits`): a probe the run cannot use is not made.
+    """
+    if not round_fits(
+        starts_at=starts_at, deadline=deadline, needs=pool_seconds + ROUND_WRITE_SECONDS
+    ):
+        return False
+    return pool_probed_at is None or scheduled_at - pool_probed_at >= pool_interval - _EPSILON
+
+
+def scheduled_time(event_time: object, *, now: float) -> float:
+    """When EventBridge scheduled this run (the event's `time`, e.g. "2026-12-05T18:50:00Z"), in
+    seconds since the epoch, as the runs' clock counts; `now` when the event carries no time.
+
+    Never later than `now`: a scheduled time ahead of the invocation's own clock is a clock's
+    skew, and the run's minute cannot have started after the run did. Never more than a minute
+    before it either: the scheduled function's maximum event age is 60 s (the merge template), so
+    an older time is no scheduled run's (a hand-made or sample event, chalice's test events
+    included) and the run is budgeted as if scheduled now.
+    """
+    if not isinstance(event_time, str):
+        return now
+    try:
+        parsed = datetime.fromisoformat(event_time)
+    except ValueError:
+        return now
+    if parsed.tzinfo is None:
+        return now  # EventBridge always says UTC; a time without a zone is not its
+    scheduled = parsed.timestamp()
+    if scheduled < now - SCHEDULE_SECONDS:
+        return now
+    return min(scheduled, now)
+
+
+def round_deadline(*, scheduled_at: float, invocation_ends: float) -> float:
+    """The `deadline` a scheduled run's rounds are budgeted to (`round_fits`): a round starts only
+    while its probes end before the next scheduled run (a minute after `scheduled_at`, not after
+    the invocation's start) and its writes before the invocation ends (Lambda stops it then)."""
+    return min(invocation_ends, scheduled_at + SCHEDULE_SECONDS + ROUND_WRITE_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -90,8 +186,9 @@ def detection_bound(
     FALL failed rounds turn the LB unhealthy; its death can fall just after a round began (one
     INTERVAL more); the last of those rounds waits its probes' TIMEOUT; and the minute leaves a
     gap of 60 - ROUNDS x INTERVAL between one run's last round and the next run's first. With
-    `prober_invoke` (some target goes to the prober function) the last round may also wait the
-    invoke's own time beyond its probes: one more term, PROBER_INVOKE_SECONDS.
+    `prober_invoke` (the LBs go to the prober function) the last round may also wait the
+    invoke's own time beyond its probes: one more term, PROBER_INVOKE_SECONDS. The pool's path
+    is no term: it runs beside the LB rounds and never delays one.
     """
     invoke = (
         (

@@ -327,3 +327,19 @@ def test_the_bill_counts_every_alarm_the_monitoring_template_makes() -> None:
     resources = template["Resources"].values()
     alarms = [r for r in resources if r.get("Type") == "AWS::CloudWatch::Alarm"]
     assert MONITORING_ALARMS == len(alarms) == 5
+
+
+@pytest.mark.parametrize(
+    ("rounds", "interval", "probes"),
+    [
+        (29, 2.0, 6),  # the defaults: 6 prober invocations a run, as with 6 rounds of 10 s
+        (6, 10.0, 6),  # an operator's 10 s interval: the pool in every round
+        (19, 3.0, 5),  # 3 s rounds: the pool at 0, 12, 24, 36 and 48 s
+    ],
+)
+def test_the_prober_is_billed_once_per_pool_probe_not_per_round(
+    rounds: int, interval: float, probes: int
+) -> None:
+    from bench.cost import pool_probes_per_run
+
+    assert pool_probes_per_run(rounds, interval, 10.0) == probes

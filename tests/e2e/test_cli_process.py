@@ -52,6 +52,7 @@ def cluster(aws: LocalAws) -> Iterator[dict[str, str]]:
         LBF_PROBE_TIMEOUT="0.5",
         LBF_PROBE_INTERVAL="1",
         LBF_PROBE_ROUNDS="4",
+        LBF_POOL_INTERVAL="1",  # the pool in every round, as the LBs
     )
     servers = []
     for number, role in ((61, "lb"), (62, "lb"), (63, "web")):

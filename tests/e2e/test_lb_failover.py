@@ -51,9 +51,11 @@ def environment(aws: LocalAws, cluster: str) -> dict[str, str]:
         domain=DOMAIN,
         lb_port=LB_PORT,
         web_port=WEB_PORT,
+        # Through the prober function each path's invoke (TIMEOUT + 1 s) fits its interval.
         LBF_PROBE_TIMEOUT="0.5",
-        LBF_PROBE_INTERVAL="1",
+        LBF_PROBE_INTERVAL="1.5",
         LBF_PROBE_ROUNDS="3",
+        LBF_POOL_INTERVAL="1.5",
         LBF_PROBER_FUNCTION=PROBER_FUNCTION,
     )
 

@@ -195,6 +195,9 @@ def story(
     # The controller makes the pair on the LBs' checks (the checks come after the records, and
     # the LBs take the list first): PRIMARY lb1, SECONDARY lb2, each bound to its own check.
     within(60, lambda: paired(lb1, lb2))
+    # The data plane reads moto's records every 0.1 s: a pair made in the last round reaches its
+    # answers at the next read (asked earlier, the client would cache the NXDOMAIN).
+    within(5, lambda: plane.answer(ACTIVE, "A").rcode == "NOERROR")
     assert served_by(client) == lb1.public
 
     # lb1 dies while the controller runs: the controller swaps the pair in seconds.

@@ -290,15 +290,17 @@ def test_status_json_is_parseable_and_carries_the_same_rows(
     ("variables", "line"),
     [
         (
+            # The fake cloud's LBs are private, probed in-process: 3 s rounds, 19 of them.
             {},
-            "detection bound: 42 s + start-up = (FALL + 1) x INTERVAL [40 s] + TIMEOUT [2 s]"
-            " + (60 - ROUNDS x INTERVAL) [0 s] + start-up (FALL 3, INTERVAL 10, TIMEOUT 2, ROUNDS 6)",
+            "detection bound: 16.5 s + start-up = (FALL + 1) x INTERVAL [12 s] + TIMEOUT [1.5 s]"
+            " + (60 - ROUNDS x INTERVAL) [3 s] + start-up"
+            " (FALL 3, INTERVAL 3, TIMEOUT 1.5, ROUNDS 19)",
         ),
         (
-            {"LBF_PROBE_ROUNDS": "3", "LBF_FALL": "2", "LBF_PROBE_TIMEOUT": "1.5"},
-            "detection bound: 61.5 s + start-up = (FALL + 1) x INTERVAL [30 s] + TIMEOUT [1.5 s]"
-            " + (60 - ROUNDS x INTERVAL) [30 s] + start-up"
-            " (FALL 2, INTERVAL 10, TIMEOUT 1.5, ROUNDS 3)",
+            {"LBF_PROBE_ROUNDS": "3", "LBF_FALL": "2", "LBF_PROBE_TIMEOUT": "2"},
+            "detection bound: 62 s + start-up = (FALL + 1) x INTERVAL [9 s] + TIMEOUT [2 s]"
+            " + (60 - ROUNDS x INTERVAL) [51 s] + start-up"
+            " (FALL 2, INTERVAL 3, TIMEOUT 2, ROUNDS 3)",
         ),
     ],
 )
@@ -332,16 +334,17 @@ def test_status_prints_the_detection_bound_with_its_terms(
 def test_status_prints_the_prober_function_s_invoke_as_a_term(
     cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """With LBF_PROBER_FUNCTION and private targets, the invoke's second is one more term."""
+    """With LBF_PROBER_FUNCTION and private LBs, the invoke's second is one more term: the
+    SPEC's 17.5 s at the defaults with private LBs."""
     environ = {**ENV, "LBF_PROBER_FUNCTION": "lb-failover-prod-ProbePrivate-1A2B"}
     settle(cloud)
     capsys.readouterr()
 
     assert run(cloud, "status", "--wide", environ=environ) == 0
     assert (
-        "detection bound: 43 s + start-up = (FALL + 1) x INTERVAL [40 s] + TIMEOUT [2 s]"
-        " + (60 - ROUNDS x INTERVAL) [0 s] + PROBER INVOKE [1 s] + start-up"
-        " (FALL 3, INTERVAL 10, TIMEOUT 2, ROUNDS 6)"
+        "detection bound: 17.5 s + start-up = (FALL + 1) x INTERVAL [12 s] + TIMEOUT [1.5 s]"
+        " + (60 - ROUNDS x INTERVAL) [3 s] + PROBER INVOKE [1 s] + start-up"
+        " (FALL 3, INTERVAL 3, TIMEOUT 1.5, ROUNDS 19)"
     ) in capsys.readouterr().out.splitlines()
 
     assert run(cloud, "status", "--json", environ=environ) == 0
@@ -351,13 +354,38 @@ def test_status_prints_the_prober_function_s_invoke_as_a_term(
         "formula": "PROBER INVOKE",
         "seconds": 1.0,
     }
-    assert bound["seconds"] == 43.0
+    assert bound["seconds"] == 17.5
+
+
+def test_status_prints_the_spec_s_public_bound_at_the_defaults(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Public LBs (the default) with the pool through the prober function, as a deployed stage
+    runs: 11.5 s, and the pool's invoke is no term (it never delays an LB round)."""
+    cloud = FakeCloud()
+    for host, name in ((11, "lb1"), (12, "lb2")):
+        cloud.ec2.add("lb", f"127.0.0.{host}", name=name, public=f"127.0.2.{host}")
+    cloud.ec2.add("web", "127.0.1.21")
+    environ = {
+        **ENV,
+        "LBF_LB_ADDRESS": "public",
+        "LBF_PROBER_FUNCTION": "lb-failover-prod-ProbePrivate-1A2B",
+    }
+
+    run(cloud, "status", "--wide", environ=environ)
+
+    assert (
+        "detection bound: 11.5 s + start-up = (FALL + 1) x INTERVAL [8 s] + TIMEOUT [1.5 s]"
+        " + (60 - ROUNDS x INTERVAL) [2 s] + start-up"
+        " (FALL 3, INTERVAL 2, TIMEOUT 1.5, ROUNDS 29)"
+    ) in capsys.readouterr().out.splitlines()
 
 
 def test_a_schedule_that_cannot_fit_the_minute_exits_2_before_any_aws_call(
     cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = run(cloud, "reconcile", environ={**ENV, "LBF_PROBE_ROUNDS": "7"})
+    # 19 rounds of 3 s fit (the last one's probes end at 55.5 s); a 20th would end at 58.5 s.
+    code = run(cloud, "reconcile", environ={**ENV, "LBF_PROBE_ROUNDS": "20"})
 
     assert code == 2
     [line] = capsys.readouterr().err.splitlines()

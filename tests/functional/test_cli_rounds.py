@@ -79,7 +79,8 @@ def test_each_round_is_printed_when_it_ends_not_after_the_run(
 
     # What stdout had received when each next round was about to start: the round before it.
     assert [lines[0].split()[:2] for lines in printed_before_round.values()] == [
-        ["round", str(n)] for n in range(1, 6)
+        ["round", str(n)]
+        for n in range(1, 19)  # 19 rounds of 3 s (the fake's LBs are private)
     ]
     third = printed_before_round[4][0]
     assert "lb1 healthy -> unhealthy" in third
@@ -112,7 +113,7 @@ def test_ctrl_c_between_rounds_prints_what_was_applied_and_exits_130(
     assert "INTERRUPTED" in summary
     assert "note: interrupted in round 2" in captured.out
     assert "KeyboardInterrupt" not in captured.err  # ended by the round loop, not a traceback
-    assert len(cloud.prober.rounds) == 1 + 6  # the fixture's six rounds, then this run's first
+    assert len(cloud.prober.rounds) == 1 + 19  # the fixture's 19 rounds, then this run's first
     assert cloud.route53.value(ACTIVE) == ("127.0.0.12",)
 
 

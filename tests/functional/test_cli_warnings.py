@@ -72,7 +72,8 @@ def test_each_warning_and_error_is_printed_once() -> None:
     # and not again as log lines on stderr.
     errors = [line for line in result.stdout.splitlines() if line.startswith("error: ")]
     assert errors
-    assert all("UnauthorizedOperation" in line and line.endswith("(x6)") for line in errors)
+    # x19: every round of 3 s (the fake cloud's LBs are private) retried them.
+    assert all("UnauthorizedOperation" in line and line.endswith("(x19)") for line in errors)
     assert len(set(errors)) == len(errors)
     assert "UnauthorizedOperation" not in result.stderr
     assert "WARNING" not in result.stderr

@@ -314,13 +314,14 @@ def _stage_cloud(*, pool_public: bool) -> FakeCloud:
     ("pool_public", "rounds", "invokes"),
     [
         # Nothing private: every probe is the controller's own, and the invoke's time is not
-        # budgeted, so the round at 50 s (2 s of probes, then the writes) fits a 60 s invocation.
-        (True, 6, 0),
-        # The web pool is private: each round invokes the function, whose time the last round
-        # cannot afford.
-        (False, 5, 5),
+        # budgeted: the rounds up to 50 s (1.5 s of probes, then the writes) fit 60 s.
+        (True, 26, 0),
+        # The web pool is private: it alone goes to the function, every LBF_POOL_INTERVAL beside
+        # the LB rounds (the same 26); its probe at 50 s would end (invoke, writes) after what the
+        # invocation can use, so it is not made, and no LB round is given up for it.
+        (False, 26, 5),
     ],
-    ids=["nothing-private-never-invoked", "private-pool-invoked-each-round"],
+    ids=["nothing-private-never-invoked", "private-pool-invoked-every-pool-interval"],
 )
 def test_a_stage_with_the_prober_function_invokes_it_only_for_private_targets(
     monkeypatch: pytest.MonkeyPatch, pool_public: bool, rounds: int, invokes: int

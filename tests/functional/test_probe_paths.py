@@ -44,34 +44,48 @@ def settled(cloud: FakeCloud, config: Settings) -> None:
     cloud.prober.probed.clear()
 
 
-def test_each_round_sends_the_private_targets_to_the_prober_function_once(
-    cloud: FakeCloud,
-) -> None:
+def test_the_pool_goes_to_the_prober_function_every_pool_interval(cloud: FakeCloud) -> None:
+    """Public LBs every 2 s round, the private pool every LBF_POOL_INTERVAL (10 s): the prober
+    function is invoked 6 times a minute, as often as with the 6 rounds of 10 s before."""
     config = settings(FAKE_CLOUD_ENV, TWO_PATHS)
     report = converge(cloud, config)
 
-    assert len(cloud.probe_function.invocations) == report.rounds == config.probe_rounds
+    assert report.rounds == config.probe_rounds == 29
+    assert len(cloud.probe_function.invocations) == 6
     assert all(
         sorted(keys) == sorted(cloud.ec2.ids("web")) for keys in cloud.probe_function.invocations
     )
+    assert len(cloud.prober.probed) == 29  # the LBs, every round
     assert all(sorted(keys) == sorted(cloud.ec2.ids("lb")) for keys in cloud.prober.probed)
     assert cloud.ssm.parameters[BACKENDS].count(":80") == 3
 
 
 def test_private_lbs_go_to_the_prober_function_too(cloud: FakeCloud) -> None:
-    converge(cloud, settings(FAKE_CLOUD_ENV, TWO_PATHS, lb_address="private"))
+    """Every 3 s round invokes it for the LBs; the pool rides along every LBF_POOL_INTERVAL
+    (the rounds at 0, 12, 24, 36 and 48 s: the first at least 10 s after the last probe)."""
+    report = converge(cloud, settings(FAKE_CLOUD_ENV, TWO_PATHS, lb_address="private"))
 
-    every = sorted(cloud.ec2.ids("lb") + cloud.ec2.ids("web"))
-    assert all(sorted(keys) == every for keys in cloud.probe_function.invocations)
+    lbs = sorted(cloud.ec2.ids("lb"))
+    every = sorted(lbs + cloud.ec2.ids("web"))
+    invocations = [sorted(keys) for keys in cloud.probe_function.invocations]
+    assert len(invocations) == report.rounds == 19
+    assert [n for n, keys in enumerate(invocations) if keys == every] == [0, 4, 8, 12, 16]
+    assert all(keys in (every, lbs) for keys in invocations)
     assert cloud.prober.probed == []  # nothing public left to probe in-process
 
 
 def test_without_the_setting_every_target_is_probed_in_process(cloud: FakeCloud) -> None:
+    """In-process the pool joins the LBs' round every LBF_POOL_INTERVAL (one concurrent probe,
+    which the same LBF_PROBE_TIMEOUT ends): 2 s rounds, the pool in every fifth."""
     converge(cloud, settings(FAKE_CLOUD_ENV, lb_address="public"))
 
     assert cloud.probe_function.invocations == []
-    every = sorted(cloud.ec2.ids("lb") + cloud.ec2.ids("web"))
-    assert all(sorted(keys) == every for keys in cloud.prober.probed)
+    lbs = sorted(cloud.ec2.ids("lb"))
+    every = sorted(lbs + cloud.ec2.ids("web"))
+    probed = [sorted(keys) for keys in cloud.prober.probed]
+    assert len(probed) == 29
+    assert [n for n, keys in enumerate(probed) if keys == every] == [0, 5, 10, 15, 20, 25]
+    assert all(keys in (every, lbs) for keys in probed)
 
 
 def test_when_no_target_is_private_the_prober_function_is_never_invoked(cloud: FakeCloud) -> None:

@@ -103,8 +103,10 @@ def test_an_answer_later_than_the_invoke_limit_changes_no_verdict(
     report = run_through_the_function(cloud, lam)
     report = run_through_the_function(cloud, lam)
 
-    assert lam.invokes
-    assert all(t == pytest.approx(TIMEOUT + extra) for t in lam.invokes)
+    # The invokes that carry the pool (every LBF_POOL_INTERVAL) wait for the dead web server's
+    # timeout; the LBs-only ones in between answer at once.
+    assert any(t == pytest.approx(TIMEOUT + extra) for t in lam.invokes)
+    assert all(t in (pytest.approx(extra), pytest.approx(TIMEOUT + extra)) for t in lam.invokes)
     if used:
         assert DEAD_WEB not in backends(cloud)
         assert not any("void" in n for n in cloud.sns.messages)

@@ -79,7 +79,8 @@ def test_a_flood_of_skipped_instances_is_one_notice_and_fits_a_standard_paramete
 def test_a_cname_at_the_active_name_is_reported_once_and_blocks_nothing_else() -> None:
     cloud = small_cluster()
     cloud.route53.cnames.add(ACTIVE)
-    config = settings(FAKE_CLOUD_ENV, probe_rounds="3")
+    # The pool in every round, as the LBs: the list is published in the run's second round.
+    config = settings(FAKE_CLOUD_ENV, probe_rounds="3", pool_interval="3")
 
     first = scheduled(cloud, config)
     # Route 53's own message, once, and not taken for a stale view.
@@ -197,7 +198,8 @@ def test_every_write_of_a_multi_round_run_goes_on_while_route53_rejects_every_re
     cloud = small_cluster()
     cloud.route53.zone = "example.org"
     marked(cloud)
-    config = settings(FAKE_CLOUD_ENV, probe_rounds="4")
+    # The pool in every round, as the LBs: the list is published in round 2 with the verdicts.
+    config = settings(FAKE_CLOUD_ENV, probe_rounds="4", pool_interval="3")
     lbs_parameter = ("/lbf/demo/lbs", f"{LB1} {LB2}")
 
     first = scheduled(cloud, config)
@@ -727,7 +729,8 @@ def test_sendcommand_refusing_a_booting_lbs_agent_is_pinned_with_the_stubber() -
     """The exact SendCommand and AWS's refusal, as botocore sees them: moto's send_command runs
     any command on any instance and never answers InvalidInstanceId."""
     cloud = small_cluster(lbs=1)
-    config = settings(FAKE_CLOUD_ENV, probe_rounds="3")
+    # The pool in every round, as the LB: the list to push exists from round 2.
+    config = settings(FAKE_CLOUD_ENV, probe_rounds="3", pool_interval="3")
     lb1 = cloud.ec2.id_named("lb1")
     cloud.ec2.instances[lb1] = replace(cloud.ec2.instances[lb1], launch_time=cloud.clock.now())
     client: Any = boto3.session.Session().client(  # type: ignore[call-overload]

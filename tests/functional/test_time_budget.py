@@ -1,5 +1,7 @@
 """Time (SPEC "Where two rules meet"): a round starts only if its probes and its writes fit in the
-invocation's time left, and AWS calls take their timeouts from what remains.
+run's time left (`deadline`: its probes before the next scheduled run, its writes before the
+invocation's end; app.py and the command line derive it), and AWS calls take their timeouts from
+what remains. The fake cloud's LBs are private: 3 s rounds, 19 of them, LBF_PROBE_TIMEOUT 1.5 s.
 
 The rounds are shown on the in-memory AWS with the fake clock and a fake slow AWS (tests/kit/slow_aws.py):
 nothing sleeps. How botocore's calls are held to the time left is shown against a scripted server
@@ -35,8 +37,8 @@ from tests.kit.slow_aws import SlowAws
 
 ACTIVE = f"lb.{FAKE_DOMAIN}"
 LB1, LB2 = "127.0.0.11", "127.0.0.12"
-# LBF_PROBE_TIMEOUT (2 s) and the writes' budget: what a round needs before it may start.
-ROUND_NEEDS = 2.0 + ROUND_WRITE_SECONDS
+# LBF_PROBE_TIMEOUT (1.5 s) and the writes' budget: what a round needs before it may start.
+ROUND_NEEDS = 1.5 + ROUND_WRITE_SECONDS
 
 
 @pytest.fixture
@@ -70,10 +72,10 @@ def assert_every_round_fits(cloud: FakeCloud, deadline: float, needs: float = RO
 @pytest.mark.parametrize(
     ("seconds_left", "rounds"),
     [
-        (90.0, 6),  # the stages' 90 s timeout: every round (the last starts at 50 s)
-        (60.0, 6),  # the last round starts at 50 s and needs 10 s: it just fits
-        (59.9, 5),
-        (30.0, 3),
+        (90.0, 19),  # every round (the last starts at 54 s)
+        (57.5, 17),  # the round at 48 s needs 9.5 s: it just fits
+        (57.4, 16),
+        (30.0, 7),
         (10.0, 1),
     ],
 )
@@ -90,7 +92,7 @@ def test_a_round_starts_only_if_its_probes_and_writes_fit(
     assert report.rounds == rounds
     assert len(cloud.prober.rounds) == rounds
     assert_every_round_fits(cloud, started + seconds_left)
-    if rounds < 6:
+    if rounds < 19:
         assert f"round {rounds + 1} not started" in " ".join(report.notes)
     # A run that stops early never idles to its end: no sleep toward a round it will not start.
     assert cloud.clock.now() <= started + (rounds - 1) * config.probe_interval + 1
@@ -99,17 +101,17 @@ def test_a_round_starts_only_if_its_probes_and_writes_fit(
 @pytest.mark.parametrize(
     ("seconds_left", "rounds"),
     [
-        (61.0, 6),  # the round at 50 s needs 2 s of probes, 1 s for the invoke, 8 s of writes
-        (60.0, 5),  # enough in-process (above), one second short with the prober function
+        (58.5, 17),  # the round at 48 s needs 1.5 s of probes, 1 s for the invoke, 8 s of writes
+        (58.4, 16),  # enough in-process (above), a little short with the prober function
     ],
 )
 def test_a_round_through_the_prober_function_is_given_its_invoke(
     cloud: FakeCloud, seconds_left: float, rounds: int
 ) -> None:
-    """The private targets' invoke may take a second beyond the probes' timeout (the invoke
+    """The private LBs' invoke may take a second beyond the probes' timeout (the invoke
     client's read timeout): a round that could not wait for it is not started."""
     config = settings(FAKE_CLOUD_ENV, prober_function="lb-failover-prod-ProbePrivate-1A2B")
-    assert config.uses_prober_function  # the pool is probed at its private addresses
+    assert config.lbs_through_prober  # the LBs are probed at their private addresses
     settle(cloud, config)
     cloud.probe_function.invocations.clear()
     started = cloud.clock.now()
@@ -120,7 +122,7 @@ def test_a_round_through_the_prober_function_is_given_its_invoke(
     assert report.rounds == rounds
     assert len(cloud.probe_function.invocations) == rounds
     assert_every_round_fits(cloud, started + seconds_left, needs=ROUND_NEEDS + 1.0)
-    if rounds < 6:
+    if rounds < 19:
         assert "1 s for the prober function's invoke" in " ".join(report.notes), report.notes
 
 
@@ -129,10 +131,10 @@ def test_no_time_for_one_round_reads_nothing_and_fails_loudly(cloud: FakeCloud) 
     settle(cloud, config)
     started = cloud.clock.now()
 
-    report = jobs.reconcile(config, cloud.services(), cloud.clock, deadline=started + 9.9)
+    report = jobs.reconcile(config, cloud.services(), cloud.clock, deadline=started + 9.4)
 
     assert not report.ok
-    assert report.errors[0].startswith("round 1 not started: 9.9 s of the invocation left")
+    assert report.errors[0].startswith("round 1 not started: 9.4 s of the run left")
     assert cloud.calls.log == []  # not even a read
     assert report.world is None  # so no HealthyLBs figure: nothing was measured
 
@@ -141,7 +143,8 @@ def test_a_slow_route53_during_a_failover_starts_no_round_it_cannot_finish(
     cloud: FakeCloud,
 ) -> None:
     """The repro: lb1 dies, and each Route 53 change takes 30 s. The failover batch goes through
-    in round 3; no round starts after it that could not end before the Lambda does."""
+    in round 3 (at 8 s, ending at 38 s); the rounds after it catch up, and none starts that
+    could not end before the Lambda does (the one at 52 s)."""
     config = settings(FAKE_CLOUD_ENV)
     settle(cloud, config)
     started = cloud.clock.now()
@@ -156,8 +159,8 @@ def test_a_slow_route53_during_a_failover_starts_no_round_it_cannot_finish(
     assert [f.moved_to for f in report.failovers] == ["lb2"]
     assert report.ok, report.errors
     assert_every_round_fits(cloud, deadline)
-    assert report.rounds == 3
-    assert "round 4 not started" in " ".join(report.notes)
+    assert report.rounds == 10
+    assert "round 11 not started" in " ".join(report.notes)
     assert cloud.clock.now() <= deadline
 
 
@@ -171,7 +174,8 @@ def test_a_route53_slower_than_the_time_left_fails_the_change_and_the_next_run_m
     started = cloud.clock.now()
     deadline = started + 60
     cloud.prober.dead.add(LB1)
-    slow = SlowAws(cloud.clock, {"ChangeResourceRecordSets": 45.0}, deadline=deadline)
+    # Started at 8 s (the third failed round), it would end at 63 s.
+    slow = SlowAws(cloud.clock, {"ChangeResourceRecordSets": 55.0}, deadline=deadline)
     cloud.calls.before = slow
 
     report = jobs.reconcile(config, cloud.services(), cloud.clock, deadline=deadline)
@@ -211,8 +215,9 @@ def test_an_event_run_needs_only_its_writes(cloud: FakeCloud) -> None:
     assert report.rounds == 0
     assert not report.ok
     assert report.errors == [
-        "round 1 not started: 7.9 s of the invocation left when it would start, and a round "
-        "needs 8 s (8 s for its writes)"
+        "round 1 not started: 7.9 s of the run left when it would start (probes before the next "
+        "scheduled run, writes before the invocation's end), and a round needs 8 s (8 s for its "
+        "writes)"
     ]
     assert cloud.calls.log == []
     assert cloud.clock.now() == started
@@ -239,9 +244,9 @@ def test_dry_run_and_paused_runs_keep_the_same_budget(cloud: FakeCloud, switch: 
     report = jobs.reconcile(config, cloud.services(), cloud.clock, deadline=started + 30)
 
     assert report.dry_run
-    assert report.rounds == 3
+    assert report.rounds == 7
     assert_every_round_fits(cloud, started + 30)
-    assert "round 4 not started" in " ".join(report.notes)
+    assert "round 8 not started" in " ".join(report.notes)
 
 
 def test_without_a_deadline_every_configured_round_runs(cloud: FakeCloud) -> None:
@@ -251,7 +256,7 @@ def test_without_a_deadline_every_configured_round_runs(cloud: FakeCloud) -> Non
 
     report = jobs.reconcile(config, cloud.services(), cloud.clock)
 
-    assert report.rounds == config.probe_rounds == 6
+    assert report.rounds == config.probe_rounds == 19
 
 
 # --- the command line's one-minute budget -----------------------------------------------------------
@@ -279,6 +284,29 @@ def test_the_command_line_reconcile_has_the_one_minute_budget(
     assert cloud.route53.value(ACTIVE) == (LB2,)
     assert_every_round_fits(cloud, started + 60)
     assert "not started" in output
+
+
+def test_the_command_line_reconcile_keeps_the_scheduled_function_s_rounds(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As if scheduled when it starts: all 19 rounds of 3 s, the last one's probes ending before
+    the minute does, and its writes after (a budget of the invocation's end alone would stop at
+    the round whose writes end by 60 s, and leave the last 2 rounds out)."""
+    settle(cloud, settings(FAKE_CLOUD_ENV))
+    started = cloud.clock.now()
+
+    code = main(
+        ["reconcile"],
+        environ=environment(FAKE_CLOUD_ENV, sns_topic_arn=None),
+        services=cloud.services(),
+        clock=cloud.clock,
+    )
+
+    assert code == 0, capsys.readouterr().out
+    assert [round(start - started, 6) for start in cloud.prober.rounds] == [
+        3.0 * n for n in range(19)
+    ]
+    assert cloud.prober.rounds[-1] + 1.5 <= started + 60
 
 
 # --- botocore under the time left -------------------------------------------------------------------

@@ -1024,6 +1024,20 @@ def test_packaged_functions_use_the_stage_settings(packaged: Packaged) -> None:
     assert schedule["Properties"]["Schedule"] == "rate(1 minute)"
 
 
+def test_the_scheduled_function_is_invoked_once_and_never_late(packaged: Packaged) -> None:
+    """SPEC "Functions": no retries and a maximum event age of 60 s, so a failed or late minute
+    is replaced by the next scheduled run instead of probing and writing beside it. Lambda's
+    defaults are two retries and six hours; the rendered template, not only the merge file,
+    must carry it, because chalice writes the function and the merge only adds to it."""
+    resources = load_yaml_template(packaged.template)["Resources"]
+    assert resources["Reconcile"]["Properties"]["EventInvokeConfig"] == {
+        "MaximumRetryAttempts": 0,
+        "MaximumEventAgeInSeconds": 60,
+    }
+    # The SAM transform turns it into the resource Lambda reads: cfn-lint checks it through it.
+    assert cfn_lint(packaged.template) == []
+
+
 def test_monitoring_merges_into_the_app_and_lints(tmp_path: Path) -> None:
     """Runs without app.py: a stub with the same three handlers stands in for it."""
     project = tmp_path / "stub"

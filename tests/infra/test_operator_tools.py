@@ -623,13 +623,19 @@ def test_the_probers_timeout_follows_the_probe_settings(aws: LocalAws, project: 
         *("--set", "LBF_PROBE_TIMEOUT=12"),
         *("--set", "LBF_PROBE_INTERVAL=15"),
         *("--set", "LBF_PROBE_ROUNDS=4"),
+        *("--set", "LBF_POOL_INTERVAL=15"),
     )
     assert configure.main(args, session()) == 0
     prober = stage(project)["lambda_functions"]["probe_private"]
     assert prober["lambda_timeout"] >= 12 + 1
     # Back to the defaults: the limit follows them down again, nothing is kept from before.
     config = json.loads((project / ".chalice" / "config.json").read_text())
-    for name in ("LBF_PROBE_TIMEOUT", "LBF_PROBE_INTERVAL", "LBF_PROBE_ROUNDS"):
+    for name in (
+        "LBF_PROBE_TIMEOUT",
+        "LBF_PROBE_INTERVAL",
+        "LBF_PROBE_ROUNDS",
+        "LBF_POOL_INTERVAL",
+    ):
         del config["stages"]["prod"]["environment_variables"][name]
     (project / ".chalice" / "config.json").write_text(json.dumps(config))
     assert configure.main(configure_args(project), session()) == 0
@@ -639,9 +645,12 @@ def test_the_probers_timeout_follows_the_probe_settings(aws: LocalAws, project: 
 @pytest.mark.parametrize(
     ("sets", "named"),
     [
-        # The default interval is 10 s: a 12 s timeout makes every run exit 2.
-        (["LBF_PROBE_TIMEOUT=12"], "LBF_PROBE_TIMEOUT"),
-        (["LBF_PROBE_ROUNDS=7"], "LBF_PROBE_ROUNDS"),
+        # The default interval is 2 s: a 12 s timeout makes every run exit 2, naming the
+        # interval to raise.
+        (["LBF_PROBE_TIMEOUT=12"], "LBF_PROBE_INTERVAL"),
+        (["LBF_PROBE_ROUNDS=30"], "LBF_PROBE_ROUNDS"),
+        # The pool's path through the deployed prober function: 9.5 s + 1 s of invoke.
+        (["LBF_PROBE_INTERVAL=10", "LBF_PROBE_TIMEOUT=9.5"], "LBF_POOL_INTERVAL"),
         (["LBF_TTL=soon"], "LBF_TTL"),
         (["LBF_MODE=eip"], "LBF_EIP_ALLOCATION_ID"),
     ],

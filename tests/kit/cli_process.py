@@ -12,7 +12,12 @@ from standin.aws import LocalAws
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 # Short rounds for a command-line run against the stand-in: a `reconcile` ends in seconds.
-FAST_ROUNDS = {"LBF_PROBE_TIMEOUT": "0.5", "LBF_PROBE_INTERVAL": "1", "LBF_PROBE_ROUNDS": "3"}
+FAST_ROUNDS = {
+    "LBF_PROBE_TIMEOUT": "0.5",
+    "LBF_PROBE_INTERVAL": "1",
+    "LBF_PROBE_ROUNDS": "3",
+    "LBF_POOL_INTERVAL": "1",  # the pool in every round, as the LBs
+}
 
 
 def run_cli(

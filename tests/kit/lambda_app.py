@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,19 @@ class LambdaApp:
             time_source=ClockTime(self.cloud.clock),  # type: ignore[arg-type]
         )
 
-    def invoke(self, function: str, detail: Any = None, *, timeout_ms: int | None = None) -> Any:
-        """One invocation of `function` with `timeout_ms` of Lambda time; returns its payload."""
+    def invoke(
+        self,
+        function: str,
+        detail: Any = None,
+        *,
+        timeout_ms: int | None = None,
+        scheduled_ago: float = 0.0,
+    ) -> Any:
+        """One invocation of `function` with `timeout_ms` of Lambda time; returns its payload.
+
+        The scheduled event's `time` is `scheduled_ago` seconds before the fake clock's now, as
+        EventBridge's is the minute the run was scheduled for (chalice's generated event says
+        2015, which would leave no minute at all)."""
         if timeout_ms is not None:
             self.timeout_ms = timeout_ms
         self._monkeypatch.setattr(chalice.test, "LambdaContext", self._context)
@@ -79,6 +91,8 @@ class LambdaApp:
                 event = client.events.generate_cw_event(
                     source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
                 )
+                scheduled = self.cloud.clock.now() - scheduled_ago
+                event["time"] = datetime.fromtimestamp(scheduled, UTC).isoformat()
             else:
                 event = client.events.generate_cw_event(
                     source="aws.ec2",

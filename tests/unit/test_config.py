@@ -74,9 +74,10 @@ DEFAULTS = Settings(
     lb_check=CheckTemplate("http", "http://{address}:80/health"),
     pool_check=CheckTemplate("http", "http://{address}:{port}/health"),
     pool_port=80,
-    probe_timeout=2.0,
-    probe_interval=10.0,
-    probe_rounds=6,
+    probe_timeout=1.5,
+    probe_interval=2.0,
+    probe_rounds=29,
+    pool_interval=10.0,
     rise=2,
     fall=3,
     ssm_document="LbFailover-UpdateBackends",
@@ -208,8 +209,6 @@ def test_a_boolean_is_nothing_but_true_or_false(variable: str, value: str) -> No
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
-        ("LBF_POOL_INTERVAL", "10"),
-        ("LBF_POOL_INTERVAL", "2.5"),
         ("LBF_DNS_FAILOVER", "controller"),
         ("LBF_DNS_FAILOVER", "Controller"),
         ("LBF_ROUTE53_INTERVAL", "30"),
@@ -280,12 +279,15 @@ def test_the_names_for_a_later_release_are_validated(
         ("LBF_POOL_PORT", "65535", "pool_port", 65535),
         ("LBF_PROBE_TIMEOUT", "0.5", "probe_timeout", 0.5),
         ("LBF_PROBE_TIMEOUT", ".25", "probe_timeout", 0.25),
-        ("LBF_PROBE_TIMEOUT", "9.999", "probe_timeout", 9.999),
+        ("LBF_PROBE_TIMEOUT", "2", "probe_timeout", 2.0),  # the interval (2 s) at most
         ("LBF_PROBE_INTERVAL", "2.5", "probe_interval", 2.5),
-        # 6 rounds (the default) of 10 s fill the one-minute schedule: more is refused below.
         ("LBF_PROBE_INTERVAL", "10", "probe_interval", 10.0),
         ("LBF_PROBE_ROUNDS", "1", "probe_rounds", 1),
-        ("LBF_PROBE_ROUNDS", "6", "probe_rounds", 6),
+        # As many as fit at the defaults: (29 - 1) x 2 + 1.5 = 57.5 s, by 58 s.
+        ("LBF_PROBE_ROUNDS", "29", "probe_rounds", 29),
+        ("LBF_POOL_INTERVAL", "10", "pool_interval", 10.0),
+        ("LBF_POOL_INTERVAL", "2.5", "pool_interval", 2.5),
+        ("LBF_POOL_INTERVAL", "60", "pool_interval", 60.0),
         ("LBF_RISE", "1", "rise", 1),
         ("LBF_RISE", "10", "rise", 10),
         ("LBF_FALL", "1", "fall", 1),
@@ -549,6 +551,10 @@ BAD_VALUES = [
     ("LBF_PROBE_INTERVAL", "Infinity"),
     ("LBF_PROBE_INTERVAL", "ten"),
     ("LBF_PROBE_INTERVAL", "901"),
+    ("LBF_POOL_INTERVAL", "0"),
+    ("LBF_POOL_INTERVAL", "-5"),
+    ("LBF_POOL_INTERVAL", "ten"),
+    ("LBF_POOL_INTERVAL", "61"),
     # choices
     ("LBF_MODE", "elastic"),
     ("LBF_MODE", "dns,eip"),
@@ -623,11 +629,17 @@ def test_rejected_value(variable: str, value: str) -> None:
             "LBF_ACTIVE_MODE",
             "LBF_MODE=eip",
         ),
-        ({"LBF_PROBE_TIMEOUT": "10"}, "LBF_PROBE_TIMEOUT", "LBF_PROBE_INTERVAL"),
+        # Each path fits its own interval, and the error names the setting to raise.
+        ({"LBF_PROBE_TIMEOUT": "10"}, "LBF_PROBE_INTERVAL", "raise LBF_PROBE_INTERVAL"),
         (
             {"LBF_PROBE_TIMEOUT": "5", "LBF_PROBE_INTERVAL": "4.5"},
-            "LBF_PROBE_TIMEOUT",
             "LBF_PROBE_INTERVAL",
+            "expected at least LBF_PROBE_TIMEOUT (5 s)",
+        ),
+        (
+            {"LBF_PROBE_TIMEOUT": "5", "LBF_PROBE_INTERVAL": "10", "LBF_POOL_INTERVAL": "4"},
+            "LBF_POOL_INTERVAL",
+            "raise LBF_POOL_INTERVAL",
         ),
         (
             {"LBF_PROBE_INTERVAL": "60", "LBF_PROBE_ROUNDS": "16"},
@@ -643,36 +655,133 @@ def test_rejected_combination(environ: dict[str, str], variable: str, phrase: st
 
 
 @pytest.mark.parametrize(
-    ("rounds", "interval", "fits"),
+    ("rounds", "interval", "timeout", "fits"),
     [
-        ("6", "10", True),  # the defaults fill the minute exactly
-        ("7", "10", False),
-        ("1", "60", True),
-        ("2", "30.5", False),
-        ("12", "5", True),
-        ("13", "5", False),
-        ("60", "1", True),
-        ("60", "1.5", False),
-        ("3", "20", True),
-        ("4", "15.1", False),
+        # (ROUNDS - 1) x INTERVAL + TIMEOUT at most 58 s (SPEC "Time").
+        ("29", "2", "1.5", True),  # the defaults: 57.5 s
+        ("30", "2", "1.5", False),
+        ("6", "10", "1.5", True),  # 51.5 s
+        ("6", "10", "8", True),  # 58 s exactly
+        ("6", "10", "8.5", False),
+        ("7", "10", "0.5", False),
+        ("2", "30", "0.5", True),  # 30.5 s: the rule counts the last round's probes, not 60 s
+        ("3", "30", "0.5", False),
+        ("19", "3", "1.5", True),  # 55.5 s
+        ("20", "3", "1.5", False),
+        ("58", "1", "0.5", True),
+        ("59", "1", "0.5", False),
     ],
 )
-def test_rounds_must_fit_the_one_minute_schedule(rounds: str, interval: str, fits: bool) -> None:
-    """ROUNDS x INTERVAL over 60 s would overlap the next run: refused as bad configuration."""
+def test_rounds_must_fit_the_one_minute_schedule(
+    rounds: str, interval: str, timeout: str, fits: bool
+) -> None:
+    """Rounds whose last probes end after 58 s would meet the next run: bad configuration."""
     environ = {
         **REQUIRED,
         "LBF_PROBE_ROUNDS": rounds,
         "LBF_PROBE_INTERVAL": interval,
-        "LBF_PROBE_TIMEOUT": "0.5",
+        "LBF_PROBE_TIMEOUT": timeout,
     }
     if fits:
         settings = Settings.from_env(environ)
-        assert settings.probe_rounds * settings.probe_interval <= 60
+        assert settings.probe_rounds == int(rounds)
         return
     error = raised(environ)
     assert_names(error, "LBF_PROBE_ROUNDS")
     assert "LBF_PROBE_INTERVAL" in str(error)
-    assert f"got {rounds} x {interval} s" in str(error)
+    assert f"got {rounds} rounds of {interval} s" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("environ", "rounds"),
+    [
+        ({}, 29),  # the SPEC's table: 29 at 2 s
+        ({"LBF_LB_ADDRESS": "private"}, 19),  # 3 s by default there
+        ({"LBF_LB_ADDRESS": "private", "LBF_PROBER_FUNCTION": "probe"}, 19),  # 18 x 3 + 2.5
+        ({"LBF_PROBE_INTERVAL": "10"}, 6),  # an operator's old interval: rounds follow it
+        ({"LBF_PROBE_INTERVAL": "10", "LBF_PROBE_TIMEOUT": "2"}, 6),  # the old defaults
+        ({"LBF_PROBE_INTERVAL": "3"}, 19),
+        ({"LBF_PROBE_INTERVAL": "2.5", "LBF_PROBE_TIMEOUT": "2.5"}, 23),  # 22 x 2.5 + 2.5 = 57.5
+        # The prober function's margin counts where the LBs' path takes it: 4 x 10 + 8.5 = 48.5,
+        # and a sixth round's probes would end at 58.5 s; in-process, 5 x 10 + 7.5 = 57.5.
+        (
+            {
+                "LBF_LB_ADDRESS": "private",
+                "LBF_PROBER_FUNCTION": "probe",
+                "LBF_PROBE_INTERVAL": "10",
+                "LBF_PROBE_TIMEOUT": "7.5",
+            },
+            5,
+        ),
+        ({"LBF_PROBE_INTERVAL": "10", "LBF_PROBE_TIMEOUT": "7.5"}, 6),
+        # The pool's path through it does not count: it is no LB round.
+        ({"LBF_PROBER_FUNCTION": "p", "LBF_PROBE_INTERVAL": "10", "LBF_PROBE_TIMEOUT": "7.5"}, 6),
+    ],
+)
+def test_the_default_rounds_are_as_many_as_fit(environ: dict[str, str], rounds: int) -> None:
+    settings = Settings.from_env({**REQUIRED, **environ})
+    assert settings.probe_rounds == rounds
+    last_probes_end = (rounds - 1) * settings.probe_interval + settings.probe_timeout
+    assert last_probes_end + (1.0 if settings.lbs_through_prober else 0.0) <= 58.0
+    # One more would not fit: as many as fit, not fewer.
+    assert last_probes_end + settings.probe_interval > 58.0 - (
+        1.0 if settings.lbs_through_prober else 0.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("environ", "interval", "timeout"),
+    [
+        ({}, 2.0, 1.5),
+        ({"LBF_LB_ADDRESS": "private"}, 3.0, 1.5),
+        ({"LBF_LB_ADDRESS": "PRIVATE", "LBF_PROBER_FUNCTION": "probe"}, 3.0, 1.5),
+        ({"LBF_POOL_ADDRESS": "public"}, 2.0, 1.5),
+    ],
+)
+def test_the_interval_default_follows_the_lbs_address(
+    environ: dict[str, str], interval: float, timeout: float
+) -> None:
+    settings = Settings.from_env({**REQUIRED, **environ})
+    assert (settings.probe_interval, settings.probe_timeout) == (interval, timeout)
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable", "phrase"),
+    [
+        # The LBs' path through the prober function: TIMEOUT + 1 s within LBF_PROBE_INTERVAL.
+        (
+            {"LBF_LB_ADDRESS": "private", "LBF_PROBER_FUNCTION": "p", "LBF_PROBE_INTERVAL": "2"},
+            "LBF_PROBE_INTERVAL",
+            "LBF_PROBE_TIMEOUT + 1 s through the prober function (2.5 s)",
+        ),
+        # The pool's path through it: within LBF_POOL_INTERVAL (the pool is private by default).
+        (
+            {"LBF_PROBER_FUNCTION": "p", "LBF_POOL_INTERVAL": "2"},
+            "LBF_POOL_INTERVAL",
+            "raise LBF_POOL_INTERVAL",
+        ),
+        # Without the function no margin: 2 s of probes fit a 2 s pool interval, not 1.9 s.
+        ({"LBF_POOL_INTERVAL": "1.9", "LBF_PROBE_TIMEOUT": "2"}, "LBF_POOL_INTERVAL", "(2 s)"),
+    ],
+)
+def test_each_path_fits_its_own_interval(
+    environ: dict[str, str], variable: str, phrase: str
+) -> None:
+    error = raised({**REQUIRED, **environ})
+    assert_names(error, variable)
+    assert phrase in str(error)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"LBF_LB_ADDRESS": "private", "LBF_PROBER_FUNCTION": "p", "LBF_PROBE_INTERVAL": "2.5"},
+        {"LBF_PROBER_FUNCTION": "p", "LBF_POOL_INTERVAL": "2.5"},
+        {"LBF_POOL_INTERVAL": "2", "LBF_PROBE_TIMEOUT": "2"},
+    ],
+)
+def test_a_path_that_fits_its_interval_exactly_is_accepted(environ: dict[str, str]) -> None:
+    Settings.from_env({**REQUIRED, **environ})
 
 
 @pytest.mark.parametrize("interval", ["61", "90", "900"])
@@ -686,15 +795,25 @@ def test_an_interval_longer_than_the_schedule_is_refused_on_its_own(interval: st
     ("environ", "seconds", "terms"),
     [
         # The SPEC's formula: (FALL + 1) x INTERVAL + TIMEOUT + (60 - ROUNDS x INTERVAL).
-        ({}, 42.0, (40.0, 2.0, 0.0)),
-        ({"LBF_FALL": "1"}, 22.0, (20.0, 2.0, 0.0)),
-        ({"LBF_PROBE_ROUNDS": "3"}, 72.0, (40.0, 2.0, 30.0)),
+        ({}, 11.5, (8.0, 1.5, 2.0)),  # the SPEC's public figure
+        ({"LBF_LB_ADDRESS": "private"}, 16.5, (12.0, 1.5, 3.0)),  # in-process: no invoke
+        # The SPEC's private figure: the LBs' path through the prober function adds 1 s.
+        ({"LBF_LB_ADDRESS": "private", "LBF_PROBER_FUNCTION": "p"}, 17.5, (12.0, 1.5, 3.0, 1.0)),
+        # The pool's path through it is no term: it never delays an LB round.
+        ({"LBF_PROBER_FUNCTION": "p"}, 11.5, (8.0, 1.5, 2.0)),
+        ({"LBF_FALL": "1"}, 7.5, (4.0, 1.5, 2.0)),
+        ({"LBF_PROBE_INTERVAL": "10", "LBF_PROBE_TIMEOUT": "2"}, 42.0, (40.0, 2.0, 0.0)),
+        ({"LBF_PROBE_ROUNDS": "3", "LBF_PROBE_INTERVAL": "10"}, 71.5, (40.0, 1.5, 30.0)),
         (
             {"LBF_PROBE_ROUNDS": "5", "LBF_PROBE_INTERVAL": "1", "LBF_PROBE_TIMEOUT": "0.5"},
             59.5,
             (4.0, 0.5, 55.0),
         ),
-        ({"LBF_PROBE_ROUNDS": "12", "LBF_PROBE_INTERVAL": "5", "LBF_FALL": "10"}, 57.0, (55, 2, 0)),
+        (
+            {"LBF_PROBE_ROUNDS": "11", "LBF_PROBE_INTERVAL": "5", "LBF_FALL": "10"},
+            61.5,
+            (55, 1.5, 5),
+        ),
     ],
 )
 def test_the_detection_bound_is_the_sum_of_its_named_terms(
@@ -704,7 +823,8 @@ def test_the_detection_bound_is_the_sum_of_its_named_terms(
 
     assert bound.seconds == seconds
     assert tuple(term.seconds for term in bound.terms) == terms
-    assert bound.formula == "(FALL + 1) x INTERVAL + TIMEOUT + (60 - ROUNDS x INTERVAL) + start-up"
+    assert bound.formula.startswith("(FALL + 1) x INTERVAL + TIMEOUT + (60 - ROUNDS x INTERVAL) + ")
+    assert bound.formula.endswith(" + start-up")
 
 
 def test_error_message_names_the_variable_and_the_expected_form() -> None:

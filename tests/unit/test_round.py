@@ -39,8 +39,10 @@ from chalicelib.core.round import (
     fold_paths,
     fold_round,
     judge_reread,
+    keep_conditions,
     move_key,
     plan_round,
+    pool_due,
     with_stored_notices,
 )
 from chalicelib.core.round_lines import Line, Lines, outcome_lines, tail_lines
@@ -452,3 +454,158 @@ def test_a_note_said_once_is_not_repeated_round_after_round() -> None:
     report.add(lines)
     assert report.notes == ["skipped i-1", "said twice", "said twice"]
     assert report.code_of("skipped i-1", "") == "plan"
+
+
+# --- the pool beside the LB rounds (SPEC "Time") ---------------------------------------------
+
+W1, W2 = "i-web-10.0.0.1-80", "i-web-10.0.0.2-80"
+LB_TARGETS = (ProbeTarget("i-lb1", None), ProbeTarget("i-lb2", None))  # type: ignore[arg-type]
+POOL_TARGETS = (ProbeTarget(W1, None), ProbeTarget(W2, None))  # type: ignore[arg-type]
+LB_IDS = frozenset({"i-lb1", "i-lb2"})
+
+
+@pytest.mark.parametrize(
+    ("number", "late", "probed_at", "busy", "deadline", "due", "probed_after"),
+    [
+        # The first round probes the pool, even when it starts late by the run's reads.
+        (0, 0.7, None, False, None, True, 0.0),
+        # At 2 s rounds and a 10 s pool interval: rounds 1..4 probe only the LBs, round 5 both.
+        (1, 0.7, 0.0, False, None, False, 0.0),
+        (4, 0.7, 0.0, False, None, False, 0.0),
+        # Counted on the schedule (10 s after round 0's scheduled start), not from its late start.
+        (5, 0.7, 0.0, False, None, True, 10.0),
+        # The pool's last invoke still out: its results first, then the next probe.
+        (5, 0.7, 0.0, True, None, False, 0.0),
+        # A probe the run cannot use (its probes and writes end past the deadline) is not made.
+        (5, 0.0, 0.0, False, 11.0, False, 0.0),
+    ],
+)
+def test_which_rounds_probe_the_pool(
+    number: int,
+    late: float,
+    probed_at: float | None,
+    busy: bool,
+    deadline: float | None,
+    due: bool,
+    probed_after: float,
+) -> None:
+    run = state(pool_probed_at=None if probed_at is None else NOW + probed_at)
+    starts_at = NOW + number * 2.0 + late
+    at_deadline = None if deadline is None else NOW + deadline
+    pool, after = pool_due(
+        run, RULES, number=number, starts_at=starts_at, deadline=at_deadline, busy=busy
+    )
+    assert pool is due
+    assert after.pool_probed_at == NOW + probed_after
+
+
+def lbs_failing(condition: str = "prober-fault") -> Path:
+    return Path(condition, {"i-lb1": ok(False), "i-lb2": ok(False)}, targets=LB_TARGETS)
+
+
+@pytest.mark.parametrize(
+    ("pool_results", "fault"),
+    [
+        # The pool answered at its last probe: both LBs failing is the LBs' failure, counted.
+        ({"prober-fault": {W1: ok(True), W2: ok(True)}}, False),
+        # The pool failed too at its last probe: every target is down from here, a prober fault.
+        ({"prober-fault": {W1: ok(False), W2: ok(False)}}, True),
+        # No pool result on this path yet (or only on the other path): judged on the LBs alone.
+        ({}, True),
+        ({"prober-fault:private": {W1: ok(True), W2: ok(True)}}, True),
+    ],
+)
+def test_a_round_of_lbs_alone_is_judged_with_the_pool_s_latest_results(
+    pool_results: Mapping[str, Mapping[str, ProbeResult]], fault: bool
+) -> None:
+    run = state(pool_results=pool_results)
+    folded = fold_paths(STEADY, [lbs_failing()], run, RULES, SecondOpinionAnswer(), now=NOW)
+    assert folded.faults == (("prober-fault",) if fault else ())
+    assert ("prober-fault" in folded.conditions) is fault
+    assert checks_to_ask(STEADY, [lbs_failing()], run, CHECKED) == {}  # no checks in STEADY
+    # A fault changes no count; the LBs' failure moves each LB's run of failures.
+    runs = {i.instance_id: i.damping.run for i in folded.world.lbs}
+    assert all((run_ is None or run_.ok) for run_ in runs.values()) is fault
+
+
+def test_a_round_with_the_pool_remembers_its_results_for_the_rounds_without_it() -> None:
+    results = {"i-lb1": ok(True), "i-lb2": ok(True), W1: ok(False), W2: ok(True)}
+    with_pool = Path("prober-fault", results, targets=LB_TARGETS + POOL_TARGETS)
+    folded = fold_paths(STEADY, [with_pool], state(), RULES, SecondOpinionAnswer(), now=NOW)
+    assert folded.pool_results == {"prober-fault": {W1: ok(False), W2: ok(True)}}
+    plan = decide_round(STEADY, [with_pool], state(), RULES, now=NOW)
+    assert plan.state.pool_results == folded.pool_results
+
+
+POOL_DOWN = "2 of 2 probes of the prober function failed in one round"
+
+
+@pytest.mark.parametrize(
+    ("memory", "paths", "conditions", "kept", "memory_after"),
+    [
+        # The pool's path faulted; this round does not probe it at all: the condition stays.
+        (
+            {"prober-fault:private": (POOL_DOWN, True)},
+            [],
+            {},
+            {"prober-fault:private": POOL_DOWN},
+            {"prober-fault:private": (POOL_DOWN, True)},
+        ),
+        # This round probes only the LBs on that path: what it was judged on is not probed again.
+        (
+            {"prober-fault:private": (POOL_DOWN, True)},
+            [Path("prober-fault:private", {"i-lb1": ok(True)}, targets=LB_TARGETS[:1])],
+            {},
+            {"prober-fault:private": POOL_DOWN},
+            {"prober-fault:private": (POOL_DOWN, True)},
+        ),
+        # The pool probed again and answering: the condition is over.
+        (
+            {"prober-fault:private": (POOL_DOWN, True)},
+            [Path("prober-fault:private", {W1: ok(True)}, targets=POOL_TARGETS[:1])],
+            {},
+            {},
+            {},
+        ),
+        # Judged on the LBs alone, probed again on them: over.
+        (
+            {"prober-fault": ("LBs down", False)},
+            [Path("prober-fault", {"i-lb1": ok(True)}, targets=LB_TARGETS[:1])],
+            {},
+            {},
+            {},
+        ),
+        # A condition this round: remembered with whether the round carried the pool.
+        (
+            {},
+            [Path("prober-fault", {W1: ok(False)}, targets=POOL_TARGETS[:1])],
+            {"prober-fault": "new"},
+            {"prober-fault": "new"},
+            {"prober-fault": ("new", True)},
+        ),
+        # Other conditions pass through untouched.
+        ({}, [], {"second-opinion:i-lb1": "x"}, {"second-opinion:i-lb1": "x"}, {}),
+    ],
+)
+def test_a_path_keeps_its_condition_until_a_round_probes_again_what_it_was_judged_on(
+    memory: Mapping[str, tuple[str, bool]],
+    paths: Sequence[Path],
+    conditions: Mapping[str, str],
+    kept: Mapping[str, str],
+    memory_after: Mapping[str, tuple[str, bool]],
+) -> None:
+    assert keep_conditions(paths, conditions, state(path_conditions=memory), LB_IDS) == (
+        kept,
+        memory_after,
+    )
+
+
+def test_a_path_condition_the_run_found_notified_stays_until_the_path_is_probed() -> None:
+    run = state(notified=frozenset({"prober-fault:private", "lb-down:i-lb1"}))
+    kept, memory = keep_conditions([], {}, run, LB_IDS)
+    assert set(kept) == {"prober-fault:private"}  # a path's, not any notified condition
+    assert memory == {"prober-fault:private": (kept["prober-fault:private"], True)}
+    # A run that makes no probes (the event run) keeps nothing: it judges no path.
+    no_probes = replace(run, probes=False)
+    folded = fold_paths(STEADY, [], no_probes, RULES, SecondOpinionAnswer(), now=NOW)
+    assert folded.conditions == {}

@@ -1,5 +1,6 @@
 """The time rules as pure decisions (chalicelib/core/timing.py): what a round needs, whether it
-fits, whether a schedule fits the minute, and the detection bound as a sum of named terms."""
+fits, whether a schedule fits the minute, which rounds probe the pool, where the minute ends, and
+the detection bound as a sum of named terms."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from chalicelib.core.timing import (
     ROUND_WRITE_SECONDS,
     Term,
     detection_bound,
+    pool_due,
+    round_deadline,
     round_fits,
     round_seconds,
+    rounds_that_fit,
     schedule_fits,
+    scheduled_time,
 )
 from tests.kit.settings import settings
 
@@ -63,26 +68,167 @@ def test_a_round_fits_when_it_ends_by_the_deadline(
 
 
 @pytest.mark.parametrize(
-    ("rounds", "interval", "fits"),
-    [(6, 10.0, True), (7, 10.0, False), (1, 60.0, True), (1, 60.5, False), (60, 1.0, True)],
+    ("rounds", "interval", "timeout", "invoke", "fits"),
+    [
+        # (ROUNDS - 1) x INTERVAL + TIMEOUT (+ 1 s through the prober function) at most 58 s.
+        (29, 2.0, 1.5, False, True),
+        (30, 2.0, 1.5, False, False),
+        (6, 10.0, 1.5, False, True),
+        (7, 10.0, 1.5, False, False),
+        (19, 3.0, 1.5, True, True),  # 54 + 2.5 = 56.5
+        (20, 3.0, 1.5, True, False),
+        (6, 10.0, 8.0, False, True),  # 58 exactly
+        (6, 10.0, 7.5, True, False),  # 58.5
+        (1, 60.0, 58.0, False, True),
+        (1, 60.0, 58.5, False, False),
+        (580, 0.1, 0.1, False, True),  # fractions: 57.9 + 0.1, not lost to rounding
+    ],
 )
-def test_a_schedule_fits_the_minute(rounds: int, interval: float, fits: bool) -> None:
-    assert schedule_fits(rounds=rounds, interval=interval) is fits
+def test_a_schedule_fits_the_minute(
+    rounds: int, interval: float, timeout: float, invoke: bool, fits: bool
+) -> None:
+    assert (
+        schedule_fits(rounds=rounds, interval=interval, probe_timeout=timeout, invoke=invoke)
+        is fits
+    )
+
+
+@pytest.mark.parametrize(
+    ("interval", "timeout", "invoke", "rounds"),
+    [
+        (2.0, 1.5, False, 29),  # the SPEC's defaults
+        (2.0, 1.5, True, 28),  # a 29th round's probes and invoke would end at 58.5 s
+        (3.0, 1.5, True, 19),  # private LBs through the prober function
+        (10.0, 1.5, False, 6),
+        (10.0, 2.0, False, 6),  # the old defaults keep their six rounds
+        (60.0, 58.0, False, 1),
+        (60.0, 59.0, False, 0),  # not even one
+    ],
+)
+def test_the_rounds_that_fit(interval: float, timeout: float, invoke: bool, rounds: int) -> None:
+    assert rounds_that_fit(interval=interval, probe_timeout=timeout, invoke=invoke) == rounds
+
+
+@pytest.mark.parametrize(
+    ("scheduled_at", "starts_at", "probed_at", "deadline", "due"),
+    [
+        (0.0, 0.2, None, None, True),  # the first round probes the pool (late by its reads)
+        (2.0, 2.0, 0.0, None, False),
+        (8.0, 8.0, 0.0, None, False),
+        # LBF_POOL_INTERVAL after its last probe, on the schedule: the first round's late start
+        # (0.2 s, the run's reads) does not push the pool's next probe a round later.
+        (10.0, 10.0, 0.0, None, True),
+        (10.0, 11.5, 0.0, None, True),  # a round running late is still that round
+        (12.0, 12.0, 10.0, None, False),
+        (0.3 + 0.3 + 0.3 + 10.0, 10.9, 0.9, None, True),  # float sums do not skip a round
+        # Its probes (2.5 s through the prober function) and the writes end by the deadline.
+        (50.0, 50.0, 40.0, 50.0 + 2.5 + ROUND_WRITE_SECONDS, True),
+        (50.0, 50.0, 40.0, 50.0 + 2.4 + ROUND_WRITE_SECONDS, False),
+        (50.0, 50.5, 40.0, 50.0 + 2.5 + ROUND_WRITE_SECONDS, False),  # started late: it does not
+        (0.0, 0.0, None, 5.0, False),  # not even a first probe the run could not use
+    ],
+)
+def test_which_rounds_probe_the_pool(
+    scheduled_at: float,
+    starts_at: float,
+    probed_at: float | None,
+    deadline: float | None,
+    due: bool,
+) -> None:
+    assert (
+        pool_due(
+            scheduled_at=scheduled_at,
+            starts_at=starts_at,
+            pool_probed_at=probed_at,
+            pool_interval=10.0,
+            pool_seconds=2.5,
+            deadline=deadline,
+        )
+        is due
+    )
+
+
+def test_the_pool_is_probed_as_often_as_before_at_the_defaults() -> None:
+    """29 rounds 2 s apart, the pool every 10 s: 6 probes a minute, as 6 rounds of 10 s made."""
+    probed_at: float | None = None
+    probes = []
+    for number in range(29):
+        starts_at = number * 2.0
+        if pool_due(
+            scheduled_at=starts_at,
+            starts_at=starts_at + (0.3 if number == 0 else 0.0),  # the first round's reads
+            pool_probed_at=probed_at,
+            pool_interval=10.0,
+            pool_seconds=2.5,
+            deadline=round_deadline(scheduled_at=0.0, invocation_ends=90.0),
+        ):
+            probed_at = starts_at
+            probes.append(starts_at)
+    assert probes == [0.0, 10.0, 20.0, 30.0, 40.0, 50.0]
+
+
+# 2026-12-05T18:50:00Z
+MINUTE = 1_796_496_600.0
+
+
+@pytest.mark.parametrize(
+    ("event_time", "now", "scheduled"),
+    [
+        ("2026-12-05T18:50:00Z", MINUTE + 3.2, MINUTE),  # EventBridge's form, a late start
+        ("2026-12-05T18:50:00+00:00", MINUTE + 60.0, MINUTE),  # the maximum event age
+        ("2026-12-05T18:50:00Z", MINUTE - 0.5, MINUTE - 0.5),  # a clock behind: never ahead
+        # Older than the maximum event age: no scheduled run's (chalice's sample says 2015).
+        ("2015-11-11T21:29:54Z", MINUTE, MINUTE),
+        ("2026-12-05T18:50:00Z", MINUTE + 60.5, MINUTE + 60.5),
+        ("2026-12-05T18:50:00", MINUTE + 1, MINUTE + 1),  # no zone: not EventBridge's
+        ("soon", MINUTE, MINUTE),
+        (None, MINUTE, MINUTE),
+        (1796496600, MINUTE, MINUTE),
+    ],
+)
+def test_the_scheduled_time_comes_from_the_event(
+    event_time: object, now: float, scheduled: float
+) -> None:
+    assert scheduled_time(event_time, now=now) == scheduled
+
+
+@pytest.mark.parametrize(
+    ("scheduled_at", "invocation_ends", "deadline"),
+    [
+        # Probes end before the next scheduled run: a round's writes may follow it.
+        (100.0, 100.0 + 90.0, 160.0 + ROUND_WRITE_SECONDS),
+        # A late start does not move the minute's end: the scheduled time decides it.
+        (100.0, 104.0 + 90.0, 160.0 + ROUND_WRITE_SECONDS),
+        # The invocation's own end comes first: Lambda stops it there.
+        (100.0, 150.0, 150.0),
+    ],
+)
+def test_rounds_are_budgeted_to_the_next_scheduled_run(
+    scheduled_at: float, invocation_ends: float, deadline: float
+) -> None:
+    assert round_deadline(scheduled_at=scheduled_at, invocation_ends=invocation_ends) == deadline
+
+
+def test_a_round_starts_only_while_its_probes_end_before_the_next_run() -> None:
+    deadline = round_deadline(scheduled_at=0.0, invocation_ends=90.0)
+    needs = round_seconds(probes=True, probe_timeout=1.5)
+    assert round_fits(starts_at=58.5, deadline=deadline, needs=needs)  # probes end at 60
+    assert not round_fits(starts_at=58.6, deadline=deadline, needs=needs)
 
 
 def test_the_bound_is_the_sum_of_its_terms_and_takes_one_more() -> None:
     """A new source of delay (a prober function's invoke, say) is one more term of the sum."""
-    bound = detection_bound(fall=3, interval=10.0, timeout=2.0, rounds=6)
+    bound = detection_bound(fall=3, interval=2.0, timeout=1.5, rounds=29)
     assert [t.formula for t in bound.terms] == [
         "(FALL + 1) x INTERVAL",
         "TIMEOUT",
         "(60 - ROUNDS x INTERVAL)",
     ]
-    assert bound.seconds == 42.0
+    assert bound.seconds == 11.5
 
     longer = replace(bound, terms=(*bound.terms, Term("prober invoke", "INVOKE", 1.5)))
 
-    assert longer.seconds == 43.5
+    assert longer.seconds == 13.0
     assert longer.formula.endswith("+ INVOKE + start-up")
     assert "INVOKE [1.5 s]" in longer.describe()
 
@@ -90,7 +236,9 @@ def test_the_bound_is_the_sum_of_its_terms_and_takes_one_more() -> None:
 @pytest.mark.parametrize(
     ("variables", "invoke_term"),
     [
-        ({"LBF_PROBER_FUNCTION": PROBER_FUNCTION}, True),  # the pool is private by default
+        ({"LBF_PROBER_FUNCTION": PROBER_FUNCTION, "LBF_LB_ADDRESS": "private"}, True),
+        # The pool is private by default: its path runs beside the LB rounds, no term.
+        ({"LBF_PROBER_FUNCTION": PROBER_FUNCTION}, False),
         (
             {
                 "LBF_PROBER_FUNCTION": PROBER_FUNCTION,
@@ -99,16 +247,18 @@ def test_the_bound_is_the_sum_of_its_terms_and_takes_one_more() -> None:
             },
             False,  # nothing private: the prober function is never invoked
         ),
-        ({}, False),  # private targets, probed in-process
+        ({"LBF_LB_ADDRESS": "private"}, False),  # private targets, probed in-process
     ],
 )
-def test_the_invoke_is_a_term_only_when_targets_go_to_the_prober_function(
+def test_the_invoke_is_a_term_only_when_the_lbs_go_to_the_prober_function(
     variables: dict[str, str], invoke_term: bool
 ) -> None:
     bound = settings(variables).detection_bound
 
     formulas = [term.formula for term in bound.terms]
     assert ("PROBER INVOKE" in formulas) is invoke_term
-    assert bound.seconds == (43.0 if invoke_term else 42.0)
+    # 17.5 s: the SPEC's private figure; 16.5 s probed in-process; 11.5 s with public LBs.
+    private = variables.get("LBF_LB_ADDRESS") == "private"
+    assert bound.seconds == (17.5 if invoke_term else 16.5 if private else 11.5)
     if invoke_term:
         assert "PROBER INVOKE [1 s]" in bound.describe()
