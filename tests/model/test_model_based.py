@@ -246,6 +246,7 @@ class ClusterMachine(RuleBasedStateMachine):
         self.flap_phase = 0
         self.blackout = False
         self.damping: dict[str, Damping] = {}
+        self.pool_latest: dict[str, ProbeResult] = {}
         self.overlapped: set[str] = set()  # pushes sent by overlapping runs
         self.last_report: Report | None = None
         self.clean_run = False  # the last step was a run that met no fault
@@ -521,8 +522,13 @@ class ClusterMachine(RuleBasedStateMachine):
 
     def observe_round(self, now: float, results: dict[str, ProbeResult]) -> None:
         # A round in which every probe (of two or more) failed is the prober's fault, and the job
-        # counts nothing from it: neither does the model.
-        if len(results) >= 2 and not any(r.ok for r in results.values()):
+        # counts nothing from it: neither does the model. A round of the LBs alone is judged with
+        # the pool's latest results of the run (the pool is probed every LBF_POOL_INTERVAL).
+        pool = {key: r for key, r in results.items() if self.roles.get(key) != "lb"}
+        if pool:
+            self.pool_latest = pool
+        judged = results if pool else {**self.pool_latest, **results}
+        if len(judged) >= 2 and not any(r.ok for r in judged.values()):
             return
         for instance_id, result in results.items():
             self.damping[instance_id].fold(now, result.ok)
@@ -538,6 +544,7 @@ class ClusterMachine(RuleBasedStateMachine):
         disturbed = self._arm(fault) or disturbed
         batches = len(self.cloud.route53.history)
         started = self.cloud.clock.now()
+        self.pool_latest = {}  # a run's own: the job keeps it for the run only
         start_list = self.cloud.ssm.parameters.get(BACKENDS)
         frozen_before = self._frozen_holdings()
         report: Report | None = None
