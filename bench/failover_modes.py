@@ -665,7 +665,12 @@ def _series(stand: _Stand, outcome: _Outcome, progress: Progress) -> None:
             return
         outcome.kills.append(kill)
         outcome.traces.append(trace)
-        progress(f"{mode.key}: kill {number}/{outcome.planned} of {kill.lb}: {_cells(kill)[3:]}")
+        _, _, waited, phase, detection, answer, served = _cells(kill)
+        progress(
+            f"{mode.key}: kill {number}/{outcome.planned} of {kill.lb} after {waited} s "
+            f"({phase} s into the minute): detection {detection} s, answer {answer} s, "
+            f"served {served} s"
+        )
 
 
 def _cells(kill: Kill) -> tuple[object, ...]:
