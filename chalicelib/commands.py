@@ -11,13 +11,13 @@ read: they return what the command line prints.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from chalicelib import move_active, probing, render
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
 from chalicelib.core import commands as core_commands
-from chalicelib.core import history, maintenance
+from chalicelib.core import failover_pair, history, maintenance
 from chalicelib.core.commands import CommandPlan
 from chalicelib.core.history import Event, Unreadable
 from chalicelib.core.model import ProbeResult, Role, World
@@ -26,6 +26,7 @@ from chalicelib.core.planned_failover import Refused
 from chalicelib.core.status import Serving
 from chalicelib.errors import AwsError, DomainNotOwned, WorldNotRead
 from chalicelib.executor import Executor, writes_for
+from chalicelib.health_checks import ask_pair_checkers
 from chalicelib.observe import observe
 from chalicelib.report import Report, new_run_id
 from chalicelib.services import Services
@@ -118,6 +119,7 @@ def status(settings: Settings, services: Services, clock: Clock, *, probe: bool)
     """Raises DomainNotOwned and WorldNotRead: without the world there is nothing to show."""
     world = observe(settings, services, now=clock.now())
     assert world is not None  # only None for a run about one instance
+    world = _with_route53_view(world, settings, services, now=clock.now())
     probes = probing.probe_all(world, settings, services) if probe else None
     # The history gives the pause's reason and the last failover; status goes on without it.
     try:
@@ -127,6 +129,18 @@ def status(settings: Settings, services: Services, clock: Clock, *, probe: bool)
         events, error = None, str(exc)
     verdict = render.serving(world, settings, probes)
     return Status(world, probes, events, error, verdict)
+
+
+def _with_route53_view(
+    world: World, settings: Settings, services: Services, *, now: float
+) -> World:
+    """The failover pair's checks as Route 53's data plane sees them: which record it answers."""
+    rules = settings.rules.pair
+    if not rules.enabled:
+        return world
+    check_ids = sorted(failover_pair.checks_in_use(world.records, rules.records))
+    statuses, _ = ask_pair_checkers(services, check_ids)
+    return replace(world, route53_view=failover_pair.route53_view(statuses, now=now, rules=rules))
 
 
 def history_events(

@@ -96,7 +96,8 @@ class Executor:
         # re-read) or permanent (the rest goes on without the rejected records).
         rejected = any(o.rejected for o in outcomes)
         for later in rest:
-            if rejected or (isinstance(later, SetTags) and later.after_records and not moved):
+            follows = isinstance(later, SetTags | DeleteHealthCheck) and later.after_records
+            if rejected or (follows and not moved):
                 outcomes.append(Outcome(later, ok=False, skipped=True))
             else:
                 outcomes.append(self._attempt(later))

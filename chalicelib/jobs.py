@@ -6,7 +6,8 @@ it probes in rounds, LBF_PROBE_INTERVAL apart start to start, and after each rou
 so a verdict that changes in round 3 moves the record in round 3, not at the end of the minute.
 
 One round, as `_Loop.round` makes it: the probe paths (chalicelib/probing.py) and the reads the
-core asks for (Route 53's checkers in a prober-fault round, SSM's pushes in flight) go into
+core asks for (Route 53's checkers in a prober-fault round, its view of the failover pair's
+checks once per check interval, SSM's pushes in flight) go into
 `core.round.decide_round`, which returns the round's one Plan; the executor (chalicelib/
 executor.py) applies it; a rejected record batch is re-read here and judged by the core
 (`judge_reread`); `core.round.fold_round` turns the outcomes into the Report's lines, the next
@@ -45,12 +46,13 @@ from chalicelib.core.round import (
     fold_round,
     judge_reread,
     move_key,
+    pair_checks_to_read,
     with_stored_notices,
 )
 from chalicelib.core.round_lines import Line, Lines, tail_lines
 from chalicelib.errors import AwsError, DomainNotOwned, WorldNotRead
 from chalicelib.executor import Executor, writes_for
-from chalicelib.health_checks import ask_checkers
+from chalicelib.health_checks import ask_checkers, ask_pair_checkers
 from chalicelib.observe import observe, refresh_pushes
 from chalicelib.report import Report, RoundDone, log_changes, new_run_id
 from chalicelib.services import Services
@@ -283,15 +285,16 @@ class _Loop:
         paths = probing.probe_round(world, self.settings, self.services) if state.probes else []
         asked = checks_to_ask(world, paths, state, self.rules)
         statuses, error = ask_checkers(self.services, asked) if asked else ({}, None)
+        answer = SecondOpinionAnswer(statuses, error)
+        pair_checks = pair_checks_to_read(world, state, self.rules, now=self.clock.now())
+        if pair_checks:
+            pair_statuses, pair_error = ask_pair_checkers(self.services, pair_checks)
+            answer = replace(answer, pair_statuses=pair_statuses)
+            if pair_error is not None:
+                report.note("route53-view-unread", f"Route 53's view not read: {pair_error}")
         pushes, unread = refresh_pushes(world, self.services)
         planned = decide_round(
-            world,
-            paths,
-            state,
-            self.rules,
-            now=self.clock.now(),
-            pushes=pushes,
-            answer=SecondOpinionAnswer(statuses, error),
+            world, paths, state, self.rules, now=self.clock.now(), pushes=pushes, answer=answer
         )
         report.probe_failures += planned.probe_failures
         report.add(planned.lines)

@@ -2,7 +2,9 @@
 progress each round.
 
 A run reads the inventory, the records, the parameters, the recent pushes, the Elastic IP and
-the health checks once. If any of them fails, the run acts on nothing: never on half a view.
+the health checks once. If any of them fails, the run acts on nothing: never on half a view. With
+the failover pair it also reads when the pair last swapped (the history's last failover), without
+which it goes on: a failover never waits for the history.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from chalicelib.core.inventory import build_inventory
 from chalicelib.core.model import FailoverMode, Push, Record, World
 from chalicelib.core.plan import latest_pushes
 from chalicelib.errors import AwsError, DomainNotOwned, WorldNotRead
-from chalicelib.health_checks import read_health_checks
+from chalicelib.health_checks import read_health_checks, read_last_swap
 from chalicelib.services import Services
 
 # Pushes older than this are not looked up again: an LB that never answered is pushed anew.
@@ -71,6 +73,7 @@ def observe(
         eip_address=eip_address,
         health_checks=health_checks,
         health_checks_error=health_checks_error,
+        pair_swapped_at=read_last_swap(settings, services),
     )
     return dns.reserve_frozen_names(world, settings.rules.records)
 

@@ -375,7 +375,7 @@ def feature_lines(world: World, settings: Settings) -> list[Note]:
                     "asked only when most probes fail at once",
                 )
             )
-    return lines
+    return lines + status.pair_lines(world, settings.rules.records)
 
 
 def status_json(

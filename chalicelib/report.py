@@ -22,7 +22,7 @@ from chalicelib.core.changes import (
     SetTags,
 )
 from chalicelib.core.failover import Failover
-from chalicelib.core.model import World
+from chalicelib.core.model import Record, World
 from chalicelib.core.outcome import Outcome, applied
 from chalicelib.core.plan import Plan
 from chalicelib.core.round_lines import Lines
@@ -127,10 +127,10 @@ def before_and_after(world: World, change: Change) -> tuple[object, object]:
     if isinstance(change, ChangeRecords):
         names = {(c.record.name, c.record.type) for c in change.changes}
         before_records = {
-            f"{r.name} {r.type}": list(r.values) for r in world.records if (r.name, r.type) in names
+            _record_key(r): list(r.values) for r in world.records if (r.name, r.type) in names
         }
         after_records = {
-            f"{c.record.name} {c.record.type}": list(c.record.values)
+            _record_key(c.record): list(c.record.values)
             for c in change.changes
             if c.action != "DELETE"
         }
@@ -141,3 +141,9 @@ def before_and_after(world: World, change: Change) -> tuple[object, object]:
     if isinstance(change, MoveAddress):
         return world.eip_instance_id, change.instance_id
     return None, change.describe()
+
+
+def _record_key(record: Record) -> str:
+    """A failover pair's two records of one name and type, told apart by their role."""
+    key = f"{record.name} {record.type}"
+    return f"{key} {record.failover}" if record.failover else key

@@ -90,9 +90,11 @@ class Services:
     prober: Prober
     # Only with LBF_PROBER_FUNCTION: the private targets go there, once per round.
     probe_function: Prober | None = None
-    # Only with LBF_ROUTE53_HEALTH_CHECKS: without it no health-check call is made at all.
+    # Only with LBF_ROUTE53_HEALTH_CHECKS or LBF_DNS_FAILOVER=route53: without either, no
+    # health-check call is made at all.
     health_checks: HealthChecks | None = None
-    # `<prefix>/history`'s versions; read by `status` and `history`, never by a run.
+    # `<prefix>/history`'s versions; read by `status` and `history`, and by a run only with
+    # LBF_DNS_FAILOVER=route53 (when the failover pair last swapped).
     history: History | None = None
 
 
@@ -143,7 +145,7 @@ def aws_services(settings: Settings) -> Services:
         ),
         health_checks=(
             Route53HealthChecks(client("route53", region), quick_client("route53", region))
-            if settings.route53_health_checks
+            if settings.route53_health_checks or settings.rules.pair.enabled
             else None
         ),
         history=SsmHistory(client("ssm", region)),

@@ -36,7 +36,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -443,8 +443,14 @@ def parameter_prefix(inputs: Inputs, kept: dict[str, str]) -> str:
 
 
 def controller_policy(
-    inputs: Inputs, looked: Looked, prefix: str, document: str = DOCUMENT
+    inputs: Inputs,
+    looked: Looked,
+    prefix: str,
+    document: str = DOCUMENT,
+    environment: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
+    """The controllers' policy; `environment` (the stage's variables) adds what an option calls:
+    the Route 53 health checks, and for the failover pair the history it reads."""
     region, account, cluster = inputs.region, looked.account, inputs.cluster
     ec2, ssm = f"arn:aws:ec2:{region}:{account}", f"arn:aws:ssm:{region}:{account}"
     zone = f"arn:aws:route53:::hostedzone/{looked.zone_id}"
@@ -571,7 +577,8 @@ def controller_policy(
             "Effect": "Allow",
             "Action": "ssm:PutParameter",
             # Never `paused`: the operator's switch. The history is only written here; it is read
-            # (GetParameterHistory) by the operator's `status` and `history`, not by a run.
+            # (GetParameterHistory) by the operator's `status` and `history`, and by a run only
+            # with LBF_DNS_FAILOVER=route53 (route53_option_statements).
             "Resource": [
                 f"{parameters}/{n}" for n in ("backends", "lbs", "notices", "history", "held-drop")
             ],
@@ -591,6 +598,7 @@ def controller_policy(
             ),
         },
     ]
+    statements += route53_option_statements(environment or {}, parameters)
     if inputs.traced:
         statements.append(
             {
@@ -601,6 +609,48 @@ def controller_policy(
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def route53_option_statements(
+    environment: Mapping[str, str], parameters: str
+) -> list[dict[str, Any]]:
+    """LBF_ROUTE53_HEALTH_CHECKS=true or LBF_DNS_FAILOVER=route53: the health checks the
+    controller keeps. Route 53 has no tag conditions for health checks, so these reach every
+    check in the account: granted only while an option asks for them. The failover pair also
+    reads `<prefix>/history` in a run (when it last swapped: one swap per check time)."""
+    pair = environment.get("LBF_DNS_FAILOVER", "").lower() == "route53"
+    checks = pair or environment.get("LBF_ROUTE53_HEALTH_CHECKS", "").lower() == "true"
+    found: list[dict[str, Any]] = []
+    if checks:
+        found += [
+            {
+                "Sid": "CreateRoute53HealthChecks",
+                "Effect": "Allow",
+                "Action": ["route53:CreateHealthCheck", "route53:ListHealthChecks"],
+                "Resource": "*",
+            },
+            {
+                "Sid": "ManageRoute53HealthChecks",
+                "Effect": "Allow",
+                "Action": [
+                    "route53:GetHealthCheckStatus",
+                    "route53:UpdateHealthCheck",
+                    "route53:DeleteHealthCheck",
+                    "route53:ChangeTagsForResource",
+                ],
+                "Resource": "arn:aws:route53:::healthcheck/*",
+            },
+        ]
+    if pair:
+        found.append(
+            {
+                "Sid": "ReadFailoverHistory",
+                "Effect": "Allow",
+                "Action": "ssm:GetParameterHistory",
+                "Resource": f"{parameters}/history",
+            }
+        )
+    return found
 
 
 def prober_policy(inputs: Inputs, looked: Looked) -> dict[str, Any]:
@@ -750,14 +800,17 @@ def render(inputs: Inputs, looked: Looked, config: dict[str, Any]) -> dict[str, 
     previous = stages.get(inputs.stage, {})
     stages[inputs.stage] = stage_config(inputs, looked, previous)
     prefix = parameter_prefix(inputs, stages[inputs.stage]["environment_variables"])
-    document = stages[inputs.stage]["environment_variables"].get("LBF_SSM_DOCUMENT", DOCUMENT)
+    environment = stages[inputs.stage]["environment_variables"]
+    document = environment.get("LBF_SSM_DOCUMENT", DOCUMENT)
 
     def text(value: dict[str, Any]) -> str:
         return json.dumps(value, indent=2) + "\n"
 
     return {
         "config.json": text(config),
-        f"policy-{inputs.stage}.json": text(controller_policy(inputs, looked, prefix, document)),
+        f"policy-{inputs.stage}.json": text(
+            controller_policy(inputs, looked, prefix, document, environment)
+        ),
         f"policy-{inputs.stage}-prober.json": text(prober_policy(inputs, looked)),
     }
 

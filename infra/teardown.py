@@ -194,7 +194,8 @@ class Teardown:
         return RecordRules(domain=self.target.domain, ttl=60, active_name="lb")
 
     def records(self) -> dict[tuple[str, str], dict[str, Any]]:
-        """The zone's records by (name without the trailing dot, type)."""
+        """The zone's records by (name without the trailing dot, type); a failover pair's two
+        records of one name and type (LBF_DNS_FAILOVER=route53) by type and SetIdentifier."""
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for page in (
             self.client("route53")
@@ -202,7 +203,8 @@ class Teardown:
             .paginate(HostedZoneId=self.target.zone_id)
         ):
             for record in page["ResourceRecordSets"]:
-                found[(record["Name"].lower().rstrip("."), record["Type"])] = record
+                kind = " ".join(filter(None, (record["Type"], record.get("SetIdentifier"))))
+                found[(record["Name"].lower().rstrip("."), kind)] = record
         return found
 
     # 1
@@ -279,11 +281,8 @@ class Teardown:
         owner, labels = read_ownership([r["Value"] for r in ownership.get("ResourceRecords", [])])
         if owner is not None and owner != t.cluster:  # taken over since step 0
             raise NotOwner(f"{t.domain} now belongs to cluster {owner!r}: its records stay")
-        doomed = [
-            records[(rules.fqdn(label), "A")]
-            for label in labels
-            if (rules.fqdn(label), "A") in records
-        ]
+        owned = {rules.fqdn(label) for label in labels}
+        doomed = [r for (name, _), r in records.items() if name in owned and r["Type"] == "A"]
         changes = [{"Action": "DELETE", "ResourceRecordSet": r} for r in [*doomed, ownership]]
         route53.change_resource_record_sets(
             HostedZoneId=t.zone_id,

@@ -15,10 +15,27 @@ from moto.ec2.models import elastic_network_interfaces as eni_models
 from moto.route53 import models as route53_models
 
 
-def _record_key(change: dict[str, Any]) -> tuple[str, str, object, tuple[str, ...]]:
+def _record_key(change: dict[str, Any]) -> tuple[str, str, object, object, tuple[str, ...]]:
+    # A failover pair's records share name, type and often the value: SetIdentifier tells them
+    # apart, from each other and from the plain record they replace.
     record = change["ResourceRecordSet"]
     values = tuple(str(r["Value"]) for r in record.get("ResourceRecords", []))
-    return record["Name"].rstrip("."), record["Type"], record.get("TTL"), values
+    name, kind = record["Name"].rstrip("."), record["Type"]
+    return name, kind, record.get("SetIdentifier"), record.get("TTL"), values
+
+
+def _without_restated(change_list: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A record a batch deletes and creates again unchanged (the failover pair's record that
+    stays, in its compare-and-swap batch) is left as it is, as Route 53's atomic batch leaves
+    it: moto would refuse the CREATE as an earlier one still in its journal."""
+    deleted = [c["ResourceRecordSet"] for c in change_list if c["Action"] == "DELETE"]
+    created = [c["ResourceRecordSet"] for c in change_list if c["Action"] == "CREATE"]
+    same = [r for r in deleted if r in created]
+    return [
+        c
+        for c in change_list
+        if c["Action"] not in ("DELETE", "CREATE") or c["ResourceRecordSet"] not in same
+    ]
 
 
 @contextmanager
@@ -39,6 +56,9 @@ def route53_moves_back() -> Iterator[None]:
         backend: Any, zoneid: str, change_list: list[dict[str, Any]]
     ) -> None:
         zone = backend.get_hosted_zone(zoneid)
+        change_list = _without_restated(change_list)
+        if not change_list:
+            return
         deleted = {_record_key(c)[:2] for c in change_list if c["Action"] == "DELETE"}
         created = {_record_key(c) for c in change_list if c["Action"] == "CREATE"}
         hidden = [

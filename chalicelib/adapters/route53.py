@@ -58,14 +58,7 @@ class Route53Records:
                     if name != domain and not name.endswith(suffix):
                         return tuple(records)
                     if item["Type"] in ("A", "TXT") and "ResourceRecords" in item:
-                        records.append(
-                            Record(
-                                name=name,
-                                type=item["Type"],
-                                ttl=int(item.get("TTL", 0)),
-                                values=tuple(r["Value"] for r in item["ResourceRecords"]),
-                            )
-                        )
+                        records.append(_record(name, item))
         return tuple(records)
 
     def change(self, changes: Sequence[RecordChange], comment: str) -> str:
@@ -75,12 +68,7 @@ class Route53Records:
             "Changes": [
                 {
                     "Action": change.action,
-                    "ResourceRecordSet": {
-                        "Name": _absolute(change.record.name),
-                        "Type": change.record.type,
-                        "TTL": change.record.ttl,
-                        "ResourceRecords": [{"Value": v} for v in change.record.values],
-                    },
+                    "ResourceRecordSet": _record_set(change.record),
                 }
                 for change in changes
             ],
@@ -94,3 +82,33 @@ class Route53Records:
     def change_status(self, change_id: str) -> str:
         with translated("route53", "GetChange"):
             return str(self._client.get_change(Id=change_id)["ChangeInfo"]["Status"])
+
+
+def _record(name: str, item: dict[str, Any]) -> Record:
+    health_check_id = item.get("HealthCheckId")
+    return Record(
+        name=name,
+        type=item["Type"],
+        ttl=int(item.get("TTL", 0)),
+        values=tuple(r["Value"] for r in item["ResourceRecords"]),
+        set_identifier=item.get("SetIdentifier"),
+        failover=item.get("Failover"),
+        health_check_id=str(health_check_id) if health_check_id else None,
+    )
+
+
+def _record_set(record: Record) -> dict[str, Any]:
+    """Every field Route 53 matches a DELETE against: a failover record's identity and check too."""
+    record_set: dict[str, Any] = {
+        "Name": _absolute(record.name),
+        "Type": record.type,
+        "TTL": record.ttl,
+        "ResourceRecords": [{"Value": v} for v in record.values],
+    }
+    if record.set_identifier is not None:
+        record_set["SetIdentifier"] = record.set_identifier
+    if record.failover is not None:
+        record_set["Failover"] = record.failover
+    if record.health_check_id is not None:
+        record_set["HealthCheckId"] = record.health_check_id
+    return record_set

@@ -55,8 +55,8 @@ class Route53HealthChecks:
             "Type": spec.kind,
             "IPAddress": spec.address,
             "Port": spec.port,
-            "RequestInterval": REQUEST_INTERVAL,
-            "FailureThreshold": FAILURE_THRESHOLD,
+            "RequestInterval": spec.request_interval,
+            "FailureThreshold": spec.failure_threshold,
         }
         if spec.resource_path is not None:
             config["ResourcePath"] = spec.resource_path
@@ -79,12 +79,16 @@ class Route53HealthChecks:
         return health_check_id
 
     def update(self, health_check_id: str, version: int, spec: HealthCheckSpec) -> None:
-        """Refused (HealthCheckVersionMismatch) if the check changed since `version` was read."""
+        """Refused (HealthCheckVersionMismatch) if the check changed since `version` was read.
+
+        Route 53 updates address, port, path and threshold, never type or interval: a spec
+        differing there is a new check (core.second_opinion plans it so)."""
         kwargs: dict[str, Any] = {
             "HealthCheckId": health_check_id,
             "HealthCheckVersion": version,
             "IPAddress": spec.address,
             "Port": spec.port,
+            "FailureThreshold": spec.failure_threshold,
         }
         if spec.resource_path is not None:
             kwargs["ResourcePath"] = spec.resource_path
@@ -136,6 +140,8 @@ def _parse_check(item: dict[str, Any], cluster: str) -> HealthCheck | None:
             address=_address(str(config["IPAddress"])),
             port=int(config.get("Port", DEFAULT_PORTS.get(kind.lower(), 80))),
             resource_path=str(path) if path is not None and kind != "TCP" else None,
+            request_interval=int(config.get("RequestInterval", REQUEST_INTERVAL)),
+            failure_threshold=int(config.get("FailureThreshold", FAILURE_THRESHOLD)),
         ),
     )
 

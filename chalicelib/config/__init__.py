@@ -7,7 +7,7 @@ of each variable, `config.forms`'s. This module puts them together:
 - Everything is validated on every call, in one fixed order: unknown names (in sorted order), the
   required variables, then the SPEC table's order, then the variables added after it
   (LBF_ACTIVE_MODE, LBF_PROBER_FAULT_PERCENT, LBF_LB_MIN_BACKENDS, LBF_ROUTE53_HEALTH_CHECKS,
-  LBF_PROBER_FUNCTION, then the names reserved for a later release). The first bad variable raises
+  LBF_PROBER_FUNCTION, the name reserved for a later release, LBF_DNS_FAILOVER, LBF_ROUTE53_INTERVAL). The first bad variable raises
   ConfigError, so the same environment always reports the same error.
 - One thing is read that is no setting: whether every AWS endpoint is on loopback, i.e. AWS is the
   local stand-in, the only case that lets loopback web servers into backend lists
@@ -27,9 +27,10 @@ from chalicelib.config.variables import refuse_unknown_names, reserved_for_later
 from chalicelib.core import names
 from chalicelib.core.dns import RecordRules
 from chalicelib.core.endpoints import CheckTemplate, ProbeRules
+from chalicelib.core.failover_pair import PairRules
 from chalicelib.core.health import Thresholds
 from chalicelib.core.inventory import ParseRules
-from chalicelib.core.model import ActiveMode, AddressKind, FailoverMode
+from chalicelib.core.model import ActiveMode, AddressKind, DnsFailover, FailoverMode
 from chalicelib.core.names import show
 from chalicelib.core.plan import ActiveRules, ListRules, PlanRules
 from chalicelib.core.planned_failover import MoveRules
@@ -49,6 +50,7 @@ class Rules:
     move: MoveRules  # a planned failover
     probes: ProbeRules  # what each probe connects to
     second_opinion: SecondOpinionRules  # Route 53 health checks
+    pair: PairRules  # the active name as a Route 53 failover pair
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,9 @@ class Settings:
     route53_health_checks: bool
     # The function that probes private targets from inside the VPC; None: probed in-process.
     prober_function: str | None = None
+    # LBF_DNS_FAILOVER and LBF_ROUTE53_INTERVAL (seconds): the active name as a failover pair.
+    dns_failover: DnsFailover = DnsFailover.CONTROLLER
+    route53_interval: int = 30
     # Loopback web servers may enter a backend list: only when AWS is the local stand-in.
     loopback_allowed: bool = False
 
@@ -173,6 +178,7 @@ class Settings:
             eip_allocation_id=self.eip_allocation_id,
             min_backends=self.lb_min_backends,
         )
+        checks, pair = self._route53_rules(records)
         return Rules(
             parse=ParseRules(
                 active_name=self.active_name,
@@ -194,15 +200,37 @@ class Settings:
                     held_drop_parameter_name=self.held_drop_parameter_name,
                 ),
                 pushes=PushRules(log_group=self.push_log_group),
+                pair=pair,
             ),
             move=MoveRules(
-                records=records, active=active, paused_parameter_name=self.paused_parameter_name
+                records=records,
+                active=active,
+                paused_parameter_name=self.paused_parameter_name,
+                pair=pair,
             ),
             probes=ProbeRules(lb_check=self.lb_check, pool_check=self.pool_check),
-            second_opinion=SecondOpinionRules(
-                enabled=self.route53_health_checks, cluster=self.cluster, lb_check=self.lb_check
-            ),
+            second_opinion=checks,
+            pair=pair,
         )
+
+    def _route53_rules(self, records: RecordRules) -> tuple[SecondOpinionRules, PairRules]:
+        """The health checks the controller keeps, shared by the second opinion and the pair."""
+        checks = SecondOpinionRules(
+            enabled=self.route53_health_checks,
+            cluster=self.cluster,
+            lb_check=self.lb_check,
+            request_interval=self.route53_interval,
+            failure_threshold=self.fall,
+            loopback_allowed=self.loopback_allowed,
+        )
+        pair = PairRules(
+            enabled=self.dns_failover is DnsFailover.ROUTE53,
+            records=records,
+            request_interval=self.route53_interval,
+            failure_threshold=self.fall,
+            checks=checks,
+        )
+        return checks, pair
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -234,6 +262,8 @@ class Settings:
         route53_health_checks = boolean(environ, "LBF_ROUTE53_HEALTH_CHECKS", default=False)
         prober_function = forms.prober_function(environ)
         reserved_for_later(environ)
+        dns_failover = forms.dns_failover(environ, mode, active_mode, lb_address, lb_check)
+        route53_interval = forms.route53_interval(environ)
         return cls(
             cluster=cluster,
             domain=domain,
@@ -262,5 +292,7 @@ class Settings:
             lb_min_backends=lb_min_backends,
             route53_health_checks=route53_health_checks,
             prober_function=prober_function,
+            dns_failover=dns_failover,
+            route53_interval=route53_interval,
             loopback_allowed=forms.aws_is_the_stand_in(environ),
         )

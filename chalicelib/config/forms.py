@@ -25,8 +25,9 @@ from chalicelib.config.reading import (
     shown,
 )
 from chalicelib.core.endpoints import ADDRESS_FIELD, PORT_FIELD, SCHEMES, CheckTemplate
-from chalicelib.core.model import ActiveMode, AddressKind, FailoverMode
+from chalicelib.core.model import ActiveMode, AddressKind, DnsFailover, FailoverMode
 from chalicelib.core.names import CLUSTER, DNS_LABEL, HOSTED_ZONE_ID, HOSTED_ZONE_PREFIX
+from chalicelib.core.second_opinion import RESOURCE_PATH_MAX_CHARS
 from chalicelib.core.timing import SCHEDULE_SECONDS, schedule_fits
 
 # Leaves room for "<label>.<domain>" with the longest label: 63 + 1 + 189 = 253, DNS's limit for a
@@ -61,6 +62,8 @@ _TCP_CHECK = re.compile(r"tcp://\{address\}:(?:\{port\}|[0-9]{1,5})")
 _SAMPLE_IPV4 = "192.0.2.10"
 _SAMPLE_IPV6 = "2001:db8::10"
 _SAMPLE_PORT = 8080
+# Route 53 offers these two request intervals and no other.
+_ROUTE53_INTERVALS = ("10", "30")
 
 # The template becomes the probe's request line. Web servers refuse request lines past about
 # 8 KiB (414), which would fail every probe; a check URL has no reason to come near that.
@@ -325,6 +328,47 @@ def prober_function(environ: Mapping[str, str]) -> str | None:
             value,
         )
     return value
+
+
+def dns_failover(
+    environ: Mapping[str, str],
+    mode: FailoverMode,
+    active_mode: ActiveMode,
+    lb_address: AddressKind,
+    lb_check: CheckTemplate,
+) -> DnsFailover:
+    """`route53` only where Route 53 can check and answer what the active record holds."""
+    chosen = choice(
+        environ,
+        "LBF_DNS_FAILOVER",
+        DnsFailover.CONTROLLER,
+        (DnsFailover.CONTROLLER, DnsFailover.ROUTE53),
+    )
+    if chosen is DnsFailover.CONTROLLER:
+        return chosen
+    why = None
+    if mode is not FailoverMode.DNS:
+        why = "LBF_MODE=dns (the pair is the active record; with eip an Elastic IP moves instead)"
+    elif active_mode is not ActiveMode.SINGLE:
+        why = "LBF_ACTIVE_MODE=single (a failover pair answers one LB at a time)"
+    elif lb_address is not AddressKind.PUBLIC:
+        why = "LBF_LB_ADDRESS=public (Route 53's health checkers reach only public addresses)"
+    elif len(lb_check.endpoint(_SAMPLE_IPV4).path) > RESOURCE_PATH_MAX_CHARS:
+        why = f"an LBF_LB_CHECK path of at most {RESOURCE_PATH_MAX_CHARS} characters (Route 53's)"
+    if why is not None:
+        raise ConfigError(
+            "LBF_DNS_FAILOVER", f"route53 needs {why}; set it or unset LBF_DNS_FAILOVER"
+        )
+    return chosen
+
+
+def route53_interval(environ: Mapping[str, str]) -> int:
+    value = optional(environ, "LBF_ROUTE53_INTERVAL")
+    if value is None:
+        return 30
+    if value not in _ROUTE53_INTERVALS:
+        raise bad("LBF_ROUTE53_INTERVAL", "10 or 30 (seconds)", value)
+    return int(value)
 
 
 def aws_is_the_stand_in(environ: Mapping[str, str]) -> bool:

@@ -12,7 +12,7 @@ import difflib
 import re
 from collections.abc import Mapping
 
-from chalicelib.config.reading import ConfigError, bad, optional, seconds, shown
+from chalicelib.config.reading import ConfigError, seconds, shown
 from chalicelib.core.timing import SCHEDULE_SECONDS
 
 # The SPEC's table ("Configuration"), in its order: the only names the `LBF_` prefix may carry.
@@ -52,7 +52,6 @@ KNOWN_VARIABLES: frozenset[str] = frozenset(
 )
 _PREFIX = "LBF_"
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
-_ROUTE53_INTERVALS = ("10", "30")
 
 
 def refuse_unknown_names(environ: Mapping[str, str]) -> None:
@@ -77,22 +76,6 @@ def refuse_unknown_names(environ: Mapping[str, str]) -> None:
 
 
 def reserved_for_later(environ: Mapping[str, str]) -> None:
-    """The table's names for Route 53's own failover and the pool's interval, not used yet.
-
-    Validated so that a value set now is not a surprise when they are, and so that asking for
-    Route 53's failover says plainly that this release does not do it.
-    """
+    """The table's name for the pool's interval, not used yet: validated so that a value set now
+    is not a surprise when it is."""
     seconds(environ, "LBF_POOL_INTERVAL", 10.0, high=SCHEDULE_SECONDS)
-    dns_failover = optional(environ, "LBF_DNS_FAILOVER")
-    if dns_failover is not None:
-        lowered = dns_failover.lower()
-        if lowered == "route53":
-            raise ConfigError(
-                "LBF_DNS_FAILOVER",
-                "route53 is not supported yet by this release; unset it or set controller",
-            )
-        if lowered != "controller":
-            raise bad("LBF_DNS_FAILOVER", "controller (route53: not supported yet)", dns_failover)
-    interval = optional(environ, "LBF_ROUTE53_INTERVAL")
-    if interval is not None and interval not in _ROUTE53_INTERVALS:
-        raise bad("LBF_ROUTE53_INTERVAL", "10 or 30 (seconds)", interval)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 from chalicelib.core import dns
 from chalicelib.core.addresses import url_host
-from chalicelib.core.model import HealthCheckSpec
+from chalicelib.core.model import HealthCheckSpec, Record
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,17 @@ class ChangeRecords:
     reason: str
 
     def describe(self) -> str:
-        parts = [
-            f"{c.action} {c.record.name} {c.record.type} {' '.join(c.record.values)}"
-            for c in self.changes
-        ]
+        parts = [f"{c.action} {_shown_record(c.record)}" for c in self.changes]
         return f"records ({self.reason}): " + "; ".join(parts)
+
+
+def _shown_record(record: Record) -> str:
+    """A failover record (LBF_DNS_FAILOVER=route53) shows its role and the check it is bound
+    to: a dry run must say what Route 53 would answer when."""
+    shown = f"{record.name} {record.type} {' '.join(record.values)}"
+    if record.failover is None:
+        return shown
+    return f"{shown} {record.failover} check {record.health_check_id or 'none'}"
 
 
 @dataclass(frozen=True)
@@ -199,6 +205,9 @@ class DeleteHealthCheck:
     health_check_id: str
     instance_id: str
     reason: str
+    # The failover pair's batch in the same plan stops naming this check: deleted only if that
+    # batch went through, so the pair never names a check that is gone.
+    after_records: bool = False
 
     def describe(self) -> str:
         return f"delete Route 53 health check {self.health_check_id} of {self.instance_id}: {self.reason}"

@@ -77,8 +77,14 @@ class ActiveDecision:
 
 
 def find_record(records: Iterable[Record], name: str, kind: str = "A") -> Record | None:
-    """The record of that name and type among those read, or None."""
-    return next((r for r in records if r.name == name and r.type == kind), None)
+    """The record of that name and type among those read, or None.
+
+    Of a failover pair (LBF_DNS_FAILOVER=route53), its PRIMARY: the record that holds the
+    active LB, which every rule of the plain record judges.
+    """
+    found = [r for r in records if r.name == name and r.type == kind]
+    plain = next((r for r in found if r.set_identifier is None), None)
+    return plain or next((r for r in found if r.failover == "PRIMARY"), None)
 
 
 def active_record(records: Iterable[Record], rules: RecordRules) -> Record | None:
@@ -561,9 +567,10 @@ def apply_record_changes(
     records: Sequence[Record], changes: Sequence[RecordChange]
 ) -> tuple[Record, ...]:
     """The records after a change batch that succeeded: what the next round plans against."""
-    current = {(r.name, r.type): r for r in records}
+    # A failover pair is two records of one name and type: its SetIdentifier tells them apart.
+    current = {(r.name, r.type, r.set_identifier): r for r in records}
     for change in changes:
-        key = (change.record.name, change.record.type)
+        key = (change.record.name, change.record.type, change.record.set_identifier)
         if change.action == "DELETE":
             current.pop(key, None)
         else:

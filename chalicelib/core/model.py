@@ -58,6 +58,13 @@ class ActiveMode(enum.StrEnum):
     ALL = "all"  # every eligible LB (active-active)
 
 
+class DnsFailover(enum.StrEnum):
+    """LBF_DNS_FAILOVER: who moves clients when the active LB fails."""
+
+    CONTROLLER = "controller"  # this controller alone, through the active record
+    ROUTE53 = "route53"  # a failover pair on the LBs' health checks: Route 53 moves them too
+
+
 class AddressKind(enum.StrEnum):
     """LBF_LB_ADDRESS, LBF_POOL_ADDRESS: which of an instance's addresses is probed and published."""
 
@@ -150,6 +157,12 @@ class Record:
     type: str
     ttl: int
     values: tuple[str, ...]
+    # A failover record (LBF_DNS_FAILOVER=route53): Route 53 tells the two records of one name
+    # apart by SetIdentifier, answers by Failover (PRIMARY, SECONDARY) and the health check's
+    # status. A DELETE must name all of them, as it names the TTL and every value.
+    set_identifier: str | None = None
+    failover: str | None = None
+    health_check_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +173,9 @@ class HealthCheckSpec:
     address: str
     port: int
     resource_path: str | None  # None for TCP
+    # Route 53 cannot change a check's interval (nor its type): another one means a new check.
+    request_interval: int = 30
+    failure_threshold: int = 3
 
 
 @dataclass(frozen=True)
@@ -235,6 +251,10 @@ class World:
     # off, or the read failed, and then `health_checks_error` says why).
     health_checks: tuple[HealthCheck, ...] | None = None
     health_checks_error: str | None = None
+    # LBF_DNS_FAILOVER=route53: Route 53's view of the pair's checks (check id, healthy), read
+    # at most once per check interval; and when the pair's PRIMARY last moved between LBs.
+    route53_view: tuple[tuple[str, bool], ...] = ()
+    pair_swapped_at: float | None = None
 
 
 @dataclass(frozen=True)

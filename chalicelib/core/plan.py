@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from chalicelib.core import backends as backend_lists
-from chalicelib.core import dns, held_drop, record_batch
+from chalicelib.core import dns, failover_pair, held_drop, record_batch
 from chalicelib.core import pushes as push_rules
 from chalicelib.core.backends import POOL_DROP
 from chalicelib.core.changes import (
@@ -76,6 +76,7 @@ class PlanRules:
     active: ActiveRules
     lists: ListRules
     pushes: push_rules.PushRules
+    pair: failover_pair.PairRules | None = None  # LBF_DNS_FAILOVER
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ def decide(
     run_start_list: Sequence[str] | None = None,
     prober_fault: bool | None = None,
     accept_drop: bool = False,
+    now: float | None = None,
 ) -> Plan:
     """`run_start_list`: the backend list published when the run started, which bounds what the
     whole run may remove for failed probes (LBF_MAX_POOL_DROP); None: the one in `world`.
@@ -196,15 +198,17 @@ def decide(
     probe for 10 minutes (core.held_drop); `prober_fault` says whether a probe path of this run
     was taken as a fault on the prober's side (such a run restarts the 10 minutes), None when the
     run made no probes (the clock neither runs nor restarts). `accept_drop` (the command
-    `accept-drop`) takes the held drop at once.
+    `accept-drop`) takes the held drop at once. `now`: the round's time, which the failover
+    pair's swap limit counts from (None: the run's start).
     """
-    plan = _decide(world, rules, run_started_at, run_start_list, accepted=())
+    at = run_started_at if now is None else now
+    plan = _decide(world, rules, run_started_at, run_start_list, accepted=(), now=at)
     held = plan.held.entries if plan.held is not None and plan.held.guard == POOL_DROP else ()
     if accept_drop:
         if not held:
             return plan
         return replace(
-            _decide(world, rules, run_started_at, run_start_list, accepted=held),
+            _decide(world, rules, run_started_at, run_start_list, accepted=held, now=at),
             drop_taken=held,
         )
     if prober_fault is None:
@@ -220,7 +224,7 @@ def decide(
     conditions = dict(plan.conditions)
     taken: tuple[str, ...] = ()
     if release.take:
-        plan = _decide(world, rules, run_started_at, run_start_list, accepted=held)
+        plan = _decide(world, rules, run_started_at, run_start_list, accepted=held, now=at)
         changes, conditions, taken = list(plan.changes), dict(plan.conditions), held
         conditions[f"drop-taken:{backend_lists.checksum(' '.join(held))[:16]}"] = (
             f"{len(held)} backend(s) failed every probe for "
@@ -250,6 +254,7 @@ def _decide(
     run_start_list: Sequence[str] | None,
     *,
     accepted: Sequence[str],
+    now: float,
 ) -> Plan:
     notes: list[str] = [f"skipped {s.instance_id}: {s.reason}" for s in world.skipped]
     conditions = {
@@ -259,8 +264,12 @@ def _decide(
     # Only values of records the cluster owns (the TXT lists the active name with the rest).
     addresses = _addresses_held(world, rules)
     active = _decide_active(world, rules, addresses)
+    pair = _pair(world, active, rules, now)
+    if pair is not None:
+        active = pair.active
+        conditions.update(pair.conditions)
     conditions.update(_view_conditions(world, active, rules.records))
-    changes, released = _role_changes(world, rules, active, addresses)
+    changes, released = _role_changes(world, rules, active, addresses, pair)
     conditions.update(released)
 
     start_list = (
@@ -331,7 +340,11 @@ def _view_conditions(
 
 
 def _role_changes(
-    world: World, rules: PlanRules, active: dns.ActiveDecision, addresses: frozenset[str]
+    world: World,
+    rules: PlanRules,
+    active: dns.ActiveDecision,
+    addresses: frozenset[str],
+    pair: failover_pair.PairDecision | None = None,
 ) -> tuple[list[Change], dict[str, str]]:
     """The record batch and, in eip mode, the Elastic IP's move; the addresses released."""
     records = rules.records
@@ -353,8 +366,9 @@ def _role_changes(
         for name, values in record_plan.released.items()
         for value in values
     }
-    if record_plan.changes:
-        changes.append(ChangeRecords(record_plan.changes, active.reason))
+    record_changes = failover_pair.with_pair(record_plan.changes, pair, records)
+    if record_changes:
+        changes.append(ChangeRecords(record_changes, active.reason))
     if rules.active.mode is FailoverMode.EIP and active.values is not None and active.holders:
         target = _lb(world, active.holders[0])
         changes.append(
@@ -366,6 +380,16 @@ def _role_changes(
             )
         )
     return changes, released
+
+
+def _pair(
+    world: World, active: dns.ActiveDecision, rules: PlanRules, now: float
+) -> failover_pair.PairDecision | None:
+    """The active name as a failover pair (LBF_DNS_FAILOVER=route53), or back from one."""
+    if rules.pair is None or rules.active.mode is not FailoverMode.DNS:
+        return None
+    can_take_over = confirmed_current_list(world, rules.active.min_backends)
+    return failover_pair.plan_pair(world, active, rules.pair, now=now, can_take_over=can_take_over)
 
 
 def _addresses_held(world: World, rules: PlanRules) -> frozenset[str]:

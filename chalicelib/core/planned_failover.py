@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from chalicelib.core import dns, pausing
+from chalicelib.core import dns, failover_pair, pausing
 from chalicelib.core.addresses import sort_key as address_key
 from chalicelib.core.changes import Change, ChangeRecords, MoveAddress, SetTags
 from chalicelib.core.failover import Failover
@@ -44,6 +44,7 @@ class MoveRules:
     records: dns.RecordRules
     active: ActiveRules
     paused_parameter_name: str  # named when a paused controller refuses the move
+    pair: failover_pair.PairRules | None = None  # LBF_DNS_FAILOVER
 
 
 @dataclass(frozen=True)
@@ -292,13 +293,29 @@ def _move_single(
             lb_name=moved_to,
         )
     else:
-        records = rules.records
-        current = dns.active_record(world.records, records)
-        change = ChangeRecords(
-            tuple(dns.active_change(current, list(values), records.ttl, records.active_fqdn)),
-            reason,
-        )
+        change = ChangeRecords(_record_move(world, rules, target, resolved), reason)
     return _Move(change, (target.instance_id,), values, moved_to, reason)
+
+
+def _record_move(
+    world: World, rules: MoveRules, target: Instance, resolved: Resolved
+) -> tuple[dns.RecordChange, ...]:
+    """The active name's compare-and-swap onto `target`: the plain record's, or the pair's."""
+    records = rules.records
+    if rules.pair is not None:
+        leaving = (resolved.drained.instance_id,) if resolved.drained is not None else ()
+        pair = failover_pair.planned_pair(
+            world,
+            target,
+            rules.pair,
+            leaving=leaving,
+            can_take_over=confirmed_current_list(world, rules.active.min_backends),
+        )
+        if pair is not None:
+            return pair
+    current = dns.active_record(world.records, records)
+    values = [target.address or ""]
+    return tuple(dns.active_change(current, values, records.ttl, records.active_fqdn))
 
 
 def probed_world(world: World, resolved: Resolved) -> World:

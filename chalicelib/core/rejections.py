@@ -22,14 +22,19 @@ from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 from chalicelib.core import dns
-from chalicelib.core.changes import Change, ChangeRecords, SetTags
+from chalicelib.core.changes import Change, ChangeRecords, DeleteHealthCheck, SetTags
 from chalicelib.core.model import TAG_STATE, Record
 from chalicelib.core.plan import Plan
 
 
 def _touched(records: Sequence[Record], changes: Sequence[dns.RecordChange]) -> dict[str, object]:
+    # A failover pair is two records of one name and type: its SetIdentifier tells them apart.
     keys = {(c.record.name, c.record.type) for c in changes}
-    return {f"{r.name} {r.type}": r for r in records if (r.name, r.type) in keys}
+    return {
+        f"{r.name} {r.type} {r.set_identifier or ''}": r
+        for r in records
+        if (r.name, r.type) in keys
+    }
 
 
 def unchanged(
@@ -80,6 +85,10 @@ def without(plan: Plan, names: Collection[str], *, active_fqdn: str) -> Plan:
             kept = tuple(c for c in change.changes if c.record.name not in names)
             if kept:
                 changes.append(replace(change, changes=kept))
+        elif (
+            isinstance(change, DeleteHealthCheck) and change.after_records and active_fqdn in names
+        ):
+            continue  # the pair's batch that stopped naming the check is refused: still named
         elif isinstance(change, SetTags) and change.after_records and role_left_out:
             tags = tuple((k, v) for k, v in change.tags if k != TAG_STATE)
             if tags:

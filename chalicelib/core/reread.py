@@ -15,7 +15,14 @@ from dataclasses import dataclass, replace
 
 from chalicelib.core import rejections
 from chalicelib.core.applied import after
-from chalicelib.core.changes import Change, ChangeRecords, MoveAddress, PushBackends, SetTags
+from chalicelib.core.changes import (
+    Change,
+    ChangeRecords,
+    DeleteHealthCheck,
+    MoveAddress,
+    PushBackends,
+    SetTags,
+)
 from chalicelib.core.health import Thresholds
 from chalicelib.core.model import Instance, World
 from chalicelib.core.outcome import Outcome, applied
@@ -72,7 +79,7 @@ def without_rejected(
     waiting = tuple(
         Outcome(c, ok=False, skipped=True)
         for c in remaining.changes
-        if role_failed and isinstance(c, SetTags) and c.after_records
+        if role_failed and isinstance(c, SetTags | DeleteHealthCheck) and c.after_records
     )
     held = {id(o.change) for o in waiting}
     rest: list[Change] = []
@@ -132,5 +139,13 @@ def merge_reread(ours: World, fresh: World, thresholds: Thresholds) -> World:
         skipped=skipped,
         pushes=tuple(pushes.values()),
         pushes_printed=ours.pushes_printed,
+        # Route 53's view is read at most once per check interval: this run's read still holds.
+        route53_view=ours.route53_view,
+        pair_swapped_at=_later(ours.pair_swapped_at, fresh.pair_swapped_at),
     )
     return fold_down_states(world, thresholds)
+
+
+def _later(one: float | None, other: float | None) -> float | None:
+    times = [t for t in (one, other) if t is not None]
+    return max(times) if times else None

@@ -27,10 +27,18 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from chalicelib.core import conditions as condition_rules
-from chalicelib.core import history, pausing, rejections
+from chalicelib.core import failover_pair, history, pausing, rejections
 from chalicelib.core import notices as notice_policy
 from chalicelib.core import pushes as push_rules
-from chalicelib.core.changes import Change, ChangeRecords, HealthCheckChange, Notify, PushBackends
+from chalicelib.core.changes import (
+    Change,
+    ChangeRecords,
+    DeleteHealthCheck,
+    HealthCheckChange,
+    Notify,
+    PushBackends,
+)
+from chalicelib.core.dns import apply_record_changes
 from chalicelib.core.failover import Failover, failover_of, move_of, moved_role, recognised
 from chalicelib.core.health import Thresholds
 from chalicelib.core.model import FailoverMode, HealthCheck, ProbeResult, ProbeTarget, Push, World
@@ -94,6 +102,9 @@ class RunState:
     unregistered: Mapping[str, str] = field(default_factory=dict)
     faults: tuple[str, ...] = ()  # probe paths taken as a prober fault so far
     second_opinion_unavailable: str | None = None  # asked once a run, not again after a failure
+    # LBF_DNS_FAILOVER=route53: when Route 53's view of the pair's checks was last read (the
+    # view itself is in the World): read again once a check interval has passed.
+    route53_view_read_at: float | None = None
     rounds_done: int = 0
     failovers: tuple[Failover, ...] = ()
 
@@ -110,6 +121,8 @@ class SecondOpinionAnswer:
 
     statuses: Mapping[str, Sequence[CheckerObservation]] = field(default_factory=dict)
     error: str | None = None  # a read failed: not asked again this run
+    # The failover pair's checks (`pair_checks_to_read`), by check id; None: not read this round.
+    pair_statuses: Mapping[str, Sequence[CheckerObservation]] | None = None
 
 
 NO_ANSWER = SecondOpinionAnswer()
@@ -135,13 +148,40 @@ def checks_to_ask(
 ) -> dict[str, HealthCheck]:
     """The checks whose checkers the loop should read: the LBs whose probes failed in a path
     taken as a prober fault. Nothing once a read failed this run (each try costs the rounds)."""
-    if state.second_opinion_unavailable is not None:
+    if state.second_opinion_unavailable is not None or not rules.second_opinion.enabled:
+        # The failover pair's checks are read with LBF_ROUTE53_HEALTH_CHECKS off too: they are
+        # the pair's, and the second opinion stays the option the operator turned off.
         return {}
     asked: dict[str, HealthCheck] = {}
     for path in paths:
         if path.fault is None and is_prober_fault(path.results, rules.prober_fault_percent):
             asked |= checks_to_consult(world, _failed(path))
     return asked
+
+
+def pair_checks_to_read(
+    world: World, state: RunState, rules: RoundRules, *, now: float
+) -> tuple[str, ...]:
+    """The failover pair's checks whose checkers the loop should read this round: those its
+    records are bound to, once per check interval (`failover_pair.view_due`), in any round."""
+    pair = rules.plan.pair
+    if pair is None or not pair.enabled:
+        return ()
+    if not failover_pair.view_due(state.route53_view_read_at, now, pair):
+        return ()
+    return tuple(sorted(failover_pair.checks_in_use(world.records, pair.records)))
+
+
+def with_route53_view(
+    world: World, state: RunState, rules: RoundRules, answer: SecondOpinionAnswer, *, now: float
+) -> tuple[World, RunState]:
+    """Route 53's view of the pair's checks, as read this round, into the world the pair is
+    decided from; a check not read (or with no recent report) is left out: unknown."""
+    pair = rules.plan.pair
+    if answer.pair_statuses is None or pair is None:
+        return world, state
+    view = failover_pair.route53_view(answer.pair_statuses, now=now, rules=pair)
+    return replace(world, route53_view=view), replace(state, route53_view_read_at=now)
 
 
 def decide_round(
@@ -158,6 +198,7 @@ def decide_round(
     if answer.error is not None and state.second_opinion_unavailable is None:
         unavailable = f"Route 53's checkers could not be asked (not again this run): {answer.error}"
         state = replace(state, second_opinion_unavailable=unavailable)
+    world, state = with_route53_view(world, state, rules, answer, now=now)
     folded = fold_paths(world, paths, state, rules, answer, now=now)
     world = folded.world
     events: tuple[history.Event, ...] = ()
@@ -167,7 +208,7 @@ def decide_round(
     state = replace(state, faults=state.faults + folded.faults)
     return RoundPlan(
         world=world,
-        plan=plan_round(world, state, rules),
+        plan=plan_round(world, state, rules, now=now),
         state=state,
         conditions=folded.conditions,
         lines=folded.lines,
@@ -219,7 +260,11 @@ def fold_paths(
             f"{len(failed)} of {len(path.results)} probes{where} failed in one round: taken as "
             "a fault on the prober's side; no verdict changed"
         )
-        found = second_opinion(world, failed, state, answer, now=now)
+        found = (
+            second_opinion(world, failed, state, answer, now=now)
+            if rules.second_opinion.enabled
+            else {}
+        )
         conditions.update(found)
         notes += [Line("second-opinion", text, once=True) for text in found.values()]
     return PathsFolded(world, conditions, Lines(notes=tuple(notes)), tuple(faults), failures)
@@ -243,9 +288,12 @@ def second_opinion(
     return found
 
 
-def plan_round(world: World, state: RunState, rules: RoundRules) -> Plan:
+def plan_round(
+    world: World, state: RunState, rules: RoundRules, *, now: float | None = None
+) -> Plan:
     """`decide`'s Plan less what this run knows will not go through; round 1 keeps the health
-    checks too, after the rest: a failover never waits for a health check."""
+    checks too, after the rest: a failover never waits for a health check. A check the failover
+    pair names is never deleted from under it (the pair moves to its new check first)."""
     plan = rejections.without(
         decide(
             world,
@@ -253,6 +301,7 @@ def plan_round(world: World, state: RunState, rules: RoundRules) -> Plan:
             run_started_at=state.started_at,
             run_start_list=state.start_list,
             prober_fault=state.prober_fault,
+            now=now,
         ),
         state.rejected,
         active_fqdn=rules.active_fqdn,
@@ -263,8 +312,31 @@ def plan_round(world: World, state: RunState, rules: RoundRules) -> Plan:
         if not (isinstance(c, PushBackends) and c.instance_id in state.unregistered)
     )
     if state.rounds_done == 0:
-        changes += plan_health_checks(world, rules.second_opinion, run_started_at=state.started_at)
+        changes += _health_checks(world, changes, state, rules)
     return replace(plan, changes=changes)
+
+
+def _health_checks(
+    world: World, changes: Sequence[Change], state: RunState, rules: RoundRules
+) -> tuple[HealthCheckChange, ...]:
+    """The round's health-check changes. A check the failover pair names after this plan is
+    never deleted; one that it names only before (the pair moves to a new check in this plan)
+    is deleted only if the pair's batch goes through."""
+    pair = rules.plan.pair
+    if pair is None:
+        return plan_health_checks(world, rules.second_opinion, run_started_at=state.started_at)
+    batch = [c for change in changes if isinstance(change, ChangeRecords) for c in change.changes]
+    before = failover_pair.checks_in_use(world.records, pair.records)
+    after = failover_pair.checks_in_use(apply_record_changes(world.records, batch), pair.records)
+    planned = plan_health_checks(
+        world, rules.second_opinion, run_started_at=state.started_at, in_use=after
+    )
+    return tuple(
+        replace(c, after_records=True)
+        if isinstance(c, DeleteHealthCheck) and c.health_check_id in before
+        else c
+        for c in planned
+    )
 
 
 def _failed(path: ProbePath) -> list[str]:
@@ -347,7 +419,7 @@ def judge_reread(
         "a change was rejected and a re-read shows its records changed since (stale): "
         "planned again from the re-read",
     )
-    again = plan_round(world, state, rules)
+    again = plan_round(world, state, rules, now=now)
     return Reread(world, state, Lines(notes=(note,)), failovers, again=again)
 
 
@@ -470,10 +542,15 @@ def fold_round(
     all_failovers = (*state.failovers, *failovers)
     moves = tuple(condition_rules.failovers_to_notify(all_failovers, round=number))
     state = replace(state, unregistered=unregistered, failovers=all_failovers, rounds_done=number)
+    world = applied.world
+    if failovers:
+        # The failover pair swaps at most once per Route 53 detection time: later rounds count
+        # from this one, as the next run counts from the history's failover.
+        world = replace(world, pair_swapped_at=now)
     lines = applied.lines + agents.lines + outcome_lines(outcomes) + plan_lines(applied.plan)
     return _with_tail(
         RoundFold(
-            world=applied.world,
+            world=world,
             state=state,
             lines=lines,
             tail=(),

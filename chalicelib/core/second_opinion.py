@@ -62,6 +62,11 @@ class SecondOpinionRules:
     enabled: bool
     cluster: str
     lb_check: CheckTemplate  # a health check probes what the controller's LB probe does
+    # Route 53 cannot change a check's interval: a check made with another one is replaced.
+    request_interval: int = REQUEST_INTERVAL  # LBF_ROUTE53_INTERVAL
+    failure_threshold: int = FAILURE_THRESHOLD  # LBF_FALL
+    # The local stand-in's "public" addresses are loopback, and its checkers reach them.
+    loopback_allowed: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,19 +105,25 @@ class NotCheckable:
     reason: str
 
 
-def checkable_by_route53(address: str) -> bool:
-    """Route 53's checkers are on the internet: they reach global unicast addresses only."""
+def checkable_by_route53(address: str, *, loopback_allowed: bool = False) -> bool:
+    """Route 53's checkers are on the internet: they reach global unicast addresses only.
+
+    `loopback_allowed`: on the local stand-in every "public" address is a loopback one, and its
+    checkers run on loopback too.
+    """
     parsed = ipaddress.ip_address(address)
+    if loopback_allowed and parsed.is_loopback:
+        return True
     return parsed.is_global and not parsed.is_multicast
 
 
-def desired_check(lb: Instance, lb_check: CheckTemplate) -> HealthCheckSpec | NotCheckable | None:
+def desired_check(lb: Instance, rules: SecondOpinionRules) -> HealthCheckSpec | NotCheckable | None:
     """The check `lb` should have; None when it should have none (not running, no address)."""
     if not lb.running or lb.address is None:
         return None
-    if not checkable_by_route53(lb.address):
+    if not checkable_by_route53(lb.address, loopback_allowed=rules.loopback_allowed):
         return NotCheckable(NOT_CHECKABLE_PRIVATE)
-    endpoint = lb_check.endpoint(lb.address)
+    endpoint = rules.lb_check.endpoint(lb.address)
     path: str | None = None
     if endpoint.scheme != "tcp":
         path = endpoint.path
@@ -122,17 +133,28 @@ def desired_check(lb: Instance, lb_check: CheckTemplate) -> HealthCheckSpec | No
                 f"{RESOURCE_PATH_MAX_CHARS} characters"
             )
     return HealthCheckSpec(
-        kind=_KINDS[endpoint.scheme], address=lb.address, port=endpoint.port, resource_path=path
+        kind=_KINDS[endpoint.scheme],
+        address=lb.address,
+        port=endpoint.port,
+        resource_path=path,
+        request_interval=rules.request_interval,
+        failure_threshold=rules.failure_threshold,
     )
 
 
 def plan_health_checks(
-    world: World, rules: SecondOpinionRules, *, run_started_at: float
+    world: World,
+    rules: SecondOpinionRules,
+    *,
+    run_started_at: float,
+    in_use: Collection[str] = (),
 ) -> tuple[HealthCheckChange, ...]:
     """The writes that give each running, checkable LB exactly one check at its current address.
 
     A frozen (skipped) LB's check is left as it is, like its record. A check of an instance that
-    is no longer a running LB of the cluster, or a second check of one LB, is deleted.
+    is no longer a running LB of the cluster, or a second check of one LB, is deleted, unless a
+    record is bound to it (`in_use`: the failover pair's): the pair moves to the new check
+    first, and a later run deletes the old one, so the pair never names a check that is gone.
     """
     if world.health_checks is None:
         return ()  # not read (setting off, or the read failed): never plan against a guess
@@ -142,7 +164,7 @@ def plan_health_checks(
     changes: list[HealthCheckChange] = []
     for lb in by_name(world.lbs):
         existing = by_instance.pop(lb.instance_id, [])
-        changes += _checks_of(lb, existing, rules, run_started_at=run_started_at)
+        changes += _lb_checks(lb, existing, rules, run_started_at)
     frozen = {s.instance_id for s in world.skipped}
     for instance_id, checks in sorted(by_instance.items()):
         if instance_id in frozen:
@@ -151,22 +173,22 @@ def plan_health_checks(
             DeleteHealthCheck(c.health_check_id, instance_id, "no longer an LB of the cluster")
             for c in checks
         ]
-    return tuple(changes)
+    return tuple(
+        c for c in changes if not (isinstance(c, DeleteHealthCheck) and c.health_check_id in in_use)
+    )
 
 
-def _checks_of(
-    lb: Instance, existing: list[HealthCheck], rules: SecondOpinionRules, *, run_started_at: float
+def _lb_checks(
+    lb: Instance, existing: Sequence[HealthCheck], rules: SecondOpinionRules, run_started_at: float
 ) -> list[HealthCheckChange]:
-    """The writes that leave `lb` with exactly the check it should have (none if it should have
-    none): one kept, created or updated, every other one deleted."""
-    changes: list[HealthCheckChange] = []
+    """One LB's changes: its check made, updated or deleted, and any second one deleted."""
     name = lb.name or lb.instance_id
-    wanted = desired_check(lb, rules.lb_check)
+    wanted = desired_check(lb, rules)
     if not isinstance(wanted, HealthCheckSpec):
         reason = f"{name} is {lb.state}" if wanted is None else f"{name}: {wanted.reason}"
-        changes += [DeleteHealthCheck(c.health_check_id, lb.instance_id, reason) for c in existing]
-        return changes
-    kept = _best_match(existing, wanted)
+        return [DeleteHealthCheck(c.health_check_id, lb.instance_id, reason) for c in existing]
+    changes: list[HealthCheckChange] = []
+    kept = kept_check(existing, wanted)
     if kept is None:
         changes.append(
             CreateHealthCheck(
@@ -200,15 +222,23 @@ def _checks_of(
     return changes
 
 
-def _best_match(existing: Sequence[HealthCheck], wanted: HealthCheckSpec) -> HealthCheck | None:
+def kept_check(existing: Sequence[HealthCheck], wanted: HealthCheckSpec) -> HealthCheck | None:
     """The check to keep: one that is right already, else one an update can fix.
 
-    Route 53 cannot change a check's type, so a check of another type is replaced.
+    Route 53 cannot change a check's type or request interval, so a check that differs there
+    is replaced: a new check is made, and the old one deleted.
     """
     exact = next((c for c in existing if c.spec == wanted), None)
     if exact is not None:
         return exact
-    return next((c for c in existing if c.spec.kind == wanted.kind), None)
+    return next(
+        (
+            c
+            for c in existing
+            if (c.spec.kind, c.spec.request_interval) == (wanted.kind, wanted.request_interval)
+        ),
+        None,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,7 +363,7 @@ def opinions_of(
 def status_note(lb: Instance, world: World, rules: SecondOpinionRules) -> str | None:
     if not rules.enabled or world.health_checks is None:
         return None
-    wanted = desired_check(lb, rules.lb_check)
+    wanted = desired_check(lb, rules)
     if wanted is None:
         return None
     if isinstance(wanted, NotCheckable):

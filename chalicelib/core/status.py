@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.core import backends as backend_lists
-from chalicelib.core import dns
+from chalicelib.core import dns, failover_pair
 from chalicelib.core.model import (
     GONE_STATES,
     FailoverMode,
@@ -214,8 +214,9 @@ class Serving:
 def serving(world: World, rules: StatusRules, probes: Probes = None) -> Serving:
     """Every address clients can be given is an LB whose verdict is healthy.
 
-    The addresses: the active record's values, or the Elastic IP's holder. The verdict: the live
-    probe's with --probe (a stored verdict can be a minute old), else the stored one.
+    The addresses: the active record's values (of a failover pair, the record Route 53 answers
+    by its checks' view), or the Elastic IP's holder. The verdict: the live probe's with --probe
+    (a stored verdict can be a minute old), else the stored one.
     """
     # A skipped LB (a tag that does not parse) still serves what it holds, judged as it is probed.
     frozen = [s.frozen for s in world.skipped if s.frozen is not None]
@@ -246,7 +247,9 @@ def _given(
                 f"Elastic IP {rules.active.eip_allocation_id} is on {where}, not on an LB",
             )
         return [(world.eip_address or holder.address or "?", holder)]
-    active = dns.find_record(world.records, rules.records.active_fqdn)
+    active = failover_pair.route53_answers(
+        failover_pair.read_active_name(world.records, rules.records), dict(world.route53_view)
+    )
     if active is None or not active.values:
         return Serving(False, "no-active-record", f"no record {rules.records.active_fqdn}")
     lbs = {lb.address: lb for lb in every_lb if lb.address is not None}
@@ -265,3 +268,32 @@ def _not_serving(address: str, lb: Instance | None, probes: Probes) -> Serving |
     elif lb.verdict is not Verdict.HEALTHY:
         return Serving(False, f"lb-{lb.verdict.value}", f"{name} ({address}) is {lb.verdict.value}")
     return None
+
+
+def pair_lines(world: World, records: dns.RecordRules) -> list[Note]:
+    """The failover pair: both records, each check, and Route 53's view of it, and which record
+    Route 53 answers by that view (what clients get while no controller runs)."""
+    current = failover_pair.read_active_name(world.records, records)
+    if not current.is_pair:
+        return []
+    view = dict(world.route53_view)
+    by_address = {lb.address: lb.name or lb.instance_id for lb in world.lbs if lb.address}
+    lines: list[Note] = []
+    for record in (current.primary, current.secondary):
+        if record is None:
+            continue
+        where = " ".join(f"{by_address.get(v, 'no LB')} {v}" for v in record.values)
+        check = record.health_check_id
+        if check is None:
+            seen = "no health check (Route 53 counts it healthy)"
+        elif check in view:
+            seen = f"check {check}: Route 53 sees it {'healthy' if view[check] else 'unhealthy'}"
+        else:
+            seen = f"check {check}: no recent report from Route 53"
+        role = (record.failover or "").lower()
+        lines.append((f"pair-{role}", f"failover pair {record.failover}: {where}, {seen}"))
+    answered = failover_pair.route53_answers(current, view)
+    if answered is not None:
+        who = " ".join(by_address.get(v, v) for v in answered.values)
+        lines.append(("pair-answer", f"Route 53 answers {answered.failover} ({who}) by its checks"))
+    return lines

@@ -181,6 +181,7 @@ def test_update_carries_the_version_read_so_route53_refuses_a_stale_one() -> Non
             "HealthCheckVersion": 4,
             "IPAddress": LB2_NEW_PUBLIC,
             "Port": 80,
+            "FailureThreshold": 3,
             "ResourcePath": "/health",
         },
     )

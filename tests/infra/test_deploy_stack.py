@@ -366,10 +366,61 @@ def all_policy_texts() -> dict[str, str]:
     texts["DEPLOY.md health checks"] = json.dumps(
         {"Version": "2012-10-17", "Statement": deploy_doc_health_check_statements()}
     )
+    for name, env in ROUTE53_OPTIONS.items():
+        texts[name] = json.dumps(generated_policy(env))
     return texts
 
 
-@pytest.mark.parametrize("name", [*POLICY_NAMES, "DEPLOY.md health checks"])
+# The Route 53 options that change the controller's generated policy.
+ROUTE53_OPTIONS = {
+    "generated with health checks": {"LBF_ROUTE53_HEALTH_CHECKS": "true"},
+    "generated with the failover pair": {"LBF_DNS_FAILOVER": "route53"},
+    "generated with both": {"LBF_DNS_FAILOVER": "route53", "LBF_ROUTE53_HEALTH_CHECKS": "true"},
+}
+
+
+def generated_policy(env: dict[str, str]) -> dict[str, Any]:
+    """infra/configure.py's controller policy for a stage with these variables."""
+    configure = load_infra_module("configure")
+    inputs = configure.Inputs(
+        stage="prod", cluster="web", domain="edge.example.com", region="eu-west-1", xray=False
+    )
+    looked = configure.Looked(EXAMPLE_ACCOUNT, "Z0000000000EXAMPLE", "")
+    policy: dict[str, Any] = configure.controller_policy(
+        inputs, looked, "/lbf/web", environment=env
+    )
+    return policy
+
+
+@pytest.mark.parametrize(
+    ("env", "added"),
+    [
+        ({}, set()),
+        ({"LBF_ROUTE53_HEALTH_CHECKS": "false", "LBF_DNS_FAILOVER": "controller"}, set()),
+        ({"LBF_ROUTE53_HEALTH_CHECKS": "true"}, HEALTH_CHECK_ACTIONS),
+        ({"LBF_DNS_FAILOVER": "route53"}, HEALTH_CHECK_ACTIONS | {"ssm:GetParameterHistory"}),
+    ],
+)
+def test_the_generated_policy_grants_what_the_route53_options_call(
+    env: dict[str, str], added: set[str]
+) -> None:
+    """The health checks reach every check in the account (no tag conditions for them): granted
+    only while an option keeps checks. The pair reads only its history, nothing else of SSM's."""
+    policy = generated_policy(env)
+    assert policy_actions(policy) == CONTROLLER_ACTIONS | added
+    for statement in granting(policy, "ssm:GetParameterHistory"):
+        assert as_list(statement["Resource"]) == [
+            f"arn:aws:ssm:eu-west-1:{EXAMPLE_ACCOUNT}:parameter/lbf/web/history"
+        ]
+    for action in HEALTH_CHECK_ACTIONS & added:
+        for statement in granting(policy, action):
+            for resource in as_list(statement["Resource"]):
+                assert resource == "arn:aws:route53:::healthcheck/*" or (
+                    resource == "*" and action in UNSCOPABLE_ACTIONS
+                )
+
+
+@pytest.mark.parametrize("name", [*POLICY_NAMES, "DEPLOY.md health checks", *ROUTE53_OPTIONS])
 def test_policy_passes_parliament_but_for_justified_findings(name: str) -> None:
     unexpected = [
         f for f in parliament_findings(all_policy_texts()[name]) if f not in PARLIAMENT_ALLOWED
@@ -413,9 +464,20 @@ def test_policy_is_allow_only_without_wildcard_actions(stage: str, function: str
             assert "?" not in action, (statement["Sid"], action)
 
 
+def option_actions(env: dict[str, str]) -> set[str]:
+    """What the stage's Route 53 options add: the health checks, and for the failover pair the
+    history a run reads (when the pair last swapped)."""
+    pair = env.get("LBF_DNS_FAILOVER", "").lower() == "route53"
+    checks = pair or env.get("LBF_ROUTE53_HEALTH_CHECKS", "").lower() == "true"
+    return (HEALTH_CHECK_ACTIONS if checks else set()) | (
+        {"ssm:GetParameterHistory"} if pair else set()
+    )
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_policy_grants_exactly_the_controllers_calls(stage: str) -> None:
     expected = CONTROLLER_ACTIONS | (XRAY_ACTIONS if stage_setting(stage, "xray") else set())
+    expected |= option_actions(stage_env(stage))
     assert policy_actions(load_policy(stage)) == expected
 
 
@@ -1206,3 +1268,9 @@ def test_an_existing_cluster_stack_keeps_its_instance_profile_on_upgrade(
         assert [p["InstanceProfileName"] for p in profiles] == ["lb-failover-web-lb"]
         assert profiles[0]["InstanceProfileId"] == held["InstanceProfileId"]
         assert len(profiles[0]["Roles"]) == 1
+
+
+def test_deploy_doc_shows_the_health_check_statements_configure_writes() -> None:
+    shown = deploy_doc_health_check_statements()
+    written = statements(generated_policy({"LBF_ROUTE53_HEALTH_CHECKS": "true"}))
+    assert [s for s in written if s["Sid"] in {d["Sid"] for d in shown}] == shown

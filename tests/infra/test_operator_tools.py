@@ -829,6 +829,34 @@ def test_teardown_removes_what_its_cluster_owns(
     assert names_under(aws, domain) == set()
 
 
+def test_teardown_removes_both_records_of_a_failover_pair(aws: LocalAws, project: Path) -> None:
+    """LBF_DNS_FAILOVER=route53 leaves two records at the active name, told apart by their
+    SetIdentifier: both go."""
+    domain = "pair.edge.tools.example.com"
+    owned_domain(aws, domain, ['"cluster=pair"', '"lb"', '"lb1"'])
+    route53 = aws.client("route53")
+    plain = {
+        "Name": f"lb.{domain}",
+        "Type": "A",
+        "TTL": 60,
+        "ResourceRecords": [{"Value": "192.0.2.10"}],
+    }
+    pair = [
+        {**plain, "SetIdentifier": role.lower(), "Failover": role}
+        for role in ("PRIMARY", "SECONDARY")
+    ]
+    for action, record in [("DELETE", plain), *(("CREATE", r) for r in pair)]:
+        route53.change_resource_record_sets(
+            HostedZoneId=aws.zone_id,
+            ChangeBatch={"Changes": [{"Action": action, "ResourceRecordSet": record}]},
+        )
+    args = teardown_args("pair", "pair", domain, aws, project)
+
+    assert teardown.main(args, session(), sleep=lambda _s: None, say=lambda _m: None) == 0
+
+    assert names_under(aws, domain) == set()
+
+
 def create_network(aws: LocalAws, name: str, cidr: str) -> dict[str, str]:
     """network.yaml as a stack in a VPC of its own; its outputs."""
     vpc = aws.client("ec2").create_vpc(CidrBlock=f"{cidr}.0.0/16")["Vpc"]["VpcId"]

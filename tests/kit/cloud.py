@@ -9,7 +9,7 @@ lets a test decide what Route 53's checkers see, which moto reports as one fixed
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from bench.calls import is_write  # the one read/write classification, the benchmarks' too
@@ -183,6 +183,30 @@ class FakeEc2:
         self.eip_holder = instance_id
 
 
+def record_key(record: Record) -> tuple[str, str]:
+    """A plain record is keyed by name and type; a failover record's SetIdentifier joins the
+    type, as Route 53 tells the pair's two records of one name and type apart by it."""
+    if record.set_identifier is None:
+        return (record.name, record.type)
+    return (record.name, f"{record.type} {record.set_identifier}")
+
+
+def _refuse_plain_beside_failover(staged: Mapping[tuple[str, str], Record]) -> None:
+    """Route 53 refuses a plain record beside failover records of the same name and type (moto
+    accepts it): switching between them must be one batch."""
+    plain = {(r.name, r.type) for r in staged.values() if r.set_identifier is None}
+    for record in staged.values():
+        if record.set_identifier is not None and (record.name, record.type) in plain:
+            raise ChangeRejected(
+                "route53",
+                "ChangeResourceRecordSets",
+                "InvalidChangeBatch",
+                f"[RRSet with DNS name {record.name}., type {record.type}, SetIdentifier "
+                f"{record.set_identifier} cannot be created because a non multivalue answer "
+                "rrset exists with the same name and type.]",
+            )
+
+
 class FakeRoute53:
     def __init__(self, calls: Calls, clock: FakeClock) -> None:
         self.calls = calls
@@ -228,7 +252,7 @@ class FakeRoute53:
         self._refuse_permanently(changes)
         staged = dict(self.records)
         for change in changes:
-            key = (change.record.name, change.record.type)
+            key = record_key(change.record)
             present = staged.get(key)
             if change.action == "DELETE":
                 if present != change.record:
@@ -250,6 +274,7 @@ class FakeRoute53:
                 staged[key] = change.record
             else:
                 staged[key] = change.record
+        _refuse_plain_beside_failover(staged)
         self.records = staged  # atomic: all or nothing
         self.batches.append(tuple(changes))
         self.history.append((self.clock.now(), tuple(changes)))

@@ -212,7 +212,6 @@ def test_a_boolean_is_nothing_but_true_or_false(variable: str, value: str) -> No
         ("LBF_POOL_INTERVAL", "2.5"),
         ("LBF_DNS_FAILOVER", "controller"),
         ("LBF_DNS_FAILOVER", "Controller"),
-        ("LBF_ROUTE53_INTERVAL", "10"),
         ("LBF_ROUTE53_INTERVAL", "30"),
     ],
 )
@@ -226,9 +225,7 @@ def test_the_names_for_a_later_release_are_known_and_accepted(variable: str, val
         ("LBF_POOL_INTERVAL", "0", "above 0"),
         ("LBF_POOL_INTERVAL", "-5", "above 0"),
         ("LBF_POOL_INTERVAL", "ten", "above 0"),
-        ("LBF_DNS_FAILOVER", "route53", "not supported yet"),
-        ("LBF_DNS_FAILOVER", "ROUTE53", "not supported yet"),
-        ("LBF_DNS_FAILOVER", "dns", "expected controller"),
+        ("LBF_DNS_FAILOVER", "dns", "expected controller or route53"),
         ("LBF_ROUTE53_INTERVAL", "20", "expected 10 or 30"),
         ("LBF_ROUTE53_INTERVAL", "fast", "expected 10 or 30"),
     ],
@@ -400,13 +397,23 @@ def test_the_core_rules_are_built_from_the_settings() -> None:
             held_drop_parameter_name="/ops/lbf/held-drop",
         ),
         pushes=PushRules(log_group="/lbf/prod/pushes"),
+        pair=rules.pair,
     )
+    assert rules.pair.checks == rules.second_opinion
     assert rules.move == MoveRules(
-        records=rules.records, active=rules.plan.active, paused_parameter_name="/ops/lbf/paused"
+        records=rules.records,
+        active=rules.plan.active,
+        paused_parameter_name="/ops/lbf/paused",
+        pair=rules.pair,
     )
     assert rules.probes == ProbeRules(lb_check=config.lb_check, pool_check=config.pool_check)
     assert rules.second_opinion == SecondOpinionRules(
-        enabled=True, cluster="prod", lb_check=config.lb_check
+        enabled=True,
+        cluster="prod",
+        lb_check=config.lb_check,
+        request_interval=30,
+        failure_threshold=5,
+        loopback_allowed=config.loopback_allowed,
     )
     assert (rules.parse.lb_address, rules.parse.pool_address, rules.parse.mode) == (
         AddressKind.PUBLIC,
@@ -878,3 +885,40 @@ def test_default_checks_render_as_the_spec_says() -> None:
     assert DEFAULTS.lb_check.render("198.51.100.7") == "http://198.51.100.7:80/health"
     assert DEFAULTS.pool_check.render("10.0.1.9", 8080) == "http://10.0.1.9:8080/health"
     assert not DEFAULTS.lb_check.needs_port
+
+
+def test_route53_failover_and_its_check_interval_reach_the_rules() -> None:
+    pair = settings(dns_failover="ROUTE53", route53_interval=10, fall=2).rules.pair
+    assert (pair.enabled, pair.request_interval, pair.failure_threshold) == (True, 10, 2)
+    assert pair.detection_seconds == 20
+    checks = settings(route53_interval=10, fall=2).rules.second_opinion
+    # The checks are shared with LBF_ROUTE53_HEALTH_CHECKS: one interval and threshold for both.
+    assert (checks.request_interval, checks.failure_threshold) == (10, 2)
+    assert not settings().rules.pair.enabled
+    assert settings().rules.pair.request_interval == 30
+
+
+@pytest.mark.parametrize(
+    ("variables", "phrase"),
+    [
+        (
+            {"LBF_MODE": "eip", "LBF_EIP_ALLOCATION_ID": "eipalloc-0123456789abcdef0"},
+            "route53 needs LBF_MODE=dns",
+        ),
+        ({"LBF_ACTIVE_MODE": "all"}, "route53 needs LBF_ACTIVE_MODE=single"),
+        (
+            {"LBF_LB_ADDRESS": "private"},
+            "Route 53's health checkers reach only public addresses",
+        ),
+        (
+            {"LBF_LB_CHECK": "http://{address}/" + "a" * 255},
+            "an LBF_LB_CHECK path of at most 255 characters",
+        ),
+    ],
+)
+def test_route53_failover_is_refused_where_route53_cannot_check_the_lbs(
+    variables: dict[str, str], phrase: str
+) -> None:
+    error = raised({**REQUIRED, "LBF_DNS_FAILOVER": "route53", **variables})
+    assert_names(error, "LBF_DNS_FAILOVER")
+    assert phrase in str(error)

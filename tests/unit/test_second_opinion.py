@@ -107,11 +107,13 @@ def test_route53_can_check_only_global_unicast_addresses(address: str, checkable
 )
 def test_the_check_follows_lbf_lb_check(check_template: str, expected: HealthCheckSpec) -> None:
     config = settings(route53_health_checks=True, lb_check=check_template)
-    assert desired_check(lb("lb1", PUBLIC_1), config.lb_check) == expected
+    assert desired_check(lb("lb1", PUBLIC_1), config.rules.second_opinion) == expected
 
 
 def test_an_ipv6_lb_is_checked_at_its_address() -> None:
-    assert desired_check(lb("lb1", "2600:1f18::1"), ON.lb_check) == spec(address="2600:1f18::1")
+    assert desired_check(lb("lb1", "2600:1f18::1"), ON.rules.second_opinion) == spec(
+        address="2600:1f18::1"
+    )
 
 
 @pytest.mark.parametrize(
@@ -124,12 +126,12 @@ def test_an_ipv6_lb_is_checked_at_its_address() -> None:
     ],
 )
 def test_no_check_for_a_private_or_not_running_lb(instance: object, expected: object) -> None:
-    assert desired_check(instance, ON.lb_check) == expected  # type: ignore[arg-type]
+    assert desired_check(instance, ON.rules.second_opinion) == expected  # type: ignore[arg-type]
 
 
 def test_a_path_longer_than_route53_takes_is_not_checkable() -> None:
     config = settings(route53_health_checks=True, lb_check="http://{address}/" + "a" * 255)
-    wanted = desired_check(lb("lb1", PUBLIC_1), config.lb_check)
+    wanted = desired_check(lb("lb1", PUBLIC_1), config.rules.second_opinion)
     assert isinstance(wanted, NotCheckable)
     assert "255" in wanted.reason
 
@@ -188,6 +190,58 @@ def test_another_check_type_is_replaced_because_route53_cannot_change_it() -> No
     changes = plan_health_checks(view, config.rules.second_opinion, run_started_at=STARTED)
 
     assert [type(c) for c in changes] == [CreateHealthCheck, DeleteHealthCheck]
+
+
+def test_another_request_interval_is_a_new_check_because_route53_cannot_change_it() -> None:
+    """LBF_ROUTE53_INTERVAL=10 for a check made at 30 s: create the 10 s one, never an update."""
+    config = settings(route53_health_checks=True, route53_interval=10)
+    view = replace(world([lb("lb1", PUBLIC_1)]), health_checks=(check("i-lb1"),))
+
+    [create, delete] = plan_health_checks(view, config.rules.second_opinion, run_started_at=STARTED)
+
+    assert isinstance(create, CreateHealthCheck)
+    assert create.spec == replace(spec(), request_interval=10)
+    assert delete == DeleteHealthCheck("hc-1", "i-lb1", "a second check of lb1")
+
+
+def test_a_check_the_failover_pair_is_bound_to_is_deleted_only_once_the_pair_left_it() -> None:
+    """The pair moves to the new check in this plan's records; the old one goes next run."""
+    config = settings(route53_health_checks=True, route53_interval=10)
+    view = replace(world([lb("lb1", PUBLIC_1)]), health_checks=(check("i-lb1"),))
+
+    changes = plan_health_checks(
+        view, config.rules.second_opinion, run_started_at=STARTED, in_use={"hc-1"}
+    )
+
+    assert [type(c) for c in changes] == [CreateHealthCheck]
+    moved = replace(
+        view, health_checks=(check("i-lb1"), HealthCheck("hc-2", "i-lb1", 1, changes[0].spec))
+    )  # type: ignore[union-attr]
+    assert plan_health_checks(
+        moved, config.rules.second_opinion, run_started_at=STARTED, in_use={"hc-2"}
+    ) == (DeleteHealthCheck("hc-1", "i-lb1", "a second check of lb1"),)
+
+
+def test_a_new_failure_threshold_is_an_update_route53_allows() -> None:
+    config = settings(route53_health_checks=True, fall=2)
+    view = replace(world([lb("lb1", PUBLIC_1)]), health_checks=(check("i-lb1"),))
+
+    [update] = plan_health_checks(view, config.rules.second_opinion, run_started_at=STARTED)
+
+    assert isinstance(update, UpdateHealthCheck)
+    assert update.spec == replace(spec(), failure_threshold=2)
+
+
+def test_a_loopback_lb_is_checkable_on_the_stand_in_only() -> None:
+    on_stand_in = settings(route53_health_checks=True)
+    assert on_stand_in.loopback_allowed
+    assert isinstance(
+        desired_check(lb("lb1", "127.0.2.11"), on_stand_in.rules.second_opinion), HealthCheckSpec
+    )
+    deployed = settings({"AWS_ENDPOINT_URL": None}, route53_health_checks=True)
+    assert desired_check(lb("lb1", "127.0.2.11"), deployed.rules.second_opinion) == NotCheckable(
+        "not possible for private address"
+    )
 
 
 @pytest.mark.parametrize(

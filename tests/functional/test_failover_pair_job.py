@@ -1,0 +1,329 @@
+"""The failover pair (LBF_DNS_FAILOVER=route53) through the reconcile job, on the in-memory AWS.
+
+The in-memory Route 53 refuses what Route 53 refuses and moto accepts: a plain record beside a
+failover pair, and a DELETE that no longer matches every field (SetIdentifier, Failover and
+HealthCheckId included). Its checkers' answers are the test's to decide (moto's are a fixed
+"Success"), so Route 53's own view of each check can disagree with the controller's probes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pytest
+
+from chalicelib import commands, render
+from chalicelib.__main__ import main
+from chalicelib.core.dns import RecordChange
+from chalicelib.core.failover_pair import PRIMARY
+from chalicelib.core.model import Record
+from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, record_key
+from tests.kit.runs import converge, run
+from tests.kit.settings import environment, settings
+
+ACTIVE = f"lb.{FAKE_DOMAIN}"
+# Route 53's checkers reach only public addresses: these are global ones, never contacted (the
+# fake prober judges by private address, the fake checkers by a set).
+LB1, LB2, LB3 = "52.1.2.11", "52.1.2.12", "52.1.2.13"
+PAIR = {"LBF_LB_ADDRESS": "public", "LBF_DNS_FAILOVER": "route53"}
+
+
+@dataclass
+class Cluster:
+    cloud: FakeCloud
+    lb1: str
+    lb2: str
+    lb3: str
+
+    def pair(self) -> tuple[tuple[str, ...], str | None, tuple[str, ...], str | None]:
+        """PRIMARY's values and check, SECONDARY's values and check."""
+        records = self.cloud.route53.records
+        primary = records[(ACTIVE, "A primary")]
+        secondary = records[(ACTIVE, "A secondary")]
+        return (
+            primary.values,
+            primary.health_check_id,
+            secondary.values,
+            secondary.health_check_id,
+        )
+
+    def check_of(self, address: str) -> str:
+        return next(
+            c.health_check_id
+            for c in self.cloud.health_checks.checks.values()
+            if c.spec.address == address
+        )
+
+    def kill(self, private: str) -> None:
+        self.cloud.prober.dead.add(private)
+
+
+@pytest.fixture
+def cluster() -> Cluster:
+    cloud = FakeCloud()
+    lb1 = cloud.ec2.add("lb", "10.0.0.11", name="lb1", public=LB1)
+    lb2 = cloud.ec2.add("lb", "10.0.0.12", name="lb2", public=LB2)
+    lb3 = cloud.ec2.add("lb", "10.0.0.13", name="lb3", public=LB3, state="stopped")
+    for host in (21, 22, 23):
+        cloud.ec2.add("web", f"10.0.1.{host}")
+    cloud.health_checks.seen_healthy = {LB1, LB2, LB3}
+    return Cluster(cloud, lb1, lb2, lb3)
+
+
+CONFIG = settings(FAKE_CLOUD_ENV, PAIR)
+
+
+def settled(cluster: Cluster) -> None:
+    """Two runs: the first makes the checks after the records, the second binds the pair."""
+    converge(cluster.cloud, CONFIG)
+    converge(cluster.cloud, CONFIG)
+
+
+def test_the_pair_is_made_and_bound_to_each_lbs_check(cluster: Cluster) -> None:
+    settled(cluster)
+
+    hc1, hc2 = cluster.check_of(LB1), cluster.check_of(LB2)
+    assert cluster.pair() == ((LB1,), hc1, (LB2,), hc2)
+    assert (ACTIVE, "A") not in cluster.cloud.route53.records  # never a plain record beside it
+    spec = cluster.cloud.health_checks.checks[hc1].spec
+    assert (spec.request_interval, spec.failure_threshold) == (30, 3)
+    # The `_lbf` TXT lists the active name, as it does for the plain record.
+    ownership = cluster.cloud.route53.records[(f"_lbf.{FAKE_DOMAIN}", "TXT")]
+    assert '"lb"' in ownership.values
+
+
+def test_a_plain_record_becomes_the_pair_in_one_batch(cluster: Cluster) -> None:
+    converge(cluster.cloud, settings(FAKE_CLOUD_ENV, lb_address="public"))
+    plain = cluster.cloud.route53.records[(ACTIVE, "A")]
+
+    settled(cluster)
+
+    switch = next(b for b in cluster.cloud.route53.batches if RecordChange("DELETE", plain) in b)
+    assert [(c.action, c.record.failover) for c in switch] == [
+        ("DELETE", None),
+        ("CREATE", "PRIMARY"),
+        ("CREATE", "SECONDARY"),
+    ]
+
+
+def test_a_dead_primary_is_swapped_in_one_compare_and_swap_batch(cluster: Cluster) -> None:
+    settled(cluster)
+    before = {record_key(r): r for r in cluster.cloud.route53.records.values()}
+    cluster.kill("10.0.0.11")
+
+    report = converge(cluster.cloud, CONFIG)
+
+    hc2 = cluster.check_of(LB2)
+    # No other LB is eligible: SECONDARY holds PRIMARY's address without a check.
+    assert cluster.pair() == ((LB2,), hc2, (LB2,), None)
+    [swap] = [b for b in cluster.cloud.route53.batches[-1:]]
+    assert [c.action for c in swap] == ["DELETE", "DELETE", "CREATE", "CREATE"]
+    assert {c.record for c in swap if c.action == "DELETE"} == {
+        before[(ACTIVE, "A primary")],
+        before[(ACTIVE, "A secondary")],
+    }
+    assert [(f.moved_from, f.moved_to) for f in report.failovers] == [("lb1", "lb2")]
+
+
+def test_a_stale_pair_is_rejected_not_overwritten(cluster: Cluster) -> None:
+    """Another run rebinds PRIMARY's check between our read and our write: our DELETE no longer
+    matches (Route 53 matches HealthCheckId too), and the re-read plans again from its view."""
+    settled(cluster)
+    cluster.kill("10.0.0.11")
+    route53 = cluster.cloud.route53
+
+    def race() -> None:
+        key = (ACTIVE, "A primary")
+        bound = cluster.check_of(LB2)  # a real check, bound where this run did not expect it
+        route53.records[key] = replace(route53.records[key], health_check_id=bound)
+
+    route53.before_change = race
+    report = run(cluster.cloud, CONFIG)
+
+    assert any("newer-view" in note or "re-read" in note for note in report.notes)
+    assert cluster.pair()[0] == (LB2,)
+
+
+def test_dry_run_and_pause_write_no_record(cluster: Cluster) -> None:
+    settled(cluster)
+    cluster.kill("10.0.0.11")
+    batches = len(cluster.cloud.route53.batches)
+
+    run(cluster.cloud, settings(FAKE_CLOUD_ENV, PAIR, dry_run=True))
+    cluster.cloud.ssm.parameters[CONFIG.paused_parameter_name] = "true"
+    run(cluster.cloud, CONFIG)
+
+    assert len(cluster.cloud.route53.batches) == batches
+    assert cluster.pair()[0] == (LB1,)
+
+
+def test_route53_failing_a_primary_the_controller_sees_healthy_is_one_notice(
+    cluster: Cluster,
+) -> None:
+    settled(cluster)
+    cluster.cloud.health_checks.seen_healthy = {LB2}
+    batches = len(cluster.cloud.route53.batches)
+
+    run(cluster.cloud, CONFIG)
+    run(cluster.cloud, CONFIG)
+
+    assert len(cluster.cloud.route53.batches) == batches  # the pair stays
+    said = [m for m in cluster.cloud.sns.messages if "vantages disagree" in m]
+    assert len(said) == 1, said
+
+
+def primary_moves(cloud: FakeCloud) -> list[tuple[float, tuple[str, ...], tuple[str, ...]]]:
+    """Each batch that moved PRIMARY: when, from which values, to which."""
+    moves = []
+    for at, batch in cloud.route53.history:
+        old = [
+            c.record.values for c in batch if c.action == "DELETE" and c.record.failover == PRIMARY
+        ]
+        new = [
+            c.record.values for c in batch if c.action == "CREATE" and c.record.failover == PRIMARY
+        ]
+        if old and new and old != new:
+            moves.append((at, old[0], new[0]))
+    return moves
+
+
+def test_a_second_swap_within_route53s_detection_time_is_held(cluster: Cluster) -> None:
+    """lb1 dies and lb2 takes over; lb1 comes back and lb2 dies at once. The pair swaps back
+    only once LBF_ROUTE53_INTERVAL x LBF_FALL (90 s) has passed since the first swap."""
+    settled(cluster)
+    cluster.kill("10.0.0.11")
+    converge(cluster.cloud, CONFIG)
+    cluster.cloud.prober.dead = {"10.0.0.12"}
+
+    for _ in range(3):
+        run(cluster.cloud, CONFIG)
+
+    [(first, *there), (second, *back)] = primary_moves(cluster.cloud)
+    assert (there, back) == ([(LB1,), (LB2,)], [(LB2,), (LB1,)])
+    assert second - first >= CONFIG.rules.pair.detection_seconds == 90
+    assert any("failover pair held on lb2" in m for m in cluster.cloud.sns.messages)
+
+
+def test_back_to_the_plain_record_in_one_batch(cluster: Cluster) -> None:
+    settled(cluster)
+
+    converge(cluster.cloud, settings(FAKE_CLOUD_ENV, lb_address="public"))
+
+    assert cluster.cloud.route53.records[(ACTIVE, "A")].values == (LB1,)
+    [back] = cluster.cloud.route53.batches[-1:]
+    assert [(c.action, c.record.failover) for c in back] == [
+        ("DELETE", "PRIMARY"),
+        ("DELETE", "SECONDARY"),
+        ("CREATE", None),
+    ]
+
+
+def test_the_fake_refuses_a_plain_record_beside_the_pair_as_route53_does(cluster: Cluster) -> None:
+    """moto accepts it; Route 53 refuses it. The in-memory Route 53 must refuse it too, or the
+    one-batch switch above would prove nothing."""
+    settled(cluster)
+    with pytest.raises(Exception, match="non multivalue"):
+        cluster.cloud.route53.change(
+            [RecordChange("CREATE", Record(ACTIVE, "A", 60, (LB1,)))], "by hand"
+        )
+
+
+# --- move-active and drain, through the command line ---------------------------------------------
+
+
+def command(cluster: Cluster, *args: str) -> int:
+    environ = environment(FAKE_CLOUD_ENV, PAIR, sns_topic_arn=None)
+    return main(
+        list(args), environ=environ, services=cluster.cloud.services(), clock=cluster.cloud.clock
+    )
+
+
+def test_move_active_moves_the_pair_in_one_batch(cluster: Cluster) -> None:
+    settled(cluster)
+    batches = len(cluster.cloud.route53.batches)
+
+    assert command(cluster, "move-active", "--to", "lb2", "--no-wait") == 0
+
+    assert len(cluster.cloud.route53.batches) == batches + 1
+    hc1, hc2 = cluster.check_of(LB1), cluster.check_of(LB2)
+    # The LB it left is eligible still: it is the one chosen next.
+    assert cluster.pair() == ((LB2,), hc2, (LB1,), hc1)
+
+
+def test_draining_the_primary_moves_the_pair_and_never_makes_the_drained_lb_secondary(
+    cluster: Cluster,
+) -> None:
+    settled(cluster)
+
+    assert command(cluster, "drain", "lb1") == 0
+
+    assert cluster.pair() == ((LB2,), cluster.check_of(LB2), (LB2,), None)
+    assert cluster.cloud.ec2.tag(cluster.lb1, "lbf:maintenance") == "drain"
+    # A scheduled run afterwards keeps it so.
+    converge(cluster.cloud, CONFIG)
+    assert cluster.pair() == ((LB2,), cluster.check_of(LB2), (LB2,), None)
+
+
+def test_status_shows_both_records_and_route53s_view_of_each_check(cluster: Cluster) -> None:
+    settled(cluster)
+    cluster.cloud.health_checks.seen_healthy = {LB2}
+    hc1, hc2 = cluster.check_of(LB1), cluster.check_of(LB2)
+
+    # `status` reads Route 53's view of the pair's checks; a run's observe does not.
+    view = commands.status(CONFIG, cluster.cloud.services(), cluster.cloud.clock, probe=False).world
+    text = render.status_text(view, CONFIG)
+
+    assert f"failover pair PRIMARY: lb1 {LB1}, check {hc1}: Route 53 sees it unhealthy" in text
+    assert f"failover pair SECONDARY: lb2 {LB2}, check {hc2}: Route 53 sees it healthy" in text
+    # What clients get from Route 53 while no controller runs.
+    assert "Route 53 answers SECONDARY (lb2) by its checks" in text
+    codes = [f["code"] for f in render.status_json(view, CONFIG)["features"]]
+    assert codes == ["pair-primary", "pair-secondary", "pair-answer"]
+
+
+def test_a_new_check_interval_makes_new_checks_moves_the_pair_then_deletes_the_old(
+    cluster: Cluster,
+) -> None:
+    """Route 53 cannot change a check's interval: create the new check, move the pair to it,
+    then delete the old one, never leaving the pair naming a check that is gone."""
+    settled(cluster)
+    old = cluster.pair()[1]
+    fast = settings(FAKE_CLOUD_ENV, PAIR, route53_interval=10)
+    checks = cluster.cloud.health_checks
+
+    converge(cluster.cloud, fast)  # the 10 s checks are made; the pair still names the old
+    assert cluster.pair()[1] == old
+    assert old in checks.checks
+    converge(cluster.cloud, fast)  # the pair moves to the new checks, then the old go
+
+    primary_check = cluster.pair()[1]
+    assert primary_check is not None
+    assert checks.checks[primary_check].spec.request_interval == 10
+    assert {c.spec.request_interval for c in checks.checks.values()} == {10}
+    assert not any(op == "UpdateHealthCheck" for op, _ in checks.calls)
+
+
+def test_status_judges_the_lb_route53_answers(cluster: Cluster) -> None:
+    """Route 53 fails lb1's check and answers SECONDARY lb2: clients are given lb2, whatever
+    PRIMARY holds, and `status` judges lb2."""
+    settled(cluster)
+    cluster.cloud.health_checks.seen_healthy = {LB2}
+
+    verdict = commands.status(
+        CONFIG, cluster.cloud.services(), cluster.cloud.clock, probe=False
+    ).serving
+    assert (verdict.ok, verdict.text) == (True, "serving: clients are given lb2, healthy")
+
+
+def test_route53s_view_is_read_once_per_check_interval_in_a_runs_rounds(cluster: Cluster) -> None:
+    """Six rounds 10 s apart (a minute's run): the pair's two checks are read in round 1 and
+    again once LBF_ROUTE53_INTERVAL (30 s) has passed, mid-run, never every round: the account's
+    health-check API allows five requests a second, for every tool that uses it."""
+    settled(cluster)
+    checks = cluster.cloud.health_checks
+    before = checks.count("GetHealthCheckStatus")
+    config = settings(FAKE_CLOUD_ENV, PAIR, probe_interval=10, probe_rounds=6)
+
+    converge(cluster.cloud, config)
+
+    assert checks.count("GetHealthCheckStatus") - before == 2 * 2
