@@ -84,7 +84,6 @@ EIP_ADDRESS = "127.0.2.3"  # the Elastic IP's stand-in
 TTL = 5
 PROPAGATION = 2.0
 TIME_FACTOR = 0.1
-ROUTE53_INTERVAL = 30  # LBF_ROUTE53_INTERVAL's default
 
 KILLS, QUICK_KILLS = 20, 3
 SEED = 21  # fixed, so a rerun waits the same times
@@ -457,7 +456,7 @@ class _Stand:
             phase = (time.monotonic() - self.grid_start) % SCHEDULE_SECONDS
             wait = (rng.uniform(0, SCHEDULE_SECONDS) - phase) % SCHEDULE_SECONDS
         else:
-            wait = rng.uniform(0, ROUTE53_INTERVAL * TIME_FACTOR)
+            wait = rng.uniform(0, self.settings.route53_interval * TIME_FACTOR)
         time.sleep(wait)
         return wait
 
@@ -566,6 +565,7 @@ class _Outcome:
     errors: list[str] = field(default_factory=list)
     bound: float = 0.0
     fall: int = 3
+    route53_interval: int = 30
     stopped: str = ""  # why the series ended early
     not_run: str = ""  # why the mode could not run at all
 
@@ -623,6 +623,7 @@ def _run_mode(mode: Mode, count: int, progress: Progress) -> _Outcome:
             progress(f"{mode.key}: not run, {outcome.not_run}")
             return outcome
         outcome.bound, outcome.fall = settings.detection_bound.seconds, settings.fall
+        outcome.route53_interval = settings.route53_interval
         probes = _Probes()
         plane = stack.enter_context(_data_plane(aws, probes)) if mode.route53_answers else None
         stand = _Stand(
@@ -699,13 +700,15 @@ def run(progress: Progress, *, quick: bool = False, modes: Sequence[str] = ()) -
 
 
 def _model(outcomes: Sequence[_Outcome]) -> Model:
-    fall = next((o.fall for o in outcomes if not o.not_run), 3)
+    """The model's parameters, with LBF_FALL and LBF_ROUTE53_INTERVAL as the modes read them
+    (every mode reads the same defaults)."""
+    ran = [o for o in outcomes if not o.not_run] or [_Outcome(MODES[0], planned=0)]
     return Model(
         time_factor=TIME_FACTOR,
         propagation=PROPAGATION,
         ttl=TTL,
-        route53_interval=ROUTE53_INTERVAL,
-        fall=fall,
+        route53_interval=ran[0].route53_interval,
+        fall=ran[0].fall,
     )
 
 
@@ -740,7 +743,7 @@ def _section(outcomes: Sequence[_Outcome], folder: Path, progress: Progress) -> 
             "ttl": TTL,
             "propagation": PROPAGATION,
             "time_factor": TIME_FACTOR,
-            "route53_interval": ROUTE53_INTERVAL,
+            "route53_interval": model.route53_interval,
             "seed": SEED,
             "client_every": CLIENT_EVERY,
         },
