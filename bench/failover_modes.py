@@ -101,9 +101,14 @@ class _Recorder(logging.Handler):
         self._active_name = active_name
         self._lock = threading.Lock()
         self.entries: list[tuple[float, str, str, str]] = []  # (at, kind, target, value)
+        self.notices: list[str] = []  # what the controller told the operator, in order
 
     def emit(self, record: logging.LogRecord) -> None:
-        applied = parse_applied(record.getMessage(), self._active_name)
+        message = record.getMessage()
+        if message.startswith("notice: "):
+            with self._lock:
+                self.notices.append(message.removeprefix("notice: "))
+        applied = parse_applied(message, self._active_name)
         if applied is not None:
             with self._lock:
                 self.entries.append((time.monotonic(), applied.kind, applied.target, applied.value))
@@ -568,6 +573,7 @@ class _Outcome:
     kills: list[Kill] = field(default_factory=list)
     traces: list[Trace] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
     bound: float = 0.0
     fall: int = 3
     route53_interval: int = 30
@@ -645,6 +651,7 @@ def _run_mode(mode: Mode, count: int, progress: Progress) -> _Outcome:
         stack.callback(stand.stop)
         _series(stand, outcome, progress)
         outcome.errors = stand.errors
+        outcome.notices = stand.recorder.notices
     return outcome
 
 
@@ -758,6 +765,7 @@ def _section(outcomes: Sequence[_Outcome], folder: Path, progress: Progress) -> 
                 "fall": o.fall,
                 "kills": [asdict(k) for k in o.kills],
                 "controller_errors": o.errors,
+                "notices": o.notices,
                 "stopped": o.stopped,
                 "not_run": o.not_run,
             }
@@ -789,7 +797,9 @@ def _mode_part(
         ),
         (f"The series {outcome.stopped}. " if outcome.stopped else "")
         + f"Controller errors during the series: {len(outcome.errors)}"
-        + (" (" + "; ".join(errors[:5]) + ")" if errors else ""),
+        + (" (" + "; ".join(errors[:5]) + ")" if errors else "")
+        + f". The controller's notices: {len(outcome.notices)}"
+        + (" (" + "; ".join(sorted(set(outcome.notices))[:8]) + ")" if outcome.notices else ""),
     ]
     drawn = _draw(outcome, model, folder)
     if drawn is not None:
