@@ -19,8 +19,8 @@ CLIENT_EVERY seconds; in the Elastic IP mode it asks through the address's stand
 (standin/eip_forwarder.py) instead.
 
 Each kill waits a random time (seeded), then stops the HAProxy clients are using (SIGTERM to its
-master: connections are refused at once) and times, from the kill: detection, the answer changing
-and the first successful client request (bench/mode_figures.py says what each means per mode).
+master: connections are refused at once) and times, from the moment it has exited: detection, the
+answer changing and the first successful client request (bench/mode_figures.py says what each means per mode).
 The killed LB is started again and the next kill waits until the stand has recovered.
 """
 
@@ -486,8 +486,9 @@ class _Stand:
         leaving = victim.private if self.plane is None else victim.published
         assert self.answer is not None
         assert self.client is not None
-        killed = time.monotonic()
         victim.haproxy.stop()
+        # From when its master has exited: until then it may still answer a request.
+        killed = time.monotonic()
         detection = answer = served = None
         while time.monotonic() < killed + STEP_DEADLINE:
             detection = detection or self._detected(victim, killed, check)
@@ -739,7 +740,7 @@ def _section(outcomes: Sequence[_Outcome], folder: Path, progress: Progress) -> 
         f"Route 53's data plane is {model.label()}. Each kill (SIGTERM to the HAProxy clients "
         "use) comes after a random wait (seed "
         f"{SEED}): to a random second of the controller's minute, or of a check interval with "
-        "the controller stopped. Times are from the kill; *detection*, *answer* and *served* "
+        "the controller stopped. Times are from the moment the killed HAProxy has exited; *detection*, *answer* and *served* "
         "mean, per mode: "
         + "; ".join(
             f"{o.mode.title}: detection = {o.mode.detection}, answer = {o.mode.answer}"
@@ -790,7 +791,13 @@ def _mode_part(
     )
     errors = sorted(set(outcome.errors))
     parts = [
-        f"**{mode.title}** (bound {outcome.bound:g} s):",
+        f"**{mode.title}** ("
+        + (
+            f"bound {outcome.bound:g} s"
+            if mode.controller
+            else f"Route 53's check time in the model {model.model_seconds:g} s"
+        )
+        + "):",
         table(
             ("#", "LB", "waited s", "s into the minute", "detection s", "answer s", "served s"),
             [_cells(k) for k in outcome.kills],

@@ -139,8 +139,8 @@ class Reference:
 def references(mode: Mode, *, bound: float, model: Model) -> tuple[Reference, Reference, Reference]:
     """The reference of each series (detection, answer, client) of one mode.
 
-    The answer adds the propagation delay where the answer is DNS; the client adds the TTL it
-    may keep the old answer for. With the controller stopped, Route 53's check time in the
+    The answer adds the propagation delay where the controller changes a record; the client adds
+    the TTL it may keep the old answer for. With the controller stopped, Route 53's check time in the
     model replaces the bound.
     """
     if mode.controller:
@@ -154,9 +154,14 @@ def references(mode: Mode, *, bound: float, model: Model) -> tuple[Reference, Re
         )
     if not mode.route53_answers:
         return first, first, first
-    answer = Reference(
-        f"{first.seconds:g} s + propagation {model.propagation:g} s",
-        first.seconds + model.propagation,
+    # Without the controller no record changes: the answer follows the checks at once.
+    answer = (
+        Reference(
+            f"{first.seconds:g} s + propagation {model.propagation:g} s",
+            first.seconds + model.propagation,
+        )
+        if mode.controller
+        else first
     )
     client = Reference(f"{answer.seconds:g} s + TTL {model.ttl} s", answer.seconds + model.ttl)
     return first, answer, client
