@@ -15,13 +15,22 @@ from moto.ec2.models import elastic_network_interfaces as eni_models
 from moto.route53 import models as route53_models
 
 
-def _record_key(change: dict[str, Any]) -> tuple[str, str, object, object, tuple[str, ...]]:
+def _record_key(change: dict[str, Any]) -> tuple[object, ...]:
     # A failover pair's records share name, type and often the value: SetIdentifier tells them
-    # apart, from each other and from the plain record they replace.
+    # apart, from each other and from the plain record they replace; a record that only moves to
+    # another health check is another record set too.
     record = change["ResourceRecordSet"]
     values = tuple(str(r["Value"]) for r in record.get("ResourceRecords", []))
     name, kind = record["Name"].rstrip("."), record["Type"]
-    return name, kind, record.get("SetIdentifier"), record.get("TTL"), values
+    return (
+        name,
+        kind,
+        record.get("SetIdentifier"),
+        str(record.get("TTL")),
+        values,
+        record.get("Failover"),
+        record.get("HealthCheckId"),
+    )
 
 
 def _without_restated(change_list: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -59,14 +68,17 @@ def route53_moves_back() -> Iterator[None]:
         change_list = _without_restated(change_list)
         if not change_list:
             return
-        deleted = {_record_key(c)[:2] for c in change_list if c["Action"] == "DELETE"}
+        deleting = {_record_key(c) for c in change_list if c["Action"] == "DELETE"}
+        deleted = {key[:2] for key in deleting}
         created = {_record_key(c) for c in change_list if c["Action"] == "CREATE"}
+        # Never the CREATE a DELETE of this batch is matched against (moto looks it up there).
         hidden = [
             entry
             for entry in zone.rr_changes
             if entry["Action"] == "CREATE"
             and _record_key(entry)[:2] in deleted
             and _record_key(entry) in created
+            and _record_key(entry) not in deleting
         ]
         for entry in hidden:
             zone.rr_changes.remove(entry)

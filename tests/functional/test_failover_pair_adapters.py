@@ -189,3 +189,34 @@ def test_the_real_services_have_the_health_check_adapter_for_the_pair_alone(rout
     pair = settings(base, lb_address="public", dns_failover="route53")
     assert not pair.route53_health_checks
     assert isinstance(aws_services(pair).health_checks, Route53HealthChecks)
+
+
+def test_the_stand_ins_moto_takes_the_swap_that_drops_a_records_check(route53: Any) -> None:
+    """PRIMARY dies and SECONDARY takes over alone: SECONDARY keeps its values and loses its
+    check. The stand-in's moto (standin.moto_fixes) must still find the CREATE the DELETE is
+    matched against, as Route 53 matches the record itself."""
+    zone_id = route53.create_hosted_zone(Name="example.com.", CallerReference="z")["HostedZone"][
+        "Id"
+    ].split("/")[-1]
+    records = Route53Records(route53, zone_id)
+    rules = settings(dns_failover="route53", domain=DOMAIN).rules.records
+    first = [
+        pair_record(rules, PRIMARY, (LB1,), "hc-1"),
+        pair_record(rules, SECONDARY, (LB1,), None),
+    ]
+    bound = [
+        pair_record(rules, PRIMARY, (LB1,), "hc-1"),
+        pair_record(rules, SECONDARY, (LB2,), "hc-2"),
+    ]
+    alone = [
+        pair_record(rules, PRIMARY, (LB2,), "hc-2"),
+        pair_record(rules, SECONDARY, (LB2,), None),
+    ]
+    with route53_moves_back():
+        records.change([RecordChange("CREATE", r) for r in first], "made")
+        for before, after in ((first, bound), (bound, alone)):
+            current = read_active_name(records.read(DOMAIN), rules)
+            assert set(current.records) == set(before)
+            records.change(swap_batch(current, after), "swapped")
+
+    assert set(records.read(DOMAIN)) == set(alone)
