@@ -353,11 +353,6 @@ class _Stand:
             probe_function=None if function is None else self.probes.wrap(function),
         )
         clock = _StoppableClock(self._stopped)
-        if self.settings.rules.pair.enabled:
-            # The LBs' health checks before the pair: a pair made in the run that makes its
-            # checks is made without them, and moto refuses the next run's batch that binds them
-            # (InvalidInput on its DELETE). One round makes the checks and no pair (RISE > 1).
-            self.errors += jobs.reconcile(self.settings, services, clock, rounds=1).errors
         self.grid_start = time.monotonic()
         number = 0
         try:
