@@ -113,6 +113,11 @@ class _Recorder(logging.Handler):
             with self._lock:
                 self.entries.append((time.monotonic(), applied.kind, applied.target, applied.value))
 
+    def last(self, kind: str) -> float:
+        """When the last entry of this kind was logged, -inf before any."""
+        with self._lock:
+            return max((at for at, k, _, _ in self.entries if k == kind), default=float("-inf"))
+
     def first(self, kind: str, after: float, test: Callable[[str, str], bool]) -> float | None:
         with self._lock:
             return next(
@@ -458,12 +463,25 @@ class _Stand:
         """A random wait: to a random second of the controller's minute (so a kill can land in
         any round, or in the gap between two runs), or of a check interval without it."""
         if self.mode.controller:
-            phase = (time.monotonic() - self.grid_start) % SCHEDULE_SECONDS
-            wait = (rng.uniform(0, SCHEDULE_SECONDS) - phase) % SCHEDULE_SECONDS
+            now = time.monotonic()
+            target = rng.uniform(0, SCHEDULE_SECONDS)
+            # The pair swaps at most once per LBF_ROUTE53_INTERVAL x LBF_FALL (real seconds)
+            # unless EC2 reports PRIMARY stopped: kills closer together would time that hold,
+            # not the controller's detection. The first second with the drawn phase after it.
+            earliest = max(now, self._last_move() + self.settings.rules.pair.detection_seconds)
+            phase = (earliest - self.grid_start) % SCHEDULE_SECONDS
+            wait = earliest - now + (target - phase) % SCHEDULE_SECONDS
         else:
             wait = rng.uniform(0, self.settings.route53_interval * TIME_FACTOR)
         time.sleep(wait)
         return wait
+
+    def _last_move(self) -> float:
+        """When the controller last moved the active role (a pair's swap), -inf before that;
+        only the pair holds a second move, so only its mode looks."""
+        if not self.settings.rules.pair.enabled:
+            return float("-inf")
+        return self.recorder.last("move")
 
     def _detected(self, victim: _Lb, killed: float, check: str | None) -> float | None:
         if self.mode.controller:
@@ -735,7 +753,9 @@ def _section(outcomes: Sequence[_Outcome], folder: Path, progress: Progress) -> 
         f"Route 53's data plane is {model.label()}. Each kill (SIGTERM to the HAProxy clients "
         "use) comes after a random wait (seed "
         f"{SEED}): to a random second of the controller's minute, or of a check interval with "
-        "the controller stopped. Times are from the moment the killed HAProxy has exited; *detection*, *answer* and *served* "
+        "the controller stopped; with the failover pair, at least LBF_ROUTE53_INTERVAL x LBF_FALL "
+        "after its last swap (the pair swaps at most that often, unless EC2 reports PRIMARY "
+        "stopped). Times are from the moment the killed HAProxy has exited; *detection*, *answer* and *served* "
         "mean, per mode: "
         + "; ".join(
             f"{o.mode.title}: detection = {o.mode.detection}, answer = {o.mode.answer}"
