@@ -220,6 +220,7 @@ class _Client:
         self._url = url
         self._lock = threading.Lock()
         self.requests: list[tuple[float, float, bool]] = []  # (sent, answered, ok)
+        self.last_url: str | None = None  # where the last request went
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="bench-client")
 
@@ -234,6 +235,7 @@ class _Client:
     def _run(self) -> None:
         while not self._stop.wait(CLIENT_EVERY):
             sent = time.monotonic()
+            url = None
             try:
                 url = self._url()
                 ok = url is not None and requests.get(url, timeout=REQUEST_TIMEOUT).ok
@@ -241,6 +243,7 @@ class _Client:
                 ok = False
             with self._lock:
                 self.requests.append((sent, time.monotonic(), ok))
+                self.last_url = url
 
     def first_ok_after(self, after: float) -> float | None:
         """When the first request sent after `after` succeeded (one in flight at `after`
@@ -332,7 +335,7 @@ class _Stand:
                 self.aws.client("ec2"), self.forwarder_allocation, port=LB_PORT, address=EIP_ADDRESS
             ).start()
             forwarder = self.forwarder
-            through = f"http://{EIP_ADDRESS}:{LB_PORT}/"
+            through = _url(EIP_ADDRESS)
             return _Sampled(lambda: forwarder.holder, ANSWER_EVERY), lambda: through
         name = self.settings.active_record_name
         watcher = CachingResolver(self.plane.address, self.plane.port)
@@ -344,7 +347,7 @@ class _Stand:
 
         def url() -> str | None:
             values = resolver.resolve(name)
-            return f"http://{values[0]}:{LB_PORT}/" if values else None
+            return _url(values[0]) if values else None
 
         return _Sampled(answer, ANSWER_EVERY), url
 
@@ -430,6 +433,11 @@ class _Stand:
         elif self.plane is not None and self.aws.a_record(self.settings.active_record_name) != (
             given.published,
         ):
+            return None
+        # The client's cached answer too: after a failback it keeps the other LB for the TTL, and
+        # a kill then would time nothing.
+        assert self.client is not None
+        if self.plane is not None and self.client.last_url != _url(given.published):
             return None
         if self.mode.controller or not self._stopped.is_set():
             healthy = (self.aws.tags(lb.instance_id).get("lbf:health") for lb in self.lbs.values())
@@ -568,6 +576,10 @@ class _Stand:
             answer=None if answer is None else answer[0],
             requests=self.client.sent(),
         )
+
+
+def _url(address: str) -> str:
+    return f"http://{address}:{LB_PORT}/"
 
 
 def _applier(haproxy: LocalHaproxy) -> Applier:
