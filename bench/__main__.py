@@ -38,6 +38,7 @@ MARKERS = ("<!-- bench:start -->", "<!-- bench:end -->")
 BENCHMARKS = {
     "failover": "bench.failover",
     "failover-eip": "bench.failover_eip",
+    "failover-modes": "bench.failover_modes",
     "fanout": "bench.fanout",
     "api-calls": "bench.api_calls",
     "coldstart": "bench.coldstart",
