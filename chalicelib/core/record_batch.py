@@ -39,24 +39,6 @@ class RecordPlan:
     released: Mapping[str, tuple[str, ...]]  # record name -> values taken out of it
 
 
-def plan_records(
-    records: Sequence[Record],
-    lbs: Sequence[Instance],
-    skipped: Sequence[Skipped],
-    decision: ActiveDecision,
-    rules: RecordRules,
-    *,
-    former: Collection[str] = (),
-    addresses: Collection[str] | None = None,
-) -> list[RecordChange]:
-    """Every record change of this round, for one change batch (see `record_plan`)."""
-    return list(
-        record_plan(
-            records, lbs, skipped, decision, rules, former=former, addresses=addresses
-        ).changes
-    )
-
-
 def record_plan(
     records: Sequence[Record],
     lbs: Sequence[Instance],

@@ -37,6 +37,7 @@ from chalicelib.services import (
     Services,
     Writers,
 )
+from standin.route53_checkers import CHECKER_REGIONS
 
 
 class FakeClock:
@@ -419,16 +420,8 @@ class FakeSns:
         self.messages.append(message)
 
 
-REGIONS = (
-    "us-east-1",
-    "us-west-1",
-    "us-west-2",
-    "eu-west-1",
-    "ap-southeast-1",
-    "ap-southeast-2",
-    "ap-northeast-1",
-    "sa-east-1",
-)
+# The regions Route 53 checks from, as the stand-in's checkers use them.
+REGIONS = CHECKER_REGIONS
 
 
 @dataclass

@@ -27,7 +27,7 @@ from chalicelib.core.dns import (
 )
 from chalicelib.core.inventory import build_inventory
 from chalicelib.core.model import ActiveMode, Instance, RawInstance, Record, Skipped
-from chalicelib.core.record_batch import plan_records, record_plan
+from chalicelib.core.record_batch import record_plan
 from tests.kit.settings import CLUSTER
 from tests.kit.world import TTL, a_record, fqdn, lb, ownership, parse_rules, raw, skipped
 
@@ -445,7 +445,7 @@ def records_plan(
 ) -> list[RecordChange]:
     active = next((r for r in records if r.name == fqdn("lb") and r.type == "A"), None)
     decision = decide_active(active, lbs, frozen, rules)
-    return plan_records(records, lbs, frozen, decision, rules)
+    return list(record_plan(records, lbs, frozen, decision, rules).changes)
 
 
 def changes_of(changes: list[RecordChange]) -> list[tuple[str, str, str, tuple[str, ...]]]:
