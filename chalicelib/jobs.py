@@ -30,8 +30,9 @@ from chalicelib.core.backends import parse_list
 from chalicelib.core.changes import ChangeRecords
 from chalicelib.core.failover import Failover
 from chalicelib.core.model import World
+from chalicelib.core.observed import fold_down_states
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import Plan, fold_down_states
+from chalicelib.core.plan import Plan
 from chalicelib.core.reread import fold_outcomes
 from chalicelib.core.round import (
     Applied,

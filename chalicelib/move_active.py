@@ -18,8 +18,9 @@ from chalicelib.config import Settings
 from chalicelib.core import history
 from chalicelib.core.changes import ChangeRecords, MoveAddress, SetTags
 from chalicelib.core.model import ProbeResult, World
+from chalicelib.core.observed import fold_down_states
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import Plan, fold_down_states
+from chalicelib.core.plan import Plan
 from chalicelib.core.planned_failover import (
     MoveRequest,
     Refused,

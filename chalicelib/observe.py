@@ -15,8 +15,8 @@ from chalicelib.config import Settings
 from chalicelib.core import dns, pausing
 from chalicelib.core import notices as notice_policy
 from chalicelib.core.inventory import build_inventory
+from chalicelib.core.lists import latest_pushes
 from chalicelib.core.model import FailoverMode, Push, Record, World
-from chalicelib.core.plan import latest_pushes
 from chalicelib.errors import AwsError, DomainNotOwned, WorldNotRead
 from chalicelib.health_checks import read_health_checks, read_last_swap
 from chalicelib.services import Services

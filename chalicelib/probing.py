@@ -28,7 +28,7 @@ from chalicelib.config import Settings
 from chalicelib.core import round as round_rules
 from chalicelib.core import timing
 from chalicelib.core.model import AddressKind, Instance, ProbeResult, ProbeTarget, World
-from chalicelib.core.plan import probe_targets, probed_lbs
+from chalicelib.core.observed import probe_targets, probed_lbs
 from chalicelib.errors import ProberFault
 from chalicelib.services import Prober, Services
 

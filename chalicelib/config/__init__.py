@@ -30,9 +30,10 @@ from chalicelib.core.endpoints import CheckTemplate, ProbeRules
 from chalicelib.core.failover_pair import PairRules
 from chalicelib.core.health import Thresholds
 from chalicelib.core.inventory import ParseRules
+from chalicelib.core.lists import ListRules
 from chalicelib.core.model import ActiveMode, AddressKind, DnsFailover, FailoverMode
 from chalicelib.core.names import show
-from chalicelib.core.plan import ActiveRules, ListRules, PlanRules
+from chalicelib.core.plan import ActiveRules, PlanRules
 from chalicelib.core.planned_failover import MoveRules
 from chalicelib.core.pushes import PushRules
 from chalicelib.core.second_opinion import SecondOpinionRules

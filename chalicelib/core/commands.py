@@ -23,7 +23,8 @@ from chalicelib.core.dns import RecordRules
 from chalicelib.core.health import Thresholds
 from chalicelib.core.history import Event, EventCode
 from chalicelib.core.model import World
-from chalicelib.core.plan import PlanRules, decide, fold_down_states
+from chalicelib.core.observed import fold_down_states
+from chalicelib.core.plan import PlanRules, decide
 
 Note = tuple[str, str]  # (code, text)
 

@@ -1,6 +1,6 @@
 """Observed world in, Plan out: what one round writes to records, lists, pushes and tags.
 
-`decide` is pure. core/round.py's `decide_round` folds the round's probes in (`fold_probes`),
+`decide` is pure. core/round.py's `decide_round` folds the round's probes in (core.observed),
 asks `decide` for a Plan of changes (core.changes) and leaves out what the run knows will not go
 through; what was applied is folded back into the world (core.applied), so the next round plans
 against what is now true without reading AWS again.
@@ -9,7 +9,7 @@ against what is now true without reading AWS again.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from chalicelib.core import backends as backend_lists
@@ -20,14 +20,10 @@ from chalicelib.core.changes import (
     Change,
     ChangeRecords,
     MoveAddress,
-    PushBackends,
-    PutBackendList,
     PutHeldDrop,
-    PutLbList,
     SetTags,
 )
-from chalicelib.core.endpoints import ProbeRules
-from chalicelib.core.health import Thresholds, advance, down_at_once
+from chalicelib.core.lists import ListRules, latest_sent, plan_backends
 from chalicelib.core.model import (
     TAG_BACKENDS,
     TAG_HEALTH,
@@ -37,13 +33,11 @@ from chalicelib.core.model import (
     FailoverMode,
     Instance,
     LbState,
-    ProbeResult,
-    ProbeTarget,
-    Push,
     Role,
     Verdict,
     World,
 )
+from chalicelib.core.observed import frozen_webs
 
 # ---------------------------------------------------------------------------------------------
 # What a round's plan reads of the settings, per concern (built from Settings in config.py).
@@ -56,16 +50,6 @@ class ActiveRules:
     mode: FailoverMode = FailoverMode.DNS
     eip_allocation_id: str | None = None  # set exactly when mode is eip
     min_backends: int = 0
-
-
-@dataclass(frozen=True)
-class ListRules:
-    """The published lists, `<prefix>/backends` and `<prefix>/lbs`, and the pool-drop guard."""
-
-    backends_parameter_name: str
-    lbs_parameter_name: str
-    max_pool_drop: int  # percent (LBF_MAX_POOL_DROP)
-    held_drop_parameter_name: str  # what the guard holds, and since when (core.held_drop)
 
 
 @dataclass(frozen=True)
@@ -89,92 +73,6 @@ class Plan:
     notes: tuple[str, ...] = ()
     # Entries LBF_MAX_POOL_DROP held that this plan takes out after all (core.held_drop).
     drop_taken: tuple[str, ...] = ()
-
-
-# ---------------------------------------------------------------------------------------------
-# Folding observations into the world.
-
-
-def _fold_all(world: World, fold: Callable[[Instance], Instance]) -> World:
-    """Applies `fold` to every instance a verdict is kept for, skipped ones included."""
-    skipped = tuple(
-        replace(s, frozen=fold(s.frozen)) if s.frozen is not None else s for s in world.skipped
-    )
-    return replace(
-        world,
-        lbs=tuple(fold(i) for i in world.lbs),
-        webs=tuple(fold(i) for i in world.webs),
-        skipped=skipped,
-    )
-
-
-def fold_down_states(world: World, thresholds: Thresholds) -> World:
-    """EC2 reports the instance stopping or gone: unhealthy at once, no rounds needed.
-
-    EC2's state outranks a tag: a skipped instance in such a state is unhealthy at once too.
-    """
-
-    def fold(i: Instance) -> Instance:
-        return replace(i, damping=down_at_once(thresholds)) if i.down else i
-
-    return _fold_all(world, fold)
-
-
-def frozen_webs(world: World) -> list[tuple[Instance, tuple[str, ...]]]:
-    """Skipped web servers, each with the entries it has in the published list."""
-    published = backend_lists.parse_list(world.backends_parameter)
-    return [
-        (s.frozen, backend_lists.entries_of(s.frozen, published))
-        for s in world.skipped
-        if s.frozen is not None and s.frozen.role is Role.WEB
-    ]
-
-
-def probed_lbs(world: World) -> list[Instance]:
-    """The LBs a round probes: the listed ones and the skipped ones whose role is known."""
-    return [*world.lbs, *dns.frozen_lbs(world.skipped)]
-
-
-def probe_targets(world: World, rules: ProbeRules) -> list[ProbeTarget]:
-    """Running instances with an address. A skipped one is probed too: its tags are frozen, not
-    its health; a skipped web server only through the entry it has (its port may not parse)."""
-    lbs = probed_lbs(world)
-    targets = [
-        ProbeTarget(lb.instance_id, rules.lb_check.endpoint(lb.address))
-        for lb in lbs
-        if lb.running and lb.address is not None
-    ]
-    targets += [
-        ProbeTarget(web.instance_id, rules.pool_check.endpoint(web.address, web.port))
-        for web in world.webs
-        if web.running and web.address is not None
-    ]
-    for web, entries in frozen_webs(world):
-        if web.running and web.address is not None and entries:
-            port = web.port or int(entries[0].rpartition(":")[2])
-            targets.append(
-                ProbeTarget(web.instance_id, rules.pool_check.endpoint(web.address, port))
-            )
-    return targets
-
-
-def is_prober_fault(results: Mapping[str, ProbeResult], fault_percent: int) -> bool:
-    """Every target failing at once says more about the prober's network than about them."""
-    if len(results) < 2:
-        return False
-    failed = sum(1 for r in results.values() if not r.ok)
-    return failed * 100 >= fault_percent * len(results)
-
-
-def fold_probes(world: World, results: Mapping[str, ProbeResult], thresholds: Thresholds) -> World:
-    def fold(i: Instance) -> Instance:
-        if i.instance_id in results and not i.down:
-            result = results[i.instance_id]
-            damping = advance(i.damping, result.ok, thresholds, detail=result.detail)
-            return replace(i, damping=damping)
-        return i
-
-    return _fold_all(world, fold)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,7 +175,7 @@ def _decide(
         if run_start_list is None
         else tuple(run_start_list)
     )
-    wanted, held, list_changes, list_conditions = _plan_backends(
+    wanted, held, list_changes, list_conditions = plan_backends(
         world, rules.lists, rules.pushes, run_started_at, start_list, accepted
     )
     changes += list_changes
@@ -469,146 +367,10 @@ def confirmed_current_list(world: World, min_backends: int) -> Callable[[Instanc
     return confirmed
 
 
-def _plan_backends(
-    world: World,
-    rules: ListRules,
-    pushes: push_rules.PushRules,
-    run_started_at: float,
-    start_list: Sequence[str],
-    accepted: Sequence[str] = (),
-) -> tuple[
-    backend_lists.BackendList | None, backend_lists.Held | None, list[Change], dict[str, str]
-]:
-    changes: list[Change] = []
-    conditions: dict[str, str] = {}
-    published = backend_lists.parse_list(world.backends_parameter)
-    kept, failed = _entries_kept(world, published)
-    try:
-        wanted: backend_lists.BackendList | None = backend_lists.build_list(world.webs, kept)
-    except backend_lists.BackendListTooLong as exc:
-        conditions["backends-too-long"] = str(exc)
-        wanted = None
-    held = None
-    if wanted is not None:
-        held = backend_lists.guard_not_empty(wanted) or backend_lists.guard_pool_drop(
-            start_list,
-            wanted,
-            world.webs,
-            rules.max_pool_drop,
-            failed_entries=failed,
-            accepted=accepted,
-        )
-    # The list in force: the one wanted, or while a guard holds that back, the one published.
-    in_force = wanted if wanted is not None and held is None else None
-    if in_force is None and published:
-        in_force = backend_lists.BackendList(published)
-
-    if in_force is not None and len(in_force) > 0:
-        if in_force.text != world.backends_parameter:
-            changes.append(PutBackendList(rules.backends_parameter_name, in_force.text))
-        changes += _plan_pushes(world, in_force, run_started_at, conditions, rules=pushes)
-
-    changes += _plan_lbs_parameter(world, rules)
-    return in_force, held, changes, conditions
-
-
-def _entries_kept(world: World, published: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Entries of the published list that stay without a healthy verdict, and the skipped web
-    servers' entries that failed. A skipped web server keeps the entry it has while it answers,
-    and is never newly added."""
-    kept: list[str] = []
-    failed: list[str] = []
-    for web, entries in frozen_webs(world):
-        if not web.running or web.draining:
-            continue
-        (failed if web.verdict is Verdict.UNHEALTHY else kept).extend(entries)
-    # No verdict (its tags were lost, say, by a run killed between the list and the tags) is
-    # never a reason to take a server out: it keeps the entry it has until probes decide, so
-    # that a removal is always one for failed probes, counted against LBF_MAX_POOL_DROP.
-    kept += [
-        entry
-        for web in world.webs
-        if web.running and not web.draining and web.verdict is Verdict.UNKNOWN
-        for entry in backend_lists.entries_of(web, published)
-    ]
-    return kept, failed
-
-
-def _plan_lbs_parameter(world: World, rules: ListRules) -> list[Change]:
-    """`<prefix>/lbs`: the running LBs' addresses, in name order."""
-    addresses = [
-        lb.address for lb in dns.by_name(world.lbs) if lb.running and lb.address is not None
-    ]
-    # A skipped LB keeps its place in the list while it runs; it is never newly added.
-    stored = (world.lbs_parameter or "").split()
-    addresses += [
-        lb.address
-        for lb in dns.frozen_lbs(world.skipped)
-        if lb.running and lb.address is not None and lb.address in stored
-    ]
-    lbs_text = " ".join(addresses)
-    # SSM rejects an empty parameter value; with no LB running the last value stays.
-    if lbs_text and lbs_text != world.lbs_parameter:
-        return [PutLbList(rules.lbs_parameter_name, lbs_text)]
-    return []
-
-
-def _plan_pushes(
-    world: World,
-    in_force: backend_lists.BackendList,
-    run_started_at: float,
-    conditions: dict[str, str],
-    *,
-    rules: push_rules.PushRules,
-) -> list[Change]:
-    last = _latest_sent(world)
-    pushes: list[Change] = []
-    for lb in dns.by_name(world.lbs):
-        if not lb.running or lb.backends_checksum == in_force.checksum:
-            continue
-        if dict(world.pushes_printed).get(lb.instance_id) == in_force.checksum:
-            continue  # printed earlier in this run: printed once, not every round
-        command = last.get(lb.instance_id)
-        if command is not None and command.checksum == in_force.checksum:
-            if push_rules.overdue(command, now=run_started_at):
-                conditions[f"push-overdue:{lb.instance_id}"] = (
-                    f"backend push {command.command_id} to {lb.name} {lb.instance_id} still "
-                    f"{command.status} {run_started_at - command.requested_at:.0f} s after it was "
-                    f"sent (its step times out after {push_rules.STEP_TIMEOUT_SECONDS} s): sent again"
-                )
-            elif command.in_flight or command.status == "Success":
-                continue  # in flight: wait; Success: the tag is written in _plan_tags
-            if command.requested_at >= run_started_at:
-                # Failed in this run: retried on the next run, not hammered every round.
-                conditions[f"push-failed:{lb.instance_id}"] = (
-                    f"backend push to {lb.name} {lb.instance_id} ended {command.status}; "
-                    f"retried next run; {command.output_in(rules.log_group)}"
-                )
-                continue
-        pushes.append(
-            PushBackends(
-                instance_id=lb.instance_id,
-                lb_name=lb.name or lb.instance_id,
-                backends=in_force.text,
-                checksum=in_force.checksum,
-            )
-        )
-    return pushes
-
-
-def latest_pushes(pushes: Iterable[Push]) -> dict[str, Push]:
-    latest: dict[str, Push] = {}
-    for push in pushes:
-        seen = latest.get(push.instance_id)
-        if seen is None or push.requested_at >= seen.requested_at:
-            latest[push.instance_id] = push
-    return latest
-
-
 def _plan_tags(world: World, active: dns.ActiveDecision) -> list[Change]:
     wanted: dict[str, dict[str, str]] = {}
     holders = set(active.holders)
-    last = _latest_sent(world)
+    last = latest_sent(world)
     for instance in (*world.lbs, *world.webs):
         if instance.state in ("shutting-down", "terminated"):
             continue  # nothing left to describe, and EC2 may refuse tags on it
@@ -642,10 +404,3 @@ def _plan_tags(world: World, active: dns.ActiveDecision) -> list[Change]:
         )
         for tags, ids in sorted(grouped.items())
     ]
-
-
-def _latest_sent(world: World) -> dict[str, Push]:
-    """The last push SSM reports per LB, less the LBs this run printed a push to since (dry run,
-    paused): for them the printed one is the latest, and it has no answer yet, as if in flight."""
-    printed = {instance_id for instance_id, _ in world.pushes_printed}
-    return {i: push for i, push in latest_pushes(world.pushes).items() if i not in printed}

@@ -25,8 +25,9 @@ from chalicelib.core.changes import (
 )
 from chalicelib.core.health import Thresholds
 from chalicelib.core.model import Instance, World
+from chalicelib.core.observed import fold_down_states
 from chalicelib.core.outcome import Outcome, applied
-from chalicelib.core.plan import Plan, fold_down_states
+from chalicelib.core.plan import Plan
 
 
 def fold_outcomes(world: World, outcomes: Sequence[Outcome]) -> World:

@@ -42,15 +42,9 @@ from chalicelib.core.dns import apply_record_changes
 from chalicelib.core.failover import Failover, failover_of, move_of, moved_role, recognised
 from chalicelib.core.health import Thresholds
 from chalicelib.core.model import FailoverMode, HealthCheck, ProbeResult, ProbeTarget, Push, World
+from chalicelib.core.observed import fold_probes, is_prober_fault, probed_lbs
 from chalicelib.core.outcome import Outcome
-from chalicelib.core.plan import (
-    Plan,
-    PlanRules,
-    decide,
-    fold_probes,
-    is_prober_fault,
-    probed_lbs,
-)
+from chalicelib.core.plan import Plan, PlanRules, decide
 from chalicelib.core.reread import WithoutRejected, merge_reread, rejected_batch, without_rejected
 from chalicelib.core.round_lines import Line, Lines, outcome_lines, plan_lines
 from chalicelib.core.second_opinion import (

@@ -12,6 +12,7 @@ from typing import Any
 
 from chalicelib.core import backends as backend_lists
 from chalicelib.core import dns, failover_pair
+from chalicelib.core.lists import latest_pushes
 from chalicelib.core.model import (
     GONE_STATES,
     FailoverMode,
@@ -23,7 +24,7 @@ from chalicelib.core.model import (
     Verdict,
     World,
 )
-from chalicelib.core.plan import ActiveRules, latest_pushes
+from chalicelib.core.plan import ActiveRules
 from chalicelib.core.second_opinion import SecondOpinionRules, status_note
 
 Note = tuple[str, str]  # (code, text)

@@ -13,8 +13,9 @@ from chalicelib.config.variables import KNOWN_VARIABLES
 from chalicelib.core.dns import RecordRules
 from chalicelib.core.endpoints import CheckTemplate, ProbeRules
 from chalicelib.core.health import Thresholds
+from chalicelib.core.lists import ListRules
 from chalicelib.core.model import ActiveMode, AddressKind, FailoverMode
-from chalicelib.core.plan import ActiveRules, ListRules, PlanRules
+from chalicelib.core.plan import ActiveRules, PlanRules
 from chalicelib.core.planned_failover import MoveRules
 from chalicelib.core.pushes import PushRules
 from chalicelib.core.second_opinion import SecondOpinionRules

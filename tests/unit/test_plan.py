@@ -27,7 +27,8 @@ from chalicelib.core.changes import (
     SetTags,
 )
 from chalicelib.core.model import Instance, ProbeResult, ProbeRun, World
-from chalicelib.core.plan import Plan, decide, fold_down_states, fold_probes, is_prober_fault
+from chalicelib.core.observed import fold_down_states, fold_probes, is_prober_fault
+from chalicelib.core.plan import Plan, decide
 from tests.kit.settings import settings
 from tests.kit.world import (
     PREFIX,
