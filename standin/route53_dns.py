@@ -240,9 +240,7 @@ class Route53DataPlane:
             log="-recv,-send,-request,-reply,-truncated,-data",
             logf=lambda line: log.warning("%s", line),
         )
-        udp = DNSServer(self, address=self.address, port=self.port, logger=quiet)
-        self.port = int(udp.server.server_address[1])
-        tcp = DNSServer(self, address=self.address, port=self.port, tcp=True, logger=quiet)
+        udp, tcp = self._bind(quiet)
         self._servers = [udp, tcp]
         for server in self._servers:
             # Not dnslib's start_thread: its half-second poll would make every stop take a second.
@@ -254,6 +252,24 @@ class Route53DataPlane:
         )
         self._thread.start()
         return self
+
+    def _bind(self, quiet: DNSLogger) -> tuple[DNSServer, DNSServer]:
+        """UDP and TCP on one port. A port the kernel finds free for one protocol may be taken in
+        the other (a busy machine's listeners), so a free port is looked for a few times."""
+        tries = 20 if self.port == 0 else 1
+        for attempt in range(tries):
+            tcp = DNSServer(self, address=self.address, port=self.port, tcp=True, logger=quiet)
+            port = int(tcp.server.server_address[1])
+            try:
+                udp = DNSServer(self, address=self.address, port=port, logger=quiet)
+            except OSError:
+                tcp.server.server_close()
+                if attempt == tries - 1:
+                    raise
+                continue
+            self.port = port
+            return udp, tcp
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def _poll(self, poll_interval: float) -> None:
         while not self._stop.wait(poll_interval):

@@ -26,6 +26,7 @@ from cryptography.x509.oid import NameOID
 from dnslib import QTYPE, RCODE, DNSRecord
 
 from chalicelib.adapters.route53_health_checks import Route53HealthChecks
+from standin import route53_dns
 from standin.aws import LocalAws, local_aws
 from standin.route53_checkers import (
     CHECKER_REGIONS,
@@ -90,6 +91,33 @@ def plane(aws: LocalAws, checkers: Route53Checkers, clock: Clock) -> Iterator[Ro
     )
     yield made
     made.stop()
+
+
+def test_a_port_taken_for_udp_is_left_for_another(
+    aws: LocalAws, checkers: Route53Checkers, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The port the kernel finds free for TCP may be taken for UDP on a busy machine (seen in
+    CI): the data plane looks for another one instead of failing to start."""
+    real = route53_dns.DNSServer
+    refused: list[int] = []
+
+    def first_udp_port_taken(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("tcp") and not refused:
+            refused.append(kwargs["port"])
+            raise OSError(98, "Address already in use")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(route53_dns, "DNSServer", first_udp_port_taken)
+    plane = Route53DataPlane(aws.client("route53"), aws.zone_id, checkers, clock=clock)
+    started = plane.start(poll_interval=3600)
+    try:
+        assert refused
+        assert started.port not in (0, refused[0])
+        for tcp in (False, True):  # both protocols on the port it found
+            reply = ask(started, f"absent.{DOMAIN}", tcp=tcp)
+            assert RCODE[reply.header.rcode] == "NXDOMAIN"
+    finally:
+        started.stop()
 
 
 def change(aws: LocalAws, *changes: tuple[str, dict[str, Any]]) -> None:
