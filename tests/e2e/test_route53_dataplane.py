@@ -7,9 +7,7 @@ runs them on the real clock with a small time factor.
 
 from __future__ import annotations
 
-import datetime
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -19,10 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from dnslib import QTYPE, RCODE, DNSRecord
 
 from chalicelib.adapters.route53_health_checks import Route53HealthChecks
@@ -47,6 +41,7 @@ from standin.route53_dns import (
     without_conflicts,
 )
 from standin.web import LocalWebServer
+from tests.kit.tls import self_signed_context
 
 DOMAIN = "dataplane.example.com"
 PRIMARY_ADDRESS = "127.0.4.11"
@@ -608,41 +603,15 @@ class _SlowOrMoved(BaseHTTPRequestHandler):
         return
 
 
-def _self_signed(directory: Path) -> ssl.SSLContext:
-    """A certificate whose name matches nothing: Route 53 validates none."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "standin.invalid")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
-    return context
-
-
 @pytest.fixture(params=["HTTP", "HTTPS"])
 def slow_or_moved(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CheckConfig]:
     """A server answering 301 at once, or 200 after 1.5 s at /slow; the check's config."""
     server = ThreadingHTTPServer(("127.0.4.31", 0), _SlowOrMoved)
     server.daemon_threads = True
     if request.param == "HTTPS":
-        server.socket = _self_signed(tmp_path).wrap_socket(server.socket, server_side=True)
+        server.socket = self_signed_context(tmp_path, "standin.invalid").wrap_socket(
+            server.socket, server_side=True
+        )
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     yield CheckConfig("c", request.param, "127.0.4.31", server.server_address[1], "/", 10, 3)

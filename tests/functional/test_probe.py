@@ -7,7 +7,6 @@ reset, stay silent. Time bounds are generous on purpose: they tell "bounded by t
 
 from __future__ import annotations
 
-import datetime
 import gc
 import socket
 import ssl
@@ -16,18 +15,14 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from chalicelib.adapters.probe import SocketProber
 from chalicelib.core.endpoints import parse_url
 from chalicelib.core.model import ProbeResult, ProbeTarget
 from chalicelib.core.probe_contract import target_of
+from tests.kit.tls import self_signed_context
 
 HOST = "127.0.0.1"
 BLACK_HOLE_HOST = "127.0.0.2"  # addresses of their own, so a failure shows which kind it was
@@ -216,31 +211,7 @@ def syn_drop() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def server_tls(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
     """A self-signed certificate whose name matches nothing, as on an EC2 address."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lb-failover-test.invalid")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    directory: Path = tmp_path_factory.mktemp("tls")
-    (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
-    return context
+    return self_signed_context(tmp_path_factory.mktemp("tls"))
 
 
 def target(key: str, url: str) -> ProbeTarget:
