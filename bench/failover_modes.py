@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Self
 
 import requests
 
@@ -168,25 +169,35 @@ class _Probes:
             return tuple((at, ok) for at, k, ok in self.results if k == key)
 
 
-class _Sampled:
-    """A value sampled every `every` seconds in a thread (the answer, or the address's holder),
-    with the monotonic time of each change."""
+class _Background:
+    """A loop in a daemon thread (`_run`, which waits on `_stop`), started and stopped once."""
 
-    def __init__(self, read: Callable[[], str | None], every: float) -> None:
-        self._read = read
-        self._every = every
+    def __init__(self, name: str) -> None:
         self._lock = threading.Lock()
-        self.changes: list[tuple[float, str | None]] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="bench-sampled")
+        self._thread = threading.Thread(target=self._run, daemon=True, name=name)
 
-    def start(self) -> _Sampled:
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Self:
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+class _Sampled(_Background):
+    """A value sampled every `every` seconds in a thread (the answer, or the address's holder),
+    with the monotonic time of each change."""
+
+    def __init__(self, read: Callable[[], str | None], every: float) -> None:
+        super().__init__("bench-sampled")
+        self._read = read
+        self._every = every
+        self.changes: list[tuple[float, str | None]] = []
 
     def _run(self) -> None:
         while not self._stop.wait(self._every):
@@ -212,25 +223,15 @@ class _Sampled:
             )
 
 
-class _Client:
+class _Client(_Background):
     """A client asking every CLIENT_EVERY seconds through `url()`, each request on a connection
     of its own (a new client sees a move on its next connection)."""
 
     def __init__(self, url: Callable[[], str | None]) -> None:
+        super().__init__("bench-client")
         self._url = url
-        self._lock = threading.Lock()
         self.requests: list[tuple[float, float, bool]] = []  # (sent, answered, ok)
         self.last_url: str | None = None  # where the last request went
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="bench-client")
-
-    def start(self) -> _Client:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
     def _run(self) -> None:
         while not self._stop.wait(CLIENT_EVERY):
