@@ -113,7 +113,7 @@ class Executor:
         if self.writes is Writes.NOTICES_ONLY and isinstance(change, Notify):
             change = change.marked_paused()
         try:
-            push, change_id = self._apply_one(change)
+            push, change_id, created_id = self._apply_one(change)
         except ChangeRejected as exc:
             log.warning("rejected, to be judged by a re-read: %s: %s", change.describe(), exc)
             return Outcome(change, ok=False, error=str(exc), rejected=True)
@@ -122,16 +122,17 @@ class Executor:
             return Outcome(change, ok=False, error=str(exc), code=exc.code)
         if not isinstance(change, Notify):  # a notice is logged as "notice: ...", once
             log.info("applied: %s", change.describe())
-        return Outcome(change, ok=True, push=push, change_id=change_id)
+        return Outcome(change, ok=True, push=push, change_id=change_id, created_id=created_id)
 
-    def _apply_one(self, change: Change) -> tuple[Push | None, str | None]:
-        """The one place a write is called: (the push sent, the change batch's id)."""
+    def _apply_one(self, change: Change) -> tuple[Push | None, str | None, str | None]:
+        """The one place a write is called: (the push sent, the change batch's id, the id of a
+        health check it created)."""
         writers = self._writers
         if isinstance(change, ChangeRecords):
             change_id = writers.records.change(
                 change.changes, comment=f"lb-failover: {change.reason}"
             )
-            return None, change_id
+            return None, change_id, None
         if isinstance(change, SetTags):
             writers.inventory.create_tags(change.instance_ids, change.tags)
         elif isinstance(change, RemoveTags):
@@ -142,7 +143,7 @@ class Executor:
             push = writers.pushes.send(
                 change.instance_id, change.backends, change.checksum, now=self._now()
             )
-            return push, None
+            return push, None, None
         elif isinstance(change, MoveAddress):
             # Check, then move: AssociateAddress has no condition of its own.
             holder, _ = self._services.inventory.address_holder(change.allocation_id)
@@ -160,19 +161,21 @@ class Executor:
             if writers.notifier is not None:  # without a topic, notices are only logged
                 writers.notifier.publish(change.subject, change.message)
         else:
-            self._apply_health_check(change)
-        return None, None
+            return None, None, self._apply_health_check(change)
+        return None, None, None
 
     def _apply_health_check(
         self, change: CreateHealthCheck | UpdateHealthCheck | DeleteHealthCheck
-    ) -> None:
+    ) -> str | None:
+        """The id of the check created, if one was."""
         checks = self._writers.health_checks
         if checks is None:
             # Planned only from checks that were read, which needs the adapter: a bug if not.
             raise AwsError("route53", "HealthCheck", "NotConfigured", "no health-check adapter")
         if isinstance(change, CreateHealthCheck):
-            checks.create(change.spec, change.caller_reference, change.tags)
-        elif isinstance(change, UpdateHealthCheck):
+            return checks.create(change.spec, change.caller_reference, change.tags)
+        if isinstance(change, UpdateHealthCheck):
             checks.update(change.health_check_id, change.version, change.spec)
         else:
             checks.delete(change.health_check_id)
+        return None

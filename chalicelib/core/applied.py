@@ -11,13 +11,25 @@ from chalicelib.core import dns
 from chalicelib.core.changes import (
     Change,
     ChangeRecords,
+    CreateHealthCheck,
+    DeleteHealthCheck,
     MoveAddress,
     PutBackendList,
     PutHeldDrop,
     PutLbList,
     SetTags,
+    UpdateHealthCheck,
 )
-from chalicelib.core.model import TAG_BACKENDS, TAG_NAME, TAG_STATE, Instance, LbState, World
+from chalicelib.core.model import (
+    TAG_BACKENDS,
+    TAG_NAME,
+    TAG_STATE,
+    HealthCheck,
+    Instance,
+    LbState,
+    World,
+)
+from chalicelib.core.outcome import Outcome
 
 
 def after(world: World, applied: Sequence[Change]) -> World:
@@ -51,6 +63,33 @@ def after(world: World, applied: Sequence[Change]) -> World:
         held_drop_parameter=held_drop_parameter,
         eip_instance_id=eip_instance_id,
     )
+
+
+def checks_after(world: World, outcomes: Sequence[Outcome]) -> World:
+    """The world with this round's health-check changes in it. A check created in round 1 is
+    in the world from round 2, so the failover pair is bound to it then, not a run later (a
+    controller that stops after its first run would leave the pair unbound, and Route 53 would
+    answer the PRIMARY whatever happened to it). A printed create has no id: nothing to bind."""
+    if world.health_checks is None:
+        return world
+    checks = list(world.health_checks)
+    for outcome in outcomes:
+        change = outcome.change
+        if not outcome.ok:
+            continue
+        if isinstance(change, CreateHealthCheck) and outcome.created_id is not None:
+            # Route 53 numbers a new check's versions from 1.
+            checks.append(HealthCheck(outcome.created_id, change.instance_id, 1, change.spec))
+        elif isinstance(change, UpdateHealthCheck):
+            checks = [
+                replace(c, version=c.version + 1, spec=change.spec)
+                if c.health_check_id == change.health_check_id
+                else c
+                for c in checks
+            ]
+        elif isinstance(change, DeleteHealthCheck):
+            checks = [c for c in checks if c.health_check_id != change.health_check_id]
+    return replace(world, health_checks=tuple(checks))
 
 
 def _with_tags(instances: tuple[Instance, ...], change: SetTags) -> tuple[Instance, ...]:

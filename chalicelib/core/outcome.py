@@ -28,6 +28,7 @@ class Outcome:
     # was sent; the next round plans as if it had been (core.reread.fold_outcomes).
     printed: bool = False
     change_id: str | None = None  # a Route 53 change batch's id, to wait for INSYNC
+    created_id: str | None = None  # the id Route 53 gave a health check this change created
 
 
 def applied(outcomes: Sequence[Outcome]) -> list[Change]:

@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 from chalicelib.core import rejections
-from chalicelib.core.applied import after
+from chalicelib.core.applied import after, checks_after
 from chalicelib.core.changes import (
     Change,
     ChangeRecords,
@@ -32,7 +32,7 @@ from chalicelib.core.plan import Plan
 
 def fold_outcomes(world: World, outcomes: Sequence[Outcome]) -> World:
     """The world with the applied (or printed) changes in it, and the pushes just sent or printed."""
-    world = after(world, applied(outcomes))
+    world = checks_after(after(world, applied(outcomes)), outcomes)
     sent = tuple(o.push for o in outcomes if o.push is not None)
     printed = tuple(
         (o.change.instance_id, o.change.checksum)

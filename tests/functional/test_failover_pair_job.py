@@ -74,8 +74,8 @@ CONFIG = settings(FAKE_CLOUD_ENV, PAIR)
 
 
 def settled(cluster: Cluster) -> None:
-    """Two runs: the first makes the checks after the records, the second binds the pair."""
-    converge(cluster.cloud, CONFIG)
+    """One run: round 1 makes the pair, then the checks (a failover never waits for a check);
+    round 2 binds the pair to them."""
     converge(cluster.cloud, CONFIG)
 
 
@@ -90,6 +90,34 @@ def test_the_pair_is_made_and_bound_to_each_lbs_check(cluster: Cluster) -> None:
     # The `_lbf` TXT lists the active name, as it does for the plain record.
     ownership = cluster.cloud.route53.records[(f"_lbf.{FAKE_DOMAIN}", "TXT")]
     assert '"lb"' in ownership.values
+
+
+def test_a_controller_that_stops_after_its_first_run_leaves_the_pair_bound(
+    cluster: Cluster,
+) -> None:
+    """Round 1 makes the pair, then the checks (a failover never waits for a check); round 2
+    binds the pair to them, in one compare-and-swap batch. Left unbound until a next run, a
+    controller stopped after its first run would leave a pair Route 53 always answers with the
+    PRIMARY, whatever became of it."""
+    converge(cluster.cloud, settings(FAKE_CLOUD_ENV, lb_address="public"))
+    before = len(cluster.cloud.route53.batches)
+
+    converge(cluster.cloud, settings(FAKE_CLOUD_ENV, PAIR, probe_rounds=2))
+
+    hc1, hc2 = cluster.check_of(LB1), cluster.check_of(LB2)
+    assert cluster.pair() == ((LB1,), hc1, (LB2,), hc2)
+    made, bound = cluster.cloud.route53.batches[before:]
+    assert [(c.action, c.record.failover, c.record.health_check_id) for c in made] == [
+        ("DELETE", None, None),
+        ("CREATE", "PRIMARY", None),
+        ("CREATE", "SECONDARY", None),
+    ]
+    assert [(c.action, c.record.failover, c.record.health_check_id) for c in bound] == [
+        ("DELETE", "PRIMARY", None),
+        ("DELETE", "SECONDARY", None),
+        ("CREATE", "PRIMARY", hc1),
+        ("CREATE", "SECONDARY", hc2),
+    ]
 
 
 def test_a_plain_record_becomes_the_pair_in_one_batch(cluster: Cluster) -> None:
@@ -291,10 +319,11 @@ def test_a_new_check_interval_makes_new_checks_moves_the_pair_then_deletes_the_o
     fast = settings(FAKE_CLOUD_ENV, PAIR, route53_interval=10)
     checks = cluster.cloud.health_checks
 
-    converge(cluster.cloud, fast)  # the 10 s checks are made; the pair still names the old
-    assert cluster.pair()[1] == old
+    # Round 1 makes the 10 s checks, the pair still naming the old; round 2 moves it to them.
+    converge(cluster.cloud, fast)
+    assert cluster.pair()[1] != old
     assert old in checks.checks
-    converge(cluster.cloud, fast)  # the pair moves to the new checks, then the old go
+    converge(cluster.cloud, fast)  # the next run's round 1 deletes the old ones
 
     primary_check = cluster.pair()[1]
     assert primary_check is not None

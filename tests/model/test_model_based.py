@@ -1432,8 +1432,10 @@ class PairMachine(ClusterMachine):
             return  # the operator's pair, not the controller's: bound as the operator left it
         else:
             # Route 53's data plane alone: it can answer only the pair's two LBs, and judges
-            # only the checks they are bound to (a pair the runs left unbound, made before its
-            # checks, always answers PRIMARY: _check_converged holds a settled pair bound).
+            # only the checks they are bound to (a pair made before its checks is bound from
+            # the round after they are made, and until then always answers PRIMARY: a run of one
+            # round, or one stopped between, leaves it so; _check_converged holds a settled
+            # pair bound).
             pair = self.pair()
             if pair is None or any(r.health_check_id is None for r in pair):
                 return

@@ -292,7 +292,7 @@ def test_a_new_check_replaces_the_old_in_the_same_batch_as_any_change() -> None:
 
 def test_an_lb_without_a_check_yet_is_in_the_pair_without_one() -> None:
     """Route 53 answers a record without a check as healthy: the pair then acts as the plain
-    record until the check exists, and the next run binds it."""
+    record until the check exists, and the round after it is made binds it."""
     decision = decide([plain(LB1)], HEALTHY_1_2, checks={"i-lb2": "hc-2"})
     assert decision.changes == batch([plain(LB1)], (primary(LB1), secondary(LB2, "hc-2")))
 
