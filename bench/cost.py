@@ -224,7 +224,7 @@ def _section(measured: Run, raw: dict[str, Any], *, quick: bool) -> Section:
         }
     small = designs[SIZES[0].short]
     this_small = total(small["this"])
-    controller = sizing.controller_need(coldstart, interval=10.0, tracing=True)
+    controller = sizing.controller_need(coldstart, tracing=True)
     below = {
         size.short: total(d["this"]) < d["checks"][0].dollars
         for size, d in zip(SIZES, designs.values(), strict=True)
@@ -241,8 +241,8 @@ def _section(measured: Run, raw: dict[str, Any], *, quick: bool) -> Section:
             "memory (bench/sizing.py)",
             f"controller {controller_mb} MB (prod, X-Ray) / {untraced_mb} MB (dev), "
             f"prober {prober_mb} MB",
-            note=f"the cheapest sizes that keep the detection bound: {controller.why}; the "
-            "prober's cold start within half of the invoke's extra second",
+            note=f"the cheapest sizes for what start-up may add to the bound: {controller.why}; "
+            "the prober's cold start within half of the invoke's extra second",
         ),
         Figure(
             f"this design, {SIZES[0].label}, all in",

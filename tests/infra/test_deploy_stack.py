@@ -772,9 +772,11 @@ def test_stage_settings_are_valid_for_the_controller(stage: str) -> None:
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_lambda_timeout_covers_the_probe_rounds_with_slack(stage: str) -> None:
-    env = stage_env(stage)
-    rounds = int(env.get("LBF_PROBE_ROUNDS", "6"))
-    interval = float(env.get("LBF_PROBE_INTERVAL", "10"))
+    from chalicelib.config import Settings
+
+    # The stage's own schedule, its defaults included (29 rounds 2 s apart at the defaults).
+    settings = Settings.from_env(stage_env(stage))
+    rounds, interval = settings.probe_rounds, settings.probe_interval
     for function in CONTROLLERS:
         timeout = function_setting(stage, function, "lambda_timeout")
         # Slack: the cold start, the inventory read before the first round, the last round's
@@ -784,10 +786,10 @@ def test_lambda_timeout_covers_the_probe_rounds_with_slack(stage: str) -> None:
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_the_prober_outlives_the_controllers_wait_for_it(stage: str) -> None:
+    from chalicelib.config import Settings
     from chalicelib.core.timing import PROBER_INVOKE_SECONDS
 
-    env = stage_env(stage)
-    probe_timeout = float(env.get("LBF_PROBE_TIMEOUT", "2"))
+    probe_timeout = Settings.from_env(stage_env(stage)).probe_timeout
     # The controller waits LBF_PROBE_TIMEOUT + PROBER_INVOKE_SECONDS for the answer; a prober cut
     # off sooner by its own limit turns every round with a hung target into a prober fault.
     assert probe_timeout + PROBER_INVOKE_SECONDS <= function_setting(
@@ -807,12 +809,11 @@ def test_memory_is_the_cheapest_the_measured_cpu_allows(stage: str) -> None:
     """bench/sizing.py turns the committed cold-start and fan-out figures into sizes; the
     configuration keeps the bound (at least that) without paying for much more (within 25%)."""
     from bench import sizing
+    from chalicelib.config import Settings
 
-    env = stage_env(stage)
-    interval = float(env.get("LBF_PROBE_INTERVAL", "10"))
-    probe_timeout = float(env.get("LBF_PROBE_TIMEOUT", "2"))
+    probe_timeout = Settings.from_env(stage_env(stage)).probe_timeout
     tracing = bool(function_setting(stage, "reconcile", "xray"))
-    controller = sizing.controller_need(bench_data("coldstart"), interval=interval, tracing=tracing)
+    controller = sizing.controller_need(bench_data("coldstart"), tracing=tracing)
     prober = sizing.prober_need(
         bench_data("coldstart"), bench_data("fanout"), timeout=probe_timeout, targets=500
     )
