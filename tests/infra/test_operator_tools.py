@@ -121,6 +121,23 @@ def test_the_committed_example_files_are_what_configure_writes() -> None:
         assert (EXAMPLES / name).read_text() == text, name
 
 
+@pytest.mark.parametrize("flags", [(), ("--no-xray",), ("--xray",)], ids=["default", "off", "on"])
+def test_x_ray_is_opt_in_on_every_stage_prod_included(
+    aws: LocalAws, project: Path, flags: tuple[str, ...]
+) -> None:
+    """Traced, the controller needs 256 MB to start as fast, billed for the whole minute of every
+    run: over the $10 cost target for 2 LBs and 20 web servers. `--xray` asks for it."""
+    assert configure.main(configure_args(project, *flags), session()) == 0
+    written = stage(project)
+    traced = flags == ("--xray",)
+    assert written["xray"] is traced
+    assert written["environment_variables"]["POWERTOOLS_TRACE_DISABLED"] == str(not traced).lower()
+    memory = {written["lambda_functions"][f]["lambda_memory_size"] for f in configure.CONTROLLERS}
+    assert memory == {256 if traced else 192}
+    policy = (project / ".chalice" / "policy-prod.json").read_text()
+    assert ("xray:PutTraceSegments" in policy) is traced
+
+
 def test_configure_writes_a_stage_the_controller_accepts(aws: LocalAws, project: Path) -> None:
     assert configure.main(configure_args(project, "--set", "LBF_TTL=30"), session()) == 0
     written = stage(project)
