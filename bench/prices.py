@@ -20,6 +20,7 @@ ENDPOINT_HOUR_PER_AZ = 0.01  # an interface VPC endpoint, per Availability Zone
 CUSTOM_METRIC_MONTH = 0.30
 LOG_INGESTION_GB = 0.50
 ALARM_MONTH = 0.10
+DASHBOARD_MONTH = 3.00  # each dashboard beyond an account's first three
 XRAY_PER_MILLION_TRACES = 5.00  # traces recorded
 REPO = Path(__file__).resolve().parents[1]
 # Counted in the template, so that an alarm added there is in the bill.
@@ -172,7 +173,7 @@ def deployment_lines(*, traced: bool) -> list[Line]:
     if traced:
         lines.append(
             Line(
-                "X-Ray traces (prod)",
+                "X-Ray traces (one per run)",
                 f"{n:,} x {usd(XRAY_PER_MILLION_TRACES)} / 1M",
                 n * XRAY_PER_MILLION_TRACES / 1e6,
             )

@@ -220,9 +220,9 @@ def test_this_design_has_no_network_line_and_bills_arm64() -> None:
     )
     assert lines["network"] == 0.0
     assert not any("NAT" in item for item in lines)
-    assert "X-Ray traces (prod)" not in lines
+    assert "X-Ray traces (one per run)" not in lines
     traced = {i.item for i in prober_design_lines(run, 256, prober, 384, traced=True)}
-    assert "X-Ray traces (prod)" in traced
+    assert "X-Ray traces (one per run)" in traced
     # One prober invocation per round: six requests per run on top of the run's own.
     assert lines["Lambda requests"] == pytest.approx((43_800 * 7) * 0.20 / 1e6)
 
