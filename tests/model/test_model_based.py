@@ -182,20 +182,25 @@ class NoticeLog:
 class Damping:
     """The model's own account of one target's verdict, from the SPEC's words: RISE equal good
     results in a row make it healthy, FALL bad ones unhealthy. None: not known to the model
-    (after a fault a run may have persisted any part of its counts, so it starts afresh)."""
+    (after a fault a run may have persisted any part of its counts, so it starts afresh).
 
-    def __init__(self) -> None:
+    Each verdict is kept with the number of record batches applied before it, not the time: a
+    round whose probes end when the next round starts shares its instant with that round, and a
+    batch the first round decided must be judged by the verdict it was decided on."""
+
+    def __init__(self, batches: Callable[[], int]) -> None:
+        self._batches = batches  # how many record batches have been applied so far
         self.ok: bool | None = None
         self.count = 0
         self.verdict: str | None = None
-        self.timeline: list[tuple[float, str | None]] = []
+        self.timeline: list[tuple[int, str | None]] = []
         # When its probes began to fail, every one since (None: the last one answered). Kept when
         # the counts are forgotten: the failures happened whatever the job persisted of them.
         self.failing_since: float | None = None
 
-    def forget(self, now: float) -> None:
+    def forget(self) -> None:
         self.ok, self.count, self.verdict = None, 0, None
-        self.timeline.append((now, None))
+        self.timeline.append((self._batches(), None))
 
     def fold(self, now: float, ok: bool) -> None:
         if ok:
@@ -208,12 +213,13 @@ class Damping:
             self.verdict = "healthy"
         elif not ok and self.count >= FALL:
             self.verdict = "unhealthy"
-        self.timeline.append((now, self.verdict))
+        self.timeline.append((self._batches(), self.verdict))
 
-    def at(self, when: float) -> str | None:
+    def before_batch(self, index: int) -> str | None:
+        """The verdict when the record batch `index` (from 0) was applied."""
         verdict = None
-        for time, value in self.timeline:
-            if time > when:
+        for batches, value in self.timeline:
+            if batches > index:
                 break
             verdict = value
         return verdict
@@ -309,7 +315,7 @@ class ClusterMachine(RuleBasedStateMachine):
         instance_id = self.cloud.ec2.add(role, address, tags=tags)
         self.owner[address] = instance_id
         self.roles[instance_id] = role
-        self.damping[instance_id] = Damping()
+        self.damping[instance_id] = Damping(lambda: len(self.cloud.route53.history))
         return instance_id
 
     def _pick(self, role: str | None, index: int, *, running: bool | None = None) -> str | None:
@@ -369,7 +375,7 @@ class ClusterMachine(RuleBasedStateMachine):
         if picked is not None:
             self.cloud.ec2.set_state(picked, "stopped")
             # A run may or may not see it stopped (unhealthy at once): its damping is unknown.
-            self.damping[picked].forget(self.cloud.clock.now())
+            self.damping[picked].forget()
 
     @rule(role=st.sampled_from(["lb", "web"]), index=st.integers(0, 20))
     def starts_with_a_new_ip(self, role: str, index: int) -> None:
@@ -387,7 +393,7 @@ class ClusterMachine(RuleBasedStateMachine):
         picked = self._pick(role, index)
         if picked is not None:
             self.cloud.ec2.set_state(picked, "terminated")
-            self.damping[picked].forget(self.cloud.clock.now())
+            self.damping[picked].forget()
 
     @rule(role=st.sampled_from(["lb", "web"]), index=st.integers(0, 20), drain=st.booleans())
     def drains(self, role: str, index: int, drain: bool) -> None:
@@ -398,7 +404,7 @@ class ClusterMachine(RuleBasedStateMachine):
             (self.draining.add if drain else self.draining.discard)(picked)
             if self.skipped.get(picked, ("",))[0] == "lbf:maintenance":
                 del self.skipped[picked]  # the typo is overwritten: it parses again
-                self.damping[picked].forget(self.cloud.clock.now())
+                self.damping[picked].forget()
 
     @rule(index=st.integers(0, 20), typo=st.booleans())
     def port_typo(self, index: int, typo: bool) -> None:
@@ -409,7 +415,7 @@ class ClusterMachine(RuleBasedStateMachine):
             (self.typo.add if typo else self.typo.discard)(picked)
             # A skipped instance is probed but its counts are never written: they start afresh
             # from its tags each run, and again once it parses. The model's count is unknown.
-            self.damping[picked].forget(self.cloud.clock.now())
+            self.damping[picked].forget()
 
     @rule(
         role=st.sampled_from(["lb", "web"]),
@@ -427,7 +433,7 @@ class ClusterMachine(RuleBasedStateMachine):
         self.cloud.ec2.set_tag(picked, tag, "Drain" if tag == "lbf:maintenance" else "LB 1")
         if tag == "lbf:maintenance":
             self.draining.discard(picked)  # a drain the typo replaced is no longer known
-        self.damping[picked].forget(self.cloud.clock.now())
+        self.damping[picked].forget()
 
     @rule(index=st.integers(0, 20))
     def typo_fixed(self, index: int) -> None:
@@ -451,7 +457,7 @@ class ClusterMachine(RuleBasedStateMachine):
         self.cloud.ec2.set_tag(instance_id, tag, value)
         if tag == "lbf:maintenance" and value == "drain":
             self.draining.add(instance_id)
-        self.damping[instance_id].forget(self.cloud.clock.now())
+        self.damping[instance_id].forget()
 
     @rule(ttl=st.sampled_from(TTLS))
     def ttl_changes(self, ttl: int) -> None:
@@ -564,7 +570,7 @@ class ClusterMachine(RuleBasedStateMachine):
         self.clean_run = report is not None and report.ok and not disturbed
         if not self.clean_run:
             for damping in self.damping.values():
-                damping.forget(self.cloud.clock.now())
+                damping.forget()
 
     @rule(fault=st.one_of(st.none(), st.none(), st.sampled_from(FAULTS)))
     def scheduled_run(self, fault: str | None) -> None:
@@ -748,7 +754,7 @@ class ClusterMachine(RuleBasedStateMachine):
     def port_typo_fixed(self, instance_id: str) -> None:
         self.cloud.ec2.set_tag(instance_id, "lbf:port", None)
         self.typo.discard(instance_id)
-        self.damping[instance_id].forget(self.cloud.clock.now())
+        self.damping[instance_id].forget()
 
     # --- promises --------------------------------------------------------------------------------
 
@@ -851,7 +857,7 @@ class ClusterMachine(RuleBasedStateMachine):
         Two overlapping runs that both probe each count their own samples: the model's single
         sequence (both interleaved) is neither's view, so only the structural checks apply.
         """
-        for at, batch in self.cloud.route53.history[since:]:
+        for index, (_, batch) in enumerate(self.cloud.route53.history[since:], start=since):
             deleted = [c for c in batch if answered(c) and c.action == "DELETE"]
             created = [c for c in batch if answered(c) and c.action != "DELETE"]
             if not created:
@@ -864,7 +870,9 @@ class ClusterMachine(RuleBasedStateMachine):
             assert self.state(target) == "running", f"moved to {target}, {self.state(target)}"
             assert target not in self.draining, f"moved to draining {target}"
             if by_damping:
-                assert self.damping[target].at(at) != "unhealthy", f"moved to failing {target}"
+                assert self.damping[target].before_batch(index) != "unhealthy", (
+                    f"moved to failing {target}"
+                )
             if not deleted:
                 continue
             source = next((self._lb_of(v) for v in deleted[0].record.values), None)
@@ -876,7 +884,9 @@ class ClusterMachine(RuleBasedStateMachine):
                 continue  # overlapping views, or the LB's old address: nobody reached it there
             if source in self.skipped:
                 continue  # its counts restart from its frozen tags each run: not the model's
-            assert self.damping[source].at(at) != "healthy", f"false failover off {source}"
+            assert self.damping[source].before_batch(index) != "healthy", (
+                f"false failover off {source}"
+            )
 
     @invariant()
     def every_list_written_is_whole_and_parsed(self) -> None:
@@ -1554,3 +1564,31 @@ TestPairMachine.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+def test_a_round_whose_probes_end_as_the_next_starts_is_judged_by_its_own_verdict() -> None:
+    """Found by `make soak`: a round's probes took its whole interval (a dead LB's timeout), so
+    its results and the next round's came at the same instant. The model judged the first
+    round's move off a failing PRIMARY by the verdict after both (RISE met), and called a right
+    failover false. The controller decided on one good probe, as the SPEC asks."""
+    machine = PairMachine()
+    machine.start(lbs=1, webs=1)
+    machine.answer_is_lost()
+    machine.primary_fails_twice_a_run_apart(
+        back=True, fault="route53-change", first="every", second="every"
+    )
+    machine.stops(index=1, role="lb")
+    machine.dies(index=1, role="web")
+    machine.answer_is_lost()
+    moved = len(machine.cloud.route53.history)
+
+    machine.primary_fails_twice_a_run_apart(back=True, fault=None, first="every", second="every")
+
+    pair = machine.pair()
+    assert pair is not None
+    assert len(machine.cloud.route53.history) > moved
+    # The run moved PRIMARY off the LB that failed, which had answered once again since.
+    primary = machine._lb_of(pair[0].values[0])
+    assert primary is not None
+    assert machine.damping[primary].verdict == "healthy"
+    machine.teardown()
