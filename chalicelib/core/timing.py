@@ -135,6 +135,24 @@ def scheduled_time(event_time: object, *, now: float) -> float:
     return min(scheduled, now)
 
 
+def round_start(
+    *, scheduled_at: float, now: float, previous: float, interval: float, last: bool
+) -> float | None:
+    """When the round scheduled at `scheduled_at` starts, or None: it is dropped.
+
+    On its schedule when the loop is on time; never sooner than LBF_PROBE_INTERVAL after the
+    round before started (`previous`), since LBF_RISE/LBF_FALL count probes that far apart. The
+    run's first round counts as started at the run's start: its first reads are start-up, and
+    shift no round after it.
+    A round that overran its interval (slow writes) is not made up by rounds back to back: a
+    round that could not start before the next one is due is dropped, unless it is the `last`.
+    """
+    starts_at = max(now, scheduled_at, previous + interval)
+    if not last and starts_at >= scheduled_at + interval - _EPSILON:
+        return None
+    return starts_at
+
+
 def round_deadline(*, scheduled_at: float, invocation_ends: float) -> float:
     """The `deadline` a scheduled run's rounds are budgeted to (`round_fits`): a round starts only
     while its probes end before the next scheduled run (a minute after `scheduled_at`, not after

@@ -113,8 +113,8 @@ def test_the_scheduled_time_not_the_start_decides_where_the_minute_ends(
 
 def test_a_slow_route53_during_a_failover_never_outlasts_the_lambda(lambda_app: LambdaApp) -> None:
     """The repro: lb1 dies and each Route 53 change takes 30 s of a 60 s invocation. The failover
-    goes through in round 3 (at 6 s, ending at 36 s), the rounds after it catch up, and no round
-    starts that could not finish (the one at 52 s)."""
+    goes through in round 3 (at 6 s, ending at 36 s), the rounds it overran are dropped, and no
+    round starts that could not finish (the one at 52 s)."""
     cloud = lambda_app.cloud
     started = cloud.clock.now()
     cloud.prober.dead.add("127.0.0.11")
