@@ -178,9 +178,13 @@ MINUTE = 1_796_496_600.0
         ("2026-12-05T18:50:00Z", MINUTE + 3.2, MINUTE),  # EventBridge's form, a late start
         ("2026-12-05T18:50:00+00:00", MINUTE + 60.0, MINUTE),  # the maximum event age
         ("2026-12-05T18:50:00Z", MINUTE - 0.5, MINUTE - 0.5),  # a clock behind: never ahead
-        # Older than the maximum event age: no scheduled run's (chalice's sample says 2015).
+        # Delivered late by EventBridge, which retries a delivery for up to 24 hours (Lambda's
+        # maximum event age counts only its own queue): the minute it was for is over.
+        ("2026-12-05T18:50:00Z", MINUTE + 60.5, MINUTE),
+        ("2026-12-05T18:50:00Z", MINUTE + 86_400.0, MINUTE),
+        # Older than any delivery: no scheduled run's (chalice's sample says 2015).
+        ("2026-12-05T18:50:00Z", MINUTE + 86_400.5, MINUTE + 86_400.5),
         ("2015-11-11T21:29:54Z", MINUTE, MINUTE),
-        ("2026-12-05T18:50:00Z", MINUTE + 60.5, MINUTE + 60.5),
         ("2026-12-05T18:50:00", MINUTE + 1, MINUTE + 1),  # no zone: not EventBridge's
         ("soon", MINUTE, MINUTE),
         (None, MINUTE, MINUTE),
