@@ -239,13 +239,14 @@ class _Loop:
     ) -> tuple[World, RunState]:
         clock, report = self.clock, self.report
         verdicts = _verdicts(world)
-        previous = state.started_at  # the first round's reads are start-up (timing.round_start)
+        previous = state.started_at - self.settings.probe_interval  # before the first round
         written = False  # the last round started has written all it had to
         try:
             for number in range(count):
                 start = self._slot(number, count, state.started_at, previous, deadline, needs)
                 if start is None:
                     continue  # overrun by the round before: not made up back to back
+                # The first round's reads are start-up: they shift no round after it.
                 previous = start.starts_at if number > 0 else state.started_at
                 if not timing.round_fits(starts_at=start.starts_at, deadline=deadline, needs=needs):
                     self._not_started(state.rounds_done, start, needs, probes=state.probes)
@@ -311,7 +312,7 @@ class _Loop:
         starts_at = timing.round_start(
             scheduled_at=started_at + number * interval,
             now=self.clock.now(),
-            previous=previous - interval if number == 0 else previous,
+            previous=previous,
             interval=interval,
             last=last,
         )
