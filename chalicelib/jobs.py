@@ -218,7 +218,7 @@ class _RoundStart:
     number: int  # from 0
     starts_at: float
     deadline: float | None  # the run's, as its rounds are budgeted (timing.round_fits)
-    last: bool
+    last: bool  # no round follows: the count's last, or the next would not fit the deadline
 
 
 @dataclass(frozen=True)
@@ -239,22 +239,24 @@ class _Loop:
     ) -> tuple[World, RunState]:
         clock, report = self.clock, self.report
         verdicts = _verdicts(world)
-        number = 0
+        previous = state.started_at - self.settings.probe_interval  # before the first round
+        written = False  # the last round started has written all it had to
         try:
             for number in range(count):
-                starts_at = max(
-                    clock.now(), state.started_at + number * self.settings.probe_interval
-                )
-                if not timing.round_fits(starts_at=starts_at, deadline=deadline, needs=needs):
-                    self._not_started(number, starts_at, deadline, needs, probes=state.probes)
+                start = self._slot(number, count, state.started_at, previous, deadline, needs)
+                if start is None:
+                    continue  # overrun by the round before: not made up back to back
+                # The first round's reads are start-up: they shift no round after it.
+                previous = start.starts_at if number > 0 else state.started_at
+                if not timing.round_fits(starts_at=start.starts_at, deadline=deadline, needs=needs):
+                    self._not_started(state.rounds_done, start, needs, probes=state.probes)
                     break
+                written = False
                 done_before = (len(report.applied), len(report.planned), len(report.errors))
-                wait = starts_at - clock.now() if number > 0 else 0.0
+                wait = start.starts_at - clock.now() if number > 0 else 0.0
                 if wait > 0:
                     clock.sleep(wait)
-                planned = self.decide(
-                    world, state, _RoundStart(number, starts_at, deadline, last=number == count - 1)
-                )
+                planned = self.decide(world, state, start)
                 # From here the round writes: Ctrl-C waits for its writes (and their record in
                 # the Report), so that what the Report says was applied is what was.
                 with interrupts.writes_finish_first() as held:
@@ -262,11 +264,12 @@ class _Loop:
                 if ended is None:
                     break  # the domain is no longer this cluster's: not another write
                 world, state = ended
+                written = True
                 if self.progress is not None:
                     now_verdicts = _verdicts(world)
                     self.progress(
                         _round_done(
-                            number + 1,
+                            state.rounds_done,
                             report,
                             done_before,
                             verdicts,
@@ -279,25 +282,54 @@ class _Loop:
                 if held.interrupted:
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
-            # Between steps (a wait, a probe round, a printed line) or right after a round's
-            # writes: the Report holds every change applied, and nothing was left half-done.
-            report.interrupted = True
-            where = "after" if report.rounds == number + 1 else "in"
-            report.note(
-                "interrupted",
-                f"interrupted {where} round {number + 1}: what is reported as changed was "
-                "applied, nothing after it; the next scheduled run carries on",
-            )
+            self._interrupted(state.rounds_done, written=written)
         return world, state
 
-    def _not_started(
-        self, number: int, starts_at: float, deadline: float | None, needs: float, *, probes: bool
-    ) -> None:
+    def _interrupted(self, done: int, *, written: bool) -> None:
+        """Ctrl-C between steps (a wait, a probe round, a printed line) or right after a round's
+        writes: the Report holds every change applied, and nothing was left half-done."""
+        self.report.interrupted = True
+        where = f"after round {done}" if written else f"in round {done + 1}"
+        self.report.note(
+            "interrupted",
+            f"interrupted {where}: what is reported as changed was applied, nothing after "
+            "it; the next scheduled run carries on",
+        )
+
+    def _slot(
+        self,
+        number: int,
+        count: int,
+        started_at: float,
+        previous: float,
+        deadline: float | None,
+        needs: float,
+    ) -> _RoundStart | None:
+        """When the round of schedule slot `number` starts (`timing.round_start`), or None: it
+        is dropped. The `last` round is the count's last, or one after which none would fit."""
+        interval = self.settings.probe_interval
+        last = number == count - 1
+        starts_at = timing.round_start(
+            scheduled_at=started_at + number * interval,
+            now=self.clock.now(),
+            previous=previous,
+            interval=interval,
+            last=last,
+        )
+        if starts_at is None:
+            return None
+        after = max(started_at + (number + 1) * interval, starts_at + interval)
+        last = last or not timing.round_fits(starts_at=after, deadline=deadline, needs=needs)
+        return _RoundStart(number, starts_at, deadline, last)
+
+    def _not_started(self, done: int, start: _RoundStart, needs: float, *, probes: bool) -> None:
         """A round cut short by the invocation's end could stop mid-change; the next run starts
-        within the minute and does this round's work."""
+        within the minute and does this round's work. `done`: the rounds made before it."""
         invoke = self.settings.lbs_through_prober
-        text = _no_time_for(number + 1, starts_at, deadline, needs, probes=probes, invoke=invoke)
-        if number > 0:
+        text = _no_time_for(
+            done + 1, start.starts_at, start.deadline, needs, probes=probes, invoke=invoke
+        )
+        if done > 0:
             self.report.note("round-not-started", text)
         else:
             self.report.error("no-time-for-a-round", text)

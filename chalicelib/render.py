@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -81,6 +82,9 @@ def _json_row(row: Mapping[str, Any], *, probed: bool) -> dict[str, Any]:
 
 
 WIDTH = 80  # what `status` fits by default: a terminal, a ticket, a pager's message
+# What `_wrapped` keeps on one line: a short bracketed value, and an upper-case name and its number.
+_KEPT_TOGETHER = re.compile(r"\[[^\]\n]{1,20}\]|\b[A-Z]+ [0-9][0-9.]*")
+_GLUE = "\x00"  # stands for a kept space while wrapping: one column, and never in a line
 TRUNCATED = "~"  # ends a cut cell (ASCII: the output may go to a log or a C-locale terminal)
 
 
@@ -213,14 +217,16 @@ def status_text(
         if probed:
             columns.insert(columns.index("notes"), "probe")
         return "\n".join(header) + "\n\n" + table(rows, columns)
-    lines = [
-        line
-        for text in header
-        for line in textwrap.wrap(
-            text, width=WIDTH, subsequent_indent="    ", break_on_hyphens=False
-        )
-    ]
+    lines = [line for text in header for line in _wrapped(text)]
     return "\n".join(lines) + "\n\n" + "\n\n".join(_role_tables(rows, probed=probed))
+
+
+def _wrapped(text: str) -> list[str]:
+    """A header line in WIDTH columns, never cutting a value from its unit ("[1.5 s]") or a
+    setting from its value ("TIMEOUT 1.5"): the detection bound's line is made of them."""
+    glued = _KEPT_TOGETHER.sub(lambda found: found[0].replace(" ", _GLUE), text)
+    wrapped = textwrap.wrap(glued, width=WIDTH, subsequent_indent="    ", break_on_hyphens=False)
+    return [line.replace(_GLUE, " ") for line in wrapped]
 
 
 def _role_tables(rows: Sequence[dict[str, str]], *, probed: bool) -> list[str]:

@@ -70,7 +70,7 @@ def with_prober(
     if probes:
         return _with_stage_prober(settings, environment, stage, cloudformation)
     if bound:
-        return _with_declared_prober(settings, stage), None
+        return _with_declared_prober(settings, environment, stage), None
     return settings, None
 
 
@@ -92,11 +92,16 @@ def _with_stage_prober(
     return Settings.from_env({**environment, "LBF_PROBER_FUNCTION": found}), note
 
 
-def _with_declared_prober(settings: Settings, stage: str) -> Settings:
+def _with_declared_prober(
+    settings: Settings, environment: Mapping[str, str], stage: str
+) -> Settings:
     """The stage's controllers get LBF_PROBER_FUNCTION from their template whenever the stage
     declares the prober function, and their detection bound then counts its invoke: `status`
     prints the same bound, from the stage's configuration, without looking the function up
-    (nothing here invokes it: only `--probe` needs where it is)."""
+    (nothing here invokes it: only `--probe` needs where it is). Validated as they validate it:
+    through the function a path needs its invoke's margin, which can refuse an interval or fit
+    one round fewer."""
     if not deployed.declared(stage, CONFIG_PATH):
         return settings
-    return dataclasses.replace(settings, prober_function=f"{deployed.FUNCTION} of stage {stage}")
+    checked = Settings.from_env({**environment, "LBF_PROBER_FUNCTION": deployed.FUNCTION})
+    return dataclasses.replace(checked, prober_function=f"{deployed.FUNCTION} of stage {stage}")

@@ -16,6 +16,10 @@ from datetime import datetime
 # EventBridge's rate(1 minute): the next run is scheduled a minute after this one was.
 SCHEDULE_SECONDS = 60.0
 
+# How long EventBridge goes on retrying the delivery of an event to its target, by default (its
+# RetryPolicy's MaximumEventAgeInSeconds, 24 hours): no scheduled event arrives later than this.
+EVENTBRIDGE_RETRY_SECONDS = 86_400.0
+
 # The last round's probes end by this long after the run's scheduled time (SPEC "Time"): the 2 s
 # to the next run absorb the invocation's start, so the default rounds still fit a minute whose
 # first round starts a little late.
@@ -116,10 +120,13 @@ def scheduled_time(event_time: object, *, now: float) -> float:
     seconds since the epoch, as the runs' clock counts; `now` when the event carries no time.
 
     Never later than `now`: a scheduled time ahead of the invocation's own clock is a clock's
-    skew, and the run's minute cannot have started after the run did. Never more than a minute
-    before it either: the scheduled function's maximum event age is 60 s (the merge template), so
-    an older time is no scheduled run's (a hand-made or sample event, chalice's test events
-    included) and the run is budgeted as if scheduled now.
+    skew, and the run's minute cannot have started after the run did. An older time is the
+    run's even past the minute: the function's maximum event age (60 s, the merge template)
+    counts only Lambda's own queue, and EventBridge retries a delivery for up to
+    EVENTBRIDGE_RETRY_SECONDS, so a run delivered that late has no round left to start rather
+    than a whole minute of them beside the runs scheduled since. Only a time older than any
+    delivery is no scheduled run's (a hand-made or sample event, chalice's test events
+    included): the run is budgeted as if scheduled now.
     """
     if not isinstance(event_time, str):
         return now
@@ -130,9 +137,27 @@ def scheduled_time(event_time: object, *, now: float) -> float:
     if parsed.tzinfo is None:
         return now  # EventBridge always says UTC; a time without a zone is not its
     scheduled = parsed.timestamp()
-    if scheduled < now - SCHEDULE_SECONDS:
+    if scheduled < now - EVENTBRIDGE_RETRY_SECONDS:
         return now
     return min(scheduled, now)
+
+
+def round_start(
+    *, scheduled_at: float, now: float, previous: float, interval: float, last: bool
+) -> float | None:
+    """When the round scheduled at `scheduled_at` starts, or None: it is dropped.
+
+    On its schedule when the loop is on time; never sooner than LBF_PROBE_INTERVAL after the
+    round before started (`previous`), since LBF_RISE/LBF_FALL count probes that far apart. The
+    run's first round counts as started at the run's start: its first reads are start-up, and
+    shift no round after it.
+    A round that overran its interval (slow writes) is not made up by rounds back to back: a
+    round that could not start before the next one is due is dropped, unless it is the `last`.
+    """
+    starts_at = max(now, scheduled_at, previous + interval)
+    if not last and starts_at >= scheduled_at + interval - _EPSILON:
+        return None
+    return starts_at
 
 
 def round_deadline(*, scheduled_at: float, invocation_ends: float) -> float:

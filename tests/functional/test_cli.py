@@ -6,6 +6,7 @@ counted: a bad configuration must make none, `plan` and `status` must write noth
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -379,6 +380,46 @@ def test_status_prints_the_spec_s_public_bound_at_the_defaults(
         " + (60 - ROUNDS x INTERVAL) [2 s] + start-up"
         " (FALL 3, INTERVAL 2, TIMEOUT 1.5, ROUNDS 29)"
     ) in capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {},
+        {"LBF_PROBER_FUNCTION": "lb-failover-prod-ProbePrivate-1A2B"},
+        {
+            "LBF_PROBER_FUNCTION": "lb-failover-prod-ProbePrivate-1A2B",
+            "LBF_PROBE_INTERVAL": "10",
+            "LBF_FALL": "10",
+        },
+        {"LBF_PROBE_INTERVAL": "0.123456", "LBF_PROBE_TIMEOUT": "0.123456", "LBF_FALL": "10"},
+    ],
+)
+def test_the_bound_in_80_columns_keeps_each_value_with_its_unit_and_name(
+    cloud: FakeCloud, capsys: pytest.CaptureFixture[str], variables: dict[str, str]
+) -> None:
+    """The table's width wraps the bound's line; a value is never cut from its unit ("[1.5" then
+    "s]") nor from the setting it is ("TIMEOUT" then "1.5")."""
+    environ = {**ENV, **variables}
+    settle(cloud)
+    capsys.readouterr()
+
+    assert run(cloud, "status", environ=environ) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith("detection bound: "))
+    wrapped = [
+        lines[start],
+        *itertools.takewhile(lambda line: line.startswith("    "), lines[start + 1 :]),
+    ]
+    bound = Settings.from_env(environ).detection_bound
+    assert len(wrapped) > 1
+    assert all(len(line) <= 80 for line in wrapped)
+    assert " ".join(line.strip() for line in wrapped) == f"detection bound: {bound.describe()}"
+    kept = [f"[{term.seconds:g} s]" for term in bound.terms]
+    kept += [f"{name} {value:g}" for name, value in bound.inputs]
+    for piece in kept:
+        assert any(piece in line for line in wrapped), (piece, wrapped)
 
 
 def test_a_schedule_that_cannot_fit_the_minute_exits_2_before_any_aws_call(

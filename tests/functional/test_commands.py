@@ -523,6 +523,51 @@ def test_status_with_a_stage_prints_the_bound_with_the_prober_s_invoke_without_a
     assert cloud.probe_function.invocations == []
 
 
+@pytest.mark.parametrize(
+    ("variables", "code", "shown"),
+    [
+        # 20 rounds of 3 s fit in-process (the last one's probes end at 58 s), 19 through the
+        # prober function, as the stage's controllers run them: the bound is theirs, 17 s.
+        ({"LBF_PROBE_TIMEOUT": "1"}, 0, "detection bound: 17 s + start-up"),
+        # Valid in-process; the stage's controllers refuse it (2 s < 1.5 s + the invoke's 1 s).
+        ({"LBF_PROBE_INTERVAL": "2"}, 2, "LBF_PROBE_INTERVAL: expected at least"),
+    ],
+)
+def test_status_with_a_stage_validates_as_its_controllers_do(
+    cloud: FakeCloud,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    variables: dict[str, str],
+    code: int,
+    shown: str,
+) -> None:
+    """`status --stage` prints the bound of the stage's controllers, which have the prober
+    function: their schedule, checked as they check it, not the one this machine would run."""
+    environment = {
+        "LBF_CLUSTER": "demo",
+        "LBF_DOMAIN": FAKE_DOMAIN,
+        "LBF_HOSTED_ZONE_ID": "Z123",
+        "LBF_LB_ADDRESS": "private",
+        **variables,
+    }
+    stage = {
+        "environment_variables": environment,
+        "lambda_functions": {"probe_private": {"subnet_ids": ["subnet-1"]}},
+    }
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text(json.dumps({"stages": {"prod": stage}}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # main hands boto3 the stage's AWS_*
+    capsys.readouterr()
+
+    assert run(cloud, "status", "--stage", "prod", "--wide", environ={}) == code
+
+    captured = capsys.readouterr()
+    assert shown in captured.out + captured.err
+    assert cloud.probe_function.invocations == []
+
+
 def test_status_goes_on_without_the_history_and_history_says_why_it_cannot(
     cloud: FakeCloud, capsys: pytest.CaptureFixture[str]
 ) -> None:

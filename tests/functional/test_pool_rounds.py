@@ -9,10 +9,12 @@ that returns only once the next LB round has been probed, so a round that waited
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
 
+from bench.calls import is_write
 from chalicelib import jobs
 from chalicelib.config import Settings
 from chalicelib.core.model import ProbeResult, ProbeTarget
@@ -21,6 +23,7 @@ from chalicelib.report import Report
 from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, FakeProber, small_cluster
 from tests.kit.runs import converge
 from tests.kit.settings import settings
+from tests.kit.slow_aws import SlowAws
 
 ACTIVE = f"lb.{FAKE_DOMAIN}"
 BACKENDS = "/lbf/demo/backends"
@@ -157,3 +160,61 @@ def test_every_lb_failing_between_pool_probes_is_judged_with_the_pool_s_latest_r
     assert all(cloud.ec2.tag(lb, "lbf:health") == "unhealthy" for lb in cloud.ec2.ids("lb"))
     assert not any("fault on the prober's side" in m for m in cloud.sns.messages)
     assert len([m for m in cloud.sns.messages if "no load balancer is eligible" in m]) == 1
+
+
+def test_rounds_after_a_slow_round_keep_their_interval() -> None:
+    """One round's writes take 25 s (a slow Route 53 or SSM). The rounds it overran are not made
+    up back to back: the rounds after it stay LBF_PROBE_INTERVAL apart start to start, and the
+    pool's probes LBF_POOL_INTERVAL apart, since LBF_FALL counts probes that far apart. Made up,
+    the pool's overdue probes came in the same instant and a web server that failed one probe
+    left the list: FALL 3 in a second instead of in 20 s."""
+    cloud = small_cluster(webs=WEBS)
+    config = settings(FAKE_CLOUD_ENV, lb_address="public")
+    settled(cloud, config)
+    cloud.prober.probed.clear()
+    writes = iter([25.0])
+    cloud.calls.before = SlowAws(
+        cloud.clock, lambda operation: next(writes, 0.0) if is_write(operation) else 0.0
+    )
+    started = cloud.clock.now()
+    # Dead for the pool's first probe (its "fail:1" tag is the run's first write), and again for
+    # 6 s once that write is done: two failed probes at most, 10 s apart.
+    cloud.prober.dead_when = lambda address, now: (
+        address == DEAD_WEB and (now < started + 1 or started + 26 <= now < started + 32)
+    )
+
+    report = run(cloud, config)
+
+    starts = cloud.prober.rounds
+    gaps = [round(later - earlier, 6) for earlier, later in itertools.pairwise(starts)]
+    assert min(gaps) >= 2.0, gaps
+    probed = zip(starts, cloud.prober.probed, strict=True)
+    pool = [t - started for t, keys in probed if len(keys) == 5]
+    assert min(b - a for a, b in itertools.pairwise(pool)) >= 10.0, pool
+    # Two failed probes 10 s apart: FALL 3 not reached, the list never published without it.
+    assert not any("lbf:health=unhealthy" in line for line in report.applied), report.applied
+    assert report.rounds < 29  # the overrun slots are not made up
+
+
+def test_the_pool_s_invoke_in_the_run_s_last_round_that_fits_is_judged() -> None:
+    """A run that started late fits fewer rounds than LBF_PROBE_ROUNDS: here the one at 50 s is
+    its last (the one at 52 s would end its writes after the run's deadline) and probes the
+    pool. That round waits for the pool's invoke, as the run's last does: an invoke the run
+    made and then never judged would be a probe paid for and lost (the web server's failure at
+    50 s counted by no one)."""
+    cloud = small_cluster(webs=WEBS)
+    config = settings(FAKE_CLOUD_ENV, PUBLIC_LBS)
+    settled(cloud, config)
+    started = cloud.clock.now()
+    # Dead from 49 s on, as the prober function finds it (the pool's path).
+    cloud.probe_function.prober.dead_when = lambda address, now: (
+        address == DEAD_WEB and now >= started + 49
+    )
+    dead = next(i for i, raw in cloud.ec2.instances.items() if raw.private_ip == DEAD_WEB)
+
+    report = jobs.reconcile(config, cloud.services(), cloud.clock, deadline=started + 61)
+
+    assert report.ok, report.errors
+    assert report.rounds == 26
+    assert len(cloud.probe_function.invocations) == 6
+    assert (cloud.ec2.tag(dead, "lbf:probe") or "").startswith("fail:1")

@@ -671,6 +671,11 @@ def test_rejected_combination(environ: dict[str, str], variable: str, phrase: st
         ("20", "3", "1.5", False),
         ("58", "1", "0.5", True),
         ("59", "1", "0.5", False),
+        # Past the old cap of 60: what the default gives at 0.5 s may be written, and one more
+        # is refused for the schedule, as at every interval.
+        ("116", "0.5", "0.5", True),
+        ("117", "0.5", "0.5", False),
+        ("61", "2", "1.5", False),
     ],
 )
 def test_rounds_must_fit_the_one_minute_schedule(

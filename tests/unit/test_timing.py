@@ -17,6 +17,7 @@ from chalicelib.core.timing import (
     round_deadline,
     round_fits,
     round_seconds,
+    round_start,
     rounds_that_fit,
     schedule_fits,
     scheduled_time,
@@ -177,9 +178,13 @@ MINUTE = 1_796_496_600.0
         ("2026-12-05T18:50:00Z", MINUTE + 3.2, MINUTE),  # EventBridge's form, a late start
         ("2026-12-05T18:50:00+00:00", MINUTE + 60.0, MINUTE),  # the maximum event age
         ("2026-12-05T18:50:00Z", MINUTE - 0.5, MINUTE - 0.5),  # a clock behind: never ahead
-        # Older than the maximum event age: no scheduled run's (chalice's sample says 2015).
+        # Delivered late by EventBridge, which retries a delivery for up to 24 hours (Lambda's
+        # maximum event age counts only its own queue): the minute it was for is over.
+        ("2026-12-05T18:50:00Z", MINUTE + 60.5, MINUTE),
+        ("2026-12-05T18:50:00Z", MINUTE + 86_400.0, MINUTE),
+        # Older than any delivery: no scheduled run's (chalice's sample says 2015).
+        ("2026-12-05T18:50:00Z", MINUTE + 86_400.5, MINUTE + 86_400.5),
         ("2015-11-11T21:29:54Z", MINUTE, MINUTE),
-        ("2026-12-05T18:50:00Z", MINUTE + 60.5, MINUTE + 60.5),
         ("2026-12-05T18:50:00", MINUTE + 1, MINUTE + 1),  # no zone: not EventBridge's
         ("soon", MINUTE, MINUTE),
         (None, MINUTE, MINUTE),
@@ -262,3 +267,29 @@ def test_the_invoke_is_a_term_only_when_the_lbs_go_to_the_prober_function(
     assert bound.seconds == (17.5 if invoke_term else 16.5 if private else 11.5)
     if invoke_term:
         assert "PROBER INVOKE [1 s]" in bound.describe()
+
+
+@pytest.mark.parametrize(
+    ("scheduled_at", "now", "previous", "last", "starts_at"),
+    [
+        (0.0, 0.4, -2.0, False, 0.4),  # the first round, late by the run's first reads
+        (2.0, 0.5, 0.0, False, 2.0),  # which count as start-up: the next is on its schedule
+        (4.0, 4.3, 2.0, False, 4.3),  # the round before overran a little: late, not dropped
+        (6.0, 4.5, 4.3, False, 6.3),  # and the next keeps the interval from it
+        # The round before (at 6 s) overran to 36.5 s: the rounds due meanwhile are dropped,
+        # not made up back to back; the one due at 36 s starts at 36.5 s, the next an interval
+        # later.
+        (8.0, 36.5, 6.0, False, None),
+        (34.0, 36.5, 6.0, False, None),
+        (36.0, 36.5, 6.0, False, 36.5),
+        (38.0, 36.6, 36.5, False, 38.5),
+        (8.0, 36.0, 6.0, True, 36.0),  # the run's last round is never dropped
+    ],
+)
+def test_a_round_starts_an_interval_after_the_one_before(
+    scheduled_at: float, now: float, previous: float, last: bool, starts_at: float | None
+) -> None:
+    assert (
+        round_start(scheduled_at=scheduled_at, now=now, previous=previous, interval=2.0, last=last)
+        == starts_at
+    )
