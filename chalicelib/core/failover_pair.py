@@ -171,7 +171,7 @@ def plan_pair(
         changes = back_to_plain(current, rules.records, base.values)
         return PairDecision(base, changes, None, None, swapped=False)
     checks = (
-        bound_checks(world.health_checks or (), world.lbs, world.skipped, current, rules.checks)
+        bound_checks(world.health_checks, world.lbs, world.skipped, current, rules.checks)
         if rules.checks is not None
         else {}
     )
@@ -215,7 +215,7 @@ def view_due(read_at: float | None, now: float, rules: PairRules) -> bool:
 
 
 def bound_checks(
-    checks: Iterable[HealthCheck],
+    checks: Iterable[HealthCheck] | None,
     lbs: Sequence[Instance],
     skipped: Sequence[Skipped],
     current: ActiveName,
@@ -224,7 +224,11 @@ def bound_checks(
     """Instance id -> the check its pair record names: the check that probes its current address
     once this run's check changes are made (an update keeps a check's id). While a check of a new
     type or interval is yet to be made, the record keeps the check it names: Route 53 cannot
-    change those in place, and a record never names a check that is not there yet."""
+    change those in place, and a record never names a check that is not there yet. `checks`
+    None (not read this run): each LB keeps the check a pair record at its address names, as
+    a pair rewritten without its checks is one Route 53 answers PRIMARY whatever it sees."""
+    if checks is None:
+        return _named_checks(current, [*lbs, *frozen_lbs(skipped)])
     bound = {r.health_check_id for r in current.records if r.health_check_id is not None}
     found: dict[str, str] = {}
     for lb in [*lbs, *frozen_lbs(skipped)]:
@@ -235,6 +239,16 @@ def bound_checks(
         chosen = kept or still
         if chosen is not None:
             found[lb.instance_id] = chosen.health_check_id
+    return found
+
+
+def _named_checks(current: ActiveName, lbs: Sequence[Instance]) -> dict[str, str]:
+    """Instance id -> the check a pair record holding its address names."""
+    found: dict[str, str] = {}
+    for record in current.records:
+        holder = _holder(record, lbs)
+        if holder is not None and record.health_check_id is not None:
+            found.setdefault(holder.instance_id, record.health_check_id)
     return found
 
 
@@ -513,7 +527,7 @@ def planned_pair(
     )
     secondary = _next(candidates, target, _holder(current.secondary, candidates))
     checks = (
-        bound_checks(world.health_checks or (), world.lbs, world.skipped, current, rules.checks)
+        bound_checks(world.health_checks, world.lbs, world.skipped, current, rules.checks)
         if rules.checks is not None
         else {}
     )

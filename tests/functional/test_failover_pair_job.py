@@ -17,6 +17,7 @@ from chalicelib.__main__ import main
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.failover_pair import PRIMARY
 from chalicelib.core.model import Record
+from chalicelib.errors import AwsError
 from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, record_key
 from tests.kit.runs import converge, run
 from tests.kit.settings import environment, settings
@@ -387,3 +388,30 @@ def test_route53s_view_is_read_once_per_check_interval_in_a_runs_rounds(cluster:
     converge(cluster.cloud, config)
 
     assert checks.count("GetHealthCheckStatus") - before == 2 * 2
+
+
+# --- where two rules meet, for the pair -----------------------------------------------------------
+
+
+def test_a_run_that_cannot_read_the_checks_keeps_the_pair_bound_to_them(cluster: Cluster) -> None:
+    """ListHealthChecks refused (a missing permission, throttling): the run fails and says so,
+    but the pair keeps its checks, through a swap too. Rewritten without them, it would be a pair
+    Route 53 answers with the PRIMARY whatever its checkers see, for as long as the read fails."""
+    settled(cluster)
+    hc1, hc2 = cluster.check_of(LB1), cluster.check_of(LB2)
+    cluster.cloud.health_checks.fail_read = AwsError(
+        "route53", "ListHealthChecks", "AccessDenied", "not authorized"
+    )
+    batches = len(cluster.cloud.route53.batches)
+
+    report = run(cluster.cloud, CONFIG)
+
+    assert not report.ok
+    assert "health checks not read" in " ".join(report.errors)
+    assert cluster.pair() == ((LB1,), hc1, (LB2,), hc2)
+    assert len(cluster.cloud.route53.batches) == batches  # a steady pair: nothing to write
+
+    cluster.kill("10.0.0.11")
+    run(cluster.cloud, CONFIG)
+
+    assert cluster.pair() == ((LB2,), hc2, (LB2,), None)  # lb2 moved with its check

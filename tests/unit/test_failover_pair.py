@@ -395,10 +395,11 @@ def test_a_planned_move_is_not_held_and_never_makes_the_leaving_lb_secondary() -
 
     changes = planned_pair(view, target, CONFIG.rules.pair, leaving={"i-lb1"})
 
-    # The checks were not read here (no health checks in this world): none is named.
-    assert changes == batch(PAIR_1_2, (primary(LB2), secondary(LB3)))
+    # The checks were not read here (no health checks in this world): each LB keeps the check
+    # its pair record names, and lb3, in no record, is named with none.
+    assert changes == batch(PAIR_1_2, (primary(LB2, "hc-2"), secondary(LB3)))
     kept = planned_pair(view, target, CONFIG.rules.pair)
-    assert kept == batch(PAIR_1_2, (primary(LB2), secondary(LB1)))
+    assert kept == batch(PAIR_1_2, (primary(LB2, "hc-2"), secondary(LB1, "hc-1")))
 
 
 def test_the_pairs_batch_replaces_the_active_records_changes_and_its_checks_are_in_use() -> None:
@@ -433,3 +434,22 @@ def test_a_secondary_whose_address_was_released_never_stays() -> None:
     assert decision.changes == batch(PAIR_1_2, (primary(LB1, "hc-1"), secondary(LB1)))
     held = replace(inputs, addresses={LB1, LB2})
     assert decide_pair(current, base, held, RULES).changes == ()
+
+
+def test_checks_not_read_leave_each_lb_the_check_its_pair_record_names() -> None:
+    """A failed ListHealthChecks is no view of the checks: the pair keeps what it is bound to
+    (written without them, Route 53 would answer PRIMARY whatever its checkers saw), a check
+    follows its LB across a swap, and a record no LB holds the address of binds no one."""
+    current = read_active_name(PAIR_1_2, RECORDS)
+    rules = CONFIG.rules.second_opinion
+    lbs = [lb("lb1", LB1), lb("lb2", LB2)]
+
+    assert bound_checks(None, lbs, (), current, rules) == {"i-lb1": "hc-1", "i-lb2": "hc-2"}
+    assert bound_checks(None, [lb("lb1", LB1_NEW), lb("lb2", LB2)], (), current, rules) == {
+        "i-lb2": "hc-2"
+    }
+    frozen = [skipped("i-lb1", name="lb1", address=LB1)]
+    assert bound_checks(None, [lb("lb2", LB2)], frozen, current, rules) == {
+        "i-lb1": "hc-1",
+        "i-lb2": "hc-2",
+    }
