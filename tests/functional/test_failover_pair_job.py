@@ -19,7 +19,7 @@ from chalicelib.core.failover_pair import PRIMARY
 from chalicelib.core.model import Record
 from chalicelib.errors import AwsError
 from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, record_key
-from tests.kit.runs import converge, run
+from tests.kit.runs import converge, event, run
 from tests.kit.settings import environment, settings
 
 ACTIVE = f"lb.{FAKE_DOMAIN}"
@@ -415,3 +415,25 @@ def test_a_run_that_cannot_read_the_checks_keeps_the_pair_bound_to_them(cluster:
     run(cluster.cloud, CONFIG)
 
     assert cluster.pair() == ((LB2,), hc2, (LB2,), None)  # lb2 moved with its check
+
+
+def test_a_frozen_primary_that_stops_loses_the_pair_and_then_its_check(cluster: Cluster) -> None:
+    """EC2's state outranks a tag: lb1's lbf:name stops parsing (frozen, it keeps the pair),
+    then lb1 stops. The event run moves the pair off it, and its check goes after the batch
+    that stopped naming it; kept, it would be billed for good at an address lb1 let go."""
+    settled(cluster)
+    cluster.cloud.ec2.set_tag(cluster.lb1, "lbf:name", "lb 1")
+    converge(cluster.cloud, CONFIG)
+    hc1, hc2 = cluster.check_of(LB1), cluster.check_of(LB2)
+    assert cluster.pair() == ((LB1,), hc1, (LB2,), hc2)
+
+    cluster.cloud.ec2.instances[cluster.lb1] = replace(
+        cluster.cloud.ec2.instances[cluster.lb1], state="stopped", public_ip=None
+    )
+    before = len(cluster.cloud.calls.writes())
+    event(cluster.cloud, CONFIG, cluster.lb1)
+
+    assert cluster.pair() == ((LB2,), hc2, (LB2,), None)
+    assert set(cluster.cloud.health_checks.checks) == {hc2}
+    writes = [op for op, _ in cluster.cloud.calls.writes()[before:]]
+    assert writes.index("ChangeResourceRecordSets") < writes.index("DeleteHealthCheck")
