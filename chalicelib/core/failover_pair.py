@@ -365,6 +365,8 @@ def decide_pair(
             active, changes, primary.instance_id, None, swapped=False, conditions=conditions
         )
     after_secondary = _next(candidates, primary, _holder(current.secondary, candidates))
+    if VANTAGES_DISAGREE not in conditions:
+        conditions.update(_secondary_disagreement(current, after_secondary, inputs.view))
     wanted = _wanted(rules, values, primary, after_secondary, inputs.checks)
     swapped = before is not None and primary.instance_id != before.instance_id
     return PairDecision(
@@ -475,6 +477,29 @@ def _disagreement(
         VANTAGES_DISAGREE: (
             f"vantages disagree on PRIMARY {label(primary)}: Route 53's checkers see it {seen}, "
             f"the controller {primary.verdict.value}; the pair stays as it is"
+        )
+    }
+
+
+def _secondary_disagreement(
+    current: ActiveName, secondary: Instance | None, view: Mapping[str, bool]
+) -> dict[str, str]:
+    """One condition while Route 53's checkers fail the SECONDARY that stays, an LB the
+    controller judges eligible: the pair's failover without a controller is gone (Route 53
+    fails open to the PRIMARY when both checks fail), and nothing else would say so."""
+    record = current.secondary
+    if (
+        secondary is None
+        or record is None
+        or secondary.address not in record.values
+        or view.get(record.health_check_id or "", True)
+    ):
+        return {}
+    return {
+        VANTAGES_DISAGREE: (
+            f"vantages disagree on SECONDARY {label(secondary)}: Route 53's checkers see it "
+            f"unhealthy, the controller {secondary.verdict.value}; Route 53 would not fail over "
+            "to it, and the pair stays as it is"
         )
     }
 

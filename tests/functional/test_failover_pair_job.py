@@ -437,3 +437,21 @@ def test_a_frozen_primary_that_stops_loses_the_pair_and_then_its_check(cluster: 
     assert set(cluster.cloud.health_checks.checks) == {hc2}
     writes = [op for op, _ in cluster.cloud.calls.writes()[before:]]
     assert writes.index("ChangeResourceRecordSets") < writes.index("DeleteHealthCheck")
+
+
+def test_route53_failing_the_secondary_is_one_notice(cluster: Cluster) -> None:
+    """Route 53's checkers cannot reach lb2 while the controller sees it healthy: the pair's
+    failover without a controller is gone, and the operator hears it once."""
+    settled(cluster)
+    cluster.cloud.health_checks.seen_healthy = {LB1}
+    batches = len(cluster.cloud.route53.batches)
+
+    run(cluster.cloud, CONFIG)
+    run(cluster.cloud, CONFIG)
+
+    assert len(cluster.cloud.route53.batches) == batches  # the pair stays
+    said = [m for m in cluster.cloud.sns.messages if "vantages disagree" in m]
+    assert said == [
+        "vantages disagree on SECONDARY lb2: Route 53's checkers see it unhealthy, the "
+        "controller healthy; Route 53 would not fail over to it, and the pair stays as it is"
+    ]

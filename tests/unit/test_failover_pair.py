@@ -232,6 +232,26 @@ def test_route53_failing_a_primary_the_controller_sees_healthy_leaves_the_pair_w
     assert "Route 53's checkers see it unhealthy" in first.conditions[VANTAGES_DISAGREE]
 
 
+def test_route53_failing_the_secondary_the_controller_sees_healthy_is_the_one_notice() -> None:
+    """Route 53's checkers cannot reach lb2 (a security group, a firewall): with no controller
+    running, a dead lb1 would leave clients on it, as Route 53 fails open when both checks fail.
+    The operator hears it once, under the one key, while the pair stays; a disagreement on the
+    PRIMARY is the one told when both disagree."""
+    secondary_only = decide(PAIR_1_2, HEALTHY_1_2, view={"hc-1": True, "hc-2": False})
+    both = decide(PAIR_1_2, HEALTHY_1_2, view={"hc-1": False, "hc-2": False})
+
+    assert secondary_only.changes == both.changes == ()
+    assert set(secondary_only.conditions) == set(both.conditions) == {VANTAGES_DISAGREE}
+    assert secondary_only.conditions[VANTAGES_DISAGREE] == (
+        "vantages disagree on SECONDARY lb2: Route 53's checkers see it unhealthy, the "
+        "controller healthy; Route 53 would not fail over to it, and the pair stays as it is"
+    )
+    assert "on PRIMARY lb1" in both.conditions[VANTAGES_DISAGREE]
+    # The SECONDARY the controller replaces is no lasting disagreement.
+    replaced = decide(PAIR_1_2, [lb("lb1", LB1), lb("lb2", LB2, "unhealthy")], view={"hc-2": False})
+    assert VANTAGES_DISAGREE not in replaced.conditions
+
+
 def test_the_reverse_disagreement_is_one_notice_too_while_the_pair_stays() -> None:
     """The controller fails lb1, Route 53 does not, and no other LB can take it over."""
     lbs = [lb("lb1", LB1, "unhealthy"), lb("lb2", LB2, "unhealthy")]
