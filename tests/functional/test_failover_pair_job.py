@@ -455,3 +455,23 @@ def test_route53_failing_the_secondary_is_one_notice(cluster: Cluster) -> None:
         "vantages disagree on SECONDARY lb2: Route 53's checkers see it unhealthy, the "
         "controller healthy; Route 53 would not fail over to it, and the pair stays as it is"
     ]
+
+
+def test_draining_the_secondary_takes_it_out_of_the_pair_before_its_tag(
+    cluster: Cluster,
+) -> None:
+    """A drained LB is never made active; left SECONDARY until the next scheduled run, Route 53
+    would still fail clients over to it (with no controller running, for as long as none runs).
+    The batch that takes it out goes first, and is no failover."""
+    settled(cluster)
+    hc1 = cluster.check_of(LB1)
+    writes = len(cluster.cloud.calls.writes())
+
+    assert command(cluster, "drain", "lb2") == 0
+
+    assert cluster.pair() == ((LB1,), hc1, (LB1,), None)
+    assert cluster.cloud.ec2.tag(cluster.lb2, "lbf:maintenance") == "drain"
+    done = [op for op, _ in cluster.cloud.calls.writes()[writes:]]
+    assert done.index("ChangeResourceRecordSets") < done.index("CreateTags")
+    history = cluster.cloud.ssm.parameters.get(CONFIG.history_parameter_name, "")
+    assert "failover" not in history
