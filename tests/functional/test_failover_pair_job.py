@@ -18,7 +18,14 @@ from chalicelib.core.dns import RecordChange
 from chalicelib.core.failover_pair import PRIMARY
 from chalicelib.core.model import Record
 from chalicelib.errors import AwsError
-from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, record_key
+from tests.kit.cloud import (
+    FAKE_CLOUD_ENV,
+    FAKE_DOMAIN,
+    FakeCloud,
+    Killed,
+    kill_at_write,
+    record_key,
+)
 from tests.kit.runs import converge, event, run
 from tests.kit.settings import environment, settings
 
@@ -475,3 +482,125 @@ def test_draining_the_secondary_takes_it_out_of_the_pair_before_its_tag(
     assert done.index("ChangeResourceRecordSets") < done.index("CreateTags")
     history = cluster.cloud.ssm.parameters.get(CONFIG.history_parameter_name, "")
     assert "failover" not in history
+
+
+def addresses_checked(cluster: Cluster) -> list[tuple[str, int]]:
+    """Each health check's address and interval: one per running LB, never a leftover."""
+    return sorted(
+        (c.spec.address, c.spec.request_interval)
+        for c in cluster.cloud.health_checks.checks.values()
+    )
+
+
+def stop(cluster: Cluster, instance_id: str) -> None:
+    """EC2 stops it: its public address is released."""
+    raw = cluster.cloud.ec2.instances[instance_id]
+    cluster.cloud.ec2.instances[instance_id] = replace(raw, state="stopped", public_ip=None)
+
+
+def test_an_event_run_moves_the_pair_off_a_primary_that_stopped(cluster: Cluster) -> None:
+    """The event run acts on EC2's state at once (no probes, no swap limit), as for the plain
+    record: PRIMARY goes to lb2 with its check, and lb1's check goes after that batch."""
+    settled(cluster)
+    hc2 = cluster.check_of(LB2)
+    stop(cluster, cluster.lb1)
+
+    event(cluster.cloud, CONFIG, cluster.lb1)
+
+    assert cluster.pair() == ((LB2,), hc2, (LB2,), None)
+    assert addresses_checked(cluster) == [(LB2, 30)]
+
+
+def test_with_three_lbs_the_next_one_becomes_secondary_with_its_check(cluster: Cluster) -> None:
+    raw = cluster.cloud.ec2.instances[cluster.lb3]
+    cluster.cloud.ec2.instances[cluster.lb3] = replace(raw, state="running")
+    settled(cluster)
+    converge(cluster.cloud, CONFIG)
+    hc1, hc2, hc3 = (cluster.check_of(a) for a in (LB1, LB2, LB3))
+    assert cluster.pair() == ((LB1,), hc1, (LB2,), hc2)  # only two in the pair
+
+    cluster.kill("10.0.0.11")
+    converge(cluster.cloud, CONFIG)
+
+    assert cluster.pair() == ((LB2,), hc2, (LB3,), hc3)
+
+
+def test_a_primary_without_a_public_address_is_moved_off(cluster: Cluster) -> None:
+    """Running, but with no public IPv4 (LBF_LB_ADDRESS=public): skipped with that reason, and
+    the address its PRIMARY record holds is no longer its."""
+    settled(cluster)
+    raw = cluster.cloud.ec2.instances[cluster.lb1]
+    cluster.cloud.ec2.instances[cluster.lb1] = replace(raw, public_ip=None)
+
+    converge(cluster.cloud, CONFIG)
+
+    assert cluster.pair() == ((LB2,), cluster.check_of(LB2), (LB2,), None)
+
+
+def test_a_steady_pair_writes_nothing_and_another_cluster_writes_nothing(
+    cluster: Cluster,
+) -> None:
+    settled(cluster)
+    converge(cluster.cloud, CONFIG)
+    writes = len(cluster.cloud.calls.writes())
+
+    converge(cluster.cloud, CONFIG)
+    run(cluster.cloud, settings(FAKE_CLOUD_ENV, PAIR, cluster="other"))  # refused: not its domain
+
+    assert cluster.cloud.calls.writes()[writes:] == []
+
+
+@pytest.mark.parametrize(
+    "second_opinion", [False, True], ids=["checks-only-for-the-pair", "second-opinion-on"]
+)
+def test_the_pair_off_and_on_again_keeps_one_check_per_lb(
+    cluster: Cluster, second_opinion: bool
+) -> None:
+    settled(cluster)
+    plain = settings(FAKE_CLOUD_ENV, lb_address="public", route53_health_checks=second_opinion)
+
+    converge(cluster.cloud, plain)
+    assert cluster.cloud.route53.records[(ACTIVE, "A")].values == (LB1,)
+    settled(cluster)
+
+    assert cluster.pair() == ((LB1,), cluster.check_of(LB1), (LB2,), cluster.check_of(LB2))
+    assert addresses_checked(cluster) == [(LB1, 30), (LB2, 30)]
+
+
+FAST = settings(FAKE_CLOUD_ENV, PAIR, route53_interval=10, ttl=120)
+
+
+@pytest.mark.parametrize(
+    ("change", "kill_at"),
+    [
+        # The pair's batch, its two checks, the bind.
+        *(("plain-to-pair", k) for k in range(4)),
+        # A new TTL, two 10 s checks, the bind, the swap, their tags, history and notices.
+        *(("new-interval-and-swap", k) for k in range(12)),
+    ],
+)
+def test_a_run_killed_at_any_write_is_mended_by_the_next(
+    cluster: Cluster, change: str, kill_at: int
+) -> None:
+    """The Lambda runtime ends a run before any one of its writes: the next run leaves one
+    bound pair and one check per running LB, at the interval asked for."""
+    if change == "plain-to-pair":
+        converge(cluster.cloud, settings(FAKE_CLOUD_ENV, lb_address="public"))
+        config, primary, secondary, interval = CONFIG, LB1, LB2, 30
+    else:
+        settled(cluster)
+        cluster.kill("10.0.0.11")
+        config, primary, secondary, interval = FAST, LB2, LB2, 10
+    cluster.cloud.calls.before = kill_at_write(kill_at)
+    with pytest.raises(Killed):
+        run(cluster.cloud, config)
+    cluster.cloud.calls.before = None
+
+    cluster.cloud.clock.advance(60)
+    converge(cluster.cloud, config)
+    converge(cluster.cloud, config)
+
+    bound = cluster.check_of(secondary) if secondary != primary else None
+    assert cluster.pair() == ((primary,), cluster.check_of(primary), (secondary,), bound)
+    assert addresses_checked(cluster) == [(LB1, interval), (LB2, interval)]
+    assert {r.ttl for r in cluster.cloud.route53.records.values()} == {config.ttl}
