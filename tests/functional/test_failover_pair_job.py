@@ -604,3 +604,17 @@ def test_a_run_killed_at_any_write_is_mended_by_the_next(
     assert cluster.pair() == ((primary,), cluster.check_of(primary), (secondary,), bound)
     assert addresses_checked(cluster) == [(LB1, interval), (LB2, interval)]
     assert {r.ttl for r in cluster.cloud.route53.records.values()} == {config.ttl}
+
+
+def test_with_lbf_lb_min_backends_the_secondary_has_confirmed_the_list(cluster: Cluster) -> None:
+    """Route 53 fails clients over to SECONDARY without asking the controller: it is only an LB
+    the controller could make active itself, one that confirmed the current list."""
+    config = settings(FAKE_CLOUD_ENV, PAIR, lb_min_backends=1)
+    cluster.cloud.ssm.outcome = lambda push: (
+        "Failed" if push.instance_id == cluster.lb2 else "Success"
+    )
+
+    converge(cluster.cloud, config)
+    converge(cluster.cloud, config)
+
+    assert cluster.pair() == ((LB1,), cluster.check_of(LB1), (LB1,), None)
