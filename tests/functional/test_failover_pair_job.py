@@ -618,3 +618,12 @@ def test_with_lbf_lb_min_backends_the_secondary_has_confirmed_the_list(cluster: 
     converge(cluster.cloud, config)
 
     assert cluster.pair() == ((LB1,), cluster.check_of(LB1), (LB1,), None)
+
+
+def test_a_first_run_beside_a_stopped_spare_pages_no_one(cluster: Cluster) -> None:
+    """lb3 is stopped, lb1 and lb2 are still to be judged in round 1: the pair is made in
+    round 2 and no notice goes out (unknown is never a reason to notify)."""
+    settled(cluster)
+
+    assert cluster.pair()[0] == (LB1,)
+    assert cluster.cloud.sns.messages == []
