@@ -139,8 +139,12 @@ def _with_route53_view(
     if not rules.enabled:
         return world
     check_ids = sorted(failover_pair.checks_in_use(world.records, rules.records))
-    statuses, _ = ask_pair_checkers(services, check_ids)
-    return replace(world, route53_view=failover_pair.route53_view(statuses, now=now, rules=rules))
+    statuses, error = ask_pair_checkers(services, check_ids)
+    return replace(
+        world,
+        route53_view=failover_pair.route53_view(statuses, now=now, rules=rules),
+        route53_view_unread=error,
+    )
 
 
 def history_events(

@@ -627,3 +627,24 @@ def test_a_first_run_beside_a_stopped_spare_pages_no_one(cluster: Cluster) -> No
 
     assert cluster.pair()[0] == (LB1,)
     assert cluster.cloud.sns.messages == []
+
+
+def test_status_that_cannot_read_route53s_view_says_so_and_cannot_tell(cluster: Cluster) -> None:
+    """GetHealthCheckStatus throttled (the account's five requests a second are shared): status
+    says the view was not read, not that Route 53 has no report, claims no answer, and judges
+    every record Route 53 could answer: lb2, SECONDARY, fails the live probe, so it cannot tell
+    that clients are served."""
+    settled(cluster)
+    cluster.cloud.health_checks.fail_status = AwsError(
+        "route53", "GetHealthCheckStatus", "Throttling", "Rate exceeded"
+    )
+    cluster.kill("10.0.0.12")
+
+    found = commands.status(CONFIG, cluster.cloud.services(), cluster.cloud.clock, probe=True)
+    text = render.status_text(found.world, CONFIG)
+
+    assert "Route 53's view not read" in text
+    assert "Throttling" in text
+    assert "no recent report" not in text
+    assert "Route 53 answers" not in text
+    assert (found.serving.ok, found.serving.code) == (False, "lb-probe-failed")
