@@ -641,10 +641,25 @@ def test_status_that_cannot_read_route53s_view_says_so_and_cannot_tell(cluster: 
     cluster.kill("10.0.0.12")
 
     found = commands.status(CONFIG, cluster.cloud.services(), cluster.cloud.clock, probe=True)
-    text = render.status_text(found.world, CONFIG)
+    text = " ".join(render.status_text(found.world, CONFIG).split())  # unwrapped
 
     assert "Route 53's view not read" in text
     assert "Throttling" in text
     assert "no recent report" not in text
     assert "Route 53 answers" not in text
     assert (found.serving.ok, found.serving.code) == (False, "lb-probe-failed")
+
+
+def test_status_with_the_pair_switched_off_claims_no_answer_from_route53(cluster: Cluster) -> None:
+    """LBF_DNS_FAILOVER back to controller, before the run that makes the pair a plain record:
+    Route 53's view is not read with the setting off, so status says so rather than claiming
+    which record Route 53 answers."""
+    settled(cluster)
+    plain = settings(FAKE_CLOUD_ENV, lb_address="public")
+
+    found = commands.status(plain, cluster.cloud.services(), cluster.cloud.clock, probe=False)
+    text = " ".join(render.status_text(found.world, plain).split())  # unwrapped
+
+    assert "Route 53's view not read (LBF_DNS_FAILOVER is controller" in text
+    assert "Route 53 answers" not in text
+    assert found.serving.ok  # lb1 and lb2 are both healthy
