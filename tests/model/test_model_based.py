@@ -184,18 +184,22 @@ class Damping:
     results in a row make it healthy, FALL bad ones unhealthy. None: not known to the model
     (after a fault a run may have persisted any part of its counts, so it starts afresh)."""
 
-    def __init__(self) -> None:
+    def __init__(self, batches: Callable[[], int]) -> None:
         self.ok: bool | None = None
         self.count = 0
         self.verdict: str | None = None
-        self.timeline: list[tuple[float, str | None]] = []
+        # (verdict, record batches Route 53 had applied by then): a round's probes and the batch
+        # it decided can share a time (the next round starts as the batch lands), so a batch is
+        # judged by the samples taken before it, not by the time.
+        self.timeline: list[tuple[str | None, int]] = []
+        self.batches = batches
         # When its probes began to fail, every one since (None: the last one answered). Kept when
         # the counts are forgotten: the failures happened whatever the job persisted of them.
         self.failing_since: float | None = None
 
     def forget(self, now: float) -> None:
         self.ok, self.count, self.verdict = None, 0, None
-        self.timeline.append((now, None))
+        self.timeline.append((None, self.batches()))
 
     def fold(self, now: float, ok: bool) -> None:
         if ok:
@@ -208,12 +212,13 @@ class Damping:
             self.verdict = "healthy"
         elif not ok and self.count >= FALL:
             self.verdict = "unhealthy"
-        self.timeline.append((now, self.verdict))
+        self.timeline.append((self.verdict, self.batches()))
 
-    def at(self, when: float) -> str | None:
+    def before_batch(self, index: int) -> str | None:
+        """The verdict the samples taken before Route 53's `index`-th batch (from 0) give."""
         verdict = None
-        for time, value in self.timeline:
-            if time > when:
+        for value, batches in self.timeline:
+            if batches > index:
                 break
             verdict = value
         return verdict
@@ -309,7 +314,7 @@ class ClusterMachine(RuleBasedStateMachine):
         instance_id = self.cloud.ec2.add(role, address, tags=tags)
         self.owner[address] = instance_id
         self.roles[instance_id] = role
-        self.damping[instance_id] = Damping()
+        self.damping[instance_id] = Damping(lambda: len(self.cloud.route53.history))
         return instance_id
 
     def _pick(self, role: str | None, index: int, *, running: bool | None = None) -> str | None:
@@ -851,7 +856,7 @@ class ClusterMachine(RuleBasedStateMachine):
         Two overlapping runs that both probe each count their own samples: the model's single
         sequence (both interleaved) is neither's view, so only the structural checks apply.
         """
-        for at, batch in self.cloud.route53.history[since:]:
+        for index, (_, batch) in enumerate(self.cloud.route53.history[since:], start=since):
             deleted = [c for c in batch if answered(c) and c.action == "DELETE"]
             created = [c for c in batch if answered(c) and c.action != "DELETE"]
             if not created:
@@ -864,7 +869,9 @@ class ClusterMachine(RuleBasedStateMachine):
             assert self.state(target) == "running", f"moved to {target}, {self.state(target)}"
             assert target not in self.draining, f"moved to draining {target}"
             if by_damping:
-                assert self.damping[target].at(at) != "unhealthy", f"moved to failing {target}"
+                assert self.damping[target].before_batch(index) != "unhealthy", (
+                    f"moved to failing {target}"
+                )
             if not deleted:
                 continue
             source = next((self._lb_of(v) for v in deleted[0].record.values), None)
@@ -876,7 +883,9 @@ class ClusterMachine(RuleBasedStateMachine):
                 continue  # overlapping views, or the LB's old address: nobody reached it there
             if source in self.skipped:
                 continue  # its counts restart from its frozen tags each run: not the model's
-            assert self.damping[source].at(at) != "healthy", f"false failover off {source}"
+            assert self.damping[source].before_batch(index) != "healthy", (
+                f"false failover off {source}"
+            )
 
     @invariant()
     def every_list_written_is_whole_and_parsed(self) -> None:
