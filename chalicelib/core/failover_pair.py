@@ -353,7 +353,9 @@ def decide_pair(
     values = active.values if active.values is not None else _values(current.answered)
     if not values or primary is None:
         # Nothing to bind a pair to (no LB holds the name, or its last value was released).
-        changes = swap_batch(current, []) if active.values == () else ()
+        changes = (
+            swap_batch(current, []) if active.values == () else _released(current, inputs, rules)
+        )
         return PairDecision(active, changes, None, None, swapped=False, conditions=conditions)
     conditions.update(_disagreement(current, primary, before, inputs.view))
     if active.values is None and not (candidates and (current.is_pair or keeps_role(primary))):
@@ -557,6 +559,22 @@ def planned_pair(
         else {}
     )
     return swap_batch(current, _wanted(rules, values, target, secondary, checks))
+
+
+def _released(
+    current: ActiveName, inputs: PairInputs, rules: PairRules
+) -> tuple[RecordChange, ...]:
+    """A PRIMARY no LB holds (pointed by hand) is left as it is, but a SECONDARY whose address
+    no instance of the cluster holds any more is not: released, it is anyone's next, and Route 53
+    would send clients there when the PRIMARY's check fails. It takes PRIMARY's values."""
+    primary, secondary = current.primary, current.secondary
+    if primary is None or secondary is None or inputs.addresses is None:
+        return ()
+    if set(secondary.values) <= set(inputs.addresses):
+        return ()
+    return swap_batch(
+        current, [primary, pair_record(rules.records, SECONDARY, primary.values, None)]
+    )
 
 
 def _kept_as_it_is(

@@ -473,3 +473,23 @@ def test_checks_not_read_leave_each_lb_the_check_its_pair_record_names() -> None
         "i-lb1": "hc-1",
         "i-lb2": "hc-2",
     }
+
+
+def test_a_released_secondary_goes_even_while_the_primary_points_where_an_operator_put_it() -> None:
+    """PRIMARY pointed by hand at an address no LB holds, no LB eligible: PRIMARY is left as it
+    is, but SECONDARY's lb1 was terminated and its address released, so anyone's next; Route 53
+    would send clients there when PRIMARY's check fails. It takes PRIMARY's values, without a
+    check, at LBF_TTL (found by the model-based test: the released address stayed for good)."""
+    by_hand = "198.51.100.77"
+    records = (primary(by_hand, "hc-1", ttl=300), secondary(LB1))
+    lbs = [lb("lb2", LB2, "unhealthy")]
+    current = read_active_name(records, RECORDS)
+    base = decide_active(current.answered, lbs, (), RECORDS)
+
+    released = PairInputs(lbs, (), CHECKS, {}, None, NOW, addresses={LB2})
+    held = PairInputs(lbs, (), CHECKS, {}, None, NOW, addresses={LB1, LB2})
+
+    assert decide_pair(current, base, released, RULES).changes == batch(
+        records, (records[0], secondary(by_hand))
+    )
+    assert decide_pair(current, base, held, RULES).changes == ()
