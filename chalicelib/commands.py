@@ -137,10 +137,17 @@ def _with_route53_view(
     """The failover pair's checks as Route 53's data plane sees them: which record it answers."""
     rules = settings.rules.pair
     if not rules.enabled:
-        return world
+        if not failover_pair.read_active_name(world.records, rules.records).is_pair:
+            return world
+        why = "LBF_DNS_FAILOVER is controller: the next run makes the pair a plain record"
+        return replace(world, route53_view_unread=why)
     check_ids = sorted(failover_pair.checks_in_use(world.records, rules.records))
-    statuses, _ = ask_pair_checkers(services, check_ids)
-    return replace(world, route53_view=failover_pair.route53_view(statuses, now=now, rules=rules))
+    statuses, error = ask_pair_checkers(services, check_ids)
+    return replace(
+        world,
+        route53_view=failover_pair.route53_view(statuses, now=now, rules=rules),
+        route53_view_unread=error,
+    )
 
 
 def history_events(

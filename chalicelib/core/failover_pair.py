@@ -171,7 +171,7 @@ def plan_pair(
         changes = back_to_plain(current, rules.records, base.values)
         return PairDecision(base, changes, None, None, swapped=False)
     checks = (
-        bound_checks(world.health_checks or (), world.lbs, world.skipped, current, rules.checks)
+        bound_checks(world.health_checks, world.lbs, world.skipped, current, rules.checks)
         if rules.checks is not None
         else {}
     )
@@ -215,7 +215,7 @@ def view_due(read_at: float | None, now: float, rules: PairRules) -> bool:
 
 
 def bound_checks(
-    checks: Iterable[HealthCheck],
+    checks: Iterable[HealthCheck] | None,
     lbs: Sequence[Instance],
     skipped: Sequence[Skipped],
     current: ActiveName,
@@ -224,7 +224,11 @@ def bound_checks(
     """Instance id -> the check its pair record names: the check that probes its current address
     once this run's check changes are made (an update keeps a check's id). While a check of a new
     type or interval is yet to be made, the record keeps the check it names: Route 53 cannot
-    change those in place, and a record never names a check that is not there yet."""
+    change those in place, and a record never names a check that is not there yet. `checks`
+    None (not read this run): each LB keeps the check a pair record at its address names, as
+    a pair rewritten without its checks is one Route 53 answers PRIMARY whatever it sees."""
+    if checks is None:
+        return _named_checks(current, [*lbs, *frozen_lbs(skipped)])
     bound = {r.health_check_id for r in current.records if r.health_check_id is not None}
     found: dict[str, str] = {}
     for lb in [*lbs, *frozen_lbs(skipped)]:
@@ -235,6 +239,16 @@ def bound_checks(
         chosen = kept or still
         if chosen is not None:
             found[lb.instance_id] = chosen.health_check_id
+    return found
+
+
+def _named_checks(current: ActiveName, lbs: Sequence[Instance]) -> dict[str, str]:
+    """Instance id -> the check a pair record holding its address names."""
+    found: dict[str, str] = {}
+    for record in current.records:
+        holder = _holder(record, lbs)
+        if holder is not None and record.health_check_id is not None:
+            found.setdefault(holder.instance_id, record.health_check_id)
     return found
 
 
@@ -339,7 +353,9 @@ def decide_pair(
     values = active.values if active.values is not None else _values(current.answered)
     if not values or primary is None:
         # Nothing to bind a pair to (no LB holds the name, or its last value was released).
-        changes = swap_batch(current, []) if active.values == () else ()
+        changes = (
+            swap_batch(current, []) if active.values == () else _released(current, inputs, rules)
+        )
         return PairDecision(active, changes, None, None, swapped=False, conditions=conditions)
     conditions.update(_disagreement(current, primary, before, inputs.view))
     if active.values is None and not (candidates and (current.is_pair or keeps_role(primary))):
@@ -351,6 +367,8 @@ def decide_pair(
             active, changes, primary.instance_id, None, swapped=False, conditions=conditions
         )
     after_secondary = _next(candidates, primary, _holder(current.secondary, candidates))
+    if VANTAGES_DISAGREE not in conditions:
+        conditions.update(_secondary_disagreement(current, after_secondary, inputs.view))
     wanted = _wanted(rules, values, primary, after_secondary, inputs.checks)
     swapped = before is not None and primary.instance_id != before.instance_id
     return PairDecision(
@@ -465,6 +483,29 @@ def _disagreement(
     }
 
 
+def _secondary_disagreement(
+    current: ActiveName, secondary: Instance | None, view: Mapping[str, bool]
+) -> dict[str, str]:
+    """One condition while Route 53's checkers fail the SECONDARY that stays, an LB the
+    controller judges eligible: the pair's failover without a controller is gone (Route 53
+    fails open to the PRIMARY when both checks fail), and nothing else would say so."""
+    record = current.secondary
+    if (
+        secondary is None
+        or record is None
+        or secondary.address not in record.values
+        or view.get(record.health_check_id or "", True)
+    ):
+        return {}
+    return {
+        VANTAGES_DISAGREE: (
+            f"vantages disagree on SECONDARY {label(secondary)}: Route 53's checkers see it "
+            f"unhealthy, the controller {secondary.verdict.value}; Route 53 would not fail over "
+            "to it, and the pair stays as it is"
+        )
+    }
+
+
 def _untouched(current: ActiveName, inputs: PairInputs, why: str) -> PairDecision:
     held = _holder(current.answered, inputs.lbs)
     active = ActiveDecision(None, (held.instance_id,) if held else (), why)
@@ -513,11 +554,27 @@ def planned_pair(
     )
     secondary = _next(candidates, target, _holder(current.secondary, candidates))
     checks = (
-        bound_checks(world.health_checks or (), world.lbs, world.skipped, current, rules.checks)
+        bound_checks(world.health_checks, world.lbs, world.skipped, current, rules.checks)
         if rules.checks is not None
         else {}
     )
     return swap_batch(current, _wanted(rules, values, target, secondary, checks))
+
+
+def _released(
+    current: ActiveName, inputs: PairInputs, rules: PairRules
+) -> tuple[RecordChange, ...]:
+    """A PRIMARY no LB holds (pointed by hand) is left as it is, but a SECONDARY whose address
+    no instance of the cluster holds any more is not: released, it is anyone's next, and Route 53
+    would send clients there when the PRIMARY's check fails. It takes PRIMARY's values."""
+    primary, secondary = current.primary, current.secondary
+    if primary is None or secondary is None or inputs.addresses is None:
+        return ()
+    if set(secondary.values) <= set(inputs.addresses):
+        return ()
+    return swap_batch(
+        current, [primary, pair_record(rules.records, SECONDARY, primary.values, None)]
+    )
 
 
 def _kept_as_it_is(

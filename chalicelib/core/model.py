@@ -255,6 +255,9 @@ class World:
     # at most once per check interval; and when the pair's PRIMARY last moved between LBs.
     route53_view: tuple[tuple[str, bool], ...] = ()
     pair_swapped_at: float | None = None
+    # Why Route 53's view of a pair check was not read (`status`): None when it was, or when no
+    # check was asked about. A check missing from the view is then unknown, not "no report".
+    route53_view_unread: str | None = None
 
 
 @dataclass(frozen=True)

@@ -225,7 +225,16 @@ def _view_conditions(
 ) -> dict[str, str]:
     """What is wrong with the view itself: no eligible LB, a repaired record, no instance."""
     conditions: dict[str, str] = {}
-    if active.no_eligible and any(lb.verdict is not Verdict.UNKNOWN for lb in world.lbs):
+    # Nothing active yet and an LB still to be judged (a first run): `unknown` is no reason to
+    # notify, even beside a stopped spare, whose verdict alone is known.
+    judging = not active.holders and any(
+        lb.running and not lb.draining and lb.verdict is Verdict.UNKNOWN for lb in world.lbs
+    )
+    if (
+        active.no_eligible
+        and not judging
+        and any(lb.verdict is not Verdict.UNKNOWN for lb in world.lbs)
+    ):
         conditions["no-eligible-lb"] = f"no load balancer is eligible to be active: {active.reason}"
     if active.repaired:
         conditions["active-repaired"] = f"active record {active.reason}"

@@ -29,6 +29,7 @@ from chalicelib.core.model import (
     Instance,
     LbState,
     ProbeResult,
+    Record,
     Skipped,
     Verdict,
     World,
@@ -194,7 +195,7 @@ def plan_move(
     drain_tag = _drain_tag(resolved.drained)
     if not resolved.needs_move:
         return Plan(
-            changes=drain_tag,
+            changes=(*_secondary_leaves(world, rules, resolved.drained), *drain_tag),
             active=dns.ActiveDecision(
                 None, resolved.holders, f"nothing to move: {resolved.why_not}"
             ),
@@ -225,6 +226,35 @@ def plan_move(
         backends=None,
         held=None,
     )
+
+
+def _secondary_leaves(
+    world: World, rules: MoveRules, drained: Drained | None
+) -> tuple[Change, ...]:
+    """Draining the failover pair's SECONDARY: the pair's batch that takes it out, before its
+    tag. Left there until the next scheduled run, Route 53 could still fail clients over to it,
+    and with no controller running, for as long as none runs."""
+    if drained is None or rules.pair is None or not rules.pair.enabled:
+        return ()
+    current = failover_pair.read_active_name(world.records, rules.records)
+    lbs = [*world.lbs, *dns.frozen_lbs(world.skipped)]
+    primary = next((lb for lb in lbs if _holds(lb, current.primary)), None)
+    secondary = next((lb for lb in lbs if _holds(lb, current.secondary)), None)
+    if primary is None or secondary is None or secondary.instance_id != drained.instance_id:
+        return ()
+    batch = failover_pair.planned_pair(
+        world,
+        primary,
+        rules.pair,
+        leaving=(drained.instance_id,),
+        can_take_over=confirmed_current_list(world, rules.active.min_backends),
+    )
+    why = f"planned: {drained.label} (drained) leaves the failover pair's SECONDARY"
+    return (ChangeRecords(batch, why),) if batch else ()
+
+
+def _holds(lb: Instance, record: Record | None) -> bool:
+    return record is not None and lb.address is not None and lb.address in record.values
 
 
 def _answered(lb: Instance, probes: Mapping[str, ProbeResult]) -> bool:
@@ -327,8 +357,8 @@ def probed_world(world: World, resolved: Resolved) -> World:
 def moved(plan: Plan, outcomes: Sequence[Outcome], *, seconds: float) -> Failover | None:
     """The failover the move made: its move applied (a dry run prints it and moves nothing)."""
     moves = [o for o in outcomes if isinstance(o.change, ChangeRecords | MoveAddress)]
-    if not moves or not all(o.ok for o in moves):
-        return None
+    if not moves or not all(o.ok for o in moves) or plan.active.moved_to is None:
+        return None  # none made, or only the pair's SECONDARY changed (a drain): no failover
     active = plan.active
     return Failover(
         moved_from=active.moved_from,

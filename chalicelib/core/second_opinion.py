@@ -35,7 +35,14 @@ from chalicelib.core.changes import (
 )
 from chalicelib.core.dns import by_name
 from chalicelib.core.endpoints import CheckTemplate
-from chalicelib.core.model import TAG_CLUSTER, HealthCheck, HealthCheckSpec, Instance, World
+from chalicelib.core.model import (
+    DOWN_STATES,
+    TAG_CLUSTER,
+    HealthCheck,
+    HealthCheckSpec,
+    Instance,
+    World,
+)
 from chalicelib.core.names import is_instance_id
 
 # Route 53's standard interval and threshold: the cheapest health check ($0.50 a month for an AWS
@@ -151,7 +158,8 @@ def plan_health_checks(
 ) -> tuple[HealthCheckChange, ...]:
     """The writes that give each running, checkable LB exactly one check at its current address.
 
-    A frozen (skipped) LB's check is left as it is, like its record. A check of an instance that
+    A frozen (skipped) LB's check is left as it is, like its record, until EC2 reports it down
+    (EC2's state outranks a tag). A check of an instance that
     is no longer a running LB of the cluster, or a second check of one LB, is deleted, unless a
     record is bound to it (`in_use`: the failover pair's): the pair moves to the new check
     first, and a later run deletes the old one, so the pair never names a check that is gone.
@@ -165,14 +173,17 @@ def plan_health_checks(
     for lb in by_name(world.lbs):
         existing = by_instance.pop(lb.instance_id, [])
         changes += _lb_checks(lb, existing, rules, run_started_at)
-    frozen = {s.instance_id for s in world.skipped}
+    skipped = {s.instance_id: s for s in world.skipped}
     for instance_id, checks in sorted(by_instance.items()):
-        if instance_id in frozen:
+        frozen = skipped.get(instance_id)
+        if frozen is not None and frozen.state not in DOWN_STATES:
             continue
-        changes += [
-            DeleteHealthCheck(c.health_check_id, instance_id, "no longer an LB of the cluster")
-            for c in checks
-        ]
+        why = (
+            "no longer an LB of the cluster"
+            if frozen is None
+            else f"{instance_id} is {frozen.state}"
+        )
+        changes += [DeleteHealthCheck(c.health_check_id, instance_id, why) for c in checks]
     return tuple(
         c for c in changes if not (isinstance(c, DeleteHealthCheck) and c.health_check_id in in_use)
     )

@@ -248,13 +248,25 @@ def _given(
                 f"Elastic IP {rules.active.eip_allocation_id} is on {where}, not on an LB",
             )
         return [(world.eip_address or holder.address or "?", holder)]
-    active = failover_pair.route53_answers(
-        failover_pair.read_active_name(world.records, rules.records), dict(world.route53_view)
-    )
+    current = failover_pair.read_active_name(world.records, rules.records)
+    active = failover_pair.route53_answers(current, dict(world.route53_view))
     if active is None or not active.values:
         return Serving(False, "no-active-record", f"no record {rules.records.active_fqdn}")
+    # Route 53's view not read: it may answer either record of the pair.
+    answerable = current.records if _answer_unknown(world, current) else (active,)
+    values = dict.fromkeys(v for record in answerable for v in record.values)
     lbs = {lb.address: lb for lb in every_lb if lb.address is not None}
-    return [(value, lbs.get(value)) for value in active.values]
+    return [(value, lbs.get(value)) for value in values]
+
+
+def _answer_unknown(world: World, current: failover_pair.ActiveName) -> bool:
+    """Whether a check of the pair went unread, so which record Route 53 answers is not known."""
+    view = dict(world.route53_view)
+    return world.route53_view_unread is not None and any(
+        r.health_check_id is not None and r.health_check_id not in view
+        for r in current.records
+        if r.failover is not None
+    )
 
 
 def _not_serving(address: str, lb: Instance | None, probes: Probes) -> Serving | None:
@@ -289,12 +301,16 @@ def pair_lines(world: World, records: dns.RecordRules) -> list[Note]:
             seen = "no health check (Route 53 counts it healthy)"
         elif check in view:
             seen = f"check {check}: Route 53 sees it {'healthy' if view[check] else 'unhealthy'}"
+        elif world.route53_view_unread is not None:
+            seen = f"check {check}: Route 53's view not read ({world.route53_view_unread})"
         else:
             seen = f"check {check}: no recent report from Route 53"
         role = (record.failover or "").lower()
         lines.append((f"pair-{role}", f"failover pair {record.failover}: {where}, {seen}"))
     answered = failover_pair.route53_answers(current, view)
-    if answered is not None:
+    if _answer_unknown(world, current):
+        lines.append(("pair-answer", "Route 53's answer not known: its view was not read"))
+    elif answered is not None:
         who = " ".join(by_address.get(v, v) for v in answered.values)
         lines.append(("pair-answer", f"Route 53 answers {answered.failover} ({who}) by its checks"))
     return lines

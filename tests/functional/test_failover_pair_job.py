@@ -17,8 +17,16 @@ from chalicelib.__main__ import main
 from chalicelib.core.dns import RecordChange
 from chalicelib.core.failover_pair import PRIMARY
 from chalicelib.core.model import Record
-from tests.kit.cloud import FAKE_CLOUD_ENV, FAKE_DOMAIN, FakeCloud, record_key
-from tests.kit.runs import converge, run
+from chalicelib.errors import AwsError
+from tests.kit.cloud import (
+    FAKE_CLOUD_ENV,
+    FAKE_DOMAIN,
+    FakeCloud,
+    Killed,
+    kill_at_write,
+    record_key,
+)
+from tests.kit.runs import converge, event, run
 from tests.kit.settings import environment, settings
 
 ACTIVE = f"lb.{FAKE_DOMAIN}"
@@ -387,3 +395,271 @@ def test_route53s_view_is_read_once_per_check_interval_in_a_runs_rounds(cluster:
     converge(cluster.cloud, config)
 
     assert checks.count("GetHealthCheckStatus") - before == 2 * 2
+
+
+# --- where two rules meet, for the pair -----------------------------------------------------------
+
+
+def test_a_run_that_cannot_read_the_checks_keeps_the_pair_bound_to_them(cluster: Cluster) -> None:
+    """ListHealthChecks refused (a missing permission, throttling): the run fails and says so,
+    but the pair keeps its checks, through a swap too. Rewritten without them, it would be a pair
+    Route 53 answers with the PRIMARY whatever its checkers see, for as long as the read fails."""
+    settled(cluster)
+    hc1, hc2 = cluster.check_of(LB1), cluster.check_of(LB2)
+    cluster.cloud.health_checks.fail_read = AwsError(
+        "route53", "ListHealthChecks", "AccessDenied", "not authorized"
+    )
+    batches = len(cluster.cloud.route53.batches)
+
+    report = run(cluster.cloud, CONFIG)
+
+    assert not report.ok
+    assert "health checks not read" in " ".join(report.errors)
+    assert cluster.pair() == ((LB1,), hc1, (LB2,), hc2)
+    assert len(cluster.cloud.route53.batches) == batches  # a steady pair: nothing to write
+
+    cluster.kill("10.0.0.11")
+    run(cluster.cloud, CONFIG)
+
+    assert cluster.pair() == ((LB2,), hc2, (LB2,), None)  # lb2 moved with its check
+
+
+def test_a_frozen_primary_that_stops_loses_the_pair_and_then_its_check(cluster: Cluster) -> None:
+    """EC2's state outranks a tag: lb1's lbf:name stops parsing (frozen, it keeps the pair),
+    then lb1 stops. The event run moves the pair off it, and its check goes after the batch
+    that stopped naming it; kept, it would be billed for good at an address lb1 let go."""
+    settled(cluster)
+    cluster.cloud.ec2.set_tag(cluster.lb1, "lbf:name", "lb 1")
+    converge(cluster.cloud, CONFIG)
+    hc1, hc2 = cluster.check_of(LB1), cluster.check_of(LB2)
+    assert cluster.pair() == ((LB1,), hc1, (LB2,), hc2)
+
+    cluster.cloud.ec2.instances[cluster.lb1] = replace(
+        cluster.cloud.ec2.instances[cluster.lb1], state="stopped", public_ip=None
+    )
+    before = len(cluster.cloud.calls.writes())
+    event(cluster.cloud, CONFIG, cluster.lb1)
+
+    assert cluster.pair() == ((LB2,), hc2, (LB2,), None)
+    assert set(cluster.cloud.health_checks.checks) == {hc2}
+    writes = [op for op, _ in cluster.cloud.calls.writes()[before:]]
+    assert writes.index("ChangeResourceRecordSets") < writes.index("DeleteHealthCheck")
+
+
+def test_route53_failing_the_secondary_is_one_notice(cluster: Cluster) -> None:
+    """Route 53's checkers cannot reach lb2 while the controller sees it healthy: the pair's
+    failover without a controller is gone, and the operator hears it once."""
+    settled(cluster)
+    cluster.cloud.health_checks.seen_healthy = {LB1}
+    batches = len(cluster.cloud.route53.batches)
+
+    run(cluster.cloud, CONFIG)
+    run(cluster.cloud, CONFIG)
+
+    assert len(cluster.cloud.route53.batches) == batches  # the pair stays
+    said = [m for m in cluster.cloud.sns.messages if "vantages disagree" in m]
+    assert said == [
+        "vantages disagree on SECONDARY lb2: Route 53's checkers see it unhealthy, the "
+        "controller healthy; Route 53 would not fail over to it, and the pair stays as it is"
+    ]
+
+
+def test_draining_the_secondary_takes_it_out_of_the_pair_before_its_tag(
+    cluster: Cluster,
+) -> None:
+    """A drained LB is never made active; left SECONDARY until the next scheduled run, Route 53
+    would still fail clients over to it (with no controller running, for as long as none runs).
+    The batch that takes it out goes first, and is no failover."""
+    settled(cluster)
+    hc1 = cluster.check_of(LB1)
+    writes = len(cluster.cloud.calls.writes())
+
+    assert command(cluster, "drain", "lb2") == 0
+
+    assert cluster.pair() == ((LB1,), hc1, (LB1,), None)
+    assert cluster.cloud.ec2.tag(cluster.lb2, "lbf:maintenance") == "drain"
+    done = [op for op, _ in cluster.cloud.calls.writes()[writes:]]
+    assert done.index("ChangeResourceRecordSets") < done.index("CreateTags")
+    history = cluster.cloud.ssm.parameters.get(CONFIG.history_parameter_name, "")
+    assert "failover" not in history
+
+
+def addresses_checked(cluster: Cluster) -> list[tuple[str, int]]:
+    """Each health check's address and interval: one per running LB, never a leftover."""
+    return sorted(
+        (c.spec.address, c.spec.request_interval)
+        for c in cluster.cloud.health_checks.checks.values()
+    )
+
+
+def stop(cluster: Cluster, instance_id: str) -> None:
+    """EC2 stops it: its public address is released."""
+    raw = cluster.cloud.ec2.instances[instance_id]
+    cluster.cloud.ec2.instances[instance_id] = replace(raw, state="stopped", public_ip=None)
+
+
+def test_an_event_run_moves_the_pair_off_a_primary_that_stopped(cluster: Cluster) -> None:
+    """The event run acts on EC2's state at once (no probes, no swap limit), as for the plain
+    record: PRIMARY goes to lb2 with its check, and lb1's check goes after that batch."""
+    settled(cluster)
+    hc2 = cluster.check_of(LB2)
+    stop(cluster, cluster.lb1)
+
+    event(cluster.cloud, CONFIG, cluster.lb1)
+
+    assert cluster.pair() == ((LB2,), hc2, (LB2,), None)
+    assert addresses_checked(cluster) == [(LB2, 30)]
+
+
+def test_with_three_lbs_the_next_one_becomes_secondary_with_its_check(cluster: Cluster) -> None:
+    raw = cluster.cloud.ec2.instances[cluster.lb3]
+    cluster.cloud.ec2.instances[cluster.lb3] = replace(raw, state="running")
+    settled(cluster)
+    converge(cluster.cloud, CONFIG)
+    hc1, hc2, hc3 = (cluster.check_of(a) for a in (LB1, LB2, LB3))
+    assert cluster.pair() == ((LB1,), hc1, (LB2,), hc2)  # only two in the pair
+
+    cluster.kill("10.0.0.11")
+    converge(cluster.cloud, CONFIG)
+
+    assert cluster.pair() == ((LB2,), hc2, (LB3,), hc3)
+
+
+def test_a_primary_without_a_public_address_is_moved_off(cluster: Cluster) -> None:
+    """Running, but with no public IPv4 (LBF_LB_ADDRESS=public): skipped with that reason, and
+    the address its PRIMARY record holds is no longer its."""
+    settled(cluster)
+    raw = cluster.cloud.ec2.instances[cluster.lb1]
+    cluster.cloud.ec2.instances[cluster.lb1] = replace(raw, public_ip=None)
+
+    converge(cluster.cloud, CONFIG)
+
+    assert cluster.pair() == ((LB2,), cluster.check_of(LB2), (LB2,), None)
+
+
+def test_a_steady_pair_writes_nothing_and_another_cluster_writes_nothing(
+    cluster: Cluster,
+) -> None:
+    settled(cluster)
+    converge(cluster.cloud, CONFIG)
+    writes = len(cluster.cloud.calls.writes())
+
+    converge(cluster.cloud, CONFIG)
+    run(cluster.cloud, settings(FAKE_CLOUD_ENV, PAIR, cluster="other"))  # refused: not its domain
+
+    assert cluster.cloud.calls.writes()[writes:] == []
+
+
+@pytest.mark.parametrize(
+    "second_opinion", [False, True], ids=["checks-only-for-the-pair", "second-opinion-on"]
+)
+def test_the_pair_off_and_on_again_keeps_one_check_per_lb(
+    cluster: Cluster, second_opinion: bool
+) -> None:
+    settled(cluster)
+    plain = settings(FAKE_CLOUD_ENV, lb_address="public", route53_health_checks=second_opinion)
+
+    converge(cluster.cloud, plain)
+    assert cluster.cloud.route53.records[(ACTIVE, "A")].values == (LB1,)
+    settled(cluster)
+
+    assert cluster.pair() == ((LB1,), cluster.check_of(LB1), (LB2,), cluster.check_of(LB2))
+    assert addresses_checked(cluster) == [(LB1, 30), (LB2, 30)]
+
+
+FAST = settings(FAKE_CLOUD_ENV, PAIR, route53_interval=10, ttl=120)
+
+
+@pytest.mark.parametrize(
+    ("change", "kill_at"),
+    [
+        # The pair's batch, its two checks, the bind.
+        *(("plain-to-pair", k) for k in range(4)),
+        # A new TTL, two 10 s checks, the bind, the swap, their tags, history and notices.
+        *(("new-interval-and-swap", k) for k in range(12)),
+    ],
+)
+def test_a_run_killed_at_any_write_is_mended_by_the_next(
+    cluster: Cluster, change: str, kill_at: int
+) -> None:
+    """The Lambda runtime ends a run before any one of its writes: the next run leaves one
+    bound pair and one check per running LB, at the interval asked for."""
+    if change == "plain-to-pair":
+        converge(cluster.cloud, settings(FAKE_CLOUD_ENV, lb_address="public"))
+        config, primary, secondary, interval = CONFIG, LB1, LB2, 30
+    else:
+        settled(cluster)
+        cluster.kill("10.0.0.11")
+        config, primary, secondary, interval = FAST, LB2, LB2, 10
+    cluster.cloud.calls.before = kill_at_write(kill_at)
+    with pytest.raises(Killed):
+        run(cluster.cloud, config)
+    cluster.cloud.calls.before = None
+
+    cluster.cloud.clock.advance(60)
+    converge(cluster.cloud, config)
+    converge(cluster.cloud, config)
+
+    bound = cluster.check_of(secondary) if secondary != primary else None
+    assert cluster.pair() == ((primary,), cluster.check_of(primary), (secondary,), bound)
+    assert addresses_checked(cluster) == [(LB1, interval), (LB2, interval)]
+    assert {r.ttl for r in cluster.cloud.route53.records.values()} == {config.ttl}
+
+
+def test_with_lbf_lb_min_backends_the_secondary_has_confirmed_the_list(cluster: Cluster) -> None:
+    """Route 53 fails clients over to SECONDARY without asking the controller: it is only an LB
+    the controller could make active itself, one that confirmed the current list."""
+    config = settings(FAKE_CLOUD_ENV, PAIR, lb_min_backends=1)
+    cluster.cloud.ssm.outcome = lambda push: (
+        "Failed" if push.instance_id == cluster.lb2 else "Success"
+    )
+
+    converge(cluster.cloud, config)
+    converge(cluster.cloud, config)
+
+    assert cluster.pair() == ((LB1,), cluster.check_of(LB1), (LB1,), None)
+
+
+def test_a_first_run_beside_a_stopped_spare_pages_no_one(cluster: Cluster) -> None:
+    """lb3 is stopped, lb1 and lb2 are still to be judged in round 1: the pair is made in
+    round 2 and no notice goes out (unknown is never a reason to notify)."""
+    settled(cluster)
+
+    assert cluster.pair()[0] == (LB1,)
+    assert cluster.cloud.sns.messages == []
+
+
+def test_status_that_cannot_read_route53s_view_says_so_and_cannot_tell(cluster: Cluster) -> None:
+    """GetHealthCheckStatus throttled (the account's five requests a second are shared): status
+    says the view was not read, not that Route 53 has no report, claims no answer, and judges
+    every record Route 53 could answer: lb2, SECONDARY, fails the live probe, so it cannot tell
+    that clients are served."""
+    settled(cluster)
+    cluster.cloud.health_checks.fail_status = AwsError(
+        "route53", "GetHealthCheckStatus", "Throttling", "Rate exceeded"
+    )
+    cluster.kill("10.0.0.12")
+
+    found = commands.status(CONFIG, cluster.cloud.services(), cluster.cloud.clock, probe=True)
+    text = " ".join(render.status_text(found.world, CONFIG).split())  # unwrapped
+
+    assert "Route 53's view not read" in text
+    assert "Throttling" in text
+    assert "no recent report" not in text
+    assert "Route 53 answers" not in text
+    assert (found.serving.ok, found.serving.code) == (False, "lb-probe-failed")
+
+
+def test_status_with_the_pair_switched_off_claims_no_answer_from_route53(cluster: Cluster) -> None:
+    """LBF_DNS_FAILOVER back to controller, before the run that makes the pair a plain record:
+    Route 53's view is not read with the setting off, so status says so rather than claiming
+    which record Route 53 answers."""
+    settled(cluster)
+    plain = settings(FAKE_CLOUD_ENV, lb_address="public")
+
+    found = commands.status(plain, cluster.cloud.services(), cluster.cloud.clock, probe=False)
+    text = " ".join(render.status_text(found.world, plain).split())  # unwrapped
+
+    assert "Route 53's view not read (LBF_DNS_FAILOVER is controller" in text
+    assert "Route 53 answers" not in text
+    assert found.serving.ok  # lb1 and lb2 are both healthy

@@ -232,6 +232,26 @@ def test_route53_failing_a_primary_the_controller_sees_healthy_leaves_the_pair_w
     assert "Route 53's checkers see it unhealthy" in first.conditions[VANTAGES_DISAGREE]
 
 
+def test_route53_failing_the_secondary_the_controller_sees_healthy_is_the_one_notice() -> None:
+    """Route 53's checkers cannot reach lb2 (a security group, a firewall): with no controller
+    running, a dead lb1 would leave clients on it, as Route 53 fails open when both checks fail.
+    The operator hears it once, under the one key, while the pair stays; a disagreement on the
+    PRIMARY is the one told when both disagree."""
+    secondary_only = decide(PAIR_1_2, HEALTHY_1_2, view={"hc-1": True, "hc-2": False})
+    both = decide(PAIR_1_2, HEALTHY_1_2, view={"hc-1": False, "hc-2": False})
+
+    assert secondary_only.changes == both.changes == ()
+    assert set(secondary_only.conditions) == set(both.conditions) == {VANTAGES_DISAGREE}
+    assert secondary_only.conditions[VANTAGES_DISAGREE] == (
+        "vantages disagree on SECONDARY lb2: Route 53's checkers see it unhealthy, the "
+        "controller healthy; Route 53 would not fail over to it, and the pair stays as it is"
+    )
+    assert "on PRIMARY lb1" in both.conditions[VANTAGES_DISAGREE]
+    # The SECONDARY the controller replaces is no lasting disagreement.
+    replaced = decide(PAIR_1_2, [lb("lb1", LB1), lb("lb2", LB2, "unhealthy")], view={"hc-2": False})
+    assert VANTAGES_DISAGREE not in replaced.conditions
+
+
 def test_the_reverse_disagreement_is_one_notice_too_while_the_pair_stays() -> None:
     """The controller fails lb1, Route 53 does not, and no other LB can take it over."""
     lbs = [lb("lb1", LB1, "unhealthy"), lb("lb2", LB2, "unhealthy")]
@@ -395,10 +415,11 @@ def test_a_planned_move_is_not_held_and_never_makes_the_leaving_lb_secondary() -
 
     changes = planned_pair(view, target, CONFIG.rules.pair, leaving={"i-lb1"})
 
-    # The checks were not read here (no health checks in this world): none is named.
-    assert changes == batch(PAIR_1_2, (primary(LB2), secondary(LB3)))
+    # The checks were not read here (no health checks in this world): each LB keeps the check
+    # its pair record names, and lb3, in no record, is named with none.
+    assert changes == batch(PAIR_1_2, (primary(LB2, "hc-2"), secondary(LB3)))
     kept = planned_pair(view, target, CONFIG.rules.pair)
-    assert kept == batch(PAIR_1_2, (primary(LB2), secondary(LB1)))
+    assert kept == batch(PAIR_1_2, (primary(LB2, "hc-2"), secondary(LB1, "hc-1")))
 
 
 def test_the_pairs_batch_replaces_the_active_records_changes_and_its_checks_are_in_use() -> None:
@@ -432,4 +453,43 @@ def test_a_secondary_whose_address_was_released_never_stays() -> None:
 
     assert decision.changes == batch(PAIR_1_2, (primary(LB1, "hc-1"), secondary(LB1)))
     held = replace(inputs, addresses={LB1, LB2})
+    assert decide_pair(current, base, held, RULES).changes == ()
+
+
+def test_checks_not_read_leave_each_lb_the_check_its_pair_record_names() -> None:
+    """A failed ListHealthChecks is no view of the checks: the pair keeps what it is bound to
+    (written without them, Route 53 would answer PRIMARY whatever its checkers saw), a check
+    follows its LB across a swap, and a record no LB holds the address of binds no one."""
+    current = read_active_name(PAIR_1_2, RECORDS)
+    rules = CONFIG.rules.second_opinion
+    lbs = [lb("lb1", LB1), lb("lb2", LB2)]
+
+    assert bound_checks(None, lbs, (), current, rules) == {"i-lb1": "hc-1", "i-lb2": "hc-2"}
+    assert bound_checks(None, [lb("lb1", LB1_NEW), lb("lb2", LB2)], (), current, rules) == {
+        "i-lb2": "hc-2"
+    }
+    frozen = [skipped("i-lb1", name="lb1", address=LB1)]
+    assert bound_checks(None, [lb("lb2", LB2)], frozen, current, rules) == {
+        "i-lb1": "hc-1",
+        "i-lb2": "hc-2",
+    }
+
+
+def test_a_released_secondary_goes_even_while_the_primary_points_where_an_operator_put_it() -> None:
+    """PRIMARY pointed by hand at an address no LB holds, no LB eligible: PRIMARY is left as it
+    is, but SECONDARY's lb1 was terminated and its address released, so anyone's next; Route 53
+    would send clients there when PRIMARY's check fails. It takes PRIMARY's values, without a
+    check, at LBF_TTL (found by the model-based test: the released address stayed for good)."""
+    by_hand = "198.51.100.77"
+    records = (primary(by_hand, "hc-1", ttl=300), secondary(LB1))
+    lbs = [lb("lb2", LB2, "unhealthy")]
+    current = read_active_name(records, RECORDS)
+    base = decide_active(current.answered, lbs, (), RECORDS)
+
+    released = PairInputs(lbs, (), CHECKS, {}, None, NOW, addresses={LB2})
+    held = PairInputs(lbs, (), CHECKS, {}, None, NOW, addresses={LB1, LB2})
+
+    assert decide_pair(current, base, released, RULES).changes == batch(
+        records, (records[0], secondary(by_hand))
+    )
     assert decide_pair(current, base, held, RULES).changes == ()

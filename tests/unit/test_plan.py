@@ -299,6 +299,12 @@ def test_no_eligible_lb_raises_a_condition_but_not_before_any_verdict() -> None:
     assert "no-eligible-lb" in plan_for(down).conditions
     fresh = world([lb("lb1", A1, "unknown"), lb("lb2", A2, "unknown")], WEBS)
     assert "no-eligible-lb" not in plan_for(fresh).conditions
+    # A stopped spare beside LBs not judged yet, on a first run: still no verdict to act on.
+    spare = lb("lb3", A3, "unhealthy", "stopped")
+    assert "no-eligible-lb" not in plan_for(replace(fresh, lbs=(*fresh.lbs, spare))).conditions
+    # The active LB failed and the only other one is not judged yet: that is news.
+    failed = settled([lb("lb1", A1, "unhealthy"), lb("lb2", A2, "unknown")], WEBS, active="lb1")
+    assert "no-eligible-lb" in plan_for(failed).conditions
 
 
 def test_a_skipped_instance_is_a_condition_and_a_note() -> None:

@@ -280,6 +280,20 @@ def test_a_frozen_lbs_check_is_left_alone_like_its_record() -> None:
     assert plan_health_checks(view, ON.rules.second_opinion, run_started_at=STARTED) == ()
 
 
+@pytest.mark.parametrize("state", ["stopped", "terminated"])
+def test_a_frozen_lb_that_ec2_reports_down_loses_its_check_like_its_record(state: str) -> None:
+    """EC2's state outranks a tag: a skipped LB that stopped loses its record and the active
+    role like any stopped LB, and so its check, which would otherwise be billed for good and
+    probe an address it no longer holds."""
+    view = replace(
+        world([], skipped=[skipped("i-frozen", name="lb3", address=PUBLIC_1, state=state)]),
+        health_checks=(check("i-frozen"),),
+    )
+    assert plan_health_checks(view, ON.rules.second_opinion, run_started_at=STARTED) == (
+        DeleteHealthCheck("hc-1", "i-frozen", f"i-frozen is {state}"),
+    )
+
+
 def test_two_checks_of_one_lb_keep_the_right_one() -> None:
     """Two overlapping runs may each have made one; the one already right is kept."""
     view = replace(
