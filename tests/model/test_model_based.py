@@ -1128,7 +1128,8 @@ class PairMachine(ClusterMachine):
 
     - clients (the data plane's answer) are never sent to an LB every vantage sees dead while a
       healthy one exists: after a clean run, and Route 53's own time, any LB the run judged
-      eligible; with no controller, the pair's other LB;
+      eligible; after a run that held a swap (the limit keeps PRIMARY, and SECONDARY stays while
+      the vantages disagree on it), or with no controller, the pair's other LB;
     - no run undoes another's swap without a new cause on the LB it swapped to (a rule that
       changed it, its probes failing, an operator's edit, or a run that met a fault since);
     - at most one swap per LBF_ROUTE53_INTERVAL x LBF_FALL, unless EC2 reports PRIMARY stopped
@@ -1435,8 +1436,11 @@ class PairMachine(ClusterMachine):
         if target is None or not self.dead_everywhere(target):
             return
         report = self.last_report
-        if self.clean_run and report is not None and report.world is not None:
-            # The controller has had its run: any LB it judged eligible would do.
+        if self.clean_run and report is not None and report.world is not None and not self.held():
+            # The controller has had its run: any LB it judged eligible would do. Not when the
+            # run held a swap: the SPEC's limit keeps PRIMARY on its LB, and the SECONDARY the run
+            # chose (an eligible LB: kept_by_the_swap_limit) stays while Route 53 fails it (the
+            # vantages disagree, and the pair stays): clients have what the pair gives them.
             healthy = [lb.instance_id for lb in report.world.lbs if is_eligible(lb)]
         elif self.edited_at > self.ran_at:
             return  # the operator's pair, not the controller's: bound as the operator left it
@@ -1592,4 +1596,40 @@ def test_a_round_whose_probes_end_as_the_next_starts_is_judged_by_its_own_verdic
     primary = machine._lb_of(pair[0].values[0])
     assert primary is not None
     assert machine.damping[primary].verdict == "healthy"
+    machine.teardown()
+
+
+def test_a_held_swap_leaves_clients_to_the_pair_the_spec_keeps() -> None:
+    """Found by `make soak`: PRIMARY's LB failed a minute after a swap, so the run held the next
+    one (at most one per LBF_ROUTE53_INTERVAL x LBF_FALL), and its SECONDARY was an LB Route 53's
+    checkers fail while the controller sees it healthy (the pair stays, notified). With no run
+    for Route 53's own time, Route 53 fails open to the dead PRIMARY while a third LB, outside
+    the pair, serves: the model promised that LB, which the SPEC gives clients only through the
+    pair. The run after the limit moves the pair, and clients reach that LB."""
+    machine = PairMachine()
+    machine.start(lbs=3, webs=1)
+    machine.faults_stop_and_the_world_settles()
+    lb1, lb2, lb3 = machine._ids("lb")
+    machine.one_vantage_loses_an_lb(index=2, vantage="route53")  # lb3, for Route 53 alone
+    machine.route53_time_passes()
+    machine.primary_fails_twice_a_run_apart(back=True, fault=None, first="every", second="every")
+
+    assert machine.held()
+    pair = machine.pair()
+    assert pair is not None
+    assert [machine._lb_of(r.values[0]) for r in pair] == [lb2, lb3]
+    told = [entry[2] for entry in machine.notices.sent]
+    assert any(
+        f"vantages disagree on SECONDARY {machine.cloud.ec2.tag(lb3, 'lbf:name')}" in t
+        for t in told
+    ), told
+    machine.route53_time_passes()
+    assert machine.cloud.answer(ACTIVE) == (machine.address(lb2),)  # fails open: both checks fail
+
+    machine.scheduled_run(fault=None)
+    machine.route53_time_passes()
+    pair = machine.pair()
+    assert pair is not None
+    assert [machine._lb_of(r.values[0]) for r in pair] == [lb3, lb1]
+    assert machine.cloud.answer(ACTIVE) == (machine.address(lb1),)
     machine.teardown()
