@@ -226,6 +226,14 @@ def load_average() -> str:
 HEADLINES = {
     "failover": ("LB killed: detection max", "what clients see (record change + TTL)"),
     "failover-eip": ("LB killed: first client request through the address",),
+    "failover-modes": (
+        "plain DNS: kill -> detection",
+        "plain DNS: kill -> first client request (stand-in's model)",
+        "route53, controller running: kill -> detection",
+        "route53, controller stopped: kill -> first client request (stand-in's model)",
+        "Elastic IP: kill -> detection",
+        "Elastic IP: kill -> first client request",
+    ),
     "fanout": ("2000 targets, concurrency 256: one round",),
     "api-calls": ("steady run (2 LBs, 50 web)", "failover run"),
     "coldstart": ("import app.py, tracing disabled",),
