@@ -6,7 +6,11 @@ the same servers have failed every probe for 10 minutes of runs whose other prob
 fault on the prober's side), they are down indeed, and the drop is taken, with a notice.
 
 What carries across runs is `<prefix>/held-drop`: which entries are held, and since when. It is
-written only when that changes (a new set of servers held, a hold that ended), never each run.
+written only when that changes (a new set of servers held, a hold that ended, the clock stopped
+or started), never each run. A run that cannot vouch for the servers stops the clock rather than
+restarting it at its own time: a prober fault that lasts (every web server down fails every
+probe, so each round is taken as the prober's) would otherwise rewrite the parameter every run
+of a world that does not change. The first run that counts again starts the 10 minutes.
 """
 
 from __future__ import annotations
@@ -23,12 +27,13 @@ NOTHING_HELD = "none"
 @dataclass(frozen=True)
 class HeldDrop:
     entries: tuple[str, ...]  # the held list's entries that fail probes, sorted
-    since: float  # since when exactly these have failed every probe
+    # Since when exactly these have failed every probe; None: the last run could not vouch
+    # for them (the clock is stopped until a run that counts starts it again).
+    since: float | None
 
     def render(self) -> str:
-        return json.dumps(
-            {"entries": list(self.entries), "since": int(self.since)}, separators=(",", ":")
-        )
+        since = None if self.since is None else int(self.since)
+        return json.dumps({"entries": list(self.entries), "since": since}, separators=(",", ":"))
 
 
 def render(held: HeldDrop | None) -> str:
@@ -43,7 +48,7 @@ def parse(text: str | None) -> HeldDrop | None:
     try:
         data = json.loads(text)
         entries = tuple(sorted(str(e) for e in data["entries"]))
-        since = float(data["since"])
+        since = None if data["since"] is None else float(data["since"])
     except (ValueError, TypeError, KeyError):
         return None
     return HeldDrop(entries, since) if entries else None
@@ -68,7 +73,9 @@ def decide_release(
     if not held:
         return Release(None, take=False)
     entries = tuple(sorted(held))
-    if not counts or stored is None or stored.entries != entries:
-        # A new set of servers, or a run that cannot vouch for them: the 10 minutes start now.
+    if not counts:
+        return Release(HeldDrop(entries, None), take=False)
+    if stored is None or stored.entries != entries or stored.since is None:
+        # A new set of servers, or the first run that counts after one that did not.
         return Release(HeldDrop(entries, now), take=False)
     return Release(stored, take=now - stored.since >= RELEASE_SECONDS)

@@ -1632,4 +1632,26 @@ def test_a_held_swap_leaves_clients_to_the_pair_the_spec_keeps() -> None:
     assert pair is not None
     assert [machine._lb_of(r.values[0]) for r in pair] == [lb3, lb1]
     assert machine.cloud.answer(ACTIVE) == (machine.address(lb1),)
+
+
+def test_a_prober_fault_that_lasts_writes_the_held_drop_once() -> None:
+    """Found by `make soak`: the only LB stopped and every web server died, one by one. Two of
+    three failing was more than LBF_MAX_POOL_DROP, so the list was held; then the third died and
+    every pool probe failed, so each round was taken as the prober's fault. The controller wrote
+    a new start of the 10 minutes to <prefix>/held-drop on every run of a world that no longer
+    changed, and the world never settled. A run that cannot vouch for the held servers stops
+    the clock now, written once."""
+    machine = ClusterMachine()
+    machine.start(lbs=1, webs=3)
+    machine.faults_stop_and_the_world_settles()
+    machine.dies(index=2, role="web")
+    machine.stops(index=0, role="lb")
+    machine.dies(index=1, role="web")
+    machine.faults_stop_and_the_world_settles()
+    writes = len(machine.cloud.ssm.versions["/lbf/demo/held-drop"])
+    machine.dies(index=0, role="web")
+
+    machine.faults_stop_and_the_world_settles()
+
+    assert len(machine.cloud.ssm.versions["/lbf/demo/held-drop"]) == writes + 1
     machine.teardown()

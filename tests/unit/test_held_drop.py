@@ -18,6 +18,7 @@ from chalicelib.core.held_drop import (
 T0 = 1_700_000_000.0
 AB = ("10.0.0.1:80", "10.0.0.2:80")
 HELD_AB = HeldDrop(AB, T0)
+STOPPED_AB = HeldDrop(AB, None)
 
 
 @pytest.mark.parametrize(
@@ -43,9 +44,14 @@ HELD_AB = HeldDrop(AB, T0)
             Release(HeldDrop((*AB, "10.0.0.3:80"), T0 + 900), take=False),
         ),
         (HELD_AB, AB[:1], T0 + 900, True, Release(HeldDrop(AB[:1], T0 + 900), take=False)),
-        # A run that does not count (a prober fault, or one of them answered): starts again.
-        (HELD_AB, AB, T0 + 900, False, Release(HeldDrop(AB, T0 + 900), take=False)),
-        (None, AB, T0, False, Release(HELD_AB, take=False)),
+        # A run that does not count (a prober fault, or one of them answered) stops the clock,
+        # stored once: a fault that lasts stores nothing anew each run.
+        (HELD_AB, AB, T0 + 900, False, Release(STOPPED_AB, take=False)),
+        (None, AB, T0, False, Release(STOPPED_AB, take=False)),
+        (STOPPED_AB, AB, T0 + 900, False, Release(STOPPED_AB, take=False)),
+        # The first run that counts again starts the 10 minutes.
+        (STOPPED_AB, AB, T0, True, Release(HELD_AB, take=False)),
+        (STOPPED_AB, AB[:1], T0, False, Release(HeldDrop(AB[:1], None), take=False)),
     ],
 )
 def test_release(
@@ -65,6 +71,8 @@ def test_release(
         (NOTHING_HELD, None),
         (HELD_AB.render(), HELD_AB),
         ('{"entries":["10.0.0.2:80","10.0.0.1:80"],"since":1700000000}', HELD_AB),
+        (STOPPED_AB.render(), STOPPED_AB),
+        ('{"entries":["10.0.0.1:80","10.0.0.2:80"],"since":null}', STOPPED_AB),
         # Anything else counts as nothing held: the clock starts again, a release only waits.
         ("garbage", None),
         ('{"entries":[],"since":1}', None),
@@ -80,3 +88,4 @@ def test_the_stored_value(text: str | None, expected: HeldDrop | None) -> None:
 def test_render_round_trips() -> None:
     assert render(None) == NOTHING_HELD
     assert parse(render(HELD_AB)) == HELD_AB
+    assert parse(render(STOPPED_AB)) == STOPPED_AB
