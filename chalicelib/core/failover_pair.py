@@ -564,17 +564,17 @@ def planned_pair(
 def _released(
     current: ActiveName, inputs: PairInputs, rules: PairRules
 ) -> tuple[RecordChange, ...]:
-    """A PRIMARY no LB holds (pointed by hand) is left as it is, but a SECONDARY whose address
-    no instance of the cluster holds any more is not: released, it is anyone's next, and Route 53
-    would send clients there when the PRIMARY's check fails. It takes PRIMARY's values."""
+    """A PRIMARY no LB holds (pointed by hand) is left as it is, but SECONDARY is the
+    controller's record and keeps its upkeep. One whose address no instance of the cluster
+    holds any more (released, so anyone's next: Route 53 would send clients there when the
+    PRIMARY's check fails) takes PRIMARY's values, without a check; one still held takes a new
+    LBF_TTL, as every record the controller writes does."""
     primary, secondary = current.primary, current.secondary
-    if primary is None or secondary is None or inputs.addresses is None:
+    if primary is None or secondary is None:
         return ()
-    if set(secondary.values) <= set(inputs.addresses):
-        return ()
-    return swap_batch(
-        current, [primary, pair_record(rules.records, SECONDARY, primary.values, None)]
-    )
+    if inputs.addresses is not None and not set(secondary.values) <= set(inputs.addresses):
+        secondary = pair_record(rules.records, SECONDARY, primary.values, None)
+    return swap_batch(current, [primary, replace(secondary, ttl=rules.records.ttl)])
 
 
 def _kept_as_it_is(

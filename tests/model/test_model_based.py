@@ -1654,4 +1654,33 @@ def test_a_prober_fault_that_lasts_writes_the_held_drop_once() -> None:
     machine.faults_stop_and_the_world_settles()
 
     assert len(machine.cloud.ssm.versions["/lbf/demo/held-drop"]) == writes + 1
+
+
+def test_a_new_ttl_reaches_the_secondary_of_a_pair_pointed_by_hand() -> None:
+    """Found by `make soak`: lb1 and lb2 failed, the pair stayed on lb2 with lb3 SECONDARY;
+    lb3 stopped (holding its address), lb2 was terminated, and the operator pointed PRIMARY at
+    lb1 and then at an address of their own. With no LB eligible the pair stays, PRIMARY as the
+    operator put it; LBF_TTL then went from 60 to 10 and the next run restated every record but
+    SECONDARY, which the controller wrote and so must carry LBF_TTL too."""
+    machine = PairMachine()
+    machine.start(lbs=2, webs=2)
+    machine.answer_is_lost()
+    machine.primary_fails_twice_a_run_apart(
+        back=False, fault=None, first="every", second="controller"
+    )
+    machine.stops(index=2, role="lb")
+    machine.is_terminated(index=13, role="lb")
+    machine.operator_edits_the_active_record(to=4)
+    machine.faults_stop_and_the_world_settles()
+    machine.operator_edits_the_active_record(to=FOREIGN)
+    machine.ttl_changes(ttl=10)
+
+    machine.event_run(fault=None, index=12)
+
+    pair = machine.pair()
+    assert pair is not None
+    assert pair[0].values == (FOREIGN,)
+    assert machine._lb_of(pair[1].values[0]) is not None
+    assert pair[1].ttl == 10
+    machine.after_a_clean_run_every_record_has_the_configured_ttl()
     machine.teardown()

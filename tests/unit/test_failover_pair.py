@@ -493,3 +493,25 @@ def test_a_released_secondary_goes_even_while_the_primary_points_where_an_operat
         records, (records[0], secondary(by_hand))
     )
     assert decide_pair(current, base, held, RULES).changes == ()
+
+
+def test_a_new_ttl_reaches_the_secondary_while_the_primary_points_where_an_operator_put_it() -> (
+    None
+):
+    """PRIMARY pointed by hand, no LB eligible: PRIMARY is left as the operator put it (its
+    values, its TTL, its check), but SECONDARY, on lb2's address which lb2 still holds, is the
+    controller's record: a new LBF_TTL reaches it in the pair's one batch, as every record the
+    controller writes (found by make soak: it kept the old TTL for good)."""
+    by_hand = "198.51.100.77"
+    old_ttl = replace(secondary(LB2, "hc-2"), ttl=10)
+    records = (primary(by_hand, "hc-1", ttl=300), old_ttl)
+    lbs = [lb("lb2", LB2, "unhealthy")]
+    current = read_active_name(records, RECORDS)
+    base = decide_active(current.answered, lbs, (), RECORDS)
+    inputs = PairInputs(lbs, (), CHECKS, {}, None, NOW, addresses={LB2})
+
+    assert decide_pair(current, base, inputs, RULES).changes == batch(
+        records, (records[0], secondary(LB2, "hc-2"))
+    )
+    restated = read_active_name((records[0], secondary(LB2, "hc-2")), RECORDS)
+    assert decide_pair(restated, base, inputs, RULES).changes == ()
