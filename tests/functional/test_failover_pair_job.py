@@ -193,21 +193,6 @@ def test_dry_run_and_pause_write_no_record(cluster: Cluster) -> None:
     assert cluster.pair()[0] == (LB1,)
 
 
-def test_route53_failing_a_primary_the_controller_sees_healthy_is_one_notice(
-    cluster: Cluster,
-) -> None:
-    settled(cluster)
-    cluster.cloud.health_checks.seen_healthy = {LB2}
-    batches = len(cluster.cloud.route53.batches)
-
-    run(cluster.cloud, CONFIG)
-    run(cluster.cloud, CONFIG)
-
-    assert len(cluster.cloud.route53.batches) == batches  # the pair stays
-    said = [m for m in cluster.cloud.sns.messages if "vantages disagree" in m]
-    assert len(said) == 1, said
-
-
 def primary_moves(cloud: FakeCloud) -> list[tuple[float, tuple[str, ...], tuple[str, ...]]]:
     """Each batch that moved PRIMARY: when, from which values, to which."""
     moves = []
@@ -446,22 +431,35 @@ def test_a_frozen_primary_that_stops_loses_the_pair_and_then_its_check(cluster: 
     assert writes.index("ChangeResourceRecordSets") < writes.index("DeleteHealthCheck")
 
 
-def test_route53_failing_the_secondary_is_one_notice(cluster: Cluster) -> None:
-    """Route 53's checkers cannot reach lb2 while the controller sees it healthy: the pair's
-    failover without a controller is gone, and the operator hears it once."""
+@pytest.mark.parametrize(
+    ("seen_healthy", "notice"),
+    [
+        (
+            {LB2},
+            "vantages disagree on PRIMARY lb1: Route 53's checkers see it unhealthy, the "
+            "controller healthy; the pair stays as it is",
+        ),
+        # Route 53 alone could no longer fail over: the operator hears that too.
+        (
+            {LB1},
+            "vantages disagree on SECONDARY lb2: Route 53's checkers see it unhealthy, the "
+            "controller healthy; Route 53 would not fail over to it, and the pair stays as it is",
+        ),
+    ],
+    ids=["primary", "secondary"],
+)
+def test_route53_failing_a_pair_lb_the_controller_sees_healthy_is_one_notice(
+    cluster: Cluster, seen_healthy: set[str], notice: str
+) -> None:
     settled(cluster)
-    cluster.cloud.health_checks.seen_healthy = {LB1}
+    cluster.cloud.health_checks.seen_healthy = seen_healthy
     batches = len(cluster.cloud.route53.batches)
 
     run(cluster.cloud, CONFIG)
     run(cluster.cloud, CONFIG)
 
     assert len(cluster.cloud.route53.batches) == batches  # the pair stays
-    said = [m for m in cluster.cloud.sns.messages if "vantages disagree" in m]
-    assert said == [
-        "vantages disagree on SECONDARY lb2: Route 53's checkers see it unhealthy, the "
-        "controller healthy; Route 53 would not fail over to it, and the pair stays as it is"
-    ]
+    assert [m for m in cluster.cloud.sns.messages if "vantages disagree" in m] == [notice]
 
 
 def test_draining_the_secondary_takes_it_out_of_the_pair_before_its_tag(
