@@ -1450,12 +1450,25 @@ class PairMachine(ClusterMachine):
             # the round after they are made, and until then always answers PRIMARY: a run of one
             # round, or one stopped between, leaves it so; _check_converged holds a settled
             # pair bound).
+            # Route 53 sends clients only to a record's address, and judges it by the address its
+            # check probes: an LB that took a new address while no controller ran is not at its
+            # record's, and a record that follows it before its check does (a run killed between
+            # the batch and the check's update: records go first, so Route 53 never answers an
+            # address its check has not judged) is judged unhealthy until the next run.
             pair = self.pair()
             if pair is None or any(r.health_check_id is None for r in pair):
                 return
-            healthy = [self._lb_of(r.values[0]) or "" for r in pair]
+            healthy = [lb for record in pair if (lb := self._served_by(record))]
         healthy = [i for i in healthy if i in self.roles and self.alive_everywhere(i)]
         assert not healthy, f"clients sent to {target}, dead to every vantage; {healthy} serve"
+
+    def _served_by(self, record: Record) -> str | None:
+        """The LB at a pair record's address whose check probes that address too."""
+        lb = self._lb_of(record.values[0])
+        check = self.cloud.health_checks.checks.get(record.health_check_id or "")
+        if lb is None or check is None or self.address(lb) not in record.values:
+            return None
+        return lb if check.spec.address == self.address(lb) else None
 
     def _check_the_active_name_is_whole(self) -> None:
         """Between two batches, clients see one plain record or a whole pair, never half of
@@ -1683,4 +1696,69 @@ def test_a_new_ttl_reaches_the_secondary_of_a_pair_pointed_by_hand() -> None:
     assert machine._lb_of(pair[1].values[0]) is not None
     assert pair[1].ttl == 10
     machine.after_a_clean_run_every_record_has_the_configured_ttl()
+    machine.teardown()
+
+
+def test_an_lb_that_took_a_new_address_with_no_controller_is_not_in_the_pair_route53_answers() -> (
+    None
+):
+    """Found by `make soak`: while no controller ran, the PRIMARY died for every vantage and the
+    SECONDARY's LB restarted with a new address. Both of the pair's checks fail (the SECONDARY's
+    probes its old address), so Route 53 fails open to the PRIMARY; the model counted the
+    SECONDARY's LB as one the pair could serve from its new address, which no record holds."""
+    machine = PairMachine()
+    machine.start(lbs=1, webs=2)
+    machine.killed_run(kill_at=11)
+    machine.primary_fails_twice_a_run_apart(back=True, fault=None, first="every", second="every")
+    machine.stops(index=14, role="lb")
+    machine.controller_absent(events=[("recovers", 17), ("primary-dies", 18), ("primary-dies", 0)])
+    machine.starts_with_a_new_ip(index=13, role="lb")
+    pair = machine.pair()
+    assert pair is not None
+    moved = machine._lb_of(pair[1].values[0])
+    assert moved is not None
+    assert machine.address(moved) not in pair[1].values  # the SECONDARY's LB moved away
+
+    machine.controller_absent(events=[("recovers", 2)])
+
+    assert machine.cloud.answer(ACTIVE) == pair[0].values  # Route 53 fails open to PRIMARY
+    machine.scheduled_run(fault=None)  # a controller back follows the LB to its new address
+    machine.route53_time_passes()
+    answer = machine.cloud.answer(ACTIVE)
+    assert answer is not None
+    answered = machine._lb_of(answer[0])
+    assert answered is not None
+    assert machine.alive_everywhere(answered)
+    machine.teardown()
+
+
+def test_a_record_that_follows_its_lb_before_its_check_is_not_one_route53_can_answer() -> None:
+    """Found by `make soak`: a run moved the pair's SECONDARY to its LB's new address and was
+    killed before updating that LB's check, which still probed the old one; then no controller
+    ran. Route 53 judges the record by its check (unhealthy) and, the PRIMARY dead too, fails open
+    to the PRIMARY. The model counted the SECONDARY's LB as one Route 53 could answer. The next
+    run updates the check, and clients reach a live LB."""
+    machine = PairMachine()
+    machine.start(lbs=1, webs=2)
+    machine.killed_run(kill_at=11)
+    machine.primary_fails_twice_a_run_apart(back=True, fault=None, first="every", second="every")
+    machine.stops(index=14, role="lb")
+    machine.controller_absent(events=[("dies", 6)])
+    machine.starts_with_a_new_ip(index=13, role="lb")
+    machine.stops(index=9, role="web")
+    machine.killed_run(kill_at=6)
+    pair = machine.pair()
+    assert pair is not None
+    secondary_check = machine.cloud.health_checks.checks[pair[1].health_check_id or ""]
+    assert secondary_check.spec.address not in pair[1].values  # the check is yet to follow
+
+    machine.controller_absent(events=[("dies", 7)])
+
+    machine.scheduled_run(fault=None)
+    machine.route53_time_passes()
+    answer = machine.cloud.answer(ACTIVE)
+    assert answer is not None
+    answered = machine._lb_of(answer[0])
+    assert answered is not None
+    assert machine.alive_everywhere(answered)
     machine.teardown()
